@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swarm",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "swarm", targets: ["swarm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // libuv from Debian's libuv1-dev, found through pkg-config.
+        .systemLibrary(
+            name: "CLibUV",
+            path: "Sources/CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        // The only module that touches uv_*: one final class per handle kind.
+        .target(name: "SwarmUV", dependencies: ["CLibUV"], path: "Sources/UV"),
+        // Pure framing, messages and handshake: no sockets.
+        .target(
+            name: "SwarmProtocol",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/Protocol"
+        ),
+        // Framed, message-level connections over UVTCP, shared by scheduler, worker and client.
+        .target(name: "SwarmTransport", dependencies: ["SwarmProtocol", "SwarmUV"], path: "Sources/Transport"),
+        .target(
+            name: "SwarmScheduler",
+            dependencies: [
+                "SwarmProtocol", "SwarmUV", "SwarmTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Scheduler"
+        ),
+        .target(
+            name: "SwarmNode",
+            dependencies: [
+                "SwarmProtocol", "SwarmUV", "SwarmTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Node"
+        ),
+        .target(
+            name: "SwarmClient",
+            dependencies: ["SwarmProtocol", "SwarmUV", "SwarmTransport"],
+            path: "Sources/Client"
+        ),
+        .target(
+            name: "SwarmCluster",
+            dependencies: [
+                "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmUV",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Cluster"
+        ),
+        .executableTarget(
+            name: "swarm",
+            dependencies: [
+                "SwarmCluster", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/swarm"
+        ),
+        .testTarget(
+            name: "SwarmTests",
+            dependencies: [
+                "SwarmProtocol", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmUV",
+                "SwarmTransport", "SwarmCluster", "swarm",
+            ],
+            path: "Tests/SwarmTests"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,236 @@
+import SwarmProtocol
+import SwarmTransport
+import SwarmUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What can go wrong talking to the scheduler, phrased for the one line a CLI prints.
+public enum ClientError: Error, CustomStringConvertible, Equatable {
+    case badAddress(String)
+    case unreachable(String, UVError)
+    case handshake(String)
+    case server(ErrorCode, String)
+    case timeout(String)
+    case connectionLost(String)
+
+    public var description: String {
+        switch self {
+        case .badAddress(let a): "invalid scheduler address '\(a)' (want HOST:PORT)"
+        case let .unreachable(a, e): "cannot reach scheduler at \(a): \(e.message)"
+        case .handshake(let r): "scheduler refused the connection: \(r)"
+        case .server(_, let r): r
+        case .timeout(let what): "timed out \(what)"
+        case .connectionLost(let r): "connection to scheduler lost: \(r)"
+        }
+    }
+}
+
+/// Splits `HOST:PORT` (`[v6]:PORT` for IPv6).
+public func parseHostPort(_ text: String) -> (host: String, port: Int)? {
+    var host: Substring
+    let portText: Substring
+    if text.hasPrefix("[") {
+        guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+        host = text[text.index(after: text.startIndex)..<close]
+        portText = text[text.index(close, offsetBy: 2)...]
+    } else {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        host = text[..<colon]
+        portText = text[text.index(after: colon)...]
+    }
+    guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
+    if host == "*" { host = "0.0.0.0" }
+    return (String(host), port)
+}
+
+/// A blocking client for CLIs and tests: each call runs its own event loop on the calling
+/// thread until the answer arrives. One connection serves every call of one client. Not
+/// thread-safe: use one client per thread.
+public final class SwarmClient {
+    public let address: String
+    private let host: String
+    private let port: Int
+    private let token: ClusterToken?
+    private let name: String
+    private let loop = EventLoop()
+    private var connection: FramedConnection?
+    private var handshake: ClientHandshake?
+    private var nextRequestId = 1
+    private var replies: [Int: Message] = [:]
+    private var failure: ClientError?
+    private var established = false
+
+    public init(address: String, token: ClusterToken?, name: String = "client") throws(ClientError) {
+        guard let (host, port) = parseHostPort(address) else { throw .badAddress(address) }
+        self.address = address
+        self.host = host
+        self.port = port
+        self.token = token
+        self.name = name
+    }
+
+    deinit {
+        connection?.onEnd = nil
+        connection?.onMessage = nil
+        connection?.close(reason: "client done")
+        connection = nil
+        while loop.runNoWait() {}
+        try? loop.close()
+    }
+
+    // MARK: Requests
+
+    public func submit(_ spec: TaskSpec) throws(ClientError) -> String {
+        guard case .submitted(let reply) = try request({ .submit(.init(requestId: $0, task: spec)) }) else {
+            throw .server(.unexpected, "unexpected reply to submit")
+        }
+        return reply.id
+    }
+
+    /// Submits many tasks pipelined on one connection; one result per spec, in order.
+    public func submitMany(_ specs: [TaskSpec]) throws(ClientError) -> [Result<String, ClientError>] {
+        let replies = try requestMany(count: specs.count) { .submit(.init(requestId: $1, task: specs[$0])) }
+        return replies.map { reply in
+            switch reply {
+            case .submitted(let s): .success(s.id)
+            case .error(let e): .failure(.server(e.code, e.reason))
+            default: .failure(.server(.unexpected, "unexpected reply to submit"))
+            }
+        }
+    }
+
+    public func status(_ id: String) throws(ClientError) -> TaskInfo {
+        guard case .taskInfo(let reply) = try request({ .status(.init(requestId: $0, id: id)) }) else {
+            throw .server(.unexpected, "unexpected reply to status")
+        }
+        return reply.task
+    }
+
+    /// Waits until every task has ended; nil timeout waits for ever.
+    public func wait(_ ids: [String], timeoutSeconds: Double? = nil) throws(ClientError) -> [TaskInfo] {
+        let reply = try request({ .wait(.init(requestId: $0, ids: ids)) }, timeoutSeconds: timeoutSeconds,
+                                what: "waiting for \(ids.count == 1 ? ids[0] : "\(ids.count) tasks")")
+        guard case .waitResult(let result) = reply else { throw .server(.unexpected, "unexpected reply to wait") }
+        return result.tasks
+    }
+
+    public func listTasks() throws(ClientError) -> [TaskInfo] {
+        guard case .taskList(let reply) = try request({ .listTasks(.init(requestId: $0)) }) else {
+            throw .server(.unexpected, "unexpected reply to tasks")
+        }
+        return reply.tasks
+    }
+
+    public func listNodes() throws(ClientError) -> [NodeInfo] {
+        guard case .nodeList(let reply) = try request({ .listNodes(.init(requestId: $0)) }) else {
+            throw .server(.unexpected, "unexpected reply to nodes")
+        }
+        return reply.nodes
+    }
+
+    // MARK: Machinery
+
+    private func request(_ make: (Int) -> Message, timeoutSeconds: Double? = 30,
+                         what: String = "waiting for the scheduler") throws(ClientError) -> Message {
+        let replies = try requestMany(count: 1, timeoutSeconds: timeoutSeconds, what: what) { make($1) }
+        if case .error(let e) = replies[0] { throw .server(e.code, e.reason) }
+        return replies[0]
+    }
+
+    /// Sends `count` requests (`make(index, requestId)`) at once, then collects the replies.
+    private func requestMany(count: Int, timeoutSeconds: Double? = 60, what: String = "waiting for the scheduler",
+                             _ make: (Int, Int) -> Message) throws(ClientError) -> [Message] {
+        try ensureConnected()
+        var ids: [Int] = []
+        for index in 0..<count {
+            let id = nextRequestId
+            nextRequestId += 1
+            ids.append(id)
+            connection?.send(make(index, id))
+        }
+        try runUntil(timeoutSeconds: timeoutSeconds, what: what) { ids.allSatisfy { replies[$0] != nil } }
+        return ids.map { replies.removeValue(forKey: $0)! }
+    }
+
+    private func ensureConnected() throws(ClientError) {
+        if let failure { throw failure }
+        if established { return }
+        let tcp: UVTCP
+        do { tcp = try UVTCP(loop: loop) } catch { throw .unreachable(address, error) }
+        var connectError: UVError?
+        var connectDone = false
+        tcp.connect(host: host, port: port) { error in
+            connectError = error
+            connectDone = true
+        }
+        try runUntil(timeoutSeconds: 10, what: "connecting to \(address)") { connectDone }
+        if let connectError {
+            tcp.close()
+            throw .unreachable(address, connectError)
+        }
+        let connection = FramedConnection(tcp: tcp)
+        self.connection = connection
+        var handshake = ClientHandshake(role: .client, name: name, token: token)
+        let first = handshake.start()
+        self.handshake = handshake
+        connection.onMessage = { [unowned self] message in self.received(message) }
+        connection.onEnd = { [unowned self] end in
+            self.connection = nil
+            if self.failure == nil { self.failure = .connectionLost("\(end)") }
+        }
+        connection.start()
+        apply(first)
+        try runUntil(timeoutSeconds: 10, what: "during the handshake with \(address)") { established }
+    }
+
+    private func apply(_ directives: [HandshakeDirective]) {
+        for directive in directives {
+            switch directive {
+            case .send(let m): connection?.send(m)
+            case .close: connection?.close(reason: "handshake failed")
+            case .established: established = true; handshake = nil
+            case .failed(let reason): failure = .handshake(reason)
+            }
+        }
+    }
+
+    private func received(_ message: Message) {
+        if handshake != nil {
+            apply(handshake!.receive(message))
+            return
+        }
+        if let id = message.requestId {
+            replies[id] = message
+        } else if case .error(let e) = message {
+            failure = .server(e.code, e.reason)
+        }
+    }
+
+    /// Runs the loop until `done()` or a failure or the timeout.
+    private func runUntil(timeoutSeconds: Double?, what: String, _ done: () -> Bool) throws(ClientError) {
+        let deadline = timeoutSeconds.map { monotonicMs() + Int64($0 * 1000) }
+        var timedOut = false
+        var timer: UVTimer?
+        if let deadline {
+            timer = try? UVTimer(loop: loop)
+            timer?.start(afterMs: UInt64(max(0, deadline - monotonicMs()))) { timedOut = true }
+        }
+        defer { timer?.close() }
+        while !done() {
+            if let failure { throw failure }
+            if timedOut { throw .timeout(what) }
+            uv_run_once(loop)
+        }
+    }
+}
+
+private func uv_run_once(_ loop: EventLoop) {
+    loop.runOnce()
+}
+
+func monotonicMs() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}

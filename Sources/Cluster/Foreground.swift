@@ -1,0 +1,99 @@
+import Logging
+import SwarmNode
+import SwarmProtocol
+import SwarmScheduler
+import SwarmUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the long-lived roles on the calling thread's own event loop until SIGINT or SIGTERM.
+public enum Foreground {
+    /// `swarm scheduler`: listens, calls `onListening` with the real address, serves until a
+    /// signal, then closes every connection.
+    public static func runScheduler(_ config: SchedulerConfig, logger: Logger,
+                                    onListening: (SocketAddress) -> Void) throws {
+        try Files.makeDirectories(config.stateDir)
+        let loop = EventLoop()
+        let server = SchedulerServer(loop: loop, config: config, logger: logger)
+        let address: SocketAddress
+        do { address = try server.start() } catch {
+            try? loop.close()
+            throw error
+        }
+        onListening(address)
+        var signals: SignalWatcher?
+        signals = try SignalWatcher(loop: loop) { signal in
+            logger.notice("signal \(signal): scheduler stopping")
+            server.stop()
+            signals?.close()
+        }
+        loop.run()
+        try loop.close()
+    }
+
+    /// `swarm worker`: runs until a signal (tasks are killed, results kept) or a fatal
+    /// handshake error. Returns the process exit code.
+    public static func runWorker(_ config: WorkerConfig, logger: Logger) throws -> Int32 {
+        let loop = EventLoop()
+        let agent = WorkerAgent(loop: loop, config: config, logger: logger)
+        var exitCode: Int32 = 0
+        var signals: SignalWatcher?
+        agent.onFatal = { reason in
+            FileHandleOut.stderr("swarm: error: \(reason)")
+            exitCode = 1
+            agent.stop { signals?.close() }
+        }
+        try agent.start()
+        signals = try SignalWatcher(loop: loop) { signal in
+            logger.notice("signal \(signal): worker stopping")
+            agent.stop { signals?.close() }
+        }
+        loop.run()
+        try loop.close()
+        return exitCode
+    }
+
+    /// `swarm up`: a local cluster until a signal.
+    public static func runLocalCluster(_ options: LocalCluster.Options, logger: Logger,
+                                       onReady: (LocalCluster) -> Void) throws {
+        let cluster = try LocalCluster(options, logger: logger)
+        onReady(cluster)
+        let loop = EventLoop()
+        var signals: SignalWatcher?
+        signals = try SignalWatcher(loop: loop) { _ in signals?.close() }
+        loop.run()
+        cluster.stop()
+        try loop.close()
+    }
+}
+
+/// SIGINT and SIGTERM on a loop: the first one calls `handler`; `close` ends the watch.
+public final class SignalWatcher {
+    private var handles: [UVSignal] = []
+
+    public init(loop: EventLoop, _ handler: @escaping (Int32) -> Void) throws {
+        var fired = false
+        for signum in [SIGINT, SIGTERM] {
+            let handle = try UVSignal(loop: loop)
+            handles.append(handle)
+            try handle.start(signal: signum) { signal in
+                guard !fired else { return }
+                fired = true
+                handler(signal)
+            }
+        }
+    }
+
+    public func close() {
+        for handle in handles { handle.close() }
+        handles = []
+    }
+}
+
+enum FileHandleOut {
+    static func stderr(_ line: String) {
+        var text = line + "\n"
+        text.withUTF8 { buf in _ = write(2, buf.baseAddress, buf.count) }
+    }
+}

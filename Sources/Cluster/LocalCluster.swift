@@ -1,0 +1,112 @@
+import Logging
+import Synchronization
+import SwarmNode
+import SwarmProtocol
+import SwarmScheduler
+import SwarmUV
+
+/// A scheduler and N workers in this process, each on its own event-loop thread, talking
+/// over loopback TCP exactly as separate machines would.
+public final class LocalCluster: Sendable {
+    /// `HOST:PORT` of the scheduler.
+    public let address: String
+    public let workerNames: [String]
+    private let schedulerThread: EventLoopThread
+    private let scheduler: LoopBox<SchedulerServer>
+    private let workerThreads: [(EventLoopThread, LoopBox<WorkerAgent>)]
+
+    public struct Options: Sendable {
+        public var workers = 3
+        public var slots = 4
+        public var host = "127.0.0.1"
+        public var port = 0
+        public var dataDir = ".swarm/local"
+        public var token: ClusterToken?
+        public var settings = SchedulerSettings()
+        public init() {}
+    }
+
+    /// Starts everything; returns once the scheduler listens (workers register shortly after).
+    public init(_ options: Options, logger: Logger) throws(SchedulerStartError) {
+        let scheduler = LoopBox<SchedulerServer>()
+        let startResult = Mutex<Result<String, SchedulerStartError>?>(nil)
+        var config = SchedulerConfig()
+        config.host = options.host
+        config.port = options.port
+        config.stateDir = options.dataDir + "/scheduler"
+        config.token = options.token
+        config.settings = options.settings
+        let schedulerConfig = config
+        schedulerThread = EventLoopThread(name: "scheduler") { loop in
+            let server = SchedulerServer(loop: loop, config: schedulerConfig, logger: logger)
+            do throws(SchedulerStartError) {
+                let address = try server.start()
+                scheduler.value = server
+                startResult.withLock { $0 = .success(address.description) }
+            } catch {
+                startResult.withLock { $0 = .failure(error) }
+                loop.keepAlive(false)
+            }
+        }
+        self.scheduler = scheduler
+        switch startResult.withLock({ $0 })! {
+        case .failure(let error):
+            schedulerThread.join()
+            throw error
+        case .success(let address):
+            self.address = address
+        }
+        let (host, port) = (options.host, Int(address.split(separator: ":").last!)!)
+        var threads: [(EventLoopThread, LoopBox<WorkerAgent>)] = []
+        var names: [String] = []
+        for index in 1...max(1, options.workers) {
+            let name = "worker-\(index)"
+            names.append(name)
+            var workerConfig = WorkerConfig(name: name, slots: options.slots, dataDir: "\(options.dataDir)/\(name)")
+            workerConfig.schedulerHost = host == "0.0.0.0" ? "127.0.0.1" : host
+            workerConfig.schedulerPort = port
+            workerConfig.token = options.token
+            let frozen = workerConfig
+            let box = LoopBox<WorkerAgent>()
+            let thread = EventLoopThread(name: name) { loop in
+                let agent = WorkerAgent(loop: loop, config: frozen, logger: logger)
+                do { try agent.start() } catch {
+                    logger.error("worker \(name) cannot start: \(error)")
+                    loop.keepAlive(false)
+                    return
+                }
+                box.value = agent
+            }
+            threads.append((thread, box))
+        }
+        workerThreads = threads
+        workerNames = names
+    }
+
+    /// Stops the workers (killing their tasks) and then the scheduler; returns when every
+    /// thread has ended with all its handles closed.
+    public func stop() {
+        for (thread, box) in workerThreads {
+            thread.loop.execute {
+                guard let agent = box.value else { thread.loop.keepAlive(false); return }
+                agent.stop { thread.loop.keepAlive(false); box.value = nil }
+            }
+        }
+        for (thread, _) in workerThreads { thread.join() }
+        let thread = schedulerThread
+        let scheduler = self.scheduler
+        thread.loop.execute {
+            scheduler.value?.stop()
+            scheduler.value = nil
+            thread.loop.keepAlive(false)
+        }
+        schedulerThread.join()
+    }
+}
+
+/// Holds a loop-confined object for closures that the loop thread runs. Only touched on
+/// that loop's thread, which is what makes the unchecked Sendable sound.
+final class LoopBox<T>: @unchecked Sendable {
+    var value: T?
+    init() {}
+}

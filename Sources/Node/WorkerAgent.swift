@@ -1,0 +1,270 @@
+import Foundation
+import Logging
+import SwarmProtocol
+import SwarmTransport
+import SwarmUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything `swarm worker` is told on its command line.
+public struct WorkerConfig: Sendable {
+    public var name: String
+    public var slots: Int
+    public var labels: [String: String] = [:]
+    public var dataDir: String
+    public var schedulerHost = "127.0.0.1"
+    public var schedulerPort = 7700
+    public var token: ClusterToken?
+    /// Where tasks run; nil: the worker's own working directory.
+    public var workDir: String?
+    public var supervisor = TaskSupervisor.Settings()
+    public var reconnectMinMs: UInt64 = 100
+    public var reconnectMaxMs: UInt64 = 5_000
+
+    public init(name: String, slots: Int, dataDir: String) {
+        self.name = name
+        self.slots = slots
+        self.dataDir = dataDir
+    }
+}
+
+/// The worker: keeps a connection to the scheduler (reconnecting with backoff), runs what it
+/// is assigned, and delivers every result until the scheduler acknowledges it. Tasks keep
+/// running while the scheduler is away. Create, start and use on its loop's thread.
+public final class WorkerAgent {
+    let loop: EventLoop
+    let config: WorkerConfig
+    let logger: Logger
+    let now: () -> Int64
+    private var connection: FramedConnection?
+    private var handshake: ClientHandshake?
+    private var registered = false
+    private var reconnectTimer: UVTimer?
+    private var heartbeatTimer: UVTimer?
+    private var backoffMs: UInt64
+    private var runners: [String: TaskRunner] = [:]
+    /// Results not yet acknowledged by the scheduler, in finishing order.
+    private var outbox: [(id: String, result: TaskResult)] = []
+    private var stopping = false
+    private var onStopped: (() -> Void)?
+    private let baseEnvironment: [String: String]
+    /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
+    public var onFatal: ((String) -> Void)?
+
+    public init(loop: EventLoop, config: WorkerConfig, logger: Logger, now: @escaping () -> Int64 = WorkerAgent.unixMillis) {
+        self.loop = loop
+        self.config = config
+        self.logger = logger
+        self.now = now
+        self.backoffMs = config.reconnectMinMs
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        baseEnvironment = env
+    }
+
+    public static func unixMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    public var runningCount: Int { runners.count }
+    var logsDir: String { config.dataDir + "/logs" }
+    var resultsDir: String { config.dataDir + "/results" }
+
+    /// Creates the data directories and connects.
+    public func start() throws(FileError) {
+        try Files.makeDirectories(logsDir)
+        try Files.makeDirectories(resultsDir)
+        reconnectTimer = try! UVTimer(loop: loop)
+        heartbeatTimer = try! UVTimer(loop: loop)
+        connect()
+    }
+
+    /// Kills every running task (whole groups), delivers what it can, closes everything.
+    /// `completion` runs once all handles of the worker are closed.
+    public func stop(_ completion: @escaping () -> Void) {
+        guard !stopping else { return }
+        stopping = true
+        onStopped = completion
+        logger.info("worker \(config.name) stopping; killing \(runners.count) running task(s)")
+        for runner in runners.values { runner.kill(reason: "worker \(config.name) is shutting down") }
+        finishStopIfIdle()
+    }
+
+    private func finishStopIfIdle() {
+        guard stopping, runners.isEmpty else { return }
+        reconnectTimer?.close(); reconnectTimer = nil
+        heartbeatTimer?.close(); heartbeatTimer = nil
+        if let connection {
+            self.connection = nil
+            connection.onEnd = nil
+            connection.closeAfterFlush(.local("worker stopping"))
+        }
+        let callback = onStopped
+        onStopped = nil
+        // Let the closes above run before reporting.
+        loop.soon { callback?() }
+    }
+
+    // MARK: Connection
+
+    private func connect() {
+        guard !stopping, connection == nil else { return }
+        let tcp: UVTCP
+        do { tcp = try UVTCP(loop: loop) } catch {
+            scheduleReconnect("cannot create socket: \(error)")
+            return
+        }
+        tcp.connect(host: config.schedulerHost, port: config.schedulerPort) { [weak self] error in
+            guard let self else { tcp.close(); return }
+            if let error {
+                tcp.close()
+                self.scheduleReconnect("cannot reach scheduler at \(self.config.schedulerHost):\(self.config.schedulerPort): \(error)")
+                return
+            }
+            if self.stopping { tcp.close(); return }
+            self.connected(tcp)
+        }
+    }
+
+    private func connected(_ tcp: UVTCP) {
+        let connection = FramedConnection(tcp: tcp)
+        self.connection = connection
+        registered = false
+        var handshake = ClientHandshake(role: .worker, name: config.name, token: config.token)
+        let first = handshake.start()
+        self.handshake = handshake
+        connection.onMessage = { [weak self] message in self?.received(message) }
+        connection.onEnd = { [weak self] end in self?.disconnected(end) }
+        connection.start()
+        runHandshake(first)
+    }
+
+    private func runHandshake(_ directives: [HandshakeDirective]) {
+        for directive in directives {
+            switch directive {
+            case .send(let message): connection?.send(message)
+            case .close: connection?.close(reason: "handshake failed")
+            case .established:
+                handshake = nil
+                connection?.send(.register(.init(slots: config.slots, labels: config.labels,
+                                                 running: runners.keys.sorted(), finished: outbox.map(\.id))))
+            case .failed(let reason):
+                logger.error("handshake with scheduler failed: \(reason)")
+                if reason.contains("token") || reason.contains("protocol") { onFatal?(reason) }
+            }
+        }
+    }
+
+    private func disconnected(_ end: ConnectionEnd) {
+        connection = nil
+        handshake = nil
+        registered = false
+        heartbeatTimer?.stop()
+        guard !stopping else { return }
+        scheduleReconnect("connection to scheduler ended: \(end)")
+    }
+
+    private func scheduleReconnect(_ why: String) {
+        guard !stopping, let reconnectTimer else { return }
+        logger.warning("\(why); retrying in \(backoffMs) ms")
+        let jitter = UInt64.random(in: 0...(backoffMs / 5 + 1))
+        reconnectTimer.start(afterMs: backoffMs + jitter) { [weak self] in self?.connect() }
+        backoffMs = min(config.reconnectMaxMs, backoffMs * 2)
+    }
+
+    // MARK: Messages
+
+    private func received(_ message: Message) {
+        if handshake != nil {
+            runHandshake(handshake!.receive(message))
+            return
+        }
+        switch message {
+        case .registered(let registered):
+            self.registered = true
+            backoffMs = config.reconnectMinMs
+            logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
+            let period = UInt64(max(10, registered.heartbeatMs))
+            heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
+            for (_, result) in outbox { connection?.send(.taskFinished(.init(result: result))) }
+        case .assign(let assign):
+            startTask(assign.task)
+        case .kill(let kill):
+            runners[kill.id]?.kill(reason: "killed by scheduler: \(kill.reason)")
+        case .resultAck(let ack):
+            outbox.removeAll { $0.id == ack.id }
+        case .error(let error):
+            logger.error("scheduler says: \(error.reason)")
+        default:
+            logger.warning("ignoring unexpected '\(message.type)' from scheduler")
+        }
+    }
+
+    private func sendHeartbeat() {
+        guard registered else { return }
+        connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - runners.count), running: runners.keys.sorted())))
+    }
+
+    private func startTask(_ task: TaskAssignment) {
+        if runners[task.id] != nil { return }  // a repeated assignment of what already runs
+        if let problem = TaskID.problem(with: task.id) {
+            connection?.send(.reject(.init(id: task.id, reason: problem)))
+            return
+        }
+        guard !stopping else {
+            connection?.send(.reject(.init(id: task.id, reason: "worker is shutting down")))
+            return
+        }
+        guard runners.count < config.slots else {
+            connection?.send(.reject(.init(id: task.id, reason: "all \(config.slots) slots are busy")))
+            return
+        }
+        guard !task.command.isEmpty else {
+            connection?.send(.reject(.init(id: task.id, reason: "empty command")))
+            return
+        }
+        var env = baseEnvironment
+        env["SWARM_TASK_ID"] = task.id
+        env["SWARM_NODE"] = config.name
+        env["SWARM_ATTEMPT"] = String(task.attempt)
+        env["SWARM_SCHEDULER"] = "\(config.schedulerHost):\(config.schedulerPort)"
+        for (key, value) in task.env ?? [:] { env[key] = value }
+        let context = RunnerContext(
+            environment: env.map { "\($0.key)=\($0.value)" }, workingDirectory: config.workDir,
+            logPath: "\(logsDir)/\(task.id).log", supervisorSettings: config.supervisor, now: now)
+        let runner = TaskRunner(loop: loop, assignment: task, context: context) { [weak self] result in
+            self?.finished(result)
+        }
+        runners[task.id] = runner
+        runner.start()
+        if let pid = runner.pid, runners[task.id] != nil {
+            connection?.send(.taskStarted(.init(id: task.id, pid: pid, startedAt: now())))
+        }
+    }
+
+    static func resultJSON(_ result: TaskResult) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array((try? encoder.encode(result)) ?? Data()) + [0x0A]
+    }
+
+    private func finished(_ result: TaskResult) {
+        runners[result.id] = nil
+        do {
+            try Files.writeAtomically(Self.resultJSON(result), to: "\(resultsDir)/\(result.id).json")
+        } catch {
+            logger.error("cannot write result of \(result.id): \(error)")
+        }
+        outbox.append((result.id, result))
+        if registered { connection?.send(.taskFinished(.init(result: result))) }
+        finishStopIfIdle()
+    }
+}

@@ -1,0 +1,168 @@
+import Crypto
+import Foundation
+
+/// The cluster's shared secret. It never crosses the wire: each side proves it holds it with
+/// HMAC-SHA256 over a fresh random challenge from the other side.
+public struct ClusterToken: Sendable, Equatable {
+    private let secret: [UInt8]
+
+    public init(_ secret: String) {
+        self.secret = Array(secret.utf8)
+    }
+
+    /// Proof over a challenge; `purpose` keeps a peer's proof from being replayed as a server's.
+    public func proof(purpose: String, nonce: String, role: PeerRole, name: String) -> String {
+        let text = "swarm-v\(protocolVersion)|\(purpose)|\(nonce)|\(role.rawValue)|\(name)"
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: SymmetricKey(data: secret))
+        return Data(mac).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Constant-time comparison of a received proof.
+    public func verify(_ received: String, purpose: String, nonce: String, role: PeerRole, name: String) -> Bool {
+        let expected = Array(proof(purpose: purpose, nonce: nonce, role: role, name: name).utf8)
+        let got = Array(received.utf8)
+        guard expected.count == got.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<expected.count { diff |= expected[i] ^ got[i] }
+        return diff == 0
+    }
+
+    /// 32 random bytes, hex.
+    public static func makeNonce() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+}
+
+/// What a handshake step asks its shell to do.
+public enum HandshakeDirective: Equatable, Sendable {
+    case send(Message)
+    /// Send nothing more; close the connection (after flushing what was sent).
+    case close
+    case established(Message.Hello)
+    case failed(String)
+}
+
+/// The server's side: `hello`, then (with a token) `challenge` -> `auth`, then `welcome`.
+/// A pure state machine; the scheduler's connection feeds it messages until it is established.
+public struct ServerHandshake: Sendable {
+    enum State: Sendable {
+        case awaitingHello
+        case awaitingAuth(hello: Message.Hello, nonce: String)
+        case established
+        case failed
+    }
+
+    private var state: State = .awaitingHello
+    private let token: ClusterToken?
+    private let serverName: String
+    private let makeNonce: @Sendable () -> String
+
+    public init(token: ClusterToken?, serverName: String,
+                makeNonce: @escaping @Sendable () -> String = ClusterToken.makeNonce) {
+        self.token = token
+        self.serverName = serverName
+        self.makeNonce = makeNonce
+    }
+
+    public var isEstablished: Bool { if case .established = state { true } else { false } }
+
+    public mutating func receive(_ message: Message) -> [HandshakeDirective] {
+        switch (state, message) {
+        case (.awaitingHello, .hello(let hello)):
+            guard hello.version == protocolVersion else {
+                return fail(.versionMismatch, "protocol version \(hello.version) is not supported (this scheduler speaks \(protocolVersion))")
+            }
+            guard !hello.name.isEmpty, hello.name.utf8.count <= 255 else {
+                return fail(.badMessage, "hello needs a name of 1 to 255 bytes")
+            }
+            if token != nil {
+                let nonce = makeNonce()
+                state = .awaitingAuth(hello: hello, nonce: nonce)
+                return [.send(.challenge(.init(nonce: nonce)))]
+            }
+            state = .established
+            return [.send(.welcome(.init(server: serverName))), .established(hello)]
+
+        case (.awaitingAuth(let hello, let nonce), .auth(let auth)):
+            guard let token, token.verify(auth.mac, purpose: "peer", nonce: nonce, role: hello.role, name: hello.name) else {
+                return fail(.authFailed, "authentication failed: wrong cluster token")
+            }
+            guard let peerNonce = hello.nonce, !peerNonce.isEmpty else {
+                return fail(.authFailed, "authentication failed: hello carried no nonce for the server's proof")
+            }
+            state = .established
+            let mac = token.proof(purpose: "server", nonce: peerNonce, role: hello.role, name: hello.name)
+            return [.send(.welcome(.init(server: serverName, mac: mac))), .established(hello)]
+
+        case (.awaitingHello, _):
+            return fail(.handshakeRequired, "the first message must be 'hello', got '\(message.type)'")
+        case (.awaitingAuth, _):
+            return fail(.authFailed, "expected 'auth' after 'challenge', got '\(message.type)'")
+        case (.established, _), (.failed, _):
+            return [.failed("handshake already finished")]
+        }
+    }
+
+    private mutating func fail(_ code: ErrorCode, _ reason: String) -> [HandshakeDirective] {
+        state = .failed
+        return [.send(.error(.init(code: code, reason: reason))), .close, .failed(reason)]
+    }
+}
+
+/// The connecting side: sends `hello`, answers a `challenge`, checks the server's proof.
+public struct ClientHandshake: Sendable {
+    enum State: Sendable { case initial, awaitingReply, established, failed }
+
+    private var state: State = .initial
+    private let role: PeerRole
+    private let name: String
+    private let token: ClusterToken?
+    private let nonce: String
+
+    public init(role: PeerRole, name: String, token: ClusterToken?, nonce: String = ClusterToken.makeNonce()) {
+        self.role = role
+        self.name = name
+        self.token = token
+        self.nonce = nonce
+    }
+
+    public var isEstablished: Bool { state == .established }
+
+    public mutating func start() -> [HandshakeDirective] {
+        state = .awaitingReply
+        return [.send(.hello(.init(role: role, name: name, nonce: token == nil ? nil : nonce)))]
+    }
+
+    public mutating func receive(_ message: Message) -> [HandshakeDirective] {
+        guard state == .awaitingReply else { return [.failed("handshake already finished")] }
+        switch message {
+        case .challenge(let challenge):
+            guard let token else {
+                return fail("the scheduler requires a cluster token (use --token-file or SWARM_TOKEN)")
+            }
+            return [.send(.auth(.init(mac: token.proof(purpose: "peer", nonce: challenge.nonce, role: role, name: name))))]
+        case .welcome(let welcome):
+            guard welcome.version == protocolVersion else {
+                return fail("scheduler speaks protocol \(welcome.version), this build speaks \(protocolVersion)")
+            }
+            if let token {
+                guard let mac = welcome.mac, token.verify(mac, purpose: "server", nonce: nonce, role: role, name: name) else {
+                    return fail("the scheduler did not prove the cluster token (wrong token, or no token configured there)")
+                }
+            }
+            state = .established
+            return [.established(.init(role: role, name: name))]
+        case .error(let error):
+            state = .failed
+            return [.close, .failed(error.reason)]
+        default:
+            return fail("unexpected '\(message.type)' during the handshake")
+        }
+    }
+
+    private mutating func fail(_ reason: String) -> [HandshakeDirective] {
+        state = .failed
+        return [.close, .failed(reason)]
+    }
+}

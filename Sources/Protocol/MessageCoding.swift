@@ -1,0 +1,204 @@
+import Foundation
+
+/// Why a frame's payload is not a message we understand.
+public enum MessageError: Error, Equatable, CustomStringConvertible, Sendable {
+    case malformedJSON(String)
+    case missingType
+    case unknownType(String)
+    case invalidFields(type: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .malformedJSON(let detail): return "payload is not a JSON object: \(detail)"
+        case .missingType: return "message has no string field 'type'"
+        case .unknownType(let type): return "unknown message type '\(type)'"
+        case let .invalidFields(type, detail): return "message '\(type)' has invalid fields: \(detail)"
+        }
+    }
+}
+
+extension Message {
+    /// The wire name in the `type` field.
+    public var type: String {
+        switch self {
+        case .hello: "hello"
+        case .challenge: "challenge"
+        case .auth: "auth"
+        case .welcome: "welcome"
+        case .error: "error"
+        case .register: "register"
+        case .registered: "registered"
+        case .heartbeat: "heartbeat"
+        case .assign: "assign"
+        case .taskStarted: "taskStarted"
+        case .taskFinished: "taskFinished"
+        case .resultAck: "resultAck"
+        case .reject: "reject"
+        case .kill: "kill"
+        case .submit: "submit"
+        case .status: "status"
+        case .wait: "wait"
+        case .listTasks: "listTasks"
+        case .listNodes: "listNodes"
+        case .submitted: "submitted"
+        case .taskInfo: "taskInfo"
+        case .waitResult: "waitResult"
+        case .taskList: "taskList"
+        case .nodeList: "nodeList"
+        }
+    }
+
+    private var payload: any Encodable {
+        switch self {
+        case .hello(let p): p
+        case .challenge(let p): p
+        case .auth(let p): p
+        case .welcome(let p): p
+        case .error(let p): p
+        case .register(let p): p
+        case .registered(let p): p
+        case .heartbeat(let p): p
+        case .assign(let p): p
+        case .taskStarted(let p): p
+        case .taskFinished(let p): p
+        case .resultAck(let p): p
+        case .reject(let p): p
+        case .kill(let p): p
+        case .submit(let p): p
+        case .status(let p): p
+        case .wait(let p): p
+        case .listTasks(let p): p
+        case .listNodes(let p): p
+        case .submitted(let p): p
+        case .taskInfo(let p): p
+        case .waitResult(let p): p
+        case .taskList(let p): p
+        case .nodeList(let p): p
+        }
+    }
+
+    private static func decodePayload(type: String, from d: Decoder) throws -> Message? {
+        switch type {
+        case "hello": .hello(try .init(from: d))
+        case "challenge": .challenge(try .init(from: d))
+        case "auth": .auth(try .init(from: d))
+        case "welcome": .welcome(try .init(from: d))
+        case "error": .error(try .init(from: d))
+        case "register": .register(try .init(from: d))
+        case "registered": .registered(try .init(from: d))
+        case "heartbeat": .heartbeat(try .init(from: d))
+        case "assign": .assign(try .init(from: d))
+        case "taskStarted": .taskStarted(try .init(from: d))
+        case "taskFinished": .taskFinished(try .init(from: d))
+        case "resultAck": .resultAck(try .init(from: d))
+        case "reject": .reject(try .init(from: d))
+        case "kill": .kill(try .init(from: d))
+        case "submit": .submit(try .init(from: d))
+        case "status": .status(try .init(from: d))
+        case "wait": .wait(try .init(from: d))
+        case "listTasks": .listTasks(try .init(from: d))
+        case "listNodes": .listNodes(try .init(from: d))
+        case "submitted": .submitted(try .init(from: d))
+        case "taskInfo": .taskInfo(try .init(from: d))
+        case "waitResult": .waitResult(try .init(from: d))
+        case "taskList": .taskList(try .init(from: d))
+        case "nodeList": .nodeList(try .init(from: d))
+        default: nil
+        }
+    }
+
+    /// The `requestId` of a client request or reply, if it has one.
+    public var requestId: Int? {
+        switch self {
+        case .submit(let p): p.requestId
+        case .status(let p): p.requestId
+        case .wait(let p): p.requestId
+        case .listTasks(let p), .listNodes(let p): p.requestId
+        case .submitted(let p): p.requestId
+        case .taskInfo(let p): p.requestId
+        case .waitResult(let p), .taskList(let p): p.requestId
+        case .nodeList(let p): p.requestId
+        case .error(let p): p.requestId
+        default: nil
+        }
+    }
+}
+
+/// Encodes and decodes messages to and from frame payloads.
+public enum MessageCodec {
+    private struct Envelope: Encodable {
+        let message: Message
+        enum Keys: String, CodingKey { case type }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(message.type, forKey: .type)
+            // The payload's fields go into the same object as `type`.
+            try message.payloadEncode(to: encoder)
+        }
+    }
+
+    private struct Probe: Decodable {
+        let message: Message
+        enum Keys: String, CodingKey { case type }
+        init(from decoder: Decoder) throws {
+            let c: KeyedDecodingContainer<Keys>
+            do { c = try decoder.container(keyedBy: Keys.self) } catch {
+                throw MessageError.malformedJSON("top level is not an object")
+            }
+            guard let type = try? c.decode(String.self, forKey: .type) else { throw MessageError.missingType }
+            let decoded: Message?
+            do { decoded = try Message.decodePayloadPublic(type: type, from: decoder) } catch {
+                throw MessageError.invalidFields(type: type, detail: MessageCodec.describe(error))
+            }
+            guard let decoded else { throw MessageError.unknownType(type) }
+            message = decoded
+        }
+    }
+
+    /// JSON payload bytes for `message` (without the frame header).
+    public static func encode(_ message: Message) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Every payload type is plain data: encoding cannot fail.
+        return Array(try! encoder.encode(Envelope(message: message)))
+    }
+
+    /// A whole frame (header + payload) for `message`.
+    public static func frame(_ message: Message) -> [UInt8] {
+        Frame.encode(encode(message))
+    }
+
+    public static func decode(_ payload: [UInt8]) throws(MessageError) -> Message {
+        do {
+            return try JSONDecoder().decode(Probe.self, from: Data(payload)).message
+        } catch let error as MessageError {
+            throw error
+        } catch {
+            throw MessageError.malformedJSON(describe(error))
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let ctx):
+            return "missing field '\(path(ctx.codingPath + [key]))'"
+        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx):
+            return "wrong type at '\(path(ctx.codingPath))'"
+        case DecodingError.dataCorrupted(let ctx):
+            return ctx.codingPath.isEmpty ? ctx.debugDescription : "invalid value at '\(path(ctx.codingPath))'"
+        default:
+            return "\(error)"
+        }
+    }
+
+    private static func path(_ keys: [CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+}
+
+extension Message {
+    fileprivate func payloadEncode(to encoder: Encoder) throws { try payload.encode(to: encoder) }
+    fileprivate static func decodePayloadPublic(type: String, from d: Decoder) throws -> Message? {
+        try decodePayload(type: type, from: d)
+    }
+}

@@ -1,0 +1,285 @@
+import SwarmProtocol
+
+/// Errors the scheduler returns to clients.
+public enum SchedulerError: Error, Equatable, CustomStringConvertible, Sendable {
+    case invalidTask(String)
+    case duplicateId(String)
+    case unknownTask(String)
+    case workerNameInUse(String)
+    case invalidRegistration(String)
+
+    public var description: String {
+        switch self {
+        case .invalidTask(let reason): "invalid task: \(reason)"
+        case .duplicateId(let id): "a task with id '\(id)' already exists"
+        case .unknownTask(let id): "no task with id '\(id)'"
+        case .workerNameInUse(let name): "a worker named '\(name)' is already connected"
+        case .invalidRegistration(let reason): "invalid registration: \(reason)"
+        }
+    }
+
+    public var code: ErrorCode {
+        switch self {
+        case .invalidTask: .invalidTask
+        case .duplicateId: .duplicateId
+        case .unknownTask: .unknownTask
+        case .workerNameInUse, .invalidRegistration: .badMessage
+        }
+    }
+}
+
+/// What the scheduler's shell must do after a state change.
+public enum SchedulerDirective: Equatable, Sendable {
+    case assign(node: String, TaskAssignment)
+    case ackResult(node: String, id: String)
+    /// The node runs a task it must not (requeued elsewhere, or finished): kill it there.
+    case kill(node: String, id: String, reason: String)
+    /// A task reached a terminal state (wake its waiters).
+    case taskEnded(id: String)
+    case nodeLost(name: String)
+}
+
+/// Scheduler settings that the state machine uses.
+public struct SchedulerSettings: Sendable {
+    public var lostAfterMs: Int64 = 10_000
+    public var heartbeatMs: Int = 1_000
+    /// Runs per task before it is given up as `lost` (after node losses).
+    public var maxAttempts = 3
+
+    public init(lostAfterMs: Int64 = 10_000, heartbeatMs: Int = 1_000, maxAttempts: Int = 3) {
+        self.lostAfterMs = lostAfterMs
+        self.heartbeatMs = heartbeatMs
+        self.maxAttempts = maxAttempts
+    }
+}
+
+/// The whole cluster as the scheduler knows it: a pure value. Every input carries `nowMs`
+/// (unix milliseconds); every output is a list of directives for the shell to carry out.
+public struct ClusterState: Sendable {
+    struct NodeRecord: Sendable {
+        var name: String
+        var slots: Int
+        var labels: [String: String]
+        var state: NodeState = .ready
+        var connected = true
+        var lastSeenMs: Int64
+        var address: String?
+        var assigned: Set<String> = []
+        var completed = 0
+        var reportedFreeSlots: Int
+
+        var freeSlots: Int { max(0, slots - assigned.count) }
+    }
+
+    struct TaskRecord: Sendable {
+        var spec: TaskSpec
+        var info: TaskInfo
+        var sequence: UInt64
+    }
+
+    public let settings: SchedulerSettings
+    private(set) var nodes: [String: NodeRecord] = [:]
+    private(set) var tasks: [String: TaskRecord] = [:]
+    private(set) var queue = TaskQueue()
+    private var nextSequence: UInt64 = 0
+    /// Submission order, for listings.
+    private var order: [String] = []
+
+    public init(settings: SchedulerSettings = SchedulerSettings()) {
+        self.settings = settings
+    }
+
+    public var queuedCount: Int { queue.count }
+
+    // MARK: Clients
+
+    /// Accepts a task into the queue and returns its id.
+    public mutating func submit(_ spec: TaskSpec, nowMs: Int64) throws(SchedulerError) -> String {
+        if let problem = spec.problem() { throw .invalidTask(problem) }
+        var id = spec.id ?? TaskID.generate(nowMs: nowMs)
+        while spec.id == nil && tasks[id] != nil { id = TaskID.generate(nowMs: nowMs) }
+        if tasks[id] != nil { throw .duplicateId(id) }
+        var stored = spec
+        stored.id = id
+        nextSequence += 1
+        tasks[id] = TaskRecord(spec: stored,
+                               info: TaskInfo(id: id, state: .queued, command: spec.command, submittedAt: nowMs),
+                               sequence: nextSequence)
+        queue.push(id: id, sequence: nextSequence)
+        order.append(id)
+        return id
+    }
+
+    public func task(_ id: String) throws(SchedulerError) -> TaskInfo {
+        guard let record = tasks[id] else { throw .unknownTask(id) }
+        return record.info
+    }
+
+    /// All tasks in submission order, without their output.
+    public func listTasks() -> [TaskInfo] {
+        order.compactMap { id in
+            guard var info = tasks[id]?.info else { return nil }
+            info.output = nil
+            return info
+        }
+    }
+
+    public func listNodes(nowMs: Int64) -> [NodeInfo] {
+        nodes.values.sorted { $0.name < $1.name }.map { node in
+            NodeInfo(name: node.name, slots: node.slots, freeSlots: node.freeSlots,
+                     running: node.assigned.count, state: node.state, labels: node.labels,
+                     address: node.address, connected: node.connected,
+                     lastSeenMsAgo: max(0, nowMs - node.lastSeenMs), completed: node.completed)
+        }
+    }
+
+    // MARK: Workers
+
+    /// A worker (re)connects. `running` and `finished` are the tasks it runs and the results it
+    /// still holds: assigned tasks in neither were never started there and go back to the queue;
+    /// tasks it runs that are no longer its own are killed there.
+    public mutating func register(node name: String, slots: Int, labels: [String: String],
+                                  running: [String], finished: [String], address: String?,
+                                  nowMs: Int64) throws(SchedulerError) -> [SchedulerDirective] {
+        guard slots >= 1 && slots <= 100_000 else { throw .invalidRegistration("slots must be 1 to 100000, got \(slots)") }
+        if let existing = nodes[name], existing.connected { throw .workerNameInUse(name) }
+        var directives: [SchedulerDirective] = []
+        var node = nodes[name] ?? NodeRecord(name: name, slots: slots, labels: labels, lastSeenMs: nowMs,
+                                             reportedFreeSlots: slots)
+        node.slots = slots
+        node.labels = labels
+        node.connected = true
+        node.lastSeenMs = nowMs
+        node.address = address
+        if node.state == .lost { node.state = .ready }
+        let reported = Set(running).union(finished)
+        for id in node.assigned.sorted() where !reported.contains(id) {
+            node.assigned.remove(id)
+            requeue(id, reason: "its worker restarted without it")
+        }
+        for id in running where !node.assigned.contains(id) {
+            directives.append(.kill(node: name, id: id, reason: "task is not assigned to \(name)"))
+        }
+        nodes[name] = node
+        return directives
+    }
+
+    /// Any message from a worker is a sign of life.
+    public mutating func seen(node name: String, nowMs: Int64) {
+        guard nodes[name]?.state != .lost else { return }
+        nodes[name]?.lastSeenMs = nowMs
+    }
+
+    public mutating func heartbeat(node name: String, freeSlots: Int) {
+        nodes[name]?.reportedFreeSlots = freeSlots
+    }
+
+    /// The worker's connection dropped. Its tasks stay assigned: it keeps running them and
+    /// reports back when it reconnects, unless it stays away past `lostAfterMs`.
+    public mutating func disconnected(node name: String) {
+        nodes[name]?.connected = false
+    }
+
+    public mutating func taskStarted(node name: String, id: String, startedAt: Int64) {
+        guard nodes[name]?.assigned.contains(id) == true, var record = tasks[id] else { return }
+        record.info.startedAt = startedAt
+        tasks[id] = record
+    }
+
+    /// A worker reports an outcome. It is always acknowledged (so the worker stops resending);
+    /// it counts only if the task is still assigned to that worker.
+    public mutating func taskFinished(node name: String, result: TaskResult, nowMs: Int64) -> [SchedulerDirective] {
+        var directives: [SchedulerDirective] = [.ackResult(node: name, id: result.id)]
+        guard var node = nodes[name], node.assigned.contains(result.id), var record = tasks[result.id] else {
+            return directives
+        }
+        node.assigned.remove(result.id)
+        node.completed += 1
+        nodes[name] = node
+        record.info.state = result.state.isTerminal ? result.state : .failed
+        record.info.exitCode = result.exitCode
+        record.info.signal = result.signal
+        record.info.reason = result.reason
+        record.info.output = result.output
+        record.info.startedAt = result.startedAt ?? record.info.startedAt
+        record.info.finishedAt = result.finishedAt
+        tasks[result.id] = record
+        directives.append(.taskEnded(id: result.id))
+        return directives
+    }
+
+    /// A worker refused an assignment; the task goes back to the queue.
+    public mutating func taskRejected(node name: String, id: String) {
+        guard nodes[name]?.assigned.contains(id) == true else { return }
+        nodes[name]?.assigned.remove(id)
+        guard var record = tasks[id] else { return }
+        record.info.attempts = max(0, record.info.attempts - 1)
+        tasks[id] = record
+        requeue(id, reason: nil)
+    }
+
+    // MARK: Time and placement
+
+    /// Marks workers silent past `lostAfterMs` as lost and requeues their tasks.
+    public mutating func tick(nowMs: Int64) -> [SchedulerDirective] {
+        var directives: [SchedulerDirective] = []
+        for name in nodes.keys.sorted() {
+            guard var node = nodes[name], node.state != .lost,
+                  nowMs - node.lastSeenMs > settings.lostAfterMs else { continue }
+            node.state = .lost
+            // Its connection is closed by the shell; when it comes back it registers anew.
+            node.connected = false
+            let orphans = node.assigned.sorted()
+            node.assigned = []
+            nodes[name] = node
+            directives.append(.nodeLost(name: name))
+            for id in orphans {
+                if let ended = requeue(id, reason: "worker \(name) was lost") { directives.append(ended) }
+            }
+        }
+        return directives
+    }
+
+    /// Places queued tasks while any node has a free slot, in queue order.
+    public mutating func schedule(nowMs: Int64) -> [SchedulerDirective] {
+        var directives: [SchedulerDirective] = []
+        var snapshot = nodes.values.map {
+            NodeSnapshot(name: $0.name, slots: $0.slots, freeSlots: $0.freeSlots, state: $0.state, connected: $0.connected)
+        }
+        while let id = queue.first, let record = tasks[id] {
+            guard case .place(let nodeName) = Placement.place(record.spec, on: snapshot) else { break }
+            queue.popFirst()
+            var info = record.info
+            info.state = .running
+            info.node = nodeName
+            info.attempts += 1
+            info.placedAt = nowMs
+            info.startedAt = nil
+            tasks[id]?.info = info
+            nodes[nodeName]?.assigned.insert(id)
+            if let i = snapshot.firstIndex(where: { $0.name == nodeName }) { snapshot[i].freeSlots -= 1 }
+            directives.append(.assign(node: nodeName, TaskAssignment(
+                id: id, command: record.spec.command, env: record.spec.env, attempt: info.attempts)))
+        }
+        return directives
+    }
+
+    /// Puts a task back in the queue, or ends it as `lost` once it has used its attempts.
+    @discardableResult
+    private mutating func requeue(_ id: String, reason: String?) -> SchedulerDirective? {
+        guard var record = tasks[id], !record.info.state.isTerminal else { return nil }
+        record.info.node = nil
+        record.info.startedAt = nil
+        if let reason, record.info.attempts >= settings.maxAttempts {
+            record.info.state = .lost
+            record.info.reason = "\(reason); gave up after \(record.info.attempts) attempts"
+            tasks[id] = record
+            return .taskEnded(id: id)
+        }
+        record.info.state = .queued
+        if let reason { record.info.reason = reason }
+        tasks[id] = record
+        queue.push(id: id, sequence: record.sequence)
+        return nil
+    }
+}

@@ -1,0 +1,298 @@
+import Logging
+import SwarmProtocol
+import SwarmTransport
+import SwarmUV
+
+/// Everything `swarm scheduler` is told on its command line.
+public struct SchedulerConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 7700
+    public var stateDir = ".swarm/scheduler"
+    public var token: ClusterToken?
+    /// Without a token, only a loopback address may be bound unless this is set.
+    public var insecureListenAny = false
+    public var settings = SchedulerSettings()
+    public var name = "scheduler"
+
+    public init() {}
+}
+
+/// Why the scheduler could not start.
+public enum SchedulerStartError: Error, CustomStringConvertible {
+    case refusedInsecureBind(String)
+    case badAddress(String)
+    case bind(String, UVError)
+
+    public var description: String {
+        switch self {
+        case .refusedInsecureBind(let address):
+            "refusing to listen on \(address) without a cluster token: anyone who can reach it could run commands. Use --token-file F (or SWARM_TOKEN), or --insecure-listen-any"
+        case .badAddress(let address): "invalid listen address '\(address)' (want a numeric IPv4/IPv6 address)"
+        case let .bind(address, error): "cannot listen on \(address): \(error)"
+        }
+    }
+}
+
+/// The scheduler's shell: accepts connections, runs handshakes, feeds `ClusterState`, and
+/// carries out its directives. Create, start and use on its loop's thread.
+public final class SchedulerServer {
+    let loop: EventLoop
+    let config: SchedulerConfig
+    let logger: Logger
+    let now: () -> Int64
+    var state: ClusterState
+    private var listener: UVTCP?
+    private var tickTimer: UVTimer?
+    private var scheduleTimer: UVTimer?
+    private var scheduleQueued = false
+    private var sessions: [ObjectIdentifier: PeerSession] = [:]
+    /// Established worker sessions by node name.
+    private var workers: [String: PeerSession] = [:]
+    private var waiters = WaiterTable()
+    public private(set) var address: SocketAddress?
+
+    public init(loop: EventLoop, config: SchedulerConfig, logger: Logger, now: @escaping () -> Int64 = unixMillis) {
+        self.loop = loop
+        self.config = config
+        self.logger = logger
+        self.now = now
+        self.state = ClusterState(settings: config.settings)
+    }
+
+    /// Binds and listens; returns the real address (port 0 picks a free one).
+    @discardableResult
+    public func start() throws(SchedulerStartError) -> SocketAddress {
+        let display = config.host.contains(":") ? "[\(config.host)]:\(config.port)" : "\(config.host):\(config.port)"
+        let address: SocketAddress
+        do { address = try SocketAddress(host: config.host, port: config.port) } catch {
+            throw .badAddress(display)
+        }
+        if config.token == nil && !address.isLoopback {
+            guard config.insecureListenAny else { throw .refusedInsecureBind(display) }
+            logger.warning("listening on \(display) WITHOUT a cluster token (--insecure-listen-any): anyone who reaches this port can run commands")
+        } else if config.token == nil {
+            logger.notice("no cluster token configured: binding loopback only")
+        }
+        do {
+            let tcp = try UVTCP(loop: loop)
+            listener = tcp
+            try tcp.bind(address)
+            try tcp.listen { [weak self] error in self?.accept(error) }
+            self.address = try tcp.localAddress()
+        } catch {
+            listener?.close()
+            listener = nil
+            throw .bind(display, error)
+        }
+        let tick = try! UVTimer(loop: loop)
+        let period = UInt64(max(50, min(500, config.settings.lostAfterMs / 4)))
+        tick.start(afterMs: period, repeatMs: period) { [weak self] in self?.tick() }
+        tickTimer = tick
+        scheduleTimer = try! UVTimer(loop: loop)
+        return self.address!
+    }
+
+    /// Closes the listener, every connection and timer. The loop can then end.
+    public func stop() {
+        listener?.close(); listener = nil
+        tickTimer?.close(); tickTimer = nil
+        scheduleTimer?.close(); scheduleTimer = nil
+        for session in sessions.values { session.connection.close(reason: "scheduler stopping") }
+        sessions = [:]
+        workers = [:]
+    }
+
+    // MARK: Connections
+
+    private func accept(_ error: UVError?) {
+        guard let listener else { return }
+        if let error {
+            logger.warning("accept failed: \(error)")
+            return
+        }
+        guard let tcp = try? listener.accept() else { return }
+        let session = PeerSession(connection: FramedConnection(tcp: tcp),
+                                  handshake: ServerHandshake(token: config.token, serverName: config.name))
+        let key = ObjectIdentifier(session)
+        sessions[key] = session
+        session.connection.onMessage = { [weak self, unowned session] message in
+            self?.received(message, from: session)
+        }
+        session.connection.onEnd = { [weak self, unowned session] end in
+            self?.ended(session, end)
+        }
+        session.connection.start()
+    }
+
+    private func ended(_ session: PeerSession, _ end: ConnectionEnd) {
+        sessions[ObjectIdentifier(session)] = nil
+        waiters.removeAll(for: session)
+        if let node = session.nodeName, workers[node] === session {
+            workers[node] = nil
+            state.disconnected(node: node)
+            logger.notice("worker \(node) disconnected: \(end)")
+        } else if case .protocolError(let reason) = end {
+            logger.notice("closed connection from \(session.connection.peer): \(reason)")
+        }
+    }
+
+    private func received(_ message: Message, from session: PeerSession) {
+        guard let hello = session.hello else {
+            for directive in session.handshake.receive(message) {
+                switch directive {
+                case .send(let reply): session.connection.send(reply)
+                case .close:
+                    session.connection.closeAfterFlush(.protocolError("handshake failed"))
+                case .established(let hello): session.hello = hello
+                case .failed(let reason):
+                    logger.notice("handshake with \(session.connection.peer) failed: \(reason)")
+                }
+            }
+            return
+        }
+        switch hello.role {
+        case .worker: receivedFromWorker(message, session: session, name: hello.name)
+        case .client: receivedFromClient(message, session: session)
+        }
+    }
+
+    // MARK: Workers
+
+    private func receivedFromWorker(_ message: Message, session: PeerSession, name: String) {
+        let nowMs = now()
+        if session.nodeName != nil { state.seen(node: name, nowMs: nowMs) }
+        switch message {
+        case .register(let register):
+            do {
+                let directives = try state.register(
+                    node: name, slots: register.slots, labels: register.labels, running: register.running,
+                    finished: register.finished, address: session.connection.peer, nowMs: nowMs)
+                session.nodeName = name
+                workers[name] = session
+                session.connection.send(.registered(.init(heartbeatMs: config.settings.heartbeatMs)))
+                logger.info("worker \(name) registered from \(session.connection.peer) with \(register.slots) slots")
+                execute(directives)
+            } catch {
+                session.connection.refuse(error.code, error.description)
+            }
+        case _ where session.nodeName == nil:
+            session.connection.refuse(.unexpected, "a worker must 'register' before '\(message.type)'")
+        case .heartbeat(let heartbeat):
+            state.heartbeat(node: name, freeSlots: heartbeat.freeSlots)
+        case .taskStarted(let started):
+            state.taskStarted(node: name, id: started.id, startedAt: started.startedAt)
+        case .taskFinished(let finished):
+            execute(state.taskFinished(node: name, result: finished.result, nowMs: nowMs))
+        case .reject(let reject):
+            logger.warning("worker \(name) rejected task \(reject.id): \(reject.reason)")
+            state.taskRejected(node: name, id: reject.id)
+        default:
+            session.connection.refuse(.unexpected, "a worker may not send '\(message.type)'")
+            return
+        }
+        scheduleSoon()
+    }
+
+    // MARK: Clients
+
+    private func receivedFromClient(_ message: Message, session: PeerSession) {
+        let nowMs = now()
+        switch message {
+        case .submit(let submit):
+            do {
+                let id = try state.submit(submit.task, nowMs: nowMs)
+                session.connection.send(.submitted(.init(requestId: submit.requestId, id: id)))
+                scheduleSoon()
+            } catch {
+                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: submit.requestId)))
+            }
+        case .status(let ref):
+            do {
+                session.connection.send(.taskInfo(.init(requestId: ref.requestId, task: try state.task(ref.id))))
+            } catch {
+                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
+            }
+        case .wait(let wait):
+            var infos: [TaskInfo] = []
+            for id in wait.ids {
+                guard let info = try? state.task(id) else {
+                    session.connection.send(.error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(id).description, requestId: wait.requestId)))
+                    return
+                }
+                infos.append(info)
+            }
+            let pending = Set(infos.filter { !$0.state.isTerminal }.map(\.id))
+            if pending.isEmpty {
+                session.connection.send(.waitResult(.init(requestId: wait.requestId, tasks: infos)))
+            } else {
+                waiters.add(Waiter(session: session, requestId: wait.requestId, ids: wait.ids, pending: pending))
+            }
+        case .listTasks(let request):
+            session.connection.send(.taskList(.init(requestId: request.requestId, tasks: state.listTasks())))
+        case .listNodes(let request):
+            session.connection.send(.nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: nowMs))))
+        default:
+            session.connection.refuse(.unexpected, "a client may not send '\(message.type)'", requestId: message.requestId)
+        }
+    }
+
+    // MARK: Directives and time
+
+    private func execute(_ directives: [SchedulerDirective]) {
+        for directive in directives {
+            switch directive {
+            case let .assign(node, task):
+                workers[node]?.connection.send(.assign(.init(task: task)))
+            case let .ackResult(node, id):
+                workers[node]?.connection.send(.resultAck(.init(id: id)))
+            case let .kill(node, id, reason):
+                logger.notice("telling \(node) to kill task \(id): \(reason)")
+                workers[node]?.connection.send(.kill(.init(id: id, reason: reason)))
+            case .taskEnded(let id):
+                for waiter in waiters.taskEnded(id) {
+                    let infos = waiter.ids.compactMap { try? state.task($0) }
+                    waiter.session.connection.send(.waitResult(.init(requestId: waiter.requestId, tasks: infos)))
+                }
+            case .nodeLost(let name):
+                logger.warning("worker \(name) lost: no heartbeat for over \(config.settings.lostAfterMs) ms")
+                if let session = workers[name] {
+                    workers[name] = nil
+                    session.connection.close(reason: "worker lost")
+                }
+            }
+        }
+    }
+
+    /// Placement runs once per loop iteration, after all messages read in it are applied.
+    private func scheduleSoon() {
+        guard !scheduleQueued, let scheduleTimer else { return }
+        scheduleQueued = true
+        scheduleTimer.start(afterMs: 0) { [weak self] in
+            guard let self else { return }
+            self.scheduleQueued = false
+            self.execute(self.state.schedule(nowMs: self.now()))
+        }
+    }
+
+    private func tick() {
+        let directives = state.tick(nowMs: now())
+        if !directives.isEmpty {
+            execute(directives)
+            scheduleSoon()
+        }
+    }
+}
+
+/// One accepted connection and what we know of its peer.
+final class PeerSession {
+    let connection: FramedConnection
+    var handshake: ServerHandshake
+    var hello: Message.Hello?
+    /// Set once a worker has registered.
+    var nodeName: String?
+
+    init(connection: FramedConnection, handshake: ServerHandshake) {
+        self.connection = connection
+        self.handshake = handshake
+    }
+}

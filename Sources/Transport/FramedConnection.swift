@@ -1,0 +1,129 @@
+import SwarmProtocol
+import SwarmUV
+
+/// Why a connection ended.
+public enum ConnectionEnd: Equatable, CustomStringConvertible {
+    /// The peer closed its side.
+    case eof
+    /// A socket error (reset, refused, ...).
+    case error(UVError)
+    /// The peer sent bytes that are not frames or not messages; it was told why.
+    case protocolError(String)
+    /// We closed it.
+    case local(String)
+
+    public var description: String {
+        switch self {
+        case .eof: "closed by peer"
+        case .error(let e): "\(e)"
+        case .protocolError(let reason): "protocol error: \(reason)"
+        case .local(let reason): reason
+        }
+    }
+}
+
+/// A TCP connection that speaks frames of JSON messages.
+///
+/// Bad input from the peer (a bad length, bytes that are not a message) gets an `error` frame
+/// and a close of this connection only. Loop thread only.
+public final class FramedConnection {
+    public let tcp: UVTCP
+    private var decoder: FrameDecoder
+    private var ended = false
+    private var closing = false
+    /// Each decoded message, in order.
+    public var onMessage: ((Message) -> Void)?
+    /// Fires once, when the connection ends for any reason.
+    public var onEnd: ((ConnectionEnd) -> Void)?
+    /// A peer that does not read what we send is cut off past this many queued bytes.
+    public var maxQueuedBytes = 64 * 1024 * 1024
+    public let peer: String
+
+    public init(tcp: UVTCP, maxFrame: Int = Frame.defaultMaxPayload) {
+        self.tcp = tcp
+        self.decoder = FrameDecoder(maxPayload: maxFrame)
+        self.peer = (try? tcp.peerAddress().description) ?? "?"
+        tcp.setNoDelay(true)
+    }
+
+    public var isOpen: Bool { !ended }
+
+    /// Starts reading; messages arrive through `onMessage`.
+    public func start() {
+        do {
+            try tcp.stream.startReading { [weak self] event in self?.handle(event) }
+        } catch {
+            end(.error(error))
+        }
+    }
+
+    private func handle(_ event: StreamReadEvent) {
+        switch event {
+        case .data(let bytes):
+            decoder.feed(bytes)
+            while !ended && !closing {
+                let payload: [UInt8]
+                do {
+                    guard let next = try decoder.next() else { return }
+                    payload = next
+                } catch {
+                    refuse(.badFrame, error.description)
+                    return
+                }
+                let message: Message
+                do { message = try MessageCodec.decode(payload) } catch {
+                    refuse(.badMessage, error.description)
+                    return
+                }
+                onMessage?(message)
+            }
+        case .eof:
+            end(.eof)
+        case .error(let error):
+            end(.error(error))
+        }
+    }
+
+    /// Tells the peer what was wrong with its input, then closes.
+    public func refuse(_ code: ErrorCode, _ reason: String, requestId: Int? = nil) {
+        guard !ended else { return }
+        send(.error(.init(code: code, reason: reason, requestId: requestId)))
+        closeAfterFlush(.protocolError(reason))
+    }
+
+    /// Stops reading, lets queued writes reach the peer, then closes.
+    public func closeAfterFlush(_ reason: ConnectionEnd) {
+        guard !ended, !closing else { return }
+        closing = true
+        tcp.stream.stopReading()
+        // Strong capture on purpose: the connection stays alive until its socket is closed,
+        // even if its owner has already let go of it.
+        tcp.stream.shutdown { _ in self.end(reason) }
+    }
+
+    /// Queues a message. Silently dropped when the connection has ended.
+    public func send(_ message: Message) {
+        guard !ended, !closing else { return }
+        if tcp.stream.writeQueueSize > maxQueuedBytes {
+            close(reason: "peer is not reading (over \(maxQueuedBytes) bytes queued)")
+            return
+        }
+        tcp.stream.write(MessageCodec.frame(message)) { [weak self] error in
+            if let error, let self, !self.ended { self.end(.error(error)) }
+        }
+    }
+
+    public func close(reason: String) {
+        end(.local(reason))
+    }
+
+    private func end(_ reason: ConnectionEnd) {
+        guard !ended else { return }
+        ended = true
+        tcp.close()
+        let callback = onEnd
+        onEnd = nil
+        onMessage = nil
+        callback?(reason)
+    }
+}

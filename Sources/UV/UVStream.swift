@@ -1,0 +1,137 @@
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a stream read delivers. `data` is valid only during the callback: copy what you keep.
+public enum StreamReadEvent {
+    case data(UnsafeRawBufferPointer)
+    case eof
+    case error(UVError)
+}
+
+/// Read, write and shutdown on a `uv_stream_t` (a TCP socket or a pipe). It is composed into
+/// `UVTCP` and `UVPipe`, which own the handle memory and its close lifecycle; this class owns
+/// only the callbacks and in-flight requests. Loop thread only.
+public final class UVStream {
+    private let stream: UnsafeMutablePointer<uv_stream_t>
+    unowned let loop: EventLoop
+    private var onRead: ((StreamReadEvent) -> Void)?
+    private var closed = false
+
+    init(stream: UnsafeMutablePointer<uv_stream_t>, loop: EventLoop) {
+        self.stream = stream
+        self.loop = loop
+    }
+
+    /// Starts delivering data; `.eof` or `.error` ends the reading (the callback is dropped).
+    public func startReading(_ onRead: @escaping (StreamReadEvent) -> Void) throws(UVError) {
+        loop.preconditionInLoop()
+        guard !closed else { throw UVError.closed }
+        self.onRead = onRead
+        try UVError.check(uv_read_start(stream, { handle, _, buf in
+            let loop = Unmanaged<EventLoop>.fromOpaque(handle!.pointee.loop.pointee.data).takeUnretainedValue()
+            buf!.pointee = uv_buf_init(
+                loop.readBuffer.baseAddress!.assumingMemoryBound(to: CChar.self),
+                UInt32(loop.readBuffer.count))
+        }, { handle, nread, _ in
+            let owner = HandleCore<uv_handle_t>.owner(of: handle, as: AnyObject.self)
+            (owner as? UVStreamOwner)?.stream.deliver(nread)
+        }))
+    }
+
+    public func stopReading() {
+        loop.preconditionInLoop()
+        guard !closed else { return }
+        uv_read_stop(stream)
+        onRead = nil
+    }
+
+    func deliver(_ nread: Int) {
+        guard let onRead else { return }
+        if nread > 0 {
+            onRead(.data(UnsafeRawBufferPointer(start: loop.readBuffer.baseAddress, count: nread)))
+        } else if nread < 0 {
+            // Reading ends with EOF or an error; drop the callback so nothing fires after it.
+            self.onRead = nil
+            uv_read_stop(stream)
+            onRead(Int32(nread) == UVError.eof.code ? .eof : .error(UVError(Int32(nread))))
+        }
+    }
+
+    /// Queues `bytes`; `completion` gets nil once they are handed to the kernel, or the error
+    /// (e.g. EPIPE for a peer that has gone). Never crashes on a closed peer.
+    public func write(_ bytes: [UInt8], completion: ((UVError?) -> Void)? = nil) {
+        loop.preconditionInLoop()
+        guard !closed else { completion?(UVError.closed); return }
+        let context = WriteContext(count: bytes.count, completion: completion)
+        bytes.withUnsafeBytes { context.storage.copyMemory(from: $0) }
+        let req = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
+        req.initialize(to: uv_write_t())
+        req.pointee.data = Unmanaged.passRetained(context).toOpaque()
+        var buf = uv_buf_init(context.storage.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(bytes.count))
+        let rc = uv_write(req, stream, &buf, 1) { req, status in
+            let context = Unmanaged<WriteContext>.fromOpaque(req!.pointee.data).takeRetainedValue()
+            req!.deinitialize(count: 1)
+            req!.deallocate()
+            context.completion?(status < 0 ? UVError(status) : nil)
+        }
+        if rc != 0 {
+            Unmanaged<WriteContext>.fromOpaque(req.pointee.data).release()
+            req.deinitialize(count: 1)
+            req.deallocate()
+            completion?(UVError(rc))
+        }
+    }
+
+    /// Bytes queued and not yet written (for back-pressure).
+    public var writeQueueSize: Int { closed ? 0 : uv_stream_get_write_queue_size(stream) }
+
+    /// Half-closes the write side after queued writes are flushed.
+    public func shutdown(_ completion: ((UVError?) -> Void)? = nil) {
+        loop.preconditionInLoop()
+        guard !closed else { completion?(UVError.closed); return }
+        let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        req.initialize(to: uv_shutdown_t())
+        let box = CallbackBox(completion)
+        req.pointee.data = Unmanaged.passRetained(box).toOpaque()
+        let rc = uv_shutdown(req, stream) { req, status in
+            let box = Unmanaged<CallbackBox>.fromOpaque(req!.pointee.data).takeRetainedValue()
+            req!.deinitialize(count: 1)
+            req!.deallocate()
+            box.callback?(status < 0 ? UVError(status) : nil)
+        }
+        if rc != 0 {
+            Unmanaged<CallbackBox>.fromOpaque(req.pointee.data).release()
+            req.deinitialize(count: 1)
+            req.deallocate()
+            completion?(UVError(rc))
+        }
+    }
+
+    /// Called by the owner when it starts closing: later calls fail as values.
+    func markClosed() {
+        closed = true
+        onRead = nil
+    }
+}
+
+/// Handle classes that carry a `UVStream` (so the read callback can find it).
+protocol UVStreamOwner: UVHandleOwner {
+    var stream: UVStream { get }
+}
+
+private final class WriteContext {
+    let storage: UnsafeMutableRawBufferPointer
+    let completion: ((UVError?) -> Void)?
+    init(count: Int, completion: ((UVError?) -> Void)?) {
+        storage = .allocate(byteCount: max(count, 1), alignment: 1)
+        self.completion = completion
+    }
+    deinit { storage.deallocate() }
+}
+
+private final class CallbackBox {
+    let callback: ((UVError?) -> Void)?
+    init(_ callback: ((UVError?) -> Void)?) { self.callback = callback }
+}

@@ -1,0 +1,156 @@
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `uv_tcp_t`: a listening or connected TCP socket. Loop thread only; `close` before dropping.
+public final class UVTCP: UVStreamOwner {
+    private let core: HandleCore<uv_tcp_t>
+    public let stream: UVStream
+    private var onConnection: ((UVError?) -> Void)?
+
+    public init(loop: EventLoop) throws(UVError) {
+        core = HandleCore(loop: loop, zero: uv_tcp_t())
+        stream = UVStream(stream: swarm_stream(core.raw), loop: loop)
+        let rc = uv_tcp_init(loop.raw, core.raw)
+        if rc != 0 { core.discardUninitialized(); throw UVError(rc) }
+        core.attach(self)
+    }
+
+    public var loop: EventLoop { core.loop }
+    public var isOpen: Bool { core.isOpen }
+
+    public func bind(_ address: SocketAddress) throws(UVError) {
+        try UVError.check(address.withSockaddr { uv_tcp_bind(core.raw, $0, 0) })
+    }
+
+    /// Starts listening; `onConnection` fires for each pending connection (call `accept`).
+    public func listen(backlog: Int32 = 511, _ onConnection: @escaping (UVError?) -> Void) throws(UVError) {
+        core.loop.preconditionInLoop()
+        self.onConnection = onConnection
+        try UVError.check(uv_listen(swarm_stream(core.raw), backlog) { server, status in
+            HandleCore<uv_tcp_t>.owner(of: server, as: UVTCP.self)
+                .onConnection?(status < 0 ? UVError(status) : nil)
+        })
+    }
+
+    /// Accepts one pending connection into a new handle.
+    public func accept() throws(UVError) -> UVTCP {
+        let client = try UVTCP(loop: core.loop)
+        let rc = uv_accept(swarm_stream(core.raw), swarm_stream(client.core.raw))
+        if rc != 0 { client.close(); throw UVError(rc) }
+        return client
+    }
+
+    /// Connects to a numeric address.
+    public func connect(_ address: SocketAddress, _ completion: @escaping (UVError?) -> Void) {
+        core.loop.preconditionInLoop()
+        let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
+        req.initialize(to: uv_connect_t())
+        req.pointee.data = Unmanaged.passRetained(ConnectBox(completion)).toOpaque()
+        let rc = address.withSockaddr { addr in
+            uv_tcp_connect(req, core.raw, addr) { req, status in
+                let box = Unmanaged<ConnectBox>.fromOpaque(req!.pointee.data).takeRetainedValue()
+                req!.deinitialize(count: 1)
+                req!.deallocate()
+                box.callback(status < 0 ? UVError(status) : nil)
+            }
+        }
+        if rc != 0 {
+            Unmanaged<ConnectBox>.fromOpaque(req.pointee.data).release()
+            req.deinitialize(count: 1)
+            req.deallocate()
+            completion(UVError(rc))
+        }
+    }
+
+    /// Connects to a host name or numeric address, resolving names without blocking the loop.
+    public func connect(host: String, port: Int, _ completion: @escaping (UVError?) -> Void) {
+        if let address = try? SocketAddress(host: host, port: port) {
+            connect(address, completion)
+            return
+        }
+        Resolver.resolve(loop: core.loop, host: host, port: port) { [weak self] result in
+            guard let self, self.isOpen else { completion(UVError.canceled); return }
+            switch result {
+            case .success(let address): self.connect(address, completion)
+            case .failure(let error): completion(error)
+            }
+        }
+    }
+
+    public func setNoDelay(_ on: Bool) { uv_tcp_nodelay(core.raw, on ? 1 : 0) }
+
+    public func localAddress() throws(UVError) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutableBytes(of: &storage) { raw in
+            uv_tcp_getsockname(core.raw, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
+        }
+        try UVError.check(rc)
+        return SocketAddress(storage: storage)
+    }
+
+    public func peerAddress() throws(UVError) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutableBytes(of: &storage) { raw in
+            uv_tcp_getpeername(core.raw, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
+        }
+        try UVError.check(rc)
+        return SocketAddress(storage: storage)
+    }
+
+    /// Idempotent. Pending writes complete with `ECANCELED`.
+    public func close(_ onClose: (() -> Void)? = nil) {
+        onConnection = nil
+        stream.markClosed()
+        core.close(onClose)
+    }
+
+    func handleDidClose() { core.finishClose() }
+}
+
+private final class ConnectBox {
+    let callback: (UVError?) -> Void
+    init(_ callback: @escaping (UVError?) -> Void) { self.callback = callback }
+}
+
+/// Name resolution through libuv's thread pool (`uv_getaddrinfo`).
+enum Resolver {
+    private final class Box {
+        let callback: (Result<SocketAddress, UVError>) -> Void
+        init(_ callback: @escaping (Result<SocketAddress, UVError>) -> Void) { self.callback = callback }
+    }
+
+    static func resolve(loop: EventLoop, host: String, port: Int,
+                        _ callback: @escaping (Result<SocketAddress, UVError>) -> Void) {
+        let req = UnsafeMutablePointer<uv_getaddrinfo_t>.allocate(capacity: 1)
+        req.initialize(to: uv_getaddrinfo_t())
+        req.pointee.data = Unmanaged.passRetained(Box(callback)).toOpaque()
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        let rc = uv_getaddrinfo(loop.raw, req, { req, status, res in
+            let box = Unmanaged<Box>.fromOpaque(req!.pointee.data).takeRetainedValue()
+            req!.deinitialize(count: 1)
+            req!.deallocate()
+            defer { if let res { uv_freeaddrinfo(res) } }
+            guard status == 0, let res, let addr = res.pointee.ai_addr else {
+                box.callback(.failure(UVError(status == 0 ? UVError.notFound.code : status)))
+                return
+            }
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { dst in
+                dst.copyMemory(from: UnsafeRawBufferPointer(start: addr, count: Int(res.pointee.ai_addrlen)))
+            }
+            box.callback(.success(SocketAddress(storage: storage)))
+        }, host, String(port), &hints)
+        if rc != 0 {
+            let box = Unmanaged<Box>.fromOpaque(req.pointee.data).takeRetainedValue()
+            req.deinitialize(count: 1)
+            req.deallocate()
+            box.callback(.failure(UVError(rc)))
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import CLibUV
+
+/// `uv_timer_t`. Create and use on the loop thread; `close` before dropping it.
+public final class UVTimer: UVHandleOwner {
+    private let core: HandleCore<uv_timer_t>
+    private var callback: (() -> Void)?
+
+    public init(loop: EventLoop) throws(UVError) {
+        core = HandleCore(loop: loop, zero: uv_timer_t())
+        let rc = uv_timer_init(loop.raw, core.raw)
+        if rc != 0 { core.discardUninitialized(); throw UVError(rc) }
+        core.attach(self)
+    }
+
+    /// Fires `callback` after `afterMs`, then every `repeatMs` if non-zero. Restarting replaces
+    /// the previous schedule and callback.
+    public func start(afterMs: UInt64, repeatMs: UInt64 = 0, _ callback: @escaping () -> Void) {
+        core.loop.preconditionInLoop()
+        guard core.isOpen else { return }
+        self.callback = callback
+        uv_timer_start(core.raw, { handle in
+            HandleCore<uv_timer_t>.owner(of: handle, as: UVTimer.self).callback?()
+        }, afterMs, repeatMs)
+    }
+
+    public func stop() {
+        core.loop.preconditionInLoop()
+        guard core.isOpen else { return }
+        uv_timer_stop(core.raw)
+    }
+
+    /// A timer that does not keep its loop alive on its own.
+    public func unref() { uv_unref(core.handle) }
+
+    public var isOpen: Bool { core.isOpen }
+
+    /// Idempotent. The callback will not fire again.
+    public func close(_ onClose: (() -> Void)? = nil) {
+        callback = nil
+        core.close(onClose)
+    }
+
+    func handleDidClose() { core.finishClose() }
+}

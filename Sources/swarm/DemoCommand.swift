@@ -1,0 +1,42 @@
+import ArgumentParser
+import SwarmClient
+import SwarmCluster
+
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Start a local cluster, run a visible workload and a throughput batch through it, report, stop.")
+
+    @Option(help: "Number of workers.")
+    var workers = 3
+    @Option(help: "Slots per worker.")
+    var slots = 4
+    @Option(help: "Visible tasks (each prints and sleeps 0.3 s).")
+    var visible = 12
+    @Option(help: "Trivial tasks in the throughput batch.")
+    var batch = 1000
+    @Option(help: "Directory for the workers' logs and results.")
+    var dataDir = ".swarm/demo"
+    @OptionGroup var log: LogOptions
+
+    func run() throws {
+        let logger = try log.bootstrap(default: .warning)
+        var options = LocalCluster.Options()
+        options.workers = workers
+        options.slots = slots
+        options.dataDir = dataDir
+        let cluster: LocalCluster
+        do { cluster = try LocalCluster(options, logger: logger) } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        defer { cluster.stop() }
+        let report = try runClient {
+            try Demo.run(address: cluster.address, token: nil, visibleTasks: visible, batch: batch) { printLine($0) }
+        }
+        if report.failed > 0 || report.ranMoreThanOnce > 0 {
+            printError("\(report.failed) task(s) failed, \(report.ranMoreThanOnce) ran more than once")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import SwarmClient
+import SwarmCluster
+
+struct UpCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up", abstract: "Run a local cluster (scheduler + workers on loopback) until Ctrl-C.")
+
+    @Option(help: "Number of workers.")
+    var workers = 3
+    @Option(help: "Slots per worker.")
+    var slots = 4
+    @Option(help: "Scheduler HOST:PORT (loopback); port 0 picks a free one.")
+    var listen = "127.0.0.1:7700"
+    @Option(help: "Directory for the workers' logs and results.")
+    var dataDir = ".swarm/local"
+    @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        guard parseHostPort(listen) != nil else { throw ValidationError("--listen wants HOST:PORT, got '\(listen)'") }
+        guard (1...1000).contains(workers) else { throw ValidationError("--workers must be 1 to 1000") }
+        guard (1...100_000).contains(slots) else { throw ValidationError("--slots must be 1 to 100000") }
+    }
+
+    func run() throws {
+        let logger = try log.bootstrap(default: .warning)
+        var options = LocalCluster.Options()
+        (options.host, options.port) = parseHostPort(listen)!
+        options.workers = workers
+        options.slots = slots
+        options.dataDir = dataDir
+        do {
+            try Foreground.runLocalCluster(options, logger: logger) { cluster in
+                printLine("swarm scheduler listening on \(cluster.address)")
+                printLine("local cluster: \(workers) workers x \(slots) slots (\(cluster.workerNames.joined(separator: ", "))); Ctrl-C stops it")
+                printLine("try: swarm submit --scheduler \(cluster.address) --wait -- echo hello")
+            }
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+import SwarmClient
+import SwarmProtocol
+
+/// A blocking loopback socket for sending hostile bytes (plain POSIX: this is the attacker,
+/// not the product).
+final class RawSocket {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    func send(_ message: Message) { send(MessageCodec.frame(message)) }
+
+    /// Reads until the peer closes (or 5 s pass); returns the bytes and whether it closed.
+    func readUntilClosed() -> (bytes: [UInt8], closed: Bool) {
+        var all: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { all += buffer[0..<n]; continue }
+            return (all, n == 0 || errno == ECONNRESET)
+        }
+    }
+
+    /// Reads one whole frame (bounded by the 5 s timeout).
+    func readMessage() -> Message? {
+        var decoder = FrameDecoder()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            if let payload = try? decoder.next() { return try? MessageCodec.decode(payload) }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return nil }
+            decoder.feed(buffer[0..<n])
+        }
+    }
+}
+
+@Suite(.serialized) struct BadInputTests {
+    /// Every kind of bad input gets an `error` frame and/or a closed connection, and a
+    /// well-behaved client of the same scheduler keeps working between each of them.
+    @Test func hostileConnectionsAreClosedWhileAGoodClientKeepsWorking() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let tokenFile = "\(harness.dir)/token"
+        try "s3cret-token".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let address = try EndToEndTests.startScheduler(harness, extra: ["--token-file", tokenFile])
+        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "2", "--name", "steady",
+                                     "--token-file", tokenFile, "--data-dir", "\(harness.dir)/steady"])
+        let port = Int(address.split(separator: ":").last!)!
+        let good = try SwarmClient(address: address, token: ClusterToken("s3cret-token"), name: "good")
+        for _ in 0..<200 where (try good.listNodes()).isEmpty { usleep(25_000) }
+
+        func expectRefused(_ label: String, errorCode: ErrorCode?, _ attack: (RawSocket) -> Void) throws {
+            let socket = try RawSocket(port: port)
+            attack(socket)
+            let (bytes, closed) = socket.readUntilClosed()
+            #expect(closed, "\(label): connection was not closed")
+            if let errorCode {
+                var decoder = FrameDecoder()
+                decoder.feed(bytes)
+                let messages = ((try? decoder.drain()) ?? []).compactMap { try? MessageCodec.decode($0) }
+                let errors = messages.compactMap { if case .error(let e) = $0 { e } else { nil } }
+                #expect(errors.first?.code == errorCode, "\(label): got \(messages)")
+            }
+            // The good client is unaffected.
+            let id = try good.submit(TaskSpec(command: ["sh", "-c", "echo \(label.count)"]))
+            let done = try good.wait([id], timeoutSeconds: 30)
+            #expect(done.first?.state == .succeeded, "\(label): good client's task \(done)")
+        }
+
+        try expectRefused("garbage bytes", errorCode: .badFrame) { $0.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
+        try expectRefused("2 GiB length header", errorCode: .badFrame) { $0.send([0x80, 0x00, 0x00, 0x00]) }
+        try expectRefused("zero length", errorCode: .badFrame) { $0.send([0, 0, 0, 0]) }
+        try expectRefused("invalid JSON", errorCode: .badMessage) { $0.send(Frame.encode(Array("{not json".utf8))) }
+        try expectRefused("JSON without type", errorCode: .badMessage) { $0.send(Frame.encode(Array(#"{"hello":1}"#.utf8))) }
+        try expectRefused("unknown type", errorCode: .badMessage) { $0.send(Frame.encode(Array(#"{"type":"launchMissiles"}"#.utf8))) }
+        try expectRefused("message before hello", errorCode: .handshakeRequired) {
+            $0.send(.listTasks(.init(requestId: 1)))
+        }
+        try expectRefused("wrong version", errorCode: .versionMismatch) {
+            $0.send(.hello(.init(version: 99, role: .client, name: "old", nonce: "n")))
+        }
+        try expectRefused("wrong token", errorCode: .authFailed) { socket in
+            socket.send(.hello(.init(role: .client, name: "mallory", nonce: "abc")))
+            guard case .challenge(let challenge)? = socket.readMessage() else {
+                Issue.record("no challenge")
+                return
+            }
+            let mac = ClusterToken("guessed").proof(purpose: "peer", nonce: challenge.nonce, role: .client, name: "mallory")
+            socket.send(.auth(.init(mac: mac)))
+        }
+        try expectRefused("replayed server proof", errorCode: .authFailed) { socket in
+            socket.send(.hello(.init(role: .worker, name: "mallory", nonce: "abc")))
+            _ = socket.readMessage()
+            socket.send(.auth(.init(mac: String(repeating: "0", count: 64))))
+        }
+        try expectRefused("missing field", errorCode: .badMessage) { socket in
+            socket.send(Frame.encode(Array(#"{"type":"hello","version":1}"#.utf8)))
+        }
+        // Half a frame, then hang up: nothing to answer, the scheduler just drops it.
+        do {
+            let socket = try RawSocket(port: port)
+            socket.send([0, 0, 1, 0, 0x7B])
+        }
+        // The token never travels: the good client still works after all of that.
+        let nodes = try good.listNodes()
+        #expect(nodes.map(\.name) == ["steady"])
+    }
+}

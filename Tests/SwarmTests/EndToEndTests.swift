@@ -1,0 +1,219 @@
+import Foundation
+import Testing
+import SwarmProtocol
+
+/// Real `swarm` processes: a scheduler, workers and CLI clients on loopback.
+@Suite(.serialized) struct EndToEndTests {
+    /// Starts `swarm scheduler` on a free port; returns its HOST:PORT.
+    static func startScheduler(_ harness: ProcessHarness, extra: [String] = []) throws -> String {
+        let scheduler = try harness.start("scheduler", ["scheduler", "--listen", "127.0.0.1:0",
+                                                        "--state-dir", "\(harness.dir)/state"] + extra)
+        let line = try #require(scheduler.waitForLine(containing: "listening on"), "scheduler did not report its address")
+        return String(try #require(line.split(separator: " ").last))
+    }
+
+    static func waitForNodes(_ harness: ProcessHarness, _ address: String, count: Int, extra: [String] = []) throws -> [[String: Any]] {
+        for _ in 0..<300 {
+            let r = try harness.run(["nodes", "--scheduler", address, "--json"] + extra)
+            if r.status == 0, let nodes = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]],
+               nodes.filter({ $0["state"] as? String == "ready" && $0["connected"] as? Bool == true }).count == count {
+                return nodes
+            }
+            usleep(50_000)
+        }
+        Issue.record("\(count) workers did not register")
+        return []
+    }
+
+    @Test func sixtyTasksOnThreeTwoSlotWorkersRunExactlyOnceWithinSlots() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try Self.startScheduler(harness)
+        for i in 1...3 {
+            try harness.start("worker-\(i)", ["worker", "--scheduler", address, "--slots", "2", "--name", "w\(i)",
+                                              "--data-dir", "\(harness.dir)/w\(i)"])
+        }
+        let nodes = try Self.waitForNodes(harness, address, count: 3)
+        #expect(nodes.map { $0["slots"] as? Int } == [2, 2, 2])
+
+        let traceDir = "\(harness.dir)/trace"
+        try FileManager.default.createDirectory(atPath: traceDir, withIntermediateDirectories: true)
+        let script = #"echo "S $SWARM_TASK_ID $(date +%s%N)" >> "$1/$SWARM_NODE.trace"; sleep 0.1; echo "E $SWARM_TASK_ID $(date +%s%N)" >> "$1/$SWARM_NODE.trace""#
+        var ids: [String] = []
+        for i in 1...60 {
+            let r = try harness.run(["submit", "--scheduler", address, "--id", "job-\(i)", "--", "sh", "-c", script, harness.marker, traceDir])
+            #expect(r.status == 0, "submit failed: \(r.stderr)")
+            ids.append(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        #expect(ids == (1...60).map { "job-\($0)" })
+
+        let wait = try harness.run(["wait", "--scheduler", address, "--timeout", "120"] + ids, timeout: 150)
+        #expect(wait.status == 0, "wait: \(wait.stdout) \(wait.stderr)")
+
+        let tasksRun = try harness.run(["tasks", "--scheduler", address, "--json"])
+        let tasks = try #require(try JSONSerialization.jsonObject(with: Data(tasksRun.stdout.utf8)) as? [[String: Any]])
+        #expect(tasks.count == 60)
+        #expect(tasks.allSatisfy { $0["state"] as? String == "succeeded" && $0["exitCode"] as? Int == 0 && $0["attempts"] as? Int == 1 })
+
+        // Each task's own trace: started exactly once, and never more than 2 at once per worker.
+        var starts: [String: Int] = [:]
+        var perNode: [String: Int] = [:]
+        for node in ["w1", "w2", "w3"] {
+            let text = (try? String(contentsOfFile: "\(traceDir)/\(node).trace", encoding: .utf8)) ?? ""
+            var events: [(time: Int64, delta: Int)] = []
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                guard parts.count == 3, let t = Int64(parts[2]) else { Issue.record("bad trace line \(line)"); continue }
+                if parts[0] == "S" { starts[String(parts[1]), default: 0] += 1; perNode[node, default: 0] += 1 }
+                events.append((t, parts[0] == "S" ? 1 : -1))
+            }
+            // Ends sort before starts at the same instant.
+            events.sort { $0.time != $1.time ? $0.time < $1.time : $0.delta < $1.delta }
+            var running = 0, peak = 0
+            for e in events { running += e.delta; peak = max(peak, running) }
+            #expect(peak <= 2, "worker \(node) ran \(peak) tasks at once")
+            #expect(running == 0)
+        }
+        #expect(starts.count == 60)
+        #expect(starts.values.allSatisfy { $0 == 1 })
+        #expect(perNode.count == 3, "all three workers took tasks: \(perNode)")
+
+        // Logs and results stay on the worker that ran a task.
+        let first = try #require(tasks.first)
+        let node = try #require(first["node"] as? String)
+        #expect(FileManager.default.fileExists(atPath: "\(harness.dir)/\(node)/logs/job-1.log")
+            || FileManager.default.fileExists(atPath: "\(harness.dir)/\(node)/logs/\(first["id"]!).log"))
+        let result = try Data(contentsOf: URL(fileURLWithPath: "\(harness.dir)/\(node)/results/\(first["id"]!).json"))
+        let decoded = try JSONDecoder().decode(TaskResult.self, from: result)
+        #expect(decoded.state == .succeeded)
+    }
+
+    @Test func submitWaitStatusAndJSONContract() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try Self.startScheduler(harness)
+        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "1", "--name", "solo",
+                                     "--data-dir", "\(harness.dir)/solo"])
+        _ = try Self.waitForNodes(harness, address, count: 1)
+
+        let ok = try harness.run(["submit", "--scheduler", address, "--wait", "--json", "--", "sh", "-c", "echo hi; echo oops >&2"])
+        #expect(ok.status == 0)
+        let task = try #require(try JSONSerialization.jsonObject(with: Data(ok.stdout.utf8)) as? [String: Any])
+        #expect(task["state"] as? String == "succeeded")
+        #expect(task["exitCode"] as? Int == 0)
+        #expect(task["node"] as? String == "solo")
+        #expect((task["output"] as? String)?.contains("hi\n") == true)
+        #expect((task["output"] as? String)?.contains("oops\n") == true)
+
+        let bad = try harness.run(["submit", "--scheduler", address, "--id", "failing", "--wait", "--", "sh", "-c", "exit 7"])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "failing")
+        let status = try harness.run(["status", "--scheduler", address, "--json", "failing"])
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        #expect(info["state"] as? String == "failed")
+        #expect(info["exitCode"] as? Int == 7)
+
+        let missing = try harness.run(["submit", "--scheduler", address, "--wait", "--", "/no/such/program"])
+        #expect(missing.status == 1)
+
+        // SWARM_SCHEDULER is the default address.
+        let viaEnv = try harness.run(["submit", "--wait", "--", "true"], environment: ["SWARM_SCHEDULER": address])
+        #expect(viaEnv.status == 0)
+
+        // wait: all must succeed; a timeout exits 124.
+        let slow = try harness.run(["submit", "--scheduler", address, "--", "sleep", "30"])
+        let slowId = slow.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let timedOut = try harness.run(["wait", "--scheduler", address, "--timeout", "0.3", slowId])
+        #expect(timedOut.status == 124)
+        #expect(timedOut.stderr.contains("timed out"))
+        let mixed = try harness.run(["wait", "--scheduler", address, "failing"])
+        #expect(mixed.status == 1)
+
+        // Duplicate ids are an error, never an overwrite.
+        let dup = try harness.run(["submit", "--scheduler", address, "--id", "failing", "--", "true"])
+        #expect(dup.status != 0)
+        #expect(dup.stderr.contains("already exists"))
+    }
+
+    @Test func clientErrorsAreOneClearLineAndNonZero() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try Self.startScheduler(harness)
+
+        let unknown = try harness.run(["status", "--scheduler", address, "nope"])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr == "swarm: error: no task with id 'nope'\n")
+
+        let badId = try harness.run(["submit", "--scheduler", address, "--id", "../etc/passwd", "--", "true"])
+        #expect(badId.status != 0)
+        #expect(badId.stderr.contains("may contain only"))
+
+        let noCommand = try harness.run(["submit", "--scheduler", address])
+        #expect(noCommand.status != 0)
+        #expect(noCommand.stderr.contains("missing command"))
+
+        let badFlag = try harness.run(["tasks", "--bogus"])
+        #expect(badFlag.status != 0)
+
+        // A port nothing listens on.
+        let unreachable = try harness.run(["tasks", "--scheduler", "127.0.0.1:1"])
+        #expect(unreachable.status == 2)
+        #expect(unreachable.stderr.hasPrefix("swarm: error: cannot reach scheduler at 127.0.0.1:1"))
+        #expect(unreachable.stderr.split(separator: "\n").count == 1)
+
+        let badAddress = try harness.run(["tasks", "--scheduler", "nonsense"])
+        #expect(badAddress.status != 0)
+
+        // Without a token, only loopback may be bound.
+        let open = try harness.run(["scheduler", "--listen", "0.0.0.0:0", "--state-dir", "\(harness.dir)/s2"])
+        #expect(open.status == 1)
+        #expect(open.stderr.contains("without a cluster token"))
+    }
+
+    @Test func workerReconnectsAfterTheSchedulerRestarts() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try Self.startScheduler(harness)
+        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "1", "--name", "phoenix",
+                                     "--data-dir", "\(harness.dir)/phoenix"])
+        _ = try Self.waitForNodes(harness, address, count: 1)
+        harness.stop("scheduler")
+        let again = try harness.start("scheduler2", ["scheduler", "--listen", address, "--state-dir", "\(harness.dir)/state"])
+        #expect(again.waitForLine(containing: "listening on") != nil)
+        let nodes = try Self.waitForNodes(harness, address, count: 1)
+        #expect(nodes.first?["name"] as? String == "phoenix")
+        let r = try harness.run(["submit", "--scheduler", address, "--wait", "--", "true"])
+        #expect(r.status == 0)
+    }
+
+    @Test func workerWithWrongTokenExitsWithAClearError() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let tokenFile = "\(harness.dir)/token"
+        try "right-secret\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let wrongFile = "\(harness.dir)/wrong"
+        try "wrong-secret\n".write(toFile: wrongFile, atomically: true, encoding: .utf8)
+        let address = try Self.startScheduler(harness, extra: ["--token-file", tokenFile])
+        let worker = try harness.run(["worker", "--scheduler", address, "--slots", "1", "--name", "intruder",
+                                      "--token-file", wrongFile, "--data-dir", "\(harness.dir)/x"], timeout: 30)
+        #expect(worker.status == 1)
+        #expect(worker.stderr.contains("wrong cluster token"))
+
+        let client = try harness.run(["nodes", "--scheduler", address], environment: ["SWARM_TOKEN": "wrong-secret"])
+        #expect(client.status == 2)
+        let good = try harness.run(["nodes", "--scheduler", address, "--token-file", tokenFile])
+        #expect(good.status == 0)
+        let none = try harness.run(["nodes", "--scheduler", address])
+        #expect(none.status == 2)
+        #expect(none.stderr.contains("token"))
+    }
+}
+
+extension ProcessHarness {
+    /// SIGTERM one child and wait (bounded) for it to exit.
+    func stop(_ name: String) {
+        guard let child = childNamed(name) else { return }
+        kill(child.pid, SIGTERM)
+        for _ in 0..<500 where child.process.isRunning { usleep(10_000) }
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Starts real `swarm` processes for end-to-end tests and guarantees they are all gone
+/// afterwards: `cleanup()` (call it in a `defer`) signals every child, waits, escalates to
+/// SIGKILL, and then checks that no process carrying this run's marker is left.
+final class ProcessHarness: @unchecked Sendable {
+    let marker: String
+    let dir: String
+    private var children: [Child] = []
+
+    final class Child: @unchecked Sendable {
+        let process: Process
+        let name: String
+        private let output = Locked("")
+
+        init(process: Process, name: String, stdout: Pipe) {
+            self.process = process
+            self.name = name
+            stdout.fileHandleForReading.readabilityHandler = { [output] handle in
+                let data = handle.availableData
+                if data.isEmpty { handle.readabilityHandler = nil; return }
+                output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }
+
+        var stdout: String { output.withLock { $0 } }
+        var pid: Int32 { process.processIdentifier }
+
+        /// Waits (bounded) for a line containing `text`; returns that line.
+        func waitForLine(containing text: String, timeout: Double = 30) -> String? {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if let line = stdout.split(separator: "\n").first(where: { $0.contains(text) }) { return String(line) }
+                if !process.isRunning { return nil }
+                usleep(20_000)
+            }
+            return nil
+        }
+    }
+
+    init() throws {
+        marker = "swarmtest-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        dir = NSTemporaryDirectory() + marker
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    /// The `swarm` executable built beside this test bundle (or `$SWARM_BIN`).
+    static var swarmBinary: String {
+        if let bin = ProcessInfo.processInfo.environment["SWARM_BIN"] { return bin }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // swift test runs <debug>/swarmPackageTests.xctest; swarm sits in <debug>.
+        if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
+        return dir.appendingPathComponent("swarm").path
+    }
+
+    /// Starts a long-running `swarm` process; its stderr goes to `<dir>/<name>.log`.
+    @discardableResult
+    func start(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Child {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.swarmBinary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        var env = ProcessInfo.processInfo.environment
+        env["SWARM_TEST_MARKER"] = marker
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        let logPath = "\(dir)/\(name).log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let child = Child(process: process, name: name, stdout: stdout)
+        children.append(child)
+        return child
+    }
+
+    struct RunResult {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a short `swarm` command to completion (killed after `timeout`).
+    func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws -> RunResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.swarmBinary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "SWARM_SCHEDULER")
+        env.removeValue(forKey: "SWARM_TOKEN")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        let outData = Locked(Data()), errData = Locked(Data())
+        out.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; if d.isEmpty { h.readabilityHandler = nil } else { outData.withLock { $0.append(d) } } }
+        err.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; if d.isEmpty { h.readabilityHandler = nil } else { errData.withLock { $0.append(d) } } }
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            Issue.record("swarm \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+        }
+        process.waitUntilExit()
+        usleep(10_000)  // let the readability handlers drain the pipes
+        return RunResult(status: process.terminationStatus,
+                         stdout: String(decoding: outData.withLock { $0 }, as: UTF8.self),
+                         stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+    }
+
+    func childNamed(_ name: String) -> Child? { children.first { $0.name == name } }
+
+    /// Stops every child: SIGTERM (workers kill their tasks), up to 10 s, then SIGKILL.
+    /// Records an issue if any process of this run is still alive afterwards.
+    func cleanup() {
+        for child in children.reversed() where child.process.isRunning { kill(child.pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(10)
+        while children.contains(where: { $0.process.isRunning }) && Date() < deadline { usleep(20_000) }
+        for child in children where child.process.isRunning {
+            Issue.record("\(child.name) ignored SIGTERM for 10 s")
+            kill(child.pid, SIGKILL)
+            child.process.waitUntilExit()
+        }
+        children = []
+        // Anything left that carries our marker (a task, a grandchild) is a leak.
+        var left: [Int32] = []
+        for _ in 0..<100 {
+            left = Self.processes(containing: marker)
+            if left.isEmpty { break }
+            usleep(50_000)
+        }
+        if !left.isEmpty {
+            Issue.record("processes of this test still running: \(left)")
+            for pid in left { kill(pid, SIGKILL) }
+        }
+    }
+
+    /// Live (non-zombie) processes whose command line or environment contains `text`.
+    static func processes(containing text: String) -> [Int32] {
+        let me = getpid()
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard pid != me else { return false }
+            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+            let found = String(decoding: cmdline, as: UTF8.self).contains(text)
+                || String(decoding: environ, as: UTF8.self).contains(text)
+            return found && !processGone(pid)
+        }
+    }
+}
+
+/// A lock-protected value that closures can share (Mutex itself cannot be captured).
+final class Locked<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func withLock<R>(_ body: (inout T) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}
