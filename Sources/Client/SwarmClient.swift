@@ -169,7 +169,8 @@ public final class SwarmClient {
             tcp.close()
             throw .unreachable(address, connectError)
         }
-        let connection = FramedConnection(tcp: tcp)
+        // Replies (task listings) may be large; the 16 MiB default guards servers from peers.
+        let connection = FramedConnection(tcp: tcp, maxFrame: 512 * 1024 * 1024)
         self.connection = connection
         var handshake = ClientHandshake(role: .client, name: name, token: token)
         let first = handshake.start()

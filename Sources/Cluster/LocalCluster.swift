@@ -84,8 +84,9 @@ public final class LocalCluster: Sendable {
     }
 
     /// Stops the workers (killing their tasks) and then the scheduler; returns when every
-    /// thread has ended with all its handles closed.
-    public func stop() {
+    /// thread has ended. Returns the leak reports of loops that ended with handles open.
+    @discardableResult
+    public func stop() -> [String] {
         for (thread, box) in workerThreads {
             thread.loop.execute {
                 guard let agent = box.value else { thread.loop.keepAlive(false); return }
@@ -101,6 +102,8 @@ public final class LocalCluster: Sendable {
             thread.loop.keepAlive(false)
         }
         schedulerThread.join()
+        let threads: [EventLoopThread] = workerThreads.map { $0.0 } + [schedulerThread]
+        return threads.compactMap { $0.leakReport }
     }
 }
 

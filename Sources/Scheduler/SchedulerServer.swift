@@ -223,7 +223,7 @@ public final class SchedulerServer {
             }
             let pending = Set(infos.filter { !$0.state.isTerminal }.map(\.id))
             if pending.isEmpty {
-                session.connection.send(.waitResult(.init(requestId: wait.requestId, tasks: infos)))
+                session.connection.send(.waitResult(.init(requestId: wait.requestId, tasks: waitReply(wait.ids))))
             } else {
                 waiters.add(Waiter(session: session, requestId: wait.requestId, ids: wait.ids, pending: pending))
             }
@@ -250,7 +250,7 @@ public final class SchedulerServer {
                 workers[node]?.connection.send(.kill(.init(id: id, reason: reason)))
             case .taskEnded(let id):
                 for waiter in waiters.taskEnded(id) {
-                    let infos = waiter.ids.compactMap { try? state.task($0) }
+                    let infos = waitReply(waiter.ids)
                     waiter.session.connection.send(.waitResult(.init(requestId: waiter.requestId, tasks: infos)))
                 }
             case .nodeLost(let name):
@@ -260,6 +260,16 @@ public final class SchedulerServer {
                     session.connection.close(reason: "worker lost")
                 }
             }
+        }
+    }
+
+    /// The tasks a `wait` asked for. Output tails ride along only for a single task: a wait on
+    /// thousands of tasks must not become a frame of thousands of 64 KiB tails.
+    private func waitReply(_ ids: [String]) -> [TaskInfo] {
+        ids.compactMap { id in
+            guard var info = try? state.task(id) else { return nil }
+            if ids.count > 1 { info.output = nil }
+            return info
         }
     }
 

@@ -23,14 +23,11 @@ struct WaiterTable {
         guard let keys = byTask.removeValue(forKey: id) else { return [] }
         var done: [Waiter] = []
         for key in keys.sorted() {
-            guard var waiter = waiters[key] else { continue }
-            waiter.pending.remove(id)
-            if waiter.pending.isEmpty {
-                waiters[key] = nil
-                done.append(waiter)
-            } else {
-                waiters[key] = waiter
-            }
+            // Mutate in place: copying a waiter out would copy its whole pending set, making
+            // a wait on n tasks cost O(n^2).
+            guard waiters[key]?.pending.remove(id) != nil, waiters[key]?.pending.isEmpty == true,
+                  let waiter = waiters.removeValue(forKey: key) else { continue }
+            done.append(waiter)
         }
         return done
     }

@@ -193,6 +193,10 @@ public final class EventLoopThread: Sendable {
     public let loop: EventLoop
     private let done = Mutex<Bool>(false)
     private let thread: pthread_t
+    private let closeError = Shared<String?>(nil)
+
+    /// After `join`: why the loop could not be closed (leaked handles), or nil.
+    public var leakReport: String? { closeError.withLock { $0 } }
 
     /// Starts a thread, creates its loop, calls `setup` on it, then runs the loop until
     /// `shutdown()` is called and every handle is closed. Blocks until `setup` has returned.
@@ -200,10 +204,13 @@ public final class EventLoopThread: Sendable {
         final class Start: @unchecked Sendable {
             let ready = Mutex<EventLoop?>(nil)
             let setup: @Sendable (EventLoop) -> Void
-            let owner: Mutex<EventLoopThread?> = Mutex(nil)
-            init(setup: @escaping @Sendable (EventLoop) -> Void) { self.setup = setup }
+            let closeError: Shared<String?>
+            init(setup: @escaping @Sendable (EventLoop) -> Void, closeError: Shared<String?>) {
+                self.setup = setup
+                self.closeError = closeError
+            }
         }
-        let start = Start(setup: setup)
+        let start = Start(setup: setup, closeError: closeError)
         var tid = pthread_t()
         let box = Unmanaged.passRetained(start).toOpaque()
         let rc = pthread_create(&tid, nil, { arg in
@@ -214,6 +221,7 @@ public final class EventLoopThread: Sendable {
             start.ready.withLock { $0 = loop }
             loop.run()
             do { try loop.close() } catch {
+                start.closeError.withLock { $0 = "\(error)" }
                 FileHandleStderr.write("swarm: \(error)\n")
             }
             return nil
@@ -238,6 +246,16 @@ public final class EventLoopThread: Sendable {
         let already = done.withLock { d -> Bool in defer { d = true }; return d }
         if already { return }
         pthread_join(thread, nil)
+    }
+}
+
+/// A value shared between threads under a lock.
+final class Shared<T>: @unchecked Sendable {
+    private let mutex: Mutex<Void> = Mutex(())
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func withLock<R>(_ body: (inout T) -> R) -> R {
+        mutex.withLock { _ in body(&value) }
     }
 }
 

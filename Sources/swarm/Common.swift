@@ -69,6 +69,13 @@ func runClient<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
+/// A usage problem found after parsing (e.g. in a config file): one line, exit 64 like
+/// the parser's own usage errors.
+func usageError(_ message: String) -> ExitCode {
+    printError(message)
+    return ExitCode(64)
+}
+
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("swarm: error: \(message)\n".utf8))
 }

@@ -17,10 +17,22 @@ struct DemoCommand: ParsableCommand {
     var batch = 1000
     @Option(help: "Directory for the workers' logs and results.")
     var dataDir = ".swarm/demo"
+    @Option(help: "Run against this existing scheduler (HOST:PORT) instead of starting a local cluster.")
+    var scheduler: String?
+    @Option(help: "File holding the cluster token, with --scheduler (default: $SWARM_TOKEN).")
+    var tokenFile: String?
     @OptionGroup var log: LogOptions
 
     func run() throws {
         let logger = try log.bootstrap(default: .warning)
+        if let scheduler {
+            let report = try runClient {
+                let token = try loadClusterToken(file: tokenFile)
+                return try Demo.run(address: scheduler, token: token, visibleTasks: visible, batch: batch) { printLine($0) }
+            }
+            try check(report)
+            return
+        }
         var options = LocalCluster.Options()
         options.workers = workers
         options.slots = slots
@@ -34,6 +46,10 @@ struct DemoCommand: ParsableCommand {
         let report = try runClient {
             try Demo.run(address: cluster.address, token: nil, visibleTasks: visible, batch: batch) { printLine($0) }
         }
+        try check(report)
+    }
+
+    private func check(_ report: Demo.Report) throws {
         if report.failed > 0 || report.ranMoreThanOnce > 0 {
             printError("\(report.failed) task(s) failed, \(report.ranMoreThanOnce) ran more than once")
             throw ExitCode(1)

@@ -7,44 +7,54 @@ struct SchedulerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduler", abstract: "Run the scheduler: accepts workers and clients, places tasks.")
 
-    @Option(help: "HOST:PORT to listen on; port 0 picks a free one.")
-    var listen = "127.0.0.1:7700"
-    @Option(help: "Directory for the scheduler's state.")
-    var stateDir = ".swarm/scheduler"
+    @Option(help: "HOST:PORT to listen on; port 0 picks a free one (default 127.0.0.1:7700).")
+    var listen: String?
+    @Option(help: "Directory for the scheduler's state (default .swarm/scheduler).")
+    var stateDir: String?
     @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
     var tokenFile: String?
-    @Option(help: "Seconds without a heartbeat before a worker is marked lost.")
-    var lostAfter: Double = 10
-    @Option(help: "Seconds between worker heartbeats.")
-    var heartbeat: Double = 1
+    @Option(help: "Seconds without a heartbeat before a worker is marked lost (default 10).")
+    var lostAfter: Double?
+    @Option(help: "Seconds between worker heartbeats (default 1).")
+    var heartbeat: Double?
+    @Option(help: "cluster.json to read the 'scheduler' section from; flags override it.")
+    var config: String?
     @Flag(help: "Allow a non-loopback listen address without a token (anyone reaching it can run commands).")
     var insecureListenAny = false
     @OptionGroup var log: LogOptions
 
-    func validate() throws {
-        guard parseHostPort(listen) != nil else { throw ValidationError("--listen wants HOST:PORT, got '\(listen)'") }
-        guard lostAfter > 0, heartbeat > 0 else { throw ValidationError("--lost-after and --heartbeat must be positive") }
-        guard heartbeat < lostAfter else { throw ValidationError("--heartbeat must be shorter than --lost-after") }
-    }
-
     func run() throws {
+        let file = try config.map { path in try loadConfig(path) }?.scheduler
+        let listen = self.listen ?? file?.listen ?? "127.0.0.1:7700"
+        let lostAfter = self.lostAfter ?? file?.lostAfterSeconds ?? 10
+        let heartbeat = self.heartbeat ?? file?.heartbeatSeconds ?? 1
+        guard let (host, port) = parseHostPort(listen) else { throw usageError("--listen wants HOST:PORT, got '\(listen)'") }
+        guard lostAfter > 0, heartbeat > 0 else { throw usageError("--lost-after and --heartbeat must be positive") }
+        guard heartbeat < lostAfter else { throw usageError("--heartbeat must be shorter than --lost-after") }
+
         let logger = try log.bootstrap(default: .info)
-        var config = SchedulerConfig()
-        let (host, port) = parseHostPort(listen)!
-        config.host = host
-        config.port = port
-        config.stateDir = stateDir
-        config.insecureListenAny = insecureListenAny
-        config.settings.lostAfterMs = Int64(lostAfter * 1000)
-        config.settings.heartbeatMs = max(1, Int(heartbeat * 1000))
+        var settings = SchedulerConfig()
+        settings.host = host
+        settings.port = port
+        settings.stateDir = stateDir ?? file?.stateDir ?? ".swarm/scheduler"
+        settings.insecureListenAny = insecureListenAny
+        settings.settings.lostAfterMs = Int64(lostAfter * 1000)
+        settings.settings.heartbeatMs = max(1, Int(heartbeat * 1000))
         do {
-            config.token = try loadClusterToken(file: tokenFile)
-            try Foreground.runScheduler(config, logger: logger) { address in
+            settings.token = try loadClusterToken(file: tokenFile ?? file?.tokenFile)
+            try Foreground.runScheduler(settings, logger: logger) { address in
                 printLine("swarm scheduler listening on \(address)")
             }
         } catch {
             printError("\(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// Reads cluster.json, turning its problems into a one-line usage error.
+func loadConfig(_ path: String) throws -> ClusterFile {
+    do { return try ClusterFile.load(path: path) } catch let error as ConfigError {
+        throw usageError(error.description)
     }
 }

@@ -22,6 +22,11 @@ struct SubmitCommand: ParsableCommand {
     var argv: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
 
     func validate() throws {
+        // The command captures everything after the options, so a help flag lands there.
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
+        if let first = command.first, first.hasPrefix("-"), first != "--" {
+            throw ValidationError("unknown option '\(first)' (the command goes after --)")
+        }
         guard !argv.isEmpty else { throw ValidationError("missing command: swarm submit [options] -- COMMAND [ARGS...]") }
         if let id, let problem = TaskID.problem(with: id) { throw ValidationError(problem) }
         _ = try parsePairs(env, option: "--env")

@@ -7,13 +7,13 @@ struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker", abstract: "Run a worker: connects to the scheduler and runs the tasks it is given.")
 
-    @Option(help: "Scheduler HOST:PORT.")
-    var scheduler = "127.0.0.1:7700"
-    @Option(help: "How many tasks may run at once.")
-    var slots: Int
+    @Option(help: "Scheduler HOST:PORT (default: the config's scheduler address, then 127.0.0.1:7700).")
+    var scheduler: String?
+    @Option(help: "How many tasks may run at once (required here or in the config).")
+    var slots: Int?
     @Option(help: "Worker name (default: the host name). Unique in the cluster.")
     var name: String?
-    @Option(help: "A KEY=VALUE label; repeatable.")
+    @Option(help: "A KEY=VALUE label; repeatable (added to the config's labels).")
     var label: [String] = []
     @Option(help: "Directory for task logs and results (default: .swarm/worker-NAME).")
     var dataDir: String?
@@ -21,28 +21,35 @@ struct WorkerCommand: ParsableCommand {
     var workDir: String?
     @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
     var tokenFile: String?
+    @Option(help: "cluster.json: this worker's entry under 'workers' (by --name) and the scheduler's address.")
+    var config: String?
     @OptionGroup var log: LogOptions
 
-    func validate() throws {
-        guard parseHostPort(scheduler) != nil else { throw ValidationError("--scheduler wants HOST:PORT, got '\(scheduler)'") }
-        guard (1...100_000).contains(slots) else { throw ValidationError("--slots must be 1 to 100000, got \(slots)") }
-        if let name, name.isEmpty || name.utf8.count > 255 { throw ValidationError("--name must be 1 to 255 bytes") }
-        _ = try parsePairs(label, option: "--label")
-    }
-
     func run() throws {
-        let logger = try log.bootstrap(default: .info)
         let workerName = name ?? hostName()
-        var config = WorkerConfig(name: workerName, slots: slots, dataDir: dataDir ?? ".swarm/worker-\(workerName)")
-        let (host, port) = parseHostPort(scheduler)!
-        config.schedulerHost = host
-        config.schedulerPort = port
-        config.labels = try parsePairs(label, option: "--label")
-        config.workDir = workDir
+        guard !workerName.isEmpty, workerName.utf8.count <= 255 else { throw usageError("--name must be 1 to 255 bytes") }
+        let file = try config.map { try loadConfig($0) }
+        let entry = file?.workers[workerName]
+        if let config, file != nil, entry == nil {
+            throw usageError("\(config) has no entry for worker '\(workerName)' under 'workers'")
+        }
+        let address = scheduler ?? file?.scheduler.address ?? file?.scheduler.listen ?? "127.0.0.1:7700"
+        guard let (host, port) = parseHostPort(address) else { throw usageError("--scheduler wants HOST:PORT, got '\(address)'") }
+        guard let slots = slots ?? entry?.slots else { throw usageError("--slots is required (or 'slots' in the config)") }
+        guard (1...100_000).contains(slots) else { throw usageError("--slots must be 1 to 100000, got \(slots)") }
+        var labels = entry?.labels ?? [:]
+        for (k, v) in try parsePairs(label, option: "--label") { labels[k] = v }
+
+        let logger = try log.bootstrap(default: .info)
+        var settings = WorkerConfig(name: workerName, slots: slots, dataDir: dataDir ?? entry?.dataDir ?? ".swarm/worker-\(workerName)")
+        settings.schedulerHost = host
+        settings.schedulerPort = port
+        settings.labels = labels
+        settings.workDir = workDir ?? entry?.workDir
         let code: Int32
         do {
-            config.token = try loadClusterToken(file: tokenFile)
-            code = try Foreground.runWorker(config, logger: logger)
+            settings.token = try loadClusterToken(file: tokenFile ?? entry?.tokenFile ?? file?.scheduler.tokenFile)
+            code = try Foreground.runWorker(settings, logger: logger)
         } catch {
             printError("\(error)")
             throw ExitCode(1)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev
+# (and pkg-config, which SwiftPM uses to find it). Safe to run again: it installs nothing
+# when everything is there.
+set -euo pipefail
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "swarm: swift is not on PATH (Swift 6.x toolchain required)" >&2
+    exit 1
+fi
+
+missing=()
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if ! pkg-config --exists libuv 2>/dev/null; then missing+=(libuv1-dev); fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "swarm: installing ${missing[*]} ..." >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+pkg-config --exists libuv || { echo "swarm: libuv still not found by pkg-config" >&2; exit 1; }
