@@ -205,16 +205,19 @@ public final class EventLoopThread: Sendable {
             let ready = Mutex<EventLoop?>(nil)
             let setup: @Sendable (EventLoop) -> Void
             let closeError: Shared<String?>
-            init(setup: @escaping @Sendable (EventLoop) -> Void, closeError: Shared<String?>) {
+            let name: String
+            init(name: String, setup: @escaping @Sendable (EventLoop) -> Void, closeError: Shared<String?>) {
+                self.name = name
                 self.setup = setup
                 self.closeError = closeError
             }
         }
-        let start = Start(setup: setup, closeError: closeError)
+        let start = Start(name: name, setup: setup, closeError: closeError)
         var tid = pthread_t()
         let box = Unmanaged.passRetained(start).toOpaque()
         let rc = pthread_create(&tid, nil, { arg in
             let start = Unmanaged<Start>.fromOpaque(arg!).takeRetainedValue()
+            _ = swarm_set_thread_name(String(start.name.prefix(15)))
             let loop = EventLoop()
             loop.keepAlive(true)
             start.setup(loop)
@@ -232,7 +235,6 @@ public final class EventLoopThread: Sendable {
             if let loop = start.ready.withLock({ $0 }) { self.loop = loop; break }
             usleep(200)
         }
-        _ = name
     }
 
     /// Lets the loop end once its handles are closed (they must be closed by the caller's

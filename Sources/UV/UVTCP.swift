@@ -81,21 +81,17 @@ public final class UVTCP: UVStreamOwner {
 
     public func setNoDelay(_ on: Bool) { uv_tcp_nodelay(core.raw, on ? 1 : 0) }
 
-    public func localAddress() throws(UVError) -> SocketAddress {
-        var storage = sockaddr_storage()
-        var len = Int32(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutableBytes(of: &storage) { raw in
-            uv_tcp_getsockname(core.raw, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
-        }
-        try UVError.check(rc)
-        return SocketAddress(storage: storage)
-    }
+    public func localAddress() throws(UVError) -> SocketAddress { try address(uv_tcp_getsockname) }
 
-    public func peerAddress() throws(UVError) -> SocketAddress {
+    public func peerAddress() throws(UVError) -> SocketAddress { try address(uv_tcp_getpeername) }
+
+    private func address(
+        _ get: (UnsafePointer<uv_tcp_t>?, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<Int32>?) -> Int32
+    ) throws(UVError) -> SocketAddress {
         var storage = sockaddr_storage()
         var len = Int32(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutableBytes(of: &storage) { raw in
-            uv_tcp_getpeername(core.raw, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
+            get(core.raw, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
         }
         try UVError.check(rc)
         return SocketAddress(storage: storage)

@@ -186,6 +186,26 @@ import SwarmProtocol
         #expect(r.status == 0)
     }
 
+    @Test func upRunsALocalClusterUntilInterrupted() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let up = try harness.start("up", ["up", "--workers", "2", "--slots", "2", "--listen", "127.0.0.1:0",
+                                          "--data-dir", "\(harness.dir)/local"])
+        let line = try #require(up.waitForLine(containing: "listening on"))
+        let address = String(try #require(line.split(separator: " ").last))
+        let nodes = try Self.waitForNodes(harness, address, count: 2)
+        #expect(nodes.compactMap { $0["name"] as? String } == ["worker-1", "worker-2"])
+        let r = try harness.run(["submit", "--scheduler", address, "--wait", "--json", "--", "sh", "-c", "echo $SWARM_NODE"])
+        #expect(r.status == 0)
+        // A task still running when Ctrl-C arrives is killed with its group.
+        _ = try harness.run(["submit", "--scheduler", address, "--", "sh", "-c", "sleep 60 & sleep 60", harness.marker])
+        kill(up.pid, SIGINT)
+        for _ in 0..<1000 where up.process.isRunning { usleep(10_000) }
+        #expect(!up.process.isRunning)
+        #expect(up.process.terminationStatus == 0)
+        #expect(ProcessHarness.processes(containing: harness.marker).isEmpty)
+    }
+
     @Test func workerWithWrongTokenExitsWithAClearError() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
