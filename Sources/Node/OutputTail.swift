@@ -15,12 +15,20 @@ public struct OutputTail: Sendable {
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         totalBytes += bytes.count
-        var slice = bytes[...]
-        if slice.count > capacity { slice = slice.suffix(capacity) }
-        for byte in slice {
-            let end = (start + count) % capacity
-            ring[end] = byte
-            if count < capacity { count += 1 } else { start = (start + 1) % capacity }
+        // Only the last `capacity` bytes of this chunk can survive.
+        let kept = UnsafeRawBufferPointer(rebasing: bytes.suffix(capacity))
+        var offset = 0
+        ring.withUnsafeMutableBytes { ringBytes in
+            while offset < kept.count {
+                let end = (start + count) % capacity
+                let run = min(kept.count - offset, capacity - end)
+                ringBytes.baseAddress!.advanced(by: end)
+                    .copyMemory(from: kept.baseAddress!.advanced(by: offset), byteCount: run)
+                offset += run
+                let overflow = max(0, count + run - capacity)
+                count = min(capacity, count + run)
+                start = (start + overflow) % capacity
+            }
         }
     }
 
@@ -29,7 +37,8 @@ public struct OutputTail: Sendable {
     }
 
     public var bytes: [UInt8] {
-        (0..<count).map { ring[(start + $0) % capacity] }
+        let first = min(count, capacity - start)
+        return Array(ring[start..<(start + first)]) + Array(ring[0..<(count - first)])
     }
 
     /// As text; a multi-byte character cut at the start becomes U+FFFD.

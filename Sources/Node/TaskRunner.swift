@@ -68,7 +68,7 @@ final class TaskRunner {
         apply(.killRequested(reason: reason, state: state, nowMs: context.now()))
     }
 
-    private func read(_ pipe: UVPipe, _ stream: OutputStream) {
+    private func read(_ pipe: UVPipe, _ stream: OutputChannel) {
         do {
             try pipe.stream.startReading { [weak self] event in
                 guard let self else { return }

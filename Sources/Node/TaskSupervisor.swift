@@ -1,14 +1,14 @@
 import SwarmProtocol
 
 /// One of a child's output streams.
-public enum OutputStream: String, Sendable { case stdout, stderr }
+public enum OutputChannel: String, Sendable { case stdout, stderr }
 
 /// Inputs to a task's supervisor. Times are unix milliseconds.
 public enum SupervisorEvent: Sendable {
     case spawned(pid: Int, nowMs: Int64)
     case spawnFailed(reason: String, nowMs: Int64)
-    case output(OutputStream, [UInt8], nowMs: Int64)
-    case streamClosed(OutputStream, nowMs: Int64)
+    case output(OutputChannel, [UInt8], nowMs: Int64)
+    case streamClosed(OutputChannel, nowMs: Int64)
     case exited(status: Int64, signal: Int32, nowMs: Int64)
     /// The drain timer started at exit fired: streams still open are held by leftovers.
     case drainTimerFired(nowMs: Int64)
