@@ -22,8 +22,8 @@ public enum Output {
         if let signal = task.signal { lines.append("signal:    \(signal)") }
         if let reason = task.reason { lines.append("reason:    \(reason)") }
         lines.append("submitted: \(time(task.submittedAt))")
-        if let t = task.startedAt { lines.append("started:   \(time(t)) (+\(ms(t - task.submittedAt)))") }
-        if let t = task.finishedAt { lines.append("finished:  \(time(t)) (ran \(ms(t - (task.startedAt ?? t))))") }
+        if let t = task.startedAt { lines.append("started:   \(time(t)) (+\(ms(t &- task.submittedAt)))") }
+        if let t = task.finishedAt { lines.append("finished:  \(time(t)) (ran \(ms(t &- (task.startedAt ?? t))))") }
         if let output = task.output, !output.isEmpty {
             lines.append("output (last \(output.utf8.count) bytes):")
             lines.append(output.hasSuffix("\n") ? String(output.dropLast()) : output)

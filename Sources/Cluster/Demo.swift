@@ -32,7 +32,7 @@ public enum Demo {
             let ids = try client.submitMany(specs).map { try $0.get() }
             for id in ids {
                 let info = try client.wait([id], timeoutSeconds: 120)[0]
-                let ran = (info.finishedAt ?? 0) - (info.startedAt ?? 0)
+                let ran = (info.finishedAt ?? 0) &- (info.startedAt ?? 0)
                 let line = info.output?.split(separator: "\n").last.map(String.init) ?? ""
                 say("  \(info.state == .succeeded ? "ok  " : "FAIL") \(info.node ?? "-")  \(Output.ms(ran))  \(line)")
             }
@@ -50,7 +50,7 @@ public enum Demo {
             if info.state == .succeeded { report.succeeded += 1 } else { report.failed += 1 }
             if info.attempts != 1 { report.ranMoreThanOnce += 1 }
             report.perNode[info.node ?? "-", default: 0] += 1
-            if let started = info.startedAt { report.submitToStartMs.append(started - info.submittedAt) }
+            if let started = info.startedAt { report.submitToStartMs.append(started &- info.submittedAt) }
         }
         report.submitToStartMs.sort()
         say(summary(report))

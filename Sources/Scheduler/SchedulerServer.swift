@@ -13,6 +13,8 @@ public struct SchedulerConfig: Sendable {
     public var insecureListenAny = false
     public var settings = SchedulerSettings()
     public var name = "scheduler"
+    /// A connection that has not finished its handshake by then is closed.
+    public var handshakeTimeoutMs: UInt64 = 10_000
 
     public init() {}
 }
@@ -112,7 +114,8 @@ public final class SchedulerServer {
         }
         guard let tcp = try? listener.accept() else { return }
         let session = PeerSession(connection: FramedConnection(tcp: tcp),
-                                  handshake: ServerHandshake(token: config.token, serverName: config.name))
+                                  handshake: ServerHandshake(token: config.token, serverName: config.name),
+                                  acceptedAtMs: loop.nowMs)
         let key = ObjectIdentifier(session)
         sessions[key] = session
         session.connection.onMessage = { [weak self, unowned session] message in
@@ -285,6 +288,10 @@ public final class SchedulerServer {
     }
 
     private func tick() {
+        let nowMs = loop.nowMs
+        for session in sessions.values where session.hello == nil && nowMs - session.acceptedAtMs > config.handshakeTimeoutMs {
+            session.connection.refuse(.handshakeRequired, "no completed handshake within \(config.handshakeTimeoutMs) ms")
+        }
         let directives = state.tick(nowMs: now())
         if !directives.isEmpty {
             execute(directives)
@@ -300,9 +307,12 @@ final class PeerSession {
     var hello: Message.Hello?
     /// Set once a worker has registered.
     var nodeName: String?
+    /// Loop time (monotonic ms) of the accept, for the handshake deadline.
+    let acceptedAtMs: UInt64
 
-    init(connection: FramedConnection, handshake: ServerHandshake) {
+    init(connection: FramedConnection, handshake: ServerHandshake, acceptedAtMs: UInt64) {
         self.connection = connection
         self.handshake = handshake
+        self.acceptedAtMs = acceptedAtMs
     }
 }

@@ -29,7 +29,9 @@ struct SchedulerCommand: ParsableCommand {
         let lostAfter = self.lostAfter ?? file?.lostAfterSeconds ?? 10
         let heartbeat = self.heartbeat ?? file?.heartbeatSeconds ?? 1
         guard let (host, port) = parseHostPort(listen) else { throw usageError("--listen wants HOST:PORT, got '\(listen)'") }
-        guard lostAfter > 0, heartbeat > 0 else { throw usageError("--lost-after and --heartbeat must be positive") }
+        guard (0.01...1_000_000).contains(lostAfter), (0.01...1_000_000).contains(heartbeat) else {
+            throw usageError("--lost-after and --heartbeat must be between 0.01 and 1000000 seconds")
+        }
         guard heartbeat < lostAfter else { throw usageError("--heartbeat must be shorter than --lost-after") }
 
         let logger = try log.bootstrap(default: .info)

@@ -15,7 +15,7 @@ struct WaitCommand: ParsableCommand {
 
     func validate() throws {
         guard !ids.isEmpty else { throw ValidationError("give at least one task id") }
-        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if let timeout, !(timeout > 0 && timeout <= 1e9) { throw ValidationError("--timeout must be a positive number of seconds") }
     }
 
     func run() throws {

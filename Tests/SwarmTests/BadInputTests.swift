@@ -1,7 +1,10 @@
 import Foundation
 import Testing
 import SwarmClient
+import Logging
 import SwarmProtocol
+import SwarmScheduler
+import SwarmUV
 
 /// A blocking loopback socket for sending hostile bytes (plain POSIX: this is the attacker,
 /// not the product).
@@ -124,5 +127,43 @@ final class RawSocket {
         // The token never travels: the good client still works after all of that.
         let nodes = try good.listNodes()
         #expect(nodes.map(\.name) == ["steady"])
+    }
+}
+
+/// The scheduler in this process, on its own loop thread.
+@Suite struct InProcessSchedulerTests {
+    @Test func silentConnectionIsClosedAfterTheHandshakeTimeout() throws {
+        var config = SchedulerConfig()
+        config.port = 0
+        config.handshakeTimeoutMs = 200
+        let frozen = config
+        let box = Locked<SchedulerServer?>(nil)
+        let port = Locked(0)
+        let thread = EventLoopThread(name: "sched-test") { loop in
+            let server = SchedulerServer(loop: loop, config: frozen, logger: Logger(label: "test"))
+            port.withLock { $0 = (try? server.start().port) ?? 0 }
+            box.withLock { $0 = server }
+        }
+        defer {
+            thread.loop.execute {
+                box.withLock { $0?.stop(); $0 = nil }
+                thread.loop.keepAlive(false)
+            }
+            thread.join()
+            #expect(thread.leakReport == nil)
+        }
+        let socket = try RawSocket(port: port.withLock { $0 })
+        let started = Date()
+        let (bytes, closed) = socket.readUntilClosed()
+        #expect(closed)
+        #expect(Date().timeIntervalSince(started) < 4)
+        var decoder = FrameDecoder()
+        decoder.feed(bytes)
+        let message = try decoder.next().map { try MessageCodec.decode($0) }
+        guard case .error(let error)? = message else {
+            Issue.record("expected an error frame, got \(String(describing: message))")
+            return
+        }
+        #expect(error.code == .handshakeRequired)
     }
 }

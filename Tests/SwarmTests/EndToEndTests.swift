@@ -206,6 +206,50 @@ import SwarmProtocol
         #expect(ProcessHarness.processes(containing: harness.marker).isEmpty)
     }
 
+    /// A worker that stops answering is marked lost and its task runs elsewhere; when it comes
+    /// back, the copy it still runs is killed there. The task has one outcome, attempts 2.
+    @Test func lostWorkersTaskIsRequeuedAndItsLateCopyKilled() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try Self.startScheduler(harness, extra: ["--lost-after", "1", "--heartbeat", "0.2"])
+        let a = try harness.start("worker-a", ["worker", "--scheduler", address, "--slots", "1", "--name", "a",
+                                               "--data-dir", "\(harness.dir)/a"])
+        _ = try Self.waitForNodes(harness, address, count: 1)
+        let submit = try harness.run(["submit", "--scheduler", address, "--id", "survivor", "--",
+                                      "sh", "-c", "echo ran on $SWARM_NODE attempt $SWARM_ATTEMPT; if [ $SWARM_ATTEMPT = 1 ]; then sleep 30; else sleep 1; fi",
+                                      harness.marker])
+        #expect(submit.status == 0)
+        for _ in 0..<200 {
+            let s = try harness.run(["status", "--scheduler", address, "--json", "survivor"])
+            if s.stdout.contains("\"startedAt\" : 1") { break }
+            usleep(20_000)
+        }
+        kill(a.pid, SIGSTOP)  // a hangs: no heartbeats, no results
+        try harness.start("worker-b", ["worker", "--scheduler", address, "--slots", "1", "--name", "b",
+                                       "--data-dir", "\(harness.dir)/b"])
+        let wait = try harness.run(["wait", "--scheduler", address, "--json", "--timeout", "30", "survivor"])
+        #expect(wait.status == 0)
+        let tasks = try #require(try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])
+        #expect(tasks.first?["node"] as? String == "b")
+        #expect(tasks.first?["attempts"] as? Int == 2)
+        #expect((tasks.first?["output"] as? String)?.contains("ran on b attempt 2") == true)
+
+        kill(a.pid, SIGCONT)  // a comes back still running its copy: the scheduler has it killed
+        var killed = false
+        for _ in 0..<300 {
+            let log = (try? String(contentsOfFile: "\(harness.dir)/a/logs/survivor.log", encoding: .utf8)) ?? ""
+            if log.contains("killing process group: killed by scheduler") { killed = true; break }
+            usleep(20_000)
+        }
+        #expect(killed)
+        let after = try harness.run(["status", "--scheduler", address, "--json", "survivor"])
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(after.stdout.utf8)) as? [String: Any])
+        #expect(info["state"] as? String == "succeeded")
+        #expect(info["node"] as? String == "b")
+        let nodes = try Self.waitForNodes(harness, address, count: 2)
+        #expect(nodes.count == 2)
+    }
+
     @Test func workerWithWrongTokenExitsWithAClearError() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
