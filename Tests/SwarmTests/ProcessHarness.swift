@@ -100,9 +100,17 @@ final class ProcessHarness: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
+        // Read both pipes to EOF on their own threads: nothing is lost however late it comes.
         let outData = Locked(Data()), errData = Locked(Data())
-        out.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; if d.isEmpty { h.readabilityHandler = nil } else { outData.withLock { $0.append(d) } } }
-        err.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; if d.isEmpty { h.readabilityHandler = nil } else { errData.withLock { $0.append(d) } } }
+        let readers = DispatchGroup()
+        for (pipe, sink) in [(out, outData), (err, errData)] {
+            readers.enter()
+            Thread {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                sink.withLock { $0 = data }
+                readers.leave()
+            }.start()
+        }
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(5_000) }
@@ -112,7 +120,9 @@ final class ProcessHarness: @unchecked Sendable {
             Issue.record("swarm \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
         }
         process.waitUntilExit()
-        usleep(10_000)  // let the readability handlers drain the pipes
+        if readers.wait(timeout: .now() + 10) == .timedOut {
+            Issue.record("output of swarm \(arguments.joined(separator: " ")) did not end")
+        }
         return RunResult(status: process.terminationStatus,
                          stdout: String(decoding: outData.withLock { $0 }, as: UTF8.self),
                          stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
