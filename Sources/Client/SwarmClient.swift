@@ -221,13 +221,9 @@ public final class SwarmClient {
         while !done() {
             if let failure { throw failure }
             if timedOut { throw .timeout(what) }
-            uv_run_once(loop)
+            loop.runOnce()
         }
     }
-}
-
-private func uv_run_once(_ loop: EventLoop) {
-    loop.runOnce()
 }
 
 func monotonicMs() -> Int64 {
@@ -235,3 +231,7 @@ func monotonicMs() -> Int64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension SwarmClient: Sendable {}

@@ -52,7 +52,7 @@ public final class WorkerAgent {
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
 
-    public init(loop: EventLoop, config: WorkerConfig, logger: Logger, now: @escaping () -> Int64 = WorkerAgent.unixMillis) {
+    public init(loop: EventLoop, config: WorkerConfig, logger: Logger, now: @escaping () -> Int64 = unixMillis) {
         self.loop = loop
         self.config = config
         self.logger = logger
@@ -66,12 +66,6 @@ public final class WorkerAgent {
             p += 1
         }
         baseEnvironment = env
-    }
-
-    public static func unixMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
     public var runningCount: Int { runners.count }
@@ -268,3 +262,7 @@ public final class WorkerAgent {
         finishStopIfIdle()
     }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension WorkerAgent: Sendable {}

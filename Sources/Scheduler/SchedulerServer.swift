@@ -316,3 +316,7 @@ final class PeerSession {
         self.acceptedAtMs = acceptedAtMs
     }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension SchedulerServer: Sendable {}

@@ -127,3 +127,7 @@ public final class FramedConnection {
         callback?(reason)
     }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension FramedConnection: Sendable {}

@@ -32,3 +32,7 @@ public final class UVAsync: UVHandleOwner {
 
     func handleDidClose() { core.finishClose() }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension UVAsync: Sendable {}

@@ -24,3 +24,7 @@ public final class UVPipe: UVStreamOwner {
 
     func handleDidClose() { core.finishClose() }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension UVPipe: Sendable {}

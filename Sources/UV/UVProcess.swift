@@ -133,3 +133,7 @@ public final class UVProcess: UVHandleOwner {
 
     func handleDidClose() { core.finishClose() }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension UVProcess: Sendable {}

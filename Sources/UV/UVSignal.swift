@@ -30,3 +30,7 @@ public final class UVSignal: UVHandleOwner {
 
     func handleDidClose() { core.finishClose() }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension UVSignal: Sendable {}

@@ -135,3 +135,7 @@ private final class CallbackBox {
     let callback: ((UVError?) -> Void)?
     init(_ callback: ((UVError?) -> Void)?) { self.callback = callback }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension UVStream: Sendable {}

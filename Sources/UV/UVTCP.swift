@@ -150,3 +150,7 @@ enum Resolver {
         }
     }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension UVTCP: Sendable {}

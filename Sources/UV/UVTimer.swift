@@ -42,3 +42,7 @@ public final class UVTimer: UVHandleOwner {
 
     func handleDidClose() { core.finishClose() }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension UVTimer: Sendable {}
