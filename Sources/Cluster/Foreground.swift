@@ -69,25 +69,36 @@ public enum Foreground {
 }
 
 /// SIGINT and SIGTERM on a loop: the first one calls `handler`; `close` ends the watch.
+/// With `SWARM_EXIT_WITH_PARENT=PID` in the environment (test harnesses set it to their own
+/// pid), losing that parent counts as a SIGTERM, so a crashed harness leaves no server behind.
 public final class SignalWatcher {
     private var handles: [UVSignal] = []
+    private var parentWatch: UVTimer?
 
     public init(loop: EventLoop, _ handler: @escaping (Int32) -> Void) throws {
         var fired = false
+        let fire: (Int32) -> Void = { signal in
+            guard !fired else { return }
+            fired = true
+            handler(signal)
+        }
         for signum in [SIGINT, SIGTERM] {
             let handle = try UVSignal(loop: loop)
             handles.append(handle)
-            try handle.start(signal: signum) { signal in
-                guard !fired else { return }
-                fired = true
-                handler(signal)
-            }
+            try handle.start(signal: signum, fire)
+        }
+        if let value = getenv("SWARM_EXIT_WITH_PARENT"), let parent = Int32(String(cString: value)), parent > 1 {
+            let timer = try UVTimer(loop: loop)
+            timer.start(afterMs: 0, repeatMs: 250) { if getppid() != parent { fire(SIGTERM) } }
+            parentWatch = timer
         }
     }
 
     public func close() {
         for handle in handles { handle.close() }
         handles = []
+        parentWatch?.close()
+        parentWatch = nil
     }
 }
 

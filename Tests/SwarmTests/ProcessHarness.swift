@@ -65,6 +65,7 @@ final class ProcessHarness: @unchecked Sendable {
         process.currentDirectoryURL = URL(fileURLWithPath: dir)
         var env = ProcessInfo.processInfo.environment
         env["SWARM_TEST_MARKER"] = marker
+        env["SWARM_EXIT_WITH_PARENT"] = String(getpid())  // if this test process dies, its servers follow
         for (k, v) in environment { env[k] = v }
         process.environment = env
         let stdout = Pipe()
