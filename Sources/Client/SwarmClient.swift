@@ -12,6 +12,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case handshake(String)
     case server(ErrorCode, String)
     case timeout(String)
+    /// `wait` ran out of time (the tasks go on).
+    case waitTimedOut(String)
     case connectionLost(String)
 
     public var description: String {
@@ -20,7 +22,7 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         case let .unreachable(a, e): "cannot reach scheduler at \(a): \(e.message)"
         case .handshake(let r): "scheduler refused the connection: \(r)"
         case .server(_, let r): r
-        case .timeout(let what): "timed out \(what)"
+        case .timeout(let what), .waitTimedOut(let what): "timed out \(what)"
         case .connectionLost(let r): "connection to scheduler lost: \(r)"
         }
     }
@@ -109,8 +111,13 @@ public final class SwarmClient {
 
     /// Waits until every task has ended; nil timeout waits for ever.
     public func wait(_ ids: [String], timeoutSeconds: Double? = nil) throws(ClientError) -> [TaskInfo] {
-        let reply = try request({ .wait(.init(requestId: $0, ids: ids)) }, timeoutSeconds: timeoutSeconds,
-                                what: "waiting for \(ids.count == 1 ? ids[0] : "\(ids.count) tasks")")
+        let what = "waiting for \(ids.count == 1 ? ids[0] : "\(ids.count) tasks")"
+        let reply: Message
+        do {
+            reply = try request({ .wait(.init(requestId: $0, ids: ids)) }, timeoutSeconds: timeoutSeconds, what: what)
+        } catch .timeout {
+            throw .waitTimedOut(what)
+        }
         guard case .waitResult(let result) = reply else { throw .server(.unexpected, "unexpected reply to wait") }
         return result.tasks
     }

@@ -62,7 +62,9 @@ public struct ClusterFile: Sendable, Equatable {
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "comment"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
-                    guard slots == slots.rounded(), slots >= 1 else { throw ConfigError("\(at).slots must be a whole number >= 1") }
+                    guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
+                        throw ConfigError("\(at).slots must be a whole number from 1 to 100000")
+                    }
                     section.slots = Int(slots)
                 }
                 if let labels = v["labels"] {

@@ -68,7 +68,7 @@ public enum Foreground {
     }
 }
 
-/// SIGINT and SIGTERM on a loop: the first one calls `handler`; `close` ends the watch.
+/// SIGINT, SIGTERM and SIGHUP on a loop: the first one calls `handler`; `close` ends the watch.
 /// With `SWARM_EXIT_WITH_PARENT=PID` in the environment (test harnesses set it to their own
 /// pid), losing that parent counts as a SIGTERM, so a crashed harness leaves no server behind.
 public final class SignalWatcher {
@@ -82,7 +82,9 @@ public final class SignalWatcher {
             fired = true
             handler(signal)
         }
-        for signum in [SIGINT, SIGTERM] {
+        // SIGHUP too: a closed terminal or ssh session must stop us cleanly (tasks killed),
+        // not kill us and orphan the tasks.
+        for signum in [SIGINT, SIGTERM, SIGHUP] {
             let handle = try UVSignal(loop: loop)
             handles.append(handle)
             try handle.start(signal: signum, fire)

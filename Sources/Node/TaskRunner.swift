@@ -26,6 +26,7 @@ final class TaskRunner {
     private(set) var pid: Int?
 
     var id: String { supervisor.assignment.id }
+    var attempt: Int { supervisor.assignment.attempt }
 
     init(loop: EventLoop, assignment: TaskAssignment, context: RunnerContext, onFinish: @escaping (TaskResult) -> Void) {
         self.loop = loop

@@ -45,7 +45,7 @@ public final class WorkerAgent {
     private var backoffMs: UInt64
     private var runners: [String: TaskRunner] = [:]
     /// Results not yet acknowledged by the scheduler, in finishing order.
-    private var outbox: [(id: String, result: TaskResult)] = []
+    private var outbox: [TaskResult] = []
     private var stopping = false
     private var onStopped: (() -> Void)?
     private let baseEnvironment: [String: String]
@@ -65,6 +65,8 @@ public final class WorkerAgent {
             if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
             p += 1
         }
+        // The cluster token authenticates workers and clients; tasks do not get it.
+        env["SWARM_TOKEN"] = nil
         baseEnvironment = env
     }
 
@@ -74,6 +76,11 @@ public final class WorkerAgent {
 
     /// Creates the data directories and connects.
     public func start() throws(FileError) {
+        if let workDir = config.workDir {
+            var info = stat()
+            guard stat(workDir, &info) == 0 else { throw FileError(path: workDir, errno: errno) }
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw FileError(path: workDir, errno: ENOTDIR) }
+        }
         try Files.makeDirectories(logsDir)
         try Files.makeDirectories(resultsDir)
         reconnectTimer = try! UVTimer(loop: loop)
@@ -88,7 +95,10 @@ public final class WorkerAgent {
         stopping = true
         onStopped = completion
         logger.info("worker \(config.name) stopping; killing \(runners.count) running task(s)")
-        for runner in runners.values { runner.kill(reason: "worker \(config.name) is shutting down") }
+        // Reported as `lost`: the scheduler runs them again elsewhere (attempts permitting).
+        for runner in runners.values {
+            runner.kill(reason: "worker \(config.name) shut down while the task ran", state: .lost)
+        }
         finishStopIfIdle()
     }
 
@@ -149,7 +159,7 @@ public final class WorkerAgent {
             case .established:
                 handshake = nil
                 connection?.send(.register(.init(slots: config.slots, labels: config.labels,
-                                                 running: runners.keys.sorted(), finished: outbox.map(\.id))))
+                                                 running: runningRuns, finished: outbox.map(\.run))))
             case .failed(let reason):
                 logger.error("handshake with scheduler failed: \(reason)")
                 if reason.contains("token") || reason.contains("protocol") { onFatal?(reason) }
@@ -188,13 +198,15 @@ public final class WorkerAgent {
             logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
             let period = UInt64(max(10, registered.heartbeatMs))
             heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
-            for (_, result) in outbox { connection?.send(.taskFinished(.init(result: result))) }
+            for result in outbox { connection?.send(.taskFinished(.init(result: result))) }
         case .assign(let assign):
             startTask(assign.task)
         case .kill(let kill):
-            runners[kill.id]?.kill(reason: "killed by scheduler: \(kill.reason)")
+            if let runner = runners[kill.id], runner.attempt == kill.attempt {
+                runner.kill(reason: "killed by scheduler: \(kill.reason)")
+            }
         case .resultAck(let ack):
-            outbox.removeAll { $0.id == ack.id }
+            outbox.removeAll { $0.id == ack.id && $0.attempt == ack.attempt }
         case .error(let error):
             logger.error("scheduler says: \(error.reason)")
         default:
@@ -204,33 +216,33 @@ public final class WorkerAgent {
 
     private func sendHeartbeat() {
         guard registered else { return }
-        connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - runners.count), running: runners.keys.sorted())))
+        connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - runners.count), running: runningRuns)))
+    }
+
+    private var runningRuns: [RunRef] {
+        runners.values.map { RunRef(id: $0.id, attempt: $0.attempt) }.sorted { $0.id < $1.id }
     }
 
     private func startTask(_ task: TaskAssignment) {
-        if runners[task.id] != nil { return }  // a repeated assignment of what already runs
-        if let problem = TaskID.problem(with: task.id) {
-            connection?.send(.reject(.init(id: task.id, reason: problem)))
+        func reject(_ reason: String) {
+            connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason)))
+        }
+        if let runner = runners[task.id] {
+            // Never two processes for one task id here (they share its log and result files).
+            if runner.attempt != task.attempt { reject("attempt \(runner.attempt) of this task is still ending here") }
             return
         }
-        guard !stopping else {
-            connection?.send(.reject(.init(id: task.id, reason: "worker is shutting down")))
-            return
-        }
-        guard runners.count < config.slots else {
-            connection?.send(.reject(.init(id: task.id, reason: "all \(config.slots) slots are busy")))
-            return
-        }
-        guard !task.command.isEmpty else {
-            connection?.send(.reject(.init(id: task.id, reason: "empty command")))
-            return
-        }
+        if let problem = TaskID.problem(with: task.id) { return reject(problem) }
+        guard !stopping else { return reject("worker is shutting down") }
+        guard runners.count < config.slots else { return reject("all \(config.slots) slots are busy") }
+        guard !task.command.isEmpty else { return reject("empty command") }
         var env = baseEnvironment
+        for (key, value) in task.env ?? [:] { env[key] = value }
+        // Set last: a task's own env cannot fake what swarm tells it.
         env["SWARM_TASK_ID"] = task.id
         env["SWARM_NODE"] = config.name
         env["SWARM_ATTEMPT"] = String(task.attempt)
         env["SWARM_SCHEDULER"] = "\(config.schedulerHost):\(config.schedulerPort)"
-        for (key, value) in task.env ?? [:] { env[key] = value }
         let context = RunnerContext(
             environment: env.map { "\($0.key)=\($0.value)" }, workingDirectory: config.workDir,
             logPath: "\(logsDir)/\(task.id).log", supervisorSettings: config.supervisor, now: now)
@@ -240,7 +252,7 @@ public final class WorkerAgent {
         runners[task.id] = runner
         runner.start()
         if let pid = runner.pid, runners[task.id] != nil {
-            connection?.send(.taskStarted(.init(id: task.id, pid: pid, startedAt: now())))
+            connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: now())))
         }
     }
 
@@ -257,7 +269,7 @@ public final class WorkerAgent {
         } catch {
             logger.error("cannot write result of \(result.id): \(error)")
         }
-        outbox.append((result.id, result))
+        outbox.append(result)
         if registered { connection?.send(.taskFinished(.init(result: result))) }
         finishStopIfIdle()
     }

@@ -36,7 +36,8 @@ public enum Frame {
 /// It never touches a socket. After an error it stays failed: the connection must be closed,
 /// since there is no way to find the next frame boundary.
 public struct FrameDecoder: Sendable {
-    public let maxPayload: Int
+    /// The largest payload accepted; may be raised once a peer is trusted (after its handshake).
+    public var maxPayload: Int { didSet { precondition(maxPayload > 0) } }
     private var buffer: [UInt8] = []
     private var readIndex = 0
     private var failure: FrameError?

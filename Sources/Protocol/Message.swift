@@ -79,11 +79,11 @@ public enum Message: Sendable, Equatable {
     public struct Register: Codable, Sendable, Equatable {
         public var slots: Int
         public var labels: [String: String]
-        /// Tasks the worker is running now (after a reconnect).
-        public var running: [String]
-        /// Tasks whose results the worker holds, not yet acknowledged; sent right after.
-        public var finished: [String]
-        public init(slots: Int, labels: [String: String], running: [String], finished: [String]) {
+        /// Runs the worker has now (after a reconnect), still going or being killed.
+        public var running: [RunRef]
+        /// Runs whose results the worker holds, not yet acknowledged; sent right after.
+        public var finished: [RunRef]
+        public init(slots: Int, labels: [String: String], running: [RunRef], finished: [RunRef]) {
             self.slots = slots; self.labels = labels; self.running = running; self.finished = finished
         }
     }
@@ -93,8 +93,8 @@ public enum Message: Sendable, Equatable {
     }
     public struct Heartbeat: Codable, Sendable, Equatable {
         public var freeSlots: Int
-        public var running: [String]
-        public init(freeSlots: Int, running: [String]) { self.freeSlots = freeSlots; self.running = running }
+        public var running: [RunRef]
+        public init(freeSlots: Int, running: [RunRef]) { self.freeSlots = freeSlots; self.running = running }
     }
     public struct Assign: Codable, Sendable, Equatable {
         public var task: TaskAssignment
@@ -102,9 +102,12 @@ public enum Message: Sendable, Equatable {
     }
     public struct TaskStarted: Codable, Sendable, Equatable {
         public var id: String
+        public var attempt: Int
         public var pid: Int
         public var startedAt: Int64
-        public init(id: String, pid: Int, startedAt: Int64) { self.id = id; self.pid = pid; self.startedAt = startedAt }
+        public init(id: String, attempt: Int, pid: Int, startedAt: Int64) {
+            self.id = id; self.attempt = attempt; self.pid = pid; self.startedAt = startedAt
+        }
     }
     public struct TaskFinished: Codable, Sendable, Equatable {
         public var result: TaskResult
@@ -112,19 +115,23 @@ public enum Message: Sendable, Equatable {
     }
     public struct ResultAck: Codable, Sendable, Equatable {
         public var id: String
-        public init(id: String) { self.id = id }
+        public var attempt: Int
+        public init(id: String, attempt: Int) { self.id = id; self.attempt = attempt }
     }
     /// A worker refuses an assignment (full, or invalid); the scheduler requeues it.
     public struct Reject: Codable, Sendable, Equatable {
         public var id: String
+        public var attempt: Int
         public var reason: String
-        public init(id: String, reason: String) { self.id = id; self.reason = reason }
+        public init(id: String, attempt: Int, reason: String) { self.id = id; self.attempt = attempt; self.reason = reason }
     }
     /// The scheduler tells a worker to kill a task's whole process group.
     public struct Kill: Codable, Sendable, Equatable {
         public var id: String
+        /// The run to kill; a later run of the same task is left alone.
+        public var attempt: Int
         public var reason: String
-        public init(id: String, reason: String) { self.id = id; self.reason = reason }
+        public init(id: String, attempt: Int, reason: String) { self.id = id; self.attempt = attempt; self.reason = reason }
     }
     public struct Submit: Codable, Sendable, Equatable {
         public var requestId: Int

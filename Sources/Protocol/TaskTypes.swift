@@ -71,18 +71,47 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         self.env = env
     }
 
+    /// Linux refuses to exec a single argument or variable over 128 KiB (MAX_ARG_STRLEN),
+    /// and the whole set is bounded too: refuse such a task at submit, not at spawn.
+    public static let maxArgumentBytes = 128 * 1024
+    public static let maxCommandAndEnvBytes = 1024 * 1024
+
     /// Nil when the spec can be accepted, else the reason.
     public func problem() -> String? {
         if let id, let p = TaskID.problem(with: id) { return p }
         if command.isEmpty { return "a task needs a command" }
         if command[0].isEmpty { return "the command's program name is empty" }
-        if let env {
-            for key in env.keys where key.isEmpty || key.contains("=") || key.contains("\0") {
+        var total = 0
+        for (index, argument) in command.enumerated() {
+            if argument.utf8.contains(0) { return "argument \(index) contains a NUL byte" }
+            if argument.utf8.count > Self.maxArgumentBytes {
+                return "argument \(index) is \(argument.utf8.count) bytes; the limit is \(Self.maxArgumentBytes)"
+            }
+            total += argument.utf8.count + 1
+        }
+        for (key, value) in env ?? [:] {
+            if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
                 return "invalid environment variable name \(TaskID.quoted(key))"
             }
+            if value.utf8.contains(0) { return "environment variable \(key) contains a NUL byte" }
+            if key.utf8.count + value.utf8.count + 1 > Self.maxArgumentBytes {
+                return "environment variable \(key) is over \(Self.maxArgumentBytes) bytes"
+            }
+            total += key.utf8.count + value.utf8.count + 2
+        }
+        if total > Self.maxCommandAndEnvBytes {
+            return "command and environment are \(total) bytes; the limit is \(Self.maxCommandAndEnvBytes)"
         }
         return nil
     }
+}
+
+/// One run of a task: a task id and its attempt number. A result, a kill or a report of what
+/// runs names the run, so a late report of an earlier run is never taken for the current one.
+public struct RunRef: Codable, Sendable, Hashable {
+    public var id: String
+    public var attempt: Int
+    public init(id: String, attempt: Int) { self.id = id; self.attempt = attempt }
 }
 
 /// What a worker is told to run.
@@ -114,6 +143,9 @@ public struct TaskResult: Codable, Sendable, Equatable {
     public var startedAt: Int64?
     public var finishedAt: Int64
 
+    /// The run this result belongs to.
+    public var run: RunRef { RunRef(id: id, attempt: attempt) }
+
     public init(id: String, state: TaskState, exitCode: Int?, signal: Int?, reason: String?,
                 output: String, pid: Int?, attempt: Int, startedAt: Int64?, finishedAt: Int64) {
         self.id = id
@@ -144,7 +176,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     public var placedAt: Int64?
     public var startedAt: Int64?
     public var finishedAt: Int64?
-    /// Last 64 KiB of output; present in `status`, omitted in listings.
+    /// Last 64 KiB of output once the task has ended; null in listings and multi-task waits.
     public var output: String?
 
     public init(id: String, state: TaskState, command: [String], node: String? = nil,
@@ -185,7 +217,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         try c.encode(placedAt, forKey: .placedAt)
         try c.encode(startedAt, forKey: .startedAt)
         try c.encode(finishedAt, forKey: .finishedAt)
-        try c.encodeIfPresent(output, forKey: .output)
+        try c.encode(output, forKey: .output)
     }
 }
 

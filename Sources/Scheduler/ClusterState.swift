@@ -31,9 +31,9 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible, Sendable 
 /// What the scheduler's shell must do after a state change.
 public enum SchedulerDirective: Equatable, Sendable {
     case assign(node: String, TaskAssignment)
-    case ackResult(node: String, id: String)
-    /// The node runs a task it must not (requeued elsewhere, or finished): kill it there.
-    case kill(node: String, id: String, reason: String)
+    case ackResult(node: String, run: RunRef)
+    /// The node has a run that is no longer the task's current one: kill it there.
+    case kill(node: String, run: RunRef, reason: String)
     /// A task reached a terminal state (wake its waiters).
     case taskEnded(id: String)
     case nodeLost(name: String)
@@ -64,11 +64,17 @@ public struct ClusterState: Sendable {
         var connected = true
         var lastSeenMs: Int64
         var address: String?
-        var assigned: Set<String> = []
+        /// Runs placed here that count: task id -> attempt.
+        var assigned: [String: Int] = [:]
+        /// Runs being killed here (no longer the task's current run): they hold their slot
+        /// until the worker reports them gone, so the node is never over-committed.
+        var dying: [String: Int] = [:]
+        /// No placements here before this time (set when the worker refuses one).
+        var holdUntilMs: Int64 = 0
         var completed = 0
         var reportedFreeSlots: Int
 
-        var freeSlots: Int { max(0, slots - assigned.count) }
+        var freeSlots: Int { max(0, slots - assigned.count - dying.count) }
     }
 
     struct TaskRecord: Sendable {
@@ -127,7 +133,7 @@ public struct ClusterState: Sendable {
     public func listNodes(nowMs: Int64) -> [NodeInfo] {
         nodes.values.sorted { $0.name < $1.name }.map { node in
             NodeInfo(name: node.name, slots: node.slots, freeSlots: node.freeSlots,
-                     running: node.assigned.count, state: node.state, labels: node.labels,
+                     running: node.assigned.count + node.dying.count, state: node.state, labels: node.labels,
                      address: node.address, connected: node.connected,
                      lastSeenMsAgo: max(0, nowMs - node.lastSeenMs), completed: node.completed)
         }
@@ -135,11 +141,12 @@ public struct ClusterState: Sendable {
 
     // MARK: Workers
 
-    /// A worker (re)connects. `running` and `finished` are the tasks it runs and the results it
-    /// still holds: assigned tasks in neither were never started there and go back to the queue;
-    /// tasks it runs that are no longer its own are killed there.
+    /// A worker (re)connects. `running` and `finished` are the runs it has and the results it
+    /// still holds: runs assigned to it in neither were never started there and go back to the
+    /// queue; runs it has that are no longer current are killed there (and hold their slot
+    /// until they are reported gone).
     public mutating func register(node name: String, slots: Int, labels: [String: String],
-                                  running: [String], finished: [String], address: String?,
+                                  running: [RunRef], finished: [RunRef], address: String?,
                                   nowMs: Int64) throws(SchedulerError) -> [SchedulerDirective] {
         guard slots >= 1 && slots <= 100_000 else { throw .invalidRegistration("slots must be 1 to 100000, got \(slots)") }
         if let existing = nodes[name], existing.connected { throw .workerNameInUse(name) }
@@ -151,14 +158,17 @@ public struct ClusterState: Sendable {
         node.connected = true
         node.lastSeenMs = nowMs
         node.address = address
+        node.holdUntilMs = 0
         if node.state == .lost { node.state = .ready }
         let reported = Set(running).union(finished)
-        for id in node.assigned.sorted() where !reported.contains(id) {
-            node.assigned.remove(id)
-            requeue(id, reason: "its worker restarted without it")
+        for (id, attempt) in node.assigned.sorted(by: { $0.key < $1.key }) where !reported.contains(RunRef(id: id, attempt: attempt)) {
+            node.assigned[id] = nil
+            if let ended = requeue(id, reason: "its worker restarted without it", nowMs: nowMs) { directives.append(ended) }
         }
-        for id in running where !node.assigned.contains(id) {
-            directives.append(.kill(node: name, id: id, reason: "task is not assigned to \(name)"))
+        node.dying = [:]
+        for run in running where node.assigned[run.id] != run.attempt {
+            node.dying[run.id] = run.attempt
+            directives.append(.kill(node: name, run: run, reason: "this run of the task is no longer current"))
         }
         nodes[name] = node
         return directives
@@ -170,8 +180,16 @@ public struct ClusterState: Sendable {
         nodes[name]?.lastSeenMs = nowMs
     }
 
-    public mutating func heartbeat(node name: String, freeSlots: Int) {
-        nodes[name]?.reportedFreeSlots = freeSlots
+    /// A heartbeat lists the runs the worker still has: a dying run missing from it has ended
+    /// (its result, sent before this heartbeat, was already handled) and frees its slot.
+    public mutating func heartbeat(node name: String, freeSlots: Int, running: [RunRef]) {
+        guard var node = nodes[name] else { return }
+        node.reportedFreeSlots = freeSlots
+        if !node.dying.isEmpty {
+            let present = Set(running)
+            node.dying = node.dying.filter { present.contains(RunRef(id: $0.key, attempt: $0.value)) }
+        }
+        nodes[name] = node
     }
 
     /// The worker's connection dropped. Its tasks stay assigned: it keeps running them and
@@ -180,42 +198,57 @@ public struct ClusterState: Sendable {
         nodes[name]?.connected = false
     }
 
-    public mutating func taskStarted(node name: String, id: String, startedAt: Int64) {
-        guard nodes[name]?.assigned.contains(id) == true, var record = tasks[id] else { return }
-        record.info.startedAt = startedAt
-        tasks[id] = record
+    public mutating func taskStarted(node name: String, run: RunRef, startedAt: Int64) {
+        guard nodes[name]?.assigned[run.id] == run.attempt, tasks[run.id]?.info.attempts == run.attempt else { return }
+        tasks[run.id]?.info.startedAt = startedAt
     }
 
-    /// A worker reports an outcome. It is always acknowledged (so the worker stops resending);
-    /// it counts only if the task is still assigned to that worker.
+    /// A worker reports how a run ended. It is always acknowledged (so the worker stops
+    /// resending); it counts only for the task's current run on that worker. A run ended as
+    /// `lost` (its worker shut down under it) goes back to the queue.
     public mutating func taskFinished(node name: String, result: TaskResult, nowMs: Int64) -> [SchedulerDirective] {
-        var directives: [SchedulerDirective] = [.ackResult(node: name, id: result.id)]
-        guard var node = nodes[name], node.assigned.contains(result.id), var record = tasks[result.id] else {
+        var directives: [SchedulerDirective] = [.ackResult(node: name, run: RunRef(id: result.id, attempt: result.attempt))]
+        guard var node = nodes[name] else { return directives }
+        if node.dying[result.id] == result.attempt {
+            node.dying[result.id] = nil
+            nodes[name] = node
             return directives
         }
-        node.assigned.remove(result.id)
+        guard node.assigned[result.id] == result.attempt, var record = tasks[result.id],
+              record.info.attempts == result.attempt, !record.info.state.isTerminal else {
+            return directives
+        }
+        node.assigned[result.id] = nil
         node.completed += 1
         nodes[name] = node
-        record.info.state = result.state.isTerminal ? result.state : .failed
         record.info.exitCode = result.exitCode
         record.info.signal = result.signal
-        record.info.reason = result.reason
         record.info.output = result.output
         record.info.startedAt = result.startedAt ?? record.info.startedAt
+        tasks[result.id] = record
+        if result.state == .lost {
+            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", nowMs: nowMs) {
+                directives.append(ended)
+            }
+            return directives
+        }
+        record.info.state = result.state.isTerminal ? result.state : .failed
+        record.info.reason = result.reason
         record.info.finishedAt = result.finishedAt
         tasks[result.id] = record
         directives.append(.taskEnded(id: result.id))
         return directives
     }
 
-    /// A worker refused an assignment; the task goes back to the queue.
-    public mutating func taskRejected(node name: String, id: String) {
-        guard nodes[name]?.assigned.contains(id) == true else { return }
-        nodes[name]?.assigned.remove(id)
-        guard var record = tasks[id] else { return }
+    /// A worker refused a run; the task goes back to the queue without using an attempt, and
+    /// the worker gets no new placement for a second (so a refusal cannot become a hot loop).
+    public mutating func taskRejected(node name: String, run: RunRef, nowMs: Int64) {
+        guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id] else { return }
+        nodes[name]?.assigned[run.id] = nil
+        nodes[name]?.holdUntilMs = nowMs + 1_000
         record.info.attempts = max(0, record.info.attempts - 1)
-        tasks[id] = record
-        requeue(id, reason: nil)
+        tasks[run.id] = record
+        requeue(run.id, reason: nil, nowMs: nowMs)
     }
 
     // MARK: Time and placement
@@ -227,14 +260,16 @@ public struct ClusterState: Sendable {
             guard var node = nodes[name], node.state != .lost,
                   nowMs - node.lastSeenMs > settings.lostAfterMs else { continue }
             node.state = .lost
-            // Its connection is closed by the shell; when it comes back it registers anew.
+            // Its connection is closed by the shell; when it comes back it registers anew and
+            // its leftover runs are killed then.
             node.connected = false
-            let orphans = node.assigned.sorted()
-            node.assigned = []
+            let orphans = node.assigned.keys.sorted()
+            node.assigned = [:]
+            node.dying = [:]
             nodes[name] = node
             directives.append(.nodeLost(name: name))
             for id in orphans {
-                if let ended = requeue(id, reason: "worker \(name) was lost") { directives.append(ended) }
+                if let ended = requeue(id, reason: "worker \(name) was lost", nowMs: nowMs) { directives.append(ended) }
             }
         }
         return directives
@@ -244,10 +279,17 @@ public struct ClusterState: Sendable {
     public mutating func schedule(nowMs: Int64) -> [SchedulerDirective] {
         var directives: [SchedulerDirective] = []
         var snapshot = nodes.values.map {
-            NodeSnapshot(name: $0.name, slots: $0.slots, freeSlots: $0.freeSlots, state: $0.state, connected: $0.connected)
+            NodeSnapshot(name: $0.name, slots: $0.slots, freeSlots: $0.holdUntilMs > nowMs ? 0 : $0.freeSlots,
+                         state: $0.state, connected: $0.connected)
         }
+        // A node still killing an old run of a task gets no new run of it (one id, one process).
+        let dyingIds = Set(nodes.values.flatMap { $0.dying.keys })
         while let id = queue.first, let record = tasks[id] {
-            guard case .place(let nodeName) = Placement.place(record.spec, on: snapshot) else { break }
+            var candidates = snapshot
+            if dyingIds.contains(id) {
+                for i in candidates.indices where nodes[candidates[i].name]?.dying[id] != nil { candidates[i].freeSlots = 0 }
+            }
+            guard case .place(let nodeName) = Placement.place(record.spec, on: candidates) else { break }
             queue.popFirst()
             var info = record.info
             info.state = .running
@@ -256,7 +298,7 @@ public struct ClusterState: Sendable {
             info.placedAt = nowMs
             info.startedAt = nil
             tasks[id]?.info = info
-            nodes[nodeName]?.assigned.insert(id)
+            nodes[nodeName]?.assigned[id] = info.attempts
             if let i = snapshot.firstIndex(where: { $0.name == nodeName }) { snapshot[i].freeSlots -= 1 }
             directives.append(.assign(node: nodeName, TaskAssignment(
                 id: id, command: record.spec.command, env: record.spec.env, attempt: info.attempts)))
@@ -266,13 +308,14 @@ public struct ClusterState: Sendable {
 
     /// Puts a task back in the queue, or ends it as `lost` once it has used its attempts.
     @discardableResult
-    private mutating func requeue(_ id: String, reason: String?) -> SchedulerDirective? {
+    private mutating func requeue(_ id: String, reason: String?, nowMs: Int64) -> SchedulerDirective? {
         guard var record = tasks[id], !record.info.state.isTerminal else { return nil }
         record.info.node = nil
         record.info.startedAt = nil
         if let reason, record.info.attempts >= settings.maxAttempts {
             record.info.state = .lost
             record.info.reason = "\(reason); gave up after \(record.info.attempts) attempts"
+            record.info.finishedAt = nowMs
             tasks[id] = record
             return .taskEnded(id: id)
         }

@@ -15,6 +15,12 @@ public struct SchedulerConfig: Sendable {
     public var name = "scheduler"
     /// A connection that has not finished its handshake by then is closed.
     public var handshakeTimeoutMs: UInt64 = 10_000
+    /// Until its handshake is done a peer may send only small frames, and only this many
+    /// peers may be in that state at once: strangers cannot make us hold much memory.
+    public var maxHandshakeFrame = 64 * 1024
+    public var maxPendingHandshakes = 1024
+    /// The largest frame an authenticated peer may send.
+    public var maxFrame = Frame.defaultMaxPayload
 
     public init() {}
 }
@@ -51,6 +57,7 @@ public final class SchedulerServer {
     /// Established worker sessions by node name.
     private var workers: [String: PeerSession] = [:]
     private var waiters = WaiterTable()
+    private var pendingHandshakes = 0
     public private(set) var address: SocketAddress?
 
     public init(loop: EventLoop, config: SchedulerConfig, logger: Logger, now: @escaping () -> Int64 = unixMillis) {
@@ -113,7 +120,14 @@ public final class SchedulerServer {
             return
         }
         guard let tcp = try? listener.accept() else { return }
-        let session = PeerSession(connection: FramedConnection(tcp: tcp),
+        let connection = FramedConnection(tcp: tcp, maxFrame: config.maxHandshakeFrame)
+        if pendingHandshakes >= config.maxPendingHandshakes {
+            logger.warning("refusing \(connection.peer): \(pendingHandshakes) connections are still in their handshake")
+            connection.refuse(.unexpected, "too many connections in their handshake; try again later")
+            return
+        }
+        pendingHandshakes += 1
+        let session = PeerSession(connection: connection,
                                   handshake: ServerHandshake(token: config.token, serverName: config.name),
                                   acceptedAtMs: loop.nowMs)
         let key = ObjectIdentifier(session)
@@ -129,6 +143,7 @@ public final class SchedulerServer {
 
     private func ended(_ session: PeerSession, _ end: ConnectionEnd) {
         sessions[ObjectIdentifier(session)] = nil
+        if session.hello == nil { pendingHandshakes -= 1 }
         waiters.removeAll(for: session)
         if let node = session.nodeName, workers[node] === session {
             workers[node] = nil
@@ -146,7 +161,10 @@ public final class SchedulerServer {
                 case .send(let reply): session.connection.send(reply)
                 case .close:
                     session.connection.closeAfterFlush(.protocolError("handshake failed"))
-                case .established(let hello): session.hello = hello
+                case .established(let hello):
+                    session.hello = hello
+                    pendingHandshakes -= 1
+                    session.connection.maxFrame = config.maxFrame
                 case .failed(let reason):
                     logger.notice("handshake with \(session.connection.peer) failed: \(reason)")
                 }
@@ -181,14 +199,14 @@ public final class SchedulerServer {
         case _ where session.nodeName == nil:
             session.connection.refuse(.unexpected, "a worker must 'register' before '\(message.type)'")
         case .heartbeat(let heartbeat):
-            state.heartbeat(node: name, freeSlots: heartbeat.freeSlots)
+            state.heartbeat(node: name, freeSlots: heartbeat.freeSlots, running: heartbeat.running)
         case .taskStarted(let started):
-            state.taskStarted(node: name, id: started.id, startedAt: started.startedAt)
+            state.taskStarted(node: name, run: RunRef(id: started.id, attempt: started.attempt), startedAt: started.startedAt)
         case .taskFinished(let finished):
             execute(state.taskFinished(node: name, result: finished.result, nowMs: nowMs))
         case .reject(let reject):
             logger.warning("worker \(name) rejected task \(reject.id): \(reject.reason)")
-            state.taskRejected(node: name, id: reject.id)
+            state.taskRejected(node: name, run: RunRef(id: reject.id, attempt: reject.attempt), nowMs: nowMs)
         default:
             session.connection.refuse(.unexpected, "a worker may not send '\(message.type)'")
             return
@@ -246,11 +264,11 @@ public final class SchedulerServer {
             switch directive {
             case let .assign(node, task):
                 workers[node]?.connection.send(.assign(.init(task: task)))
-            case let .ackResult(node, id):
-                workers[node]?.connection.send(.resultAck(.init(id: id)))
-            case let .kill(node, id, reason):
-                logger.notice("telling \(node) to kill task \(id): \(reason)")
-                workers[node]?.connection.send(.kill(.init(id: id, reason: reason)))
+            case let .ackResult(node, run):
+                workers[node]?.connection.send(.resultAck(.init(id: run.id, attempt: run.attempt)))
+            case let .kill(node, run, reason):
+                logger.notice("telling \(node) to kill attempt \(run.attempt) of task \(run.id): \(reason)")
+                workers[node]?.connection.send(.kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
             case .taskEnded(let id):
                 for waiter in waiters.taskEnded(id) {
                     let infos = waitReply(waiter.ids)

@@ -48,6 +48,12 @@ public final class FramedConnection {
 
     public var isOpen: Bool { !ended }
 
+    /// The largest frame accepted from the peer from now on.
+    public var maxFrame: Int {
+        get { decoder.maxPayload }
+        set { decoder.maxPayload = newValue }
+    }
+
     /// Starts reading; messages arrive through `onMessage`.
     public func start() {
         do {

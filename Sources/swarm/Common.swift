@@ -61,7 +61,7 @@ func runClient<T>(_ body: () throws -> T) throws -> T {
         return try body()
     } catch let error as ClientError {
         printError(error.description)
-        if case .timeout = error { throw ExitCode(124) }
+        if case .waitTimedOut = error { throw ExitCode(124) }
         throw ExitCode(2)
     } catch let error as CLIError {
         printError(error.description)

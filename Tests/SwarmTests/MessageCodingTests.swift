@@ -21,15 +21,16 @@ import Testing
         .auth(.init(mac: "deadbeef")),
         .welcome(.init(server: "sched", mac: "cafe")),
         .error(.init(code: .duplicateId, reason: "dup", requestId: 5)),
-        .register(.init(slots: 3, labels: ["gpu": "no"], running: ["a"], finished: ["b", "c"])),
+        .register(.init(slots: 3, labels: ["gpu": "no"], running: [RunRef(id: "a", attempt: 1)],
+                       finished: [RunRef(id: "b", attempt: 2), RunRef(id: "c", attempt: 1)])),
         .registered(.init(heartbeatMs: 1000)),
-        .heartbeat(.init(freeSlots: 2, running: ["a"])),
+        .heartbeat(.init(freeSlots: 2, running: [RunRef(id: "a", attempt: 3)])),
         .assign(.init(task: TaskAssignment(id: "a", command: ["echo", "hi"], env: ["K": "V"], attempt: 2))),
-        .taskStarted(.init(id: "a", pid: 99, startedAt: 1_700_000_000_123)),
+        .taskStarted(.init(id: "a", attempt: 1, pid: 99, startedAt: 1_700_000_000_123)),
         .taskFinished(.init(result: result)),
-        .resultAck(.init(id: "a")),
-        .reject(.init(id: "a", reason: "full")),
-        .kill(.init(id: "a", reason: "cancel")),
+        .resultAck(.init(id: "a", attempt: 1)),
+        .reject(.init(id: "a", attempt: 1, reason: "full")),
+        .kill(.init(id: "a", attempt: 2, reason: "cancel")),
         .submit(.init(requestId: 1, task: TaskSpec(id: "job-1", command: ["ls", "/tmp"], env: ["A": "1"]))),
         .status(.init(requestId: 2, id: "job-1")),
         .wait(.init(requestId: 3, ids: ["x", "y"])),
@@ -99,8 +100,8 @@ import Testing
         let finished = try json(.taskFinished(.init(result: Self.result)))
         let result = try #require(finished["result"] as? [String: Any])
         #expect(Set(result.keys) == ["id", "state", "exitCode", "reason", "output", "pid", "attempt", "startedAt", "finishedAt"])
-        let started = try json(.taskStarted(.init(id: "a", pid: 1, startedAt: 5)))
-        #expect(Set(started.keys) == ["type", "id", "pid", "startedAt"])
+        let started = try json(.taskStarted(.init(id: "a", attempt: 1, pid: 1, startedAt: 5)))
+        #expect(Set(started.keys) == ["type", "id", "attempt", "pid", "startedAt"])
         let nodes = try json(.nodeList(.init(requestId: 1, nodes: [Self.node])))
         let first = try #require((nodes["nodes"] as? [[String: Any]])?.first)
         #expect(Set(first.keys) == ["name", "slots", "freeSlots", "running", "state", "labels", "address",
@@ -127,8 +128,8 @@ import Testing
         #expect(text.contains("\"signal\":null"))
         #expect(text.contains("\"placedAt\":null"))
         #expect(text.contains("\"finishedAt\":null"))
-        // Output is the one field left out when absent (listings).
-        #expect(!text.contains("output"))
+        // Never a missing key, output included (null in listings and while running).
+        #expect(text.contains("\"output\":null"))
         let wire = String(decoding: MessageCodec.encode(.taskList(.init(requestId: 1, tasks: [info]))), as: UTF8.self)
         #expect(wire.contains("\"exitCode\":null"))
         #expect(wire.contains("\"node\":null"))
