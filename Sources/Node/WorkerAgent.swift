@@ -95,6 +95,7 @@ public final class WorkerAgent {
         stopping = true
         onStopped = completion
         logger.info("worker \(config.name) stopping; killing \(runners.count) running task(s)")
+        if registered { connection?.send(.leave(.init(reason: "worker \(config.name) is stopping"))) }
         // Reported as `lost`: the scheduler runs them again elsewhere (attempts permitting).
         for runner in runners.values {
             runner.kill(reason: "worker \(config.name) shut down while the task ran", state: .lost)

@@ -28,6 +28,7 @@ public enum Message: Sendable, Equatable {
     case resultAck(ResultAck)
     case reject(Reject)
     case kill(Kill)
+    case leave(Leave)
     // Client -> scheduler, each answered with the same `requestId`.
     case submit(Submit)
     case status(TaskRef)
@@ -124,6 +125,12 @@ public enum Message: Sendable, Equatable {
         public var attempt: Int
         public var reason: String
         public init(id: String, attempt: Int, reason: String) { self.id = id; self.attempt = attempt; self.reason = reason }
+    }
+    /// A worker is stopping: place nothing more on it; what it still had comes back as `lost`
+    /// results, and anything it never reports is requeued as soon as it disconnects.
+    public struct Leave: Codable, Sendable, Equatable {
+        public var reason: String
+        public init(reason: String) { self.reason = reason }
     }
     /// The scheduler tells a worker to kill a task's whole process group.
     public struct Kill: Codable, Sendable, Equatable {

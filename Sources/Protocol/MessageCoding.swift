@@ -35,6 +35,7 @@ extension Message {
         case .resultAck: "resultAck"
         case .reject: "reject"
         case .kill: "kill"
+        case .leave: "leave"
         case .submit: "submit"
         case .status: "status"
         case .wait: "wait"
@@ -64,6 +65,7 @@ extension Message {
         case .resultAck(let p): p
         case .reject(let p): p
         case .kill(let p): p
+        case .leave(let p): p
         case .submit(let p): p
         case .status(let p): p
         case .wait(let p): p
@@ -93,6 +95,7 @@ extension Message {
         case "resultAck": .resultAck(try .init(from: d))
         case "reject": .reject(try .init(from: d))
         case "kill": .kill(try .init(from: d))
+        case "leave": .leave(try .init(from: d))
         case "submit": .submit(try .init(from: d))
         case "status": .status(try .init(from: d))
         case "wait": .wait(try .init(from: d))

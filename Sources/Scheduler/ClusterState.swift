@@ -71,6 +71,8 @@ public struct ClusterState: Sendable {
         var dying: [String: Int] = [:]
         /// No placements here before this time (set when the worker refuses one).
         var holdUntilMs: Int64 = 0
+        /// The worker said it is stopping.
+        var leaving = false
         var completed = 0
         var reportedFreeSlots: Int
 
@@ -159,7 +161,8 @@ public struct ClusterState: Sendable {
         node.lastSeenMs = nowMs
         node.address = address
         node.holdUntilMs = 0
-        if node.state == .lost { node.state = .ready }
+        node.leaving = false
+        node.state = .ready
         let reported = Set(running).union(finished)
         for (id, attempt) in node.assigned.sorted(by: { $0.key < $1.key }) where !reported.contains(RunRef(id: id, attempt: attempt)) {
             node.assigned[id] = nil
@@ -192,10 +195,30 @@ public struct ClusterState: Sendable {
         nodes[name] = node
     }
 
+    /// The worker is stopping: nothing more is placed on it.
+    public mutating func leaving(node name: String) {
+        nodes[name]?.leaving = true
+        nodes[name]?.state = .draining
+    }
+
     /// The worker's connection dropped. Its tasks stay assigned: it keeps running them and
-    /// reports back when it reconnects, unless it stays away past `lostAfterMs`.
-    public mutating func disconnected(node name: String) {
-        nodes[name]?.connected = false
+    /// reports back when it reconnects, unless it stays away past `lostAfterMs`. A worker
+    /// that said it was leaving will not report back: what it still had is requeued now.
+    public mutating func disconnected(node name: String, nowMs: Int64) -> [SchedulerDirective] {
+        guard var node = nodes[name] else { return [] }
+        node.connected = false
+        var directives: [SchedulerDirective] = []
+        if node.leaving {
+            let orphans = node.assigned.keys.sorted()
+            node.assigned = [:]
+            node.dying = [:]
+            nodes[name] = node
+            for id in orphans {
+                if let ended = requeue(id, reason: "worker \(name) left", nowMs: nowMs) { directives.append(ended) }
+            }
+        }
+        nodes[name] = node
+        return directives
     }
 
     public mutating func taskStarted(node name: String, run: RunRef, startedAt: Int64) {

@@ -147,8 +147,9 @@ public final class SchedulerServer {
         waiters.removeAll(for: session)
         if let node = session.nodeName, workers[node] === session {
             workers[node] = nil
-            state.disconnected(node: node)
             logger.notice("worker \(node) disconnected: \(end)")
+            execute(state.disconnected(node: node, nowMs: now()))
+            scheduleSoon()
         } else if case .protocolError(let reason) = end {
             logger.notice("closed connection from \(session.connection.peer): \(reason)")
         }
@@ -204,6 +205,9 @@ public final class SchedulerServer {
             state.taskStarted(node: name, run: RunRef(id: started.id, attempt: started.attempt), startedAt: started.startedAt)
         case .taskFinished(let finished):
             execute(state.taskFinished(node: name, result: finished.result, nowMs: nowMs))
+        case .leave(let leave):
+            logger.notice("worker \(name) is leaving: \(leave.reason)")
+            state.leaving(node: name)
         case .reject(let reject):
             logger.warning("worker \(name) rejected task \(reject.id): \(reject.reason)")
             state.taskRejected(node: name, run: RunRef(id: reject.id, attempt: reject.attempt), nowMs: nowMs)

@@ -250,6 +250,71 @@ import SwarmProtocol
         #expect(nodes.count == 2)
     }
 
+    /// The reviewer's case: the only worker hangs past lost-after while its task finishes,
+    /// then comes back. The finished run's late result must not count; the task ends from
+    /// exactly one run, attempt 2.
+    @Test func lateResultOfAnEarlierRunDoesNotCount() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try Self.startScheduler(harness, extra: ["--lost-after", "1", "--heartbeat", "0.2"])
+        let c = try harness.start("worker-c", ["worker", "--scheduler", address, "--slots", "1", "--name", "c",
+                                               "--data-dir", "\(harness.dir)/c"])
+        _ = try Self.waitForNodes(harness, address, count: 1)
+        let id = try harness.run(["submit", "--scheduler", address, "--", "sh", "-c",
+                                  "echo attempt=$SWARM_ATTEMPT; sleep 0.5; echo done $SWARM_ATTEMPT"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        usleep(200_000)
+        kill(c.pid, SIGSTOP)
+        usleep(2_000_000)
+        kill(c.pid, SIGCONT)
+        let wait = try harness.run(["wait", "--scheduler", address, "--json", "--timeout", "30", id])
+        #expect(wait.status == 0)
+        let info = try #require((try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])?.first)
+        #expect(info["attempts"] as? Int == 2)
+        let status = try harness.run(["status", "--scheduler", address, "--json", id])
+        let detail = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        #expect((detail["output"] as? String) == "attempt=2\ndone 2\n")
+        let nodes = try Self.waitForNodes(harness, address, count: 1)
+        #expect(nodes.first?["freeSlots"] as? Int == 1)
+        #expect(nodes.first?["running"] as? Int == 0)
+    }
+
+    /// Stopping a worker (SIGTERM, or SIGHUP from a closed terminal) kills its tasks' groups and
+    /// hands them back: they run again on another worker instead of ending `cancelled`.
+    @Test func stoppedWorkersTasksRunAgainElsewhere() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try Self.startScheduler(harness)
+        var ids: [String] = []
+        for (index, signal) in [SIGTERM, SIGHUP].enumerated() {
+            let leaving = try harness.start("leaving-\(index)", ["worker", "--scheduler", address, "--slots", "1",
+                                                                  "--name", "leaving-\(index)", "--data-dir", "\(harness.dir)/l\(index)"])
+            _ = try Self.waitForNodes(harness, address, count: 1)
+            let id = try harness.run(["submit", "--scheduler", address, "--", "sh", "-c",
+                                      "if [ $SWARM_ATTEMPT = 1 ]; then sleep 60; fi; echo on $SWARM_NODE", harness.marker]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            for _ in 0..<300 {
+                if try harness.run(["status", "--scheduler", address, "--json", id]).stdout.contains("\"startedAt\" : 1") { break }
+                usleep(20_000)
+            }
+            kill(leaving.pid, signal)
+            for _ in 0..<500 where leaving.process.isRunning { usleep(10_000) }
+            #expect(!leaving.process.isRunning)
+            #expect(leaving.process.terminationStatus == 0)
+            ids.append(id)
+        }
+        // Nothing of the stopped workers' tasks is left running.
+        #expect(ProcessHarness.processes(containing: "sleep 60").filter { ProcessHarness.processes(containing: harness.marker).contains($0) }.isEmpty)
+        try harness.start("stayer", ["worker", "--scheduler", address, "--slots", "2", "--name", "stayer",
+                                     "--data-dir", "\(harness.dir)/stayer"])
+        let wait = try harness.run(["wait", "--scheduler", address, "--json", "--timeout", "30"] + ids)
+        #expect(wait.status == 0)
+        let tasks = try #require(try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])
+        // The first ran again on the second worker as soon as it joined; the second on `stayer`.
+        #expect(tasks.map { $0["node"] as? String } == ["leaving-1", "stayer"])
+        #expect(tasks.map { $0["attempts"] as? Int } == [2, 2])
+    }
+
     @Test func workerWithWrongTokenExitsWithAClearError() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }

@@ -31,6 +31,7 @@ import Testing
         .resultAck(.init(id: "a", attempt: 1)),
         .reject(.init(id: "a", attempt: 1, reason: "full")),
         .kill(.init(id: "a", attempt: 2, reason: "cancel")),
+        .leave(.init(reason: "stopping")),
         .submit(.init(requestId: 1, task: TaskSpec(id: "job-1", command: ["ls", "/tmp"], env: ["A": "1"]))),
         .status(.init(requestId: 2, id: "job-1")),
         .wait(.init(requestId: 3, ids: ["x", "y"])),
@@ -58,7 +59,7 @@ import Testing
     }
 
     @Test func samplesCoverEveryCase() {
-        #expect(Set(Self.samples.map(\.type)).count == 24)
+        #expect(Set(Self.samples.map(\.type)).count == 25)
     }
 
     @Test(arguments: samples)

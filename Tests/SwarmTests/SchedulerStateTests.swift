@@ -243,7 +243,7 @@ import Testing
         _ = try Self.register(&state, "w1", slots: 2)
         #expect(throws: SchedulerError.workerNameInUse("w1")) { try Self.register(&state, "w1", slots: 2) }
         #expect(throws: SchedulerError.self) { try Self.register(&state, "w2", slots: 0) }
-        state.disconnected(node: "w1")
+        _ = state.disconnected(node: "w1", nowMs: Self.t0)
         #expect(try Self.register(&state, "w1", slots: 2).isEmpty)
     }
 
@@ -263,7 +263,7 @@ import Testing
         var state = ClusterState()
         _ = try Self.register(&state, "a", slots: 5)
         _ = try Self.register(&state, "b", slots: 1)
-        state.disconnected(node: "a")
+        _ = state.disconnected(node: "a", nowMs: Self.t0)
         try Self.submit(&state, ["t1", "t2"])
         #expect(Self.assigns(state.schedule(nowMs: Self.t0)).map { "\($0.node):\($0.id)" } == ["b:t1"])
         #expect(state.queuedCount == 1)
@@ -275,7 +275,7 @@ import Testing
         _ = try Self.register(&state, "w1", slots: 2)
         try Self.submit(&state, ["t1"])
         _ = state.schedule(nowMs: Self.t0)
-        state.disconnected(node: "w1")
+        _ = state.disconnected(node: "w1", nowMs: Self.t0)
         let directives = try Self.register(&state, "w1", slots: 2, running: ["t1", "stray"], at: Self.t0 + 10)
         #expect(directives == [.kill(node: "w1", run: RunRef(id: "stray", attempt: 1), reason: "this run of the task is no longer current")])
         #expect(try state.task("t1").state == .running)
@@ -287,7 +287,7 @@ import Testing
         _ = try Self.register(&state, "w1", slots: 3)
         try Self.submit(&state, ["t1", "t2", "t3"])
         #expect(Self.assigns(state.schedule(nowMs: Self.t0)).count == 3)
-        state.disconnected(node: "w1")
+        _ = state.disconnected(node: "w1", nowMs: Self.t0)
         // t1 still runs, t2's result is held, t3 is unknown to the restarted worker.
         let directives = try Self.register(&state, "w1", slots: 3, running: ["t1"], finished: ["t2"], at: Self.t0 + 10)
         #expect(directives.isEmpty)
