@@ -1,5 +1,8 @@
 import SwarmProtocol
 import SwarmUV
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a runner needs from its worker.
 struct RunnerContext {
@@ -58,8 +61,12 @@ final class TaskRunner {
             read(out, .stdout)
             read(err, .stderr)
         } catch {
-            let reason = error == UVError.notFound
+            var reason = error == UVError.notFound
                 ? "command not found: \(command[0])" : "cannot start \(command[0]): \(error)"
+            // libuv reports a failed chdir as ENOENT too: say which one it was.
+            if let dir = context.workingDirectory, access(dir, X_OK) != 0 {
+                reason = "cannot enter working directory \(dir): \(String(cString: strerror(errno)))"
+            }
             apply(.spawnFailed(reason: reason, nowMs: context.now()))
         }
     }

@@ -93,6 +93,10 @@ final class RawSocket {
         try expectRefused("garbage bytes", errorCode: .badFrame) { $0.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
         try expectRefused("2 GiB length header", errorCode: .badFrame) { $0.send([0x80, 0x00, 0x00, 0x00]) }
         try expectRefused("zero length", errorCode: .badFrame) { $0.send([0, 0, 0, 0]) }
+        // Strangers get small frames only: 1 MiB is fine after the handshake, not before it.
+        try expectRefused("1 MiB frame before hello", errorCode: .badFrame) {
+            $0.send(Frame.encode([UInt8](repeating: 0x20, count: 1 << 20)))
+        }
         try expectRefused("invalid JSON", errorCode: .badMessage) { $0.send(Frame.encode(Array("{not json".utf8))) }
         try expectRefused("JSON without type", errorCode: .badMessage) { $0.send(Frame.encode(Array(#"{"hello":1}"#.utf8))) }
         try expectRefused("unknown type", errorCode: .badMessage) { $0.send(Frame.encode(Array(#"{"type":"launchMissiles"}"#.utf8))) }
