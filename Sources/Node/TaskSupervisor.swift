@@ -111,8 +111,8 @@ public struct TaskSupervisor: Sendable {
             state = .killing
             return [.log("killing process group: \(reason)"), .signalGroup(15), .startGraceTimer(ms: settings.killGraceMs)]
 
-        case (.draining, .killRequested(let reason, let outcome, let now)):
-            killOutcome = (outcome, reason)
+        case (.draining, .killRequested(_, _, let now)):
+            // It had already exited on its own: that is its outcome; just end the leftovers.
             return complete(now: now)
 
         case (.killing, .graceTimerFired):
@@ -133,7 +133,12 @@ public struct TaskSupervisor: Sendable {
         var actions: [SupervisorAction] = [.signalGroup(9)]
         let outcome: TaskState
         let reason: String?
-        if let killOutcome {
+        if let killOutcome, killOutcome.state == .lost, signal == 0, status == 0 {
+            // Its worker was shutting down, but the run finished its work cleanly in the grace
+            // period: that is a success, not a run to repeat.
+            outcome = .succeeded
+            reason = nil
+        } else if let killOutcome {
             outcome = killOutcome.state
             reason = killOutcome.reason
         } else if signal != 0 {

@@ -78,8 +78,8 @@ public final class WorkerAgent {
     public func start() throws(FileError) {
         if let workDir = config.workDir {
             var info = stat()
-            guard stat(workDir, &info) == 0 else { throw FileError(path: workDir, errno: errno) }
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw FileError(path: workDir, errno: ENOTDIR) }
+            guard stat(workDir, &info) == 0 else { throw FileError(path: "--work-dir \(workDir)", errno: errno) }
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw FileError(path: "--work-dir \(workDir)", errno: ENOTDIR) }
         }
         try Files.makeDirectories(logsDir)
         try Files.makeDirectories(resultsDir)

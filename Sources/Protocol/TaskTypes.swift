@@ -84,8 +84,9 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         var total = 0
         for (index, argument) in command.enumerated() {
             if argument.utf8.contains(0) { return "argument \(index) contains a NUL byte" }
-            if argument.utf8.count > Self.maxArgumentBytes {
-                return "argument \(index) is \(argument.utf8.count) bytes; the limit is \(Self.maxArgumentBytes)"
+            // The kernel's per-string limit counts the terminating NUL.
+            if argument.utf8.count + 1 > Self.maxArgumentBytes {
+                return "argument \(index) is \(argument.utf8.count) bytes; the limit is \(Self.maxArgumentBytes - 1)"
             }
             total += argument.utf8.count + 1
         }
@@ -94,7 +95,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
                 return "invalid environment variable name \(TaskID.quoted(key))"
             }
             if value.utf8.contains(0) { return "environment variable \(key) contains a NUL byte" }
-            if key.utf8.count + value.utf8.count + 1 > Self.maxArgumentBytes {
+            if key.utf8.count + value.utf8.count + 2 > Self.maxArgumentBytes {
                 return "environment variable \(key) is over \(Self.maxArgumentBytes) bytes"
             }
             total += key.utf8.count + value.utf8.count + 2

@@ -69,6 +69,10 @@ public struct ClusterState: Sendable {
         /// Runs being killed here (no longer the task's current run): they hold their slot
         /// until the worker reports them gone, so the node is never over-committed.
         var dying: [String: Int] = [:]
+        /// Runs that ended here but are no longer current (e.g. from before a scheduler restart)
+        /// whose results are still on their way: ignored when they come, and no new run of
+        /// that task goes to this node before they have (the two would share an attempt number).
+        var stale: [String: Int] = [:]
         /// No placements here before this time (set when the worker refuses one).
         var holdUntilMs: Int64 = 0
         /// The worker said it is stopping.
@@ -169,9 +173,13 @@ public struct ClusterState: Sendable {
             if let ended = requeue(id, reason: "its worker restarted without it", nowMs: nowMs) { directives.append(ended) }
         }
         node.dying = [:]
+        node.stale = [:]
         for run in running where node.assigned[run.id] != run.attempt {
             node.dying[run.id] = run.attempt
             directives.append(.kill(node: name, run: run, reason: "this run of the task is no longer current"))
+        }
+        for run in finished where node.assigned[run.id] != run.attempt {
+            node.stale[run.id] = run.attempt
         }
         nodes[name] = node
         return directives
@@ -193,6 +201,15 @@ public struct ClusterState: Sendable {
             node.dying = node.dying.filter { present.contains(RunRef(id: $0.key, attempt: $0.value)) }
         }
         nodes[name] = node
+    }
+
+    /// The scheduler itself was stalled (paused, swapped out): its workers' messages wait
+    /// unread in its sockets, so their silence proves nothing. Counts every connected worker
+    /// as seen now.
+    public mutating func forgiveStall(nowMs: Int64) {
+        for (name, node) in nodes where node.connected && node.state != .lost {
+            nodes[name]?.lastSeenMs = max(node.lastSeenMs, nowMs)
+        }
     }
 
     /// The worker is stopping: nothing more is placed on it.
@@ -232,8 +249,9 @@ public struct ClusterState: Sendable {
     public mutating func taskFinished(node name: String, result: TaskResult, nowMs: Int64) -> [SchedulerDirective] {
         var directives: [SchedulerDirective] = [.ackResult(node: name, run: RunRef(id: result.id, attempt: result.attempt))]
         guard var node = nodes[name] else { return directives }
-        if node.dying[result.id] == result.attempt {
+        if node.dying[result.id] == result.attempt || node.stale[result.id] == result.attempt {
             node.dying[result.id] = nil
+            node.stale[result.id] = nil
             nodes[name] = node
             return directives
         }
@@ -242,19 +260,19 @@ public struct ClusterState: Sendable {
             return directives
         }
         node.assigned[result.id] = nil
+        if result.state == .lost {
+            nodes[name] = node
+            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", nowMs: nowMs) {
+                directives.append(ended)
+            }
+            return directives
+        }
         node.completed += 1
         nodes[name] = node
         record.info.exitCode = result.exitCode
         record.info.signal = result.signal
         record.info.output = result.output
         record.info.startedAt = result.startedAt ?? record.info.startedAt
-        tasks[result.id] = record
-        if result.state == .lost {
-            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", nowMs: nowMs) {
-                directives.append(ended)
-            }
-            return directives
-        }
         record.info.state = result.state.isTerminal ? result.state : .failed
         record.info.reason = result.reason
         record.info.finishedAt = result.finishedAt
@@ -280,7 +298,8 @@ public struct ClusterState: Sendable {
     public mutating func tick(nowMs: Int64) -> [SchedulerDirective] {
         var directives: [SchedulerDirective] = []
         for name in nodes.keys.sorted() {
-            guard var node = nodes[name], node.state != .lost,
+            // A worker that said goodbye and went is not lost: it stays `draining`, disconnected.
+            guard var node = nodes[name], node.state != .lost, !(node.leaving && !node.connected),
                   nowMs - node.lastSeenMs > settings.lostAfterMs else { continue }
             node.state = .lost
             // Its connection is closed by the shell; when it comes back it registers anew and
@@ -289,6 +308,7 @@ public struct ClusterState: Sendable {
             let orphans = node.assigned.keys.sorted()
             node.assigned = [:]
             node.dying = [:]
+            node.stale = [:]
             nodes[name] = node
             directives.append(.nodeLost(name: name))
             for id in orphans {
@@ -305,27 +325,47 @@ public struct ClusterState: Sendable {
             NodeSnapshot(name: $0.name, slots: $0.slots, freeSlots: $0.holdUntilMs > nowMs ? 0 : $0.freeSlots,
                          state: $0.state, connected: $0.connected)
         }
-        // A node still killing an old run of a task gets no new run of it (one id, one process).
-        let dyingIds = Set(nodes.values.flatMap { $0.dying.keys })
+        // A node still killing (or waiting for the result of) an old run of a task gets no new
+        // run of it: one id, one process and one attempt number per node at a time.
+        let blockedIds = Set(nodes.values.flatMap { Array($0.dying.keys) + Array($0.stale.keys) })
+        var skipped: [String] = []
         while let id = queue.first, let record = tasks[id] {
             var candidates = snapshot
-            if dyingIds.contains(id) {
-                for i in candidates.indices where nodes[candidates[i].name]?.dying[id] != nil { candidates[i].freeSlots = 0 }
+            var excluded = false
+            if blockedIds.contains(id) {
+                for i in candidates.indices {
+                    let node = nodes[candidates[i].name]
+                    if node?.dying[id] != nil || node?.stale[id] != nil {
+                        excluded = excluded || candidates[i].freeSlots > 0
+                        candidates[i].freeSlots = 0
+                    }
+                }
             }
-            guard case .place(let nodeName) = Placement.place(record.spec, on: candidates) else { break }
+            guard case .place(let nodeName) = Placement.place(record.spec, on: candidates) else {
+                // Only this task is held back: let the ones behind it go.
+                if excluded { queue.popFirst(); skipped.append(id); continue }
+                break
+            }
             queue.popFirst()
             var info = record.info
             info.state = .running
             info.node = nodeName
             info.attempts += 1
             info.placedAt = nowMs
+            // Nothing of an earlier run shows on the new one.
             info.startedAt = nil
+            info.exitCode = nil
+            info.signal = nil
+            info.output = nil
+            info.reason = nil
+            info.finishedAt = nil
             tasks[id]?.info = info
             nodes[nodeName]?.assigned[id] = info.attempts
             if let i = snapshot.firstIndex(where: { $0.name == nodeName }) { snapshot[i].freeSlots -= 1 }
             directives.append(.assign(node: nodeName, TaskAssignment(
                 id: id, command: record.spec.command, env: record.spec.env, attempt: info.attempts)))
         }
+        for id in skipped { if let record = tasks[id] { queue.push(id: id, sequence: record.sequence) } }
         return directives
     }
 
@@ -333,9 +373,8 @@ public struct ClusterState: Sendable {
     @discardableResult
     private mutating func requeue(_ id: String, reason: String?, nowMs: Int64) -> SchedulerDirective? {
         guard var record = tasks[id], !record.info.state.isTerminal else { return nil }
-        record.info.node = nil
-        record.info.startedAt = nil
         if let reason, record.info.attempts >= settings.maxAttempts {
+            // `node` stays: where it last ran.
             record.info.state = .lost
             record.info.reason = "\(reason); gave up after \(record.info.attempts) attempts"
             record.info.finishedAt = nowMs
@@ -343,6 +382,8 @@ public struct ClusterState: Sendable {
             return .taskEnded(id: id)
         }
         record.info.state = .queued
+        record.info.node = nil
+        record.info.startedAt = nil
         if let reason { record.info.reason = reason }
         tasks[id] = record
         queue.push(id: id, sequence: record.sequence)

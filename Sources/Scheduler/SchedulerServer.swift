@@ -58,6 +58,8 @@ public final class SchedulerServer {
     private var workers: [String: PeerSession] = [:]
     private var waiters = WaiterTable()
     private var pendingHandshakes = 0
+    private var tickPeriodMs: UInt64 = 500
+    private var lastTickLoopMs: UInt64 = 0
     public private(set) var address: SocketAddress?
 
     public init(loop: EventLoop, config: SchedulerConfig, logger: Logger, now: @escaping () -> Int64 = unixMillis) {
@@ -95,6 +97,8 @@ public final class SchedulerServer {
         }
         let tick = try! UVTimer(loop: loop)
         let period = UInt64(max(50, min(500, config.settings.lostAfterMs / 4)))
+        tickPeriodMs = period
+        lastTickLoopMs = loop.nowMs
         tick.start(afterMs: period, repeatMs: period) { [weak self] in self?.tick() }
         tickTimer = tick
         scheduleTimer = try! UVTimer(loop: loop)
@@ -311,6 +315,14 @@ public final class SchedulerServer {
 
     private func tick() {
         let nowMs = loop.nowMs
+        // A tick far later than planned means this process was stalled: what the workers sent
+        // meanwhile is still unread, so no worker is judged on that gap.
+        let gap = nowMs - lastTickLoopMs
+        lastTickLoopMs = nowMs
+        if gap > 3 * tickPeriodMs {
+            logger.warning("scheduler was stalled for \(gap) ms; not counting it against the workers")
+            state.forgiveStall(nowMs: now())
+        }
         for session in sessions.values where session.hello == nil && nowMs - session.acceptedAtMs > config.handshakeTimeoutMs {
             session.connection.refuse(.handshakeRequired, "no completed handshake within \(config.handshakeTimeoutMs) ms")
         }

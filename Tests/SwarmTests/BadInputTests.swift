@@ -40,6 +40,9 @@ final class RawSocket {
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n > 0 { all += buffer[0..<n]; continue }
+            // With SO_RCVTIMEO set, a signal (SIGCHLD from other tests' children) interrupts
+            // recv even under SA_RESTART.
+            if n < 0 && errno == EINTR { continue }
             return (all, n == 0 || errno == ECONNRESET)
         }
     }
@@ -51,6 +54,7 @@ final class RawSocket {
         while true {
             if let payload = try? decoder.next() { return try? MessageCodec.decode(payload) }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return nil }
             decoder.feed(buffer[0..<n])
         }

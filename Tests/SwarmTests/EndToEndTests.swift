@@ -315,6 +315,28 @@ import SwarmProtocol
         #expect(tasks.map { $0["attempts"] as? Int } == [2, 2])
     }
 
+    /// The scheduler itself pausing past lost-after (VM pause, Ctrl-Z) must not cost its
+    /// healthy workers their tasks.
+    @Test func aStalledSchedulerKeepsItsWorkers() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try Self.startScheduler(harness, extra: ["--lost-after", "1", "--heartbeat", "0.2"])
+        let scheduler = try #require(harness.childNamed("scheduler"))
+        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "2", "--name", "steady",
+                                     "--data-dir", "\(harness.dir)/steady"])
+        _ = try Self.waitForNodes(harness, address, count: 1)
+        let id = try harness.run(["submit", "--scheduler", address, "--", "sleep", "3"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        usleep(300_000)
+        kill(scheduler.pid, SIGSTOP)
+        usleep(2_000_000)
+        kill(scheduler.pid, SIGCONT)
+        let wait = try harness.run(["wait", "--scheduler", address, "--json", "--timeout", "30", id])
+        #expect(wait.status == 0)
+        let info = try #require((try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])?.first)
+        #expect(info["attempts"] as? Int == 1)
+    }
+
     @Test func workerWithWrongTokenExitsWithAClearError() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }

@@ -125,3 +125,104 @@ import Testing
         #expect(TaskSpec(command: ["echo", String(repeating: "z", count: 100_000)]).problem() == nil)
     }
 }
+
+/// What the second review found, each pinned down.
+@Suite struct SecondReviewTests {
+    typealias S = SchedulerStateTests
+    static let t0 = SchedulerStateTests.t0
+
+    /// After a scheduler restart a worker still holds the result of an old run "R" attempt 1.
+    /// A new task with the same id must not be placed there as attempt 1 before that result
+    /// has come and been ignored.
+    @Test func oldRunsResultCannotPassForANewTasksRun() throws {
+        var state = ClusterState()
+        try S.submit(&state, ["R"])
+        _ = try state.register(node: "a", slots: 2, labels: [:], running: [], finished: [RunRef(id: "R", attempt: 1)],
+                               address: nil, nowMs: Self.t0)
+        #expect(state.schedule(nowMs: Self.t0 + 1).isEmpty)
+        let old = S.result("R", .failed, attempt: 1, at: Self.t0 + 2)
+        #expect(state.taskFinished(node: "a", result: old, nowMs: Self.t0 + 2) == [.ackResult(node: "a", run: RunRef(id: "R", attempt: 1))])
+        #expect(try state.task("R").state == .queued)
+        #expect(S.assigns(state.schedule(nowMs: Self.t0 + 3)).map { "\($0.node):\($0.id):\($0.attempt)" } == ["a:R:1"])
+        #expect(state.taskFinished(node: "a", result: S.result("R", attempt: 1, at: Self.t0 + 4), nowMs: Self.t0 + 4).count == 2)
+        #expect(try state.task("R").state == .succeeded)
+    }
+
+    @Test func aHeldBackTaskDoesNotBlockTheQueueBehindIt() throws {
+        var state = ClusterState()
+        try S.submit(&state, ["HX", "HY", "HZ"])
+        _ = try state.register(node: "w", slots: 4, labels: [:], running: [RunRef(id: "HX", attempt: 1)], finished: [],
+                               address: nil, nowMs: Self.t0)
+        #expect(S.assigns(state.schedule(nowMs: Self.t0 + 1)).map(\.id) == ["HY", "HZ"])
+        #expect(state.queuedCount == 1)
+        _ = state.taskFinished(node: "w", result: S.result("HX", .cancelled, attempt: 1, at: Self.t0 + 2), nowMs: Self.t0 + 2)
+        #expect(S.assigns(state.schedule(nowMs: Self.t0 + 3)).map(\.id) == ["HX"])
+    }
+
+    @Test func aStalledSchedulerDoesNotBlameItsWorkers() throws {
+        var state = ClusterState(settings: SchedulerSettings(lostAfterMs: 1_000))
+        _ = try S.register(&state, "a", slots: 1)
+        state.forgiveStall(nowMs: Self.t0 + 5_000)
+        #expect(state.tick(nowMs: Self.t0 + 5_500).isEmpty)
+        #expect(state.tick(nowMs: Self.t0 + 6_001) == [.nodeLost(name: "a")])
+    }
+
+    @Test func aNewRunShowsNothingOfTheLastOne() throws {
+        var state = ClusterState()
+        _ = try S.register(&state, "a", slots: 1)
+        try S.submit(&state, ["t"])
+        _ = state.schedule(nowMs: Self.t0)
+        var lost = S.result("t", .lost, attempt: 1, at: Self.t0 + 5)
+        lost.signal = 15
+        lost.exitCode = nil
+        lost.reason = "worker a shut down while the task ran"
+        _ = state.taskFinished(node: "a", result: lost, nowMs: Self.t0 + 5)
+        _ = state.schedule(nowMs: Self.t0 + 6)
+        let info = try state.task("t")
+        #expect(info.state == .running)
+        #expect(info.attempts == 2)
+        #expect(info.output == nil)
+        #expect(info.signal == nil)
+        #expect(info.exitCode == nil)
+        #expect(info.reason == nil)
+    }
+
+    @Test func departedWorkerStaysDrainingNotLost() throws {
+        var state = ClusterState(settings: SchedulerSettings(lostAfterMs: 1_000))
+        _ = try S.register(&state, "a", slots: 1)
+        state.leaving(node: "a")
+        _ = state.disconnected(node: "a", nowMs: Self.t0 + 10)
+        #expect(state.tick(nowMs: Self.t0 + 60_000).isEmpty)
+        #expect(state.listNodes(nowMs: Self.t0 + 60_000).first?.state == .draining)
+    }
+
+    @Test func argumentLimitCountsTheTerminatingNul() {
+        #expect(TaskSpec(command: ["echo", String(repeating: "a", count: 131_072)]).problem() != nil)
+        #expect(TaskSpec(command: ["echo", String(repeating: "a", count: 131_071)]).problem() == nil)
+        #expect(TaskSpec(command: ["true"], env: ["A": String(repeating: "a", count: 131_070)]).problem() != nil)
+        #expect(TaskSpec(command: ["true"], env: ["A": String(repeating: "a", count: 131_069)]).problem() == nil)
+    }
+
+    @Test func runThatFinishesCleanlyDuringAShutdownGraceSucceeds() throws {
+        var s = SupervisorTests.running()
+        _ = s.handle(.killRequested(reason: "worker shutting down", state: .lost, nowMs: 2_000))
+        _ = s.handle(.streamClosed(.stdout, nowMs: 2_100))
+        _ = s.handle(.streamClosed(.stderr, nowMs: 2_100))
+        let r = try #require(SupervisorTests.finished(s.handle(.exited(status: 0, signal: 0, nowMs: 2_200))))
+        #expect(r.state == .succeeded)
+        // Killed by the signal instead: lost, to run again.
+        var k = SupervisorTests.running()
+        _ = k.handle(.killRequested(reason: "worker shutting down", state: .lost, nowMs: 2_000))
+        _ = k.handle(.streamClosed(.stdout, nowMs: 2_100))
+        _ = k.handle(.streamClosed(.stderr, nowMs: 2_100))
+        #expect(try #require(SupervisorTests.finished(k.handle(.exited(status: 0, signal: 15, nowMs: 2_200)))).state == .lost)
+    }
+
+    @Test func killAfterItAlreadyExitedKeepsItsOwnOutcome() throws {
+        var s = SupervisorTests.running()
+        _ = s.handle(.exited(status: 4, signal: 0, nowMs: 2_000))  // pipes still open: draining
+        let r = try #require(SupervisorTests.finished(s.handle(.killRequested(reason: "stop", state: .cancelled, nowMs: 2_050))))
+        #expect(r.state == .failed)
+        #expect(r.exitCode == 4)
+    }
+}
