@@ -14,7 +14,10 @@ import SwarmProtocol
         options.dataDir = NSTemporaryDirectory() + "swarm-local-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let cluster = try LocalCluster(options, logger: Logger(label: "test"))
         var leaks: [String] = ["not stopped"]
-        defer { if leaks == ["not stopped"] { cluster.stop() } }
+        defer {
+            if leaks == ["not stopped"] { cluster.stop() }
+            try? FileManager.default.removeItem(atPath: options.dataDir)
+        }
 
         let report = try Demo.run(address: cluster.address, token: nil, visibleTasks: 0, batch: 50) { _ in }
         #expect(report.batch == 50)

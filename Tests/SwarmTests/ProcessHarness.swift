@@ -154,6 +154,10 @@ final class ProcessHarness: @unchecked Sendable {
             Issue.record("processes of this test still running: \(left)")
             for pid in left { kill(pid, SIGKILL) }
         }
+        // Logs of the run stay for a look only when asked for.
+        if ProcessInfo.processInfo.environment["SWARM_KEEP_TEST_DIRS"] == nil {
+            try? FileManager.default.removeItem(atPath: dir)
+        }
     }
 
     /// Live (non-zombie) processes whose command line or environment contains `text`.
