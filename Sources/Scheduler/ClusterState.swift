@@ -78,7 +78,6 @@ public struct ClusterState: Sendable {
         /// The worker said it is stopping.
         var leaving = false
         var completed = 0
-        var reportedFreeSlots: Int
 
         var freeSlots: Int { max(0, slots - assigned.count - dying.count) }
     }
@@ -157,8 +156,7 @@ public struct ClusterState: Sendable {
         guard slots >= 1 && slots <= 100_000 else { throw .invalidRegistration("slots must be 1 to 100000, got \(slots)") }
         if let existing = nodes[name], existing.connected { throw .workerNameInUse(name) }
         var directives: [SchedulerDirective] = []
-        var node = nodes[name] ?? NodeRecord(name: name, slots: slots, labels: labels, lastSeenMs: nowMs,
-                                             reportedFreeSlots: slots)
+        var node = nodes[name] ?? NodeRecord(name: name, slots: slots, labels: labels, lastSeenMs: nowMs)
         node.slots = slots
         node.labels = labels
         node.connected = true
@@ -193,13 +191,11 @@ public struct ClusterState: Sendable {
 
     /// A heartbeat lists the runs the worker still has: a dying run missing from it has ended
     /// (its result, sent before this heartbeat, was already handled) and frees its slot.
-    public mutating func heartbeat(node name: String, freeSlots: Int, running: [RunRef]) {
-        guard var node = nodes[name] else { return }
-        node.reportedFreeSlots = freeSlots
-        if !node.dying.isEmpty {
-            let present = Set(running)
-            node.dying = node.dying.filter { present.contains(RunRef(id: $0.key, attempt: $0.value)) }
-        }
+    /// (Its `freeSlots` is informational: the scheduler counts slots itself, per run.)
+    public mutating func heartbeat(node name: String, running: [RunRef]) {
+        guard var node = nodes[name], !node.dying.isEmpty else { return }
+        let present = Set(running)
+        node.dying = node.dying.filter { present.contains(RunRef(id: $0.key, attempt: $0.value)) }
         nodes[name] = node
     }
 

@@ -204,7 +204,7 @@ public final class SchedulerServer {
         case _ where session.nodeName == nil:
             session.connection.refuse(.unexpected, "a worker must 'register' before '\(message.type)'")
         case .heartbeat(let heartbeat):
-            state.heartbeat(node: name, freeSlots: heartbeat.freeSlots, running: heartbeat.running)
+            state.heartbeat(node: name, running: heartbeat.running)
         case .taskStarted(let started):
             state.taskStarted(node: name, run: RunRef(id: started.id, attempt: started.attempt), startedAt: started.startedAt)
         case .taskFinished(let finished):

@@ -25,6 +25,20 @@ import SwarmProtocol
         return []
     }
 
+    /// `swarm wait --json ID` (bounded), expected to succeed; returns the task.
+    static func waitSucceeded(_ harness: ProcessHarness, _ address: String, _ id: String) throws -> [String: Any] {
+        let wait = try harness.run(["wait", "--scheduler", address, "--json", "--timeout", "30", id])
+        #expect(wait.status == 0, "wait \(id): \(wait.stderr)")
+        return try #require((try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])?.first)
+    }
+
+    /// SIGSTOP, then SIGCONT after `seconds`: a hung process.
+    static func freeze(_ pid: Int32, seconds: Double) {
+        kill(pid, SIGSTOP)
+        usleep(UInt32(seconds * 1_000_000))
+        kill(pid, SIGCONT)
+    }
+
     @Test func sixtyTasksOnThreeTwoSlotWorkersRunExactlyOnceWithinSlots() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
@@ -264,12 +278,8 @@ import SwarmProtocol
                                   "echo attempt=$SWARM_ATTEMPT; sleep 0.5; echo done $SWARM_ATTEMPT"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         usleep(200_000)
-        kill(c.pid, SIGSTOP)
-        usleep(2_000_000)
-        kill(c.pid, SIGCONT)
-        let wait = try harness.run(["wait", "--scheduler", address, "--json", "--timeout", "30", id])
-        #expect(wait.status == 0)
-        let info = try #require((try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])?.first)
+        Self.freeze(c.pid, seconds: 2)
+        let info = try Self.waitSucceeded(harness, address, id)
         #expect(info["attempts"] as? Int == 2)
         let status = try harness.run(["status", "--scheduler", address, "--json", id])
         let detail = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
@@ -328,12 +338,8 @@ import SwarmProtocol
         let id = try harness.run(["submit", "--scheduler", address, "--", "sleep", "3"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         usleep(300_000)
-        kill(scheduler.pid, SIGSTOP)
-        usleep(2_000_000)
-        kill(scheduler.pid, SIGCONT)
-        let wait = try harness.run(["wait", "--scheduler", address, "--json", "--timeout", "30", id])
-        #expect(wait.status == 0)
-        let info = try #require((try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])?.first)
+        Self.freeze(scheduler.pid, seconds: 2)
+        let info = try Self.waitSucceeded(harness, address, id)
         #expect(info["attempts"] as? Int == 1)
     }
 

@@ -52,9 +52,9 @@ import Testing
         _ = state.tick(nowMs: Self.t0 + 2_000)
         _ = try state.register(node: "c", slots: 1, labels: [:], running: [run("t", 1)], finished: [],
                                address: nil, nowMs: Self.t0 + 3_000)
-        state.heartbeat(node: "c", freeSlots: 0, running: [run("t", 1)])
+        state.heartbeat(node: "c", running: [run("t", 1)])
         #expect(state.schedule(nowMs: Self.t0 + 3_100).isEmpty)
-        state.heartbeat(node: "c", freeSlots: 1, running: [])
+        state.heartbeat(node: "c", running: [])
         #expect(S.assigns(state.schedule(nowMs: Self.t0 + 3_200)).count == 1)
     }
 
