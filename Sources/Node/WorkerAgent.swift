@@ -152,7 +152,8 @@ public final class WorkerAgent {
         runHandshake(first)
     }
 
-    private func runHandshake(_ directives: [HandshakeDirective]) {
+    /// `permanent`: a failure among the directives cannot be cured by reconnecting.
+    private func runHandshake(_ directives: [HandshakeDirective], permanent: Bool = false) {
         for directive in directives {
             switch directive {
             case .send(let message): connection?.send(message)
@@ -163,7 +164,7 @@ public final class WorkerAgent {
                                                  running: runningRuns, finished: outbox.map(\.run))))
             case .failed(let reason):
                 logger.error("handshake with scheduler failed: \(reason)")
-                if reason.contains("token") || reason.contains("protocol") { onFatal?(reason) }
+                if permanent { onFatal?(reason) }
             }
         }
     }
@@ -189,7 +190,8 @@ public final class WorkerAgent {
 
     private func received(_ message: Message) {
         if handshake != nil {
-            runHandshake(handshake!.receive(message))
+            let directives = handshake!.receive(message)
+            runHandshake(directives, permanent: handshake?.failureIsPermanent ?? false)
             return
         }
         switch message {

@@ -128,6 +128,9 @@ public struct ClientHandshake: Sendable {
     }
 
     public var isEstablished: Bool { state == .established }
+    /// After a failure: true when retrying cannot help (wrong or missing token, another
+    /// protocol version), so a worker should stop rather than reconnect for ever.
+    public private(set) var failureIsPermanent = false
 
     public mutating func start() -> [HandshakeDirective] {
         state = .awaitingReply
@@ -155,14 +158,16 @@ public struct ClientHandshake: Sendable {
             return [.established(.init(role: role, name: name))]
         case .error(let error):
             state = .failed
+            failureIsPermanent = error.code == .authFailed || error.code == .versionMismatch
             return [.close, .failed(error.reason)]
         default:
-            return fail("unexpected '\(message.type)' during the handshake")
+            return fail("unexpected '\(message.type)' during the handshake", permanent: false)
         }
     }
 
-    private mutating func fail(_ reason: String) -> [HandshakeDirective] {
+    private mutating func fail(_ reason: String, permanent: Bool = true) -> [HandshakeDirective] {
         state = .failed
+        failureIsPermanent = permanent
         return [.close, .failed(reason)]
     }
 }

@@ -32,6 +32,15 @@ import SwarmProtocol
         return try #require((try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])?.first)
     }
 
+    /// Waits (bounded) until the scheduler reports the task started.
+    static func waitStarted(_ harness: ProcessHarness, _ address: String, _ id: String) throws {
+        for _ in 0..<300 {
+            if try harness.run(["status", "--scheduler", address, "--json", id]).stdout.contains("\"startedAt\" : 1") { return }
+            usleep(20_000)
+        }
+        Issue.record("task \(id) did not start")
+    }
+
     /// SIGSTOP, then SIGCONT after `seconds`: a hung process.
     static func freeze(_ pid: Int32, seconds: Double) {
         kill(pid, SIGSTOP)
@@ -233,11 +242,7 @@ import SwarmProtocol
                                       "sh", "-c", "echo ran on $SWARM_NODE attempt $SWARM_ATTEMPT; if [ $SWARM_ATTEMPT = 1 ]; then sleep 30; else sleep 1; fi",
                                       harness.marker])
         #expect(submit.status == 0)
-        for _ in 0..<200 {
-            let s = try harness.run(["status", "--scheduler", address, "--json", "survivor"])
-            if s.stdout.contains("\"startedAt\" : 1") { break }
-            usleep(20_000)
-        }
+        try Self.waitStarted(harness, address, "survivor")
         kill(a.pid, SIGSTOP)  // a hangs: no heartbeats, no results
         try harness.start("worker-b", ["worker", "--scheduler", address, "--slots", "1", "--name", "b",
                                        "--data-dir", "\(harness.dir)/b"])
@@ -303,10 +308,7 @@ import SwarmProtocol
             let id = try harness.run(["submit", "--scheduler", address, "--", "sh", "-c",
                                       "if [ $SWARM_ATTEMPT = 1 ]; then sleep 60; fi; echo on $SWARM_NODE", harness.marker]).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
-            for _ in 0..<300 {
-                if try harness.run(["status", "--scheduler", address, "--json", id]).stdout.contains("\"startedAt\" : 1") { break }
-                usleep(20_000)
-            }
+            try Self.waitStarted(harness, address, id)
             kill(leaving.pid, signal)
             for _ in 0..<500 where leaving.process.isRunning { usleep(10_000) }
             #expect(!leaving.process.isRunning)

@@ -249,3 +249,27 @@ import Testing
         #expect(a.wholeMatch(of: try Regex("[0-9a-f]{64}")) != nil)
     }
 }
+
+@Suite struct HandshakePermanenceTests {
+    @Test func tokenAndVersionFailuresArePermanentOthersAreNot() {
+        var wrong = ClientHandshake(role: .worker, name: "w", token: ClusterToken("x"))
+        _ = wrong.start()
+        _ = wrong.receive(.error(.init(code: .authFailed, reason: "authentication failed: wrong cluster token")))
+        #expect(wrong.failureIsPermanent)
+
+        var noToken = ClientHandshake(role: .worker, name: "w", token: nil)
+        _ = noToken.start()
+        _ = noToken.receive(.challenge(.init(nonce: "n")))
+        #expect(noToken.failureIsPermanent)
+
+        var busy = ClientHandshake(role: .worker, name: "w", token: nil)
+        _ = busy.start()
+        _ = busy.receive(.error(.init(code: .unexpected, reason: "too many connections in their handshake")))
+        #expect(!busy.failureIsPermanent)
+
+        var odd = ClientHandshake(role: .worker, name: "w", token: nil)
+        _ = odd.start()
+        _ = odd.receive(.listTasks(.init(requestId: 1)))
+        #expect(!odd.failureIsPermanent)
+    }
+}
