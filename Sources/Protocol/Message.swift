@@ -29,18 +29,29 @@ public enum Message: Sendable, Equatable {
     case reject(Reject)
     case kill(Kill)
     case leave(Leave)
+    case health(HealthReport)
+    case taskEvent(TaskEvent)
+    case taskOutput(TaskOutput)
     // Client -> scheduler, each answered with the same `requestId`.
     case submit(Submit)
     case status(TaskRef)
     case wait(Wait)
     case listTasks(RequestOnly)
     case listNodes(RequestOnly)
+    case cancel(TaskRef)
+    case stats(RequestOnly)
+    case logs(LogsRequest)
+    case drain(NodeRef)
+    case submitBatch(SubmitBatch)
     // Scheduler -> client.
     case submitted(Submitted)
     case taskInfo(TaskInfoReply)
     case waitResult(TaskListReply)
     case taskList(TaskListReply)
     case nodeList(NodeListReply)
+    case statsReply(StatsReply)
+    case logChunk(LogChunk)
+    case batchSubmitted(BatchSubmitted)
 
     public struct Hello: Codable, Sendable, Equatable {
         public var version: Int
@@ -84,8 +95,89 @@ public enum Message: Sendable, Equatable {
         public var running: [RunRef]
         /// Runs whose results the worker holds, not yet acknowledged; sent right after.
         public var finished: [RunRef]
-        public init(slots: Int, labels: [String: String], running: [RunRef], finished: [RunRef]) {
+        /// The runtimes this worker runs and their health; nil: none.
+        public var runtimes: [RuntimeStatus]?
+        /// Whether plain commands may run here; nil: yes.
+        public var allowsCommands: Bool?
+        public init(slots: Int, labels: [String: String], running: [RunRef], finished: [RunRef],
+                    runtimes: [RuntimeStatus]? = nil, allowsCommands: Bool? = nil) {
             self.slots = slots; self.labels = labels; self.running = running; self.finished = finished
+            self.runtimes = runtimes; self.allowsCommands = allowsCommands
+        }
+    }
+    /// A worker's runtimes changed health (sent on every change, not periodically).
+    public struct HealthReport: Codable, Sendable, Equatable {
+        public var runtimes: [RuntimeStatus]
+        public init(runtimes: [RuntimeStatus]) { self.runtimes = runtimes }
+    }
+    /// Something happened to a run that is not its end: `silence_warning`, `extended`.
+    public struct TaskEvent: Codable, Sendable, Equatable {
+        public var id: String
+        public var attempt: Int
+        public var kind: String
+        public var at: Int64
+        public var detail: String
+        public init(id: String, attempt: Int, kind: String, at: Int64, detail: String) {
+            self.id = id; self.attempt = attempt; self.kind = kind; self.at = at; self.detail = detail
+        }
+    }
+    /// A piece of a run's output, streamed to the scheduler as it arrives.
+    public struct TaskOutput: Codable, Sendable, Equatable {
+        public var id: String
+        public var attempt: Int
+        /// `stdout` or `stderr`.
+        public var stream: String
+        public var data: String
+        public var at: Int64
+        public init(id: String, attempt: Int, stream: String, data: String, at: Int64) {
+            self.id = id; self.attempt = attempt; self.stream = stream; self.data = data; self.at = at
+        }
+    }
+    public struct LogsRequest: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var id: String
+        /// Keep sending output as it comes until the task ends.
+        public var follow: Bool
+        public init(requestId: Int, id: String, follow: Bool) { self.requestId = requestId; self.id = id; self.follow = follow }
+    }
+    /// Log text of a task; with `follow`, many chunks, the last one with `done`.
+    public struct LogChunk: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var id: String
+        public var data: String
+        public var done: Bool
+        /// The task's state when `done`.
+        public var state: TaskState?
+        public init(requestId: Int, id: String, data: String, done: Bool, state: TaskState? = nil) {
+            self.requestId = requestId; self.id = id; self.data = data; self.done = done; self.state = state
+        }
+    }
+    public struct NodeRef: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var name: String
+        public init(requestId: Int, name: String) { self.requestId = requestId; self.name = name }
+    }
+    public struct SubmitBatch: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var tasks: [TaskSpec]
+        public init(requestId: Int, tasks: [TaskSpec]) { self.requestId = requestId; self.tasks = tasks }
+    }
+    public struct BatchSubmitted: Codable, Sendable, Equatable {
+        public var requestId: Int
+        /// Every task's id, in the order given.
+        public var ids: [String]
+        /// The ids that existed already (same spec): not submitted again.
+        public var existing: [String]
+        public init(requestId: Int, ids: [String], existing: [String]) {
+            self.requestId = requestId; self.ids = ids; self.existing = existing
+        }
+    }
+    public struct StatsReply: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var cluster: StatsBlock
+        public var workers: [String: StatsBlock]
+        public init(requestId: Int, cluster: StatsBlock, workers: [String: StatsBlock]) {
+            self.requestId = requestId; self.cluster = cluster; self.workers = workers
         }
     }
     public struct Registered: Codable, Sendable, Equatable {

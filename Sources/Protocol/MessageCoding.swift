@@ -46,6 +46,17 @@ extension Message {
         case .waitResult: "waitResult"
         case .taskList: "taskList"
         case .nodeList: "nodeList"
+        case .health: "health"
+        case .taskEvent: "taskEvent"
+        case .taskOutput: "taskOutput"
+        case .cancel: "cancel"
+        case .stats: "stats"
+        case .logs: "logs"
+        case .drain: "drain"
+        case .submitBatch: "submitBatch"
+        case .statsReply: "statsReply"
+        case .logChunk: "logChunk"
+        case .batchSubmitted: "batchSubmitted"
         }
     }
 
@@ -76,6 +87,17 @@ extension Message {
         case .waitResult(let p): p
         case .taskList(let p): p
         case .nodeList(let p): p
+        case .health(let p): p
+        case .taskEvent(let p): p
+        case .taskOutput(let p): p
+        case .cancel(let p): p
+        case .stats(let p): p
+        case .logs(let p): p
+        case .drain(let p): p
+        case .submitBatch(let p): p
+        case .statsReply(let p): p
+        case .logChunk(let p): p
+        case .batchSubmitted(let p): p
         }
     }
 
@@ -106,6 +128,17 @@ extension Message {
         case "waitResult": .waitResult(try .init(from: d))
         case "taskList": .taskList(try .init(from: d))
         case "nodeList": .nodeList(try .init(from: d))
+        case "health": .health(try .init(from: d))
+        case "taskEvent": .taskEvent(try .init(from: d))
+        case "taskOutput": .taskOutput(try .init(from: d))
+        case "cancel": .cancel(try .init(from: d))
+        case "stats": .stats(try .init(from: d))
+        case "logs": .logs(try .init(from: d))
+        case "drain": .drain(try .init(from: d))
+        case "submitBatch": .submitBatch(try .init(from: d))
+        case "statsReply": .statsReply(try .init(from: d))
+        case "logChunk": .logChunk(try .init(from: d))
+        case "batchSubmitted": .batchSubmitted(try .init(from: d))
         default: nil
         }
     }
@@ -121,6 +154,14 @@ extension Message {
         case .taskInfo(let p): p.requestId
         case .waitResult(let p), .taskList(let p): p.requestId
         case .nodeList(let p): p.requestId
+        case .cancel(let p): p.requestId
+        case .stats(let p): p.requestId
+        case .logs(let p): p.requestId
+        case .drain(let p): p.requestId
+        case .submitBatch(let p): p.requestId
+        case .statsReply(let p): p.requestId
+        case .logChunk(let p): p.requestId
+        case .batchSubmitted(let p): p.requestId
         case .error(let p): p.requestId
         default: nil
         }

@@ -1,0 +1,75 @@
+/// A runtime's health on one worker, as its probes found it. Workers send it on register,
+/// in a `health` message whenever it changes, and the scheduler places runtime tasks only
+/// where the runtime is healthy.
+public struct RuntimeStatus: Codable, Sendable, Equatable {
+    public var name: String
+    /// False until the first probe passed (a runtime without a health command is healthy).
+    public var healthy: Bool
+    public var checkedAt: Int64?
+    public var latencyMs: Int64?
+    /// Why the last probe failed (or what it printed).
+    public var detail: String?
+    public var passed: Int
+    public var failed: Int
+    /// Sum over all probes, for the mean.
+    public var totalLatencyMs: Int64
+
+    public init(name: String, healthy: Bool, checkedAt: Int64? = nil, latencyMs: Int64? = nil,
+                detail: String? = nil, passed: Int = 0, failed: Int = 0, totalLatencyMs: Int64 = 0) {
+        self.name = name
+        self.healthy = healthy
+        self.checkedAt = checkedAt
+        self.latencyMs = latencyMs
+        self.detail = detail
+        self.passed = passed
+        self.failed = failed
+        self.totalLatencyMs = totalLatencyMs
+    }
+}
+
+/// Counters of finished and running tasks, for `swarm stats`.
+public struct StatsCounters: Codable, Sendable, Equatable {
+    public var active = 0
+    public var completed = 0
+    public var succeeded = 0
+    /// Ended any other way than `succeeded`.
+    public var failed = 0
+    /// Failed runs by their state (`failed`, `timed_out`, `silence_killed`, ...).
+    public var failedByReason: [String: Int] = [:]
+    public var extensions = 0
+    public var silenceWarnings = 0
+    public var silenceKills = 0
+    public var timeouts = 0
+    /// Sum of run durations of completed tasks (for the mean).
+    public var totalRunMs: Int64 = 0
+
+    public init() {}
+}
+
+/// Health probe figures of one runtime.
+public struct HealthStats: Codable, Sendable, Equatable {
+    public var healthy: Bool
+    public var passed: Int
+    public var failed: Int
+    public var lastLatencyMs: Int64?
+    public var meanLatencyMs: Int64?
+
+    public init(healthy: Bool, passed: Int, failed: Int, lastLatencyMs: Int64?, meanLatencyMs: Int64?) {
+        self.healthy = healthy
+        self.passed = passed
+        self.failed = failed
+        self.lastLatencyMs = lastLatencyMs
+        self.meanLatencyMs = meanLatencyMs
+    }
+}
+
+/// Statistics of one worker, or of the whole cluster.
+public struct StatsBlock: Codable, Sendable, Equatable {
+    public var totals = StatsCounters()
+    /// Keyed by model; tasks without a model under "-".
+    public var byModel: [String: StatsCounters] = [:]
+    /// Keyed by runtime (on the cluster level: summed over workers).
+    public var health: [String: HealthStats] = [:]
+
+    public init() {}
+}

@@ -1,0 +1,282 @@
+import Foundation
+
+/// What a worker is told to run: the task as submitted, which run this is, and when it was
+/// submitted and placed (for the result's timestamps).
+public struct TaskAssignment: Codable, Sendable, Equatable {
+    public var id: String
+    public var attempt: Int
+    public var spec: TaskSpec
+    public var submittedAt: Int64?
+    public var placedAt: Int64?
+
+    public var command: [String] { spec.command }
+    public var env: [String: String]? { spec.env }
+
+    public init(id: String, attempt: Int, spec: TaskSpec, submittedAt: Int64? = nil, placedAt: Int64? = nil) {
+        self.id = id
+        self.attempt = attempt
+        self.spec = spec
+        self.spec.id = id
+        self.submittedAt = submittedAt
+        self.placedAt = placedAt
+    }
+
+    /// A plain command.
+    public init(id: String, command: [String], env: [String: String]?, attempt: Int) {
+        self.init(id: id, attempt: attempt, spec: TaskSpec(id: id, command: command, env: env))
+    }
+}
+
+/// What the engine measured of one run; part of results and of `TaskInfo` (its fields sit at
+/// the top level of both). Every key is always encoded, null when unknown.
+public struct RunMetrics: Codable, Sendable, Equatable {
+    public var node: String?
+    public var runtime: String?
+    public var model: String?
+    /// `simple`, `moderate` or `complex`, and the score it came from.
+    public var complexity: String?
+    public var complexityScore: Int?
+    public var initialTimeoutMs: Int64?
+    public var finalTimeoutMs: Int64?
+    /// Deadline extensions applied (progress near the deadline).
+    public var extensions: Int = 0
+    public var silenceWarnings: Int = 0
+    public var outputBytes: Int = 0
+    public var outputBursts: Int = 0
+    public var timeToFirstOutputMs: Int64?
+    public var firstOutputAt: Int64?
+    /// `inline` or `file` (context over the inline limit), null without context.
+    public var contextMode: String?
+    public var contextFile: String?
+    public var workDir: String?
+    public var logFile: String?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case node, runtime, model, complexity, complexityScore, initialTimeoutMs, finalTimeoutMs
+        case extensions, silenceWarnings, outputBytes, outputBursts, timeToFirstOutputMs, firstOutputAt
+        case contextMode, contextFile, workDir, logFile
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        node = try c.decodeIfPresent(String.self, forKey: .node)
+        runtime = try c.decodeIfPresent(String.self, forKey: .runtime)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        complexity = try c.decodeIfPresent(String.self, forKey: .complexity)
+        complexityScore = try c.decodeIfPresent(Int.self, forKey: .complexityScore)
+        initialTimeoutMs = try c.decodeIfPresent(Int64.self, forKey: .initialTimeoutMs)
+        finalTimeoutMs = try c.decodeIfPresent(Int64.self, forKey: .finalTimeoutMs)
+        extensions = try c.decodeIfPresent(Int.self, forKey: .extensions) ?? 0
+        silenceWarnings = try c.decodeIfPresent(Int.self, forKey: .silenceWarnings) ?? 0
+        outputBytes = try c.decodeIfPresent(Int.self, forKey: .outputBytes) ?? 0
+        outputBursts = try c.decodeIfPresent(Int.self, forKey: .outputBursts) ?? 0
+        timeToFirstOutputMs = try c.decodeIfPresent(Int64.self, forKey: .timeToFirstOutputMs)
+        firstOutputAt = try c.decodeIfPresent(Int64.self, forKey: .firstOutputAt)
+        contextMode = try c.decodeIfPresent(String.self, forKey: .contextMode)
+        contextFile = try c.decodeIfPresent(String.self, forKey: .contextFile)
+        workDir = try c.decodeIfPresent(String.self, forKey: .workDir)
+        logFile = try c.decodeIfPresent(String.self, forKey: .logFile)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(node, forKey: .node)
+        try c.encode(runtime, forKey: .runtime)
+        try c.encode(model, forKey: .model)
+        try c.encode(complexity, forKey: .complexity)
+        try c.encode(complexityScore, forKey: .complexityScore)
+        try c.encode(initialTimeoutMs, forKey: .initialTimeoutMs)
+        try c.encode(finalTimeoutMs, forKey: .finalTimeoutMs)
+        try c.encode(extensions, forKey: .extensions)
+        try c.encode(silenceWarnings, forKey: .silenceWarnings)
+        try c.encode(outputBytes, forKey: .outputBytes)
+        try c.encode(outputBursts, forKey: .outputBursts)
+        try c.encode(timeToFirstOutputMs, forKey: .timeToFirstOutputMs)
+        try c.encode(firstOutputAt, forKey: .firstOutputAt)
+        try c.encode(contextMode, forKey: .contextMode)
+        try c.encode(contextFile, forKey: .contextFile)
+        try c.encode(workDir, forKey: .workDir)
+        try c.encode(logFile, forKey: .logFile)
+    }
+}
+
+/// How a run ended, as reported by the worker that ran it and written to
+/// `.swarm/results/{id}.json`. Every key is always present (null when unknown).
+public struct TaskResult: Codable, Sendable, Equatable {
+    public var id: String
+    public var state: TaskState
+    public var exitCode: Int?
+    public var signal: Int?
+    public var reason: String?
+    /// The last 64 KiB of stdout and stderr, interleaved as they arrived.
+    public var output: String
+    public var pid: Int?
+    public var attempt: Int
+    public var submittedAt: Int64?
+    public var placedAt: Int64?
+    public var startedAt: Int64?
+    public var finishedAt: Int64
+    public var metrics = RunMetrics()
+
+    /// The run this result belongs to.
+    public var run: RunRef { RunRef(id: id, attempt: attempt) }
+
+    public init(id: String, state: TaskState, exitCode: Int?, signal: Int?, reason: String?,
+                output: String, pid: Int?, attempt: Int, startedAt: Int64?, finishedAt: Int64) {
+        self.id = id
+        self.state = state
+        self.exitCode = exitCode
+        self.signal = signal
+        self.reason = reason
+        self.output = output
+        self.pid = pid
+        self.attempt = attempt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, state, exitCode, signal, reason, output, pid, attempt, attempts
+        case submittedAt, placedAt, startedAt, finishedAt
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        state = try c.decode(TaskState.self, forKey: .state)
+        exitCode = try c.decodeIfPresent(Int.self, forKey: .exitCode)
+        signal = try c.decodeIfPresent(Int.self, forKey: .signal)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        output = try c.decodeIfPresent(String.self, forKey: .output) ?? ""
+        pid = try c.decodeIfPresent(Int.self, forKey: .pid)
+        attempt = try c.decode(Int.self, forKey: .attempt)
+        submittedAt = try c.decodeIfPresent(Int64.self, forKey: .submittedAt)
+        placedAt = try c.decodeIfPresent(Int64.self, forKey: .placedAt)
+        startedAt = try c.decodeIfPresent(Int64.self, forKey: .startedAt)
+        finishedAt = try c.decode(Int64.self, forKey: .finishedAt)
+        metrics = try RunMetrics(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(state, forKey: .state)
+        try c.encode(exitCode, forKey: .exitCode)
+        try c.encode(signal, forKey: .signal)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(output, forKey: .output)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(attempt, forKey: .attempt)
+        // The same number under the name `TaskInfo` uses: runs so far, this one included.
+        try c.encode(attempt, forKey: .attempts)
+        try c.encode(submittedAt, forKey: .submittedAt)
+        try c.encode(placedAt, forKey: .placedAt)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(finishedAt, forKey: .finishedAt)
+        try metrics.encode(to: encoder)
+    }
+}
+
+/// A task as clients see it. Times are unix milliseconds. Absent values are `null`, never
+/// missing keys, so scripts can rely on every field being there.
+public struct TaskInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var state: TaskState
+    public var command: [String]
+    public var exitCode: Int?
+    public var signal: Int?
+    public var reason: String?
+    public var attempts: Int
+    public var submittedAt: Int64
+    public var placedAt: Int64?
+    public var startedAt: Int64?
+    public var finishedAt: Int64?
+    /// Last 64 KiB of output once the task has ended; null in listings and multi-task waits.
+    public var output: String?
+    public var parent: String?
+    public var priority: Int
+    public var labels: [String: String]?
+    /// Why a queued task waits, and whether no registered worker could ever run it.
+    public var waitReason: String?
+    public var unplaceable: Bool
+    /// The measurements of the current (or last) run; `node` is where it runs or ran.
+    public var metrics = RunMetrics()
+
+    public var node: String? {
+        get { metrics.node }
+        set { metrics.node = newValue }
+    }
+
+    public init(id: String, state: TaskState, command: [String], node: String? = nil,
+                exitCode: Int? = nil, signal: Int? = nil, reason: String? = nil, attempts: Int = 0,
+                submittedAt: Int64, placedAt: Int64? = nil, startedAt: Int64? = nil,
+                finishedAt: Int64? = nil, output: String? = nil) {
+        self.id = id
+        self.state = state
+        self.command = command
+        self.exitCode = exitCode
+        self.signal = signal
+        self.reason = reason
+        self.attempts = attempts
+        self.submittedAt = submittedAt
+        self.placedAt = placedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.output = output
+        self.priority = 0
+        self.unplaceable = false
+        self.metrics.node = node
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, state, command, exitCode, signal, reason, attempts
+        case submittedAt, placedAt, startedAt, finishedAt, output
+        case parent, priority, labels, waitReason, unplaceable
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        state = try c.decode(TaskState.self, forKey: .state)
+        command = try c.decodeIfPresent([String].self, forKey: .command) ?? []
+        exitCode = try c.decodeIfPresent(Int.self, forKey: .exitCode)
+        signal = try c.decodeIfPresent(Int.self, forKey: .signal)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        attempts = try c.decode(Int.self, forKey: .attempts)
+        submittedAt = try c.decode(Int64.self, forKey: .submittedAt)
+        placedAt = try c.decodeIfPresent(Int64.self, forKey: .placedAt)
+        startedAt = try c.decodeIfPresent(Int64.self, forKey: .startedAt)
+        finishedAt = try c.decodeIfPresent(Int64.self, forKey: .finishedAt)
+        output = try c.decodeIfPresent(String.self, forKey: .output)
+        parent = try c.decodeIfPresent(String.self, forKey: .parent)
+        priority = try c.decodeIfPresent(Int.self, forKey: .priority) ?? 0
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        waitReason = try c.decodeIfPresent(String.self, forKey: .waitReason)
+        unplaceable = try c.decodeIfPresent(Bool.self, forKey: .unplaceable) ?? false
+        metrics = try RunMetrics(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(state, forKey: .state)
+        try c.encode(command, forKey: .command)
+        try c.encode(exitCode, forKey: .exitCode)
+        try c.encode(signal, forKey: .signal)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(attempts, forKey: .attempts)
+        try c.encode(submittedAt, forKey: .submittedAt)
+        try c.encode(placedAt, forKey: .placedAt)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(finishedAt, forKey: .finishedAt)
+        try c.encode(output, forKey: .output)
+        try c.encode(parent, forKey: .parent)
+        try c.encode(priority, forKey: .priority)
+        try c.encode(labels, forKey: .labels)
+        try c.encode(waitReason, forKey: .waitReason)
+        try c.encode(unplaceable, forKey: .unplaceable)
+        try metrics.encode(to: encoder)
+    }
+}

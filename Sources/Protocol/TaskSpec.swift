@@ -1,0 +1,179 @@
+import Foundation
+
+/// What a client submits: a plain command (`command`), or an agent run through a named
+/// `runtime` (with `prompt` and `model`). Every field but the one choosing the kind is
+/// optional; field names are a contract (`swarm submit --file` lines use them too).
+/// Durations are seconds and take decimals.
+public struct TaskSpec: Codable, Sendable, Equatable {
+    /// Client-chosen id, or nil for a generated one.
+    public var id: String?
+    /// argv of a plain command; the first element is looked up in PATH. Empty for runtime tasks.
+    public var command: [String]
+    /// Extra environment for the task.
+    public var env: [String: String]?
+    /// A runtime named in the workers' config (e.g. `claude`); nil for a plain command.
+    public var runtime: String?
+    public var model: String?
+    /// The agent's prompt (on its stdin for runtimes that take it there).
+    public var prompt: String?
+    public var objective: String?
+    /// Any JSON; large context goes to a file the prompt points at.
+    public var context: JSONValue?
+    public var requirements: [String]?
+    /// `simple`, `moderate`, `complex` or a score (a whole number >= 0); nil: computed.
+    public var complexity: String?
+    /// Initial timeout (overrides the complexity's), maximum with extensions.
+    public var timeout: Double?
+    public var maxTimeout: Double?
+    /// Extension step, how close to the deadline it applies, the activity window it looks
+    /// at and the bursts it needs there.
+    public var extendBy: Double?
+    public var extendWithin: Double?
+    public var activityWindow: Double?
+    public var minBursts: Int?
+    public var silenceWarn: Double?
+    public var silenceKill: Double?
+    public var killGrace: Double?
+    /// Free-form labels of the task (shown, not interpreted).
+    public var labels: [String: String]?
+    /// The task that submitted this one.
+    public var parent: String?
+    /// Node labels a worker must have (`K=V`).
+    public var constraints: [String: String]?
+    /// Higher runs first; FIFO within a priority. Default 0.
+    public var priority: Int?
+
+    public init(id: String? = nil, command: [String] = [], env: [String: String]? = nil,
+                runtime: String? = nil, model: String? = nil, prompt: String? = nil) {
+        self.id = id
+        self.command = command
+        self.env = env
+        self.runtime = runtime
+        self.model = model
+        self.prompt = prompt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, command, env, runtime, model, prompt, objective, context, requirements, complexity
+        case timeout, maxTimeout, extendBy, extendWithin, activityWindow, minBursts
+        case silenceWarn, silenceKill, killGrace, labels, parent, constraints, priority
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decodeIfPresent(String.self, forKey: .id)
+        command = try c.decodeIfPresent([String].self, forKey: .command) ?? []
+        env = try c.decodeIfPresent([String: String].self, forKey: .env)
+        runtime = try c.decodeIfPresent(String.self, forKey: .runtime)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        prompt = try c.decodeIfPresent(String.self, forKey: .prompt)
+        objective = try c.decodeIfPresent(String.self, forKey: .objective)
+        context = try c.decodeIfPresent(JSONValue.self, forKey: .context)
+        requirements = try c.decodeIfPresent([String].self, forKey: .requirements)
+        complexity = try c.decodeIfPresent(String.self, forKey: .complexity)
+        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout)
+        maxTimeout = try c.decodeIfPresent(Double.self, forKey: .maxTimeout)
+        extendBy = try c.decodeIfPresent(Double.self, forKey: .extendBy)
+        extendWithin = try c.decodeIfPresent(Double.self, forKey: .extendWithin)
+        activityWindow = try c.decodeIfPresent(Double.self, forKey: .activityWindow)
+        minBursts = try c.decodeIfPresent(Int.self, forKey: .minBursts)
+        silenceWarn = try c.decodeIfPresent(Double.self, forKey: .silenceWarn)
+        silenceKill = try c.decodeIfPresent(Double.self, forKey: .silenceKill)
+        killGrace = try c.decodeIfPresent(Double.self, forKey: .killGrace)
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        parent = try c.decodeIfPresent(String.self, forKey: .parent)
+        constraints = try c.decodeIfPresent([String: String].self, forKey: .constraints)
+        priority = try c.decodeIfPresent(Int.self, forKey: .priority)
+    }
+
+    /// Linux refuses to exec a single argument or variable over 128 KiB (MAX_ARG_STRLEN),
+    /// and the whole set is bounded too: refuse such a task at submit, not at spawn.
+    public static let maxArgumentBytes = 128 * 1024
+    public static let maxCommandAndEnvBytes = 1024 * 1024
+    /// Prompts and context go through stdin and files, not exec: bounded only by the frame.
+    public static let maxPromptBytes = 4 * 1024 * 1024
+    /// A duration above this is a typo, not a plan (30 days).
+    public static let maxDurationSeconds = 30.0 * 86_400
+
+    /// Nil when the spec can be accepted, else the reason.
+    public func problem() -> String? {
+        if let id, let p = TaskID.problem(with: id) { return p }
+        if let parent, let p = TaskID.problem(with: parent) { return "parent: \(p)" }
+        if let runtime {
+            if runtime.isEmpty || runtime.utf8.count > 64 || runtime.contains(where: { $0.isWhitespace || $0 == "/" }) {
+                return "invalid runtime name \(TaskID.quoted(runtime))"
+            }
+            if !command.isEmpty { return "a task names either a runtime or a command, not both" }
+        } else {
+            if command.isEmpty { return "a task needs a command, or a runtime with a prompt" }
+            if command[0].isEmpty { return "the command's program name is empty" }
+        }
+        if let model, model.isEmpty || model.utf8.count > 128 || model.utf8.contains(0) || model.contains(where: \.isWhitespace) {
+            return "invalid model name \(TaskID.quoted(model ?? ""))"
+        }
+        if (prompt?.utf8.count ?? 0) > Self.maxPromptBytes { return "prompt is over \(Self.maxPromptBytes) bytes" }
+        if let complexity, ComplexityInput(complexity) == nil {
+            return "complexity must be simple, moderate, complex or a whole number >= 0, got \(TaskID.quoted(complexity))"
+        }
+        let durations: [(String, Double?)] = [("timeout", timeout), ("maxTimeout", maxTimeout), ("extendBy", extendBy),
+                                              ("extendWithin", extendWithin), ("activityWindow", activityWindow),
+                                              ("silenceWarn", silenceWarn), ("silenceKill", silenceKill), ("killGrace", killGrace)]
+        for case let (name, value?) in durations where !(value.isFinite && value >= 0 && value <= Self.maxDurationSeconds) {
+            return "\(name) must be a number of seconds from 0 to \(Int(Self.maxDurationSeconds)), got \(value)"
+        }
+        for case let (name, value?) in [("timeout", timeout), ("silenceKill", silenceKill)] where value == 0 {
+            return "\(name) must be more than 0 seconds"
+        }
+        if let timeout, let maxTimeout, timeout > maxTimeout { return "timeout (\(timeout) s) is over maxTimeout (\(maxTimeout) s)" }
+        if let minBursts, minBursts < 0 || minBursts > 1_000_000 { return "minBursts must be 0 to 1000000" }
+        if let priority, abs(priority) > 1_000_000_000 { return "priority must be within +-1000000000" }
+        for (key, value) in (constraints ?? [:]).sorted(by: { $0.key < $1.key }) where key.isEmpty || key.contains("=") {
+            return "invalid constraint \(TaskID.quoted(key + "=" + value))"
+        }
+        var total = 0
+        for (index, argument) in command.enumerated() {
+            if argument.utf8.contains(0) { return "argument \(index) contains a NUL byte" }
+            // The kernel's per-string limit counts the terminating NUL.
+            if argument.utf8.count + 1 > Self.maxArgumentBytes {
+                return "argument \(index) is \(argument.utf8.count) bytes; the limit is \(Self.maxArgumentBytes - 1)"
+            }
+            total += argument.utf8.count + 1
+        }
+        for (key, value) in env ?? [:] {
+            if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
+                return "invalid environment variable name \(TaskID.quoted(key))"
+            }
+            if value.utf8.contains(0) { return "environment variable \(key) contains a NUL byte" }
+            if key.utf8.count + value.utf8.count + 2 > Self.maxArgumentBytes {
+                return "environment variable \(key) is over \(Self.maxArgumentBytes) bytes"
+            }
+            total += key.utf8.count + value.utf8.count + 2
+        }
+        if total > Self.maxCommandAndEnvBytes {
+            return "command and environment are \(total) bytes; the limit is \(Self.maxCommandAndEnvBytes)"
+        }
+        return nil
+    }
+}
+
+/// A task's `complexity` field, parsed: a named level or a score.
+public enum ComplexityInput: Equatable, Sendable {
+    case level(ComplexityLevel)
+    case score(Int)
+
+    public init?(_ text: String) {
+        if let level = ComplexityLevel(rawValue: text) { self = .level(level); return }
+        guard let n = Int(text), n >= 0, n <= 1_000 else { return nil }
+        self = .score(n)
+    }
+}
+
+/// Complexity levels and the score ranges that map to them. Raw values are a contract.
+public enum ComplexityLevel: String, Codable, Sendable, CaseIterable {
+    case simple, moderate, complex
+
+    /// Simple 0-2, moderate 3-5, complex 6 and up (the original coordinator's bands).
+    public init(score: Int) {
+        self = score >= 6 ? .complex : score >= 3 ? .moderate : .simple
+    }
+}
