@@ -1,4 +1,6 @@
 import Foundation
+import SwarmNode
+import SwarmProtocol
 
 /// `cluster.json`: one file that describes a cluster, read by `swarm scheduler --config` and
 /// `swarm worker --config --name N`. Command-line flags override what it says.
@@ -13,6 +15,10 @@ public struct ClusterFile: Sendable, Equatable {
         public var tokenFile: String?
         public var lostAfterSeconds: Double?
         public var heartbeatSeconds: Double?
+        /// `spread` or `binpack`.
+        public var placement: String?
+        /// Cluster-wide running-task limit per model.
+        public var modelLimits: [String: Int]?
     }
 
     public struct WorkerSection: Sendable, Equatable {
@@ -21,10 +27,21 @@ public struct ClusterFile: Sendable, Equatable {
         public var dataDir: String?
         public var workDir: String?
         public var tokenFile: String?
+        /// Names of the runtimes this worker runs (default: all defined).
+        public var runtimes: [String]?
+        public var allowCommands: Bool?
+        public var workRoot: String?
     }
 
     public var scheduler = SchedulerSection()
     public var workers: [String: WorkerSection] = [:]
+    /// Runtime definitions, by name.
+    public var runtimes: [String: RuntimeDefinition] = [:]
+    /// The cluster's layer of timeouts (seconds).
+    public var timeouts = TimeoutPolicy.Overrides()
+    public var contextInlineMax: Int?
+    /// Default for workers without their own `allowCommands`.
+    public var allowCommands: Bool?
 
     public init() {}
 
@@ -41,12 +58,40 @@ public struct ClusterFile: Sendable, Equatable {
             throw ConfigError("\(name): not valid JSON (\(error.localizedDescription))")
         }
         guard let root = object as? [String: Any] else { throw ConfigError("\(name): the top level must be an object") }
-        try checkKeys(root, allowed: ["scheduler", "workers", "comment"], at: name)
+        try checkKeys(root, allowed: ["scheduler", "workers", "runtimes", "timeouts", "contextInlineMax", "allowCommands", "comment"], at: name)
         var file = ClusterFile()
+        if let t = root["timeouts"] { file.timeouts = try timeouts(t, at: "\(name): timeouts") }
+        if let n = try number(root, "contextInlineMax", name) {
+            guard n >= 0, n == n.rounded() else { throw ConfigError("\(name): contextInlineMax must be a whole number >= 0") }
+            file.contextInlineMax = Int(n)
+        }
+        file.allowCommands = try bool(root, "allowCommands", name)
+        if let r = root["runtimes"] {
+            guard let r = r as? [String: Any] else { throw ConfigError("\(name): 'runtimes' must be an object keyed by runtime name") }
+            for (runtimeName, value) in r {
+                file.runtimes[runtimeName] = try runtime(runtimeName, value, at: "\(name): runtimes.\(runtimeName)")
+            }
+        }
         if let s = root["scheduler"] {
             guard let s = s as? [String: Any] else { throw ConfigError("\(name): 'scheduler' must be an object") }
             let at = "\(name): scheduler"
-            try checkKeys(s, allowed: ["listen", "address", "stateDir", "tokenFile", "lostAfterSeconds", "heartbeatSeconds", "comment"], at: at)
+            try checkKeys(s, allowed: ["listen", "address", "stateDir", "tokenFile", "lostAfterSeconds", "heartbeatSeconds",
+                                       "placement", "modelLimits", "comment"], at: at)
+            file.scheduler.placement = try string(s, "placement", at)
+            if let p = file.scheduler.placement, p != "spread" && p != "binpack" {
+                throw ConfigError("\(at).placement must be 'spread' or 'binpack', got '\(p)'")
+            }
+            if let limits = s["modelLimits"] {
+                guard let limits = limits as? [String: Any] else { throw ConfigError("\(at).modelLimits must map model names to numbers") }
+                var parsed: [String: Int] = [:]
+                for (model, _) in limits {
+                    guard let n = try number(limits, model, "\(at).modelLimits"), n >= 0, n == n.rounded() else {
+                        throw ConfigError("\(at).modelLimits.\(model) must be a whole number >= 0")
+                    }
+                    parsed[model] = Int(n)
+                }
+                file.scheduler.modelLimits = parsed
+            }
             file.scheduler.listen = try string(s, "listen", at)
             file.scheduler.address = try string(s, "address", at)
             file.scheduler.stateDir = try string(s, "stateDir", at)
@@ -59,7 +104,8 @@ public struct ClusterFile: Sendable, Equatable {
             for (workerName, value) in w {
                 let at = "\(name): workers.\(workerName)"
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
-                try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "comment"], at: at)
+                try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
+                                           "workRoot", "comment"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
                     guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
@@ -74,10 +120,95 @@ public struct ClusterFile: Sendable, Equatable {
                 section.dataDir = try string(v, "dataDir", at)
                 section.workDir = try string(v, "workDir", at)
                 section.tokenFile = try string(v, "tokenFile", at)
+                section.workRoot = try string(v, "workRoot", at)
+                section.allowCommands = try bool(v, "allowCommands", at)
+                if let names = v["runtimes"] {
+                    guard let names = names as? [String] else { throw ConfigError("\(at).runtimes must be a list of runtime names") }
+                    section.runtimes = names
+                }
                 file.workers[workerName] = section
             }
         }
+        for (workerName, section) in file.workers {
+            for runtime in section.runtimes ?? [] where file.runtimes[runtime] == nil {
+                throw ConfigError("\(name): workers.\(workerName).runtimes names '\(runtime)', which 'runtimes' does not define")
+            }
+        }
         return file
+    }
+
+    /// The runtimes a worker of this file runs.
+    public func runtimes(forWorker worker: String?) -> [RuntimeDefinition] {
+        let names = worker.flatMap { workers[$0]?.runtimes } ?? runtimes.keys.sorted()
+        return names.compactMap { runtimes[$0] }
+    }
+
+    private static func runtime(_ name: String, _ value: Any, at: String) throws -> RuntimeDefinition {
+        guard let r = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
+        try checkKeys(r, allowed: ["command", "promptOnStdin", "defaultModel", "env", "health", "timeouts", "comment"], at: at)
+        guard let command = r["command"] as? [String], !command.isEmpty, !command[0].isEmpty else {
+            throw ConfigError("\(at).command must be a non-empty list of strings (a template, e.g. [\"claude\", \"-p\", \"--model\", \"{model}\"])")
+        }
+        var def = RuntimeDefinition(name: name, command: command)
+        def.promptOnStdin = try bool(r, "promptOnStdin", at) ?? true
+        def.defaultModel = try string(r, "defaultModel", at)
+        if let env = r["env"] {
+            guard let env = env as? [String: String] else { throw ConfigError("\(at).env must map names to strings") }
+            def.env = env
+        }
+        if let t = r["timeouts"] { def.timeouts = try timeouts(t, at: "\(at).timeouts") }
+        if let h = r["health"] {
+            let hat = "\(at).health"
+            guard let h = h as? [String: Any] else { throw ConfigError("\(hat) must be an object") }
+            try checkKeys(h, allowed: ["command", "expect", "timeoutSeconds", "intervalSeconds", "retrySeconds", "comment"], at: hat)
+            guard let hc = h["command"] as? [String], !hc.isEmpty, !hc[0].isEmpty else {
+                throw ConfigError("\(hat).command must be a non-empty list of strings")
+            }
+            var check = HealthCheckSpec(command: hc, expect: try string(h, "expect", hat))
+            func ms(_ key: String) throws -> Int64? {
+                guard let v = try number(h, key, hat) else { return nil }
+                guard v > 0, v <= 86_400 * 30 else { throw ConfigError("\(hat).\(key) must be more than 0 seconds") }
+                return Int64((v * 1000).rounded())
+            }
+            check.timeoutMs = try ms("timeoutSeconds") ?? check.timeoutMs
+            check.intervalMs = try ms("intervalSeconds") ?? check.intervalMs
+            check.retryMs = try ms("retrySeconds") ?? check.retryMs
+            def.health = check
+        }
+        return def
+    }
+
+    private static func timeouts(_ value: Any, at: String) throws -> TimeoutPolicy.Overrides {
+        guard let t = value as? [String: Any] else { throw ConfigError("\(at) must be an object of seconds") }
+        try checkKeys(t, allowed: ["simple", "moderate", "complex", "max", "extendBy", "extendWithin", "activityWindow",
+                                   "minBursts", "silenceWarn", "silenceKill", "killGrace", "comment"], at: at)
+        func seconds(_ key: String) throws -> Double? {
+            guard let v = try number(t, key, at) else { return nil }
+            guard v >= 0, v <= TaskSpec.maxDurationSeconds else { throw ConfigError("\(at).\(key) must be 0 to 2592000 seconds") }
+            return v
+        }
+        var o = TimeoutPolicy.Overrides()
+        o.simple = try seconds("simple")
+        o.moderate = try seconds("moderate")
+        o.complex = try seconds("complex")
+        o.maxTimeout = try seconds("max")
+        o.extendBy = try seconds("extendBy")
+        o.extendWithin = try seconds("extendWithin")
+        o.activityWindow = try seconds("activityWindow")
+        o.silenceWarn = try seconds("silenceWarn")
+        o.silenceKill = try seconds("silenceKill")
+        o.killGrace = try seconds("killGrace")
+        if let n = try number(t, "minBursts", at) {
+            guard n >= 0, n == n.rounded() else { throw ConfigError("\(at).minBursts must be a whole number >= 0") }
+            o.minBursts = Int(n)
+        }
+        return o
+    }
+
+    private static func bool(_ o: [String: Any], _ key: String, _ at: String) throws -> Bool? {
+        guard let v = o[key] else { return nil }
+        guard let n = v as? NSNumber, String(cString: n.objCType) == "c" else { throw ConfigError("\(at).\(key) must be true or false") }
+        return n.boolValue
     }
 
     private static func checkKeys(_ object: [String: Any], allowed: Set<String>, at: String) throws {
@@ -103,4 +234,17 @@ public struct ClusterFile: Sendable, Equatable {
 public struct ConfigError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension WorkerConfig {
+    /// The engine settings `file` gives worker `worker`: its runtimes, whether it runs plain
+    /// commands, its work root, the context inline limit and the cluster's timeouts.
+    public mutating func apply(_ file: ClusterFile, worker: String?) {
+        let entry = worker.flatMap { file.workers[$0] }
+        runtimes = file.runtimes(forWorker: worker)
+        allowsCommands = entry?.allowCommands ?? file.allowCommands ?? true
+        workRootDir = entry?.workRoot ?? workRootDir
+        contextInlineMax = file.contextInlineMax ?? contextInlineMax
+        supervisor.policy = supervisor.policy.applying(file.timeouts)
+    }
 }

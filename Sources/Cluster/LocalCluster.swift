@@ -23,6 +23,9 @@ public final class LocalCluster: Sendable {
         public var dataDir = ".swarm/local"
         public var token: ClusterToken?
         public var settings = SchedulerSettings()
+        /// Runtimes, timeouts and engine settings for every worker (as for a worker with no
+        /// entry of its own); plain commands stay allowed unless the file says otherwise.
+        public var clusterFile: ClusterFile?
         public init() {}
     }
 
@@ -66,6 +69,7 @@ public final class LocalCluster: Sendable {
             workerConfig.schedulerHost = host == "0.0.0.0" ? "127.0.0.1" : host
             workerConfig.schedulerPort = port
             workerConfig.token = options.token
+            if let file = options.clusterFile { workerConfig.apply(file, worker: file.workers[name] != nil ? name : nil) }
             let frozen = workerConfig
             let box = LoopBox<WorkerAgent>()
             let thread = EventLoopThread(name: name) { loop in

@@ -4,25 +4,37 @@ import SwarmUV
 import Glibc
 #endif
 
-/// What a runner needs from its worker.
+/// What a runner needs from its worker: the resolved argv, environment and directories of
+/// one run, and where its events go.
 struct RunnerContext {
+    var argv: [String]
     var environment: [String]
     var workingDirectory: String?
+    /// Written to the child's stdin, which is then closed; nil: stdin is /dev/null.
+    var stdin: String?
     var logPath: String
     var supervisorSettings: TaskSupervisor.Settings
+    var metrics: RunMetrics
     var now: () -> Int64
+    /// `silence_warning` / `extended`, as they happen.
+    var onEvent: (String, String) -> Void = { _, _ in }
+    /// Every chunk of output as it arrives.
+    var onOutput: (OutputChannel, [UInt8], Int64) -> Void = { _, _, _ in }
 }
 
 /// The shell around one `TaskSupervisor`: spawns the process with its pipes and timers and
 /// carries out the supervisor's actions. Loop thread only. `onFinish` fires exactly once,
-/// after every handle of the task is closed.
+/// after every handle of the task is closed and its process group is gone (reaped).
 final class TaskRunner {
     let loop: EventLoop
     private(set) var supervisor: TaskSupervisor
     private let context: RunnerContext
     private var process: UVProcess?
+    private var stdinPipe: UVPipe?
     private var stdoutPipe: UVPipe?
     private var stderrPipe: UVPipe?
+    /// Wake-ups of the progress clock; grace and drain periods.
+    private var wakeTimer: UVTimer?
     private var timer: UVTimer?
     private var log: TaskLog?
     private var onFinish: ((TaskResult) -> Void)?
@@ -30,21 +42,32 @@ final class TaskRunner {
 
     var id: String { supervisor.assignment.id }
     var attempt: Int { supervisor.assignment.attempt }
+    /// How long to wait for the killed group's members to disappear before reporting anyway.
+    static let reapLimitMs: Int64 = 2_000
 
     init(loop: EventLoop, assignment: TaskAssignment, context: RunnerContext, onFinish: @escaping (TaskResult) -> Void) {
         self.loop = loop
-        self.supervisor = TaskSupervisor(assignment: assignment, settings: context.supervisorSettings)
+        self.supervisor = TaskSupervisor(assignment: assignment, settings: context.supervisorSettings, metrics: context.metrics)
         self.context = context
         self.onFinish = onFinish
     }
 
     func start() {
         log = try? TaskLog(path: context.logPath)
-        let command = supervisor.assignment.command
-        var options = SpawnOptions(executable: command[0], arguments: Array(command.dropFirst()))
+        let argv = context.argv
+        guard let program = argv.first else {
+            apply(.spawnFailed(reason: "empty command", nowMs: context.now()))
+            return
+        }
+        var options = SpawnOptions(executable: program, arguments: Array(argv.dropFirst()))
         options.environment = context.environment
         options.workingDirectory = context.workingDirectory
         do {
+            if context.stdin != nil {
+                let input = try UVPipe(loop: loop)
+                stdinPipe = input
+                options.stdin = .pipe(input)
+            }
             let out = try UVPipe(loop: loop)
             stdoutPipe = out
             let err = try UVPipe(loop: loop)
@@ -58,11 +81,17 @@ final class TaskRunner {
             self.process = process
             pid = Int(process.pid)
             apply(.spawned(pid: Int(process.pid), nowMs: context.now()))
+            if let text = context.stdin, let input = stdinPipe {
+                // An agent that never reads its stdin must not hold the write forever: the
+                // pipe is closed with the task at the latest.
+                input.stream.write(Array(text.utf8)) { _ in }
+                input.stream.shutdown { _ in }
+            }
             read(out, .stdout)
             read(err, .stderr)
         } catch {
             var reason = error == UVError.notFound
-                ? "command not found: \(command[0])" : "cannot start \(command[0]): \(error)"
+                ? "command not found: \(program)" : "cannot start \(program): \(error)"
             // libuv reports a failed chdir as ENOENT too: say which one it was.
             if let dir = context.workingDirectory, access(dir, X_OK) != 0 {
                 reason = "cannot enter working directory \(dir): \(String(cString: strerror(errno)))"
@@ -84,7 +113,9 @@ final class TaskRunner {
                 switch event {
                 case .data(let bytes):
                     self.log?.output(stream, bytes, nowMs: now)
-                    self.apply(.output(stream, Array(bytes), nowMs: now))
+                    let chunk = Array(bytes)
+                    self.context.onOutput(stream, chunk, now)
+                    self.apply(.output(stream, chunk, nowMs: now))
                 case .eof, .error:
                     self.log?.flush(stream, nowMs: now)
                     self.apply(.streamClosed(stream, nowMs: now))
@@ -101,16 +132,26 @@ final class TaskRunner {
             case .log(let line):
                 log?.lifecycle(line, nowMs: context.now())
             case .signalGroup(let signal):
-                try? process?.signalGroup(signal)
+                if let pid { ProcessGroup.signal(Int32(pid), signal) }
+            case .armWake(let at):
+                if wakeTimer == nil { wakeTimer = try? UVTimer(loop: loop) }
+                let delay = UInt64(max(0, at - context.now()))
+                wakeTimer?.start(afterMs: delay) { [weak self] in
+                    guard let self else { return }
+                    self.apply(.wake(nowMs: self.context.now()))
+                }
             case .startDrainTimer(let ms), .startGraceTimer(let ms):
                 let isDrain: Bool
                 if case .startDrainTimer = action { isDrain = true } else { isDrain = false }
+                wakeTimer?.stop()
                 if timer == nil { timer = try? UVTimer(loop: loop) }
                 timer?.start(afterMs: ms) { [weak self] in
                     guard let self else { return }
                     let now = self.context.now()
                     self.apply(isDrain ? .drainTimerFired(nowMs: now) : .graceTimerFired(nowMs: now))
                 }
+            case .event(let kind, let detail):
+                context.onEvent(kind, detail)
             case .finish(let result):
                 finish(result)
             }
@@ -118,28 +159,66 @@ final class TaskRunner {
     }
 
     private func finish(_ result: TaskResult) {
-        log?.lifecycle("result: \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")", nowMs: context.now())
-        log?.close()
-        log = nil
-        // Close every handle; report once the last close callback has run.
+        // Close every handle; report once the last close callback has run and the group is gone.
         var open = 0
         let done: () -> Void = { [weak self] in
             open -= 1
-            if open == 0, let self, let callback = self.onFinish {
-                self.onFinish = nil
-                callback(result)
-            }
+            if open == 0, let self { self.awaitEmptyGroup(result, since: self.context.now()) }
         }
         open += 1  // held until every close is requested
-        for close in [stdoutPipe.map { p in { p.close(done) } }, stderrPipe.map { p in { p.close(done) } },
-                      process.map { p in { p.close(done) } }, timer.map { t in { t.close(done) } }].compactMap({ $0 }) {
+        let handles: [(@escaping () -> Void) -> Void] = [
+            stdinPipe.map { p in { p.close($0) } }, stdoutPipe.map { p in { p.close($0) } },
+            stderrPipe.map { p in { p.close($0) } }, process.map { p in { p.close($0) } },
+            wakeTimer.map { t in { t.close($0) } },
+        ].compactMap { $0 }
+        for close in handles {
             open += 1
-            close()
+            close(done)
         }
+        stdinPipe = nil
         stdoutPipe = nil
         stderrPipe = nil
         process = nil
-        timer = nil
+        wakeTimer = nil
         done()
     }
+
+    /// The group was sent SIGKILL; its members that were re-parented to us (we are a
+    /// subreaper) become our zombies: reap them until nothing of the group is left.
+    private func awaitEmptyGroup(_ result: TaskResult, since start: Int64) {
+        let pgid = Int32(pid ?? 0)
+        ProcessGroup.reapExited(pgid)
+        let now = context.now()
+        if ProcessGroup.isEmpty(pgid) || now - start >= Self.reapLimitMs {
+            if !ProcessGroup.isEmpty(pgid) {
+                log?.lifecycle("processes of group \(pgid) still exist \(Self.reapLimitMs) ms after SIGKILL (not our children?)", nowMs: now)
+            }
+            report(result)
+            return
+        }
+        ProcessGroup.signal(pgid, SIGKILL)
+        if timer == nil { timer = try? UVTimer(loop: loop) }
+        timer?.start(afterMs: 10) { [weak self] in self?.awaitEmptyGroup(result, since: start) }
+    }
+
+    private func report(_ result: TaskResult) {
+        log?.lifecycle("result: \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")", nowMs: context.now())
+        log?.close()
+        log = nil
+        let finish = { [weak self] in
+            guard let self, let callback = self.onFinish else { return }
+            self.onFinish = nil
+            callback(result)
+        }
+        if let timer {
+            self.timer = nil
+            timer.close(finish)
+        } else {
+            finish()
+        }
+    }
 }
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension TaskRunner: Sendable {}

@@ -10,6 +10,8 @@ public enum SupervisorEvent: Sendable {
     case output(OutputChannel, [UInt8], nowMs: Int64)
     case streamClosed(OutputChannel, nowMs: Int64)
     case exited(status: Int64, signal: Int32, nowMs: Int64)
+    /// The wake-up asked for by `armWake` (or any time: checks are idempotent).
+    case wake(nowMs: Int64)
     /// The drain timer started at exit fired: streams still open are held by leftovers.
     case drainTimerFired(nowMs: Int64)
     /// The kill grace period ended.
@@ -21,9 +23,13 @@ public enum SupervisorEvent: Sendable {
 public enum SupervisorAction: Equatable, Sendable {
     case log(String)
     case signalGroup(Int32)
+    /// Deliver `.wake` at this time (replaces any earlier request).
+    case armWake(atMs: Int64)
     case startDrainTimer(ms: UInt64)
     case startGraceTimer(ms: UInt64)
-    /// Close pipes and the process handle, write the result, report it.
+    /// Tell the scheduler: `silence_warning` or `extended`.
+    case event(kind: String, detail: String)
+    /// Close pipes and the process handle, reap the group, write the result, report it.
     case finish(TaskResult)
 }
 
@@ -33,7 +39,8 @@ public enum SupervisorAction: Equatable, Sendable {
 /// A task is complete when its process exited and both output pipes reached EOF; if the
 /// pipes stay open after the exit (a grandchild holds them), the group is killed after a
 /// short drain period. The whole process group is always killed at the end, so no process
-/// of a task outlives it.
+/// of a task outlives it. While it runs, a `ProgressClock` enforces the progressive timeout
+/// and the silence heartbeat.
 public struct TaskSupervisor: Sendable {
     public enum State: Sendable, Equatable {
         case starting
@@ -47,17 +54,29 @@ public struct TaskSupervisor: Sendable {
 
     public struct Settings: Sendable {
         public var drainMs: UInt64 = 200
-        public var killGraceMs: UInt64 = 5_000
-        public init(drainMs: UInt64 = 200, killGraceMs: UInt64 = 5_000) {
+        /// Defaults for this worker (config and runtime layers); the task's own fields are
+        /// applied on top by the supervisor.
+        public var policy = TimeoutPolicy()
+        public init(drainMs: UInt64 = 200, killGraceMs: UInt64 = 5_000, policy: TimeoutPolicy = TimeoutPolicy()) {
             self.drainMs = drainMs
-            self.killGraceMs = killGraceMs
+            self.policy = policy
+            self.policy.killGraceMs = Int64(killGraceMs)
+        }
+        public init(drainMs: UInt64 = 200, policy: TimeoutPolicy) {
+            self.drainMs = drainMs
+            self.policy = policy
         }
     }
 
     public let assignment: TaskAssignment
     public let settings: Settings
+    /// The policy this run is held to (worker defaults plus the task's own fields).
+    public let policy: TimeoutPolicy
+    public let complexity: (level: ComplexityLevel, score: Int)
     public private(set) var state: State = .starting
     public private(set) var tail = OutputTail()
+    public private(set) var clock: ProgressClock?
+    private var metrics: RunMetrics
     private var pid: Int?
     private var startedAt: Int64?
     private var openStreams: Set<String> = ["stdout", "stderr"]
@@ -65,9 +84,15 @@ public struct TaskSupervisor: Sendable {
     /// Set when we killed it: the outcome and reason that the result carries.
     private var killOutcome: (state: TaskState, reason: String)?
 
-    public init(assignment: TaskAssignment, settings: Settings = Settings()) {
+    /// `metrics`: what the worker knows before the start (node, runtime, model, context).
+    public init(assignment: TaskAssignment, settings: Settings = Settings(), metrics: RunMetrics = RunMetrics()) {
         self.assignment = assignment
         self.settings = settings
+        self.policy = settings.policy.resolved(for: assignment.spec)
+        self.complexity = Complexity.assess(assignment.spec)
+        self.metrics = metrics
+        self.metrics.complexity = complexity.level.rawValue
+        self.metrics.complexityScore = complexity.score
     }
 
     public var isFinished: Bool { state == .finished }
@@ -81,16 +106,38 @@ public struct TaskSupervisor: Sendable {
             self.pid = pid
             startedAt = now
             state = .running
-            return [.log("started pid \(pid): \(assignment.command.joined(separator: " "))")]
+            let clock = ProgressClock(policy: policy, level: complexity.level, startedAt: now)
+            self.clock = clock
+            var line = "started pid \(pid): \(assignment.command.isEmpty ? "runtime \(assignment.spec.runtime ?? "?")" : assignment.command.joined(separator: " "))"
+            line += "; complexity \(complexity.level.rawValue) (\(complexity.score))"
+            if policy.enforcesDeadline { line += ", timeout \(Self.seconds(clock.initialTimeoutMs)) (max \(Self.seconds(clock.maxDeadline - now)))" }
+            if policy.killsOnSilence { line += ", silence kill \(Self.seconds(policy.silenceKillMs))" }
+            return [.log(line)] + rearm(now: now)
 
         case (.starting, .spawnFailed(let reason, let now)):
             state = .finished
             return [.log("spawn failed: \(reason)"),
                     .finish(result(.spawnFailed, exitCode: nil, signal: nil, reason: reason, now: now))]
 
-        case (_, .output(_, let bytes, _)):
+        case (_, .output(_, let bytes, let now)):
             tail.append(bytes)
-            return []
+            if metrics.firstOutputAt == nil {
+                metrics.firstOutputAt = now
+                metrics.timeToFirstOutputMs = startedAt.map { now - $0 }
+            }
+            guard state == .running, var clock else {
+                _ = self.clock?.output(nowMs: now)  // counted, but nothing more is enforced
+                return []
+            }
+            let verdicts = clock.output(nowMs: now)
+            self.clock = clock
+            return apply(verdicts, now: now)
+
+        case (.running, .wake(let now)):
+            guard var clock else { return [] }
+            let verdicts = clock.check(nowMs: now)
+            self.clock = clock
+            return apply(verdicts, now: now)
 
         case (_, .streamClosed(let stream, let now)):
             openStreams.remove(stream.rawValue)
@@ -107,9 +154,7 @@ public struct TaskSupervisor: Sendable {
             return [.log("output still open after exit: killing leftover processes of the group")] + complete(now: now)
 
         case (.running, .killRequested(let reason, let outcome, _)):
-            killOutcome = (outcome, reason)
-            state = .killing
-            return [.log("killing process group: \(reason)"), .signalGroup(15), .startGraceTimer(ms: settings.killGraceMs)]
+            return kill(outcome, reason)
 
         case (.draining, .killRequested(_, _, let now)):
             // It had already exited on its own: that is its outcome; just end the leftovers.
@@ -121,6 +166,39 @@ public struct TaskSupervisor: Sendable {
         default:
             return []
         }
+    }
+
+    private mutating func apply(_ verdicts: [ProgressClock.Verdict], now: Int64) -> [SupervisorAction] {
+        var actions: [SupervisorAction] = []
+        for verdict in verdicts {
+            switch verdict {
+            case .silenceWarning(let silent):
+                let detail = "no output for \(Self.seconds(silent)) (kill at \(policy.killsOnSilence ? Self.seconds(policy.silenceKillMs) : "never"))"
+                actions += [.log("silence warning: \(detail)"), .event(kind: "silence_warning", detail: detail)]
+            case .extended(let by, let deadline, let bursts):
+                let detail = "deadline extended by \(Self.seconds(by)) to \(Self.seconds(deadline)) (\(bursts) output bursts in the last \(Self.seconds(policy.activityWindowMs)))"
+                actions += [.log(detail), .event(kind: "extended", detail: detail)]
+            case .timedOut(let after):
+                let extensions = clock?.extensions ?? 0
+                let why = extensions > 0 ? "after \(extensions) extension(s)" : "no progress near the deadline to extend it"
+                return actions + kill(.timedOut, "timed out after \(Self.seconds(after)) (\(why))")
+            case .silenceKill(let silent):
+                return actions + kill(.silenceKilled, "no output for \(Self.seconds(silent)) (silence limit \(Self.seconds(policy.silenceKillMs)))")
+            }
+        }
+        return actions + rearm(now: now)
+    }
+
+    private func rearm(now: Int64) -> [SupervisorAction] {
+        guard state == .running, let next = clock?.nextWakeMs(nowMs: now) else { return [] }
+        return [.armWake(atMs: next)]
+    }
+
+    private mutating func kill(_ outcome: TaskState, _ reason: String) -> [SupervisorAction] {
+        killOutcome = (outcome, reason)
+        state = .killing
+        return [.log("killing process group: \(reason)"), .signalGroup(15),
+                .startGraceTimer(ms: UInt64(max(0, policy.killGraceMs)))]
     }
 
     private mutating func complete(now: Int64) -> [SupervisorAction] {
@@ -156,7 +234,26 @@ public struct TaskSupervisor: Sendable {
     }
 
     private func result(_ outcome: TaskState, exitCode: Int?, signal: Int?, reason: String?, now: Int64) -> TaskResult {
-        TaskResult(id: assignment.id, state: outcome, exitCode: exitCode, signal: signal, reason: reason,
-                   output: tail.text, pid: pid, attempt: assignment.attempt, startedAt: startedAt, finishedAt: now)
+        var r = TaskResult(id: assignment.id, state: outcome, exitCode: exitCode, signal: signal, reason: reason,
+                           output: tail.text, pid: pid, attempt: assignment.attempt, startedAt: startedAt, finishedAt: now)
+        r.submittedAt = assignment.submittedAt
+        r.placedAt = assignment.placedAt
+        var m = metrics
+        m.outputBytes = tail.totalBytes
+        if let clock {
+            m.outputBursts = clock.bursts
+            m.extensions = clock.extensions
+            m.silenceWarnings = clock.silenceWarnings
+            if policy.enforcesDeadline {
+                m.initialTimeoutMs = clock.initialTimeoutMs
+                m.finalTimeoutMs = clock.currentTimeoutMs
+            }
+        }
+        r.metrics = m
+        return r
+    }
+
+    static func seconds(_ ms: Int64) -> String {
+        ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
     }
 }

@@ -16,8 +16,16 @@ public struct WorkerConfig: Sendable {
     public var schedulerHost = "127.0.0.1"
     public var schedulerPort = 7700
     public var token: ClusterToken?
-    /// Where tasks run; nil: the worker's own working directory.
+    /// One shared directory all tasks run in; nil: each task gets `{workRoot}/{id}`.
     public var workDir: String?
+    /// Root of the per-task working directories; nil: `{dataDir}/work`.
+    public var workRootDir: String?
+    public var workRoot: String { workRootDir ?? dataDir + "/work" }
+    /// Runtimes this worker runs (by name) and whether it runs plain commands.
+    public var runtimes: [RuntimeDefinition] = []
+    public var allowsCommands = true
+    /// Context above this many characters (serialized JSON) goes to a file.
+    public var contextInlineMax = 500
     public var supervisor = TaskSupervisor.Settings()
     public var reconnectMinMs: UInt64 = 100
     public var reconnectMaxMs: UInt64 = 5_000
@@ -37,18 +45,22 @@ public final class WorkerAgent {
     let config: WorkerConfig
     let logger: Logger
     let now: () -> Int64
-    private var connection: FramedConnection?
+    var connection: FramedConnection?
     private var handshake: ClientHandshake?
-    private var registered = false
+    var registered = false
     private var reconnectTimer: UVTimer?
     private var heartbeatTimer: UVTimer?
     private var backoffMs: UInt64
-    private var runners: [String: TaskRunner] = [:]
+    var runners: [String: TaskRunner] = [:]
     /// Results not yet acknowledged by the scheduler, in finishing order.
-    private var outbox: [TaskResult] = []
-    private var stopping = false
+    var outbox: [TaskResult] = []
+    var stopping = false
     private var onStopped: (() -> Void)?
-    private let baseEnvironment: [String: String]
+    var health: HealthMonitor
+    var healthTimer: UVTimer?
+    /// Health probes running now, by runtime; each holds one slot.
+    var probes: [String: TaskRunner] = [:]
+    let baseEnvironment: [String: String]
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
 
@@ -58,6 +70,7 @@ public final class WorkerAgent {
         self.logger = logger
         self.now = now
         self.backoffMs = config.reconnectMinMs
+        self.health = HealthMonitor(runtimes: config.runtimes, nowMs: now())
         var env: [String: String] = [:]
         var p = environ
         while let entry = p.pointee {
@@ -83,8 +96,13 @@ public final class WorkerAgent {
         }
         try Files.makeDirectories(logsDir)
         try Files.makeDirectories(resultsDir)
+        try Files.makeDirectories(config.workRoot)
         reconnectTimer = try! UVTimer(loop: loop)
         heartbeatTimer = try! UVTimer(loop: loop)
+        healthTimer = try! UVTimer(loop: loop)
+        // Orphans of our tasks' processes come to us, so they can be reaped (not left as zombies).
+        ProcessGroup.becomeSubreaper()
+        startDueProbes()
         connect()
     }
 
@@ -100,12 +118,14 @@ public final class WorkerAgent {
         for runner in runners.values {
             runner.kill(reason: "worker \(config.name) shut down while the task ran", state: .lost)
         }
+        for probe in probes.values { probe.kill(reason: "worker stopping", state: .cancelled) }
         finishStopIfIdle()
     }
 
-    private func finishStopIfIdle() {
-        guard stopping, runners.isEmpty else { return }
+    func finishStopIfIdle() {
+        guard stopping, runners.isEmpty, probes.isEmpty else { return }
         reconnectTimer?.close(); reconnectTimer = nil
+        healthTimer?.close(); healthTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
         if let connection {
             self.connection = nil
@@ -161,7 +181,8 @@ public final class WorkerAgent {
             case .established:
                 handshake = nil
                 connection?.send(.register(.init(slots: config.slots, labels: config.labels,
-                                                 running: runningRuns, finished: outbox.map(\.run))))
+                                                 running: runningRuns, finished: outbox.map(\.run),
+                                                 runtimes: health.statuses, allowsCommands: config.allowsCommands)))
             case .failed(let reason):
                 logger.error("handshake with scheduler failed: \(reason)")
                 if permanent { onFatal?(reason) }
@@ -201,6 +222,7 @@ public final class WorkerAgent {
             logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
             let period = UInt64(max(10, registered.heartbeatMs))
             heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
+            if !probes.isEmpty { sendHealth() }
             for result in outbox { connection?.send(.taskFinished(.init(result: result))) }
         case .assign(let assign):
             startTask(assign.task)
@@ -219,62 +241,11 @@ public final class WorkerAgent {
 
     private func sendHeartbeat() {
         guard registered else { return }
-        connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - runners.count), running: runningRuns)))
+        connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - busySlots), running: runningRuns)))
     }
 
-    private var runningRuns: [RunRef] {
+    var runningRuns: [RunRef] {
         runners.values.map { RunRef(id: $0.id, attempt: $0.attempt) }.sorted { $0.id < $1.id }
-    }
-
-    private func startTask(_ task: TaskAssignment) {
-        func reject(_ reason: String) {
-            connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason)))
-        }
-        if let runner = runners[task.id] {
-            // Never two processes for one task id here (they share its log and result files).
-            if runner.attempt != task.attempt { reject("attempt \(runner.attempt) of this task is still ending here") }
-            return
-        }
-        if let problem = TaskID.problem(with: task.id) { return reject(problem) }
-        guard !stopping else { return reject("worker is shutting down") }
-        guard runners.count < config.slots else { return reject("all \(config.slots) slots are busy") }
-        guard !task.command.isEmpty else { return reject("empty command") }
-        var env = baseEnvironment
-        for (key, value) in task.env ?? [:] { env[key] = value }
-        // Set last: a task's own env cannot fake what swarm tells it.
-        env["SWARM_TASK_ID"] = task.id
-        env["SWARM_NODE"] = config.name
-        env["SWARM_ATTEMPT"] = String(task.attempt)
-        env["SWARM_SCHEDULER"] = "\(config.schedulerHost):\(config.schedulerPort)"
-        let context = RunnerContext(
-            environment: env.map { "\($0.key)=\($0.value)" }, workingDirectory: config.workDir,
-            logPath: "\(logsDir)/\(task.id).log", supervisorSettings: config.supervisor, now: now)
-        let runner = TaskRunner(loop: loop, assignment: task, context: context) { [weak self] result in
-            self?.finished(result)
-        }
-        runners[task.id] = runner
-        runner.start()
-        if let pid = runner.pid, runners[task.id] != nil {
-            connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: now())))
-        }
-    }
-
-    static func resultJSON(_ result: TaskResult) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(result)) ?? Data()) + [0x0A]
-    }
-
-    private func finished(_ result: TaskResult) {
-        runners[result.id] = nil
-        do {
-            try Files.writeAtomically(Self.resultJSON(result), to: "\(resultsDir)/\(result.id).json")
-        } catch {
-            logger.error("cannot write result of \(result.id): \(error)")
-        }
-        outbox.append(result)
-        if registered { connection?.send(.taskFinished(.init(result: result))) }
-        finishStopIfIdle()
     }
 }
 

@@ -108,7 +108,9 @@ public enum Message: Sendable, Equatable {
     /// A worker's runtimes changed health (sent on every change, not periodically).
     public struct HealthReport: Codable, Sendable, Equatable {
         public var runtimes: [RuntimeStatus]
-        public init(runtimes: [RuntimeStatus]) { self.runtimes = runtimes }
+        /// Slots held by health probes now (the scheduler places nothing in them).
+        public var probing: Int?
+        public init(runtimes: [RuntimeStatus], probing: Int? = nil) { self.runtimes = runtimes; self.probing = probing }
     }
     /// Something happened to a run that is not its end: `silence_warning`, `extended`.
     public struct TaskEvent: Codable, Sendable, Equatable {
@@ -284,5 +286,8 @@ public enum ErrorCode: String, Codable, Sendable {
     case invalidTask
     case duplicateId
     case unknownTask
+    /// The task already has its outcome (e.g. `cancel` after it ended).
+    case taskEnded
+    case unknownNode
     case internalError
 }

@@ -104,6 +104,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
                 return "invalid runtime name \(TaskID.quoted(runtime))"
             }
             if !command.isEmpty { return "a task names either a runtime or a command, not both" }
+            if prompt == nil && objective == nil { return "a runtime task needs a prompt or an objective" }
         } else {
             if command.isEmpty { return "a task needs a command, or a runtime with a prompt" }
             if command[0].isEmpty { return "the command's program name is empty" }

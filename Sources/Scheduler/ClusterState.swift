@@ -7,6 +7,8 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible, Sendable 
     case unknownTask(String)
     case workerNameInUse(String)
     case invalidRegistration(String)
+    case alreadyEnded(String, TaskState)
+    case unknownNode(String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,8 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible, Sendable 
         case .unknownTask(let id): "no task with id '\(id)'"
         case .workerNameInUse(let name): "a worker named '\(name)' is already connected"
         case .invalidRegistration(let reason): "invalid registration: \(reason)"
+        case let .alreadyEnded(id, state): "task '\(id)' has already ended (\(state.rawValue))"
+        case .unknownNode(let name): "no worker named '\(name)'"
         }
     }
 
@@ -24,6 +28,8 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible, Sendable 
         case .duplicateId: .duplicateId
         case .unknownTask: .unknownTask
         case .workerNameInUse, .invalidRegistration: .badMessage
+        case .alreadyEnded: .taskEnded
+        case .unknownNode: .unknownNode
         }
     }
 }
@@ -77,15 +83,24 @@ public struct ClusterState: Sendable {
         var holdUntilMs: Int64 = 0
         /// The worker said it is stopping.
         var leaving = false
+        /// A user drained it (`swarm drain`): it stays draining across reconnects.
+        var drained = false
         var completed = 0
+        /// Runtimes and their health as the worker last reported them.
+        var runtimeStatus: [RuntimeStatus] = []
+        var allowsCommands = true
+        /// Slots the worker's health probes hold.
+        var probing = 0
 
-        var freeSlots: Int { max(0, slots - assigned.count - dying.count) }
+        var freeSlots: Int { max(0, slots - assigned.count - dying.count - probing) }
     }
 
     struct TaskRecord: Sendable {
         var spec: TaskSpec
         var info: TaskInfo
         var sequence: UInt64
+        /// A user cancelled it while it ran: its run is being killed; it never runs again.
+        var cancelRequested = false
     }
 
     public let settings: SchedulerSettings
@@ -95,6 +110,8 @@ public struct ClusterState: Sendable {
     private var nextSequence: UInt64 = 0
     /// Submission order, for listings.
     private var order: [String] = []
+    /// Counters for `swarm stats`.
+    private(set) var stats = StatsLedger()
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings
@@ -113,9 +130,13 @@ public struct ClusterState: Sendable {
         var stored = spec
         stored.id = id
         nextSequence += 1
-        tasks[id] = TaskRecord(spec: stored,
-                               info: TaskInfo(id: id, state: .queued, command: spec.command, submittedAt: nowMs),
-                               sequence: nextSequence)
+        var info = TaskInfo(id: id, state: .queued, command: spec.command, submittedAt: nowMs)
+        info.parent = spec.parent
+        info.priority = spec.priority ?? 0
+        info.labels = spec.labels
+        info.metrics.runtime = spec.runtime
+        info.metrics.model = spec.model
+        tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence)
         queue.push(id: id, sequence: nextSequence)
         order.append(id)
         return id
@@ -140,7 +161,8 @@ public struct ClusterState: Sendable {
             NodeInfo(name: node.name, slots: node.slots, freeSlots: node.freeSlots,
                      running: node.assigned.count + node.dying.count, state: node.state, labels: node.labels,
                      address: node.address, connected: node.connected,
-                     lastSeenMsAgo: max(0, nowMs - node.lastSeenMs), completed: node.completed)
+                     lastSeenMsAgo: max(0, nowMs - node.lastSeenMs), completed: node.completed,
+                     runtimes: node.runtimeStatus, allowsCommands: node.allowsCommands)
         }
     }
 
@@ -164,7 +186,7 @@ public struct ClusterState: Sendable {
         node.address = address
         node.holdUntilMs = 0
         node.leaving = false
-        node.state = .ready
+        node.state = node.drained ? .draining : .ready
         let reported = Set(running).union(finished)
         for (id, attempt) in node.assigned.sorted(by: { $0.key < $1.key }) where !reported.contains(RunRef(id: id, attempt: attempt)) {
             node.assigned[id] = nil
@@ -256,9 +278,12 @@ public struct ClusterState: Sendable {
             return directives
         }
         node.assigned[result.id] = nil
-        if result.state == .lost {
+        // Lost (its worker shut down under it) and health_failed (the runtime broke between
+        // placement and start) are the worker's trouble, not the task's: it runs elsewhere.
+        if (result.state == .lost || result.state == .healthFailed) && !record.cancelRequested {
             nodes[name] = node
-            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", nowMs: nowMs) {
+            stats.runEnded(node: name, model: record.info.metrics.model, result: result, requeued: true)
+            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", nowMs: nowMs, finalState: result.state) {
                 directives.append(ended)
             }
             return directives
@@ -272,7 +297,16 @@ public struct ClusterState: Sendable {
         record.info.state = result.state.isTerminal ? result.state : .failed
         record.info.reason = result.reason
         record.info.finishedAt = result.finishedAt
+        var metrics = result.metrics
+        metrics.node = name
+        metrics.runtime = metrics.runtime ?? record.spec.runtime
+        metrics.model = metrics.model ?? record.info.metrics.model
+        record.info.metrics = metrics
+        if record.cancelRequested && result.state != .succeeded {
+            record.info.state = .cancelled
+        }
         tasks[result.id] = record
+        stats.runEnded(node: name, model: metrics.model, result: result, requeued: false)
         directives.append(.taskEnded(id: result.id))
         return directives
     }
@@ -355,23 +389,128 @@ public struct ClusterState: Sendable {
             info.output = nil
             info.reason = nil
             info.finishedAt = nil
+            let model = info.metrics.model
+            info.metrics = RunMetrics()
+            info.metrics.node = nodeName
+            info.metrics.runtime = record.spec.runtime
+            info.metrics.model = model
             tasks[id]?.info = info
             nodes[nodeName]?.assigned[id] = info.attempts
             if let i = snapshot.firstIndex(where: { $0.name == nodeName }) { snapshot[i].freeSlots -= 1 }
             directives.append(.assign(node: nodeName, TaskAssignment(
-                id: id, command: record.spec.command, env: record.spec.env, attempt: info.attempts)))
+                id: id, attempt: info.attempts, spec: record.spec, submittedAt: info.submittedAt, placedAt: nowMs)))
         }
         for id in skipped { if let record = tasks[id] { queue.push(id: id, sequence: record.sequence) } }
         return directives
     }
 
+    // MARK: Agent engine
+
+    /// A worker reported its runtimes' health and the slots its probes hold.
+    public mutating func setHealth(node name: String, runtimes: [RuntimeStatus], allowsCommands: Bool? = nil, probing: Int? = nil) {
+        guard var node = nodes[name] else { return }
+        node.runtimeStatus = runtimes
+        if let allowsCommands { node.allowsCommands = allowsCommands }
+        if let probing { node.probing = max(0, min(probing, node.slots)) }
+        nodes[name] = node
+    }
+
+    /// A run's `silence_warning` or `extended`: counted on the task (current run only).
+    public mutating func taskEvent(node name: String, run: RunRef, kind: String) {
+        guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id],
+              record.info.attempts == run.attempt else { return }
+        switch kind {
+        case "silence_warning": record.info.metrics.silenceWarnings += 1
+        case "extended": record.info.metrics.extensions += 1
+        default: return
+        }
+        tasks[run.id] = record
+    }
+
+    /// Cancels a task: a queued one ends now; a running one is killed on its worker (its
+    /// result then says `cancelled`). Ending tasks cannot be cancelled.
+    public mutating func cancel(_ id: String, nowMs: Int64) throws(SchedulerError) -> [SchedulerDirective] {
+        guard var record = tasks[id] else { throw .unknownTask(id) }
+        if record.info.state.isTerminal { throw .alreadyEnded(id, record.info.state) }
+        if record.info.state == .queued {
+            queue.remove(id: id)
+            record.info.state = .cancelled
+            record.info.reason = "cancelled before it ran"
+            record.info.finishedAt = nowMs
+            tasks[id] = record
+            return [.taskEnded(id: id)]
+        }
+        guard !record.cancelRequested else { return [] }
+        record.cancelRequested = true
+        record.info.reason = "cancel requested"
+        tasks[id] = record
+        guard let node = record.info.node, nodes[node]?.assigned[id] == record.info.attempts else { return [] }
+        return [.kill(node: node, run: RunRef(id: id, attempt: record.info.attempts), reason: "cancelled by user")]
+    }
+
+    /// Runs of cancelled tasks still going on `node` (told again when it reconnects).
+    public func cancelKills(node name: String) -> [SchedulerDirective] {
+        guard let node = nodes[name] else { return [] }
+        return node.assigned.sorted { $0.key < $1.key }.compactMap { id, attempt in
+            tasks[id]?.cancelRequested == true
+                ? .kill(node: name, run: RunRef(id: id, attempt: attempt), reason: "cancelled by user") : nil
+        }
+    }
+
+    /// `swarm drain`: nothing new is placed on the node; what runs there finishes.
+    public mutating func drain(node name: String) throws(SchedulerError) {
+        guard var node = nodes[name] else { throw .unknownNode(name) }
+        node.drained = true
+        if node.state != .lost { node.state = .draining }
+        nodes[name] = node
+    }
+
+    /// Submits many tasks at once, all or nothing. A task whose id exists with the same spec
+    /// is not submitted again (it is listed in `existing`); with another spec it is an error.
+    public mutating func submitBatch(_ specs: [TaskSpec], nowMs: Int64) throws(SchedulerError) -> (ids: [String], existing: [String]) {
+        var seen: Set<String> = []
+        for (index, spec) in specs.enumerated() {
+            if let problem = spec.problem() { throw .invalidTask("task \(index + 1): \(problem)") }
+            guard let id = spec.id else { continue }
+            if !seen.insert(id).inserted { throw .invalidTask("task \(index + 1): id '\(id)' appears twice in the batch") }
+            if let existing = tasks[id], existing.spec != spec { throw .duplicateId(id) }
+        }
+        var ids: [String] = []
+        var existing: [String] = []
+        for spec in specs {
+            if let id = spec.id, tasks[id] != nil {
+                ids.append(id)
+                existing.append(id)
+                continue
+            }
+            ids.append(try submit(spec, nowMs: nowMs))
+        }
+        return (ids, existing)
+    }
+
+    /// `swarm stats`: per worker and cluster-wide, by model.
+    public func statistics() -> (cluster: StatsBlock, workers: [String: StatsBlock]) {
+        var running: [String: [String?]] = [:]
+        for node in nodes.values {
+            running[node.name] = node.assigned.keys.map { tasks[$0]?.info.metrics.model }
+        }
+        return stats.report(running: running, health: nodes.mapValues(\.runtimeStatus))
+    }
+
     /// Puts a task back in the queue, or ends it as `lost` once it has used its attempts.
     @discardableResult
-    private mutating func requeue(_ id: String, reason: String?, nowMs: Int64) -> SchedulerDirective? {
+    private mutating func requeue(_ id: String, reason: String?, nowMs: Int64, finalState: TaskState = .lost) -> SchedulerDirective? {
         guard var record = tasks[id], !record.info.state.isTerminal else { return nil }
+        if record.cancelRequested {
+            record.info.state = .cancelled
+            record.info.reason = "cancelled (its run ended: \(reason ?? "refused"))"
+            record.info.finishedAt = nowMs
+            tasks[id] = record
+            return .taskEnded(id: id)
+        }
         if let reason, record.info.attempts >= settings.maxAttempts {
             // `node` stays: where it last ran.
-            record.info.state = .lost
+            record.info.state = finalState
             record.info.reason = "\(reason); gave up after \(record.info.attempts) attempts"
             record.info.finishedAt = nowMs
             tasks[id] = record

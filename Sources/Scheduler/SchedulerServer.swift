@@ -57,6 +57,9 @@ public final class SchedulerServer {
     /// Established worker sessions by node name.
     private var workers: [String: PeerSession] = [:]
     private var waiters = WaiterTable()
+    private var logs = LogStore()
+    /// `swarm logs -f` clients, by task id.
+    private var followers: [String: [(session: PeerSession, requestId: Int)]] = [:]
     private var pendingHandshakes = 0
     private var tickPeriodMs: UInt64 = 500
     private var lastTickLoopMs: UInt64 = 0
@@ -149,6 +152,10 @@ public final class SchedulerServer {
         sessions[ObjectIdentifier(session)] = nil
         if session.hello == nil { pendingHandshakes -= 1 }
         waiters.removeAll(for: session)
+        for (id, list) in followers {
+            let kept = list.filter { $0.session !== session }
+            followers[id] = kept.isEmpty ? nil : kept
+        }
         if let node = session.nodeName, workers[node] === session {
             workers[node] = nil
             logger.notice("worker \(node) disconnected: \(end)")
@@ -195,9 +202,11 @@ public final class SchedulerServer {
                     finished: register.finished, address: session.connection.peer, nowMs: nowMs)
                 session.nodeName = name
                 workers[name] = session
+                state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true, probing: 0)
                 session.connection.send(.registered(.init(heartbeatMs: config.settings.heartbeatMs)))
                 logger.info("worker \(name) registered from \(session.connection.peer) with \(register.slots) slots")
                 execute(directives)
+                execute(state.cancelKills(node: name))
             } catch {
                 session.connection.refuse(error.code, error.description)
             }
@@ -212,6 +221,19 @@ public final class SchedulerServer {
         case .leave(let leave):
             logger.notice("worker \(name) is leaving: \(leave.reason)")
             state.leaving(node: name)
+        case .health(let report):
+            state.setHealth(node: name, runtimes: report.runtimes, probing: report.probing)
+        case .taskEvent(let event):
+            logger.info("task \(event.id) attempt \(event.attempt) on \(name): \(event.kind): \(event.detail)")
+            state.taskEvent(node: name, run: RunRef(id: event.id, attempt: event.attempt), kind: event.kind)
+            return
+        case .taskOutput(let output):
+            guard let info = try? state.task(output.id), info.attempts == output.attempt, info.node == name,
+                  let piece = logs.append(id: output.id, attempt: output.attempt, stream: output.stream, data: output.data) else { return }
+            for follower in followers[output.id] ?? [] {
+                follower.session.connection.send(.logChunk(.init(requestId: follower.requestId, id: output.id, data: piece, done: false)))
+            }
+            return
         case .reject(let reject):
             logger.warning("worker \(name) rejected task \(reject.id): \(reject.reason)")
             state.taskRejected(node: name, run: RunRef(id: reject.id, attempt: reject.attempt), nowMs: nowMs)
@@ -260,6 +282,44 @@ public final class SchedulerServer {
             session.connection.send(.taskList(.init(requestId: request.requestId, tasks: state.listTasks())))
         case .listNodes(let request):
             session.connection.send(.nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: nowMs))))
+        case .cancel(let ref):
+            do {
+                let directives = try state.cancel(ref.id, nowMs: nowMs)
+                logger.notice("task \(ref.id) cancelled by a client")
+                execute(directives)
+                session.connection.send(.taskInfo(.init(requestId: ref.requestId, task: try state.task(ref.id))))
+            } catch {
+                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
+            }
+        case .stats(let request):
+            let (cluster, workers) = state.statistics()
+            session.connection.send(.statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers)))
+        case .drain(let ref):
+            do {
+                try state.drain(node: ref.name)
+                logger.notice("worker \(ref.name) drained by a client")
+                session.connection.send(.nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: nowMs))))
+            } catch {
+                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
+            }
+        case .submitBatch(let batch):
+            do {
+                let (ids, existing) = try state.submitBatch(batch.tasks, nowMs: nowMs)
+                session.connection.send(.batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)))
+                scheduleSoon()
+            } catch {
+                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: batch.requestId)))
+            }
+        case .logs(let request):
+            guard let info = try? state.task(request.id) else {
+                session.connection.send(.error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(request.id).description, requestId: request.requestId)))
+                return
+            }
+            let ended = info.state.isTerminal
+            let done = ended || !request.follow
+            session.connection.send(.logChunk(.init(requestId: request.requestId, id: request.id, data: logs.text(id: request.id),
+                                                    done: done, state: done ? info.state : nil)))
+            if !done { followers[request.id, default: []].append((session, request.requestId)) }
         default:
             session.connection.refuse(.unexpected, "a client may not send '\(message.type)'", requestId: message.requestId)
         }
@@ -278,6 +338,11 @@ public final class SchedulerServer {
                 logger.notice("telling \(node) to kill attempt \(run.attempt) of task \(run.id): \(reason)")
                 workers[node]?.connection.send(.kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
             case .taskEnded(let id):
+                if let list = followers.removeValue(forKey: id), let info = try? state.task(id) {
+                    for follower in list {
+                        follower.session.connection.send(.logChunk(.init(requestId: follower.requestId, id: id, data: "", done: true, state: info.state)))
+                    }
+                }
                 for waiter in waiters.taskEnded(id) {
                     let infos = waitReply(waiter.ids)
                     waiter.session.connection.send(.waitResult(.init(requestId: waiter.requestId, tasks: infos)))

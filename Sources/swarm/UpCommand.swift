@@ -14,6 +14,8 @@ struct UpCommand: ParsableCommand {
     var listen = "127.0.0.1:7700"
     @Option(help: "Directory for the workers' logs and results.")
     var dataDir = ".swarm/local"
+    @Option(help: "cluster.json with runtimes and timeouts for the local workers.")
+    var config: String?
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -29,6 +31,7 @@ struct UpCommand: ParsableCommand {
         options.workers = workers
         options.slots = slots
         options.dataDir = dataDir
+        if let config { options.clusterFile = try loadConfig(config) }
         do {
             try Foreground.runLocalCluster(options, logger: logger) { cluster in
                 printLine("swarm scheduler listening on \(cluster.address)")

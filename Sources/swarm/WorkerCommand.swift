@@ -17,8 +17,12 @@ struct WorkerCommand: ParsableCommand {
     var label: [String] = []
     @Option(help: "Directory for task logs and results (default: .swarm/worker-NAME).")
     var dataDir: String?
-    @Option(help: "Directory tasks run in (default: the current directory).")
+    @Option(help: "One directory all tasks share (default: each task gets its own, under --work-root).")
     var workDir: String?
+    @Option(help: "Root of the per-task working directories (default: DATA-DIR/work).")
+    var workRoot: String?
+    @Flag(help: "Run only the config's runtimes, no plain commands.")
+    var noCommands = false
     @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
     var tokenFile: String?
     @Option(help: "cluster.json: this worker's entry under 'workers' (by --name) and the scheduler's address.")
@@ -46,6 +50,9 @@ struct WorkerCommand: ParsableCommand {
         settings.schedulerPort = port
         settings.labels = labels
         settings.workDir = workDir ?? entry?.workDir
+        if let file { settings.apply(file, worker: workerName) }
+        if let workRoot { settings.workRootDir = workRoot }
+        if noCommands { settings.allowsCommands = false }
         let code: Int32
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? entry?.tokenFile ?? file?.scheduler.tokenFile)

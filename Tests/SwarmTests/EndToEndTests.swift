@@ -104,8 +104,8 @@ import SwarmProtocol
         // Logs and results stay on the worker that ran a task.
         let first = try #require(tasks.first)
         let node = try #require(first["node"] as? String)
-        #expect(FileManager.default.fileExists(atPath: "\(harness.dir)/\(node)/logs/job-1.log")
-            || FileManager.default.fileExists(atPath: "\(harness.dir)/\(node)/logs/\(first["id"]!).log"))
+        #expect(FileManager.default.fileExists(atPath: "\(harness.dir)/\(node)/logs/job-1.stream.txt")
+            || FileManager.default.fileExists(atPath: "\(harness.dir)/\(node)/logs/\(first["id"]!).stream.txt"))
         let result = try Data(contentsOf: URL(fileURLWithPath: "\(harness.dir)/\(node)/results/\(first["id"]!).json"))
         let decoded = try JSONDecoder().decode(TaskResult.self, from: result)
         #expect(decoded.state == .succeeded)
@@ -256,7 +256,7 @@ import SwarmProtocol
         kill(a.pid, SIGCONT)  // a comes back still running its copy: the scheduler has it killed
         var killed = false
         for _ in 0..<300 {
-            let log = (try? String(contentsOfFile: "\(harness.dir)/a/logs/survivor.log", encoding: .utf8)) ?? ""
+            let log = (try? String(contentsOfFile: "\(harness.dir)/a/logs/survivor.stream.txt", encoding: .utf8)) ?? ""
             if log.contains("killing process group: killed by scheduler") { killed = true; break }
             usleep(20_000)
         }

@@ -100,13 +100,18 @@ import Testing
     @Test func fieldNamesAreCamelCase() throws {
         let finished = try json(.taskFinished(.init(result: Self.result)))
         let result = try #require(finished["result"] as? [String: Any])
-        #expect(Set(result.keys) == ["id", "state", "exitCode", "reason", "output", "pid", "attempt", "startedAt", "finishedAt"])
+        // Every field is always present (null when unknown), so scripts can rely on the keys.
+        #expect(Set(result.keys) == ["id", "state", "exitCode", "signal", "reason", "output", "pid", "attempt", "attempts",
+                                     "submittedAt", "placedAt", "startedAt", "finishedAt", "node", "runtime", "model",
+                                     "complexity", "complexityScore", "initialTimeoutMs", "finalTimeoutMs", "extensions",
+                                     "silenceWarnings", "outputBytes", "outputBursts", "timeToFirstOutputMs", "firstOutputAt",
+                                     "contextMode", "contextFile", "workDir", "logFile"])
         let started = try json(.taskStarted(.init(id: "a", attempt: 1, pid: 1, startedAt: 5)))
         #expect(Set(started.keys) == ["type", "id", "attempt", "pid", "startedAt"])
         let nodes = try json(.nodeList(.init(requestId: 1, nodes: [Self.node])))
         let first = try #require((nodes["nodes"] as? [[String: Any]])?.first)
         #expect(Set(first.keys) == ["name", "slots", "freeSlots", "running", "state", "labels", "address",
-                                    "connected", "lastSeenMsAgo", "completed"])
+                                    "connected", "lastSeenMsAgo", "completed", "runtimes", "allowsCommands"])
         let hb = try json(.heartbeat(.init(freeSlots: 1, running: [])))
         #expect(Set(hb.keys) == ["type", "freeSlots", "running"])
         let text = String(decoding: MessageCodec.encode(.registered(.init(heartbeatMs: 7))), as: UTF8.self)
@@ -179,8 +184,8 @@ import Testing
     }
 
     @Test func nestedMissingFieldGivesItsPath() throws {
-        let error = decodeError("{\"type\":\"submit\",\"requestId\":1,\"task\":{\"id\":\"x\"}}")
-        #expect(error == .invalidFields(type: "submit", detail: "missing field 'task.command'"))
+        let error = decodeError("{\"type\":\"submit\",\"requestId\":1,\"task\":{\"id\":\"x\",\"command\":\"ls\"}}")
+        #expect(error == .invalidFields(type: "submit", detail: "wrong type at 'task.command'"))
     }
 
     @Test func wrongFieldTypeIsInvalidFields() {
@@ -226,7 +231,7 @@ import Testing
 
     @Test func taskSpecProblems() {
         #expect(TaskSpec(command: ["true"]).problem() == nil)
-        #expect(TaskSpec(command: []).problem() == "a task needs a command")
+        #expect(TaskSpec(command: []).problem() == "a task needs a command, or a runtime with a prompt")
         #expect(TaskSpec(command: [""]).problem() == "the command's program name is empty")
         #expect(TaskSpec(id: "..", command: ["true"]).problem()?.contains("reserved") == true)
         #expect(TaskSpec(command: ["env"], env: ["A=B": "x"]).problem()?.contains("environment") == true)

@@ -137,7 +137,7 @@ import Testing
             #expect(reason.contains("reserved"))
             #expect(error.code == .invalidTask)
         }
-        #expect(throws: SchedulerError.invalidTask("a task needs a command")) { try state.submit(TaskSpec(command: []), nowMs: 1) }
+        #expect(throws: SchedulerError.invalidTask("a task needs a command, or a runtime with a prompt")) { try state.submit(TaskSpec(command: []), nowMs: 1) }
         #expect(state.queuedCount == 1)
         let generated = try state.submit(TaskSpec(command: ["ls"]), nowMs: 77)
         #expect(generated.hasPrefix("task-77-"))

@@ -39,8 +39,16 @@ import Testing
         #expect(s.handle(.streamClosed(.stderr, nowMs: 1_040)).isEmpty)
         #expect(!s.isFinished)
         let actions = s.handle(.exited(status: 0, signal: 0, nowMs: 1_050))
-        let expected = TaskResult(id: "job-7", state: .succeeded, exitCode: 0, signal: nil, reason: nil,
+        var expected = TaskResult(id: "job-7", state: .succeeded, exitCode: 0, signal: nil, reason: nil,
                                   output: "hello world", pid: 321, attempt: 3, startedAt: 1_000, finishedAt: 1_050)
+        expected.metrics.complexity = "simple"
+        expected.metrics.complexityScore = 0
+        expected.metrics.outputBytes = 11
+        expected.metrics.outputBursts = 2
+        expected.metrics.firstOutputAt = 1_010
+        expected.metrics.timeToFirstOutputMs = 10
+        // A plain command without timeouts of its own: no deadline is enforced or reported.
+        #expect(expected.metrics.initialTimeoutMs == nil)
         #expect(Self.effects(actions) == [.signalGroup(9), .finish(expected)])
         // The group kill comes before the finish.
         let kill = try #require(actions.firstIndex(of: .signalGroup(9)))
@@ -110,9 +118,12 @@ import Testing
         var s = Self.make()
         let actions = s.handle(.spawnFailed(reason: "command not found: sh", nowMs: 500))
         let r = try #require(Self.finished(actions))
-        #expect(r == TaskResult(id: "job-7", state: .spawnFailed, exitCode: nil, signal: nil,
-                                reason: "command not found: sh", output: "", pid: nil, attempt: 3,
-                                startedAt: nil, finishedAt: 500))
+        var expected = TaskResult(id: "job-7", state: .spawnFailed, exitCode: nil, signal: nil,
+                                  reason: "command not found: sh", output: "", pid: nil, attempt: 3,
+                                  startedAt: nil, finishedAt: 500)
+        expected.metrics.complexity = "simple"
+        expected.metrics.complexityScore = 0
+        #expect(r == expected)
         // No process, so no group to signal.
         #expect(Self.effects(actions) == [.finish(r)])
         #expect(s.isFinished)

@@ -1,0 +1,96 @@
+import Foundation
+import SwarmProtocol
+
+/// Everything needed to start one run, worked out from the assignment and the worker's
+/// config: argv, environment, directories, stdin, context file and the policy layers.
+struct LaunchPlan {
+    var context: RunnerContext
+    /// Whether the context file must be written before the spawn, and where.
+    var contextFile: (path: String, json: String)?
+    var workDir: String
+
+    /// Why a run cannot start here. `refuse`: the scheduler should place it elsewhere (no
+    /// attempt used); `fail`: the run ends with this state and reason.
+    enum Problem: Error {
+        case refuse(String)
+        case fail(TaskState, String)
+    }
+
+    static func make(task: TaskAssignment, config: WorkerConfig, baseEnvironment: [String: String],
+                     health: HealthMonitor, logsDir: String, now: @escaping () -> Int64) -> Result<LaunchPlan, Problem> {
+        let spec = task.spec
+        let workDir = config.workDir ?? "\(config.workRoot)/\(task.id)"
+        var metrics = RunMetrics()
+        metrics.node = config.name
+        metrics.workDir = workDir
+        metrics.logFile = "\(logsDir)/\(task.id).stream.txt"
+        var settings = config.supervisor
+        var env = baseEnvironment
+        var argv = spec.command
+        var stdin: String?
+        var contextFile: (path: String, json: String)?
+        var contextPath: String?
+        switch AgentPrompt.placement(of: spec, inlineLimit: config.contextInlineMax) {
+        case .none: break
+        case .inline: metrics.contextMode = "inline"
+        case .file(let json):
+            let path = "\(workDir)/.swarm/context/\(task.id).json"
+            contextFile = (path, json)
+            contextPath = path
+            metrics.contextMode = "file"
+            metrics.contextFile = path
+        }
+        if let name = spec.runtime {
+            guard let runtime = config.runtimes.first(where: { $0.name == name }) else {
+                return .failure(.refuse(RuntimeError.unknown(name).description))
+            }
+            if let status = health.status(name), !status.healthy {
+                return .failure(.fail(.healthFailed, "runtime \(name) is unhealthy on \(config.name)\(status.detail.map { ": \($0)" } ?? " (not checked yet)")"))
+            }
+            let model = spec.model ?? runtime.defaultModel
+            metrics.runtime = name
+            metrics.model = model
+            let prompt = AgentPrompt.text(for: spec, contextFile: contextPath)
+            switch runtime.argv(model: model, prompt: prompt, id: task.id, contextFile: contextPath, workDir: workDir) {
+            case .success(let resolved): argv = resolved
+            case .failure(let error): return .failure(.fail(.spawnFailed, error.description))
+            }
+            stdin = runtime.promptOnStdin ? prompt : nil
+            for (key, value) in runtime.env { env[key] = value }
+            settings.policy = settings.policy.applying(runtime.timeouts)
+            if let model { env["SWARM_MODEL"] = model }
+        } else {
+            guard config.allowsCommands else {
+                return .failure(.refuse("worker \(config.name) does not run plain commands (only runtimes: \(config.runtimes.map(\.name).joined(separator: ", ")))"))
+            }
+            metrics.model = spec.model
+            if spec.prompt != nil || spec.objective != nil || spec.context != nil {
+                stdin = AgentPrompt.text(for: spec, contextFile: contextPath)
+            }
+            if let model = spec.model { env["SWARM_MODEL"] = model }
+        }
+        for (key, value) in spec.env ?? [:] { env[key] = value }
+        // Set last: a task's own env cannot fake what swarm tells it.
+        env["SWARM_TASK_ID"] = task.id
+        env["SWARM_NODE"] = config.name
+        env["SWARM_ATTEMPT"] = String(task.attempt)
+        env["SWARM_SCHEDULER"] = "\(config.schedulerHost):\(config.schedulerPort)"
+        env["SWARM_WORK_DIR"] = workDir
+        env["SWARM_PARENT_ID"] = spec.parent ?? ""
+        env["SWARM_CONTEXT_FILE"] = contextPath ?? ""
+        if spec.runtime != nil || spec.model != nil { env["SWARM_MODEL"] = metrics.model ?? "" }
+        let context = RunnerContext(
+            argv: argv, environment: env.map { "\($0.key)=\($0.value)" }, workingDirectory: workDir,
+            stdin: stdin, logPath: metrics.logFile!, supervisorSettings: settings, metrics: metrics, now: now)
+        return .success(LaunchPlan(context: context, contextFile: contextFile, workDir: workDir))
+    }
+
+    /// Creates the run's working directory and context file.
+    func prepare() throws(FileError) {
+        try Files.makeDirectories(workDir)
+        if let contextFile {
+            try Files.makeDirectories((contextFile.path as NSString).deletingLastPathComponent)
+            try Files.writeAtomically(Array(contextFile.json.utf8) + [0x0A], to: contextFile.path)
+        }
+    }
+}

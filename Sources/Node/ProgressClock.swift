@@ -1,0 +1,99 @@
+import SwarmProtocol
+
+/// Progressive timeout and silence heartbeat of one run, as a pure value. It is fed the
+/// start, every output burst and wake-ups, and says what is due: a warning, an extension, a
+/// kill, and when to look again. Every output (stdout or stderr) resets the silence clock.
+///
+/// Extension rule: when the deadline is within `extendWithinMs` and the run printed within
+/// the last `activityWindowMs`, in at least `minBursts` bursts (reads of output) in that
+/// window, the deadline moves `extendByMs` later, never past start + max.
+public struct ProgressClock: Sendable, Equatable {
+    public enum Verdict: Equatable, Sendable {
+        case silenceWarning(silentMs: Int64)
+        case extended(byMs: Int64, deadlineMs: Int64, bursts: Int)
+        case timedOut(afterMs: Int64)
+        case silenceKill(silentMs: Int64)
+    }
+
+    public let policy: TimeoutPolicy
+    public let startedAt: Int64
+    public let initialTimeoutMs: Int64
+    /// Absolute deadline and the furthest it may move.
+    public private(set) var deadline: Int64
+    public let maxDeadline: Int64
+    public private(set) var lastOutputAt: Int64
+    public private(set) var extensions = 0
+    public private(set) var silenceWarnings = 0
+    public private(set) var bursts = 0
+    /// Whether the current silence has been warned about already.
+    private var warned = false
+    /// Times of the last `minBursts` bursts, oldest first.
+    private var recentBursts: [Int64] = []
+
+    public init(policy: TimeoutPolicy, level: ComplexityLevel, startedAt: Int64) {
+        self.policy = policy
+        self.startedAt = startedAt
+        initialTimeoutMs = policy.initialMs(for: level)
+        deadline = startedAt + initialTimeoutMs
+        maxDeadline = startedAt + max(policy.maxMs, initialTimeoutMs)
+        lastOutputAt = startedAt
+    }
+
+    public var currentTimeoutMs: Int64 { deadline - startedAt }
+
+    /// Output arrived: a burst. Returns what is due now (an extension, typically).
+    public mutating func output(nowMs: Int64) -> [Verdict] {
+        bursts += 1
+        lastOutputAt = nowMs
+        warned = false
+        recentBursts.append(nowMs)
+        if recentBursts.count > max(1, policy.minBursts) { recentBursts.removeFirst() }
+        return check(nowMs: nowMs)
+    }
+
+    /// What is due at `nowMs`. A kill verdict ends the run; nothing is due after it.
+    public mutating func check(nowMs: Int64) -> [Verdict] {
+        var verdicts: [Verdict] = []
+        let silent = nowMs - lastOutputAt
+        if policy.killsOnSilence && silent >= policy.silenceKillMs {
+            return [.silenceKill(silentMs: silent)]
+        }
+        if policy.enforcesDeadline {
+            if let extended = extensionDue(nowMs: nowMs) { verdicts.append(extended) }
+            if nowMs >= deadline { return verdicts + [.timedOut(afterMs: deadline - startedAt)] }
+        }
+        if policy.warnsOnSilence && !warned && silent >= policy.silenceWarnMs {
+            warned = true
+            silenceWarnings += 1
+            verdicts.append(.silenceWarning(silentMs: silent))
+        }
+        return verdicts
+    }
+
+    private mutating func extensionDue(nowMs: Int64) -> Verdict? {
+        guard deadline < maxDeadline, deadline - nowMs <= policy.extendWithinMs,
+              nowMs - lastOutputAt <= policy.activityWindowMs else { return nil }
+        let inWindow = recentBursts.filter { nowMs - $0 <= policy.activityWindowMs }.count
+        guard inWindow >= policy.minBursts else { return nil }
+        let newDeadline = min(deadline + policy.extendByMs, maxDeadline)
+        let by = newDeadline - deadline
+        guard by > 0 else { return nil }
+        deadline = newDeadline
+        extensions += 1
+        return .extended(byMs: by, deadlineMs: deadline - startedAt, bursts: inWindow)
+    }
+
+    /// When something may next be due without new output; nil when nothing ever is.
+    public func nextWakeMs(nowMs: Int64) -> Int64? {
+        var times: [Int64] = []
+        if policy.killsOnSilence { times.append(lastOutputAt + policy.silenceKillMs) }
+        if policy.warnsOnSilence && !warned { times.append(lastOutputAt + policy.silenceWarnMs) }
+        if policy.enforcesDeadline {
+            times.append(deadline)
+            // Entering the extension window: progress already shown may earn an extension.
+            let windowStart = deadline - policy.extendWithinMs
+            if deadline < maxDeadline && windowStart > nowMs { times.append(windowStart) }
+        }
+        return times.min()
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import SwarmProtocol
+
+/// How a worker checks that a runtime works (e.g. `claude --version`).
+public struct HealthCheckSpec: Sendable, Equatable {
+    public var command: [String]
+    /// Text the probe's output must contain; nil: exit 0 is enough.
+    public var expect: String?
+    public var timeoutMs: Int64 = 10_000
+    /// Between passing probes, and after a failed one.
+    public var intervalMs: Int64 = 300_000
+    public var retryMs: Int64 = 10_000
+
+    public init(command: [String], expect: String? = nil, timeoutMs: Int64 = 10_000,
+                intervalMs: Int64 = 300_000, retryMs: Int64 = 10_000) {
+        self.command = command
+        self.expect = expect
+        self.timeoutMs = timeoutMs
+        self.intervalMs = intervalMs
+        self.retryMs = retryMs
+    }
+}
+
+/// A named way to run an agent: a command template such as
+/// `claude -p --output-format stream-json --verbose --model {model}` with the prompt on stdin.
+/// Placeholders: `{model}`, `{prompt}`, `{id}`, `{contextFile}`, `{workDir}`.
+public struct RuntimeDefinition: Sendable, Equatable {
+    public var name: String
+    public var command: [String]
+    public var promptOnStdin = true
+    /// Used when a task names no model.
+    public var defaultModel: String?
+    public var env: [String: String] = [:]
+    public var health: HealthCheckSpec?
+    /// This runtime's layer of timeouts (over the cluster's, under the task's).
+    public var timeouts = TimeoutPolicy.Overrides()
+
+    public init(name: String, command: [String], promptOnStdin: Bool = true, defaultModel: String? = nil,
+                env: [String: String] = [:], health: HealthCheckSpec? = nil) {
+        self.name = name
+        self.command = command
+        self.promptOnStdin = promptOnStdin
+        self.defaultModel = defaultModel
+        self.env = env
+        self.health = health
+    }
+
+    /// The argv for one task, or why there is none.
+    public func argv(model: String?, prompt: String, id: String, contextFile: String?, workDir: String) -> Result<[String], RuntimeError> {
+        let chosen = model ?? defaultModel
+        var argv: [String] = []
+        for part in command {
+            if part.contains("{model}") && chosen == nil {
+                return .failure(.needsModel(name))
+            }
+            argv.append(part
+                .replacingOccurrences(of: "{model}", with: chosen ?? "")
+                .replacingOccurrences(of: "{prompt}", with: prompt)
+                .replacingOccurrences(of: "{id}", with: id)
+                .replacingOccurrences(of: "{contextFile}", with: contextFile ?? "")
+                .replacingOccurrences(of: "{workDir}", with: workDir))
+        }
+        guard let first = argv.first, !first.isEmpty else { return .failure(.emptyCommand(name)) }
+        return .success(argv)
+    }
+}
+
+public enum RuntimeError: Error, Equatable, CustomStringConvertible, Sendable {
+    case needsModel(String)
+    case emptyCommand(String)
+    case unknown(String)
+
+    public var description: String {
+        switch self {
+        case .needsModel(let r): "runtime \(r) needs a model (the task names none and the runtime has no defaultModel)"
+        case .emptyCommand(let r): "runtime \(r) has an empty command"
+        case .unknown(let r): "this worker has no runtime \(r)"
+        }
+    }
+}
+
+/// The text an agent gets: its prompt (or objective), requirements, and its context, inline
+/// when small and otherwise as a pointer to the file it was written to.
+public enum AgentPrompt {
+    public enum ContextPlacement: Equatable, Sendable {
+        case none
+        case inline
+        /// Write `json` to the task's context file; the prompt points there.
+        case file(json: String)
+    }
+
+    /// Whether the context goes inline or to a file (over `inlineLimit` characters).
+    public static func placement(of spec: TaskSpec, inlineLimit: Int) -> ContextPlacement {
+        guard let context = spec.context else { return .none }
+        let text = context.serialized
+        return text.count > inlineLimit ? .file(json: context.pretty) : .inline
+    }
+
+    /// The prompt text; `contextFile` is the path the context was written to (file mode).
+    public static func text(for spec: TaskSpec, contextFile: String?) -> String {
+        var parts: [String] = []
+        if let prompt = spec.prompt { parts.append(prompt) }
+        if let objective = spec.objective, objective != spec.prompt {
+            parts.append(spec.prompt == nil ? objective : "Objective: \(objective)")
+        }
+        if let requirements = spec.requirements, !requirements.isEmpty {
+            parts.append("Requirements:\n" + requirements.map { "- \($0)" }.joined(separator: "\n"))
+        }
+        if let context = spec.context {
+            if let contextFile {
+                let size = context.serialized.count
+                parts.append("""
+                Context: \(size) characters of JSON are in the file \(contextFile) (also in $SWARM_CONTEXT_FILE). \
+                Load it when you need it, e.g. `cat \(contextFile)`.
+                """)
+            } else {
+                parts.append("Context (JSON):\n" + context.serialized)
+            }
+        }
+        return parts.joined(separator: "\n\n") + "\n"
+    }
+}

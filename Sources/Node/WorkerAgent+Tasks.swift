@@ -1,0 +1,94 @@
+import Foundation
+import SwarmProtocol
+import SwarmUV
+
+extension WorkerAgent {
+    /// Slots in use: tasks and health probes.
+    var busySlots: Int { runners.count + probes.count }
+
+    func startTask(_ task: TaskAssignment) {
+        func reject(_ reason: String) {
+            connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason)))
+        }
+        if let runner = runners[task.id] {
+            // Never two processes for one task id here (they share its log and result files).
+            if runner.attempt != task.attempt { reject("attempt \(runner.attempt) of this task is still ending here") }
+            return
+        }
+        if let problem = TaskID.problem(with: task.id) { return reject(problem) }
+        guard !stopping else { return reject("worker is shutting down") }
+        guard busySlots < config.slots else {
+            return reject("all \(config.slots) slots are busy (\(probes.count) with health probes)")
+        }
+        let plan: LaunchPlan
+        switch LaunchPlan.make(task: task, config: config, baseEnvironment: baseEnvironment, health: health,
+                               logsDir: logsDir, now: now) {
+        case .success(let p): plan = p
+        case .failure(.refuse(let reason)): return reject(reason)
+        case .failure(.fail(let state, let reason)):
+            var result = TaskResult(id: task.id, state: state, exitCode: nil, signal: nil, reason: reason, output: "",
+                                    pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: now())
+            result.submittedAt = task.submittedAt
+            result.placedAt = task.placedAt
+            result.metrics.node = config.name
+            result.metrics.runtime = task.spec.runtime
+            result.metrics.model = task.spec.model
+            return finished(result)
+        }
+        var context = plan.context
+        let run = RunRef(id: task.id, attempt: task.attempt)
+        context.onEvent = { [weak self] kind, detail in
+            guard let self, self.registered else { return }
+            self.connection?.send(.taskEvent(.init(id: run.id, attempt: run.attempt, kind: kind, at: self.now(), detail: detail)))
+        }
+        context.onOutput = { [weak self] stream, bytes, at in
+            guard let self, self.registered else { return }
+            self.connection?.send(.taskOutput(.init(id: run.id, attempt: run.attempt, stream: stream.rawValue,
+                                                     data: String(decoding: bytes, as: UTF8.self), at: at)))
+        }
+        do { try plan.prepare() } catch {
+            context.argv = []  // reported as a spawn failure below, with the reason in the log
+            context.onEvent("prepare_failed", "\(error)")
+            var result = TaskResult(id: task.id, state: .spawnFailed, exitCode: nil, signal: nil,
+                                    reason: "cannot prepare the task's directory: \(error)", output: "",
+                                    pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: now())
+            result.metrics = context.metrics
+            return finished(result)
+        }
+        let runner = TaskRunner(loop: loop, assignment: task, context: context) { [weak self] result in
+            self?.runnerEnded(result)
+        }
+        runners[task.id] = runner
+        runner.start()
+        if let pid = runner.pid, runners[task.id] != nil {
+            connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: now())))
+        }
+    }
+
+    static func resultJSON(_ result: TaskResult) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array((try? encoder.encode(result)) ?? Data()) + [0x0A]
+    }
+
+    private func runnerEnded(_ result: TaskResult) {
+        runners[result.id] = nil
+        if let runtime = result.metrics.runtime, result.state == .spawnFailed || result.state == .failed {
+            health.taskFailed(runtime, nowMs: now())
+        }
+        // A due probe takes the freed slot before the scheduler hears it is free.
+        startDueProbes()
+        finished(result)
+    }
+
+    func finished(_ result: TaskResult) {
+        do {
+            try Files.writeAtomically(Self.resultJSON(result), to: "\(resultsDir)/\(result.id).json")
+        } catch {
+            logger.error("cannot write result of \(result.id): \(error)")
+        }
+        outbox.append(result)
+        if registered { connection?.send(.taskFinished(.init(result: result))) }
+        finishStopIfIdle()
+    }
+}
