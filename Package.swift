@@ -74,7 +74,8 @@ let package = Package(
                 "SwarmProtocol", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmUV",
                 "SwarmTransport", "SwarmCluster", "swarm",
             ],
-            path: "Tests/SwarmTests"
+            path: "Tests/SwarmTests",
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

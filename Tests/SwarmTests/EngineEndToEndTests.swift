@@ -1,0 +1,194 @@
+import Foundation
+import Logging
+import Testing
+import SwarmClient
+import SwarmCluster
+import SwarmProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent engine on real processes: an in-process cluster running the fake agent
+/// (Fixtures/fake-agent.sh) with every duration scaled down to fractions of a second.
+@Suite(.serialized) struct EngineEndToEndTests {
+    static let agent = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fake-agent.sh").path
+
+    /// A cluster whose workers run the runtime `fake` (the fake agent) and plain commands.
+    static func cluster(workers: Int = 1, slots: Int = 4, health: String = "", extra: String = "") throws -> (LocalCluster, SwarmClient, String) {
+        let dir = NSTemporaryDirectory() + "swarm-engine-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let config = """
+        {"runtimes": {"fake": {"command": ["sh", "\(agent)", "--model", "{model}"], "defaultModel": "sonnet"\(health)}}\(extra)}
+        """
+        var options = LocalCluster.Options()
+        options.workers = workers
+        options.slots = slots
+        options.dataDir = dir
+        options.clusterFile = try ClusterFile.parse(Data(config.utf8))
+        let cluster = try LocalCluster(options, logger: Logger(label: "test"))
+        let client = try SwarmClient(address: cluster.address, token: nil)
+        // Wait until the workers are registered and their runtimes healthy.
+        for _ in 0..<500 {
+            let nodes = try client.listNodes()
+            if nodes.count == workers && nodes.allSatisfy({ $0.runtimes.allSatisfy(\.healthy) }) { break }
+            usleep(10_000)
+        }
+        return (cluster, client, dir)
+    }
+
+    static func finish(_ cluster: LocalCluster, _ dir: String) {
+        let leaks = cluster.stop()
+        #expect(leaks.isEmpty)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    static func agentTask(_ id: String, env: [String: String] = [:], _ tweak: (inout TaskSpec) -> Void = { _ in }) -> TaskSpec {
+        var spec = TaskSpec(id: id, env: env, runtime: "fake", prompt: "say hi")
+        tweak(&spec)
+        return spec
+    }
+
+    /// Pids of live or zombie processes whose process group is `pgid`.
+    static func groupMembers(_ pgid: Int) -> [Int] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            return fields.count > 2 && Int(fields[2]) == pgid
+        }
+    }
+
+    @Test func agentGetsPromptModelEnvironmentAndLazyContext() throws {
+        let (cluster, client, dir) = try Self.cluster()
+        defer { Self.finish(cluster, dir) }
+        let big = JSONValue.object(["notes": .string(String(repeating: "x", count: 600))])
+        let id1 = try client.submit(Self.agentTask("ctx-big") { $0.model = "opus"; $0.context = big; $0.parent = "root-1"; $0.requirements = ["be brief"] })
+        let id2 = try client.submit(Self.agentTask("ctx-small") { $0.context = .object(["k": .string("v")]) })
+        let infos = try client.wait([id1, id2])
+        let bigInfo = try client.status(id1), small = try client.status(id2)
+        #expect(infos.allSatisfy { $0.state == .succeeded })
+        let out = bigInfo.output ?? ""
+        #expect(out.contains("model=opus"))
+        #expect(out.contains("prompt=say hi"))
+        #expect(out.contains("- be brief"))
+        #expect(bigInfo.metrics.contextMode == "file")
+        let file = try #require(bigInfo.metrics.contextFile)
+        #expect(file.hasSuffix("/ctx-big/.swarm/context/ctx-big.json"))
+        #expect(out.contains("context=\(file)"))
+        #expect(out.contains("parent=root-1"))
+        #expect(out.contains("model=opus scheduler=127.0.0.1:"))
+        #expect(out.contains("Context: ") && out.contains(file))
+        let written = try JSONValue.parse(String(contentsOfFile: file, encoding: .utf8))
+        #expect(written == big)
+        #expect(bigInfo.metrics.model == "opus")
+        #expect(bigInfo.metrics.runtime == "fake")
+        #expect(bigInfo.metrics.complexity == "simple")
+        // Small context is inlined; the default model is used.
+        #expect(small.metrics.contextMode == "inline")
+        #expect(small.output?.contains("{\"k\":\"v\"}") == true)
+        #expect(small.output?.contains("model=sonnet") == true)
+        // The result file and the log are where they are documented to be.
+        let node = try #require(bigInfo.node)
+        let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(node)/results/ctx-big.json"))) as? [String: Any]
+        #expect(result?["model"] as? String == "opus")
+        #expect(result?["state"] as? String == "succeeded")
+        let log = try String(contentsOfFile: "\(dir)/\(node)/logs/ctx-big.stream.txt", encoding: .utf8)
+        #expect(log.contains("stdout") && log.contains("model=opus"))
+    }
+
+    @Test func silenceWarnsThenKills() throws {
+        let (cluster, client, dir) = try Self.cluster()
+        defer { Self.finish(cluster, dir) }
+        let id = try client.submit(Self.agentTask("quiet", env: ["FAKE_SILENCE": "30"]) {
+            $0.silenceWarn = 0.3; $0.silenceKill = 0.8; $0.killGrace = 0.5; $0.timeout = 20
+        })
+        let info = try #require(try client.wait([id]).first)
+        #expect(info.state == .silenceKilled)
+        #expect(info.reason?.contains("no output for") == true)
+        #expect(info.metrics.silenceWarnings == 1)
+    }
+
+    @Test func progressEarnsExtensionsUpToTheMaximum() throws {
+        let (cluster, client, dir) = try Self.cluster()
+        defer { Self.finish(cluster, dir) }
+        // Prints every 0.1 s for 3 s: always in progress, so only the maximum stops it.
+        let busy = try client.submit(Self.agentTask("busy", env: ["FAKE_BURSTS": "30"]) {
+            $0.timeout = 0.6; $0.maxTimeout = 1.5; $0.extendBy = 0.4; $0.extendWithin = 0.3; $0.activityWindow = 0.3
+            $0.killGrace = 0.5
+        })
+        // Silent from the start: no progress, so no extension, whatever the maximum.
+        let stuck = try client.submit(Self.agentTask("stuck", env: ["FAKE_SILENCE": "30"]) {
+            $0.timeout = 0.6; $0.maxTimeout = 5; $0.extendWithin = 0.3; $0.killGrace = 0.5; $0.silenceKill = 60
+        })
+        let b = try client.wait([busy])[0], s = try client.wait([stuck])[0]
+        #expect(b.state == .timedOut)
+        #expect(b.metrics.extensions >= 2)
+        #expect(b.metrics.initialTimeoutMs == 600)
+        #expect(b.metrics.finalTimeoutMs == 1500)
+        #expect(s.state == .timedOut)
+        #expect(s.metrics.extensions == 0)
+        #expect(s.metrics.finalTimeoutMs == 600)
+        #expect(s.reason?.contains("no progress") == true)
+    }
+
+    @Test func agentIgnoringTermIsKilledWithItsGrandchildren() throws {
+        let (cluster, client, dir) = try Self.cluster()
+        defer { Self.finish(cluster, dir) }
+        let id = try client.submit(Self.agentTask("stubborn", env: ["FAKE_IGNORE_TERM": "1", "FAKE_GRANDCHILDREN": "2", "FAKE_SILENCE": "60"]) {
+            $0.timeout = 0.5; $0.killGrace = 1; $0.silenceKill = 60
+        })
+        for _ in 0..<300 where try client.status(id).startedAt == nil { usleep(10_000) }
+        let started = try client.status(id)
+        let pgid = try #require(try? client.wait([id])[0])
+        let info = try client.status(id)
+        #expect(pgid.state == .timedOut)
+        #expect(info.reason?.contains("timed out") == true)
+        // Gone within timeout + grace + 1 s of its start, with its whole group, zombies too.
+        let startedAt = try #require(started.startedAt), finishedAt = try #require(info.finishedAt)
+        #expect(finishedAt - startedAt <= 500 + 1_000 + 1_000)
+        let node = try #require(info.node)
+        let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(node)/results/stubborn.json"))) as? [String: Any]
+        let pid = try #require(result?["pid"] as? Int)
+        #expect(Self.groupMembers(pid).isEmpty)
+        #expect(result?["state"] as? String == "timed_out")
+    }
+
+    @Test func slowHealthProbesHoldSlotsSoTheLimitIsNeverExceeded() throws {
+        let marks = NSTemporaryDirectory() + "swarm-marks-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: marks) }
+        let probe = "echo S $(date +%s%N) >> \(marks); sleep 0.3; echo E $(date +%s%N) >> \(marks); echo ready"
+        let health = #", "health": {"command": ["sh", "-c", "\#(probe)"], "expect": "ready", "intervalSeconds": 0.4}"#
+        let (cluster, client, dir) = try Self.cluster(slots: 2, health: health)
+        defer { Self.finish(cluster, dir) }
+        let specs = (0..<50).map { i in
+            Self.agentTask("slot-\(i)", env: ["FAKE_MARKS": marks, "FAKE_BURSTS": "1", "FAKE_BURST_GAP": "0.05"])
+        }
+        let ids = try specs.map { try client.submit($0) }
+        let infos = try client.wait(ids)
+        #expect(infos.allSatisfy { $0.state == .succeeded })
+        // Replay the start/end marks of agents and probes: never more than 2 at once.
+        let lines = try String(contentsOfFile: marks, encoding: .utf8).split(separator: "\n")
+        let events = lines.compactMap { line -> (Int, Int)? in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let t = Int(parts[1]) else { return nil }
+            return (t, parts[0] == "S" ? 1 : -1)
+        }.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        var running = 0, peak = 0
+        for (_, delta) in events { running += delta; peak = max(peak, running) }
+        #expect(peak <= 2)
+        #expect(peak >= 1)
+        let status = try #require(try client.listNodes().first?.runtimes.first)
+        // Probes ran at start and periodically while tasks ran (not once per task).
+        #expect(status.passed >= 2)
+        #expect(status.passed < 50)
+        #expect(events.count >= 2 * 50 + 2 * 2)
+    }
+}
+
+extension TaskSpec {
+    func with(_ tweak: (inout TaskSpec) -> Void) -> TaskSpec {
+        var copy = self
+        tweak(&copy)
+        return copy
+    }
+}
