@@ -24,9 +24,10 @@ public enum TaskFile {
                              readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskFileError) -> [TaskSpec] {
         var specs: [TaskSpec] = []
         var idLines: [String: Int] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Split on LF bytes: "\r\n" is one Character, so a Character split would miss it.
+        for (index, rawLine) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             let lineNumber = index + 1
-            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+            let line = String(decoding: rawLine, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let spec: TaskSpec
             do {
