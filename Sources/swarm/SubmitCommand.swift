@@ -19,35 +19,35 @@ struct SubmitCommand: ParsableCommand {
     var runtime: String?
     @Option(help: "Model the runtime should use.")
     var model: String?
-    @Option(help: "The agent's prompt.")
+    @Option(parsing: .unconditional, help: "The agent's prompt.")
     var prompt: String?
     @Option(help: "File holding the prompt (instead of --prompt).")
     var promptFile: String?
-    @Option(help: "What the task should achieve.")
+    @Option(parsing: .unconditional, help: "What the task should achieve.")
     var objective: String?
     @Option(help: "File holding JSON context for the agent (any JSON value).")
     var contextFile: String?
-    @Option(help: "A requirement the result must meet; repeatable.")
+    @Option(parsing: .unconditionalSingleValue, help: "A requirement the result must meet; repeatable.")
     var requirement: [String] = []
     @Option(help: "simple, moderate, complex or a score (a whole number >= 0); computed when absent.")
     var complexity: String?
-    @Option(help: "Initial timeout in seconds (overrides the complexity's).")
+    @Option(parsing: .unconditional, help: "Initial timeout in seconds (overrides the complexity's).")
     var timeout: Double?
-    @Option(help: "Maximum timeout in seconds, extensions included.")
+    @Option(parsing: .unconditional, help: "Maximum timeout in seconds, extensions included.")
     var maxTimeout: Double?
-    @Option(help: "Seconds one deadline extension adds.")
+    @Option(parsing: .unconditional, help: "Seconds one deadline extension adds.")
     var extendBy: Double?
-    @Option(help: "Extend only when the deadline is this many seconds away.")
+    @Option(parsing: .unconditional, help: "Extend only when the deadline is this many seconds away.")
     var extendWithin: Double?
-    @Option(help: "Seconds of recent output an extension looks at.")
+    @Option(parsing: .unconditional, help: "Seconds of recent output an extension looks at.")
     var activityWindow: Double?
-    @Option(help: "Output bursts needed in that window to extend.")
+    @Option(parsing: .unconditional, help: "Output bursts needed in that window to extend.")
     var minBursts: Int?
-    @Option(help: "Seconds without output before a silence warning.")
+    @Option(parsing: .unconditional, help: "Seconds without output before a silence warning.")
     var silenceWarn: Double?
-    @Option(help: "Seconds without output before the task is killed.")
+    @Option(parsing: .unconditional, help: "Seconds without output before the task is killed.")
     var silenceKill: Double?
-    @Option(help: "Seconds between SIGTERM and SIGKILL when the task is killed.")
+    @Option(parsing: .unconditional, help: "Seconds between SIGTERM and SIGKILL when the task is killed.")
     var killGrace: Double?
     @Option(help: "A KEY=VALUE environment variable for the task; repeatable.")
     var env: [String] = []
@@ -57,7 +57,7 @@ struct SubmitCommand: ParsableCommand {
     var parent: String?
     @Option(help: "A KEY=VALUE node label a worker must have; repeatable.")
     var constraint: [String] = []
-    @Option(help: "Higher runs first (default 0).")
+    @Option(parsing: .unconditional, help: "Higher runs first (default 0).")
     var priority: Int?
     @Option(help: "Submit every task of this JSONL file (one spec per line) in one request; no other task options.")
     var file: String?
