@@ -21,7 +21,7 @@ struct CancelCommand: ParsableCommand {
             } catch ClientError.server(let code, let reason) where code != .unknownTask {
                 // A task that already ended is refused with an error; tell that apart from a
                 // refused request by looking at the task (on the same connection, if it is open).
-                if let info = try? client.status(id), info.state.isTerminal, info.state != .cancelled {
+                if let info = try? client.status(id), info.state.isTerminal {
                     return .alreadyEnded(reason)
                 }
                 throw ClientError.server(code, reason)
