@@ -10,17 +10,43 @@ public enum Output {
         return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
+    /// `swarm status`: one field per line; run measurements only when known.
     public static func taskDetail(_ task: TaskInfo) -> String {
+        let m = task.metrics
         var lines = [
             "id:        \(task.id)",
             "state:     \(task.state.rawValue)",
-            "command:   \(task.command.joined(separator: " "))",
-            "node:      \(task.node ?? "-")",
-            "attempts:  \(task.attempts)",
         ]
+        if !task.command.isEmpty || m.runtime == nil { lines.append("command:   \(task.command.joined(separator: " "))") }
+        if let runtime = m.runtime { lines.append("runtime:   \(runtime)") }
+        if let model = m.model { lines.append("model:     \(model)") }
+        if let level = m.complexity { lines.append("complexity: \(level)\(m.complexityScore.map { " (score \($0))" } ?? "")") }
+        lines.append("node:      \(task.node ?? "-")")
+        lines.append("attempts:  \(task.attempts)")
+        if task.priority != 0 { lines.append("priority:  \(task.priority)") }
+        if let parent = task.parent { lines.append("parent:    \(parent)") }
+        if let labels = task.labels, !labels.isEmpty { lines.append("labels:    \(pairs(labels))") }
+        if task.state == .queued, let why = task.waitReason {
+            lines.append("waiting:   \(why)\(task.unplaceable ? " (unplaceable: no registered worker can run it)" : "")")
+        } else if task.unplaceable {
+            lines.append("waiting:   unplaceable: no registered worker can run it")
+        }
         if let code = task.exitCode { lines.append("exit code: \(code)") }
         if let signal = task.signal { lines.append("signal:    \(signal)") }
         if let reason = task.reason { lines.append("reason:    \(reason)") }
+        if m.initialTimeoutMs != nil || m.finalTimeoutMs != nil {
+            let initial = m.initialTimeoutMs.map(ms) ?? "-"
+            let final = m.finalTimeoutMs.map(ms) ?? initial
+            lines.append("timeout:   \(initial) initial, \(final) final, \(m.extensions) extension\(m.extensions == 1 ? "" : "s")")
+        } else if m.extensions > 0 {
+            lines.append("extensions: \(m.extensions)")
+        }
+        if m.silenceWarnings > 0 { lines.append("silence warnings: \(m.silenceWarnings)") }
+        if m.outputBytes > 0 || m.outputBursts > 0 || m.timeToFirstOutputMs != nil {
+            let first = m.timeToFirstOutputMs.map { ", first after \(ms($0))" } ?? ""
+            lines.append("output:    \(m.outputBytes) bytes in \(m.outputBursts) burst\(m.outputBursts == 1 ? "" : "s")\(first)")
+        }
+        if let file = m.logFile { lines.append("log file:  \(file)") }
         lines.append("submitted: \(time(task.submittedAt))")
         if let t = task.startedAt { lines.append("started:   \(time(t)) (+\(ms(t &- task.submittedAt)))") }
         if let t = task.finishedAt { lines.append("finished:  \(time(t)) (ran \(ms(t &- (task.startedAt ?? t))))") }
@@ -31,23 +57,50 @@ public enum Output {
         return lines.joined(separator: "\n")
     }
 
+    /// `swarm tasks`: a runtime task shows `runtime:NAME` for its command; a task no worker
+    /// can ever run gets a NOTE.
     public static func taskTable(_ tasks: [TaskInfo]) -> String {
-        var rows = [["ID", "STATE", "NODE", "EXIT", "ATTEMPTS", "COMMAND"]]
+        var rows = [["ID", "STATE", "NODE", "MODEL", "EXIT", "ATTEMPTS", "COMMAND", "NOTE"]]
         for t in tasks {
-            rows.append([t.id, t.state.rawValue, t.node ?? "-", t.exitCode.map(String.init) ?? (t.signal.map { "sig\($0)" } ?? "-"),
-                         String(t.attempts), String(t.command.joined(separator: " ").prefix(60))])
+            let what = t.command.isEmpty ? t.metrics.runtime.map { "runtime:\($0)" } ?? "-" : t.command.joined(separator: " ")
+            let note = t.unplaceable ? "unplaceable\(t.waitReason.map { ": \($0)" } ?? "")" : ""
+            rows.append([t.id, t.state.rawValue, t.node ?? "-", t.metrics.model ?? "-",
+                         t.exitCode.map(String.init) ?? (t.signal.map { "sig\($0)" } ?? "-"),
+                         String(t.attempts), String(what.prefix(60)), note])
         }
         return table(rows)
     }
 
+    /// `swarm nodes`: RUNTIMES lists each runtime with its health (`claude:ok`, `codex:FAIL`);
+    /// COMMANDS says whether plain commands may run there.
     public static func nodeTable(_ nodes: [NodeInfo]) -> String {
-        var rows = [["NAME", "STATE", "SLOTS", "FREE", "RUNNING", "DONE", "CONNECTED", "LAST SEEN", "LABELS"]]
+        var rows = [["NAME", "STATE", "SLOTS", "FREE", "RUNNING", "DONE", "CONNECTED", "LAST SEEN", "RUNTIMES", "COMMANDS", "LABELS"]]
         for n in nodes {
+            let runtimes = n.runtimes.isEmpty ? "-" : n.runtimes.map { "\($0.name):\($0.healthy ? "ok" : "FAIL")" }.joined(separator: ",")
             rows.append([n.name, n.state.rawValue, String(n.slots), String(n.freeSlots), String(n.running), String(n.completed),
-                         n.connected ? "yes" : "no", ms(n.lastSeenMsAgo) + " ago",
-                         n.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")])
+                         n.connected ? "yes" : "no", ms(n.lastSeenMsAgo) + " ago", runtimes, n.allowsCommands ? "yes" : "no",
+                         pairs(n.labels)])
         }
         return table(rows)
+    }
+
+    /// `submit --file`: one line per task, `ID` or `ID (already existed)`.
+    public static func batchLines(ids: [String], existing: [String]) -> String {
+        let old = Set(existing)
+        return ids.map { old.contains($0) ? "\($0) (already existed)" : $0 }.joined(separator: "\n")
+    }
+
+    /// `swarm cancel`: `ID cancelled`, or the state the task is in while it is being killed.
+    public static func cancelled(_ task: TaskInfo) -> String {
+        switch task.state {
+        case .cancelled: "\(task.id) cancelled"
+        case .running: "\(task.id) running, being killed"
+        default: "\(task.id) \(task.state.rawValue)"
+        }
+    }
+
+    static func pairs(_ map: [String: String]) -> String {
+        map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
     static func table(_ rows: [[String]]) -> String {

@@ -60,6 +60,8 @@ public final class SwarmClient {
     private var handshake: ClientHandshake?
     private var nextRequestId = 1
     private var replies: [Int: Message] = [:]
+    /// Requests answered by many frames (`logs`): what arrived and is not consumed yet.
+    private var streams: [Int: [Message]] = [:]
     private var failure: ClientError?
     private var established = false
 
@@ -136,6 +138,75 @@ public final class SwarmClient {
         return reply.nodes
     }
 
+    /// Cancels a task (`cancel` -> `taskInfo`): a queued task ends `cancelled` at once, a
+    /// running one is killed (its state may still read `running` in the reply). The scheduler
+    /// answers an unknown id with `unknownTask` and a task that already ended with another
+    /// error code; both come back as `ClientError.server`.
+    public func cancel(_ id: String) throws(ClientError) -> TaskInfo {
+        guard case .taskInfo(let reply) = try request({ .cancel(.init(requestId: $0, id: id)) }) else {
+            throw .server(.unexpected, "unexpected reply to cancel")
+        }
+        return reply.task
+    }
+
+    /// Counters per worker and cluster-wide (`stats` -> `statsReply`).
+    public func stats() throws(ClientError) -> Message.StatsReply {
+        guard case .statsReply(let reply) = try request({ .stats(.init(requestId: $0)) }) else {
+            throw .server(.unexpected, "unexpected reply to stats")
+        }
+        return reply
+    }
+
+    /// Submits every spec in one request (`submitBatch` -> `batchSubmitted`): the scheduler
+    /// accepts all or none. `ids` has every task's id in order; `existing` those that were
+    /// there already with the same spec (not submitted again).
+    public func submitBatch(_ specs: [TaskSpec]) throws(ClientError) -> (ids: [String], existing: [String]) {
+        let reply = try request({ .submitBatch(.init(requestId: $0, tasks: specs)) }, timeoutSeconds: 300,
+                                what: "submitting \(specs.count) tasks")
+        guard case .batchSubmitted(let result) = reply else { throw .server(.unexpected, "unexpected reply to submitBatch") }
+        return (result.ids, result.existing)
+    }
+
+    /// Tells the scheduler to place nothing more on `node` (`drain` -> `nodeList`); what runs
+    /// there finishes. Returns every node, the drained one `draining`.
+    public func drain(node: String) throws(ClientError) -> [NodeInfo] {
+        guard case .nodeList(let reply) = try request({ .drain(.init(requestId: $0, name: node)) }) else {
+            throw .server(.unexpected, "unexpected reply to drain")
+        }
+        return reply.nodes
+    }
+
+    /// A task's log text (`logs` -> `logChunk`s with the request's id), handed to `onChunk`
+    /// as it arrives. Without `follow`: what is stored, in one chunk. With `follow`: chunks
+    /// until the task ends, however long it stays silent (no timeout; a lost connection is
+    /// an error). Returns the task's state from the last chunk (`done`).
+    public func logs(_ id: String, follow: Bool, onChunk: (String) -> Void) throws(ClientError) -> TaskState? {
+        try ensureConnected()
+        let requestId = nextRequestId
+        nextRequestId += 1
+        streams[requestId] = []
+        defer { streams[requestId] = nil }
+        connection?.send(.logs(.init(requestId: requestId, id: id, follow: follow)))
+        while true {
+            try runUntil(timeoutSeconds: follow ? nil : 30, what: "waiting for the log of \(id)") {
+                streams[requestId]?.isEmpty == false
+            }
+            let arrived = streams[requestId] ?? []
+            streams[requestId] = []
+            for message in arrived {
+                switch message {
+                case .logChunk(let chunk):
+                    if !chunk.data.isEmpty { onChunk(chunk.data) }
+                    if chunk.done { return chunk.state }
+                case .error(let e):
+                    throw .server(e.code, e.reason)
+                default:
+                    throw .server(.unexpected, "unexpected reply to logs")
+                }
+            }
+        }
+    }
+
     // MARK: Machinery
 
     private func request(_ make: (Int) -> Message, timeoutSeconds: Double? = 30,
@@ -209,7 +280,7 @@ public final class SwarmClient {
             return
         }
         if let id = message.requestId {
-            replies[id] = message
+            if streams[id] != nil { streams[id]!.append(message) } else { replies[id] = message }
         } else if case .error(let e) = message {
             failure = .server(e.code, e.reason)
         }

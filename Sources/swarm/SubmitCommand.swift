@@ -1,25 +1,82 @@
 import ArgumentParser
+import Foundation
 import SwarmClient
 import SwarmProtocol
 
 struct SubmitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "submit", abstract: "Submit a task; prints its id.",
-        usage: "swarm submit [--scheduler HOST:PORT] [--id ID] [--wait] [--json] -- COMMAND [ARGS...]")
+        commandName: "submit", abstract: "Submit a task (a command, or an agent run through a runtime); prints its id.",
+        usage: """
+            swarm submit [options] -- COMMAND [ARGS...]
+            swarm submit --runtime NAME [--model M] (--prompt TEXT | --prompt-file F) [options]
+            swarm submit --file tasks.jsonl [--wait] [--json]
+            """)
 
     @OptionGroup var client: ClientOptions
     @Option(help: "Task id ([A-Za-z0-9._-], 1-128 characters); generated when absent.")
     var id: String?
+    @Option(help: "Run through this runtime of the workers' config (an agent CLI); takes no command.")
+    var runtime: String?
+    @Option(help: "Model the runtime should use.")
+    var model: String?
+    @Option(parsing: .unconditional, help: "The agent's prompt.")
+    var prompt: String?
+    @Option(help: "File holding the prompt (instead of --prompt).")
+    var promptFile: String?
+    @Option(parsing: .unconditional, help: "What the task should achieve.")
+    var objective: String?
+    @Option(help: "File holding JSON context for the agent (any JSON value).")
+    var contextFile: String?
+    @Option(parsing: .unconditionalSingleValue, help: "A requirement the result must meet; repeatable.")
+    var requirement: [String] = []
+    @Option(help: "simple, moderate, complex or a score (a whole number >= 0); computed when absent.")
+    var complexity: String?
+    @Option(parsing: .unconditional, help: "Initial timeout in seconds (overrides the complexity's).")
+    var timeout: Double?
+    @Option(parsing: .unconditional, help: "Maximum timeout in seconds, extensions included.")
+    var maxTimeout: Double?
+    @Option(parsing: .unconditional, help: "Seconds one deadline extension adds.")
+    var extendBy: Double?
+    @Option(parsing: .unconditional, help: "Extend only when the deadline is this many seconds away.")
+    var extendWithin: Double?
+    @Option(parsing: .unconditional, help: "Seconds of recent output an extension looks at.")
+    var activityWindow: Double?
+    @Option(parsing: .unconditional, help: "Output bursts needed in that window to extend.")
+    var minBursts: Int?
+    @Option(parsing: .unconditional, help: "Seconds without output before a silence warning.")
+    var silenceWarn: Double?
+    @Option(parsing: .unconditional, help: "Seconds without output before the task is killed.")
+    var silenceKill: Double?
+    @Option(parsing: .unconditional, help: "Seconds between SIGTERM and SIGKILL when the task is killed.")
+    var killGrace: Double?
     @Option(help: "A KEY=VALUE environment variable for the task; repeatable.")
     var env: [String] = []
-    @Flag(help: "Wait for the task to end; exit 0 only if it succeeded.")
+    @Option(help: "A KEY=VALUE label of the task (shown, not interpreted); repeatable.")
+    var label: [String] = []
+    @Option(help: "Id of the task that submits this one.")
+    var parent: String?
+    @Option(help: "A KEY=VALUE node label a worker must have; repeatable.")
+    var constraint: [String] = []
+    @Option(parsing: .unconditional, help: "Higher runs first (default 0).")
+    var priority: Int?
+    @Option(help: "Submit every task of this JSONL file (one spec per line) in one request; no other task options.")
+    var file: String?
+    @Flag(help: "Wait for the task(s) to end; exit 0 only if all succeeded.")
     var wait = false
-    @Flag(help: "Print the task as JSON (with --wait, once it has ended).")
+    @Flag(help: "Print JSON (the task; with --file {\"ids\", \"existing\"}).")
     var json = false
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
     var command: [String] = []
 
     var argv: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
+
+    /// Whether any option describing a task was given (with `--file`, none may be).
+    var hasTaskOptions: Bool {
+        let values: [Any?] = [id, runtime, model, prompt, promptFile, objective, contextFile, complexity, timeout, maxTimeout,
+                              extendBy, extendWithin, activityWindow, minBursts, silenceWarn, silenceKill, killGrace,
+                              parent, priority]
+        return values.contains { $0 != nil } || !requirement.isEmpty || !env.isEmpty || !label.isEmpty || !constraint.isEmpty
+    }
 
     func validate() throws {
         // The command captures everything after the options, so a help flag lands there.
@@ -27,13 +84,58 @@ struct SubmitCommand: ParsableCommand {
         if let first = command.first, first.hasPrefix("-"), first != "--" {
             throw ValidationError("unknown option '\(first)' (the command goes after --)")
         }
-        guard !argv.isEmpty else { throw ValidationError("missing command: swarm submit [options] -- COMMAND [ARGS...]") }
+        if file != nil {
+            if !argv.isEmpty { throw ValidationError("--file takes no command after --") }
+            if hasTaskOptions { throw ValidationError("--file takes no task options (put them in the file's lines)") }
+            return
+        }
+        if prompt != nil && promptFile != nil { throw ValidationError("--prompt and --prompt-file are mutually exclusive") }
+        if runtime != nil && !argv.isEmpty { throw ValidationError("a --runtime task takes no command after --") }
+        if runtime == nil && argv.isEmpty {
+            throw ValidationError("missing command: swarm submit [options] -- COMMAND [ARGS...] (or --runtime NAME --prompt TEXT, or --file F)")
+        }
         if let id, let problem = TaskID.problem(with: id) { throw ValidationError(problem) }
-        _ = try parsePairs(env, option: "--env")
+    }
+
+    /// The flags as task options (files not read yet).
+    func taskOptions() throws(TaskOptionsError) -> TaskOptions {
+        var o = TaskOptions()
+        o.id = id
+        o.command = argv
+        o.env = env.isEmpty ? nil : try TaskOptions.pairs(env, option: "--env")
+        o.runtime = runtime
+        o.model = model
+        o.prompt = prompt
+        o.promptFile = promptFile
+        o.objective = objective
+        o.contextFile = contextFile
+        o.requirements = requirement.isEmpty ? nil : requirement
+        o.complexity = complexity
+        o.timeout = timeout
+        o.maxTimeout = maxTimeout
+        o.extendBy = extendBy
+        o.extendWithin = extendWithin
+        o.activityWindow = activityWindow
+        o.minBursts = minBursts
+        o.silenceWarn = silenceWarn
+        o.silenceKill = silenceKill
+        o.killGrace = killGrace
+        o.labels = label.isEmpty ? nil : try TaskOptions.pairs(label, option: "--label")
+        o.parent = parent
+        o.constraints = constraint.isEmpty ? nil : try TaskOptions.pairs(constraint, option: "--constraint")
+        o.priority = priority
+        return o
+    }
+
+    /// The spec the flags describe, files read and checked (`TaskSpec.problem()`).
+    func taskSpec(readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskOptionsError) -> TaskSpec {
+        try taskOptions().spec(naming: .flags, readFile: readFile)
     }
 
     func run() throws {
-        let spec = TaskSpec(id: id, command: argv, env: env.isEmpty ? nil : try parsePairs(env, option: "--env"))
+        if let file { return try submitFile(file) }
+        let spec: TaskSpec
+        do { spec = try taskSpec() } catch { throw usageError(error.description) }
         let info: TaskInfo? = try runClient {
             let client = try client.client()
             let id = try client.submit(spec)
@@ -50,5 +152,41 @@ struct SubmitCommand: ParsableCommand {
             if !json { printError("task \(info.id) \(info.state.rawValue)\(info.reason.map { ": \($0)" } ?? "")") }
             throw ExitCode(1)
         }
+    }
+
+    /// `--file`: every line in one `submitBatch`; nothing is submitted if any line is bad.
+    private func submitFile(_ path: String) throws {
+        let specs: [TaskSpec]
+        do { specs = try TaskFile.load(path: path) } catch { throw usageError(error.description) }
+        let (submitted, infos): ((ids: [String], existing: [String]), [TaskInfo]?) = try runClient {
+            let client = try client.client()
+            let submitted = try client.submitBatch(specs)
+            if !json { printLine(Output.batchLines(ids: submitted.ids, existing: submitted.existing)) }
+            return (submitted, wait ? try client.wait(submitted.ids) : nil)
+        }
+        if json { printLine(Output.json(BatchJSON(ids: submitted.ids, existing: submitted.existing, tasks: infos))) }
+        guard let infos else { return }
+        if !json { printLine(Output.taskTable(infos)) }
+        let failed = infos.filter { $0.state != .succeeded }.count
+        if failed > 0 {
+            if !json { printError("\(failed) of \(infos.count) tasks did not succeed") }
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `submit --file --json`: the ids, those that existed already, and with `--wait` the tasks.
+private struct BatchJSON: Encodable {
+    var ids: [String]
+    var existing: [String]
+    var tasks: [TaskInfo]?
+
+    enum CodingKeys: String, CodingKey { case ids, existing, tasks }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ids, forKey: .ids)
+        try c.encode(existing, forKey: .existing)
+        try c.encodeIfPresent(tasks, forKey: .tasks)
     }
 }

@@ -34,7 +34,8 @@ struct Swarm: ParsableCommand {
         abstract: "Run agent processes (or any command) across a cluster of machines.",
         subcommands: [
             SchedulerCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
-            WaitCommand.self, TasksCommand.self, NodesCommand.self, UpCommand.self, DemoCommand.self,
+            WaitCommand.self, TasksCommand.self, NodesCommand.self, CancelCommand.self, LogsCommand.self,
+            StatsCommand.self, DrainCommand.self, UpCommand.self, DemoCommand.self,
         ]
     )
 }

@@ -1,0 +1,46 @@
+import Foundation
+import SwarmProtocol
+
+/// `swarm stats --json`: the `statsReply` payload without its `requestId`.
+public struct StatsSnapshot: Codable, Sendable, Equatable {
+    public var cluster: StatsBlock
+    /// Keyed by worker name.
+    public var workers: [String: StatsBlock]
+
+    public init(_ reply: Message.StatsReply) {
+        cluster = reply.cluster
+        workers = reply.workers
+    }
+}
+
+extension Output {
+    /// `swarm stats`: a task table (cluster, then each worker: totals, then one row per
+    /// model) and a health table (one row per scope and runtime).
+    public static func stats(_ reply: Message.StatsReply) -> String {
+        let scopes = [("cluster", reply.cluster)] + reply.workers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        var tasks = [["SCOPE", "MODEL", "ACTIVE", "DONE", "OK", "FAILED", "EXT", "SILENCE WARN", "SILENCE KILL",
+                      "TIMEOUTS", "MEAN RUN", "FAILED BY REASON"]]
+        var health = [["SCOPE", "RUNTIME", "HEALTHY", "PASSED", "FAILED", "LAST LATENCY", "MEAN LATENCY"]]
+        for (scope, block) in scopes {
+            tasks.append(counterRow(scope, "all", block.totals))
+            for (model, counters) in block.byModel.sorted(by: { $0.key < $1.key }) {
+                tasks.append(counterRow(scope, model, counters))
+            }
+            for (runtime, h) in block.health.sorted(by: { $0.key < $1.key }) {
+                health.append([scope, runtime, h.healthy ? "yes" : "NO", String(h.passed), String(h.failed),
+                               h.lastLatencyMs.map(ms) ?? "-", h.meanLatencyMs.map(ms) ?? "-"])
+            }
+        }
+        var text = table(tasks)
+        text += health.count > 1 ? "\n\n" + table(health) : "\n\nno runtime health checks"
+        return text
+    }
+
+    private static func counterRow(_ scope: String, _ model: String, _ c: StatsCounters) -> [String] {
+        let reasons = c.failedByReason.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let mean = c.completed > 0 ? ms(c.totalRunMs / Int64(c.completed)) : "-"
+        return [scope, model, String(c.active), String(c.completed), String(c.succeeded), String(c.failed),
+                String(c.extensions), String(c.silenceWarnings), String(c.silenceKills), String(c.timeouts), mean,
+                reasons.isEmpty ? "-" : reasons.joined(separator: ",")]
+    }
+}

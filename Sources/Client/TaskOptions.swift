@@ -1,0 +1,151 @@
+import Foundation
+import SwarmProtocol
+
+/// A task as a user describes it, to `swarm submit` (flags) or on a `--file` line (fields):
+/// the spec's fields plus the files its prompt and context come from. `spec(...)` reads those
+/// files and checks the result with `TaskSpec.problem()`, so both ways of submitting accept
+/// and refuse exactly the same tasks.
+public struct TaskOptions: Sendable, Equatable {
+    public var id: String?
+    public var command: [String] = []
+    public var env: [String: String]?
+    public var runtime: String?
+    public var model: String?
+    public var prompt: String?
+    /// Read as UTF-8 text into `prompt`; exclusive with `prompt`.
+    public var promptFile: String?
+    public var objective: String?
+    public var context: JSONValue?
+    /// Read and parsed as JSON (any value) into `context`; exclusive with `context`.
+    public var contextFile: String?
+    public var requirements: [String]?
+    /// `simple`, `moderate`, `complex` or a whole number >= 0.
+    public var complexity: String?
+    public var timeout: Double?
+    public var maxTimeout: Double?
+    public var extendBy: Double?
+    public var extendWithin: Double?
+    public var activityWindow: Double?
+    public var minBursts: Int?
+    public var silenceWarn: Double?
+    public var silenceKill: Double?
+    public var killGrace: Double?
+    public var labels: [String: String]?
+    public var parent: String?
+    public var constraints: [String: String]?
+    public var priority: Int?
+
+    public init() {}
+
+    /// How errors name the options: as `swarm submit` flags (`--prompt-file`) or as task file
+    /// fields (`promptFile`).
+    public enum Naming: Sendable {
+        case flags
+        case fields
+
+        func name(_ field: String) -> String {
+            switch self {
+            case .fields: return field
+            case .flags:
+                var flag = "--"
+                for character in field {
+                    if character.isUppercase { flag += "-" + character.lowercased() } else { flag.append(character) }
+                }
+                return flag
+            }
+        }
+    }
+
+    /// The spec these options describe. Relative `promptFile` and `contextFile` paths resolve
+    /// against `baseDirectory` (nil: the current directory); `readFile` reads a file's text.
+    /// Throws one clear sentence when a file cannot be read, the context is not JSON, options
+    /// exclude each other, or the spec is invalid (`TaskSpec.problem()`).
+    public func spec(baseDirectory: String? = nil, naming: Naming = .flags,
+                     readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskOptionsError) -> TaskSpec {
+        if naming == .flags {
+            // The flags' own words for the two ways a task's kind can be wrong.
+            if runtime != nil && !command.isEmpty { throw TaskOptionsError("a --runtime task takes no command after --") }
+            if runtime == nil && command.isEmpty {
+                throw TaskOptionsError("missing command: swarm submit [options] -- COMMAND [ARGS...] (or --runtime NAME --prompt TEXT)")
+            }
+        }
+        var spec = TaskSpec(id: id, command: command, env: env, runtime: runtime, model: model, prompt: prompt)
+        if let promptFile {
+            guard prompt == nil else {
+                throw TaskOptionsError("\(naming.name("prompt")) and \(naming.name("promptFile")) are mutually exclusive")
+            }
+            spec.prompt = try read(promptFile, option: naming.name("promptFile"), baseDirectory: baseDirectory, readFile: readFile)
+        }
+        spec.context = context
+        if let contextFile {
+            guard context == nil else {
+                throw TaskOptionsError("\(naming.name("context")) and \(naming.name("contextFile")) are mutually exclusive")
+            }
+            let text = try read(contextFile, option: naming.name("contextFile"), baseDirectory: baseDirectory, readFile: readFile)
+            do { spec.context = try JSONValue.parse(text) } catch {
+                throw TaskOptionsError("context file '\(contextFile)' is not JSON")
+            }
+        }
+        spec.objective = objective
+        spec.requirements = requirements.flatMap { $0.isEmpty ? nil : $0 }
+        spec.complexity = complexity
+        spec.timeout = timeout
+        spec.maxTimeout = maxTimeout
+        spec.extendBy = extendBy
+        spec.extendWithin = extendWithin
+        spec.activityWindow = activityWindow
+        spec.minBursts = minBursts
+        spec.silenceWarn = silenceWarn
+        spec.silenceKill = silenceKill
+        spec.killGrace = killGrace
+        spec.labels = labels
+        spec.parent = parent
+        spec.constraints = constraints
+        spec.priority = priority
+        if let problem = spec.problem() { throw TaskOptionsError(problem) }
+        return spec
+    }
+
+    private func read(_ path: String, option: String, baseDirectory: String?,
+                      readFile: (String) throws -> String) throws(TaskOptionsError) -> String {
+        let resolved = path.hasPrefix("/") || baseDirectory == nil ? path : baseDirectory! + "/" + path
+        do { return try readFile(resolved) } catch {
+            throw TaskOptionsError("cannot read \(option) '\(path)': \(error)")
+        }
+    }
+
+    /// `K=V` strings (repeated options) as a dictionary; a later key wins. `option` names the
+    /// flag in the error (`--env wants KEY=VALUE, got 'x'`).
+    public static func pairs(_ list: [String], option: String) throws(TaskOptionsError) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in list {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                throw TaskOptionsError("\(option) wants KEY=VALUE, got '\(pair)'")
+            }
+            result[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+        }
+        return result
+    }
+
+    /// Reads a file as UTF-8 text; the error says why not in a few words.
+    public static func readTextFile(_ path: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileReadError("no such file") }
+        if isDirectory.boolValue { throw FileReadError("it is a directory") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw FileReadError("not readable") }
+        guard let text = String(data: data, encoding: .utf8) else { throw FileReadError("not UTF-8 text") }
+        return text
+    }
+}
+
+/// Why options do not make a task: one sentence for the user.
+public struct TaskOptionsError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Why a file could not be read, in a few words (`no such file`).
+public struct FileReadError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
