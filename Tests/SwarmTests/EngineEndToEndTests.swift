@@ -106,6 +106,11 @@ import Glibc
         #expect(info.state == .silenceKilled)
         #expect(info.reason?.contains("no output for") == true)
         #expect(info.metrics.silenceWarnings == 1)
+        let stats = try client.stats()
+        #expect(stats.cluster.totals.silenceKills == 1)
+        #expect(stats.cluster.byModel["sonnet"]?.failedByReason["silence_killed"] == 1)
+        #expect(stats.cluster.byModel["sonnet"]?.silenceWarnings == 1)
+        #expect(stats.workers["worker-1"]?.totals.completed == 1)
     }
 
     @Test func progressEarnsExtensionsUpToTheMaximum() throws {
@@ -118,7 +123,8 @@ import Glibc
         })
         // Silent from the start: no progress, so no extension, whatever the maximum.
         let stuck = try client.submit(Self.agentTask("stuck", env: ["FAKE_SILENCE": "30"]) {
-            $0.timeout = 0.6; $0.maxTimeout = 5; $0.extendWithin = 0.3; $0.killGrace = 0.5; $0.silenceKill = 60
+            $0.timeout = 0.6; $0.maxTimeout = 5; $0.extendWithin = 0.3; $0.activityWindow = 0.2; $0.killGrace = 0.5
+            $0.silenceKill = 60
         })
         let b = try client.wait([busy])[0], s = try client.wait([stuck])[0]
         #expect(b.state == .timedOut)
@@ -182,6 +188,21 @@ import Glibc
         #expect(status.passed >= 2)
         #expect(status.passed < 50)
         #expect(events.count >= 2 * 50 + 2 * 2)
+    }
+
+    @Test func cancelKillsARunningTaskAndDropsAQueuedOne() throws {
+        let (cluster, client, dir) = try Self.cluster(slots: 1)
+        defer { Self.finish(cluster, dir) }
+        let running = try client.submit(TaskSpec(id: "c-run", command: ["sh", "-c", "trap '' TERM; sleep 60"]) .with { $0.killGrace = 0.3 })
+        let queued = try client.submit(TaskSpec(id: "c-queued", command: ["true"]))
+        for _ in 0..<300 where try client.status(running).startedAt == nil { usleep(10_000) }
+        let q = try client.cancel(queued)
+        #expect(q.state == .cancelled)
+        _ = try client.cancel(running)
+        let r = try client.wait([running])[0]
+        #expect(r.state == .cancelled)
+        #expect(r.reason?.contains("cancelled") == true)
+        #expect(throws: ClientError.self) { try client.cancel(running) }
     }
 }
 

@@ -80,7 +80,7 @@ import SwarmProtocol
     }
 
     @Test func contextFileTakesAnyJSONValue() throws {
-        #expect(try Self.spec(["--runtime", "r", "--context-file", "scalar.json"]).context == .number(42))
+        #expect(try Self.spec(["--runtime", "r", "--prompt", "p", "--context-file", "scalar.json"]).context == .number(42))
     }
 
     @Test func usageErrorsAreOneClearSentence() {
@@ -88,16 +88,16 @@ import SwarmProtocol
             (["--runtime", "claude", "--prompt", "a", "--prompt-file", "prompt.md"], "--prompt and --prompt-file are mutually exclusive"),
             (["--runtime", "claude", "--", "ls"], "a --runtime task takes no command after --"),
             (["--model", "sonnet"], "missing command"),
-            (["--runtime", "claude", "--context-file", "broken.json"], "context file 'broken.json' is not JSON"),
-            (["--runtime", "claude", "--context-file", "gone.json"], "cannot read --context-file 'gone.json': no such file"),
+            (["--runtime", "claude", "--prompt", "p", "--context-file", "broken.json"], "context file 'broken.json' is not JSON"),
+            (["--runtime", "claude", "--prompt", "p", "--context-file", "gone.json"], "cannot read --context-file 'gone.json': no such file"),
             (["--runtime", "claude", "--prompt-file", "gone.md"], "cannot read --prompt-file 'gone.md': no such file"),
-            (["--runtime", "claude", "--complexity", "hard"], "complexity must be simple, moderate, complex"),
-            (["--runtime", "claude", "--timeout", "10", "--max-timeout", "5"], "is over maxTimeout"),
-            (["--runtime", "claude", "--timeout", "-1"], "timeout must be a number of seconds"),
-            (["--runtime", "claude", "--silence-kill", "0"], "silenceKill must be more than 0 seconds"),
-            (["--runtime", "bad name"], "invalid runtime name"),
-            (["--runtime", "claude", "--model", "two words"], "invalid model name"),
-            (["--runtime", "claude", "--parent", "../x"], "parent: task id"),
+            (["--runtime", "claude", "--prompt", "p", "--complexity", "hard"], "complexity must be simple, moderate, complex"),
+            (["--runtime", "claude", "--prompt", "p", "--timeout", "10", "--max-timeout", "5"], "is over maxTimeout"),
+            (["--runtime", "claude", "--prompt", "p", "--timeout", "-1"], "timeout must be a number of seconds"),
+            (["--runtime", "claude", "--prompt", "p", "--silence-kill", "0"], "silenceKill must be more than 0 seconds"),
+            (["--runtime", "bad name", "--prompt", "p"], "invalid runtime name"),
+            (["--runtime", "claude", "--prompt", "p", "--model", "two words"], "invalid model name"),
+            (["--runtime", "claude", "--prompt", "p", "--parent", "../x"], "parent: task id"),
             (["--env", "NOVALUE", "--", "true"], "--env wants KEY=VALUE, got 'NOVALUE'"),
             (["--constraint", "=v", "--", "true"], "--constraint wants KEY=VALUE"),
             (["--label", "x", "--", "true"], "--label wants KEY=VALUE"),

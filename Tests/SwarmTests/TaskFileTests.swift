@@ -74,9 +74,9 @@ import SwarmProtocol
 
     @Test func synonymsAndAlternativeShapes() throws {
         let specs = try Self.parse("""
-            {"runtime": "r", "requirement": "one", "label": {"a": "b"}, "constraint": {"zone": "eu"}, "complexity": "complex"}
-            {"runtime": "r", "requirement": ["x", "y"], "context": {"inline": [1]}, "contextFile": null}
-            {"runtime": "r", "contextFile": "/abs/ctx.json", "requirements": "single"}
+            {"runtime": "r", "prompt": "p", "requirement": "one", "label": {"a": "b"}, "constraint": {"zone": "eu"}, "complexity": "complex"}
+            {"runtime": "r", "prompt": "p", "requirement": ["x", "y"], "context": {"inline": [1]}, "contextFile": null}
+            {"runtime": "r", "prompt": "p", "contextFile": "/abs/ctx.json", "requirements": "single"}
             """)
         #expect(specs[0].requirements == ["one"])
         #expect(specs[0].labels == ["a": "b"])
@@ -132,7 +132,7 @@ import SwarmProtocol
     }
 
     @Test func duplicateIdsAreRefusedWithBothLines() {
-        let text = "{\"id\": \"a\", \"command\": [\"true\"]}\n{\"id\": \"b\", \"command\": [\"true\"]}\n{\"id\": \"a\", \"runtime\": \"r\"}"
+        let text = "{\"id\": \"a\", \"command\": [\"true\"]}\n{\"id\": \"b\", \"command\": [\"true\"]}\n{\"id\": \"a\", \"runtime\": \"r\", \"prompt\": \"p\"}"
         #expect(throws: TaskFileError(file: "tasks.jsonl", line: 3, reason: "duplicate id 'a' (first on line 1)")) {
             try Self.parse(text)
         }
