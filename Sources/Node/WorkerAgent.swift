@@ -222,7 +222,8 @@ public final class WorkerAgent {
             logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
             let period = UInt64(max(10, registered.heartbeatMs))
             heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
-            if !probes.isEmpty { sendHealth() }
+            // Probes may have ended between the register and now: the scheduler gets the latest.
+            if !config.runtimes.isEmpty { sendHealth() }
             for result in outbox { connection?.send(.taskFinished(.init(result: result))) }
         case .assign(let assign):
             startTask(assign.task)

@@ -1,0 +1,143 @@
+import Testing
+@testable import SwarmProtocol
+@testable import SwarmScheduler
+
+/// The scheduler's side of the agent engine, pure: cancel, events, stats, health slots,
+/// health_failed runs, batches and drains.
+@Suite struct EngineSchedulerTests {
+    static func cluster(slots: Int = 2) throws -> ClusterState {
+        var state = ClusterState()
+        _ = try state.register(node: "w1", slots: slots, labels: [:], running: [], finished: [], address: nil, nowMs: 0)
+        return state
+    }
+
+    static func assigned(_ directives: [SchedulerDirective]) -> [TaskAssignment] {
+        directives.compactMap { if case .assign(_, let a) = $0 { a } else { nil } }
+    }
+
+    static func result(_ a: TaskAssignment, _ state: TaskState, at: Int64 = 50) -> TaskResult {
+        var r = TaskResult(id: a.id, state: state, exitCode: state == .succeeded ? 0 : nil, signal: nil, reason: nil,
+                           output: "", pid: 10, attempt: a.attempt, startedAt: 10, finishedAt: at)
+        r.metrics.model = a.spec.model
+        r.metrics.extensions = 1
+        r.metrics.silenceWarnings = state == .silenceKilled ? 1 : 0
+        return r
+    }
+
+    @Test func assignmentsCarryTheWholeSpecAndItsTimes() throws {
+        var state = try Self.cluster()
+        var spec = TaskSpec(id: "a1", runtime: "claude", model: "opus", prompt: "hi")
+        spec.context = .object(["k": .number(1)])
+        spec.parent = "root"
+        _ = try state.submit(spec, nowMs: 5)
+        let a = try #require(Self.assigned(state.schedule(nowMs: 7)).first)
+        #expect(a.spec == spec)
+        #expect(a.submittedAt == 5 && a.placedAt == 7 && a.attempt == 1)
+        let info = try state.task("a1")
+        #expect(info.parent == "root" && info.metrics.model == "opus" && info.metrics.runtime == "claude" && info.node == "w1")
+    }
+
+    @Test func cancelEndsAQueuedTaskAndKillsARunningOne() throws {
+        var state = try Self.cluster(slots: 1)
+        _ = try state.submit(TaskSpec(id: "r", command: ["sleep", "9"]), nowMs: 1)
+        _ = try state.submit(TaskSpec(id: "q", command: ["true"]), nowMs: 1)
+        let run = try #require(Self.assigned(state.schedule(nowMs: 2)).first)
+        #expect(try state.cancel("q", nowMs: 3) == [.taskEnded(id: "q")])
+        #expect(try state.task("q").state == .cancelled)
+        #expect(state.queuedCount == 0)
+        #expect(try state.cancel("r", nowMs: 4) == [.kill(node: "w1", run: RunRef(id: "r", attempt: 1), reason: "cancelled by user")])
+        // Asking twice does not kill twice; a reconnect repeats the kill.
+        #expect(try state.cancel("r", nowMs: 5) == [])
+        #expect(state.cancelKills(node: "w1") == [.kill(node: "w1", run: RunRef(id: "r", attempt: 1), reason: "cancelled by user")])
+        var killed = Self.result(run, .cancelled)
+        killed.reason = "killed by scheduler: cancelled by user"
+        _ = state.taskFinished(node: "w1", result: killed, nowMs: 6)
+        #expect(try state.task("r").state == .cancelled)
+        #expect(throws: SchedulerError.alreadyEnded("r", .cancelled)) { try state.cancel("r", nowMs: 7) }
+        #expect(throws: SchedulerError.unknownTask("nope")) { try state.cancel("nope", nowMs: 7) }
+    }
+
+    @Test func aCancelledRunThatWasLostDoesNotRunAgain() throws {
+        var state = try Self.cluster(slots: 1)
+        _ = try state.submit(TaskSpec(id: "r", command: ["sleep", "9"]), nowMs: 1)
+        _ = state.schedule(nowMs: 2)
+        _ = try state.cancel("r", nowMs: 3)
+        let directives = state.tick(nowMs: 60_000)  // the worker was lost meanwhile
+        #expect(directives.contains(.taskEnded(id: "r")))
+        #expect(try state.task("r").state == .cancelled)
+        #expect(state.queuedCount == 0)
+    }
+
+    @Test func eventsAndResultsFeedTaskMetricsAndStats() throws {
+        var state = try Self.cluster()
+        _ = try state.submit(TaskSpec(id: "m1", runtime: "claude", model: "opus", prompt: "x"), nowMs: 1)
+        _ = try state.submit(TaskSpec(id: "m2", runtime: "claude", model: "opus", prompt: "y"), nowMs: 1)
+        let runs = Self.assigned(state.schedule(nowMs: 2))
+        #expect(runs.count == 2)
+        state.taskEvent(node: "w1", run: RunRef(id: "m1", attempt: 1), kind: "silence_warning")
+        state.taskEvent(node: "w1", run: RunRef(id: "m1", attempt: 9), kind: "silence_warning")  // not the current run
+        #expect(try state.task("m1").metrics.silenceWarnings == 1)
+        let active = state.statistics()
+        #expect(active.cluster.byModel["opus"]?.active == 2)
+        _ = state.taskFinished(node: "w1", result: Self.result(runs[0], .silenceKilled), nowMs: 60)
+        _ = state.taskFinished(node: "w1", result: Self.result(runs[1], .succeeded), nowMs: 60)
+        let stats = state.statistics()
+        let opus = try #require(stats.cluster.byModel["opus"])
+        #expect(opus.active == 0 && opus.completed == 2 && opus.succeeded == 1 && opus.failed == 1)
+        #expect(opus.failedByReason == ["silence_killed": 1])
+        #expect(opus.silenceKills == 1 && opus.extensions == 2 && opus.silenceWarnings == 1)
+        #expect(stats.workers["w1"]?.totals == stats.cluster.totals)
+        #expect(try state.task("m1").metrics.extensions == 1)
+    }
+
+    @Test func probesHoldSlotsAndHealthIsReported() throws {
+        var state = try Self.cluster(slots: 2)
+        let status = RuntimeStatus(name: "claude", healthy: true, checkedAt: 3, latencyMs: 40, passed: 1, totalLatencyMs: 40)
+        state.setHealth(node: "w1", runtimes: [status], probing: 1)
+        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", command: ["true"]), nowMs: 1) }
+        #expect(Self.assigned(state.schedule(nowMs: 2)).count == 1)
+        #expect(state.listNodes(nowMs: 2).first?.runtimes == [status])
+        #expect(state.statistics().cluster.health["claude"]?.meanLatencyMs == 40)
+        state.setHealth(node: "w1", runtimes: [status], probing: 0)
+        #expect(Self.assigned(state.schedule(nowMs: 3)).count == 1)
+    }
+
+    @Test func healthFailedRunsGoBackToTheQueueUntilAttemptsRunOut() throws {
+        var state = try Self.cluster(slots: 1)
+        _ = try state.submit(TaskSpec(id: "h", runtime: "claude", prompt: "x"), nowMs: 1)
+        for attempt in 1...3 {
+            let run = try #require(Self.assigned(state.schedule(nowMs: Int64(attempt * 10))).first)
+            #expect(run.attempt == attempt)
+            _ = state.taskFinished(node: "w1", result: Self.result(run, .healthFailed), nowMs: Int64(attempt * 10 + 1))
+        }
+        #expect(try state.task("h").state == .healthFailed)
+        #expect(try state.task("h").attempts == 3)
+    }
+
+    @Test func batchesAreAllOrNothingAndIdempotent() throws {
+        var state = try Self.cluster()
+        let a = TaskSpec(id: "a", command: ["true"]), b = TaskSpec(id: "b", command: ["true"])
+        let first = try state.submitBatch([a, b, TaskSpec(command: ["true"])], nowMs: 1)
+        #expect(first.ids.prefix(2) == ["a", "b"] && first.existing.isEmpty && first.ids.count == 3)
+        let again = try state.submitBatch([a, b], nowMs: 2)
+        #expect(again.ids == ["a", "b"] && again.existing == ["a", "b"])
+        #expect(state.listTasks().count == 3)
+        // A bad task anywhere: nothing of the batch goes in.
+        #expect(throws: SchedulerError.self) { try state.submitBatch([TaskSpec(id: "c", command: ["true"]), TaskSpec(command: [])], nowMs: 3) }
+        #expect(throws: SchedulerError.duplicateId("a")) { try state.submitBatch([TaskSpec(id: "a", command: ["false"])], nowMs: 3) }
+        #expect(throws: SchedulerError.self) { try state.submitBatch([TaskSpec(id: "d", command: ["true"]), TaskSpec(id: "d", command: ["true"])], nowMs: 3) }
+        #expect(state.listTasks().count == 3)
+    }
+
+    @Test func aDrainedNodeGetsNothingNewEvenAfterReconnecting() throws {
+        var state = try Self.cluster()
+        try state.drain(node: "w1")
+        _ = try state.submit(TaskSpec(id: "t", command: ["true"]), nowMs: 1)
+        #expect(Self.assigned(state.schedule(nowMs: 2)).isEmpty)
+        _ = state.disconnected(node: "w1", nowMs: 3)
+        _ = try state.register(node: "w1", slots: 2, labels: [:], running: [], finished: [], address: nil, nowMs: 4)
+        #expect(state.listNodes(nowMs: 4).first?.state == .draining)
+        #expect(Self.assigned(state.schedule(nowMs: 5)).isEmpty)
+        #expect(throws: SchedulerError.unknownNode("zz")) { try state.drain(node: "zz") }
+    }
+}
