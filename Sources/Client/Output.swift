@@ -142,6 +142,18 @@ public func loadClusterToken(file: String?) throws -> ClusterToken? {
     return nil
 }
 
+/// The token and client name to connect with: the cluster token (`--token-file`, then
+/// `SWARM_TOKEN`) as `client`; else, inside a task (`SWARM_TASK_TOKEN` and `SWARM_TASK_ID` set
+/// by its worker), the task's own credential as `task:ID`.
+public func loadClientCredentials(file: String?) throws -> (token: ClusterToken?, name: String) {
+    if let token = try loadClusterToken(file: file) { return (token, "client") }
+    let env = ProcessInfo.processInfo.environment
+    if let credential = env["SWARM_TASK_TOKEN"], !credential.isEmpty, let id = env["SWARM_TASK_ID"], !id.isEmpty {
+        return (ClusterToken(credential), ClusterToken.taskNamePrefix + id)
+    }
+    return (nil, "client")
+}
+
 public struct TokenError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }

@@ -78,6 +78,8 @@ struct LaunchPlan {
         env["SWARM_WORK_DIR"] = workDir
         env["SWARM_PARENT_ID"] = spec.parent ?? ""
         env["SWARM_CONTEXT_FILE"] = contextPath ?? ""
+        // The task's own credential (not the cluster token): enough to submit child tasks.
+        env["SWARM_TASK_TOKEN"] = config.token?.taskCredential(for: task.id)
         if spec.runtime != nil || spec.model != nil { env["SWARM_MODEL"] = metrics.model ?? "" }
         let context = RunnerContext(
             argv: argv, environment: env.map { "\($0.key)=\($0.value)" }, workingDirectory: workDir,

@@ -28,6 +28,24 @@ public struct ClusterToken: Sendable, Equatable {
     }
 
     /// 32 random bytes, hex.
+    /// Client names that carry a task's credential: `task:ID`.
+    public static let taskNamePrefix = "task:"
+
+    /// The credential a worker gives task `id` (as `SWARM_TASK_TOKEN`), so its agent can
+    /// submit child tasks without holding the cluster token. It authenticates only a client
+    /// named `task:ID`, and the scheduler limits what such a client may do.
+    public func taskCredential(for id: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("swarm-task|\(id)".utf8), using: SymmetricKey(data: secret))
+        return Data(mac).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The key a peer of this name and role proves: a task's credential for `task:ID`
+    /// clients, else the cluster token itself.
+    public func key(role: PeerRole, name: String) -> ClusterToken {
+        guard role == .client, name.hasPrefix(Self.taskNamePrefix) else { return self }
+        return ClusterToken(taskCredential(for: String(name.dropFirst(Self.taskNamePrefix.count))))
+    }
+
     public static func makeNonce() -> String {
         var rng = SystemRandomNumberGenerator()
         return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
@@ -85,7 +103,8 @@ public struct ServerHandshake: Sendable {
             return [.send(.welcome(.init(server: serverName))), .established(hello)]
 
         case (.awaitingAuth(let hello, let nonce), .auth(let auth)):
-            guard let token, token.verify(auth.mac, purpose: "peer", nonce: nonce, role: hello.role, name: hello.name) else {
+            guard let token = token?.key(role: hello.role, name: hello.name),
+                  token.verify(auth.mac, purpose: "peer", nonce: nonce, role: hello.role, name: hello.name) else {
                 return fail(.authFailed, "authentication failed: wrong cluster token")
             }
             guard let peerNonce = hello.nonce, !peerNonce.isEmpty else {

@@ -248,6 +248,24 @@ public final class SchedulerServer {
 
     private func receivedFromClient(_ message: Message, session: PeerSession) {
         let nowMs = now()
+        var message = message
+        // A task's agent (authenticated by its task credential) may submit and look, not
+        // cancel or drain; what it submits is its child unless it says otherwise.
+        if let name = session.hello?.name, name.hasPrefix(ClusterToken.taskNamePrefix) {
+            let parent = String(name.dropFirst(ClusterToken.taskNamePrefix.count))
+            switch message {
+            case .cancel, .drain:
+                session.connection.send(.error(.init(code: .unexpected, reason: "a task's credential may not send '\(message.type)'", requestId: message.requestId)))
+                return
+            case .submit(var submit):
+                if submit.task.parent == nil { submit.task.parent = parent }
+                message = .submit(submit)
+            case .submitBatch(var batch):
+                for i in batch.tasks.indices where batch.tasks[i].parent == nil { batch.tasks[i].parent = parent }
+                message = .submitBatch(batch)
+            default: break
+            }
+        }
         switch message {
         case .submit(let submit):
             do {

@@ -18,7 +18,8 @@ struct ClientOptions: ParsableArguments {
 
     func client() throws -> SwarmClient {
         do {
-            return try SwarmClient(address: address, token: try loadClusterToken(file: tokenFile))
+            let (token, name) = try loadClientCredentials(file: tokenFile)
+            return try SwarmClient(address: address, token: token, name: name)
         } catch let error as TokenError {
             throw CLIError(error.description)
         }

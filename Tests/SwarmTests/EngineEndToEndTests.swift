@@ -122,7 +122,7 @@ import Glibc
             $0.killGrace = 0.5
         })
         // Silent from the start: no progress, so no extension, whatever the maximum.
-        let stuck = try client.submit(Self.agentTask("stuck", env: ["FAKE_SILENCE": "30"]) {
+        let stuck = try client.submit(Self.agentTask("stuck", env: ["FAKE_SILENCE": "30", "FAKE_QUIET": "1"]) {
             $0.timeout = 0.6; $0.maxTimeout = 5; $0.extendWithin = 0.3; $0.activityWindow = 0.2; $0.killGrace = 0.5
             $0.silenceKill = 60
         })
@@ -140,7 +140,7 @@ import Glibc
     @Test func agentIgnoringTermIsKilledWithItsGrandchildren() throws {
         let (cluster, client, dir) = try Self.cluster()
         defer { Self.finish(cluster, dir) }
-        let id = try client.submit(Self.agentTask("stubborn", env: ["FAKE_IGNORE_TERM": "1", "FAKE_GRANDCHILDREN": "2", "FAKE_SILENCE": "60"]) {
+        let id = try client.submit(Self.agentTask("stubborn", env: ["FAKE_IGNORE_TERM": "1", "FAKE_GRANDCHILDREN": "2", "FAKE_SILENCE": "60", "FAKE_QUIET": "1"]) {
             $0.timeout = 0.5; $0.killGrace = 1; $0.silenceKill = 60
         })
         for _ in 0..<300 where try client.status(id).startedAt == nil { usleep(10_000) }
@@ -203,6 +203,35 @@ import Glibc
         #expect(r.state == .cancelled)
         #expect(r.reason?.contains("cancelled") == true)
         #expect(throws: ClientError.self) { try client.cancel(running) }
+    }
+
+    @Test func anAgentSubmitsChildTasksWithItsOwnCredentialNotTheClusterToken() throws {
+        let dir = NSTemporaryDirectory() + "swarm-engine-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var options = LocalCluster.Options()
+        options.workers = 1
+        options.slots = 2
+        options.dataDir = dir
+        options.token = ClusterToken("engine-secret")
+        let cluster = try LocalCluster(options, logger: Logger(label: "test"))
+        defer { Self.finish(cluster, dir) }
+        let client = try SwarmClient(address: cluster.address, token: ClusterToken("engine-secret"))
+        // The agent sees no cluster token, only its task credential; its child's parent is it.
+        let script = """
+        test -z "$SWARM_TOKEN" || exit 9
+        "$SWARM_BIN" submit --id child-1 --wait -- echo from-child || exit 7
+        "$SWARM_BIN" drain worker-1 && exit 8
+        exit 0
+        """
+        let id = try client.submit(TaskSpec(id: "parent-1", command: ["sh", "-c", script], env: ["SWARM_BIN": ProcessHarness.swarmBinary]))
+        let parent = try client.wait([id])[0]
+        let parentOutput = try client.status(id).output ?? ""
+        #expect(parent.state == .succeeded, "\(parentOutput)")
+        let child = try client.status("child-1")
+        #expect(child.state == .succeeded)
+        #expect(child.parent == "parent-1")
+        // A wrong credential is refused.
+        let forged = try? SwarmClient(address: cluster.address, token: ClusterToken("guess"), name: "task:parent-1").listTasks()
+        #expect(forged == nil)
     }
 }
 

@@ -6,6 +6,7 @@
 #   FAKE_IGNORE_TERM=1              ignore SIGTERM (inherited by grandchildren)
 #   FAKE_GRANDCHILDREN=N            start N background `sleep` grandchildren first
 #   FAKE_MARKS=FILE                 append "S <ns>" at start and "E <ns>" at the end
+#   FAKE_QUIET=1                    print nothing at start (no model/prompt/env lines)
 #   FAKE_EXIT=CODE                  exit code
 model=""
 while [ $# -gt 0 ]; do
@@ -18,9 +19,11 @@ done
 [ -n "$FAKE_MARKS" ] && echo "S $(date +%s%N)" >> "$FAKE_MARKS"
 [ "${FAKE_IGNORE_TERM:-0}" = 1 ] && trap '' TERM
 prompt=$(cat)
-echo "model=$model"
-echo "prompt=$prompt"
-echo "env task=$SWARM_TASK_ID parent=$SWARM_PARENT_ID context=$SWARM_CONTEXT_FILE model=$SWARM_MODEL scheduler=$SWARM_SCHEDULER"
+if [ "${FAKE_QUIET:-0}" != 1 ]; then
+    echo "model=$model"
+    echo "prompt=$prompt"
+    echo "env task=$SWARM_TASK_ID parent=$SWARM_PARENT_ID context=$SWARM_CONTEXT_FILE model=$SWARM_MODEL scheduler=$SWARM_SCHEDULER"
+fi
 i=0
 while [ "$i" -lt "${FAKE_GRANDCHILDREN:-0}" ]; do
     sleep 1000 > /dev/null 2>&1 &
