@@ -45,21 +45,36 @@ public struct SchedulerSettings: Sendable {
     public var heartbeatMs: Int = 1_000
     /// Runs per task before it is given up as `lost` (after node losses).
     public var maxAttempts = 3
+    /// How placement ranks the nodes a task fits on.
+    public var placementPolicy: PlacementPolicy = .spread
+    /// Cluster-wide limits on running tasks per model (model name -> most running at once).
+    /// A model not listed has no limit; a limit of 0 makes its tasks unplaceable.
+    public var modelLimits: [String: Int] = [:]
 
-    public init(lostAfterMs: Int64 = 10_000, heartbeatMs: Int = 1_000, maxAttempts: Int = 3) {
+    public init(lostAfterMs: Int64 = 10_000, heartbeatMs: Int = 1_000, maxAttempts: Int = 3,
+                placementPolicy: PlacementPolicy = .spread, modelLimits: [String: Int] = [:]) {
         self.lostAfterMs = lostAfterMs
         self.heartbeatMs = heartbeatMs
         self.maxAttempts = maxAttempts
+        self.placementPolicy = placementPolicy
+        self.modelLimits = modelLimits
     }
 }
 
 /// The whole cluster as the scheduler knows it: a pure value. Every input carries `nowMs`
 /// (unix milliseconds); every output is a list of directives for the shell to carry out.
+/// Placement (`schedule`, wait reasons) is in ClusterState+Placement.swift.
 public struct ClusterState: Sendable {
     struct NodeRecord: Sendable {
         var name: String
+        /// Its slot in the `NodeIndex`.
+        var slot: Int
         var slots: Int
         var labels: [String: String]
+        /// Runtimes it has, by name, and whether each is healthy.
+        var runtimes: [String: Bool] = [:]
+        /// Whether it runs plain commands (tasks without a runtime).
+        var allowsCommands = true
         var state: NodeState = .ready
         var connected = true
         var lastSeenMs: Int64
@@ -73,7 +88,8 @@ public struct ClusterState: Sendable {
         /// whose results are still on their way: ignored when they come, and no new run of
         /// that task goes to this node before they have (the two would share an attempt number).
         var stale: [String: Int] = [:]
-        /// No placements here before this time (set when the worker refuses one).
+        /// No placements here before this time (set when the worker refuses one); 0 once the
+        /// hold has been released by `schedule`.
         var holdUntilMs: Int64 = 0
         /// The worker said it is stopping.
         var leaving = false
@@ -86,18 +102,30 @@ public struct ClusterState: Sendable {
         var spec: TaskSpec
         var info: TaskInfo
         var sequence: UInt64
+        var request: PlacementRequest
     }
 
     public let settings: SchedulerSettings
-    private(set) var nodes: [String: NodeRecord] = [:]
-    private(set) var tasks: [String: TaskRecord] = [:]
-    private(set) var queue = TaskQueue()
+    // Internal rather than private(set) so that ClusterState+Placement.swift can update them;
+    // nothing else in the module does.
+    var nodes: [String: NodeRecord] = [:]
+    var tasks: [String: TaskRecord] = [:]
+    var queue = PlacementQueue()
+    /// Usable nodes, grouped and ranked for placement; kept in step by `reindex`.
+    var index: NodeIndex
+    /// Running (assigned) tasks per model, cluster-wide.
+    var modelRunning: [String: Int] = [:]
+    /// Nodes with a hold (`holdUntilMs != 0`) that `schedule` has to release in time.
+    var heldNodes: Set<String> = []
+    /// Nodes with dying or stale runs: their tasks get no new run there yet.
+    var nodesWithOldRuns: Set<String> = []
     private var nextSequence: UInt64 = 0
     /// Submission order, for listings.
     private var order: [String] = []
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings
+        self.index = NodeIndex(policy: settings.placementPolicy)
     }
 
     public var queuedCount: Int { queue.count }
@@ -113,10 +141,11 @@ public struct ClusterState: Sendable {
         var stored = spec
         stored.id = id
         nextSequence += 1
+        let request = Self.placementRequest(for: stored)
         tasks[id] = TaskRecord(spec: stored,
                                info: TaskInfo(id: id, state: .queued, command: spec.command, submittedAt: nowMs),
-                               sequence: nextSequence)
-        queue.push(id: id, sequence: nextSequence)
+                               sequence: nextSequence, request: request)
+        queue.push(id: id, request: request, sequence: nextSequence)
         order.append(id)
         return id
     }
@@ -156,7 +185,7 @@ public struct ClusterState: Sendable {
         guard slots >= 1 && slots <= 100_000 else { throw .invalidRegistration("slots must be 1 to 100000, got \(slots)") }
         if let existing = nodes[name], existing.connected { throw .workerNameInUse(name) }
         var directives: [SchedulerDirective] = []
-        var node = nodes[name] ?? NodeRecord(name: name, slots: slots, labels: labels, lastSeenMs: nowMs)
+        var node = nodes[name] ?? NodeRecord(name: name, slot: index.addNode(name), slots: slots, labels: labels, lastSeenMs: nowMs)
         node.slots = slots
         node.labels = labels
         node.connected = true
@@ -168,6 +197,7 @@ public struct ClusterState: Sendable {
         let reported = Set(running).union(finished)
         for (id, attempt) in node.assigned.sorted(by: { $0.key < $1.key }) where !reported.contains(RunRef(id: id, attempt: attempt)) {
             node.assigned[id] = nil
+            released(id)
             if let ended = requeue(id, reason: "its worker restarted without it", nowMs: nowMs) { directives.append(ended) }
         }
         node.dying = [:]
@@ -180,6 +210,7 @@ public struct ClusterState: Sendable {
             node.stale[run.id] = run.attempt
         }
         nodes[name] = node
+        reindex(name, regroup: true)
         return directives
     }
 
@@ -197,6 +228,7 @@ public struct ClusterState: Sendable {
         let present = Set(running)
         node.dying = node.dying.filter { present.contains(RunRef(id: $0.key, attempt: $0.value)) }
         nodes[name] = node
+        reindex(name)
     }
 
     /// The scheduler itself was stalled (paused, swapped out): its workers' messages wait
@@ -212,6 +244,7 @@ public struct ClusterState: Sendable {
     public mutating func leaving(node name: String) {
         nodes[name]?.leaving = true
         nodes[name]?.state = .draining
+        reindex(name)
     }
 
     /// The worker's connection dropped. Its tasks stay assigned: it keeps running them and
@@ -227,10 +260,12 @@ public struct ClusterState: Sendable {
             node.dying = [:]
             nodes[name] = node
             for id in orphans {
+                released(id)
                 if let ended = requeue(id, reason: "worker \(name) left", nowMs: nowMs) { directives.append(ended) }
             }
         }
         nodes[name] = node
+        reindex(name)
         return directives
     }
 
@@ -249,6 +284,7 @@ public struct ClusterState: Sendable {
             node.dying[result.id] = nil
             node.stale[result.id] = nil
             nodes[name] = node
+            reindex(name)
             return directives
         }
         guard node.assigned[result.id] == result.attempt, var record = tasks[result.id],
@@ -256,8 +292,10 @@ public struct ClusterState: Sendable {
             return directives
         }
         node.assigned[result.id] = nil
+        released(result.id)
         if result.state == .lost {
             nodes[name] = node
+            reindex(name)
             if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", nowMs: nowMs) {
                 directives.append(ended)
             }
@@ -265,6 +303,7 @@ public struct ClusterState: Sendable {
         }
         node.completed += 1
         nodes[name] = node
+        reindex(name)
         record.info.exitCode = result.exitCode
         record.info.signal = result.signal
         record.info.output = result.output
@@ -283,6 +322,8 @@ public struct ClusterState: Sendable {
         guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id] else { return }
         nodes[name]?.assigned[run.id] = nil
         nodes[name]?.holdUntilMs = nowMs + 1_000
+        released(run.id)
+        reindex(name)
         record.info.attempts = max(0, record.info.attempts - 1)
         tasks[run.id] = record
         requeue(run.id, reason: nil, nowMs: nowMs)
@@ -306,68 +347,19 @@ public struct ClusterState: Sendable {
             node.dying = [:]
             node.stale = [:]
             nodes[name] = node
+            reindex(name)
             directives.append(.nodeLost(name: name))
             for id in orphans {
+                released(id)
                 if let ended = requeue(id, reason: "worker \(name) was lost", nowMs: nowMs) { directives.append(ended) }
             }
         }
         return directives
     }
 
-    /// Places queued tasks while any node has a free slot, in queue order.
-    public mutating func schedule(nowMs: Int64) -> [SchedulerDirective] {
-        var directives: [SchedulerDirective] = []
-        var snapshot = nodes.values.map {
-            NodeSnapshot(name: $0.name, slots: $0.slots, freeSlots: $0.holdUntilMs > nowMs ? 0 : $0.freeSlots,
-                         state: $0.state, connected: $0.connected)
-        }
-        // A node still killing (or waiting for the result of) an old run of a task gets no new
-        // run of it: one id, one process and one attempt number per node at a time.
-        let blockedIds = Set(nodes.values.flatMap { Array($0.dying.keys) + Array($0.stale.keys) })
-        var skipped: [String] = []
-        while let id = queue.first, let record = tasks[id] {
-            var candidates = snapshot
-            var excluded = false
-            if blockedIds.contains(id) {
-                for i in candidates.indices {
-                    let node = nodes[candidates[i].name]
-                    if node?.dying[id] != nil || node?.stale[id] != nil {
-                        excluded = excluded || candidates[i].freeSlots > 0
-                        candidates[i].freeSlots = 0
-                    }
-                }
-            }
-            guard case .place(let nodeName) = Placement.place(record.spec, on: candidates) else {
-                // Only this task is held back: let the ones behind it go.
-                if excluded { queue.popFirst(); skipped.append(id); continue }
-                break
-            }
-            queue.popFirst()
-            var info = record.info
-            info.state = .running
-            info.node = nodeName
-            info.attempts += 1
-            info.placedAt = nowMs
-            // Nothing of an earlier run shows on the new one.
-            info.startedAt = nil
-            info.exitCode = nil
-            info.signal = nil
-            info.output = nil
-            info.reason = nil
-            info.finishedAt = nil
-            tasks[id]?.info = info
-            nodes[nodeName]?.assigned[id] = info.attempts
-            if let i = snapshot.firstIndex(where: { $0.name == nodeName }) { snapshot[i].freeSlots -= 1 }
-            directives.append(.assign(node: nodeName, TaskAssignment(
-                id: id, command: record.spec.command, env: record.spec.env, attempt: info.attempts)))
-        }
-        for id in skipped { if let record = tasks[id] { queue.push(id: id, sequence: record.sequence) } }
-        return directives
-    }
-
     /// Puts a task back in the queue, or ends it as `lost` once it has used its attempts.
     @discardableResult
-    private mutating func requeue(_ id: String, reason: String?, nowMs: Int64) -> SchedulerDirective? {
+    mutating func requeue(_ id: String, reason: String?, nowMs: Int64) -> SchedulerDirective? {
         guard var record = tasks[id], !record.info.state.isTerminal else { return nil }
         if let reason, record.info.attempts >= settings.maxAttempts {
             // `node` stays: where it last ran.
@@ -382,7 +374,7 @@ public struct ClusterState: Sendable {
         record.info.startedAt = nil
         if let reason { record.info.reason = reason }
         tasks[id] = record
-        queue.push(id: id, sequence: record.sequence)
+        queue.push(id: id, request: record.request, sequence: record.sequence)
         return nil
     }
 }
