@@ -134,6 +134,12 @@ public struct ClusterState: Sendable {
 
     /// Accepts a task into the queue and returns its id.
     public mutating func submit(_ spec: TaskSpec, nowMs: Int64) throws(SchedulerError) -> String {
+        try submit(spec, request: nil, nowMs: nowMs)
+    }
+
+    /// `submit`, with the placement request given rather than read from the spec (for tests
+    /// while the spec cannot carry runtime, model, constraints and priority).
+    mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, nowMs: Int64) throws(SchedulerError) -> String {
         if let problem = spec.problem() { throw .invalidTask(problem) }
         var id = spec.id ?? TaskID.generate(nowMs: nowMs)
         while spec.id == nil && tasks[id] != nil { id = TaskID.generate(nowMs: nowMs) }
@@ -141,7 +147,7 @@ public struct ClusterState: Sendable {
         var stored = spec
         stored.id = id
         nextSequence += 1
-        let request = Self.placementRequest(for: stored)
+        let request = given ?? Self.placementRequest(for: stored)
         tasks[id] = TaskRecord(spec: stored,
                                info: TaskInfo(id: id, state: .queued, command: spec.command, submittedAt: nowMs),
                                sequence: nextSequence, request: request)
