@@ -108,7 +108,13 @@ struct PlacementQueue: Sendable {
     mutating func unparkAll() {
         for c in parkedIDs {
             classes[c].parked = false
-            if !classes[c].tasks.isEmpty && position[c] < 0 { insert(c) }
+            if classes[c].tasks.isEmpty {
+                // Emptied (and retired) while parked: its id is free now.
+                classes[c] = TaskClass(key: classes[c].key)
+                unusedIDs.append(c)
+            } else if position[c] < 0 {
+                insert(c)
+            }
         }
         parkedIDs.removeAll(keepingCapacity: true)
     }
@@ -151,8 +157,8 @@ struct PlacementQueue: Sendable {
 
     private mutating func retire(_ c: Int) {
         classIDs[classes[c].key] = nil
-        // A parked class stays listed in `parkedIDs` until the round ends; unparking an empty
-        // class does nothing, and the id is not reused before then.
+        // A parked class stays listed in `parkedIDs` until the round ends: `unparkAll` frees
+        // its id then.
         if classes[c].parked { return }
         classes[c] = TaskClass(key: classes[c].key)
         unusedIDs.append(c)
