@@ -67,6 +67,11 @@ extension ClusterState {
         return directives
     }
 
+    /// How many tasks of `model` are running (assigned) cluster-wide now.
+    public func runningCount(model: String) -> Int {
+        modelRunning[model, default: 0]
+    }
+
     /// Why a task is still queued, or nil if it is not queued. `unplaceable` means no
     /// registered worker that is not lost could ever run it (it stays queued all the same).
     /// Judged on the state as of now; O(nodes).
@@ -187,25 +192,30 @@ extension ClusterState {
 
     private mutating func assign(_ id: String, to slot: Int, nowMs: Int64) -> SchedulerDirective? {
         let nodeName = index.names[slot]
-        guard var record = tasks[id] else { return nil }
-        record.info.state = .running
-        record.info.node = nodeName
-        record.info.attempts += 1
-        record.info.placedAt = nowMs
-        // Nothing of an earlier run shows on the new one.
-        record.info.startedAt = nil
-        record.info.exitCode = nil
-        record.info.signal = nil
-        record.info.output = nil
-        record.info.reason = nil
-        record.info.finishedAt = nil
-        let attempt = record.info.attempts
-        tasks[id] = record
+        // One lookup, and the record is changed in place: the task table is the big one.
+        guard let i = tasks.index(forKey: id) else { return nil }
+        let attempt = tasks.values[i].info.attempts + 1
+        Self.markPlaced(&tasks.values[i].info, on: nodeName, attempt: attempt, nowMs: nowMs)
+        let spec = tasks.values[i].spec
+        let model = tasks.values[i].request.model
         nodes[nodeName]?.assigned[id] = attempt
         index.setFree(slot, index.free[slot] - 1)
-        if let model = record.request.model { modelRunning[model, default: 0] += 1 }
-        return .assign(node: nodeName, TaskAssignment(id: id, command: record.spec.command, env: record.spec.env,
-                                                      attempt: attempt))
+        if let model { modelRunning[model, default: 0] += 1 }
+        return .assign(node: nodeName, TaskAssignment(id: id, command: spec.command, env: spec.env, attempt: attempt))
+    }
+
+    private static func markPlaced(_ info: inout TaskInfo, on node: String, attempt: Int, nowMs: Int64) {
+        info.state = .running
+        info.node = node
+        info.attempts = attempt
+        info.placedAt = nowMs
+        // Nothing of an earlier run shows on the new one.
+        info.startedAt = nil
+        info.exitCode = nil
+        info.signal = nil
+        info.output = nil
+        info.reason = nil
+        info.finishedAt = nil
     }
 
     // MARK: Checks

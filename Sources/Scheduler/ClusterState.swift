@@ -137,9 +137,11 @@ public struct ClusterState: Sendable {
         try submit(spec, request: nil, nowMs: nowMs)
     }
 
-    /// `submit`, with the placement request given rather than read from the spec (for tests
-    /// while the spec cannot carry runtime, model, constraints and priority).
-    mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, nowMs: Int64) throws(SchedulerError) -> String {
+    /// `submit`, with the placement request given rather than read from the spec (nil: read
+    /// it from the spec). For tests and the placement benchmark while the spec cannot carry
+    /// runtime, model, constraints and priority.
+    @_spi(PlacementInput)
+    public mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, nowMs: Int64) throws(SchedulerError) -> String {
         if let problem = spec.problem() { throw .invalidTask(problem) }
         var id = spec.id ?? TaskID.generate(nowMs: nowMs)
         while spec.id == nil && tasks[id] != nil { id = TaskID.generate(nowMs: nowMs) }

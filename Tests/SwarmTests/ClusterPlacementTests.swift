@@ -1,6 +1,6 @@
 import Testing
 @testable import SwarmProtocol
-@testable import SwarmScheduler
+@_spi(PlacementInput) @testable import SwarmScheduler
 
 /// Placement inside `ClusterState`: policies, constraints, runtimes, priorities, model limits
 /// and wait reasons, with tasks flowing through `schedule` and `taskFinished`. All pure.

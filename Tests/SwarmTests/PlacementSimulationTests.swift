@@ -1,6 +1,6 @@
 import Testing
 @testable import SwarmProtocol
-@testable import SwarmScheduler
+@_spi(PlacementInput) @testable import SwarmScheduler
 
 /// A long random run of a small cluster (workers joining, leaving, going silent, coming back
 /// with old runs, changing runtime health; tasks finishing, lost, refused): every `schedule`
