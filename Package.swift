@@ -68,6 +68,12 @@ let package = Package(
             ],
             path: "Sources/swarm"
         ),
+        // `swift build -c release --product swarm-placement-bench`: placement throughput.
+        .executableTarget(
+            name: "swarm-placement-bench",
+            dependencies: ["SwarmScheduler", "SwarmProtocol"],
+            path: "Benchmarks/PlacementBench"
+        ),
         .testTarget(
             name: "SwarmTests",
             dependencies: [

@@ -51,21 +51,36 @@ public struct SchedulerSettings: Sendable {
     public var heartbeatMs: Int = 1_000
     /// Runs per task before it is given up as `lost` (after node losses).
     public var maxAttempts = 3
+    /// How placement ranks the nodes a task fits on.
+    public var placementPolicy: PlacementPolicy = .spread
+    /// Cluster-wide limits on running tasks per model (model name -> most running at once).
+    /// A model not listed has no limit; a limit of 0 makes its tasks unplaceable.
+    public var modelLimits: [String: Int] = [:]
 
-    public init(lostAfterMs: Int64 = 10_000, heartbeatMs: Int = 1_000, maxAttempts: Int = 3) {
+    public init(lostAfterMs: Int64 = 10_000, heartbeatMs: Int = 1_000, maxAttempts: Int = 3,
+                placementPolicy: PlacementPolicy = .spread, modelLimits: [String: Int] = [:]) {
         self.lostAfterMs = lostAfterMs
         self.heartbeatMs = heartbeatMs
         self.maxAttempts = maxAttempts
+        self.placementPolicy = placementPolicy
+        self.modelLimits = modelLimits
     }
 }
 
 /// The whole cluster as the scheduler knows it: a pure value. Every input carries `nowMs`
 /// (unix milliseconds); every output is a list of directives for the shell to carry out.
+/// Placement (`schedule`, wait reasons) is in ClusterState+Placement.swift.
 public struct ClusterState: Sendable {
     struct NodeRecord: Sendable {
         var name: String
+        /// Its slot in the `NodeIndex`.
+        var slot: Int
         var slots: Int
         var labels: [String: String]
+        /// Runtimes it has, by name, and whether each is healthy.
+        var runtimes: [String: Bool] = [:]
+        /// Whether it runs plain commands (tasks without a runtime).
+        var allowsCommands = true
         var state: NodeState = .ready
         var connected = true
         var lastSeenMs: Int64
@@ -79,7 +94,8 @@ public struct ClusterState: Sendable {
         /// whose results are still on their way: ignored when they come, and no new run of
         /// that task goes to this node before they have (the two would share an attempt number).
         var stale: [String: Int] = [:]
-        /// No placements here before this time (set when the worker refuses one).
+        /// No placements here before this time (set when the worker refuses one); 0 once the
+        /// hold has been released by `schedule`.
         var holdUntilMs: Int64 = 0
         /// The worker said it is stopping.
         var leaving = false
@@ -88,7 +104,6 @@ public struct ClusterState: Sendable {
         var completed = 0
         /// Runtimes and their health as the worker last reported them.
         var runtimeStatus: [RuntimeStatus] = []
-        var allowsCommands = true
         /// Slots the worker's health probes hold.
         var probing = 0
 
@@ -99,14 +114,25 @@ public struct ClusterState: Sendable {
         var spec: TaskSpec
         var info: TaskInfo
         var sequence: UInt64
+        var request: PlacementRequest
         /// A user cancelled it while it ran: its run is being killed; it never runs again.
         var cancelRequested = false
     }
 
     public let settings: SchedulerSettings
-    private(set) var nodes: [String: NodeRecord] = [:]
-    private(set) var tasks: [String: TaskRecord] = [:]
-    private(set) var queue = TaskQueue()
+    // Internal rather than private(set) so that ClusterState+Placement.swift can update them;
+    // nothing else in the module does.
+    var nodes: [String: NodeRecord] = [:]
+    var tasks: [String: TaskRecord] = [:]
+    var queue = PlacementQueue()
+    /// Usable nodes, grouped and ranked for placement; kept in step by `reindex`.
+    var index: NodeIndex
+    /// Running (assigned) tasks per model, cluster-wide.
+    var modelRunning: [String: Int] = [:]
+    /// Nodes with a hold (`holdUntilMs != 0`) that `schedule` has to release in time.
+    var heldNodes: Set<String> = []
+    /// Nodes with dying or stale runs: their tasks get no new run there yet.
+    var nodesWithOldRuns: Set<String> = []
     private var nextSequence: UInt64 = 0
     /// Submission order, for listings.
     private var order: [String] = []
@@ -115,6 +141,7 @@ public struct ClusterState: Sendable {
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings
+        self.index = NodeIndex(policy: settings.placementPolicy)
     }
 
     public var queuedCount: Int { queue.count }
@@ -123,6 +150,14 @@ public struct ClusterState: Sendable {
 
     /// Accepts a task into the queue and returns its id.
     public mutating func submit(_ spec: TaskSpec, nowMs: Int64) throws(SchedulerError) -> String {
+        try submit(spec, request: nil, nowMs: nowMs)
+    }
+
+    /// `submit`, with the placement request given rather than read from the spec (nil: read
+    /// it from the spec). For tests and the placement benchmark while the spec cannot carry
+    /// runtime, model, constraints and priority.
+    @_spi(PlacementInput)
+    public mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, nowMs: Int64) throws(SchedulerError) -> String {
         if let problem = spec.problem() { throw .invalidTask(problem) }
         var id = spec.id ?? TaskID.generate(nowMs: nowMs)
         while spec.id == nil && tasks[id] != nil { id = TaskID.generate(nowMs: nowMs) }
@@ -136,8 +171,9 @@ public struct ClusterState: Sendable {
         info.labels = spec.labels
         info.metrics.runtime = spec.runtime
         info.metrics.model = spec.model
-        tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence)
-        queue.push(id: id, sequence: nextSequence)
+        let request = given ?? Self.placementRequest(for: stored)
+        tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence, request: request)
+        queue.push(id: id, request: request, sequence: nextSequence)
         order.append(id)
         return id
     }
@@ -178,7 +214,7 @@ public struct ClusterState: Sendable {
         guard slots >= 1 && slots <= 100_000 else { throw .invalidRegistration("slots must be 1 to 100000, got \(slots)") }
         if let existing = nodes[name], existing.connected { throw .workerNameInUse(name) }
         var directives: [SchedulerDirective] = []
-        var node = nodes[name] ?? NodeRecord(name: name, slots: slots, labels: labels, lastSeenMs: nowMs)
+        var node = nodes[name] ?? NodeRecord(name: name, slot: index.addNode(name), slots: slots, labels: labels, lastSeenMs: nowMs)
         node.slots = slots
         node.labels = labels
         node.connected = true
@@ -190,6 +226,7 @@ public struct ClusterState: Sendable {
         let reported = Set(running).union(finished)
         for (id, attempt) in node.assigned.sorted(by: { $0.key < $1.key }) where !reported.contains(RunRef(id: id, attempt: attempt)) {
             node.assigned[id] = nil
+            released(id)
             if let ended = requeue(id, reason: "its worker restarted without it", nowMs: nowMs) { directives.append(ended) }
         }
         node.dying = [:]
@@ -202,6 +239,7 @@ public struct ClusterState: Sendable {
             node.stale[run.id] = run.attempt
         }
         nodes[name] = node
+        reindex(name, regroup: true)
         return directives
     }
 
@@ -219,6 +257,7 @@ public struct ClusterState: Sendable {
         let present = Set(running)
         node.dying = node.dying.filter { present.contains(RunRef(id: $0.key, attempt: $0.value)) }
         nodes[name] = node
+        reindex(name)
     }
 
     /// The scheduler itself was stalled (paused, swapped out): its workers' messages wait
@@ -234,6 +273,7 @@ public struct ClusterState: Sendable {
     public mutating func leaving(node name: String) {
         nodes[name]?.leaving = true
         nodes[name]?.state = .draining
+        reindex(name)
     }
 
     /// The worker's connection dropped. Its tasks stay assigned: it keeps running them and
@@ -249,10 +289,12 @@ public struct ClusterState: Sendable {
             node.dying = [:]
             nodes[name] = node
             for id in orphans {
+                released(id)
                 if let ended = requeue(id, reason: "worker \(name) left", nowMs: nowMs) { directives.append(ended) }
             }
         }
         nodes[name] = node
+        reindex(name)
         return directives
     }
 
@@ -271,6 +313,7 @@ public struct ClusterState: Sendable {
             node.dying[result.id] = nil
             node.stale[result.id] = nil
             nodes[name] = node
+            reindex(name)
             return directives
         }
         guard node.assigned[result.id] == result.attempt, var record = tasks[result.id],
@@ -278,10 +321,12 @@ public struct ClusterState: Sendable {
             return directives
         }
         node.assigned[result.id] = nil
+        released(result.id)
         // Lost (its worker shut down under it) and health_failed (the runtime broke between
         // placement and start) are the worker's trouble, not the task's: it runs elsewhere.
         if (result.state == .lost || result.state == .healthFailed) && !record.cancelRequested {
             nodes[name] = node
+            reindex(name)
             stats.runEnded(node: name, model: record.info.metrics.model, result: result, requeued: true)
             if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", nowMs: nowMs, finalState: result.state) {
                 directives.append(ended)
@@ -290,6 +335,7 @@ public struct ClusterState: Sendable {
         }
         node.completed += 1
         nodes[name] = node
+        reindex(name)
         record.info.exitCode = result.exitCode
         record.info.signal = result.signal
         record.info.output = result.output
@@ -317,6 +363,8 @@ public struct ClusterState: Sendable {
         guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id] else { return }
         nodes[name]?.assigned[run.id] = nil
         nodes[name]?.holdUntilMs = nowMs + 1_000
+        released(run.id)
+        reindex(name)
         record.info.attempts = max(0, record.info.attempts - 1)
         tasks[run.id] = record
         requeue(run.id, reason: nil, nowMs: nowMs)
@@ -340,67 +388,13 @@ public struct ClusterState: Sendable {
             node.dying = [:]
             node.stale = [:]
             nodes[name] = node
+            reindex(name)
             directives.append(.nodeLost(name: name))
             for id in orphans {
+                released(id)
                 if let ended = requeue(id, reason: "worker \(name) was lost", nowMs: nowMs) { directives.append(ended) }
             }
         }
-        return directives
-    }
-
-    /// Places queued tasks while any node has a free slot, in queue order.
-    public mutating func schedule(nowMs: Int64) -> [SchedulerDirective] {
-        var directives: [SchedulerDirective] = []
-        var snapshot = nodes.values.map {
-            NodeSnapshot(name: $0.name, slots: $0.slots, freeSlots: $0.holdUntilMs > nowMs ? 0 : $0.freeSlots,
-                         state: $0.state, connected: $0.connected)
-        }
-        // A node still killing (or waiting for the result of) an old run of a task gets no new
-        // run of it: one id, one process and one attempt number per node at a time.
-        let blockedIds = Set(nodes.values.flatMap { Array($0.dying.keys) + Array($0.stale.keys) })
-        var skipped: [String] = []
-        while let id = queue.first, let record = tasks[id] {
-            var candidates = snapshot
-            var excluded = false
-            if blockedIds.contains(id) {
-                for i in candidates.indices {
-                    let node = nodes[candidates[i].name]
-                    if node?.dying[id] != nil || node?.stale[id] != nil {
-                        excluded = excluded || candidates[i].freeSlots > 0
-                        candidates[i].freeSlots = 0
-                    }
-                }
-            }
-            guard case .place(let nodeName) = Placement.place(record.spec, on: candidates) else {
-                // Only this task is held back: let the ones behind it go.
-                if excluded { queue.popFirst(); skipped.append(id); continue }
-                break
-            }
-            queue.popFirst()
-            var info = record.info
-            info.state = .running
-            info.node = nodeName
-            info.attempts += 1
-            info.placedAt = nowMs
-            // Nothing of an earlier run shows on the new one.
-            info.startedAt = nil
-            info.exitCode = nil
-            info.signal = nil
-            info.output = nil
-            info.reason = nil
-            info.finishedAt = nil
-            let model = info.metrics.model
-            info.metrics = RunMetrics()
-            info.metrics.node = nodeName
-            info.metrics.runtime = record.spec.runtime
-            info.metrics.model = model
-            tasks[id]?.info = info
-            nodes[nodeName]?.assigned[id] = info.attempts
-            if let i = snapshot.firstIndex(where: { $0.name == nodeName }) { snapshot[i].freeSlots -= 1 }
-            directives.append(.assign(node: nodeName, TaskAssignment(
-                id: id, attempt: info.attempts, spec: record.spec, submittedAt: info.submittedAt, placedAt: nowMs)))
-        }
-        for id in skipped { if let record = tasks[id] { queue.push(id: id, sequence: record.sequence) } }
         return directives
     }
 
@@ -410,9 +404,11 @@ public struct ClusterState: Sendable {
     public mutating func setHealth(node name: String, runtimes: [RuntimeStatus], allowsCommands: Bool? = nil, probing: Int? = nil) {
         guard var node = nodes[name] else { return }
         node.runtimeStatus = runtimes
-        if let allowsCommands { node.allowsCommands = allowsCommands }
         if let probing { node.probing = max(0, min(probing, node.slots)) }
         nodes[name] = node
+        // Placement sees runtime -> healthy (and regroups the node if that changed).
+        setRuntimes(node: name, runtimes: Dictionary(runtimes.map { ($0.name, $0.healthy) }, uniquingKeysWith: { a, b in a && b }),
+                    allowsCommands: allowsCommands ?? node.allowsCommands)
     }
 
     /// A run's `silence_warning` or `extended`: counted on the task (current run only).
@@ -433,7 +429,7 @@ public struct ClusterState: Sendable {
         guard var record = tasks[id] else { throw .unknownTask(id) }
         if record.info.state.isTerminal { throw .alreadyEnded(id, record.info.state) }
         if record.info.state == .queued {
-            queue.remove(id: id)
+            queue.remove(id: id, request: record.request)
             record.info.state = .cancelled
             record.info.reason = "cancelled before it ran"
             record.info.finishedAt = nowMs
@@ -463,6 +459,7 @@ public struct ClusterState: Sendable {
         node.drained = true
         if node.state != .lost { node.state = .draining }
         nodes[name] = node
+        reindex(name)
     }
 
     /// Submits many tasks at once, all or nothing. A task whose id exists with the same spec
@@ -497,9 +494,10 @@ public struct ClusterState: Sendable {
         return stats.report(running: running, health: nodes.mapValues(\.runtimeStatus))
     }
 
-    /// Puts a task back in the queue, or ends it as `lost` once it has used its attempts.
+    /// Puts a task back in the queue, or ends it (as `finalState`, `lost` by default) once
+    /// it has used its attempts. A cancelled task ends `cancelled` instead.
     @discardableResult
-    private mutating func requeue(_ id: String, reason: String?, nowMs: Int64, finalState: TaskState = .lost) -> SchedulerDirective? {
+    mutating func requeue(_ id: String, reason: String?, nowMs: Int64, finalState: TaskState = .lost) -> SchedulerDirective? {
         guard var record = tasks[id], !record.info.state.isTerminal else { return nil }
         if record.cancelRequested {
             record.info.state = .cancelled
@@ -521,7 +519,7 @@ public struct ClusterState: Sendable {
         record.info.startedAt = nil
         if let reason { record.info.reason = reason }
         tasks[id] = record
-        queue.push(id: id, sequence: record.sequence)
+        queue.push(id: id, request: record.request, sequence: record.sequence)
         return nil
     }
 }

@@ -18,6 +18,8 @@ public struct TaskQueue: Sendable {
     public var count: Int { heap.count }
     public var isEmpty: Bool { heap.isEmpty }
     public var first: String? { heap.first?.id }
+    /// The first task's place in the order (priority, sequence), for merging queues.
+    var head: Entry? { heap.first }
 
     public mutating func push(id: String, priority: Int = 0, sequence: UInt64) {
         heap.append(Entry(priority: priority, sequence: sequence, id: id))

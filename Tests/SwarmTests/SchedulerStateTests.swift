@@ -10,7 +10,7 @@ import Testing
         NodeSnapshot(name: name, slots: slots, freeSlots: free, state: state, connected: connected)
     }
 
-    static let spec = TaskSpec(command: ["true"])
+    static let spec = PlacementRequest()
 
     @Test func mostFreeSlotsWins() {
         #expect(Placement.place(Self.spec, on: [Self.n("a", free: 1), Self.n("b", free: 3), Self.n("c", free: 2)]) == .place(node: "b"))
