@@ -277,7 +277,7 @@ public final class SchedulerServer {
             }
         case .status(let ref):
             do {
-                session.connection.send(.taskInfo(.init(requestId: ref.requestId, task: try state.task(ref.id))))
+                session.connection.send(.taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
             } catch {
                 session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
             }
@@ -297,7 +297,7 @@ public final class SchedulerServer {
                 waiters.add(Waiter(session: session, requestId: wait.requestId, ids: wait.ids, pending: pending))
             }
         case .listTasks(let request):
-            session.connection.send(.taskList(.init(requestId: request.requestId, tasks: state.listTasks())))
+            session.connection.send(.taskList(.init(requestId: request.requestId, tasks: withWaitReasons(state.listTasks()))))
         case .listNodes(let request):
             session.connection.send(.nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: nowMs))))
         case .cancel(let ref):
@@ -305,7 +305,7 @@ public final class SchedulerServer {
                 let directives = try state.cancel(ref.id, nowMs: nowMs)
                 logger.notice("task \(ref.id) cancelled by a client")
                 execute(directives)
-                session.connection.send(.taskInfo(.init(requestId: ref.requestId, task: try state.task(ref.id))))
+                session.connection.send(.taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
             } catch {
                 session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
             }
@@ -372,6 +372,29 @@ public final class SchedulerServer {
                     session.connection.close(reason: "worker lost")
                 }
             }
+        }
+    }
+
+    /// A task with why it waits, when it is queued.
+    private func taskInfo(_ id: String) throws(SchedulerError) -> TaskInfo {
+        var info = try state.task(id)
+        if info.state == .queued, let why = state.waitReason(for: id) {
+            info.waitReason = why.reason
+            info.unplaceable = why.unplaceable
+        }
+        return info
+    }
+
+    private func withWaitReasons(_ infos: [TaskInfo]) -> [TaskInfo] {
+        let queued = infos.filter { $0.state == .queued }.map(\.id)
+        guard !queued.isEmpty else { return infos }
+        let reasons = state.waitReasons(for: queued)
+        return infos.map { info in
+            guard let why = reasons[info.id] else { return info }
+            var info = info
+            info.waitReason = why.reason
+            info.unplaceable = why.unplaceable
+            return info
         }
     }
 

@@ -19,6 +19,10 @@ struct SchedulerCommand: ParsableCommand {
     var heartbeat: Double?
     @Option(help: "cluster.json to read the 'scheduler' section from; flags override it.")
     var config: String?
+    @Option(help: "Placement policy: spread (most free slots first, default) or binpack (fewest that fit).")
+    var placement: String?
+    @Option(help: "MODEL=N: at most N running tasks with this model cluster-wide; repeatable.")
+    var modelLimit: [String] = []
     @Flag(help: "Allow a non-loopback listen address without a token (anyone reaching it can run commands).")
     var insecureListenAny = false
     @OptionGroup var log: LogOptions
@@ -42,6 +46,17 @@ struct SchedulerCommand: ParsableCommand {
         settings.insecureListenAny = insecureListenAny
         settings.settings.lostAfterMs = Int64(lostAfter * 1000)
         settings.settings.heartbeatMs = max(1, Int(heartbeat * 1000))
+        let policyName = placement ?? file?.placement ?? "spread"
+        guard let policy = PlacementPolicy(rawValue: policyName) else {
+            throw usageError("--placement must be spread or binpack, got '\(policyName)'")
+        }
+        settings.settings.placementPolicy = policy
+        var limits = file?.modelLimits ?? [:]
+        for (model, value) in try parsePairs(modelLimit, option: "--model-limit") {
+            guard let n = Int(value), n >= 0 else { throw usageError("--model-limit wants MODEL=N with N >= 0, got '\(model)=\(value)'") }
+            limits[model] = n
+        }
+        settings.settings.modelLimits = limits
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? file?.tokenFile)
             try Foreground.runScheduler(settings, logger: logger) { address in

@@ -1,6 +1,7 @@
 import ArgumentParser
 import SwarmClient
 import SwarmCluster
+import SwarmScheduler
 
 struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,7 +32,12 @@ struct UpCommand: ParsableCommand {
         options.workers = workers
         options.slots = slots
         options.dataDir = dataDir
-        if let config { options.clusterFile = try loadConfig(config) }
+        if let config {
+            let file = try loadConfig(config)
+            options.clusterFile = file
+            if let name = file.scheduler.placement, let policy = PlacementPolicy(rawValue: name) { options.settings.placementPolicy = policy }
+            options.settings.modelLimits = file.scheduler.modelLimits ?? [:]
+        }
         do {
             try Foreground.runLocalCluster(options, logger: logger) { cluster in
                 printLine("swarm scheduler listening on \(cluster.address)")

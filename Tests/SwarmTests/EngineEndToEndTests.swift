@@ -14,10 +14,10 @@ import Glibc
     static let agent = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fake-agent.sh").path
 
     /// A cluster whose workers run the runtime `fake` (the fake agent) and plain commands.
-    static func cluster(workers: Int = 1, slots: Int = 4, health: String = "", extra: String = "") throws -> (LocalCluster, SwarmClient, String) {
+    static func cluster(workers: Int = 1, slots: Int = 4, health: String = "", config given: String? = nil) throws -> (LocalCluster, SwarmClient, String) {
         let dir = NSTemporaryDirectory() + "swarm-engine-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let config = """
-        {"runtimes": {"fake": {"command": ["sh", "\(agent)", "--model", "{model}"], "defaultModel": "sonnet"\(health)}}\(extra)}
+        let config = given ?? """
+        {"runtimes": {"fake": {"command": ["sh", "\(agent)", "--model", "{model}"], "defaultModel": "sonnet"\(health)}}}
         """
         var options = LocalCluster.Options()
         options.workers = workers
@@ -29,7 +29,10 @@ import Glibc
         // Wait until the workers are registered and their runtimes healthy.
         for _ in 0..<500 {
             let nodes = try client.listNodes()
-            if nodes.count == workers && nodes.allSatisfy({ $0.runtimes.allSatisfy(\.healthy) }) { break }
+            let ready = nodes.count == workers && nodes.allSatisfy { node in
+                node.runtimes.allSatisfy { $0.healthy || $0.failed > 0 }
+            }
+            if ready { break }
             usleep(10_000)
         }
         return (cluster, client, dir)
@@ -232,6 +235,40 @@ import Glibc
         // A wrong credential is refused.
         let forged = try? SwarmClient(address: cluster.address, token: ClusterToken("guess"), name: "task:parent-1").listTasks()
         #expect(forged == nil)
+    }
+
+    @Test func runtimeTasksGoOnlyWhereTheRuntimeIsHealthyAndTheRestSayWhyTheyWait() throws {
+        let config = """
+        {"runtimes": {
+           "fake": {"command": ["sh", "\(Self.agent)", "--model", "{model}"], "defaultModel": "sonnet"},
+           "broken": {"command": ["sh", "\(Self.agent)"], "health": {"command": ["sh", "-c", "echo no; exit 3"], "retrySeconds": 0.2}}},
+         "workers": {"worker-1": {"runtimes": ["fake", "broken"]}, "worker-2": {"runtimes": ["fake"], "allowCommands": false}}}
+        """
+        let (cluster, client, dir) = try Self.cluster(workers: 2, slots: 2, config: config)
+        defer { Self.finish(cluster, dir) }
+        let nodes = try client.listNodes()
+        let w1 = try #require(nodes.first { $0.name == "worker-1" }), w2 = try #require(nodes.first { $0.name == "worker-2" })
+        #expect(w1.runtimes.map(\.name) == ["broken", "fake"] && w2.runtimes.map(\.name) == ["fake"])
+        #expect(w1.runtimes.first { $0.name == "broken" }?.healthy == false)
+        #expect(w1.runtimes.first { $0.name == "broken" }?.detail?.contains("exit") == true)
+        #expect(!w2.allowsCommands)
+        let ids = try (0..<6).map { i in try client.submit(Self.agentTask("h-\(i)")) }
+        let plain = try (0..<3).map { i in try client.submit(TaskSpec(id: "p-\(i)", command: ["true"])) }
+        let infos = try client.wait(ids + plain)
+        #expect(infos.allSatisfy { $0.state == .succeeded })
+        #expect(Set(infos.prefix(6).compactMap(\.node)) == ["worker-1", "worker-2"])
+        #expect(infos.suffix(3).allSatisfy { $0.node == "worker-1" })
+        // Unhealthy everywhere it exists: waits, and says so (it may recover).
+        let sick = try client.submit(TaskSpec(id: "sick", runtime: "broken", prompt: "x"))
+        // No worker has it: unplaceable, and it does not hold up what follows.
+        let ghost = try client.submit(TaskSpec(id: "ghost", runtime: "ghost", prompt: "x"))
+        let after = try client.submit(Self.agentTask("after"))
+        #expect(try client.wait([after])[0].state == .succeeded)
+        let s = try client.status(sick), g = try client.status(ghost)
+        #expect(s.state == .queued && !s.unplaceable && s.waitReason?.contains("broken") == true)
+        #expect(g.state == .queued && g.unplaceable && g.waitReason?.contains("ghost") == true)
+        #expect(try client.cancel(sick).state == .cancelled)
+        #expect(try client.cancel(ghost).state == .cancelled)
     }
 }
 
