@@ -8,6 +8,7 @@ import Testing
     static func cluster(slots: Int = 2) throws -> ClusterState {
         var state = ClusterState()
         _ = try state.register(node: "w1", slots: slots, labels: [:], running: [], finished: [], address: nil, nowMs: 0)
+        state.setHealth(node: "w1", runtimes: [RuntimeStatus(name: "claude", healthy: true)])
         return state
     }
 
