@@ -90,7 +90,7 @@ public struct ClusterState: Sendable {
 
     public let settings: SchedulerSettings
     private(set) var nodes: [String: NodeRecord] = [:]
-    private(set) var tasks: [String: TaskRecord] = [:]
+    private(set) var tasks = TaskTable()
     private(set) var queue = TaskQueue()
     private var nextSequence: UInt64 = 0
     /// Submission order, for listings.
@@ -385,4 +385,45 @@ public struct ClusterState: Sendable {
         queue.push(id: id, sequence: record.sequence)
         return nil
     }
+}
+
+// MARK: Durability
+
+extension ClusterState {
+    /// The state as the store saved it, after a restart. Queued tasks go back into the queue
+    /// in their order; a running task stays assigned to its worker as the same attempt,
+    /// awaiting that worker: `register` then keeps the runs the worker reports (running, or
+    /// finished with a result to deliver) and requeues the rest; a worker that does not come
+    /// back within `lostAfterMs` of `nowMs` is lost like any other, its runs requeued.
+    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], nowMs: Int64) {
+        self.init(settings: settings)
+        var orphans: [String] = []
+        for task in saved.sorted(by: { $0.sequence < $1.sequence }) {
+            let id = task.info.id
+            tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence))
+            order.append(id)
+            nextSequence = max(nextSequence, task.sequence)
+            switch task.info.state {
+            case .queued:
+                queue.push(id: id, sequence: task.sequence)
+            case .running:
+                guard let name = task.info.node, task.info.attempts > 0 else { orphans.append(id); continue }
+                // Unknown until it registers: disconnected, holding only its runs.
+                var node = nodes[name] ?? NodeRecord(name: name, slots: 0, labels: [:], lastSeenMs: nowMs)
+                node.connected = false
+                node.assigned[id] = task.info.attempts
+                node.slots = node.assigned.count
+                nodes[name] = node
+            default:
+                break
+            }
+        }
+        for id in orphans { requeue(id, reason: "it was running on no known worker", nowMs: nowMs) }
+    }
+
+    /// True when something changed since the last `takeChanges()`.
+    public var hasChanges: Bool { tasks.hasChanges }
+
+    /// What changed since the last call (tasks and run history), for the store; forgets it.
+    public mutating func takeChanges() -> StateChanges { tasks.takeChanges() }
 }
