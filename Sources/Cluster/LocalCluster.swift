@@ -23,6 +23,9 @@ public final class LocalCluster: Sendable {
         public var dataDir = ".swarm/local"
         public var token: ClusterToken?
         public var settings = SchedulerSettings()
+        /// Keep the scheduler's state in `dataDir/scheduler/swarm.db` (`swarm up`); off: in
+        /// memory only (`swarm demo`, tests).
+        public var durable = false
         public init() {}
     }
 
@@ -36,6 +39,7 @@ public final class LocalCluster: Sendable {
         config.stateDir = options.dataDir + "/scheduler"
         config.token = options.token
         config.settings = options.settings
+        config.durable = options.durable
         let schedulerConfig = config
         schedulerThread = EventLoopThread(name: "scheduler") { loop in
             let server = SchedulerServer(loop: loop, config: schedulerConfig, logger: logger)

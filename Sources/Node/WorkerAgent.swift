@@ -73,8 +73,10 @@ public final class WorkerAgent {
     public var runningCount: Int { runners.count }
     var logsDir: String { config.dataDir + "/logs" }
     var resultsDir: String { config.dataDir + "/results" }
+    var journal: RunJournal { RunJournal(directory: config.dataDir + "/runs") }
 
-    /// Creates the data directories and connects.
+    /// Creates the data directories, ends what a previous worker process on them left
+    /// running (blocking up to the kill grace period), and connects.
     public func start() throws(FileError) {
         if let workDir = config.workDir {
             var info = stat()
@@ -83,6 +85,8 @@ public final class WorkerAgent {
         }
         try Files.makeDirectories(logsDir)
         try Files.makeDirectories(resultsDir)
+        try Files.makeDirectories(journal.directory)
+        recoverPreviousRuns()
         reconnectTimer = try! UVTimer(loop: loop)
         heartbeatTimer = try! UVTimer(loop: loop)
         connect()
@@ -201,6 +205,7 @@ public final class WorkerAgent {
             logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
             let period = UInt64(max(10, registered.heartbeatMs))
             heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
+            resendStarts()
             for result in outbox { connection?.send(.taskFinished(.init(result: result))) }
         case .assign(let assign):
             startTask(assign.task)
@@ -210,6 +215,7 @@ public final class WorkerAgent {
             }
         case .resultAck(let ack):
             outbox.removeAll { $0.id == ack.id && $0.attempt == ack.attempt }
+            journal.acknowledged(RunRef(id: ack.id, attempt: ack.attempt))
         case .error(let error):
             logger.error("scheduler says: \(error.reason)")
         default:
@@ -255,6 +261,7 @@ public final class WorkerAgent {
         runners[task.id] = runner
         runner.start()
         if let pid = runner.pid, runners[task.id] != nil {
+            journalStarted(RunRef(id: task.id, attempt: task.attempt), pid: pid)
             connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: now())))
         }
     }
@@ -272,9 +279,37 @@ public final class WorkerAgent {
         } catch {
             logger.error("cannot write result of \(result.id): \(error)")
         }
+        do { try journal.finished(result) } catch {
+            logger.error("cannot record the run of \(result.id): \(error)")
+        }
         outbox.append(result)
         if registered { connection?.send(.taskFinished(.init(result: result))) }
         finishStopIfIdle()
+    }
+
+    // MARK: Run journal
+
+    /// Results a previous worker process on this data dir did not deliver, and its runs that
+    /// were still going (killed now, reported `lost`), join the outbox.
+    private func recoverPreviousRuns() {
+        let recovered = journal.recover(resultsDir: resultsDir, logsDir: logsDir,
+                                        killGraceMs: config.supervisor.killGraceMs, now: now, logger: logger)
+        if !recovered.isEmpty { logger.notice("delivering \(recovered.count) result(s) left by the previous worker process") }
+        outbox = recovered + outbox
+    }
+
+    private func journalStarted(_ run: RunRef, pid: Int) {
+        do { try journal.started(run, pid: Int32(pid), startedAt: now()) } catch {
+            logger.error("cannot record the run of \(run.id): \(error)")
+        }
+    }
+
+    /// A start reported while the scheduler was away (or to a scheduler since restarted).
+    private func resendStarts() {
+        for entry in journal.entries() where runners[entry.id]?.attempt == entry.attempt && runners[entry.id]?.pid != nil {
+            connection?.send(.taskStarted(.init(id: entry.id, attempt: entry.attempt, pid: Int(entry.pid),
+                                                startedAt: entry.startedAt ?? now())))
+        }
     }
 }
 

@@ -12,7 +12,7 @@ struct UpCommand: ParsableCommand {
     var slots = 4
     @Option(help: "Scheduler HOST:PORT (loopback); port 0 picks a free one.")
     var listen = "127.0.0.1:7700"
-    @Option(help: "Directory for the workers' logs and results.")
+    @Option(help: "Directory for the scheduler's state and the workers' logs and results.")
     var dataDir = ".swarm/local"
     @OptionGroup var log: LogOptions
 
@@ -29,6 +29,7 @@ struct UpCommand: ParsableCommand {
         options.workers = workers
         options.slots = slots
         options.dataDir = dataDir
+        options.durable = true
         do {
             try Foreground.runLocalCluster(options, logger: logger) { cluster in
                 printLine("swarm scheduler listening on \(cluster.address)")
