@@ -25,7 +25,8 @@ extension SchedulerServer {
         let running = counts[.running] ?? 0
         let workers = Set(saved.filter { $0.info.state == .running }.compactMap(\.info.node)).count
         let ended = saved.count - (counts[.queued] ?? 0) - running
-        logger.notice("restored \(saved.count) tasks from \(store.path) in \(now() - startMs) ms: \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s) (kept if they report them within \(config.settings.lostAfterMs) ms), \(ended) ended")
+        let awaiting = running == 0 ? "" : " (kept if their workers report them within \(config.settings.lostAfterMs) ms)"
+        logger.notice("restored \(saved.count) tasks from \(store.path) in \(now() - startMs) ms: \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s)\(awaiting), \(ended) ended")
     }
 
     /// Saves the changes made since the last save, in one transaction. If that fails the

@@ -8,9 +8,10 @@ public struct SchedulerConfig: Sendable {
     public var host = "127.0.0.1"
     public var port = 7700
     public var stateDir = ".swarm/scheduler"
-    /// Keep the state in `stateDir/swarm.db` (SQLite): acknowledged tasks survive a restart.
-    /// When false the state lives in memory only and `stateDir` is not touched (`swarm demo`).
-    public var durable = true
+    /// Keep the state in `stateDir/swarm.db` (SQLite): acknowledged tasks survive a restart
+    /// (`swarm scheduler`, `swarm up`). When false the state lives in memory only and
+    /// `stateDir` is not touched (`swarm demo`, tests).
+    public var durable = false
     public var token: ClusterToken?
     /// Without a token, only a loopback address may be bound unless this is set.
     public var insecureListenAny = false
