@@ -100,6 +100,8 @@ public final class SchedulerServer {
         }
         if config.durable {
             do { try openState() } catch { throw .state(error) }
+            // Restoring can take seconds: timers and the stall check start from now.
+            loop.updateTime()
         }
         do {
             let tcp = try UVTCP(loop: loop)
