@@ -253,7 +253,6 @@ public final class SchedulerServer {
 
     private func receivedFromClient(_ message: Message, session: PeerSession) {
         let nowMs = now()
-        defer { endOfTurnSoon() }
         switch message {
         case .submit(let submit):
             do {
