@@ -20,6 +20,13 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // SQLite from Debian's libsqlite3-dev (the scheduler's durable state), through pkg-config.
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         // The only module that touches uv_*: one final class per handle kind.
         .target(name: "SwarmUV", dependencies: ["CLibUV"], path: "Sources/UV"),
         // Pure framing, messages and handshake: no sockets.
@@ -33,7 +40,7 @@ let package = Package(
         .target(
             name: "SwarmScheduler",
             dependencies: [
-                "SwarmProtocol", "SwarmUV", "SwarmTransport",
+                "SwarmProtocol", "SwarmUV", "SwarmTransport", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Scheduler"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev
-# (and pkg-config, which SwiftPM uses to find it). Safe to run again: it installs nothing
-# when everything is there.
+# Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev and
+# libsqlite3-dev (and pkg-config, which SwiftPM uses to find them), plus the sqlite3 tool for
+# looking into the scheduler's state. Safe to run again: it installs nothing when everything
+# is there.
 set -euo pipefail
 
 if ! command -v swift >/dev/null 2>&1; then
@@ -12,6 +13,9 @@ fi
 missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if ! pkg-config --exists libuv 2>/dev/null; then missing+=(libuv1-dev); fi
+if ! pkg-config --exists sqlite3 2>/dev/null; then missing+=(libsqlite3-dev); fi
+# Optional, for users: `sqlite3 STATE_DIR/swarm.db` shows the scheduler's state.
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "swarm: installing ${missing[*]} ..." >&2
@@ -22,3 +26,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 pkg-config --exists libuv || { echo "swarm: libuv still not found by pkg-config" >&2; exit 1; }
+pkg-config --exists sqlite3 || { echo "swarm: sqlite3 still not found by pkg-config" >&2; exit 1; }

@@ -9,11 +9,11 @@ import Glibc
 
 /// Runs the long-lived roles on the calling thread's own event loop until SIGINT or SIGTERM.
 public enum Foreground {
-    /// `swarm scheduler`: listens, calls `onListening` with the real address, serves until a
-    /// signal, then closes every connection.
+    /// `swarm scheduler`: restores its state, listens, calls `onListening` with the real
+    /// address, serves until a signal, then closes every connection. Throws if the state
+    /// cannot be opened or, later, saved.
     public static func runScheduler(_ config: SchedulerConfig, logger: Logger,
                                     onListening: (SocketAddress) -> Void) throws {
-        try Files.makeDirectories(config.stateDir)
         let loop = EventLoop()
         let server = SchedulerServer(loop: loop, config: config, logger: logger)
         let address: SocketAddress
@@ -23,6 +23,11 @@ public enum Foreground {
         }
         onListening(address)
         var signals: SignalWatcher?
+        var failure: String?
+        server.onFatal = { reason in
+            failure = reason
+            signals?.close()
+        }
         signals = try SignalWatcher(loop: loop) { signal in
             logger.notice("signal \(signal): scheduler stopping")
             server.stop()
@@ -30,11 +35,13 @@ public enum Foreground {
         }
         loop.run()
         try loop.close()
+        if let failure { throw SchedulerFailure(description: failure) }
     }
 
     /// `swarm worker`: runs until a signal (tasks are killed, results kept) or a fatal
     /// handshake error. Returns the process exit code.
     public static func runWorker(_ config: WorkerConfig, logger: Logger) throws -> Int32 {
+        ProcessGroup.closeInheritedDescriptorsOnExec()
         let loop = EventLoop()
         let agent = WorkerAgent(loop: loop, config: config, logger: logger)
         var exitCode: Int32 = 0
@@ -102,6 +109,11 @@ public final class SignalWatcher {
         parentWatch?.close()
         parentWatch = nil
     }
+}
+
+/// The scheduler stopped because it could not go on safely (its state could not be saved).
+public struct SchedulerFailure: Error, CustomStringConvertible {
+    public let description: String
 }
 
 enum FileHandleOut {

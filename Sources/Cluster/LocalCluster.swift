@@ -26,6 +26,9 @@ public final class LocalCluster: Sendable {
         /// Runtimes, timeouts and engine settings for every worker (as for a worker with no
         /// entry of its own); plain commands stay allowed unless the file says otherwise.
         public var clusterFile: ClusterFile?
+        /// Keep the scheduler's state in `dataDir/scheduler/swarm.db` (`swarm up`); off: in
+        /// memory only (`swarm demo`, tests).
+        public var durable = false
         public init() {}
     }
 
@@ -39,6 +42,7 @@ public final class LocalCluster: Sendable {
         config.stateDir = options.dataDir + "/scheduler"
         config.token = options.token
         config.settings = options.settings
+        config.durable = options.durable
         let schedulerConfig = config
         schedulerThread = EventLoopThread(name: "scheduler") { loop in
             let server = SchedulerServer(loop: loop, config: schedulerConfig, logger: logger)

@@ -61,6 +61,7 @@ extension WorkerAgent {
         runners[task.id] = runner
         runner.start()
         if let pid = runner.pid, runners[task.id] != nil {
+            journalStarted(RunRef(id: task.id, attempt: task.attempt), pid: pid)
             connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: now())))
         }
     }
@@ -86,6 +87,9 @@ extension WorkerAgent {
             try Files.writeAtomically(Self.resultJSON(result), to: "\(resultsDir)/\(result.id).json")
         } catch {
             logger.error("cannot write result of \(result.id): \(error)")
+        }
+        do { try journal.finished(result) } catch {
+            logger.error("cannot record the run of \(result.id): \(error)")
         }
         outbox.append(result)
         if registered { connection?.send(.taskFinished(.init(result: result))) }

@@ -86,8 +86,10 @@ public final class WorkerAgent {
     public var runningCount: Int { runners.count }
     var logsDir: String { config.dataDir + "/logs" }
     var resultsDir: String { config.dataDir + "/results" }
+    var journal: RunJournal { RunJournal(directory: config.dataDir + "/runs") }
 
-    /// Creates the data directories and connects.
+    /// Creates the data directories, ends what a previous worker process on them left
+    /// running (blocking up to the kill grace period), and connects.
     public func start() throws(FileError) {
         if let workDir = config.workDir {
             var info = stat()
@@ -97,6 +99,8 @@ public final class WorkerAgent {
         try Files.makeDirectories(logsDir)
         try Files.makeDirectories(resultsDir)
         try Files.makeDirectories(config.workRoot)
+        try Files.makeDirectories(journal.directory)
+        recoverPreviousRuns()
         reconnectTimer = try! UVTimer(loop: loop)
         heartbeatTimer = try! UVTimer(loop: loop)
         healthTimer = try! UVTimer(loop: loop)
@@ -222,6 +226,7 @@ public final class WorkerAgent {
             logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
             let period = UInt64(max(10, registered.heartbeatMs))
             heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
+            resendStarts()
             // Probes may have ended between the register and now: the scheduler gets the latest.
             if !config.runtimes.isEmpty { sendHealth() }
             for result in outbox { connection?.send(.taskFinished(.init(result: result))) }
@@ -233,6 +238,7 @@ public final class WorkerAgent {
             }
         case .resultAck(let ack):
             outbox.removeAll { $0.id == ack.id && $0.attempt == ack.attempt }
+            journal.acknowledged(RunRef(id: ack.id, attempt: ack.attempt))
         case .error(let error):
             logger.error("scheduler says: \(error.reason)")
         default:
@@ -247,6 +253,31 @@ public final class WorkerAgent {
 
     var runningRuns: [RunRef] {
         runners.values.map { RunRef(id: $0.id, attempt: $0.attempt) }.sorted { $0.id < $1.id }
+    }
+
+    // MARK: Run journal
+
+    /// Results a previous worker process on this data dir did not deliver, and its runs that
+    /// were still going (killed now, reported `lost`), join the outbox.
+    func recoverPreviousRuns() {
+        let recovered = journal.recover(resultsDir: resultsDir, logsDir: logsDir,
+                                        killGraceMs: UInt64(max(0, config.supervisor.policy.killGraceMs)), now: now, logger: logger)
+        if !recovered.isEmpty { logger.notice("delivering \(recovered.count) result(s) left by the previous worker process") }
+        outbox = recovered + outbox
+    }
+
+    func journalStarted(_ run: RunRef, pid: Int) {
+        do { try journal.started(run, pid: Int32(pid), startedAt: now()) } catch {
+            logger.error("cannot record the run of \(run.id): \(error)")
+        }
+    }
+
+    /// A start reported while the scheduler was away (or to a scheduler since restarted).
+    func resendStarts() {
+        for entry in journal.entries() where runners[entry.id]?.attempt == entry.attempt && runners[entry.id]?.pid != nil {
+            connection?.send(.taskStarted(.init(id: entry.id, attempt: entry.attempt, pid: Int(entry.pid),
+                                                startedAt: entry.startedAt ?? now())))
+        }
     }
 }
 

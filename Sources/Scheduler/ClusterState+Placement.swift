@@ -192,13 +192,13 @@ extension ClusterState {
 
     private mutating func assign(_ id: String, to slot: Int, nowMs: Int64) -> SchedulerDirective? {
         let nodeName = index.names[slot]
-        // One lookup, and the record is changed in place: the task table is the big one.
-        guard let i = tasks.index(forKey: id) else { return nil }
-        let attempt = tasks.values[i].info.attempts + 1
-        Self.markPlaced(&tasks.values[i].info, on: nodeName, attempt: attempt, nowMs: nowMs)
-        let spec = tasks.values[i].spec
-        let model = tasks.values[i].request.model
-        let submittedAt = tasks.values[i].info.submittedAt
+        guard let record = tasks[id] else { return nil }
+        let attempt = record.info.attempts + 1
+        let spec = record.spec
+        let model = record.request.model
+        let submittedAt = record.info.submittedAt
+        // Changed in place through the table's modify accessor (which records the new run).
+        Self.markPlaced(&tasks[id]!.info, on: nodeName, attempt: attempt, nowMs: nowMs)
         nodes[nodeName]?.assigned[id] = attempt
         index.setFree(slot, index.free[slot] - 1)
         if let model { modelRunning[model, default: 0] += 1 }

@@ -8,6 +8,10 @@ public struct SchedulerConfig: Sendable {
     public var host = "127.0.0.1"
     public var port = 7700
     public var stateDir = ".swarm/scheduler"
+    /// Keep the state in `stateDir/swarm.db` (SQLite): acknowledged tasks survive a restart
+    /// (`swarm scheduler`, `swarm up`). When false the state lives in memory only and
+    /// `stateDir` is not touched (`swarm demo`, tests).
+    public var durable = false
     public var token: ClusterToken?
     /// Without a token, only a loopback address may be bound unless this is set.
     public var insecureListenAny = false
@@ -30,6 +34,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
     case refusedInsecureBind(String)
     case badAddress(String)
     case bind(String, UVError)
+    case state(TaskStoreError)
 
     public var description: String {
         switch self {
@@ -37,6 +42,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
             "refusing to listen on \(address) without a cluster token: anyone who can reach it could run commands. Use --token-file F (or SWARM_TOKEN), or --insecure-listen-any"
         case .badAddress(let address): "invalid listen address '\(address)' (want a numeric IPv4/IPv6 address)"
         case let .bind(address, error): "cannot listen on \(address): \(error)"
+        case .state(let error): "\(error)"
         }
     }
 }
@@ -53,6 +59,11 @@ public final class SchedulerServer {
     private var tickTimer: UVTimer?
     private var scheduleTimer: UVTimer?
     private var scheduleQueued = false
+    private var scheduleRequested = false
+    /// The durable state; nil when `config.durable` is off.
+    var store: TaskStore?
+    /// Messages of this loop turn, sent once its changes are on disk (see `endOfTurn`).
+    var outgoing: [(FramedConnection, Message)] = []
     private var sessions: [ObjectIdentifier: PeerSession] = [:]
     /// Established worker sessions by node name.
     private var workers: [String: PeerSession] = [:]
@@ -64,6 +75,9 @@ public final class SchedulerServer {
     private var tickPeriodMs: UInt64 = 500
     private var lastTickLoopMs: UInt64 = 0
     public private(set) var address: SocketAddress?
+    /// The state could not be saved: the scheduler has stopped (a restart continues from what
+    /// is on disk). Called on the loop thread.
+    public var onFatal: ((String) -> Void)?
 
     public init(loop: EventLoop, config: SchedulerConfig, logger: Logger, now: @escaping () -> Int64 = unixMillis) {
         self.loop = loop
@@ -87,6 +101,11 @@ public final class SchedulerServer {
         } else if config.token == nil {
             logger.notice("no cluster token configured: binding loopback only")
         }
+        if config.durable {
+            do { try openState() } catch { throw .state(error) }
+            // Restoring can take seconds: timers and the stall check start from now.
+            loop.updateTime()
+        }
         do {
             let tcp = try UVTCP(loop: loop)
             listener = tcp
@@ -96,6 +115,8 @@ public final class SchedulerServer {
         } catch {
             listener?.close()
             listener = nil
+            store?.close()
+            store = nil
             throw .bind(display, error)
         }
         let tick = try! UVTimer(loop: loop)
@@ -105,11 +126,17 @@ public final class SchedulerServer {
         tick.start(afterMs: period, repeatMs: period) { [weak self] in self?.tick() }
         tickTimer = tick
         scheduleTimer = try! UVTimer(loop: loop)
+        // Restoring may have requeued tasks: place them and save that.
+        scheduleSoon()
         return self.address!
     }
 
-    /// Closes the listener, every connection and timer. The loop can then end.
+    /// Saves what is not saved yet, closes the state, the listener, every connection and
+    /// timer. The loop can then end.
     public func stop() {
+        if store != nil { _ = persist() }
+        store?.close(); store = nil
+        outgoing = []
         listener?.close(); listener = nil
         tickTimer?.close(); tickTimer = nil
         scheduleTimer?.close(); scheduleTimer = nil
@@ -203,7 +230,7 @@ public final class SchedulerServer {
                 session.nodeName = name
                 workers[name] = session
                 state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true, probing: 0)
-                session.connection.send(.registered(.init(heartbeatMs: config.settings.heartbeatMs)))
+                deliver(session.connection, .registered(.init(heartbeatMs: config.settings.heartbeatMs)))
                 logger.info("worker \(name) registered from \(session.connection.peer) with \(register.slots) slots")
                 execute(directives)
                 execute(state.cancelKills(node: name))
@@ -231,7 +258,7 @@ public final class SchedulerServer {
             guard let info = try? state.task(output.id), info.attempts == output.attempt, info.node == name,
                   let piece = logs.append(id: output.id, attempt: output.attempt, stream: output.stream, data: output.data) else { return }
             for follower in followers[output.id] ?? [] {
-                follower.session.connection.send(.logChunk(.init(requestId: follower.requestId, id: output.id, data: piece, done: false)))
+                deliver(follower.session.connection, .logChunk(.init(requestId: follower.requestId, id: output.id, data: piece, done: false)))
             }
             return
         case .reject(let reject):
@@ -255,7 +282,7 @@ public final class SchedulerServer {
             let parent = String(name.dropFirst(ClusterToken.taskNamePrefix.count))
             switch message {
             case .cancel, .drain:
-                session.connection.send(.error(.init(code: .unexpected, reason: "a task's credential may not send '\(message.type)'", requestId: message.requestId)))
+                deliver(session.connection, .error(.init(code: .unexpected, reason: "a task's credential may not send '\(message.type)'", requestId: message.requestId)))
                 return
             case .submit(var submit):
                 if submit.task.parent == nil { submit.task.parent = parent }
@@ -270,72 +297,72 @@ public final class SchedulerServer {
         case .submit(let submit):
             do {
                 let id = try state.submit(submit.task, nowMs: nowMs)
-                session.connection.send(.submitted(.init(requestId: submit.requestId, id: id)))
+                deliver(session.connection, .submitted(.init(requestId: submit.requestId, id: id)))
                 scheduleSoon()
             } catch {
-                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: submit.requestId)))
+                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: submit.requestId)))
             }
         case .status(let ref):
             do {
-                session.connection.send(.taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
+                deliver(session.connection, .taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
             } catch {
-                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
+                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
             }
         case .wait(let wait):
             var infos: [TaskInfo] = []
             for id in wait.ids {
                 guard let info = try? state.task(id) else {
-                    session.connection.send(.error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(id).description, requestId: wait.requestId)))
+                    deliver(session.connection, .error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(id).description, requestId: wait.requestId)))
                     return
                 }
                 infos.append(info)
             }
             let pending = Set(infos.filter { !$0.state.isTerminal }.map(\.id))
             if pending.isEmpty {
-                session.connection.send(.waitResult(.init(requestId: wait.requestId, tasks: waitReply(wait.ids))))
+                deliver(session.connection, .waitResult(.init(requestId: wait.requestId, tasks: waitReply(wait.ids))))
             } else {
                 waiters.add(Waiter(session: session, requestId: wait.requestId, ids: wait.ids, pending: pending))
             }
         case .listTasks(let request):
-            session.connection.send(.taskList(.init(requestId: request.requestId, tasks: withWaitReasons(state.listTasks()))))
+            deliver(session.connection, .taskList(.init(requestId: request.requestId, tasks: withWaitReasons(state.listTasks()))))
         case .listNodes(let request):
-            session.connection.send(.nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: nowMs))))
+            deliver(session.connection, .nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: nowMs))))
         case .cancel(let ref):
             do {
                 let directives = try state.cancel(ref.id, nowMs: nowMs)
                 logger.notice("task \(ref.id) cancelled by a client")
                 execute(directives)
-                session.connection.send(.taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
+                deliver(session.connection, .taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
             } catch {
-                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
+                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
             }
         case .stats(let request):
             let (cluster, workers) = state.statistics()
-            session.connection.send(.statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers)))
+            deliver(session.connection, .statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers)))
         case .drain(let ref):
             do {
                 try state.drain(node: ref.name)
                 logger.notice("worker \(ref.name) drained by a client")
-                session.connection.send(.nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: nowMs))))
+                deliver(session.connection, .nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: nowMs))))
             } catch {
-                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
+                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
             }
         case .submitBatch(let batch):
             do {
                 let (ids, existing) = try state.submitBatch(batch.tasks, nowMs: nowMs)
-                session.connection.send(.batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)))
+                deliver(session.connection, .batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)))
                 scheduleSoon()
             } catch {
-                session.connection.send(.error(.init(code: error.code, reason: error.description, requestId: batch.requestId)))
+                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: batch.requestId)))
             }
         case .logs(let request):
             guard let info = try? state.task(request.id) else {
-                session.connection.send(.error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(request.id).description, requestId: request.requestId)))
+                deliver(session.connection, .error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(request.id).description, requestId: request.requestId)))
                 return
             }
             let ended = info.state.isTerminal
             let done = ended || !request.follow
-            session.connection.send(.logChunk(.init(requestId: request.requestId, id: request.id, data: logs.text(id: request.id),
+            deliver(session.connection, .logChunk(.init(requestId: request.requestId, id: request.id, data: logs.text(id: request.id),
                                                     done: done, state: done ? info.state : nil)))
             if !done { followers[request.id, default: []].append((session, request.requestId)) }
         default:
@@ -349,21 +376,21 @@ public final class SchedulerServer {
         for directive in directives {
             switch directive {
             case let .assign(node, task):
-                workers[node]?.connection.send(.assign(.init(task: task)))
+                toWorker(node, .assign(.init(task: task)))
             case let .ackResult(node, run):
-                workers[node]?.connection.send(.resultAck(.init(id: run.id, attempt: run.attempt)))
+                toWorker(node, .resultAck(.init(id: run.id, attempt: run.attempt)))
             case let .kill(node, run, reason):
                 logger.notice("telling \(node) to kill attempt \(run.attempt) of task \(run.id): \(reason)")
-                workers[node]?.connection.send(.kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
+                toWorker(node, .kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
             case .taskEnded(let id):
                 if let list = followers.removeValue(forKey: id), let info = try? state.task(id) {
                     for follower in list {
-                        follower.session.connection.send(.logChunk(.init(requestId: follower.requestId, id: id, data: "", done: true, state: info.state)))
+                        deliver(follower.session.connection, .logChunk(.init(requestId: follower.requestId, id: id, data: "", done: true, state: info.state)))
                     }
                 }
                 for waiter in waiters.taskEnded(id) {
                     let infos = waitReply(waiter.ids)
-                    waiter.session.connection.send(.waitResult(.init(requestId: waiter.requestId, tasks: infos)))
+                    deliver(waiter.session.connection, .waitResult(.init(requestId: waiter.requestId, tasks: infos)))
                 }
             case .nodeLost(let name):
                 logger.warning("worker \(name) lost: no heartbeat for over \(config.settings.lostAfterMs) ms")
@@ -410,13 +437,37 @@ public final class SchedulerServer {
 
     /// Placement runs once per loop iteration, after all messages read in it are applied.
     private func scheduleSoon() {
+        scheduleRequested = true
+        endOfTurnSoon()
+    }
+
+    /// Runs `endOfTurn` once, after all messages read in this loop iteration are applied.
+    func endOfTurnSoon() {
         guard !scheduleQueued, let scheduleTimer else { return }
         scheduleQueued = true
         scheduleTimer.start(afterMs: 0) { [weak self] in
             guard let self else { return }
             self.scheduleQueued = false
-            self.execute(self.state.schedule(nowMs: self.now()))
+            self.endOfTurn()
         }
+    }
+
+    /// Group commit: places queued tasks, puts every change of this turn on disk in one
+    /// transaction, and only then sends the turn's messages. So a `submitted`, an `assign`, a
+    /// `resultAck` or a wait's answer never gets ahead of the state it reports.
+    private func endOfTurn() {
+        if scheduleRequested {
+            scheduleRequested = false
+            execute(state.schedule(nowMs: now()))
+        }
+        guard persist() else { return }
+        let batch = outgoing
+        outgoing = []
+        for (connection, message) in batch { connection.send(message) }
+    }
+
+    private func toWorker(_ node: String, _ message: Message) {
+        if let connection = workers[node]?.connection { deliver(connection, message) }
     }
 
     private func tick() {
@@ -437,6 +488,7 @@ public final class SchedulerServer {
             execute(directives)
             scheduleSoon()
         }
+        if state.hasChanges { endOfTurnSoon() }
     }
 }
 

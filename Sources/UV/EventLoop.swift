@@ -76,6 +76,10 @@ public final class EventLoop: @unchecked Sendable {
     /// The loop's cached time in milliseconds (updated once per loop iteration).
     public var nowMs: UInt64 { uv_now(raw) }
 
+    /// Refreshes the cached time, after blocking work outside a loop iteration (e.g. before
+    /// `run`), so timers started next count from now. Call on the loop thread.
+    public func updateTime() { uv_update_time(raw) }
+
     /// Runs until no referenced handle is left. Call on the loop thread.
     public func run() {
         preconditionInLoop()

@@ -40,4 +40,16 @@ public enum ProcessGroup {
         guard pgid > 1 else { return true }
         return kill(-pgid, 0) != 0 && errno == ESRCH
     }
+
+    /// Marks every inherited descriptor from 3 up close-on-exec, so tasks do not inherit what
+    /// this process was given (a parent's sockets or pipes would keep its reader waiting for
+    /// as long as any task runs). Call at the start of a worker process, before any spawn.
+    public static func closeInheritedDescriptorsOnExec() {
+        let limit = min(Int32(sysconf(Int32(_SC_OPEN_MAX))), 65_536)
+        guard limit > 3 else { return }
+        for fd in 3..<limit {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
 }

@@ -9,7 +9,7 @@ struct SchedulerCommand: ParsableCommand {
 
     @Option(help: "HOST:PORT to listen on; port 0 picks a free one (default 127.0.0.1:7700).")
     var listen: String?
-    @Option(help: "Directory for the scheduler's state (default .swarm/scheduler).")
+    @Option(help: "Directory for the scheduler's durable state, swarm.db (default .swarm/scheduler).")
     var stateDir: String?
     @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
     var tokenFile: String?
@@ -43,6 +43,7 @@ struct SchedulerCommand: ParsableCommand {
         settings.host = host
         settings.port = port
         settings.stateDir = stateDir ?? file?.stateDir ?? ".swarm/scheduler"
+        settings.durable = true
         settings.insecureListenAny = insecureListenAny
         settings.settings.lostAfterMs = Int64(lostAfter * 1000)
         settings.settings.heartbeatMs = max(1, Int(heartbeat * 1000))

@@ -13,7 +13,7 @@ struct UpCommand: ParsableCommand {
     var slots = 4
     @Option(help: "Scheduler HOST:PORT (loopback); port 0 picks a free one.")
     var listen = "127.0.0.1:7700"
-    @Option(help: "Directory for the workers' logs and results.")
+    @Option(help: "Directory for the scheduler's state and the workers' logs and results.")
     var dataDir = ".swarm/local"
     @Option(help: "cluster.json with runtimes and timeouts for the local workers.")
     var config: String?
@@ -32,6 +32,7 @@ struct UpCommand: ParsableCommand {
         options.workers = workers
         options.slots = slots
         options.dataDir = dataDir
+        options.durable = true
         if let config {
             let file = try loadConfig(config)
             options.clusterFile = file

@@ -1,0 +1,75 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads Linux's `/proc` for what a restarted worker must know about processes it did not
+/// spawn itself: whether a task's process group from before is still there, and whether a
+/// pid still names the same process (start time and boot id guard against pid reuse).
+enum ProcessTable {
+    struct Stat: Equatable {
+        var pid: Int32
+        /// R, S, D, Z, T, ... (`Z`: exited, waiting to be reaped; counts as gone).
+        var state: Character
+        var processGroup: Int32
+        var session: Int32
+        /// Field 22: clock ticks after boot at which the process started.
+        var startTime: UInt64
+
+        var isGone: Bool { state == "Z" || state == "X" }
+    }
+
+    /// This boot's id: a pid and start time from another boot name nothing alive now.
+    static func bootId() -> String {
+        let text = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? ""
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func stat(_ pid: Int32) -> Stat? {
+        guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
+        return parse(text)
+    }
+
+    /// Parses a `/proc/PID/stat` line. The command name (field 2) is in parentheses and may
+    /// hold spaces and parentheses itself, so fields are counted after the last ')'.
+    static func parse(_ line: String) -> Stat? {
+        guard let open = line.firstIndex(of: "("), let close = line.lastIndex(of: ")"),
+              let pid = Int32(line[..<open].trimmingCharacters(in: .whitespaces)) else { return nil }
+        let fields = line[line.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
+        // fields[0] is field 3 (state); field N is fields[N - 3].
+        guard fields.count >= 20, let state = fields[0].first, let group = Int32(fields[2]),
+              let session = Int32(fields[3]), let start = UInt64(fields[19]) else { return nil }
+        return Stat(pid: pid, state: state, processGroup: group, session: session, startTime: start)
+    }
+
+    /// Live (not zombie) processes in process group `group`.
+    static func members(ofGroup group: Int32) -> [Int32] {
+        guard group > 0, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard let stat = stat(pid) else { return false }
+            return stat.processGroup == group && !stat.isGone
+        }
+    }
+
+    /// Signals every process group in `groups`, SIGTERM first and SIGKILL to what is left
+    /// after `graceMs`; returns once they are all gone (or SIGKILL had a second to work).
+    /// Blocks the calling thread: meant for a worker's start, before it serves anything.
+    static func killGroups(_ groups: [Int32], graceMs: UInt64) {
+        var left = groups.filter { !members(ofGroup: $0).isEmpty }
+        for group in left { kill(-group, SIGTERM) }
+        for (signal, waitMs) in [(SIGKILL, graceMs), (0, UInt64(1_000))] {
+            let deadline = monotonicMs() + waitMs
+            while !left.isEmpty && monotonicMs() < deadline {
+                usleep(20_000)
+                left = left.filter { !members(ofGroup: $0).isEmpty }
+            }
+            if signal != 0 { for group in left { kill(-group, signal) } }
+        }
+    }
+
+    private static func monotonicMs() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+}

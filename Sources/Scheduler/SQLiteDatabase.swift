@@ -1,0 +1,208 @@
+import CSQLite
+
+/// A failed SQLite call: the result code (`SQLITE_*`, extended codes included) and sqlite's
+/// own message.
+public enum SQLiteError: Error, Equatable, CustomStringConvertible, Sendable {
+    case open(path: String, code: Int32, message: String)
+    case statement(sql: String, code: Int32, message: String)
+
+    public var code: Int32 {
+        switch self {
+        case .open(_, let code, _), .statement(_, let code, _): code
+        }
+    }
+
+    /// The primary result code (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, ...), without the extended bits.
+    public var primaryCode: Int32 { code & 0xFF }
+
+    public var description: String {
+        switch self {
+        case let .open(path, code, message): "cannot open \(path): \(message) (sqlite code \(code))"
+        case let .statement(sql, code, message):
+            "\(message) (sqlite code \(code)) in: \(sql.count > 80 ? String(sql.prefix(80)) + "..." : sql)"
+        }
+    }
+}
+
+/// One SQLite connection (the system libsqlite3). A thin wrapper: statements, transactions,
+/// typed errors. Not thread-safe: use it from one thread (the scheduler's loop thread).
+public final class SQLiteDatabase {
+    private var handle: OpaquePointer?
+    public let path: String
+
+    /// Opens (creating unless `readOnly`) the database at `path`; ":memory:" for a private
+    /// in-memory one.
+    public init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+        self.path = path
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+            sqlite3_close_v2(db)
+            throw .open(path: path, code: rc, message: message)
+        }
+        sqlite3_extended_result_codes(db, 1)
+        handle = db
+    }
+
+    deinit { close() }
+
+    /// Idempotent. Statements still alive are finalized by their own deinit.
+    public func close() {
+        guard let handle else { return }
+        sqlite3_close_v2(handle)
+        self.handle = nil
+    }
+
+    /// Runs one or more statements that return no rows we need (DDL, pragmas).
+    public func execute(_ sql: String) throws(SQLiteError) {
+        let db = try open(sql)
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &errorMessage)
+        guard rc == SQLITE_OK else {
+            let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
+            sqlite3_free(errorMessage)
+            throw .statement(sql: sql, code: rc, message: message)
+        }
+    }
+
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        let db = try open(sql)
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw error(sql, rc) }
+        return SQLiteStatement(database: self, statement: statement, sql: sql)
+    }
+
+    /// The single value of a one-row, one-column query (nil for no row or NULL).
+    public func scalar(_ sql: String) throws(SQLiteError) -> String? {
+        let statement = try prepare(sql)
+        return try statement.step() ? statement.string(0) : nil
+    }
+
+    /// Runs `body` in `BEGIN IMMEDIATE ... COMMIT`; rolls back if it throws.
+    public func transaction<T>(_ body: () throws(SQLiteError) -> T) throws(SQLiteError) -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Rows changed by the last INSERT, UPDATE or DELETE.
+    public var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
+
+    func error(_ sql: String, _ rc: Int32) -> SQLiteError {
+        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+        return .statement(sql: sql, code: rc, message: message)
+    }
+
+    private func open(_ sql: String) throws(SQLiteError) -> OpaquePointer {
+        guard let handle else { throw .statement(sql: sql, code: SQLITE_MISUSE, message: "database is closed") }
+        return handle
+    }
+}
+
+/// A prepared statement: bind parameters (1-based), step, read columns (0-based), reset to
+/// run it again. Keeps its database open while it lives.
+public final class SQLiteStatement {
+    private let database: SQLiteDatabase
+    private let statement: OpaquePointer
+    public let sql: String
+
+    init(database: SQLiteDatabase, statement: OpaquePointer, sql: String) {
+        self.database = database
+        self.statement = statement
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(statement) }
+
+    public func bind(_ index: Int32, _ value: Int64?) throws(SQLiteError) {
+        let rc = value.map { sqlite3_bind_int64(statement, index, $0) } ?? sqlite3_bind_null(statement, index)
+        try check(rc)
+    }
+
+    public func bind(_ index: Int32, _ value: Int?) throws(SQLiteError) {
+        try bind(index, value.map { Int64($0) })
+    }
+
+    public func bind(_ index: Int32, _ value: String?) throws(SQLiteError) {
+        guard let value else { return try check(sqlite3_bind_null(statement, index)) }
+        let rc = value.utf8CString.withUnsafeBufferPointer { buffer in
+            sqlite3_bind_text(statement, index, buffer.baseAddress, Int32(buffer.count - 1), swarm_sqlite_transient())
+        }
+        try check(rc)
+    }
+
+    /// Binds the values to parameters 1, 2, ... in order.
+    public func bindAll(_ values: [SQLiteValue]) throws(SQLiteError) {
+        for (offset, value) in values.enumerated() {
+            let index = Int32(offset + 1)
+            switch value {
+            case .null: try check(sqlite3_bind_null(statement, index))
+            case .integer(let v): try bind(index, v)
+            case .text(let v): try bind(index, v)
+            }
+        }
+    }
+
+    /// True when a row is ready to read, false when the statement is done.
+    public func step() throws(SQLiteError) -> Bool {
+        let rc = sqlite3_step(statement)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        throw database.error(sql, rc)
+    }
+
+    /// Binds `values`, runs to completion, resets: for statements that return no rows.
+    public func run(_ values: [SQLiteValue]) throws(SQLiteError) {
+        defer { reset() }
+        try bindAll(values)
+        while try step() {}
+    }
+
+    /// Ready to run again; bindings are cleared.
+    public func reset() {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+    }
+
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+
+    public func int64(_ column: Int32) -> Int64? {
+        isNull(column) ? nil : sqlite3_column_int64(statement, column)
+    }
+
+    public func string(_ column: Int32) -> String? {
+        guard let text = sqlite3_column_text(statement, column) else { return nil }
+        let count = Int(sqlite3_column_bytes(statement, column))
+        return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
+    }
+
+    private func check(_ rc: Int32) throws(SQLiteError) {
+        guard rc == SQLITE_OK else { throw database.error(sql, rc) }
+    }
+}
+
+/// A value to bind.
+public enum SQLiteValue: Equatable, Sendable {
+    case null
+    case integer(Int64)
+    case text(String)
+
+    public static func int(_ value: Int?) -> SQLiteValue { value.map { .integer(Int64($0)) } ?? .null }
+    public static func int64(_ value: Int64?) -> SQLiteValue { value.map { .integer($0) } ?? .null }
+    public static func string(_ value: String?) -> SQLiteValue { value.map { .text($0) } ?? .null }
+}
+
+/// Confined to one thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension SQLiteDatabase: Sendable {}
+@available(*, unavailable)
+extension SQLiteStatement: Sendable {}

@@ -1,0 +1,43 @@
+import SwarmProtocol
+
+/// A task as the store keeps it: what was submitted, what clients see, and its place in
+/// submission order.
+public struct TaskSnapshot: Sendable, Equatable {
+    public var spec: TaskSpec
+    public var info: TaskInfo
+    /// Submission order (1, 2, ...); a requeued task keeps its place by it.
+    public var sequence: UInt64
+
+    public init(spec: TaskSpec, info: TaskInfo, sequence: UInt64) {
+        self.spec = spec
+        self.info = info
+        self.sequence = sequence
+    }
+}
+
+/// What happened to one run (task id + attempt), in the order it happened.
+public enum RunChange: Sendable, Equatable {
+    /// The run was placed on `node` (a new attempt).
+    case placed(RunRef, node: String?, placedAt: Int64?)
+    case started(RunRef, startedAt: Int64?)
+    /// The run ended: with the task's outcome, or `lost` when the task went back to the queue
+    /// (worker lost, left, restarted without it). `finishedAt` nil: when it was noticed.
+    /// Applies only to a run that is still running (an ended run keeps its first ending).
+    case ended(RunRef, state: TaskState, reason: String?, finishedAt: Int64?)
+    /// The worker refused the run: it never started and its attempt number is used again.
+    case withdrawn(RunRef)
+}
+
+/// Everything that changed in a `ClusterState` since the last `takeChanges()`: the tasks whose
+/// record changed (their whole new record) and the runs' history.
+public struct StateChanges: Sendable, Equatable {
+    public var tasks: [TaskSnapshot] = []
+    public var runs: [RunChange] = []
+
+    public init(tasks: [TaskSnapshot] = [], runs: [RunChange] = []) {
+        self.tasks = tasks
+        self.runs = runs
+    }
+
+    public var isEmpty: Bool { tasks.isEmpty && runs.isEmpty }
+}

@@ -1,0 +1,269 @@
+import CSQLite
+import Foundation
+import SwarmProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why the scheduler's state directory cannot be used. Never answered by starting empty.
+public enum TaskStoreError: Error, CustomStringConvertible, Sendable {
+    case cannotCreateDirectory(path: String, reason: String)
+    /// Another scheduler holds the directory's lock.
+    case inUse(path: String)
+    case notASwarmDatabase(path: String, detail: String)
+    case newerSchema(path: String, found: Int, supported: Int)
+    case corrupt(path: String, detail: String)
+    case sqlite(path: String, SQLiteError)
+
+    public var description: String {
+        let keep = "; refusing to start with it (move it away to start empty)"
+        switch self {
+        case let .cannotCreateDirectory(path, reason): return "cannot create state directory \(path): \(reason)"
+        case .inUse(let path): return "state directory \(path) is in use by another scheduler (its lock \(path)/\(TaskStore.lockName) is held)"
+        case let .notASwarmDatabase(path, detail): return "\(path) is not a swarm state database (\(detail))" + keep
+        case let .newerSchema(path, found, supported):
+            return "\(path) has schema version \(found), newer than this swarm understands (\(supported)): it was written by a newer swarm" + keep
+        case let .corrupt(path, detail): return "\(path) is damaged: \(detail)" + keep
+        case let .sqlite(path, error): return "state database \(path): \(error)"
+        }
+    }
+}
+
+/// The scheduler's durable state: `swarm.db` (SQLite, WAL) in the state directory, the
+/// schema in README ("State directory"). `save` writes one batch of changes in one
+/// transaction and returns once it is on disk (`synchronous=FULL`: the WAL is fsynced on
+/// commit), so what the scheduler acknowledges after it survives a crash. A lock file keeps a
+/// second scheduler out. Use from one thread (the scheduler's loop thread).
+public final class TaskStore {
+    public static let schemaVersion = 1
+    public static let databaseName = "swarm.db"
+    public static let lockName = "swarm.lock"
+
+    public let path: String
+    private let database: SQLiteDatabase
+    private var lockFD: Int32
+    private let encoder = JSONEncoder()
+    private let updateTask: SQLiteStatement
+    private let insertTask: SQLiteStatement
+    private let placeRun: SQLiteStatement
+    private let startRun: SQLiteStatement
+    private let endRun: SQLiteStatement
+    private let withdrawRun: SQLiteStatement
+
+    /// Opens (creating) `directory/swarm.db`. Throws if it is not a swarm database, was
+    /// written by a newer schema, is damaged, or another scheduler has the directory.
+    public init(directory: String) throws(TaskStoreError) {
+        path = directory + "/" + Self.databaseName
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw .cannotCreateDirectory(path: directory, reason: "\(error.localizedDescription)")
+        }
+        lockFD = open(directory + "/" + Self.lockName, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0 else {
+            throw .cannotCreateDirectory(path: directory, reason: String(cString: strerror(errno)))
+        }
+        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(lockFD)
+            throw .inUse(path: directory)
+        }
+        let path = self.path
+        let fd = lockFD
+        func fail(_ error: TaskStoreError) -> TaskStoreError {
+            Glibc.close(fd)
+            return error
+        }
+        do {
+            database = try SQLiteDatabase(path: path)
+            try Self.prepareSchema(database, path: path)
+            updateTask = try database.prepare("""
+                UPDATE tasks SET state = ?2, node = ?3, attempts = ?4, finished_at = ?5, info = ?6 WHERE id = ?1
+                """)
+            insertTask = try database.prepare("""
+                INSERT INTO tasks (id, state, node, attempts, finished_at, info, sequence, submitted_at, spec, priority)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, coalesce(CAST(json_extract(?9, '$.priority') AS INTEGER), 0))
+                """)
+            placeRun = try database.prepare("""
+                INSERT INTO runs (task_id, attempt, node, placed_at, state) VALUES (?1, ?2, ?3, ?4, 'running')
+                ON CONFLICT (task_id, attempt) DO NOTHING
+                """)
+            startRun = try database.prepare("UPDATE runs SET started_at = ?3 WHERE task_id = ?1 AND attempt = ?2")
+            endRun = try database.prepare("""
+                UPDATE runs SET state = ?3, reason = ?4, finished_at = ?5
+                WHERE task_id = ?1 AND attempt = ?2 AND state = 'running'
+                """)
+            withdrawRun = try database.prepare("DELETE FROM runs WHERE task_id = ?1 AND attempt = ?2")
+        } catch let error as TaskStoreError {
+            throw fail(error)
+        } catch let error as SQLiteError {
+            throw fail(Self.classify(error, path: path))
+        } catch {
+            throw fail(.corrupt(path: path, detail: "\(error)"))
+        }
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    }
+
+    deinit { close() }
+
+    /// Closes the database and releases the directory's lock. Idempotent.
+    public func close() {
+        database.close()
+        if lockFD >= 0 {
+            Glibc.close(lockFD)
+            lockFD = -1
+        }
+    }
+
+    /// Every task, in submission order.
+    public func loadTasks() throws(TaskStoreError) -> [TaskSnapshot] {
+        let decoder = JSONDecoder()
+        var tasks: [TaskSnapshot] = []
+        do {
+            let rows = try database.prepare("SELECT id, sequence, spec, info FROM tasks ORDER BY sequence")
+            while try rows.step() {
+                let id = rows.string(0) ?? "?"
+                guard let sequence = rows.int64(1), sequence > 0,
+                      let spec = try? decoder.decode(TaskSpec.self, from: Data((rows.string(2) ?? "").utf8)),
+                      let info = try? decoder.decode(TaskInfo.self, from: Data((rows.string(3) ?? "").utf8)),
+                      info.id == id else {
+                    throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' cannot be read back")
+                }
+                tasks.append(TaskSnapshot(spec: spec, info: info, sequence: UInt64(sequence)))
+            }
+        } catch let error as SQLiteError {
+            throw Self.classify(error, path: path)
+        } catch let error as TaskStoreError {
+            throw error
+        } catch {
+            throw .corrupt(path: path, detail: "\(error)")
+        }
+        return tasks
+    }
+
+    /// Writes `changes` in one transaction; returns once they are durable. `nowMs` dates runs
+    /// that ended without a time of their own (requeued).
+    public func save(_ changes: StateChanges, nowMs: Int64) throws(TaskStoreError) {
+        guard !changes.isEmpty else { return }
+        do {
+            try database.transaction { () throws(SQLiteError) in
+                for task in changes.tasks { try write(task) }
+                for change in changes.runs { try write(change, nowMs: nowMs) }
+            }
+        } catch {
+            throw .sqlite(path: path, error)
+        }
+    }
+
+    // MARK: Writing
+
+    private func json<T: Encodable>(_ value: T) -> String {
+        // These types hold only strings, integers and collections of them: encoding cannot fail.
+        String(decoding: try! encoder.encode(value), as: UTF8.self)
+    }
+
+    private func write(_ task: TaskSnapshot) throws(SQLiteError) {
+        let info = task.info
+        let common: [SQLiteValue] = [.text(info.id), .text(info.state.rawValue), .string(info.node),
+                                     .int(info.attempts), .int64(info.finishedAt), .text(json(info))]
+        try updateTask.run(common)
+        if database.changes == 0 {
+            try insertTask.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(json(task.spec))])
+        }
+    }
+
+    private func write(_ change: RunChange, nowMs: Int64) throws(SQLiteError) {
+        switch change {
+        case let .placed(run, node, placedAt):
+            try placeRun.run([.text(run.id), .int(run.attempt), .string(node), .int64(placedAt)])
+        case let .started(run, startedAt):
+            try startRun.run([.text(run.id), .int(run.attempt), .int64(startedAt)])
+        case let .ended(run, state, reason, finishedAt):
+            try endRun.run([.text(run.id), .int(run.attempt), .text(state.rawValue), .string(reason),
+                            .integer(finishedAt ?? nowMs)])
+        case .withdrawn(let run):
+            try withdrawRun.run([.text(run.id), .int(run.attempt)])
+        }
+    }
+
+    // MARK: Schema
+
+    static let schema = """
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE tasks (
+            id           TEXT PRIMARY KEY,
+            sequence     INTEGER NOT NULL UNIQUE,
+            state        TEXT NOT NULL,
+            priority     INTEGER NOT NULL DEFAULT 0,
+            node         TEXT,
+            attempts     INTEGER NOT NULL,
+            submitted_at INTEGER NOT NULL,
+            finished_at  INTEGER,
+            spec         TEXT NOT NULL,
+            info         TEXT NOT NULL
+        );
+        CREATE INDEX tasks_by_state ON tasks (state, priority DESC, sequence);
+        CREATE TABLE runs (
+            task_id     TEXT NOT NULL,
+            attempt     INTEGER NOT NULL,
+            node        TEXT,
+            placed_at   INTEGER,
+            started_at  INTEGER,
+            finished_at INTEGER,
+            state       TEXT NOT NULL,
+            reason      TEXT,
+            PRIMARY KEY (task_id, attempt)
+        ) WITHOUT ROWID;
+        CREATE INDEX runs_by_node ON runs (node, state);
+        """
+
+    private static func prepareSchema(_ db: SQLiteDatabase, path: String) throws(TaskStoreError) {
+        do {
+            // The first read of the file: a file that is not SQLite fails here.
+            let mode = try db.scalar("PRAGMA journal_mode = WAL")
+            guard mode == "wal" else { throw TaskStoreError.corrupt(path: path, detail: "cannot switch to WAL mode (got \(mode ?? "nothing"))") }
+            try db.execute("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000")
+            let tables = Int(try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? "0") ?? 0
+            if tables == 0 {
+                try db.transaction { () throws(SQLiteError) in
+                    try db.execute(schema)
+                    let meta = try db.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")
+                    try meta.run([.text("schema_version"), .text(String(schemaVersion))])
+                    try meta.run([.text("created_at"), .text(String(unixMillis()))])
+                }
+                return
+            }
+            guard try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'") == "1",
+                  let text = try db.scalar("SELECT value FROM meta WHERE key = 'schema_version'"),
+                  let version = Int(text) else {
+                throw TaskStoreError.notASwarmDatabase(path: path, detail: "it has tables but no swarm schema version")
+            }
+            if version > schemaVersion { throw TaskStoreError.newerSchema(path: path, found: version, supported: schemaVersion) }
+            guard version == schemaVersion else {
+                throw TaskStoreError.notASwarmDatabase(path: path, detail: "unknown schema version \(version)")
+            }
+            let check = try db.scalar("PRAGMA quick_check") ?? "no answer"
+            guard check == "ok" else { throw TaskStoreError.corrupt(path: path, detail: "integrity check: \(check)") }
+        } catch let error as SQLiteError {
+            throw classify(error, path: path)
+        } catch let error as TaskStoreError {
+            throw error
+        } catch {
+            throw .corrupt(path: path, detail: "\(error)")
+        }
+    }
+
+    private static func classify(_ error: SQLiteError, path: String) -> TaskStoreError {
+        switch error.primaryCode {
+        case SQLITE_NOTADB: .notASwarmDatabase(path: path, detail: "not an SQLite database")
+        case SQLITE_CORRUPT: .corrupt(path: path, detail: "\(error)")
+        default: .sqlite(path: path, error)
+        }
+    }
+}
+
+/// Confined to one thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension TaskStore: Sendable {}

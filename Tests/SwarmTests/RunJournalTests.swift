@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import Testing
+@testable import SwarmNode
+@testable import SwarmProtocol
+
+/// A worker restarted on the same data dir: what its previous process left is delivered
+/// (results) or killed and reported (runs still going), never left running unknown.
+@Suite(.serialized) struct RunJournalTests {
+    static func tempDir() throws -> String {
+        let dir = NSTemporaryDirectory() + "swarm-journal-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        for sub in ["runs", "results", "logs"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true)
+        }
+        return dir
+    }
+
+    /// `sleep 30` leading its own session and process group, like a task.
+    static func spawnDetachedSleep() throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // A test thread may block or ignore SIGTERM; a task would not. 0x80: POSIX_SPAWN_SETSID
+        // (a GNU extension Swift does not see).
+        var none = sigset_t(), term = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&term)
+        sigaddset(&term, SIGTERM)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &term)
+        posix_spawnattr_setflags(&attributes, Int16(0x80 | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("30"), nil]
+        defer { for p in argv { free(p) } }
+        let rc = posix_spawnp(&pid, "sleep", nil, &attributes, argv, environ)
+        try #require(rc == 0)
+        return pid
+    }
+
+    @Test func statLinesWithOddCommandNamesParse() throws {
+        let line = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 0 0 0"
+        let stat = try #require(ProcessTable.parse(line))
+        #expect(stat == ProcessTable.Stat(pid: 4242, state: "S", processGroup: 4242, session: 4242, startTime: 987654))
+        #expect(ProcessTable.parse("garbage") == nil)
+        let me = try #require(ProcessTable.stat(getpid()))
+        #expect(me.pid == getpid())
+        #expect(me.startTime > 0)
+        #expect(!ProcessTable.bootId().isEmpty)
+    }
+
+    @Test func anEntryGoesOnlyWithItsOwnAttemptsAcknowledgement() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = RunJournal(directory: dir + "/runs")
+        try journal.started(RunRef(id: "t", attempt: 2), pid: getpid(), startedAt: 5)
+        #expect(journal.entry("t")?.processStartTime == ProcessTable.stat(getpid())?.startTime)
+        journal.acknowledged(RunRef(id: "t", attempt: 1))
+        #expect(journal.entries().map(\.run) == [RunRef(id: "t", attempt: 2)])
+        journal.acknowledged(RunRef(id: "t", attempt: 2))
+        #expect(journal.entries().isEmpty)
+    }
+
+    @Test func recoveryDeliversKillsAndReportsButNeverTouchesAStranger() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = RunJournal(directory: dir + "/runs")
+
+        // 1. Finished, result not acknowledged: delivered as it was.
+        try journal.started(RunRef(id: "done", attempt: 1), pid: 999_999, startedAt: 10)
+        let done = TaskResult(id: "done", state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "ok\n",
+                              pid: 999_999, attempt: 1, startedAt: 10, finishedAt: 20)
+        try Files.writeAtomically(WorkerAgent.resultJSON(done), to: "\(dir)/results/done.json")
+        // 2. Still running: killed, reported lost.
+        let sleeper = try Self.spawnDetachedSleep()
+        defer { kill(sleeper, SIGKILL); var status: Int32 = 0; waitpid(sleeper, &status, 0) }
+        usleep(50_000)
+        try journal.started(RunRef(id: "alive", attempt: 3), pid: sleeper, startedAt: 30)
+        // 3. Its process is gone: reported lost too.
+        try journal.started(RunRef(id: "gone", attempt: 1), pid: 999_998, startedAt: 40)
+        // 4. Its pid now names another process (this test): left alone.
+        var stranger = try #require(journal.entry("gone"))
+        stranger.id = "stranger"
+        stranger.pid = getpid()
+        stranger.processGroup = getpid()
+        stranger.processStartTime = 1
+        stranger.startedAt = 50
+        try Files.writeAtomically(Array(try JSONEncoder().encode(stranger)), to: "\(dir)/runs/stranger.json")
+
+        let results = journal.recover(resultsDir: "\(dir)/results", logsDir: "\(dir)/logs", killGraceMs: 2_000,
+                                      now: { 100 }, logger: Logger(label: "test"))
+        #expect(results.map { "\($0.id):\($0.attempt):\($0.state.rawValue)" } == ["done:1:succeeded", "alive:3:lost", "gone:1:lost", "stranger:1:lost"])
+        #expect(results[0] == done)
+        #expect(results[1].reason == RunJournal.killedReason)
+        #expect(results[2].reason == RunJournal.goneReason)
+        #expect(results[3].reason == RunJournal.goneReason)
+        #expect(ProcessTable.members(ofGroup: sleeper).isEmpty)
+        #expect(ProcessTable.stat(getpid()) != nil)  // still here
+        // Written like any result, so a second restart reports the same.
+        let again = journal.recover(resultsDir: "\(dir)/results", logsDir: "\(dir)/logs", killGraceMs: 2_000,
+                                    now: { 200 }, logger: Logger(label: "test"))
+        #expect(again == results)
+        #expect(try String(contentsOfFile: "\(dir)/logs/alive.log", encoding: .utf8).contains(RunJournal.killedReason))
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+@testable import SwarmProtocol
+@testable import SwarmScheduler
+
+/// `TaskStore` on real files: what it saves comes back, and a database it cannot trust is
+/// refused, never replaced.
+@Suite struct TaskStoreTests {
+    typealias S = SchedulerStateTests
+    static let t0 = SchedulerStateTests.t0
+
+    static func tempDir() -> String {
+        NSTemporaryDirectory() + "swarm-store-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// Rows of `runs` for one task: "attempt:node:state:reason".
+    static func runs(_ dir: String, _ id: String) throws -> [String] {
+        let db = try SQLiteDatabase(path: dir + "/swarm.db", readOnly: true)
+        let rows = try db.prepare("SELECT attempt, node, state, reason, finished_at IS NOT NULL FROM runs WHERE task_id = ?1 ORDER BY attempt")
+        try rows.bind(1, id)
+        var out: [String] = []
+        while try rows.step() {
+            out.append("\(rows.int64(0)!):\(rows.string(1) ?? "-"):\(rows.string(2)!):\(rows.string(3) ?? "-"):\(rows.int64(4)!)")
+        }
+        return out
+    }
+
+    @Test func whatIsSavedComesBackAfterReopening() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        var store: TaskStore? = try TaskStore(directory: dir)
+        try S.submit(&state, ["t", "u", "w"])
+        _ = try S.register(&state, "a", slots: 2)
+        _ = state.schedule(nowMs: Self.t0 + 1)
+        try store!.save(state.takeChanges(), nowMs: Self.t0 + 1)
+        _ = state.taskFinished(node: "a", result: S.result("t", at: Self.t0 + 2), nowMs: Self.t0 + 2)
+        var lost = S.result("u", .lost, at: Self.t0 + 3)
+        lost.reason = "worker a shut down while the task ran"
+        _ = state.taskFinished(node: "a", result: lost, nowMs: Self.t0 + 3)
+        _ = state.schedule(nowMs: Self.t0 + 4)  // u attempt 2 and w on a
+        try store!.save(state.takeChanges(), nowMs: Self.t0 + 4)
+        store = nil  // closes, releasing the lock
+
+        let reopened = try TaskStore(directory: dir)
+        let loaded = try reopened.loadTasks()
+        #expect(loaded.map(\.info.id) == ["t", "u", "w"])
+        #expect(loaded.map(\.sequence) == [1, 2, 3])
+        #expect(loaded.map(\.info) == ["t", "u", "w"].map { try! state.task($0) })
+        #expect(loaded.first?.info.output == "out t")
+        #expect(loaded.first?.spec == TaskSpec(id: "t", command: ["run", "t"]))
+        #expect(try Self.runs(dir, "t") == ["1:a:succeeded:-:1"])
+        #expect(try Self.runs(dir, "u") == ["1:a:lost:worker a shut down while the task ran:1", "2:a:running:-:0"])
+    }
+
+    @Test func aFileThatIsNotADatabaseIsRefusedAndKept() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let junk = String(repeating: "not a database\n", count: 300)
+        try junk.write(toFile: dir + "/swarm.db", atomically: true, encoding: .utf8)
+        #expect { _ = try TaskStore(directory: dir) } throws: { error in
+            guard case .notASwarmDatabase = error as? TaskStoreError else { return false }
+            return "\(error)".contains("refusing to start")
+        }
+        #expect(try String(contentsOfFile: dir + "/swarm.db", encoding: .utf8) == junk)
+    }
+
+    @Test func aNewerSchemaIsRefused() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try TaskStore(directory: dir).close()
+        try SQLiteDatabase(path: dir + "/swarm.db").execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        #expect { _ = try TaskStore(directory: dir) } throws: { error in
+            guard case .newerSchema(_, 99, TaskStore.schemaVersion) = error as? TaskStoreError else { return false }
+            return true
+        }
+    }
+
+    @Test func anotherSQLiteDatabaseIsRefused() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try SQLiteDatabase(path: dir + "/swarm.db").execute("CREATE TABLE photos (id INTEGER)")
+        #expect { _ = try TaskStore(directory: dir) } throws: { error in
+            guard case .notASwarmDatabase = error as? TaskStoreError else { return false }
+            return true
+        }
+    }
+
+    @Test func aRowThatCannotBeReadIsReportedNotSkipped() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        try S.submit(&state, ["t"])
+        do {
+            let store = try TaskStore(directory: dir)
+            try store.save(state.takeChanges(), nowMs: Self.t0)
+        }
+        try SQLiteDatabase(path: dir + "/swarm.db").execute("UPDATE tasks SET info = '{\"id\": 3}'")
+        let store = try TaskStore(directory: dir)
+        #expect { _ = try store.loadTasks() } throws: { error in
+            guard case .corrupt = error as? TaskStoreError else { return false }
+            return true
+        }
+    }
+
+    @Test func aSecondSchedulerOnTheSameDirectoryIsRefused() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try TaskStore(directory: dir)
+        #expect { _ = try TaskStore(directory: dir) } throws: { error in
+            guard case .inUse = error as? TaskStoreError else { return false }
+            return true
+        }
+        first.close()
+        _ = try TaskStore(directory: dir)
+    }
+
+    @Test func priorityIsTakenFromTheSpecWhenItHasOne() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TaskStore(directory: dir)
+        let info = TaskInfo(id: "p", state: .queued, command: ["true"], submittedAt: Self.t0)
+        try store.save(StateChanges(tasks: [TaskSnapshot(spec: TaskSpec(id: "p", command: ["true"]), info: info, sequence: 1)]), nowMs: Self.t0)
+        let db = try SQLiteDatabase(path: dir + "/swarm.db", readOnly: true)
+        #expect(try db.scalar("SELECT priority FROM tasks WHERE id = 'p'") == "0")
+        #expect(try db.scalar("PRAGMA journal_mode") == "wal")
+    }
+}
