@@ -220,6 +220,10 @@ public final class WorkerAgent {
             return
         }
         switch message {
+        case .registered(let registered) where self.registered:
+            // The cluster grew: a new heartbeat interval, nothing else changes.
+            let period = UInt64(max(10, registered.heartbeatMs))
+            heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
         case .registered(let registered):
             self.registered = true
             backoffMs = config.reconnectMinMs

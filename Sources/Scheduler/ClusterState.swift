@@ -56,6 +56,22 @@ public struct SchedulerSettings: Sendable {
     /// Cluster-wide limits on running tasks per model (model name -> most running at once).
     /// A model not listed has no limit; a limit of 0 makes its tasks unplaceable.
     public var modelLimits: [String: Int] = [:]
+    /// The heartbeats per second the scheduler aims to receive from all workers together:
+    /// past `heartbeatMs * maxHeartbeatsPerSecond / 1000` workers, intervals grow (Nomad's rule).
+    public var maxHeartbeatsPerSecond = 50
+
+    /// The heartbeat interval for a cluster of `nodes` workers, before jitter: the base
+    /// interval, or longer, so that all workers together send at most
+    /// `maxHeartbeatsPerSecond` heartbeats per second.
+    public func heartbeatInterval(nodes: Int) -> Int {
+        max(heartbeatMs, (max(0, nodes) * 1000 + maxHeartbeatsPerSecond - 1) / max(1, maxHeartbeatsPerSecond))
+    }
+
+    /// How long a worker told to beat every `intervalMs` may stay silent before it is lost:
+    /// `lostAfterMs`, or three of its intervals if that is longer.
+    public func lostAfter(intervalMs: Int) -> Int64 {
+        max(lostAfterMs, 3 * Int64(intervalMs))
+    }
 
     public init(lostAfterMs: Int64 = 10_000, heartbeatMs: Int = 1_000, maxAttempts: Int = 3,
                 placementPolicy: PlacementPolicy = .spread, modelLimits: [String: Int] = [:]) {
@@ -102,6 +118,8 @@ public struct ClusterState: Sendable {
         /// A user drained it (`swarm drain`): it stays draining across reconnects.
         var drained = false
         var completed = 0
+        /// The heartbeat interval the worker was given at registration.
+        var heartbeatMs = 0
         /// Runtimes and their health as the worker last reported them.
         var runtimeStatus: [RuntimeStatus] = []
         /// Slots the worker's health probes hold.
@@ -378,7 +396,7 @@ public struct ClusterState: Sendable {
         for name in nodes.keys.sorted() {
             // A worker that said goodbye and went is not lost: it stays `draining`, disconnected.
             guard var node = nodes[name], node.state != .lost, !(node.leaving && !node.connected),
-                  nowMs - node.lastSeenMs > settings.lostAfterMs else { continue }
+                  nowMs - node.lastSeenMs > settings.lostAfter(intervalMs: node.heartbeatMs) else { continue }
             node.state = .lost
             // Its connection is closed by the shell; when it comes back it registers anew and
             // its leftover runs are killed then.
@@ -409,6 +427,38 @@ public struct ClusterState: Sendable {
         // Placement sees runtime -> healthy (and regroups the node if that changed).
         setRuntimes(node: name, runtimes: Dictionary(runtimes.map { ($0.name, $0.healthy) }, uniquingKeysWith: { a, b in a && b }),
                     allowsCommands: allowsCommands ?? node.allowsCommands)
+    }
+
+    /// The heartbeat interval for a worker registering now (the cluster's size counts it),
+    /// plus `jitterFraction` (0 to 1) of a quarter of it, so workers that registered together
+    /// do not beat together. The worker is judged lost against this interval.
+    public mutating func assignHeartbeat(node name: String, jitterFraction: Double) -> Int {
+        let interval = Self.jittered(currentHeartbeatBase, jitterFraction)
+        nodes[name]?.heartbeatMs = interval
+        return interval
+    }
+
+    /// Workers whose interval is now well below what the cluster's size asks for (below 80 %
+    /// of it), with their new interval: the shell tells them (a repeated `registered`). Each
+    /// worker is updated O(log n) times as a cluster grows to n.
+    public mutating func heartbeatUpdates(jitter: () -> Double) -> [(node: String, heartbeatMs: Int)] {
+        let base = currentHeartbeatBase
+        var updates: [(node: String, heartbeatMs: Int)] = []
+        for (name, node) in nodes where node.connected && node.state != .lost && node.heartbeatMs > 0
+            && Double(node.heartbeatMs) < 0.8 * Double(base) {
+            let interval = Self.jittered(base, jitter())
+            nodes[name]?.heartbeatMs = interval
+            updates.append((name, interval))
+        }
+        return updates.sorted { $0.node < $1.node }
+    }
+
+    private var currentHeartbeatBase: Int {
+        settings.heartbeatInterval(nodes: nodes.values.filter { $0.connected && $0.state != .lost }.count)
+    }
+
+    private static func jittered(_ base: Int, _ fraction: Double) -> Int {
+        base + Int(Double(base / 4) * min(1, max(0, fraction)))
     }
 
     /// A run's `silence_warning` or `extended`: counted on the task (current run only).

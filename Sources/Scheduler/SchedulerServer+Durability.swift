@@ -33,7 +33,9 @@ extension SchedulerServer {
     /// scheduler stops (`onFatal`): what it would have acknowledged is not on disk, and a
     /// restart continues from what is. Returns whether the changes are saved.
     func persist() -> Bool {
-        let changes = state.takeChanges()
+        var changes = state.takeChanges()
+        changes.logs = pendingLogs
+        pendingLogs = [:]
         guard let store, !changes.isEmpty else { return true }
         do {
             try store.save(changes, nowMs: now())

@@ -69,6 +69,8 @@ public final class SchedulerServer {
     private var workers: [String: PeerSession] = [:]
     private var waiters = WaiterTable()
     private var logs = LogStore()
+    /// Logs of tasks that ended this turn, saved with its changes (then dropped from memory).
+    var pendingLogs: [String: String] = [:]
     /// `swarm logs -f` clients, by task id.
     private var followers: [String: [(session: PeerSession, requestId: Int)]] = [:]
     private var pendingHandshakes = 0
@@ -230,7 +232,12 @@ public final class SchedulerServer {
                 session.nodeName = name
                 workers[name] = session
                 state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true, probing: 0)
-                deliver(session.connection, .registered(.init(heartbeatMs: config.settings.heartbeatMs)))
+                let interval = state.assignHeartbeat(node: name, jitterFraction: Double.random(in: 0...1))
+                deliver(session.connection, .registered(.init(heartbeatMs: interval)))
+                // A bigger cluster: the others beat less often (a `registered` again says so).
+                for update in state.heartbeatUpdates(jitter: { Double.random(in: 0...1) }) where update.node != name {
+                    if let worker = workers[update.node] { deliver(worker.connection, .registered(.init(heartbeatMs: update.heartbeatMs))) }
+                }
                 logger.info("worker \(name) registered from \(session.connection.peer) with \(register.slots) slots")
                 execute(directives)
                 execute(state.cancelKills(node: name))
@@ -362,7 +369,9 @@ public final class SchedulerServer {
             }
             let ended = info.state.isTerminal
             let done = ended || !request.follow
-            deliver(session.connection, .logChunk(.init(requestId: request.requestId, id: request.id, data: logs.text(id: request.id),
+            let text = ended && logs.text(id: request.id).isEmpty
+                ? (pendingLogs[request.id] ?? store?.log(id: request.id) ?? "") : logs.text(id: request.id)
+            deliver(session.connection, .logChunk(.init(requestId: request.requestId, id: request.id, data: text,
                                                     done: done, state: done ? info.state : nil)))
             if !done { followers[request.id, default: []].append((session, request.requestId)) }
         default:
@@ -383,6 +392,11 @@ public final class SchedulerServer {
                 logger.notice("telling \(node) to kill attempt \(run.attempt) of task \(run.id): \(reason)")
                 toWorker(node, .kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
             case .taskEnded(let id):
+                if store != nil {
+                    let text = logs.text(id: id)
+                    if !text.isEmpty { pendingLogs[id] = text }
+                    logs.remove(id: id)
+                }
                 if let list = followers.removeValue(forKey: id), let info = try? state.task(id) {
                     for follower in list {
                         deliver(follower.session.connection, .logChunk(.init(requestId: follower.requestId, id: id, data: "", done: true, state: info.state)))
@@ -393,7 +407,7 @@ public final class SchedulerServer {
                     deliver(waiter.session.connection, .waitResult(.init(requestId: waiter.requestId, tasks: infos)))
                 }
             case .nodeLost(let name):
-                logger.warning("worker \(name) lost: no heartbeat for over \(config.settings.lostAfterMs) ms")
+                logger.warning("worker \(name) lost: no heartbeat for longer than it may stay silent (at least \(config.settings.lostAfterMs) ms)")
                 if let session = workers[name] {
                     workers[name] = nil
                     session.connection.close(reason: "worker lost")

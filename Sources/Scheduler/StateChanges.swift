@@ -33,11 +33,14 @@ public enum RunChange: Sendable, Equatable {
 public struct StateChanges: Sendable, Equatable {
     public var tasks: [TaskSnapshot] = []
     public var runs: [RunChange] = []
+    /// Log text of tasks that ended (task id -> text), kept for `swarm logs` after restarts.
+    public var logs: [String: String] = [:]
 
-    public init(tasks: [TaskSnapshot] = [], runs: [RunChange] = []) {
+    public init(tasks: [TaskSnapshot] = [], runs: [RunChange] = [], logs: [String: String] = [:]) {
         self.tasks = tasks
         self.runs = runs
+        self.logs = logs
     }
 
-    public var isEmpty: Bool { tasks.isEmpty && runs.isEmpty }
+    public var isEmpty: Bool { tasks.isEmpty && runs.isEmpty && logs.isEmpty }
 }

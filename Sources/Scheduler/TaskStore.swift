@@ -49,6 +49,8 @@ public final class TaskStore {
     private let startRun: SQLiteStatement
     private let endRun: SQLiteStatement
     private let withdrawRun: SQLiteStatement
+    private let saveLog: SQLiteStatement
+    private let readLog: SQLiteStatement
 
     /// Opens (creating) `directory/swarm.db`. Throws if it is not a swarm database, was
     /// written by a newer schema, is damaged, or another scheduler has the directory.
@@ -93,6 +95,8 @@ public final class TaskStore {
                 WHERE task_id = ?1 AND attempt = ?2 AND state = 'running'
                 """)
             withdrawRun = try database.prepare("DELETE FROM runs WHERE task_id = ?1 AND attempt = ?2")
+            saveLog = try database.prepare("INSERT OR REPLACE INTO logs (task_id, text) VALUES (?1, ?2)")
+            readLog = try database.prepare("SELECT text FROM logs WHERE task_id = ?1")
         } catch let error as TaskStoreError {
             throw fail(error)
         } catch let error as SQLiteError {
@@ -148,6 +152,9 @@ public final class TaskStore {
             try database.transaction { () throws(SQLiteError) in
                 for task in changes.tasks { try write(task) }
                 for change in changes.runs { try write(change, nowMs: nowMs) }
+                for (id, text) in changes.logs.sorted(by: { $0.key < $1.key }) {
+                    try saveLog.run([.text(id), .text(text)])
+                }
             }
         } catch {
             throw .sqlite(path: path, error)
@@ -217,7 +224,23 @@ public final class TaskStore {
             PRIMARY KEY (task_id, attempt)
         ) WITHOUT ROWID;
         CREATE INDEX runs_by_node ON runs (node, state);
+        """ + logsTable
+
+    /// Output of ended tasks as the scheduler received it (also added to databases made
+    /// before it existed: a new table, not a new schema version).
+    static let logsTable = """
+        CREATE TABLE IF NOT EXISTS logs (
+            task_id TEXT PRIMARY KEY,
+            text    TEXT NOT NULL
+        ) WITHOUT ROWID;
         """
+
+    /// The stored log of an ended task, nil when there is none.
+    public func log(id: String) -> String? {
+        defer { readLog.reset() }
+        guard (try? readLog.bindAll([.text(id)])) != nil, (try? readLog.step()) == true else { return nil }
+        return readLog.string(0)
+    }
 
     private static func prepareSchema(_ db: SQLiteDatabase, path: String) throws(TaskStoreError) {
         do {
@@ -246,6 +269,7 @@ public final class TaskStore {
             }
             let check = try db.scalar("PRAGMA quick_check") ?? "no answer"
             guard check == "ok" else { throw TaskStoreError.corrupt(path: path, detail: "integrity check: \(check)") }
+            try db.execute(logsTable)
         } catch let error as SQLiteError {
             throw classify(error, path: path)
         } catch let error as TaskStoreError {

@@ -141,4 +141,32 @@ import Testing
         #expect(Self.assigned(state.schedule(nowMs: 5)).isEmpty)
         #expect(throws: SchedulerError.unknownNode("zz")) { try state.drain(node: "zz") }
     }
+
+    @Test func heartbeatIntervalsGrowWithTheClusterAndLostAfterFollows() throws {
+        let settings = SchedulerSettings(lostAfterMs: 10_000, heartbeatMs: 1_000)
+        #expect(settings.heartbeatInterval(nodes: 1) == 1_000)
+        #expect(settings.heartbeatInterval(nodes: 50) == 1_000)
+        #expect(settings.heartbeatInterval(nodes: 51) == 1_020)
+        #expect(settings.heartbeatInterval(nodes: 1_000) == 20_000)
+        #expect(settings.lostAfter(intervalMs: 1_000) == 10_000)
+        #expect(settings.lostAfter(intervalMs: 20_000) == 60_000)
+        // 1,000 workers then send 50 heartbeats a second between them, not 1,000.
+        var state = ClusterState(settings: settings)
+        var intervals: [Int] = []
+        for i in 0..<1_000 {
+            _ = try state.register(node: "n\(i)", slots: 1, labels: [:], running: [], finished: [], address: nil, nowMs: 0)
+            intervals.append(state.assignHeartbeat(node: "n\(i)", jitterFraction: Double(i % 10) / 10))
+            for update in state.heartbeatUpdates(jitter: { 0.5 }) {
+                intervals[Int(update.node.dropFirst())!] = update.heartbeatMs
+            }
+        }
+        #expect(intervals.first! >= 16_000)
+        #expect(intervals.last! >= 20_000 && intervals.last! <= 25_000)
+        let perSecond = intervals.reduce(0.0) { $0 + 1_000 / Double($1) }
+        #expect(perSecond < 2 * Double(settings.maxHeartbeatsPerSecond))
+        // The last worker is judged against its own, longer interval.
+        #expect(state.tick(nowMs: 30_000).filter { if case .nodeLost = $0 { true } else { false } }.count < 1_000)
+        #expect(!state.tick(nowMs: 30_000).contains(.nodeLost(name: "n999")))
+        #expect(state.tick(nowMs: 80_000).contains(.nodeLost(name: "n999")))
+    }
 }
