@@ -135,13 +135,16 @@ for i in 0..<options.tasks {
     var task = spec
     task.id = "t\(i)"
     _ = try state.submit(task, request: request, nowMs: nowMs)
+    // The server takes the changes (for its store) every loop turn; so does the bench.
+    if i % 10_000 == 9_999 { _ = state.takeChanges() }
 }
+_ = state.takeChanges()
 let submitTime = seconds(clock.now - submitStart)
 
 var running: [(node: String, id: String, attempt: Int)] = []
 running.reserveCapacity(totalSlots)
 var placed = 0, rounds = 0, maxOpus = 0
-var placeTime = Duration.zero, finishTime = Duration.zero, placeCPU = 0.0
+var placeTime = Duration.zero, finishTime = Duration.zero, takeTime = Duration.zero, placeCPU = 0.0
 let wallStart = clock.now
 while placed < options.tasks {
     nowMs += 1
@@ -165,6 +168,9 @@ while placed < options.tasks {
         _ = state.taskFinished(node: run.node, result: result, nowMs: nowMs)
     }
     finishTime += clock.now - finishStart
+    let takeStart = clock.now
+    _ = state.takeChanges()
+    takeTime += clock.now - takeStart
 }
 let wall = seconds(clock.now - wallStart)
 
@@ -179,6 +185,7 @@ placement:   \(placed) placements in \(rounds) rounds, \(String(format: "%.3f", 
 -> \(figure(Double(placed) / placeSeconds)) placements/s (\(figure(Double(placed) / Double(rounds))) per round)
              \(String(format: "%.3f", placeCPU)) s of CPU in schedule() -> \(figure(Double(placed) / placeCPU)) placements per CPU-second
 completions: \(String(format: "%.2f", seconds(finishTime))) s in taskFinished()
+changes:     \(String(format: "%.2f", seconds(takeTime))) s in takeChanges() (what the server hands its store each turn)
 total:       \(String(format: "%.2f", wall)) s placing and completing; \(String(format: "%.2f", submitTime + wall)) s with submits
 opus peak:   \(maxOpus) running (limit \(modelLimits["opus"]!)); still queued: \(state.queuedCount) (u0: \(reason?.reason ?? "-"), unplaceable \(reason?.unplaceable ?? false))
 peak RSS:    \(figure(peakRSSMiB())) MiB

@@ -38,8 +38,14 @@ extension WorkerAgent {
         var context = plan.context
         let run = RunRef(id: task.id, attempt: task.attempt)
         context.onEvent = { [weak self] kind, detail in
-            guard let self, self.registered else { return }
-            self.connection?.send(.taskEvent(.init(id: run.id, attempt: run.attempt, kind: kind, at: self.now(), detail: detail)))
+            guard let self else { return }
+            let event = Message.TaskEvent(id: run.id, attempt: run.attempt, kind: kind, at: self.now(), detail: detail)
+            if self.registered {
+                self.connection?.send(.taskEvent(event))
+            } else if self.heldEvents.count < Self.maxHeldEvents {
+                // Delivered after reconnecting (the result carries the counts in any case).
+                self.heldEvents.append(event)
+            }
         }
         context.onOutput = { [weak self] stream, bytes, at in
             guard let self, self.registered else { return }

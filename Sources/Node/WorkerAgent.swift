@@ -54,6 +54,9 @@ public final class WorkerAgent {
     var runners: [String: TaskRunner] = [:]
     /// Results not yet acknowledged by the scheduler, in finishing order.
     var outbox: [TaskResult] = []
+    /// Task events that happened while the scheduler was away, oldest first.
+    var heldEvents: [Message.TaskEvent] = []
+    static let maxHeldEvents = 10_000
     var stopping = false
     private var onStopped: (() -> Void)?
     var health: HealthMonitor
@@ -233,6 +236,8 @@ public final class WorkerAgent {
             resendStarts()
             // Probes may have ended between the register and now: the scheduler gets the latest.
             if !config.runtimes.isEmpty { sendHealth() }
+            for event in heldEvents { connection?.send(.taskEvent(event)) }
+            heldEvents = []
             for result in outbox { connection?.send(.taskFinished(.init(result: result))) }
         case .assign(let assign):
             startTask(assign.task)

@@ -21,11 +21,13 @@ public struct LogStore: Sendable {
         if attempt > entry.attempt { entry = (attempt, "") }
         let piece = stream == "stderr" ? Self.label(data, "[stderr] ") : data
         entry.text += piece
-        if entry.text.utf8.count > capacityPerTask {
+        // Trimmed back to the capacity only once it is twice over: the copy is amortized
+        // over at least `capacityPerTask` bytes of output.
+        if entry.text.utf8.count > 2 * capacityPerTask {
+            let bytes = Array(entry.text.utf8.suffix(capacityPerTask))
             // Keep the end, cut at a line start where possible.
-            var tail = Substring(entry.text.utf8.suffix(capacityPerTask)).description
-            if let newline = tail.firstIndex(of: "\n") { tail = String(tail[tail.index(after: newline)...]) }
-            entry.text = "[... earlier output dropped ...]\n" + tail
+            let start = bytes.firstIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            entry.text = "[... earlier output dropped ...]\n" + String(decoding: bytes[start...], as: UTF8.self)
         }
         logs[id] = entry
         return piece
@@ -35,14 +37,17 @@ public struct LogStore: Sendable {
 
     public mutating func remove(id: String) { logs[id] = nil }
 
+    /// `prefix` at the start of every line of `text` (bytes, not characters: this runs on
+    /// the scheduler's loop for every chunk of stderr).
     static func label(_ text: String, _ prefix: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 16)
         var atLineStart = true
-        for ch in text {
-            if atLineStart { out += prefix }
-            out.append(ch)
-            atLineStart = ch == "\n"
+        for byte in text.utf8 {
+            if atLineStart { out.append(contentsOf: prefix.utf8) }
+            out.append(byte)
+            atLineStart = byte == 0x0A
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
