@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+import SwarmCluster
+import SwarmNode
+
+/// cluster.json's engine and placement keys: what they set, and what they refuse.
+@Suite struct ClusterFileTests {
+    static let example = #filePath.replacingOccurrences(of: "Tests/SwarmTests/ClusterFileTests.swift", with: "cluster.example.json")
+
+    @Test func theExampleSetsRuntimesTimeoutsAndPlacement() throws {
+        let file = try ClusterFile.load(path: Self.example)
+        #expect(file.scheduler.placement == "spread")
+        #expect(file.scheduler.modelLimits == ["opus": 4])
+        let claude = try #require(file.runtimes["claude"])
+        #expect(claude.command.last == "{model}" && claude.defaultModel == "sonnet" && claude.promptOnStdin)
+        #expect(claude.health?.command == ["claude", "--version"] && claude.health?.expect == "Claude")
+        #expect(claude.health?.timeoutMs == 10_000 && claude.health?.intervalMs == 300_000)
+        var worker = WorkerConfig(name: "build-2", slots: 4, dataDir: "/tmp/w")
+        worker.apply(file, worker: "build-2")
+        #expect(!worker.allowsCommands)
+        #expect(worker.runtimes.map(\.name) == ["claude"])  // all defined, when the entry names none
+        #expect(worker.supervisor.policy.silenceKillMs == 90_000 && worker.supervisor.policy.killGraceMs == 5_000)
+        #expect(worker.workRoot == "/tmp/w/work")
+        var first = WorkerConfig(name: "build-1", slots: 8, dataDir: "/tmp/w1")
+        first.apply(file, worker: "build-1")
+        #expect(first.allowsCommands && first.workRoot == "/srv/agents")
+    }
+
+    @Test func badEngineKeysAreClearErrors() {
+        let bad = [
+            #"{"runtimes": {"c": {"command": []}}}"#,
+            #"{"runtimes": {"c": {"command": ["c"], "helth": {}}}}"#,
+            #"{"runtimes": {"c": {"command": ["c"], "health": {"command": ["c"], "timeoutSeconds": 0}}}}"#,
+            #"{"timeouts": {"silenceKill": -1}}"#,
+            #"{"timeouts": {"sillenceKill": 1}}"#,
+            #"{"scheduler": {"placement": "random"}}"#,
+            #"{"scheduler": {"modelLimits": {"opus": 1.5}}}"#,
+            #"{"workers": {"a": {"runtimes": ["ghost"]}}}"#,
+            #"{"workers": {"a": {"allowCommands": "yes"}}}"#,
+            #"{"contextInlineMax": -3}"#,
+        ]
+        for text in bad {
+            #expect(throws: ConfigError.self, "\(text)") { try ClusterFile.parse(Data(text.utf8)) }
+        }
+    }
+}
