@@ -20,10 +20,13 @@ enum ProcessTable {
     }
 
     /// This boot's id: a pid and start time from another boot name nothing alive now.
-    static func bootId() -> String {
+    /// This boot's id; read once (it cannot change while we run), not once per task.
+    static func bootId() -> String { currentBootId }
+
+    private static let currentBootId: String = {
         let text = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? ""
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    }()
 
     static func stat(_ pid: Int32) -> Stat? {
         guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }

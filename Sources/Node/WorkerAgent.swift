@@ -189,7 +189,8 @@ public final class WorkerAgent {
                 handshake = nil
                 connection?.send(.register(.init(slots: config.slots, labels: config.labels,
                                                  running: runningRuns, finished: outbox.map(\.run),
-                                                 runtimes: health.statuses, allowsCommands: config.allowsCommands)))
+                                                 runtimes: health.statuses, allowsCommands: config.allowsCommands,
+                                                 probing: probes.count)))
             case .failed(let reason):
                 logger.error("handshake with scheduler failed: \(reason)")
                 if permanent { onFatal?(reason) }

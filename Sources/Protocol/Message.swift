@@ -99,10 +99,12 @@ public enum Message: Sendable, Equatable {
         public var runtimes: [RuntimeStatus]?
         /// Whether plain commands may run here; nil: yes.
         public var allowsCommands: Bool?
+        /// Slots its health probes hold right now.
+        public var probing: Int?
         public init(slots: Int, labels: [String: String], running: [RunRef], finished: [RunRef],
-                    runtimes: [RuntimeStatus]? = nil, allowsCommands: Bool? = nil) {
+                    runtimes: [RuntimeStatus]? = nil, allowsCommands: Bool? = nil, probing: Int? = nil) {
             self.slots = slots; self.labels = labels; self.running = running; self.finished = finished
-            self.runtimes = runtimes; self.allowsCommands = allowsCommands
+            self.runtimes = runtimes; self.allowsCommands = allowsCommands; self.probing = probing
         }
     }
     /// A worker's runtimes changed health (sent on every change, not periodically).

@@ -231,7 +231,8 @@ public final class SchedulerServer {
                     finished: register.finished, address: session.connection.peer, nowMs: nowMs)
                 session.nodeName = name
                 workers[name] = session
-                state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true, probing: 0)
+                state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true,
+                               probing: register.probing ?? 0)
                 let interval = state.assignHeartbeat(node: name, jitterFraction: Double.random(in: 0...1))
                 deliver(session.connection, .registered(.init(heartbeatMs: interval)))
                 // A bigger cluster: the others beat less often (a `registered` again says so).
