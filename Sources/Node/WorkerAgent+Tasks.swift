@@ -48,9 +48,16 @@ extension WorkerAgent {
             }
         }
         context.onOutput = { [weak self] stream, bytes, at in
-            guard let self, self.registered else { return }
-            self.connection?.send(.taskOutput(.init(id: run.id, attempt: run.attempt, stream: stream.rawValue,
-                                                     data: String(decoding: bytes, as: UTF8.self), at: at)))
+            guard let self else { return }
+            let output = Message.TaskOutput(id: run.id, attempt: run.attempt, stream: stream.rawValue,
+                                            data: String(decoding: bytes, as: UTF8.self), at: at)
+            if self.registered {
+                self.connection?.send(.taskOutput(output))
+            } else if self.heldOutputBytes + bytes.count <= Self.maxHeldOutputBytes {
+                // Sent after reconnecting, so `swarm logs` has what was said meanwhile.
+                self.heldOutput.append(output)
+                self.heldOutputBytes += bytes.count
+            }
         }
         do { try plan.prepare() } catch {
             context.argv = []  // reported as a spawn failure below, with the reason in the log

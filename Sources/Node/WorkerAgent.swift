@@ -57,6 +57,11 @@ public final class WorkerAgent {
     /// Task events that happened while the scheduler was away, oldest first.
     var heldEvents: [Message.TaskEvent] = []
     static let maxHeldEvents = 10_000
+    /// Task output made while the scheduler was away, up to `maxHeldOutputBytes` in all (the
+    /// rest is in the task's log file and its result's tail).
+    var heldOutput: [Message.TaskOutput] = []
+    var heldOutputBytes = 0
+    static let maxHeldOutputBytes = 16 << 20
     var stopping = false
     private var onStopped: (() -> Void)?
     var health: HealthMonitor
@@ -237,6 +242,9 @@ public final class WorkerAgent {
             resendStarts()
             // Probes may have ended between the register and now: the scheduler gets the latest.
             if !config.runtimes.isEmpty { sendHealth() }
+            for output in heldOutput { connection?.send(.taskOutput(output)) }
+            heldOutput = []
+            heldOutputBytes = 0
             for event in heldEvents { connection?.send(.taskEvent(event)) }
             heldEvents = []
             for result in outbox { connection?.send(.taskFinished(.init(result: result))) }

@@ -118,4 +118,30 @@ import Glibc
         let list = try #require(try JSONSerialization.jsonObject(with: Data(tasks.stdout.utf8)) as? [[String: Any]])
         #expect(list.map { $0["id"] as? String } == ["b1", "b2", "b3"])
     }
+
+    @Test func outputMadeWhileTheSchedulerIsAwayReachesItsLogs() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        var scheduler = try harness.start("scheduler", ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state"])
+        let line = try #require(scheduler.waitForLine(containing: "listening on"))
+        let address = String(try #require(line.split(separator: " ").last))
+        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "1", "--name", "w",
+                                     "--data-dir", "\(harness.dir)/w"])
+        _ = try E2E.waitForNodes(harness, address, count: 1)
+        _ = try harness.run(["submit", "--scheduler", address, "--id", "chatty", "--", "sh", "-c",
+                             "sleep 0.5; echo while-away; sleep 2; echo back-again", harness.marker])
+        try E2E.waitStarted(harness, address, "chatty")
+        kill(scheduler.pid, SIGKILL)
+        scheduler.process.waitUntilExit()
+        // Away for longer than the task's first line takes.
+        let end = Date().addingTimeInterval(1.5)
+        while Date() < end { usleep(10_000) }
+        scheduler = try harness.start("scheduler-2", ["scheduler", "--listen", address, "--state-dir", "\(harness.dir)/state"])
+        _ = scheduler.waitForLine(containing: "listening on")
+        let info = try E2E.waitSucceeded(harness, address, "chatty")
+        #expect(info["attempts"] as? Int == 1)
+        let logs = try harness.run(["logs", "--scheduler", address, "chatty"])
+        #expect(logs.stdout.contains("while-away"))
+        #expect(logs.stdout.contains("back-again"))
+    }
 }
