@@ -64,12 +64,17 @@ import SwarmProtocol
         let traceDir = "\(harness.dir)/trace"
         try FileManager.default.createDirectory(atPath: traceDir, withIntermediateDirectories: true)
         let script = #"echo "S $SWARM_TASK_ID $(date +%s%N)" >> "$1/$SWARM_NODE.trace"; sleep 0.1; echo "E $SWARM_TASK_ID $(date +%s%N)" >> "$1/$SWARM_NODE.trace""#
-        var ids: [String] = []
-        for i in 1...60 {
-            let r = try harness.run(["submit", "--scheduler", address, "--id", "job-\(i)", "--", "sh", "-c", script, harness.marker, traceDir])
-            #expect(r.status == 0, "submit failed: \(r.stderr)")
-            ids.append(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        // One batch, so all 60 are queued at once and spread over the workers (one submit
+        // process per task can be slower than a task on a loaded machine: then the first
+        // worker, free again each time, would take them all).
+        let lines = try (1...60).map { i -> String in
+            let task: [String: Any] = ["id": "job-\(i)", "command": ["sh", "-c", script, harness.marker, traceDir]]
+            return String(decoding: try JSONSerialization.data(withJSONObject: task), as: UTF8.self)
         }
+        try lines.joined(separator: "\n").write(toFile: "\(harness.dir)/jobs.jsonl", atomically: true, encoding: .utf8)
+        let r = try harness.run(["submit", "--scheduler", address, "--file", "\(harness.dir)/jobs.jsonl"])
+        #expect(r.status == 0, "submit failed: \(r.stderr)")
+        let ids = r.stdout.split(separator: "\n").map(String.init)
         #expect(ids == (1...60).map { "job-\($0)" })
 
         let wait = try harness.run(["wait", "--scheduler", address, "--timeout", "120"] + ids, timeout: 150)
