@@ -35,27 +35,40 @@ public struct TaskQueue: Sendable {
     @discardableResult
     public mutating func popFirst() -> String? {
         guard !heap.isEmpty else { return nil }
-        heap.swapAt(0, heap.count - 1)
-        let top = heap.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var best = parent
-            if left < heap.count && heap[left].precedes(heap[best]) { best = left }
-            if right < heap.count && heap[right].precedes(heap[best]) { best = right }
-            if best == parent { break }
-            heap.swapAt(parent, best)
-            parent = best
-        }
-        return top.id
+        return removeEntry(at: 0).id
     }
 
-    /// Removes `id` wherever it is (O(n); used for cancels, which are rare).
+    /// Takes out the entry at `index` and restores the heap: the last entry takes its place
+    /// and moves down or up (O(log n)).
+    private mutating func removeEntry(at index: Int) -> Entry {
+        heap.swapAt(index, heap.count - 1)
+        let removed = heap.removeLast()
+        guard index < heap.count else { return removed }
+        var node = index
+        while true {
+            let left = 2 * node + 1, right = left + 1
+            var best = node
+            if left < heap.count && heap[left].precedes(heap[best]) { best = left }
+            if right < heap.count && heap[right].precedes(heap[best]) { best = right }
+            if best == node { break }
+            heap.swapAt(node, best)
+            node = best
+        }
+        while node > 0 {
+            let parent = (node - 1) / 2
+            guard heap[node].precedes(heap[parent]) else { break }
+            heap.swapAt(node, parent)
+            node = parent
+        }
+        return removed
+    }
+
+    /// Removes `id` wherever it is (O(n) to find it; used for cancels, which are rare).
     public mutating func remove(id: String) {
-        let kept = heap.filter { $0.id != id }
-        guard kept.count != heap.count else { return }
-        heap = []
-        for e in kept { push(id: e.id, priority: e.priority, sequence: e.sequence) }
+        // A linear search (ids are not indexed), then O(log n): cancelling a task in a queue of
+        // a million costs about a millisecond, not a rebuild of the heap.
+        guard let index = heap.firstIndex(where: { $0.id == id }) else { return }
+        _ = removeEntry(at: index)
     }
 
     /// Ids in placement order (O(n log n); for listings).

@@ -24,3 +24,26 @@ import Testing
         #expect(!text.contains("line 0\n"))
     }
 }
+
+/// The queue heap's removal from the middle (cancels) keeps the order of the rest.
+@Suite struct TaskQueueRemovalTests {
+    @Test func removingAnyEntryKeepsTheRestInOrder() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            var queue = TaskQueue()
+            var entries: [(id: String, priority: Int, sequence: UInt64)] = []
+            for i in 0..<200 {
+                let e = (id: "t\(i)", priority: Int.random(in: 0...3, using: &rng), sequence: UInt64(i))
+                entries.append(e)
+                queue.push(id: e.id, priority: e.priority, sequence: e.sequence)
+            }
+            let gone = Set(entries.shuffled(using: &rng).prefix(70).map(\.id))
+            for id in gone { queue.remove(id: id) }
+            queue.remove(id: "not-there")
+            let expected = entries.filter { !gone.contains($0.id) }
+                .sorted { $0.priority != $1.priority ? $0.priority > $1.priority : $0.sequence < $1.sequence }.map(\.id)
+            #expect(queue.count == expected.count)
+            #expect(queue.orderedIds == expected)
+        }
+    }
+}
