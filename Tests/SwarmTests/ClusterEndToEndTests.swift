@@ -24,6 +24,17 @@ import Glibc
         }
     }
 
+    /// A scheduler with a state dir (its process, to kill it) and one worker `w`, registered.
+    static func schedulerAndWorker(_ harness: ProcessHarness, slots: Int) throws -> (ProcessHarness.Child, String) {
+        let scheduler = try harness.start("scheduler", ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state"])
+        let line = try #require(scheduler.waitForLine(containing: "listening on"))
+        let address = String(try #require(line.split(separator: " ").last))
+        try harness.start("worker", ["worker", "--scheduler", address, "--slots", String(slots), "--name", "w",
+                                     "--data-dir", "\(harness.dir)/w"])
+        _ = try E2E.waitForNodes(harness, address, count: 1)
+        return (scheduler, address)
+    }
+
     @Test func killingAWorkerAndItsTasksMovesThemToTheOthers() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
@@ -59,12 +70,7 @@ import Glibc
     @Test func logsFollowLiveEndWithTheTaskAndOutliveARestart() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
-        var scheduler = try harness.start("scheduler", ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state"])
-        let line = try #require(scheduler.waitForLine(containing: "listening on"))
-        let address = String(try #require(line.split(separator: " ").last))
-        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "2", "--name", "w",
-                                     "--data-dir", "\(harness.dir)/w"])
-        _ = try E2E.waitForNodes(harness, address, count: 1)
+        var (scheduler, address) = try Self.schedulerAndWorker(harness, slots: 2)
         _ = try harness.run(["submit", "--scheduler", address, "--id", "talker", "--", "sh", "-c",
                              "echo first; sleep 2; echo second >&2; exit 3", harness.marker])
         // Follows across a 2 s silence, ends when the task does, with its outcome.
@@ -122,12 +128,7 @@ import Glibc
     @Test func outputMadeWhileTheSchedulerIsAwayReachesItsLogs() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
-        var scheduler = try harness.start("scheduler", ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state"])
-        let line = try #require(scheduler.waitForLine(containing: "listening on"))
-        let address = String(try #require(line.split(separator: " ").last))
-        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "1", "--name", "w",
-                                     "--data-dir", "\(harness.dir)/w"])
-        _ = try E2E.waitForNodes(harness, address, count: 1)
+        var (scheduler, address) = try Self.schedulerAndWorker(harness, slots: 1)
         _ = try harness.run(["submit", "--scheduler", address, "--id", "chatty", "--", "sh", "-c",
                              "sleep 0.5; echo while-away; sleep 2; echo back-again", harness.marker])
         try E2E.waitStarted(harness, address, "chatty")
