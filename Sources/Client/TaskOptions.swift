@@ -5,35 +5,19 @@ import SwarmProtocol
 /// the spec's fields plus the files its prompt and context come from. `spec(...)` reads those
 /// files and checks the result with `TaskSpec.problem()`, so both ways of submitting accept
 /// and refuse exactly the same tasks.
+@dynamicMemberLookup
 public struct TaskOptions: Sendable, Equatable {
-    public var id: String?
-    public var command: [String] = []
-    public var env: [String: String]?
-    public var runtime: String?
-    public var model: String?
-    public var prompt: String?
+    /// Every field the spec has, as given (`options.timeout` reads and writes `task.timeout`).
+    public var task = TaskSpec()
     /// Read as UTF-8 text into `prompt`; exclusive with `prompt`.
     public var promptFile: String?
-    public var objective: String?
-    public var context: JSONValue?
     /// Read and parsed as JSON (any value) into `context`; exclusive with `context`.
     public var contextFile: String?
-    public var requirements: [String]?
-    /// `simple`, `moderate`, `complex` or a whole number >= 0.
-    public var complexity: String?
-    public var timeout: Double?
-    public var maxTimeout: Double?
-    public var extendBy: Double?
-    public var extendWithin: Double?
-    public var activityWindow: Double?
-    public var minBursts: Int?
-    public var silenceWarn: Double?
-    public var silenceKill: Double?
-    public var killGrace: Double?
-    public var labels: [String: String]?
-    public var parent: String?
-    public var constraints: [String: String]?
-    public var priority: Int?
+
+    public subscript<T>(dynamicMember field: WritableKeyPath<TaskSpec, T>) -> T {
+        get { task[keyPath: field] }
+        set { task[keyPath: field] = newValue }
+    }
 
     public init() {}
 
@@ -64,21 +48,20 @@ public struct TaskOptions: Sendable, Equatable {
                      readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskOptionsError) -> TaskSpec {
         if naming == .flags {
             // The flags' own words for the two ways a task's kind can be wrong.
-            if runtime != nil && !command.isEmpty { throw TaskOptionsError("a --runtime task takes no command after --") }
-            if runtime == nil && command.isEmpty {
+            if task.runtime != nil && !task.command.isEmpty { throw TaskOptionsError("a --runtime task takes no command after --") }
+            if task.runtime == nil && task.command.isEmpty {
                 throw TaskOptionsError("missing command: swarm submit [options] -- COMMAND [ARGS...] (or --runtime NAME --prompt TEXT)")
             }
         }
-        var spec = TaskSpec(id: id, command: command, env: env, runtime: runtime, model: model, prompt: prompt)
+        var spec = task
         if let promptFile {
-            guard prompt == nil else {
+            guard task.prompt == nil else {
                 throw TaskOptionsError("\(naming.name("prompt")) and \(naming.name("promptFile")) are mutually exclusive")
             }
             spec.prompt = try read(promptFile, option: naming.name("promptFile"), baseDirectory: baseDirectory, readFile: readFile)
         }
-        spec.context = context
         if let contextFile {
-            guard context == nil else {
+            guard task.context == nil else {
                 throw TaskOptionsError("\(naming.name("context")) and \(naming.name("contextFile")) are mutually exclusive")
             }
             let text = try read(contextFile, option: naming.name("contextFile"), baseDirectory: baseDirectory, readFile: readFile)
@@ -86,22 +69,7 @@ public struct TaskOptions: Sendable, Equatable {
                 throw TaskOptionsError("context file '\(contextFile)' is not JSON")
             }
         }
-        spec.objective = objective
-        spec.requirements = requirements.flatMap { $0.isEmpty ? nil : $0 }
-        spec.complexity = complexity
-        spec.timeout = timeout
-        spec.maxTimeout = maxTimeout
-        spec.extendBy = extendBy
-        spec.extendWithin = extendWithin
-        spec.activityWindow = activityWindow
-        spec.minBursts = minBursts
-        spec.silenceWarn = silenceWarn
-        spec.silenceKill = silenceKill
-        spec.killGrace = killGrace
-        spec.labels = labels
-        spec.parent = parent
-        spec.constraints = constraints
-        spec.priority = priority
+        spec.requirements = spec.requirements.flatMap { $0.isEmpty ? nil : $0 }
         if let problem = spec.problem() { throw TaskOptionsError(problem) }
         return spec
     }
