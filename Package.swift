@@ -66,10 +66,16 @@ let package = Package(
             ],
             path: "Sources/Cluster"
         ),
+        // `swarm bench`: workloads, measurements, baselines and the report renderers.
+        .target(
+            name: "SwarmBench",
+            dependencies: ["SwarmClient", "SwarmProtocol", "SwarmCluster", "SwarmUV"],
+            path: "Sources/Bench"
+        ),
         .executableTarget(
             name: "swarm",
             dependencies: [
-                "SwarmCluster", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmProtocol",
+                "SwarmBench", "SwarmCluster", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -85,7 +91,7 @@ let package = Package(
             name: "SwarmTests",
             dependencies: [
                 "SwarmProtocol", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmUV",
-                "SwarmTransport", "SwarmCluster", "swarm",
+                "SwarmTransport", "SwarmCluster", "SwarmBench", "swarm",
             ],
             path: "Tests/SwarmTests",
             exclude: ["Fixtures"]

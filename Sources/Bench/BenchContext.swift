@@ -1,0 +1,79 @@
+import SwarmClient
+import SwarmProtocol
+
+/// Settings of one `swarm bench` invocation that workloads read.
+public struct BenchOptions: Sendable {
+    /// Workloads to run, in order.
+    public var workloads: [String] = BenchOptions.allWorkloads
+    /// Repetitions of each measured batch (swarm and baselines interleaved).
+    public var repeats = 3
+    /// Smaller batches for a quick look (and for tests): each workload scales itself down.
+    public var quick = false
+    /// `spawn`: tasks per run and the concurrency (also xargs -P's).
+    public var spawnTasks = 2000
+    public var spawnConcurrency = 64
+    /// `parallel`: tasks and their sleep; all run at once.
+    public var parallelTasks = 100
+    public var parallelSleepSeconds = 10.0
+    /// The second `parallel` shape (1,000 x 2 s); zero tasks skips it.
+    public var parallelWideTasks = 1000
+    public var parallelWideSleepSeconds = 2.0
+    /// `agent` and `models`: tasks, and the synthetic agent's duration distribution
+    /// (`uniform:MIN-MAX`, `fixed:S` or `lognormal:MEDIAN,SIGMA`, seconds).
+    public var agentTasks = 200
+    public var agentDuration = "uniform:0.5-2"
+    /// `models`: per-model concurrency limit set on the local cluster (`deep` model).
+    public var modelLimit = 4
+    /// `isolation`: concurrent writers.
+    public var isolationTasks = 50
+    /// `scale`: concurrency steps, ramped until one fails or the list ends.
+    public var scaleSteps = [5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+    public var scaleSleepSeconds = 5.0
+    /// Where the bench writes its report and scratch files (the tasks' shared files).
+    public var outputDirectory = "bench-results"
+
+    public static let allWorkloads = ["spawn", "parallel", "agent", "isolation", "models", "scale"]
+
+    public init() {}
+}
+
+/// Terminal progress: a bar per phase. Implementations must be cheap to call often.
+public protocol BenchProgress: AnyObject {
+    /// Starts a phase ("spawn: swarm run 2/3") of `total` steps (tasks).
+    func begin(_ phase: String, total: Int)
+    /// Sets how many steps of the current phase are done.
+    func update(done: Int)
+    /// Ends the phase with a one-line result ("2,000 tasks in 1.02 s: 1,960/s").
+    func end(_ result: String)
+}
+
+/// What a workload is given: the client, the cluster, the options, and the measuring helper.
+public protocol BenchContext: AnyObject {
+    var options: BenchOptions { get }
+    var client: SwarmClient { get }
+    var cluster: ClusterDescription { get }
+    var progress: BenchProgress { get }
+    /// Absolute path of the synthetic agent script (written by the bench), run with /bin/sh.
+    var agentScript: String { get }
+    /// Name of the runtime that runs the synthetic agent, if the cluster has it healthy
+    /// somewhere; nil means agent workloads must be skipped (with a note).
+    var agentRuntime: String? { get }
+    /// Model limits the cluster enforces, as far as the bench knows (local: what it set).
+    var modelLimits: [String: Int] { get }
+    /// Absolute scratch directory for this workload's files, created and empty.
+    func scratchDirectory(_ workload: String) throws -> String
+
+    /// Submits `specs` as one batch, waits for every task to end (bounded by
+    /// `timeoutSeconds`), and measures the run: lost and duplicated tasks, wall time,
+    /// throughput, latencies, cluster CPU and RSS. `sleepSeconds` (each task's intended
+    /// run time) turns on efficiency and speedup. Returns the figures and every task's final
+    /// info (in the order of `specs`).
+    func runBatch(_ specs: [TaskSpec], label: String, concurrency: Int, sleepSeconds: Double?,
+                  timeoutSeconds: Double) throws -> (RunFigures, [TaskInfo])
+}
+
+/// One workload: builds its section of the report.
+public protocol Workload {
+    var name: String { get }
+    func run(_ context: BenchContext) throws -> WorkloadReport
+}
