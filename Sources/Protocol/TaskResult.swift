@@ -50,6 +50,11 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var contextFile: String?
     public var workDir: String?
     public var logFile: String?
+    /// Unix microseconds (the worker's clock) when the process was spawned, when it first
+    /// printed, and when its exit was seen: for latencies finer than the millisecond fields.
+    public var startedAtUs: Int64?
+    public var firstOutputAtUs: Int64?
+    public var exitedAtUs: Int64?
 
     public init() {}
 
@@ -57,6 +62,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         case node, runtime, model, complexity, complexityScore, initialTimeoutMs, finalTimeoutMs
         case extensions, silenceWarnings, outputBytes, outputBursts, timeToFirstOutputMs, firstOutputAt
         case contextMode, contextFile, workDir, logFile
+        case startedAtUs, firstOutputAtUs, exitedAtUs
     }
 
     public init(from decoder: Decoder) throws {
@@ -78,6 +84,9 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         contextFile = try c.decodeIfPresent(String.self, forKey: .contextFile)
         workDir = try c.decodeIfPresent(String.self, forKey: .workDir)
         logFile = try c.decodeIfPresent(String.self, forKey: .logFile)
+        startedAtUs = try c.decodeIfPresent(Int64.self, forKey: .startedAtUs)
+        firstOutputAtUs = try c.decodeIfPresent(Int64.self, forKey: .firstOutputAtUs)
+        exitedAtUs = try c.decodeIfPresent(Int64.self, forKey: .exitedAtUs)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -99,6 +108,9 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try c.encode(contextFile, forKey: .contextFile)
         try c.encode(workDir, forKey: .workDir)
         try c.encode(logFile, forKey: .logFile)
+        try c.encode(startedAtUs, forKey: .startedAtUs)
+        try c.encode(firstOutputAtUs, forKey: .firstOutputAtUs)
+        try c.encode(exitedAtUs, forKey: .exitedAtUs)
     }
 }
 
