@@ -266,7 +266,8 @@ public final class WorkerAgent {
 
     private func sendHeartbeat() {
         guard registered else { return }
-        connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - busySlots), running: runningRuns)))
+        connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - busySlots), running: runningRuns,
+                                          usage: ProcessUsage.ofSelf(nowMs: now()))))
     }
 
     var runningRuns: [RunRef] {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A runtime's health on one worker, as its probes found it. Workers send it on register,
 /// in a `health` message whenever it changes, and the scheduler places runtime tasks only
 /// where the runtime is healthy.
@@ -70,6 +74,37 @@ public struct StatsBlock: Codable, Sendable, Equatable {
     public var byModel: [String: StatsCounters] = [:]
     /// Keyed by runtime (on the cluster level: summed over workers).
     public var health: [String: HealthStats] = [:]
+    /// A worker's process figures from its last heartbeat (nil on the cluster level).
+    public var process: ProcessUsage?
 
     public init() {}
+}
+
+/// CPU time and peak memory of one swarm process (scheduler or worker; not its tasks), from
+/// `getrusage(RUSAGE_SELF)`. Workers send theirs with each heartbeat; `swarm stats` shows them.
+/// In an in-process cluster (`swarm up`) every role shares one process, so one figure.
+public struct ProcessUsage: Codable, Sendable, Equatable {
+    public var pid: Int
+    public var cpuUserMs: Int64
+    public var cpuSystemMs: Int64
+    public var maxRssKiB: Int64
+    /// Unix milliseconds when it was read.
+    public var at: Int64
+
+    public init(pid: Int, cpuUserMs: Int64, cpuSystemMs: Int64, maxRssKiB: Int64, at: Int64) {
+        self.pid = pid
+        self.cpuUserMs = cpuUserMs
+        self.cpuSystemMs = cpuSystemMs
+        self.maxRssKiB = maxRssKiB
+        self.at = at
+    }
+
+    /// This process's figures now.
+    public static func ofSelf(nowMs: Int64) -> ProcessUsage {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func ms(_ t: timeval) -> Int64 { Int64(t.tv_sec) * 1000 + Int64(t.tv_usec) / 1000 }
+        return ProcessUsage(pid: Int(getpid()), cpuUserMs: ms(usage.ru_utime), cpuSystemMs: ms(usage.ru_stime),
+                            maxRssKiB: Int64(usage.ru_maxrss), at: nowMs)
+    }
 }

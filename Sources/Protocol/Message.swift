@@ -180,8 +180,10 @@ public enum Message: Sendable, Equatable {
         public var requestId: Int
         public var cluster: StatsBlock
         public var workers: [String: StatsBlock]
-        public init(requestId: Int, cluster: StatsBlock, workers: [String: StatsBlock]) {
-            self.requestId = requestId; self.cluster = cluster; self.workers = workers
+        /// The scheduler process's CPU time and peak RSS, read when it answered.
+        public var scheduler: ProcessUsage?
+        public init(requestId: Int, cluster: StatsBlock, workers: [String: StatsBlock], scheduler: ProcessUsage? = nil) {
+            self.requestId = requestId; self.cluster = cluster; self.workers = workers; self.scheduler = scheduler
         }
     }
     public struct Registered: Codable, Sendable, Equatable {
@@ -191,7 +193,11 @@ public enum Message: Sendable, Equatable {
     public struct Heartbeat: Codable, Sendable, Equatable {
         public var freeSlots: Int
         public var running: [RunRef]
-        public init(freeSlots: Int, running: [RunRef]) { self.freeSlots = freeSlots; self.running = running }
+        /// The worker process's own CPU time and peak RSS (absent from older workers).
+        public var usage: ProcessUsage?
+        public init(freeSlots: Int, running: [RunRef], usage: ProcessUsage? = nil) {
+            self.freeSlots = freeSlots; self.running = running; self.usage = usage
+        }
     }
     public struct Assign: Codable, Sendable, Equatable {
         public var task: TaskAssignment

@@ -69,6 +69,8 @@ public final class SchedulerServer {
     private var workers: [String: PeerSession] = [:]
     private var waiters = WaiterTable()
     private var logs = LogStore()
+    /// Each worker's process figures from its last heartbeat, for `swarm stats`.
+    private var workerUsage: [String: ProcessUsage] = [:]
     /// Logs of tasks that ended this turn, saved with its changes (then dropped from memory).
     var pendingLogs: [String: String] = [:]
     /// `swarm logs -f` clients, by task id.
@@ -249,6 +251,7 @@ public final class SchedulerServer {
             session.connection.refuse(.unexpected, "a worker must 'register' before '\(message.type)'")
         case .heartbeat(let heartbeat):
             state.heartbeat(node: name, running: heartbeat.running)
+            if let usage = heartbeat.usage { workerUsage[name] = usage }
         case .taskStarted(let started):
             state.taskStarted(node: name, run: RunRef(id: started.id, attempt: started.attempt), startedAt: started.startedAt)
         case .taskFinished(let finished):
@@ -345,8 +348,11 @@ public final class SchedulerServer {
                 deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
             }
         case .stats(let request):
-            let (cluster, workers) = state.statistics()
-            deliver(session.connection, .statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers)))
+            var (cluster, workers) = state.statistics()
+            for (name, usage) in workerUsage { workers[name, default: StatsBlock()].process = usage }
+            cluster.process = nil
+            deliver(session.connection, .statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers,
+                                                          scheduler: ProcessUsage.ofSelf(nowMs: nowMs))))
         case .drain(let ref):
             do {
                 try state.drain(node: ref.name)
