@@ -14,6 +14,7 @@ public enum Foreground {
     /// cannot be opened or, later, saved.
     public static func runScheduler(_ config: SchedulerConfig, logger: Logger,
                                     onListening: (SocketAddress) -> Void) throws {
+        ResourceLimits.raiseOpenFiles()
         let loop = EventLoop()
         let server = SchedulerServer(loop: loop, config: config, logger: logger)
         let address: SocketAddress
@@ -42,6 +43,7 @@ public enum Foreground {
     /// handshake error. Returns the process exit code.
     public static func runWorker(_ config: WorkerConfig, logger: Logger) throws -> Int32 {
         ProcessGroup.closeInheritedDescriptorsOnExec()
+        ResourceLimits.raiseOpenFiles()
         let loop = EventLoop()
         let agent = WorkerAgent(loop: loop, config: config, logger: logger)
         var exitCode: Int32 = 0
@@ -64,6 +66,7 @@ public enum Foreground {
     /// `swarm up`: a local cluster until a signal.
     public static func runLocalCluster(_ options: LocalCluster.Options, logger: Logger,
                                        onReady: (LocalCluster) -> Void) throws {
+        ResourceLimits.raiseOpenFiles()
         let cluster = try LocalCluster(options, logger: logger)
         onReady(cluster)
         let loop = EventLoop()

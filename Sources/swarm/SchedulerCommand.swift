@@ -23,6 +23,8 @@ struct SchedulerCommand: ParsableCommand {
     var placement: String?
     @Option(help: "MODEL=N: at most N running tasks with this model cluster-wide; repeatable.")
     var modelLimit: [String] = []
+    @Flag(help: "Keep the state in memory only: nothing survives a restart, no fsync per turn (benchmarks, throwaway clusters).")
+    var inMemory = false
     @Flag(help: "Allow a non-loopback listen address without a token (anyone reaching it can run commands).")
     var insecureListenAny = false
     @OptionGroup var log: LogOptions
@@ -43,7 +45,7 @@ struct SchedulerCommand: ParsableCommand {
         settings.host = host
         settings.port = port
         settings.stateDir = stateDir ?? file?.stateDir ?? ".swarm/scheduler"
-        settings.durable = true
+        settings.durable = !inMemory
         settings.insecureListenAny = insecureListenAny
         settings.settings.lostAfterMs = Int64(lostAfter * 1000)
         settings.settings.heartbeatMs = max(1, Int(heartbeat * 1000))

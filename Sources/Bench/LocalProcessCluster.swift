@@ -1,0 +1,183 @@
+import Foundation
+import SwarmClient
+import SwarmProtocol
+
+/// A scheduler and N workers as separate `swarm` processes on loopback, started and stopped
+/// by the bench: the layout of a real deployment, and each process's CPU time and memory can
+/// be read from /proc. The worker processes stay small, which keeps their spawns cheap.
+public final class LocalProcessCluster {
+    public struct Options {
+        public var executable: String
+        public var workers = 2
+        public var slotsPerWorker = 64
+        public var directory: String
+        /// Persist the scheduler's state (SQLite, one fsync per loop turn).
+        public var durable = false
+        /// Written as the cluster's config (runtimes, model limits, worker entries).
+        public var clusterJSON: [String: Any] = [:]
+
+        public init(executable: String, directory: String) {
+            self.executable = executable
+            self.directory = directory
+        }
+    }
+
+    public let options: Options
+    public private(set) var address = ""
+    private var scheduler: Process?
+    private var workers: [(name: String, process: Process)] = []
+
+    public var processIDs: [(name: String, role: String, pid: Int32)] {
+        (scheduler.map { [("scheduler", "scheduler", $0.processIdentifier)] } ?? [])
+            + workers.map { ($0.name, "worker", $0.process.processIdentifier) }
+    }
+
+    public init(_ options: Options) { self.options = options }
+
+    /// Starts the scheduler, reads back its port, starts the workers and waits until they all
+    /// registered (and, if `runtime` is given, until it is healthy on each).
+    public func start(runtime: String?, timeoutSeconds: Double = 60) throws {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: options.directory)
+        try fm.createDirectory(atPath: options.directory, withIntermediateDirectories: true)
+        var config = options.clusterJSON
+        var entries: [String: Any] = (config["workers"] as? [String: Any]) ?? [:]
+        let names = (1...max(1, options.workers)).map { "worker-\($0)" }
+        for name in names where entries[name] == nil {
+            var entry: [String: Any] = ["slots": options.slotsPerWorker]
+            if let runtimes = config["runtimes"] as? [String: Any] { entry["runtimes"] = runtimes.keys.sorted() }
+            entries[name] = entry
+        }
+        config["workers"] = entries
+        let configPath = options.directory + "/cluster.json"
+        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: configPath))
+
+        var args = ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", options.directory + "/scheduler",
+                    "--config", configPath, "--log-level", "warning"]
+        if !options.durable { args.append("--in-memory") }
+        let stdout = Pipe()
+        let process = try launch(args, log: "scheduler", stdout: stdout)
+        scheduler = process
+        address = try readAddress(stdout, process: process, timeoutSeconds: timeoutSeconds)
+
+        for name in names {
+            let args = ["worker", "--scheduler", address, "--name", name, "--slots", String(options.slotsPerWorker),
+                        "--data-dir", options.directory + "/" + name, "--config", configPath, "--log-level", "warning"]
+            workers.append((name, try launch(args, log: name, stdout: nil)))
+        }
+        try waitForWorkers(names: names, runtime: runtime, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// SIGTERM to every process, then SIGKILL after `graceSeconds`; waits for all of them.
+    public func stop(graceSeconds: Double = 10) {
+        let all = workers.map(\.process) + (scheduler.map { [$0] } ?? [])
+        // Workers first, so they do not spend the grace period reconnecting.
+        for process in workers.map(\.process) where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        waitAll(workers.map(\.process), seconds: graceSeconds)
+        if let scheduler, scheduler.isRunning { kill(scheduler.processIdentifier, SIGTERM) }
+        waitAll(all, seconds: graceSeconds)
+        for process in all where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        waitAll(all, seconds: 5)
+        workers = []
+        scheduler = nil
+    }
+
+    private func waitAll(_ processes: [Process], seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while processes.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+    }
+
+    /// CPU time and peak RSS of each cluster process, read from /proc now.
+    public func usage() -> [ProcessFigures] {
+        processIDs.compactMap { entry in
+            ProcSampler.figures(pid: entry.pid).map {
+                ProcessFigures(name: entry.name, role: entry.role, pid: Int(entry.pid),
+                               cpuUserMs: $0.userMs, cpuSystemMs: $0.systemMs, peakRssMiB: $0.peakRssMiB)
+            }
+        }
+    }
+
+    private func launch(_ arguments: [String], log: String, stdout: Pipe?) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: options.executable)
+        process.arguments = arguments
+        let logPath = options.directory + "/\(log).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardError = logHandle
+        process.standardOutput = stdout ?? logHandle
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch {
+            throw BenchError.cluster("cannot start \(options.executable) \(arguments.first ?? ""): \(error)")
+        }
+        return process
+    }
+
+    private func readAddress(_ pipe: Pipe, process: Process, timeoutSeconds: Double) throws -> String {
+        let handle = pipe.fileHandleForReading
+        var text = ""
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            let data = handle.availableData
+            if data.isEmpty {
+                throw BenchError.cluster("the scheduler exited before listening; see \(options.directory)/scheduler.log")
+            }
+            text += String(decoding: data, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on ") }),
+               let address = line.split(separator: " ").last {
+                // Keep draining its stdout so the scheduler never blocks on a full pipe.
+                handle.readabilityHandler = { h in if h.availableData.isEmpty { h.readabilityHandler = nil } }
+                return String(address)
+            }
+        }
+        throw BenchError.cluster("the scheduler did not report its address within \(Int(timeoutSeconds)) s")
+    }
+
+    private func waitForWorkers(names: [String], runtime: String?, timeoutSeconds: Double) throws {
+        let client = try SwarmClient(address: address, token: nil, name: "bench-setup")
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var ready: [NodeInfo] = []
+        while Date() < deadline {
+            ready = try client.listNodes().filter { node in
+                node.connected && node.state == .ready
+                    && (runtime == nil || node.runtimes.contains { $0.name == runtime && $0.healthy })
+            }
+            if ready.count == names.count { return }
+            if let dead = workers.first(where: { !$0.process.isRunning }) {
+                throw BenchError.cluster("\(dead.name) exited; see \(options.directory)/\(dead.name).log")
+            }
+            usleep(50_000)
+        }
+        throw BenchError.cluster("only \(ready.count) of \(names.count) workers became ready within \(Int(timeoutSeconds)) s")
+    }
+}
+
+/// Reads a process's CPU time and peak RSS from /proc.
+public enum ProcSampler {
+    public static func figures(pid: Int32) -> (userMs: Double, systemMs: Double, peakRssMiB: Double)? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after "comm)": state is field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let utime = Double(fields[11]), let stime = Double(fields[12]) else { return nil }
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var peakKiB = 0.0
+        if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) {
+            peakKiB = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return (utime * 1000 / tick, stime * 1000 / tick, peakKiB / 1024)
+    }
+}
+
+public enum BenchError: Error, CustomStringConvertible {
+    case cluster(String)
+    case usage(String)
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .cluster(let s), .usage(let s), .failed(let s): s
+        }
+    }
+}
