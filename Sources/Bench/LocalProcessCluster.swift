@@ -107,6 +107,9 @@ public final class LocalProcessCluster {
         process.standardError = logHandle
         process.standardOutput = stdout ?? logHandle
         process.standardInput = FileHandle.nullDevice
+        var env = ProcessInfo.processInfo.environment
+        env["SWARM_EXIT_WITH_PARENT"] = String(getpid())  // if the bench dies, its cluster follows
+        process.environment = env
         do { try process.run() } catch {
             throw BenchError.cluster("cannot start \(options.executable) \(arguments.first ?? ""): \(error)")
         }

@@ -35,7 +35,7 @@ struct Swarm: ParsableCommand {
         subcommands: [
             SchedulerCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             WaitCommand.self, TasksCommand.self, NodesCommand.self, CancelCommand.self, LogsCommand.self,
-            StatsCommand.self, DrainCommand.self, UpCommand.self, DemoCommand.self,
+            StatsCommand.self, DrainCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -1,0 +1,191 @@
+import Foundation
+import SwarmClient
+import SwarmProtocol
+import SwarmUV
+
+/// Runs `swarm bench`: sets up the cluster (or connects to one), runs the chosen workloads
+/// in order, checks the targets, and writes report.json, report.md and report.html.
+public struct BenchRunner {
+    public struct Config {
+        public var options = BenchOptions()
+        /// `HOST:PORT` of an existing cluster; nil starts a local one.
+        public var scheduler: String?
+        public var token: ClusterToken?
+        public var localWorkers = 2
+        /// Slots per local worker; nil sizes the cluster for each workload (restarting it
+        /// between workloads that need different sizes).
+        public var slotsPerWorker: Int?
+        public var durable = false
+        /// The `swarm` executable the local cluster runs.
+        public var executable = "/proc/self/exe"
+        public var commandLine = "swarm bench"
+        public init() {}
+    }
+
+    public struct Outcome {
+        public var report: BenchReport
+        public var directory: String
+        public var files: [String]
+    }
+
+    let config: Config
+    let progress: BenchProgress
+
+    public init(_ config: Config, progress: BenchProgress) {
+        self.config = config
+        self.progress = progress
+    }
+
+    public func run() throws -> Outcome {
+        let o = config.options
+        let started = Date()
+        let directory = try Self.outputDirectory(o.outputDirectory, at: started)
+        let agentScript = try SyntheticAgent.write(to: directory)
+        let scratch = directory + "/scratch"
+        var report = BenchReport(startedAt: Self.iso(started), commandLine: config.commandLine,
+                                 machine: MachineProbe.current(), cluster: ClusterDescription(
+                                    mode: config.scheduler == nil ? "local" : "remote", scheduler: config.scheduler ?? "",
+                                    workers: 0, totalSlots: 0, durable: config.scheduler == nil ? config.durable : nil),
+                                 repeats: max(1, o.repeats))
+        let workloads = Self.workloads(o)
+        var local: LocalProcessCluster?
+        defer { local?.stop() }
+        var processes: [ProcessFigures] = []
+        for workload in workloads {
+            var section: WorkloadReport
+            do {
+                let session = try prepareSession(for: workload, slotsWanted: Self.slots(for: workload.name, o),
+                                                 agentScript: agentScript, scratch: scratch, local: &local,
+                                                 processes: &processes, report: &report)
+                section = try workload.run(session)
+            } catch {
+                section = WorkloadReport(name: workload.name, title: workload.name, description: "")
+                section.passed = false
+                section.notes.append("The workload could not run to its end: \(error)")
+                progress.end("\(workload.name): \(error)")
+            }
+            report.workloads.append(section)
+        }
+        if let cluster = local {
+            processes += cluster.usage()
+            cluster.stop()
+            local = nil
+        }
+        report.processes = processes
+        report.lostTasks = report.workloads.flatMap(\.runs).reduce(0) { $0 + $1.lost }
+        report.duplicatedTasks = report.workloads.flatMap(\.runs).reduce(0) { $0 + $1.duplicated }
+        report.targets = TargetChecks.evaluate(report)
+        report.limitations = Limitations.list(report, config: config)
+        report.passed = report.lostTasks == 0 && report.duplicatedTasks == 0 && report.workloads.allSatisfy(\.passed)
+        let finished = Date()
+        report.finishedAt = Self.iso(finished)
+        report.durationSeconds = finished.timeIntervalSince(started)
+        let files = try ReportWriter.write(report, to: directory)
+        return Outcome(report: report, directory: directory, files: files)
+    }
+
+    /// The workloads `options.workloads` names, in their canonical order.
+    static func workloads(_ o: BenchOptions) -> [Workload] {
+        var list: [Workload] = []
+        for name in BenchOptions.allWorkloads where o.workloads.contains(name) {
+            switch name {
+            case "spawn": list.append(SpawnWorkload())
+            case "parallel":
+                list.append(ParallelWorkload(options: o, wide: false))
+                if o.parallelWideTasks > 0 { list.append(ParallelWorkload(options: o, wide: true)) }
+            case "agent": list.append(AgentWorkload())
+            case "isolation": list.append(IsolationWorkload())
+            case "models": list.append(ModelsWorkload())
+            case "scale": list.append(ScaleWorkload())
+            default: break
+            }
+        }
+        return list
+    }
+
+    /// Total slots a local cluster sized for `workload` gets.
+    static func slots(for workload: String, _ o: BenchOptions) -> Int {
+        let q = o.quick
+        switch workload {
+        case "spawn": return o.spawnConcurrency
+        case "parallel": return q ? min(o.parallelTasks, 20) : o.parallelTasks
+        case "parallel-wide": return q ? min(o.parallelWideTasks, 200) : o.parallelWideTasks
+        case "agent", "models": return max(8, min(q ? 20 : o.agentTasks, 256))
+        case "isolation": return q ? min(o.isolationTasks, 10) : o.isolationTasks
+        case "scale": return (q ? o.scaleSteps.filter { $0 <= 200 } : o.scaleSteps).max() ?? 10
+        default: return 16
+        }
+    }
+
+    private func prepareSession(for workload: Workload, slotsWanted: Int, agentScript: String, scratch: String,
+                                local: inout LocalProcessCluster?, processes: inout [ProcessFigures],
+                                report: inout BenchReport) throws -> BenchSession {
+        let o = config.options
+        let modelLimits = ["deep": o.modelLimit]
+        if let scheduler = config.scheduler {
+            let client = try SwarmClient(address: scheduler, token: config.token, name: "bench")
+            let nodes = try client.listNodes().filter { $0.connected && $0.state == .ready }
+            guard !nodes.isEmpty else { throw BenchError.cluster("no ready worker at \(scheduler)") }
+            report.cluster.workers = nodes.count
+            report.cluster.totalSlots = nodes.reduce(0) { $0 + $1.slots }
+            let healthy = nodes.contains { $0.runtimes.contains { $0.name == SyntheticAgent.runtimeName && $0.healthy } }
+            return BenchSession(options: o, client: client, cluster: report.cluster, progress: progress,
+                                agentScript: agentScript, agentRuntime: healthy ? SyntheticAgent.runtimeName : nil,
+                                modelLimits: [:], local: nil, scratchRoot: scratch)
+        }
+        let workers = max(1, config.localWorkers)
+        let perWorker = config.slotsPerWorker ?? max(1, (slotsWanted + workers - 1) / workers)
+        if local == nil || local!.options.slotsPerWorker != perWorker {
+            if let old = local {
+                processes += old.usage()
+                old.stop()
+                local = nil
+            }
+            var options = LocalProcessCluster.Options(executable: config.executable,
+                                                      directory: (scratch as NSString).deletingLastPathComponent + "/cluster")
+            options.workers = workers
+            options.slotsPerWorker = perWorker
+            options.durable = config.durable
+            options.clusterJSON = [
+                "runtimes": [SyntheticAgent.runtimeName: SyntheticAgent.clusterJSON(scriptPath: agentScript)],
+                "scheduler": ["modelLimits": modelLimits],
+                "allowCommands": true,
+            ]
+            progress.begin("starting a local cluster: \(workers) workers x \(perWorker) slots", total: 1)
+            let cluster = LocalProcessCluster(options)
+            local = cluster
+            try cluster.start(runtime: SyntheticAgent.runtimeName)
+            progress.end("local cluster at \(cluster.address): \(workers) workers x \(perWorker) slots")
+        }
+        let cluster = local!
+        report.cluster.scheduler = cluster.address
+        report.cluster.workers = workers
+        report.cluster.totalSlots = max(report.cluster.totalSlots, workers * perWorker)
+        var description = report.cluster
+        description.totalSlots = workers * perWorker
+        let client = try SwarmClient(address: cluster.address, token: nil, name: "bench")
+        return BenchSession(options: o, client: client, cluster: description, progress: progress,
+                            agentScript: agentScript, agentRuntime: SyntheticAgent.runtimeName,
+                            modelLimits: modelLimits, local: cluster, scratchRoot: scratch)
+    }
+
+    static func outputDirectory(_ root: String, at date: Date) throws -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        let absoluteRoot = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+        let path = absoluteRoot + "/" + formatter.string(from: date)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let latest = absoluteRoot + "/latest"
+        try? FileManager.default.removeItem(atPath: latest)
+        try? FileManager.default.createSymbolicLink(atPath: latest, withDestinationPath: formatter.string(from: date))
+        return path
+    }
+
+    static func iso(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// The issue's targets for this machine, checked against a report's figures.
+public enum TargetChecks {
+    public static func evaluate(_ report: BenchReport) -> [TargetCheck] {
+        var checks: [TargetCheck] = []
+        let byName = Dictionary(report.workloads.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+
+        if let spawn = byName["spawn"] {
+            let xargs = spawn.baselines.first { $0.tool == "xargs" && $0.available }
+            let ratio = xargs?.swarmThroughputRatio
+            checks.append(TargetCheck(name: "spawn throughput vs xargs -P \(spawn.parameters["concurrency"] ?? "")",
+                                      target: ">= 1.0x", measured: ratio.map { String(format: "%.2fx (%.0f/s vs %.0f/s)", $0,
+                                          spawn.summary.throughput?.median ?? 0, xargs?.throughput?.median ?? 0) } ?? "-",
+                                      met: ratio.map { $0 >= 1.0 }))
+            let idle = spawn.runs.first { $0.label.hasPrefix("idle") }?.submitToStart?.p50
+            checks.append(TargetCheck(name: "p50 submit-to-start, idle cluster", target: "< 1 ms",
+                                      measured: idle.map { String(format: "%.3f ms", $0) } ?? "-", met: idle.map { $0 < 1 }))
+        }
+        for (name, shape, goal) in [("parallel", "100 x 10 s", 0.995), ("parallel-wide", "1000 x 2 s", 0.80)] {
+            guard let w = byName[name], let eff = w.summary.efficiency?.median else { continue }
+            let actual = "\(w.parameters["tasks"] ?? "?") x \(w.parameters["sleepSeconds"] ?? "?") s"
+            // The target is for its own shape; a quick run's smaller shape is shown, not judged.
+            let judged = actual == shape
+            let xargs = w.baselines.first { $0.tool == "xargs" }?.efficiency?.median
+            checks.append(TargetCheck(name: "parallel efficiency, \(actual)",
+                                      target: judged ? String(format: ">= %.3g", goal) : "(\(shape) only)",
+                                      measured: String(format: "%.4f", eff) + (xargs.map { String(format: " (xargs %.4f)", $0) } ?? ""),
+                                      met: judged ? eff >= goal : nil))
+        }
+        if let scale = byName["scale"] {
+            let held = scale.runs.filter { $0.failed == 0 && $0.lost == 0 }.map(\.concurrency).max()
+            checks.append(TargetCheck(name: "concurrent supervised agents on one machine", target: ">= 10,000",
+                                      measured: held.map { "\($0)" } ?? "-", met: held.map { $0 >= 10_000 }))
+        }
+        checks.append(TargetCheck(name: "lost or duplicated tasks", target: "0",
+                                  measured: "\(report.lostTasks) lost, \(report.duplicatedTasks) duplicated",
+                                  met: report.lostTasks == 0 && report.duplicatedTasks == 0))
+        return checks
+    }
+}
+
+/// What the report cannot show, stated with it.
+enum Limitations {
+    static func list(_ report: BenchReport, config: BenchRunner.Config) -> [String] {
+        var list: [String] = []
+        if report.cluster.mode == "remote" {
+            list.append("Remote cluster: submit-to-start subtracts the bench machine's clock from the worker's, so clock "
+                + "skew between machines is in those figures. CPU and RSS come from the processes' heartbeats (up to one "
+                + "interval old). The baselines ran on the bench machine, not on the workers.")
+        } else {
+            list.append("Everything ran on one machine: the scheduler, the workers, the tasks, the bench client and the "
+                + "baselines share its \(report.machine.cpus) CPUs, so the figures include their contention.")
+        }
+        if report.cluster.durable == false {
+            list.append("The local scheduler kept its state in memory (`--in-memory`). A durable scheduler commits each loop "
+                + "turn with an fsync before it answers or dispatches; run with `--durable` to include that cost.")
+        }
+        list.append("CPU times come from /proc in clock ticks (10 ms) over whole batches; per-task overhead is that total "
+            + "divided by the tasks. Peak RSS is a high-water mark since each process started.")
+        list.append("xargs and GNU parallel only start processes; swarm also places, supervises (timeouts, silence), logs, "
+            + "journals and reports every task, so equal throughput means that work costs no throughput.")
+        if report.workloads.contains(where: { $0.baselines.contains { $0.tool == "parallel" && !$0.available } }) {
+            list.append("GNU parallel is not installed here, so only xargs was compared.")
+        }
+        if config.options.quick {
+            list.append("Quick mode: smaller batches than the targets are defined for; those targets are shown, not judged.")
+        }
+        return list
+    }
+}

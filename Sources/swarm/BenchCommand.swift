@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import SwarmBench
+import SwarmClient
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Stress-test a cluster (a local one by default) and write a performance report.",
+        discussion: """
+            Workloads: spawn, parallel, agent, isolation, models, scale, or all (the default), run in that order.
+            Writes report.json (schema swarm-bench/1), report.md and report.html under --out/<time>/ (and
+            --out/latest). Exits 1 if any task was lost or duplicated or a workload failed its own checks.
+            """)
+
+    @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale or all.")
+    var workloads: [String] = ["all"]
+    @Option(help: "Bench an existing cluster at HOST:PORT instead of starting a local one.")
+    var scheduler: String?
+    @Option(help: "File holding the cluster token, with --scheduler (default: $SWARM_TOKEN).")
+    var tokenFile: String?
+    @Option(help: "Workers of the local cluster.")
+    var localWorkers = 2
+    @Option(help: "Slots per local worker (default: sized for each workload).")
+    var slots: Int?
+    @Option(help: "Repetitions of each measured batch (swarm and baselines interleaved).")
+    var repeats = 3
+    @Flag(help: "Small batches, one repetition: a quick look (targets are shown, not judged).")
+    var quick = false
+    @Option(help: "spawn: tasks per run.")
+    var tasks = 2000
+    @Option(help: "spawn: concurrency (slots of the local cluster, and xargs -P).")
+    var concurrency = 64
+    @Option(help: "parallel: tasks, all at once.")
+    var parallelTasks = 100
+    @Option(help: "parallel: seconds each task sleeps.")
+    var parallelSleep = 10.0
+    @Option(help: "parallel, second shape: tasks (0 skips it).")
+    var wideTasks = 1000
+    @Option(help: "parallel, second shape: seconds each task sleeps.")
+    var wideSleep = 2.0
+    @Option(help: "agent and models: synthetic agents per run.")
+    var agentTasks = 200
+    @Option(help: "agent: duration distribution: uniform:MIN-MAX, fixed:S or lognormal:MEDIAN,SIGMA (seconds).")
+    var agentDuration = "uniform:0.5-2"
+    @Option(help: "models: concurrency limit of the 'deep' model on the local cluster.")
+    var modelLimit = 4
+    @Option(help: "isolation: concurrent writers.")
+    var isolationTasks = 50
+    @Option(help: "scale: comma-separated concurrency steps.")
+    var scaleSteps = "5,10,20,50,100,200,500,1000,2000,5000,10000"
+    @Option(help: "scale: seconds each agent runs.")
+    var scaleSleep = 5.0
+    @Flag(help: "Local cluster: persist the scheduler's state (one fsync per loop turn), as `swarm scheduler` does.")
+    var durable = false
+    @Option(help: "Directory for the reports (a time-stamped directory per run, and 'latest').")
+    var out = "bench-results"
+    @Flag(help: "Also exit 1 when a target is missed.")
+    var strict = false
+
+    func validate() throws {
+        let known = Set(BenchOptions.allWorkloads + ["all"])
+        if let bad = workloads.first(where: { !known.contains($0) }) {
+            throw ValidationError("unknown workload '\(bad)' (choose from \(BenchOptions.allWorkloads.joined(separator: ", ")) or all)")
+        }
+        guard (1...64).contains(localWorkers) else { throw ValidationError("--local-workers must be 1 to 64") }
+        if let slots, !(1...100_000).contains(slots) { throw ValidationError("--slots must be 1 to 100000") }
+        guard (1...100).contains(repeats) else { throw ValidationError("--repeats must be 1 to 100") }
+        for (name, value) in [("--tasks", tasks), ("--concurrency", concurrency), ("--parallel-tasks", parallelTasks),
+                              ("--agent-tasks", agentTasks), ("--isolation-tasks", isolationTasks), ("--model-limit", modelLimit)] {
+            guard (1...1_000_000).contains(value) else { throw ValidationError("\(name) must be 1 to 1000000, got \(value)") }
+        }
+        guard (0...1_000_000).contains(wideTasks) else { throw ValidationError("--wide-tasks must be 0 to 1000000") }
+        for (name, value) in [("--parallel-sleep", parallelSleep), ("--wide-sleep", wideSleep), ("--scale-sleep", scaleSleep)] {
+            guard value > 0, value <= 3600 else { throw ValidationError("\(name) must be more than 0 and at most 3600 seconds") }
+        }
+        guard !parsedSteps.isEmpty else { throw ValidationError("--scale-steps wants positive numbers separated by commas, got '\(scaleSteps)'") }
+        if let problem = DurationDistribution.problem(agentDuration) { throw ValidationError("--agent-duration: \(problem)") }
+        if let scheduler, parseHostPort(scheduler) == nil { throw ValidationError("--scheduler wants HOST:PORT, got '\(scheduler)'") }
+    }
+
+    private var parsedSteps: [Int] {
+        let parts = scaleSteps.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return [] }
+        return parts.compactMap { $0 }.sorted()
+    }
+
+    func run() throws {
+        var options = BenchOptions()
+        options.workloads = workloads.contains("all") ? BenchOptions.allWorkloads : workloads
+        options.repeats = quick ? 1 : repeats
+        options.quick = quick
+        options.spawnTasks = tasks
+        options.spawnConcurrency = concurrency
+        options.parallelTasks = parallelTasks
+        options.parallelSleepSeconds = parallelSleep
+        options.parallelWideTasks = wideTasks
+        options.parallelWideSleepSeconds = wideSleep
+        options.agentTasks = agentTasks
+        options.agentDuration = agentDuration
+        options.modelLimit = modelLimit
+        options.isolationTasks = isolationTasks
+        options.scaleSteps = parsedSteps
+        options.scaleSleepSeconds = scaleSleep
+        options.outputDirectory = out
+
+        var config = BenchRunner.Config()
+        config.options = options
+        config.scheduler = scheduler
+        config.localWorkers = localWorkers
+        config.slotsPerWorker = slots
+        config.durable = durable
+        config.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        config.commandLine = (["swarm"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        if scheduler != nil {
+            do { config.token = try loadClusterToken(file: tokenFile) } catch {
+                printError("\(error)")
+                throw ExitCode(2)
+            }
+        }
+        let outcome: BenchRunner.Outcome
+        do { outcome = try BenchRunner(config, progress: TerminalProgress()).run() } catch {
+            printError("bench: \(error)")
+            throw ExitCode(1)
+        }
+        printLine(TerminalSummary.render(outcome.report))
+        printLine("reports: " + outcome.files.joined(separator: "  "))
+        if !outcome.report.passed {
+            printError("bench failed: \(outcome.report.lostTasks) lost, \(outcome.report.duplicatedTasks) duplicated task(s); "
+                + "workloads failing their checks: \(outcome.report.workloads.filter { !$0.passed }.map(\.name).joined(separator: ", "))")
+            throw ExitCode(1)
+        }
+        if strict && outcome.report.targets.contains(where: { $0.met == false }) {
+            printError("bench: a target was missed (--strict)")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+@testable import SwarmBench
+import SwarmProtocol
+
+@Suite struct BenchMeasureTests {
+    private func info(_ id: String, state: TaskState = .succeeded, attempts: Int = 1, startUs: Int64?, outUs: Int64? = nil,
+                      exitUs: Int64? = nil) -> TaskInfo {
+        var i = TaskInfo(id: id, state: state, command: ["true"], attempts: attempts, submittedAt: 1_000, placedAt: 1_002,
+                         startedAt: startUs.map { $0 / 1000 }, finishedAt: exitUs.map { $0 / 1000 })
+        i.metrics.startedAtUs = startUs
+        i.metrics.firstOutputAtUs = outUs
+        i.metrics.exitedAtUs = exitUs
+        return i
+    }
+
+    @Test func spreadAndPercentilesUseMediansAndNearestRanks() {
+        let s = Spread([3, 1, 2, 10])!
+        #expect(s.median == 2.5 && s.min == 1 && s.max == 10 && s.runs == 4)
+        #expect(Spread([]) == nil)
+        let p = Percentiles((1...100).map(Double.init))!
+        #expect(p.p50 == 50 && p.p90 == 90 && p.p99 == 99 && p.max == 100 && p.count == 100)
+        #expect(p.cdf.count == 101 && p.cdf.first == 1 && p.cdf.last == 100)
+        #expect(Percentiles([7])!.p99 == 7)
+    }
+
+    @Test func batchFiguresCountLostDuplicatedAndFailedTasks() {
+        let submit: Int64 = 1_000_000
+        let infos = [
+            info("a", startUs: submit + 500, outUs: submit + 1_500, exitUs: submit + 2_500),
+            info("b", startUs: submit + 1_500, exitUs: submit + 3_000),
+            info("c", state: .failed, startUs: submit + 2_000, exitUs: submit + 2_100),
+            info("d", attempts: 2, startUs: submit + 900),
+            info("e", state: .running, startUs: submit + 800),
+            info("f", startUs: nil),  // "succeeded" without ever starting: lost
+        ]
+        let run = BatchMeasure.figures(infos: infos, ids: ["a", "b", "c", "d", "e", "f", "g"], label: "run 1",
+                                       concurrency: 4, submitUs: submit, wallSeconds: 2, sleepSeconds: nil)
+        #expect(run.tasks == 7)
+        #expect(run.succeeded == 4)  // a, b, d, f
+        #expect(run.failed == 1)
+        #expect(run.lost == 3)  // e still running, f never started, g never answered
+        #expect(run.duplicated == 1)
+        #expect(run.throughput == 3.5)
+        #expect(run.efficiency == nil)
+        #expect(run.submitToStart?.count == 5)
+        #expect(run.submitToStart?.p50 == 0.9)
+        #expect(run.startToFirstOutput?.p50 == 1.0)
+        #expect(run.submitToPlaced?.max == 2)
+    }
+
+    @Test func efficiencyCountsWavesWhenTasksExceedConcurrency() {
+        let ids = (0..<10).map { "t\($0)" }
+        let infos = ids.map { info($0, startUs: 1) }
+        let run = BatchMeasure.figures(infos: infos, ids: ids, label: "x", concurrency: 5, submitUs: 0, wallSeconds: 4.4,
+                                       sleepSeconds: 2)
+        #expect(abs(run.efficiency! - 4.0 / 4.4) < 1e-9)
+        #expect(abs(run.speedup! - 20.0 / 4.4) < 1e-9)
+    }
+
+    @Test func usageIsTheDifferenceOverTheRun() {
+        var run = RunFigures(label: "x", tasks: 100, concurrency: 1)
+        let before = [ProcessFigures(name: "scheduler", role: "scheduler", pid: 1, cpuUserMs: 100, cpuSystemMs: 50, peakRssMiB: 10),
+                      ProcessFigures(name: "w1", role: "worker", pid: 2, cpuUserMs: 10, cpuSystemMs: 10, peakRssMiB: 5)]
+        let after = [ProcessFigures(name: "scheduler", role: "scheduler", pid: 1, cpuUserMs: 130, cpuSystemMs: 60, peakRssMiB: 12),
+                     ProcessFigures(name: "w1", role: "worker", pid: 2, cpuUserMs: 70, cpuSystemMs: 30, peakRssMiB: 9)]
+        BatchMeasure.addUsage(&run, before: before, after: after)
+        #expect(run.schedulerCpuMs == 40)
+        #expect(run.workersCpuMs == 80)
+        #expect(run.overheadCpuUsPerTask == 1200)
+        #expect(run.schedulerPeakRssMiB == 12 && run.workersPeakRssMiB == 9)
+    }
+
+    @Test func baselinePipelinesRunTheSameCommandAtTheSameConcurrency() throws {
+        #expect(Baseline.pipeline(.xargs, command: ["true"], tasks: 10, concurrency: 4) == "seq 10 | xargs -P 4 -n 1 true")
+        #expect(Baseline.pipeline(.xargs, command: ["sleep", "2"], tasks: 5, concurrency: 5)
+                == "yes 2 | head -n 5 | xargs -P 5 -n 1 sleep")
+        let run = try Baseline.run(.xargs, command: ["true"], tasks: 20, concurrency: 4, sleepSeconds: nil, label: "r")
+        #expect(run.succeeded == 20 && run.failed == 0 && run.throughput > 0)
+        let failing = try Baseline.run(.xargs, command: ["false"], tasks: 3, concurrency: 2, sleepSeconds: nil, label: "r")
+        #expect(failing.failed == 3)
+    }
+
+    @Test func targetsAreJudgedOnlyOnTheirOwnShape() {
+        var report = BenchReport(startedAt: "t", commandLine: "swarm bench", machine: MachineProbe.current(),
+                                 cluster: ClusterDescription(mode: "local", scheduler: "x", workers: 2, totalSlots: 64, durable: false),
+                                 repeats: 3)
+        var spawn = WorkloadReport(name: "spawn", title: "", description: "")
+        spawn.parameters["concurrency"] = "64"
+        spawn.summary.throughput = Spread([2000])
+        var xargs = BaselineReport(tool: "xargs", command: "", available: true)
+        xargs.throughput = Spread([1600])
+        xargs.swarmThroughputRatio = 1.25
+        spawn.baselines = [xargs]
+        var idle = RunFigures(label: "idle: one task at a time", tasks: 10, concurrency: 1)
+        idle.submitToStart = Percentiles([0.4, 0.5, 0.6])
+        spawn.runs = [idle]
+        var wide = WorkloadReport(name: "parallel-wide", title: "", description: "")
+        wide.parameters = ["tasks": "200", "sleepSeconds": "1"]
+        wide.summary.efficiency = Spread([0.5])
+        var scale = WorkloadReport(name: "scale", title: "", description: "")
+        var step = RunFigures(label: "c", tasks: 10_000, concurrency: 10_000)
+        step.failed = 1
+        scale.runs = [RunFigures(label: "c", tasks: 5_000, concurrency: 5_000), step]
+        report.workloads = [spawn, wide, scale]
+        report.lostTasks = 1
+        let checks = TargetChecks.evaluate(report)
+        #expect(checks.first { $0.name.hasPrefix("spawn") }?.met == true)
+        #expect(checks.first { $0.name.hasPrefix("p50") }?.met == true)
+        #expect(checks.first { $0.name.hasPrefix("parallel efficiency") }?.met == nil)
+        let agents = checks.first { $0.name.hasPrefix("concurrent") }
+        #expect(agents?.measured == "5000" && agents?.met == false)
+        #expect(checks.first { $0.name.hasPrefix("lost") }?.met == false)
+    }
+
+    @Test func scaleStopsBeforeStepsTheClusterCannotHold() {
+        #expect(ScaleWorkload.limit(for: 200, slots: 100, local: false)?.contains("100 slots") == true)
+        #expect(ScaleWorkload.limit(for: 50, slots: 100, local: false) == nil)
+        #expect(ScaleWorkload.limit(for: 10_000_000, slots: 20_000_000, local: true) != nil)
+    }
+}
