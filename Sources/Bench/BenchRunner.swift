@@ -48,6 +48,18 @@ public struct BenchRunner {
                                     workers: 0, totalSlots: 0, durable: config.scheduler == nil ? config.durable : nil),
                                  repeats: max(1, o.repeats))
         let workloads = Self.workloads(o)
+        if let scheduler = config.scheduler {
+            // Fail fast and clearly when the cluster is not there, before any report exists.
+            do {
+                let client = try SwarmClient(address: scheduler, token: config.token, name: "bench")
+                let nodes = try client.listNodes().filter { $0.connected && $0.state == .ready }
+                if nodes.isEmpty { throw BenchError.cluster("the scheduler at \(scheduler) has no ready worker") }
+            } catch let error as BenchError {
+                throw error
+            } catch {
+                throw BenchError.cluster("cannot use the scheduler at \(scheduler): \(error)")
+            }
+        }
         var local: LocalProcessCluster?
         defer { local?.stop() }
         var processes: [ProcessFigures] = []

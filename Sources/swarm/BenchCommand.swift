@@ -126,8 +126,12 @@ struct BenchCommand: ParsableCommand {
         printLine(TerminalSummary.render(outcome.report))
         printLine("reports: " + outcome.files.joined(separator: "  "))
         if !outcome.report.passed {
+            let failing = outcome.report.workloads.filter { !$0.passed }
             printError("bench failed: \(outcome.report.lostTasks) lost, \(outcome.report.duplicatedTasks) duplicated task(s); "
-                + "workloads failing their checks: \(outcome.report.workloads.filter { !$0.passed }.map(\.name).joined(separator: ", "))")
+                + "workloads failing their checks: \(failing.map(\.name).joined(separator: ", "))")
+            for workload in failing {
+                for note in workload.notes { printError("  \(workload.name): \(note)") }
+            }
             throw ExitCode(1)
         }
         if strict && outcome.report.targets.contains(where: { $0.met == false }) {
