@@ -6,10 +6,13 @@ public struct StatsSnapshot: Codable, Sendable, Equatable {
     public var cluster: StatsBlock
     /// Keyed by worker name.
     public var workers: [String: StatsBlock]
+    /// The scheduler process's CPU time and peak RSS (each worker's is in its block's `process`).
+    public var scheduler: ProcessUsage?
 
     public init(_ reply: Message.StatsReply) {
         cluster = reply.cluster
         workers = reply.workers
+        scheduler = reply.scheduler
     }
 }
 
@@ -33,6 +36,13 @@ extension Output {
         }
         var text = table(tasks)
         text += health.count > 1 ? "\n\n" + table(health) : "\n\nno runtime health checks"
+        var processes = [["PROCESS", "PID", "CPU USER", "CPU SYS", "PEAK RSS"]]
+        let usages = (reply.scheduler.map { [("scheduler", $0)] } ?? [])
+            + reply.workers.sorted { $0.key < $1.key }.compactMap { name, block in block.process.map { (name, $0) } }
+        for (name, u) in usages {
+            processes.append([name, String(u.pid), ms(u.cpuUserMs), ms(u.cpuSystemMs), String(format: "%.1f MiB", Double(u.maxRssKiB) / 1024)])
+        }
+        if processes.count > 1 { text += "\n\n" + table(processes) }
         return text
     }
 
