@@ -154,7 +154,7 @@ public struct BenchRunner {
                 local = nil
             }
             var options = LocalProcessCluster.Options(executable: config.executable,
-                                                      directory: (scratch as NSString).deletingLastPathComponent + "/cluster")
+                                                      directory: (scratch as NSString).deletingLastPathComponent + "/cluster-\(workers)x\(perWorker)")
             options.workers = workers
             options.slotsPerWorker = perWorker
             options.durable = config.durable

@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+import SwarmBench
+
+/// `swarm bench` as users run it: real scheduler and worker processes started by the bench.
+@Suite(.serialized) struct BenchEndToEndTests {
+    @Test func quickSpawnBenchWritesReportsAndLosesNothing() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let result = try harness.run(["bench", "spawn", "--quick", "--tasks", "40", "--concurrency", "8", "--out", "out"],
+                                     timeout: 120)
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let dir = harness.dir + "/out/latest"
+        let data = try #require(FileManager.default.contents(atPath: dir + "/report.json"))
+        let report = try JSONDecoder().decode(BenchReport.self, from: data)
+        #expect(report.schema == "swarm-bench/1")
+        #expect(report.passed && report.lostTasks == 0 && report.duplicatedTasks == 0)
+        #expect(report.cluster.mode == "local" && report.cluster.totalSlots == 8)
+        let spawn = try #require(report.workloads.first { $0.name == "spawn" })
+        let batch = try #require(spawn.runs.first { $0.label == "run 1" })
+        #expect(batch.tasks == 40 && batch.succeeded == 40)
+        #expect(batch.submitToStart?.count == 40)
+        #expect(batch.workersCpuMs != nil && batch.schedulerPeakRssMiB ?? 0 > 0)
+        #expect(spawn.baselines.first { $0.tool == "xargs" }?.runs.first?.succeeded == 40)
+        #expect(report.processes.contains { $0.role == "scheduler" })
+        for name in ["report.md", "report.html"] {
+            #expect((try? String(contentsOfFile: dir + "/" + name, encoding: .utf8))?.isEmpty == false, "\(name) empty")
+        }
+        #expect(result.stdout.contains("report.json"))
+    }
+
+    @Test func badInvocationsGetOneClearLineAndANonZeroExit() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let unknown = try harness.run(["bench", "nosuch"])
+        #expect(unknown.status == 64)
+        #expect(unknown.stderr.contains("unknown workload 'nosuch'"))
+        let steps = try harness.run(["bench", "scale", "--scale-steps", "5,x"])
+        #expect(steps.status == 64 && steps.stderr.contains("--scale-steps"))
+        let noCluster = try harness.run(["bench", "spawn", "--quick", "--scheduler", "127.0.0.1:1", "--out", "out"], timeout: 60)
+        #expect(noCluster.status == 1)
+        #expect(noCluster.stderr.contains("127.0.0.1:1"), "stderr: \(noCluster.stderr)")
+    }
+}
