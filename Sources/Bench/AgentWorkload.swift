@@ -80,7 +80,8 @@ struct AgentTaskPlan: Equatable, Sendable {
         let durations = distribution.samples(count, seed: seed)
         var generator = SplitMix64(seed: seed ^ 0xB0B5_7B0B)
         return durations.enumerated().map { i, seconds in
-            AgentTaskPlan(index: i, seconds: seconds, bursts: generator.int(in: burstRange),
+            // Whole milliseconds: what the script is told (SWARM_SIM_DURATION has three decimals).
+            AgentTaskPlan(index: i, seconds: (seconds * 1000).rounded() / 1000, bursts: generator.int(in: burstRange),
                           model: models.isEmpty ? "fast" : models[i % models.count])
         }
     }
