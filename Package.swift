@@ -69,7 +69,7 @@ let package = Package(
         // `swarm bench`: workloads, measurements, baselines and the report renderers.
         .target(
             name: "SwarmBench",
-            dependencies: ["SwarmClient", "SwarmProtocol", "SwarmCluster", "SwarmUV"],
+            dependencies: ["SwarmClient", "SwarmProtocol", "SwarmCluster", "SwarmNode", "SwarmUV"],
             path: "Sources/Bench"
         ),
         .executableTarget(

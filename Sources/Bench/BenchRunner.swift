@@ -147,7 +147,11 @@ public struct BenchRunner {
         }
         let workers = max(1, config.localWorkers)
         let perWorker = config.slotsPerWorker ?? max(1, (slotsWanted + workers - 1) / workers)
-        if local == nil || local!.options.slotsPerWorker != perWorker {
+        // Workloads whose concurrency is compared with a baseline get exactly their size; the
+        // others run on any cluster big enough.
+        let flexible = ["agent", "isolation", "models"].contains(workload.name)
+        let fits = local.map { flexible ? $0.options.slotsPerWorker >= perWorker : $0.options.slotsPerWorker == perWorker } ?? false
+        if !fits {
             if let old = local {
                 processes += old.usage()
                 old.stop()
@@ -159,7 +163,7 @@ public struct BenchRunner {
             options.slotsPerWorker = perWorker
             options.durable = config.durable
             options.clusterJSON = [
-                "runtimes": [SyntheticAgent.runtimeName: SyntheticAgent.clusterJSON(scriptPath: agentScript)],
+                "runtimes": try Self.runtimesJSON(agentScript: agentScript),
                 "scheduler": ["modelLimits": modelLimits],
                 "allowCommands": true,
             ]
@@ -170,15 +174,25 @@ public struct BenchRunner {
             progress.end("local cluster at \(cluster.address): \(workers) workers x \(perWorker) slots")
         }
         let cluster = local!
+        let size = cluster.options.slotsPerWorker
         report.cluster.scheduler = cluster.address
         report.cluster.workers = workers
-        report.cluster.totalSlots = max(report.cluster.totalSlots, workers * perWorker)
+        report.cluster.totalSlots = max(report.cluster.totalSlots, workers * size)
         var description = report.cluster
-        description.totalSlots = workers * perWorker
+        description.totalSlots = workers * size
         let client = try SwarmClient(address: cluster.address, token: nil, name: "bench")
         return BenchSession(options: o, client: client, cluster: description, progress: progress,
                             agentScript: agentScript, agentRuntime: SyntheticAgent.runtimeName,
                             modelLimits: modelLimits, local: cluster, scratchRoot: scratch)
+    }
+
+    /// The synthetic agent's runtime as cluster.json's `runtimes` object.
+    static func runtimesJSON(agentScript: String) throws -> [String: Any] {
+        let text = "{" + SyntheticAgent.clusterJSONFragment(scriptPath: agentScript) + "}"
+        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw BenchError.failed("the synthetic agent's runtime is not a JSON object")
+        }
+        return object
     }
 
     static func outputDirectory(_ root: String, at date: Date) throws -> String {

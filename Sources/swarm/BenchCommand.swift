@@ -75,7 +75,9 @@ struct BenchCommand: ParsableCommand {
             guard value > 0, value <= 3600 else { throw ValidationError("\(name) must be more than 0 and at most 3600 seconds") }
         }
         guard !parsedSteps.isEmpty else { throw ValidationError("--scale-steps wants positive numbers separated by commas, got '\(scaleSteps)'") }
-        if let problem = DurationDistribution.problem(agentDuration) { throw ValidationError("--agent-duration: \(problem)") }
+        do { _ = try DurationDistribution(parsing: agentDuration) } catch {
+            throw ValidationError("--agent-duration: \(error)")
+        }
         if let scheduler, parseHostPort(scheduler) == nil { throw ValidationError("--scheduler wants HOST:PORT, got '\(scheduler)'") }
     }
 
