@@ -115,13 +115,14 @@ struct ReportDocument {
         if w.runs.isEmpty {
             blocks.append(.paragraph("No measured runs."))
         } else {
-            blocks.append(.heading(ReportFigures.isRamp(w) ? "Concurrency steps" : "Runs"))
+            let ramp = ReportFigures.isRamp(w), grouped = !ReportFigures.isRepetition(w) && !ramp
+            blocks.append(.heading(ramp ? "Concurrency steps" : grouped ? "Per model" : "Runs"))
             blocks.append(.paragraph("Latencies in milliseconds: submit→start percentiles, and the median "
                 + "start→first output. Overhead: scheduler and worker CPU per task."))
             blocks.append(.table(runsTable(w.runs)))
             let parts = ReportFigures.summaryParts(ReportFigures.summary(w))
             if !parts.isEmpty {
-                let noun = ReportFigures.isRamp(w) ? "step" : "run"
+                let noun = ramp ? "step" : grouped ? "model" : "run"
                 blocks.append(.paragraph("Median [min–max] over \(ReportFormat.count(w.runs.count, noun)): "
                     + parts.joined(separator: "; ") + "."))
             }

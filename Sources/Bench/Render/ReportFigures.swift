@@ -18,6 +18,12 @@ enum ReportFigures {
         workload.name == "scale"
     }
 
+    /// Whether the workload's runs repeat one batch (so a median over them means something),
+    /// rather than being the steps of a ramp (scale) or one group per model (models).
+    static func isRepetition(_ workload: WorkloadReport) -> Bool {
+        !isRamp(workload) && workload.name != "models"
+    }
+
     /// The run with the median throughput (the lower middle one for an even count).
     static func medianThroughputRun(_ runs: [RunFigures]) -> RunFigures? {
         guard !runs.isEmpty else { return nil }
@@ -25,14 +31,14 @@ enum ReportFigures {
         return sorted[(sorted.count - 1) / 2]
     }
 
-    /// The workload's summary, with every field it left nil computed from its runs. A ramp
-    /// (scale) is not a set of repetitions, so its summary is taken as given.
+    /// The workload's summary, with every field it left nil computed from its runs. Runs that
+    /// are not repetitions (a ramp, per-model groups) are not summarised: taken as given.
     static func summary(_ workload: WorkloadReport) -> WorkloadSummary {
         var summary = workload.summary
-        guard !isRamp(workload) else { return summary }
+        guard isRepetition(workload) else { return summary }
         let runs = workload.runs
         func fill(_ field: WritableKeyPath<WorkloadSummary, Spread?>, _ values: [Double]) {
-            if summary[keyPath: field] == nil { summary[keyPath: field] = Spread(values) }
+            if summary[keyPath: field] == nil { summary[keyPath: field] = Spread(values.filter(\.isFinite)) }
         }
         fill(\.throughput, runs.map(\.throughput))
         fill(\.wallSeconds, runs.map(\.wallSeconds))
@@ -63,22 +69,26 @@ enum ReportFigures {
         for (name, spread, unit) in fields {
             guard let spread else { continue }
             let text = name == "efficiency"
-                ? ReportFormat.spread(spread, ReportFormat.fraction) : ReportFormat.spread(spread, ReportFormat.number)
-            parts.append("\(name) \(text)\(unit)")
+                ? ReportFormat.spread(spread, ReportFormat.fraction)
+                : ReportFormat.spread(spread, ReportFormat.number, unit: unit)
+            parts.append("\(name) \(text)")
         }
         return parts
     }
 
     /// A workload's headline figures, most telling first. `ranges` adds `[min–max]`.
     static func headline(_ workload: WorkloadReport, ranges: Bool = true) -> [String] {
-        var parts = isRamp(workload) ? rampHeadline(workload.runs) : repeatHeadline(workload, ranges: ranges)
-        for baseline in workload.baselines where baseline.available {
-            if let ratio = baseline.swarmThroughputRatio {
-                parts.append("\(ReportFormat.ratio(ratio)) \(baseline.tool)")
-            } else if let ratio = baseline.swarmEfficiencyRatio {
-                parts.append("\(ReportFormat.ratio(ratio)) \(baseline.tool) efficiency")
+        var parts = isRamp(workload) ? rampHeadline(workload.runs)
+            : isRepetition(workload) ? repeatHeadline(workload, ranges: ranges) : groupHeadline(workload.runs)
+        // How swarm compares with xargs and GNU parallel goes right after its throughput.
+        let ratios = workload.baselines.filter(\.available).compactMap { baseline -> String? in
+            if let ratio = baseline.swarmThroughputRatio { return "\(ReportFormat.ratio(ratio)) \(baseline.tool)" }
+            if let ratio = baseline.swarmEfficiencyRatio {
+                return "\(ReportFormat.ratio(ratio)) \(baseline.tool) efficiency"
             }
+            return nil
         }
+        parts.insert(contentsOf: ratios, at: min(1, parts.count))
         let lost = lost(workload), duplicated = duplicated(workload)
         if lost > 0 { parts.append("\(ReportFormat.int(lost)) LOST") }
         if duplicated > 0 { parts.append("\(ReportFormat.int(duplicated)) DUPLICATED") }
@@ -88,17 +98,17 @@ enum ReportFigures {
 
     private static func repeatHeadline(_ workload: WorkloadReport, ranges: Bool) -> [String] {
         let summary = summary(workload)
-        func show(_ spread: Spread?, _ format: @escaping (Double?) -> String = ReportFormat.number) -> String? {
+        func show(_ spread: Spread?, _ format: (Double?) -> String = ReportFormat.number, unit: String = "") -> String? {
             guard let spread else { return nil }
-            return ranges ? ReportFormat.spread(spread, format) : format(spread.median)
+            return ranges ? ReportFormat.spread(spread, format, unit: unit) : format(spread.median) + unit
         }
-        var parts: [String] = []
-        if let text = show(summary.throughput) { parts.append("\(text) tasks/s") }
-        if let text = show(summary.efficiency, ReportFormat.fraction) { parts.append("efficiency \(text)") }
-        if let text = show(summary.submitToStartP50) { parts.append("p50 submit→start \(text) ms") }
-        if let text = show(summary.submitToStartP99) { parts.append("p99 \(text) ms") }
-        if let text = show(summary.overheadCpuUsPerTask) { parts.append("\(text) µs CPU/task") }
-        return parts
+        return [
+            show(summary.throughput, unit: " tasks/s"),
+            show(summary.efficiency, ReportFormat.fraction).map { "efficiency \($0)" },
+            show(summary.submitToStartP50, unit: " ms").map { "p50 submit→start \($0)" },
+            show(summary.submitToStartP99, unit: " ms").map { "p99 \($0)" },
+            show(summary.overheadCpuUsPerTask, unit: " µs CPU/task"),
+        ].compactMap { $0 }
     }
 
     private static func rampHeadline(_ runs: [RunFigures]) -> [String] {
@@ -113,6 +123,14 @@ enum ReportFigures {
             parts.append("p99 submit→start \(ReportFormat.number(p99)) ms")
         }
         return parts
+    }
+
+    /// One part per group (model): `model fast 30.0 tasks/s, p50 1.40 ms`.
+    private static func groupHeadline(_ runs: [RunFigures]) -> [String] {
+        runs.map { run in
+            "\(run.label) \(ReportFormat.number(run.throughput)) tasks/s"
+                + (run.submitToStart.map { ", p50 \(ReportFormat.number($0.p50)) ms" } ?? "")
+        }
     }
 
     /// The swarm median throughput and each baseline tool's, for the comparison chart.

@@ -48,13 +48,14 @@ enum ReportFormat {
         return String(format: value >= 100 ? "%.0fx" : "%.2fx", value)
     }
 
-    /// A spread as `median [min–max]`, or just the median when every run agreed.
-    static func spread(_ spread: Spread?, _ format: (Double?) -> String = number) -> String {
-        guard let spread else { return missing }
-        let median = format(spread.median)
+    /// A spread as `median [min–max]` (`unit` after the median: `1,960 tasks/s [1,900–2,010]`),
+    /// or just the median when every run agreed.
+    static func spread(_ spread: Spread?, _ format: (Double?) -> String = number, unit: String = "") -> String {
+        guard let spread, format(spread.median) != missing else { return missing }
+        let median = format(spread.median) + unit
         let low = format(spread.min)
         let high = format(spread.max)
-        if low == high { return median }
+        if low == high && format(spread.median) == low { return median }
         return "\(median) [\(low)–\(high)]"
     }
 
