@@ -69,7 +69,8 @@ public final class TerminalProgress: BenchProgress {
 
     /// Ends the phase: its result on a line of its own (on a TTY, in place of the bar).
     public func end(_ result: String) {
-        let line = "\(phase): \(ReportFormat.flatten(result))"
+        let result = ReportFormat.flatten(result)
+        let line = phase.isEmpty ? result : "\(phase): \(result)"
         if isTTY {
             write("\r\u{1B}[2K" + line + "\n")
         } else {
