@@ -30,8 +30,12 @@ public enum TargetChecks {
         }
         if let scale = byName["scale"] {
             let held = scale.runs.filter { $0.failed == 0 && $0.lost == 0 }.map(\.concurrency).max()
-            checks.append(TargetCheck(name: "concurrent supervised agents on one machine", target: ">= 10,000",
-                                      measured: held.map { "\($0)" } ?? "-", met: held.map { $0 >= 10_000 }))
+            // Judged only when the ramp was asked to reach 10,000.
+            let planned = (scale.parameters["steps"] ?? "").split(separator: ",").compactMap { Int($0) }.max() ?? 0
+            checks.append(TargetCheck(name: "concurrent supervised agents on one machine",
+                                      target: planned >= 10_000 ? ">= 10,000" : "(a ramp to 10,000 only)",
+                                      measured: held.map { "\($0)" } ?? "-",
+                                      met: planned >= 10_000 ? held.map { $0 >= 10_000 } : nil))
         }
         checks.append(TargetCheck(name: "lost or duplicated tasks", target: "0",
                                   measured: "\(report.lostTasks) lost, \(report.duplicatedTasks) duplicated",

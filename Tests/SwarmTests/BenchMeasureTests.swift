@@ -99,6 +99,7 @@ import SwarmProtocol
         wide.parameters = ["tasks": "200", "sleepSeconds": "1"]
         wide.summary.efficiency = Spread([0.5])
         var scale = WorkloadReport(name: "scale", title: "", description: "")
+        scale.parameters["steps"] = "5000,10000"
         var step = RunFigures(label: "c", tasks: 10_000, concurrency: 10_000)
         step.failed = 1
         scale.runs = [RunFigures(label: "c", tasks: 5_000, concurrency: 5_000), step]

@@ -123,7 +123,9 @@ struct ReportDocument {
             let parts = ReportFigures.summaryParts(ReportFigures.summary(w))
             if !parts.isEmpty {
                 let noun = ramp ? "step" : grouped ? "model" : "run"
-                blocks.append(.paragraph("Median [min–max] over \(ReportFormat.count(w.runs.count, noun)): "
+                // The idle probe (spawn) is its own row, not one of the repetitions.
+                let counted = w.runs.filter { !$0.label.hasPrefix("idle") }.count
+                blocks.append(.paragraph("Median [min–max] over \(ReportFormat.count(counted, noun)): "
                     + parts.joined(separator: "; ") + "."))
             }
         }

@@ -54,7 +54,7 @@ public final class TerminalProgress: BenchProgress {
         if isTTY {
             draw(at: startedAt)
         } else {
-            write("\(self.phase): \(ReportFormat.count(self.total, "task"))\n")
+            write(self.total > 1 ? "\(self.phase): \(ReportFormat.count(self.total, "task"))\n" : "\(self.phase)\n")
         }
     }
 
