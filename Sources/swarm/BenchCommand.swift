@@ -57,6 +57,8 @@ struct BenchCommand: ParsableCommand {
     var out = "bench-results"
     @Flag(help: "Also exit 1 when a target is missed.")
     var strict = false
+    @Option(help: "Only write the synthetic agent script into DIR and print its cluster.json runtime entry (for workers of an existing cluster), then exit.")
+    var writeAgent: String?
 
     func validate() throws {
         let known = Set(BenchOptions.allWorkloads + ["all"])
@@ -88,6 +90,18 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let dir = writeAgent {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                let path = try SyntheticAgent.write(to: dir)
+                printLine("wrote \(path); put this under \"runtimes\" in the workers' cluster.json:")
+                printLine(SyntheticAgent.clusterJSONFragment(scriptPath: path))
+            } catch {
+                printError("cannot write the synthetic agent into \(dir): \(error)")
+                throw ExitCode(1)
+            }
+            return
+        }
         var options = BenchOptions()
         options.workloads = workloads.contains("all") ? BenchOptions.allWorkloads : workloads
         options.repeats = quick ? 1 : repeats
