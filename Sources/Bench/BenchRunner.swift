@@ -78,6 +78,9 @@ public struct BenchRunner {
             }
             report.workloads.append(section)
         }
+        if config.scheduler != nil, let client = try? SwarmClient(address: config.scheduler!, token: config.token, name: "bench") {
+            processes += BenchSession.processFigures(client: client)
+        }
         if let cluster = local {
             processes += cluster.usage()
             cluster.stop()

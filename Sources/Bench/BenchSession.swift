@@ -41,6 +41,11 @@ final class BenchSession: BenchContext {
     /// Scheduler and workers' process figures now (local: /proc; remote: `swarm stats`).
     func processFigures() -> [ProcessFigures] {
         if let local { return local.usage() }
+        return Self.processFigures(client: client)
+    }
+
+    /// The figures `swarm stats` reports: the scheduler's now, each worker's last heartbeat.
+    static func processFigures(client: SwarmClient) -> [ProcessFigures] {
         guard let stats = try? client.stats() else { return [] }
         var figures: [ProcessFigures] = []
         func add(_ name: String, _ role: String, _ u: ProcessUsage) {

@@ -29,6 +29,31 @@ import SwarmBench
         #expect(result.stdout.contains("report.json"))
     }
 
+    @Test func benchAgainstAnExistingClusterReadsItsProcessesFromStats() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let (_, address) = try ClusterEndToEndTests.schedulerAndWorker(harness, slots: 4)
+        // The parallel part (2 x 1 s sleeps, then xargs) outlasts a heartbeat, which carries the worker's figures.
+        let result = try harness.run(["bench", "spawn", "parallel", "agent", "--quick", "--tasks", "12", "--parallel-tasks", "2",
+                                      "--parallel-sleep", "1", "--wide-tasks", "0", "--scheduler", address, "--out", "remote"],
+                                     timeout: 120)
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let data = try #require(FileManager.default.contents(atPath: harness.dir + "/remote/latest/report.json"))
+        let report = try JSONDecoder().decode(BenchReport.self, from: data)
+        #expect(report.cluster.mode == "remote" && report.cluster.workers == 1 && report.cluster.totalSlots == 4)
+        let spawn = try #require(report.workloads.first { $0.name == "spawn" })
+        #expect(spawn.runs.first?.succeeded == 12)
+        #expect(spawn.baselines.first { $0.tool == "xargs" }?.command.contains("-P 4") == true)
+        // Heartbeats carry the worker's figures, stats the scheduler's.
+        #expect(report.processes.contains { $0.role == "scheduler" && $0.peakRssMiB > 0 })
+        #expect(report.processes.contains { $0.name == "w" && $0.role == "worker" })
+        // The worker has no synthetic runtime: the agent workload says so and passes.
+        let agent = try #require(report.workloads.first { $0.name == "agent" })
+        #expect(agent.passed && agent.runs.isEmpty)
+        #expect(agent.notes.contains { $0.contains("skipped") })
+        #expect(report.limitations.contains { $0.contains("Remote cluster") })
+    }
+
     @Test func badInvocationsGetOneClearLineAndANonZeroExit() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
