@@ -5,8 +5,11 @@ import Glibc
 /// Small synchronous file helpers. They run on the loop thread: local appends and renames
 /// of a few KiB cost microseconds, far below a spawn (~1 ms).
 public enum Files {
-    /// `mkdir -p`.
+    /// `mkdir -p`. The directory itself is tried first: when its parent exists (a task's work
+    /// dir under the work root) that is one `mkdir`, not one per path component.
     public static func makeDirectories(_ path: String) throws(FileError) {
+        if mkdir(path, 0o755) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT else { throw FileError(path: path, errno: errno) }
         var current = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             current += "/" + part

@@ -28,9 +28,23 @@ enum ProcessTable {
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }()
 
+    /// One open and read of `/proc/PID/stat` (it is read for every task started: no
+    /// Foundation file reading).
     static func stat(_ pid: Int32) -> Stat? {
-        guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
-        return parse(text)
+        guard pid > 0 else { return nil }
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        var count = 0
+        while count < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            count += n
+        }
+        guard count > 0 else { return nil }
+        return parse(String(decoding: buffer[..<count], as: UTF8.self))
     }
 
     /// Parses a `/proc/PID/stat` line. The command name (field 2) is in parentheses and may

@@ -6,11 +6,18 @@ import Glibc
 #endif
 
 /// What a worker keeps on disk about each run until the scheduler has acknowledged its
-/// result: `{dataDir}/runs/{id}.json`, written when the run's process has started (or when a
-/// run without one ended), removed on the scheduler's `resultAck`. A worker restarted on the
-/// same data dir reads it to learn what its previous process left behind (`recover`).
-/// Entries are small and written atomically (temp file + rename), not fsynced: they guard
-/// against the worker process dying, and after a machine crash the runs are gone anyway.
+/// result, written when the run's process has started (or when a run without one ended) and
+/// dropped on the scheduler's `resultAck`. A worker restarted on the same data dir reads it to
+/// learn what its previous process left behind (`recover`).
+///
+/// Storage: one append-only file, `{dataDir}/runs/journal.jsonl`, one JSON record a line (a
+/// start, or an acknowledgement), each appended with a single `write`; replaying it in order
+/// gives the live entries. It is rewritten (temp file + rename) with only the live entries
+/// once it has grown past `compactBytes`. A file per run (create, rename, unlink for every
+/// task) cost far more: on ext4 every freed inode is skipped, block read and all, by each
+/// later inode allocation for minutes. Per-run files `{id}.json` (older workers) are still
+/// read, and removed when acknowledged. Not fsynced: entries guard against the worker process
+/// dying, and after a machine crash the runs are gone anyway; a torn last line is skipped.
 public struct RunJournal: Sendable {
     public struct Entry: Codable, Sendable, Equatable {
         public var id: String
@@ -27,57 +34,114 @@ public struct RunJournal: Sendable {
         public var run: RunRef { RunRef(id: id, attempt: attempt) }
     }
 
-    public let directory: String
-
-    public init(directory: String) {
-        self.directory = directory
+    /// A line of the journal: a started (or spawn-failed) run, or an acknowledgement.
+    struct Record: Codable {
+        var start: Entry?
+        var ack: RunRef?
     }
 
+    public let directory: String
+    /// Size past which an append rewrites the journal with only its live entries.
+    let compactBytes: Int
+
+    public init(directory: String, compactBytes: Int = 256 * 1024) {
+        self.directory = directory
+        self.compactBytes = compactBytes
+    }
+
+    var logPath: String { "\(directory)/journal.jsonl" }
+    /// A per-run entry file (written by workers before the journal file).
     func path(_ id: String) -> String { "\(directory)/\(id).json" }
 
     /// Records a run whose process `pid` has just been spawned.
     func started(_ run: RunRef, pid: Int32, startedAt: Int64) throws(FileError) {
         let stat = ProcessTable.stat(pid)
-        try write(Entry(id: run.id, attempt: run.attempt, pid: pid, processGroup: pid,
-                        processStartTime: stat?.startTime ?? 0, bootId: ProcessTable.bootId(), startedAt: startedAt))
+        try append(Record(start: Entry(id: run.id, attempt: run.attempt, pid: pid, processGroup: pid,
+                                       processStartTime: stat?.startTime ?? 0, bootId: ProcessTable.bootId(),
+                                       startedAt: startedAt)))
     }
 
     /// Records a finished run that never got a process (its spawn failed), so its result is
     /// delivered even across a worker restart; runs with a process are recorded already.
     func finished(_ result: TaskResult) throws(FileError) {
         guard result.pid == nil else { return }
-        try write(Entry(id: result.id, attempt: result.attempt, pid: 0, processGroup: 0, processStartTime: 0,
-                        bootId: ProcessTable.bootId(), startedAt: result.startedAt))
+        try append(Record(start: Entry(id: result.id, attempt: result.attempt, pid: 0, processGroup: 0,
+                                       processStartTime: 0, bootId: ProcessTable.bootId(), startedAt: result.startedAt)))
     }
 
     /// The scheduler has the run's result: forget the run (unless the entry is another attempt's).
     func acknowledged(_ run: RunRef) {
-        guard entry(run.id)?.attempt == run.attempt else { return }
-        unlink(path(run.id))
+        if let legacy = fileEntry(run.id), legacy.attempt == run.attempt { unlink(path(run.id)) }
+        try? append(Record(ack: run))
     }
 
     func entry(_ id: String) -> Entry? {
+        entries().first { $0.id == id }
+    }
+
+    /// Every live entry, oldest start first. Leftover temp files of an interrupted write go.
+    func entries() -> [Entry] {
+        Array(live().values).sorted { ($0.startedAt ?? 0, $0.id) < ($1.startedAt ?? 0, $1.id) }
+    }
+
+    /// Per-run files first, then the journal replayed over them (it is newer).
+    private func live() -> [String: Entry] {
+        var entries: [String: Entry] = [:]
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names {
+            if name.contains(".tmp-") { unlink("\(directory)/\(name)"); continue }
+            guard name.hasSuffix(".json"), let entry = fileEntry(String(name.dropLast(5))) else { continue }
+            entries[entry.id] = entry
+        }
+        guard let data = FileManager.default.contents(atPath: logPath) else { return entries }
+        let decoder = JSONDecoder()
+        for line in data.split(separator: 0x0A) {
+            guard let record = try? decoder.decode(Record.self, from: line) else { continue }  // a torn line
+            if let start = record.start { entries[start.id] = start }
+            if let ack = record.ack, entries[ack.id]?.attempt == ack.attempt { entries[ack.id] = nil }
+        }
+        return entries
+    }
+
+    private func fileEntry(_ id: String) -> Entry? {
         guard let data = FileManager.default.contents(atPath: path(id)) else { return nil }
         return try? JSONDecoder().decode(Entry.self, from: data)
     }
 
-    /// Every entry, oldest start first. Leftover temp files of an interrupted write go.
-    func entries() -> [Entry] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
-        var entries: [Entry] = []
-        for name in names {
-            if name.contains(".json.tmp-") { unlink("\(directory)/\(name)"); continue }
-            guard name.hasSuffix(".json"), let entry = entry(String(name.dropLast(5))) else { continue }
-            entries.append(entry)
-        }
-        return entries.sorted { ($0.startedAt ?? 0, $0.id) < ($1.startedAt ?? 0, $1.id) }
-    }
-
-    private func write(_ entry: Entry) throws(FileError) {
+    private static func line(_ record: Record) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let bytes = Array((try? encoder.encode(entry)) ?? Data()) + [0x0A]
-        try Files.writeAtomically(bytes, to: path(entry.id))
+        return Array((try? encoder.encode(record)) ?? Data()) + [0x0A]
+    }
+
+    /// One `write` with O_APPEND: a record is in the file whole, or (torn by a crash) skipped.
+    /// It starts with a newline of its own, so a torn line before it cannot swallow it.
+    private func append(_ record: Record) throws(FileError) {
+        let bytes = [0x0A] + Self.line(record)
+        let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(path: logPath, errno: errno) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                close(fd)
+                throw FileError(path: logPath, errno: e)
+            }
+            offset += n
+        }
+        var info = stat()
+        let size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
+        close(fd)
+        if size > compactBytes { compact() }
+    }
+
+    /// Rewrites the journal with only the live runs' start records.
+    func compact() {
+        let records = entries().map { Record(start: $0) }
+        let bytes = records.flatMap { Self.line($0) }
+        try? Files.writeAtomically(bytes, to: logPath)
     }
 
     // MARK: Recovery

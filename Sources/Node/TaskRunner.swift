@@ -39,6 +39,10 @@ final class TaskRunner {
     private var log: TaskLog?
     private var onFinish: ((TaskResult) -> Void)?
     private(set) var pid: Int?
+    /// Unix microseconds: spawn returned, first output byte read, exit seen.
+    private var startedAtUs: Int64?
+    private var firstOutputAtUs: Int64?
+    private var exitedAtUs: Int64?
 
     var id: String { supervisor.assignment.id }
     var attempt: Int { supervisor.assignment.attempt }
@@ -76,23 +80,25 @@ final class TaskRunner {
             options.stderr = .pipe(err)
             let process = try UVProcess.spawn(loop: loop, options) { [weak self] status, signal in
                 guard let self else { return }
+                self.exitedAtUs = unixMicros()
                 self.apply(.exited(status: status, signal: signal, nowMs: self.context.now()))
             }
+            startedAtUs = unixMicros()
             self.process = process
             pid = Int(process.pid)
             apply(.spawned(pid: Int(process.pid), nowMs: context.now()))
             if let text = context.stdin, let input = stdinPipe {
-                // An agent that never reads its stdin must not hold the write forever: the
-                // pipe is closed with the task at the latest.
-                input.stream.write(Array(text.utf8)) { _ in }
-                input.stream.shutdown { _ in }
+                // A pipe has no half-close: closing our end once the text is written is the
+                // child's EOF. An agent that never reads its stdin must not hold the write
+                // forever: the pipe is closed with the task at the latest.
+                input.stream.write(Array(text.utf8)) { [weak input] _ in input?.close() }
             }
             read(out, .stdout)
             read(err, .stderr)
         } catch {
             var reason = error == UVError.notFound
                 ? "command not found: \(program)" : "cannot start \(program): \(error)"
-            // libuv reports a failed chdir as ENOENT too: say which one it was.
+            // A failed chdir is reported as ENOENT too: say which one it was.
             if let dir = context.workingDirectory, access(dir, X_OK) != 0 {
                 reason = "cannot enter working directory \(dir): \(String(cString: strerror(errno)))"
             }
@@ -112,6 +118,7 @@ final class TaskRunner {
                 let now = self.context.now()
                 switch event {
                 case .data(let bytes):
+                    if self.firstOutputAtUs == nil { self.firstOutputAtUs = unixMicros() }
                     self.log?.output(stream, bytes, nowMs: now)
                     let chunk = Array(bytes)
                     self.context.onOutput(stream, chunk, now)
@@ -152,7 +159,10 @@ final class TaskRunner {
                 }
             case .event(let kind, let detail):
                 context.onEvent(kind, detail)
-            case .finish(let result):
+            case .finish(var result):
+                result.metrics.startedAtUs = startedAtUs
+                result.metrics.firstOutputAtUs = firstOutputAtUs
+                result.metrics.exitedAtUs = exitedAtUs
                 finish(result)
             }
         }

@@ -54,7 +54,8 @@ public final class EventLoop: @unchecked Sendable {
         pthread_sigmask(SIG_SETMASK, &none, nil)
     }
 
-    /// libuv learns of child exits through SIGCHLD: it must not be blocked on a loop thread.
+    /// Child exits are watched through pidfds (`UVProcess`), not SIGCHLD; still, a blocked
+    /// SIGCHLD would surprise anything else that waits for one on a loop thread.
     private static func unblockSigchld() {
         var set = sigset_t()
         sigemptyset(&set)

@@ -20,8 +20,8 @@ public enum ProcessGroup {
     }
 
     /// Reaps every exited child of ours in the group, without blocking. Call only after the
-    /// group leader's own exit was handled by its `UVProcess` (libuv reaps the leader; this
-    /// must not steal its status). Returns how many were reaped.
+    /// group leader's own exit was handled by its `UVProcess` (which reaps the leader through
+    /// its pidfd; this must not steal its status). Returns how many were reaped.
     @discardableResult
     public static func reapExited(_ pgid: Int32) -> Int {
         guard pgid > 1 else { return 0 }

@@ -1,6 +1,7 @@
 import CLibUV
 
-/// `uv_pipe_t`, used for a child process's stdio. Loop thread only; `close` before dropping.
+/// `uv_pipe_t`, used for a child process's stdio: created unopened, `UVProcess.spawn` opens it
+/// on its end of a pipe it creates. Loop thread only; `close` before dropping.
 public final class UVPipe: UVStreamOwner {
     private let core: HandleCore<uv_pipe_t>
     public let stream: UVStream
@@ -13,7 +14,11 @@ public final class UVPipe: UVStreamOwner {
         core.attach(self)
     }
 
-    var raw: UnsafeMutablePointer<uv_pipe_t> { core.raw }
+    /// Takes `fd` over (made non-blocking; closed with the handle).
+    func open(_ fd: Int32) throws(UVError) {
+        guard core.isOpen else { throw UVError.closed }
+        try UVError.check(uv_pipe_open(core.raw, fd))
+    }
     public var isOpen: Bool { core.isOpen }
 
     /// Idempotent.

@@ -99,6 +99,27 @@ import Glibc
         #expect(log.contains("stdout") && log.contains("model=opus"))
     }
 
+    @Test func resultsCarryOrderedMicrosecondSpawnFirstOutputAndExitTimes() throws {
+        let (cluster, client, dir) = try Self.cluster()
+        defer { Self.finish(cluster, dir) }
+        let before = unixMicros()
+        let id = try client.submit(TaskSpec(id: "timed", command: ["sh", "-c", "sleep 0.05; echo hi; sleep 0.05"]))
+        let info = try #require(try client.wait([id]).first)
+        let after = unixMicros()
+        #expect(info.state == .succeeded)
+        let started = try #require(info.metrics.startedAtUs)
+        let firstOutput = try #require(info.metrics.firstOutputAtUs)
+        let exited = try #require(info.metrics.exitedAtUs)
+        #expect(before <= started && started < firstOutput && firstOutput < exited && exited <= after)
+        #expect(firstOutput - started >= 40_000)
+        #expect(exited - firstOutput >= 40_000)
+        // A task that prints nothing has no first-output time.
+        let quiet = try client.submit(TaskSpec(id: "quiet-timed", command: ["true"]))
+        let quietInfo = try #require(try client.wait([quiet]).first)
+        #expect(quietInfo.metrics.startedAtUs != nil && quietInfo.metrics.exitedAtUs != nil)
+        #expect(quietInfo.metrics.firstOutputAtUs == nil)
+    }
+
     @Test func silenceWarnsThenKills() throws {
         let (cluster, client, dir) = try Self.cluster()
         defer { Self.finish(cluster, dir) }

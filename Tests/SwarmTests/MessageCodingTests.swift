@@ -105,7 +105,8 @@ import Testing
                                      "submittedAt", "placedAt", "startedAt", "finishedAt", "node", "runtime", "model",
                                      "complexity", "complexityScore", "initialTimeoutMs", "finalTimeoutMs", "extensions",
                                      "silenceWarnings", "outputBytes", "outputBursts", "timeToFirstOutputMs", "firstOutputAt",
-                                     "contextMode", "contextFile", "workDir", "logFile"])
+                                     "contextMode", "contextFile", "workDir", "logFile",
+                                     "startedAtUs", "firstOutputAtUs", "exitedAtUs"])
         let started = try json(.taskStarted(.init(id: "a", attempt: 1, pid: 1, startedAt: 5)))
         #expect(Set(started.keys) == ["type", "id", "attempt", "pid", "startedAt"])
         let nodes = try json(.nodeList(.init(requestId: 1, nodes: [Self.node])))

@@ -60,6 +60,33 @@ import Testing
         #expect(journal.entries().isEmpty)
     }
 
+    @Test func theJournalIsOneFileThatIsCompactedAndSurvivesATornLine() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = RunJournal(directory: dir + "/runs", compactBytes: 4_096)
+        for i in 0..<200 {
+            try journal.started(RunRef(id: "t\(i)", attempt: 1), pid: getpid(), startedAt: Int64(i))
+            if i % 10 != 0 { journal.acknowledged(RunRef(id: "t\(i)", attempt: 1)) }
+        }
+        // No file per run: one journal, kept small by compaction.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/runs") == ["journal.jsonl"])
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: journal.logPath)[.size] as? Int)
+        #expect(size <= 4_096 + 1_024)
+        #expect(journal.entries().map(\.id) == stride(from: 0, to: 200, by: 10).map { "t\($0)" })
+        // A worker killed in the middle of an append leaves a partial line: it is skipped.
+        let fd = open(journal.logPath, O_WRONLY | O_APPEND)
+        _ = "{\"start\":{\"id\":\"torn".withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        #expect(journal.entries().count == 20)
+        #expect(journal.entry("t190")?.startedAt == 190)
+        // And what the next worker process appends after it still counts.
+        try journal.started(RunRef(id: "after", attempt: 1), pid: getpid(), startedAt: 500)
+        journal.acknowledged(RunRef(id: "t0", attempt: 1))
+        #expect(journal.entries().count == 20)
+        #expect(journal.entry("after")?.startedAt == 500)
+        #expect(journal.entry("t0") == nil)
+    }
+
     @Test func recoveryDeliversKillsAndReportsButNeverTouchesAStranger() throws {
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
