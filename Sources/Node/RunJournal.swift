@@ -18,7 +18,7 @@ import Glibc
 /// later inode allocation for minutes. Per-run files `{id}.json` (older workers) are still
 /// read, and removed when acknowledged. Not fsynced: entries guard against the worker process
 /// dying, and after a machine crash the runs are gone anyway; a torn last line is skipped.
-public struct RunJournal: Sendable {
+public final class RunJournal {
     public struct Entry: Codable, Sendable, Equatable {
         public var id: String
         public var attempt: Int
@@ -43,6 +43,9 @@ public struct RunJournal: Sendable {
     public let directory: String
     /// Size past which an append rewrites the journal with only its live entries.
     let compactBytes: Int
+    /// Size of the journal after the last compaction: the next one waits until the file has
+    /// doubled, so thousands of live runs do not make every append rewrite them all.
+    private var compactedBytes = 0
 
     public init(directory: String, compactBytes: Int = 256 * 1024) {
         self.directory = directory
@@ -134,7 +137,7 @@ public struct RunJournal: Sendable {
         var info = stat()
         let size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
         close(fd)
-        if size > compactBytes { compact() }
+        if size > max(compactBytes, 2 * compactedBytes) { compact() }
     }
 
     /// Rewrites the journal with only the live runs' start records.
@@ -142,6 +145,7 @@ public struct RunJournal: Sendable {
         let records = entries().map { Record(start: $0) }
         let bytes = records.flatMap { Self.line($0) }
         try? Files.writeAtomically(bytes, to: logPath)
+        compactedBytes = bytes.count
     }
 
     // MARK: Recovery

@@ -94,7 +94,8 @@ public final class WorkerAgent {
     public var runningCount: Int { runners.count }
     var logsDir: String { config.dataDir + "/logs" }
     var resultsDir: String { config.dataDir + "/results" }
-    var journal: RunJournal { RunJournal(directory: config.dataDir + "/runs") }
+    /// Runs on disk until acknowledged; one instance, so it knows when it last compacted.
+    lazy var journal = RunJournal(directory: config.dataDir + "/runs")
 
     /// Creates the data directories, ends what a previous worker process on them left
     /// running (blocking up to the kill grace period), and connects.
