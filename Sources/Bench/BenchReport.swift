@@ -124,6 +124,9 @@ public struct RunFigures: Codable, Sendable, Equatable {
     public var workersCpuMs: Double?
     /// Scheduler plus worker CPU per task, in microseconds: the coordinator's overhead.
     public var overheadCpuUsPerTask: Double?
+    /// The most tasks whose processes were alive at the same instant (from their start and
+    /// exit times): whether a batch really ran at the concurrency it was given.
+    public var peakConcurrent: Int?
     /// Peak RSS so far (high-water marks cannot be reset between runs).
     public var schedulerPeakRssMiB: Double?
     public var workersPeakRssMiB: Double?

@@ -148,12 +148,21 @@ public struct BenchRunner {
                                 agentScript: agentScript, agentRuntime: healthy ? SyntheticAgent.runtimeName : nil,
                                 modelLimits: [:], local: nil, scratchRoot: scratch)
         }
-        let workers = max(1, config.localWorkers)
+        // A worker process can supervise only as many tasks as its descriptors allow (each
+        // holds a few); auto-sized clusters add workers rather than fail spawns with EMFILE.
+        var workers = max(1, config.localWorkers)
+        if config.slotsPerWorker == nil {
+            let capacity = ResourceLimits.taskCapacity(openFileLimit: ResourceLimits.openFilesHardLimit) * 9 / 10
+            workers = max(workers, (slotsWanted + capacity - 1) / capacity)
+        }
         let perWorker = config.slotsPerWorker ?? max(1, (slotsWanted + workers - 1) / workers)
         // Workloads whose concurrency is compared with a baseline get exactly their size; the
         // others run on any cluster big enough.
         let flexible = ["agent", "isolation", "models"].contains(workload.name)
-        let fits = local.map { flexible ? $0.options.slotsPerWorker >= perWorker : $0.options.slotsPerWorker == perWorker } ?? false
+        let fits = local.map {
+            $0.options.workers == workers
+                && (flexible ? $0.options.slotsPerWorker >= perWorker : $0.options.slotsPerWorker == perWorker)
+        } ?? false
         if !fits {
             if let old = local {
                 processes += old.usage()
@@ -179,10 +188,11 @@ public struct BenchRunner {
         let cluster = local!
         let size = cluster.options.slotsPerWorker
         report.cluster.scheduler = cluster.address
-        report.cluster.workers = workers
+        report.cluster.workers = max(report.cluster.workers, workers)
         report.cluster.totalSlots = max(report.cluster.totalSlots, workers * size)
         var description = report.cluster
-        description.totalSlots = workers * size
+        description.totalSlots = cluster.options.workers * size
+        description.workers = cluster.options.workers
         let client = try SwarmClient(address: cluster.address, token: nil, name: "bench")
         return BenchSession(options: o, client: client, cluster: description, progress: progress,
                             agentScript: agentScript, agentRuntime: SyntheticAgent.runtimeName,

@@ -135,6 +135,8 @@ public enum BatchMeasure {
             run.efficiency = waves * sleep / wallSeconds
             run.speedup = Double(ids.count) * sleep / wallSeconds
         }
+        let intervals = infos.compactMap { AgentFigures.interval($0) }
+        run.peakConcurrent = intervals.isEmpty ? nil : AgentFigures.peakConcurrency(intervals)
         run.submitToStart = Percentiles(toStart)
         run.submitToPlaced = Percentiles(toPlaced)
         run.startToFirstOutput = Percentiles(toOutput)

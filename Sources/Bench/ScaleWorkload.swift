@@ -15,31 +15,39 @@ public struct ScaleWorkload: Workload {
         let runtime = context.agentRuntime
         let what = runtime != nil ? "synthetic agents (runtime `\(runtime!)`, model fast, 3 bursts of output)" : "`sleep` tasks"
         var report = WorkloadReport(name: name, title: "Scale: concurrency ramp up to \(steps.last ?? 0)",
-            description: "Each step submits N \(what) of \(sleepText(sleep)) s at once, for N = "
+            description: "Each step submits N \(what) of at least \(sleepText(sleep)) s at once (longer for big steps, so that "
+                + "they outlive their own start-up and really run together), for N = "
                 + steps.map(String.init).joined(separator: ", ")
-                + ", and waits for all of them. Throughput is N over the step's wall time; efficiency is \(sleepText(sleep)) s "
-                + "over the wall time (1.0: every agent started at once and was reported the moment it ended). The ramp stops "
+                + ", and waits for all of them. Throughput is N over the step's wall time; efficiency is the agents' run time "
+                + "over the wall time (1.0: every agent started at once and was reported the moment it ended); the peak is the "
+                + "most agents alive at the same instant. The ramp stops "
                 + "before a step the cluster's slots, this machine's process limit or its free memory cannot hold.")
-        report.parameters = ["steps": steps.map(String.init).joined(separator: ","), "sleepSeconds": sleepText(sleep),
+        report.parameters = ["steps": steps.map(String.init).joined(separator: ","), "minimumSleepSeconds": sleepText(sleep),
                              "task": runtime != nil ? "synthetic agent" : "sleep"]
+        // Each step's agents must outlive the time it takes to start all of them, or they were
+        // never concurrent: a step runs at least 2.5 x the start-up time the previous step showed.
+        var startRate = 200.0
         for n in steps {
+            let duration = min(600, max(sleep, (2.5 * Double(n) / startRate).rounded(.up)))
             if let reason = Self.limit(for: n, slots: context.cluster.totalSlots, local: context.cluster.mode == "local") {
                 report.notes.append("Stopped before \(n): \(reason).")
                 break
             }
             let specs: [TaskSpec] = (0..<n).map { i in
-                guard let runtime else { return TaskSpec(command: ["sleep", sleepText(sleep)]) }
+                guard let runtime else { return TaskSpec(command: ["sleep", sleepText(duration)]) }
                 var spec = TaskSpec(command: [])
                 spec.runtime = runtime
                 spec.model = "fast"
-                spec.prompt = "scale step \(n), agent \(i): think out loud in three bursts"
-                spec.env = ["SWARM_SIM_DURATION": sleepText(sleep), "SWARM_SIM_BURSTS": "3"]
+                spec.prompt = "scale step \(n), agent \(i): think out loud in two bursts"
+                spec.env = SyntheticAgent.environment(seconds: duration, bursts: 2)
                 return spec
             }
             context.progress.begin("scale: \(n) at once", total: n)
-            let (run, _) = try context.runBatch(specs, label: "concurrency \(n)", concurrency: n, sleepSeconds: sleep,
-                                                timeoutSeconds: max(120, sleep * 4 + Double(n) / 20))
-            context.progress.end("\(n) agents: \(String(format: "%.2f", run.wallSeconds)) s, efficiency \(String(format: "%.3f", run.efficiency ?? 0))")
+            let (run, _) = try context.runBatch(specs, label: "concurrency \(n)", concurrency: n, sleepSeconds: duration,
+                                                timeoutSeconds: max(120, duration * 4 + Double(n) / 20))
+            context.progress.end("\(n) agents of \(sleepText(duration)) s: \(String(format: "%.2f", run.wallSeconds)) s, "
+                + "peak \(run.peakConcurrent ?? 0) alive at once, efficiency \(String(format: "%.3f", run.efficiency ?? 0))")
+            if let p99 = run.submitToStart?.p99, p99 > 0 { startRate = max(20, Double(n) / (p99 / 1000)) }
             report.runs.append(run)
             if run.lost > 0 || run.duplicated > 0 { report.passed = false }
             if run.failed > 0 || run.lost > 0 {
@@ -49,7 +57,8 @@ public struct ScaleWorkload: Workload {
         }
         report.summary = BatchMeasure.summary(report.runs)
         if let top = report.runs.last {
-            report.notes.append("Largest step held: \(top.concurrency) concurrent supervised \(runtime != nil ? "agents" : "tasks"), "
+            report.notes.append("Largest step: \(top.concurrency) supervised \(runtime != nil ? "agents" : "tasks"), "
+                + "\(top.peakConcurrent ?? 0) of them alive at the same instant, "
                 + "efficiency \(String(format: "%.3f", top.efficiency ?? 0)), worker peak RSS "
                 + "\(top.workersPeakRssMiB.map { String(format: "%.0f MiB", $0) } ?? "unknown").")
         }

@@ -29,7 +29,7 @@ public enum TargetChecks {
                                       met: judged ? eff >= goal : nil))
         }
         if let scale = byName["scale"] {
-            let held = scale.runs.filter { $0.failed == 0 && $0.lost == 0 }.map(\.concurrency).max()
+            let held = scale.runs.filter { $0.failed == 0 && $0.lost == 0 }.map { $0.peakConcurrent ?? 0 }.max()
             // Judged only when the ramp was asked to reach 10,000.
             let planned = (scale.parameters["steps"] ?? "").split(separator: ",").compactMap { Int($0) }.max() ?? 0
             checks.append(TargetCheck(name: "concurrent supervised agents on one machine",

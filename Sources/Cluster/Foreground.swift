@@ -43,7 +43,11 @@ public enum Foreground {
     /// handshake error. Returns the process exit code.
     public static func runWorker(_ config: WorkerConfig, logger: Logger) throws -> Int32 {
         ProcessGroup.closeInheritedDescriptorsOnExec()
-        ResourceLimits.raiseOpenFiles()
+        let files = ResourceLimits.raiseOpenFiles()
+        let capacity = ResourceLimits.taskCapacity(openFileLimit: files)
+        if config.slots > capacity {
+            logger.warning("\(config.slots) slots but the open-file limit is \(files): about \(capacity) tasks can run at once here (each holds \(ResourceLimits.descriptorsPerTask) descriptors); more fail to spawn with EMFILE. Raise the limit (ulimit -Hn) or run more workers.")
+        }
         let loop = EventLoop()
         let agent = WorkerAgent(loop: loop, config: config, logger: logger)
         var exitCode: Int32 = 0

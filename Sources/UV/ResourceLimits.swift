@@ -25,6 +25,23 @@ public enum ResourceLimits {
         return UInt64(limit.rlim_cur)
     }
 
+    /// Descriptors a running task holds in its worker: stdout and stderr pipes, the pidfd
+    /// that reports its exit, its log file (stdin is closed once the prompt is written).
+    public static let descriptorsPerTask = 4
+
+    /// How many tasks a process with `limit` open files can supervise at once, keeping room
+    /// for its connection, journal and probes.
+    public static func taskCapacity(openFileLimit limit: UInt64) -> Int {
+        max(1, (Int(min(limit, 1 << 30)) - 256) / descriptorsPerTask)
+    }
+
+    /// The hard open-file limit: how far `raiseOpenFiles` can go without privileges.
+    public static var openFilesHardLimit: UInt64 {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return UInt64(limit.rlim_max)
+    }
+
     /// libuv's version, e.g. "1.44.2".
     public static var libuvVersion: String { String(cString: uv_version_string()) }
 }
