@@ -146,7 +146,7 @@ public struct BenchRunner {
             let healthy = nodes.contains { $0.runtimes.contains { $0.name == SyntheticAgent.runtimeName && $0.healthy } }
             return BenchSession(options: o, client: client, cluster: report.cluster, progress: progress,
                                 agentScript: agentScript, agentRuntime: healthy ? SyntheticAgent.runtimeName : nil,
-                                modelLimits: [:], local: nil, scratchRoot: scratch)
+                                modelLimits: [:], local: nil, scratchRoot: scratch, address: scheduler, token: config.token)
         }
         // A worker process can supervise only as many tasks as its descriptors allow (each
         // holds a few); auto-sized clusters add workers rather than fail spawns with EMFILE.
@@ -196,7 +196,7 @@ public struct BenchRunner {
         let client = try SwarmClient(address: cluster.address, token: nil, name: "bench")
         return BenchSession(options: o, client: client, cluster: description, progress: progress,
                             agentScript: agentScript, agentRuntime: SyntheticAgent.runtimeName,
-                            modelLimits: modelLimits, local: cluster, scratchRoot: scratch)
+                            modelLimits: modelLimits, local: cluster, scratchRoot: scratch, address: cluster.address, token: nil)
     }
 
     /// The synthetic agent's runtime as cluster.json's `runtimes` object.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SwarmClient
 import SwarmProtocol
 
@@ -15,10 +16,15 @@ final class BenchSession: BenchContext {
     /// Local clusters: read the processes from /proc. Remote: nil, figures come from stats.
     let local: LocalProcessCluster?
     private let scratchRoot: String
+    /// Where `client` is connected, for the progress poller's own connection.
+    let address: String
+    let token: ClusterToken?
 
     init(options: BenchOptions, client: SwarmClient, cluster: ClusterDescription, progress: BenchProgress,
          agentScript: String, agentRuntime: String?, modelLimits: [String: Int], local: LocalProcessCluster?,
-         scratchRoot: String) {
+         scratchRoot: String, address: String, token: ClusterToken?) {
+        self.address = address
+        self.token = token
         self.options = options
         self.client = client
         self.cluster = cluster
@@ -73,28 +79,21 @@ final class BenchSession: BenchContext {
         do { ids = try client.submitBatch(specs).ids } catch {
             throw BenchError.failed("\(label): the scheduler refused the batch: \(error)")
         }
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        var infos: [TaskInfo] = []
-        infos.reserveCapacity(ids.count)
-        let chunk = max(1, ids.count / 50)
-        var timedOut = false
-        var start = 0
-        while start < ids.count {
-            let slice = Array(ids[start..<min(ids.count, start + chunk)])
-            let left = deadline.timeIntervalSinceNow
-            let waited: [TaskInfo]? = left > 0 ? waitOrNil(slice, timeoutSeconds: left) : nil
-            guard let waited else {
-                timedOut = true
-                for id in ids[start...] {
-                    infos.append((try? client.status(id)) ?? TaskInfo(id: id, state: .queued, command: [], submittedAt: 0))
-                }
-                break
-            }
-            infos += waited
-            start += slice.count
-            progress.update(done: start)
+        // One wait for the whole batch, so the wall time ends when the bench learns of the
+        // last task's end (a wait per chunk would add round trips after it). Progress comes
+        // from a second connection polling the cluster's completed count meanwhile.
+        let poller = ProgressPoller(address: address, token: token, total: ids.count, progress: progress)
+        var infos: [TaskInfo]
+        if let waited = waitOrNil(ids, timeoutSeconds: timeoutSeconds) {
+            infos = waited
+        } else {
+            infos = ids.map { id in (try? client.status(id)) ?? TaskInfo(id: id, state: .queued, command: [], submittedAt: 0) }
         }
-        let wallSeconds = Double(unixMicros() - submitUs) / 1_000_000
+        let endUs = unixMicros()
+        poller.stop()
+        progress.update(done: infos.filter { $0.state.isTerminal }.count)
+        let timedOut = infos.contains { !$0.state.isTerminal }
+        let wallSeconds = Double(endUs - submitUs) / 1_000_000
         let after = processFigures()
         var figures = BatchMeasure.figures(infos: infos, ids: ids, label: label, concurrency: concurrency,
                                            submitUs: submitUs, wallSeconds: wallSeconds, sleepSeconds: sleepSeconds)
@@ -170,5 +169,37 @@ public enum BatchMeasure {
         s.startToFirstOutputP99 = Spread(runs.compactMap { $0.startToFirstOutput?.p99 })
         s.overheadCpuUsPerTask = Spread(runs.compactMap(\.overheadCpuUsPerTask))
         return s
+    }
+}
+
+/// Polls the cluster's completed-task count on its own connection and thread while the bench
+/// blocks in one `wait`, and moves the progress bar. `stop` joins it; only it touches the
+/// progress between construction and `stop`.
+final class ProgressPoller: @unchecked Sendable {
+    private final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+    private let stopped = Flag()
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(address: String, token: ClusterToken?, total: Int, progress: BenchProgress) {
+        nonisolated(unsafe) let progress = progress
+        let thread = Thread { [stopped, finished] in
+            defer { finished.signal() }
+            guard let client = try? SwarmClient(address: address, token: token, name: "bench-progress"),
+                  let base = try? client.stats().cluster.totals.completed else { return }
+            while !stopped.value.load(ordering: .relaxed) {
+                usleep(250_000)
+                if stopped.value.load(ordering: .relaxed) { break }
+                guard let now = try? client.stats().cluster.totals.completed else { return }
+                progress.update(done: min(total, max(0, now - base)))
+            }
+        }
+        thread.start()
+    }
+
+    func stop() {
+        stopped.value.store(true, ordering: .relaxed)
+        finished.wait()
     }
 }
