@@ -87,16 +87,22 @@ public struct BenchRunner {
             local = nil
         }
         report.processes = processes
-        report.lostTasks = report.workloads.flatMap(\.runs).reduce(0) { $0 + $1.lost }
-        report.duplicatedTasks = report.workloads.flatMap(\.runs).reduce(0) { $0 + $1.duplicated }
+        Self.tally(&report)
         report.targets = TargetChecks.evaluate(report)
         report.limitations = Limitations.list(report, config: config)
-        report.passed = report.lostTasks == 0 && report.duplicatedTasks == 0 && report.workloads.allSatisfy(\.passed)
         let finished = Date()
         report.finishedAt = Self.iso(finished)
         report.durationSeconds = finished.timeIntervalSince(started)
         let files = try ReportWriter.write(report, to: directory)
         return Outcome(report: report, directory: directory, files: files)
+    }
+
+    /// Lost and duplicated tasks over every run (baselines excluded), and the verdict: any of
+    /// them, or a workload failing its own checks, fails the bench.
+    static func tally(_ report: inout BenchReport) {
+        report.lostTasks = report.workloads.flatMap(\.runs).reduce(0) { $0 + $1.lost }
+        report.duplicatedTasks = report.workloads.flatMap(\.runs).reduce(0) { $0 + $1.duplicated }
+        report.passed = report.lostTasks == 0 && report.duplicatedTasks == 0 && report.workloads.allSatisfy(\.passed)
     }
 
     /// The workloads `options.workloads` names, in their canonical order.

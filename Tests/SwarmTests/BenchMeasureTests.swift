@@ -122,4 +122,27 @@ import SwarmProtocol
         #expect(ScaleWorkload.limit(for: 50, slots: 100, local: false) == nil)
         #expect(ScaleWorkload.limit(for: 10_000_000, slots: 20_000_000, local: true) != nil)
     }
+
+    @Test func anyLostOrDuplicatedTaskFailsTheBench() {
+        func report(lost: Int, duplicated: Int, workloadPassed: Bool = true) -> BenchReport {
+            var r = BenchReport(startedAt: "t", commandLine: "swarm bench", machine: MachineProbe.current(),
+                                cluster: ClusterDescription(mode: "local", scheduler: "x", workers: 1, totalSlots: 1, durable: false),
+                                repeats: 1)
+            var w = WorkloadReport(name: "spawn", title: "", description: "")
+            var run = RunFigures(label: "run 1", tasks: 10, concurrency: 1)
+            run.lost = lost
+            run.duplicated = duplicated
+            w.runs = [run, RunFigures(label: "run 2", tasks: 10, concurrency: 1)]
+            w.passed = workloadPassed
+            r.workloads = [w]
+            BenchRunner.tally(&r)
+            return r
+        }
+        #expect(report(lost: 0, duplicated: 0).passed)
+        let lost = report(lost: 2, duplicated: 0)
+        #expect(!lost.passed && lost.lostTasks == 2)
+        let duplicated = report(lost: 0, duplicated: 1)
+        #expect(!duplicated.passed && duplicated.duplicatedTasks == 1)
+        #expect(!report(lost: 0, duplicated: 0, workloadPassed: false).passed)
+    }
 }
