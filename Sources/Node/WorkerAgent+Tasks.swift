@@ -80,9 +80,11 @@ extension WorkerAgent {
     }
 
     static func resultJSON(_ result: TaskResult) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(result)) ?? Data()) + [0x0A]
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(1024 + result.output.utf8.count)
+        try? FastJSONEncoder().encode(result, appendingTo: &bytes)
+        bytes.append(0x0A)
+        return bytes
     }
 
     private func runnerEnded(_ result: TaskResult) {

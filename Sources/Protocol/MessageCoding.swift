@@ -170,7 +170,7 @@ extension Message {
 
 /// Encodes and decodes messages to and from frame payloads.
 public enum MessageCodec {
-    private struct Envelope: Encodable {
+    struct Envelope: Encodable {
         let message: Message
         enum Keys: String, CodingKey { case type }
         func encode(to encoder: Encoder) throws {
@@ -201,10 +201,8 @@ public enum MessageCodec {
 
     /// JSON payload bytes for `message` (without the frame header).
     public static func encode(_ message: Message) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
         // Every payload type is plain data: encoding cannot fail.
-        return Array(try! encoder.encode(Envelope(message: message)))
+        try! FastJSONEncoder().encode(Envelope(message: message))
     }
 
     /// A whole frame (header + payload) for `message`.
