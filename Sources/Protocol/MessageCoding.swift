@@ -181,7 +181,7 @@ public enum MessageCodec {
         }
     }
 
-    private struct Probe: Decodable {
+    struct Probe: Decodable {
         let message: Message
         enum Keys: String, CodingKey { case type }
         init(from decoder: Decoder) throws {
@@ -210,7 +210,10 @@ public enum MessageCodec {
         Frame.encode(encode(message))
     }
 
+    /// The message in `payload`. Read by `FastJSONDecoder`; anything it refuses is read again
+    /// by Foundation's `JSONDecoder`, whose errors are the ones reported.
     public static func decode(_ payload: [UInt8]) throws(MessageError) -> Message {
+        if let probe = try? FastJSONDecoder().decode(Probe.self, from: payload) { return probe.message }
         do {
             return try JSONDecoder().decode(Probe.self, from: Data(payload)).message
         } catch let error as MessageError {
