@@ -205,6 +205,18 @@ public enum MessageCodec {
         try! FastJSONEncoder().encode(Envelope(message: message))
     }
 
+    /// The whole `taskFinished` frame of a result already encoded (`resultJSON`: one JSON
+    /// object, as `FastJSONEncoder` writes a `TaskResult`), without encoding it again.
+    public static func taskFinishedFrame(resultJSON: some Collection<UInt8>) -> [UInt8] {
+        let head = Array(#"{"type":"taskFinished","result":"#.utf8)
+        var payload: [UInt8] = []
+        payload.reserveCapacity(head.count + resultJSON.count + 1)
+        payload += head
+        payload += resultJSON
+        payload.append(UInt8(ascii: "}"))
+        return Frame.encode(payload)
+    }
+
     /// A whole frame (header + payload) for `message`.
     public static func frame(_ message: Message) -> [UInt8] {
         Frame.encode(encode(message))

@@ -103,6 +103,16 @@ import Testing
         }
     }
 
+    @Test func taskFinishedFrameSplicesTheResultFile() throws {
+        let result = Self.fullResult
+        let frame = MessageCodec.taskFinishedFrame(resultJSON: try FastJSONEncoder().encode(result))
+        var decoder = FrameDecoder()
+        decoder.feed(frame[...])
+        let payload = try #require(try decoder.next())
+        #expect(try MessageCodec.decode(payload) == .taskFinished(.init(result: result)))
+        #expect(try object(payload) == object(MessageCodec.encode(.taskFinished(.init(result: result)))))
+    }
+
     @Test func infoAndSpecMatchFoundation() throws {
         let info = MessageCodingTests.info
         #expect(try object(FastJSONEncoder().encode(info)) == object(Array(JSONEncoder().encode(info))))
