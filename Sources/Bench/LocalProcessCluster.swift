@@ -102,7 +102,7 @@ public final class LocalProcessCluster {
         process.executableURL = URL(fileURLWithPath: options.executable)
         process.arguments = arguments
         let logPath = options.directory + "/\(log).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardError = logHandle
         process.standardOutput = stdout ?? logHandle

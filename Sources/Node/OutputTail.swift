@@ -10,13 +10,22 @@ public struct OutputTail: Sendable {
     public init(capacity: Int = 64 * 1024) {
         precondition(capacity > 0)
         self.capacity = capacity
-        ring = [UInt8](repeating: 0, count: capacity)
+        // Grown as output comes (most tasks print little): not `capacity` zeroed bytes per task.
+        ring = []
     }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         totalBytes += bytes.count
         // Only the last `capacity` bytes of this chunk can survive.
-        let kept = UnsafeRawBufferPointer(rebasing: bytes.suffix(capacity))
+        var kept = UnsafeRawBufferPointer(rebasing: bytes.suffix(capacity))
+        if ring.count < capacity {
+            // Until the ring is full it holds the output from its start (start == 0).
+            let n = min(kept.count, capacity - ring.count)
+            ring.append(contentsOf: UnsafeRawBufferPointer(rebasing: kept[..<n]))
+            count = ring.count
+            kept = UnsafeRawBufferPointer(rebasing: kept[n...])
+            if kept.isEmpty { return }
+        }
         var offset = 0
         ring.withUnsafeMutableBytes { ringBytes in
             while offset < kept.count {

@@ -44,19 +44,52 @@ enum ProcessTable {
             count += n
         }
         guard count > 0 else { return nil }
-        return parse(String(decoding: buffer[..<count], as: UTF8.self))
+        return buffer.withUnsafeBufferPointer { parse(UnsafeBufferPointer(rebasing: $0[..<count])) }
+    }
+
+    /// `parse(_:)` on the bytes as read, without making a string of them.
+    static func parse(_ line: UnsafeBufferPointer<UInt8>) -> Stat? {
+        guard let open = line.firstIndex(of: UInt8(ascii: "(")),
+              let close = line.lastIndex(of: UInt8(ascii: ")")), open < close else { return nil }
+        func number<T: FixedWidthInteger>(_ range: Range<Int>, as type: T.Type) -> T? {
+            guard !range.isEmpty else { return nil }
+            var value: T = 0
+            for i in range {
+                let c = line[i]
+                guard c >= 0x30 && c <= 0x39 else { return nil }
+                let (m, o1) = value.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(T(c - 0x30))
+                guard !o1 && !o2 else { return nil }
+                value = a
+            }
+            return value
+        }
+        var pidStart = 0, pidEnd = open
+        while pidStart < pidEnd, line[pidStart] == 0x20 { pidStart += 1 }
+        while pidEnd > pidStart, line[pidEnd - 1] == 0x20 { pidEnd -= 1 }
+        guard let pid = number(pidStart..<pidEnd, as: Int32.self) else { return nil }
+        // Fields after the command name, split on spaces; fields[0] is field 3 (state).
+        var fields: [Range<Int>] = []
+        var i = close + 1
+        while i < line.count, fields.count < 20 {
+            while i < line.count, line[i] == 0x20 || line[i] == 0x0A { i += 1 }
+            let start = i
+            while i < line.count, line[i] != 0x20, line[i] != 0x0A { i += 1 }
+            if i > start { fields.append(start..<i) }
+        }
+        guard fields.count >= 20, fields[0].count == 1, let group = number(fields[2], as: Int32.self),
+              let session = number(fields[3], as: Int32.self), let start = number(fields[19], as: UInt64.self) else {
+            return nil
+        }
+        return Stat(pid: pid, state: Character(Unicode.Scalar(line[fields[0].lowerBound])), processGroup: group,
+                    session: session, startTime: start)
     }
 
     /// Parses a `/proc/PID/stat` line. The command name (field 2) is in parentheses and may
     /// hold spaces and parentheses itself, so fields are counted after the last ')'.
     static func parse(_ line: String) -> Stat? {
-        guard let open = line.firstIndex(of: "("), let close = line.lastIndex(of: ")"),
-              let pid = Int32(line[..<open].trimmingCharacters(in: .whitespaces)) else { return nil }
-        let fields = line[line.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
-        // fields[0] is field 3 (state); field N is fields[N - 3].
-        guard fields.count >= 20, let state = fields[0].first, let group = Int32(fields[2]),
-              let session = Int32(fields[3]), let start = UInt64(fields[19]) else { return nil }
-        return Stat(pid: pid, state: state, processGroup: group, session: session, startTime: start)
+        var line = line
+        return line.withUTF8 { parse($0) }
     }
 
     /// Live (not zombie) processes in process group `group`.

@@ -46,6 +46,8 @@ public final class RunJournal {
     /// Size of the journal after the last compaction: the next one waits until the file has
     /// doubled, so thousands of live runs do not make every append rewrite them all.
     private var compactedBytes = 0
+    /// The open journal file and what is known of the directory.
+    private let file = JournalFile()
 
     public init(directory: String, compactBytes: Int = 256 * 1024) {
         self.directory = directory
@@ -74,7 +76,7 @@ public final class RunJournal {
 
     /// The scheduler has the run's result: forget the run (unless the entry is another attempt's).
     func acknowledged(_ run: RunRef) {
-        if let legacy = fileEntry(run.id), legacy.attempt == run.attempt { unlink(path(run.id)) }
+        if legacyIds().contains(run.id), let legacy = fileEntry(run.id), legacy.attempt == run.attempt { unlink(path(run.id)) }
         try? append(Record(ack: run))
     }
 
@@ -91,15 +93,20 @@ public final class RunJournal {
     private func live() -> [String: Entry] {
         var entries: [String: Entry] = [:]
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var legacy: Set<String> = []
         for name in names {
             if name.contains(".tmp-") { unlink("\(directory)/\(name)"); continue }
             guard name.hasSuffix(".json"), let entry = fileEntry(String(name.dropLast(5))) else { continue }
             entries[entry.id] = entry
+            legacy.insert(entry.id)
         }
+        file.legacyIds = legacy
         guard let data = FileManager.default.contents(atPath: logPath) else { return entries }
         let decoder = JSONDecoder()
         for line in data.split(separator: 0x0A) {
-            guard let record = try? decoder.decode(Record.self, from: line) else { continue }  // a torn line
+            let bytes = Array(line)
+            guard let record = (try? FastJSONDecoder().decode(Record.self, from: bytes))
+                    ?? (try? decoder.decode(Record.self, from: line)) else { continue }  // a torn line
             if let start = record.start { entries[start.id] = start }
             if let ack = record.ack, entries[ack.id]?.attempt == ack.attempt { entries[ack.id] = nil }
         }
@@ -111,41 +118,55 @@ public final class RunJournal {
         return try? JSONDecoder().decode(Entry.self, from: data)
     }
 
-    private static func line(_ record: Record) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return Array((try? encoder.encode(record)) ?? Data()) + [0x0A]
+    /// Ids with a per-run file of an older worker (the directory is listed once).
+    private func legacyIds() -> Set<String> {
+        if let ids = file.legacyIds { return ids }
+        _ = live()
+        return file.legacyIds ?? []
+    }
+
+    private static func line(_ record: Record, into bytes: inout [UInt8]) {
+        try? FastJSONEncoder().encode(record, appendingTo: &bytes)
+        bytes.append(0x0A)
     }
 
     /// One `write` with O_APPEND: a record is in the file whole, or (torn by a crash) skipped.
-    /// It starts with a newline of its own, so a torn line before it cannot swallow it.
+    /// It starts with a newline of its own, so a torn line before it cannot swallow it. The
+    /// file stays open, its size counted here (every writer appends through this).
     private func append(_ record: Record) throws(FileError) {
-        let bytes = [0x0A] + Self.line(record)
-        let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError(path: logPath, errno: errno) }
+        var bytes: [UInt8] = [0x0A]
+        bytes.reserveCapacity(256)
+        Self.line(record, into: &bytes)
+        if file.fd < 0 {
+            let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw FileError(path: logPath, errno: errno) }
+            var info = stat()
+            file.size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
+            file.fd = fd
+        }
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            let n = bytes.withUnsafeBytes { write(file.fd, $0.baseAddress! + offset, bytes.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
                 let e = errno
-                close(fd)
+                file.reopen()
                 throw FileError(path: logPath, errno: e)
             }
             offset += n
         }
-        var info = stat()
-        let size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
-        close(fd)
-        if size > max(compactBytes, 2 * compactedBytes) { compact() }
+        file.size += bytes.count
+        if file.size > max(compactBytes, 2 * compactedBytes) { compact() }
     }
 
     /// Rewrites the journal with only the live runs' start records.
     func compact() {
-        let records = entries().map { Record(start: $0) }
-        let bytes = records.flatMap { Self.line($0) }
+        var bytes: [UInt8] = []
+        for entry in entries() { Self.line(Record(start: entry), into: &bytes) }
         try? Files.writeAtomically(bytes, to: logPath)
         compactedBytes = bytes.count
+        // The open descriptor is the replaced file's.
+        file.reopen()
     }
 
     // MARK: Recovery
@@ -206,4 +227,21 @@ public final class RunJournal {
         // the group's number as its pid, so members found are the run's own.
         return !ProcessTable.members(ofGroup: entry.processGroup).isEmpty
     }
+}
+
+/// The journal's open descriptor and counted size, shared by copies of a `RunJournal`. Used
+/// from one thread (the worker's loop).
+final class JournalFile: @unchecked Sendable {
+    var fd: Int32 = -1
+    var size = 0
+    /// Ids of older workers' per-run files; nil until the directory is listed.
+    var legacyIds: Set<String>?
+
+    /// Closes the descriptor: the next append opens the file again.
+    func reopen() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    deinit { reopen() }
 }

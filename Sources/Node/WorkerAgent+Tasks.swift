@@ -80,9 +80,11 @@ extension WorkerAgent {
     }
 
     static func resultJSON(_ result: TaskResult) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(result)) ?? Data()) + [0x0A]
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(1024 + result.output.utf8.count)
+        try? FastJSONEncoder().encode(result, appendingTo: &bytes)
+        bytes.append(0x0A)
+        return bytes
     }
 
     private func runnerEnded(_ result: TaskResult) {
@@ -96,8 +98,9 @@ extension WorkerAgent {
     }
 
     func finished(_ result: TaskResult) {
+        let json = Self.resultJSON(result)
         do {
-            try Files.writeAtomically(Self.resultJSON(result), to: "\(resultsDir)/\(result.id).json")
+            try Files.writeAtomically(json, to: "\(resultsDir)/\(result.id).json")
         } catch {
             logger.error("cannot write result of \(result.id): \(error)")
         }
@@ -105,7 +108,8 @@ extension WorkerAgent {
             logger.error("cannot record the run of \(result.id): \(error)")
         }
         outbox.append(result)
-        if registered { connection?.send(.taskFinished(.init(result: result))) }
+        // The result file's bytes (without their newline) go into the frame: encoded once.
+        if registered { connection?.sendFrame(MessageCodec.taskFinishedFrame(resultJSON: json.dropLast())) }
         finishStopIfIdle()
     }
 }

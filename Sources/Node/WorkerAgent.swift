@@ -45,6 +45,8 @@ public final class WorkerAgent {
     let config: WorkerConfig
     let logger: Logger
     let now: () -> Int64
+    /// One journal for the agent's life: its file stays open between appends.
+    let runJournal: RunJournal
     var connection: FramedConnection?
     private var handshake: ClientHandshake?
     var registered = false
@@ -77,6 +79,7 @@ public final class WorkerAgent {
         self.config = config
         self.logger = logger
         self.now = now
+        self.runJournal = RunJournal(directory: config.dataDir + "/runs")
         self.backoffMs = config.reconnectMinMs
         self.health = HealthMonitor(runtimes: config.runtimes, nowMs: now())
         var env: [String: String] = [:]
@@ -94,8 +97,7 @@ public final class WorkerAgent {
     public var runningCount: Int { runners.count }
     var logsDir: String { config.dataDir + "/logs" }
     var resultsDir: String { config.dataDir + "/results" }
-    /// Runs on disk until acknowledged; one instance, so it knows when it last compacted.
-    lazy var journal = RunJournal(directory: config.dataDir + "/runs")
+    var journal: RunJournal { runJournal }
 
     /// Creates the data directories, ends what a previous worker process on them left
     /// running (blocking up to the kill grace period), and connects.

@@ -170,7 +170,7 @@ extension Message {
 
 /// Encodes and decodes messages to and from frame payloads.
 public enum MessageCodec {
-    private struct Envelope: Encodable {
+    struct Envelope: Encodable {
         let message: Message
         enum Keys: String, CodingKey { case type }
         func encode(to encoder: Encoder) throws {
@@ -181,7 +181,7 @@ public enum MessageCodec {
         }
     }
 
-    private struct Probe: Decodable {
+    struct Probe: Decodable {
         let message: Message
         enum Keys: String, CodingKey { case type }
         init(from decoder: Decoder) throws {
@@ -201,10 +201,20 @@ public enum MessageCodec {
 
     /// JSON payload bytes for `message` (without the frame header).
     public static func encode(_ message: Message) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
         // Every payload type is plain data: encoding cannot fail.
-        return Array(try! encoder.encode(Envelope(message: message)))
+        try! FastJSONEncoder().encode(Envelope(message: message))
+    }
+
+    /// The whole `taskFinished` frame of a result already encoded (`resultJSON`: one JSON
+    /// object, as `FastJSONEncoder` writes a `TaskResult`), without encoding it again.
+    public static func taskFinishedFrame(resultJSON: some Collection<UInt8>) -> [UInt8] {
+        let head = Array(#"{"type":"taskFinished","result":"#.utf8)
+        var payload: [UInt8] = []
+        payload.reserveCapacity(head.count + resultJSON.count + 1)
+        payload += head
+        payload += resultJSON
+        payload.append(UInt8(ascii: "}"))
+        return Frame.encode(payload)
     }
 
     /// A whole frame (header + payload) for `message`.
@@ -212,7 +222,10 @@ public enum MessageCodec {
         Frame.encode(encode(message))
     }
 
+    /// The message in `payload`. Read by `FastJSONDecoder`; anything it refuses is read again
+    /// by Foundation's `JSONDecoder`, whose errors are the ones reported.
     public static func decode(_ payload: [UInt8]) throws(MessageError) -> Message {
+        if let probe = try? FastJSONDecoder().decode(Probe.self, from: payload) { return probe.message }
         do {
             return try JSONDecoder().decode(Probe.self, from: Data(payload)).message
         } catch let error as MessageError {

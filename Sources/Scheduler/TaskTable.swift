@@ -51,7 +51,7 @@ struct TaskTable: Sendable {
         guard let new = new?.info else { return }
         let before = old?.info
         let oldAttempt = before?.attempts ?? 0
-        if let before, new.attempts < oldAttempt {
+        if before != nil, new.attempts < oldAttempt {
             // Refused by its worker: that attempt number is handed out again.
             runChanges.append(.withdrawn(RunRef(id: id, attempt: oldAttempt)))
             return

@@ -110,11 +110,17 @@ public final class FramedConnection {
     /// Queues a message. Silently dropped when the connection has ended.
     public func send(_ message: Message) {
         guard !ended, !closing else { return }
+        sendFrame(MessageCodec.frame(message))
+    }
+
+    /// Sends a frame encoded already (header included), e.g. `MessageCodec.taskFinishedFrame`.
+    public func sendFrame(_ frame: [UInt8]) {
+        guard !ended, !closing else { return }
         if tcp.stream.writeQueueSize > maxQueuedBytes {
             close(reason: "peer is not reading (over \(maxQueuedBytes) bytes queued)")
             return
         }
-        tcp.stream.write(MessageCodec.frame(message)) { [weak self] error in
+        tcp.stream.write(frame) { [weak self] error in
             if let error, let self, !self.ended { self.end(.error(error)) }
         }
     }

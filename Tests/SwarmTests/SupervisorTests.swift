@@ -206,6 +206,21 @@ import Testing
         #expect(tail.totalBytes == 5)
     }
 
+    @Test func tailMatchesTheOutputsSuffixForAnyChunking() {
+        var rng = SystemRandomNumberGenerator()
+        for capacity in [1, 3, 7, 16] {
+            var tail = OutputTail(capacity: capacity)
+            var all: [UInt8] = []
+            for _ in 0..<40 {
+                let chunk = (0..<Int.random(in: 0...20, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                tail.append(chunk)
+                all += chunk
+                #expect(tail.bytes == Array(all.suffix(capacity)))
+                #expect(tail.count == min(capacity, all.count))
+            }
+        }
+    }
+
     @Test func tailKeepsOnlyTheLastBytesAcrossWrapAround() {
         var tail = OutputTail(capacity: 4)
         tail.append([1, 2, 3])
