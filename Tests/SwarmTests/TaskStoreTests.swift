@@ -119,7 +119,7 @@ import Testing
         // and with it the flock, for a moment. So the lock is free again within a bounded time.
         var reopened: TaskStore?
         for _ in 0..<200 where reopened == nil {
-            do { reopened = try TaskStore(directory: dir) } catch let error as TaskStoreError {
+            do { reopened = try TaskStore(directory: dir) } catch {
                 guard case .inUse = error else { throw error }
                 usleep(10_000)
             }
