@@ -35,8 +35,9 @@ public struct ParallelWorkload: Workload {
             report.notes.append("skipped: no tasks")
             return report
         }
+        // A warm-up round costs one more sleep: worth it for the short shape only.
         try Interleaved.measure(context, report: &report, phase: name, command: ["sleep", sleep], tasks: tasks,
-                                concurrency: concurrency, sleepSeconds: sleepSeconds)
+                                concurrency: concurrency, sleepSeconds: sleepSeconds, warmUp: sleepSeconds <= 3)
         if concurrency < tasks {
             report.notes.append("The cluster has \(context.cluster.totalSlots) slots, fewer than the \(tasks) tasks: they ran in waves.")
         }

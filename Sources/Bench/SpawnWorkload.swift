@@ -5,7 +5,8 @@ import SwarmProtocol
 /// installed), interleaved, `repeats` times; fills runs, summary and baselines.
 enum Interleaved {
     static func measure(_ context: BenchContext, report: inout WorkloadReport, phase: String,
-                        command: [String], tasks: Int, concurrency: Int, sleepSeconds: Double?) throws {
+                        command: [String], tasks: Int, concurrency: Int, sleepSeconds: Double?,
+                        warmUp: Bool = false) throws {
         let repeats = max(1, context.options.repeats)
         let tools = Baseline.Tool.allCases
         var baselines = tools.map { tool in
@@ -13,6 +14,19 @@ enum Interleaved {
                            available: Baseline.path(of: tool) != nil)
         }
         let timeout = max(120, (sleepSeconds ?? 0) * Double(tasks) / Double(max(1, concurrency)) * 5 + Double(tasks) / 50)
+        if warmUp && !context.options.quick {
+            // One unmeasured round first (caches, heaps, directories of a fresh cluster), as
+            // hyperfine does; its tasks are still counted for lost and duplicated ones.
+            context.progress.begin("\(phase): warm-up", total: tasks)
+            let (run, _) = try context.runBatch((0..<tasks).map { _ in TaskSpec(command: command) }, label: "warm-up",
+                                                concurrency: concurrency, sleepSeconds: sleepSeconds, timeoutSeconds: timeout)
+            context.progress.end("warm-up: \(run.tasks) tasks in \(String(format: "%.2f", run.wallSeconds)) s (not counted)")
+            report.runs.append(run)
+            if let tool = tools.first, baselines[0].available {
+                _ = try Baseline.run(tool, command: command, tasks: tasks, concurrency: concurrency,
+                                     sleepSeconds: sleepSeconds, label: "warm-up")
+            }
+        }
         for r in 1...repeats {
             context.progress.begin("\(phase): swarm run \(r)/\(repeats)", total: tasks)
             let specs = (0..<tasks).map { _ in TaskSpec(command: command) }
@@ -29,7 +43,7 @@ enum Interleaved {
                 context.progress.end("\(tool.rawValue): \(String(format: "%.2f", figures.wallSeconds)) s: \(Int(figures.throughput))/s")
             }
         }
-        report.summary = BatchMeasure.summary(report.runs.filter { !$0.label.hasPrefix("idle") })
+        report.summary = BatchMeasure.summary(report.runs.filter { !$0.label.hasPrefix("idle") && $0.label != "warm-up" })
         for i in baselines.indices { Baseline.finish(&baselines[i], swarm: report.summary) }
         report.baselines = baselines
         report.passed = report.runs.allSatisfy { $0.lost == 0 && $0.duplicated == 0 && $0.failed == 0 }
@@ -55,7 +69,7 @@ public struct SpawnWorkload: Workload {
         report.parameters = ["tasks": "\(tasks)", "concurrency": "\(concurrency)", "command": "true",
                              "repeats": "\(max(1, o.repeats))"]
         try Interleaved.measure(context, report: &report, phase: "spawn", command: ["true"], tasks: tasks,
-                                concurrency: concurrency, sleepSeconds: nil)
+                                concurrency: concurrency, sleepSeconds: nil, warmUp: true)
 
         // Idle latency: one task at a time, each submitted once the previous one ended.
         let probes = o.quick ? 20 : 100

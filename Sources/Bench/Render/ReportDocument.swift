@@ -124,7 +124,7 @@ struct ReportDocument {
             if !parts.isEmpty {
                 let noun = ramp ? "step" : grouped ? "model" : "run"
                 // The idle probe (spawn) is its own row, not one of the repetitions.
-                let counted = w.runs.filter { !$0.label.hasPrefix("idle") }.count
+                let counted = w.runs.filter { !$0.label.hasPrefix("idle") && $0.label != "warm-up" }.count
                 blocks.append(.paragraph("Median [min–max] over \(ReportFormat.count(counted, noun)): "
                     + parts.joined(separator: "; ") + "."))
             }

@@ -25,7 +25,10 @@ enum ReportFigures {
     }
 
     /// The run with the median throughput (the lower middle one for an even count).
-    static func medianThroughputRun(_ runs: [RunFigures]) -> RunFigures? {
+    static func medianThroughputRun(_ all: [RunFigures]) -> RunFigures? {
+        // The idle probe and the warm-up are not repetitions of the batch.
+        let measured = all.filter { !$0.label.hasPrefix("idle") && $0.label != "warm-up" }
+        let runs = measured.isEmpty ? all : measured
         guard !runs.isEmpty else { return nil }
         let sorted = runs.sorted { $0.throughput < $1.throughput }
         return sorted[(sorted.count - 1) / 2]
@@ -36,7 +39,7 @@ enum ReportFigures {
     static func summary(_ workload: WorkloadReport) -> WorkloadSummary {
         var summary = workload.summary
         guard isRepetition(workload) else { return summary }
-        let runs = workload.runs
+        let runs = workload.runs.filter { !$0.label.hasPrefix("idle") && $0.label != "warm-up" }
         func fill(_ field: WritableKeyPath<WorkloadSummary, Spread?>, _ values: [Double]) {
             if summary[keyPath: field] == nil { summary[keyPath: field] = Spread(values.filter(\.isFinite)) }
         }
