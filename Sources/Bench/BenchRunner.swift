@@ -82,7 +82,7 @@ public struct BenchRunner {
             processes += BenchSession.processFigures(client: client)
         }
         if let cluster = local {
-            processes += cluster.usage()
+            processes += Self.labelled(cluster)
             cluster.stop()
             local = nil
         }
@@ -103,6 +103,16 @@ public struct BenchRunner {
         report.lostTasks = report.workloads.flatMap(\.runs).reduce(0) { $0 + $1.lost }
         report.duplicatedTasks = report.workloads.flatMap(\.runs).reduce(0) { $0 + $1.duplicated }
         report.passed = report.lostTasks == 0 && report.duplicatedTasks == 0 && report.workloads.allSatisfy(\.passed)
+    }
+
+    /// A local cluster's process figures, named with the cluster's size ("worker-1 (2x32)"):
+    /// the bench may run several clusters one after the other.
+    static func labelled(_ cluster: LocalProcessCluster) -> [ProcessFigures] {
+        cluster.usage().map { figures in
+            var named = figures
+            named.name += " (\(cluster.options.workers)x\(cluster.options.slotsPerWorker))"
+            return named
+        }
     }
 
     /// The workloads `options.workloads` names, in their canonical order.
@@ -171,7 +181,7 @@ public struct BenchRunner {
         } ?? false
         if !fits {
             if let old = local {
-                processes += old.usage()
+                processes += Self.labelled(old)
                 old.stop()
                 local = nil
             }
