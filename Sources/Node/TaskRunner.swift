@@ -57,9 +57,11 @@ final class TaskRunner {
     }
 
     func start() {
-        log = try? TaskLog(path: context.logPath)
+        // The log file is created once the process runs: one file creation less between the
+        // assignment and the spawn. Nothing is logged before either.
         let argv = context.argv
         guard let program = argv.first else {
+            log = try? TaskLog(path: context.logPath)
             apply(.spawnFailed(reason: "empty command", nowMs: context.now()))
             return
         }
@@ -84,6 +86,7 @@ final class TaskRunner {
                 self.apply(.exited(status: status, signal: signal, nowMs: self.context.now()))
             }
             startedAtUs = unixMicros()
+            log = try? TaskLog(path: context.logPath)
             self.process = process
             pid = Int(process.pid)
             apply(.spawned(pid: Int(process.pid), nowMs: context.now()))
@@ -102,6 +105,7 @@ final class TaskRunner {
             if let dir = context.workingDirectory, access(dir, X_OK) != 0 {
                 reason = "cannot enter working directory \(dir): \(String(cString: strerror(errno)))"
             }
+            if log == nil { log = try? TaskLog(path: context.logPath) }
             apply(.spawnFailed(reason: reason, nowMs: context.now()))
         }
     }
