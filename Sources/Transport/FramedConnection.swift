@@ -38,6 +38,13 @@ public final class FramedConnection {
     /// A peer that does not read what we send is cut off past this many queued bytes.
     public var maxQueuedBytes = 64 * 1024 * 1024
     public let peer: String
+    /// Frames sent during this loop iteration, written together right before the loop polls:
+    /// one `write` (and one wake-up of the peer) for all of them instead of one each.
+    private var pending: [UInt8] = []
+    private var flusher: UVPrepare?
+    private var flushArmed = false
+    /// Past this many pending bytes the frames are written at once.
+    private static let coalesceLimit = 256 * 1024
 
     public init(tcp: UVTCP, maxFrame: Int = Frame.defaultMaxPayload) {
         self.tcp = tcp
@@ -104,6 +111,7 @@ public final class FramedConnection {
         tcp.stream.stopReading()
         // Strong capture on purpose: the connection stays alive until its socket is closed,
         // even if its owner has already let go of it.
+        flush()
         tcp.stream.shutdown { _ in self.end(reason) }
     }
 
@@ -114,13 +122,38 @@ public final class FramedConnection {
     }
 
     /// Sends a frame encoded already (header included), e.g. `MessageCodec.taskFinishedFrame`.
+    /// Written with the iteration's other frames, before the loop next polls.
     public func sendFrame(_ frame: [UInt8]) {
         guard !ended, !closing else { return }
-        if tcp.stream.writeQueueSize > maxQueuedBytes {
+        if tcp.stream.writeQueueSize + pending.count > maxQueuedBytes {
             close(reason: "peer is not reading (over \(maxQueuedBytes) bytes queued)")
             return
         }
-        tcp.stream.write(frame) { [weak self] error in
+        pending.append(contentsOf: frame)
+        if pending.count >= Self.coalesceLimit {
+            flush()
+        } else if !flushArmed {
+            armFlush()
+        }
+    }
+
+    private func armFlush() {
+        if flusher == nil { flusher = try? UVPrepare(loop: tcp.loop) }
+        guard let flusher else { flush(); return }  // no handle: write at once
+        flushArmed = true
+        flusher.start { [weak self] in self?.flush() }
+    }
+
+    /// Writes every pending frame now.
+    public func flush() {
+        if flushArmed {
+            flushArmed = false
+            flusher?.stop()
+        }
+        guard !pending.isEmpty, !ended else { return }
+        let bytes = pending
+        pending.removeAll(keepingCapacity: pending.count <= Self.coalesceLimit)
+        tcp.stream.write(bytes) { [weak self] error in
             if let error, let self, !self.ended { self.end(.error(error)) }
         }
     }
@@ -131,7 +164,12 @@ public final class FramedConnection {
 
     private func end(_ reason: ConnectionEnd) {
         guard !ended else { return }
+        // What was sent before a local close still goes out (libuv writes at once when it can).
+        if case .local = reason { flush() }
         ended = true
+        pending = []
+        flusher?.close()
+        flusher = nil
         tcp.close()
         let callback = onEnd
         onEnd = nil
