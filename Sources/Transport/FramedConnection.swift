@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import SwarmProtocol
 import SwarmUV
 
@@ -45,6 +48,10 @@ public final class FramedConnection {
     private var flushArmed = false
     /// Past this many pending bytes the frames are written at once.
     private static let coalesceLimit = 256 * 1024
+    /// Nor are frames held longer than this: a loop busy for seconds in one callback (a
+    /// worker starting thousands of tasks) still shows the peer it is alive as it goes.
+    private static let coalesceMaxNs: UInt64 = 20_000_000
+    private var pendingSince: UInt64 = 0
 
     public init(tcp: UVTCP, maxFrame: Int = Frame.defaultMaxPayload) {
         self.tcp = tcp
@@ -129,8 +136,10 @@ public final class FramedConnection {
             close(reason: "peer is not reading (over \(maxQueuedBytes) bytes queued)")
             return
         }
+        let now = monotonicNs()
+        if pending.isEmpty { pendingSince = now }
         pending.append(contentsOf: frame)
-        if pending.count >= Self.coalesceLimit {
+        if pending.count >= Self.coalesceLimit || now &- pendingSince >= Self.coalesceMaxNs {
             flush()
         } else if !flushArmed {
             armFlush()
@@ -181,3 +190,9 @@ public final class FramedConnection {
 /// Confined to its loop's thread: not Sendable, on purpose.
 @available(*, unavailable)
 extension FramedConnection: Sendable {}
+
+private func monotonicNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
