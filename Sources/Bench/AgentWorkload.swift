@@ -52,7 +52,7 @@ public struct AgentWorkload: Workload {
             report.runs.append(figures)
             allInfos.append(infos)
         }
-        report.summary = AgentFigures.summary(of: report.runs)
+        report.summary = BatchMeasure.summary(report.runs)
         report.tables.append(AgentFigures.overheadTable(plans: plans, runs: allInfos))
         report.tables.append(AgentFigures.burstTable(plans: plans, runs: allInfos))
         do {
@@ -187,21 +187,6 @@ enum AgentFigures {
         f.startToFirstOutput = Percentiles(infos.compactMap(startToFirstOutputMs))
         f.runTime = Percentiles(infos.compactMap(runTimeMs))
         return f
-    }
-
-    /// Medians over repeated runs.
-    static func summary(of runs: [RunFigures]) -> WorkloadSummary {
-        var s = WorkloadSummary()
-        s.throughput = Spread(runs.map(\.throughput))
-        s.wallSeconds = Spread(runs.map(\.wallSeconds))
-        s.efficiency = Spread(runs.compactMap(\.efficiency))
-        s.speedup = Spread(runs.compactMap(\.speedup))
-        s.submitToStartP50 = Spread(runs.compactMap { $0.submitToStart?.p50 })
-        s.submitToStartP99 = Spread(runs.compactMap { $0.submitToStart?.p99 })
-        s.startToFirstOutputP50 = Spread(runs.compactMap { $0.startToFirstOutput?.p50 })
-        s.startToFirstOutputP99 = Spread(runs.compactMap { $0.startToFirstOutput?.p99 })
-        s.overheadCpuUsPerTask = Spread(runs.compactMap(\.overheadCpuUsPerTask))
-        return s
     }
 
     static func ms(_ v: Double?) -> String { v.map { String(format: "%.1f", $0) } ?? "-" }

@@ -85,7 +85,7 @@ public struct ModelsWorkload: Workload {
         if context.cluster.workers > 1 {
             report.notes.append("peaks compare start and exit times of different workers: their clocks must agree")
         }
-        report.summary = AgentFigures.summary(of: report.runs)
+        report.summary = BatchMeasure.summary(report.runs)
         AgentFigures.check(&report)
         return report
     }
