@@ -29,6 +29,8 @@ public enum SQLiteError: Error, Equatable, CustomStringConvertible, Sendable {
 public final class SQLiteDatabase {
     private var handle: OpaquePointer?
     public let path: String
+    /// The statements prepared on this connection, finalized by `close`.
+    private var statements: [WeakStatement] = []
 
     /// Opens (creating unless `readOnly`) the database at `path`; ":memory:" for a private
     /// in-memory one.
@@ -48,9 +50,14 @@ public final class SQLiteDatabase {
 
     deinit { close() }
 
-    /// Idempotent. Statements still alive are finalized by their own deinit.
+    /// Idempotent. Finalizes every statement still alive first, so the connection really
+    /// closes now: SQLite checkpoints the WAL and removes `-wal` and `-shm` only then (with
+    /// statements left open, `sqlite3_close_v2` defers the close, and a process exiting before
+    /// they are released leaves both files behind). A finalized statement refuses further use.
     public func close() {
         guard let handle else { return }
+        for box in statements { box.statement?.finalize() }
+        statements = []
         sqlite3_close_v2(handle)
         self.handle = nil
     }
@@ -72,7 +79,10 @@ public final class SQLiteDatabase {
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard rc == SQLITE_OK, let statement else { throw error(sql, rc) }
-        return SQLiteStatement(database: self, statement: statement, sql: sql)
+        let prepared = SQLiteStatement(database: self, statement: statement, sql: sql)
+        statements.removeAll { $0.statement == nil }
+        statements.append(WeakStatement(statement: prepared))
+        return prepared
     }
 
     /// The single value of a one-row, one-column query (nil for no row or NULL).
@@ -112,18 +122,33 @@ public final class SQLiteDatabase {
 /// run it again. Keeps its database open while it lives.
 public final class SQLiteStatement {
     private let database: SQLiteDatabase
-    private let statement: OpaquePointer
+    /// Nil once finalized (by the database's `close`): every use then throws.
+    private var handle: OpaquePointer?
     public let sql: String
 
     init(database: SQLiteDatabase, statement: OpaquePointer, sql: String) {
         self.database = database
-        self.statement = statement
+        self.handle = statement
         self.sql = sql
     }
 
-    deinit { sqlite3_finalize(statement) }
+    deinit { finalize() }
+
+    func finalize() {
+        guard let handle else { return }
+        sqlite3_finalize(handle)
+        self.handle = nil
+    }
+
+    private var statement: OpaquePointer {
+        get throws(SQLiteError) {
+            guard let handle else { throw .statement(sql: sql, code: SQLITE_MISUSE, message: "database is closed") }
+            return handle
+        }
+    }
 
     public func bind(_ index: Int32, _ value: Int64?) throws(SQLiteError) {
+        let statement = try statement
         let rc = value.map { sqlite3_bind_int64(statement, index, $0) } ?? sqlite3_bind_null(statement, index)
         try check(rc)
     }
@@ -133,6 +158,7 @@ public final class SQLiteStatement {
     }
 
     public func bind(_ index: Int32, _ value: String?) throws(SQLiteError) {
+        let statement = try statement
         guard let value else { return try check(sqlite3_bind_null(statement, index)) }
         let rc = value.utf8CString.withUnsafeBufferPointer { buffer in
             sqlite3_bind_text(statement, index, buffer.baseAddress, Int32(buffer.count - 1), swarm_sqlite_transient())
@@ -145,7 +171,7 @@ public final class SQLiteStatement {
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)
             switch value {
-            case .null: try check(sqlite3_bind_null(statement, index))
+            case .null: try check(sqlite3_bind_null(try statement, index))
             case .integer(let v): try bind(index, v)
             case .text(let v): try bind(index, v)
             }
@@ -154,7 +180,7 @@ public final class SQLiteStatement {
 
     /// True when a row is ready to read, false when the statement is done.
     public func step() throws(SQLiteError) -> Bool {
-        let rc = sqlite3_step(statement)
+        let rc = sqlite3_step(try statement)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
         throw database.error(sql, rc)
@@ -169,25 +195,35 @@ public final class SQLiteStatement {
 
     /// Ready to run again; bindings are cleared.
     public func reset() {
-        sqlite3_reset(statement)
-        sqlite3_clear_bindings(statement)
+        guard let handle else { return }
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
     }
 
-    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+    /// Column reads answer NULL once the statement is finalized.
+    public func isNull(_ column: Int32) -> Bool {
+        guard let handle else { return true }
+        return sqlite3_column_type(handle, column) == SQLITE_NULL
+    }
 
     public func int64(_ column: Int32) -> Int64? {
-        isNull(column) ? nil : sqlite3_column_int64(statement, column)
+        guard let handle, !isNull(column) else { return nil }
+        return sqlite3_column_int64(handle, column)
     }
 
     public func string(_ column: Int32) -> String? {
-        guard let text = sqlite3_column_text(statement, column) else { return nil }
-        let count = Int(sqlite3_column_bytes(statement, column))
+        guard let handle, let text = sqlite3_column_text(handle, column) else { return nil }
+        let count = Int(sqlite3_column_bytes(handle, column))
         return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
     }
 
     private func check(_ rc: Int32) throws(SQLiteError) {
         guard rc == SQLITE_OK else { throw database.error(sql, rc) }
     }
+}
+
+private struct WeakStatement {
+    weak var statement: SQLiteStatement?
 }
 
 /// A value to bind.

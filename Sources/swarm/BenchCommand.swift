@@ -25,7 +25,7 @@ struct BenchCommand: ParsableCommand {
     var slots: Int?
     @Option(help: "Repetitions of each measured batch (swarm and baselines interleaved).")
     var repeats = 3
-    @Flag(help: "Small batches, one repetition: a quick look (targets are shown, not judged).")
+    @Flag(help: "Small batches, one repetition: a quick look (the size-bound targets are shown, not judged).")
     var quick = false
     @Option(help: "spawn: tasks per run.")
     var tasks = 2000

@@ -25,6 +25,27 @@ import Testing
         return out
     }
 
+    /// A clean close leaves only `swarm.db` (and the lock file): statements still held by
+    /// the store (and by anyone else) are finalized so SQLite checkpoints and removes its WAL.
+    @Test func closeRemovesTheWALAndSharedMemoryFilesEvenWithStatementsAlive() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        let store = try TaskStore(directory: dir)
+        try S.submit(&state, ["t"])
+        try store.save(state.takeChanges(), nowMs: Self.t0)
+        _ = store.log(id: "t")
+        let other = try SQLiteDatabase(path: dir + "/swarm.db")
+        let held = try other.prepare("SELECT count(*) FROM tasks")
+        #expect(try held.step())
+        #expect(FileManager.default.fileExists(atPath: dir + "/swarm.db-wal"))
+        other.close()
+        store.close()
+        #expect(!FileManager.default.fileExists(atPath: dir + "/swarm.db-wal"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/swarm.db-shm"))
+        #expect(throws: SQLiteError.self) { _ = try held.step() }
+    }
+
     @Test func whatIsSavedComesBackAfterReopening() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
