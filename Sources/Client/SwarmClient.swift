@@ -176,11 +176,19 @@ public final class SwarmClient {
         return reply.nodes
     }
 
-    /// A task's log text (`logs` -> `logChunk`s with the request's id), handed to `onChunk`
-    /// as it arrives. Without `follow`: what is stored, in one chunk. With `follow`: chunks
-    /// until the task ends, however long it stays silent (no timeout; a lost connection is
-    /// an error). Returns the task's state from the last chunk (`done`).
+    /// A task's log text (`logs` -> `logChunk`s with the request's id): the `data` of each
+    /// chunk, as it arrives (see `logChunks`).
     public func logs(_ id: String, follow: Bool, onChunk: (String) -> Void) throws(ClientError) -> TaskState? {
+        try logChunks(id, follow: follow) { chunk in if !chunk.data.isEmpty { onChunk(chunk.data) } }
+    }
+
+    /// A task's log (`logs` -> `logChunk`s with the request's id), each chunk handed to
+    /// `onChunk` as it arrives (`LogView` renders them). Without `follow`, or for an ended
+    /// task: the whole log (relayed from the worker's log file, or the scheduler's copy with a
+    /// notice). With `follow`: then chunks until the task ends, however long it stays silent
+    /// (no timeout; a lost connection is an error). Returns the task's state from the last
+    /// chunk (`done`).
+    public func logChunks(_ id: String, follow: Bool, onChunk: (Message.LogChunk) -> Void) throws(ClientError) -> TaskState? {
         try ensureConnected()
         let requestId = nextRequestId
         nextRequestId += 1
@@ -196,7 +204,7 @@ public final class SwarmClient {
             for message in arrived {
                 switch message {
                 case .logChunk(let chunk):
-                    if !chunk.data.isEmpty { onChunk(chunk.data) }
+                    onChunk(chunk)
                     if chunk.done { return chunk.state }
                 case .error(let e):
                     throw .server(e.code, e.reason)

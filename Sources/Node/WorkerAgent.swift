@@ -257,6 +257,8 @@ public final class WorkerAgent {
             if let runner = runners[kill.id], runner.attempt == kill.attempt {
                 runner.kill(reason: "killed by scheduler: \(kill.reason)")
             }
+        case .readLog(let request):
+            answerLogRead(request)
         case .resultAck(let ack):
             outbox.removeAll { $0.id == ack.id && $0.attempt == ack.attempt }
             journal.acknowledged(RunRef(id: ack.id, attempt: ack.attempt))

@@ -28,10 +28,14 @@ public enum Message: Sendable, Equatable {
     case resultAck(ResultAck)
     case reject(Reject)
     case kill(Kill)
+    /// Scheduler -> worker: send a part of a task's log file (`logData` answers).
+    case readLog(ReadLog)
     case leave(Leave)
     case health(HealthReport)
     case taskEvent(TaskEvent)
     case taskOutput(TaskOutput)
+    /// A part of a task's log file, read for `swarm logs` (answers `readLog`).
+    case logData(LogData)
     // Client -> scheduler, each answered with the same `requestId`.
     case submit(Submit)
     case status(TaskRef)
@@ -144,7 +148,7 @@ public enum Message: Sendable, Equatable {
         public var follow: Bool
         public init(requestId: Int, id: String, follow: Bool) { self.requestId = requestId; self.id = id; self.follow = follow }
     }
-    /// Log text of a task; with `follow`, many chunks, the last one with `done`.
+    /// Log text of a task; many chunks, the last one with `done`.
     public struct LogChunk: Codable, Sendable, Equatable {
         public var requestId: Int
         public var id: String
@@ -152,8 +156,16 @@ public enum Message: Sendable, Equatable {
         public var done: Bool
         /// The task's state when `done`.
         public var state: TaskState?
-        public init(requestId: Int, id: String, data: String, done: Bool, state: TaskState? = nil) {
+        /// What `data` is (`LogChunkStream`): nil, output as the scheduler keeps it (stderr
+        /// lines labelled `[stderr] `); `stdout`/`stderr`, that stream's output as it came;
+        /// `log`, whole lines of the worker's log file (`TaskLogLine`).
+        public var stream: String?
+        /// A line for the person reading (e.g. that the rest of the log is no longer available).
+        public var notice: String?
+        public init(requestId: Int, id: String, data: String, done: Bool, state: TaskState? = nil,
+                    stream: String? = nil, notice: String? = nil) {
             self.requestId = requestId; self.id = id; self.data = data; self.done = done; self.state = state
+            self.stream = stream; self.notice = notice
         }
     }
     public struct NodeRef: Codable, Sendable, Equatable {

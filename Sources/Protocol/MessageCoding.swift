@@ -35,6 +35,8 @@ extension Message {
         case .resultAck: "resultAck"
         case .reject: "reject"
         case .kill: "kill"
+        case .readLog: "readLog"
+        case .logData: "logData"
         case .leave: "leave"
         case .submit: "submit"
         case .status: "status"
@@ -76,6 +78,8 @@ extension Message {
         case .resultAck(let p): p
         case .reject(let p): p
         case .kill(let p): p
+        case .readLog(let p): p
+        case .logData(let p): p
         case .leave(let p): p
         case .submit(let p): p
         case .status(let p): p
@@ -117,6 +121,8 @@ extension Message {
         case "resultAck": .resultAck(try .init(from: d))
         case "reject": .reject(try .init(from: d))
         case "kill": .kill(try .init(from: d))
+        case "readLog": .readLog(try .init(from: d))
+        case "logData": .logData(try .init(from: d))
         case "leave": .leave(try .init(from: d))
         case "submit": .submit(try .init(from: d))
         case "status": .status(try .init(from: d))

@@ -64,11 +64,13 @@ public final class SchedulerServer {
     var store: TaskStore?
     /// Messages of this loop turn, sent once its changes are on disk (see `endOfTurn`).
     var outgoing: [(FramedConnection, Message)] = []
-    private var sessions: [ObjectIdentifier: PeerSession] = [:]
+    var sessions: [ObjectIdentifier: PeerSession] = [:]
     /// Established worker sessions by node name.
-    private var workers: [String: PeerSession] = [:]
+    var workers: [String: PeerSession] = [:]
     private var waiters = WaiterTable()
-    private var logs = LogStore()
+    var logs = LogStore()
+    /// `swarm logs` read from the workers' log files (SchedulerServer+Logs.swift).
+    var logRelays = LogRelays<ObjectIdentifier>()
     /// Each worker's process figures from its last heartbeat, for `swarm stats`.
     private var workerUsage: [String: ProcessUsage] = [:]
     /// Logs of tasks that ended this turn, saved with its changes (then dropped from memory).
@@ -183,6 +185,7 @@ public final class SchedulerServer {
         sessions[ObjectIdentifier(session)] = nil
         if session.hello == nil { pendingHandshakes -= 1 }
         waiters.removeAll(for: session)
+        logRelays.clientGone(ObjectIdentifier(session))
         for (id, list) in followers {
             let kept = list.filter { $0.session !== session }
             followers[id] = kept.isEmpty ? nil : kept
@@ -190,6 +193,7 @@ public final class SchedulerServer {
         if let node = session.nodeName, workers[node] === session {
             workers[node] = nil
             logger.notice("worker \(node) disconnected: \(end)")
+            runRelays(logRelays.workerGone(node))
             execute(state.disconnected(node: node, nowMs: now()))
             scheduleSoon()
         } else if case .protocolError(let reason) = end {
@@ -267,10 +271,15 @@ public final class SchedulerServer {
             return
         case .taskOutput(let output):
             guard let info = try? state.task(output.id), info.attempts == output.attempt, info.node == name,
-                  let piece = logs.append(id: output.id, attempt: output.attempt, stream: output.stream, data: output.data) else { return }
+                  logs.append(id: output.id, attempt: output.attempt, stream: output.stream, data: output.data) != nil else { return }
             for follower in followers[output.id] ?? [] {
-                deliver(follower.session.connection, .logChunk(.init(requestId: follower.requestId, id: output.id, data: piece, done: false)))
+                // As it came, with its stream: the client labels it or splits stdout/stderr.
+                deliver(follower.session.connection, .logChunk(.init(requestId: follower.requestId, id: output.id,
+                                                                     data: output.data, done: false, stream: output.stream)))
             }
+            return
+        case .logData(let data):
+            runRelays(logRelays.received(data, from: name))
             return
         case .reject(let reject):
             logger.warning("worker \(name) rejected task \(reject.id): \(reject.reason)")
@@ -374,13 +383,11 @@ public final class SchedulerServer {
                 deliver(session.connection, .error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(request.id).description, requestId: request.requestId)))
                 return
             }
-            let ended = info.state.isTerminal
-            let done = ended || !request.follow
-            let text = ended && logs.text(id: request.id).isEmpty
-                ? (pendingLogs[request.id] ?? store?.log(id: request.id) ?? "") : logs.text(id: request.id)
-            deliver(session.connection, .logChunk(.init(requestId: request.requestId, id: request.id, data: text,
-                                                    done: done, state: done ? info.state : nil)))
-            if !done { followers[request.id, default: []].append((session, request.requestId)) }
+            guard request.follow && !info.state.isTerminal else { return wholeLog(request, info, session: session) }
+            // Followed live: what is kept here, then each piece as it comes, until the end.
+            deliver(session.connection, .logChunk(.init(requestId: request.requestId, id: request.id,
+                                                    data: logs.text(id: request.id), done: false)))
+            followers[request.id, default: []].append((session, request.requestId))
         default:
             session.connection.refuse(.unexpected, "a client may not send '\(message.type)'", requestId: message.requestId)
         }

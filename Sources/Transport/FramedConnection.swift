@@ -40,6 +40,9 @@ public final class FramedConnection {
     public var onEnd: ((ConnectionEnd) -> Void)?
     /// A peer that does not read what we send is cut off past this many queued bytes.
     public var maxQueuedBytes = 64 * 1024 * 1024
+    /// Fires each time a write has reached the socket: `queuedBytes` went down. Lets a
+    /// producer that paused for a slow reader (a relayed log) go on.
+    public var onWritten: (() -> Void)?
     public let peer: String
     /// Frames sent during this loop iteration, written together right before the loop polls:
     /// one `write` (and one wake-up of the peer) for all of them instead of one each.
@@ -61,6 +64,9 @@ public final class FramedConnection {
     }
 
     public var isOpen: Bool { !ended }
+
+    /// Bytes sent but not yet written to the socket (the peer has not read them).
+    public var queuedBytes: Int { ended ? 0 : tcp.stream.writeQueueSize + pending.count }
 
     /// The largest frame accepted from the peer from now on.
     public var maxFrame: Int {
@@ -163,7 +169,8 @@ public final class FramedConnection {
         let bytes = pending
         pending.removeAll(keepingCapacity: pending.count <= Self.coalesceLimit)
         tcp.stream.write(bytes) { [weak self] error in
-            if let error, let self, !self.ended { self.end(.error(error)) }
+            guard let self, !self.ended else { return }
+            if let error { self.end(.error(error)) } else { self.onWritten?() }
         }
     }
 
@@ -183,6 +190,7 @@ public final class FramedConnection {
         let callback = onEnd
         onEnd = nil
         onMessage = nil
+        onWritten = nil
         callback?(reason)
     }
 }

@@ -61,8 +61,10 @@ struct SubmitCommand: ParsableCommand {
     var priority: Int?
     @Option(help: "Submit every task of this JSONL file (one spec per line) in one request; no other task options.")
     var file: String?
-    @Flag(help: "Wait for the task(s) to end; exit 0 only if all succeeded.")
+    @Flag(help: "Wait for the task(s) to end. One task: print its stdout and stderr as it runs, then exit with its exit code (124 timed out or silence-killed, 125 cancelled/lost/health-failed, 127 spawn failed, 128+N on signal N). With --quiet or --json, or with --file: exit 0 only if all succeeded, else 1.")
     var wait = false
+    @Flag(help: "With --wait: print the task id instead of its output; exit 0 only if it succeeded, else 1.")
+    var quiet = false
     @Flag(help: "Print JSON (the task; with --file {\"ids\", \"existing\"}).")
     var json = false
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
@@ -84,6 +86,7 @@ struct SubmitCommand: ParsableCommand {
         if let first = command.first, first.hasPrefix("-"), first != "--" {
             throw ValidationError("unknown option '\(first)' (the command goes after --)")
         }
+        if quiet && !wait { throw ValidationError("--quiet goes with --wait") }
         if file != nil {
             if !argv.isEmpty { throw ValidationError("--file takes no command after --") }
             if hasTaskOptions { throw ValidationError("--file takes no task options (put them in the file's lines)") }
@@ -136,6 +139,7 @@ struct SubmitCommand: ParsableCommand {
         if let file { return try submitFile(file) }
         let spec: TaskSpec
         do { spec = try taskSpec() } catch { throw usageError(error.description) }
+        if wait && !quiet && !json { return try submitAndStream(spec) }
         let info: TaskInfo? = try runClient {
             let client = try client.client()
             let id = try client.submit(spec)
@@ -152,6 +156,32 @@ struct SubmitCommand: ParsableCommand {
             if !json { printError("task \(info.id) \(info.state.rawValue)\(info.reason.map { ": \($0)" } ?? "")") }
             throw ExitCode(1)
         }
+    }
+
+    /// `--wait` (not `--quiet`, not `--json`): like `srun`, the task's stdout and stderr as
+    /// it runs, then its exit status (`TaskOutcome`).
+    private func submitAndStream(_ spec: TaskSpec) throws {
+        let info: TaskInfo = try runClient {
+            let client = try client.client()
+            let id = try client.submit(spec)
+            var view = LogView(options: .init(splitStreams: true))
+            do {
+                _ = try client.logChunks(id, follow: true) { chunk in writePieces(view.feed(chunk)) }
+                writePieces(view.finish())
+            } catch ClientError.server(let code, let reason) {
+                // The output is not shown any more (e.g. the scheduler dropped a follower that
+                // fell behind); the outcome still counts. That connection may be closed.
+                writePieces(view.finish())
+                printError("output of task \(id) stopped (\(code.rawValue)): \(reason); waiting for it to end")
+                return try self.client.client().wait([id])[0]
+            }
+            return try client.wait([id])[0]
+        }
+        if let message = TaskOutcome.message(info) {
+            FileHandle.standardError.write(Data("swarm: \(message)\n".utf8))
+        }
+        let status = TaskOutcome.exitStatus(info)
+        if status != 0 { throw ExitCode(status) }
     }
 
     /// `--file`: every line in one `submitBatch`; nothing is submitted if any line is bad.

@@ -66,6 +66,9 @@ import Testing
         .statsReply(.init(requestId: 16, cluster: stats, workers: ["w1": stats, "w2": StatsBlock()],
                           scheduler: ProcessUsage(pid: 9, cpuUserMs: 1, cpuSystemMs: 2, maxRssKiB: 3, at: 4))),
         .logChunk(.init(requestId: 17, id: "a", data: tricky, done: true, state: .silenceKilled)),
+        .logChunk(.init(requestId: 20, id: "a", data: tricky, done: false, stream: "log", notice: tricky)),
+        .readLog(.init(readId: 1, id: "a", offset: 1 << 40, maxBytes: 1 << 20)),
+        .logData(.init(readId: 2, id: "a", offset: 0, nextOffset: 5, data: tricky, eof: true, problem: "gone")),
         .batchSubmitted(.init(requestId: 18, ids: ["a", "b"], existing: [])),
         .submit(.init(requestId: 19, task: fullSpec)),
         .taskFinished(.init(result: fullResult)),
@@ -75,7 +78,7 @@ import Testing
     ]
 
     @Test func samplesCoverEveryCase() {
-        #expect(Set(Self.samples.map(\.type)).count == 36)
+        #expect(Set(Self.samples.map(\.type)).count == 38)
     }
 
     @Test(arguments: samples)

@@ -1,0 +1,23 @@
+import SwarmProtocol
+
+extension WorkerAgent {
+    /// Past this many bytes waiting on the scheduler connection a log read is answered "busy":
+    /// reads never pile up behind each other (the scheduler keeps at most a few in flight).
+    static let maxQueuedForLogReads = 32 << 20
+
+    /// The scheduler relays a task's log file to a `swarm logs` client, one chunk per request.
+    func answerLogRead(_ request: Message.ReadLog) {
+        guard let connection else { return }
+        guard LogRead.readIdProblem(request.readId) == nil else {
+            logger.warning("ignoring readLog with readId \(request.readId) out of range")
+            return
+        }
+        if connection.queuedBytes > Self.maxQueuedForLogReads {
+            connection.send(.logData(.init(readId: request.readId, id: request.id, offset: request.offset,
+                                           nextOffset: request.offset, data: "", eof: true,
+                                           problem: "worker \(config.name) is busy sending (over \(Self.maxQueuedForLogReads) bytes queued)")))
+            return
+        }
+        connection.send(.logData(LogFileReader.answer(request, logsDir: logsDir)))
+    }
+}
