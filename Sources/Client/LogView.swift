@@ -4,7 +4,8 @@ import SwarmProtocol
 /// in, pieces of text for stdout or stderr out, in order.
 ///
 /// - Lines of the worker's log file (`stream` `log`): output lines as the task printed them,
-///   the worker's lifecycle lines only with `lifecycle`.
+///   the worker's lifecycle lines only with `lifecycle` (but that the log was truncated always,
+///   on stderr).
 /// - The scheduler's copy (`stream` nil): lines as kept there (stderr labelled `[stderr] `).
 /// - Live pieces (`stdout`/`stderr`): as they came.
 /// stderr output goes to stderr with `splitStreams`, else to stdout with each line labelled
@@ -107,6 +108,8 @@ public struct LogView {
         case .stdout: return (.stdout, text + end)
         case .stderr: return options.splitStreams ? (.stderr, text + end) : (.stdout, Self.stderrLabel + text + end)
         case .lifecycle:
+            // That the log itself is cut short is said even without `lifecycle`.
+            if !options.lifecycle && text.hasPrefix("log truncated") { return (.stderr, "swarm: \(text)\(end)") }
             guard options.lifecycle else { return nil }
             return (options.splitStreams ? .stderr : .stdout, "[swarm] \(parsed.timestamp) \(parsed.text)\(end)")
         }

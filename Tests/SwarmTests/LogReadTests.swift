@@ -235,6 +235,9 @@ import Testing
         #expect(Self.render(.init(lifecycle: true), chunks).out
             == "[swarm] 2026-11-18T11:06:40.123Z started pid 1: x\none\n[stderr] two\n[swarm] 2026-11-18T11:06:40.123Z result: failed\n")
         #expect(Self.render(.init(splitStreams: true), chunks) == ("one\n", "two\n"))
+        // A log cut at its size cap says so, lifecycle or not.
+        let truncated = Self.logLines([("stdout", "one"), ("swarm ", "log truncated: output beyond 9 bytes is not logged")])
+        #expect(Self.render(.init(), [Self.logChunk(truncated)]) == ("one\n", "swarm: log truncated: output beyond 9 bytes is not logged\n"))
     }
 
     @Test func tailKeepsTheLastLinesOfWhatWasStored() {
