@@ -51,14 +51,6 @@ import Glibc
         #expect(tail.status == 0)
         #expect(tail.stdout == Self.expectedLines((Self.lineCount - 4)...Self.lineCount).map { $0 + "\n" }.joined())
 
-        let lifecycle = try harness.run(["logs", "--scheduler", address, "--lifecycle", "big"])
-        let life = lifecycle.stdout.split(separator: "\n").filter { $0.hasPrefix("[swarm] ") }
-        #expect(life.first?.contains("started pid") == true, "\(life)")
-        #expect(life.last?.hasSuffix("result: succeeded") == true, "\(life)")
-        #expect(lifecycle.stdout.split(separator: "\n").count == Self.lineCount + life.count)
-        let lifeTail = try harness.run(["logs", "--scheduler", address, "--lifecycle", "--tail", "1", "big"])
-        #expect(lifeTail.stdout.hasPrefix("[swarm] ") && lifeTail.stdout.hasSuffix("result: succeeded\n"))
-
         for bad in ["0", "-1", "1000001", "99999999999999999999", "five"] {
             let r = try harness.run(["logs", "--scheduler", address, "--tail", bad, "big"])
             #expect(r.status == 64, "--tail \(bad)")
@@ -76,6 +68,16 @@ import Glibc
             usleep(50_000)
         }
         #expect(mixed == "a\n[stderr] b\nc\n")
+        // --lifecycle: the worker's lines about the run too, in their place.
+        let ended = try harness.run(["submit", "--scheduler", address, "--wait", "--quiet", "--id", "short", "--", "sh", "-c", "echo x; exit 4"])
+        #expect(ended.status == 1)
+        let lifecycle = try harness.run(["logs", "--scheduler", address, "--lifecycle", "short"])
+        let lifeLines = lifecycle.stdout.split(separator: "\n")
+        #expect(lifeLines.first?.hasPrefix("[swarm] ") == true && lifeLines.first?.contains("started pid") == true, "\(lifeLines)")
+        #expect(lifeLines.contains("x"))
+        #expect(lifeLines.last?.hasPrefix("[swarm] ") == true && lifeLines.last?.hasSuffix("result: failed (exited with code 4)") == true, "\(lifeLines)")
+        let lifeTail = try harness.run(["logs", "--scheduler", address, "--lifecycle", "--tail", "1", "short"])
+        #expect(lifeTail.stdout.hasPrefix("[swarm] ") && lifeTail.stdout.hasSuffix("result: failed (exited with code 4)\n"), "\(lifeTail.stdout)")
     }
 
     @Test func aStoppedWorkersLogIsTheSchedulersCopyWithANotice() throws {
