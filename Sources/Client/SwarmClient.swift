@@ -296,7 +296,7 @@ public final class SwarmClient {
 
     /// Runs the loop until `done()` or a failure or the timeout.
     private func runUntil(timeoutSeconds: Double?, what: String, _ done: () -> Bool) throws(ClientError) {
-        let deadline = timeoutSeconds.map { monotonicMs() + Int64(min(max($0, 0), 1e9) * 1000) }
+        let deadline = timeoutSeconds.map { monotonicMs() + Bounds.int64(min(max($0, 0), 1e9) * 1000) }
         var timedOut = false
         var timer: UVTimer?
         if let deadline {

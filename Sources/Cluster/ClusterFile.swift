@@ -62,7 +62,10 @@ public struct ClusterFile: Sendable, Equatable {
         var file = ClusterFile()
         if let t = root["timeouts"] { file.timeouts = try timeouts(t, at: "\(name): timeouts") }
         if let n = try number(root, "contextInlineMax", name) {
-            guard n >= 0, n == n.rounded() else { throw ConfigError("\(name): contextInlineMax must be a whole number >= 0") }
+            // Bounded above too: Int(n) traps past Int.max.
+            guard n >= 0, n <= 1_000_000_000, n == n.rounded() else {
+                throw ConfigError("\(name): contextInlineMax must be a whole number from 0 to 1000000000")
+            }
             file.contextInlineMax = Int(n)
         }
         file.allowCommands = try bool(root, "allowCommands", name)
@@ -85,8 +88,8 @@ public struct ClusterFile: Sendable, Equatable {
                 guard let limits = limits as? [String: Any] else { throw ConfigError("\(at).modelLimits must map model names to numbers") }
                 var parsed: [String: Int] = [:]
                 for (model, _) in limits {
-                    guard let n = try number(limits, model, "\(at).modelLimits"), n >= 0, n == n.rounded() else {
-                        throw ConfigError("\(at).modelLimits.\(model) must be a whole number >= 0")
+                    guard let n = try number(limits, model, "\(at).modelLimits"), n >= 0, n <= 1_000_000_000, n == n.rounded() else {
+                        throw ConfigError("\(at).modelLimits.\(model) must be a whole number from 0 to 1000000000")
                     }
                     parsed[model] = Int(n)
                 }
@@ -199,7 +202,7 @@ public struct ClusterFile: Sendable, Equatable {
         o.silenceKill = try seconds("silenceKill")
         o.killGrace = try seconds("killGrace")
         if let n = try number(t, "minBursts", at) {
-            guard n >= 0, n == n.rounded() else { throw ConfigError("\(at).minBursts must be a whole number >= 0") }
+            guard n >= 0, n <= 1_000_000, n == n.rounded() else { throw ConfigError("\(at).minBursts must be a whole number from 0 to 1000000") }
             o.minBursts = Int(n)
         }
         return o

@@ -60,7 +60,7 @@ public struct TimeoutPolicy: Sendable, Equatable {
 
     /// This policy with `layer` applied on top.
     public func applying(_ layer: Overrides) -> TimeoutPolicy {
-        func ms(_ s: Double?) -> Int64? { s.map { Int64(($0 * 1000).rounded()) } }
+        func ms(_ s: Double?) -> Int64? { s.map { Bounds.int64($0 * 1000) } }
         var p = self
         p.simpleMs = ms(layer.simple) ?? p.simpleMs
         p.moderateMs = ms(layer.moderate) ?? p.moderateMs

@@ -15,7 +15,8 @@ extension WorkerAgent {
             if runner.attempt != task.attempt { reject("attempt \(runner.attempt) of this task is still ending here") }
             return
         }
-        if let problem = TaskID.problem(with: task.id) { return reject(problem) }
+        // Ids become file names and numbers feed timers: checked here too (`TaskAssignment.problem`).
+        if let problem = task.problem() { return reject(problem) }
         guard !stopping else { return reject("worker is shutting down") }
         guard busySlots < config.slots else {
             return reject("all \(config.slots) slots are busy (\(probes.count) with health probes)")

@@ -233,14 +233,15 @@ public final class WorkerAgent {
         }
         switch message {
         case .registered(let registered) where self.registered:
-            // The cluster grew: a new heartbeat interval, nothing else changes.
-            let period = UInt64(max(10, registered.heartbeatMs))
+            // The cluster grew: a new heartbeat interval, nothing else changes. (Intervals are
+            // kept to 10 ms - 1 h: a peer's number must not stop or flood the heartbeats.)
+            let period = UInt64(min(max(10, registered.heartbeatMs), 3_600_000))
             heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
         case .registered(let registered):
             self.registered = true
             backoffMs = config.reconnectMinMs
             logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
-            let period = UInt64(max(10, registered.heartbeatMs))
+            let period = UInt64(min(max(10, registered.heartbeatMs), 3_600_000))
             heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
             resendStarts()
             // Probes may have ended between the register and now: the scheduler gets the latest.

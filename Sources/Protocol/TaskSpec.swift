@@ -126,8 +126,9 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             return "\(name) must be more than 0 seconds"
         }
         if let timeout, let maxTimeout, timeout > maxTimeout { return "timeout (\(timeout) s) is over maxTimeout (\(maxTimeout) s)" }
-        if let minBursts, minBursts < 0 || minBursts > 1_000_000 { return "minBursts must be 0 to 1000000" }
-        if let priority, abs(priority) > 1_000_000_000 { return "priority must be within +-1000000000" }
+        if let minBursts, minBursts < 0 || minBursts > 1_000_000 { return "minBursts must be 0 to 1000000, got \(minBursts)" }
+        // A range check, not abs(): abs(Int.min) overflows.
+        if let priority, !Bounds.priority.contains(priority) { return "priority must be within +-1000000000, got \(priority)" }
         for (key, value) in (constraints ?? [:]).sorted(by: { $0.key < $1.key }) where key.isEmpty || key.contains("=") {
             return "invalid constraint \(TaskID.quoted(key + "=" + value))"
         }

@@ -317,7 +317,8 @@ public struct ClusterState: Sendable {
     }
 
     public mutating func taskStarted(node name: String, run: RunRef, startedAt: Int64) {
-        guard nodes[name]?.assigned[run.id] == run.attempt, tasks[run.id]?.info.attempts == run.attempt else { return }
+        guard Bounds.timestampMs.contains(startedAt), nodes[name]?.assigned[run.id] == run.attempt,
+              tasks[run.id]?.info.attempts == run.attempt else { return }
         tasks[run.id]?.info.startedAt = startedAt
     }
 
@@ -325,6 +326,8 @@ public struct ClusterState: Sendable {
     /// resending); it counts only for the task's current run on that worker. A run ended as
     /// `lost` (its worker shut down under it) goes back to the queue.
     public mutating func taskFinished(node name: String, result: TaskResult, nowMs: Int64) -> [SchedulerDirective] {
+        // A number out of range ends the run as failed, saying why (`TaskResult.problem`).
+        let result = result.withValidNumbers(nowMs: nowMs)
         var directives: [SchedulerDirective] = [.ackResult(node: name, run: RunRef(id: result.id, attempt: result.attempt))]
         guard var node = nodes[name] else { return directives }
         if node.dying[result.id] == result.attempt || node.stale[result.id] == result.attempt {
@@ -420,7 +423,8 @@ public struct ClusterState: Sendable {
 
     /// A worker reported its runtimes' health and the slots its probes hold.
     public mutating func setHealth(node name: String, runtimes: [RuntimeStatus], allowsCommands: Bool? = nil, probing: Int? = nil) {
-        guard var node = nodes[name] else { return }
+        // Figures out of range are refused at the edge; a report with them never gets in.
+        guard var node = nodes[name], RuntimeStatus.problem(of: runtimes) == nil else { return }
         node.runtimeStatus = runtimes
         if let probing { node.probing = max(0, min(probing, node.slots)) }
         nodes[name] = node

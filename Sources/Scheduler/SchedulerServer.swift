@@ -229,6 +229,7 @@ public final class SchedulerServer {
     private func receivedFromWorker(_ message: Message, session: PeerSession, name: String) {
         let nowMs = now()
         if session.nodeName != nil { state.seen(node: name, nowMs: nowMs) }
+        if let problem = message.workerProblem(), refusedFromWorker(message, problem, session: session, name: name) { return }
         switch message {
         case .register(let register):
             do {
@@ -289,6 +290,24 @@ public final class SchedulerServer {
             return
         }
         scheduleSoon()
+    }
+
+    /// A worker's message with a number out of range (`Message.workerProblem`). A bad
+    /// `register` is refused (the connection closes); a bad result still ends its run (the
+    /// state's `taskFinished` records it as failed, so no task hangs); any other report is
+    /// dropped with an error frame. Returns whether the message was dropped.
+    private func refusedFromWorker(_ message: Message, _ problem: String, session: PeerSession, name: String) -> Bool {
+        logger.warning("worker \(name) sent '\(message.type)' with a number out of range: \(problem)")
+        switch message {
+        case .register:
+            session.connection.refuse(.badMessage, "register: \(problem)")
+            return true
+        case .taskFinished:
+            return false
+        default:
+            deliver(session.connection, .error(.init(code: .badMessage, reason: "\(message.type) ignored: \(problem)")))
+            return true
+        }
     }
 
     // MARK: Clients

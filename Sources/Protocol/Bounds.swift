@@ -1,0 +1,204 @@
+/// The ranges every number a peer sends must be in. A number outside its range is refused
+/// where it arrives (`problem()` of the message), so the code behind the edge can add,
+/// subtract and multiply these values without overflowing. Each range is far beyond anything
+/// real and far inside `Int64`.
+public enum Bounds {
+    /// Unix milliseconds: 1970-01-01 to 9999-12-31 (a worker's clock may be wrong, but not
+    /// by more than that).
+    public static let timestampMs: ClosedRange<Int64> = 0...253_402_300_799_999
+    /// Unix microseconds, the same span.
+    public static let timestampUs: ClosedRange<Int64> = 0...253_402_300_799_999_999
+    /// A duration or latency in milliseconds: up to 1,000 years.
+    public static let durationMs: ClosedRange<Int64> = 0...31_536_000_000_000
+    /// A sum of durations (e.g. a runtime's total probe latency): up to 2^53 ms.
+    public static let totalMs: ClosedRange<Int64> = 0...(1 << 53)
+    /// A count of events (probes, extensions, warnings, bursts): up to 2^40.
+    public static let count: ClosedRange<Int> = 0...(1 << 40)
+    /// A count of bytes: up to 2^50 (a petabyte).
+    public static let bytes: ClosedRange<Int> = 0...(1 << 50)
+    /// A run's attempt number (1 for the first run; 0 in a few placeholders).
+    public static let attempt: ClosedRange<Int> = 0...1_000_000
+    /// Slots of a worker (and slots its probes hold, free slots).
+    public static let slots: ClosedRange<Int> = 0...100_000
+    /// A process id (`pid_t`).
+    public static let pid: ClosedRange<Int> = 0...Int(Int32.max)
+    /// An exit status as `waitpid` reports it, and a signal number.
+    public static let exitCode: ClosedRange<Int> = Int(Int32.min)...Int(Int32.max)
+    public static let signal: ClosedRange<Int> = 0...255
+    /// A task's priority.
+    public static let priority: ClosedRange<Int> = -1_000_000_000...1_000_000_000
+    /// Runs a worker may list as running or finished in one message.
+    public static let runs = 1_000_000
+    /// Runtimes a worker may report.
+    public static let runtimes = 10_000
+
+    /// Nil when `value` is in `range`, else a sentence naming `field`.
+    @inlinable
+    public static func check<T: Comparable>(_ field: String, _ value: T?, _ range: ClosedRange<T>) -> String? {
+        guard let value, !range.contains(value) else { return nil }
+        return "\(field) must be \(range.lowerBound) to \(range.upperBound), got \(value)"
+    }
+
+    /// The first problem of a list of checks (nil when all pass).
+    @inlinable
+    public static func first(_ checks: String?...) -> String? {
+        for check in checks { if let check { return check } }
+        return nil
+    }
+
+    /// `value` rounded to the nearest Int64, stuck at Int64's bounds, and 0 for NaN:
+    /// `Int64(double)` traps on all three.
+    public static func int64(_ value: Double) -> Int64 {
+        guard !value.isNaN else { return 0 }
+        // 2^63 is the first double past Int64.max.
+        if value >= 9_223_372_036_854_775_808.0 { return .max }
+        if value <= -9_223_372_036_854_775_808.0 { return .min }
+        return Int64(value.rounded())
+    }
+
+    /// The first problem among `runs`' attempt numbers, and their count.
+    public static func runs(_ field: String, _ runs: [RunRef]) -> String? {
+        if runs.count > Self.runs { return "\(field) lists \(runs.count) runs; at most \(Self.runs)" }
+        for run in runs { if let p = check("\(field) attempt", run.attempt, attempt) { return p } }
+        return nil
+    }
+}
+
+extension RuntimeStatus {
+    /// Nil when every number is in range (`Bounds`), else the first that is not.
+    public func problem() -> String? {
+        Bounds.first(
+            Bounds.check("runtime \(name) checkedAt", checkedAt, Bounds.timestampMs),
+            Bounds.check("runtime \(name) latencyMs", latencyMs, Bounds.durationMs),
+            Bounds.check("runtime \(name) passed", passed, Bounds.count),
+            Bounds.check("runtime \(name) failed", failed, Bounds.count),
+            Bounds.check("runtime \(name) totalLatencyMs", totalLatencyMs, Bounds.totalMs))
+    }
+
+    /// The first problem of a list of runtimes.
+    public static func problem(of runtimes: [RuntimeStatus]?) -> String? {
+        guard let runtimes else { return nil }
+        if runtimes.count > Bounds.runtimes { return "\(runtimes.count) runtimes; at most \(Bounds.runtimes)" }
+        for status in runtimes { if let p = status.problem() { return p } }
+        return nil
+    }
+}
+
+extension ProcessUsage {
+    /// Nil when every number is in range (`Bounds`), else the first that is not.
+    public func problem() -> String? {
+        Bounds.first(
+            Bounds.check("usage pid", pid, Bounds.pid),
+            Bounds.check("usage cpuUserMs", cpuUserMs, Bounds.durationMs),
+            Bounds.check("usage cpuSystemMs", cpuSystemMs, Bounds.durationMs),
+            Bounds.check("usage maxRssKiB", maxRssKiB, 0...(1 << 50)),
+            Bounds.check("usage at", at, Bounds.timestampMs))
+    }
+}
+
+extension RunMetrics {
+    /// Nil when every number is in range (`Bounds`), else the first that is not.
+    public func problem() -> String? {
+        Bounds.first(
+            Bounds.check("complexityScore", complexityScore, 0...1_000_000),
+            Bounds.check("initialTimeoutMs", initialTimeoutMs, Bounds.durationMs),
+            Bounds.check("finalTimeoutMs", finalTimeoutMs, Bounds.durationMs),
+            Bounds.check("extensions", extensions, Bounds.count),
+            Bounds.check("silenceWarnings", silenceWarnings, Bounds.count),
+            Bounds.check("outputBytes", outputBytes, Bounds.bytes),
+            Bounds.check("outputBursts", outputBursts, Bounds.count),
+            Bounds.check("timeToFirstOutputMs", timeToFirstOutputMs, Bounds.durationMs),
+            Bounds.check("firstOutputAt", firstOutputAt, Bounds.timestampMs),
+            Bounds.check("startedAtUs", startedAtUs, Bounds.timestampUs),
+            Bounds.check("firstOutputAtUs", firstOutputAtUs, Bounds.timestampUs),
+            Bounds.check("exitedAtUs", exitedAtUs, Bounds.timestampUs))
+    }
+}
+
+extension TaskResult {
+    /// Nil when every number is in range (`Bounds`), else the first that is not. Times need
+    /// not be in order (a worker's clock may step), only in range.
+    public func problem() -> String? {
+        Bounds.first(
+            Bounds.check("attempt", attempt, Bounds.attempt),
+            Bounds.check("exitCode", exitCode, Bounds.exitCode),
+            Bounds.check("signal", signal, Bounds.signal),
+            Bounds.check("pid", pid, Bounds.pid),
+            Bounds.check("submittedAt", submittedAt, Bounds.timestampMs),
+            Bounds.check("placedAt", placedAt, Bounds.timestampMs),
+            Bounds.check("startedAt", startedAt, Bounds.timestampMs),
+            Bounds.check("finishedAt", finishedAt, Bounds.timestampMs),
+            metrics.problem())
+    }
+}
+
+extension TaskResult {
+    /// This result, or when a number is out of range (`problem()`), the same run ended
+    /// `failed` at `nowMs` with the reason, its numbers dropped: nothing out of range gets
+    /// into the scheduler's state or statistics, and the task does not hang.
+    public func withValidNumbers(nowMs: Int64) -> TaskResult {
+        guard let problem = problem() else { return self }
+        var clean = TaskResult(id: id, state: .failed, exitCode: nil, signal: nil,
+                               reason: "the worker sent an invalid result (\(problem))", output: output, pid: nil,
+                               attempt: attempt, startedAt: nil, finishedAt: nowMs)
+        clean.metrics.node = metrics.node
+        clean.metrics.runtime = metrics.runtime
+        clean.metrics.model = metrics.model
+        clean.metrics.workDir = metrics.workDir
+        clean.metrics.logFile = metrics.logFile
+        return clean
+    }
+}
+
+extension TaskAssignment {
+    /// Nil when the assignment can be run as far as its numbers and spec go, else the reason
+    /// (a worker checks what the scheduler sends too).
+    public func problem() -> String? {
+        Bounds.first(
+            TaskID.problem(with: id),
+            Bounds.check("attempt", attempt, Bounds.attempt),
+            Bounds.check("submittedAt", submittedAt, Bounds.timestampMs),
+            Bounds.check("placedAt", placedAt, Bounds.timestampMs),
+            spec.problem())
+    }
+}
+
+extension Message {
+    /// Nil when the numbers of a message a worker sends are in range (`Bounds`), else the
+    /// first that is not. Messages of other senders have no problem here (submits are
+    /// checked by `TaskSpec.problem()` where they are accepted). Pure; the receiver decides
+    /// what a bad message costs (refused registration, dropped report, failed run).
+    public func workerProblem() -> String? {
+        switch self {
+        case .register(let r):
+            return Bounds.first(
+                Bounds.check("slots", r.slots, Bounds.slots),
+                Bounds.check("probing", r.probing, Bounds.slots),
+                Bounds.runs("running", r.running),
+                Bounds.runs("finished", r.finished),
+                RuntimeStatus.problem(of: r.runtimes))
+        case .heartbeat(let h):
+            return Bounds.first(
+                Bounds.check("freeSlots", h.freeSlots, Bounds.slots),
+                Bounds.runs("running", h.running),
+                h.usage?.problem())
+        case .taskStarted(let s):
+            return Bounds.first(
+                Bounds.check("attempt", s.attempt, Bounds.attempt),
+                Bounds.check("pid", s.pid, Bounds.pid),
+                Bounds.check("startedAt", s.startedAt, Bounds.timestampMs))
+        case .taskFinished(let f):
+            return f.result.problem()
+        case .health(let h):
+            return Bounds.first(Bounds.check("probing", h.probing, Bounds.slots), RuntimeStatus.problem(of: h.runtimes))
+        case .taskEvent(let e):
+            return Bounds.first(Bounds.check("attempt", e.attempt, Bounds.attempt), Bounds.check("at", e.at, Bounds.timestampMs))
+        case .taskOutput(let o):
+            return Bounds.first(Bounds.check("attempt", o.attempt, Bounds.attempt), Bounds.check("at", o.at, Bounds.timestampMs))
+        case .reject(let r):
+            return Bounds.check("attempt", r.attempt, Bounds.attempt)
+        default:
+            return nil
+        }
+    }
+}
