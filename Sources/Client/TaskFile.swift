@@ -101,6 +101,15 @@ public enum TaskFile {
         return o
     }
 
+    /// A number's value when it is a whole number in Int's range: exact for integer literals
+    /// (`9007199254740993`), and `2.0` or `1e3` read through their double (within 2^53).
+    static func whole(_ n: JSONNumber) -> Int? {
+        if let exact = n.int64 { return Int(exactly: exact) }
+        let d = n.double
+        guard d.rounded() == d, d.magnitude <= 9_007_199_254_740_992 else { return nil }
+        return Int(d)
+    }
+
     static func kind(of value: JSONValue) -> String {
         switch value {
         case .null: "null"
@@ -174,21 +183,22 @@ public enum TaskFile {
         func number(_ key: String) throws(TaskOptionsError) -> Double? {
             guard let v = value(key) else { return nil }
             guard case .number(let n) = v else { throw wrongType(key, "a number of seconds", v) }
-            return n
+            // Past Double's range (1e400) reads as infinite, which the spec's check refuses.
+            return n.double
         }
 
         func integer(_ key: String) throws(TaskOptionsError) -> Int? {
             guard let v = value(key) else { return nil }
             guard case .number(let n) = v else { throw wrongType(key, "a whole number", v) }
-            guard n.rounded() == n, abs(n) <= 1e15 else { throw TaskOptionsError("'\(key)' must be a whole number, got \(n)") }
-            return Int(n)
+            guard let whole = TaskFile.whole(n) else { throw TaskOptionsError("'\(key)' must be a whole number, got \(n)") }
+            return whole
         }
 
         func complexity(_ key: String) throws(TaskOptionsError) -> String? {
             guard let v = value(key) else { return nil }
             switch v {
             case .string(let s): return s
-            case .number(let n) where n.rounded() == n && abs(n) <= 1e15: return String(Int(n))
+            case .number(let n) where TaskFile.whole(n) != nil: return String(TaskFile.whole(n)!)
             default: throw wrongType(key, "simple, moderate, complex or a whole number", v)
             }
         }

@@ -1,7 +1,8 @@
 /// A strict, fast JSON reader for `Decodable` values: parses the bytes into a small tree and
 /// decodes from it. It throws on anything it is not sure Foundation's `JSONDecoder` would
-/// read the same way (numbers with fractions or exponents as integers, invalid UTF-8, lone
-/// surrogates, nesting past 512, trailing bytes), without a useful message: callers that
+/// read the same way (numbers with fractions or exponents as integers, numbers past Double's
+/// range where a double is wanted, invalid UTF-8, lone surrogates, nesting past 512, trailing
+/// bytes), without a useful message: callers that
 /// report errors decode again with Foundation on failure, for its exact errors.
 public struct FastJSONDecoder: Sendable {
     public init() {}
@@ -21,12 +22,13 @@ struct FastJSONError: Error {
     let offset: Int
 }
 
-/// A parsed JSON value. Integer literals are kept apart from other numbers.
+/// A parsed JSON value. Integer literals that fit an Int64 are kept as integers; every other
+/// number as its literal text (validated), read as a double only when a field asks for one.
 enum JSONNode {
     case null
     case bool(Bool)
     case int(Int64)
-    case double(Double)
+    case number(String)
     case string(String)
     case array([JSONNode])
     case object(keys: [String], values: [JSONNode])
@@ -229,7 +231,7 @@ struct JSONParser {
         }
         let text = UnsafeBufferPointer(rebasing: bytes[start..<i])
         if integral, intDigits <= 19 {
-            // Accumulated negative, so Int64.min fits; an overflow is kept as a double.
+            // Accumulated negative, so Int64.min fits; an overflow is kept as text.
             var value: Int64 = 0
             var overflow = false
             for k in intStart..<i where !overflow {
@@ -239,12 +241,12 @@ struct JSONParser {
                 overflow = o1 || o2
             }
             if !overflow {
-                if intStart > start { return .int(value) }
-                if value != .min { return .int(-value) }
+                // `-0` keeps its text (an integer 0 would lose the sign).
+                if intStart > start { if value != 0 { return .int(value) } } else if value != .min { return .int(-value) }
             }
         }
-        guard let value = Double(String(decoding: text, as: UTF8.self)), value.isFinite else { throw fail() }
-        // Longer integer literals are kept as doubles: decoding one as an integer fails over.
-        return .double(value)
+        // Kept as text: a `JSONValue` keeps it exactly; a field wanting a double reads it then
+        // (and refuses one past Double's range); one wanting an integer fails over.
+        return .number(String(decoding: text, as: UTF8.self))
     }
 }

@@ -32,7 +32,9 @@ struct JSONNodeDecoder: Decoder {
     static func double(_ node: JSONNode) throws -> Double {
         switch node {
         case .int(let n): return Double(n)
-        case .double(let d): return d
+        case .number(let text):
+            guard let d = Double(text), d.isFinite else { throw mismatch }
+            return d
         default: throw mismatch
         }
     }

@@ -127,7 +127,7 @@ public final class TaskStore {
             while try rows.step() {
                 let id = rows.string(0) ?? "?"
                 guard let sequence = rows.int64(1), sequence > 0,
-                      let spec = try? decoder.decode(TaskSpec.self, from: Data((rows.string(2) ?? "").utf8)),
+                      let spec = Self.decodeSpec(rows.string(2) ?? "", fallback: decoder),
                       let info = try? decoder.decode(TaskInfo.self, from: Data((rows.string(3) ?? "").utf8)),
                       info.id == id else {
                     throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' cannot be read back")
@@ -168,13 +168,27 @@ public final class TaskStore {
         String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
+    /// A spec's row text, by `FastJSONEncoder`: a context's numbers keep their literal text
+    /// (Foundation's encoder would round them through Double, and fail on `1e400`).
+    static func specJSON(_ spec: TaskSpec) -> String {
+        // Durations are finite (checked at submit) and context numbers are text: cannot fail.
+        String(decoding: try! FastJSONEncoder().encode(spec), as: UTF8.self)
+    }
+
+    /// A spec read back exactly by `FastJSONDecoder`; rows it refuses, by Foundation.
+    static func decodeSpec(_ text: String, fallback: JSONDecoder) -> TaskSpec? {
+        let bytes = Array(text.utf8)
+        if let spec = try? FastJSONDecoder().decode(TaskSpec.self, from: bytes) { return spec }
+        return try? fallback.decode(TaskSpec.self, from: Data(bytes))
+    }
+
     private func write(_ task: TaskSnapshot) throws(SQLiteError) {
         let info = task.info
         let common: [SQLiteValue] = [.text(info.id), .text(info.state.rawValue), .string(info.node),
                                      .int(info.attempts), .int64(info.finishedAt), .text(json(info))]
         try updateTask.run(common)
         if database.changes == 0 {
-            try insertTask.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(json(task.spec))])
+            try insertTask.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(Self.specJSON(task.spec))])
         }
     }
 
