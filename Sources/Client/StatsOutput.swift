@@ -14,6 +14,16 @@ public struct StatsSnapshot: Codable, Sendable, Equatable {
         workers = reply.workers
         scheduler = reply.scheduler
     }
+
+    enum CodingKeys: String, CodingKey { case cluster, workers, scheduler }
+
+    /// Every key, `null` when unknown.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(cluster, forKey: .cluster)
+        try c.encode(workers, forKey: .workers)
+        try c.encode(scheduler, forKey: .scheduler)
+    }
 }
 
 extension Output {

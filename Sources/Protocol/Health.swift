@@ -29,6 +29,21 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         self.failed = failed
         self.totalLatencyMs = totalLatencyMs
     }
+
+    enum CodingKeys: String, CodingKey { case name, healthy, checkedAt, latencyMs, detail, passed, failed, totalLatencyMs }
+
+    /// Every key, `null` when unknown (`nodes --json` shows the same keys for every runtime).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(healthy, forKey: .healthy)
+        try c.encode(checkedAt, forKey: .checkedAt)
+        try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(detail, forKey: .detail)
+        try c.encode(passed, forKey: .passed)
+        try c.encode(failed, forKey: .failed)
+        try c.encode(totalLatencyMs, forKey: .totalLatencyMs)
+    }
 }
 
 /// Counters of finished and running tasks, for `swarm stats`.
@@ -65,6 +80,18 @@ public struct HealthStats: Codable, Sendable, Equatable {
         self.lastLatencyMs = lastLatencyMs
         self.meanLatencyMs = meanLatencyMs
     }
+
+    enum CodingKeys: String, CodingKey { case healthy, passed, failed, lastLatencyMs, meanLatencyMs }
+
+    /// Every key, `null` when unknown.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(healthy, forKey: .healthy)
+        try c.encode(passed, forKey: .passed)
+        try c.encode(failed, forKey: .failed)
+        try c.encode(lastLatencyMs, forKey: .lastLatencyMs)
+        try c.encode(meanLatencyMs, forKey: .meanLatencyMs)
+    }
 }
 
 /// Statistics of one worker, or of the whole cluster.
@@ -78,6 +105,17 @@ public struct StatsBlock: Codable, Sendable, Equatable {
     public var process: ProcessUsage?
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey { case totals, byModel, health, process }
+
+    /// Every key, `null` when unknown.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(totals, forKey: .totals)
+        try c.encode(byModel, forKey: .byModel)
+        try c.encode(health, forKey: .health)
+        try c.encode(process, forKey: .process)
+    }
 }
 
 /// CPU time and peak memory of one swarm process (scheduler or worker; not its tasks), from

@@ -97,4 +97,25 @@ public struct NodeInfo: Codable, Sendable, Equatable {
         self.lastSeenMsAgo = lastSeenMsAgo
         self.completed = completed
     }
+
+    enum CodingKeys: String, CodingKey {
+        case name, slots, freeSlots, running, state, labels, address, connected, lastSeenMsAgo, completed, runtimes, allowsCommands
+    }
+
+    /// Every key, `null` when unknown.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(slots, forKey: .slots)
+        try c.encode(freeSlots, forKey: .freeSlots)
+        try c.encode(running, forKey: .running)
+        try c.encode(state, forKey: .state)
+        try c.encode(labels, forKey: .labels)
+        try c.encode(address, forKey: .address)
+        try c.encode(connected, forKey: .connected)
+        try c.encode(lastSeenMsAgo, forKey: .lastSeenMsAgo)
+        try c.encode(completed, forKey: .completed)
+        try c.encode(runtimes, forKey: .runtimes)
+        try c.encode(allowsCommands, forKey: .allowsCommands)
+    }
 }

@@ -217,6 +217,7 @@ private struct BatchJSON: Encodable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(ids, forKey: .ids)
         try c.encode(existing, forKey: .existing)
-        try c.encodeIfPresent(tasks, forKey: .tasks)
+        // Without --wait there are no tasks to show: null, not a missing key.
+        try c.encode(tasks, forKey: .tasks)
     }
 }

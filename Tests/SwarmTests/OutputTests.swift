@@ -90,7 +90,9 @@ import SwarmProtocol
     @Test func statsJSONIsThePayloadWithoutRequestId() throws {
         let json = Output.json(StatsSnapshot(.init(requestId: 9, cluster: StatsBlock(), workers: ["w1": StatsBlock()])))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect(Set(object.keys) == ["cluster", "workers"])
+        // Absent is null, never a missing key: `scheduler` is there without figures too.
+        #expect(Set(object.keys) == ["cluster", "workers", "scheduler"])
+        #expect(object["scheduler"] is NSNull)
     }
 
     @Test func batchAndCancelLines() {
