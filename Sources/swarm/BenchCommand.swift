@@ -76,7 +76,7 @@ struct BenchCommand: ParsableCommand {
         for (name, value) in [("--parallel-sleep", parallelSleep), ("--wide-sleep", wideSleep), ("--scale-sleep", scaleSleep)] {
             guard value > 0, value <= 3600 else { throw ValidationError("\(name) must be more than 0 and at most 3600 seconds") }
         }
-        guard !parsedSteps.isEmpty else { throw ValidationError("--scale-steps wants positive numbers separated by commas, got '\(scaleSteps)'") }
+        guard !parsedSteps.isEmpty else { throw ValidationError("--scale-steps wants numbers from 1 to 1000000 separated by commas, got '\(scaleSteps)'") }
         do { _ = try DurationDistribution(parsing: agentDuration) } catch {
             throw ValidationError("--agent-duration: \(error)")
         }
@@ -85,7 +85,7 @@ struct BenchCommand: ParsableCommand {
 
     private var parsedSteps: [Int] {
         let parts = scaleSteps.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return [] }
+        guard parts.allSatisfy({ (1...1_000_000).contains($0 ?? 0) }) else { return [] }
         return parts.compactMap { $0 }.sorted()
     }
 
