@@ -172,6 +172,32 @@ import Testing
         for message in bad { #expect(message.workerProblem() != nil, "\(message)") }
     }
 
+    @Test func eachRangeHoldsItsEdgesAndRefusesOnePast() {
+        func result(_ tweak: (inout TaskResult) -> Void) -> TaskResult {
+            var r = TaskResult(id: "t", state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "",
+                               pid: 0, attempt: 0, startedAt: 0, finishedAt: 0)
+            tweak(&r)
+            return r
+        }
+        #expect(result { _ in }.problem() == nil)
+        let lastMs = Bounds.timestampMs.upperBound, lastUs = Bounds.timestampUs.upperBound
+        #expect(result { $0.finishedAt = lastMs; $0.metrics.exitedAtUs = lastUs }.problem() == nil)
+        #expect(result { $0.finishedAt = lastMs + 1 }.problem() != nil)
+        #expect(result { $0.metrics.exitedAtUs = lastUs + 1 }.problem() != nil)
+        #expect(result { $0.metrics.extensions = 1 << 40; $0.metrics.outputBytes = 1 << 50 }.problem() == nil)
+        #expect(result { $0.metrics.extensions = (1 << 40) + 1 }.problem() != nil)
+        #expect(result { $0.metrics.outputBytes = (1 << 50) + 1 }.problem() != nil)
+        #expect(result { $0.attempt = 1_000_000; $0.signal = 255 }.problem() == nil)
+        #expect(result { $0.attempt = 1_000_001 }.problem() != nil)
+        #expect(result { $0.signal = 256 }.problem() != nil)
+        #expect(result { $0.metrics.finalTimeoutMs = Bounds.durationMs.upperBound }.problem() == nil)
+        #expect(result { $0.metrics.finalTimeoutMs = Bounds.durationMs.upperBound + 1 }.problem() != nil)
+        #expect(Message.register(.init(slots: 100_000, labels: [:], running: [], finished: [])).workerProblem() == nil)
+        #expect(Message.register(.init(slots: 100_001, labels: [:], running: [], finished: [])).workerProblem() != nil)
+        let many = Array(repeating: RunRef(id: "t", attempt: 1), count: Bounds.runs + 1)
+        #expect(Message.heartbeat(.init(freeSlots: 0, running: many)).workerProblem() != nil)
+    }
+
     @Test func workersCheckTheAssignmentsTheySee() {
         var spec = TaskSpec(command: ["true"])
         #expect(TaskAssignment(id: "t", attempt: 1, spec: spec, submittedAt: 1, placedAt: 2).problem() == nil)
