@@ -65,7 +65,7 @@ public final class TaskStore {
         guard lockFD >= 0 else {
             throw .cannotCreateDirectory(path: directory, reason: String(cString: strerror(errno)))
         }
-        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+        guard Self.lock(lockFD) else {
             Glibc.close(lockFD)
             throw .inUse(path: directory)
         }
@@ -108,6 +108,18 @@ public final class TaskStore {
     }
 
     deinit { close() }
+
+    /// Takes the directory's lock, trying for up to 200 ms: a process of ours that forks (to
+    /// spawn a task) holds a copy of a previous store's lock descriptor until its child execs,
+    /// so a store closed and reopened at once could find its own old lock still held.
+    private static func lock(_ fd: Int32) -> Bool {
+        for attempt in 0..<20 {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+            guard errno == EWOULDBLOCK, attempt < 19 else { return false }
+            usleep(10_000)
+        }
+        return false
+    }
 
     /// Closes the database and releases the directory's lock. Idempotent.
     public func close() {
