@@ -198,6 +198,8 @@ extension Message {
         case .reject(let r):
             return Bounds.check("attempt", r.attempt, Bounds.attempt)
         default:
+            // `logData` is checked by the log relay that asked for it (`validationProblem`),
+            // which ends that read; `leave` has no numbers.
             return nil
         }
     }
