@@ -124,11 +124,11 @@ public enum Placement {
             return .wait(reason: "model \(model) at its limit of \(limit) running")
         }
         var best: NodeSnapshot?
-        var anyReady = false, anyHealthy = false
+        var anyEligible = false, anyHealthy = false
         for node in nodes where node.state == .ready && node.connected
             && request.matches(labels: node.labels)
             && request.isRunnable(runtimes: node.runtimes, allowsCommands: node.allowsCommands) {
-            anyReady = true
+            anyEligible = true
             guard request.isHealthy(runtimes: node.runtimes) else { continue }
             anyHealthy = true
             guard node.freeSlots > 0 else { continue }
@@ -138,15 +138,29 @@ public enum Placement {
             best = node
         }
         if let best { return .place(node: best.name) }
-        let unconstrained = request.constraints.isEmpty && request.runtime == nil
-        if !anyReady {
-            return .wait(reason: unconstrained ? "no worker is ready (all lost, draining or disconnected)"
-                : "no matching worker is ready (all lost, draining or disconnected)")
-        }
+        if !anyEligible { return .wait(reason: notReadyReason(request, on: nodes)) }
         if !anyHealthy, let runtime = request.runtime {
             return .wait(reason: "runtime \(runtime) is unhealthy on every ready worker that has it")
         }
+        let unconstrained = request.constraints.isEmpty && request.runtime == nil
         return .wait(reason: unconstrained ? "all slots are busy" : "all slots of matching workers are busy")
+    }
+
+    /// Why no ready worker can take `request`, when some non-lost worker could (`neverFits`
+    /// said so): names the filter that excludes every ready worker, in placement's order
+    /// (labels, then runtime or plain commands), so the message points at what to change.
+    static func notReadyReason(_ request: PlacementRequest, on nodes: [NodeSnapshot]) -> String {
+        let ready = nodes.filter { $0.state == .ready && $0.connected }
+        let absent = "(the workers that do are draining or disconnected)"
+        if ready.isEmpty { return "no worker is ready (all lost, draining or disconnected)" }
+        let matching = ready.filter { request.matches(labels: $0.labels) }
+        if matching.isEmpty {
+            let labels = request.constraints.count == 1 ? "label \(request.constraintList)" : "all of the labels \(request.constraintList)"
+            return "no ready worker has \(labels) \(absent)"
+        }
+        let among = request.constraints.isEmpty ? "" : " with labels \(request.constraintList)"
+        if let runtime = request.runtime { return "no ready worker\(among) has runtime \(runtime) \(absent)" }
+        return "no ready worker\(among) accepts plain commands \(absent)"
     }
 
     /// Why no node of `nodes` could ever run `request`, or nil if one could (or there are none

@@ -104,13 +104,35 @@ import Testing
                 == .unplaceable(reason: "no worker has label gpu=h100"))
         // A disconnected or draining one has it: it may come back, so the task waits.
         #expect(Placement.place(gpu, on: [Self.n("a", free: 1), Self.n("b", free: 4, connected: false, labels: ["gpu": "h100"])])
-                == .wait(reason: "no matching worker is ready (all lost, draining or disconnected)"))
+                == .wait(reason: "no ready worker has label gpu=h100 (the workers that do are draining or disconnected)"))
         #expect(Placement.place(gpu, on: [Self.n("a", free: 1), Self.n("b", free: 4, state: .draining, labels: ["gpu": "h100"])])
-                == .wait(reason: "no matching worker is ready (all lost, draining or disconnected)"))
+                == .wait(reason: "no ready worker has label gpu=h100 (the workers that do are draining or disconnected)"))
         // No workers, or only lost ones: nothing to judge by, so it waits.
         #expect(Placement.place(gpu, on: []) == .wait(reason: "no workers have registered"))
         #expect(Placement.place(gpu, on: [Self.n("b", free: 4, state: .lost)])
-                == .wait(reason: "no matching worker is ready (all lost, draining or disconnected)"))
+                == .wait(reason: "no worker is ready (all lost, draining or disconnected)"))
+    }
+
+    /// Issue 10 item 21: each wait reason names the filter that excludes the ready workers.
+    @Test func waitReasonNamesWhatExcludesTheReadyWorkers() {
+        // The only ready worker refuses plain commands; one that accepts them is draining.
+        let plainOnly = [Self.n("agents", free: 4, commands: false), Self.n("builder", free: 4, state: .draining)]
+        #expect(Placement.place(Self.plain, on: plainOnly)
+                == .wait(reason: "no ready worker accepts plain commands (the workers that do are draining or disconnected)"))
+        // Same with a runtime: the ready worker lacks it, a disconnected one has it.
+        let claude = PlacementRequest(runtime: "claude")
+        let runtimes = [Self.n("a", free: 4), Self.n("b", free: 4, connected: false, runtimes: ["claude": true])]
+        #expect(Placement.place(claude, on: runtimes)
+                == .wait(reason: "no ready worker has runtime claude (the workers that do are draining or disconnected)"))
+        // Labels match on the ready worker, but it refuses plain commands.
+        let gpu = PlacementRequest(constraints: ["gpu": "h100"])
+        let labelled = [Self.n("a", free: 4, labels: ["gpu": "h100"], commands: false),
+                        Self.n("b", free: 4, state: .draining, labels: ["gpu": "h100"])]
+        #expect(Placement.place(gpu, on: labelled)
+                == .wait(reason: "no ready worker with labels gpu=h100 accepts plain commands (the workers that do are draining or disconnected)"))
+        // Nothing ready at all: that is the reason.
+        #expect(Placement.place(Self.plain, on: [Self.n("a", free: 4, connected: false)])
+                == .wait(reason: "no worker is ready (all lost, draining or disconnected)"))
     }
 
     @Test func unplaceableComesBeforeTheModelLimit() {
