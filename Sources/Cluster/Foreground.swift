@@ -3,6 +3,8 @@ import SwarmNode
 import SwarmProtocol
 import SwarmScheduler
 import SwarmUV
+import Synchronization
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +31,10 @@ public enum Foreground {
             failure = reason
             signals?.close()
         }
-        signals = try SignalWatcher(loop: loop) { signal in
+        signals = try SignalWatcher(loop: loop) { signal, count in
+            // It has no task processes: a repeated signal changes nothing, and never cuts the
+            // stop short (the last state write must finish).
+            guard count == 1 else { logger.notice("signal \(signal): scheduler already stopping"); return }
             logger.notice("signal \(signal): scheduler stopping")
             server.stop()
             signals?.close()
@@ -58,9 +63,22 @@ public enum Foreground {
             agent.stop { signals?.close() }
         }
         try agent.start()
-        signals = try SignalWatcher(loop: loop) { signal in
-            logger.notice("signal \(signal): worker stopping")
-            agent.stop { signals?.close() }
+        var progress: UVTimer?
+        let reporter = StopReporter { [unowned agent] in [agent.stopProgress] }
+        signals = try SignalWatcher(loop: loop) { signal, count in
+            if count == 1 {
+                logger.notice("signal \(signal): worker stopping")
+                agent.stop {
+                    signals?.close()
+                    progress?.close()
+                }
+                // A stop with tasks takes up to their kill grace: say what it waits for.
+                progress = try? UVTimer(loop: loop)
+                progress?.start(afterMs: 0, repeatMs: 250) { reporter.report() }
+            } else {
+                agent.hurryStop()
+                reporter.report(hurried: true)
+            }
         }
         loop.run()
         try loop.close()
@@ -75,26 +93,91 @@ public enum Foreground {
         onReady(cluster)
         let loop = EventLoop()
         var signals: SignalWatcher?
-        signals = try SignalWatcher(loop: loop) { _ in signals?.close() }
+        var progress: UVTimer?
+        let stopped = StopFlag()
+        let reporter = StopReporter { cluster.stopProgress() }
+        signals = try SignalWatcher(loop: loop) { _, count in
+            guard count == 1 else {
+                // Hurry the stop, never skip it: the tasks' groups get SIGKILL now, and `up`
+                // still exits only once they are gone.
+                cluster.hurryStop()
+                reporter.report(hurried: true)
+                return
+            }
+            cluster.beginStop()
+            Thread { cluster.finishStop(); stopped.set() }.start()
+            progress = try? UVTimer(loop: loop)
+            progress?.start(afterMs: 0, repeatMs: 250) {
+                if stopped.isSet {
+                    signals?.close()
+                    progress?.close()
+                } else {
+                    reporter.report()
+                }
+            }
+        }
         loop.run()
-        cluster.stop()
         try loop.close()
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP on a loop: the first one calls `handler`; `close` ends the watch.
+/// Set once, from any thread.
+final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
+/// Tells the person at the terminal what a stop waits for, on stderr: once when it starts,
+/// then whenever that changes (the countdown to SIGKILL included), and on every repeated
+/// signal. Silent when nothing is left to wait for.
+final class StopReporter {
+    private let progress: () -> [WorkerAgent.StopProgress]
+    private var last: String?
+
+    init(_ progress: @escaping () -> [WorkerAgent.StopProgress]) {
+        self.progress = progress
+    }
+
+    func report(hurried: Bool = false) {
+        guard let line = Self.line(progress()) else { return }
+        if hurried || line != last { FileHandleOut.stderr("swarm: \(line)") }
+        last = line
+    }
+
+    /// `stopping: waiting for 3 tasks on worker-1 (SIGKILL in 5 s; Ctrl-C again to kill now)`,
+    /// or nil when no worker has a task or probe left.
+    static func line(_ progress: [WorkerAgent.StopProgress]) -> String? {
+        let busy = progress.filter { $0.tasks + $0.probes > 0 }
+        guard !busy.isEmpty else { return nil }
+        let parts = busy.map { p -> String in
+            var what: [String] = []
+            if p.tasks > 0 { what.append(p.tasks == 1 ? "1 task" : "\(p.tasks) tasks") }
+            if p.probes > 0 { what.append(p.probes == 1 ? "1 health probe" : "\(p.probes) health probes") }
+            return what.joined(separator: " and ") + " on \(p.worker)"
+        }
+        let next = busy.compactMap(\.sigkillInMs).min()
+        let when = next.map { "SIGKILL in \(($0 + 999) / 1000) s; Ctrl-C again to kill now" }
+            ?? "SIGKILL sent; waiting for their processes to end"
+        return "stopping: waiting for \(parts.joined(separator: ", ")) (\(when))"
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP on a loop: `handler` gets each one with its count (1 for the
+/// first); `close` ends the watch. Watching goes on until `close`, so a repeated signal
+/// reaches the handler rather than the default action (which would end the process and
+/// orphan the tasks it is stopping).
 /// With `SWARM_EXIT_WITH_PARENT=PID` in the environment (test harnesses set it to their own
-/// pid), losing that parent counts as a SIGTERM, so a crashed harness leaves no server behind.
+/// pid), losing that parent counts as one SIGTERM, so a crashed harness leaves no server behind.
 public final class SignalWatcher {
     private var handles: [UVSignal] = []
     private var parentWatch: UVTimer?
 
-    public init(loop: EventLoop, _ handler: @escaping (Int32) -> Void) throws {
-        var fired = false
+    public init(loop: EventLoop, _ handler: @escaping (_ signal: Int32, _ count: Int) -> Void) throws {
+        var count = 0
         let fire: (Int32) -> Void = { signal in
-            guard !fired else { return }
-            fired = true
-            handler(signal)
+            count += 1
+            handler(signal, count)
         }
         // SIGHUP too: a closed terminal or ssh session must stop us cleanly (tasks killed),
         // not kill us and orphan the tasks.
@@ -105,7 +188,11 @@ public final class SignalWatcher {
         }
         if let value = getenv("SWARM_EXIT_WITH_PARENT"), let parent = Int32(String(cString: value)), parent > 1 {
             let timer = try UVTimer(loop: loop)
-            timer.start(afterMs: 0, repeatMs: 250) { if getppid() != parent { fire(SIGTERM) } }
+            timer.start(afterMs: 0, repeatMs: 250) { [weak timer] in
+                guard getppid() != parent else { return }
+                timer?.stop()
+                fire(SIGTERM)
+            }
             parentWatch = timer
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Synchronization
 import SwarmNode
@@ -95,12 +96,51 @@ public final class LocalCluster: Sendable {
     /// thread has ended. Returns the leak reports of loops that ended with handles open.
     @discardableResult
     public func stop() -> [String] {
+        beginStop()
+        return finishStop()
+    }
+
+    /// Asks every worker to stop (SIGTERM to its tasks' groups, SIGKILL after the grace);
+    /// returns at once. Safe from any thread; `finishStop` waits for the end.
+    public func beginStop() {
         for (thread, box) in workerThreads {
             thread.loop.execute {
                 guard let agent = box.value else { thread.loop.keepAlive(false); return }
                 agent.stop { thread.loop.keepAlive(false); box.value = nil }
             }
         }
+    }
+
+    /// A stop under way, hurried: every task group still in its grace period gets SIGKILL
+    /// now. The stop still waits for the groups to be gone. Safe from any thread.
+    public func hurryStop() {
+        for (thread, box) in workerThreads {
+            thread.loop.execute { box.value?.hurryStop() }
+        }
+    }
+
+    /// What each worker still running has left to stop (asked on the workers' threads;
+    /// a worker that does not answer within `timeoutMs` is left out). Blocks the caller.
+    public func stopProgress(timeoutMs: Int = 200) -> [WorkerAgent.StopProgress] {
+        let answers = Mutex<[WorkerAgent.StopProgress]>([])
+        let answered = DispatchSemaphore(value: 0)
+        var asked = 0
+        for (thread, box) in workerThreads {
+            let queued = thread.loop.execute {
+                if let progress = box.value?.stopProgress { answers.withLock { $0.append(progress) } }
+                answered.signal()
+            }
+            if queued { asked += 1 }
+        }
+        let deadline = DispatchTime.now() + .milliseconds(timeoutMs)
+        for _ in 0..<asked where answered.wait(timeout: deadline) == .timedOut { break }
+        return answers.withLock { $0 }.sorted { $0.worker < $1.worker }
+    }
+
+    /// After `beginStop`: waits until every worker has stopped (its tasks' groups gone), then
+    /// stops the scheduler. Returns the leak reports of loops that ended with handles open.
+    @discardableResult
+    public func finishStop() -> [String] {
         for (thread, _) in workerThreads { thread.join() }
         let thread = schedulerThread
         let scheduler = self.scheduler

@@ -83,6 +83,29 @@ public struct ProgressClock: Sendable, Equatable {
         return .extended(byMs: by, deadlineMs: deadline - startedAt, bursts: inWindow)
     }
 
+    /// Which limit ended the run, for a `.timedOut` verdict at `nowMs`: the maximum (the
+    /// most extensions allow), or what the output near the deadline lacked to extend it.
+    /// Names the settings (`--timeout`, `--max-timeout`) a user changes to move it.
+    public func timeoutExplanation(nowMs: Int64) -> String {
+        func s(_ ms: Int64) -> String { ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s" }
+        let maxTimeout = maxDeadline - startedAt
+        if deadline >= maxDeadline {
+            if initialTimeoutMs > policy.maxMs {
+                return "reached --timeout \(s(initialTimeoutMs)), which is beyond --max-timeout \(s(policy.maxMs)), so it cannot be extended"
+            }
+            let how = extensions > 0 ? "after \(extensions) extension(s)" : "the most extensions allow"
+            return "reached --max-timeout \(s(maxTimeout)) (\(how))"
+        }
+        let timeout = s(deadline - startedAt)
+        let upTo = "up to --max-timeout \(s(maxTimeout))"
+        if policy.extendByMs <= 0 { return "reached the \(timeout) deadline (extensions are off: --extend-by 0)" }
+        if nowMs - lastOutputAt > policy.activityWindowMs {
+            return "no output in the last \(s(policy.activityWindowMs)) before the \(timeout) deadline (output near the deadline extends it, \(upTo))"
+        }
+        let inWindow = recentBursts.filter { nowMs - $0 <= policy.activityWindowMs }.count
+        return "\(inWindow) output burst(s) in the last \(s(policy.activityWindowMs)) before the \(timeout) deadline, \(policy.minBursts) needed to extend it (\(upTo))"
+    }
+
     /// When something may next be due without new output; nil when nothing ever is.
     public func nextWakeMs(nowMs: Int64) -> Int64? {
         var times: [Int64] = []

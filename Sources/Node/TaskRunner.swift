@@ -115,6 +115,14 @@ final class TaskRunner {
         apply(.killRequested(reason: reason, state: state, nowMs: context.now()))
     }
 
+    /// Ends the grace period of a kill under way: SIGKILL to the group now.
+    func hurryKill() {
+        apply(.hurryKill(nowMs: context.now()))
+    }
+
+    /// While a kill is under way: when SIGKILL goes (went) to the group, unix ms.
+    var sigkillAtMs: Int64? { supervisor.sigkillAtMs }
+
     private func read(_ pipe: UVPipe, _ stream: OutputChannel) {
         do {
             try pipe.stream.startReading { [weak self] event in

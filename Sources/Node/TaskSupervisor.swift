@@ -17,6 +17,8 @@ public enum SupervisorEvent: Sendable {
     /// The kill grace period ended.
     case graceTimerFired(nowMs: Int64)
     case killRequested(reason: String, state: TaskState, nowMs: Int64)
+    /// Kill at once: end the grace period of a kill under way now (a second Ctrl-C).
+    case hurryKill(nowMs: Int64)
 }
 
 /// What the shell must do for a supervisor.
@@ -83,6 +85,9 @@ public struct TaskSupervisor: Sendable {
     private var exit: (status: Int64, signal: Int32)?
     /// Set when we killed it: the outcome and reason that the result carries.
     private var killOutcome: (state: TaskState, reason: String)?
+    /// While killing: when the grace period ends and SIGKILL goes to the group (unix ms).
+    public private(set) var sigkillAtMs: Int64?
+    private var sigkillSent = false
 
     /// `metrics`: what the worker knows before the start (node, runtime, model, context).
     public init(assignment: TaskAssignment, settings: Settings = Settings(), metrics: RunMetrics = RunMetrics()) {
@@ -153,14 +158,23 @@ public struct TaskSupervisor: Sendable {
         case (.draining, .drainTimerFired(let now)):
             return [.log("output still open after exit: killing leftover processes of the group")] + complete(now: now)
 
-        case (.running, .killRequested(let reason, let outcome, _)):
-            return kill(outcome, reason)
+        case (.running, .killRequested(let reason, let outcome, let now)):
+            return kill(outcome, reason, now: now)
+
+        case (.killing, .hurryKill(let now)):
+            guard !sigkillSent else { return [] }
+            sigkillSent = true
+            sigkillAtMs = now
+            return [.log("asked to stop at once: SIGKILL to the process group"), .signalGroup(9)]
 
         case (.draining, .killRequested(_, _, let now)):
             // It had already exited on its own: that is its outcome; just end the leftovers.
             return complete(now: now)
 
-        case (.killing, .graceTimerFired):
+        case (.killing, .graceTimerFired(let now)):
+            guard !sigkillSent else { return [] }  // hurried: sent already
+            sigkillSent = true
+            sigkillAtMs = now
             return [.log("grace period over: SIGKILL to the process group"), .signalGroup(9)]
 
         default:
@@ -179,11 +193,10 @@ public struct TaskSupervisor: Sendable {
                 let detail = "deadline extended by \(Self.seconds(by)) to \(Self.seconds(deadline)) (\(bursts) output bursts in the last \(Self.seconds(policy.activityWindowMs)))"
                 actions += [.log(detail), .event(kind: "extended", detail: detail)]
             case .timedOut(let after):
-                let extensions = clock?.extensions ?? 0
-                let why = extensions > 0 ? "after \(extensions) extension(s)" : "no progress near the deadline to extend it"
-                return actions + kill(.timedOut, "timed out after \(Self.seconds(after)) (\(why))")
+                let why = clock?.timeoutExplanation(nowMs: now) ?? "deadline reached"
+                return actions + kill(.timedOut, "timed out after \(Self.seconds(after)): \(why)", now: now)
             case .silenceKill(let silent):
-                return actions + kill(.silenceKilled, "no output for \(Self.seconds(silent)) (silence limit \(Self.seconds(policy.silenceKillMs)))")
+                return actions + kill(.silenceKilled, "no output for \(Self.seconds(silent)) (silence limit \(Self.seconds(policy.silenceKillMs)))", now: now)
             }
         }
         return actions + rearm(now: now)
@@ -194,9 +207,10 @@ public struct TaskSupervisor: Sendable {
         return [.armWake(atMs: next)]
     }
 
-    private mutating func kill(_ outcome: TaskState, _ reason: String) -> [SupervisorAction] {
+    private mutating func kill(_ outcome: TaskState, _ reason: String, now: Int64) -> [SupervisorAction] {
         killOutcome = (outcome, reason)
         state = .killing
+        sigkillAtMs = now + max(0, policy.killGraceMs)
         return [.log("killing process group: \(reason)"), .signalGroup(15),
                 .startGraceTimer(ms: UInt64(max(0, policy.killGraceMs)))]
     }

@@ -137,6 +137,34 @@ public final class WorkerAgent {
         finishStopIfIdle()
     }
 
+    /// What a stop is waiting for: tasks (and health probes) whose process groups are not
+    /// gone yet, and when the first pending SIGKILL is due.
+    public struct StopProgress: Sendable, Equatable {
+        public var worker: String
+        public var tasks: Int
+        public var probes: Int
+        /// Milliseconds until the next SIGKILL of a group still in its grace period; nil when
+        /// every group was sent SIGKILL already.
+        public var sigkillInMs: Int64?
+    }
+
+    public var stopProgress: StopProgress {
+        let now = self.now()
+        let pending = (runners.values.compactMap(\.sigkillAtMs) + probes.values.compactMap(\.sigkillAtMs)).filter { $0 > now }
+        return StopProgress(worker: config.name, tasks: runners.count, probes: probes.count,
+                            sigkillInMs: pending.min().map { $0 - now })
+    }
+
+    /// A stop in progress, hurried (a second signal): SIGKILL to every task's group now
+    /// instead of at the end of its grace period. The stop still waits until the groups are
+    /// gone and the results are written. Does nothing unless `stop` was called.
+    public func hurryStop() {
+        guard stopping else { return }
+        logger.notice("worker \(config.name): SIGKILL to \(runners.count) task group(s) now")
+        for runner in runners.values { runner.hurryKill() }
+        for probe in probes.values { probe.hurryKill() }
+    }
+
     func finishStopIfIdle() {
         guard stopping, runners.isEmpty, probes.isEmpty else { return }
         reconnectTimer?.close(); reconnectTimer = nil

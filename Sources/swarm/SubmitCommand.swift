@@ -31,9 +31,9 @@ struct SubmitCommand: ParsableCommand {
     var requirement: [String] = []
     @Option(help: "simple, moderate, complex or a score (a whole number >= 0); computed when absent.")
     var complexity: String?
-    @Option(parsing: .unconditional, help: "Initial timeout in seconds (overrides the complexity's).")
+    @Option(parsing: .unconditional, help: "The first deadline in seconds (overrides the complexity's). Output near it extends it, up to --max-timeout.")
     var timeout: Double?
-    @Option(parsing: .unconditional, help: "Maximum timeout in seconds, extensions included.")
+    @Option(parsing: .unconditional, help: "The furthest extensions may move the deadline, in seconds from the start (default 240).")
     var maxTimeout: Double?
     @Option(parsing: .unconditional, help: "Seconds one deadline extension adds.")
     var extendBy: Double?
