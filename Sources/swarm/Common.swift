@@ -3,6 +3,9 @@ import Foundation
 import Logging
 import SwarmClient
 import SwarmProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Options every client command shares.
 struct ClientOptions: ParsableArguments {
@@ -78,12 +81,62 @@ func usageError(_ message: String) -> ExitCode {
 }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data("swarm: error: \(message)\n".utf8))
+    Console.write("swarm: error: \(message)\n", to: 2)
 }
 
 /// Writes a line to stdout at once (no buffering: tests and scripts read it live).
 func printLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    writeOut(text + "\n")
+}
+
+/// Writes `text` to stdout at once. Every verb's output goes through here (or `printLine`),
+/// so a reader that went away (`swarm logs ID | head`) ends it the same quiet way.
+func writeOut(_ text: String) {
+    Console.write(text, to: 1)
+}
+
+/// Standard output and error of every verb. SIGPIPE is ignored in the whole process (the
+/// event loop needs that for its sockets), so a closed reader shows up here as EPIPE.
+///
+/// Contract (README, "Exit codes"): when the reader of stdout goes away, a command that only
+/// talks to the scheduler exits at once, quietly, with status 0: the reader chose to stop
+/// reading, which is not the command's failure (`set -o pipefail` scripts stay green). A
+/// command that owns processes (`up`, `worker`, `scheduler`, `demo`, `bench`) drops its
+/// further output instead and goes on, so its tasks are still stopped the normal way.
+enum Console {
+    enum BrokenPipe { case exitQuietly, dropOutput }
+    nonisolated(unsafe) static var onBrokenPipe = BrokenPipe.exitQuietly
+    nonisolated(unsafe) private static var stdoutGone = false
+
+    /// Call first thing: before any event loop exists, a write to a closed pipe would kill
+    /// the process with SIGPIPE instead of returning EPIPE.
+    static func ignoreSigpipe() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Writes all of `text` to `fd` (1 or 2), retrying short writes and EINTR. On EPIPE to
+    /// stdout, applies `onBrokenPipe`; other failures (and any on stderr) drop the text: there
+    /// is nowhere left to report them.
+    static func write(_ text: String, to fd: Int32) {
+        if fd == 1 && stdoutGone { return }
+        var text = text
+        text.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n > 0 { offset += n; continue }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EAGAIN { usleep(1_000); continue }
+                if fd == 1 && n < 0 && errno == EPIPE { brokenStdout() }
+                return
+            }
+        }
+    }
+
+    private static func brokenStdout() {
+        stdoutGone = true
+        if onBrokenPipe == .exitQuietly { exit(0) }
+    }
 }
 
 /// `K=V` pairs from repeated options.

@@ -51,7 +51,7 @@ func writePieces(_ pieces: [(LogView.Sink, String)]) {
             text += pieces[index].1
             index += 1
         }
-        let handle = sink == .stdout ? FileHandle.standardOutput : FileHandle.standardError
-        handle.write(Data(text.utf8))
+        // Through Console: a closed stdout ends the command quietly (EPIPE), never a trap.
+        Console.write(text, to: sink == .stdout ? 1 : 2)
     }
 }

@@ -178,7 +178,7 @@ struct SubmitCommand: ParsableCommand {
             return try client.wait([id])[0]
         }
         if let message = TaskOutcome.message(info) {
-            FileHandle.standardError.write(Data("swarm: \(message)\n".utf8))
+            Console.write("swarm: \(message)\n", to: 2)
         }
         let status = TaskOutcome.exitStatus(info)
         if status != 0 { throw ExitCode(status) }
