@@ -1,5 +1,7 @@
 import ArgumentParser
+import Foundation
 import SwarmClient
+import SwarmProtocol
 
 struct WaitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,14 +21,40 @@ struct WaitCommand: ParsableCommand {
     }
 
     func run() throws {
-        let infos = try runClient { try client.client().wait(ids, timeoutSeconds: timeout) }
+        let connection = try runClient { try client.client() }
+        let infos: [TaskInfo]
+        do {
+            infos = try connection.wait(ids, timeoutSeconds: timeout)
+        } catch .waitTimedOut {
+            try reportTimeout(connection)
+            throw ExitCode(124)
+        } catch {
+            throw try runClient { throw error }
+        }
+        print(infos)
+        if infos.contains(where: { $0.state != .succeeded }) { throw ExitCode(1) }
+    }
+
+    private func print(_ infos: [TaskInfo]) {
         if json {
             printLine(Output.json(infos))
         } else {
             for info in infos {
-                printLine("\(info.id) \(info.state.rawValue)\(info.exitCode.map { " (exit \($0))" } ?? "")")
+                let pending = info.state.isTerminal ? "" : " (still pending)"
+                printLine("\(info.id) \(info.state.rawValue)\(info.exitCode.map { " (exit \($0))" } ?? "")\(pending)")
             }
         }
-        if infos.contains(where: { $0.state != .succeeded }) { throw ExitCode(1) }
+    }
+
+    /// On a timeout: every task as it is now (the ended ones with their results, the others
+    /// queued or running), in the same forms as a full answer, and one line naming the tasks
+    /// still pending. The exit code stays 124.
+    private func reportTimeout(_ connection: SwarmClient) throws {
+        let infos = try runClient { try ids.map { id throws(ClientError) in try connection.status(id) } }
+        print(infos)
+        let pending = infos.filter { !$0.state.isTerminal }.map(\.id)
+        let shown = pending.prefix(10).joined(separator: ", ") + (pending.count > 10 ? ", ..." : "")
+        printError("timed out after \(String(format: "%g s", timeout ?? 0)) waiting for \(ids.count == 1 ? ids[0] : "\(ids.count) tasks"): "
+            + "\(pending.count) still pending (\(shown)), \(infos.count - pending.count) ended")
     }
 }
