@@ -19,6 +19,26 @@ public struct ClusterFile: Sendable, Equatable {
         public var placement: String?
         /// Cluster-wide running-task limit per model.
         public var modelLimits: [String: Int]?
+
+        /// Defaults when neither a flag nor the file sets them.
+        public static let defaultLostAfterSeconds = 10.0
+        public static let defaultHeartbeatSeconds = 1.0
+
+        /// What is wrong with these heartbeat and lost-after seconds (nil: the defaults fill
+        /// in), or nil. The one rule every role applies (`scheduler`, `up`, config files):
+        /// each within 0.01...1000000, and a heartbeat shorter than lost-after, else every
+        /// worker would be marked lost between two heartbeats. `names` label them in the message.
+        public static func timingProblem(heartbeat: Double?, lostAfter: Double?,
+                                         names: (heartbeat: String, lostAfter: String) = ("--heartbeat", "--lost-after")) -> String? {
+            let h = heartbeat ?? defaultHeartbeatSeconds, l = lostAfter ?? defaultLostAfterSeconds
+            for (name, value) in [(names.heartbeat, h), (names.lostAfter, l)] where !(0.01...1_000_000).contains(value) {
+                return "\(name) must be between 0.01 and 1000000 seconds, got \(value)"
+            }
+            guard h < l else {
+                return "\(names.heartbeat) (\(h) s) must be shorter than \(names.lostAfter) (\(l) s)"
+            }
+            return nil
+        }
     }
 
     public struct WorkerSection: Sendable, Equatable {
@@ -101,6 +121,11 @@ public struct ClusterFile: Sendable, Equatable {
             file.scheduler.tokenFile = try string(s, "tokenFile", at)
             file.scheduler.lostAfterSeconds = try number(s, "lostAfterSeconds", at)
             file.scheduler.heartbeatSeconds = try number(s, "heartbeatSeconds", at)
+            if let problem = SchedulerSection.timingProblem(heartbeat: file.scheduler.heartbeatSeconds,
+                                                            lostAfter: file.scheduler.lostAfterSeconds,
+                                                            names: ("\(at).heartbeatSeconds", "\(at).lostAfterSeconds")) {
+                throw ConfigError(problem)
+            }
         }
         if let w = root["workers"] {
             guard let w = w as? [String: Any] else { throw ConfigError("\(name): 'workers' must be an object keyed by worker name") }
@@ -124,6 +149,9 @@ public struct ClusterFile: Sendable, Equatable {
                 section.workDir = try string(v, "workDir", at)
                 section.tokenFile = try string(v, "tokenFile", at)
                 section.workRoot = try string(v, "workRoot", at)
+                if section.workDir != nil && section.workRoot != nil {
+                    throw ConfigError("\(at): workDir and workRoot exclude each other (one shared directory, or one per task under a root)")
+                }
                 section.allowCommands = try bool(v, "allowCommands", at)
                 if let names = v["runtimes"] {
                     guard let names = names as? [String] else { throw ConfigError("\(at).runtimes must be a list of runtime names") }
@@ -153,6 +181,9 @@ public struct ClusterFile: Sendable, Equatable {
             throw ConfigError("\(at).command must be a non-empty list of strings (a template, e.g. [\"claude\", \"-p\", \"--model\", \"{model}\"])")
         }
         var def = RuntimeDefinition(name: name, command: command)
+        if let unknown = def.unknownPlaceholder {
+            throw ConfigError("\(at).command has an unknown placeholder {\(unknown)} (known: \(RuntimeDefinition.placeholders.sorted().map { "{\($0)}" }.joined(separator: ", ")))")
+        }
         def.promptOnStdin = try bool(r, "promptOnStdin", at) ?? true
         def.defaultModel = try string(r, "defaultModel", at)
         if let env = r["env"] {

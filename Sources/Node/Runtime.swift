@@ -63,6 +63,30 @@ public struct RuntimeDefinition: Sendable, Equatable {
         guard let first = argv.first, !first.isEmpty else { return .failure(.emptyCommand(name)) }
         return .success(argv)
     }
+
+    /// The placeholders `argv` fills in.
+    public static let placeholders: Set<String> = ["model", "prompt", "id", "contextFile", "workDir"]
+
+    /// The first `{name}` in the command template that is not a placeholder (a typo such as
+    /// `{modle}` would otherwise reach the agent verbatim), or nil. Braces around anything
+    /// but a name (`{"a": 1}`, `{}`) are literal text, not placeholders.
+    public var unknownPlaceholder: String? {
+        for part in command {
+            var rest = Substring(part)
+            while let open = rest.firstIndex(of: "{") {
+                let after = rest[rest.index(after: open)...]
+                guard let close = after.firstIndex(of: "}") else { break }
+                let name = after[..<close]
+                if let first = name.first, first.isLetter || first == "_",
+                   name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
+                   !Self.placeholders.contains(String(name)) {
+                    return String(name)
+                }
+                rest = after
+            }
+        }
+        return nil
+    }
 }
 
 public enum RuntimeError: Error, Equatable, CustomStringConvertible, Sendable {

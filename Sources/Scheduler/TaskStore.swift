@@ -52,14 +52,30 @@ public final class TaskStore {
     private let saveLog: SQLiteStatement
     private let readLog: SQLiteStatement
 
+    /// `mkdir -p directory`, or what is wrong with the path, in words (which component is
+    /// not a directory, or the system's reason), never a Foundation error code.
+    static func makeDirectories(_ directory: String) -> String? {
+        var current = directory.hasPrefix("/") ? "" : "."
+        for part in directory.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) == 0 { continue }
+            let error = errno
+            var info = stat()
+            if error == EEXIST && stat(current, &info) == 0 {
+                if info.st_mode & S_IFMT == S_IFDIR { continue }
+                return "\(current) exists and is not a directory"
+            }
+            return "\(current): \(String(cString: strerror(error)))"
+        }
+        return nil
+    }
+
     /// Opens (creating) `directory/swarm.db`. Throws if it is not a swarm database, was
     /// written by a newer schema, is damaged, or another scheduler has the directory.
     public init(directory: String) throws(TaskStoreError) {
         path = directory + "/" + Self.databaseName
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw .cannotCreateDirectory(path: directory, reason: "\(error.localizedDescription)")
+        if let problem = Self.makeDirectories(directory) {
+            throw .cannotCreateDirectory(path: directory, reason: problem)
         }
         lockFD = open(directory + "/" + Self.lockName, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard lockFD >= 0 else {

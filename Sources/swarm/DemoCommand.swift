@@ -23,6 +23,14 @@ struct DemoCommand: ParsableCommand {
     var tokenFile: String?
     @OptionGroup var log: LogOptions
 
+    func validate() throws {
+        // The same bounds as `swarm up`: each worker is a thread with its own loop.
+        guard (1...1000).contains(workers) else { throw ValidationError("--workers must be 1 to 1000, got \(workers)") }
+        guard (1...100_000).contains(slots) else { throw ValidationError("--slots must be 1 to 100000, got \(slots)") }
+        guard (0...10_000).contains(visible) else { throw ValidationError("--visible must be 0 to 10000, got \(visible)") }
+        guard (0...1_000_000).contains(batch) else { throw ValidationError("--batch must be 0 to 1000000, got \(batch)") }
+    }
+
     func run() throws {
         let logger = try log.bootstrap(default: .warning)
         if let scheduler {

@@ -32,13 +32,12 @@ struct SchedulerCommand: ParsableCommand {
     func run() throws {
         let file = try config.map { path in try loadConfig(path) }?.scheduler
         let listen = self.listen ?? file?.listen ?? "127.0.0.1:7700"
-        let lostAfter = self.lostAfter ?? file?.lostAfterSeconds ?? 10
-        let heartbeat = self.heartbeat ?? file?.heartbeatSeconds ?? 1
+        let lostAfter = self.lostAfter ?? file?.lostAfterSeconds ?? ClusterFile.SchedulerSection.defaultLostAfterSeconds
+        let heartbeat = self.heartbeat ?? file?.heartbeatSeconds ?? ClusterFile.SchedulerSection.defaultHeartbeatSeconds
         guard let (host, port) = parseHostPort(listen) else { throw usageError("--listen wants HOST:PORT, got '\(listen)'") }
-        guard (0.01...1_000_000).contains(lostAfter), (0.01...1_000_000).contains(heartbeat) else {
-            throw usageError("--lost-after and --heartbeat must be between 0.01 and 1000000 seconds")
+        if let problem = ClusterFile.SchedulerSection.timingProblem(heartbeat: heartbeat, lostAfter: lostAfter) {
+            throw usageError(problem)
         }
-        guard heartbeat < lostAfter else { throw usageError("--heartbeat must be shorter than --lost-after") }
 
         let logger = try log.bootstrap(default: .info)
         var settings = SchedulerConfig()
@@ -56,7 +55,9 @@ struct SchedulerCommand: ParsableCommand {
         settings.settings.placementPolicy = policy
         var limits = file?.modelLimits ?? [:]
         for (model, value) in try parsePairs(modelLimit, option: "--model-limit") {
-            guard let n = Int(value), n >= 0 else { throw usageError("--model-limit wants MODEL=N with N >= 0, got '\(model)=\(value)'") }
+            guard let n = Int(value), (0...1_000_000).contains(n) else {
+                throw usageError("--model-limit wants MODEL=N with N from 0 to 1000000, got '\(model)=\(value)'")
+            }
             limits[model] = n
         }
         settings.settings.modelLimits = limits

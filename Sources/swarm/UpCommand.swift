@@ -21,8 +21,8 @@ struct UpCommand: ParsableCommand {
 
     func validate() throws {
         guard parseHostPort(listen) != nil else { throw ValidationError("--listen wants HOST:PORT, got '\(listen)'") }
-        guard (1...1000).contains(workers) else { throw ValidationError("--workers must be 1 to 1000") }
-        guard (1...100_000).contains(slots) else { throw ValidationError("--slots must be 1 to 100000") }
+        guard (1...1000).contains(workers) else { throw ValidationError("--workers must be 1 to 1000, got \(workers)") }
+        guard (1...100_000).contains(slots) else { throw ValidationError("--slots must be 1 to 100000, got \(slots)") }
     }
 
     func run() throws {
@@ -38,6 +38,9 @@ struct UpCommand: ParsableCommand {
             options.clusterFile = file
             if let name = file.scheduler.placement, let policy = PlacementPolicy(rawValue: name) { options.settings.placementPolicy = policy }
             options.settings.modelLimits = file.scheduler.modelLimits ?? [:]
+            // Checked at load by the same rule `scheduler` applies (ClusterFile.timingProblem).
+            if let seconds = file.scheduler.lostAfterSeconds { options.settings.lostAfterMs = Int64(seconds * 1000) }
+            if let seconds = file.scheduler.heartbeatSeconds { options.settings.heartbeatMs = max(1, Int(seconds * 1000)) }
         }
         do {
             try Foreground.runLocalCluster(options, logger: logger) { cluster in

@@ -30,6 +30,9 @@ struct WorkerCommand: ParsableCommand {
     @OptionGroup var log: LogOptions
 
     func run() throws {
+        if workDir != nil && workRoot != nil {
+            throw usageError("--work-dir and --work-root exclude each other (one shared directory, or one per task under a root)")
+        }
         let workerName = name ?? hostName()
         guard !workerName.isEmpty, workerName.utf8.count <= 255 else { throw usageError("--name must be 1 to 255 bytes") }
         let file = try config.map { try loadConfig($0) }
