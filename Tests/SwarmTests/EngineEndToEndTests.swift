@@ -158,7 +158,9 @@ import Glibc
         #expect(s.state == .timedOut)
         #expect(s.metrics.extensions == 0)
         #expect(s.metrics.finalTimeoutMs == 600)
-        #expect(s.reason?.contains("no progress") == true)
+        // The reason names the limit: no output near the deadline, not a vague "no progress".
+        #expect(s.reason?.contains("no output in the last 0.2 s before the 0.6 s deadline") == true, "\(s.reason ?? "")")
+        #expect(b.reason?.contains("reached --max-timeout 1.5 s") == true, "\(b.reason ?? "")")
     }
 
     @Test func agentIgnoringTermIsKilledWithItsGrandchildren() throws {
