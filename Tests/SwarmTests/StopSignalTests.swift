@@ -51,7 +51,8 @@ import Testing
         return Set(pids.compactMap(processGroup))
     }
 
-    /// Sends `signals` to `pid`, `gapMs` apart, then waits (bounded) for `child` to exit.
+    /// Sends `signals` to `child`, `gapMs` apart, then waits (bounded) for it to exit; one
+    /// still running after 30 s is an issue, and is killed.
     static func signal(_ child: ProcessHarness.Child, _ signals: [Int32], gapMs: UInt32 = 500) {
         for (index, signal) in signals.enumerated() {
             if index > 0 { usleep(gapMs * 1000) }
@@ -59,6 +60,11 @@ import Testing
         }
         let deadline = Date().addingTimeInterval(30)
         while child.process.isRunning && Date() < deadline { usleep(20_000) }
+        if child.process.isRunning {
+            Issue.record("\(child.name) did not exit within 30 s of its signals")
+            kill(child.pid, SIGKILL)
+            child.process.waitUntilExit()
+        }
     }
 
     /// Whatever happened, no process of `groups` outlives the test.
@@ -80,7 +86,6 @@ import Testing
         #expect(groups.count == 3)
 
         signal(up, signals)
-        #expect(!up.process.isRunning, "swarm up did not exit within 30 s")
         #expect(up.process.terminationReason == .exit, "swarm up was killed by its signal")
         let survivors = members(of: groups)
         #expect(survivors.isEmpty, "processes of the tasks' groups outlived swarm up: \(survivors)")
@@ -107,7 +112,6 @@ import Testing
 
         // Three signals: the second hurries the stop, the third changes nothing more.
         Self.signal(worker, [SIGTERM, SIGINT, SIGTERM])
-        #expect(!worker.process.isRunning, "swarm worker did not exit within 30 s")
         #expect(worker.process.terminationReason == .exit, "swarm worker was killed by a signal")
         let survivors = Self.members(of: groups)
         #expect(survivors.isEmpty, "processes of the tasks' groups outlived swarm worker: \(survivors)")
@@ -116,7 +120,6 @@ import Testing
 
         // The scheduler has no task processes: repeated signals end it cleanly, not by default action.
         Self.signal(scheduler, [SIGINT, SIGINT, SIGTERM], gapMs: 100)
-        #expect(!scheduler.process.isRunning)
         #expect(scheduler.process.terminationReason == .exit && scheduler.process.terminationStatus == 0)
     }
 }
