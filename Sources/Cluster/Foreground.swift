@@ -121,6 +121,54 @@ public enum Foreground {
     }
 }
 
+/// For a command whose main thread is busy while a `LocalCluster` runs (`swarm demo`): a
+/// signal stops the cluster as `swarm up` does (a repeated one hurries the stop, with the same
+/// progress lines), then ends the process with status 128 + the signal once every task group
+/// is gone. Without it the default action would end the process and orphan the tasks.
+public final class ClusterSignalGuard: Sendable {
+    private let thread: EventLoopThread
+    private let handles: LoopBox<(SignalWatcher, [UVTimer])>
+    private let signalled = StopFlag()
+
+    public init(_ cluster: LocalCluster) {
+        let handles = LoopBox<(SignalWatcher, [UVTimer])>()
+        let signalled = self.signalled
+        thread = EventLoopThread(name: "signals") { loop in
+            let reporter = StopReporter { cluster.stopProgress() }
+            handles.value = (try? SignalWatcher(loop: loop) { signal, count in
+                guard count == 1 else {
+                    cluster.hurryStop()
+                    reporter.report(hurried: true)
+                    return
+                }
+                signalled.set()
+                cluster.beginStop()
+                if let progress = try? UVTimer(loop: loop) {
+                    handles.value?.1.append(progress)
+                    progress.start(afterMs: 0, repeatMs: 250) { reporter.report() }
+                }
+                Thread { cluster.finishStop(); exit(128 + signal) }.start()
+            }).map { ($0, []) }
+        }
+        self.handles = handles
+    }
+
+    /// Stops watching, when the command ends on its own; call before stopping the cluster.
+    /// After a signal it never returns: the stop it started ends the process.
+    public func close() {
+        // The stop a signal started ends the process; returning would race it.
+        while signalled.isSet { pause() }
+        let handles = self.handles, loop = thread.loop
+        loop.execute {
+            handles.value?.0.close()
+            for timer in handles.value?.1 ?? [] { timer.close() }
+            handles.value = nil
+            loop.keepAlive(false)
+        }
+        thread.join()
+    }
+}
+
 /// Set once, from any thread.
 final class StopFlag: Sendable {
     private let value = Mutex(false)

@@ -51,6 +51,9 @@ struct DemoCommand: ParsableCommand {
             throw ExitCode(1)
         }
         defer { cluster.stop() }
+        // Ctrl-C stops the cluster (its tasks' groups) before the process ends, as in `up`.
+        let signals = ClusterSignalGuard(cluster)
+        defer { signals.close() }
         let report = try runClient {
             try Demo.run(address: cluster.address, token: nil, visibleTasks: visible, batch: batch) { printLine($0) }
         }

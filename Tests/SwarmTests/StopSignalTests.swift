@@ -44,7 +44,7 @@ import Testing
                 let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
                 return String(decoding: cmdline, as: UTF8.self).contains(marker)
             }
-            if pids.count >= count * 5 { break }
+            if pids.count == count * 5 { break }  // a fork not yet exec'd shows its parent's argv for a moment
             usleep(50_000)
         }
         #expect(pids.count == count * 5, "the tasks' processes did not all start")
@@ -121,5 +121,19 @@ import Testing
         // The scheduler has no task processes: repeated signals end it cleanly, not by default action.
         Self.signal(scheduler, [SIGINT, SIGINT, SIGTERM], gapMs: 100)
         #expect(scheduler.process.terminationReason == .exit && scheduler.process.terminationStatus == 0)
+    }
+
+    /// `swarm demo` runs a cluster in its own process too: Ctrl-C stops it (its tasks'
+    /// groups) before the process ends, with status 130, instead of the default action.
+    @Test func demoStopsItsClusterOnASignal() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let demo = try harness.start("demo", ["demo", "--workers", "1", "--slots", "2", "--visible", "40", "--batch", "0",
+                                              "--data-dir", "\(harness.dir)/demo"])
+        _ = try #require(demo.waitForLine(containing: "visible tasks"))
+        Self.signal(demo, [SIGINT])
+        #expect(demo.process.terminationReason == .exit, "swarm demo was killed by its signal")
+        #expect(demo.process.terminationStatus == 130)
+        #expect(ProcessHarness.processes(containing: harness.marker).isEmpty)
     }
 }
