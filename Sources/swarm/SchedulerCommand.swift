@@ -55,8 +55,8 @@ struct SchedulerCommand: ParsableCommand {
         settings.settings.placementPolicy = policy
         var limits = file?.modelLimits ?? [:]
         for (model, value) in try parsePairs(modelLimit, option: "--model-limit") {
-            guard let n = Int(value), (0...1_000_000).contains(n) else {
-                throw usageError("--model-limit wants MODEL=N with N from 0 to 1000000, got '\(model)=\(value)'")
+            guard let n = Int(value), (0...1_000_000_000).contains(n) else {
+                throw usageError("--model-limit wants MODEL=N with N from 0 to 1000000000 (as in cluster.json), got '\(model)=\(value)'")
             }
             limits[model] = n
         }

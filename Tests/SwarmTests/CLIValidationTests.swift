@@ -167,8 +167,8 @@ import SwarmProtocol
             (#"{"runtimes": {"c": {"command": ["c", "{modle}"]}}}"#, "unknown placeholder {modle}"),
             (#"{"runtimes": {"c": {"command": ["c", "--id={ID}"]}}}"#, "unknown placeholder {ID}"),
             (#"{"workers": {"a": {"workDir": "/x", "workRoot": "/y"}}}"#, "exclude each other"),
-            (#"{"scheduler": {"modelLimits": {"opus": 1e300}}}"#, "from 0 to 1000000"),
-            (#"{"contextInlineMax": 1e300}"#, "from 0 to 16777216"),
+            (#"{"scheduler": {"modelLimits": {"opus": 1e300}}}"#, "from 0 to 1000000000"),
+            (#"{"contextInlineMax": 1e300}"#, "from 0 to 1000000000"),
             (#"{"timeouts": {"minBursts": 1e300}}"#, "from 0 to 1000000"),
         ]
         for (text, message) in bad {
