@@ -29,6 +29,13 @@ public enum ConnectionEnd: Equatable, CustomStringConvertible {
 ///
 /// Bad input from the peer (a bad length, bytes that are not a message) gets an `error` frame
 /// and a close of this connection only. Loop thread only.
+///
+/// Two lanes: `send`/`sendFrame` (control: results, heartbeats, replies) are written at the
+/// next flush; `sendBulk` frames (streamed task output) are handed to the socket only while
+/// its write queue holds under `bulkWriteThreshold` bytes, and always after the control frames
+/// of the same flush. A control frame therefore waits behind at most that threshold plus one
+/// bulk frame, however large the bulk backlog, and bulk volume never closes the connection:
+/// its sender bounds the lane with `bulkQueuedBytes`.
 public final class FramedConnection {
     public let tcp: UVTCP
     private var decoder: FrameDecoder
@@ -38,7 +45,8 @@ public final class FramedConnection {
     public var onMessage: ((Message) -> Void)?
     /// Fires once, when the connection ends for any reason.
     public var onEnd: ((ConnectionEnd) -> Void)?
-    /// A peer that does not read what we send is cut off past this many queued bytes.
+    /// A peer that does not read what we send is cut off past this many queued control bytes
+    /// (the bulk lane is not counted: its sender bounds it).
     public var maxQueuedBytes = 64 * 1024 * 1024
     /// Fires each time a write has reached the socket: `queuedBytes` went down. Lets a
     /// producer that paused for a slow reader (a relayed log) go on.
@@ -55,6 +63,18 @@ public final class FramedConnection {
     /// worker starting thousands of tasks) still shows the peer it is alive as it goes.
     private static let coalesceMaxNs: UInt64 = 20_000_000
     private var pendingSince: UInt64 = 0
+    /// Bulk frames not yet handed to the socket, oldest first from `bulkHead`.
+    private var bulk: [[UInt8]] = []
+    private var bulkHead = 0
+    /// Bytes in the bulk lane not yet handed to the socket.
+    public private(set) var bulkQueuedBytes = 0
+    /// Bulk frames queued so far, and of them handed to the socket so far (see `sendBulk`).
+    public private(set) var bulkQueuedCount: UInt64 = 0
+    public private(set) var bulkHandedOver: UInt64 = 0
+    /// Bulk frames go to the socket only while its write queue is under this many bytes.
+    public static let bulkWriteThreshold = 64 * 1024
+    /// Runs after bulk frames were handed to the socket: there is room in the lane again.
+    public var onBulkSpace: (() -> Void)?
 
     public init(tcp: UVTCP, maxFrame: Int = Frame.defaultMaxPayload) {
         self.tcp = tcp
@@ -65,8 +85,8 @@ public final class FramedConnection {
 
     public var isOpen: Bool { !ended }
 
-    /// Bytes sent but not yet written to the socket (the peer has not read them).
-    public var queuedBytes: Int { ended ? 0 : tcp.stream.writeQueueSize + pending.count }
+    /// Bytes sent but not yet written to the socket (the peer has not read them), both lanes.
+    public var queuedBytes: Int { ended ? 0 : tcp.stream.writeQueueSize + pending.count + bulkQueuedBytes }
 
     /// The largest frame accepted from the peer from now on.
     public var maxFrame: Int {
@@ -125,6 +145,8 @@ public final class FramedConnection {
         // Strong capture on purpose: the connection stays alive until its socket is closed,
         // even if its owner has already let go of it.
         flush()
+        // Everything queued still goes out: a closing sender is not refilling the lane.
+        pumpBulk(limit: .max)
         tcp.stream.shutdown { _ in self.end(reason) }
     }
 
@@ -152,6 +174,22 @@ public final class FramedConnection {
         }
     }
 
+    /// Queues a low-priority frame (task output) in the bulk lane; it is written after every
+    /// control frame sent before the next flush, and only while the socket's write queue is
+    /// under `bulkWriteThreshold`. Never closes the connection, whatever the volume: the caller
+    /// keeps `bulkQueuedBytes` bounded. Returns the frame's ticket: once `bulkHandedOver`
+    /// reaches it the frame is in the socket's queue, and a control frame sent from then on
+    /// follows it.
+    @discardableResult
+    public func sendBulk(_ frame: [UInt8]) -> UInt64 {
+        guard !ended, !closing else { return bulkHandedOver }
+        bulk.append(frame)
+        bulkQueuedBytes += frame.count
+        bulkQueuedCount += 1
+        if !flushArmed { armFlush() }
+        return bulkQueuedCount
+    }
+
     private func armFlush() {
         if flusher == nil { flusher = try? UVPrepare(loop: tcp.loop) }
         guard let flusher else { flush(); return }  // no handle: write at once
@@ -165,13 +203,48 @@ public final class FramedConnection {
             flushArmed = false
             flusher?.stop()
         }
-        guard !pending.isEmpty, !ended else { return }
-        let bytes = pending
-        pending.removeAll(keepingCapacity: pending.count <= Self.coalesceLimit)
-        tcp.stream.write(bytes) { [weak self] error in
-            guard let self, !self.ended else { return }
-            if let error { self.end(.error(error)) } else { self.onWritten?() }
+        guard !ended else { return }
+        if !pending.isEmpty {
+            let bytes = pending
+            pending.removeAll(keepingCapacity: pending.count <= Self.coalesceLimit)
+            tcp.stream.write(bytes) { [weak self] error in self?.written(error) }
         }
+        pumpBulk(limit: Self.bulkWriteThreshold)
+    }
+
+    /// Hands bulk frames to the socket while its write queue is under `limit` bytes (at least
+    /// one frame when the queue is under it), in one write.
+    private func pumpBulk(limit: Int) {
+        guard bulkHead < bulk.count, !ended else { return }
+        var batch: [UInt8] = []
+        var frames: UInt64 = 0
+        let queued = tcp.stream.writeQueueSize
+        while bulkHead < bulk.count, queued + batch.count < limit {
+            batch.append(contentsOf: bulk[bulkHead])
+            bulk[bulkHead] = []
+            bulkHead += 1
+            frames += 1
+        }
+        guard !batch.isEmpty else { return }
+        bulkQueuedBytes -= batch.count
+        bulkHandedOver += frames
+        if bulkHead == bulk.count {
+            bulk.removeAll(keepingCapacity: true)
+            bulkHead = 0
+        } else if bulkHead >= 1024 {
+            bulk.removeFirst(bulkHead)
+            bulkHead = 0
+        }
+        tcp.stream.write(batch) { [weak self] error in self?.written(error) }
+        onBulkSpace?()
+    }
+
+    /// A write finished: the socket's queue shrank, so more bulk may go.
+    private func written(_ error: UVError?) {
+        guard !ended else { return }
+        if let error { end(.error(error)); return }
+        if bulkHead < bulk.count { flush() }
+        onWritten?()
     }
 
     public func close(reason: String) {
@@ -184,6 +257,10 @@ public final class FramedConnection {
         if case .local = reason { flush() }
         ended = true
         pending = []
+        bulk = []
+        bulkHead = 0
+        bulkQueuedBytes = 0
+        onBulkSpace = nil
         flusher?.close()
         flusher = nil
         tcp.close()
