@@ -50,6 +50,11 @@ public struct OutputTail: Sendable {
         return Array(ring[start..<(start + first)]) + Array(ring[0..<(count - first)])
     }
 
-    /// As text; a multi-byte character cut at the start becomes U+FFFD.
-    public var text: String { String(decoding: bytes, as: UTF8.self) }
+    /// As text, from the first whole character: once the ring has dropped earlier output its
+    /// first bytes may be the end of a character cut in two (skipped, not shown as U+FFFD).
+    public var text: String {
+        let all = bytes
+        let skip = totalBytes > count ? UTF8Carry.leadingContinuations(all) : 0
+        return String(decoding: all[skip...], as: UTF8.self)
+    }
 }

@@ -4,8 +4,9 @@ import Glibc
 
 /// A task's log: timestamped lines labelled `stdout`, `stderr` or `swarm` (lifecycle).
 /// Output is split into lines per stream; a partial line waits for its end (or the close),
-/// and a line longer than `maxLine` is cut into several. Past `maxBytes` the log stops taking
-/// output (the result still carries the last 64 KiB) so a chatty task cannot fill the disk.
+/// and a line longer than `maxLine` is cut into several (between characters, so a cut line
+/// stays valid UTF-8). Past `maxBytes` the log stops taking output (the result still carries
+/// the last 64 KiB) so a chatty task cannot fill the disk.
 final class TaskLog {
     private var fd: Int32
     private var stdoutPartial: [UInt8] = []
@@ -27,23 +28,45 @@ final class TaskLog {
     }
 
     func output(_ stream: OutputChannel, _ bytes: UnsafeRawBufferPointer, nowMs: Int64) {
-        guard !truncated else { return }
+        guard !truncated, let base = bytes.baseAddress else { return }
         let prefix = Array("\(Files.isoTimestamp(ms: nowMs)) \(stream.rawValue) ".utf8)
+        let maxLine = self.maxLine
         var out: [UInt8] = []
         withPartial(stream) { partial in
             var lineStart = 0
-            for i in 0..<bytes.count where bytes[i] == 0x0A || partial.count + (i - lineStart) >= maxLine {
-                let end = bytes[i] == 0x0A ? i + 1 : i
+            while let (end, cut) = Self.lineEnd(base, count: bytes.count, from: lineStart, have: partial.count, maxLine: maxLine) {
                 out += prefix
                 out += partial
                 out += bytes[lineStart..<end]
-                if bytes[i] != 0x0A { out.append(0x0A) }
+                if cut { out.append(0x0A) }
                 partial.removeAll(keepingCapacity: true)
                 lineStart = end
             }
             partial += bytes[lineStart...]
         }
         if !out.isEmpty { emit(out, nowMs: nowMs) }
+    }
+
+    /// Where the line that starts at `from` (after `have` bytes of it from earlier chunks)
+    /// ends in this chunk: past its newline, or cut (`cut`) once it holds `maxLine` bytes,
+    /// but never inside a character (not before a continuation byte, unless 3 of them in a
+    /// row show the bytes are not UTF-8). Nil: the line goes on in the next chunk.
+    private static func lineEnd(_ base: UnsafeRawPointer, count: Int, from: Int, have: Int, maxLine: Int)
+        -> (end: Int, cut: Bool)? {
+        guard from < count else { return nil }
+        let limit = from + max(0, maxLine - have)  // the first index at which the line may be cut
+        let searched = min(count, limit)
+        if let newline = memchr(base + from, 0x0A, searched - from) {
+            return (base.distance(to: UnsafeRawPointer(newline)) + 1, false)
+        }
+        var i = limit
+        while i < count {
+            let byte = base.load(fromByteOffset: i, as: UInt8.self)
+            if byte == 0x0A { return (i + 1, false) }
+            if !UTF8Carry.isContinuation(byte) || have + (i - from) >= maxLine + 3 { return (i, true) }
+            i += 1
+        }
+        return nil
     }
 
     /// Writes what is left of a stream's last line.

@@ -43,6 +43,10 @@ final class TaskRunner {
     private var startedAtUs: Int64?
     private var firstOutputAtUs: Int64?
     private var exitedAtUs: Int64?
+    /// Per stream, the start of a character a read cut off: everything past the runner (log
+    /// file, stream, tail) sees whole characters.
+    private var stdoutCarry = UTF8Carry()
+    private var stderrCarry = UTF8Carry()
 
     var id: String { supervisor.assignment.id }
     var attempt: Int { supervisor.assignment.attempt }
@@ -131,11 +135,12 @@ final class TaskRunner {
                 switch event {
                 case .data(let bytes):
                     if self.firstOutputAtUs == nil { self.firstOutputAtUs = unixMicros() }
-                    self.log?.output(stream, bytes, nowMs: now)
-                    let chunk = Array(bytes)
-                    self.context.onOutput(stream, chunk, now)
-                    self.apply(.output(stream, chunk, nowMs: now))
+                    let chunk = stream == .stdout ? self.stdoutCarry.take(bytes) : self.stderrCarry.take(bytes)
+                    self.deliver(stream, chunk, now)
                 case .eof, .error:
+                    // An incomplete character at the very end is passed on as it is.
+                    let rest = stream == .stdout ? self.stdoutCarry.finish() : self.stderrCarry.finish()
+                    self.deliver(stream, rest, now)
                     self.log?.flush(stream, nowMs: now)
                     self.apply(.streamClosed(stream, nowMs: now))
                 }
@@ -143,6 +148,13 @@ final class TaskRunner {
         } catch {
             apply(.streamClosed(stream, nowMs: context.now()))
         }
+    }
+
+    private func deliver(_ stream: OutputChannel, _ chunk: [UInt8], _ now: Int64) {
+        guard !chunk.isEmpty else { return }
+        chunk.withUnsafeBytes { log?.output(stream, $0, nowMs: now) }
+        context.onOutput(stream, chunk, now)
+        apply(.output(stream, chunk, nowMs: now))
     }
 
     private func apply(_ event: SupervisorEvent) {
