@@ -49,16 +49,9 @@ extension WorkerAgent {
             }
         }
         context.onOutput = { [weak self] stream, bytes, at in
-            guard let self else { return }
-            let output = Message.TaskOutput(id: run.id, attempt: run.attempt, stream: stream.rawValue,
-                                            data: String(decoding: bytes, as: UTF8.self), at: at)
-            if self.registered {
-                self.connection?.send(.taskOutput(output))
-            } else if self.heldOutputBytes + bytes.count <= Self.maxHeldOutputBytes {
-                // Sent after reconnecting, so `swarm logs` has what was said meanwhile.
-                self.heldOutput.append(output)
-                self.heldOutputBytes += bytes.count
-            }
+            // Also while the scheduler is away: sent after reconnecting, so `swarm logs` has
+            // what was said meanwhile.
+            self?.relayOutput(run, stream, bytes, at: at)
         }
         do { try plan.prepare() } catch {
             context.argv = []  // reported as a spawn failure below, with the reason in the log
@@ -110,7 +103,7 @@ extension WorkerAgent {
         }
         outbox.append(result)
         // The result file's bytes (without their newline) go into the frame: encoded once.
-        if registered { connection?.sendFrame(MessageCodec.taskFinishedFrame(resultJSON: json.dropLast())) }
+        sendResult(MessageCodec.taskFinishedFrame(resultJSON: json.dropLast()), of: result.run)
         finishStopIfIdle()
     }
 }

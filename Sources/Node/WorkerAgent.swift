@@ -59,11 +59,11 @@ public final class WorkerAgent {
     /// Task events that happened while the scheduler was away, oldest first.
     var heldEvents: [Message.TaskEvent] = []
     static let maxHeldEvents = 10_000
-    /// Task output made while the scheduler was away, up to `maxHeldOutputBytes` in all (the
-    /// rest is in the task's log file and its result's tail).
-    var heldOutput: [Message.TaskOutput] = []
-    var heldOutputBytes = 0
-    static let maxHeldOutputBytes = 16 << 20
+    /// Task output not yet handed to the connection (while the link is slower than the tasks,
+    /// or the scheduler is away): bounded, with drop markers; the log files have everything.
+    var outputRelay = OutputRelay()
+    /// Per run, the bulk-lane ticket of its last output frame on this connection.
+    var outputTickets: [RunRef: UInt64] = [:]
     var stopping = false
     private var onStopped: (() -> Void)?
     var health: HealthMonitor
@@ -211,6 +211,7 @@ public final class WorkerAgent {
         self.handshake = handshake
         connection.onMessage = { [weak self] message in self?.received(message) }
         connection.onEnd = { [weak self] end in self?.disconnected(end) }
+        connection.onBulkSpace = { [weak self] in self?.pumpOutput() }
         connection.start()
         runHandshake(first)
     }
@@ -238,6 +239,7 @@ public final class WorkerAgent {
         connection = nil
         handshake = nil
         registered = false
+        outputTickets = [:]
         heartbeatTimer?.stop()
         guard !stopping else { return }
         scheduleReconnect("connection to scheduler ended: \(end)")
@@ -274,12 +276,11 @@ public final class WorkerAgent {
             resendStarts()
             // Probes may have ended between the register and now: the scheduler gets the latest.
             if !config.runtimes.isEmpty { sendHealth() }
-            for output in heldOutput { connection?.send(.taskOutput(output)) }
-            heldOutput = []
-            heldOutputBytes = 0
             for event in heldEvents { connection?.send(.taskEvent(event)) }
             heldEvents = []
-            for result in outbox { connection?.send(.taskFinished(.init(result: result))) }
+            // Output made meanwhile goes first (each result after its own run's output).
+            for result in outbox { sendResult(MessageCodec.frame(.taskFinished(.init(result: result))), of: result.run) }
+            pumpOutput()
         case .assign(let assign):
             startTask(assign.task)
         case .kill(let kill):

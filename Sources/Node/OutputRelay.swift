@@ -1,0 +1,159 @@
+import SwarmProtocol
+
+/// Task output on its way to the scheduler, and what happens when tasks print faster than the
+/// link to the scheduler takes it.
+///
+/// The worker reads its tasks' pipes at full speed and writes every byte to each task's log
+/// file: that file is the complete record. The live copy for the scheduler waits here until
+/// the connection's bulk lane has room, at most `Limits.perRunBytes` per run and
+/// `Limits.totalBytes` in all (also while the scheduler is away). A chunk that does not fit is
+/// dropped whole and counted, and an explicit marker saying how many bytes are missing takes
+/// its place in the stream, so a reader of the stream never mistakes a gap for the whole.
+/// Chunks come in as whole UTF-8 characters (the runner carries split ones) and are cut into
+/// pieces of at most `Limits.pieceBytes` only between characters. Pure: no I/O, no clock.
+struct OutputRelay {
+    struct Limits: Sendable {
+        /// Output of one run waiting for the link.
+        var perRunBytes = 1 << 20
+        /// Output of all runs waiting for the link.
+        var totalBytes = 16 << 20
+        /// The most output bytes in one `taskOutput` frame (one pipe read at most).
+        var pieceBytes = 64 << 10
+    }
+
+    /// One `taskOutput` frame's worth: whole characters of one stream, or a marker.
+    struct Piece: Equatable, Sendable {
+        var run: RunRef
+        var stream: OutputChannel
+        var bytes: [UInt8]
+        var at: Int64
+    }
+
+    private enum Segment {
+        case output(OutputChannel, [UInt8], at: Int64)
+        case dropped(Int, at: Int64)
+    }
+
+    private struct Queue {
+        var segments: [Segment] = []
+        /// Bytes of `segments[0]` already taken.
+        var offset = 0
+        var bytes = 0
+        /// Dropped since the last marker was queued.
+        var dropped = 0
+        var droppedAt: Int64 = 0
+    }
+
+    let limits: Limits
+    private var queues: [RunRef: Queue] = [:]
+    /// Runs with something queued, served in turn so one loud task does not starve the others.
+    private var turn: [RunRef] = []
+    private var turnIndex = 0
+    /// Output bytes waiting, all runs.
+    private(set) var queuedBytes = 0
+    /// Output bytes dropped since the relay began (all runs).
+    private(set) var droppedBytes = 0
+
+    init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    /// The text that stands where `count` bytes were dropped. Its own line, on stderr.
+    static func marker(_ count: Int) -> [UInt8] {
+        Array("[swarm: \(count) bytes of output dropped here: the link to the scheduler was slower than the task; the worker's log file has them]\n".utf8)
+    }
+
+    var isEmpty: Bool { turn.isEmpty }
+
+    func hasQueued(_ run: RunRef) -> Bool { queues[run] != nil }
+
+    /// Takes a chunk of `run`'s output, or drops it (whole) when it does not fit.
+    mutating func add(_ run: RunRef, _ stream: OutputChannel, _ bytes: [UInt8], at: Int64) {
+        guard !bytes.isEmpty else { return }
+        var queue = queues[run] ?? Queue()
+        let isNew = queues[run] == nil
+        if queue.bytes + bytes.count > limits.perRunBytes || queuedBytes + bytes.count > limits.totalBytes {
+            if queue.dropped == 0 { queue.droppedAt = at }
+            queue.dropped += bytes.count
+            droppedBytes += bytes.count
+        } else {
+            if queue.dropped > 0 {
+                queue.segments.append(.dropped(queue.dropped, at: queue.droppedAt))
+                queue.dropped = 0
+            }
+            if case .output(stream, _, _)? = queue.segments.last, case .output(_, var data, let first) = queue.segments.removeLast() {
+                // Merged with the previous chunk of the same stream: fewer, fuller frames
+                // (taken out of the array first, so the append does not copy it).
+                data.append(contentsOf: bytes)
+                queue.segments.append(.output(stream, data, at: first))
+            } else {
+                queue.segments.append(.output(stream, bytes, at: at))
+            }
+            queue.bytes += bytes.count
+            queuedBytes += bytes.count
+        }
+        queues[run] = queue
+        if isNew { turn.append(run) }
+    }
+
+    /// The next piece to send, from the next run in turn; nil when nothing waits.
+    mutating func next() -> Piece? {
+        guard !turn.isEmpty else { return nil }
+        if turnIndex >= turn.count { turnIndex = 0 }
+        let run = turn[turnIndex]
+        let piece = take(run)
+        if queues[run] == nil {
+            turn.remove(at: turnIndex)
+        } else {
+            turnIndex += 1
+        }
+        return piece
+    }
+
+    /// Everything `run` has waiting, in order, ending with a marker if its last chunks were
+    /// dropped; the run is forgotten. For a run that ended: its result follows these pieces.
+    mutating func drain(_ run: RunRef) -> [Piece] {
+        var pieces: [Piece] = []
+        while queues[run] != nil, let piece = take(run) { pieces.append(piece) }
+        if let index = turn.firstIndex(of: run) {
+            turn.remove(at: index)
+            if index < turnIndex { turnIndex -= 1 }
+        }
+        return pieces
+    }
+
+    /// The first piece of `run`'s queue; removes the queue once it is empty.
+    private mutating func take(_ run: RunRef) -> Piece? {
+        guard var queue = queues[run] else { return nil }
+        defer { queues[run] = queue.segments.isEmpty && queue.dropped == 0 ? nil : queue }
+        guard let segment = queue.segments.first else {
+            // Only a drop is left: its marker ends the run's stream.
+            let piece = Piece(run: run, stream: .stderr, bytes: Self.marker(queue.dropped), at: queue.droppedAt)
+            queue.dropped = 0
+            return piece
+        }
+        switch segment {
+        case .dropped(let count, let at):
+            queue.segments.removeFirst()
+            return Piece(run: run, stream: .stderr, bytes: Self.marker(count), at: at)
+        case .output(let stream, let data, let at):
+            var end = min(data.count, queue.offset + limits.pieceBytes)
+            if end < data.count {
+                let cut = UTF8Carry.boundary(data, atOrBefore: end)
+                if cut > queue.offset { end = cut }
+            }
+            // A whole segment is handed on as it is (no copy): the usual case, one read each.
+            let bytes = queue.offset == 0 && end == data.count ? data : Array(data[queue.offset..<end])
+            let piece = Piece(run: run, stream: stream, bytes: bytes, at: at)
+            queue.bytes -= end - queue.offset
+            queuedBytes -= end - queue.offset
+            if end == data.count {
+                queue.segments.removeFirst()
+                queue.offset = 0
+            } else {
+                queue.offset = end
+            }
+            return piece
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import SwarmProtocol
+import SwarmTransport
+
+/// Streaming task output to the scheduler without ever letting it crowd out the control
+/// traffic: output goes in the connection's bulk lane (see `FramedConnection.sendBulk`), at
+/// most `outputLaneBytes` at a time; the rest waits in `outputRelay` (bounded, with drop
+/// markers). The connection is never closed for output volume.
+extension WorkerAgent {
+    /// Output is handed to the connection while its bulk lane holds under this many bytes.
+    static let outputLaneBytes = 1 << 20
+
+    func relayOutput(_ run: RunRef, _ stream: OutputChannel, _ bytes: [UInt8], at: Int64) {
+        outputRelay.add(run, stream, bytes, at: at)
+        pumpOutput()
+    }
+
+    /// Hands waiting output to the connection while its bulk lane has room (runs in turn).
+    func pumpOutput() {
+        guard registered, let connection else { return }
+        while connection.bulkQueuedBytes < Self.outputLaneBytes, let piece = outputRelay.next() {
+            sendOutput(piece, on: connection)
+        }
+    }
+
+    private func sendOutput(_ piece: OutputRelay.Piece, on connection: FramedConnection) {
+        let output = Message.TaskOutput(id: piece.run.id, attempt: piece.run.attempt, stream: piece.stream.rawValue,
+                                        data: String(decoding: piece.bytes, as: UTF8.self), at: piece.at)
+        outputTickets[piece.run] = connection.sendBulk(MessageCodec.frame(.taskOutput(output)))
+    }
+
+    /// Sends a run's result frame after the run's own output that still waits, never before
+    /// it (a follower of the log would end before the last lines). A run whose output has all
+    /// reached the socket (the usual case) gets its result sent ahead of any bulk backlog; one
+    /// whose output is still in the bulk lane waits behind that lane only (at most
+    /// `outputLaneBytes` plus the run's own waiting output, `OutputRelay.Limits.perRunBytes`).
+    func sendResult(_ frame: [UInt8], of run: RunRef) {
+        guard registered, let connection else { return }
+        for piece in outputRelay.drain(run) { sendOutput(piece, on: connection) }
+        if let ticket = outputTickets.removeValue(forKey: run), connection.bulkHandedOver < ticket {
+            connection.sendBulk(frame)
+        } else {
+            connection.sendFrame(frame)
+        }
+    }
+}
