@@ -20,8 +20,39 @@ import Testing
         let text = logs.text(id: "big")
         #expect(text.utf8.count <= 2 * 100 + 40)
         #expect(text.hasSuffix("line 99\n"))
-        #expect(text.hasPrefix("[... earlier output dropped ...]\nline "))
+        #expect(text.hasPrefix("[swarm: "))
         #expect(!text.contains("line 0\n"))
+        // The marker counts exactly the bytes that are gone.
+        let all = (0..<100).map { "line \($0)\n" }.joined()
+        let kept = String(text[text.index(after: text.firstIndex(of: "\n")!)...])
+        #expect(text.hasPrefix(LogStore.marker(logs.droppedBytes(id: "big"))))
+        #expect(logs.droppedBytes(id: "big") + kept.utf8.count == all.utf8.count)
+        #expect(all.hasSuffix(kept))
+    }
+
+    /// Item 12: a trim never cuts a character, also when the kept end has no line start.
+    @Test func trimKeepsCharactersWholeWithoutLines() {
+        var logs = LogStore(capacityPerTask: 100)
+        for _ in 0..<200 { logs.append(id: "euro", attempt: 1, stream: "stdout", data: "€€€") }
+        let text = logs.text(id: "euro")
+        let body = text[text.index(after: text.firstIndex(of: "\n")!)...]
+        #expect(!text.contains("\u{FFFD}"))
+        #expect(body.allSatisfy { $0 == "€" })
+        #expect(logs.droppedBytes(id: "euro") + body.utf8.count == 200 * 9)
+    }
+
+    /// Item 4: many logs share `totalCapacity`, each trimmed to its share (not below the minimum).
+    @Test func manyLogsShareTheTotalCapacity() {
+        var logs = LogStore(capacityPerTask: 1 << 20, totalCapacity: 64 * 1024)
+        let line = String(repeating: "x", count: 99) + "\n"
+        for _ in 0..<400 {
+            for task in 0..<8 { logs.append(id: "t\(task)", attempt: 1, stream: "stdout", data: line) }
+        }
+        for task in 0..<8 {
+            // The share is 64 KiB / 8 = 8 KiB, below the minimum: 16 KiB each, trimmed at twice that.
+            #expect(logs.text(id: "t\(task)").utf8.count <= 2 * LogStore.minimumCapacity + 200)
+            #expect(logs.droppedBytes(id: "t\(task)") > 0)
+        }
     }
 }
 
