@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Items 4 and 12 of issue 10 on real `swarm` processes: an output flood never costs the
+/// worker its scheduler connection, and what the stream lacks is marked with a byte count;
+/// multi-byte characters come back whole.
+@Suite(.serialized) struct OutputEndToEndTests {
+    typealias E2E = EndToEndTests
+
+    /// Waits (bounded) until `path` exists.
+    static func waitForFile(_ path: String, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: path) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// The counts of the worker's drop markers in `text`, how many there are, and `text`
+    /// without them (a marker is on stderr, so the log shows it as `[stderr] [swarm: N ...]`).
+    /// On bytes: the stream is megabytes long.
+    static func withoutDropMarkers(_ text: String) -> (dropped: Int, markers: Int, rest: [UInt8]) {
+        let bytes = Array(text.utf8)
+        let opening = Array("[stderr] [swarm: ".utf8), saying = Array(" bytes of output dropped here:".utf8)
+        var dropped = 0, markers = 0, rest: [UInt8] = [], i = 0
+        rest.reserveCapacity(bytes.count)
+        while i < bytes.count {
+            if bytes[i] == opening[0], bytes[i...].starts(with: opening) {
+                var j = i + opening.count, count = 0
+                while j < bytes.count, (0x30...0x39).contains(bytes[j]) { count = count * 10 + Int(bytes[j] - 0x30); j += 1 }
+                if bytes[j...].starts(with: saying), let newline = bytes[j...].firstIndex(of: 0x0A) {
+                    dropped += count
+                    markers += 1
+                    i = newline + 1
+                    continue
+                }
+            }
+            rest.append(bytes[i])
+            i += 1
+        }
+        return (dropped, markers, rest)
+    }
+
+    /// Lines of `data` that are `stream` output equal to `content` (memchr and memcmp: the
+    /// file is tens of megabytes and tests run unoptimized).
+    static func logLines(_ data: Data, stream: String, content: String) -> Int {
+        let suffix = Array(" \(stream) \(content)".utf8)
+        return data.withUnsafeBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            var found = 0, start = 0
+            while start < raw.count, let newline = memchr(base + start, 0x0A, raw.count - start) {
+                let end = base.distance(to: UnsafeRawPointer(newline))
+                if end - start >= suffix.count, memcmp(base + end - suffix.count, suffix, suffix.count) == 0 { found += 1 }
+                start = end + 1
+            }
+            return found
+        }
+    }
+
+    /// 15 MB printed while the scheduler is stopped (it reads nothing). The lines are control
+    /// characters, which JSON sends as `\u0001`: 90 MB of frames. The worker used to queue
+    /// them all and cut the connection past 64 MiB ("peer is not reading"), losing what was
+    /// queued without a word. Now it keeps its connection, the task succeeds, and a follower's
+    /// stream is the task's output with explicit markers whose counts make up exactly the
+    /// bytes missing from it.
+    @Test func anOutputFloodKeepsTheWorkerConnectedAndMarksWhatTheStreamDropped() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let (scheduler, address) = try ClusterEndToEndTests.schedulerAndWorker(harness, slots: 1)
+        let go = "\(harness.dir)/go", printed = "\(harness.dir)/printed"
+        let line = String(repeating: "\u{01}", count: 99) + "\n"
+        let lines = 150_000
+        let script = "l=$(head -c 99 /dev/zero | tr '\\0' '\\1'); while [ ! -e \(go) ]; do sleep 0.05; done; "
+            + "yes \"$l\" | head -n \(lines); touch \(printed)"
+        let submit = try harness.run(["submit", "--scheduler", address, "--id", "flood", "--", "sh", "-c", script, harness.marker])
+        #expect(submit.status == 0, "\(submit.stderr)")
+        try E2E.waitStarted(harness, address, "flood")
+        // A follower from before the first byte: it sees the whole stream.
+        let follow = Locked<ProcessHarness.RunResult?>(nil)
+        let follower = Thread {
+            let result = try? harness.run(["logs", "--scheduler", address, "-f", "flood"], timeout: 90)
+            follow.withLock { $0 = result }
+        }
+        follower.start()
+        usleep(1_000_000)
+        // The scheduler hangs (Ctrl-Z, a VM pause) while the task prints everything.
+        kill(scheduler.pid, SIGSTOP)
+        _ = FileManager.default.createFile(atPath: go, contents: nil)
+        let finishedPrinting = Self.waitForFile(printed, timeout: 60)
+        kill(scheduler.pid, SIGCONT)
+        #expect(finishedPrinting)
+        let info = try E2E.waitSucceeded(harness, address, "flood")
+        #expect(info["attempts"] as? Int == 1)
+        var result: ProcessHarness.RunResult?
+        for _ in 0..<3000 where result == nil {
+            result = follow.withLock { $0 }
+            if result == nil { usleep(20_000) }
+        }
+        let stream = try #require(result, "the follower did not end")
+        #expect(stream.status == 0, "\(stream.stderr)")
+        let total = lines * line.utf8.count
+        let (dropped, markers, rest) = Self.withoutDropMarkers(stream.stdout)
+        // Everything, or explicit markers whose counts add up to what is missing.
+        #expect(dropped + rest.count == total, "\(rest.count) bytes shown + \(dropped) marked dropped != \(total)")
+        #expect(markers > 0, "90 MB of frames cannot all have waited for a stopped scheduler")
+        // Each marker stands in one place: at most one line around it is not a whole line.
+        let content = Array(line.utf8.dropLast())
+        #expect(rest.split(separator: 0x0A).filter { !$0.elementsEqual(content) }.count <= markers)
+        let workerLog = try String(contentsOfFile: "\(harness.dir)/worker.log", encoding: .utf8)
+        #expect(!workerLog.contains("peer is not reading"))
+        #expect(!workerLog.contains("connection to scheduler ended"), "\(workerLog.suffix(2_000))")
+        // The worker's log file has every line.
+        let file = try Data(contentsOf: URL(fileURLWithPath: "\(harness.dir)/w/logs/flood.stream.txt"))
+        #expect(Self.logLines(file, stream: "stdout", content: String(line.dropLast())) == lines)
+    }
+
+    /// 300,000 "€" (900,000 bytes, one line) reach `swarm logs`, the result's tail and the
+    /// worker's log file whole: pipe reads cut characters apart, which used to show as U+FFFD.
+    @Test func threeHundredThousandEurosComeBackWhole() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let (_, address) = try ClusterEndToEndTests.schedulerAndWorker(harness, slots: 1)
+        let count = 300_000
+        let submit = try harness.run(["submit", "--scheduler", address, "--id", "euros", "--", "sh", "-c",
+                                      "yes € | head -n \(count) | tr -d '\\n'", harness.marker])
+        #expect(submit.status == 0, "\(submit.stderr)")
+        let info = try E2E.waitSucceeded(harness, address, "euros")
+        // The result's tail: its last 64 KiB, starting at a whole character.
+        let tail = try #require(info["output"] as? String)
+        #expect(!tail.contains("\u{FFFD}"))
+        #expect(tail.allSatisfy { $0 == "€" })
+        #expect(tail.count == 65_536 / 3)
+        let logs = try harness.run(["logs", "--scheduler", address, "euros"])
+        #expect(logs.status == 0)
+        #expect(!logs.stdout.contains("\u{FFFD}"))
+        #expect(logs.stdout.filter { $0 == "€" }.count == count)
+        // The log file: cut into lines of at most 16 KiB, between characters.
+        let file = try String(contentsOfFile: "\(harness.dir)/w/logs/euros.stream.txt", encoding: .utf8)
+        #expect(!file.contains("\u{FFFD}"))
+        let output = file.split(separator: "\n").filter { $0.contains(" stdout ") }
+        #expect(output.map { $0.filter { $0 == "€" }.count }.reduce(0, +) == count)
+        #expect(output.allSatisfy { $0.filter { $0 == "€" }.count <= 16 * 1024 / 3 + 1 })
+    }
+}
