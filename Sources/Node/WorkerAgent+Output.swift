@@ -6,8 +6,10 @@ import SwarmTransport
 /// most `outputLaneBytes` at a time; the rest waits in `outputRelay` (bounded, with drop
 /// markers). The connection is never closed for output volume.
 extension WorkerAgent {
-    /// Output is handed to the connection while its bulk lane holds under this many bytes.
-    static let outputLaneBytes = 1 << 20
+    /// Output is handed to the connection while its bulk lane holds under this many bytes:
+    /// enough to keep the socket busy between refills, small because a result whose own
+    /// output is in the lane waits behind the lane (see `sendResult`).
+    static let outputLaneBytes = 256 << 10
 
     func relayOutput(_ run: RunRef, _ stream: OutputChannel, _ bytes: [UInt8], at: Int64) {
         outputRelay.add(run, stream, bytes, at: at)
@@ -29,10 +31,14 @@ extension WorkerAgent {
     }
 
     /// Sends a run's result frame after the run's own output that still waits, never before
-    /// it (a follower of the log would end before the last lines). A run whose output has all
-    /// reached the socket (the usual case) gets its result sent ahead of any bulk backlog; one
-    /// whose output is still in the bulk lane waits behind that lane only (at most
-    /// `outputLaneBytes` plus the run's own waiting output, `OutputRelay.Limits.perRunBytes`).
+    /// it (a follower of the log would end before the last lines, without a marker). A run
+    /// whose output has all reached the socket's queue (the usual case) gets its result sent
+    /// as a control frame, ahead of any output backlog. One whose output is still in the bulk
+    /// lane or the relay has that output put in the lane and its result after it: it waits
+    /// behind its own output (at most `OutputRelay.Limits.perRunBytes`), the output of runs
+    /// that ended just before it (the same way), and at most `outputLaneBytes` plus one frame
+    /// of running tasks' output; never behind the running tasks' backlog. Heartbeats and the
+    /// other control frames wait behind none of it.
     func sendResult(_ frame: [UInt8], of run: RunRef) {
         guard registered, let connection else { return }
         for piece in outputRelay.drain(run) { sendOutput(piece, on: connection) }
