@@ -13,10 +13,11 @@ import SwarmProtocol
 /// pieces of at most `Limits.pieceBytes` only between characters. Pure: no I/O, no clock.
 struct OutputRelay {
     struct Limits: Sendable {
-        /// Output of one run waiting for the link.
-        var perRunBytes = 1 << 20
-        /// Output of all runs waiting for the link.
-        var totalBytes = 16 << 20
+        /// Output of one run waiting for the link: a burst this large (a task printing a file)
+        /// passes whole over a link that is merely slower for a moment.
+        var perRunBytes = 8 << 20
+        /// Output of all runs waiting for the link (the worker's memory for it).
+        var totalBytes = 32 << 20
         /// The most output bytes in one `taskOutput` frame (one pipe read at most).
         var pieceBytes = 64 << 10
     }
