@@ -1,4 +1,5 @@
 import SwarmProtocol
+import SwarmTransport
 
 extension WorkerAgent {
     /// Past this many bytes waiting on the scheduler connection a log read is answered "busy":
@@ -18,6 +19,7 @@ extension WorkerAgent {
                                            problem: "worker \(config.name) is busy sending (over \(Self.maxQueuedForLogReads) bytes queued)")))
             return
         }
-        connection.send(.logData(LogFileReader.answer(request, logsDir: logsDir)))
+        // Up to 1 MiB of log: in the bulk lane, so heartbeats and results never wait behind it.
+        connection.sendBulk(MessageCodec.frame(.logData(LogFileReader.answer(request, logsDir: logsDir))))
     }
 }
