@@ -61,21 +61,19 @@ import Glibc
         }
     }
 
-    /// 15 MB printed while the scheduler is stopped (it reads nothing). The lines are control
-    /// characters, which JSON sends as `\u0001`: 90 MB of frames. The worker used to queue
-    /// them all and cut the connection past 64 MiB ("peer is not reading"), losing what was
-    /// queued without a word. Now it keeps its connection, the task succeeds, and a follower's
-    /// stream is the task's output with explicit markers whose counts make up exactly the
-    /// bytes missing from it.
+    /// 90 MB printed while the scheduler is stopped (it reads nothing). The worker used to
+    /// queue it all and cut the connection past 64 MiB ("peer is not reading"), losing what
+    /// was queued without a word. Now it keeps its connection, the task succeeds, and a
+    /// follower's stream is the task's output with explicit markers whose counts make up
+    /// exactly the bytes missing from it.
     @Test func anOutputFloodKeepsTheWorkerConnectedAndMarksWhatTheStreamDropped() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
         let (scheduler, address) = try ClusterEndToEndTests.schedulerAndWorker(harness, slots: 1)
         let go = "\(harness.dir)/go", printed = "\(harness.dir)/printed"
-        let line = String(repeating: "\u{01}", count: 99) + "\n"
-        let lines = 150_000
-        let script = "l=$(head -c 99 /dev/zero | tr '\\0' '\\1'); while [ ! -e \(go) ]; do sleep 0.05; done; "
-            + "yes \"$l\" | head -n \(lines); touch \(printed)"
+        let line = String(repeating: "0123456789", count: 10).dropLast() + "\n"  // 100 bytes
+        let lines = 900_000
+        let script = "while [ ! -e \(go) ]; do sleep 0.05; done; yes \(line.dropLast()) | head -n \(lines); touch \(printed)"
         let submit = try harness.run(["submit", "--scheduler", address, "--id", "flood", "--", "sh", "-c", script, harness.marker])
         #expect(submit.status == 0, "\(submit.stderr)")
         try E2E.waitStarted(harness, address, "flood")
@@ -106,7 +104,7 @@ import Glibc
         let (dropped, markers, rest) = Self.withoutDropMarkers(stream.stdout)
         // Everything, or explicit markers whose counts add up to what is missing.
         #expect(dropped + rest.count == total, "\(rest.count) bytes shown + \(dropped) marked dropped != \(total)")
-        #expect(markers > 0, "90 MB of frames cannot all have waited for a stopped scheduler")
+        #expect(markers > 0, "90 MB cannot all have waited for a stopped scheduler")
         // Each marker stands in one place: at most one line around it is not a whole line.
         let content = Array(line.utf8.dropLast())
         #expect(rest.split(separator: 0x0A).filter { !$0.elementsEqual(content) }.count <= markers)
