@@ -16,8 +16,10 @@ struct LaunchPlan {
         case fail(TaskState, String)
     }
 
+    /// `execLimit`: what exec takes here in argv + environment (`ExecLimits.limit`).
     static func make(task: TaskAssignment, config: WorkerConfig, baseEnvironment: [String: String],
-                     health: HealthMonitor, logsDir: String, now: @escaping () -> Int64) -> Result<LaunchPlan, Problem> {
+                     health: HealthMonitor, logsDir: String, execLimit: Int = ExecLimits.typicalLimit,
+                     now: @escaping () -> Int64) -> Result<LaunchPlan, Problem> {
         let spec = task.spec
         let workDir = config.workDir ?? "\(config.workRoot)/\(task.id)"
         var metrics = RunMetrics()
@@ -81,8 +83,14 @@ struct LaunchPlan {
         // The task's own credential (not the cluster token): enough to submit child tasks.
         env["SWARM_TASK_TOKEN"] = config.token?.taskCredential(for: task.id)
         if spec.runtime != nil || spec.model != nil { env["SWARM_MODEL"] = metrics.model ?? "" }
+        let environment = env.map { "\($0.key)=\($0.value)" }
+        // What exec will see, checked against what it takes: a clear reason, not a bare E2BIG
+        // (nor a prompt silently cut at a NUL).
+        if let problem = ExecLimits.problem(argv: argv, environment: environment, limit: execLimit) {
+            return .failure(.fail(.spawnFailed, "exec would refuse this task: \(problem)"))
+        }
         let context = RunnerContext(
-            argv: argv, environment: env.map { "\($0.key)=\($0.value)" }, workingDirectory: workDir,
+            argv: argv, environment: environment, workingDirectory: workDir,
             stdin: stdin, logPath: metrics.logFile!, supervisorSettings: settings, metrics: metrics, now: now)
         return .success(LaunchPlan(context: context, contextFile: contextFile, workDir: workDir))
     }

@@ -23,7 +23,7 @@ extension WorkerAgent {
         }
         let plan: LaunchPlan
         switch LaunchPlan.make(task: task, config: config, baseEnvironment: baseEnvironment, health: health,
-                               logsDir: logsDir, now: now) {
+                               logsDir: logsDir, execLimit: execLimit, now: now) {
         case .success(let p): plan = p
         case .failure(.refuse(let reason)): return reject(reason)
         case .failure(.fail(let state, let reason)):

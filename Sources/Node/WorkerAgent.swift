@@ -71,6 +71,8 @@ public final class WorkerAgent {
     /// Health probes running now, by runtime; each holds one slot.
     var probes: [String: TaskRunner] = [:]
     let baseEnvironment: [String: String]
+    /// What exec takes in argv + environment here, from the stack rlimit at start.
+    let execLimit = ExecLimits.limit(stackRlimit: ResourceLimits.stackLimit)
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
 

@@ -88,8 +88,10 @@ public struct TaskSpec: Codable, Sendable, Equatable {
 
     /// Linux refuses to exec a single argument or variable over 128 KiB (MAX_ARG_STRLEN),
     /// and the whole set is bounded too: refuse such a task at submit, not at spawn.
-    public static let maxArgumentBytes = 128 * 1024
-    public static let maxCommandAndEnvBytes = 1024 * 1024
+    public static let maxArgumentBytes = ExecLimits.maxStringBytes
+    /// The task's command and environment, counted as exec counts them (each string's bytes,
+    /// its NUL and an 8-byte pointer): `ExecLimits.taskBudget`, half of the usual limit.
+    public static let maxCommandAndEnvBytes = ExecLimits.taskBudget
     /// Prompts and context go through stdin and files, not exec: bounded only by the frame.
     public static let maxPromptBytes = 4 * 1024 * 1024
     /// A duration above this is a typo, not a plan (30 days).
@@ -113,6 +115,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             return "invalid model name \(TaskID.quoted(model ?? ""))"
         }
         if (prompt?.utf8.count ?? 0) > Self.maxPromptBytes { return "prompt is over \(Self.maxPromptBytes) bytes" }
+        if let problem = promptTextProblem() { return problem }
         if let complexity, ComplexityInput(complexity) == nil {
             return "complexity must be simple, moderate, complex or a whole number >= 0, got \(TaskID.quoted(complexity))"
         }
@@ -132,6 +135,11 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         for (key, value) in (constraints ?? [:]).sorted(by: { $0.key < $1.key }) where key.isEmpty || key.contains("=") {
             return "invalid constraint \(TaskID.quoted(key + "=" + value))"
         }
+        return execProblem()
+    }
+
+    /// Why exec would refuse this task's command or environment (`ExecLimits`), or nil.
+    func execProblem() -> String? {
         var total = 0
         for (index, argument) in command.enumerated() {
             if argument.utf8.contains(0) { return "argument \(index) contains a NUL byte" }
@@ -139,7 +147,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             if argument.utf8.count + 1 > Self.maxArgumentBytes {
                 return "argument \(index) is \(argument.utf8.count) bytes; the limit is \(Self.maxArgumentBytes - 1)"
             }
-            total += argument.utf8.count + 1
+            total += ExecLimits.cost(argument)
         }
         for (key, value) in env ?? [:] {
             if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
@@ -149,13 +157,35 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             if key.utf8.count + value.utf8.count + 2 > Self.maxArgumentBytes {
                 return "environment variable \(key) is over \(Self.maxArgumentBytes) bytes"
             }
-            total += key.utf8.count + value.utf8.count + 2
+            total += ExecLimits.cost(key: key, value: value)
         }
         if total > Self.maxCommandAndEnvBytes {
-            return "command and environment are \(total) bytes; the limit is \(Self.maxCommandAndEnvBytes)"
+            return "command and environment take \(total) bytes in exec (\(command.count) arguments, \(env?.count ?? 0) variables, each with its NUL and an 8-byte pointer); the limit at submit is \(Self.maxCommandAndEnvBytes) (half of the usual 2 MiB, the rest is kept for the worker's own environment)"
         }
         return nil
     }
+
+    /// A NUL in the prompt's parts would cut the prompt there (in argv, or for the agent).
+    func promptTextProblem() -> String? {
+        if prompt?.utf8.contains(0) == true { return "prompt contains a NUL byte" }
+        if objective?.utf8.contains(0) == true { return "objective contains a NUL byte" }
+        for (index, requirement) in (requirements ?? []).enumerated() where requirement.utf8.contains(0) {
+            return "requirement \(index + 1) contains a NUL byte"
+        }
+        return nil
+    }
+
+    /// An upper bound on the bytes of the text an agent gets (`AgentPrompt.text`): prompt,
+    /// objective, requirements, and `promptExtraBytes` for the headings and the context's
+    /// pointer or a small inline context.
+    public var promptTextBytes: Int {
+        var bytes = (prompt?.utf8.count ?? 0) + (objective?.utf8.count ?? 0) + Self.promptExtraBytes
+        for requirement in requirements ?? [] { bytes += requirement.utf8.count + 3 }
+        return bytes
+    }
+
+    /// Room in `promptTextBytes` for what the worker adds to the prompt's parts.
+    public static let promptExtraBytes = 4096
 }
 
 /// A task's `complexity` field, parsed: a named level or a score.

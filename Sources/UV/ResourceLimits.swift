@@ -42,6 +42,14 @@ public enum ResourceLimits {
         return UInt64(limit.rlim_max)
     }
 
+    /// The soft stack limit in bytes (exec's argv + environment limit derives from it); nil
+    /// when unlimited or unknown.
+    public static var stackLimit: UInt64? {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_STACK.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+        return UInt64(limit.rlim_cur)
+    }
+
     /// libuv's version, e.g. "1.44.2".
     public static var libuvVersion: String { String(cString: uv_version_string()) }
 }
