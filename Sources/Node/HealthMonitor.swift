@@ -19,8 +19,9 @@ public struct HealthMonitor: Sendable {
     public init(runtimes: [RuntimeDefinition], nowMs: Int64) {
         names = runtimes.map(\.name).sorted()
         for runtime in runtimes {
-            entries[runtime.name] = Entry(check: runtime.health,
-                                          status: RuntimeStatus(name: runtime.name, healthy: runtime.health == nil),
+            var status = RuntimeStatus(name: runtime.name, healthy: runtime.health == nil)
+            runtime.reportedFacts(into: &status)
+            entries[runtime.name] = Entry(check: runtime.health, status: status,
                                           dueAt: runtime.health == nil ? nil : nowMs)
         }
     }

@@ -45,6 +45,19 @@ public struct RuntimeDefinition: Sendable, Equatable {
         self.health = health
     }
 
+    /// What the scheduler needs of this definition (sent with the runtime's health): its
+    /// default model, and whether and how the prompt goes into argv (`ExecLimits`).
+    public func reportedFacts(into status: inout RuntimeStatus) {
+        status.defaultModel = defaultModel
+        let promptParts = command.filter { $0.contains("{prompt}") }
+        status.promptInArgv = !promptParts.isEmpty
+        // Placeholders count as their own text: a little over what they become, never under
+        // (but `{prompt}` itself, which the prompt replaces).
+        status.argvTemplateBytes = command.reduce(0) { $0 + ExecLimits.cost($1) }
+        // (A part naming `{prompt}` twice is judged on one copy here; the worker checks the real argv.)
+        status.promptArgumentBytes = promptParts.map { $0.utf8.count - "{prompt}".utf8.count }.max()
+    }
+
     /// The argv for one task, or why there is none.
     public func argv(model: String?, prompt: String, id: String, contextFile: String?, workDir: String) -> Result<[String], RuntimeError> {
         let chosen = model ?? defaultModel

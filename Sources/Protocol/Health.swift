@@ -17,6 +17,16 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
     public var failed: Int
     /// Sum over all probes, for the mean.
     public var totalLatencyMs: Int64
+    /// The runtime's definition, as far as the scheduler needs it (absent from older workers):
+    /// the model a task naming none runs with (resolved at submit, so limits see it).
+    public var defaultModel: String?
+    /// Whether the prompt goes into argv (through `{prompt}`) rather than stdin.
+    public var promptInArgv: Bool?
+    /// What the command template takes in exec (each part's bytes, NUL and pointer), and the
+    /// bytes around `{prompt}` in the longest part holding it: a prompt in argv must fit
+    /// beside them (`ExecLimits`).
+    public var argvTemplateBytes: Int?
+    public var promptArgumentBytes: Int?
 
     public init(name: String, healthy: Bool, checkedAt: Int64? = nil, latencyMs: Int64? = nil,
                 detail: String? = nil, passed: Int = 0, failed: Int = 0, totalLatencyMs: Int64 = 0) {

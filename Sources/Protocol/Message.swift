@@ -233,12 +233,16 @@ public enum Message: Sendable, Equatable {
         public var attempt: Int
         public init(id: String, attempt: Int) { self.id = id; self.attempt = attempt }
     }
-    /// A worker refuses an assignment (full, or invalid); the scheduler requeues it.
+    /// A worker refuses an assignment (full, or invalid); the scheduler requeues it, or with
+    /// `permanent` (the worker could not even read it) ends it `failed` with the reason.
     public struct Reject: Codable, Sendable, Equatable {
         public var id: String
         public var attempt: Int
         public var reason: String
-        public init(id: String, attempt: Int, reason: String) { self.id = id; self.attempt = attempt; self.reason = reason }
+        public var permanent: Bool?
+        public init(id: String, attempt: Int, reason: String, permanent: Bool? = nil) {
+            self.id = id; self.attempt = attempt; self.reason = reason; self.permanent = permanent
+        }
     }
     /// A worker is stopping: place nothing more on it; what it still had comes back as `lost`
     /// results, and anything it never reports is requeued as soon as it disconnects.

@@ -10,8 +10,8 @@ import SwarmProtocol
 /// nodes with old runs). `Placement.place` on a snapshot is the reference it agrees with.
 extension ClusterState {
     /// What placement needs of a spec. The one place spec fields become placement inputs.
-    static func placementRequest(for spec: TaskSpec) -> PlacementRequest {
-        PlacementRequest(runtime: spec.runtime, model: spec.model, constraints: spec.constraints ?? [:],
+    static func placementRequest(for spec: TaskSpec, model: String?) -> PlacementRequest {
+        PlacementRequest(runtime: spec.runtime, model: model, constraints: spec.constraints ?? [:],
                          priority: spec.priority ?? 0)
     }
 
@@ -58,6 +58,12 @@ extension ClusterState {
                 continue
             }
             queue.popTop()
+            if let record = tasks[id], record.specBytes > FrameBudget.maxSpecBytes {
+                // Only a task accepted under older limits (restored): its assignment could not
+                // reach a worker. It alone fails; the slot stays free.
+                directives.append(endUnsendable(id, bytes: record.specBytes, nowMs: nowMs))
+                continue
+            }
             if let directive = assign(id, to: slot, nowMs: nowMs) { directives.append(directive) }
         }
         queue.unparkAll()
@@ -194,7 +200,7 @@ extension ClusterState {
         let nodeName = index.names[slot]
         guard let record = tasks[id] else { return nil }
         let attempt = record.info.attempts + 1
-        let spec = record.spec
+        let spec = Self.assignedSpec(record)
         let model = record.request.model
         let submittedAt = record.info.submittedAt
         // Changed in place through the table's modify accessor (which records the new run).
@@ -203,6 +209,13 @@ extension ClusterState {
         index.setFree(slot, index.free[slot] - 1)
         if let model { modelRunning[model, default: 0] += 1 }
         return .assign(node: nodeName, TaskAssignment(id: id, attempt: attempt, spec: spec, submittedAt: submittedAt, placedAt: nowMs))
+    }
+
+    private mutating func endUnsendable(_ id: String, bytes: Int, nowMs: Int64) -> SchedulerDirective {
+        tasks[id]!.info.state = .failed
+        tasks[id]!.info.reason = "its spec is \(bytes) bytes as JSON, over the \(FrameBudget.maxSpecBytes) an assignment may carry: no worker could read it"
+        tasks[id]!.info.finishedAt = nowMs
+        return .taskEnded(id: id)
     }
 
     private static func markPlaced(_ info: inout TaskInfo, on node: String, attempt: Int, nowMs: Int64) {

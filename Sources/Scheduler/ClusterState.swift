@@ -135,6 +135,8 @@ public struct ClusterState: Sendable {
         var request: PlacementRequest
         /// A user cancelled it while it ran: its run is being killed; it never runs again.
         var cancelRequested = false
+        /// Its spec's size as JSON (`FrameBudget`), measured when it was accepted.
+        var specBytes = 0
     }
 
     public let settings: SchedulerSettings
@@ -156,6 +158,8 @@ public struct ClusterState: Sendable {
     private var order: [String] = []
     /// Counters for `swarm stats`.
     private(set) var stats = StatsLedger()
+    /// Runtime definitions as workers report them (ClusterState+Admission.swift).
+    var runtimeCatalog = RuntimeCatalog()
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings
@@ -182,18 +186,28 @@ public struct ClusterState: Sendable {
         if tasks[id] != nil { throw .duplicateId(id) }
         var stored = spec
         stored.id = id
+        let bytes = try admission(stored)
+        insert(stored, specBytes: bytes, request: given, nowMs: nowMs)
+        return id
+    }
+
+    /// Queues a spec that passed every check (its id set and free).
+    private mutating func insert(_ stored: TaskSpec, specBytes: Int, request given: PlacementRequest?, nowMs: Int64) {
+        let id = stored.id!
         nextSequence += 1
-        var info = TaskInfo(id: id, state: .queued, command: spec.command, submittedAt: nowMs)
-        info.parent = spec.parent
-        info.priority = spec.priority ?? 0
-        info.labels = spec.labels
-        info.metrics.runtime = spec.runtime
-        info.metrics.model = spec.model
-        let request = given ?? Self.placementRequest(for: stored)
-        tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence, request: request)
+        var info = TaskInfo(id: id, state: .queued, command: stored.command, submittedAt: nowMs)
+        info.parent = stored.parent
+        info.priority = stored.priority ?? 0
+        info.labels = stored.labels
+        info.metrics.runtime = stored.runtime
+        // Resolved now (a runtime's default as workers report it), so limits and listings see it.
+        let model = resolvedModel(for: stored)
+        info.metrics.model = model
+        if let runtime = stored.runtime, model == nil { runtimeCatalog.unresolved[runtime, default: []].insert(id) }
+        let request = given ?? Self.placementRequest(for: stored, model: model)
+        tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence, request: request, specBytes: specBytes)
         queue.push(id: id, request: request, sequence: nextSequence)
         order.append(id)
-        return id
     }
 
     public func task(_ id: String) throws(SchedulerError) -> TaskInfo {
@@ -380,15 +394,28 @@ public struct ClusterState: Sendable {
 
     /// A worker refused a run; the task goes back to the queue without using an attempt, and
     /// the worker gets no new placement for a second (so a refusal cannot become a hot loop).
-    public mutating func taskRejected(node name: String, run: RunRef, nowMs: Int64) {
-        guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id] else { return }
+    /// A `permanent` refusal (the worker could not read the assignment) ends the task `failed`
+    /// with that reason instead: it would fail the same way anywhere, and the worker is fine.
+    @discardableResult
+    public mutating func taskRejected(node name: String, run: RunRef, nowMs: Int64,
+                                      permanent reason: String? = nil) -> [SchedulerDirective] {
+        guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id] else { return [] }
         nodes[name]?.assigned[run.id] = nil
-        nodes[name]?.holdUntilMs = nowMs + 1_000
+        if reason == nil { nodes[name]?.holdUntilMs = nowMs + 1_000 }
         released(run.id)
         reindex(name)
+        if let reason {
+            record.info.state = record.cancelRequested ? .cancelled : .failed
+            // A worker's text, bounded: it lands in every status reply of the task.
+            record.info.reason = "worker \(name) could not take it: \(reason.prefix(1024))"
+            record.info.finishedAt = nowMs
+            tasks[run.id] = record
+            return [.taskEnded(id: run.id)]
+        }
         record.info.attempts = max(0, record.info.attempts - 1)
         tasks[run.id] = record
         requeue(run.id, reason: nil, nowMs: nowMs)
+        return []
     }
 
     // MARK: Time and placement
@@ -428,6 +455,7 @@ public struct ClusterState: Sendable {
         node.runtimeStatus = runtimes
         if let probing { node.probing = max(0, min(probing, node.slots)) }
         nodes[name] = node
+        resolvePendingModels(after: runtimes, node: name)
         // Placement sees runtime -> healthy (and regroups the node if that changed).
         setRuntimes(node: name, runtimes: Dictionary(runtimes.map { ($0.name, $0.healthy) }, uniquingKeysWith: { a, b in a && b }),
                     allowsCommands: allowsCommands ?? node.allowsCommands)
@@ -522,21 +550,40 @@ public struct ClusterState: Sendable {
     /// is not submitted again (it is listed in `existing`); with another spec it is an error.
     public mutating func submitBatch(_ specs: [TaskSpec], nowMs: Int64) throws(SchedulerError) -> (ids: [String], existing: [String]) {
         var seen: Set<String> = []
+        var sizes: [Int] = []
+        sizes.reserveCapacity(specs.count)
+        // A generated id is at most this long: the size measured with it is an upper bound.
+        let placeholder = String(repeating: "x", count: TaskID.maxGeneratedLength)
         for (index, spec) in specs.enumerated() {
             if let problem = spec.problem() { throw .invalidTask("task \(index + 1): \(problem)") }
+            var sized = spec
+            sized.id = spec.id ?? placeholder
+            do { sizes.append(try admission(sized)) } catch {
+                guard case .invalidTask(let reason) = error else { throw error }
+                throw .invalidTask("task \(index + 1): \(reason)")
+            }
             guard let id = spec.id else { continue }
             if !seen.insert(id).inserted { throw .invalidTask("task \(index + 1): id '\(id)' appears twice in the batch") }
             if let existing = tasks[id], existing.spec != spec { throw .duplicateId(id) }
         }
+        let given = specs.compactMap(\.id)
+        if let problem = FrameBudget.batchReplyProblem(givenIds: given, generated: specs.count - given.count) {
+            throw .invalidTask(problem)
+        }
         var ids: [String] = []
         var existing: [String] = []
-        for spec in specs {
+        for (index, spec) in specs.enumerated() {
             if let id = spec.id, tasks[id] != nil {
                 ids.append(id)
                 existing.append(id)
                 continue
             }
-            ids.append(try submit(spec, nowMs: nowMs))
+            var stored = spec
+            var id = spec.id ?? TaskID.generate(nowMs: nowMs)
+            while spec.id == nil && tasks[id] != nil { id = TaskID.generate(nowMs: nowMs) }
+            stored.id = id
+            insert(stored, specBytes: sizes[index], request: nil, nowMs: nowMs)
+            ids.append(id)
         }
         return (ids, existing)
     }
@@ -574,6 +621,11 @@ public struct ClusterState: Sendable {
         record.info.node = nil
         record.info.startedAt = nil
         if let reason { record.info.reason = reason }
+        if record.request.model == nil, let model = resolvedModel(for: record.spec) {
+            // Placed before its runtime's default was known: it is known now.
+            record.request.model = model
+            record.info.metrics.model = model
+        }
         tasks[id] = record
         queue.push(id: id, request: record.request, sequence: record.sequence)
         return nil
@@ -593,10 +645,15 @@ extension ClusterState {
         var orphans: [String] = []
         for task in saved.sorted(by: { $0.sequence < $1.sequence }) {
             let id = task.info.id
-            let request = Self.placementRequest(for: task.spec)
+            // The model it was resolved to at submit (a runtime's default) is in its metrics.
+            let request = Self.placementRequest(for: task.spec, model: task.spec.model ?? task.info.metrics.model)
+            if let runtime = task.spec.runtime, request.model == nil, !task.info.state.isTerminal {
+                runtimeCatalog.unresolved[runtime, default: []].insert(id)
+            }
             // A cancel asked for while it ran is remembered through its reason.
             tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
-                                     cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason))
+                                     cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
+                                     specBytes: task.info.state.isTerminal ? 0 : FrameBudget.encodedSize(of: task.spec)))
             order.append(id)
             nextSequence = max(nextSequence, task.sequence)
             switch task.info.state {

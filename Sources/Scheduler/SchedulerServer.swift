@@ -284,7 +284,8 @@ public final class SchedulerServer {
             return
         case .reject(let reject):
             logger.warning("worker \(name) rejected task \(reject.id): \(reject.reason)")
-            state.taskRejected(node: name, run: RunRef(id: reject.id, attempt: reject.attempt), nowMs: nowMs)
+            execute(state.taskRejected(node: name, run: RunRef(id: reject.id, attempt: reject.attempt), nowMs: nowMs,
+                                       permanent: reject.permanent == true ? reject.reason : nil))
         default:
             session.connection.refuse(.unexpected, "a worker may not send '\(message.type)'")
             return
