@@ -214,6 +214,7 @@ public final class WorkerAgent {
         connection.onMessage = { [weak self] message in self?.received(message) }
         connection.onEnd = { [weak self] end in self?.disconnected(end) }
         connection.onBulkSpace = { [weak self] in self?.pumpOutput() }
+        connection.onUndecodable = { [weak self] payload, error in self?.undecodable(payload, error) ?? false }
         connection.start()
         runHandshake(first)
     }
@@ -299,6 +300,17 @@ public final class WorkerAgent {
         default:
             logger.warning("ignoring unexpected '\(message.type)' from scheduler")
         }
+    }
+
+    /// An assignment this worker cannot read costs only its own task: it is refused for good
+    /// (the scheduler ends it with the reason) and the connection stays. Anything else that
+    /// cannot be read ends the connection.
+    private func undecodable(_ payload: [UInt8], _ error: MessageError) -> Bool {
+        guard registered, let run = AssignPeek.run(in: payload) else { return false }
+        logger.error("cannot read the assignment of task \(run.id) (\(payload.count) bytes): \(error)")
+        connection?.send(.reject(.init(id: run.id, attempt: run.attempt,
+                                       reason: "cannot read its assignment (\(payload.count) bytes): \(error)", permanent: true)))
+        return true
     }
 
     private func sendHeartbeat() {

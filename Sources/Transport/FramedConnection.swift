@@ -45,6 +45,10 @@ public final class FramedConnection {
     public var onMessage: ((Message) -> Void)?
     /// Fires once, when the connection ends for any reason.
     public var onEnd: ((ConnectionEnd) -> Void)?
+    /// A whole frame that is not a message we can read: return true when it was handled (the
+    /// connection goes on); otherwise, or when unset, the peer is refused and the connection
+    /// closed. (A worker refuses just the assignment it could not read.)
+    public var onUndecodable: ((_ payload: [UInt8], _ error: MessageError) -> Bool)?
     /// A peer that does not read what we send is cut off past this many queued control bytes
     /// (the bulk lane is not counted: its sender bounds it).
     public var maxQueuedBytes = 64 * 1024 * 1024
@@ -118,6 +122,7 @@ public final class FramedConnection {
                 }
                 let message: Message
                 do { message = try MessageCodec.decode(payload) } catch {
+                    if onUndecodable?(payload, error) == true { continue }
                     refuse(.badMessage, error.description)
                     return
                 }
@@ -268,6 +273,7 @@ public final class FramedConnection {
         onEnd = nil
         onMessage = nil
         onWritten = nil
+        onUndecodable = nil
         callback?(reason)
     }
 }
