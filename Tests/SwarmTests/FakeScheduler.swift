@@ -10,6 +10,8 @@ final class FakeScheduler: @unchecked Sendable {
     struct Reply {
         var messages: [Message]
         var close = false
+        /// Payloads sent as frames after `messages`, as they are (e.g. ones no peer can decode).
+        var raw: [[UInt8]] = []
     }
 
     let port: Int
@@ -83,6 +85,7 @@ final class FakeScheduler: @unchecked Sendable {
                 received.withLock { $0.append(message) }
                 let reply = script(message)
                 for m in reply.messages { send(fd, m) }
+                for payload in reply.raw { send(fd, frame: Frame.encode(payload)) }
                 if reply.close { return }
             }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
@@ -93,7 +96,10 @@ final class FakeScheduler: @unchecked Sendable {
     }
 
     private func send(_ fd: Int32, _ message: Message) {
-        let bytes = MessageCodec.frame(message)
+        send(fd, frame: MessageCodec.frame(message))
+    }
+
+    private func send(_ fd: Int32, frame bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
