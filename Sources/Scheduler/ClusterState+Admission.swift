@@ -29,7 +29,13 @@ struct RuntimeCatalog: Sendable {
     /// Workers that disagree: the task is given this model explicitly, wherever it runs.
     func defaultModel(runtime: String) -> String? {
         guard let byNode = reports[runtime] else { return nil }
-        return byNode.keys.sorted().lazy.compactMap { byNode[$0]?.defaultModel.flatMap { $0.isEmpty ? nil : $0 } }.first
+        return byNode.keys.sorted().lazy.compactMap { byNode[$0]?.defaultModel.flatMap { Self.isModelName($0) ? $0 : nil } }.first
+    }
+
+    /// A worker's word is checked like a task's own `model` (TaskSpec): it lands in specs,
+    /// listings and limits.
+    static func isModelName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 128 && !name.utf8.contains(0) && !name.contains(where: \.isWhitespace)
     }
 
     /// For a runtime whose prompt goes into argv on some worker: the largest template and the

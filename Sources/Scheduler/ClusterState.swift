@@ -653,7 +653,7 @@ extension ClusterState {
             // A cancel asked for while it ran is remembered through its reason.
             tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
                                      cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
-                                     specBytes: task.info.state.isTerminal ? 0 : FrameBudget.encodedSize(of: task.spec)))
+                                     specBytes: task.info.state.isTerminal ? 0 : FrameBudget.admissionSize(of: task.spec)))
             order.append(id)
             nextSequence = max(nextSequence, task.sequence)
             switch task.info.state {

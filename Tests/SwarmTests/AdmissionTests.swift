@@ -182,6 +182,12 @@ import Testing
         // Resolved once (to "a"'s default); the worker is told the model, so it runs what was counted.
         #expect(placed.count == 1)
         #expect(placed.allSatisfy { $0.spec.model == "opus" })
+        // A default no task could name is not taken from a worker.
+        var odd = Self.runtime("odd", defaultModel: "two words")
+        odd.name = "odd"
+        try Self.register(&state, "c", runtimes: [odd])
+        _ = try state.submit(TaskSpec(id: "o", runtime: "odd", prompt: "hi"), nowMs: 3)
+        #expect(try state.task("o").metrics.model == nil)
         // A task naming its model keeps it.
         _ = try state.submit(TaskSpec(id: "own", runtime: "claude", model: "haiku", prompt: "hi"), nowMs: 3)
         #expect(try state.task("own").metrics.model == "haiku")
