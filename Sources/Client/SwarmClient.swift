@@ -160,7 +160,15 @@ public final class SwarmClient {
     /// Submits every spec in one request (`submitBatch` -> `batchSubmitted`): the scheduler
     /// accepts all or none. `ids` has every task's id in order; `existing` those that were
     /// there already with the same spec (not submitted again).
+    /// A batch is one frame: over the frame limit it is refused here, before anything is sent.
     public func submitBatch(_ specs: [TaskSpec]) throws(ClientError) -> (ids: [String], existing: [String]) {
+        // Quick bound first; only a batch near the limit is encoded to be measured.
+        if specs.reduce(0, { $0 + FrameBudget.admissionSize(of: $1) }) > Frame.defaultMaxPayload - 1024 {
+            let size = MessageCodec.encode(.submitBatch(.init(requestId: Int.max, tasks: specs))).count
+            if size > Frame.defaultMaxPayload {
+                throw .server(.invalidTask, "the batch of \(specs.count) tasks is \(size) bytes as one frame; the limit is \(Frame.defaultMaxPayload): split it into smaller batches")
+            }
+        }
         let reply = try request({ .submitBatch(.init(requestId: $0, tasks: specs)) }, timeoutSeconds: 300,
                                 what: "submitting \(specs.count) tasks")
         guard case .batchSubmitted(let result) = reply else { throw .server(.unexpected, "unexpected reply to submitBatch") }

@@ -80,6 +80,22 @@ import Glibc
         #expect(infos.allSatisfy { $0.state == .succeeded && $0.attempts == 1 })
     }
 
+    /// Item 3, a batch: one frame, so over the frame limit it is refused before it is sent
+    /// (the scheduler would drop the connection), saying so.
+    @Test func aBatchOverTheFrameLimitIsRefusedBeforeItIsSent() throws {
+        let fake = try FakeScheduler { _ in .init(messages: []) }
+        defer { fake.stop() }
+        let client = try SwarmClient(address: fake.address, token: nil)
+        let spec = { (i: Int) in TaskSpec(id: "b\(i)", command: ["echo", String(repeating: "x", count: 100_000)]) }
+        do {
+            _ = try client.submitBatch((0..<170).map(spec))
+            Issue.record("an oversize batch was sent")
+        } catch {
+            #expect("\(error)".contains("split it into smaller batches"))
+        }
+        #expect(!fake.requests.contains { if case .submitBatch = $0 { true } else { false } })
+    }
+
     /// Item 3, the worker's last line: an assignment it cannot decode is refused for good with
     /// its reason, and the connection stays up for the next one.
     @Test func aWorkerRefusesAnAssignmentItCannotReadAndKeepsItsConnection() throws {
