@@ -201,9 +201,9 @@ public struct ClusterState: Sendable {
         info.labels = stored.labels
         info.metrics.runtime = stored.runtime
         // Resolved now (a runtime's default as workers report it), so limits and listings see it.
-        let model = resolvedModel(for: stored)
+        let model = given == nil ? resolvedModel(for: stored) : stored.model
         info.metrics.model = model
-        if let runtime = stored.runtime, model == nil { runtimeCatalog.unresolved[runtime, default: []].insert(id) }
+        if let runtime = stored.runtime, model == nil, given == nil { runtimeCatalog.unresolved[runtime, default: []].insert(id) }
         let request = given ?? Self.placementRequest(for: stored, model: model)
         tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence, request: request, specBytes: specBytes)
         queue.push(id: id, request: request, sequence: nextSequence)
