@@ -72,7 +72,9 @@ extension RuntimeStatus {
             Bounds.check("runtime \(name) latencyMs", latencyMs, Bounds.durationMs),
             Bounds.check("runtime \(name) passed", passed, Bounds.count),
             Bounds.check("runtime \(name) failed", failed, Bounds.count),
-            Bounds.check("runtime \(name) totalLatencyMs", totalLatencyMs, Bounds.totalMs))
+            Bounds.check("runtime \(name) totalLatencyMs", totalLatencyMs, Bounds.totalMs),
+            Bounds.check("runtime \(name) argvTemplateBytes", argvTemplateBytes, Bounds.bytes),
+            Bounds.check("runtime \(name) promptArgumentBytes", promptArgumentBytes, Bounds.bytes))
     }
 
     /// The first problem of a list of runtimes.

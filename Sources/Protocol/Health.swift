@@ -40,7 +40,10 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         self.totalLatencyMs = totalLatencyMs
     }
 
-    enum CodingKeys: String, CodingKey { case name, healthy, checkedAt, latencyMs, detail, passed, failed, totalLatencyMs }
+    enum CodingKeys: String, CodingKey {
+        case name, healthy, checkedAt, latencyMs, detail, passed, failed, totalLatencyMs
+        case defaultModel, promptInArgv, argvTemplateBytes, promptArgumentBytes
+    }
 
     /// Every key, `null` when unknown (`nodes --json` shows the same keys for every runtime).
     public func encode(to encoder: Encoder) throws {
@@ -53,6 +56,10 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         try c.encode(passed, forKey: .passed)
         try c.encode(failed, forKey: .failed)
         try c.encode(totalLatencyMs, forKey: .totalLatencyMs)
+        try c.encode(defaultModel, forKey: .defaultModel)
+        try c.encode(promptInArgv, forKey: .promptInArgv)
+        try c.encode(argvTemplateBytes, forKey: .argvTemplateBytes)
+        try c.encode(promptArgumentBytes, forKey: .promptArgumentBytes)
     }
 }
 

@@ -163,6 +163,20 @@ import Testing
         #expect(state.waitReason(for: "t1")?.reason.contains("model opus at its limit") == true)
     }
 
+    @Test func runtimeDefinitionFactsTravelInRegisterAndHealth() throws {
+        let status = Self.runtime("argv", defaultModel: "opus", command: ["agent", "--model", "{model}", "-p", "x{prompt}y"])
+        #expect(status.defaultModel == "opus" && status.promptInArgv == true)
+        #expect(status.promptArgumentBytes == 2)
+        #expect(status.argvTemplateBytes == ["agent", "--model", "{model}", "-p", "x{prompt}y"].reduce(0) { $0 + ExecLimits.cost($1) })
+        let register = Message.register(.init(slots: 1, labels: [:], running: [], finished: [], runtimes: [status]))
+        #expect(try MessageCodec.decode(MessageCodec.encode(register)) == register)
+        let health = Message.health(.init(runtimes: [status]))
+        #expect(try MessageCodec.decode(MessageCodec.encode(health)) == health)
+        var bad = status
+        bad.argvTemplateBytes = -1
+        #expect(bad.problem()?.contains("argvTemplateBytes") == true)
+    }
+
     @Test func aModelUnknownAtSubmitIsResolvedBeforeAnyPlacement() throws {
         var state = Self.state(limits: ["opus": 1])
         for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), nowMs: 1) }
