@@ -7,8 +7,8 @@ extension WorkerAgent {
     var busySlots: Int { runners.count + probes.count }
 
     func startTask(_ task: TaskAssignment) {
-        func reject(_ reason: String) {
-            connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason)))
+        func reject(_ reason: String, permanent: Bool? = nil) {
+            connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason, permanent: permanent)))
         }
         if let runner = runners[task.id] {
             // Never two processes for one task id here (they share its log and result files).
@@ -16,7 +16,9 @@ extension WorkerAgent {
             return
         }
         // Ids become file names and numbers feed timers: checked here too (`TaskAssignment.problem`).
-        if let problem = task.problem() { return reject(problem) }
+        // An assignment no worker could run is refused for good: the scheduler ends that task
+        // rather than bouncing it between workers (each refusal holds a worker back a second).
+        if let problem = task.problem() { return reject(problem, permanent: true) }
         guard !stopping else { return reject("worker is shutting down") }
         guard busySlots < config.slots else {
             return reject("all \(config.slots) slots are busy (\(probes.count) with health probes)")

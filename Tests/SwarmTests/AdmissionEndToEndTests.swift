@@ -100,11 +100,14 @@ import Glibc
     /// its reason, and the connection stays up for the next one.
     @Test func aWorkerRefusesAnAssignmentItCannotReadAndKeepsItsConnection() throws {
         let good = TaskAssignment(id: "good", attempt: 1, spec: TaskSpec(command: ["true"]), submittedAt: 1, placedAt: 1)
+        // Readable, but no worker could run it (a NUL in a variable): refused for good as well.
+        let invalid = TaskAssignment(id: "invalid", attempt: 1, spec: TaskSpec(command: ["true"], env: ["A": "x\u{0}"]),
+                                     submittedAt: 1, placedAt: 1)
         let fake = try FakeScheduler { message in
             switch message {
             case .register:
                 let bad = Array(#"{"type":"assign","task":{"id":"bad","attempt":1,"spec":{"command":5}}}"#.utf8)
-                return .init(messages: [.registered(.init(heartbeatMs: 1_000))], raw: [bad])
+                return .init(messages: [.registered(.init(heartbeatMs: 1_000)), .assign(.init(task: invalid))], raw: [bad])
             case .reject(let reject) where reject.id == "bad":
                 return .init(messages: [.assign(.init(task: good))])
             case .taskFinished(let finished):
@@ -125,9 +128,10 @@ import Glibc
         }
         let requests = fake.requests
         let rejects = requests.compactMap { if case .reject(let r) = $0 { r } else { nil } }
-        #expect(rejects.count == 1)
-        #expect(rejects.first?.id == "bad" && rejects.first?.permanent == true)
-        #expect(rejects.first?.reason.contains("cannot read its assignment") == true)
+        #expect(rejects.map(\.id) == ["invalid", "bad"])
+        #expect(rejects.allSatisfy { $0.permanent == true })
+        #expect(rejects.last?.reason.contains("cannot read its assignment") == true)
+        #expect(rejects.first?.reason.contains("NUL") == true)
         #expect(finished?.id == "good" && finished?.state == .succeeded)
         // One registration: the connection was never dropped.
         #expect(requests.filter { if case .register = $0 { true } else { false } }.count == 1)
