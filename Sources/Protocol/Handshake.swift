@@ -85,7 +85,9 @@ public struct ServerHandshake: Sendable {
 
     public var isEstablished: Bool { if case .established = state { true } else { false } }
 
-    public mutating func receive(_ message: Message) -> [HandshakeDirective] {
+    /// The next step for `message`. `admit` is asked about an authenticated peer before it is
+    /// welcomed: a reason refuses it (e.g. a task credential whose task has ended).
+    public mutating func receive(_ message: Message, admit: (Message.Hello) -> String? = { _ in nil }) -> [HandshakeDirective] {
         switch (state, message) {
         case (.awaitingHello, .hello(let hello)):
             guard hello.version == protocolVersion else {
@@ -99,6 +101,7 @@ public struct ServerHandshake: Sendable {
                 state = .awaitingAuth(hello: hello, nonce: nonce)
                 return [.send(.challenge(.init(nonce: nonce)))]
             }
+            if let refusal = admit(hello) { return fail(.authFailed, refusal) }
             state = .established
             return [.send(.welcome(.init(server: serverName))), .established(hello)]
 
@@ -110,6 +113,7 @@ public struct ServerHandshake: Sendable {
             guard let peerNonce = hello.nonce, !peerNonce.isEmpty else {
                 return fail(.authFailed, "authentication failed: hello carried no nonce for the server's proof")
             }
+            if let refusal = admit(hello) { return fail(.authFailed, refusal) }
             state = .established
             let mac = token.proof(purpose: "server", nonce: peerNonce, role: hello.role, name: hello.name)
             return [.send(.welcome(.init(server: serverName, mac: mac))), .established(hello)]

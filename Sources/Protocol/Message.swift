@@ -40,7 +40,7 @@ public enum Message: Sendable, Equatable {
     case submit(Submit)
     case status(TaskRef)
     case wait(Wait)
-    case listTasks(RequestOnly)
+    case listTasks(ListTasks)
     case listNodes(RequestOnly)
     case cancel(TaskRef)
     case stats(RequestOnly)
@@ -287,10 +287,24 @@ public enum Message: Sendable, Equatable {
         public var task: TaskInfo
         public init(requestId: Int, task: TaskInfo) { self.requestId = requestId; self.task = task }
     }
+    /// One page of the task listing: tasks submitted after the task `after` (nil: from the
+    /// first), at most `limit` of them (nil or over the scheduler's page size: a full page).
+    public struct ListTasks: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var after: String?
+        public var limit: Int?
+        public init(requestId: Int, after: String? = nil, limit: Int? = nil) {
+            self.requestId = requestId; self.after = after; self.limit = limit
+        }
+    }
     public struct TaskListReply: Codable, Sendable, Equatable {
         public var requestId: Int
         public var tasks: [TaskInfo]
-        public init(requestId: Int, tasks: [TaskInfo]) { self.requestId = requestId; self.tasks = tasks }
+        /// For `taskList`: the `after` of the next page; absent on the last page.
+        public var next: String?
+        public init(requestId: Int, tasks: [TaskInfo], next: String? = nil) {
+            self.requestId = requestId; self.tasks = tasks; self.next = next
+        }
     }
     public struct NodeListReply: Codable, Sendable, Equatable {
         public var requestId: Int

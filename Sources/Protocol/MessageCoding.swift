@@ -9,10 +9,11 @@ public enum MessageError: Error, Equatable, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .malformedJSON(let detail): return "payload is not a JSON object: \(detail)"
+        // The type and details are the peer's text: escaped and cut (see `PeerText`).
+        case .malformedJSON(let detail): return "payload is not a JSON object: \(PeerText.safe(detail))"
         case .missingType: return "message has no string field 'type'"
-        case .unknownType(let type): return "unknown message type '\(type)'"
-        case let .invalidFields(type, detail): return "message '\(type)' has invalid fields: \(detail)"
+        case .unknownType(let type): return "unknown message type '\(PeerText.safe(type))'"
+        case let .invalidFields(type, detail): return "message '\(PeerText.safe(type))' has invalid fields: \(PeerText.safe(detail))"
         }
     }
 }
@@ -155,7 +156,8 @@ extension Message {
         case .submit(let p): p.requestId
         case .status(let p): p.requestId
         case .wait(let p): p.requestId
-        case .listTasks(let p), .listNodes(let p): p.requestId
+        case .listTasks(let p): p.requestId
+        case .listNodes(let p): p.requestId
         case .submitted(let p): p.requestId
         case .taskInfo(let p): p.requestId
         case .waitResult(let p), .taskList(let p): p.requestId
