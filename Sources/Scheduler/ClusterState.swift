@@ -155,7 +155,7 @@ public struct ClusterState: Sendable {
     var nodesWithOldRuns: Set<String> = []
     private var nextSequence: UInt64 = 0
     /// Submission order, for listings.
-    private var order: [String] = []
+    private(set) var order: [String] = []
     /// Counters for `swarm stats`.
     private(set) var stats = StatsLedger()
     /// Runtime definitions as workers report them (ClusterState+Admission.swift).

@@ -11,11 +11,24 @@ struct WaiterTable {
     private var waiters: [Int: Waiter] = [:]
     private var byTask: [String: Set<Int>] = [:]
     private var nextKey = 0
+    /// Open waits and the task ids they name, per session and in all (for `refusal`).
+    struct Load: Equatable { var waits = 0; var ids = 0 }
+    private(set) var load: [ObjectIdentifier: Load] = [:]
+    private(set) var total = Load()
 
     mutating func add(_ waiter: Waiter) {
         nextKey += 1
         waiters[nextKey] = waiter
         for id in waiter.pending { byTask[id, default: []].insert(nextKey) }
+        count(waiter, sign: 1)
+    }
+
+    private mutating func count(_ waiter: Waiter, sign: Int) {
+        let key = ObjectIdentifier(waiter.session)
+        var mine = load[key] ?? Load()
+        mine.waits += sign; mine.ids += sign * waiter.ids.count
+        total.waits += sign; total.ids += sign * waiter.ids.count
+        load[key] = mine.waits == 0 ? nil : mine
     }
 
     /// The waiters that `id` was the last pending task of (removed from the table).
@@ -27,6 +40,7 @@ struct WaiterTable {
             // a wait on n tasks cost O(n^2).
             guard waiters[key]?.pending.remove(id) != nil, waiters[key]?.pending.isEmpty == true,
                   let waiter = waiters.removeValue(forKey: key) else { continue }
+            count(waiter, sign: -1)
             done.append(waiter)
         }
         return done
@@ -36,6 +50,24 @@ struct WaiterTable {
         for (key, waiter) in waiters where waiter.session === session {
             waiters[key] = nil
             for id in waiter.pending { byTask[id]?.remove(key) }
+            count(waiter, sign: -1)
         }
+    }
+}
+
+extension WaiterTable {
+    /// Why a client may not open another `wait` on `ids` task ids, or nil when it may.
+    func refusal(adding ids: Int, for session: PeerSession, limits: ClientLimits) -> String? {
+        let mine = load[ObjectIdentifier(session)] ?? Load()
+        if mine.waits + 1 > limits.maxWaitsPerClient {
+            return "too many open waits on this connection (at most \(limits.maxWaitsPerClient)); wait for all the tasks in one request, or fewer at once"
+        }
+        if mine.ids + ids > limits.maxWaitIdsPerClient {
+            return "too many task ids waited on by this connection (at most \(limits.maxWaitIdsPerClient))"
+        }
+        if total.waits + 1 > limits.maxWaitsTotal || total.ids + ids > limits.maxWaitIdsTotal {
+            return "the scheduler holds as many open waits as it may (\(limits.maxWaitsTotal) waits, \(limits.maxWaitIdsTotal) task ids in all); try again later"
+        }
+        return nil
     }
 }

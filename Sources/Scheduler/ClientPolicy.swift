@@ -1,0 +1,92 @@
+import SwarmProtocol
+
+/// Who a client is, from the name it proved in its handshake.
+enum ClientIdentity: Equatable, Sendable {
+    /// It holds the cluster token (or the cluster has none): it may do anything a client may.
+    case cluster
+    /// An agent of task `id`, holding that task's credential (`SWARM_TASK_TOKEN`).
+    case task(String)
+
+    init(name: String) {
+        if name.hasPrefix(ClusterToken.taskNamePrefix) {
+            self = .task(String(name.dropFirst(ClusterToken.taskNamePrefix.count)))
+        } else {
+            self = .cluster
+        }
+    }
+}
+
+/// Why a client's request gets an `error` frame instead of its reply. `closes`: the request
+/// is not a client's at all (a protocol violation), so the connection is closed too.
+struct ClientRefusal: Error, Equatable {
+    var code: ErrorCode
+    var reason: String
+    var closes = false
+
+    init(code: ErrorCode, reason: String, closes: Bool = false) {
+        self.code = code; self.reason = reason; self.closes = closes
+    }
+
+    init(_ error: SchedulerError) {
+        self.init(code: error.code, reason: error.description)
+    }
+}
+
+/// What each kind of client may do. A task's credential lives in its task's subtree (the task
+/// and its descendants through `parent`): it submits there (a task without a parent becomes
+/// its child), reads and cancels there, sees every worker and the cluster's counters, and
+/// never drains a worker. The cluster token may do everything. Pure.
+enum ClientPolicy {
+    /// `message` as it is to be carried out for `identity`, or why it may not be.
+    static func admit(_ message: Message, identity: ClientIdentity, state: ClusterState) throws(ClientRefusal) -> Message {
+        guard case .task(let root) = identity else { return message }
+        switch message {
+        case .submit(var submit):
+            submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state)
+            return .submit(submit)
+        case .submitBatch(var batch):
+            var parents: [String: String] = [:]
+            for spec in batch.tasks { if let id = spec.id { parents[id] = spec.parent ?? root } }
+            for i in batch.tasks.indices {
+                batch.tasks[i].parent = try parent(batch.tasks[i], root: root, batch: parents, state: state)
+            }
+            return .submitBatch(batch)
+        case .status(let ref), .cancel(let ref):
+            try mustSee(ref.id, root: root, state: state)
+        case .logs(let request):
+            try mustSee(request.id, root: root, state: state)
+        case .wait(let wait):
+            for id in wait.ids { try mustSee(id, root: root, state: state) }
+        case .drain:
+            throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain workers (task \(PeerText.safe(root)))")
+        default:
+            break
+        }
+        return message
+    }
+
+    /// Whether `identity` may see task `id` (listings show only those).
+    static func canSee(_ id: String, identity: ClientIdentity, state: ClusterState) -> Bool {
+        guard case .task(let root) = identity else { return true }
+        return state.isInSubtree(id, of: root)
+    }
+
+    /// A task unknown to the scheduler is left to the request's own "no task" answer.
+    private static func mustSee(_ id: String, root: String, state: ClusterState) throws(ClientRefusal) {
+        guard (try? state.task(id)) != nil, !state.isInSubtree(id, of: root) else { return }
+        throw ClientRefusal(code: .unexpected, reason: "task '\(PeerText.safe(id))' is outside the subtree of task '\(PeerText.safe(root))': a task's credential reaches only its own task and its descendants")
+    }
+
+    /// The parent a task submitted by `root`'s credential gets: its own, which must be in the
+    /// subtree (possibly through other tasks of the same batch), else `root`.
+    private static func parent(_ spec: TaskSpec, root: String, batch: [String: String], state: ClusterState) throws(ClientRefusal) -> String {
+        guard let parent = spec.parent else { return root }
+        var at = parent
+        for _ in 0...ClusterState.maxSubtreeDepth {
+            if at == root || state.isInSubtree(at, of: root) { return parent }
+            guard let next = batch[at], next != at else { break }
+            at = next
+        }
+        throw ClientRefusal(code: .unexpected, reason: "parent '\(PeerText.safe(parent))' is outside the subtree of task '\(PeerText.safe(root))': a task's credential submits only under its own task and its descendants")
+    }
+}

@@ -1,0 +1,81 @@
+import SwarmProtocol
+
+/// Bounds of one page of the task listing. A page holds at least one task (a single task
+/// always fits a frame: submit refuses one that would not), then stops at `limit` tasks,
+/// at `maxBytes` of encoded tasks, or after looking at `maxScan` tasks, whichever comes first.
+public struct TaskPageLimits: Sendable {
+    /// Tasks per page at most (a request may ask for fewer).
+    public var limit = 1_000
+    /// Encoded tasks per page at most: a quarter of the 16 MiB frame limit.
+    public var maxBytes = 4 * 1024 * 1024
+    /// Tasks looked at per page at most (a task credential's listing skips the tasks outside
+    /// its subtree; this bounds that work too).
+    public var maxScan = 20_000
+
+    public init() {}
+}
+
+/// One page of the listing, and where the next one starts (nil: this is the last).
+public struct TaskPage: Sendable, Equatable {
+    public var tasks: [TaskInfo]
+    public var next: String?
+}
+
+extension ClusterState {
+    /// The page of tasks submitted after task `after` (nil: from the first), in submission
+    /// order, without their output, keeping those `include` accepts. `size` measures a task
+    /// as it will be sent. Throws `unknownTask` for an `after` that names no task.
+    public func listTasks(after: String?, limits: TaskPageLimits, size: (TaskInfo) -> Int,
+                          include: (TaskInfo) -> Bool = { _ in true }) throws(SchedulerError) -> TaskPage {
+        var index = 0
+        if let after {
+            guard let sequence = tasks[after]?.sequence else { throw .unknownTask(after) }
+            index = firstIndex(afterSequence: sequence)
+        }
+        var page: [TaskInfo] = []
+        var bytes = 0
+        var scanned = 0
+        while index < order.count {
+            if page.count >= max(1, limits.limit) || scanned >= max(1, limits.maxScan) { break }
+            guard var info = tasks[order[index]]?.info else { index += 1; continue }
+            scanned += 1
+            if include(info) {
+                info.output = nil
+                let cost = size(info)
+                if !page.isEmpty && bytes + cost > limits.maxBytes { break }
+                bytes += cost
+                page.append(info)
+            }
+            index += 1
+        }
+        let next = index < order.count && index > 0 ? order[index - 1] : nil
+        return TaskPage(tasks: page, next: next)
+    }
+
+    /// The position in `order` of the first task submitted after `sequence` (`order` is in
+    /// submission order, so its sequences increase).
+    private func firstIndex(afterSequence sequence: UInt64) -> Int {
+        var low = 0, high = order.count
+        while low < high {
+            let mid = (low + high) / 2
+            if (tasks[order[mid]]?.sequence ?? 0) <= sequence { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    /// Whether `id` is `root` or descends from it through `parent` links. The walk is
+    /// bounded: parents are whatever submitters said, so a chain may loop.
+    public func isInSubtree(_ id: String, of root: String) -> Bool {
+        var current: String? = id
+        var steps = 0
+        while let at = current, steps <= Self.maxSubtreeDepth {
+            if at == root { return true }
+            current = tasks[at]?.info.parent
+            steps += 1
+        }
+        return false
+    }
+
+    /// The deepest chain of sub-agents `isInSubtree` follows.
+    public static let maxSubtreeDepth = 1_000
+}
