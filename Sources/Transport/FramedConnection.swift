@@ -80,6 +80,22 @@ public final class FramedConnection {
     /// Runs after bulk frames were handed to the socket: there is room in the lane again.
     public var onBulkSpace: (() -> Void)?
 
+    // Read flow control: how much this connection may make us do before its replies are read.
+    /// Messages handled at most before the loop gets a turn; the rest wait (already read) for
+    /// the next turn, and reading stops meanwhile. So one pipelining peer cannot hold the loop.
+    public var maxMessagesPerTurn = Int.max
+    /// Backpressure: past this many bytes queued to the peer, reading (and handling what was
+    /// read) pauses until the queue drains to `resumeReadingBelow`. A peer that does not read
+    /// its replies cannot make us build more. nil: never pauses.
+    public var pauseReadingAbove: Int?
+    public var resumeReadingBelow = 0
+    private var handledThisTurn = 0
+    private var reading = false
+    private var turnTimer: UVTimer?
+    private var turnArmed = false
+    /// Whether reading is paused because the peer does not read (for tests and stats).
+    public private(set) var pausedForBackpressure = false
+
     public init(tcp: UVTCP, maxFrame: Int = Frame.defaultMaxPayload) {
         self.tcp = tcp
         self.decoder = FrameDecoder(maxPayload: maxFrame)
@@ -100,39 +116,105 @@ public final class FramedConnection {
 
     /// Starts reading; messages arrive through `onMessage`.
     public func start() {
+        resumeReading()
+    }
+
+    /// Handles no more messages in this loop turn: the rest are handled in the next one.
+    /// For an owner that has just done a large piece of work for this peer.
+    public func yieldTurn() {
+        handledThisTurn = max(handledThisTurn, maxMessagesPerTurn)
+    }
+
+    private func resumeReading() {
+        guard !ended, !closing, !reading else { return }
         do {
             try tcp.stream.startReading { [weak self] event in self?.handle(event) }
+            reading = true
         } catch {
             end(.error(error))
         }
+    }
+
+    private func pauseReading() {
+        guard reading else { return }
+        tcp.stream.stopReading()
+        reading = false
     }
 
     private func handle(_ event: StreamReadEvent) {
         switch event {
         case .data(let bytes):
             decoder.feed(bytes)
-            while !ended && !closing {
-                let payload: [UInt8]
-                do {
-                    guard let next = try decoder.next() else { return }
-                    payload = next
-                } catch {
-                    refuse(.badFrame, error.description)
-                    return
-                }
-                let message: Message
-                do { message = try MessageCodec.decode(payload) } catch {
-                    if onUndecodable?(payload, error) == true { continue }
-                    refuse(.badMessage, error.description)
-                    return
-                }
-                onMessage?(message)
-            }
+            handleBuffered()
         case .eof:
+            reading = false
             end(.eof)
         case .error(let error):
+            reading = false
             end(.error(error))
         }
+    }
+
+    /// Handles the frames read so far, within this turn's budget and the backpressure limit;
+    /// reads more only when all are handled.
+    private func handleBuffered() {
+        while !ended && !closing {
+            if let above = pauseReadingAbove, queuedBytes > above {
+                pausedForBackpressure = true
+                pauseReading()
+                return
+            }
+            if handledThisTurn >= maxMessagesPerTurn {
+                pauseReading()
+                armNextTurn()
+                return
+            }
+            let payload: [UInt8]
+            do {
+                guard let next = try decoder.next() else {
+                    resumeReading()
+                    return
+                }
+                payload = next
+            } catch {
+                refuse(.badFrame, error.description)
+                return
+            }
+            let message: Message
+            do { message = try MessageCodec.decode(payload) } catch {
+                if onUndecodable?(payload, error) == true {
+                    handledThisTurn += 1
+                    continue
+                }
+                refuse(.badMessage, PeerText.safe(error.description, limit: 400))
+                return
+            }
+            handledThisTurn += 1
+            onMessage?(message)
+        }
+    }
+
+    /// Starts a new budget in a later loop turn: 1 ms, not 0, because libuv (1.44) runs a
+    /// zero timer started from a timer callback in the same pass, without polling between;
+    /// a poll lets every other peer be read first, and this turn's replies be written.
+    private func armNextTurn() {
+        guard !turnArmed else { return }
+        if turnTimer == nil { turnTimer = try? UVTimer(loop: tcp.loop) }
+        guard let turnTimer else { return }
+        turnArmed = true
+        turnTimer.start(afterMs: 1) { [weak self] in
+            guard let self else { return }
+            self.turnArmed = false
+            self.handledThisTurn = 0
+            if !self.pausedForBackpressure { self.handleBuffered() }
+        }
+    }
+
+    /// After a write completed: resume a connection paused for backpressure once drained.
+    private func writeCompleted() {
+        guard pausedForBackpressure, !ended, queuedBytes <= resumeReadingBelow else { return }
+        pausedForBackpressure = false
+        handleBuffered()
     }
 
     /// Tells the peer what was wrong with its input, then closes.
@@ -146,7 +228,7 @@ public final class FramedConnection {
     public func closeAfterFlush(_ reason: ConnectionEnd) {
         guard !ended, !closing else { return }
         closing = true
-        tcp.stream.stopReading()
+        pauseReading()
         // Strong capture on purpose: the connection stays alive until its socket is closed,
         // even if its owner has already let go of it.
         flush()
@@ -249,6 +331,7 @@ public final class FramedConnection {
         guard !ended else { return }
         if let error { end(.error(error)); return }
         if bulkHead < bulk.count { flush() }
+        writeCompleted()
         onWritten?()
     }
 
@@ -268,6 +351,8 @@ public final class FramedConnection {
         onBulkSpace = nil
         flusher?.close()
         flusher = nil
+        turnTimer?.close()
+        turnTimer = nil
         tcp.close()
         let callback = onEnd
         onEnd = nil
