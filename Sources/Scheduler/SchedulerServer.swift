@@ -23,6 +23,14 @@ public struct SchedulerConfig: Sendable {
     /// peers may be in that state at once: strangers cannot make us hold much memory.
     public var maxHandshakeFrame = 64 * 1024
     public var maxPendingHandshakes = 1024
+    /// Pending handshakes from one address at most, and the rest of the admission rules
+    /// (see `HandshakeAdmission`).
+    public var maxPendingHandshakesPerAddress = 128
+    /// From this many pending handshakes on, each must finish within `pressureHandshakeTimeoutMs`.
+    public var handshakePressureAt = 512
+    public var pressureHandshakeTimeoutMs: UInt64 = 2_000
+    /// Limits on what clients make the scheduler hold (see `ClientLimits`).
+    public var clientLimits = ClientLimits()
     /// The largest frame an authenticated peer may send.
     public var maxFrame = Frame.defaultMaxPayload
 
@@ -65,19 +73,32 @@ public final class SchedulerServer {
     /// Messages of this loop turn, sent once its changes are on disk (see `endOfTurn`).
     var outgoing: [(FramedConnection, Message)] = []
     var sessions: [ObjectIdentifier: PeerSession] = [:]
+    /// The same sessions by their connection (what `outgoing` names).
+    var sessionsByConnection: [ObjectIdentifier: PeerSession] = [:]
     /// Established worker sessions by node name.
     var workers: [String: PeerSession] = [:]
-    private var waiters = WaiterTable()
+    var waiters = WaiterTable()
     var logs = LogStore()
     /// `swarm logs` read from the workers' log files (SchedulerServer+Logs.swift).
     var logRelays = LogRelays<ObjectIdentifier>()
     /// Each worker's process figures from its last heartbeat, for `swarm stats`.
-    private var workerUsage: [String: ProcessUsage] = [:]
+    var workerUsage: [String: ProcessUsage] = [:]
     /// Logs of tasks that ended this turn, saved with its changes (then dropped from memory).
     var pendingLogs: [String: String] = [:]
     /// `swarm logs -f` clients, by task id.
-    private var followers: [String: [(session: PeerSession, requestId: Int)]] = [:]
-    private var pendingHandshakes = 0
+    var followers: [String: [(session: PeerSession, requestId: Int)]] = [:]
+    /// Sessions holding a task's credential, by task id: closed when the task ends.
+    var taskSessions: [String: [ObjectIdentifier: PeerSession]] = [:]
+    /// Client sessions with replies piling up (see `enforceQueueCaps`).
+    var backlogged: [ObjectIdentifier: PeerSession] = [:]
+    /// Clients dropped for leaving too much unread, until their connection ends.
+    var dropped: [ObjectIdentifier: PeerSession] = [:]
+    /// Connections to close once this turn's messages are sent to them.
+    var closingAtEndOfTurn: [(FramedConnection, String)] = []
+    private var admission: HandshakeAdmission<ObjectIdentifier>
+    /// Connections still in their handshake.
+    var pendingHandshakes: Int { admission.pendingCount }
+    private var logLimiter = LogLimiter()
     private var tickPeriodMs: UInt64 = 500
     private var lastTickLoopMs: UInt64 = 0
     public private(set) var address: SocketAddress?
@@ -91,6 +112,14 @@ public final class SchedulerServer {
         self.logger = logger
         self.now = now
         self.state = ClusterState(settings: config.settings)
+        var limits = HandshakeAdmission<ObjectIdentifier>.Limits()
+        limits.maxPending = config.maxPendingHandshakes
+        limits.maxPerAddress = config.maxPendingHandshakesPerAddress
+        limits.pressureAt = config.handshakePressureAt
+        limits.deadlineMs = config.handshakeTimeoutMs
+        limits.pressureDeadlineMs = min(config.pressureHandshakeTimeoutMs, config.handshakeTimeoutMs)
+        limits.promptMs = min(limits.promptMs, limits.pressureDeadlineMs)
+        self.admission = HandshakeAdmission(limits: limits)
     }
 
     /// Binds and listens; returns the real address (port 0 picks a free one).
@@ -161,17 +190,31 @@ public final class SchedulerServer {
         }
         guard let tcp = try? listener.accept() else { return }
         let connection = FramedConnection(tcp: tcp, maxFrame: config.maxHandshakeFrame)
-        if pendingHandshakes >= config.maxPendingHandshakes {
-            logger.warning("refusing \(connection.peer): \(pendingHandshakes) connections are still in their handshake")
-            connection.refuse(.unexpected, "too many connections in their handshake; try again later")
-            return
-        }
-        pendingHandshakes += 1
+        // A stranger gets a hello's worth of work per turn, and nothing built for it while
+        // it does not read.
+        connection.maxMessagesPerTurn = 4
+        connection.pauseReadingAbove = config.clientLimits.pauseReadingAbove
+        connection.resumeReadingBelow = config.clientLimits.resumeReadingBelow
         let session = PeerSession(connection: connection,
                                   handshake: ServerHandshake(token: config.token, serverName: config.name),
-                                  acceptedAtMs: loop.nowMs)
+                                  acceptedAtMs: loop.nowMs,
+                                  address: (try? tcp.peerAddress().host) ?? connection.peer)
         let key = ObjectIdentifier(session)
+        switch admission.accept(key, address: session.address, nowMs: loop.nowMs) {
+        case .refuse(let reason):
+            peerLog(session, .warning, "refusing \(connection.peer): \(reason)")
+            connection.refuse(.unexpected, reason)
+            return
+        case .admitEvicting(let old):
+            if let evicted = sessions[old] {
+                peerLog(evicted, .notice, "closing \(evicted.connection.peer): its handshake is not done after \(loop.nowMs - evicted.acceptedAtMs) ms and a newcomer needs the slot")
+                evicted.connection.refuse(.handshakeRequired, "handshake not done in time: its slot went to a newer connection")
+            }
+        case .admit:
+            break
+        }
         sessions[key] = session
+        sessionsByConnection[ObjectIdentifier(connection)] = session
         session.connection.onMessage = { [weak self, unowned session] message in
             self?.received(message, from: session)
         }
@@ -182,8 +225,13 @@ public final class SchedulerServer {
     }
 
     private func ended(_ session: PeerSession, _ end: ConnectionEnd) {
-        sessions[ObjectIdentifier(session)] = nil
-        if session.hello == nil { pendingHandshakes -= 1 }
+        let key = ObjectIdentifier(session)
+        sessions[key] = nil
+        sessionsByConnection[ObjectIdentifier(session.connection)] = nil
+        admission.finished(key)
+        backlogged[key] = nil
+        dropped[key] = nil
+        if case .task(let id)? = session.identity { taskSessions[id]?[key] = nil }
         waiters.removeAll(for: session)
         logRelays.clientGone(ObjectIdentifier(session))
         for (id, list) in followers {
@@ -192,28 +240,26 @@ public final class SchedulerServer {
         }
         if let node = session.nodeName, workers[node] === session {
             workers[node] = nil
-            logger.notice("worker \(node) disconnected: \(end)")
+            logger.notice("worker \(PeerText.safe(node)) disconnected: \(end)")
             runRelays(logRelays.workerGone(node))
             execute(state.disconnected(node: node, nowMs: now()))
             scheduleSoon()
         } else if case .protocolError(let reason) = end {
-            logger.notice("closed connection from \(session.connection.peer): \(reason)")
+            peerLog(session, .notice, "closed connection from \(session.connection.peer): \(PeerText.safe(reason, limit: 400))")
         }
     }
 
     private func received(_ message: Message, from session: PeerSession) {
         guard let hello = session.hello else {
-            for directive in session.handshake.receive(message) {
+            for directive in session.handshake.receive(message, admit: { self.credentialProblem($0) }) {
                 switch directive {
                 case .send(let reply): session.connection.send(reply)
                 case .close:
                     session.connection.closeAfterFlush(.protocolError("handshake failed"))
                 case .established(let hello):
-                    session.hello = hello
-                    pendingHandshakes -= 1
-                    session.connection.maxFrame = config.maxFrame
+                    established(session, hello)
                 case .failed(let reason):
-                    logger.notice("handshake with \(session.connection.peer) failed: \(reason)")
+                    peerLog(session, .notice, "handshake with \(session.connection.peer) failed: \(PeerText.safe(reason, limit: 400))")
                 }
             }
             return
@@ -221,6 +267,47 @@ public final class SchedulerServer {
         switch hello.role {
         case .worker: receivedFromWorker(message, session: session, name: hello.name)
         case .client: receivedFromClient(message, session: session)
+        }
+    }
+
+    private func established(_ session: PeerSession, _ hello: Message.Hello) {
+        session.hello = hello
+        let key = ObjectIdentifier(session)
+        admission.finished(key)
+        session.connection.maxFrame = config.maxFrame
+        switch hello.role {
+        case .worker:
+            // A worker's messages are the cluster's heartbeat: never held back.
+            session.connection.maxMessagesPerTurn = .max
+            session.connection.pauseReadingAbove = nil
+        case .client:
+            session.connection.maxMessagesPerTurn = config.clientLimits.messagesPerTurn
+            session.connection.maxQueuedBytes = config.clientLimits.maxQueuedPerClient
+            let identity = ClientIdentity(name: hello.name)
+            session.identity = identity
+            if case .task(let id) = identity { taskSessions[id, default: [:]][key] = session }
+        }
+    }
+
+    /// Why a peer may not be welcomed although it proved its key: a task's credential is
+    /// valid only while its task has not ended.
+    private func credentialProblem(_ hello: Message.Hello) -> String? {
+        guard hello.role == .client, case .task(let id) = ClientIdentity(name: hello.name) else { return nil }
+        guard let info = try? state.task(id) else { return "task '\(PeerText.safe(id))' is unknown: its credential is not valid" }
+        guard !info.state.isTerminal else {
+            return "task '\(PeerText.safe(id))' has ended (\(info.state.rawValue)): its credential is no longer valid"
+        }
+        return nil
+    }
+
+    /// Logs a line a peer caused, within that peer's budget and (before its handshake) the
+    /// budget all strangers share; the next line logged says how many were dropped.
+    func peerLog(_ session: PeerSession, _ level: Logger.Level, _ line: @autoclosure () -> String) {
+        switch logLimiter.allow(peer: session.address, beforeHandshake: session.hello == nil, nowMs: loop.nowMs) {
+        case .drop: return
+        case .log(let dropped):
+            let note = dropped > 0 ? " (\(dropped) earlier lines caused by \(session.address) were not logged)" : ""
+            logger.log(level: level, "\(line())\(note)")
         }
     }
 
@@ -246,7 +333,7 @@ public final class SchedulerServer {
                 for update in state.heartbeatUpdates(jitter: { Double.random(in: 0...1) }) where update.node != name {
                     if let worker = workers[update.node] { deliver(worker.connection, .registered(.init(heartbeatMs: update.heartbeatMs))) }
                 }
-                logger.info("worker \(name) registered from \(session.connection.peer) with \(register.slots) slots")
+                logger.info("worker \(PeerText.safe(name)) registered from \(session.connection.peer) with \(register.slots) slots")
                 execute(directives)
                 execute(state.cancelKills(node: name))
             } catch {
@@ -262,12 +349,12 @@ public final class SchedulerServer {
         case .taskFinished(let finished):
             execute(state.taskFinished(node: name, result: finished.result, nowMs: nowMs))
         case .leave(let leave):
-            logger.notice("worker \(name) is leaving: \(leave.reason)")
+            logger.notice("worker \(PeerText.safe(name)) is leaving: \(PeerText.safe(leave.reason))")
             state.leaving(node: name)
         case .health(let report):
             state.setHealth(node: name, runtimes: report.runtimes, probing: report.probing)
         case .taskEvent(let event):
-            logger.info("task \(event.id) attempt \(event.attempt) on \(name): \(event.kind): \(event.detail)")
+            logger.info("task \(PeerText.safe(event.id)) attempt \(event.attempt) on \(PeerText.safe(name)): \(PeerText.safe(event.kind)): \(PeerText.safe(event.detail, limit: 1_000))")
             state.taskEvent(node: name, run: RunRef(id: event.id, attempt: event.attempt), kind: event.kind)
             return
         case .taskOutput(let output):
@@ -283,7 +370,7 @@ public final class SchedulerServer {
             runRelays(logRelays.received(data, from: name))
             return
         case .reject(let reject):
-            logger.warning("worker \(name) rejected task \(reject.id): \(reject.reason)")
+            logger.warning("worker \(PeerText.safe(name)) rejected task \(PeerText.safe(reject.id)): \(PeerText.safe(reject.reason, limit: 1_000))")
             execute(state.taskRejected(node: name, run: RunRef(id: reject.id, attempt: reject.attempt), nowMs: nowMs,
                                        permanent: reject.permanent == true ? reject.reason : nil))
         default:
@@ -298,7 +385,7 @@ public final class SchedulerServer {
     /// state's `taskFinished` records it as failed, so no task hangs); any other report is
     /// dropped with an error frame. Returns whether the message was dropped.
     private func refusedFromWorker(_ message: Message, _ problem: String, session: PeerSession, name: String) -> Bool {
-        logger.warning("worker \(name) sent '\(message.type)' with a number out of range: \(problem)")
+        logger.warning("worker \(PeerText.safe(name)) sent '\(message.type)' with a number out of range: \(PeerText.safe(problem))")
         switch message {
         case .register:
             session.connection.refuse(.badMessage, "register: \(problem)")
@@ -311,111 +398,9 @@ public final class SchedulerServer {
         }
     }
 
-    // MARK: Clients
-
-    private func receivedFromClient(_ message: Message, session: PeerSession) {
-        let nowMs = now()
-        var message = message
-        // A task's agent (authenticated by its task credential) may submit and look, not
-        // cancel or drain; what it submits is its child unless it says otherwise.
-        if let name = session.hello?.name, name.hasPrefix(ClusterToken.taskNamePrefix) {
-            let parent = String(name.dropFirst(ClusterToken.taskNamePrefix.count))
-            switch message {
-            case .cancel, .drain:
-                deliver(session.connection, .error(.init(code: .unexpected, reason: "a task's credential may not send '\(message.type)'", requestId: message.requestId)))
-                return
-            case .submit(var submit):
-                if submit.task.parent == nil { submit.task.parent = parent }
-                message = .submit(submit)
-            case .submitBatch(var batch):
-                for i in batch.tasks.indices where batch.tasks[i].parent == nil { batch.tasks[i].parent = parent }
-                message = .submitBatch(batch)
-            default: break
-            }
-        }
-        switch message {
-        case .submit(let submit):
-            do {
-                let id = try state.submit(submit.task, nowMs: nowMs)
-                deliver(session.connection, .submitted(.init(requestId: submit.requestId, id: id)))
-                scheduleSoon()
-            } catch {
-                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: submit.requestId)))
-            }
-        case .status(let ref):
-            do {
-                deliver(session.connection, .taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
-            } catch {
-                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
-            }
-        case .wait(let wait):
-            var infos: [TaskInfo] = []
-            for id in wait.ids {
-                guard let info = try? state.task(id) else {
-                    deliver(session.connection, .error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(id).description, requestId: wait.requestId)))
-                    return
-                }
-                infos.append(info)
-            }
-            let pending = Set(infos.filter { !$0.state.isTerminal }.map(\.id))
-            if pending.isEmpty {
-                deliver(session.connection, .waitResult(.init(requestId: wait.requestId, tasks: waitReply(wait.ids))))
-            } else {
-                waiters.add(Waiter(session: session, requestId: wait.requestId, ids: wait.ids, pending: pending))
-            }
-        case .listTasks(let request):
-            deliver(session.connection, .taskList(.init(requestId: request.requestId, tasks: withWaitReasons(state.listTasks()))))
-        case .listNodes(let request):
-            deliver(session.connection, .nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: nowMs))))
-        case .cancel(let ref):
-            do {
-                let directives = try state.cancel(ref.id, nowMs: nowMs)
-                logger.notice("task \(ref.id) cancelled by a client")
-                execute(directives)
-                deliver(session.connection, .taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
-            } catch {
-                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
-            }
-        case .stats(let request):
-            var (cluster, workers) = state.statistics()
-            for (name, usage) in workerUsage { workers[name, default: StatsBlock()].process = usage }
-            cluster.process = nil
-            deliver(session.connection, .statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers,
-                                                          scheduler: ProcessUsage.ofSelf(nowMs: nowMs))))
-        case .drain(let ref):
-            do {
-                try state.drain(node: ref.name)
-                logger.notice("worker \(ref.name) drained by a client")
-                deliver(session.connection, .nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: nowMs))))
-            } catch {
-                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: ref.requestId)))
-            }
-        case .submitBatch(let batch):
-            do {
-                let (ids, existing) = try state.submitBatch(batch.tasks, nowMs: nowMs)
-                deliver(session.connection, .batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)))
-                scheduleSoon()
-            } catch {
-                deliver(session.connection, .error(.init(code: error.code, reason: error.description, requestId: batch.requestId)))
-            }
-        case .logs(let request):
-            guard let info = try? state.task(request.id) else {
-                deliver(session.connection, .error(.init(code: .unknownTask, reason: SchedulerError.unknownTask(request.id).description, requestId: request.requestId)))
-                return
-            }
-            guard request.follow && !info.state.isTerminal else { return wholeLog(request, info, session: session) }
-            // Followed live: what is kept here, then each piece as it comes, until the end.
-            deliver(session.connection, .logChunk(.init(requestId: request.requestId, id: request.id,
-                                                    data: logs.text(id: request.id), done: false)))
-            followers[request.id, default: []].append((session, request.requestId))
-        default:
-            session.connection.refuse(.unexpected, "a client may not send '\(message.type)'", requestId: message.requestId)
-        }
-    }
-
     // MARK: Directives and time
 
-    private func execute(_ directives: [SchedulerDirective]) {
+    func execute(_ directives: [SchedulerDirective]) {
         for directive in directives {
             switch directive {
             case let .assign(node, task):
@@ -423,7 +408,7 @@ public final class SchedulerServer {
             case let .ackResult(node, run):
                 toWorker(node, .resultAck(.init(id: run.id, attempt: run.attempt)))
             case let .kill(node, run, reason):
-                logger.notice("telling \(node) to kill attempt \(run.attempt) of task \(run.id): \(reason)")
+                logger.notice("telling \(PeerText.safe(node)) to kill attempt \(run.attempt) of task \(PeerText.safe(run.id)): \(PeerText.safe(reason))")
                 toWorker(node, .kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
             case .taskEnded(let id):
                 if store != nil {
@@ -440,8 +425,13 @@ public final class SchedulerServer {
                     let infos = waitReply(waiter.ids)
                     deliver(waiter.session.connection, .waitResult(.init(requestId: waiter.requestId, tasks: infos)))
                 }
+                // Its credential dies with it: what was asked before is answered first.
+                for session in (taskSessions.removeValue(forKey: id) ?? [:]).values {
+                    closingAtEndOfTurn.append((session.connection, "task \(id) ended: its credential is no longer valid"))
+                    endOfTurnSoon()
+                }
             case .nodeLost(let name):
-                logger.warning("worker \(name) lost: no heartbeat for longer than it may stay silent (at least \(config.settings.lostAfterMs) ms)")
+                logger.warning("worker \(PeerText.safe(name)) lost: no heartbeat for longer than it may stay silent (at least \(config.settings.lostAfterMs) ms)")
                 if let session = workers[name] {
                     workers[name] = nil
                     session.connection.close(reason: "worker lost")
@@ -451,7 +441,7 @@ public final class SchedulerServer {
     }
 
     /// A task with why it waits, when it is queued.
-    private func taskInfo(_ id: String) throws(SchedulerError) -> TaskInfo {
+    func taskInfo(_ id: String) throws(SchedulerError) -> TaskInfo {
         var info = try state.task(id)
         if info.state == .queued, let why = state.waitReason(for: id) {
             info.waitReason = why.reason
@@ -460,7 +450,7 @@ public final class SchedulerServer {
         return info
     }
 
-    private func withWaitReasons(_ infos: [TaskInfo]) -> [TaskInfo] {
+    func withWaitReasons(_ infos: [TaskInfo]) -> [TaskInfo] {
         let queued = infos.filter { $0.state == .queued }.map(\.id)
         guard !queued.isEmpty else { return infos }
         let reasons = state.waitReasons(for: queued)
@@ -475,7 +465,7 @@ public final class SchedulerServer {
 
     /// The tasks a `wait` asked for. Output tails ride along only for a single task: a wait on
     /// thousands of tasks must not become a frame of thousands of 64 KiB tails.
-    private func waitReply(_ ids: [String]) -> [TaskInfo] {
+    func waitReply(_ ids: [String]) -> [TaskInfo] {
         ids.compactMap { id in
             guard var info = try? state.task(id) else { return nil }
             if ids.count > 1 { info.output = nil }
@@ -484,7 +474,7 @@ public final class SchedulerServer {
     }
 
     /// Placement runs once per loop iteration, after all messages read in it are applied.
-    private func scheduleSoon() {
+    func scheduleSoon() {
         scheduleRequested = true
         endOfTurnSoon()
     }
@@ -512,6 +502,10 @@ public final class SchedulerServer {
         let batch = outgoing
         outgoing = []
         for (connection, message) in batch { connection.send(message) }
+        let closing = closingAtEndOfTurn
+        closingAtEndOfTurn = []
+        for (connection, reason) in closing { connection.closeAfterFlush(.local(reason)) }
+        enforceQueueCaps(sentTo: batch.lazy.map(\.0))
     }
 
     private func toWorker(_ node: String, _ message: Message) {
@@ -528,9 +522,11 @@ public final class SchedulerServer {
             logger.warning("scheduler was stalled for \(gap) ms; not counting it against the workers")
             state.forgiveStall(nowMs: now())
         }
-        for session in sessions.values where session.hello == nil && nowMs - session.acceptedAtMs > config.handshakeTimeoutMs {
-            session.connection.refuse(.handshakeRequired, "no completed handshake within \(config.handshakeTimeoutMs) ms")
+        let deadline = admission.deadlineMs
+        for key in admission.expired(nowMs: nowMs) {
+            sessions[key]?.connection.refuse(.handshakeRequired, "no completed handshake within \(deadline) ms")
         }
+        closeDroppedClients(nowMs: nowMs)
         let directives = state.tick(nowMs: now())
         if !directives.isEmpty {
             execute(directives)
@@ -549,11 +545,19 @@ final class PeerSession {
     var nodeName: String?
     /// Loop time (monotonic ms) of the accept, for the handshake deadline.
     let acceptedAtMs: UInt64
+    /// The peer's address without its port: what admission and log budgets are kept by.
+    let address: String
+    /// Set for a client once its handshake is done.
+    var identity: ClientIdentity?
+    /// Loop time at which it was dropped for holding too many unread replies (then closed
+    /// for good if it does not read them soon).
+    var droppedAtMs: UInt64?
 
-    init(connection: FramedConnection, handshake: ServerHandshake, acceptedAtMs: UInt64) {
+    init(connection: FramedConnection, handshake: ServerHandshake, acceptedAtMs: UInt64, address: String) {
         self.connection = connection
         self.handshake = handshake
         self.acceptedAtMs = acceptedAtMs
+        self.address = address
     }
 }
 
