@@ -124,11 +124,29 @@ public final class SwarmClient {
         return result.tasks
     }
 
+    /// Every task the scheduler lets this client see, in submission order: the listing comes
+    /// in pages (each fits a frame), fetched one after the other.
     public func listTasks() throws(ClientError) -> [TaskInfo] {
-        guard case .taskList(let reply) = try request({ .listTasks(.init(requestId: $0)) }) else {
+        var all: [TaskInfo] = []
+        var after: String?
+        var seen = Set<String>()
+        while true {
+            let page = try listTasksPage(after: after)
+            all += page.tasks
+            guard let next = page.next else { return all }
+            // A cursor seen before would loop for ever: the scheduler must move on.
+            guard seen.insert(next).inserted else { throw .server(.unexpected, "the task listing did not advance past '\(next)'") }
+            after = next
+        }
+    }
+
+    /// One page of the listing: the tasks after task `after` (nil: from the first), at most
+    /// `limit` (nil: the scheduler's page size), and the `after` of the next page (nil: last).
+    public func listTasksPage(after: String?, limit: Int? = nil) throws(ClientError) -> (tasks: [TaskInfo], next: String?) {
+        guard case .taskList(let reply) = try request({ .listTasks(.init(requestId: $0, after: after, limit: limit)) }) else {
             throw .server(.unexpected, "unexpected reply to tasks")
         }
-        return reply.tasks
+        return (reply.tasks, reply.next)
     }
 
     public func listNodes() throws(ClientError) -> [NodeInfo] {
@@ -139,9 +157,9 @@ public final class SwarmClient {
     }
 
     /// Cancels a task (`cancel` -> `taskInfo`): a queued task ends `cancelled` at once, a
-    /// running one is killed (its state may still read `running` in the reply). The scheduler
-    /// answers an unknown id with `unknownTask` and a task that already ended with another
-    /// error code; both come back as `ClientError.server`.
+    /// running one is killed (its state may still read `running` in the reply). A task that
+    /// had already ended is left as it is: the reply shows its final state. An unknown id
+    /// comes back as `ClientError.server(.unknownTask, ...)`.
     public func cancel(_ id: String) throws(ClientError) -> TaskInfo {
         guard case .taskInfo(let reply) = try request({ .cancel(.init(requestId: $0, id: id)) }) else {
             throw .server(.unexpected, "unexpected reply to cancel")
