@@ -11,8 +11,11 @@ import SwarmUV
 final class RawSocket {
     let fd: Int32
 
-    init(port: Int) throws {
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -47,12 +50,19 @@ final class RawSocket {
         }
     }
 
+    /// Bytes read past the last frame returned, kept for the next `readMessage`.
+    private var decoder = FrameDecoder()
+
     /// Reads one whole frame (bounded by the 5 s timeout).
     func readMessage() -> Message? {
-        var decoder = FrameDecoder()
+        readPayload().flatMap { try? MessageCodec.decode($0) }
+    }
+
+    /// Reads one whole frame's payload, not decoded (bounded by the 5 s timeout).
+    func readPayload() -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
-            if let payload = try? decoder.next() { return try? MessageCodec.decode(payload) }
+            if let payload = try? decoder.next() { return payload }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return nil }

@@ -21,7 +21,8 @@ import SwarmProtocol
         case .cancel(let r) where r.id == "run1":
             return .init(messages: [.taskInfo(.init(requestId: r.requestId, task: info(r.id, .running)))])
         case .cancel(let r) where r.id == "done1":
-            return error(.invalidTask, "task done1 already ended (succeeded)")
+            // Cancelling an ended task is not an error: the reply is its final state.
+            return .init(messages: [.taskInfo(.init(requestId: r.requestId, task: info(r.id, .succeeded)))])
         case .status(let r) where r.id == "done1":
             return .init(messages: [.taskInfo(.init(requestId: r.requestId, task: info(r.id, .succeeded)))])
         case .cancel(let r), .status(let r):
@@ -72,9 +73,10 @@ import SwarmProtocol
             let running = try swarm(["cancel", "run1"])
             #expect(running.status == 0)
             #expect(running.stdout == "run1 running, being killed\n")
+            // Issue 10 item 21: an ended task is left as it is, exit 0, and the line says so.
             let ended = try swarm(["cancel", "done1"])
-            #expect(ended.status == 1)
-            #expect(ended.stderr == "swarm: error: task done1 already ended (succeeded)\n")
+            #expect(ended.status == 0)
+            #expect(ended.stdout == "done1 had already ended (succeeded); nothing to cancel\n")
             let missing = try swarm(["cancel", "nope"])
             #expect(missing.status == 2)
             #expect(missing.stderr == "swarm: error: no task with id 'nope'\n")
