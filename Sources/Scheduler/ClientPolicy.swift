@@ -27,8 +27,9 @@ struct ClientRefusal: Error, Equatable {
         self.code = code; self.reason = reason; self.closes = closes
     }
 
+    /// The reason quotes what the client sent (ids, names): escaped and cut like all peer text.
     init(_ error: SchedulerError) {
-        self.init(code: error.code, reason: error.description)
+        self.init(code: error.code, reason: PeerText.safe(error.description, limit: 1_000))
     }
 }
 

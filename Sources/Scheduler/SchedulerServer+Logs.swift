@@ -60,7 +60,7 @@ extension SchedulerServer {
                 case .unavailable(let why):
                     session.connection.send(copyChunk(taskId, info, requestId: requestId, unavailable: why))
                 case .cutShort(let why):
-                    logger.notice("log of task \(taskId) cut short: \(why)")
+                    logger.notice("log of task \(PeerText.safe(taskId)) cut short: \(PeerText.safe(why, limit: 400))")
                     session.connection.send(.logChunk(.init(
                         requestId: requestId, id: taskId, data: "", done: true, state: info.state,
                         notice: "task \(taskId): the rest of its log is no longer available (\(why))")))

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SwarmScheduler
 import SwarmProtocol
+import SwarmClient
 
 /// Issue 10, item 10: what a peer sends reaches the log escaped, cut and rate-limited.
 @Suite struct PeerTextTests {
@@ -96,5 +97,20 @@ import SwarmProtocol
         #expect(lines.count <= 40, "\(lines.count) lines")
         #expect(bytes < 40_000, "\(bytes) bytes of log")
         #expect(lines.contains { $0.contains("x\\nworker w1 lost") })
+    }
+
+    /// An error reply quotes what the client sent escaped and cut, like a log line.
+    @Test func errorRepliesQuoteClientTextEscaped() throws {
+        let scheduler = InProcessScheduler(SchedulerConfig())
+        defer { #expect(scheduler.stop() == nil) }
+        let client = try SwarmClient(address: scheduler.address, token: nil)
+        do {
+            _ = try client.status("x\nworker w1 lost" + String(repeating: "y", count: 5_000))
+            Issue.record("an unknown task was found")
+        } catch {
+            #expect(!error.description.contains("\n"))
+            #expect(error.description.contains("x\\nworker w1 lost"))
+            #expect(error.description.utf8.count < 1_200)
+        }
     }
 }
