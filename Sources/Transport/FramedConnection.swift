@@ -114,8 +114,10 @@ public final class FramedConnection {
         set { decoder.maxPayload = newValue }
     }
 
-    /// Starts reading; messages arrive through `onMessage`.
+    /// Starts reading (again, after the stream's reading was stopped directly); messages
+    /// arrive through `onMessage`.
     public func start() {
+        reading = false
         resumeReading()
     }
 
