@@ -39,15 +39,8 @@ import Glibc
         #expect(try client.listTasks().filter { ids.contains($0.id) }.allSatisfy { $0.metrics.model == "sonnet" })
         let infos = try client.wait(ids)
         #expect(infos.allSatisfy { $0.state == .succeeded && $0.metrics.model == "sonnet" })
-        let lines = try String(contentsOfFile: marks, encoding: .utf8).split(separator: "\n")
-        let events = lines.compactMap { line -> (Int, Int)? in
-            let parts = line.split(separator: " ")
-            guard parts.count == 2, let t = Int(parts[1]) else { return nil }
-            return (t, parts[0] == "S" ? 1 : -1)
-        }.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-        var running = 0, peak = 0
-        for (_, delta) in events { running += delta; peak = max(peak, running) }
-        #expect(events.count == 6)
+        let (events, peak) = try EngineEndToEndTests.replayMarks(marks)
+        #expect(events == 6)
         #expect(peak == 1)
     }
 

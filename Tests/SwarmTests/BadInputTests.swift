@@ -152,25 +152,10 @@ final class RawSocket {
 @Suite struct InProcessSchedulerTests {
     @Test func silentConnectionIsClosedAfterTheHandshakeTimeout() throws {
         var config = SchedulerConfig()
-        config.port = 0
         config.handshakeTimeoutMs = 200
-        let frozen = config
-        let box = Locked<SchedulerServer?>(nil)
-        let port = Locked(0)
-        let thread = EventLoopThread(name: "sched-test") { loop in
-            let server = SchedulerServer(loop: loop, config: frozen, logger: Logger(label: "test"))
-            port.withLock { $0 = (try? server.start().port) ?? 0 }
-            box.withLock { $0 = server }
-        }
-        defer {
-            thread.loop.execute {
-                box.withLock { $0?.stop(); $0 = nil }
-                thread.loop.keepAlive(false)
-            }
-            thread.join()
-            #expect(thread.leakReport == nil)
-        }
-        let socket = try RawSocket(port: port.withLock { $0 })
+        let scheduler = InProcessScheduler(config)
+        defer { #expect(scheduler.stop() == nil) }
+        let socket = try RawSocket(port: scheduler.port)
         let started = Date()
         let (bytes, closed) = socket.readUntilClosed()
         #expect(closed)

@@ -49,25 +49,9 @@ import SwarmUV
 
     /// A scheduler on its own loop thread; `body` gets its port.
     static func withScheduler(_ body: (Int) throws -> Void) throws {
-        var config = SchedulerConfig()
-        config.port = 0
-        let frozen = config
-        let box = Locked<SchedulerServer?>(nil)
-        let port = Locked(0)
-        let thread = EventLoopThread(name: "relay-test") { loop in
-            let server = SchedulerServer(loop: loop, config: frozen, logger: Logger(label: "test"))
-            port.withLock { $0 = (try? server.start().port) ?? 0 }
-            box.withLock { $0 = server }
-        }
-        defer {
-            thread.loop.execute {
-                box.withLock { $0?.stop(); $0 = nil }
-                thread.loop.keepAlive(false)
-            }
-            thread.join()
-            #expect(thread.leakReport == nil)
-        }
-        try body(port.withLock { $0 })
+        let scheduler = InProcessScheduler(SchedulerConfig())
+        defer { #expect(scheduler.stop() == nil) }
+        try body(scheduler.port)
     }
 
     /// Registers worker `w`, runs task `t` "on it" (started, succeeded): its log is on `w`.
