@@ -436,6 +436,9 @@ public final class SchedulerServer {
                     workers[name] = nil
                     session.connection.close(reason: "worker lost")
                 }
+                // Its log reads end here: `ended` no longer sees it as the node's connection,
+                // and a read it never answers would hold `swarm logs` (forever with `-f`).
+                runRelays(logRelays.workerGone(name))
             }
         }
     }

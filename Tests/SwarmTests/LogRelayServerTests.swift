@@ -48,8 +48,13 @@ import SwarmUV
     }
 
     /// A scheduler on its own loop thread; `body` gets its port.
-    static func withScheduler(_ body: (Int) throws -> Void) throws {
-        let scheduler = InProcessScheduler(SchedulerConfig())
+    static func withScheduler(lostAfterMs: Int64? = nil, _ body: (Int) throws -> Void) throws {
+        var config = SchedulerConfig()
+        if let lostAfterMs {
+            config.settings.lostAfterMs = lostAfterMs
+            config.settings.heartbeatMs = Int(lostAfterMs / 4)
+        }
+        let scheduler = InProcessScheduler(config)
         defer { #expect(scheduler.stop() == nil) }
         try body(scheduler.port)
     }
@@ -149,6 +154,24 @@ import SwarmUV
                 if case .error(let e) = message, e.requestId == 20 { e } else { nil }
             }
             #expect(unknown?.code == .unknownTask)
+        }
+    }
+
+    /// A worker that stops answering (hung, SIGSTOP) is marked lost: the reads it had end
+    /// then, and the client gets the scheduler's copy at once. Before, the lost worker's
+    /// relays were never ended: `swarm logs` timed out (exit 2) and `logs -f` hung forever.
+    @Test func aReadFromAWorkerMarkedLostEndsWithTheSchedulersCopy() throws {
+        try Self.withScheduler(lostAfterMs: 1_000) { port in
+            let (worker, client) = try Self.taskRanOnWorker(port)
+            defer { withExtendedLifetime(worker) {} }
+            client.socket.send(.logs(.init(requestId: 2, id: "t", follow: true)))
+            // The worker gets the read and then says nothing more (no answer, no heartbeat).
+            #expect(worker.until { if case .readLog = $0 { true } else { nil } } == true)
+            let last = client.until { message -> Message.LogChunk? in
+                if case .logChunk(let chunk) = message, chunk.requestId == 2, chunk.done { chunk } else { nil }
+            }
+            #expect(last?.state == .succeeded)
+            #expect(last?.notice?.contains("no longer available") == true, "\(String(describing: last))")
         }
     }
 }
