@@ -153,6 +153,10 @@ public final class ClusterSignalGuard: Sendable {
         self.handles = handles
     }
 
+    /// Whether a signal started the stop: the process is about to end with 128 + the
+    /// signal, and the cluster going away under a client is that stop, not a failure.
+    public var stopping: Bool { signalled.isSet }
+
     /// Stops watching, when the command ends on its own; call before stopping the cluster.
     /// After a signal it never returns: the stop it started ends the process.
     public func close() {

@@ -55,7 +55,14 @@ struct DemoCommand: ParsableCommand {
         let signals = ClusterSignalGuard(cluster)
         defer { signals.close() }
         let report = try runClient {
-            try Demo.run(address: cluster.address, token: nil, visibleTasks: visible, batch: batch) { printLine($0) }
+            do {
+                return try Demo.run(address: cluster.address, token: nil, visibleTasks: visible, batch: batch) { printLine($0) }
+            } catch {
+                // After Ctrl-C the cluster stops under the workload: no error line, the exit
+                // the signal started (130) follows (`close` waits for it).
+                if signals.stopping { signals.close() }
+                throw error
+            }
         }
         try check(report)
     }

@@ -135,5 +135,9 @@ import Testing
         #expect(demo.process.terminationReason == .exit, "swarm demo was killed by its signal")
         #expect(demo.process.terminationStatus == 130)
         #expect(ProcessHarness.processes(containing: harness.marker).isEmpty)
+        // The stop is what the user asked for: the workload's client losing the cluster
+        // under it is no error ("connection to scheduler lost" was printed).
+        let log = (try? String(contentsOfFile: "\(harness.dir)/demo.log", encoding: .utf8)) ?? ""
+        #expect(!log.contains("error:"), "\(log)")
     }
 }
