@@ -19,37 +19,37 @@ struct BenchCommand: ParsableCommand {
     var scheduler: String?
     @Option(help: "File holding the cluster token, with --scheduler (default: $SWARM_TOKEN).")
     var tokenFile: String?
-    @Option(help: "Workers of the local cluster.")
+    @Option(parsing: .unconditional, help: "Workers of the local cluster.")
     var localWorkers = 2
-    @Option(help: "Slots per local worker (default: sized for each workload).")
+    @Option(parsing: .unconditional, help: "Slots per local worker (default: sized for each workload).")
     var slots: Int?
-    @Option(help: "Repetitions of each measured batch (swarm and baselines interleaved).")
+    @Option(parsing: .unconditional, help: "Repetitions of each measured batch (swarm and baselines interleaved).")
     var repeats = 3
     @Flag(help: "Small batches, one repetition: a quick look (the size-bound targets are shown, not judged).")
     var quick = false
-    @Option(help: "spawn: tasks per run.")
+    @Option(parsing: .unconditional, help: "spawn: tasks per run.")
     var tasks = 2000
-    @Option(help: "spawn: concurrency (slots of the local cluster, and xargs -P).")
+    @Option(parsing: .unconditional, help: "spawn: concurrency (slots of the local cluster, and xargs -P).")
     var concurrency = 64
-    @Option(help: "parallel: tasks, all at once.")
+    @Option(parsing: .unconditional, help: "parallel: tasks, all at once.")
     var parallelTasks = 100
-    @Option(help: "parallel: seconds each task sleeps.")
+    @Option(parsing: .unconditional, help: "parallel: seconds each task sleeps.")
     var parallelSleep = 10.0
-    @Option(help: "parallel, second shape: tasks (0 skips it).")
+    @Option(parsing: .unconditional, help: "parallel, second shape: tasks (0 skips it).")
     var wideTasks = 1000
-    @Option(help: "parallel, second shape: seconds each task sleeps.")
+    @Option(parsing: .unconditional, help: "parallel, second shape: seconds each task sleeps.")
     var wideSleep = 2.0
-    @Option(help: "agent and models: synthetic agents per run.")
+    @Option(parsing: .unconditional, help: "agent and models: synthetic agents per run.")
     var agentTasks = 200
     @Option(help: "agent: duration distribution: uniform:MIN-MAX, fixed:S or lognormal:MEDIAN,SIGMA (seconds).")
     var agentDuration = "uniform:0.5-2"
-    @Option(help: "models: concurrency limit of the 'deep' model on the local cluster.")
+    @Option(parsing: .unconditional, help: "models: concurrency limit of the 'deep' model on the local cluster.")
     var modelLimit = 4
-    @Option(help: "isolation: concurrent writers.")
+    @Option(parsing: .unconditional, help: "isolation: concurrent writers.")
     var isolationTasks = 50
     @Option(help: "scale: comma-separated concurrency steps.")
     var scaleSteps = "5,10,20,50,100,200,500,1000,2000,5000,10000"
-    @Option(help: "scale: seconds each agent runs.")
+    @Option(parsing: .unconditional, help: "scale: seconds each agent runs.")
     var scaleSleep = 5.0
     @Flag(help: "Local cluster: persist the scheduler's state (one fsync per loop turn), as `swarm scheduler` does.")
     var durable = false

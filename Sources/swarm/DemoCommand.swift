@@ -7,13 +7,13 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Start a local cluster, run a visible workload and a throughput batch through it, report, stop.")
 
-    @Option(help: "Number of workers.")
+    @Option(parsing: .unconditional, help: "Number of workers.")
     var workers = 3
-    @Option(help: "Slots per worker.")
+    @Option(parsing: .unconditional, help: "Slots per worker.")
     var slots = 4
-    @Option(help: "Visible tasks (each prints and sleeps 0.3 s).")
+    @Option(parsing: .unconditional, help: "Visible tasks (each prints and sleeps 0.3 s).")
     var visible = 12
-    @Option(help: "Trivial tasks in the throughput batch.")
+    @Option(parsing: .unconditional, help: "Trivial tasks in the throughput batch.")
     var batch = 1000
     @Option(help: "Directory for the workers' logs and results.")
     var dataDir = ".swarm/demo"

@@ -13,9 +13,9 @@ struct SchedulerCommand: ParsableCommand {
     var stateDir: String?
     @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
     var tokenFile: String?
-    @Option(help: "Seconds without a heartbeat before a worker is marked lost (default 10).")
+    @Option(parsing: .unconditional, help: "Seconds without a heartbeat before a worker is marked lost (default 10).")
     var lostAfter: Double?
-    @Option(help: "Seconds between worker heartbeats (default 1).")
+    @Option(parsing: .unconditional, help: "Seconds between worker heartbeats (default 1).")
     var heartbeat: Double?
     @Option(help: "cluster.json to read the 'scheduler' section from; flags override it.")
     var config: String?

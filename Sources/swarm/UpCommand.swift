@@ -7,9 +7,9 @@ struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up", abstract: "Run a local cluster (scheduler + workers on loopback) until Ctrl-C.")
 
-    @Option(help: "Number of workers.")
+    @Option(parsing: .unconditional, help: "Number of workers.")
     var workers = 3
-    @Option(help: "Slots per worker.")
+    @Option(parsing: .unconditional, help: "Slots per worker.")
     var slots = 4
     @Option(help: "Scheduler HOST:PORT (loopback); port 0 picks a free one.")
     var listen = "127.0.0.1:7700"

@@ -8,7 +8,7 @@ struct WaitCommand: ParsableCommand {
         commandName: "wait", abstract: "Wait for tasks to end; exit 0 only if all succeeded (124 on timeout).")
 
     @OptionGroup var client: ClientOptions
-    @Option(help: "Give up after this many seconds.")
+    @Option(parsing: .unconditional, help: "Give up after this many seconds.")
     var timeout: Double?
     @Flag(help: "Print the tasks as a JSON array.")
     var json = false
@@ -17,7 +17,9 @@ struct WaitCommand: ParsableCommand {
 
     func validate() throws {
         guard !ids.isEmpty else { throw ValidationError("give at least one task id") }
-        if let timeout, !(timeout > 0 && timeout <= 1e9) { throw ValidationError("--timeout must be a positive number of seconds") }
+        if let timeout, !(timeout > 0 && timeout <= 1e9) {
+            throw ValidationError("--timeout must be more than 0 and at most 1000000000 seconds, got \(timeout)")
+        }
     }
 
     func run() throws {

@@ -9,7 +9,7 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(help: "Scheduler HOST:PORT (default: the config's scheduler address, then 127.0.0.1:7700).")
     var scheduler: String?
-    @Option(help: "How many tasks may run at once (required here or in the config).")
+    @Option(parsing: .unconditional, help: "How many tasks may run at once (required here or in the config).")
     var slots: Int?
     @Option(help: "Worker name (default: the host name). Unique in the cluster.")
     var name: String?

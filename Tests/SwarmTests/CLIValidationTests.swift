@@ -44,6 +44,25 @@ import SwarmProtocol
         }
     }
 
+    /// A negative number after a space (`--workers -1`, not `--workers=-1`) is the value,
+    /// said out of range with the value, not "Missing value for '--workers <workers>'".
+    @Test func aNegativeNumberAfterASpaceIsTheValueOutOfRange() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let cases: [[String]] = [
+            ["up", "--workers", "-1"], ["up", "--slots", "-1"], ["demo", "--slots", "-1"], ["demo", "--batch", "-1"],
+            ["worker", "--scheduler", "127.0.0.1:1", "--slots", "-1"], ["scheduler", "--lost-after", "-1"],
+            ["scheduler", "--heartbeat", "-1"], ["wait", "x", "--timeout", "-1"], ["bench", "--repeats", "-1"],
+        ]
+        for arguments in cases {
+            let what = arguments.joined(separator: " ")
+            let r = try harness.run(arguments, timeout: 20)
+            // bench names the range without repeating the value.
+            Self.expectUsageError(r, what, containing: arguments[0] == "bench" ? "must be" : "-1")
+            #expect(!r.stderr.contains("Missing value"), "\(what)")
+        }
+    }
+
     // MARK: Item 20: validation shared by all roles, one line each
 
     @Test func inconsistentOptionsAreOneLineUsageErrors() throws {
