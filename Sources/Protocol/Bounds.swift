@@ -118,10 +118,12 @@ extension RunMetrics {
 }
 
 extension TaskResult {
-    /// Nil when every number is in range (`Bounds`), else the first that is not. Times need
-    /// not be in order (a worker's clock may step), only in range.
+    /// Nil when every number is in range (`Bounds`) and the state is an end, else the first
+    /// problem. Times need not be in order (a worker's clock may step), only in range.
     public func problem() -> String? {
         Bounds.first(
+            // `queued` or `running` is no outcome: it would be counted as a failure reason.
+            state.isTerminal ? nil : "state \(state.rawValue) is not how a run ends",
             Bounds.check("attempt", attempt, Bounds.attempt),
             Bounds.check("exitCode", exitCode, Bounds.exitCode),
             Bounds.check("signal", signal, Bounds.signal),

@@ -81,6 +81,25 @@ import Testing
         _ = state.statistics()
     }
 
+    /// A result must be an end: `queued` or `running` from a worker ends the run `failed`
+    /// with the reason, and is never a statistics' failure reason ("queued=1" was shown).
+    @Test func resultWithAStateThatIsNoEndEndsTheRunFailed() throws {
+        var state = try Self.registered()
+        for (id, sent) in [("q", TaskState.queued), ("r", TaskState.running)] {
+            let a = try Self.place(&state, id)
+            let result = TaskResult(id: id, state: sent, exitCode: 0, signal: nil, reason: nil, output: "",
+                                    pid: 1, attempt: a.attempt, startedAt: 10, finishedAt: 20)
+            #expect(result.problem() != nil)
+            let directives = state.taskFinished(node: "w1", result: result, nowMs: 30)
+            #expect(directives.contains { if case .ackResult = $0 { true } else { false } })
+            let info = try state.task(id)
+            #expect(info.state == .failed)
+            #expect(info.reason?.contains("invalid result") == true, "\(info.reason ?? "nil")")
+        }
+        let reasons = state.statistics().cluster.totals.failedByReason
+        #expect(reasons["queued"] == nil && reasons["running"] == nil, "\(reasons)")
+    }
+
     @Test func extensionsOfIntMaxInTwoResultsDoNotOverflowTheStatistics() throws {
         // Through the state: refused at the edge, so not counted.
         var state = try Self.registered()
