@@ -107,19 +107,24 @@ extension SchedulerServer {
     }
 
     private func startWait(_ wait: Message.Wait, session: PeerSession) throws(ClientRefusal) {
+        // Each task once, in the order first named: the reply carries each named task's
+        // record, so a repeated id would multiply it (a 4-byte `"x",` asking for a copy of a
+        // task of megabytes, a million times).
+        var seen = Set<String>()
+        let ids = wait.ids.filter { seen.insert($0).inserted }
         var pending = Set<String>()
-        for id in wait.ids {
+        for id in ids {
             guard let info = try? state.task(id) else { throw ClientRefusal(.unknownTask(id)) }
             if !info.state.isTerminal { pending.insert(id) }
         }
         if pending.isEmpty {
-            deliver(session.connection, .waitResult(.init(requestId: wait.requestId, tasks: waitReply(wait.ids))))
+            deliver(session.connection, .waitResult(.init(requestId: wait.requestId, tasks: waitReply(ids))))
             return
         }
-        if let problem = waiters.refusal(adding: wait.ids.count, for: session, limits: config.clientLimits) {
+        if let problem = waiters.refusal(adding: ids.count, for: session, limits: config.clientLimits) {
             throw ClientRefusal(code: .unexpected, reason: problem)
         }
-        waiters.add(Waiter(session: session, requestId: wait.requestId, ids: wait.ids, pending: pending))
+        waiters.add(Waiter(session: session, requestId: wait.requestId, ids: ids, pending: pending))
     }
 
     /// One page of the listing; a task's credential sees only its subtree. A page ends the

@@ -133,6 +133,37 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
         #expect(scheduler.onLoop { $0.waiters.total } == WaiterTable.Load())
     }
 
+    /// A wait naming one task many times gets it once: the reply is not multiplied by repeated
+    /// ids (before: 500 x `"ended",`, 4 KB sent, built a 50 MB reply; a million ids of a
+    /// cancelled task blocked the loop for 30 s and took the scheduler to 650 MB).
+    @Test func aWaitNamingATaskManyTimesGetsItOnce() throws {
+        let scheduler = InProcessScheduler(SchedulerConfig())
+        defer { #expect(scheduler.stop() == nil) }
+        let admin = try SwarmClient(address: scheduler.address, token: nil)
+        let big = String(repeating: "b", count: 100_000)
+        _ = try admin.submit(TaskSpec(id: "ended", command: ["true", big]))
+        _ = try admin.cancel("ended")
+        _ = try admin.submit(TaskSpec(id: "queued", command: ["true", big]))   // no worker: stays queued
+        let socket = try handshakenSocket(port: scheduler.port, name: "repeater")
+        socket.send(MessageCodec.frame(.wait(.init(requestId: 1, ids: Array(repeating: "ended", count: 500)))))
+        guard let payload = socket.readPayload(), case .waitResult(let now) = try MessageCodec.decode(payload) else {
+            Issue.record("no wait reply"); return
+        }
+        #expect(now.tasks.map(\.id) == ["ended"])
+        #expect(payload.count < 1 << 20, "\(payload.count) bytes")
+        // Held until the task ends: counted, and answered, once per task.
+        socket.send(MessageCodec.frame(.wait(.init(requestId: 2, ids: Array(repeating: "queued", count: 500) + ["ended", "queued"]))))
+        var load = WaiterTable.Load()
+        for _ in 0..<500 where load.waits == 0 {
+            load = scheduler.onLoop { $0.waiters.total } ?? load
+            if load.waits == 0 { usleep(10_000) }
+        }
+        #expect(load == WaiterTable.Load(waits: 1, ids: 2))
+        _ = try admin.cancel("queued")
+        guard case .waitResult(let later)? = socket.readMessage() else { Issue.record("no wait reply"); return }
+        #expect(later.requestId == 2 && later.tasks.map(\.id) == ["queued", "ended"])
+    }
+
     /// The issue's reproduction, scaled down: `logs -f` followers that never read, while a task
     /// prints a lot. All clients together hold at most the total cap; the slowest are dropped
     /// with a clear line in the log; a follower that reads is kept.
