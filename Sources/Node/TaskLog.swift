@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SwarmProtocol
 
 /// A task's log: timestamped lines labelled `stdout`, `stderr` or `swarm` (lifecycle).
 /// Output is split into lines per stream; a partial line waits for its end (or the close),
@@ -23,8 +24,11 @@ final class TaskLog {
         guard fd >= 0 else { throw FileError(path: path, errno: errno) }
     }
 
+    /// One line, whatever `text` quotes: it may carry the submitter's command (a script with
+    /// newlines) or reasons from peers, escaped and cut like any peer text (`PeerText`), so
+    /// it can neither forge output lines nor grow past `maxLine` characters.
     func lifecycle(_ text: String, nowMs: Int64) {
-        write(Array("\(Files.isoTimestamp(ms: nowMs)) swarm  \(text)\n".utf8))
+        write(Array("\(Files.isoTimestamp(ms: nowMs)) swarm  \(PeerText.safe(text, limit: maxLine))\n".utf8))
     }
 
     func output(_ stream: OutputChannel, _ bytes: UnsafeRawBufferPointer, nowMs: Int64) {

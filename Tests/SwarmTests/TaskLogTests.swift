@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SwarmNode
+import SwarmProtocol
 
 @Suite struct TaskLogTests {
     func withLog(maxLine: Int = 16 * 1024, maxBytes: Int = 1 << 20, _ body: (TaskLog) -> Void) throws -> [String] {
@@ -31,6 +32,21 @@ import Testing
             "2026-11-18T11:06:40.300Z stdout wor",
             "",
         ])
+    }
+
+    /// A lifecycle line carries text from the task's submitter (its command, e.g. a `sh -c`
+    /// script or a `python3 -c` program): it stays one line, so its newlines can neither
+    /// forge output lines in `swarm logs` nor show the script as the task's output.
+    @Test func aLifecycleLineStaysOneLineWhateverItQuotes() throws {
+        let forged = "started pid 1: sh -c echo hi\n2026-11-18T11:06:40.999Z stdout FORGED\r\u{1b}[31m"
+        let lines = try withLog { log in log.lifecycle(forged, nowMs: 1_795_000_000_123) }
+        #expect(lines.count == 2 && lines[1].isEmpty, "\(lines)")
+        let parsed = TaskLogLine.parseAll(lines.joined(separator: "\n"))
+        #expect(parsed.count == 1 && parsed[0].parsed?.kind == .lifecycle)
+        #expect(parsed[0].parsed?.text.contains("\\n2026-11-18T11:06:40.999Z stdout FORGED\\r\\u{1b}[31m") == true)
+        // Bounded like an output line.
+        let long = try withLog(maxLine: 100) { log in log.lifecycle(String(repeating: "a", count: 1_000), nowMs: 0) }
+        #expect(long.count == 2 && long[0].utf8.count < 200)
     }
 
     @Test func longLinesAreCutAndMemoryStaysBounded() throws {
