@@ -186,12 +186,18 @@ public enum Placement {
 
 /// Why a queued task is still queued.
 public struct WaitReason: Equatable, Sendable {
+    /// Cut to `maxCharacters` (escaped like any peer text): it quotes the task's constraints,
+    /// which may be megabytes, and rides along in `taskInfo` and in listing pages that are
+    /// measured before the reasons are added.
     public var reason: String
     /// No registered worker could ever run it (see `PlacementDecision.unplaceable`).
     public var unplaceable: Bool
 
+    /// The most characters of a reason kept (then a marker says how much was cut).
+    public static let maxCharacters = 500
+
     public init(reason: String, unplaceable: Bool) {
-        self.reason = reason
+        self.reason = PeerText.safe(reason, limit: Self.maxCharacters)
         self.unplaceable = unplaceable
     }
 }

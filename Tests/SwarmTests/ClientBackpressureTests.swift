@@ -45,6 +45,26 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
         #expect(last.tasks.isEmpty && last.next == nil)
     }
 
+    /// A wait reason quotes the task's constraints; it is cut, so a listing page (measured
+    /// before the reasons are added) stays near its byte cap and a frame. Before: three queued
+    /// tasks with a 14 MB constraint made one 29 MB page (the cap is 4 MiB, a frame 16 MiB).
+    @Test func waitReasonsAreCutSoAListingPageStaysWithinAFrame() throws {
+        var state = ClusterState()
+        _ = try state.register(node: "w1", slots: 1, labels: ["zone": "a"], running: [], finished: [], address: nil, nowMs: 1)
+        let value = String(repeating: "b", count: 1_000_000)
+        var spec = TaskSpec(id: "big", command: ["true"])
+        spec.constraints = ["zone": value]
+        _ = try state.submit(spec, nowMs: 1)
+        spec.id = "many"
+        spec.constraints = Dictionary(uniqueKeysWithValues: (0..<100).map { ("k\($0)", String(repeating: "v", count: 10_000)) })
+        _ = try state.submit(spec, nowMs: 1)
+        for id in ["big", "many"] {
+            let reason = try #require(state.waitReason(for: id)?.reason)
+            #expect(reason.count <= WaitReason.maxCharacters + 32, "\(reason.count) characters")
+            #expect(reason.hasPrefix("no worker has label "))
+        }
+    }
+
     @Test func swarmTasksFetchesEveryPage() throws {
         var config = SchedulerConfig()
         config.clientLimits.page.limit = 7
