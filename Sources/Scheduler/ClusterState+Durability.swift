@@ -1,0 +1,52 @@
+import SwarmProtocol
+
+// MARK: Durability
+
+extension ClusterState {
+    /// The state as the store saved it, after a restart. Queued tasks go back into the queue
+    /// in their order; a running task stays assigned to its worker as the same attempt,
+    /// awaiting that worker: `register` then keeps the runs the worker reports (running, or
+    /// finished with a result to deliver) and requeues the rest; a worker that does not come
+    /// back within `lostAfterMs` of `nowMs` is lost like any other, its runs requeued.
+    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], nowMs: Int64) {
+        self.init(settings: settings)
+        var orphans: [String] = []
+        for task in saved.sorted(by: { $0.sequence < $1.sequence }) {
+            let id = task.info.id
+            // The model it was resolved to at submit (a runtime's default) is in its metrics.
+            let request = Self.placementRequest(for: task.spec, model: task.spec.model ?? task.info.metrics.model)
+            if let runtime = task.spec.runtime, request.model == nil, !task.info.state.isTerminal {
+                runtimeCatalog.unresolved[runtime, default: []].insert(id)
+            }
+            // A cancel asked for while it ran is remembered through its reason.
+            tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
+                                     cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
+                                     specBytes: task.info.state.isTerminal ? 0 : FrameBudget.admissionSize(of: task.spec)))
+            order.append(id)
+            nextSequence = max(nextSequence, task.sequence)
+            switch task.info.state {
+            case .queued:
+                queue.push(id: id, request: request, sequence: task.sequence)
+            case .running:
+                guard let name = task.info.node, task.info.attempts > 0 else { orphans.append(id); continue }
+                // Unknown until it registers: disconnected, holding only its runs.
+                var node = nodes[name] ?? NodeRecord(name: name, slot: index.addNode(name), slots: 0, labels: [:], lastSeenMs: nowMs)
+                node.connected = false
+                node.assigned[id] = task.info.attempts
+                node.slots = node.assigned.count
+                nodes[name] = node
+                if let model = request.model { modelRunning[model, default: 0] += 1 }
+                reindex(name, regroup: true)
+            default:
+                break
+            }
+        }
+        for id in orphans { requeue(id, reason: "it was running on no known worker", nowMs: nowMs) }
+    }
+
+    /// True when something changed since the last `takeChanges()`.
+    public var hasChanges: Bool { tasks.hasChanges }
+
+    /// What changed since the last call (tasks and run history), for the store; forgets it.
+    public mutating func takeChanges() -> StateChanges { tasks.takeChanges() }
+}

@@ -1,0 +1,54 @@
+import SwarmProtocol
+import SwarmUV
+
+/// Everything `swarm scheduler` is told on its command line.
+public struct SchedulerConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 7700
+    public var stateDir = ".swarm/scheduler"
+    /// Keep the state in `stateDir/swarm.db` (SQLite): acknowledged tasks survive a restart
+    /// (`swarm scheduler`, `swarm up`). When false the state lives in memory only and
+    /// `stateDir` is not touched (`swarm demo`, tests).
+    public var durable = false
+    public var token: ClusterToken?
+    /// Without a token, only a loopback address may be bound unless this is set.
+    public var insecureListenAny = false
+    public var settings = SchedulerSettings()
+    public var name = "scheduler"
+    /// A connection that has not finished its handshake by then is closed.
+    public var handshakeTimeoutMs: UInt64 = 10_000
+    /// Until its handshake is done a peer may send only small frames, and only this many
+    /// peers may be in that state at once: strangers cannot make us hold much memory.
+    public var maxHandshakeFrame = 64 * 1024
+    public var maxPendingHandshakes = 1024
+    /// Pending handshakes from one address at most, and the rest of the admission rules
+    /// (see `HandshakeAdmission`).
+    public var maxPendingHandshakesPerAddress = 128
+    /// From this many pending handshakes on, each must finish within `pressureHandshakeTimeoutMs`.
+    public var handshakePressureAt = 512
+    public var pressureHandshakeTimeoutMs: UInt64 = 2_000
+    /// Limits on what clients make the scheduler hold (see `ClientLimits`).
+    public var clientLimits = ClientLimits()
+    /// The largest frame an authenticated peer may send.
+    public var maxFrame = Frame.defaultMaxPayload
+
+    public init() {}
+}
+
+/// Why the scheduler could not start.
+public enum SchedulerStartError: Error, CustomStringConvertible {
+    case refusedInsecureBind(String)
+    case badAddress(String)
+    case bind(String, UVError)
+    case state(TaskStoreError)
+
+    public var description: String {
+        switch self {
+        case .refusedInsecureBind(let address):
+            "refusing to listen on \(address) without a cluster token: anyone who can reach it could run commands. Use --token-file F (or SWARM_TOKEN), or --insecure-listen-any"
+        case .badAddress(let address): "invalid listen address '\(address)' (want a numeric IPv4/IPv6 address)"
+        case let .bind(address, error): "cannot listen on \(address): \(error)"
+        case .state(let error): "\(error)"
+        }
+    }
+}
