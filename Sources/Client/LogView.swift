@@ -25,6 +25,10 @@ public struct LogView {
 
     /// `--tail` takes 1 to this many lines.
     public static let maxTail = 1_000_000
+    /// The most of an unfinished line kept waiting for its newline: past this it is printed
+    /// as a line of its own (a peer sending text without newlines never grows memory here,
+    /// and what it sent is shown).
+    public static let maxPartialUTF8 = 64 << 10
 
     public let options: Options
     /// The unfinished last line of stored text, by kind (`log` or the scheduler's copy).
@@ -56,7 +60,11 @@ public struct LogView {
             if let carried = partial.removeValue(forKey: kind) {
                 if lines.isEmpty { rest = carried + rest } else { lines[0] = Substring(carried + lines[0]) }
             }
-            if !rest.isEmpty { partial[kind] = rest }
+            if rest.utf8.count > Self.maxPartialUTF8 {
+                lines.append(Substring(rest))
+            } else if !rest.isEmpty {
+                partial[kind] = rest
+            }
             for line in lines { out += stored(render(line, kind: kind, newline: true)) }
         }
         return out

@@ -11,6 +11,16 @@ public enum LogRead {
     public static let maxReadId = 1 << 53
     /// A chunk's text may be longer than its bytes: invalid UTF-8 becomes U+FFFD (3 bytes).
     public static let maxDataUTF8 = 3 * maxChunkBytes
+    /// Slack over 3 bytes of text per byte of file a chunk covers.
+    public static let dataSlackUTF8 = 16
+
+    /// The most text a chunk covering `bytes` of the file may carry: 3 bytes of text per byte
+    /// (each invalid byte becomes U+FFFD) and a little slack, never more than `maxDataUTF8`.
+    /// Bounded by the progress, not only by the frame: a worker cannot send ever more text
+    /// while the read advances by a byte.
+    public static func maxData(covering bytes: Int) -> Int {
+        min(maxDataUTF8, 3 * max(0, bytes) + dataSlackUTF8)
+    }
     public static let maxProblemUTF8 = 1024
 
     public static func readIdProblem(_ readId: Int) -> String? {
@@ -71,7 +81,10 @@ extension Message {
             guard nextOffset >= offset, nextOffset - offset <= LogRead.maxChunkBytes else {
                 return "nextOffset must be offset to offset + \(LogRead.maxChunkBytes), got \(nextOffset) for offset \(offset)"
             }
-            guard data.utf8.count <= LogRead.maxDataUTF8 else { return "data is over \(LogRead.maxDataUTF8) bytes" }
+            let most = LogRead.maxData(covering: nextOffset - offset)
+            guard data.utf8.count <= most else {
+                return "data is \(data.utf8.count) bytes, over the \(most) that \(nextOffset - offset) bytes of the file can be"
+            }
             if let problem, problem.utf8.count > LogRead.maxProblemUTF8 { return "problem is over \(LogRead.maxProblemUTF8) bytes" }
             return nil
         }

@@ -128,6 +128,37 @@ import Testing
         #expect(data(0, 1, String(repeating: "x", count: LogRead.maxDataUTF8 + 1)).validationProblem() != nil)
     }
 
+    /// Fix1 defect 1: a chunk's text is bounded by the bytes of the file it covers, so a
+    /// worker advancing one byte a read cannot relay megabytes each time.
+    @Test func aChunksTextIsBoundedByTheBytesItCovers() throws {
+        func data(_ offset: Int, _ next: Int, _ text: String) -> Message.LogData {
+            Message.LogData(readId: 1, id: "t", offset: offset, nextOffset: next, data: text, eof: false)
+        }
+        // Every invalid byte as U+FFFD: 3 bytes of text per byte of file, the most honest text.
+        #expect(data(0, 4, String(repeating: "\u{FFFD}", count: 4)).validationProblem() == nil)
+        #expect(data(0, 1, String(repeating: "x", count: LogRead.maxData(covering: 1))).validationProblem() == nil)
+        #expect(data(0, 1, String(repeating: "x", count: LogRead.maxData(covering: 1) + 1)).validationProblem() != nil)
+        #expect(data(0, 1, String(repeating: "x", count: 3_000_000)).validationProblem() != nil)
+        var relays = Relays()
+        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1")
+        guard case .finish(_, _, _, .unavailable(let why))? = relays.received(data(0, 1, String(repeating: "x", count: 3_000_000)), from: "w1").first else {
+            Issue.record("a chunk with far more text than bytes must end the relay"); return
+        }
+        #expect(why.contains("invalid log chunk"))
+        #expect(relays.relays.isEmpty)
+    }
+
+    @Test func anUnfinishedLineIsPrintedOnceItPassesTheCap() {
+        var view = LogView()
+        var printed = 0
+        for _ in 0..<10 {
+            printed += view.feed(Self.logChunk(String(repeating: "x", count: 30_000), stream: nil)).map { $0.1.utf8.count }.reduce(0, +)
+        }
+        #expect(printed >= 300_000 - LogView.maxPartialUTF8)
+        printed += view.finish().map { $0.1.utf8.count }.reduce(0, +)
+        #expect(printed >= 300_000)
+    }
+
     // MARK: LogRelays
 
     typealias Relays = LogRelays<String>
