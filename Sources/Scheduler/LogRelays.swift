@@ -7,7 +7,9 @@ import SwarmProtocol
 /// - the next chunk is asked for only once the client has room for it (`clientReady`, which
 ///   the server calls when the client's connection has less than `clientLowWater` queued):
 ///   a client that stops reading stops the reads, nothing piles up here;
-/// - at most `perWorker` relays read from one worker and `perClient` serve one connection.
+/// - at most `perWorker` relays read from one worker and `perClient` serve one connection;
+/// - a read the worker leaves unanswered for `readTimeoutMs` ends the relay (`expire`), so a
+///   worker that stays connected but never answers cannot hold a `swarm logs` forever.
 public struct LogRelays<Client: Hashable> {
     public struct Limits: Sendable {
         public var chunkBytes = LogRead.maxChunkBytes
@@ -15,6 +17,8 @@ public struct LogRelays<Client: Hashable> {
         public var perClient = 4
         /// The client gets the next chunk once fewer bytes than this wait to be sent to it.
         public var clientLowWater = 1 << 20
+        /// A `readLog` unanswered this long (monotonic ms) ends its relay.
+        public var readTimeoutMs: UInt64 = 10_000
         public init() {}
     }
 
@@ -27,6 +31,8 @@ public struct LogRelays<Client: Hashable> {
         public var offset: Int
         /// A `readLog` is out and not answered yet.
         public var reading: Bool
+        /// When the `readLog` out was sent (monotonic ms).
+        public var askedAtMs: UInt64
     }
 
     public enum Directive: Equatable {
@@ -65,14 +71,15 @@ public struct LogRelays<Client: Hashable> {
     public init(limits: Limits = Limits()) { self.limits = limits }
 
     /// Starts relaying task `taskId`'s log file from `node` to `client`'s request.
-    public mutating func start(client: Client, requestId: Int, taskId: String, node: String) throws(Refusal) -> [Directive] {
+    public mutating func start(client: Client, requestId: Int, taskId: String, node: String, nowMs: UInt64) throws(Refusal) -> [Directive] {
         if relays.values.count(where: { $0.client == client }) >= limits.perClient { throw .clientBusy(limit: limits.perClient) }
         if relays.values.count(where: { $0.node == node }) >= limits.perWorker {
             throw .workerBusy(node: node, limit: limits.perWorker)
         }
         let readId = nextReadId
         nextReadId = nextReadId >= LogRead.maxReadId ? 1 : nextReadId + 1
-        relays[readId] = Relay(client: client, requestId: requestId, taskId: taskId, node: node, offset: 0, reading: true)
+        relays[readId] = Relay(client: client, requestId: requestId, taskId: taskId, node: node, offset: 0, reading: true,
+                                 askedAtMs: nowMs)
         return [.read(node: node, readRequest(readId))]
     }
 
@@ -102,10 +109,11 @@ public struct LogRelays<Client: Hashable> {
     }
 
     /// `client` can take more: the next chunk of each of its relays that waits for that.
-    public mutating func clientReady(_ client: Client) -> [Directive] {
+    public mutating func clientReady(_ client: Client, nowMs: UInt64) -> [Directive] {
         var directives: [Directive] = []
         for (readId, relay) in relays where relay.client == client && !relay.reading {
             relays[readId]!.reading = true
+            relays[readId]!.askedAtMs = nowMs
             directives.append(.read(node: relay.node, readRequest(readId)))
         }
         return directives
@@ -114,6 +122,18 @@ public struct LogRelays<Client: Hashable> {
     /// The worker disconnected: its relays end (what it sent stays sent).
     public mutating func workerGone(_ node: String) -> [Directive] {
         relays.filter { $0.value.node == node }.keys.sorted().flatMap { end($0, why: "worker \(node) disconnected") }
+    }
+
+    /// Called on the scheduler's tick: each read unanswered for `readTimeoutMs` ends its relay
+    /// (the scheduler's copy if nothing came yet), saying which worker did not answer. Its
+    /// answer, if it comes later, is ignored.
+    public mutating func expire(nowMs: UInt64) -> [Directive] {
+        let late = relays.filter { $0.value.reading && nowMs >= $0.value.askedAtMs + limits.readTimeoutMs }
+        let ms = limits.readTimeoutMs
+        let within = ms % 1000 == 0 ? "\(ms / 1000) s" : "\(ms) ms"
+        return late.keys.sorted().flatMap { readId in
+            end(readId, why: "worker \(late[readId]!.node) did not answer a log read within \(within)")
+        }
     }
 
     /// The client disconnected: its relays stop (a chunk still in flight is ignored on arrival).

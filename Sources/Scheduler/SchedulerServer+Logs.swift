@@ -18,7 +18,7 @@ extension SchedulerServer {
         }
         do {
             let directives = try logRelays.start(client: ObjectIdentifier(session), requestId: request.requestId,
-                                                 taskId: request.id, node: node)
+                                                 taskId: request.id, node: node, nowMs: loop.nowMs)
             if session.connection.onWritten == nil {
                 session.connection.onWritten = { [weak self, weak session] in
                     if let self, let session { self.clientWrote(session) }
@@ -33,7 +33,7 @@ extension SchedulerServer {
     /// Part of the client's queue reached the socket: when it has room, its relays read on.
     func clientWrote(_ session: PeerSession) {
         guard session.connection.queuedBytes < logRelays.limits.clientLowWater else { return }
-        runRelays(logRelays.clientReady(ObjectIdentifier(session)))
+        runRelays(logRelays.clientReady(ObjectIdentifier(session), nowMs: loop.nowMs))
     }
 
     /// Sent at once, not at the end of the turn: log text is no state to save first, and the

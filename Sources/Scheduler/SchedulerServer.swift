@@ -391,6 +391,7 @@ public final class SchedulerServer {
             sessions[key]?.connection.refuse(.handshakeRequired, "no completed handshake within \(deadline) ms")
         }
         closeDroppedClients(nowMs: nowMs)
+        runRelays(logRelays.expire(nowMs: nowMs))
         let directives = state.tick(nowMs: now())
         if !directives.isEmpty {
             execute(directives)

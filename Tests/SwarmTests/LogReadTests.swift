@@ -140,7 +140,7 @@ import Testing
         #expect(data(0, 1, String(repeating: "x", count: LogRead.maxData(covering: 1) + 1)).validationProblem() != nil)
         #expect(data(0, 1, String(repeating: "x", count: 3_000_000)).validationProblem() != nil)
         var relays = Relays()
-        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1")
+        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1", nowMs: 0)
         guard case .finish(_, _, _, .unavailable(let why))? = relays.received(data(0, 1, String(repeating: "x", count: 3_000_000)), from: "w1").first else {
             Issue.record("a chunk with far more text than bytes must end the relay"); return
         }
@@ -169,17 +169,17 @@ import Testing
 
     @Test func aRelayAsksForOneChunkAtATimeAndOnlyWhenTheClientHasRoom() throws {
         var relays = Relays()
-        let start = try relays.start(client: "c", requestId: 7, taskId: "t", node: "w1")
+        let start = try relays.start(client: "c", requestId: 7, taskId: "t", node: "w1", nowMs: 0)
         #expect(start == [.read(node: "w1", .init(readId: 1, id: "t", offset: 0, maxBytes: LogRead.maxChunkBytes))])
         // Nothing more is asked while the first read is out.
-        #expect(relays.clientReady("c") == [])
+        #expect(relays.clientReady("c", nowMs: 0) == [])
         #expect(relays.received(Self.chunk(1, 0, "a\nb\n"), from: "w1") == [.chunk(client: "c", requestId: 7, taskId: "t", data: "a\nb\n")])
         // The chunk went to the client: the next read waits for room there (a client that
         // stops reading stops the reads).
         #expect(relays.relays[1]?.reading == false)
-        #expect(relays.clientReady("other") == [])
-        #expect(relays.clientReady("c") == [.read(node: "w1", .init(readId: 1, id: "t", offset: 4, maxBytes: LogRead.maxChunkBytes))])
-        #expect(relays.clientReady("c") == [])
+        #expect(relays.clientReady("other", nowMs: 0) == [])
+        #expect(relays.clientReady("c", nowMs: 0) == [.read(node: "w1", .init(readId: 1, id: "t", offset: 4, maxBytes: LogRead.maxChunkBytes))])
+        #expect(relays.clientReady("c", nowMs: 0) == [])
         #expect(relays.received(Self.chunk(1, 4, "c\n", eof: true), from: "w1") == [
             .chunk(client: "c", requestId: 7, taskId: "t", data: "c\n"),
             .finish(client: "c", requestId: 7, taskId: "t", end: .complete),
@@ -192,20 +192,20 @@ import Testing
         limits.perClient = 2
         limits.perWorker = 3
         var relays = Relays(limits: limits)
-        _ = try relays.start(client: "a", requestId: 1, taskId: "t", node: "w1")
-        _ = try relays.start(client: "a", requestId: 2, taskId: "t", node: "w1")
-        #expect(throws: Relays.Refusal.clientBusy(limit: 2)) { try relays.start(client: "a", requestId: 3, taskId: "t", node: "w2") }
-        _ = try relays.start(client: "b", requestId: 1, taskId: "t", node: "w1")
-        #expect(throws: Relays.Refusal.workerBusy(node: "w1", limit: 3)) { try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1") }
-        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w2")
+        _ = try relays.start(client: "a", requestId: 1, taskId: "t", node: "w1", nowMs: 0)
+        _ = try relays.start(client: "a", requestId: 2, taskId: "t", node: "w1", nowMs: 0)
+        #expect(throws: Relays.Refusal.clientBusy(limit: 2)) { try relays.start(client: "a", requestId: 3, taskId: "t", node: "w2", nowMs: 0) }
+        _ = try relays.start(client: "b", requestId: 1, taskId: "t", node: "w1", nowMs: 0)
+        #expect(throws: Relays.Refusal.workerBusy(node: "w1", limit: 3)) { try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1", nowMs: 0) }
+        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w2", nowMs: 0)
         // A client leaving frees its places.
         relays.clientGone("a")
-        _ = try relays.start(client: "c", requestId: 2, taskId: "t", node: "w1")
+        _ = try relays.start(client: "c", requestId: 2, taskId: "t", node: "w1", nowMs: 0)
     }
 
     @Test func wrongOrLateAnswersNeverReachAClient() throws {
         var relays = Relays()
-        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1")
+        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1", nowMs: 0)
         // Another worker, an unknown read id: ignored.
         #expect(relays.received(Self.chunk(1, 0, "x\n"), from: "w2") == [])
         #expect(relays.received(Self.chunk(9, 0, "x\n"), from: "w1") == [])
@@ -215,27 +215,53 @@ import Testing
         }
         #expect(why.contains("invalid log chunk"))
         // A client gone: the answer to its read in flight is dropped.
-        _ = try relays.start(client: "d", requestId: 1, taskId: "t", node: "w1")
+        _ = try relays.start(client: "d", requestId: 1, taskId: "t", node: "w1", nowMs: 0)
         relays.clientGone("d")
         #expect(relays.received(Self.chunk(2, 0, "x\n"), from: "w1") == [])
     }
 
     @Test func aWorkerThatCannotSendEndsTheRelayWithWhy() throws {
         var relays = Relays()
-        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1")
+        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1", nowMs: 0)
         var missing = Self.chunk(1, 0, "")
         missing.problem = "no such file"
         missing.eof = true
         #expect(relays.received(missing, from: "w1") == [.finish(client: "c", requestId: 1, taskId: "t", end: .unavailable("worker w1: no such file"))])
         // Gone halfway: what was relayed stays, the rest is said to be unavailable.
-        _ = try relays.start(client: "c", requestId: 2, taskId: "t", node: "w1")
+        _ = try relays.start(client: "c", requestId: 2, taskId: "t", node: "w1", nowMs: 0)
         _ = relays.received(Self.chunk(2, 0, "a\n"), from: "w1")
-        _ = try relays.start(client: "e", requestId: 3, taskId: "t", node: "w1")
+        _ = try relays.start(client: "e", requestId: 3, taskId: "t", node: "w1", nowMs: 0)
         #expect(relays.workerGone("w1") == [
             .finish(client: "c", requestId: 2, taskId: "t", end: .cutShort("worker w1 disconnected")),
             .finish(client: "e", requestId: 3, taskId: "t", end: .unavailable("worker w1 disconnected")),
         ])
         #expect(relays.relays.isEmpty)
+    }
+
+    /// Fix1 defect 2: a worker that stays connected but never answers a read: the read ends
+    /// after `readTimeoutMs` with the scheduler's copy and a reason naming the worker.
+    @Test func aReadLeftUnansweredEndsAtItsDeadline() throws {
+        var relays = Relays()
+        let timeout = relays.limits.readTimeoutMs
+        _ = try relays.start(client: "c", requestId: 1, taskId: "t", node: "w1", nowMs: 1_000)
+        #expect(relays.expire(nowMs: 1_000 + timeout - 1) == [])
+        #expect(relays.expire(nowMs: 1_000 + timeout) == [
+            .finish(client: "c", requestId: 1, taskId: "t", end: .unavailable("worker w1 did not answer a log read within 10 s")),
+        ])
+        #expect(relays.relays.isEmpty)
+        // Its late answer reaches nobody.
+        #expect(relays.received(Self.chunk(1, 0, "x\n"), from: "w1") == [])
+        // Each read has its own deadline, counted from when it was asked; a relay waiting for
+        // its client (no read out) never expires.
+        _ = try relays.start(client: "c", requestId: 2, taskId: "t", node: "w1", nowMs: 50_000)
+        _ = relays.received(Self.chunk(2, 0, "a\n"), from: "w1")
+        #expect(relays.expire(nowMs: 50_000 + 5 * timeout) == [])
+        #expect(relays.clientReady("c", nowMs: 100_000).count == 1)
+        #expect(relays.expire(nowMs: 100_000 + timeout - 1) == [])
+        guard case .finish(_, 2, _, .cutShort(let why))? = relays.expire(nowMs: 100_000 + timeout).first else {
+            Issue.record("a read unanswered after a chunk must end the relay cut short"); return
+        }
+        #expect(why.contains("w1"))
     }
 
     // MARK: LogView
