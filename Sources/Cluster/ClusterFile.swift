@@ -131,6 +131,7 @@ public struct ClusterFile: Sendable, Equatable {
             guard let w = w as? [String: Any] else { throw ConfigError("\(name): 'workers' must be an object keyed by worker name") }
             for (workerName, value) in w {
                 let at = "\(name): workers.\(workerName)"
+                if let problem = WorkerName.problem(with: workerName) { throw ConfigError("\(name): workers: \(problem)") }
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
                                            "workRoot", "comment"], at: at)

@@ -23,6 +23,17 @@ public enum NodeState: String, Codable, Sendable {
     case lost
 }
 
+/// Worker names become directory names (`.swarm/worker-NAME`), so they follow the task ids'
+/// rule: 1 to 128 of `A-Z a-z 0-9 . _ -`, not `.` or `..`.
+public enum WorkerName {
+    /// Nil when `name` is acceptable, else the reason it is not.
+    public static func problem(with name: String) -> String? {
+        guard let problem = TaskID.problem(with: name) else { return nil }
+        // The same rule, said of a worker name.
+        return "worker name" + problem.dropFirst("task id".count)
+    }
+}
+
 /// Task ids become file names on workers, so they are checked everywhere they arrive.
 public enum TaskID {
     public static let maxLength = 128

@@ -16,7 +16,7 @@ struct ClientOptions: ParsableArguments {
     var tokenFile: String?
 
     var address: String {
-        scheduler ?? ProcessInfo.processInfo.environment["SWARM_SCHEDULER"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1:7700"
+        scheduler ?? environmentScheduler ?? "127.0.0.1:7700"
     }
 
     func client() throws -> SwarmClient {
@@ -27,6 +27,12 @@ struct ClientOptions: ParsableArguments {
             throw CLIError(error.description)
         }
     }
+}
+
+/// `$SWARM_SCHEDULER` when set and not empty: the scheduler every client and worker dials
+/// when nothing more specific says.
+var environmentScheduler: String? {
+    ProcessInfo.processInfo.environment["SWARM_SCHEDULER"].flatMap { $0.isEmpty ? nil : $0 }
 }
 
 /// `--log-level`, for the long-running roles.

@@ -2,16 +2,17 @@ import ArgumentParser
 import SwarmClient
 import SwarmCluster
 import SwarmNode
+import SwarmProtocol
 
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker", abstract: "Run a worker: connects to the scheduler and runs the tasks it is given.")
 
-    @Option(help: "Scheduler HOST:PORT (default: the config's scheduler address, then 127.0.0.1:7700).")
+    @Option(help: "Scheduler HOST:PORT (default: the config's scheduler address, then $SWARM_SCHEDULER, then 127.0.0.1:7700).")
     var scheduler: String?
     @Option(parsing: .unconditional, help: "How many tasks may run at once (required here or in the config).")
     var slots: Int?
-    @Option(help: "Worker name (default: the host name). Unique in the cluster.")
+    @Option(help: "Worker name, 1 to 128 of A-Z a-z 0-9 . _ - (default: the host name). Unique in the cluster.")
     var name: String?
     @Option(help: "A KEY=VALUE label; repeatable (added to the config's labels).")
     var label: [String] = []
@@ -34,14 +35,18 @@ struct WorkerCommand: ParsableCommand {
             throw usageError("--work-dir and --work-root exclude each other (one shared directory, or one per task under a root)")
         }
         let workerName = name ?? hostName()
-        guard !workerName.isEmpty, workerName.utf8.count <= 255 else { throw usageError("--name must be 1 to 255 bytes") }
+        if let problem = WorkerName.problem(with: workerName) {
+            throw usageError(name == nil ? "the host name cannot be the worker's name (\(problem)); give --name" : "--name: \(problem)")
+        }
         let file = try config.map { try loadConfig($0) }
         let entry = file?.workers[workerName]
         if let config, file != nil, entry == nil {
             throw usageError("\(config) has no entry for worker '\(workerName)' under 'workers'")
         }
-        let address = scheduler ?? file?.scheduler.address ?? file?.scheduler.listen ?? "127.0.0.1:7700"
+        let address = scheduler ?? file?.scheduler.address ?? file?.scheduler.listen ?? environmentScheduler ?? "127.0.0.1:7700"
         guard let (host, port) = parseHostPort(address) else { throw usageError("--scheduler wants HOST:PORT, got '\(address)'") }
+        // Port 0 is for listening ("any free port"); dialled, it never connects.
+        guard port != 0 else { throw usageError("--scheduler wants a port from 1 to 65535 to connect to, got '\(address)'") }
         guard let slots = slots ?? entry?.slots else { throw usageError("--slots is required (or 'slots' in the config)") }
         guard (1...100_000).contains(slots) else { throw usageError("--slots must be 1 to 100000, got \(slots)") }
         var labels = entry?.labels ?? [:]
