@@ -189,6 +189,7 @@ public struct ClusterFile: Sendable, Equatable {
         def.defaultModel = try string(r, "defaultModel", at)
         if let env = r["env"] {
             guard let env = env as? [String: String] else { throw ConfigError("\(at).env must map names to strings") }
+            for key in env.keys.sorted() { try verbatim(env[key]!, at: "\(at).env.\(key)", runtime: at) }
             def.env = env
         }
         if let t = r["timeouts"] { def.timeouts = try timeouts(t, at: "\(at).timeouts") }
@@ -199,6 +200,7 @@ public struct ClusterFile: Sendable, Equatable {
             guard let hc = h["command"] as? [String], !hc.isEmpty, !hc[0].isEmpty else {
                 throw ConfigError("\(hat).command must be a non-empty list of strings")
             }
+            for part in hc { try verbatim(part, at: "\(hat).command", runtime: at) }
             var check = HealthCheckSpec(command: hc, expect: try string(h, "expect", hat))
             func ms(_ key: String) throws -> Int64? {
                 guard let v = try number(h, key, hat) else { return nil }
@@ -211,6 +213,15 @@ public struct ClusterFile: Sendable, Equatable {
             def.health = check
         }
         return def
+    }
+
+    /// Only a runtime's `command` is a template: a `{name}` anywhere else (`env`, the health
+    /// command, which runs for no task) would reach the process verbatim, so it is refused
+    /// at load like a misspelled placeholder in `command`.
+    private static func verbatim(_ text: String, at: String, runtime: String) throws {
+        guard let name = RuntimeDefinition.placeholderNames(in: text).first else { return }
+        let known = RuntimeDefinition.placeholders.contains(name) ? "" : "an unknown placeholder, and "
+        throw ConfigError("\(at) has {\(name)}: \(known)only \(runtime.split(separator: " ").last ?? "").command is a template; this field is used as written")
     }
 
     private static func timeouts(_ value: Any, at: String) throws -> TimeoutPolicy.Overrides {

@@ -81,24 +81,28 @@ public struct RuntimeDefinition: Sendable, Equatable {
     public static let placeholders: Set<String> = ["model", "prompt", "id", "contextFile", "workDir"]
 
     /// The first `{name}` in the command template that is not a placeholder (a typo such as
-    /// `{modle}` would otherwise reach the agent verbatim), or nil. Braces around anything
-    /// but a name (`{"a": 1}`, `{}`) are literal text, not placeholders.
+    /// `{modle}` would otherwise reach the agent verbatim), or nil.
     public var unknownPlaceholder: String? {
-        for part in command {
-            var rest = Substring(part)
-            while let open = rest.firstIndex(of: "{") {
-                let after = rest[rest.index(after: open)...]
-                guard let close = after.firstIndex(of: "}") else { break }
-                let name = after[..<close]
-                if let first = name.first, first.isLetter || first == "_",
-                   name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
-                   !Self.placeholders.contains(String(name)) {
-                    return String(name)
-                }
-                rest = after
+        command.lazy.flatMap { Self.placeholderNames(in: $0) }.first { !Self.placeholders.contains($0) }
+    }
+
+    /// The `{name}`s in `text`, in order. Braces around anything but a name (`{"a": 1}`, `{}`)
+    /// are literal text, and so is the shell's `${name}`.
+    public static func placeholderNames(in text: String) -> [String] {
+        var names: [String] = []
+        var rest = Substring(text)
+        while let open = rest.firstIndex(of: "{") {
+            let after = rest[rest.index(after: open)...]
+            guard let close = after.firstIndex(of: "}") else { break }
+            let name = after[..<close]
+            let shell = open > text.startIndex && text[text.index(before: open)] == "$"
+            if !shell, let first = name.first, first.isLetter || first == "_",
+               name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+                names.append(String(name))
             }
+            rest = after
         }
-        return nil
+        return names
     }
 }
 

@@ -152,7 +152,12 @@ func parsePairs(_ pairs: [String], option: String) throws -> [String: String] {
         guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
             throw ValidationError("\(option) wants KEY=VALUE, got '\(pair)'")
         }
-        result[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+        let key = String(pair[..<eq])
+        // Twice the same key is a contradiction, not "the last one wins" silently.
+        if let earlier = result[key] {
+            throw ValidationError("\(option) names '\(key)' twice ('\(key)=\(earlier)' and '\(pair)'); give each key once")
+        }
+        result[key] = String(pair[pair.index(after: eq)...])
     }
     return result
 }

@@ -38,4 +38,38 @@ import SwarmProtocol
             #expect("\(error)".hasPrefix("cfg.json: ") && "\(error)".contains("worker name"), "\(error)")
         }
     }
+
+    // MARK: K=V options
+
+    @Test func aKeyGivenTwiceIsAUsageError() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let r = try harness.run(["scheduler", "--listen", "127.0.0.1:0", "--in-memory",
+                                 "--model-limit", "opus=1", "--model-limit", "opus=2"], timeout: 10)
+        CLIValidationTests.expectUsageError(r, "--model-limit opus twice", containing: "'opus' twice")
+        let labels = try harness.run(["worker", "--scheduler", "127.0.0.1:1", "--slots", "1", "--name", "w",
+                                      "--label", "zone=a", "--label", "zone=b"], timeout: 10)
+        CLIValidationTests.expectUsageError(labels, "--label zone twice", containing: "'zone' twice")
+    }
+
+    // MARK: config
+
+    @Test func noFieldButARuntimesCommandMayHoldAPlaceholder() throws {
+        let bad: [(String, String)] = [
+            (#"{"runtimes": {"c": {"command": ["c"], "health": {"command": ["c", "--model", "{modle}"]}}}}"#, "runtimes.c.health.command has {modle}"),
+            (#"{"runtimes": {"c": {"command": ["c"], "health": {"command": ["c", "{model}"]}}}}"#, "runtimes.c.health.command has {model}"),
+            (#"{"runtimes": {"c": {"command": ["c"], "env": {"M": "{modle}"}}}}"#, "runtimes.c.env.M has {modle}"),
+        ]
+        for (text, message) in bad {
+            do {
+                _ = try ClusterFile.parse(Data(text.utf8), name: "cfg.json")
+                Issue.record("\(text) must be refused")
+            } catch {
+                #expect("\(error)".contains(message) && "\(error)".contains("only runtimes.c.command is a template"), "\(error)")
+            }
+        }
+        // Literal braces and the shell's ${NAME} stay allowed, everywhere.
+        let fine = #"{"runtimes": {"c": {"command": ["sh", "-c", "echo ${HOME} {} {\"a\": 1} {model}"], "env": {"J": "{\"k\": 1}"}, "health": {"command": ["sh", "-c", "test -n ${PATH}"]}}}}"#
+        #expect(throws: Never.self) { try ClusterFile.parse(Data(fine.utf8)) }
+    }
 }
