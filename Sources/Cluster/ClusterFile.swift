@@ -34,8 +34,9 @@ public struct ClusterFile: Sendable, Equatable {
             for (name, value) in [(names.heartbeat, h), (names.lostAfter, l)] where !(0.01...1_000_000).contains(value) {
                 return "\(name) must be between 0.01 and 1000000 seconds, got \(value)"
             }
+            func seconds(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
             guard h < l else {
-                return "\(names.heartbeat) (\(h) s) must be shorter than \(names.lostAfter) (\(l) s)"
+                return "\(names.heartbeat) (\(seconds(h)) s) must be shorter than \(names.lostAfter) (\(seconds(l)) s)"
             }
             return nil
         }
@@ -121,10 +122,11 @@ public struct ClusterFile: Sendable, Equatable {
             file.scheduler.tokenFile = try string(s, "tokenFile", at)
             file.scheduler.lostAfterSeconds = try number(s, "lostAfterSeconds", at)
             file.scheduler.heartbeatSeconds = try number(s, "heartbeatSeconds", at)
+            // The file is named once, before the sentence (not before each key in it).
             if let problem = SchedulerSection.timingProblem(heartbeat: file.scheduler.heartbeatSeconds,
                                                             lostAfter: file.scheduler.lostAfterSeconds,
-                                                            names: ("\(at).heartbeatSeconds", "\(at).lostAfterSeconds")) {
-                throw ConfigError(problem)
+                                                            names: ("scheduler.heartbeatSeconds", "scheduler.lostAfterSeconds")) {
+                throw ConfigError("\(name): \(problem)")
             }
         }
         if let w = root["workers"] {

@@ -72,4 +72,14 @@ import SwarmProtocol
         let fine = #"{"runtimes": {"c": {"command": ["sh", "-c", "echo ${HOME} {} {\"a\": 1} {model}"], "env": {"J": "{\"k\": 1}"}, "health": {"command": ["sh", "-c", "test -n ${PATH}"]}}}}"#
         #expect(throws: Never.self) { try ClusterFile.parse(Data(fine.utf8)) }
     }
+
+    @Test func aConfigErrorNamesItsFileOnce() throws {
+        let text = #"{"scheduler": {"heartbeatSeconds": 10, "lostAfterSeconds": 10}}"#
+        do {
+            _ = try ClusterFile.parse(Data(text.utf8), name: "cfg.json")
+            Issue.record("heartbeat equal to lost-after must be refused")
+        } catch {
+            #expect("\(error)" == "cfg.json: scheduler.heartbeatSeconds (10 s) must be shorter than scheduler.lostAfterSeconds (10 s)")
+        }
+    }
 }
