@@ -90,6 +90,13 @@ func printError(_ message: String) {
     Console.write("swarm: error: \(message)\n", to: 2)
 }
 
+/// How tasks ended when not all succeeded (`task ID STATE: REASON`, `N of M tasks did not
+/// succeed`): one line `swarm: ...` on stderr, never `swarm: error: ...`, which is for the
+/// command's own failures. The same form for every verb that waits (README, "Exit codes").
+func printOutcome(_ message: String) {
+    Console.write("swarm: \(message)\n", to: 2)
+}
+
 /// Writes a line to stdout at once (no buffering: tests and scripts read it live).
 func printLine(_ text: String) {
     writeOut(text + "\n")

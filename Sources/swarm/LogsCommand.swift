@@ -35,7 +35,7 @@ struct LogsCommand: ParsableCommand {
         }
         guard follow else { return }
         if state != .succeeded {
-            printError("task \(id) \(state?.rawValue ?? "ended")")
+            printOutcome("task \(id) \(state?.rawValue ?? "ended")")
             throw ExitCode(1)
         }
     }

@@ -153,7 +153,7 @@ struct SubmitCommand: ParsableCommand {
         guard let info else { return }
         if json { printLine(Output.json(info)) }
         if info.state != .succeeded {
-            if !json { printError("task \(info.id) \(info.state.rawValue)\(info.reason.map { ": \($0)" } ?? "")") }
+            if !json, let message = TaskOutcome.message(info) { printOutcome(message) }
             throw ExitCode(1)
         }
     }
@@ -177,9 +177,7 @@ struct SubmitCommand: ParsableCommand {
             }
             return try client.wait([id])[0]
         }
-        if let message = TaskOutcome.message(info) {
-            Console.write("swarm: \(message)\n", to: 2)
-        }
+        if let message = TaskOutcome.message(info) { printOutcome(message) }
         let status = TaskOutcome.exitStatus(info)
         if status != 0 { throw ExitCode(status) }
     }
@@ -199,7 +197,7 @@ struct SubmitCommand: ParsableCommand {
         if !json { printLine(Output.taskTable(infos)) }
         let failed = infos.filter { $0.state != .succeeded }.count
         if failed > 0 {
-            if !json { printError("\(failed) of \(infos.count) tasks did not succeed") }
+            if !json { printOutcome("\(failed) of \(infos.count) tasks did not succeed") }
             throw ExitCode(1)
         }
     }

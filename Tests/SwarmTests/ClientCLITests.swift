@@ -94,7 +94,7 @@ import SwarmProtocol
             let bad = try swarm(["logs", "--follow", "bad"])
             #expect(bad.status == 1)
             #expect(bad.stdout == "line 1\nline 2\n")
-            #expect(bad.stderr == "swarm: error: task bad failed\n")
+            #expect(bad.stderr == "swarm: task bad failed\n")
             let stored = try swarm(["logs", "bad"])
             #expect(stored.status == 0)
             #expect(stored.stdout == "stored\n")
@@ -116,7 +116,7 @@ import SwarmProtocol
             let waited = try swarm(["submit", "--file", "t.jsonl", "--wait"])
             #expect(waited.status == 1)
             #expect(waited.stdout.hasPrefix("a1\na2 (already existed)\nID "))
-            #expect(waited.stderr == "swarm: error: 1 of 2 tasks did not succeed\n")
+            #expect(waited.stderr == "swarm: 1 of 2 tasks did not succeed\n")
             let waitedJSON = try swarm(["submit", "--file", "t.jsonl", "--wait", "--json"])
             #expect(waitedJSON.status == 1)
             let tasks = (try JSONSerialization.jsonObject(with: Data(waitedJSON.stdout.utf8)) as? [String: Any])?["tasks"] as? [[String: Any]]

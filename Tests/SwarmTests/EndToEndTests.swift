@@ -139,6 +139,8 @@ import SwarmProtocol
         let bad = try harness.run(["submit", "--scheduler", address, "--id", "failing", "--wait", "--quiet", "--", "sh", "-c", "exit 7"])
         #expect(bad.status == 1)
         #expect(bad.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "failing")
+        // The outcome line has the form plain --wait prints: an outcome, not an error of the command.
+        #expect(bad.stderr.hasPrefix("swarm: task failing failed") && !bad.stderr.contains("error:"), "\(bad.stderr)")
         let status = try harness.run(["status", "--scheduler", address, "--json", "failing"])
         let info = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
         #expect(info["state"] as? String == "failed")
