@@ -64,6 +64,10 @@ public final class SwarmClient {
     private var streams: [Int: [Message]] = [:]
     private var failure: ClientError?
     private var established = false
+    /// Called every `whileWaitingEveryMs` while a call waits for the scheduler (a task may stay
+    /// quiet for hours under `logs -f`): the CLI checks there that its reader is still there.
+    public var whileWaiting: (() -> Void)?
+    public var whileWaitingEveryMs: UInt64 = 250
 
     public init(address: String, token: ClusterToken?, name: String = "client") throws(ClientError) {
         guard let (host, port) = parseHostPort(address) else { throw .badAddress(address) }
@@ -329,7 +333,12 @@ public final class SwarmClient {
             timer = try? UVTimer(loop: loop)
             timer?.start(afterMs: UInt64(max(0, deadline - monotonicMs()))) { timedOut = true }
         }
-        defer { timer?.close() }
+        var watch: UVTimer?
+        if let whileWaiting {
+            watch = try? UVTimer(loop: loop)
+            watch?.start(afterMs: whileWaitingEveryMs, repeatMs: whileWaitingEveryMs, whileWaiting)
+        }
+        defer { timer?.close(); watch?.close() }
         while !done() {
             if let failure { throw failure }
             if timedOut { throw .timeout(what) }

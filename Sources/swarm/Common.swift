@@ -22,7 +22,11 @@ struct ClientOptions: ParsableArguments {
     func client() throws -> SwarmClient {
         do {
             let (token, name) = try loadClientCredentials(file: tokenFile)
-            return try SwarmClient(address: address, token: token, name: name)
+            let client = try SwarmClient(address: address, token: token, name: name)
+            // A reader gone while nothing is written (`logs -f ID | head -1` on a quiet task)
+            // is noticed while waiting, not at the task's next output.
+            client.whileWaiting = Console.checkStdout
+            return client
         } catch let error as TokenError {
             throw CLIError(error.description)
         }
@@ -144,6 +148,15 @@ enum Console {
                 return
             }
         }
+    }
+
+    /// Applies `onBrokenPipe` if stdout's reader has gone (a pipe with no reader polls as
+    /// POLLERR, a hung-up terminal as POLLHUP), without writing anything.
+    static func checkStdout() {
+        guard !stdoutGone else { return }
+        var fd = pollfd(fd: 1, events: 0, revents: 0)
+        guard poll(&fd, 1, 0) == 1, fd.revents & Int16(POLLERR | POLLHUP) != 0 else { return }
+        brokenStdout()
     }
 
     private static func brokenStdout() {
