@@ -6,7 +6,9 @@ import SwarmProtocol
 ///
 /// Extension rule: when the deadline is within `extendWithinMs` and the run printed within
 /// the last `activityWindowMs`, in at least `minBursts` bursts (reads of output) in that
-/// window, the deadline moves `extendByMs` later, never past start + max.
+/// window, the deadline moves `extendByMs` later, never past start + max. `extendWithinMs` 0
+/// (like `extendByMs` 0) turns extensions off: the deadline is never "within 0" of a check
+/// before it has passed.
 public struct ProgressClock: Sendable, Equatable {
     public enum Verdict: Equatable, Sendable {
         case silenceWarning(silentMs: Int64)
@@ -71,7 +73,7 @@ public struct ProgressClock: Sendable, Equatable {
     }
 
     private mutating func extensionDue(nowMs: Int64) -> Verdict? {
-        guard deadline < maxDeadline, deadline - nowMs <= policy.extendWithinMs,
+        guard policy.extendWithinMs > 0, deadline < maxDeadline, deadline - nowMs <= policy.extendWithinMs,
               nowMs - lastOutputAt <= policy.activityWindowMs else { return nil }
         let inWindow = recentBursts.filter { nowMs - $0 <= policy.activityWindowMs }.count
         guard inWindow >= policy.minBursts else { return nil }
@@ -99,11 +101,15 @@ public struct ProgressClock: Sendable, Equatable {
         let timeout = s(deadline - startedAt)
         let upTo = "up to --max-timeout \(s(maxTimeout))"
         if policy.extendByMs <= 0 { return "reached the \(timeout) deadline (extensions are off: --extend-by 0)" }
+        if policy.extendWithinMs <= 0 { return "reached the \(timeout) deadline (extensions are off: --extend-within 0)" }
         if nowMs - lastOutputAt > policy.activityWindowMs {
             return "no output in the last \(s(policy.activityWindowMs)) before the \(timeout) deadline (output near the deadline extends it, \(upTo))"
         }
         let inWindow = recentBursts.filter { nowMs - $0 <= policy.activityWindowMs }.count
-        return "\(inWindow) output burst(s) in the last \(s(policy.activityWindowMs)) before the \(timeout) deadline, \(policy.minBursts) needed to extend it (\(upTo))"
+        // A run shorter than the window is counted over all of it: say so, not "the last 30 s".
+        let counted = nowMs - startedAt < policy.activityWindowMs
+            ? "in its \(s(deadline - startedAt)) run" : "in the last \(s(policy.activityWindowMs))"
+        return "\(inWindow) output burst(s) \(counted) before the \(timeout) deadline, \(policy.minBursts) needed to extend it (\(upTo))"
     }
 
     /// When something may next be due without new output; nil when nothing ever is.

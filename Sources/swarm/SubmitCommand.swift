@@ -37,7 +37,7 @@ struct SubmitCommand: ParsableCommand {
     var maxTimeout: Double?
     @Option(parsing: .unconditional, help: "Seconds one deadline extension adds.")
     var extendBy: Double?
-    @Option(parsing: .unconditional, help: "Extend only when the deadline is this many seconds away.")
+    @Option(parsing: .unconditional, help: "Extend only when the deadline is this many seconds away (0: never extend).")
     var extendWithin: Double?
     @Option(parsing: .unconditional, help: "Seconds of recent output an extension looks at.")
     var activityWindow: Double?

@@ -72,6 +72,27 @@ import Testing
         #expect(reason == "timed out after 10 s: reached the 10 s deadline (extensions are off: --extend-by 0)")
     }
 
+    /// `--extend-within 0` is "never extend", like `--extend-by 0`: a chatty task stops at its
+    /// first deadline (it used to be extended at the deadline itself, up to 240 s).
+    @Test func extendWithinZeroNeverExtends() throws {
+        var s = Self.running { $0.timeout = 2; $0.extendWithin = 0 }
+        let reason = try #require(Self.killReason(&s, everyMs: 100))
+        #expect(reason == "timed out after 2 s: reached the 2 s deadline (extensions are off: --extend-within 0)")
+        var policy = TimeoutPolicy()
+        policy.extendWithinMs = 0
+        var clock = ProgressClock(policy: policy, level: .simple, startedAt: 0)
+        for t in stride(from: Int64(1_000), through: 60_000, by: 1_000) { _ = clock.output(nowMs: t) }
+        #expect(clock.check(nowMs: 60_000) == [.timedOut(afterMs: 60_000)])
+        #expect(clock.extensions == 0)
+    }
+
+    /// A run shorter than the activity window: its bursts are counted over the run, and said so.
+    @Test func aRunShorterThanTheWindowIsNotSaidToHaveHadItsLast30Seconds() throws {
+        var s = Self.running { $0.timeout = 1 }
+        let reason = try #require(Self.killReason(&s, everyMs: nil))
+        #expect(reason.hasPrefix("timed out after 1 s: 0 output burst(s) in its 1 s run before the 1 s deadline, 2 needed to extend it"), "\(reason)")
+    }
+
     // MARK: Item 5: hurried kills
 
     @Test func hurryKillSendsSigkillAtOnceAndOnlyOnce() {
