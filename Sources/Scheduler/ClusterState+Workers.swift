@@ -11,6 +11,9 @@ extension ClusterState {
     public mutating func register(node name: String, slots: Int, labels: [String: String],
                                   running: [RunRef], finished: [RunRef], address: String?,
                                   nowMs: Int64) throws(SchedulerError) -> [SchedulerDirective] {
+        // Names key the scheduler's tables and are shown and logged: the rule the worker's own
+        // flag and cluster.json follow, enforced here too for peers that skip them.
+        if let problem = WorkerName.problem(with: name) { throw .invalidRegistration(problem) }
         guard slots >= 1 && slots <= 100_000 else { throw .invalidRegistration("slots must be 1 to 100000, got \(slots)") }
         if let existing = nodes[name], existing.connected { throw .workerNameInUse(name) }
         var directives: [SchedulerDirective] = []

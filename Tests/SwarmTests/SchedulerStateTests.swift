@@ -12,6 +12,18 @@ import Testing
 
     static let spec = PlacementRequest()
 
+    /// A worker name is what a task id may be: the scheduler enforces it for any peer, not
+    /// only for workers that went through `swarm worker`'s own check.
+    @Test func aWorkerNameOutsideTheRuleIsRefusedAtRegistration() throws {
+        var state = ClusterState()
+        for bad in ["a/b", "..", "w\nworker w2 lost", String(repeating: "x", count: 129), "w 1"] {
+            #expect(throws: SchedulerError.self) { _ = try Self.register(&state, bad, slots: 1) }
+        }
+        #expect(state.listNodes(nowMs: Self.t0).isEmpty)
+        _ = try Self.register(&state, "build-1.lan_2", slots: 1)
+        #expect(state.listNodes(nowMs: Self.t0).map(\.name) == ["build-1.lan_2"])
+    }
+
     @Test func mostFreeSlotsWins() {
         #expect(Placement.place(Self.spec, on: [Self.n("a", free: 1), Self.n("b", free: 3), Self.n("c", free: 2)]) == .place(node: "b"))
     }
