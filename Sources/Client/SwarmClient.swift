@@ -115,17 +115,37 @@ public final class SwarmClient {
         return reply.task
     }
 
-    /// Waits until every task has ended; nil timeout waits for ever.
+    /// Waits until every task has ended; nil timeout waits for ever. One result per task, in
+    /// the order first named (a repeated id counts once). Many tasks come back as summaries
+    /// (`WaitSummary`: `output` null, long text cut). A list over `WaitSummary.maxIds` goes in
+    /// several requests, one after the other (so at most one large reply is on its way), each
+    /// naming at least two tasks, all within the one timeout.
     public func wait(_ ids: [String], timeoutSeconds: Double? = nil) throws(ClientError) -> [TaskInfo] {
+        var seen = Set<String>()
+        let ids = ids.filter { seen.insert($0).inserted }
         let what = "waiting for \(ids.count == 1 ? ids[0] : "\(ids.count) tasks")"
-        let reply: Message
-        do {
-            reply = try request({ .wait(.init(requestId: $0, ids: ids)) }, timeoutSeconds: timeoutSeconds, what: what)
-        } catch .timeout {
-            throw .waitTimedOut(what)
+        let deadline = timeoutSeconds.map { monotonicMs() + Bounds.int64(min(max($0, 0), 1e9) * 1000) }
+        var infos: [TaskInfo] = []
+        infos.reserveCapacity(ids.count)
+        for part in Self.waitParts(ids.count) {
+            let left = deadline.map { Double(max($0 - monotonicMs(), 0)) / 1000 }
+            let reply: Message
+            do {
+                reply = try request({ .wait(.init(requestId: $0, ids: Array(ids[part]))) }, timeoutSeconds: left, what: what)
+            } catch .timeout {
+                throw .waitTimedOut(what)
+            }
+            guard case .waitResult(let result) = reply else { throw .server(.unexpected, "unexpected reply to wait") }
+            infos += result.tasks
         }
-        guard case .waitResult(let result) = reply else { throw .server(.unexpected, "unexpected reply to wait") }
-        return result.tasks
+        return infos
+    }
+
+    /// `count` ids cut into parts of at most `WaitSummary.maxIds`, as even as can be (so no
+    /// part of a multi-task wait names one task, which would come back whole).
+    public static func waitParts(_ count: Int, maxIds: Int = WaitSummary.maxIds) -> [Range<Int>] {
+        let parts = max(1, (count + maxIds - 1) / maxIds)
+        return (0..<parts).map { i in (count * i / parts)..<(count * (i + 1) / parts) }
     }
 
     /// Every task the scheduler lets this client see, in submission order: the listing comes
@@ -285,7 +305,9 @@ public final class SwarmClient {
             tcp.close()
             throw .unreachable(address, connectError)
         }
-        // Replies (task listings) may be large; the 16 MiB default guards servers from peers.
+        // Task replies fit the 16 MiB frame (listing pages, wait summaries, log chunks), but a
+        // `nodes` or `stats` reply grows with the number of workers, unbounded so far: the
+        // client, which only talks to its scheduler, accepts more.
         let connection = FramedConnection(tcp: tcp, maxFrame: 512 * 1024 * 1024)
         self.connection = connection
         var handshake = ClientHandshake(role: .client, name: name, token: token)

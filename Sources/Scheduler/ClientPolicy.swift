@@ -57,6 +57,8 @@ enum ClientPolicy {
         case .logs(let request):
             try mustSee(request.id, root: root, state: state)
         case .wait(let wait):
+            // Over the limit it is refused anyway (`startWait`), without a walk per id.
+            guard wait.ids.count <= WaitSummary.maxIds else { break }
             for id in wait.ids { try mustSee(id, root: root, state: state) }
         case .drain:
             throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain workers (task \(PeerText.safe(root)))")

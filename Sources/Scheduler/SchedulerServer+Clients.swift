@@ -110,6 +110,11 @@ extension SchedulerServer {
         // Each task once, in the order first named: the reply carries each named task's
         // record, so a repeated id would multiply it (a 4-byte `"x",` asking for a copy of a
         // task of megabytes, a million times).
+        // More could not be answered in one frame (`WaitSummary`); `swarm wait` sends longer
+        // lists in parts. Counted before anything else is done with them.
+        if wait.ids.count > WaitSummary.maxIds {
+            throw ClientRefusal(code: .unexpected, reason: "a wait names \(wait.ids.count) task ids; at most \(WaitSummary.maxIds) per request (wait for the rest in further requests)")
+        }
         var seen = Set<String>()
         let ids = wait.ids.filter { seen.insert($0).inserted }
         var pending = Set<String>()

@@ -327,13 +327,12 @@ public final class SchedulerServer {
         }
     }
 
-    /// The tasks a `wait` asked for. Output tails ride along only for a single task: a wait on
-    /// thousands of tasks must not become a frame of thousands of 64 KiB tails.
+    /// The tasks a `wait` asked for: one task whole (with its output tail), many as bounded
+    /// summaries (`WaitSummary`), so that the reply fits a frame however large the tasks are.
     func waitReply(_ ids: [String]) -> [TaskInfo] {
         ids.compactMap { id in
-            guard var info = try? state.task(id) else { return nil }
-            if ids.count > 1 { info.output = nil }
-            return info
+            guard let info = try? state.task(id) else { return nil }
+            return ids.count > 1 ? info.waitSummary() : info
         }
     }
 
