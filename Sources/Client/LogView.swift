@@ -37,6 +37,8 @@ public struct LogView {
     private var ring: [(Sink, String)] = []
     private var ringStart = 0
     private var live = false
+    /// Where the live text printed so far ends (labels at line starts, per stream).
+    private var labeler = StreamLabeler()
 
     public init(options: Options = Options()) {
         self.options = options
@@ -49,6 +51,10 @@ public struct LogView {
         switch chunk.stream {
         case LogChunkStream.stdout?, LogChunkStream.stderr?:
             if !live {
+                // The scheduler's copy may end inside a line that the live pieces continue.
+                if let rest = partial[""], !rest.isEmpty {
+                    labeler = StreamLabeler(unfinished: rest.hasPrefix(Self.stderrLabel) ? .stderr : .stdout)
+                }
                 out += flushStored()
                 live = true
             }
@@ -123,16 +129,13 @@ public struct LogView {
         }
     }
 
-    private func renderLive(_ data: String, stderr: Bool) -> [(Sink, String)] {
+    private mutating func renderLive(_ data: String, stderr: Bool) -> [(Sink, String)] {
         guard !data.isEmpty else { return [] }
-        if !stderr { return [(.stdout, data)] }
-        if options.splitStreams { return [(.stderr, data)] }
-        // Labelled like the scheduler's copy: at the start of the piece and of each line in it.
-        var lines = data.split(separator: "\n", omittingEmptySubsequences: false)
-        let endsLine = lines.last?.isEmpty == true
-        if endsLine { lines.removeLast() }
-        return [(.stdout, lines.map { Self.stderrLabel + $0 }.joined(separator: "\n") + (endsLine ? "\n" : ""))]
+        if options.splitStreams { return [(stderr ? .stderr : .stdout, data)] }
+        // Merged like the scheduler's copy: labels at stderr's line starts, and a line of one
+        // stream never glued to the other's.
+        return [(.stdout, labeler.render(data, stderr ? .stderr : .stdout))]
     }
 
-    static let stderrLabel = "[stderr] "
+    static let stderrLabel = StreamLabeler.stderrLabel
 }

@@ -32,7 +32,8 @@ struct OutputRelay {
 
     private enum Segment {
         case output(OutputChannel, [UInt8], at: Int64)
-        case dropped(Int, at: Int64)
+        /// `newlineFirst`: stderr was inside a line, so the marker starts a line of its own.
+        case dropped(Int, at: Int64, newlineFirst: Bool)
     }
 
     private struct Queue {
@@ -54,12 +55,17 @@ struct OutputRelay {
     private(set) var queuedBytes = 0
     /// Output bytes dropped since the relay began (all runs).
     private(set) var droppedBytes = 0
+    /// Per run, the streams whose last byte queued was not a newline (until it is drained):
+    /// a marker never lands inside a line.
+    private var unfinishedLines: [RunRef: Set<OutputChannel>] = [:]
 
     init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
-    /// The text that stands where `count` bytes were dropped. Its own line, on stderr.
+    /// The text that stands where `count` bytes were dropped. Its own line, on stderr: a
+    /// stream inside a line when the drop began gets a newline first (stdout as a piece of
+    /// its own, stderr at the marker's start), as the bytes that would have ended it are gone.
     static func marker(_ count: Int) -> [UInt8] {
         Array("[swarm: \(count) bytes of output dropped here: the link to the scheduler was slower than the task; the worker's log file has them]\n".utf8)
     }
@@ -78,10 +84,7 @@ struct OutputRelay {
             queue.dropped += bytes.count
             droppedBytes += bytes.count
         } else {
-            if queue.dropped > 0 {
-                queue.segments.append(.dropped(queue.dropped, at: queue.droppedAt))
-                queue.dropped = 0
-            }
+            if queue.dropped > 0 { queueMarker(&queue, run) }
             if case .output(stream, _, _)? = queue.segments.last, case .output(_, var data, let first) = queue.segments.removeLast() {
                 // Merged with the previous chunk of the same stream: fewer, fuller frames
                 // (taken out of the array first, so the append does not copy it).
@@ -92,9 +95,26 @@ struct OutputRelay {
             }
             queue.bytes += bytes.count
             queuedBytes += bytes.count
+            if bytes.last == 0x0A {
+                unfinishedLines[run]?.remove(stream)
+            } else {
+                unfinishedLines[run, default: []].insert(stream)
+            }
         }
         queues[run] = queue
         if isNew { turn.append(run) }
+    }
+
+    /// Queues the marker of what `run` dropped, after a newline for each stream inside a line.
+    private mutating func queueMarker(_ queue: inout Queue, _ run: RunRef) {
+        let open = unfinishedLines.removeValue(forKey: run) ?? []
+        if open.contains(.stdout) {
+            queue.segments.append(.output(.stdout, [0x0A], at: queue.droppedAt))
+            queue.bytes += 1
+            queuedBytes += 1
+        }
+        queue.segments.append(.dropped(queue.dropped, at: queue.droppedAt, newlineFirst: open.contains(.stderr)))
+        queue.dropped = 0
     }
 
     /// The next piece to send, from the next run in turn; nil when nothing waits.
@@ -116,6 +136,7 @@ struct OutputRelay {
     mutating func drain(_ run: RunRef) -> [Piece] {
         var pieces: [Piece] = []
         while queues[run] != nil, let piece = take(run) { pieces.append(piece) }
+        unfinishedLines[run] = nil
         if let index = turn.firstIndex(of: run) {
             turn.remove(at: index)
             if index < turnIndex { turnIndex -= 1 }
@@ -127,16 +148,13 @@ struct OutputRelay {
     private mutating func take(_ run: RunRef) -> Piece? {
         guard var queue = queues[run] else { return nil }
         defer { queues[run] = queue.segments.isEmpty && queue.dropped == 0 ? nil : queue }
-        guard let segment = queue.segments.first else {
-            // Only a drop is left: its marker ends the run's stream.
-            let piece = Piece(run: run, stream: .stderr, bytes: Self.marker(queue.dropped), at: queue.droppedAt)
-            queue.dropped = 0
-            return piece
-        }
+        // Only a drop is left: its marker ends what the run's stream has for now.
+        if queue.segments.isEmpty && queue.dropped > 0 { queueMarker(&queue, run) }
+        guard let segment = queue.segments.first else { return nil }
         switch segment {
-        case .dropped(let count, let at):
+        case .dropped(let count, let at, let newlineFirst):
             queue.segments.removeFirst()
-            return Piece(run: run, stream: .stderr, bytes: Self.marker(count), at: at)
+            return Piece(run: run, stream: .stderr, bytes: (newlineFirst ? [0x0A] : []) + Self.marker(count), at: at)
         case .output(let stream, let data, let at):
             var end = min(data.count, queue.offset + limits.pieceBytes)
             if end < data.count {

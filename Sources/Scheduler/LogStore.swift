@@ -20,6 +20,8 @@ public struct LogStore: Sendable {
         /// Bytes of log trimmed away (markers not counted), and the marker line's length.
         var dropped = 0
         var markerBytes = 0
+        /// Where the text ends: labels go at line starts per stream (`StreamLabeler`).
+        var labeler = StreamLabeler()
     }
     private var logs: [String: Entry] = [:]
 
@@ -42,7 +44,7 @@ public struct LogStore: Sendable {
         // table would copy all of it for every chunk.
         var entry = logs.removeValue(forKey: id) ?? Entry(attempt: attempt)
         if attempt > entry.attempt { entry = Entry(attempt: attempt) }
-        let piece = stream == "stderr" ? Self.label(data, "[stderr] ") : data
+        let piece = entry.labeler.render(data, stream == "stderr" ? .stderr : .stdout)
         entry.text += piece
         // Trimmed back to the capacity only once it is twice over: the copy is amortized
         // over at least `capacity` bytes of output.
@@ -75,18 +77,4 @@ public struct LogStore: Sendable {
     public func droppedBytes(id: String) -> Int { logs[id]?.dropped ?? 0 }
 
     public mutating func remove(id: String) { logs[id] = nil }
-
-    /// `prefix` at the start of every line of `text` (bytes, not characters: this runs on
-    /// the scheduler's loop for every chunk of stderr).
-    static func label(_ text: String, _ prefix: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count + 16)
-        var atLineStart = true
-        for byte in text.utf8 {
-            if atLineStart { out.append(contentsOf: prefix.utf8) }
-            out.append(byte)
-            atLineStart = byte == 0x0A
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }

@@ -312,7 +312,8 @@ import Testing
         let copy = Self.logChunk("out\n[stderr] err\nlast", stream: nil, notice: "task t: its full log is no longer available")
         #expect(Self.render(.init(splitStreams: true), [copy]) == ("out\nlast", "swarm: task t: its full log is no longer available\nerr\n"))
         let live = [Self.logChunk("a\nb", stream: "stderr"), Self.logChunk("c\n", stream: "stdout"), Self.logChunk("x\n", stream: "stderr")]
-        #expect(Self.render(.init(), live).out == "[stderr] a\n[stderr] bc\n[stderr] x\n")
+        // Merged: stderr's unfinished "b" ends before stdout's "c" (never glued as "bc").
+        #expect(Self.render(.init(), live).out == "[stderr] a\n[stderr] b\nc\n[stderr] x\n")
         #expect(Self.render(.init(splitStreams: true), live) == ("c\n", "a\nbx\n"))
     }
 

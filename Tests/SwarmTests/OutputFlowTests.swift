@@ -140,11 +140,12 @@ import SwarmProtocol
         relay.add(a, .stdout, Array("abcdef".utf8), at: 2)    // 8 + 6 > 10: dropped
         relay.add(a, .stdout, Array("ghi".utf8), at: 3)       // dropped too (11 > 10)
         relay.add(a, .stdout, Array("zz".utf8), at: 4)        // fits: the marker goes before it
-        #expect(relay.queuedBytes == 10)
+        #expect(relay.queuedBytes == 11)   // with the newline before the marker
         #expect(relay.droppedBytes == 9)
         var pieces: [OutputRelay.Piece] = []
         while let piece = relay.next() { pieces.append(piece) }
-        #expect(stream(pieces) == "12345678" + String(decoding: OutputRelay.marker(9), as: UTF8.self) + "zz")
+        // stdout was inside a line: a newline ends it before the marker.
+        #expect(stream(pieces) == "12345678\n" + String(decoding: OutputRelay.marker(9), as: UTF8.self) + "zz")
         #expect(pieces.first { $0.bytes == OutputRelay.marker(9) }?.stream == .stderr)
         #expect(pieces.allSatisfy { $0.bytes.count <= 4 || $0.stream == .stderr })
         #expect(relay.isEmpty)
@@ -156,7 +157,7 @@ import SwarmProtocol
         relay.add(a, .stdout, Array("abcd".utf8), at: 1)
         relay.add(a, .stderr, Array("lost".utf8), at: 2)
         let pieces = relay.drain(a)
-        #expect(stream(pieces) == "abcd" + String(decoding: OutputRelay.marker(4), as: UTF8.self))
+        #expect(stream(pieces) == "abcd\n" + String(decoding: OutputRelay.marker(4), as: UTF8.self))
         #expect(!relay.hasQueued(a))
         #expect(relay.isEmpty)
     }
@@ -169,8 +170,9 @@ import SwarmProtocol
         #expect(relay.droppedBytes == 2)
         var order: [String] = []
         while let piece = relay.next() { order.append(piece.run.id) }
-        // In turn while both have output, then the rest of `a`; b's drop is marked at its end.
-        #expect(order == ["a", "b", "a", "b", "a", "b", "a"])
+        // In turn while both have output, then the rest of `a`; b's drop is marked at its end
+        // (after a newline: "bbbb" was an unfinished line).
+        #expect(order == ["a", "b", "a", "b", "a", "b", "a", "b"])
     }
 
     @Test func streamsKeepTheirOrderAndLabels() {

@@ -90,11 +90,15 @@ import SwarmTransport
         let behind = outputs.filter { $0.0 > quietResult && $0.1.id == "loud" }.reduce(0) { $0 + $1.1.data.utf8.count }
         #expect(behind > OutputRelay.Limits().perRunBytes / 2, "loud's waiting output came after quiet's result")
         // Every byte of loud's output arrived or is counted by a marker in its place.
+        // (A marker after an unfinished line comes after a newline of its own, not output.)
         var shown = 0, dropped = 0
-        for (_, output) in outputs where output.id == "loud" {
-            if output.stream == "stderr", output.data.hasPrefix("[swarm: ") {
-                dropped += Int(output.data.dropFirst(8).prefix { $0.isNumber }) ?? 0
-            } else {
+        let loudOutputs = outputs.map(\.1).filter { $0.id == "loud" }
+        func isMarker(_ output: Message.TaskOutput) -> Bool { output.stream == "stderr" && output.data.contains("[swarm: ") }
+        for (index, output) in loudOutputs.enumerated() {
+            if isMarker(output) {
+                let text = output.data.drop { $0 == "\n" }
+                dropped += Int(text.dropFirst(8).prefix { $0.isNumber }) ?? 0
+            } else if !(output.data == "\n" && index + 1 < loudOutputs.count && isMarker(loudOutputs[index + 1])) {
                 shown += output.data.utf8.count
             }
         }
