@@ -77,8 +77,11 @@ struct OutputRelay {
     /// Takes a chunk of `run`'s output, or drops it (whole) when it does not fit.
     mutating func add(_ run: RunRef, _ stream: OutputChannel, _ bytes: [UInt8], at: Int64) {
         guard !bytes.isEmpty else { return }
-        var queue = queues[run] ?? Queue()
-        let isNew = queues[run] == nil
+        // Taken out of the table while it changes: a copy left there would make every append
+        // below copy the queue's segments and the merged chunk's bytes.
+        let taken = queues.removeValue(forKey: run)
+        let isNew = taken == nil
+        var queue = taken ?? Queue()
         if queue.bytes + bytes.count > limits.perRunBytes || queuedBytes + bytes.count > limits.totalBytes {
             if queue.dropped == 0 { queue.droppedAt = at }
             queue.dropped += bytes.count
@@ -146,7 +149,7 @@ struct OutputRelay {
 
     /// The first piece of `run`'s queue; removes the queue once it is empty.
     private mutating func take(_ run: RunRef) -> Piece? {
-        guard var queue = queues[run] else { return nil }
+        guard var queue = queues.removeValue(forKey: run) else { return nil }  // unshared: no copy below
         defer { queues[run] = queue.segments.isEmpty && queue.dropped == 0 ? nil : queue }
         // Only a drop is left: its marker ends what the run's stream has for now.
         if queue.segments.isEmpty && queue.dropped > 0 { queueMarker(&queue, run) }
