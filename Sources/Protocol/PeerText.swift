@@ -11,17 +11,20 @@ public enum PeerText {
     /// `…[+65336 bytes]`. Printable text (any language) is kept as is. Escaping is idempotent:
     /// safe text stays the same when made safe again.
     public static func safe(_ text: some StringProtocol, limit: Int = maxCharacters) -> String {
+        // The usual text (every task's lifecycle lines go through here): printable ASCII within
+        // the limit is returned as it is, after one pass over its bytes.
+        let utf8 = text.utf8
+        if utf8.count <= limit, !utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F }) { return String(text) }
         var out = ""
         var kept = 0
         var keptBytes = 0
         for scalar in text.unicodeScalars {
             if kept >= limit {
-                let total = text.utf8.count
-                return out + "…[+\(total - keptBytes) bytes]"
+                return out + "…[+\(utf8.count - keptBytes) bytes]"
             }
             out += escaped(scalar)
             kept += 1
-            keptBytes += String(scalar).utf8.count
+            keptBytes += UTF8.width(scalar)
         }
         return out
     }
