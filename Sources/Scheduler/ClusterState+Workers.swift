@@ -14,7 +14,10 @@ extension ClusterState {
         // Names key the scheduler's tables and are shown and logged: the rule the worker's own
         // flag and cluster.json follow, enforced here too for peers that skip them.
         if let problem = WorkerName.problem(with: name) { throw .invalidRegistration(problem) }
-        guard slots >= 1 && slots <= 100_000 else { throw .invalidRegistration("slots must be 1 to 100000, got \(slots)") }
+        // Bounds.slots admits 0 (free slots, probes); a worker registers with at least one.
+        guard slots >= 1 && slots <= Bounds.slots.upperBound else {
+            throw .invalidRegistration("slots must be 1 to \(Bounds.slots.upperBound), got \(slots)")
+        }
         if let existing = nodes[name], existing.connected { throw .workerNameInUse(name) }
         var directives: [SchedulerDirective] = []
         var node = nodes[name] ?? NodeRecord(name: name, slot: index.addNode(name), slots: slots, labels: labels, lastSeenMs: nowMs)
