@@ -56,6 +56,12 @@ public enum Message: Sendable, Equatable {
     case statsReply(StatsReply)
     case logChunk(LogChunk)
     case batchSubmitted(BatchSubmitted)
+    // Blobs (inputs, artifacts), either direction; see `Blob.swift`.
+    case blobOffer(BlobOffer)
+    case blobAccept(BlobAccept)
+    case blobChunk(BlobChunk)
+    case blobStored(BlobStored)
+    case blobGet(BlobGet)
 
     public struct Hello: Codable, Sendable, Equatable {
         public var version: Int
@@ -328,4 +334,8 @@ public enum ErrorCode: String, Codable, Sendable {
     case taskEnded
     case unknownNode
     case internalError
+    /// A blob named in a request is not held by the scheduler.
+    case unknownBlob
+    /// A transfer broke its own rules (wrong offset, hash mismatch, over a limit).
+    case badBlob
 }

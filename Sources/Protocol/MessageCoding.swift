@@ -60,6 +60,11 @@ extension Message {
         case .statsReply: "statsReply"
         case .logChunk: "logChunk"
         case .batchSubmitted: "batchSubmitted"
+        case .blobOffer: "blobOffer"
+        case .blobAccept: "blobAccept"
+        case .blobChunk: "blobChunk"
+        case .blobStored: "blobStored"
+        case .blobGet: "blobGet"
         }
     }
 
@@ -103,6 +108,11 @@ extension Message {
         case .statsReply(let p): p
         case .logChunk(let p): p
         case .batchSubmitted(let p): p
+        case .blobOffer(let p): p
+        case .blobAccept(let p): p
+        case .blobChunk(let p): p
+        case .blobStored(let p): p
+        case .blobGet(let p): p
         }
     }
 
@@ -146,6 +156,11 @@ extension Message {
         case "statsReply": .statsReply(try .init(from: d))
         case "logChunk": .logChunk(try .init(from: d))
         case "batchSubmitted": .batchSubmitted(try .init(from: d))
+        case "blobOffer": .blobOffer(try .init(from: d))
+        case "blobAccept": .blobAccept(try .init(from: d))
+        case "blobChunk": .blobChunk(try .init(from: d))
+        case "blobStored": .blobStored(try .init(from: d))
+        case "blobGet": .blobGet(try .init(from: d))
         default: nil
         }
     }
@@ -170,6 +185,11 @@ extension Message {
         case .statsReply(let p): p.requestId
         case .logChunk(let p): p.requestId
         case .batchSubmitted(let p): p.requestId
+        case .blobOffer(let p): p.requestId
+        case .blobAccept(let p): p.requestId
+        case .blobChunk(let p): p.requestId
+        case .blobStored(let p): p.requestId
+        case .blobGet(let p): p.requestId
         case .error(let p): p.requestId
         default: nil
         }

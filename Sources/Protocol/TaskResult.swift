@@ -131,6 +131,11 @@ public struct TaskResult: Codable, Sendable, Equatable {
     public var startedAt: Int64?
     public var finishedAt: Int64
     public var metrics = RunMetrics()
+    /// Files uploaded after the run (issue 11), those matched but not uploaded, and what a
+    /// `repo` task's branch ended with. Nil when the task asked for none.
+    public var artifacts: [ArtifactRef]?
+    public var skippedArtifacts: [SkippedArtifact]?
+    public var git: GitOutcome?
 
     /// The run this result belongs to.
     public var run: RunRef { RunRef(id: id, attempt: attempt) }
@@ -151,7 +156,7 @@ public struct TaskResult: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case id, state, exitCode, signal, reason, output, pid, attempt, attempts
-        case submittedAt, placedAt, startedAt, finishedAt
+        case submittedAt, placedAt, startedAt, finishedAt, artifacts, skippedArtifacts, git
     }
 
     public init(from decoder: Decoder) throws {
@@ -168,6 +173,9 @@ public struct TaskResult: Codable, Sendable, Equatable {
         placedAt = try c.decodeIfPresent(Int64.self, forKey: .placedAt)
         startedAt = try c.decodeIfPresent(Int64.self, forKey: .startedAt)
         finishedAt = try c.decode(Int64.self, forKey: .finishedAt)
+        artifacts = try c.decodeIfPresent([ArtifactRef].self, forKey: .artifacts)
+        skippedArtifacts = try c.decodeIfPresent([SkippedArtifact].self, forKey: .skippedArtifacts)
+        git = try c.decodeIfPresent(GitOutcome.self, forKey: .git)
         metrics = try RunMetrics(from: decoder)
     }
 
@@ -187,6 +195,9 @@ public struct TaskResult: Codable, Sendable, Equatable {
         try c.encode(placedAt, forKey: .placedAt)
         try c.encode(startedAt, forKey: .startedAt)
         try c.encode(finishedAt, forKey: .finishedAt)
+        try c.encodeIfPresent(artifacts, forKey: .artifacts)
+        try c.encodeIfPresent(skippedArtifacts, forKey: .skippedArtifacts)
+        try c.encodeIfPresent(git, forKey: .git)
         try metrics.encode(to: encoder)
     }
 }
@@ -213,6 +224,11 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     /// Why a queued task waits, and whether no registered worker could ever run it.
     public var waitReason: String?
     public var unplaceable: Bool
+    /// The last run's uploaded files, the files it matched but did not upload, and a `repo`
+    /// task's branch (issue 11); null when none.
+    public var artifacts: [ArtifactRef]?
+    public var skippedArtifacts: [SkippedArtifact]?
+    public var git: GitOutcome?
     /// The measurements of the current (or last) run; `node` is where it runs or ran.
     public var metrics = RunMetrics()
 
@@ -245,7 +261,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, state, command, exitCode, signal, reason, attempts
         case submittedAt, placedAt, startedAt, finishedAt, output
-        case parent, priority, labels, waitReason, unplaceable
+        case parent, priority, labels, waitReason, unplaceable, artifacts, skippedArtifacts, git
     }
 
     public init(from decoder: Decoder) throws {
@@ -267,6 +283,9 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
         waitReason = try c.decodeIfPresent(String.self, forKey: .waitReason)
         unplaceable = try c.decodeIfPresent(Bool.self, forKey: .unplaceable) ?? false
+        artifacts = try c.decodeIfPresent([ArtifactRef].self, forKey: .artifacts)
+        skippedArtifacts = try c.decodeIfPresent([SkippedArtifact].self, forKey: .skippedArtifacts)
+        git = try c.decodeIfPresent(GitOutcome.self, forKey: .git)
         metrics = try RunMetrics(from: decoder)
     }
 
@@ -289,6 +308,9 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         try c.encode(labels, forKey: .labels)
         try c.encode(waitReason, forKey: .waitReason)
         try c.encode(unplaceable, forKey: .unplaceable)
+        try c.encode(artifacts, forKey: .artifacts)
+        try c.encode(skippedArtifacts, forKey: .skippedArtifacts)
+        try c.encode(git, forKey: .git)
         try metrics.encode(to: encoder)
     }
 }

@@ -42,6 +42,19 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var constraints: [String: String]?
     /// Higher runs first; FIFO within a priority. Default 0.
     public var priority: Int?
+    /// Work in and out (issue 11). `workdir`: an existing directory on the worker to run in,
+    /// instead of the task's own `WORKROOT/ID`.
+    public var workdir: String?
+    /// `SRC[:DEST]` as the user gave them (shown back; the submitting client resolves them).
+    public var inputs: [String]?
+    /// The uploaded inputs: what workers unpack into the task's directory before it starts.
+    public var inputBlobs: [InputRef]?
+    /// Glob patterns, relative to the task's directory, of files uploaded after the run.
+    public var artifacts: [String]?
+    /// A git repository (URL or path readable on the workers) to run in a worktree of, at
+    /// `ref` (nil: `HEAD`), on a new branch `swarm/ID`.
+    public var repo: String?
+    public var ref: String?
 
     public init(id: String? = nil, command: [String] = [], env: [String: String]? = nil,
                 runtime: String? = nil, model: String? = nil, prompt: String? = nil) {
@@ -57,6 +70,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         case id, command, env, runtime, model, prompt, objective, context, requirements, complexity
         case timeout, maxTimeout, extendBy, extendWithin, activityWindow, minBursts
         case silenceWarn, silenceKill, killGrace, labels, parent, constraints, priority
+        case workdir, inputs, inputBlobs, artifacts, repo, ref
     }
 
     public init(from decoder: Decoder) throws {
@@ -84,6 +98,12 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         parent = try c.decodeIfPresent(String.self, forKey: .parent)
         constraints = try c.decodeIfPresent([String: String].self, forKey: .constraints)
         priority = try c.decodeIfPresent(Int.self, forKey: .priority)
+        workdir = try c.decodeIfPresent(String.self, forKey: .workdir)
+        inputs = try c.decodeIfPresent([String].self, forKey: .inputs)
+        inputBlobs = try c.decodeIfPresent([InputRef].self, forKey: .inputBlobs)
+        artifacts = try c.decodeIfPresent([String].self, forKey: .artifacts)
+        repo = try c.decodeIfPresent(String.self, forKey: .repo)
+        ref = try c.decodeIfPresent(String.self, forKey: .ref)
     }
 
     /// Linux refuses to exec a single argument or variable over 128 KiB (MAX_ARG_STRLEN),
