@@ -35,6 +35,8 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Protocol"
         ),
+        // Inputs packed and unpacked (issue 11): the archive format and its path checks.
+        .target(name: "SwarmArchive", dependencies: ["SwarmProtocol"], path: "Sources/Archive"),
         // Framed, message-level connections over UVTCP, shared by scheduler, worker and client.
         .target(name: "SwarmTransport", dependencies: ["SwarmProtocol", "SwarmUV"], path: "Sources/Transport"),
         .target(
@@ -48,14 +50,14 @@ let package = Package(
         .target(
             name: "SwarmNode",
             dependencies: [
-                "SwarmProtocol", "SwarmUV", "SwarmTransport",
+                "SwarmProtocol", "SwarmUV", "SwarmTransport", "SwarmArchive",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Node"
         ),
         .target(
             name: "SwarmClient",
-            dependencies: ["SwarmProtocol", "SwarmUV", "SwarmTransport"],
+            dependencies: ["SwarmProtocol", "SwarmUV", "SwarmTransport", "SwarmArchive"],
             path: "Sources/Client"
         ),
         .target(
@@ -91,7 +93,7 @@ let package = Package(
             name: "SwarmTests",
             dependencies: [
                 "SwarmProtocol", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmUV",
-                "SwarmTransport", "SwarmCluster", "SwarmBench", "swarm",
+                "SwarmTransport", "SwarmCluster", "SwarmBench", "SwarmArchive", "swarm",
             ],
             path: "Tests/SwarmTests",
             exclude: ["Fixtures"]
