@@ -39,6 +39,8 @@ public enum ConnectionEnd: Equatable, CustomStringConvertible {
 public final class FramedConnection {
     public let tcp: UVTCP
     private var decoder: FrameDecoder
+    /// Pairs each `blobChunk` header with its raw frame.
+    private var assembler = MessageAssembler()
     private var ended = false
     private var closing = false
     /// Each decoded message, in order.
@@ -183,13 +185,22 @@ public final class FramedConnection {
                 return
             }
             let message: Message
-            do { message = try MessageCodec.decode(payload) } catch {
-                if onUndecodable?(payload, error) == true {
-                    handledThisTurn += 1
-                    continue
+            do {
+                guard case .message(let whole) = try assembler.receive(payload) else { continue }
+                message = whole
+            } catch {
+                switch error {
+                case .chunk(let problem):
+                    refuse(.badFrame, PeerText.safe(problem.description, limit: 400))
+                    return
+                case .undecodable(let error):
+                    if onUndecodable?(payload, error) == true {
+                        handledThisTurn += 1
+                        continue
+                    }
+                    refuse(.badMessage, PeerText.safe(error.description, limit: 400))
+                    return
                 }
-                refuse(.badMessage, PeerText.safe(error.description, limit: 400))
-                return
             }
             handledThisTurn += 1
             onMessage?(message)
@@ -242,7 +253,16 @@ public final class FramedConnection {
     /// Queues a message. Silently dropped when the connection has ended.
     public func send(_ message: Message) {
         guard !ended, !closing else { return }
+        // A chunk is two frames and bulk: it never goes on the control lane.
+        if case .blobChunk(let chunk) = message { sendChunk(chunk); return }
         sendFrame(MessageCodec.frame(message))
+    }
+
+    /// Queues a blob chunk (its header frame and raw frame, as one unit) on the bulk lane.
+    /// The caller bounds the lane with `bulkQueuedBytes` and refills on `onBulkSpace`.
+    @discardableResult
+    public func sendChunk(_ chunk: Message.BlobChunk) -> UInt64 {
+        sendBulk(MessageAssembler.frames(chunk))
     }
 
     /// Sends a frame encoded already (header included), e.g. `MessageCodec.taskFinishedFrame`.
