@@ -41,6 +41,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
     case badAddress(String)
     case bind(String, UVError)
     case state(TaskStoreError)
+    case blobs(String)
 
     public var description: String {
         switch self {
@@ -49,6 +50,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
         case .badAddress(let address): "invalid listen address '\(address)' (want a numeric IPv4/IPv6 address)"
         case let .bind(address, error): "cannot listen on \(address): \(error)"
         case .state(let error): "\(error)"
+        case .blobs(let problem): "cannot open the blob store: \(problem)"
         }
     }
 }

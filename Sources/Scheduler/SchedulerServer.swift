@@ -11,6 +11,8 @@ public final class SchedulerServer {
     let logger: Logger
     let now: () -> Int64
     var state: ClusterState
+    /// Blobs held and in transfer (SchedulerServer+Blobs.swift).
+    let blobState = BlobServerState()
     private var listener: UVTCP?
     private var tickTimer: UVTimer?
     private var scheduleTimer: UVTimer?
@@ -89,6 +91,11 @@ public final class SchedulerServer {
             // Restoring can take seconds: timers and the stall check start from now.
             loop.updateTime()
         }
+        do { try openBlobs() } catch {
+            store?.close()
+            store = nil
+            throw .blobs(error.description)
+        }
         do {
             let tcp = try UVTCP(loop: loop)
             listener = tcp
@@ -100,6 +107,7 @@ public final class SchedulerServer {
             listener = nil
             store?.close()
             store = nil
+            closeBlobs()
             throw .bind(display, error)
         }
         let tick = try! UVTimer(loop: loop)
@@ -126,6 +134,7 @@ public final class SchedulerServer {
         for session in sessions.values { session.connection.close(reason: "scheduler stopping") }
         sessions = [:]
         workers = [:]
+        closeBlobs()
     }
 
     // MARK: Connections
@@ -182,6 +191,7 @@ public final class SchedulerServer {
         if case .task(let id)? = session.identity { taskSessions[id]?[key] = nil }
         waiters.removeAll(for: session)
         logRelays.clientGone(ObjectIdentifier(session))
+        blobSessionEnded(session)
         for (id, list) in followers {
             let kept = list.filter { $0.session !== session }
             followers[id] = kept.isEmpty ? nil : kept
@@ -212,6 +222,7 @@ public final class SchedulerServer {
             }
             return
         }
+        if receivedBlobMessage(message, session: session) { return }
         switch hello.role {
         case .worker: receivedFromWorker(message, session: session, name: hello.name)
         case .client: receivedFromClient(message, session: session)

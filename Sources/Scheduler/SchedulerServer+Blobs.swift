@@ -1,0 +1,168 @@
+import Logging
+import SwarmProtocol
+import SwarmTransport
+import SwarmUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the scheduler's blob shell holds: the store, the transfer rules (`BlobExchange`),
+/// open upload files and the thread for fsyncs. Sessions get a number of their own for it
+/// (an `ObjectIdentifier` may be reused while an fsync is still out).
+final class BlobServerState {
+    var store: BlobStore?
+    var exchange = BlobExchange<Int>()
+    var writers: [Int: BlobWriter] = [:]
+    var keys: [ObjectIdentifier: Int] = [:]
+    var peers: [Int: PeerSession] = [:]
+    var nextKey = 1
+    var jobs: BackgroundJobs?
+    /// Bytes queued in a connection's bulk lane past which downloads wait for room.
+    var bulkCap = 2 * BlobLimits.chunkBytes
+}
+
+/// Blob transfers (`blobOffer`/`blobChunk`/`blobGet`) with clients and workers alike: the
+/// handshake authenticated them. The rules are `BlobExchange`'s; this carries them out.
+extension SchedulerServer {
+    /// Opens `STATE/blobs` (or a private temporary directory without a durable state).
+    func openBlobs() throws(BlobFileError) {
+        blobState.store = config.durable ? try BlobStore(root: config.stateDir + "/blobs") : try BlobStore.temporary()
+        do { blobState.jobs = try BackgroundJobs(loop: loop) } catch {
+            throw BlobFileError("cannot start the blob sync thread: \(error)")
+        }
+    }
+
+    func closeBlobs() {
+        for writer in blobState.writers.values { writer.discard() }
+        blobState.writers = [:]
+        blobState.jobs?.close()
+        blobState.jobs = nil
+        blobState.store?.close()
+        blobState.store = nil
+    }
+
+    /// The size of a held blob (nil: not held).
+    func heldBlobSize(_ sha256: String) -> Int64? { blobState.store?.heldSize(sha256) }
+
+    /// Handles a blob message; false when `message` is not one.
+    func receivedBlobMessage(_ message: Message, session: PeerSession) -> Bool {
+        let key: Int
+        switch message {
+        case .blobOffer, .blobChunk, .blobGet: key = blobKey(session)
+        case .blobAccept, .blobStored:
+            session.connection.refuse(.unexpected, "only the scheduler sends '\(message.type)'")
+            return true
+        default: return false
+        }
+        let held = { (sha: String) in self.heldBlobSize(sha) }
+        switch message {
+        case .blobOffer(let offer): runBlobs(blobState.exchange.offer(key, offer, held: held(offer.sha256)))
+        case .blobChunk(let chunk): runBlobs(blobState.exchange.chunk(key, chunk))
+        case .blobGet(let get): runBlobs(blobState.exchange.get(key, get, held: held(get.sha256)))
+        default: break
+        }
+        return true
+    }
+
+    /// The session ended: its upload is dropped, its downloads end.
+    func blobSessionEnded(_ session: PeerSession) {
+        guard let key = blobState.keys.removeValue(forKey: ObjectIdentifier(session)) else { return }
+        runBlobs(blobState.exchange.disconnected(key))
+        blobState.peers[key] = nil
+    }
+
+    private func blobKey(_ session: PeerSession) -> Int {
+        if let key = blobState.keys[ObjectIdentifier(session)] { return key }
+        let key = blobState.nextKey
+        blobState.nextKey += 1
+        blobState.keys[ObjectIdentifier(session)] = key
+        blobState.peers[key] = session
+        return key
+    }
+
+    private func runBlobs(_ directives: [BlobExchange<Int>.Directive]) {
+        for directive in directives {
+            switch directive {
+            case let .send(key, message):
+                blobState.peers[key]?.connection.send(message)
+            case let .beginUpload(key, sha, size):
+                guard let store = blobState.store else { continue }
+                do { blobState.writers[key] = try store.writer(for: sha, size: size) } catch {
+                    logger.error("cannot receive blob \(sha): \(error)")
+                    runBlobs(blobState.exchange.writeFailed(key, problem: "the scheduler cannot store blob \(sha): \(error)"))
+                }
+            case let .write(key, chunk):
+                guard let writer = blobState.writers[key] else { continue }
+                do { try writer.append(chunk.data) } catch {
+                    logger.error("cannot write blob \(chunk.sha256): \(error)")
+                    runBlobs(blobState.exchange.writeFailed(key, problem: "the scheduler cannot store blob \(chunk.sha256): \(error)"))
+                }
+            case .finishUpload(let key):
+                finishUpload(key)
+            case .abortUpload(let key):
+                blobState.writers.removeValue(forKey: key)?.discard()
+            case let .storeEmpty(key, requestId, sha):
+                do {
+                    try blobState.store?.storeEmpty()
+                    blobState.peers[key]?.connection.send(.blobAccept(.init(requestId: requestId, sha256: sha, offset: 0)))
+                } catch {
+                    blobState.peers[key]?.connection.send(.error(.init(code: .internalError, reason: "the scheduler cannot store the empty blob: \(error)", requestId: requestId)))
+                }
+            case .pump(let key):
+                pumpDownloads(key)
+            }
+        }
+    }
+
+    /// Checks the hash, then fsyncs and renames on the sync thread: the loop goes on meanwhile.
+    private func finishUpload(_ key: Int) {
+        guard let writer = blobState.writers.removeValue(forKey: key), let store = blobState.store,
+              let jobs = blobState.jobs else { return }
+        let fd: Int32
+        let final: String
+        do {
+            fd = try writer.seal()
+            do { final = try store.prepareFinal(writer.sha256) } catch {
+                close(fd)
+                throw error
+            }
+        } catch {
+            writer.discard()
+            runBlobs(blobState.exchange.finished(key, problem: "blob \(writer.sha256) refused: \(error)"))
+            return
+        }
+        let temp = writer.tempPath, sha = writer.sha256, size = writer.size
+        jobs.run({ BlobFile.makeDurable(fd: fd, temp: temp, final: final) }) { [weak self] problem in
+            guard let self else { return }
+            if let problem {
+                self.logger.error("cannot store blob \(sha): \(problem)")
+            } else {
+                self.blobState.store?.didStore(sha, size: size)
+            }
+            self.runBlobs(self.blobState.exchange.finished(key, problem: problem.map { "the scheduler cannot store blob \(sha): \($0)" }))
+        }
+    }
+
+    /// Sends download pieces while the connection's bulk lane has room; goes on when it
+    /// drains (`onBulkSpace`).
+    private func pumpDownloads(_ key: Int) {
+        guard let session = blobState.peers[key], let store = blobState.store else { return }
+        let connection = session.connection
+        if connection.onBulkSpace == nil {
+            connection.onBulkSpace = { [weak self] in self?.pumpDownloads(key) }
+        }
+        while connection.isOpen, connection.bulkQueuedBytes < blobState.bulkCap,
+              let piece = blobState.exchange.nextPiece(key) {
+            do {
+                let fd = try store.openForReading(piece.sha256)
+                defer { close(fd) }
+                let bytes = try BlobFile.read(fd: fd, offset: piece.offset, count: piece.length, path: store.path(of: piece.sha256))
+                connection.sendChunk(.init(requestId: piece.requestId, sha256: piece.sha256, offset: piece.offset,
+                                           total: piece.total, data: bytes))
+            } catch {
+                logger.error("cannot read blob \(piece.sha256): \(error)")
+                runBlobs(blobState.exchange.readFailed(key, requestId: piece.requestId, problem: "the scheduler cannot read blob \(piece.sha256): \(error)"))
+            }
+        }
+    }
+}
