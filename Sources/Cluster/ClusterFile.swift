@@ -19,6 +19,8 @@ public struct ClusterFile: Sendable, Equatable {
         public var placement: String?
         /// Cluster-wide running-task limit per model.
         public var modelLimits: [String: Int]?
+        /// Packed inputs of one task together at most, in bytes (default 256 MiB).
+        public var maxInputBytesPerTask: Int64?
 
         /// Defaults when neither a flag nor the file sets them.
         public static let defaultLostAfterSeconds = 10.0
@@ -100,7 +102,7 @@ public struct ClusterFile: Sendable, Equatable {
             guard let s = s as? [String: Any] else { throw ConfigError("\(name): 'scheduler' must be an object") }
             let at = "\(name): scheduler"
             try checkKeys(s, allowed: ["listen", "address", "stateDir", "tokenFile", "lostAfterSeconds", "heartbeatSeconds",
-                                       "placement", "modelLimits", "comment"], at: at)
+                                       "placement", "modelLimits", "maxInputBytesPerTask", "comment"], at: at)
             file.scheduler.placement = try string(s, "placement", at)
             if let p = file.scheduler.placement, p != "spread" && p != "binpack" {
                 throw ConfigError("\(at).placement must be 'spread' or 'binpack', got '\(p)'")
@@ -122,6 +124,12 @@ public struct ClusterFile: Sendable, Equatable {
             file.scheduler.tokenFile = try string(s, "tokenFile", at)
             file.scheduler.lostAfterSeconds = try number(s, "lostAfterSeconds", at)
             file.scheduler.heartbeatSeconds = try number(s, "heartbeatSeconds", at)
+            if let n = try number(s, "maxInputBytesPerTask", at) {
+                guard n >= 0, n <= Double(Bounds.bytes.upperBound), n == n.rounded() else {
+                    throw ConfigError("\(at).maxInputBytesPerTask must be a whole number of bytes from 0 to \(Bounds.bytes.upperBound)")
+                }
+                file.scheduler.maxInputBytesPerTask = Int64(n)
+            }
             // The file is named once, before the sentence (not before each key in it).
             if let problem = SchedulerSection.timingProblem(heartbeat: file.scheduler.heartbeatSeconds,
                                                             lostAfter: file.scheduler.lostAfterSeconds,

@@ -228,6 +228,9 @@ extension ClusterState {
         info.exitCode = nil
         info.signal = nil
         info.output = nil
+        info.artifacts = nil
+        info.skippedArtifacts = nil
+        info.git = nil
         info.reason = nil
         info.finishedAt = nil
         let (runtime, model) = (info.metrics.runtime, info.metrics.model)

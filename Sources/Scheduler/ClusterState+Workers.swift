@@ -152,6 +152,9 @@ extension ClusterState {
         record.info.state = result.state.isTerminal ? result.state : .failed
         record.info.reason = result.reason
         record.info.finishedAt = result.finishedAt
+        record.info.artifacts = result.artifacts
+        record.info.skippedArtifacts = result.skippedArtifacts
+        record.info.git = result.git
         var metrics = result.metrics
         metrics.node = name
         metrics.runtime = metrics.runtime ?? record.spec.runtime

@@ -59,6 +59,9 @@ public struct SchedulerSettings: Sendable {
     /// The heartbeats per second the scheduler aims to receive from all workers together:
     /// past `heartbeatMs * maxHeartbeatsPerSecond / 1000` workers, intervals grow (Nomad's rule).
     public var maxHeartbeatsPerSecond = 50
+    /// The packed inputs of one task together (the sum of its `inputBlobs` sizes) at most
+    /// (cluster.json `scheduler.maxInputBytesPerTask`).
+    public var maxInputBytesPerTask = BlobLimits.defaultInputBytesPerTask
 
     /// The heartbeat interval for a cluster of `nodes` workers, before jitter: the base
     /// interval, or longer, so that all workers together send at most

@@ -51,10 +51,12 @@ extension SchedulerServer {
         do {
             switch message {
             case .submit(let submit):
+                try checkInputBlobs([submit.task])
                 let id = try state.submit(submit.task, nowMs: nowMs)
                 deliver(connection, .submitted(.init(requestId: submit.requestId, id: id)))
                 scheduleSoon()
             case .submitBatch(let batch):
+                try checkInputBlobs(batch.tasks)
                 let (ids, existing) = try state.submitBatch(batch.tasks, nowMs: nowMs)
                 deliver(connection, .batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)))
                 scheduleSoon()
@@ -91,6 +93,17 @@ extension SchedulerServer {
             throw ClientRefusal(error)
         } catch {
             throw ClientRefusal(code: .internalError, reason: "\(error)")
+        }
+    }
+
+    /// A spec naming inputs is accepted only when they are held and within the limits
+    /// (`TaskBlobRules.inputProblem`).
+    private func checkInputBlobs(_ specs: [TaskSpec]) throws(ClientRefusal) {
+        for spec in specs where spec.inputBlobs?.isEmpty == false {
+            if let problem = TaskBlobRules.inputProblem(spec, maxBytes: config.settings.maxInputBytesPerTask, held: heldBlobSize) {
+                let who = specs.count > 1 ? "task \(PeerText.safe(spec.id ?? "?", limit: 100)): " : ""
+                throw ClientRefusal(code: .invalidTask, reason: who + problem)
+            }
         }
     }
 

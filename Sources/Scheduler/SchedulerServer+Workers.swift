@@ -39,7 +39,9 @@ extension SchedulerServer {
         case .taskStarted(let started):
             state.taskStarted(node: name, run: RunRef(id: started.id, attempt: started.attempt), startedAt: started.startedAt)
         case .taskFinished(let finished):
-            execute(state.taskFinished(node: name, result: finished.result, nowMs: nowMs))
+            // Only blobs the scheduler holds are named as artifacts (the rest: "not uploaded").
+            let result = TaskBlobRules.keepingHeld(finished.result, held: heldBlobSize)
+            execute(state.taskFinished(node: name, result: result, nowMs: nowMs))
         case .leave(let leave):
             logger.notice("worker \(PeerText.safe(name)) is leaving: \(PeerText.safe(leave.reason))")
             state.leaving(node: name)

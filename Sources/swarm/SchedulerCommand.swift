@@ -61,6 +61,7 @@ struct SchedulerCommand: ParsableCommand {
             limits[model] = n
         }
         settings.settings.modelLimits = limits
+        if let bytes = file?.maxInputBytesPerTask { settings.settings.maxInputBytesPerTask = bytes }
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? file?.tokenFile)
             try Foreground.runScheduler(settings, logger: logger) { address in

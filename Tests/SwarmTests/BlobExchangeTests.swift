@@ -1,0 +1,162 @@
+import Testing
+@testable import SwarmProtocol
+@testable import SwarmScheduler
+
+/// Pure tests of the scheduler's transfer rules (`BlobExchange`) and of the submit and
+/// result checks (`TaskBlobRules`).
+@Suite struct BlobExchangeTests {
+    typealias X = BlobExchange<Int>
+    static let data: [UInt8] = (0..<(2 * BlobLimits.chunkBytes + 10)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+    static let sha = BlobHash.of(data)
+    static let size = Int64(data.count)
+
+    static func chunk(_ id: Int, offset: Int64, length: Int) -> Message.BlobChunk {
+        .init(requestId: id, sha256: sha, offset: offset, total: size, data: Array(data[Int(offset)..<(Int(offset) + length)]))
+    }
+
+    static func errorCode(_ directives: [X.Directive]) -> ErrorCode? {
+        for d in directives { if case .send(_, .error(let e)) = d { return e.code } }
+        return nil
+    }
+
+    @Test func anUploadGoesOfferAcceptChunksStored() {
+        var x = X()
+        let d = x.offer(1, .init(requestId: 5, sha256: Self.sha, size: Self.size), held: nil)
+        #expect(d == [.beginUpload(1, sha256: Self.sha, size: Self.size),
+                      .send(1, .blobAccept(.init(requestId: 5, sha256: Self.sha, offset: 0)))])
+        let mib = BlobLimits.chunkBytes
+        #expect(x.chunk(1, Self.chunk(5, offset: 0, length: mib)).count == 1)
+        #expect(x.chunk(1, Self.chunk(5, offset: Int64(mib), length: mib)).count == 1)
+        let last = x.chunk(1, Self.chunk(5, offset: Int64(2 * mib), length: 10))
+        #expect(last.last == .finishUpload(1))
+        #expect(x.finished(1, problem: nil) == [.send(1, .blobStored(.init(requestId: 5, sha256: Self.sha)))])
+        #expect(x.uploads.isEmpty)
+    }
+
+    @Test func aHeldBlobIsAcceptedAtItsEndAndADifferentSizeIsRefused() {
+        var x = X()
+        #expect(x.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: Self.size)
+                == [.send(1, .blobAccept(.init(requestId: 1, sha256: Self.sha, offset: Self.size)))])
+        #expect(Self.errorCode(x.offer(1, .init(requestId: 2, sha256: Self.sha, size: 3), held: Self.size)) == .badBlob)
+        #expect(x.uploads.isEmpty)
+    }
+
+    @Test func oneUploadAtATimePerConnection() {
+        var x = X()
+        _ = x.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil)
+        #expect(Self.errorCode(x.offer(1, .init(requestId: 2, sha256: BlobHash.of([1]), size: 1), held: nil)) == .badBlob)
+        // Another connection may upload meanwhile (even the same blob).
+        #expect(Self.errorCode(x.offer(2, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil)) == nil)
+    }
+
+    @Test func aChunkOutOfOrderEndsTheUpload() {
+        var x = X()
+        _ = x.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil)
+        let d = x.chunk(1, Self.chunk(1, offset: 10, length: 10))
+        #expect(d.first == .abortUpload(1))
+        #expect(Self.errorCode(d) == .badBlob)
+        #expect(x.uploads.isEmpty)
+        // A chunk for no upload at all.
+        #expect(Self.errorCode(x.chunk(1, Self.chunk(1, offset: 0, length: 10))) == .badBlob)
+    }
+
+    @Test(arguments: [Int64(-1), Int64(Bounds.bytes.upperBound) + 1])
+    func offersOutOfBoundsAreRefused(size: Int64) {
+        var x = X()
+        #expect(Self.errorCode(x.offer(1, .init(requestId: 1, sha256: Self.sha, size: size), held: nil)) == .badBlob)
+        #expect(Self.errorCode(x.offer(1, .init(requestId: 1, sha256: "nothex", size: 1), held: nil)) == .badBlob)
+    }
+
+    @Test func theEmptyBlobIsStoredWithoutChunks() {
+        var x = X()
+        #expect(x.offer(1, .init(requestId: 1, sha256: X.emptyHash, size: 0), held: nil) == [.storeEmpty(1, requestId: 1, sha256: X.emptyHash)])
+        #expect(Self.errorCode(x.offer(1, .init(requestId: 2, sha256: Self.sha, size: 0), held: nil)) == .badBlob)
+    }
+
+    @Test func aDisconnectDropsTheUploadAndDownloads() {
+        var x = X()
+        _ = x.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil)
+        _ = x.get(1, .init(requestId: 2, sha256: Self.sha), held: Self.size)
+        #expect(x.disconnected(1) == [.abortUpload(1)])
+        #expect(x.nextPiece(1) == nil)
+    }
+
+    @Test func downloadsTakeTurnsAndAreCapped() {
+        var x = X()
+        #expect(Self.errorCode(x.get(1, .init(requestId: 1, sha256: Self.sha), held: nil)) == .unknownBlob)
+        #expect(Self.errorCode(x.get(1, .init(requestId: 1, sha256: Self.sha, offset: Self.size + 1), held: Self.size)) == .badBlob)
+        #expect(x.get(1, .init(requestId: 1, sha256: Self.sha), held: Self.size) == [.pump(1)])
+        #expect(x.get(1, .init(requestId: 2, sha256: Self.sha, offset: Self.size - 5), held: Self.size) == [.pump(1)])
+        for id in 3...4 { _ = x.get(1, .init(requestId: id, sha256: Self.sha), held: Self.size) }
+        #expect(Self.errorCode(x.get(1, .init(requestId: 9, sha256: Self.sha), held: Self.size)) == .badBlob)
+        var pieces: [X.Piece] = []
+        while let p = x.nextPiece(1) { pieces.append(p) }
+        // 3 pieces each for requests 1, 3, 4, and one of 5 bytes for request 2.
+        #expect(pieces.count == 10)
+        #expect(pieces.prefix(4).map(\.requestId) == [1, 2, 3, 4])
+        #expect(pieces.first { $0.requestId == 2 }?.length == 5)
+        for id in [1, 3, 4] {
+            let mine = pieces.filter { $0.requestId == id }
+            #expect(mine.map(\.offset) == [0, Int64(BlobLimits.chunkBytes), Int64(2 * BlobLimits.chunkBytes)])
+            #expect(mine.last?.length == 10)
+        }
+    }
+
+    @Test func anEmptyBlobDownloadsAsOneEmptyChunk() {
+        var x = X()
+        _ = x.get(1, .init(requestId: 1, sha256: X.emptyHash), held: 0)
+        #expect(x.nextPiece(1) == .init(requestId: 1, sha256: X.emptyHash, offset: 0, length: 0, total: 0))
+        #expect(x.nextPiece(1) == nil)
+    }
+}
+
+@Suite struct TaskBlobRulesTests {
+    static let a = BlobHash.of([1]), b = BlobHash.of([2])
+
+    static func spec(_ inputs: [InputRef]) -> TaskSpec {
+        var spec = TaskSpec(command: ["true"])
+        spec.inputBlobs = inputs
+        return spec
+    }
+
+    @Test func heldInputsWithinTheLimitPass() {
+        let s = Self.spec([.init(dest: "src", sha256: Self.a, size: 10), .init(dest: "lib/x", sha256: Self.b, size: 20)])
+        #expect(TaskBlobRules.inputProblem(s, maxBytes: 30) { $0 == Self.a ? 10 : 20 } == nil)
+        #expect(TaskBlobRules.inputProblem(s, maxBytes: 29) { $0 == Self.a ? 10 : 20 }?.contains("over 29 bytes") == true)
+    }
+
+    @Test func aMissingOrMisSizedBlobIsRefused() {
+        let s = Self.spec([.init(dest: "src", sha256: Self.a, size: 10)])
+        #expect(TaskBlobRules.inputProblem(s, maxBytes: 100) { _ in nil }?.contains("not uploaded") == true)
+        #expect(TaskBlobRules.inputProblem(s, maxBytes: 100) { _ in 11 }?.contains("has 11") == true)
+    }
+
+    @Test(arguments: ["", "/etc", "a/../b", "..", "./a", "a/.", "a\u{0}b", String(repeating: "x", count: BlobLimits.maxPathBytes + 1)])
+    func unsafeDestsAreRefused(dest: String) {
+        #expect(TaskBlobRules.destProblem(dest) != nil)
+        #expect(TaskBlobRules.inputProblem(Self.spec([.init(dest: dest, sha256: Self.a, size: 1)]), maxBytes: 10) { _ in 1 } != nil)
+    }
+
+    @Test(arguments: ["a", "a/b/c", "..a", "a..", String(repeating: "x", count: BlobLimits.maxPathBytes)])
+    func safeDestsPass(dest: String) {
+        #expect(TaskBlobRules.destProblem(dest) == nil)
+    }
+
+    @Test func countAndDuplicateDestsAreBounded() {
+        let many = (0...BlobLimits.maxInputsPerTask).map { InputRef(dest: "d\($0)", sha256: Self.a, size: 0) }
+        #expect(TaskBlobRules.inputProblem(Self.spec(many), maxBytes: 10) { _ in 0 }?.contains("at most") == true)
+        let twice = [InputRef(dest: "d", sha256: Self.a, size: 0), InputRef(dest: "d", sha256: Self.b, size: 0)]
+        #expect(TaskBlobRules.inputProblem(Self.spec(twice), maxBytes: 10) { _ in 0 } != nil)
+    }
+
+    @Test func artifactsNotHeldMoveToSkipped() {
+        var result = TaskResult(id: "t", state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "", pid: nil, attempt: 1, startedAt: nil, finishedAt: 1)
+        result.artifacts = [.init(path: "a.out", size: 1, sha256: Self.a), .init(path: "b.out", size: 1, sha256: Self.b),
+                            .init(path: "c.out", size: 2, sha256: Self.a)]
+        result.skippedArtifacts = [.init(path: "big", size: 1 << 40, reason: "over the limit")]
+        let kept = TaskBlobRules.keepingHeld(result) { $0 == Self.a ? 1 : nil }
+        #expect(kept.artifacts?.map(\.path) == ["a.out"])
+        #expect(kept.skippedArtifacts?.map(\.path) == ["big", "b.out", "c.out"])
+        #expect(kept.skippedArtifacts?.last?.reason == "not uploaded")
+    }
+}
