@@ -56,12 +56,12 @@ public final class SwarmClient {
     private let token: ClusterToken?
     private let name: String
     private let loop = EventLoop()
-    private var connection: FramedConnection?
+    var connection: FramedConnection?
     private var handshake: ClientHandshake?
-    private var nextRequestId = 1
+    var nextRequestId = 1
     private var replies: [Int: Message] = [:]
     /// Requests answered by many frames (`logs`): what arrived and is not consumed yet.
-    private var streams: [Int: [Message]] = [:]
+    var streams: [Int: [Message]] = [:]
     private var failure: ClientError?
     private var established = false
     /// Called every `whileWaitingEveryMs` while a call waits for the scheduler (a task may stay
@@ -289,7 +289,7 @@ public final class SwarmClient {
         return ids.map { replies.removeValue(forKey: $0)! }
     }
 
-    private func ensureConnected() throws(ClientError) {
+    func ensureConnected() throws(ClientError) {
         if let failure { throw failure }
         if established { return }
         let tcp: UVTCP
@@ -347,7 +347,7 @@ public final class SwarmClient {
     }
 
     /// Runs the loop until `done()` or a failure or the timeout.
-    private func runUntil(timeoutSeconds: Double?, what: String, _ done: () -> Bool) throws(ClientError) {
+    func runUntil(timeoutSeconds: Double?, what: String, _ done: () -> Bool) throws(ClientError) {
         let deadline = timeoutSeconds.map { monotonicMs() + Bounds.int64(min(max($0, 0), 1e9) * 1000) }
         var timedOut = false
         var timer: UVTimer?

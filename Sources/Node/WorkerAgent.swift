@@ -73,6 +73,8 @@ public final class WorkerAgent {
     let baseEnvironment: [String: String]
     /// What exec takes in argv + environment here, from the stack rlimit at start.
     let execLimit = ExecLimits.limit(stackRlimit: ResourceLimits.stackLimit)
+    /// Blob fetches (inputs) and uploads (artifacts) with the scheduler.
+    lazy var blobs = BlobTransfers(loop: loop, logger: logger)
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
 
@@ -172,6 +174,7 @@ public final class WorkerAgent {
         reconnectTimer?.close(); reconnectTimer = nil
         healthTimer?.close(); healthTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
+        blobs.close()
         if let connection {
             self.connection = nil
             connection.onEnd = nil
@@ -213,7 +216,10 @@ public final class WorkerAgent {
         self.handshake = handshake
         connection.onMessage = { [weak self] message in self?.received(message) }
         connection.onEnd = { [weak self] end in self?.disconnected(end) }
-        connection.onBulkSpace = { [weak self] in self?.pumpOutput() }
+        connection.onBulkSpace = { [weak self] in
+            self?.pumpOutput()
+            self?.blobs.pump()
+        }
         connection.onUndecodable = { [weak self] payload, error in self?.undecodable(payload, error) ?? false }
         connection.start()
         runHandshake(first)
@@ -243,6 +249,7 @@ public final class WorkerAgent {
         handshake = nil
         registered = false
         outputTickets = [:]
+        blobs.disconnected()
         heartbeatTimer?.stop()
         guard !stopping else { return }
         scheduleReconnect("connection to scheduler ended: \(end)")
@@ -264,6 +271,7 @@ public final class WorkerAgent {
             runHandshake(directives, permanent: handshake?.failureIsPermanent ?? false)
             return
         }
+        if blobs.received(message) { return }
         switch message {
         case .registered(let registered) where self.registered:
             // The cluster grew: a new heartbeat interval, nothing else changes. (Intervals are
@@ -284,6 +292,7 @@ public final class WorkerAgent {
             // Output made meanwhile goes first (each result after its own run's output).
             for result in outbox { sendResult(MessageCodec.frame(.taskFinished(.init(result: result))), of: result.run) }
             pumpOutput()
+            if let connection { blobs.connected(connection) }
         case .assign(let assign):
             startTask(assign.task)
         case .kill(let kill):
