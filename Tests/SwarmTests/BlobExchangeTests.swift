@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SwarmProtocol
 @testable import SwarmScheduler
@@ -158,5 +159,36 @@ import Testing
         #expect(kept.artifacts?.map(\.path) == ["a.out"])
         #expect(kept.skippedArtifacts?.map(\.path) == ["big", "b.out", "c.out"])
         #expect(kept.skippedArtifacts?.last?.reason == "not uploaded")
+    }
+}
+
+/// A result's artifacts, skipped artifacts and git outcome reach `TaskInfo` and survive a
+/// restart of the scheduler (the SQLite store), and a new run starts without them.
+@Suite struct ResultArtifactsTests {
+    typealias S = SchedulerStateTests
+
+    @Test func artifactsReachTheInfoAndSurviveTheStore() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t0 = S.t0
+        var state = ClusterState()
+        var store: TaskStore? = try TaskStore(directory: dir)
+        try S.submit(&state, ["t"])
+        _ = try S.register(&state, "a", slots: 1)
+        _ = state.schedule(nowMs: t0 + 1)
+        var result = S.result("t", at: t0 + 2)
+        result.artifacts = [.init(path: "out/a.bin", size: 3, sha256: BlobHash.of([1, 2, 3])),
+                            .init(path: "swarm-t.bundle", size: 1, sha256: BlobHash.of([9]), kind: "gitBundle")]
+        result.skippedArtifacts = [.init(path: "huge", size: 1 << 40, reason: "not uploaded")]
+        result.git = GitOutcome(branch: "swarm/t", base: "abc", head: "def", commits: 2)
+        _ = state.taskFinished(node: "a", result: result, nowMs: t0 + 2)
+        let info = try state.task("t")
+        #expect(info.artifacts == result.artifacts && info.skippedArtifacts == result.skippedArtifacts && info.git == result.git)
+        try store!.save(state.takeChanges(), nowMs: t0 + 2)
+        store = nil
+        let loaded = try TaskStore(directory: dir).loadTasks()
+        #expect(loaded.first?.info.artifacts == result.artifacts)
+        #expect(loaded.first?.info.skippedArtifacts == result.skippedArtifacts)
+        #expect(loaded.first?.info.git == result.git)
     }
 }

@@ -187,3 +187,77 @@ final class RawPeer {
         runLoop(loop) { established }
     }
 }
+
+/// Loopback throughput of a large blob (upload + download through the scheduler). Measured,
+/// never asserted: runs only with SWARM_BLOB_BENCH_MIB set (the size in MiB).
+@Suite struct BlobThroughputProbe {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["SWARM_BLOB_BENCH_MIB"] != nil))
+    func measureUploadAndDownload() throws {
+        let mib = Int(ProcessInfo.processInfo.environment["SWARM_BLOB_BENCH_MIB"] ?? "") ?? 256
+        var config = SchedulerConfig()
+        let stateDir = NSTemporaryDirectory() + "/swarm-blob-bench-\(UUID().uuidString)"
+        config.durable = ProcessInfo.processInfo.environment["SWARM_BLOB_BENCH_DURABLE"] != nil
+        config.stateDir = stateDir
+        defer { try? FileManager.default.removeItem(atPath: stateDir) }
+        let scheduler = InProcessScheduler(config)
+        let scratch = BlobTransferTests.Scratch()
+        let path = scratch.path + "/big.bin"
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = FileHandle(forWritingAtPath: path)!
+        var hasher = BlobHash.Hasher()
+        for i in 0..<mib {
+            let piece = BlobTransferTests.bytes(1 << 20, seed: UInt8(truncatingIfNeeded: i))
+            hasher.update(piece)
+            handle.write(Data(piece))
+        }
+        try handle.close()
+        let sha = hasher.finalize()
+        let size = Int64(mib) << 20
+        do {
+            let client = try SwarmClient(address: scheduler.address, token: nil)
+            let t0 = Date()
+            try client.uploadBlob(file: path, sha256: sha, size: size)
+            let t1 = Date()
+            try client.downloadBlob(sha, size: size, to: scratch.path + "/back.bin")
+            let t2 = Date()
+            let up = Double(mib) / t1.timeIntervalSince(t0), down = Double(mib) / t2.timeIntervalSince(t1)
+            let both = Double(2 * mib) / t2.timeIntervalSince(t0)
+            print("blob throughput (\(mib) MiB, durable: \(config.durable)): upload \(Int(up)) MiB/s, download \(Int(down)) MiB/s, upload+download \(Int(both)) MiB/s")
+        }
+        #expect(scheduler.stop() == nil)
+    }
+}
+
+/// Submits naming inputs through a real scheduler: accepted only with the blob held.
+@Suite struct SubmitInputBlobsTests {
+    @Test func aSubmitNeedsItsInputsHeldAndWithinTheLimit() throws {
+        var config = SchedulerConfig()
+        config.settings.maxInputBytesPerTask = 2 * Int64(BlobLimits.chunkBytes)
+        let scheduler = InProcessScheduler(config)
+        let scratch = BlobTransferTests.Scratch()
+        let data = BlobTransferTests.bytes(BlobLimits.chunkBytes + 1)
+        let sha = BlobHash.of(data)
+        do {
+            let client = try SwarmClient(address: scheduler.address, token: nil)
+            var spec = TaskSpec(id: "with-input", command: ["true"])
+            spec.inputBlobs = [InputRef(dest: "src", sha256: sha, size: Int64(data.count))]
+            #expect { _ = try client.submit(spec) } throws: { error in
+                guard case .server(.invalidTask, let reason) = error as? ClientError else { return false }
+                return reason.contains("was not uploaded")
+            }
+            try client.uploadBlob(file: scratch.write("src.tar", data), sha256: sha, size: Int64(data.count))
+            #expect(try client.submit(spec) == "with-input")
+            var escaping = spec
+            escaping.id = "escaping"
+            escaping.inputBlobs = [InputRef(dest: "../x", sha256: sha, size: Int64(data.count))]
+            #expect(throws: ClientError.self) { _ = try client.submit(escaping) }
+            var twice = spec
+            twice.id = "twice"
+            twice.inputBlobs = [InputRef(dest: "a", sha256: sha, size: Int64(data.count)), InputRef(dest: "b", sha256: sha, size: Int64(data.count))]
+            #expect { _ = try client.submit(twice) } throws: { error in
+                "\(error)".contains("maxInputBytesPerTask")
+            }
+        }
+        #expect(scheduler.stop() == nil)
+    }
+}

@@ -38,9 +38,18 @@ import SwarmNode
             #"{"workers": {"a": {"runtimes": ["ghost"]}}}"#,
             #"{"workers": {"a": {"allowCommands": "yes"}}}"#,
             #"{"contextInlineMax": -3}"#,
+            #"{"scheduler": {"maxInputBytesPerTask": -1}}"#,
+            #"{"scheduler": {"maxInputBytesPerTask": 1.5}}"#,
+            #"{"scheduler": {"maxInputBytesPerTask": 1e300}}"#,
         ]
         for text in bad {
             #expect(throws: ConfigError.self, "\(text)") { try ClusterFile.parse(Data(text.utf8)) }
         }
+    }
+
+    @Test func maxInputBytesPerTaskIsRead() throws {
+        let file = try ClusterFile.parse(Data(#"{"scheduler": {"maxInputBytesPerTask": 1048576}}"#.utf8))
+        #expect(file.scheduler.maxInputBytesPerTask == 1 << 20)
+        #expect(try ClusterFile.parse(Data("{}".utf8)).scheduler.maxInputBytesPerTask == nil)
     }
 }
