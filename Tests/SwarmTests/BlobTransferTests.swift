@@ -261,3 +261,80 @@ final class RawPeer {
         #expect(scheduler.stop() == nil)
     }
 }
+
+/// `BlobTransfers` across a reconnect and against a silent scheduler.
+@Suite struct BlobTransfersReconnectTests {
+    /// A link that takes everything and answers nothing.
+    final class SilentLink: BlobLink {
+        var sent: [Message] = []
+        func send(_ message: Message) { sent.append(message) }
+        func sendChunk(_ chunk: Message.BlobChunk) -> UInt64 { sent.append(.blobChunk(chunk)); return 0 }
+        var bulkQueuedBytes: Int { 0 }
+    }
+
+    @Test func aFetchCutByADisconnectResumesOnTheNextConnection() throws {
+        let scheduler = InProcessScheduler(SchedulerConfig())
+        let scratch = BlobTransferTests.Scratch()
+        let data = BlobTransferTests.bytes(6 * BlobLimits.chunkBytes + 3, seed: 9)
+        let sha = BlobHash.of(data)
+        do {
+            let client = try SwarmClient(address: scheduler.address, token: nil)
+            try client.uploadBlob(file: scratch.write("big", data), sha256: sha, size: Int64(data.count))
+        }
+        let loop = EventLoop()
+        let blobs = BlobTransfers(loop: loop, logger: Logger(label: "test"))
+        var first: RawPeer? = try RawPeer(loop: loop, port: scheduler.port)
+        var chunksSeen = 0
+        first!.route = { message in
+            if case .blobChunk = message { chunksSeen += 1 }
+            return blobs.received(message)
+        }
+        blobs.connected(first!.connection)
+        var fetched: String?? = .none
+        blobs.fetch(sha, size: Int64(data.count), to: scratch.path + "/back") { fetched = .some($0) }
+        #expect(runLoop(loop, timeoutMs: 10_000) { chunksSeen >= 1 })
+        first!.connection.close(reason: "test cuts the link")
+        blobs.disconnected()
+        first = nil
+        #expect(fetched == nil)
+        // Comes back: the fetch goes on from the bytes it has.
+        let second = try RawPeer(loop: loop, port: scheduler.port)
+        var offsets: [Int64] = []
+        second.route = { message in
+            if case .blobChunk(let c) = message { offsets.append(c.offset) }
+            return blobs.received(message)
+        }
+        blobs.connected(second.connection)
+        #expect(runLoop(loop, timeoutMs: 10_000) { fetched != nil })
+        #expect(fetched == .some(nil))
+        #expect(scratch.read("back") == data)
+        #expect((offsets.first ?? 0) > 0)
+        blobs.close()
+        second.connection.close(reason: "done")
+        try closeLoopCheckingLeaks(loop)
+        #expect(scheduler.stop() == nil)
+    }
+
+    @Test func aTransferWithNoProgressFails() throws {
+        let loop = EventLoop()
+        let scratch = BlobTransferTests.Scratch()
+        let blobs = BlobTransfers(loop: loop, logger: Logger(label: "test"))
+        blobs.stallMs = 300
+        let link = SilentLink()
+        blobs.connected(link)
+        var fetched: String?? = .none
+        blobs.fetch(BlobHash.of([1]), size: 1, to: scratch.path + "/x") { fetched = .some($0) }
+        #expect(runLoop(loop, timeoutMs: 5_000) { fetched != nil })
+        #expect(fetched??.contains("no progress") == true)
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/x.part"))
+        // While disconnected nothing stalls: the request waits.
+        blobs.disconnected()
+        var waiting: String?? = .none
+        blobs.upload(file: scratch.write("f", [1]), sha256: BlobHash.of([1]), size: 1) { waiting = .some($0) }
+        runLoop(loop, timeoutMs: 1_500) { false }
+        #expect(waiting == nil)
+        blobs.close()
+        #expect(waiting != nil)
+        try closeLoopCheckingLeaks(loop)
+    }
+}
