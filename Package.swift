@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "SwarmScheduler",
             dependencies: [
-                "SwarmProtocol", "SwarmUV", "SwarmTransport", "CSQLite",
+                "SwarmProtocol", "SwarmUV", "SwarmTransport", "SwarmArchive", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Scheduler"

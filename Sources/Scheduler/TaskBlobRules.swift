@@ -1,3 +1,4 @@
+import SwarmArchive
 import SwarmProtocol
 
 /// What the scheduler requires of blobs named by a submit and by a result. Pure: what is
@@ -34,20 +35,9 @@ enum TaskBlobRules {
         return nil
     }
 
-    /// Nil when `dest` is a safe relative path inside a task's directory (not empty, not
-    /// absolute, no `.` or `..` component, no NUL, at most `BlobLimits.maxPathBytes` bytes),
-    /// else why not. The same rule as `Archive.destProblem`.
-    static func destProblem(_ dest: String) -> String? {
-        let bytes = dest.utf8
-        if bytes.isEmpty { return "empty path" }
-        if bytes.count > BlobLimits.maxPathBytes { return "longer than \(BlobLimits.maxPathBytes) bytes" }
-        if bytes.contains(0) { return "contains a NUL byte" }
-        if bytes.first == UInt8(ascii: "/") { return "absolute path (it must be relative to the task's directory)" }
-        for part in dest.split(separator: "/", omittingEmptySubsequences: true) where part == "." || part == ".." {
-            return "contains a '\(part)' component"
-        }
-        return nil
-    }
+    /// Nil when `dest` is a safe relative path inside a task's directory, else why not: the
+    /// rule the worker applies again when unpacking (`Archive.destProblem`).
+    static func destProblem(_ dest: String) -> String? { Archive.destProblem(dest) }
 
     /// `result` with only artifacts whose blob is held (with the size named) in
     /// `artifacts`; the others move to `skippedArtifacts` as "not uploaded".
