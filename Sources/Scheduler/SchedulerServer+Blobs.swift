@@ -19,6 +19,10 @@ final class BlobServerState {
     var jobs: BackgroundJobs?
     /// Bytes queued in a connection's bulk lane past which downloads wait for room.
     var bulkCap = 2 * BlobLimits.chunkBytes
+    /// Chunks handled from one connection before the loop gets a turn (each is written to
+    /// disk here): one uploader cannot hold the loop for more than this many MiB.
+    var chunksPerTurn = 16
+    var chunksThisTurn: [Int: Int] = [:]
 }
 
 /// Blob transfers (`blobOffer`/`blobChunk`/`blobGet`) with clients and workers alike: the
@@ -57,7 +61,15 @@ extension SchedulerServer {
         let held = { (sha: String) in self.heldBlobSize(sha) }
         switch message {
         case .blobOffer(let offer): runBlobs(blobState.exchange.offer(key, offer, held: held(offer.sha256)))
-        case .blobChunk(let chunk): runBlobs(blobState.exchange.chunk(key, chunk))
+        case .blobChunk(let chunk):
+            runBlobs(blobState.exchange.chunk(key, chunk))
+            let handled = (blobState.chunksThisTurn[key] ?? 0) + 1
+            if handled >= blobState.chunksPerTurn {
+                session.connection.yieldTurn()
+                blobState.chunksThisTurn[key] = nil
+            } else {
+                blobState.chunksThisTurn[key] = handled
+            }
         case .blobGet(let get): runBlobs(blobState.exchange.get(key, get, held: held(get.sha256)))
         default: break
         }
@@ -69,6 +81,7 @@ extension SchedulerServer {
         guard let key = blobState.keys.removeValue(forKey: ObjectIdentifier(session)) else { return }
         runBlobs(blobState.exchange.disconnected(key))
         blobState.peers[key] = nil
+        blobState.chunksThisTurn[key] = nil
     }
 
     private func blobKey(_ session: PeerSession) -> Int {

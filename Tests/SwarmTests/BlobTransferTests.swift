@@ -205,8 +205,10 @@ final class RawPeer {
         FileManager.default.createFile(atPath: path, contents: nil)
         let handle = FileHandle(forWritingAtPath: path)!
         var hasher = BlobHash.Hasher()
+        // One MiB of varied bytes, each copy made distinct by its index in front.
+        var piece = BlobTransferTests.bytes(1 << 20)
         for i in 0..<mib {
-            let piece = BlobTransferTests.bytes(1 << 20, seed: UInt8(truncatingIfNeeded: i))
+            withUnsafeBytes(of: UInt64(i)) { for (k, b) in $0.enumerated() { piece[k] = b } }
             hasher.update(piece)
             handle.write(Data(piece))
         }
