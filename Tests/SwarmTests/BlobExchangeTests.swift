@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SwarmProtocol
 @testable import SwarmScheduler
+import SwarmTransport
 
 /// Pure tests of the scheduler's transfer rules (`BlobExchange`) and of the submit and
 /// result checks (`TaskBlobRules`).
@@ -190,5 +191,40 @@ import Testing
         #expect(loaded.first?.info.artifacts == result.artifacts)
         #expect(loaded.first?.info.skippedArtifacts == result.skippedArtifacts)
         #expect(loaded.first?.info.git == result.git)
+    }
+}
+
+/// `BlobStore` on real files: held blobs stay held across a reopen, leftovers of uploads do not.
+@Suite struct BlobStoreTests {
+    @Test func reopeningKeepsHeldBlobsAndEmptiesTmp() throws {
+        let dir = TaskStoreTests.tempDir() + "/blobs"
+        defer { BlobStore.removeTree(dir); rmdir(String(dir.dropLast(6))) }
+        let data: [UInt8] = Array("hello blob".utf8)
+        let sha = BlobHash.of(data)
+        var store: BlobStore? = try BlobStore(root: dir)
+        let writer = try store!.writer(for: sha, size: Int64(data.count))
+        try writer.append(data)
+        let fd = try writer.seal()
+        #expect(BlobFile.makeDurable(fd: fd, temp: writer.tempPath, final: try store!.prepareFinal(sha)) == nil)
+        let left = try store!.writer(for: BlobHash.of([1]), size: 5)
+        try left.append([1, 2])
+        #expect(FileManager.default.fileExists(atPath: left.tempPath))
+        store = nil
+        let reopened = try BlobStore(root: dir)
+        #expect(reopened.heldSize(sha) == Int64(data.count))
+        #expect(FileManager.default.contents(atPath: dir + "/\(sha.prefix(2))/\(sha)") == Data(data))
+        #expect((try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp")).isEmpty)
+        #expect(reopened.heldSize(BlobHash.of([1])) == nil)
+    }
+
+    @Test func aWriterRefusesMoreThanItsSizeAndAWrongHash() throws {
+        let store = try BlobStore.temporary()
+        defer { store.close() }
+        let w = try store.writer(for: BlobHash.of([1, 2]), size: 2)
+        #expect(throws: BlobFileError.self) { try w.append([1, 2, 3]) }
+        try w.append([1, 3])
+        #expect(throws: BlobFileError.self) { _ = try w.seal() }
+        w.discard()
+        #expect(!FileManager.default.fileExists(atPath: w.tempPath))
     }
 }
