@@ -8,6 +8,9 @@ struct LaunchPlan {
     /// Whether the context file must be written before the spawn, and where.
     var contextFile: (path: String, json: String)?
     var workDir: String
+    /// The task's `artifacts` patterns and then its runtime's defaults (issue 11): globbed in
+    /// the task directory after the run. Empty for most tasks.
+    var artifactPatterns: [String] = []
 
     /// Why a run cannot start here. `refuse`: the scheduler should place it elsewhere (no
     /// attempt used); `fail`: the run ends with this state and reason.
@@ -21,7 +24,8 @@ struct LaunchPlan {
                      health: HealthMonitor, logsDir: String, execLimit: Int = ExecLimits.typicalLimit,
                      now: @escaping () -> Int64) -> Result<LaunchPlan, Problem> {
         let spec = task.spec
-        let workDir = config.workDir ?? "\(config.workRoot)/\(task.id)"
+        // A task's own `workdir` (an existing directory, checked before the spawn) comes first.
+        let workDir = spec.workdir ?? config.workDir ?? "\(config.workRoot)/\(task.id)"
         var metrics = RunMetrics()
         metrics.node = config.name
         metrics.workDir = workDir
@@ -32,6 +36,7 @@ struct LaunchPlan {
         var stdin: String?
         var contextFile: (path: String, json: String)?
         var contextPath: String?
+        var artifactPatterns = spec.artifacts ?? []
         switch AgentPrompt.placement(of: spec, inlineLimit: config.contextInlineMax) {
         case .none: break
         case .inline: metrics.contextMode = "inline"
@@ -52,7 +57,8 @@ struct LaunchPlan {
             let model = spec.model ?? runtime.defaultModel
             metrics.runtime = name
             metrics.model = model
-            let prompt = AgentPrompt.text(for: spec, contextFile: contextPath)
+            let prompt = AgentPrompt.text(for: spec, contextFile: contextPath, workDir: workDir)
+            for pattern in runtime.artifacts where !artifactPatterns.contains(pattern) { artifactPatterns.append(pattern) }
             switch runtime.argv(model: model, prompt: prompt, id: task.id, contextFile: contextPath, workDir: workDir) {
             case .success(let resolved): argv = resolved
             case .failure(let error): return .failure(.fail(.spawnFailed, error.description))
@@ -92,7 +98,7 @@ struct LaunchPlan {
         let context = RunnerContext(
             argv: argv, environment: environment, workingDirectory: workDir,
             stdin: stdin, logPath: metrics.logFile!, supervisorSettings: settings, metrics: metrics, now: now)
-        return .success(LaunchPlan(context: context, contextFile: contextFile, workDir: workDir))
+        return .success(LaunchPlan(context: context, contextFile: contextFile, workDir: workDir, artifactPatterns: artifactPatterns))
     }
 
     /// Creates the run's working directory and context file.

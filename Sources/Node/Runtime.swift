@@ -34,6 +34,8 @@ public struct RuntimeDefinition: Sendable, Equatable {
     public var health: HealthCheckSpec?
     /// This runtime's layer of timeouts (over the cluster's, under the task's).
     public var timeouts = TimeoutPolicy.Overrides()
+    /// Artifact patterns every task of this runtime gets besides its own (`artifacts`).
+    public var artifacts: [String] = []
 
     public init(name: String, command: [String], promptOnStdin: Bool = true, defaultModel: String? = nil,
                 env: [String: String] = [:], health: HealthCheckSpec? = nil) {
@@ -137,8 +139,9 @@ public enum AgentPrompt {
         return text.count > inlineLimit ? .file(json: context.pretty) : .inline
     }
 
-    /// The prompt text; `contextFile` is the path the context was written to (file mode).
-    public static func text(for spec: TaskSpec, contextFile: String?) -> String {
+    /// The prompt text; `contextFile` is the path the context was written to (file mode);
+    /// `workDir`, the task's directory, is named in a last line so the agent knows where it works.
+    public static func text(for spec: TaskSpec, contextFile: String?, workDir: String? = nil) -> String {
         var parts: [String] = []
         if let prompt = spec.prompt { parts.append(prompt) }
         if let objective = spec.objective, objective != spec.prompt {
@@ -158,6 +161,7 @@ public enum AgentPrompt {
                 parts.append("Context (JSON):\n" + context.serialized)
             }
         }
+        if let workDir { parts.append("You are working in the directory \(workDir).") }
         return parts.joined(separator: "\n\n") + "\n"
     }
 }

@@ -3,8 +3,8 @@ import SwarmProtocol
 import SwarmUV
 
 extension WorkerAgent {
-    /// Slots in use: tasks and health probes.
-    var busySlots: Int { runners.count + probes.count }
+    /// Slots in use: tasks (with a process, or preparing/collecting) and health probes.
+    var busySlots: Int { runners.count + probes.count + workspace.heldSlots }
 
     func startTask(_ task: TaskAssignment) {
         func reject(_ reason: String, permanent: Bool? = nil) {
@@ -13,6 +13,10 @@ extension WorkerAgent {
         if let runner = runners[task.id] {
             // Never two processes for one task id here (they share its log and result files).
             if runner.attempt != task.attempt { reject("attempt \(runner.attempt) of this task is still ending here") }
+            return
+        }
+        if !workspace.tasks.isEmpty, let entry = workspace.tasks[task.id] {
+            if entry.task.attempt != task.attempt { reject("attempt \(entry.task.attempt) of this task is still ending here") }
             return
         }
         // Ids become file names and numbers feed timers: checked here too (`TaskAssignment.problem`).
@@ -55,6 +59,10 @@ extension WorkerAgent {
             // what was said meanwhile.
             self?.relayOutput(run, stream, bytes, at: at)
         }
+        // Work in or out (issue 11): prepared, run and collected by the pipeline.
+        if TaskPipeline.needed(task.spec, artifactPatterns: plan.artifactPatterns) {
+            return startPipeline(task, plan, context)
+        }
         do { try plan.prepare() } catch {
             context.argv = []  // reported as a spawn failure below, with the reason in the log
             context.onEvent("prepare_failed", "\(error)")
@@ -64,9 +72,12 @@ extension WorkerAgent {
             result.metrics = context.metrics
             return finished(result)
         }
-        let runner = TaskRunner(loop: loop, assignment: task, context: context) { [weak self] result in
-            self?.runnerEnded(result)
-        }
+        launch(task, context) { [weak self] result in self?.runnerEnded(result) }
+    }
+
+    /// Starts the run's process; `ended` gets its result (the runner is in `runners` meanwhile).
+    func launch(_ task: TaskAssignment, _ context: RunnerContext, ended: @escaping (TaskResult) -> Void) {
+        let runner = TaskRunner(loop: loop, assignment: task, context: context, onFinish: ended)
         runners[task.id] = runner
         runner.start()
         if let pid = runner.pid, runners[task.id] != nil {

@@ -27,6 +27,13 @@ public struct WorkerConfig: Sendable {
     /// Context above this many characters (serialized JSON) goes to a file.
     public var contextInlineMax = 500
     public var supervisor = TaskSupervisor.Settings()
+    /// Work in and out (issue 11): the blob cache's bound (`DATA/blobs/`), the artifact bytes
+    /// one run may upload, and how collection is bounded in time.
+    public var blobCacheBytes: Int64 = 2 << 30
+    public var maxArtifactBytesPerTask: Int64 = BlobLimits.defaultArtifactBytesPerTask
+    var pipelineLimits = TaskPipeline.Limits()
+    /// The largest `--blob-cache-mb` (16 TiB): a typo, not a plan, above it.
+    public static let maxBlobCacheMB = 1 << 24
     public var reconnectMinMs: UInt64 = 100
     public var reconnectMaxMs: UInt64 = 5_000
 
@@ -73,6 +80,8 @@ public final class WorkerAgent {
     let baseEnvironment: [String: String]
     /// What exec takes in argv + environment here, from the stack rlimit at start.
     let execLimit = ExecLimits.limit(stackRlimit: ResourceLimits.stackLimit)
+    /// Tasks with work in or out (inputs, repo, workdir, artifacts) and the blob cache.
+    let workspace: WorkerWorkspace
     /// Blob fetches (inputs) and uploads (artifacts) with the scheduler.
     lazy var blobs = BlobTransfers(loop: loop, logger: logger)
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
@@ -86,6 +95,7 @@ public final class WorkerAgent {
         self.runJournal = RunJournal(directory: config.dataDir + "/runs")
         self.backoffMs = config.reconnectMinMs
         self.health = HealthMonitor(runtimes: config.runtimes, nowMs: now())
+        self.workspace = WorkerWorkspace(dataDir: config.dataDir, cacheBytes: config.blobCacheBytes)
         var env: [String: String] = [:]
         var p = environ
         while let entry = p.pointee {
@@ -116,6 +126,7 @@ public final class WorkerAgent {
         try Files.makeDirectories(config.workRoot)
         try Files.makeDirectories(journal.directory)
         recoverPreviousRuns()
+        scanBlobCache()
         reconnectTimer = try! UVTimer(loop: loop)
         heartbeatTimer = try! UVTimer(loop: loop)
         healthTimer = try! UVTimer(loop: loop)
@@ -138,6 +149,7 @@ public final class WorkerAgent {
             runner.kill(reason: "worker \(config.name) shut down while the task ran", state: .lost)
         }
         for probe in probes.values { probe.kill(reason: "worker stopping", state: .cancelled) }
+        stopPipelines()
         finishStopIfIdle()
     }
 
@@ -167,10 +179,11 @@ public final class WorkerAgent {
         logger.notice("worker \(config.name): SIGKILL to \(runners.count) task group(s) now")
         for runner in runners.values { runner.hurryKill() }
         for probe in probes.values { probe.hurryKill() }
+        hurryPipelines()
     }
 
     func finishStopIfIdle() {
-        guard stopping, runners.isEmpty, probes.isEmpty else { return }
+        guard stopping, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty else { return }
         reconnectTimer?.close(); reconnectTimer = nil
         healthTimer?.close(); healthTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
@@ -298,12 +311,15 @@ public final class WorkerAgent {
         case .kill(let kill):
             if let runner = runners[kill.id], runner.attempt == kill.attempt {
                 runner.kill(reason: "killed by scheduler: \(kill.reason)")
+            } else {
+                killPipelineTask(kill)
             }
         case .readLog(let request):
             answerLogRead(request)
         case .resultAck(let ack):
             outbox.removeAll { $0.id == ack.id && $0.attempt == ack.attempt }
             journal.acknowledged(RunRef(id: ack.id, attempt: ack.attempt))
+            releaseWorkspace(RunRef(id: ack.id, attempt: ack.attempt))
         case .error(let error):
             logger.error("scheduler says: \(error.reason)")
         default:
@@ -328,8 +344,11 @@ public final class WorkerAgent {
                                           usage: ProcessUsage.ofSelf(nowMs: now()))))
     }
 
+    /// Runs with a process, and pipeline tasks holding a slot without one (preparing, collecting).
     var runningRuns: [RunRef] {
-        runners.values.map { RunRef(id: $0.id, attempt: $0.attempt) }.sorted { $0.id < $1.id }
+        var runs = runners.values.map { RunRef(id: $0.id, attempt: $0.attempt) }
+        if workspace.heldSlots > 0 { runs += workspace.runsWithoutProcess }
+        return runs.sorted { $0.id < $1.id }
     }
 
     // MARK: Run journal

@@ -1,0 +1,141 @@
+import Foundation
+import SwarmProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Inputs of pipeline tasks: the blob cache's directives carried out (fetch, check, evict),
+/// then each input unpacked at its DEST in the task directory before the process exists.
+extension WorkerAgent {
+    func requestInputs(_ entry: PipelineTask) {
+        guard workspace.blobs != nil else {
+            return pipelineEvent(entry, .prepared(.inputs, problem: "worker \(config.name) cannot fetch inputs (no blob transfers)", nowMs: now()))
+        }
+        if !workspace.blobsDirMade {
+            do { try Files.makeDirectories(workspace.blobsDir) } catch {
+                return pipelineEvent(entry, .prepared(.inputs, problem: "worker \(config.name) cannot make its blob cache: \(error)", nowMs: now()))
+            }
+            workspace.blobsDirMade = true
+        }
+        let blobs = (entry.task.spec.inputBlobs ?? []).map { (sha256: $0.sha256, size: $0.size) }
+        applyCache(workspace.cache.request(entry.run, blobs))
+    }
+
+    func applyCache(_ directives: [BlobCacheIndex.Directive]) {
+        for directive in directives {
+            switch directive {
+            case .fetch(let sha256, let size): fetchBlob(sha256, size: size)
+            case .verify(let sha256, let size):
+                // Checked on a later turn of the loop: the index is not re-entered from here.
+                loop.soon { [weak self] in self?.verifyBlob(sha256, size: size) }
+            case .evict(let sha256):
+                unlink(workspace.blobPath(sha256))
+            case .ready(let run):
+                guard let entry = workspace.tasks[run.id], entry.run == run else {
+                    applyCache(workspace.cache.release(run))
+                    continue
+                }
+                let problem = unpackInputs(entry)
+                applyCache(workspace.cache.release(run))
+                pipelineEvent(entry, .prepared(.inputs, problem: problem, nowMs: now()))
+            case .failed(let run, let sha256, let reason):
+                guard let entry = workspace.tasks[run.id], entry.run == run else { continue }
+                pipelineEvent(entry, .prepared(.inputs, problem: inputProblem(entry, sha256, reason), nowMs: now()))
+            }
+        }
+    }
+
+    private func fetchBlob(_ sha256: String, size: Int64) {
+        let path = workspace.blobPath(sha256)
+        do { try Files.makeDirectories((path as NSString).deletingLastPathComponent) } catch {
+            return applyCache(workspace.cache.fetched(sha256, problem: "cannot make the cache directory: \(error)"))
+        }
+        guard let blobs = workspace.blobs else {
+            return applyCache(workspace.cache.fetched(sha256, problem: "no blob transfers"))
+        }
+        blobs.fetch(sha256, size: size, to: path) { [weak self] problem in
+            guard let self else { return }
+            self.applyCache(self.workspace.cache.fetched(sha256, problem: problem))
+        }
+    }
+
+    /// A blob found on disk at start: its bytes must still be its name. If not, it is
+    /// deleted and fetched again.
+    private func verifyBlob(_ sha256: String, size: Int64) {
+        let path = workspace.blobPath(sha256)
+        if case .success(let (hash, actual)) = ArtifactCollector.hashFile(path), hash == sha256, actual == size {
+            return applyCache(workspace.cache.fetched(sha256, problem: nil))
+        }
+        logger.warning("cached blob \(sha256) is damaged; fetching it again")
+        unlink(path)
+        fetchBlob(sha256, size: size)
+    }
+
+    /// `input DEST (sha256 ab12…) could not be fetched from the scheduler to worker W: why`.
+    private func inputProblem(_ entry: PipelineTask, _ sha256: String?, _ reason: String) -> String {
+        guard let sha256 else { return "inputs cannot be placed on worker \(config.name): \(reason)" }
+        let dests = (entry.task.spec.inputBlobs ?? []).filter { $0.sha256 == sha256 }.map(\.dest).joined(separator: ", ")
+        return "input \(PeerText.safe(dests, limit: 300)) (sha256 \(sha256.prefix(12))…) could not be fetched from the scheduler to worker \(config.name): \(reason)"
+    }
+
+    /// Every input, from the cache into `root/DEST` (staged and renamed by `Archive.unpack`:
+    /// never a partial input at DEST). A DEST left by an earlier attempt in the same task
+    /// directory is removed first. Nil, or why the run cannot start.
+    private func unpackInputs(_ entry: PipelineTask) -> String? {
+        let root = entry.plan.workDir
+        for input in entry.task.spec.inputBlobs ?? [] {
+            let dest = "\(root)/\(input.dest)"
+            var info = stat()
+            if lstat(dest, &info) == 0 {
+                do { try FileManager.default.removeItem(atPath: dest) } catch {
+                    return "input \(PeerText.safe(input.dest, limit: 300)) cannot replace what an earlier attempt left on worker \(config.name): \(error.localizedDescription)"
+                }
+            }
+            if let problem = unpack(workspace.blobPath(input.sha256), into: root, dest: input.dest, maxBytes: Bounds.bytes.upperBound) {
+                return "input \(PeerText.safe(input.dest, limit: 300)) (sha256 \(input.sha256.prefix(12))…) could not be unpacked on worker \(config.name): \(problem)"
+            }
+        }
+        return nil
+    }
+
+    /// `Archive.unpack`, nil or its error.
+    private func unpack(_ archive: String, into root: String, dest: String, maxBytes: Int) -> String? {
+        "unpacking is not available yet"
+    }
+
+    /// At start: the blobs a previous worker process left in the cache (hashed again before
+    /// their first use), oldest first for eviction; transfers cut short (`.part`) are removed.
+    func scanBlobCache() {
+        guard let top = opendir(workspace.blobsDir) else { return }
+        defer { closedir(top) }
+        var found: [(sha256: String, size: Int64, mtime: Int)] = []
+        while let entry = readdir(top) {
+            let prefix = Self.entryName(entry)
+            guard prefix.utf8.count == 2 else { continue }
+            let dir = "\(workspace.blobsDir)/\(prefix)"
+            guard let handle = opendir(dir) else { continue }
+            while let file = readdir(handle) {
+                let name = Self.entryName(file)
+                var info = stat()
+                guard name != ".", name != "..", lstat("\(dir)/\(name)", &info) == 0 else { continue }
+                if BlobHash.problem(with: name) == nil, name.hasPrefix(prefix), info.st_mode & S_IFMT == S_IFREG {
+                    found.append((name, Int64(info.st_size), info.st_mtim.tv_sec))
+                } else if info.st_mode & S_IFMT == S_IFREG {
+                    unlink("\(dir)/\(name)")
+                }
+            }
+            closedir(handle)
+        }
+        workspace.blobsDirMade = true
+        var directives: [BlobCacheIndex.Directive] = []
+        for (order, blob) in found.sorted(by: { $0.mtime < $1.mtime }).enumerated() {
+            directives += workspace.cache.found(blob.sha256, size: blob.size, lastUse: UInt64(order))
+        }
+        applyCache(directives)
+        if !found.isEmpty { logger.info("blob cache: \(found.count) blob(s), \(workspace.cache.usedBytes) bytes kept from before") }
+    }
+
+    private static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+        withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import SwarmProtocol
+import SwarmUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The shell of `TaskPipeline`: carries out its actions (directories, inputs, the run,
+/// artifacts, uploads, deadlines) for tasks with work in or out.
+extension WorkerAgent {
+    /// Takes a task with inputs, a repo, a workdir or artifacts into the pipeline (from
+    /// `startTask`, once its launch plan is made): it holds its slot from now on.
+    func startPipeline(_ task: TaskAssignment, _ plan: LaunchPlan, _ context: RunnerContext) {
+        let core = TaskPipeline(assignment: task, metrics: context.metrics,
+                                collectsArtifacts: !plan.artifactPatterns.isEmpty, limits: config.pipelineLimits)
+        let entry = PipelineTask(core: core, task: task, plan: plan, context: context)
+        workspace.tasks[task.id] = entry
+        if task.spec.repo != nil { workspace.worktrees[entry.run] = plan.workDir }
+        apply(entry, entry.core.start())
+    }
+
+    /// Feeds `event` to the task's core and carries out what it says.
+    func pipelineEvent(_ entry: PipelineTask, _ event: TaskPipeline.Event) {
+        apply(entry, entry.core.handle(event))
+    }
+
+    private func apply(_ entry: PipelineTask, _ actions: [TaskPipeline.Action]) {
+        for action in actions {
+            switch action {
+            case .prepare(let step): prepare(entry, step)
+            case .spawn: spawnPipelineTask(entry)
+            case .collect(let step): collect(entry, step)
+            case .upload(let index, let upload): uploadArtifact(entry, index, upload)
+            case .armDeadline(let at):
+                if entry.deadlineTimer == nil { entry.deadlineTimer = try? UVTimer(loop: loop) }
+                entry.deadlineTimer?.start(afterMs: UInt64(max(0, at - now()))) { [weak self, unowned entry] in
+                    guard let self else { return }
+                    self.pipelineEvent(entry, .deadline(nowMs: self.now()))
+                }
+            case .finish(let result): finishPipeline(entry, result)
+            }
+        }
+    }
+
+    private func prepare(_ entry: PipelineTask, _ step: TaskPipeline.PrepareStep) {
+        switch step {
+        case .gitWorktree: prepareWorktree(entry)
+        case .directory: pipelineEvent(entry, .prepared(.directory, problem: prepareDirectory(entry), nowMs: now()))
+        case .inputs: requestInputs(entry)
+        }
+    }
+
+    /// The task directory: a `workdir` must exist (it is never made); `WORKROOT/ID` is made.
+    /// Then the context file. Nil, or why the run cannot start.
+    private func prepareDirectory(_ entry: PipelineTask) -> String? {
+        if let dir = entry.task.spec.workdir {
+            let shown = PeerText.safe(dir, limit: 300)
+            guard dir.hasPrefix("/") else { return "workdir \(shown) is not an absolute path (on worker \(config.name))" }
+            var info = stat()
+            guard stat(dir, &info) == 0 else {
+                return errno == ENOENT ? "workdir \(shown) does not exist on worker \(config.name)"
+                    : "workdir \(shown) cannot be used on worker \(config.name): \(String(cString: strerror(errno)))"
+            }
+            guard info.st_mode & S_IFMT == S_IFDIR else { return "workdir \(shown) is not a directory on worker \(config.name)" }
+        }
+        do { try entry.plan.prepare() } catch {
+            return "cannot prepare the task's directory on worker \(config.name): \(error)"
+        }
+        return nil
+    }
+
+    private func spawnPipelineTask(_ entry: PipelineTask) {
+        guard !stopping else {
+            return pipelineEvent(entry, .killRequested(reason: "worker \(config.name) shut down before the task started",
+                                                       state: .lost, nowMs: now()))
+        }
+        entry.hasProcess = true
+        workspace.withProcess += 1
+        launch(entry.task, entry.context) { [weak self, entry] result in
+            guard let self else { return }
+            self.runners[result.id] = nil
+            entry.hasProcess = false
+            self.workspace.withProcess -= 1
+            if let runtime = result.metrics.runtime, result.state == .spawnFailed || result.state == .failed {
+                self.health.taskFailed(runtime, nowMs: self.now())
+            }
+            self.pipelineEvent(entry, .runEnded(result, nowMs: self.now()))
+        }
+    }
+
+    private func collect(_ entry: PipelineTask, _ step: TaskPipeline.CollectStep) {
+        switch step {
+        case .gitCollect: collectWorktree(entry)
+        case .artifacts:
+            var limits = ArtifactCollector.Limits()
+            limits.maxBytes = config.maxArtifactBytesPerTask
+            let found = ArtifactCollector.collect(root: entry.plan.workDir, patterns: entry.plan.artifactPatterns, limits: limits)
+            pipelineEvent(entry, .artifactsFound(found.uploads, skipped: found.skipped, nowMs: now()))
+        }
+    }
+
+    private func uploadArtifact(_ entry: PipelineTask, _ index: Int, _ upload: TaskPipeline.Upload) {
+        guard let blobs = workspace.blobs else {
+            return pipelineEvent(entry, .uploaded(index: index, problem: "worker \(config.name) cannot upload blobs", nowMs: now()))
+        }
+        blobs.upload(file: upload.file, sha256: upload.ref.sha256, size: upload.ref.size) { [weak self, entry] problem in
+            guard let self else { return }
+            self.pipelineEvent(entry, .uploaded(index: index, problem: problem, nowMs: self.now()))
+        }
+    }
+
+    private func finishPipeline(_ entry: PipelineTask, _ result: TaskResult) {
+        entry.deadlineTimer?.close()
+        entry.deadlineTimer = nil
+        if workspace.tasks[entry.task.id] === entry { workspace.tasks[entry.task.id] = nil }
+        if entry.task.spec.inputBlobs?.isEmpty == false { applyCache(workspace.cache.release(entry.run)) }
+        finished(result)
+        // The freed slot: a due probe may take it before the scheduler hears it is free.
+        startDueProbes()
+    }
+
+    /// A `kill` for a task in the pipeline without a process: preparing ends now (nothing is
+    /// spawned); collecting goes on (the run is over, like a kill while draining).
+    func killPipelineTask(_ kill: Message.Kill) {
+        guard let entry = workspace.tasks[kill.id], entry.task.attempt == kill.attempt, !entry.hasProcess else { return }
+        pipelineEvent(entry, .killRequested(reason: "killed by scheduler: \(kill.reason)", state: .cancelled, nowMs: now()))
+    }
+
+    /// The worker is stopping: preparing tasks end `lost` (run again elsewhere), collecting
+    /// ones get a short while more. (Running ones are killed with the other runners.)
+    func stopPipelines() {
+        for entry in Array(workspace.tasks.values) where !entry.hasProcess {
+            pipelineEvent(entry, .killRequested(reason: "worker \(config.name) shut down while the task was being prepared",
+                                                state: .lost, nowMs: now()))
+            pipelineEvent(entry, .stopping(nowMs: now()))
+        }
+    }
+
+    /// A hurried stop: collections end now, with what is not uploaded listed as skipped.
+    func hurryPipelines() {
+        for entry in Array(workspace.tasks.values) where !entry.hasProcess {
+            pipelineEvent(entry, .deadline(nowMs: .max))
+        }
+    }
+
+    /// The scheduler holds the result of `run`: what the run's workspace kept can go.
+    func releaseWorkspace(_ run: RunRef) {
+        guard !workspace.worktrees.isEmpty, let dir = workspace.worktrees.removeValue(forKey: run) else { return }
+        releaseWorktree(run, dir: dir)
+    }
+
+    // MARK: Git (issue 11 item 4: `GitWorkspace` plugs in here)
+
+    /// `repo` tasks: make the worktree (the task directory, `entry.plan.workDir`), keep the
+    /// base commit in `entry.gitBase`, answer `.prepared(.gitWorktree, problem)`.
+    private func prepareWorktree(_ entry: PipelineTask) {
+        pipelineEvent(entry, .prepared(.gitWorktree, problem: "worker \(config.name) cannot make git worktrees (--repo) yet", nowMs: now()))
+    }
+
+    /// `repo` tasks after the run: commit, bundle (`swarm-ID.bundle`, kind `gitBundle`),
+    /// answer `.gitCollected(outcome, bundle:, problem:)`.
+    private func collectWorktree(_ entry: PipelineTask) {
+        pipelineEvent(entry, .gitCollected(nil, bundle: nil, problem: "worker \(config.name) cannot collect git worktrees yet", nowMs: now()))
+    }
+
+    private func releaseWorktree(_ run: RunRef, dir: String) {}
+}

@@ -1,0 +1,73 @@
+import SwarmProtocol
+import SwarmUV
+
+/// What the pipeline needs of the worker's blob transfers (`BlobTransfers`, which the
+/// WorkerAgent owns as `blobs`): a seam, so tests can put a fake in its place.
+protocol BlobMoving: AnyObject {
+    /// Fetches blob `sha256` (`size` bytes) into `path` (via `path.part`, size and hash
+    /// checked, renamed); `done` once, on the loop: nil on success, else why not.
+    func fetch(_ sha256: String, size: Int64, to path: String, _ done: @escaping (String?) -> Void)
+    /// Uploads the file at `path`; `done` once the scheduler holds it (nil) or refused it.
+    func upload(file path: String, sha256: String, size: Int64, _ done: @escaping (String?) -> Void)
+}
+
+/// One task in the pipeline: its pure core, and what the shell needs to carry it out.
+final class PipelineTask {
+    var core: TaskPipeline
+    let task: TaskAssignment
+    let plan: LaunchPlan
+    let context: RunnerContext
+    var run: RunRef { RunRef(id: task.id, attempt: task.attempt) }
+    /// Its process runs (it is in `runners` too).
+    var hasProcess = false
+    var deadlineTimer: UVTimer?
+    /// `repo` tasks: the commit the worktree was made at (`GitWorkspace.prepare`'s answer),
+    /// which `GitWorkspace.collect` needs.
+    var gitBase: String?
+
+    init(core: TaskPipeline, task: TaskAssignment, plan: LaunchPlan, context: RunnerContext) {
+        self.core = core
+        self.task = task
+        self.plan = plan
+        self.context = context
+    }
+}
+
+/// The worker's work-in / work-out state (issue 11): tasks in the pipeline and the blob
+/// cache. Loop thread only, owned by the `WorkerAgent`.
+final class WorkerWorkspace {
+    /// Tasks from their assignment to their result, by id (a task without inputs, repo,
+    /// workdir or artifacts is never here).
+    var tasks: [String: PipelineTask] = [:]
+    /// How many of `tasks` have a process (and so are counted in `runners`).
+    var withProcess = 0
+    var cache: BlobCacheIndex
+    /// `DATA/blobs`: `<first two hex digits>/<sha256>`.
+    let blobsDir: String
+    var blobsDirMade = false
+    /// The transfers; nil: this worker cannot fetch or upload (inputs and uploads fail with
+    /// the reason).
+    var blobs: BlobMoving?
+    /// `repo` tasks whose result is not acknowledged yet: their worktree, removed after the
+    /// scheduler holds the result (`GitWorkspace.release`).
+    var worktrees: [RunRef: String] = [:]
+
+    init(dataDir: String, cacheBytes: Int64) {
+        blobsDir = dataDir + "/blobs"
+        cache = BlobCacheIndex(capacity: cacheBytes)
+    }
+
+    /// Slots held by tasks without a process (preparing, collecting).
+    var heldSlots: Int { tasks.count - withProcess }
+
+    /// Runs that hold a slot without a process: reported as running (heartbeat, register).
+    var runsWithoutProcess: [RunRef] { tasks.values.filter { !$0.hasProcess }.map(\.run) }
+
+    func blobPath(_ sha256: String) -> String {
+        "\(blobsDir)/\(sha256.prefix(2))/\(sha256)"
+    }
+}
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension WorkerWorkspace: Sendable {}

@@ -1,0 +1,198 @@
+import Foundation
+import Logging
+import Testing
+import SwarmProtocol
+import SwarmTransport
+@testable import SwarmNode
+@testable import SwarmUV
+
+/// The pipeline in a real worker on a real loop, against a scheduler end on the same loop and
+/// a fake blob mover: `--workdir`, artifacts uploaded before the result, a preparing task that
+/// holds its slot, is reported as running across a reconnect, and is killed without a spawn.
+@Suite(.serialized) struct WorkerPipelineTests {
+    final class FakeBlobs: BlobMoving {
+        var fetches: [(sha256: String, path: String, done: (String?) -> Void)] = []
+        var uploads: [(path: String, sha256: String, size: Int64)] = []
+        /// Bytes of each blob the fake serves; nil answers fetches with this problem.
+        var content: [String: [UInt8]] = [:]
+        var holdFetches = false
+        var uploadProblem: String?
+
+        func fetch(_ sha256: String, size: Int64, to path: String, _ done: @escaping (String?) -> Void) {
+            fetches.append((sha256, path, done))
+            if !holdFetches { complete(fetches.count - 1) }
+        }
+
+        func complete(_ index: Int) {
+            let f = fetches[index]
+            guard let bytes = content[f.sha256] else { return f.done("unknown blob") }
+            FileManager.default.createFile(atPath: f.path, contents: Data(bytes))
+            f.done(nil)
+        }
+
+        func upload(file path: String, sha256: String, size: Int64, _ done: @escaping (String?) -> Void) {
+            uploads.append((path, sha256, size))
+            done(uploadProblem)
+        }
+    }
+
+    final class SchedulerEnd {
+        var connection: FramedConnection?
+        var registers: [Message.Register] = []
+        var heartbeats: [Message.Heartbeat] = []
+        var received: [Message] = []
+
+        func accept(_ tcp: UVTCP) {
+            let connection = FramedConnection(tcp: tcp)
+            self.connection = connection
+            connection.onMessage = { [weak self, unowned connection] message in
+                switch message {
+                case .hello: connection.send(.welcome(.init(server: "fake")))
+                case .register(let r):
+                    self?.registers.append(r)
+                    connection.send(.registered(.init(heartbeatMs: 20)))
+                case .heartbeat(let h): self?.heartbeats.append(h)
+                default: self?.received.append(message)
+                }
+            }
+            connection.start()
+        }
+
+        func result(_ id: String) -> TaskResult? {
+            for case .taskFinished(let f) in received where f.result.id == id { return f.result }
+            return nil
+        }
+
+        var started: [String] { received.compactMap { if case .taskStarted(let s) = $0 { s.id } else { nil } } }
+    }
+
+    /// A worker with `fake` blobs connected to a scheduler end; `body` runs, then both stop.
+    static func withWorker(slots: Int = 2, _ body: (EventLoop, WorkerAgent, SchedulerEnd, FakeBlobs, String) throws -> Void) throws {
+        let loop = EventLoop()
+        let dir = NSTemporaryDirectory() + "worker-pipeline-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try UVTCP(loop: loop)
+        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
+        let scheduler = SchedulerEnd()
+        try server.listen { _ in scheduler.accept(try! server.accept()) }
+        var config = WorkerConfig(name: "w7", slots: slots, dataDir: dir)
+        config.schedulerPort = try server.localAddress().port
+        config.reconnectMinMs = 10
+        let worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
+        let blobs = FakeBlobs()
+        worker.workspace.blobs = blobs
+        try worker.start()
+        #expect(runLoop(loop) { worker.registered })
+        try body(loop, worker, scheduler, blobs, dir)
+        var stopped = false
+        worker.stop { stopped = true }
+        #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
+        scheduler.connection?.close(reason: "test over")
+        server.close()
+        try closeLoopCheckingLeaks(loop)
+    }
+
+    static func assign(_ scheduler: SchedulerEnd, _ id: String, _ spec: TaskSpec) {
+        scheduler.connection?.send(.assign(.init(task: TaskAssignment(id: id, attempt: 1, spec: spec))))
+    }
+
+    @Test func aMissingWorkdirEndsTheRunSpawnFailedNamingPathAndWorker() throws {
+        try Self.withWorker { loop, _, scheduler, _, dir in
+            var spec = TaskSpec(command: ["true"])
+            spec.workdir = dir + "/nowhere"
+            Self.assign(scheduler, "wd1", spec)
+            var file = TaskSpec(command: ["true"])
+            file.workdir = dir + "/runs/plain-file"
+            try Files.makeDirectories(dir + "/runs")
+            FileManager.default.createFile(atPath: dir + "/runs/plain-file", contents: Data())
+            Self.assign(scheduler, "wd2", file)
+            #expect(runLoop(loop) { scheduler.result("wd1") != nil && scheduler.result("wd2") != nil })
+            let missing = try #require(scheduler.result("wd1"))
+            #expect(missing.state == .spawnFailed)
+            #expect(missing.reason == "workdir \(dir)/nowhere does not exist on worker w7")
+            #expect(scheduler.result("wd2")?.reason == "workdir \(dir)/runs/plain-file is not a directory on worker w7")
+            #expect(scheduler.started.isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: dir + "/nowhere"), "a workdir is never made")
+        }
+    }
+
+    @Test func aTaskRunsInItsWorkdirAndItsArtifactsAreUploadedBeforeTheResult() throws {
+        try Self.withWorker { loop, _, scheduler, blobs, dir in
+            let shared = dir + "/shared"
+            try Files.makeDirectories(shared)
+            var spec = TaskSpec(command: ["sh", "-c", "pwd > where.txt; mkdir -p out; printf hello > out/a.bin; ln -s /etc/passwd out/l.bin"])
+            spec.workdir = shared
+            spec.artifacts = ["*.txt", "out/*.bin"]
+            Self.assign(scheduler, "art1", spec)
+            #expect(runLoop(loop) { scheduler.result("art1") != nil })
+            let result = try #require(scheduler.result("art1"))
+            #expect(result.state == .succeeded)
+            #expect(try String(contentsOfFile: shared + "/where.txt", encoding: .utf8) == shared + "\n")
+            #expect(result.artifacts?.map(\.path) == ["out/a.bin", "where.txt"])
+            #expect(result.artifacts?.first == ArtifactRef(path: "out/a.bin", size: 5, sha256: BlobHash.of(Array("hello".utf8))))
+            #expect(result.skippedArtifacts?.map(\.path) == ["out/l.bin"])
+            #expect(blobs.uploads.map(\.path).sorted() == [shared + "/out/a.bin", shared + "/where.txt"])
+        }
+    }
+
+    @Test func aRefusedUploadIsSkippedWithTheReasonAndTheResultStillGoes() throws {
+        try Self.withWorker { loop, _, scheduler, blobs, _ in
+            blobs.uploadProblem = "scheduler: disk full"
+            var spec = TaskSpec(command: ["sh", "-c", "echo x > a.log"])
+            spec.artifacts = ["*.log"]
+            Self.assign(scheduler, "art2", spec)
+            #expect(runLoop(loop) { scheduler.result("art2") != nil })
+            let result = try #require(scheduler.result("art2"))
+            #expect(result.artifacts == [])
+            #expect(result.skippedArtifacts == [SkippedArtifact(path: "a.log", size: 2, reason: "not uploaded: scheduler: disk full")])
+        }
+    }
+
+    @Test func aPreparingTaskHoldsItsSlotIsReportedRunningAcrossAReconnectAndIsKilledWithoutASpawn() throws {
+        try Self.withWorker(slots: 1) { loop, worker, scheduler, blobs, dir in
+            blobs.holdFetches = true
+            let sha = String(repeating: "e", count: 64)
+            var spec = TaskSpec(command: ["sh", "-c", "touch \(dir)/spawned"])
+            spec.inputBlobs = [InputRef(dest: "in", sha256: sha, size: 10)]
+            Self.assign(scheduler, "prep1", spec)
+            #expect(runLoop(loop) { blobs.fetches.count == 1 })
+            #expect(worker.busySlots == 1)
+            let beats = scheduler.heartbeats.count
+            #expect(runLoop(loop) { scheduler.heartbeats.count > beats + 1 })
+            #expect(scheduler.heartbeats.last?.running == [RunRef(id: "prep1", attempt: 1)])
+            #expect(scheduler.heartbeats.last?.freeSlots == 0)
+            // The scheduler goes away and comes back: the register names the preparing task.
+            scheduler.connection?.close(reason: "scheduler restart")
+            #expect(runLoop(loop) { scheduler.registers.count == 2 })
+            #expect(scheduler.registers.last?.running == [RunRef(id: "prep1", attempt: 1)])
+            // A second task finds no free slot.
+            Self.assign(scheduler, "other", TaskSpec(command: ["true"]))
+            #expect(runLoop(loop) { scheduler.received.contains { if case .reject(let r) = $0 { r.id == "other" } else { false } } })
+            scheduler.connection?.send(.kill(.init(id: "prep1", attempt: 1, reason: "cancelled by user")))
+            #expect(runLoop(loop) { scheduler.result("prep1") != nil })
+            let result = try #require(scheduler.result("prep1"))
+            #expect(result.state == .cancelled)
+            #expect(result.reason == "killed by scheduler: cancelled by user")
+            #expect(worker.busySlots == 0)
+            // The fetch ends after the kill: nothing is spawned.
+            blobs.content[sha] = Array("0123456789".utf8)
+            blobs.complete(0)
+            for _ in 0..<20 { loop.runNoWait() }
+            #expect(!FileManager.default.fileExists(atPath: dir + "/spawned"))
+            #expect(scheduler.started.isEmpty)
+            #expect(worker.workspace.cache.pinnedBytes == 0)
+        }
+    }
+
+    @Test func aFailedFetchEndsTheRunSpawnFailedNamingTheInputAndTheWorker() throws {
+        try Self.withWorker { loop, _, scheduler, _, _ in
+            var spec = TaskSpec(command: ["true"])
+            spec.inputBlobs = [InputRef(dest: "build.tar", sha256: String(repeating: "f", count: 64), size: 10)]
+            Self.assign(scheduler, "fail1", spec)
+            #expect(runLoop(loop) { scheduler.result("fail1") != nil })
+            let result = try #require(scheduler.result("fail1"))
+            #expect(result.state == .spawnFailed)
+            #expect(result.reason == "input build.tar (sha256 ffffffffffff…) could not be fetched from the scheduler to worker w7: unknown blob")
+        }
+    }
+}
