@@ -54,6 +54,9 @@ public struct ClusterFile: Sendable, Equatable {
         public var runtimes: [String]?
         public var allowCommands: Bool?
         public var workRoot: String?
+        /// Bytes of the worker's blob cache, in MiB (`--blob-cache-mb`).
+        public var blobCacheMB: Int?
+        public var maxArtifactBytesPerTask: Int64?
     }
 
     public var scheduler = SchedulerSection()
@@ -144,7 +147,7 @@ public struct ClusterFile: Sendable, Equatable {
                 if let problem = WorkerName.problem(with: workerName) { throw ConfigError("\(name): workers: \(problem)") }
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
-                                           "workRoot", "comment"], at: at)
+                                           "workRoot", "blobCacheMB", "maxArtifactBytesPerTask", "comment"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
                     guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
@@ -164,6 +167,18 @@ public struct ClusterFile: Sendable, Equatable {
                     throw ConfigError("\(at): workDir and workRoot exclude each other (one shared directory, or one per task under a root)")
                 }
                 section.allowCommands = try bool(v, "allowCommands", at)
+                if let mb = try number(v, "blobCacheMB", at) {
+                    guard mb == mb.rounded(), mb >= 1, mb <= Double(WorkerConfig.maxBlobCacheMB) else {
+                        throw ConfigError("\(at).blobCacheMB must be a whole number from 1 to \(WorkerConfig.maxBlobCacheMB)")
+                    }
+                    section.blobCacheMB = Int(mb)
+                }
+                if let bytes = try number(v, "maxArtifactBytesPerTask", at) {
+                    guard bytes == bytes.rounded(), bytes >= 0, bytes <= Double(Bounds.bytes.upperBound) else {
+                        throw ConfigError("\(at).maxArtifactBytesPerTask must be a whole number of bytes from 0 to \(Bounds.bytes.upperBound)")
+                    }
+                    section.maxArtifactBytesPerTask = Int64(bytes)
+                }
                 if let names = v["runtimes"] {
                     guard let names = names as? [String] else { throw ConfigError("\(at).runtimes must be a list of runtime names") }
                     section.runtimes = names
@@ -187,7 +202,7 @@ public struct ClusterFile: Sendable, Equatable {
 
     private static func runtime(_ name: String, _ value: Any, at: String) throws -> RuntimeDefinition {
         guard let r = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
-        try checkKeys(r, allowed: ["command", "promptOnStdin", "defaultModel", "env", "health", "timeouts", "comment"], at: at)
+        try checkKeys(r, allowed: ["command", "promptOnStdin", "defaultModel", "env", "health", "timeouts", "artifacts", "comment"], at: at)
         guard let command = r["command"] as? [String], !command.isEmpty, !command[0].isEmpty else {
             throw ConfigError("\(at).command must be a non-empty list of strings (a template, e.g. [\"claude\", \"-p\", \"--model\", \"{model}\"])")
         }
@@ -203,6 +218,15 @@ public struct ClusterFile: Sendable, Equatable {
             def.env = env
         }
         if let t = r["timeouts"] { def.timeouts = try timeouts(t, at: "\(at).timeouts") }
+        if let a = r["artifacts"] {
+            guard let patterns = a as? [String], patterns.count <= BlobLimits.maxArtifactPatterns else {
+                throw ConfigError("\(at).artifacts must be a list of at most \(BlobLimits.maxArtifactPatterns) glob patterns")
+            }
+            for pattern in patterns {
+                if let problem = ArtifactGlob.problem(pattern) { throw ConfigError("\(at).artifacts: \(problem)") }
+            }
+            def.artifacts = patterns
+        }
         if let h = r["health"] {
             let hat = "\(at).health"
             guard let h = h as? [String: Any] else { throw ConfigError("\(hat) must be an object") }
@@ -300,6 +324,8 @@ extension WorkerConfig {
         runtimes = file.runtimes(forWorker: worker)
         allowsCommands = entry?.allowCommands ?? file.allowCommands ?? true
         workRootDir = entry?.workRoot ?? workRootDir
+        if let mb = entry?.blobCacheMB { blobCacheBytes = Int64(mb) << 20 }
+        maxArtifactBytesPerTask = entry?.maxArtifactBytesPerTask ?? maxArtifactBytesPerTask
         contextInlineMax = file.contextInlineMax ?? contextInlineMax
         supervisor.policy = supervisor.policy.applying(file.timeouts)
     }

@@ -22,6 +22,8 @@ struct WorkerCommand: ParsableCommand {
     var workDir: String?
     @Option(help: "Root of the per-task working directories (default: DATA-DIR/work).")
     var workRoot: String?
+    @Option(help: "Bytes of input blobs the worker keeps in DATA-DIR/blobs, in MiB (default 2048; least recently used evicted first).")
+    var blobCacheMb: Int?
     @Flag(help: "Run only the config's runtimes, no plain commands.")
     var noCommands = false
     @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
@@ -61,6 +63,12 @@ struct WorkerCommand: ParsableCommand {
         if let file { settings.apply(file, worker: workerName) }
         if let workRoot { settings.workRootDir = workRoot }
         if noCommands { settings.allowsCommands = false }
+        if let blobCacheMb {
+            guard (1...WorkerConfig.maxBlobCacheMB).contains(blobCacheMb) else {
+                throw usageError("--blob-cache-mb must be 1 to \(WorkerConfig.maxBlobCacheMB), got \(blobCacheMb)")
+            }
+            settings.blobCacheBytes = Int64(blobCacheMb) << 20
+        }
         let code: Int32
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? entry?.tokenFile ?? file?.scheduler.tokenFile)

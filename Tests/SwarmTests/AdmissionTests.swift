@@ -305,7 +305,9 @@ import Testing
         }
         #expect(plan(TaskSpec(id: "ok", runtime: "argv", prompt: "hi")) == nil)
         let long = plan(TaskSpec(id: "long", runtime: "argv", prompt: String(repeating: "p", count: 200_000)))
-        #expect(long?.hasPrefix("spawn_failed: exec would refuse this task: argument 1 is 200001 bytes") == true)
+        // The prompt, then the line naming the task's directory (issue 11 item 5).
+        let promptBytes = 200_001 + "\nYou are working in the directory \(dir)/work/long.\n".utf8.count
+        #expect(long?.hasPrefix("spawn_failed: exec would refuse this task: argument 1 is \(promptBytes) bytes") == true)
         let nul = plan(TaskSpec(id: "nul", runtime: "argv", prompt: "a\u{0}b"))
         #expect(nul?.contains("argument 1 contains a NUL byte") == true)
         // The worker's own environment counts: a task fine at submit fails clearly when the
