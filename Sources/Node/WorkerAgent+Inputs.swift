@@ -1,4 +1,5 @@
 import Foundation
+import SwarmArchive
 import SwarmProtocol
 #if canImport(Glibc)
 import Glibc
@@ -87,20 +88,32 @@ extension WorkerAgent {
             let dest = "\(root)/\(input.dest)"
             var info = stat()
             if lstat(dest, &info) == 0 {
+                // Only through real directories: a link left in the directory must not point the removal elsewhere.
+                guard Self.parentsAreDirectories(of: input.dest, in: root) else {
+                    return "input \(PeerText.safe(input.dest, limit: 300)) cannot be placed on worker \(config.name): a parent of it is not a directory"
+                }
                 do { try FileManager.default.removeItem(atPath: dest) } catch {
                     return "input \(PeerText.safe(input.dest, limit: 300)) cannot replace what an earlier attempt left on worker \(config.name): \(error.localizedDescription)"
                 }
             }
-            if let problem = unpack(workspace.blobPath(input.sha256), into: root, dest: input.dest, maxBytes: Bounds.bytes.upperBound) {
-                return "input \(PeerText.safe(input.dest, limit: 300)) (sha256 \(input.sha256.prefix(12))…) could not be unpacked on worker \(config.name): \(problem)"
+            do {
+                // An archive is not compressed: what it unpacks to is at most its own size.
+                try Archive.unpack(workspace.blobPath(input.sha256), into: root, dest: input.dest, maxBytes: input.size)
+            } catch {
+                return "input \(PeerText.safe(input.dest, limit: 300)) (sha256 \(input.sha256.prefix(12))…) could not be unpacked on worker \(config.name): \(error)"
             }
         }
         return nil
     }
 
-    /// `Archive.unpack`, nil or its error.
-    private func unpack(_ archive: String, into root: String, dest: String, maxBytes: Int) -> String? {
-        "unpacking is not available yet"
+    private static func parentsAreDirectories(of dest: String, in root: String) -> Bool {
+        var path = root
+        for part in dest.split(separator: "/").dropLast() {
+            path += "/" + part
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return false }
+        }
+        return true
     }
 
     /// At start: the blobs a previous worker process left in the cache (hashed again before

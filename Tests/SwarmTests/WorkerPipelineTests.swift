@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import SwarmArchive
 import SwarmProtocol
 import SwarmTransport
 @testable import SwarmNode
@@ -193,6 +194,65 @@ import SwarmTransport
             let result = try #require(scheduler.result("fail1"))
             #expect(result.state == .spawnFailed)
             #expect(result.reason == "input build.tar (sha256 ffffffffffff…) could not be fetched from the scheduler to worker w7: unknown blob")
+        }
+    }
+
+    /// Packs a directory holding `sub/hello.txt`; returns its ref and the blob's bytes.
+    static func packedInput(_ dir: String, text: String) throws -> (InputRef, [UInt8]) {
+        let source = dir + "/src-\(UInt32.random(in: 0...UInt32.max))"
+        try Files.makeDirectories(source + "/sub")
+        FileManager.default.createFile(atPath: source + "/sub/hello.txt", contents: Data(text.utf8))
+        let packed = try Archive.pack(source: source, to: source + ".pack", maxBytes: 1 << 20)
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: source + ".pack")))
+        return (InputRef(dest: "in", sha256: packed.sha256, size: packed.size), bytes)
+    }
+
+    @Test func inputsAreFetchedOnceUnpackedBeforeTheSpawnAndReplaceWhatAnEarlierAttemptLeft() throws {
+        try Self.withWorker(slots: 3) { loop, worker, scheduler, blobs, dir in
+            let (input, bytes) = try Self.packedInput(dir, text: "hi from the input\n")
+            blobs.content[input.sha256] = bytes
+            blobs.holdFetches = true
+            var spec = TaskSpec(command: ["sh", "-c", "cat in/sub/hello.txt; ls in"])
+            spec.inputBlobs = [input]
+            Self.assign(scheduler, "in1", spec)
+            Self.assign(scheduler, "in2", spec)
+            // An earlier attempt of in2 left its own `in` behind, which the input replaces.
+            try Files.makeDirectories(dir + "/work/in2/in/stale")
+            #expect(runLoop(loop) { worker.workspace.tasks.count == 2 })
+            for _ in 0..<10 { loop.runNoWait() }
+            #expect(blobs.fetches.count == 1, "one fetch for both tasks")
+            #expect(scheduler.started.isEmpty, "nothing runs before its inputs are there")
+            blobs.complete(0)
+            #expect(runLoop(loop) { scheduler.result("in1") != nil && scheduler.result("in2") != nil })
+            for id in ["in1", "in2"] {
+                let result = try #require(scheduler.result(id))
+                #expect(result.state == .succeeded, "\(id): \(result.reason ?? "")")
+                #expect(result.output == "hi from the input\nsub\n")
+            }
+            #expect(worker.workspace.cache.pinnedBytes == 0)
+            #expect(worker.workspace.cache.entries[input.sha256]?.ready == true)
+            #expect(FileManager.default.fileExists(atPath: worker.workspace.blobPath(input.sha256)))
+            // A later task finds it in the cache: no fetch.
+            Self.assign(scheduler, "in3", spec)
+            #expect(runLoop(loop) { scheduler.result("in3") != nil })
+            #expect(scheduler.result("in3")?.state == .succeeded)
+            #expect(blobs.fetches.count == 1)
+        }
+    }
+
+    @Test func anInputThatCannotBeUnpackedIsASpawnFailureNamingIt() throws {
+        try Self.withWorker { loop, _, scheduler, blobs, _ in
+            let junk = Array("not an archive".utf8)
+            let ref = InputRef(dest: "data", sha256: BlobHash.of(junk), size: Int64(junk.count))
+            blobs.content[ref.sha256] = junk
+            var spec = TaskSpec(command: ["true"])
+            spec.inputBlobs = [ref]
+            Self.assign(scheduler, "bad1", spec)
+            #expect(runLoop(loop) { scheduler.result("bad1") != nil })
+            let result = try #require(scheduler.result("bad1"))
+            #expect(result.state == .spawnFailed)
+            #expect(result.reason?.hasPrefix("input data (sha256 \(ref.sha256.prefix(12))…) could not be unpacked on worker w7: ") == true)
+            #expect(scheduler.started.isEmpty)
         }
     }
 }
