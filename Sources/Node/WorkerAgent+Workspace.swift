@@ -146,6 +146,7 @@ extension WorkerAgent {
     /// The scheduler holds the result of `run`: what the run's workspace kept can go.
     func releaseWorkspace(_ run: RunRef) {
         guard !workspace.worktrees.isEmpty, let dir = workspace.worktrees.removeValue(forKey: run) else { return }
+        unlink("\(config.dataDir)/bundles/\(run.id).bundle")
         releaseWorktree(run, dir: dir)
     }
 
@@ -157,11 +158,35 @@ extension WorkerAgent {
         pipelineEvent(entry, .prepared(.gitWorktree, problem: "worker \(config.name) cannot make git worktrees (--repo) yet", nowMs: now()))
     }
 
-    /// `repo` tasks after the run: commit, bundle (`swarm-ID.bundle`, kind `gitBundle`),
-    /// answer `.gitCollected(outcome, bundle:, problem:)`.
+    /// `repo` tasks after the run: `GitWorkspace.collect(id:dir:base: entry.gitBase,
+    /// excluding: the input DESTs, bundlePath: gitBundlePath(entry))`, then `gitCollected`.
     private func collectWorktree(_ entry: PipelineTask) {
-        pipelineEvent(entry, .gitCollected(nil, bundle: nil, problem: "worker \(config.name) cannot collect git worktrees yet", nowMs: now()))
+        gitCollected(entry, outcome: nil, bundle: nil, problem: "worker \(config.name) cannot collect git worktrees yet")
     }
 
+    /// Where a `repo` task's bundle is written (outside the worktree, so it is no artifact of
+    /// it; removed once the scheduler holds the result). The caller makes `DATA/bundles`.
+    func gitBundlePath(_ entry: PipelineTask) -> String {
+        "\(config.dataDir)/bundles/\(entry.task.id).bundle"
+    }
+
+    /// What `GitWorkspace.collect` answered: the outcome, the bundle written (nil: no new
+    /// commits) or why collect failed. The bundle is hashed here and uploaded with the
+    /// artifacts as `swarm-ID.bundle`, kind `gitBundle`; a failure is listed as skipped.
+    func gitCollected(_ entry: PipelineTask, outcome: GitOutcome?, bundle path: String?, problem: String?) {
+        var upload: TaskPipeline.Upload?
+        var problem = problem
+        if let path {
+            switch ArtifactCollector.hashFile(path) {
+            case .success(let (sha256, size)):
+                upload = .init(ref: ArtifactRef(path: "swarm-\(entry.task.id).bundle", size: size, sha256: sha256, kind: "gitBundle"), file: path)
+            case .failure(let error):
+                problem = "cannot read the bundle: \(error)"
+            }
+        }
+        pipelineEvent(entry, .gitCollected(outcome, bundle: upload, problem: problem, nowMs: now()))
+    }
+
+    /// `GitWorkspace.release(id: run.id, dir: dir)`.
     private func releaseWorktree(_ run: RunRef, dir: String) {}
 }
