@@ -85,6 +85,8 @@ extension WorkerAgent {
                 self.health.taskFailed(runtime, nowMs: self.now())
             }
             self.pipelineEvent(entry, .runEnded(result, nowMs: self.now()))
+            // Killed by a stop: its collection gets the stop's short while, not the full one.
+            if self.stopping { self.pipelineEvent(entry, .stopping(nowMs: self.now())) }
         }
     }
 

@@ -183,7 +183,8 @@ public final class WorkerAgent {
     }
 
     func finishStopIfIdle() {
-        guard stopping, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty else { return }
+        // Once: a stop that ends preparing tasks at once gets here from their results too.
+        guard stopping, onStopped != nil, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty else { return }
         reconnectTimer?.close(); reconnectTimer = nil
         healthTimer?.close(); healthTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil

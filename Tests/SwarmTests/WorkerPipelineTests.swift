@@ -17,6 +17,7 @@ import SwarmTransport
         /// Bytes of each blob the fake serves; nil answers fetches with this problem.
         var content: [String: [UInt8]] = [:]
         var holdFetches = false
+        var holdUploads = false
         var uploadProblem: String?
 
         func fetch(_ sha256: String, size: Int64, to path: String, _ done: @escaping (String?) -> Void) {
@@ -33,7 +34,7 @@ import SwarmTransport
 
         func upload(file path: String, sha256: String, size: Int64, _ done: @escaping (String?) -> Void) {
             uploads.append((path, sha256, size))
-            done(uploadProblem)
+            if !holdUploads { done(uploadProblem) }
         }
     }
 
@@ -68,7 +69,8 @@ import SwarmTransport
     }
 
     /// A worker with `fake` blobs connected to a scheduler end; `body` runs, then both stop.
-    static func withWorker(slots: Int = 2, _ body: (EventLoop, WorkerAgent, SchedulerEnd, FakeBlobs, String) throws -> Void) throws {
+    static func withWorker(slots: Int = 2, configure: (inout WorkerConfig) -> Void = { _ in },
+                           _ body: (EventLoop, WorkerAgent, SchedulerEnd, FakeBlobs, String) throws -> Void) throws {
         let loop = EventLoop()
         let dir = NSTemporaryDirectory() + "worker-pipeline-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -79,6 +81,7 @@ import SwarmTransport
         var config = WorkerConfig(name: "w7", slots: slots, dataDir: dir)
         config.schedulerPort = try server.localAddress().port
         config.reconnectMinMs = 10
+        configure(&config)
         let worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
         let blobs = FakeBlobs()
         worker.workspace.blobs = blobs
@@ -254,5 +257,45 @@ import SwarmTransport
             #expect(result.reason?.hasPrefix("input data (sha256 \(ref.sha256.prefix(12))…) could not be unpacked on worker w7: ") == true)
             #expect(scheduler.started.isEmpty)
         }
+    }
+
+    @Test func aStopEndsPreparingTasksLostAndGivesCollectionOnlyAShortWhile() throws {
+        let loop = EventLoop()
+        let dir = NSTemporaryDirectory() + "worker-pipeline-stop-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try UVTCP(loop: loop)
+        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
+        let scheduler = SchedulerEnd()
+        try server.listen { _ in scheduler.accept(try! server.accept()) }
+        var config = WorkerConfig(name: "w7", slots: 2, dataDir: dir)
+        config.schedulerPort = try server.localAddress().port
+        config.pipelineLimits.stopCollectMs = 300
+        config.supervisor.policy.killGraceMs = 100
+        let worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
+        let blobs = FakeBlobs()
+        blobs.holdFetches = true
+        blobs.holdUploads = true
+        worker.workspace.blobs = blobs
+        try worker.start()
+        #expect(runLoop(loop) { worker.registered })
+        var preparing = TaskSpec(command: ["true"])
+        preparing.inputBlobs = [InputRef(dest: "in", sha256: String(repeating: "1", count: 64), size: 3)]
+        Self.assign(scheduler, "prep", preparing)
+        var running = TaskSpec(command: ["sh", "-c", "echo x > a.out; sleep 30"])
+        running.artifacts = ["*.out"]
+        Self.assign(scheduler, "run", running)
+        #expect(runLoop(loop) { blobs.fetches.count == 1 && scheduler.started == ["run"] })
+        var stopped = false
+        worker.stop { stopped = true }
+        #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
+        #expect(blobs.uploads.map(\.path).last?.hasSuffix("/run/a.out") == true, "the killed run's artifact was offered")
+        let prep = try #require(worker.outbox.first { $0.id == "prep" })
+        #expect(prep.state == .lost && prep.reason == "worker w7 shut down while the task was being prepared")
+        let run = try #require(worker.outbox.first { $0.id == "run" })
+        #expect(run.state == .lost)
+        #expect(run.skippedArtifacts == [SkippedArtifact(path: "a.out", size: 2, reason: "not uploaded: the worker stopped before collection finished")])
+        scheduler.connection?.close(reason: "test over")
+        server.close()
+        try closeLoopCheckingLeaks(loop)
     }
 }
