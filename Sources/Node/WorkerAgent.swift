@@ -127,6 +127,8 @@ public final class WorkerAgent {
         try Files.makeDirectories(journal.directory)
         recoverPreviousRuns()
         scanBlobCache()
+        // The pipeline's transfers (a test may have put a fake in their place).
+        if workspace.blobs == nil { workspace.blobs = blobs }
         reconnectTimer = try! UVTimer(loop: loop)
         heartbeatTimer = try! UVTimer(loop: loop)
         healthTimer = try! UVTimer(loop: loop)

@@ -71,3 +71,5 @@ final class WorkerWorkspace {
 /// Confined to its loop's thread: not Sendable, on purpose.
 @available(*, unavailable)
 extension WorkerWorkspace: Sendable {}
+
+extension BlobTransfers: BlobMoving {}
