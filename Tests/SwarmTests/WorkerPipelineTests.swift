@@ -284,7 +284,10 @@ import SwarmTransport
         var running = TaskSpec(command: ["sh", "-c", "echo x > a.out; sleep 30"])
         running.artifacts = ["*.out"]
         Self.assign(scheduler, "run", running)
-        #expect(runLoop(loop) { blobs.fetches.count == 1 && scheduler.started == ["run"] })
+        // Stopped once the run wrote its artifact (a start alone does not mean the shell got that far).
+        #expect(runLoop(loop, timeoutMs: 10_000) {
+            blobs.fetches.count == 1 && FileManager.default.contents(atPath: dir + "/work/run/a.out")?.count == 2
+        })
         var stopped = false
         worker.stop { stopped = true }
         #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
