@@ -1,6 +1,7 @@
 import Foundation
 import SwarmArchive
 import SwarmProtocol
+import SwarmUV
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,8 +28,7 @@ extension WorkerAgent {
             switch directive {
             case .fetch(let sha256, let size): fetchBlob(sha256, size: size)
             case .verify(let sha256, let size):
-                // Checked on a later turn of the loop: the index is not re-entered from here.
-                loop.soon { [weak self] in self?.verifyBlob(sha256, size: size) }
+                verifyBlob(sha256, size: size)
             case .evict(let sha256):
                 unlink(workspace.blobPath(sha256))
             case .ready(let run):
@@ -36,9 +36,14 @@ extension WorkerAgent {
                     applyCache(workspace.cache.release(run))
                     continue
                 }
-                let problem = unpackInputs(entry)
-                applyCache(workspace.cache.release(run))
-                pipelineEvent(entry, .prepared(.inputs, problem: problem, nowMs: now()))
+                // Off the loop (a large input takes a while to write); its blobs stay pinned until it is done.
+                let inputs = (entry.task.spec.inputBlobs ?? []).map { ($0, workspace.blobPath($0.sha256)) }
+                let root = entry.plan.workDir, worker = config.name
+                workspace.offLoop(loop, { Self.unpackInputs(inputs, into: root, worker: worker) }) { [weak self, entry] problem in
+                    guard let self else { return }
+                    self.applyCache(self.workspace.cache.release(run))
+                    self.pipelineEvent(entry, .prepared(.inputs, problem: problem, nowMs: self.now()))
+                }
             case .failed(let run, let sha256, let reason):
                 guard let entry = workspace.tasks[run.id], entry.run == run else { continue }
                 pipelineEvent(entry, .prepared(.inputs, problem: inputProblem(entry, sha256, reason), nowMs: now()))
@@ -64,12 +69,16 @@ extension WorkerAgent {
     /// deleted and fetched again.
     private func verifyBlob(_ sha256: String, size: Int64) {
         let path = workspace.blobPath(sha256)
-        if case .success(let (hash, actual)) = ArtifactCollector.hashFile(path), hash == sha256, actual == size {
-            return applyCache(workspace.cache.fetched(sha256, problem: nil))
+        workspace.offLoop(loop, { () -> Bool in
+            if case .success(let (hash, actual)) = ArtifactCollector.hashFile(path), hash == sha256, actual == size { return true }
+            return false
+        }) { [weak self] intact in
+            guard let self else { return }
+            if intact { return self.applyCache(self.workspace.cache.fetched(sha256, problem: nil)) }
+            self.logger.warning("cached blob \(sha256) is damaged; fetching it again")
+            unlink(path)
+            self.fetchBlob(sha256, size: size)
         }
-        logger.warning("cached blob \(sha256) is damaged; fetching it again")
-        unlink(path)
-        fetchBlob(sha256, size: size)
     }
 
     /// `input DEST (sha256 ab12…) could not be fetched from the scheduler to worker W: why`.
@@ -81,26 +90,25 @@ extension WorkerAgent {
 
     /// Every input, from the cache into `root/DEST` (staged and renamed by `Archive.unpack`:
     /// never a partial input at DEST). A DEST left by an earlier attempt in the same task
-    /// directory is removed first. Nil, or why the run cannot start.
-    private func unpackInputs(_ entry: PipelineTask) -> String? {
-        let root = entry.plan.workDir
-        for input in entry.task.spec.inputBlobs ?? [] {
+    /// directory is removed first. Nil, or why the run cannot start. Runs off the loop.
+    private static func unpackInputs(_ inputs: [(InputRef, String)], into root: String, worker: String) -> String? {
+        for (input, blobPath) in inputs {
             let dest = "\(root)/\(input.dest)"
             var info = stat()
             if lstat(dest, &info) == 0 {
                 // Only through real directories: a link left in the directory must not point the removal elsewhere.
-                guard Self.parentsAreDirectories(of: input.dest, in: root) else {
-                    return "input \(PeerText.safe(input.dest, limit: 300)) cannot be placed on worker \(config.name): a parent of it is not a directory"
+                guard parentsAreDirectories(of: input.dest, in: root) else {
+                    return "input \(PeerText.safe(input.dest, limit: 300)) cannot be placed on worker \(worker): a parent of it is not a directory"
                 }
                 do { try FileManager.default.removeItem(atPath: dest) } catch {
-                    return "input \(PeerText.safe(input.dest, limit: 300)) cannot replace what an earlier attempt left on worker \(config.name): \(error.localizedDescription)"
+                    return "input \(PeerText.safe(input.dest, limit: 300)) cannot replace what an earlier attempt left on worker \(worker): \(error.localizedDescription)"
                 }
             }
             do {
                 // An archive is not compressed: what it unpacks to is at most its own size.
-                try Archive.unpack(workspace.blobPath(input.sha256), into: root, dest: input.dest, maxBytes: input.size)
+                try Archive.unpack(blobPath, into: root, dest: input.dest, maxBytes: input.size)
             } catch {
-                return "input \(PeerText.safe(input.dest, limit: 300)) (sha256 \(input.sha256.prefix(12))…) could not be unpacked on worker \(config.name): \(error)"
+                return "input \(PeerText.safe(input.dest, limit: 300)) (sha256 \(input.sha256.prefix(12))…) could not be unpacked on worker \(worker): \(error)"
             }
         }
         return nil

@@ -96,8 +96,12 @@ extension WorkerAgent {
         case .artifacts:
             var limits = ArtifactCollector.Limits()
             limits.maxBytes = config.maxArtifactBytesPerTask
-            let found = ArtifactCollector.collect(root: entry.plan.workDir, patterns: entry.plan.artifactPatterns, limits: limits)
-            pipelineEvent(entry, .artifactsFound(found.uploads, skipped: found.skipped, nowMs: now()))
+            // Off the loop: hashing what matched reads every byte of it.
+            let root = entry.plan.workDir, patterns = entry.plan.artifactPatterns
+            workspace.offLoop(loop, { [limits] in ArtifactCollector.collect(root: root, patterns: patterns, limits: limits) }) { [weak self, entry] found in
+                guard let self else { return }
+                self.pipelineEvent(entry, .artifactsFound(found.uploads, skipped: found.skipped, nowMs: self.now()))
+            }
         }
     }
 

@@ -191,6 +191,7 @@ public final class WorkerAgent {
         healthTimer?.close(); healthTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
         blobs.close()
+        workspace.close()
         if let connection {
             self.connection = nil
             connection.onEnd = nil

@@ -57,6 +57,23 @@ final class WorkerWorkspace {
         cache = BlobCacheIndex(capacity: cacheBytes)
     }
 
+    /// Threads for file work too long for the loop (unpacking, hashing); made on first use.
+    private var jobs: BackgroundJobs?
+
+    /// Runs `work` on another thread and `then` with its result on the loop; inline if no
+    /// thread can be had. `work` must touch nothing of the loop's.
+    func offLoop<T: Sendable>(_ loop: EventLoop, _ work: @escaping @Sendable () -> T, then: @escaping (T) -> Void) {
+        if jobs == nil { jobs = try? BackgroundJobs(loop: loop) }
+        guard let jobs else { return then(work()) }
+        jobs.run(work, then: then)
+    }
+
+    /// At the end of a stop (no task left): results still to come are dropped.
+    func close() {
+        jobs?.close()
+        jobs = nil
+    }
+
     /// Slots held by tasks without a process (preparing, collecting).
     var heldSlots: Int { tasks.count - withProcess }
 

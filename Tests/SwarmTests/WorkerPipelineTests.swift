@@ -301,4 +301,37 @@ import SwarmTransport
         server.close()
         try closeLoopCheckingLeaks(loop)
     }
+
+    @Test func blobsLeftByAnEarlierWorkerAreCheckedBeforeUseAndADamagedOneIsFetchedAgain() throws {
+        let scratch = NSTemporaryDirectory() + "worker-pipeline-cache-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try Files.makeDirectories(scratch)
+        let (good, goodBytes) = try Self.packedInput(scratch, text: "good\n")
+        let (bad, badBytes) = try Self.packedInput(scratch, text: "fresh\n")
+        func place(_ dataDir: String, _ sha: String, _ bytes: [UInt8]) {
+            try? Files.makeDirectories("\(dataDir)/blobs/\(sha.prefix(2))")
+            FileManager.default.createFile(atPath: "\(dataDir)/blobs/\(sha.prefix(2))/\(sha)", contents: Data(bytes))
+        }
+        try Self.withWorker(configure: { config in
+            place(config.dataDir, good.sha256, goodBytes)
+            var damaged = badBytes
+            damaged[damaged.count - 3] ^= 0xFF
+            place(config.dataDir, bad.sha256, damaged)
+            FileManager.default.createFile(atPath: "\(config.dataDir)/blobs/\(bad.sha256.prefix(2))/\(bad.sha256).part", contents: Data([1]))
+        }) { loop, worker, scheduler, blobs, dir in
+            #expect(!FileManager.default.fileExists(atPath: "\(dir)/blobs/\(bad.sha256.prefix(2))/\(bad.sha256).part"), "a cut transfer is removed at start")
+            #expect(worker.workspace.cache.usedBytes == good.size + bad.size)
+            blobs.content[bad.sha256] = badBytes
+            var spec = TaskSpec(command: ["sh", "-c", "cat in/sub/hello.txt"])
+            spec.inputBlobs = [good]
+            Self.assign(scheduler, "c1", spec)
+            var fresh = TaskSpec(command: ["sh", "-c", "cat in/sub/hello.txt"])
+            fresh.inputBlobs = [bad]
+            Self.assign(scheduler, "c2", fresh)
+            #expect(runLoop(loop) { scheduler.result("c1") != nil && scheduler.result("c2") != nil })
+            #expect(scheduler.result("c1")?.output == "good\n")
+            #expect(scheduler.result("c2")?.output == "fresh\n")
+            #expect(blobs.fetches.map(\.sha256) == [bad.sha256], "only the damaged blob is fetched")
+        }
+    }
 }
