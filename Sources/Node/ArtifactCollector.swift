@@ -114,7 +114,8 @@ enum ArtifactCollector {
 
     /// The SHA-256 and size of the regular file at `path`, read once (not through a link).
     static func hashFile(_ path: String) -> Result<(sha256: String, size: Int64), FileError> {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO put in place after the walk's lstat cannot block open().
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return .failure(FileError(path: path, errno: errno)) }
         defer { close(fd) }
         var info = stat()

@@ -178,7 +178,19 @@ final class BlobTransfers {
         transfer.lastProgressMs = loop.nowMs
         active[transfer.requestId] = transfer
         if transfer.isUpload {
-            if transfer.fd < 0 { transfer.fd = open(transfer.path, O_RDONLY | O_CLOEXEC) }
+            if transfer.fd < 0 {
+                // A task's file: never through a link, and O_NONBLOCK so a FIFO swapped in
+                // after it was hashed cannot block the loop in open(); then it must be a
+                // regular file (a FIFO or device is refused before any read).
+                transfer.fd = open(transfer.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+                var info = stat()
+                if transfer.fd >= 0, fstat(transfer.fd, &info) != 0 || info.st_mode & S_IFMT != S_IFREG {
+                    Glibc.close(transfer.fd)
+                    transfer.fd = -1
+                    _ = finish(transfer, "\(transfer.path) is no longer a regular file")
+                    return
+                }
+            }
             guard transfer.fd >= 0 else { _ = finish(transfer, BlobFileError(transfer.path, errno).description); return }
             link.send(.blobOffer(.init(requestId: transfer.requestId, sha256: transfer.sha256, size: transfer.size)))
         } else {

@@ -317,6 +317,28 @@ final class RawPeer {
         #expect(scheduler.stop() == nil)
     }
 
+    /// A task may swap an artifact it wrote for a FIFO or a link after it was hashed: the
+    /// upload refuses it at open instead of blocking the loop or reading through the link.
+    @Test func anUploadOfAFifoOrALinkFailsAtOnceWithoutBlocking() throws {
+        let loop = EventLoop()
+        let scratch = BlobTransferTests.Scratch()
+        let blobs = BlobTransfers(loop: loop, logger: Logger(label: "test"))
+        let link = SilentLink()
+        blobs.connected(link)
+        #expect(mkfifo(scratch.path + "/fifo", 0o644) == 0)
+        symlink(scratch.write("target", [1, 2, 3]), scratch.path + "/link")
+        var outcomes: [String: String?] = [:]
+        for name in ["fifo", "link"] {
+            blobs.upload(file: scratch.path + "/" + name, sha256: BlobHash.of([1, 2, 3]), size: 3) { outcomes[name] = $0 }
+        }
+        #expect(runLoop(loop, timeoutMs: 5_000) { outcomes.count == 2 })
+        #expect(outcomes["fifo"]??.contains("regular file") == true)
+        #expect(outcomes["link"]! != nil)
+        #expect(!link.sent.contains { if case .blobOffer = $0 { true } else { false } })
+        blobs.close()
+        try closeLoopCheckingLeaks(loop)
+    }
+
     @Test func aTransferWithNoProgressFails() throws {
         let loop = EventLoop()
         let scratch = BlobTransferTests.Scratch()
