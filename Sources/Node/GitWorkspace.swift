@@ -1,0 +1,229 @@
+import Foundation
+import Logging
+import SwarmProtocol
+import SwarmUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a git step of a task failed: one line, bounded (git's own error included).
+struct GitFailure: Error, CustomStringConvertible, Equatable {
+    let description: String
+    init(_ description: String) { self.description = PeerText.safe(description, limit: 600) }
+}
+
+/// A task's git worktree: the task directory of a `repo` task, on branch `swarm/ID` of the
+/// worker's bare mirror of the repository. Every git command runs as a child process on the
+/// loop (`ChildCommand`), never blocking it, with explicit `--git-dir`/`--work-tree` (a task
+/// directory inside some other repository must never be mistaken for it), bounded in time
+/// (the whole process group is killed past the limit) and in captured output. Loop thread only.
+final class GitWorkspace {
+    let loop: EventLoop
+    let logger: Logger
+    let mirrorsDir: String
+    let now: () -> Int64
+    let environment: [String]
+    /// The auto-commit's author and committer: `swarm <swarm@WORKER>`.
+    let commitEmail: String
+    var gitPath = "git"
+    /// Limit of one clone or fetch (a large repository over a slow link).
+    var remoteTimeoutMs: UInt64 = 30 * 60_000
+    /// Limit of any other git command (checkout, add, commit, bundle of a big tree).
+    var localTimeoutMs: UInt64 = 10 * 60_000
+    var sync = MirrorSync<(GitFailure?) -> Void>()
+    /// Clones and fetches started since this workspace was made (single flight: tests count).
+    var cloneCount = 0
+    var fetchCount = 0
+    /// Per task id, its worktree (from `prepare` until `release`).
+    private var worktrees: [String: Worktree] = [:]
+    /// Per mirror, the operations waiting for the running one (`serially`).
+    private var mirrorQueues: [String: [() -> Void]] = [:]
+
+    struct Worktree {
+        var mirror: String
+        /// The worktree's administrative directory, `MIRROR/worktrees/NAME`.
+        var adminDir: String
+        var dir: String
+    }
+
+    init(loop: EventLoop, dataDir: String, logger: Logger, workerName: String? = nil, now: (() -> Int64)? = nil) {
+        self.loop = loop
+        self.logger = logger
+        self.mirrorsDir = dataDir + "/git/mirrors"
+        // Monotonic: the loop's clock (ms), as the freshness window of mirror updates needs.
+        self.now = now ?? { [unowned loop] in Int64(loop.nowMs) }
+        var base: [String: String] = [:]
+        for (key, value) in ProcessInfo.processInfo.environment { base[key] = value }
+        self.environment = Self.gitEnvironment(from: base)
+        let name = workerName ?? ProcessInfo.processInfo.hostName
+        self.commitEmail = "swarm@\(name.filter { $0.isLetter || $0.isNumber || "-._".contains($0) })"
+    }
+
+    static func branch(of id: String) -> String { "swarm/\(id)" }
+
+    /// Makes the worktree `dir` (must not exist) of `repo` at `ref ?? "HEAD"` on a new branch
+    /// `swarm/ID`, from the worker's bare mirror of `repo` (`DATA/git/...`), cloned or updated
+    /// at most once for all tasks asking at the same time. Success: the base commit.
+    /// A branch `swarm/ID` left by an earlier attempt is reset to the base; an empty `dir` or
+    /// an earlier attempt's worktree at `dir` is replaced.
+    func prepare(id: String, repo: String, ref: String?, dir: String, _ done: @escaping (Result<String, GitFailure>) -> Void) {
+        if let problem = Self.problem(repo: repo, ref: ref) { return done(.failure(GitFailure(problem))) }
+        let mirror = mirrorPath(of: repo)
+        let refName = ref ?? "HEAD"
+        ensureMirror(repo) { [weak self] failure in
+            guard let self else { return }
+            if let failure { return done(.failure(failure)) }
+            self.resolve(refName, in: mirror) { commit in
+                guard let commit else {
+                    return done(.failure(GitFailure("ref \(PeerText.safe(refName, limit: 200)) is not a branch, tag or commit of \(PeerText.safe(repo, limit: 200))")))
+                }
+                self.serially(mirror) { finished in
+                    self.clearDirectory(dir, mirror: mirror) { failure in
+                        if let failure {
+                            finished()
+                            return done(.failure(failure))
+                        }
+                        self.addWorktree(id: id, mirror: mirror, commit: commit, dir: dir) { result in
+                            finished()
+                            done(result)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func addWorktree(id: String, mirror: String, commit: String, dir: String, _ done: @escaping (Result<String, GitFailure>) -> Void) {
+        // --force: a worktree of an earlier attempt registered at `dir` but gone from disk.
+        git(["--git-dir", mirror, "worktree", "add", "--quiet", "--force", "-B", Self.branch(of: id), dir, commit]) { [weak self] result in
+            guard let self else { return }
+            guard result.succeeded else {
+                return done(.failure(GitFailure("git worktree add \(dir) failed: \(result.failureLine)")))
+            }
+            guard let admin = Self.adminDir(of: dir) else {
+                return done(.failure(GitFailure("git worktree add made no \(dir)/.git")))
+            }
+            self.worktrees[id] = Worktree(mirror: mirror, adminDir: admin, dir: dir)
+            done(.success(commit))
+        }
+    }
+
+    /// `dir` must not exist for `worktree add`: an empty directory is removed, an earlier
+    /// worktree of this mirror is removed with git; anything else is refused (never deleted).
+    private func clearDirectory(_ dir: String, mirror: String, _ done: @escaping (GitFailure?) -> Void) {
+        var info = stat()
+        guard lstat(dir, &info) == 0 else { return done(nil) }
+        if info.st_mode & S_IFMT == S_IFDIR, rmdir(dir) == 0 { return done(nil) }
+        guard let admin = Self.adminDir(of: dir), admin.hasPrefix(mirror + "/worktrees/") else {
+            return done(GitFailure("task directory \(dir) already exists and is not a worktree of this task's repository"))
+        }
+        git(["--git-dir", mirror, "worktree", "remove", "--force", "--force", dir]) { result in
+            done(result.succeeded ? nil : GitFailure("cannot remove the earlier worktree \(dir): \(result.failureLine)"))
+        }
+    }
+
+    /// The administrative directory a worktree's `.git` file names, if it is one.
+    static func adminDir(of dir: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: dir + "/.git"), data.count < 4096,
+              let text = String(data: data, encoding: .utf8), text.hasPrefix("gitdir: ") else { return nil }
+        return text.dropFirst("gitdir: ".count).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The worktree of task `id`: remembered from `prepare`, else (a worktree made before a
+    /// restart of this object) read from `dir/.git` when it names one of our mirrors.
+    func worktree(id: String, dir: String) -> Worktree? {
+        if let known = worktrees[id] { return known }
+        guard let admin = Self.adminDir(of: dir), admin.hasPrefix(mirrorsDir + "/"),
+              let range = admin.range(of: ".git/worktrees/", options: .backwards) else { return nil }
+        return Worktree(mirror: String(admin[..<range.lowerBound]) + ".git", adminDir: admin, dir: dir)
+    }
+
+    /// After the run (any state): commits uncommitted changes (except `excluding` paths) as one
+    /// commit "uncommitted changes of task ID", and when base..swarm/ID has commits writes a
+    /// bundle of them to `bundlePath`. Success: the outcome and whether a bundle was written.
+    func collect(id: String, dir: String, base: String, excluding: [String], bundlePath: String,
+                 _ done: @escaping (Result<(GitOutcome, Bool), GitFailure>) -> Void) {
+        guard let tree = worktree(id: id, dir: dir) else {
+            return done(.failure(GitFailure("\(dir) is no longer a git worktree of this worker")))
+        }
+        commitChanges(id: id, tree, excluding: excluding) { [weak self] failure in
+            guard let self else { return }
+            if let failure { return done(.failure(failure)) }
+            self.bundle(id: id, tree, base: base, to: bundlePath, done)
+        }
+    }
+
+    /// `add -A` (inputs excluded), then a commit if anything is staged.
+    private func commitChanges(id: String, _ tree: Worktree, excluding: [String], _ done: @escaping (GitFailure?) -> Void) {
+        let at = ["--git-dir", tree.adminDir, "--work-tree", tree.dir]
+        ChildCommand.run(loop: loop, argv: [gitPath] + Self.fixedConfig + at + ["add", "-A", "--", "."] + excluding.map { ":(exclude,literal)\($0)" },
+                         environment: environment, workingDirectory: tree.dir, timeoutMs: localTimeoutMs) { [weak self] added in
+            guard let self else { return }
+            guard added.succeeded else { return done(GitFailure("git add in \(tree.dir) failed: \(added.failureLine)")) }
+            self.git(at + ["diff", "--cached", "--quiet"], in: tree.dir) { diff in
+                guard diff.spawnError == nil, !diff.timedOut, diff.status == 0 || diff.status == 1 else {
+                    return done(GitFailure("git diff in \(tree.dir) failed: \(diff.failureLine)"))
+                }
+                if diff.status == 0 { return done(nil) }
+                let identity = ["-c", "user.name=swarm", "-c", "user.email=\(self.commitEmail)"]
+                self.git(identity + at + ["commit", "--quiet", "--no-verify", "-m", "uncommitted changes of task \(id)"], in: tree.dir) { commit in
+                    done(commit.succeeded ? nil : GitFailure("git commit in \(tree.dir) failed: \(commit.failureLine)"))
+                }
+            }
+        }
+    }
+
+    /// Counts base..swarm/ID and bundles those commits (the bundle names `refs/heads/swarm/ID`,
+    /// with `base` as its prerequisite: it fetches into any clone that has `base`).
+    private func bundle(id: String, _ tree: Worktree, base: String, to path: String,
+                        _ done: @escaping (Result<(GitOutcome, Bool), GitFailure>) -> Void) {
+        let branchRef = "refs/heads/" + Self.branch(of: id)
+        git(["--git-dir", tree.mirror, "rev-parse", "--verify", "--quiet", branchRef + "^{commit}"]) { [weak self] head in
+            guard let self else { return }
+            let headCommit = head.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard head.succeeded, !headCommit.isEmpty else {
+                return done(.failure(GitFailure("branch \(Self.branch(of: id)) no longer exists (deleted by the task?)")))
+            }
+            self.git(["--git-dir", tree.mirror, "rev-list", "--count", "\(base)..\(headCommit)"]) { counted in
+                guard counted.succeeded, let commits = Int(counted.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                    return done(.failure(GitFailure("git rev-list \(base)..\(Self.branch(of: id)) failed: \(counted.failureLine)")))
+                }
+                let outcome = GitOutcome(branch: Self.branch(of: id), base: base, head: headCommit, commits: commits)
+                guard commits > 0 else { return done(.success((outcome, false))) }
+                do { try Files.makeDirectories((path as NSString).deletingLastPathComponent) } catch {
+                    return done(.failure(GitFailure("cannot create the bundle's directory: \(error)")))
+                }
+                // git writes `path.lock` and renames it: a bundle is whole or absent.
+                self.git(["--git-dir", tree.mirror, "bundle", "create", "--quiet", path, "\(base)..\(branchRef)"]) { bundled in
+                    guard bundled.succeeded else {
+                        return done(.failure(GitFailure("git bundle create failed: \(bundled.failureLine)")))
+                    }
+                    done(.success((outcome, true)))
+                }
+            }
+        }
+    }
+
+    func forget(id: String) { worktrees[id] = nil }
+
+    /// Runs `job` once the operations on `mirror` queued before it are over; `job` calls its
+    /// argument when it is over. Clone/fetch, `worktree add` and `worktree remove` of one
+    /// mirror run one at a time: measured, 20 concurrent `worktree add -B` in one repository
+    /// fail about one run in two ("failed to read .../worktrees/OTHER/commondir": each lists
+    /// the worktrees, and reads the ones others are half-way through making); `fetch` lists
+    /// them too, and ref deletions contend for the `packed-refs` lock.
+    func serially(_ mirror: String, _ job: @escaping (_ finished: @escaping () -> Void) -> Void) {
+        let run: () -> Void = { [weak self] in
+            job {
+                guard let self else { return }
+                var queue = self.mirrorQueues[mirror] ?? []
+                if !queue.isEmpty { queue.removeFirst() }
+                self.mirrorQueues[mirror] = queue.isEmpty ? nil : queue
+                queue.first?()
+            }
+        }
+        let idle = mirrorQueues[mirror] == nil
+        mirrorQueues[mirror, default: []].append(run)
+        if idle { run() }
+    }
+}

@@ -1,0 +1,271 @@
+import Foundation
+import Logging
+import Testing
+@testable import SwarmNode
+@testable import SwarmProtocol
+@testable import SwarmUV
+
+/// Runs `script` with sh in `dir`, synchronously (test set-up only); returns stdout, trimmed.
+/// Fails the test on a non-zero exit.
+@discardableResult
+func shell(_ script: String, in dir: String? = nil, env: [String: String] = [:]) -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", script]
+    if let dir { process.currentDirectoryURL = URL(fileURLWithPath: dir) }
+    var environment = ProcessInfo.processInfo.environment
+    for (k, v) in ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"] { environment[k] = v }
+    for (k, v) in env { environment[k] = v }
+    process.environment = environment
+    let out = Pipe()
+    process.standardOutput = out
+    let err = Pipe()
+    process.standardError = err
+    try! process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    let errors = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0, "\(script): \(String(decoding: errors, as: UTF8.self))")
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// A temporary directory with a bare "origin" repository (main: 2 commits, tag v1 on the
+/// first, branch feature with one more commit), removed at the end.
+final class GitFixture {
+    let root: String
+    let origin: String
+    let workRoot: String
+    let dataDir: String
+    init(files: Int = 0) {
+        root = NSTemporaryDirectory() + "swarm-git-\(getpid())-\(UUID().uuidString.prefix(8))"
+        origin = root + "/origin.git"
+        // The task directories sit inside another repository: git must never mistake it for theirs.
+        workRoot = root + "/outer/work"
+        dataDir = root + "/data"
+        shell("""
+            set -e
+            mkdir -p \(root)/outer/work \(root)/data && git -C \(root)/outer init -q
+            git init -q --bare -b main \(origin)
+            git clone -q \(origin) \(root)/scratch 2>/dev/null
+            cd \(root)/scratch
+            echo one > a.txt && git add a.txt && git commit -qm one && git tag v1
+            i=0; while [ $i -lt \(files) ]; do mkdir -p d$((i / 100)); echo $i > d$((i / 100))/f$i; i=$((i + 1)); done
+            echo two > b.txt && git add -A && git commit -qm two
+            git checkout -qb feature && echo f > f.txt && git add f.txt && git commit -qm feat && git checkout -q main
+            git push -q origin main feature v1
+            """)
+    }
+    func rev(_ ref: String) -> String { shell("git -C \(origin) rev-parse \(ref)") }
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+}
+
+@Suite(.serialized) struct GitWorkspaceTests {
+    /// Calls `body` with a fresh loop and workspace, then checks no handle leaked.
+    func withWorkspace(_ fixture: GitFixture, _ body: (EventLoop, GitWorkspace) throws -> Void) throws {
+        let loop = EventLoop()
+        let git = GitWorkspace(loop: loop, dataDir: fixture.dataDir, logger: Logger(label: "test"), workerName: "w1")
+        try body(loop, git)
+        try closeLoopCheckingLeaks(loop)
+    }
+
+    func prepare(_ loop: EventLoop, _ git: GitWorkspace, _ id: String, _ repo: String, ref: String? = nil, dir: String) -> Result<String, GitFailure>? {
+        var outcome: Result<String, GitFailure>?
+        git.prepare(id: id, repo: repo, ref: ref, dir: dir) { outcome = $0 }
+        #expect(runLoop(loop, timeoutMs: 30_000) { outcome != nil })
+        return outcome
+    }
+
+    func collect(_ loop: EventLoop, _ git: GitWorkspace, _ id: String, dir: String, base: String, excluding: [String] = [],
+                 bundle: String) -> Result<(GitOutcome, Bool), GitFailure>? {
+        var outcome: Result<(GitOutcome, Bool), GitFailure>?
+        git.collect(id: id, dir: dir, base: base, excluding: excluding, bundlePath: bundle) { outcome = $0 }
+        #expect(runLoop(loop, timeoutMs: 30_000) { outcome != nil })
+        return outcome
+    }
+
+    @Test func childCommandBoundsOutputAndKillsItsGroupOnTimeout() throws {
+        let loop = EventLoop()
+        let env = ["PATH=/usr/bin:/bin"]
+        var result: ChildCommandResult?
+        ChildCommand.run(loop: loop, argv: ["sh", "-c", "head -c 200000 /dev/zero; echo 'fatal: it broke' >&2; exit 3"],
+                         environment: env, timeoutMs: 10_000, maxOutputBytes: 1_000) { result = $0 }
+        #expect(runLoop(loop, timeoutMs: 10_000) { result != nil })
+        #expect(result?.stdout.count == 1_000)
+        #expect(result?.droppedBytes == 199_000)
+        #expect(result?.status == 3)
+        #expect(result?.failureLine == "fatal: it broke")
+        // A child (and its own child) still running at the limit: the whole group is killed.
+        let marker = NSTemporaryDirectory() + "swarm-child-\(getpid())"
+        result = nil
+        ChildCommand.run(loop: loop, argv: ["sh", "-c", "(sleep 1; touch \(marker)) & sleep 30"], environment: env, timeoutMs: 200) { result = $0 }
+        #expect(runLoop(loop, timeoutMs: 10_000) { result != nil })
+        #expect(result?.timedOut == true)
+        #expect(result?.failureLine == "timed out")
+        result = nil
+        ChildCommand.run(loop: loop, argv: ["no-such-program-\(getpid())"], environment: env, timeoutMs: 1_000) { result = $0 }
+        #expect(runLoop(loop, timeoutMs: 10_000) { result != nil })
+        #expect(result?.spawnError?.hasPrefix("command not found") == true)
+        try closeLoopCheckingLeaks(loop)
+        Thread.sleep(forTimeInterval: 1.3)
+        #expect(!FileManager.default.fileExists(atPath: marker), "the group's background child survived the timeout")
+    }
+
+    @Test func mirrorSyncJoinsRunningUpdatesAndReusesFreshOnes() {
+        var sync = MirrorSync<Int>()
+        #expect(sync.request("m", 1, nowMs: 0) == .start)
+        #expect(sync.request("m", 2, nowMs: 10) == .joined)
+        #expect(sync.request("other", 3, nowMs: 10) == .start)
+        #expect(sync.finished("m", ok: true, nowMs: 100) == [1, 2])
+        // Fresh: strictly less than freshMs after it succeeded.
+        #expect(sync.request("m", 4, nowMs: 100 + MirrorSync<Int>.freshMs - 1) == .ready)
+        #expect(sync.request("m", 5, nowMs: 100 + MirrorSync<Int>.freshMs) == .start)
+        // A failed update is not reused.
+        #expect(sync.finished("m", ok: false, nowMs: 3_000) == [5])
+        #expect(sync.request("m", 6, nowMs: 3_001) == .start)
+        #expect(sync.finished("other", ok: true, nowMs: 3_002) == [3])
+        #expect(sync.updating == 1)
+    }
+
+    @Test func preparedWorktreeCommitsComeBackAsABundleBranch() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            let dir = fixture.workRoot + "/t1"
+            let base = try #require(prepare(loop, git, "t1", fixture.origin, dir: dir)).get()
+            #expect(base == fixture.rev("main"))
+            #expect(shell("git -C \(dir) rev-parse --abbrev-ref HEAD") == "swarm/t1")
+            #expect(FileManager.default.fileExists(atPath: dir + "/b.txt"))
+            // A fake agent: one commit of its own, one uncommitted change, one new file; plus an
+            // input unpacked at `in/` that must stay out of the auto-commit.
+            shell("echo agent > c.txt && git add c.txt && git commit -qm 'agent work' && echo changed >> a.txt && echo new > n.txt && mkdir in && echo x > in/input.bin", in: dir)
+            let bundle = fixture.root + "/results/swarm-t1.bundle"
+            let (outcome, wrote) = try #require(collect(loop, git, "t1", dir: dir, base: base, excluding: ["in"], bundle: bundle)).get()
+            #expect(wrote)
+            #expect(outcome.branch == "swarm/t1" && outcome.base == base && outcome.commits == 2)
+            #expect(shell("git -C \(dir) log -1 --format='%s|%an|%ae'") == "uncommitted changes of task t1|swarm|swarm@w1")
+            #expect(shell("git -C \(dir) status --porcelain") == "?? in/")
+            // The bundle fetches into a clone of the original repository as branch swarm/t1.
+            let clone = fixture.root + "/clone"
+            shell("git clone -q \(fixture.origin) \(clone) && cd \(clone) && git fetch -q \(bundle) swarm/t1:swarm/t1")
+            #expect(shell("git -C \(clone) rev-parse swarm/t1") == outcome.head)
+            #expect(shell("git -C \(clone) log --format=%s \(base)..swarm/t1") == "uncommitted changes of task t1\nagent work")
+            #expect(shell("git -C \(clone) show swarm/t1:a.txt") == "one\nchanged")
+            #expect(shell("git -C \(clone) ls-tree -r --name-only swarm/t1").split(separator: "\n").contains("in/input.bin") == false)
+            // The outer repository saw nothing.
+            #expect(shell("git -C \(fixture.root)/outer status --porcelain --untracked-files=no") == "")
+            var released = false
+            git.release(id: "t1", dir: dir) { released = true }
+            #expect(runLoop(loop, timeoutMs: 30_000) { released })
+            #expect(!FileManager.default.fileExists(atPath: dir))
+            let mirror = git.mirrorPath(of: fixture.origin)
+            #expect(shell("git --git-dir \(mirror) for-each-ref refs/heads/") == "")
+            #expect(shell("git --git-dir \(mirror) worktree list | wc -l") == "1")
+        }
+    }
+
+    @Test func refsResolveInTheMirrorAndNothingNewMeansNoBundle() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            let cases: [(String?, String)] = [("v1", fixture.rev("v1^{commit}")), ("feature", fixture.rev("feature")),
+                                              ("refs/heads/feature", fixture.rev("feature")),
+                                              (String(fixture.rev("feature").prefix(10)), fixture.rev("feature")),
+                                              ("main~1", fixture.rev("main~1")), (nil, fixture.rev("main"))]
+            for (index, (ref, expected)) in cases.enumerated() {
+                let dir = fixture.workRoot + "/r\(index)"
+                #expect(try #require(prepare(loop, git, "r\(index)", fixture.origin, ref: ref, dir: dir)).get() == expected)
+                let bundle = fixture.root + "/r\(index).bundle"
+                let (outcome, wrote) = try #require(collect(loop, git, "r\(index)", dir: dir, base: expected, bundle: bundle)).get()
+                #expect(!wrote && outcome.commits == 0 && outcome.head == expected)
+                #expect(!FileManager.default.fileExists(atPath: bundle))
+            }
+            // The mirror was made once; fresh for the later ones.
+            #expect(git.cloneCount == 1)
+            guard case .failure(let missing) = prepare(loop, git, "bad", fixture.origin, ref: "nope", dir: fixture.workRoot + "/bad") else {
+                Issue.record("an unknown ref was prepared"); return
+            }
+            #expect(missing.description.contains("ref nope is not a branch, tag or commit"))
+            guard case .failure(let dash) = prepare(loop, git, "bad", fixture.origin, ref: "--upload-pack=x", dir: fixture.workRoot + "/bad") else {
+                Issue.record("an option was taken for a ref"); return
+            }
+            #expect(dash.description.contains("invalid ref"))
+            // Another attempt of r0: its worktree and branch are replaced.
+            let again = try #require(prepare(loop, git, "r0", fixture.origin, ref: "feature", dir: fixture.workRoot + "/r0")).get()
+            #expect(again == fixture.rev("feature"))
+            #expect(shell("git -C \(fixture.workRoot)/r0 rev-parse HEAD") == fixture.rev("feature"))
+            // A directory that is not ours is never deleted.
+            shell("mkdir -p \(fixture.workRoot)/own && echo keep > \(fixture.workRoot)/own/file")
+            guard case .failure(let exists) = prepare(loop, git, "own", fixture.origin, dir: fixture.workRoot + "/own") else {
+                Issue.record("a foreign directory was replaced"); return
+            }
+            #expect(exists.description.contains("already exists"))
+            #expect(FileManager.default.fileExists(atPath: fixture.workRoot + "/own/file"))
+        }
+    }
+
+    @Test func twentyConcurrentPreparesMakeOneCloneAndAFailureFailsEveryWaiter() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            var results: [String: Result<String, GitFailure>] = [:]
+            for index in 0..<20 {
+                git.prepare(id: "c\(index)", repo: fixture.origin, ref: nil, dir: fixture.workRoot + "/c\(index)") { results["c\(index)"] = $0 }
+            }
+            #expect(runLoop(loop, timeoutMs: 60_000) { results.count == 20 })
+            #expect(git.cloneCount == 1 && git.fetchCount == 0)
+            #expect(results.values.allSatisfy { (try? $0.get()) == fixture.rev("main") }, "\(results.values.compactMap { if case .failure(let f) = $0 { f } else { nil } })")
+            #expect(shell("git --git-dir \(git.mirrorPath(of: fixture.origin)) worktree list | wc -l") == "21")
+            var released = 0
+            for index in 0..<20 { git.release(id: "c\(index)", dir: fixture.workRoot + "/c\(index)") { released += 1 } }
+            #expect(runLoop(loop, timeoutMs: 60_000) { released == 20 })
+            #expect(shell("git --git-dir \(git.mirrorPath(of: fixture.origin)) for-each-ref refs/heads/ | wc -l") == "0")
+
+            let missing = fixture.root + "/no-such-repo.git"
+            var failures: [GitFailure] = []
+            for index in 0..<5 {
+                git.prepare(id: "f\(index)", repo: missing, ref: nil, dir: fixture.workRoot + "/f\(index)") {
+                    if case .failure(let f) = $0 { failures.append(f) }
+                }
+            }
+            #expect(runLoop(loop, timeoutMs: 30_000) { failures.count == 5 })
+            #expect(git.cloneCount == 2)
+            #expect(Set(failures.map(\.description)).count == 1)
+            #expect(failures.first?.description.hasPrefix("git clone of \(missing) failed: ") == true)
+            #expect(failures.first?.description.contains("\n") == false)
+            #expect(!FileManager.default.fileExists(atPath: git.mirrorPath(of: missing)))
+        }
+    }
+
+    @Test func aNewPushIsFetchedOnceTheMirrorIsNoLongerFresh() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            _ = try #require(prepare(loop, git, "p1", fixture.origin, dir: fixture.workRoot + "/p1")).get()
+            shell("cd \(fixture.root)/scratch && echo three > b.txt && git commit -qam three && git push -q origin main")
+            // Within the window: the mirror is reused as it is.
+            #expect(try #require(prepare(loop, git, "p2", fixture.origin, dir: fixture.workRoot + "/p2")).get() == fixture.rev("main~1"))
+            Thread.sleep(forTimeInterval: Double(MirrorSync<Int>.freshMs) / 1000 + 0.1)
+            loop.updateTime()
+            #expect(try #require(prepare(loop, git, "p3", fixture.origin, dir: fixture.workRoot + "/p3")).get() == fixture.rev("main"))
+            #expect(git.cloneCount == 1 && git.fetchCount == 1)
+            // The fetch pruned nothing of the tasks' branches.
+            #expect(shell("git --git-dir \(git.mirrorPath(of: fixture.origin)) for-each-ref --format='%(refname)' refs/heads/") == "refs/heads/swarm/p1\nrefs/heads/swarm/p2\nrefs/heads/swarm/p3")
+        }
+    }
+
+    @Test func startupPruneRemovesWorktreesOfEndedTasks() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            for id in ["keep", "gone", "vanished"] {
+                _ = try #require(prepare(loop, git, id, fixture.origin, dir: fixture.workRoot + "/" + id)).get()
+            }
+            shell("rm -rf \(fixture.workRoot)/vanished")
+            // A new workspace, as after a worker restart.
+            let restarted = GitWorkspace(loop: loop, dataDir: fixture.dataDir, logger: Logger(label: "test"))
+            var pruned = false
+            restarted.pruneStale(keeping: ["keep"]) { pruned = true }
+            #expect(runLoop(loop, timeoutMs: 30_000) { pruned })
+            let mirror = git.mirrorPath(of: fixture.origin)
+            #expect(FileManager.default.fileExists(atPath: fixture.workRoot + "/keep/a.txt"))
+            #expect(!FileManager.default.fileExists(atPath: fixture.workRoot + "/gone"))
+            #expect(shell("git --git-dir \(mirror) for-each-ref --format='%(refname)' refs/heads/") == "refs/heads/swarm/keep")
+            #expect(shell("git --git-dir \(mirror) worktree list | wc -l") == "2")
+        }
+    }
+}
