@@ -51,14 +51,21 @@ extension GitWorkspace {
     func pruneStale(keeping: Set<String>, _ done: @escaping () -> Void) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: mirrorsDir)) ?? []
         let mirrors = names.filter { $0.hasSuffix(".git") }.sorted().map { "\(mirrorsDir)/\($0)" }
-        func next(_ index: Int) {
-            guard index < mirrors.count else { return done() }
-            // The whole pass holds the mirror's queue: tasks prepared meanwhile wait for it.
-            serially(mirrors[index]) { [weak self] finished in
-                self?.pruneMirror(mirrors[index], keeping: keeping) { finished(); next(index + 1) }
+        // Tasks prepared by this object are never stale.
+        let keeping = keeping.union(preparedIds)
+        var left = mirrors.count
+        guard left > 0 else { return done() }
+        // Queued in every mirror now: a task prepared meanwhile waits behind the pass.
+        for mirror in mirrors {
+            serially(mirror) { [weak self] finished in
+                guard let self else { return }
+                self.pruneMirror(mirror, keeping: keeping) {
+                    finished()
+                    left -= 1
+                    if left == 0 { done() }
+                }
             }
         }
-        next(0)
     }
 
     private func pruneMirror(_ mirror: String, keeping: Set<String>, _ done: @escaping () -> Void) {

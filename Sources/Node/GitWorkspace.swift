@@ -55,8 +55,15 @@ final class GitWorkspace {
         var base: [String: String] = [:]
         for (key, value) in ProcessInfo.processInfo.environment { base[key] = value }
         self.environment = Self.gitEnvironment(from: base)
-        let name = workerName ?? ProcessInfo.processInfo.hostName
+        let name = workerName ?? Self.hostName()
         self.commitEmail = "swarm@\(name.filter { $0.isLetter || $0.isNumber || "-._".contains($0) })"
+    }
+
+    /// `gethostname` (Foundation's `hostName` may ask DNS).
+    static func hostName() -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "worker" }
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
     }
 
     static func branch(of id: String) -> String { "swarm/\(id)" }
@@ -205,6 +212,7 @@ final class GitWorkspace {
     }
 
     func forget(id: String) { worktrees[id] = nil }
+    var preparedIds: Set<String> { Set(worktrees.keys) }
 
     /// Runs `job` once the operations on `mirror` queued before it are over; `job` calls its
     /// argument when it is over. Clone/fetch, `worktree add` and `worktree remove` of one

@@ -268,4 +268,39 @@ final class GitFixture {
             #expect(shell("git --git-dir \(mirror) worktree list | wc -l") == "2")
         }
     }
+
+    /// A measurement for the report, not a timing assertion: worktree preparation of a
+    /// 5,000-file repository, one at a time and 20 at once (p50/p99 in ms). Set
+    /// SWARM_GIT_MEASURE=1 to run it (about 10 s).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["SWARM_GIT_MEASURE"] != nil))
+    func worktreeTimesOfAFiveThousandFileRepository() throws {
+        let fixture = GitFixture(files: 5_000)
+        try withWorkspace(fixture) { loop, git in
+            _ = try #require(prepare(loop, git, "warm", fixture.origin, dir: fixture.workRoot + "/warm")).get()
+            func ms(_ since: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - since) / 1e6 }
+            var single: [Double] = []
+            for index in 0..<20 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try #require(prepare(loop, git, "s\(index)", fixture.origin, dir: fixture.workRoot + "/s\(index)")).get()
+                single.append(ms(start))
+            }
+            var concurrent: [Double] = []
+            let start = DispatchTime.now().uptimeNanoseconds
+            for index in 0..<20 {
+                git.prepare(id: "c\(index)", repo: fixture.origin, ref: nil, dir: fixture.workRoot + "/c\(index)") { _ in concurrent.append(ms(start)) }
+            }
+            #expect(runLoop(loop, timeoutMs: 120_000) { concurrent.count == 20 })
+            func pct(_ values: [Double], _ p: Double) -> Int { Int(values.sorted()[min(values.count - 1, Int(Double(values.count) * p))]) }
+            let copyStart = DispatchTime.now().uptimeNanoseconds
+            shell("cp -r \(fixture.root)/scratch \(fixture.root)/copy")
+            let copyMs = Int(ms(copyStart))
+            print("cp -r of the same tree (with its .git): \(copyMs) ms")
+            print("worktree of 5,000 files: one at a time p50 \(pct(single, 0.5)) ms p99 \(pct(single, 0.99)) ms; 20 at once p50 \(pct(concurrent, 0.5)) ms p99 \(pct(concurrent, 0.99)) ms; files \(shell("git -C \(fixture.workRoot)/s0 ls-files | wc -l"))")
+            var released = 0
+            for index in 0..<20 { git.release(id: "s\(index)", dir: fixture.workRoot + "/s\(index)") { released += 1 } }
+            let releaseStart = DispatchTime.now().uptimeNanoseconds
+            #expect(runLoop(loop, timeoutMs: 120_000) { released == 20 })
+            print("release of 20 worktrees: \(Int(ms(releaseStart))) ms")
+        }
+    }
 }
