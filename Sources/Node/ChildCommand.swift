@@ -61,12 +61,22 @@ final class ChildCommand {
     }
 
     /// Starts `argv` (argv[0] searched in the PATH of `environment`) in `workingDirectory`.
+    /// The returned object may be `kill`ed; it need not be kept.
+    @discardableResult
     static func run(loop: EventLoop, argv: [String], environment: [String], workingDirectory: String? = nil,
                     timeoutMs: UInt64, maxOutputBytes: Int = 64 << 10,
-                    _ done: @escaping (ChildCommandResult) -> Void) {
+                    _ done: @escaping (ChildCommandResult) -> Void) -> ChildCommand {
         let command = ChildCommand(loop: loop, maxOutputBytes: maxOutputBytes, done: done)
         command.selfRef = command
         command.start(argv: argv, environment: environment, workingDirectory: workingDirectory, timeoutMs: timeoutMs)
+        return command
+    }
+
+    /// Ends the child now (SIGKILL to its group): `done` follows, as for a timeout.
+    func kill() {
+        guard !hasExited, let process else { return }
+        result.spawnError = "stopped"
+        ProcessGroup.signal(process.pid, SIGKILL)
     }
 
     private func start(argv: [String], environment: [String], workingDirectory: String?, timeoutMs: UInt64) {

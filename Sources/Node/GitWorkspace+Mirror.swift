@@ -47,9 +47,27 @@ extension GitWorkspace {
     /// Runs git with `args`, bounded in time and output; `done` on the loop.
     func git(_ args: [String], in directory: String? = nil, timeoutMs: UInt64? = nil, maxOutput: Int = 64 << 10,
              _ done: @escaping (ChildCommandResult) -> Void) {
-        ChildCommand.run(loop: loop, argv: [gitPath] + Self.fixedConfig + args, environment: environment,
-                         workingDirectory: directory, timeoutMs: timeoutMs ?? localTimeoutMs,
-                         maxOutputBytes: maxOutput, done)
+        command([gitPath] + Self.fixedConfig + args, in: directory, timeoutMs: timeoutMs, maxOutput: maxOutput, done)
+    }
+
+    /// Runs `argv` as a tracked child: `stop` kills it, `onIdle` fires when the last one ends.
+    /// Once stopped, nothing more is started (`done` gets a failure at once).
+    func command(_ argv: [String], in directory: String? = nil, timeoutMs: UInt64? = nil, maxOutput: Int = 64 << 10,
+                 _ done: @escaping (ChildCommandResult) -> Void) {
+        guard !stopped else {
+            return done(ChildCommandResult(status: -1, signal: 0, stdout: [], stderr: [], spawnError: "worker stopping"))
+        }
+        let token = nextCommand
+        nextCommand += 1
+        var ended = false
+        let child = ChildCommand.run(loop: loop, argv: argv, environment: environment, workingDirectory: directory,
+                                     timeoutMs: timeoutMs ?? localTimeoutMs, maxOutputBytes: maxOutput) { [weak self] result in
+            ended = true
+            self?.running[token] = nil
+            done(result)
+            if let self, self.stopped, self.running.isEmpty { self.onIdle?() }
+        }
+        if !ended { running[token] = child }
     }
 
     /// Runs each step in order while they succeed; `done` with the first failure (its index
@@ -111,7 +129,7 @@ extension GitWorkspace {
         logger.info("git: cloning \(repo) into \(mirror)")
         let temp = mirror + ".tmp"
         do { try Files.makeDirectories(mirrorsDir) } catch { return done(GitFailure("cannot create \(mirrorsDir): \(error)")) }
-        ChildCommand.run(loop: loop, argv: ["rm", "-rf", "--", temp], environment: environment, timeoutMs: localTimeoutMs) { [weak self] _ in
+        command(["rm", "-rf", "--", temp]) { [weak self] _ in
             guard let self else { return }
             let steps = [
                 ["init", "--bare", "--quiet", temp],

@@ -37,8 +37,7 @@ extension GitWorkspace {
             }
             if removed.succeeded { return deleteBranch() }
             self.logger.warning("git: worktree remove \(tree.dir) failed (\(removed.failureLine)); deleting it")
-            ChildCommand.run(loop: self.loop, argv: ["sh", "-c", "chmod -R u+w -- \"$1\" 2>/dev/null; rm -rf -- \"$1\"", "sh", tree.dir],
-                             environment: self.environment, timeoutMs: self.localTimeoutMs) { _ in
+            self.command(["sh", "-c", "chmod -R u+w -- \"$1\" 2>/dev/null; rm -rf -- \"$1\"", "sh", tree.dir]) { _ in
                 self.git(["--git-dir", tree.mirror, "worktree", "prune"]) { _ in deleteBranch() }
             }
         }
@@ -97,9 +96,8 @@ extension GitWorkspace {
             let script = refs.map { "delete \($0)" }.joined(separator: "\n") + "\n"
             let path = mirror + "/swarm-prune-\(getpid()).txt"
             guard FileManager.default.createFile(atPath: path, contents: Data(script.utf8)) else { return done() }
-            ChildCommand.run(loop: self.loop, argv: ["sh", "-c", "exec \"$@\" < \"$0\"", path, self.gitPath]
-                                + Self.fixedConfig + ["--git-dir", mirror, "update-ref", "--stdin"],
-                             environment: self.environment, timeoutMs: self.localTimeoutMs) { result in
+            self.command(["sh", "-c", "exec \"$@\" < \"$0\"", path, self.gitPath] + Self.fixedConfig
+                         + ["--git-dir", mirror, "update-ref", "--stdin"]) { result in
                 unlink(path)
                 if !result.succeeded { self.logger.warning("git: pruning branches of \(mirror) failed: \(result.failureLine)") }
                 done()

@@ -34,6 +34,12 @@ final class GitWorkspace {
     /// Clones and fetches started since this workspace was made (single flight: tests count).
     var cloneCount = 0
     var fetchCount = 0
+    /// Children running now, by token; `stop` kills them.
+    var running: [Int: ChildCommand] = [:]
+    var nextCommand = 0
+    var stopped = false
+    /// Called when the last running child ended (the worker's stop waits for it).
+    var onIdle: (() -> Void)?
     /// Per task id, its worktree (from `prepare` until `release`).
     private var worktrees: [String: Worktree] = [:]
     /// Per mirror, the operations waiting for the running one (`serially`).
@@ -163,8 +169,7 @@ final class GitWorkspace {
     /// `add -A` (inputs excluded), then a commit if anything is staged.
     private func commitChanges(id: String, _ tree: Worktree, excluding: [String], _ done: @escaping (GitFailure?) -> Void) {
         let at = ["--git-dir", tree.adminDir, "--work-tree", tree.dir]
-        ChildCommand.run(loop: loop, argv: [gitPath] + Self.fixedConfig + at + ["add", "-A", "--", "."] + excluding.map { ":(exclude,literal)\($0)" },
-                         environment: environment, workingDirectory: tree.dir, timeoutMs: localTimeoutMs) { [weak self] added in
+        git(at + ["add", "-A", "--", "."] + excluding.map { ":(exclude,literal)\($0)" }, in: tree.dir) { [weak self] added in
             guard let self else { return }
             guard added.succeeded else { return done(GitFailure("git add in \(tree.dir) failed: \(added.failureLine)")) }
             self.git(at + ["diff", "--cached", "--quiet"], in: tree.dir) { diff in
@@ -212,6 +217,15 @@ final class GitWorkspace {
     }
 
     func forget(id: String) { worktrees[id] = nil }
+
+    /// The worker stops: running git commands are killed (their callers get the failure),
+    /// nothing more starts. `onIdle` fires once the last one is gone (now, if none runs).
+    func stop() {
+        stopped = true
+        if running.isEmpty { onIdle?() }
+        for command in running.values { command.kill() }
+    }
+    var isIdle: Bool { running.isEmpty }
     var preparedIds: Set<String> { Set(worktrees.keys) }
 
     /// Runs `job` once the operations on `mirror` queued before it are over; `job` calls its

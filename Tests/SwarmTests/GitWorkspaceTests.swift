@@ -110,6 +110,24 @@ final class GitFixture {
         #expect(!FileManager.default.fileExists(atPath: marker), "the group's background child survived the timeout")
     }
 
+    @Test func stopKillsRunningCommandsAndStartsNoMore() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            var first: ChildCommandResult?
+            git.command(["sleep", "30"]) { first = $0 }
+            var idle = false
+            git.onIdle = { idle = true }
+            git.stop()
+            #expect(runLoop(loop, timeoutMs: 5_000) { first != nil && idle })
+            #expect(first?.failureLine == "stopped")
+            var prepared: Result<String, GitFailure>?
+            git.prepare(id: "late", repo: fixture.origin, ref: nil, dir: fixture.workRoot + "/late") { prepared = $0 }
+            #expect(runLoop(loop, timeoutMs: 5_000) { prepared != nil })
+            #expect(prepared.map { if case .failure(let f) = $0 { f.description.contains("worker stopping") } else { false } } == true)
+            #expect(git.isIdle)
+        }
+    }
+
     @Test func mirrorSyncJoinsRunningUpdatesAndReusesFreshOnes() {
         var sync = MirrorSync<Int>()
         #expect(sync.request("m", 1, nowMs: 0) == .start)
