@@ -159,27 +159,73 @@ final class GitWorkspace {
         guard let tree = worktree(id: id, dir: dir) else {
             return done(.failure(GitFailure("\(dir) is no longer a git worktree of this worker")))
         }
-        commitChanges(id: id, tree, excluding: excluding) { [weak self] failure in
+        commitChanges(id: id, tree, base: base, excluding: excluding) { [weak self] failure in
             guard let self else { return }
             if let failure { return done(.failure(failure)) }
             self.bundle(id: id, tree, base: base, to: bundlePath, done)
         }
     }
 
-    /// `add -A` (inputs excluded), then a commit if anything is staged.
-    private func commitChanges(id: String, _ tree: Worktree, excluding: [String], _ done: @escaping (GitFailure?) -> Void) {
+    /// `add -A` (inputs excluded), then a commit of what is staged on `swarm/ID`. When the task
+    /// left HEAD elsewhere (detached, another branch, a rebase in progress), the worktree's
+    /// files are still what comes back: committed as a child of `swarm/ID` (or of `base`, had
+    /// the task deleted the branch), HEAD left as it is.
+    private func commitChanges(id: String, _ tree: Worktree, base: String, excluding: [String], _ done: @escaping (GitFailure?) -> Void) {
         let at = ["--git-dir", tree.adminDir, "--work-tree", tree.dir]
         git(at + ["add", "-A", "--", "."] + excluding.map { ":(exclude,literal)\($0)" }, in: tree.dir) { [weak self] added in
             guard let self else { return }
             guard added.succeeded else { return done(GitFailure("git add in \(tree.dir) failed: \(added.failureLine)")) }
-            self.git(at + ["diff", "--cached", "--quiet"], in: tree.dir) { diff in
-                guard diff.spawnError == nil, !diff.timedOut, diff.status == 0 || diff.status == 1 else {
-                    return done(GitFailure("git diff in \(tree.dir) failed: \(diff.failureLine)"))
+            self.git(at + ["symbolic-ref", "--quiet", "HEAD"], in: tree.dir) { head in
+                if head.succeeded, head.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "refs/heads/" + Self.branch(of: id) {
+                    self.commitOnBranch(id: id, tree, at: at, done)
+                } else {
+                    self.commitTree(id: id, tree, at: at, base: base, done)
                 }
-                if diff.status == 0 { return done(nil) }
-                let identity = ["-c", "user.name=swarm", "-c", "user.email=\(self.commitEmail)"]
-                self.git(identity + at + ["commit", "--quiet", "--no-verify", "-m", "uncommitted changes of task \(id)"], in: tree.dir) { commit in
-                    done(commit.succeeded ? nil : GitFailure("git commit in \(tree.dir) failed: \(commit.failureLine)"))
+            }
+        }
+    }
+
+    private var identity: [String] { ["-c", "user.name=swarm", "-c", "user.email=\(commitEmail)"] }
+    private func message(_ id: String) -> String { "uncommitted changes of task \(id)" }
+
+    private func commitOnBranch(id: String, _ tree: Worktree, at: [String], _ done: @escaping (GitFailure?) -> Void) {
+        git(at + ["diff", "--cached", "--quiet"], in: tree.dir) { [weak self] diff in
+            guard let self else { return }
+            guard diff.spawnError == nil, !diff.timedOut, diff.status == 0 || diff.status == 1 else {
+                return done(GitFailure("git diff in \(tree.dir) failed: \(diff.failureLine)"))
+            }
+            if diff.status == 0 { return done(nil) }
+            self.git(self.identity + at + ["commit", "--quiet", "--no-verify", "-m", self.message(id)], in: tree.dir) { commit in
+                done(commit.succeeded ? nil : GitFailure("git commit in \(tree.dir) failed: \(commit.failureLine)"))
+            }
+        }
+    }
+
+    /// The index's tree as a commit on `swarm/ID`, when it differs from the branch's tree.
+    private func commitTree(id: String, _ tree: Worktree, at: [String], base: String, _ done: @escaping (GitFailure?) -> Void) {
+        let branchRef = "refs/heads/" + Self.branch(of: id)
+        git(at + ["write-tree"], in: tree.dir) { [weak self] written in
+            guard let self else { return }
+            let newTree = written.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard written.succeeded, !newTree.isEmpty else { return done(GitFailure("git write-tree in \(tree.dir) failed: \(written.failureLine)")) }
+            self.git(["--git-dir", tree.mirror, "rev-parse", "--verify", "--quiet", branchRef + "^{commit}"]) { branch in
+                let tip = branch.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+                let parent = branch.succeeded && !tip.isEmpty ? tip : base
+                self.git(["--git-dir", tree.mirror, "rev-parse", "--verify", "--quiet", parent + "^{tree}"]) { parentTree in
+                    let point = { (commit: String) in
+                        self.git(["--git-dir", tree.mirror, "update-ref", branchRef, commit]) { updated in
+                            done(updated.succeeded ? nil : GitFailure("git update-ref \(branchRef) failed: \(updated.failureLine)"))
+                        }
+                    }
+                    if parentTree.succeeded, parentTree.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == newTree {
+                        // Nothing new; a deleted branch is made again where it started.
+                        return parent == tip ? done(nil) : point(parent)
+                    }
+                    self.git(self.identity + ["--git-dir", tree.mirror, "commit-tree", newTree, "-p", parent, "-m", self.message(id)]) { made in
+                        let commit = made.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+                        guard made.succeeded, !commit.isEmpty else { return done(GitFailure("git commit-tree failed: \(made.failureLine)")) }
+                        point(commit)
+                    }
                 }
             }
         }

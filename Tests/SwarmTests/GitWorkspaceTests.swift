@@ -219,6 +219,37 @@ final class GitFixture {
         }
     }
 
+    @Test func filesLeftWithHeadElsewhereStillComeBackOnTheBranch() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            let scripts = [
+                // Detached and committed there.
+                "d1": "git checkout -q --detach && echo d > d.txt && git add d.txt && git commit -qm detached",
+                // On another branch, with uncommitted work.
+                "d2": "echo c > c.txt && git add c.txt && git commit -qm mine && git checkout -qb other && echo e > e.txt",
+                // Deleted its branch, changed nothing.
+                "d3": "git checkout -q --detach && git branch -qD swarm/d3",
+            ]
+            for (id, script) in scripts.sorted(by: { $0.key < $1.key }) {
+                let dir = fixture.workRoot + "/" + id
+                let base = try #require(prepare(loop, git, id, fixture.origin, dir: dir)).get()
+                shell(script, in: dir)
+                let (outcome, wrote) = try #require(collect(loop, git, id, dir: dir, base: base, bundle: fixture.root + "/\(id).bundle")).get()
+                let mirror = git.mirrorPath(of: fixture.origin)
+                let files = shell("git --git-dir \(mirror) ls-tree -r --name-only swarm/\(id)").split(separator: "\n").map(String.init)
+                switch id {
+                case "d1":
+                    #expect(outcome.commits == 1 && wrote && files.contains("d.txt"))
+                case "d2":
+                    #expect(outcome.commits == 2 && wrote && files.contains("c.txt") && files.contains("e.txt"))
+                    #expect(shell("git --git-dir \(mirror) log -1 --format=%s swarm/d2") == "uncommitted changes of task d2")
+                default:
+                    #expect(outcome.commits == 0 && !wrote && outcome.head == base)
+                }
+            }
+        }
+    }
+
     @Test func twentyConcurrentPreparesMakeOneCloneAndAFailureFailsEveryWaiter() throws {
         let fixture = GitFixture()
         try withWorkspace(fixture) { loop, git in
