@@ -96,19 +96,21 @@ final class GitWorkspace {
                             finished()
                             return done(.failure(failure))
                         }
-                        self.addWorktree(id: id, mirror: mirror, commit: commit, dir: dir) { result in
-                            finished()
-                            done(result)
-                        }
+                        self.addWorktree(id: id, mirror: mirror, commit: commit, dir: dir, registered: finished, done)
                     }
                 }
             }
         }
     }
 
-    private func addWorktree(id: String, mirror: String, commit: String, dir: String, _ done: @escaping (Result<String, GitFailure>) -> Void) {
+    /// Registers the worktree and its branch (in the mirror's queue: `registered` frees it),
+    /// then checks the files out outside the queue: the checkout, the slow part, touches only
+    /// the worktree's own index and files, so the tasks of one mirror check out in parallel.
+    private func addWorktree(id: String, mirror: String, commit: String, dir: String,
+                             registered: @escaping () -> Void, _ done: @escaping (Result<String, GitFailure>) -> Void) {
         // --force: a worktree of an earlier attempt registered at `dir` but gone from disk.
-        git(["--git-dir", mirror, "worktree", "add", "--quiet", "--force", "-B", Self.branch(of: id), dir, commit]) { [weak self] result in
+        git(["--git-dir", mirror, "worktree", "add", "--quiet", "--force", "--no-checkout", "-B", Self.branch(of: id), dir, commit]) { [weak self] result in
+            registered()
             guard let self else { return }
             guard result.succeeded else {
                 return done(.failure(GitFailure("git worktree add \(dir) failed: \(result.failureLine)")))
@@ -117,7 +119,12 @@ final class GitWorkspace {
                 return done(.failure(GitFailure("git worktree add made no \(dir)/.git")))
             }
             self.worktrees[id] = Worktree(mirror: mirror, adminDir: admin, dir: dir)
-            done(.success(commit))
+            self.git(["--git-dir", admin, "--work-tree", dir, "reset", "--hard", "--quiet", "--no-recurse-submodules"], in: dir) { checkedOut in
+                guard checkedOut.succeeded else {
+                    return done(.failure(GitFailure("git checkout of \(commit) in \(dir) failed: \(checkedOut.failureLine)")))
+                }
+                done(.success(commit))
+            }
         }
     }
 
