@@ -158,16 +158,55 @@ extension WorkerAgent {
 
     // MARK: Git (issue 11 item 4: `GitWorkspace` plugs in here)
 
+    /// Makes the git workspace; the worktrees a previous worker process left are removed (their
+    /// runs are over: bundles are uploaded before results are written, and results are re-sent
+    /// from the results directory).
+    func startGitWorkspace() {
+        let git = GitWorkspace(loop: loop, dataDir: config.dataDir, logger: logger, workerName: config.name)
+        workspace.git = git
+        var info = stat()
+        if stat(git.mirrorsDir, &info) == 0 { git.pruneStale(keeping: []) {} }
+    }
+
     /// `repo` tasks: make the worktree (the task directory, `entry.plan.workDir`), keep the
     /// base commit in `entry.gitBase`, answer `.prepared(.gitWorktree, problem)`.
     private func prepareWorktree(_ entry: PipelineTask) {
-        pipelineEvent(entry, .prepared(.gitWorktree, problem: "worker \(config.name) cannot make git worktrees (--repo) yet", nowMs: now()))
+        guard let git = workspace.git, let repo = entry.task.spec.repo else {
+            return pipelineEvent(entry, .prepared(.gitWorktree, problem: "worker \(config.name) has no git workspace", nowMs: now()))
+        }
+        let dir = entry.plan.workDir
+        git.prepare(id: entry.task.id, repo: repo, ref: entry.task.spec.ref, dir: dir) { [weak self, entry] outcome in
+            guard let self else { return }
+            guard self.workspace.tasks[entry.task.id] === entry else {
+                // Ended (killed) while its worktree was being made: it goes now.
+                if case .success = outcome { git.release(id: entry.task.id, dir: dir) }
+                return
+            }
+            switch outcome {
+            case .success(let base):
+                entry.gitBase = base
+                self.pipelineEvent(entry, .prepared(.gitWorktree, problem: nil, nowMs: self.now()))
+            case .failure(let failure):
+                self.pipelineEvent(entry, .prepared(.gitWorktree, problem: "git worktree of \(PeerText.safe(repo, limit: 200)) on worker \(self.config.name): \(failure)", nowMs: self.now()))
+            }
+        }
     }
 
-    /// `repo` tasks after the run: `GitWorkspace.collect(id:dir:base: entry.gitBase,
-    /// excluding: the input DESTs, bundlePath: gitBundlePath(entry))`, then `gitCollected`.
+    /// `repo` tasks after the run: auto-commit and bundle (`GitWorkspace.collect`), inputs and
+    /// the context file left out of the commit; then `gitCollected`.
     private func collectWorktree(_ entry: PipelineTask) {
-        gitCollected(entry, outcome: nil, bundle: nil, problem: "worker \(config.name) cannot collect git worktrees yet")
+        guard let git = workspace.git, let base = entry.gitBase else {
+            return gitCollected(entry, outcome: nil, bundle: nil, problem: "the task's worktree was not made")
+        }
+        let excluding = (entry.task.spec.inputBlobs ?? []).map(\.dest) + [".swarm/context"]
+        let bundle = gitBundlePath(entry)
+        git.collect(id: entry.task.id, dir: entry.plan.workDir, base: base, excluding: excluding, bundlePath: bundle) { [weak self, entry] outcome in
+            guard let self, self.workspace.tasks[entry.task.id] === entry else { return }
+            switch outcome {
+            case .success(let (git, wrote)): self.gitCollected(entry, outcome: git, bundle: wrote ? bundle : nil, problem: nil)
+            case .failure(let failure): self.gitCollected(entry, outcome: nil, bundle: nil, problem: failure.description)
+            }
+        }
     }
 
     /// Where a `repo` task's bundle is written (outside the worktree, so it is no artifact of
@@ -193,6 +232,8 @@ extension WorkerAgent {
         pipelineEvent(entry, .gitCollected(outcome, bundle: upload, problem: problem, nowMs: now()))
     }
 
-    /// `GitWorkspace.release(id: run.id, dir: dir)`.
-    private func releaseWorktree(_ run: RunRef, dir: String) {}
+    /// Removes the worktree and its branch (the scheduler holds the result).
+    private func releaseWorktree(_ run: RunRef, dir: String) {
+        workspace.git?.release(id: run.id, dir: dir)
+    }
 }

@@ -129,6 +129,7 @@ public final class WorkerAgent {
         scanBlobCache()
         // The pipeline's transfers (a test may have put a fake in their place).
         if workspace.blobs == nil { workspace.blobs = blobs }
+        startGitWorkspace()
         reconnectTimer = try! UVTimer(loop: loop)
         heartbeatTimer = try! UVTimer(loop: loop)
         healthTimer = try! UVTimer(loop: loop)
@@ -187,6 +188,14 @@ public final class WorkerAgent {
     func finishStopIfIdle() {
         // Once: a stop that ends preparing tasks at once gets here from their results too.
         guard stopping, onStopped != nil, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty else { return }
+        if let git = workspace.git {
+            // Git commands still running (a clone for a task killed while preparing): killed.
+            if !git.stopped {
+                git.onIdle = { [weak self] in self?.finishStopIfIdle() }
+                return git.stop()
+            }
+            if !git.isIdle { return }
+        }
         reconnectTimer?.close(); reconnectTimer = nil
         healthTimer?.close(); healthTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil

@@ -51,6 +51,8 @@ final class WorkerWorkspace {
     /// `repo` tasks whose result is not acknowledged yet: their worktree, removed after the
     /// scheduler holds the result (`GitWorkspace.release`).
     var worktrees: [RunRef: String] = [:]
+    /// The worker's git mirrors and worktrees (made at `start`).
+    var git: GitWorkspace?
 
     init(dataDir: String, cacheBytes: Int64) {
         blobsDir = dataDir + "/blobs"
