@@ -82,4 +82,27 @@ import SwarmProtocol
             #expect(scheduler.started.isEmpty)
         }
     }
+
+    @Test func aTaskKilledWhileItsWorktreeIsMadeNeverRunsAndItsWorktreeGoes() throws {
+        let fixture = GitFixture()
+        try WorkerPipelineTests.withWorker { loop, worker, scheduler, _, dir in
+            // A slow git: the kill arrives while the worktree is being made.
+            let slow = fixture.root + "/slow-git"
+            FileManager.default.createFile(atPath: slow, contents: Data("#!/bin/sh\nsleep 0.3\nexec git \"$@\"\n".utf8),
+                                           attributes: [.posixPermissions: 0o755])
+            let git = try #require(worker.workspace.git)
+            git.gitPath = slow
+            var spec = TaskSpec(command: ["sh", "-c", "touch \(dir)/spawned"])
+            spec.repo = fixture.origin
+            WorkerPipelineTests.assign(scheduler, "k1", spec)
+            #expect(runLoop(loop) { !git.isIdle })
+            scheduler.connection?.send(.kill(.init(id: "k1", attempt: 1, reason: "cancelled by user")))
+            #expect(runLoop(loop) { scheduler.result("k1") != nil })
+            #expect(scheduler.result("k1")?.state == .cancelled)
+            #expect(runLoop(loop, timeoutMs: 30_000) { git.isIdle && git.preparedIds.isEmpty && git.cloneCount == 1 })
+            #expect(!FileManager.default.fileExists(atPath: dir + "/work/k1/a.txt"))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/spawned"))
+            #expect(scheduler.started.isEmpty)
+        }
+    }
 }
