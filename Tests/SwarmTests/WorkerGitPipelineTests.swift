@@ -88,7 +88,7 @@ import SwarmProtocol
         try WorkerPipelineTests.withWorker { loop, worker, scheduler, _, dir in
             // A slow git: the kill arrives while the worktree is being made.
             let slow = fixture.root + "/slow-git"
-            FileManager.default.createFile(atPath: slow, contents: Data("#!/bin/sh\nsleep 0.3\nexec git \"$@\"\n".utf8),
+            FileManager.default.createFile(atPath: slow, contents: Data("#!/bin/sh\nsleep 0.1\nexec git \"$@\"\n".utf8),
                                            attributes: [.posixPermissions: 0o755])
             let git = try #require(worker.workspace.git)
             git.gitPath = slow
