@@ -216,20 +216,23 @@ extension WorkerAgent {
     }
 
     /// What `GitWorkspace.collect` answered: the outcome, the bundle written (nil: no new
-    /// commits) or why collect failed. The bundle is hashed here and uploaded with the
-    /// artifacts as `swarm-ID.bundle`, kind `gitBundle`; a failure is listed as skipped.
+    /// commits) or why collect failed. The bundle is hashed (off the loop: it may be large)
+    /// and uploaded with the artifacts as `swarm-ID.bundle`, kind `gitBundle`; a failure is
+    /// listed as skipped.
     func gitCollected(_ entry: PipelineTask, outcome: GitOutcome?, bundle path: String?, problem: String?) {
-        var upload: TaskPipeline.Upload?
-        var problem = problem
-        if let path {
-            switch ArtifactCollector.hashFile(path) {
+        guard let path else {
+            return pipelineEvent(entry, .gitCollected(outcome, bundle: nil, problem: problem, nowMs: now()))
+        }
+        workspace.offLoop(loop, { ArtifactCollector.hashFile(path) }) { [weak self, entry] hashed in
+            guard let self, self.workspace.tasks[entry.task.id] === entry else { return }
+            switch hashed {
             case .success(let (sha256, size)):
-                upload = .init(ref: ArtifactRef(path: "swarm-\(entry.task.id).bundle", size: size, sha256: sha256, kind: "gitBundle"), file: path)
+                let ref = ArtifactRef(path: "swarm-\(entry.task.id).bundle", size: size, sha256: sha256, kind: "gitBundle")
+                self.pipelineEvent(entry, .gitCollected(outcome, bundle: .init(ref: ref, file: path), problem: problem, nowMs: self.now()))
             case .failure(let error):
-                problem = "cannot read the bundle: \(error)"
+                self.pipelineEvent(entry, .gitCollected(outcome, bundle: nil, problem: "cannot read the bundle: \(error)", nowMs: self.now()))
             }
         }
-        pipelineEvent(entry, .gitCollected(outcome, bundle: upload, problem: problem, nowMs: now()))
     }
 
     /// Removes the worktree and its branch (the scheduler holds the result).
