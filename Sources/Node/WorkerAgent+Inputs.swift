@@ -114,6 +114,17 @@ extension WorkerAgent {
         return nil
     }
 
+    /// Removes the inputs unpacked at `dests` in `root`, only through real directories (a
+    /// link the task left must not point the removal elsewhere); what cannot go stays.
+    /// Runs off the loop.
+    static func removeInputCopies(_ dests: [String], in root: String) -> Int {
+        var removed = 0
+        for dest in dests where Archive.destProblem(dest) == nil && parentsAreDirectories(of: dest, in: root) {
+            if (try? FileManager.default.removeItem(atPath: "\(root)/\(dest)")) != nil { removed += 1 }
+        }
+        return removed
+    }
+
     private static func parentsAreDirectories(of dest: String, in root: String) -> Bool {
         var path = root
         for part in dest.split(separator: "/").dropLast() {

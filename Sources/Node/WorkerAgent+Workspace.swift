@@ -119,7 +119,13 @@ extension WorkerAgent {
         entry.deadlineTimer?.close()
         entry.deadlineTimer = nil
         if workspace.tasks[entry.task.id] === entry { workspace.tasks[entry.task.id] = nil }
-        if entry.task.spec.inputBlobs?.isEmpty == false { applyCache(workspace.cache.release(entry.run)) }
+        if let inputs = entry.task.spec.inputBlobs, !inputs.isEmpty {
+            applyCache(workspace.cache.release(entry.run))
+            // A repo task's worktree goes as a whole on release; a workdir task has no inputs.
+            if entry.task.spec.repo == nil, entry.task.spec.workdir == nil {
+                workspace.inputCopies[entry.run] = (entry.plan.workDir, inputs.map(\.dest))
+            }
+        }
         finished(result)
         // The freed slot: a due probe may take it before the scheduler hears it is free.
         startDueProbes()
@@ -151,6 +157,9 @@ extension WorkerAgent {
 
     /// The scheduler holds the result of `run`: what the run's workspace kept can go.
     func releaseWorkspace(_ run: RunRef) {
+        if !workspace.inputCopies.isEmpty, let copies = workspace.inputCopies.removeValue(forKey: run) {
+            workspace.offLoop(loop, { Self.removeInputCopies(copies.dests, in: copies.root) }) { _ in }
+        }
         guard !workspace.worktrees.isEmpty, let dir = workspace.worktrees.removeValue(forKey: run) else { return }
         unlink("\(config.dataDir)/bundles/\(run.id).bundle")
         releaseWorktree(run, dir: dir)

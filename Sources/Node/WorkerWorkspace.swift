@@ -51,6 +51,10 @@ final class WorkerWorkspace {
     /// `repo` tasks whose result is not acknowledged yet: their worktree, removed after the
     /// scheduler holds the result (`GitWorkspace.release`).
     var worktrees: [RunRef: String] = [:]
+    /// Runs with inputs whose result is not acknowledged yet: the task directory and the
+    /// DESTs unpacked there. Once the scheduler holds the result they are removed: the
+    /// blob stays in the cache, and N tasks of one input would otherwise keep N copies.
+    var inputCopies: [RunRef: (root: String, dests: [String])] = [:]
     /// The worker's git mirrors and worktrees (made at `start`).
     var git: GitWorkspace?
 

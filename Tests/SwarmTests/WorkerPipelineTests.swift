@@ -243,6 +243,32 @@ import SwarmTransport
         }
     }
 
+    /// N tasks of one input keep one copy on the worker: each task's unpacked copy goes once
+    /// the scheduler acknowledged its result (the blob stays in the cache), never through a
+    /// link the task left, and the task's other files stay.
+    @Test func unpackedInputsGoOnceTheResultIsHeldAndNeverThroughALink() throws {
+        try Self.withWorker { loop, worker, scheduler, blobs, dir in
+            let (input, bytes) = try Self.packedInput(dir, text: "data\n")
+            blobs.content[input.sha256] = bytes
+            var spec = TaskSpec(command: ["sh", "-c", "echo out > result.txt"])
+            spec.inputBlobs = [input]
+            Self.assign(scheduler, "cp1", spec)
+            var linked = spec
+            linked.inputBlobs = [InputRef(dest: "d/in", sha256: input.sha256, size: input.size)]
+            linked.command = ["sh", "-c", "mkdir -p \(dir)/elsewhere/in/sub && rm -rf d && ln -s \(dir)/elsewhere d"]
+            Self.assign(scheduler, "cp2", linked)
+            #expect(runLoop(loop) { scheduler.result("cp1") != nil && scheduler.result("cp2") != nil })
+            #expect(FileManager.default.fileExists(atPath: dir + "/work/cp1/in/sub/hello.txt"), "kept until acknowledged")
+            for id in ["cp1", "cp2"] { scheduler.connection?.send(.resultAck(.init(id: id, attempt: 1))) }
+            #expect(runLoop(loop) { !FileManager.default.fileExists(atPath: dir + "/work/cp1/in") })
+            for _ in 0..<20 { loop.runNoWait() }
+            #expect(FileManager.default.fileExists(atPath: dir + "/work/cp1/result.txt"))
+            #expect(FileManager.default.fileExists(atPath: worker.workspace.blobPath(input.sha256)))
+            #expect(FileManager.default.fileExists(atPath: dir + "/elsewhere/in/sub"), "nothing removed through the task's link")
+            #expect(worker.workspace.inputCopies.isEmpty)
+        }
+    }
+
     @Test func anInputThatCannotBeUnpackedIsASpawnFailureNamingIt() throws {
         try Self.withWorker { loop, _, scheduler, blobs, _ in
             let junk = Array("not an archive".utf8)
