@@ -47,6 +47,11 @@ public enum FrameBudget {
             for s in spec.command { add(s) }
             for s in spec.requirements ?? [] { add(s) }
             addMap(spec.env); addMap(spec.labels); addMap(spec.constraints)
+            add(spec.workdir); add(spec.repo); add(spec.ref)
+            for s in spec.inputs ?? [] { add(s) }
+            for s in spec.artifacts ?? [] { add(s) }
+            // Each input blob: its dest and hash, plus its size and keys (under 64 bytes).
+            for blob in spec.inputBlobs ?? [] { add(blob.dest); add(blob.sha256); bytes += 64 }
             // At most 6 bytes per byte once escaped; quotes, a key and separators under 32 per
             // string; the numbers with their keys and the containers' keys under 1 KiB.
             let bound = 6 * bytes + 32 * strings + 1024

@@ -117,8 +117,9 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     /// A duration above this is a typo, not a plan (30 days).
     public static let maxDurationSeconds = 30.0 * 86_400
 
-    /// Nil when the spec can be accepted, else the reason.
-    public func problem() -> String? {
+    /// Nil when the spec can be accepted, else the reason. `inputsUploaded: false`: the
+    /// submitting client's check before it uploads the `inputs` (`workProblem`).
+    public func problem(inputsUploaded: Bool = true) -> String? {
         if let id, let p = TaskID.problem(with: id) { return p }
         if let parent, let p = TaskID.problem(with: parent) { return "parent: \(p)" }
         if let runtime {
@@ -155,6 +156,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         for (key, value) in (constraints ?? [:]).sorted(by: { $0.key < $1.key }) where key.isEmpty || key.contains("=") {
             return "invalid constraint \(TaskID.quoted(key + "=" + value))"
         }
+        if let problem = workProblem(inputsUploaded: inputsUploaded) { return problem }
         return execProblem()
     }
 
