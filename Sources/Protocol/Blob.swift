@@ -79,6 +79,13 @@ public struct ArtifactRef: Codable, Sendable, Equatable {
     public init(path: String, size: Int64, sha256: String, kind: String? = nil) {
         self.path = path; self.size = size; self.sha256 = sha256; self.kind = kind
     }
+    // `kind` is null, not missing, for a plain file (every key always there, as TaskInfo's).
+    enum CodingKeys: String, CodingKey { case path, size, sha256, kind }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(path, forKey: .path); try c.encode(size, forKey: .size)
+        try c.encode(sha256, forKey: .sha256); try c.encode(kind, forKey: .kind)
+    }
 }
 
 /// A matched file the worker did not upload, and why (over a limit, not a regular file...).
@@ -87,6 +94,12 @@ public struct SkippedArtifact: Codable, Sendable, Equatable {
     public var size: Int64?
     public var reason: String
     public init(path: String, size: Int64?, reason: String) { self.path = path; self.size = size; self.reason = reason }
+    // `size` is null, not missing, when unknown.
+    enum CodingKeys: String, CodingKey { case path, size, reason }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(path, forKey: .path); try c.encode(size, forKey: .size); try c.encode(reason, forKey: .reason)
+    }
 }
 
 /// What a `repo` task's worktree ended with.

@@ -86,6 +86,15 @@ import SwarmClient
         m.contextMode = "inline"; m.contextFile = "f"; m.workDir = "d"; m.logFile = "l"
         m.startedAtUs = 5; m.firstOutputAtUs = 6; m.exitedAtUs = 7
         full.metrics = m
+        // Issue 11: a plain file's `kind` and a skipped file's unknown `size` are null, not missing.
+        let hash = String(repeating: "a", count: 64)
+        full.artifacts = [ArtifactRef(path: "a", size: 1, sha256: hash, kind: "gitBundle"), ArtifactRef(path: "b", size: 1, sha256: hash)]
+        full.skippedArtifacts = [SkippedArtifact(path: "c", size: 2, reason: "r"), SkippedArtifact(path: "d", size: nil, reason: "r")]
+        full.git = GitOutcome(branch: "swarm/t", base: "b", head: "h", commits: 1)
+        var halfEmpty = full
+        halfEmpty.artifacts = [ArtifactRef(path: "b", size: 1, sha256: hash)]
+        halfEmpty.skippedArtifacts = [SkippedArtifact(path: "d", size: nil, reason: "r")]
+        try Self.expectSameKeys(full, halfEmpty, "status --json artifacts")
         let empty = TaskInfo(id: "t", state: .queued, command: [], submittedAt: 1)
         // status, tasks, wait and submit --json print TaskInfo (one or a list).
         try Self.expectSameKeys(full, empty, "status --json")
@@ -95,6 +104,9 @@ import SwarmClient
         result.submittedAt = 1
         result.placedAt = 2
         result.metrics = m
+        result.artifacts = full.artifacts
+        result.skippedArtifacts = full.skippedArtifacts
+        result.git = full.git
         let bare = TaskResult(id: "t", state: .lost, exitCode: nil, signal: nil, reason: nil, output: "", pid: nil, attempt: 1,
                               startedAt: nil, finishedAt: 5)
         try Self.expectSameKeys(result, bare, "result file")
