@@ -3,7 +3,10 @@ import SwarmProtocol
 
 /// `swarm submit --file tasks.jsonl`: one task per line, a JSON object whose fields are the
 /// submit options in camelCase plus `command` (an array), e.g. `{"id": "a1", "command": ["true"]}`
-/// or `{"runtime": "claude", "model": "sonnet", "prompt": "..."}`. Blank lines and lines
+/// or `{"runtime": "claude", "model": "sonnet", "prompt": "..."}`; `inputs` and `artifacts` are
+/// arrays of strings (the repeated `--input` and `--artifact`). Relative `promptFile` and
+/// `contextFile` paths are relative to the file's directory, relative input SRCs to the current
+/// directory (they are resolved at upload, `InputUploads`). Blank lines and lines
 /// starting with `#` are skipped. The whole file is accepted or refused: the first problem
 /// (bad JSON, unknown key, wrong type, invalid spec, duplicate id, unreadable prompt or context
 /// file) comes back with its line number.
@@ -14,7 +17,7 @@ public enum TaskFile {
         "id", "command", "env", "runtime", "model", "prompt", "promptFile", "objective", "context", "contextFile",
         "requirement", "requirements", "complexity", "timeout", "maxTimeout", "extendBy", "extendWithin",
         "activityWindow", "minBursts", "silenceWarn", "silenceKill", "killGrace", "label", "labels", "parent",
-        "constraint", "constraints", "priority",
+        "constraint", "constraints", "priority", "workdir", "inputs", "artifacts", "repo", "ref",
     ]
 
     /// The specs of `text`, in file order. `fileName` only names the file in errors; relative
@@ -22,7 +25,14 @@ public enum TaskFile {
     /// and are read with `readFile`. A pure function of its arguments.
     public static func parse(_ text: String, fileName: String, baseDirectory: String,
                              readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskFileError) -> [TaskSpec] {
-        var specs: [TaskSpec] = []
+        try parseNumbered(text, fileName: fileName, baseDirectory: baseDirectory, readFile: readFile).map(\.spec)
+    }
+
+    /// `parse`, each spec with its line number (for errors found later, such as an input that
+    /// cannot be packed: `tasks.jsonl:LINE: ...`).
+    public static func parseNumbered(_ text: String, fileName: String, baseDirectory: String,
+                                     readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskFileError) -> [(line: Int, spec: TaskSpec)] {
+        var specs: [(line: Int, spec: TaskSpec)] = []
         var idLines: [String: Int] = [:]
         // Split on LF bytes: "\r\n" is one Character, so a Character split would miss it.
         for (index, rawLine) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
@@ -42,7 +52,7 @@ public enum TaskFile {
                 }
                 idLines[id] = lineNumber
             }
-            specs.append(spec)
+            specs.append((lineNumber, spec))
         }
         if specs.isEmpty { throw TaskFileError(file: fileName, line: nil, reason: "no tasks in the file") }
         return specs
@@ -51,12 +61,17 @@ public enum TaskFile {
     /// Reads and parses the file at `path` (relative files resolve against its directory);
     /// errors name the file as given.
     public static func load(path: String) throws(TaskFileError) -> [TaskSpec] {
+        try loadNumbered(path: path).map(\.spec)
+    }
+
+    /// `load`, each spec with its line number.
+    public static func loadNumbered(path: String) throws(TaskFileError) -> [(line: Int, spec: TaskSpec)] {
         let text: String
         do { text = try TaskOptions.readTextFile(path) } catch {
             throw TaskFileError(file: path, line: nil, reason: "cannot read it: \(error)")
         }
         let directory = (path as NSString).deletingLastPathComponent
-        return try parse(text, fileName: path, baseDirectory: directory.isEmpty ? "." : directory)
+        return try parseNumbered(text, fileName: path, baseDirectory: directory.isEmpty ? "." : directory)
     }
 
     /// One line's fields as options (no files read yet).
@@ -98,6 +113,11 @@ public enum TaskFile {
         o.parent = try f.string("parent")
         o.constraints = try f.constraints(fields["constraint"] != nil ? "constraint" : "constraints")
         o.priority = try f.integer("priority")
+        o.workdir = try f.string("workdir")
+        o.inputs = try f.strings("inputs")
+        o.artifacts = try f.strings("artifacts")
+        o.repo = try f.string("repo")
+        o.ref = try f.string("ref")
         return o
     }
 

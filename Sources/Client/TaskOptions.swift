@@ -70,7 +70,11 @@ public struct TaskOptions: Sendable, Equatable {
             }
         }
         spec.requirements = spec.requirements.flatMap { $0.isEmpty ? nil : $0 }
-        if let problem = spec.problem() { throw TaskOptionsError(problem) }
+        // Empty lists are no lists (an empty `inputs` uploads nothing, `artifacts` matches nothing).
+        spec.inputs = spec.inputs.flatMap { $0.isEmpty ? nil : $0 }
+        spec.artifacts = spec.artifacts.flatMap { $0.isEmpty ? nil : $0 }
+        // Inputs are uploaded after this check (`InputUploads`), which then checks again.
+        if let problem = spec.problem(inputsUploaded: false) { throw TaskOptionsError(problem) }
         return spec
     }
 

@@ -59,6 +59,18 @@ struct SubmitCommand: ParsableCommand {
     var constraint: [String] = []
     @Option(parsing: .unconditional, help: "Higher runs first (default 0).")
     var priority: Int?
+    @Option(parsing: .unconditional, help: "Run in this existing directory on the worker (absolute: a shared file system, or a path every worker has) instead of the task's own. Not with --input or --repo.")
+    var workdir: String?
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("A file or directory on this machine, placed at DEST (default: its base name) in the task's directory before the task starts; repeatable. A relative SRC is relative to the current directory. SRC:DEST is split at the last colon only when what follows is a valid DEST and the whole text is not an existing path.", valueName: "SRC[:DEST]"))
+    var input: [String] = []
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Files matching this pattern (relative to the task's directory) are uploaded when the run ends, in any state; repeatable. 'swarm fetch ID' downloads them.", valueName: "GLOB"))
+    var artifact: [String] = []
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run in a git worktree of this repository (a URL or a path the workers can read) on a new branch swarm/ID; its commits come back as a bundle ('swarm fetch ID --git').", valueName: "URL|PATH"))
+    var repo: String?
+    @Option(parsing: .unconditional, help: "The commit, branch or tag of --repo to start from (default HEAD).")
+    var ref: String?
+    @Option(help: "Most one task's packed inputs may take, in MiB (default 256; the scheduler has its own limit).")
+    var maxInputMb: Int?
     @Option(help: "Submit every task of this JSONL file (one spec per line) in one request; no other task options.")
     var file: String?
     @Flag(help: "Wait for the task(s) to end. One task: print its stdout and stderr as it runs, then exit with its exit code (124 timed out or silence-killed, 125 cancelled/lost/health-failed, 127 spawn failed, 128+N on signal N). With --quiet or --json, or with --file: exit 0 only if all succeeded, else 1.")
@@ -76,8 +88,9 @@ struct SubmitCommand: ParsableCommand {
     var hasTaskOptions: Bool {
         let values: [Any?] = [id, runtime, model, prompt, promptFile, objective, contextFile, complexity, timeout, maxTimeout,
                               extendBy, extendWithin, activityWindow, minBursts, silenceWarn, silenceKill, killGrace,
-                              parent, priority]
+                              parent, priority, workdir, repo, ref]
         return values.contains { $0 != nil } || !requirement.isEmpty || !env.isEmpty || !label.isEmpty || !constraint.isEmpty
+            || !input.isEmpty || !artifact.isEmpty
     }
 
     func validate() throws {
@@ -87,6 +100,9 @@ struct SubmitCommand: ParsableCommand {
             throw ValidationError("unknown option '\(first)' (the command goes after --)")
         }
         if quiet && !wait { throw ValidationError("--quiet goes with --wait") }
+        if let maxInputMb, !Self.maxInputMbRange.contains(maxInputMb) {
+            throw ValidationError("--max-input-mb must be \(Self.maxInputMbRange.lowerBound) to \(Self.maxInputMbRange.upperBound), got \(maxInputMb)")
+        }
         if file != nil {
             if !argv.isEmpty { throw ValidationError("--file takes no command after --") }
             if hasTaskOptions { throw ValidationError("--file takes no task options (put them in the file's lines)") }
@@ -127,7 +143,21 @@ struct SubmitCommand: ParsableCommand {
         o.parent = parent
         o.constraints = constraint.isEmpty ? nil : try TaskOptions.pairs(constraint, option: "--constraint")
         o.priority = priority
+        o.workdir = workdir
+        o.inputs = input.isEmpty ? nil : input
+        o.artifacts = artifact.isEmpty ? nil : artifact
+        o.repo = repo
+        o.ref = ref
         return o
+    }
+
+    /// `--max-input-mb`: 1 MiB to 1 TiB (`Bounds.bytes` is far above).
+    static let maxInputMbRange = 1...(1 << 20)
+
+    /// The inputs of this submit, packed with `Archive.pack` (relative SRCs: current directory).
+    func inputUploads() -> InputUploads {
+        InputUploads(maxBytesPerTask: maxInputMb.map { Int64($0) << 20 } ?? BlobLimits.defaultInputBytesPerTask,
+                     cwd: InputUploads.currentDirectory(), pack: InputUploads.archivePack)
     }
 
     /// The spec the flags describe, files read and checked (`TaskSpec.problem()`).
@@ -137,11 +167,16 @@ struct SubmitCommand: ParsableCommand {
 
     func run() throws {
         if let file { return try submitFile(file) }
-        let spec: TaskSpec
+        var spec: TaskSpec
         do { spec = try taskSpec() } catch { throw usageError(error.description) }
-        if wait && !quiet && !json { return try submitAndStream(spec) }
+        // Packed before connecting: a missing or oversized input costs the scheduler nothing.
+        let uploads = inputUploads()
+        defer { uploads.remove() }
+        do { spec = try uploads.prepare([spec])[0] } catch { throw usageError(error.description) }
+        if wait && !quiet && !json { return try submitAndStream(spec, uploads) }
         let info: TaskInfo? = try runClient {
             let client = try client.client()
+            try uploads.upload(via: client)
             let id = try client.submit(spec)
             if !wait {
                 if json { printLine(Output.json(try client.status(id))) } else { printLine(id) }
@@ -160,9 +195,10 @@ struct SubmitCommand: ParsableCommand {
 
     /// `--wait` (not `--quiet`, not `--json`): like `srun`, the task's stdout and stderr as
     /// it runs, then its exit status (`TaskOutcome`).
-    private func submitAndStream(_ spec: TaskSpec) throws {
+    private func submitAndStream(_ spec: TaskSpec, _ uploads: InputUploads) throws {
         let info: TaskInfo = try runClient {
             let client = try client.client()
+            try uploads.upload(via: client)
             let id = try client.submit(spec)
             var view = LogView(options: .init(splitStreams: true))
             do {
@@ -183,11 +219,22 @@ struct SubmitCommand: ParsableCommand {
     }
 
     /// `--file`: every line in one `submitBatch`; nothing is submitted if any line is bad.
+    /// An input named by many lines is packed and uploaded once.
     private func submitFile(_ path: String) throws {
         let specs: [TaskSpec]
-        do { specs = try TaskFile.load(path: path) } catch { throw usageError(error.description) }
+        let uploads = inputUploads()
+        defer { uploads.remove() }
+        do {
+            let numbered = try TaskFile.loadNumbered(path: path)
+            specs = try uploads.prepare(numbered.map(\.spec), label: { "\(path):\(numbered[$0].line)" })
+        } catch let error as TaskFileError {
+            throw usageError(error.description)
+        } catch {
+            throw usageError("\(error)")
+        }
         let (submitted, infos): ((ids: [String], existing: [String]), [TaskInfo]?) = try runClient {
             let client = try client.client()
+            try uploads.upload(via: client)
             let submitted = try client.submitBatch(specs)
             if !json { printLine(Output.batchLines(ids: submitted.ids, existing: submitted.existing)) }
             return (submitted, wait ? try client.wait(submitted.ids) : nil)

@@ -113,6 +113,41 @@ import SwarmProtocol
         }
     }
 
+    /// Issue 11: the work-in/out flags, repeatable where the issue says so.
+    @Test func workFlagsMapToTheirFields() throws {
+        let spec = try Self.spec(["--input", "src", "--input", "a:b:c", "--artifact", "out/*", "--artifact", "log.txt",
+                                  "--repo", "/srv/r.git", "--ref", "main", "--", "make"])
+        #expect(spec.inputs == ["src", "a:b:c"])
+        #expect(spec.inputBlobs == nil)
+        #expect(spec.artifacts == ["out/*", "log.txt"])
+        #expect(spec.repo == "/srv/r.git" && spec.ref == "main")
+        #expect(try Self.spec(["--workdir", "/shared/x", "--artifact", "r.txt", "--", "true"]).workdir == "/shared/x")
+        #expect(try SubmitCommand.parse(["--max-input-mb", "1024", "--", "true"]).maxInputMb == 1024)
+        #expect(try SubmitCommand.parse(["--file", "t.jsonl", "--max-input-mb", "1"]).hasTaskOptions == false)
+    }
+
+    @Test func workFlagErrorsAreOneSentence() {
+        let cases: [([String], String)] = [
+            (["--workdir", "rel", "--", "true"], "workdir must be an absolute path"),
+            (["--workdir", "/w", "--input", "x", "--", "true"], "workdir and inputs do not go together"),
+            (["--workdir", "/w", "--repo", "/r", "--", "true"], "workdir and repo do not go together"),
+            (["--ref", "main", "--", "true"], "ref goes with repo"),
+            (["--repo", "/r", "--ref", "-x", "--", "true"], "starts with '-'"),
+            (["--artifact", "/abs", "--", "true"], "is absolute"),
+            (["--file", "t.jsonl", "--input", "x"], "--file takes no task options"),
+            (["--file", "t.jsonl", "--artifact", "x"], "--file takes no task options"),
+            (["--file", "t.jsonl", "--workdir", "/x"], "--file takes no task options"),
+            (["--file", "t.jsonl", "--repo", "/x"], "--file takes no task options"),
+            (["--max-input-mb", "0", "--", "true"], "--max-input-mb must be 1 to 1048576, got 0"),
+            (["--max-input-mb", "1048577", "--", "true"], "--max-input-mb must be 1 to 1048576"),
+        ]
+        for (arguments, expected) in cases {
+            let problem = Self.problem(arguments)
+            #expect(problem?.contains(expected) == true, "\(arguments): \(problem ?? "accepted")")
+            #expect(problem?.contains("\n") != true)
+        }
+    }
+
     @Test func fileAloneParsesWithWaitAndJSON() throws {
         let command = try SubmitCommand.parse(["--file", "t.jsonl", "--wait", "--json"])
         #expect(command.file == "t.jsonl")

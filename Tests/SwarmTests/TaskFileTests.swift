@@ -174,9 +174,34 @@ import SwarmProtocol
             {"id": "k", "env": {}, "runtime": "r", "model": "m", "prompt": "p", "objective": "o", "context": null, \
             "requirement": "q", "complexity": "simple", "timeout": 1, "maxTimeout": 2, "extendBy": 1, "extendWithin": 1, \
             "activityWindow": 1, "minBursts": 1, "silenceWarn": 1, "silenceKill": 1, "killGrace": 1, "label": {}, \
-            "parent": "pp", "constraint": [], "priority": 0}
+            "parent": "pp", "constraint": [], "priority": 0, "inputs": ["a", "b:c"], "artifacts": ["out/*"], \
+            "repo": "/r.git", "ref": "main"}
             """
         #expect(try Self.parse(line).count == 1)
-        #expect(TaskFile.keys.count == 28)
+        #expect(try Self.parse(#"{"command": ["true"], "workdir": "/w"}"#).first?.workdir == "/w")
+        #expect(TaskFile.keys.count == 33)
+    }
+
+    /// Issue 11: `workdir`, `inputs`, `artifacts`, `repo`, `ref`, with the flags' checks.
+    @Test func workKeysMapToTheSpecAndAreChecked() throws {
+        let spec = try #require(try Self.parse(#"{"command": ["make"], "inputs": ["src", "data:in/data"], "artifacts": ["build/*"], "repo": "/r.git", "ref": "v1"}"#).first)
+        #expect(spec.inputs == ["src", "data:in/data"])
+        #expect(spec.inputBlobs == nil)
+        #expect(spec.artifacts == ["build/*"])
+        #expect(spec.repo == "/r.git" && spec.ref == "v1")
+        #expect(try Self.parse(#"{"command": ["true"], "inputs": [], "artifacts": []}"#).first?.inputs == nil)
+        let cases: [(String, String)] = [
+            (#"{"command": ["true"], "inputs": "src"}"#, "tasks.jsonl:1: 'inputs' must be an array of strings, got a string"),
+            (#"{"command": ["true"], "artifacts": [1]}"#, "tasks.jsonl:1: 'artifacts' must be an array of strings, got a number"),
+            (#"{"command": ["true"], "workdir": "rel"}"#, "tasks.jsonl:1: workdir must be an absolute path, got 'rel'"),
+            (#"{"command": ["true"], "workdir": "/w", "inputs": ["a"]}"#, "tasks.jsonl:1: workdir and inputs do not go together"),
+            (#"{"command": ["true"], "workdir": "/w", "repo": "/r"}"#, "tasks.jsonl:1: workdir and repo do not go together"),
+            (#"{"command": ["true"], "ref": "main"}"#, "tasks.jsonl:1: ref goes with repo"),
+            (#"{"command": ["true"], "artifacts": ["../x"]}"#, "tasks.jsonl:1: artifact pattern '../x' has a '..' component"),
+            (#"{"command": ["true"], "repo": "/r", "ref": "a b"}"#, "tasks.jsonl:1: ref 'a b' contains whitespace"),
+        ]
+        for (line, expected) in cases {
+            #expect(Self.error(line)?.hasPrefix(expected) == true, "\(line): \(Self.error(line) ?? "accepted")")
+        }
     }
 }
