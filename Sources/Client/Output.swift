@@ -50,11 +50,36 @@ public enum Output {
         lines.append("submitted: \(time(task.submittedAt))")
         if let t = task.startedAt { lines.append("started:   \(time(t)) (+\(ms(t &- task.submittedAt)))") }
         if let t = task.finishedAt { lines.append("finished:  \(time(t)) (ran \(ms(t &- (task.startedAt ?? t))))") }
+        lines += workLines(task)
         if let output = task.output, !output.isEmpty {
             lines.append("output (last \(output.utf8.count) bytes):")
             lines.append(output.hasSuffix("\n") ? String(output.dropLast()) : output)
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// `swarm status`: what the run left (issue 11): uploaded artifacts (path, size; the git
+    /// bundle marked), skipped ones with their reasons, a `repo` task's branch and commits.
+    static func workLines(_ task: TaskInfo) -> [String] {
+        var lines: [String] = []
+        if let artifacts = task.artifacts, !artifacts.isEmpty {
+            let total = artifacts.reduce(Int64(0)) { $0 &+ $1.size }
+            lines.append("artifacts: \(artifacts.count) (\(total) bytes; swarm fetch \(task.id))")
+            for a in artifacts {
+                lines.append("  \(PeerText.safe(a.path))  \(a.size) bytes\(a.kind == "gitBundle" ? "  (git bundle: swarm fetch \(task.id) --git)" : "")")
+            }
+        }
+        if let skipped = task.skippedArtifacts, !skipped.isEmpty {
+            lines.append("skipped:   \(skipped.count) not uploaded")
+            for s in skipped {
+                lines.append("  \(PeerText.safe(s.path))\(s.size.map { "  \($0) bytes" } ?? ""): \(PeerText.safe(s.reason))")
+            }
+        }
+        if let git = task.git {
+            let commits = "\(git.commits) commit\(git.commits == 1 ? "" : "s")"
+            lines.append("git:       branch \(git.branch), \(commits) (base \(git.base.prefix(12)), head \(git.head.prefix(12)))")
+        }
+        return lines
     }
 
     /// `swarm tasks`: a runtime task shows `runtime:NAME` for its command; a task no worker

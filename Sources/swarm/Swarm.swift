@@ -54,7 +54,7 @@ struct Swarm: ParsableCommand {
         abstract: "Run agent processes (or any command) across a cluster of machines.",
         subcommands: [
             SchedulerCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
-            WaitCommand.self, TasksCommand.self, NodesCommand.self, CancelCommand.self, LogsCommand.self,
+            WaitCommand.self, FetchCommand.self, TasksCommand.self, NodesCommand.self, CancelCommand.self, LogsCommand.self,
             StatsCommand.self, DrainCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
