@@ -1,3 +1,4 @@
+import SwarmArchive
 import SwarmProtocol
 #if canImport(Glibc)
 import Glibc
@@ -109,6 +110,11 @@ public final class InputUploads {
         byPath[source.absolute] = packed.count
         packed.append(PackedInput(absolute: source.absolute, file: file, sha256: result.sha256, size: result.size))
         return packed[packed.count - 1]
+    }
+
+    /// `Archive.pack`: the packer of every real submit.
+    public static func archivePack(_ source: String, _ archive: String, _ maxBytes: Int64) throws -> (sha256: String, size: Int64) {
+        try Archive.pack(source: source, to: archive, maxBytes: maxBytes)
     }
 
     /// Whether `path` exists, a link itself counting (never followed).

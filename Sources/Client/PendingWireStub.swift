@@ -1,5 +1,5 @@
 // TEMPORARY (removed on rebase): stands in for the wire helper's SwarmClient.uploadBlob /
-// downloadBlob and the lead's Archive.pack until they are on main.
+// downloadBlob until they are on main.
 import SwarmProtocol
 
 extension SwarmClient: BlobTransport {
@@ -8,11 +8,5 @@ extension SwarmClient: BlobTransport {
     }
     public func downloadBlob(_ sha256: String, size: Int64, to path: String) throws(ClientError) {
         throw .server(.unexpected, "blob download is not available yet")
-    }
-}
-
-extension InputUploads {
-    public static func archivePack(_ source: String, _ archive: String, _ maxBytes: Int64) throws -> (sha256: String, size: Int64) {
-        throw ClientError.server(.unexpected, "packing is not available yet")
     }
 }

@@ -8,6 +8,8 @@ extension TaskSpec {
     public static let maxRefBytes = 1024
     /// Longest `inputs` entry: a SRC path and a DEST path with the colon between them.
     public static let maxInputTextBytes = 2 * maxWorkPathBytes + 1
+    /// Longest component of a path inside a task's directory (Linux file systems' NAME_MAX).
+    public static let maxComponentBytes = 255
 
     /// Why the work-in/out fields cannot be accepted, or nil. `inputsUploaded: false` is the
     /// submitting client's check before it uploads: `inputs` without `inputBlobs` is then
@@ -101,8 +103,8 @@ extension TaskSpec {
     }
 
     /// Nil when `path` is a safe path inside a task's directory: not empty, not absolute, no
-    /// empty, `.` or `..` component, no NUL, at most `BlobLimits.maxPathBytes` bytes (the
-    /// rule `Archive.destProblem` applies when unpacking).
+    /// empty, `.` or `..` component, no NUL, at most `BlobLimits.maxPathBytes` bytes, no
+    /// component over `maxComponentBytes` (the rule `Archive.destProblem` applies).
     public static func relativePathProblem(_ path: String) -> String? {
         if path.isEmpty { return "empty path" }
         if path.utf8.count > BlobLimits.maxPathBytes { return "path is over \(BlobLimits.maxPathBytes) bytes" }
@@ -111,6 +113,9 @@ extension TaskSpec {
         for component in path.split(separator: "/", omittingEmptySubsequences: false) {
             if component.isEmpty { return "empty component in \(Self.shown(path))" }
             if component == "." || component == ".." { return "'\(component)' component in \(Self.shown(path))" }
+            if component.utf8.count > Self.maxComponentBytes {
+                return "a component of \(Self.shown(path)) is over \(Self.maxComponentBytes) bytes"
+            }
         }
         return nil
     }

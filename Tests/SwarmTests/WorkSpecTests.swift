@@ -94,7 +94,12 @@ import Testing
                              (String(repeating: "a", count: 4097), "over 4096 bytes"), ("a\0", "NUL")] {
             Self.expectRefused({ $0.inputBlobs = [Self.blob(dest)] }, text)
         }
-        #expect(Self.problem { $0.inputBlobs = [Self.blob(String(repeating: "a", count: 4096))] } == nil)
+        // 4096 bytes in components of at most 255: accepted; one component of 256: refused.
+        let longest = ((0..<15).map { _ in String(repeating: "a", count: 255) } + [String(repeating: "b", count: 254), "c"]).joined(separator: "/")
+        #expect(longest.utf8.count == 4096)
+        #expect(Self.problem { $0.inputBlobs = [Self.blob(longest)] } == nil)
+        #expect(Self.problem { $0.inputBlobs = [Self.blob(String(repeating: "a", count: 255))] } == nil)
+        Self.expectRefused({ $0.inputBlobs = [Self.blob("x/" + String(repeating: "a", count: 256))] }, "is over 255 bytes")
     }
 
     @Test func inputDestinationsMayNotMeetOrNest() {
