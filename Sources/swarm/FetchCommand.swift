@@ -42,7 +42,8 @@ struct FetchCommand: ParsableCommand {
         do {
             if git { try fetchBranch() } else { try fetchFiles() }
         } catch let error as FetchError {
-            printError(error.description)
+            // Nothing to fetch is how the task went, not a failure of the command (README).
+            if error.status == 1 { printOutcome(error.description) } else { printError(error.description) }
             throw ExitCode(error.status)
         }
     }

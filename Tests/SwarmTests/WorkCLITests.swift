@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import SwarmClient
+@testable import swarm
 
 /// Issue 11 through the real `swarm` binary, without a cluster: inputs are resolved and
 /// checked before connecting (a missing SRC costs the scheduler nothing), `swarm fetch`
@@ -40,5 +42,55 @@ import Testing
         }
         let r = try harness.run(["fetch", "--scheduler", "127.0.0.1:1", "t1"])
         #expect(r.status == 2 && r.stderr.hasPrefix("swarm: error: cannot reach scheduler"), "\(r.stderr)")
+    }
+}
+
+/// `swarm fetch --git`'s git steps on real repositories: a bundle of base..swarm/ID (as a
+/// worker makes it) lands as branch swarm/ID where the base is; a directory that is not a
+/// repository, or lacks the base, is found before fetching.
+@Suite struct FetchGitTests {
+    /// Runs `script` with sh in `dir`; returns its stdout without the last newline.
+    @discardableResult
+    static func sh(_ script: String, in dir: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "set -e; " + script]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+                       "GIT_CONFIG_NOSYSTEM": "1", "HOME": dir] { env[k] = v }
+        process.environment = env
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(script)")
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+    }
+
+    @Test func aBundleLandsAsTheTasksBranchWhereItsBaseIs() throws {
+        let root = NSTemporaryDirectory() + "swarm-git-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let base = try Self.sh("""
+            git init -q -b main origin && cd origin && echo 1 > f && git add f && git commit -qm base && git rev-parse HEAD
+            """, in: root)
+        let head = try Self.sh("""
+            cd origin && git checkout -qb swarm/t1 && echo 2 > f && git commit -qam two && echo 3 > g && git add g \
+            && git commit -qm three && git bundle create -q ../t1.bundle \(base)..swarm/t1 && git rev-parse HEAD
+            """, in: root)
+        try Self.sh("git clone -q -b main origin local && git init -q -b main other && cd other && echo x > x && git add x && git commit -qm other && mkdir ../plain", in: root)
+        let local = GitCommand(directory: root + "/local")
+        #expect(local.isRepository() && local.hasCommit(base))
+        try local.fetch(bundle: root + "/t1.bundle", refspec: "swarm/t1:swarm/t1")
+        #expect(try Self.sh("git rev-parse swarm/t1", in: root + "/local") == head)
+        #expect(try Self.sh("git rev-list --count main..swarm/t1", in: root + "/local") == "2")
+        #expect(!GitCommand(directory: root + "/other").hasCommit(base))
+        #expect(!GitCommand(directory: root + "/plain").isRepository())
+        #expect(!GitCommand(directory: root + "/missing").isRepository())
+        // Fetching where the base is missing fails with git's own line, not silently.
+        #expect(throws: FetchError.self) { try GitCommand(directory: root + "/other").fetch(bundle: root + "/t1.bundle", refspec: "swarm/t1:swarm/t1") }
     }
 }
