@@ -195,10 +195,9 @@ public struct TaskResult: Codable, Sendable, Equatable {
         try c.encode(placedAt, forKey: .placedAt)
         try c.encode(startedAt, forKey: .startedAt)
         try c.encode(finishedAt, forKey: .finishedAt)
-        // null, not missing, when none (every key always there: result files are read by people).
-        try c.encode(artifacts, forKey: .artifacts)
-        try c.encode(skippedArtifacts, forKey: .skippedArtifacts)
-        try c.encode(git, forKey: .git)
+        try c.encodeIfPresent(artifacts, forKey: .artifacts)
+        try c.encodeIfPresent(skippedArtifacts, forKey: .skippedArtifacts)
+        try c.encodeIfPresent(git, forKey: .git)
         try metrics.encode(to: encoder)
     }
 }

@@ -69,7 +69,7 @@ struct SubmitCommand: ParsableCommand {
     var repo: String?
     @Option(parsing: .unconditional, help: "The commit, branch or tag of --repo to start from (default HEAD).")
     var ref: String?
-    @Option(help: "Most one task's packed inputs may take, in MiB (default 256; the scheduler has its own limit).")
+    @Option(parsing: .unconditional, help: "Most one task's packed inputs may take, in MiB (default 256; the scheduler has its own limit).")
     var maxInputMb: Int?
     @Option(help: "Submit every task of this JSONL file (one spec per line) in one request; no other task options.")
     var file: String?
@@ -178,6 +178,7 @@ struct SubmitCommand: ParsableCommand {
             let client = try client.client()
             try uploads.upload(via: client)
             let id = try client.submit(spec)
+            uploads.remove()  // the scheduler holds the inputs now
             if !wait {
                 if json { printLine(Output.json(try client.status(id))) } else { printLine(id) }
                 return nil
@@ -200,6 +201,7 @@ struct SubmitCommand: ParsableCommand {
             let client = try client.client()
             try uploads.upload(via: client)
             let id = try client.submit(spec)
+            uploads.remove()  // the scheduler holds the inputs now
             var view = LogView(options: .init(splitStreams: true))
             do {
                 _ = try client.logChunks(id, follow: true) { chunk in writePieces(view.feed(chunk)) }
@@ -236,6 +238,7 @@ struct SubmitCommand: ParsableCommand {
             let client = try client.client()
             try uploads.upload(via: client)
             let submitted = try client.submitBatch(specs)
+            uploads.remove()  // the scheduler holds the inputs now
             if !json { printLine(Output.batchLines(ids: submitted.ids, existing: submitted.existing)) }
             return (submitted, wait ? try client.wait(submitted.ids) : nil)
         }

@@ -104,9 +104,6 @@ import SwarmClient
         result.submittedAt = 1
         result.placedAt = 2
         result.metrics = m
-        result.artifacts = full.artifacts
-        result.skippedArtifacts = full.skippedArtifacts
-        result.git = full.git
         let bare = TaskResult(id: "t", state: .lost, exitCode: nil, signal: nil, reason: nil, output: "", pid: nil, attempt: 1,
                               startedAt: nil, finishedAt: 5)
         try Self.expectSameKeys(result, bare, "result file")

@@ -94,3 +94,42 @@ import SwarmClient
         #expect(throws: FetchError.self) { try GitCommand(directory: root + "/other").fetch(bundle: root + "/t1.bundle", refspec: "swarm/t1:swarm/t1") }
     }
 }
+
+/// The packed inputs of a submit stopped by a signal are removed by the signal handler.
+@Suite struct ScratchSignalTests {
+    @Test func sigtermWhileWaitingForTheSchedulerRemovesThePackedInputs() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        // A listener that never answers: the submit waits in its handshake, inputs packed.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let tmp = harness.dir + "/tmp"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        try Data(repeating: 7, count: 1 << 20).write(to: URL(fileURLWithPath: harness.dir + "/input.bin"))
+        let submit = try harness.start("submit", ["submit", "--scheduler", "127.0.0.1:\(port)", "--input", "input.bin", "--", "true"],
+                                       environment: ["TMPDIR": tmp])
+        var packed = false
+        for _ in 0..<500 where !packed {
+            let dirs = (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []
+            packed = dirs.contains { dir in
+                let attributes = try? FileManager.default.attributesOfItem(atPath: "\(tmp)/\(dir)/0")
+                return ((attributes?[.size] as? NSNumber)?.intValue ?? 0) > 1 << 20
+            }
+            if !packed { usleep(20_000) }
+        }
+        #expect(packed, "the input was not packed")
+        kill(submit.pid, SIGTERM)
+        submit.process.waitUntilExit()
+        #expect(submit.process.terminationReason == .uncaughtSignal && submit.process.terminationStatus == SIGTERM)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty, "scratch left behind")
+    }
+}
