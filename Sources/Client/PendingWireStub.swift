@@ -1,5 +1,7 @@
-// TEMPORARY (removed on rebase): stands in for the wire helper's SwarmClient.uploadBlob /
-// downloadBlob until they are on main.
+// TEMPORARY, until the wire part (SwarmClient+Blobs.swift: uploadBlob/downloadBlob) is on
+// main. When it lands, delete this file and keep only the conformance:
+//     extension SwarmClient: BlobTransport {}
+// (the wire part's methods have exactly these signatures).
 import SwarmProtocol
 
 extension SwarmClient: BlobTransport {
