@@ -17,7 +17,7 @@ struct FetchCommand: ParsableCommand {
             """)
 
     @OptionGroup var client: ClientOptions
-    @Option(name: .short, help: ArgumentHelp("Directory to write the artifacts into (made when missing; default: the current directory).", valueName: "DIR"))
+    @Option(name: [.short, .long], help: ArgumentHelp("Directory to write the artifacts into (made when missing; default: the current directory).", valueName: "DIR"))
     var output: String?
     @Flag(help: "Fetch the task's git bundle into a local repository as branch swarm/ID.")
     var git = false
