@@ -135,3 +135,6 @@ public final class InputUploads {
 func cText(_ buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+/// The scheduler moves the blobs of real submits and fetches (`SwarmClient+Blobs.swift`).
+extension SwarmClient: BlobTransport {}
