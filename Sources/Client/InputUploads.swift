@@ -1,3 +1,4 @@
+import Foundation
 import SwarmArchive
 import SwarmProtocol
 #if canImport(Glibc)
@@ -59,6 +60,7 @@ public final class InputUploads {
     public func prepare(_ specs: [TaskSpec], label: (Int) -> String? = { _ in nil }) throws(TaskOptionsError) -> [TaskSpec] {
         var out = specs
         for (index, spec) in specs.enumerated() {
+            if let repo = spec.repo, let absolute = Self.absoluteLocalRepo(repo, cwd: cwd) { out[index].repo = absolute }
             guard let inputs = spec.inputs, !inputs.isEmpty else { continue }
             let prefix = label(index).map { "\($0): " } ?? ""
             var blobs: [InputRef] = []
@@ -78,6 +80,18 @@ public final class InputUploads {
             if let problem = out[index].problem() { throw TaskOptionsError(prefix + problem) }
         }
         return out
+    }
+
+    /// `repo` as an absolute path when it is a relative path naming a directory here: the
+    /// workers would read it against their own working directory. URLs (`scheme://`), scp-like
+    /// `host:path` and absolute paths are left as they are.
+    static func absoluteLocalRepo(_ repo: String, cwd: String) -> String? {
+        guard !repo.hasPrefix("/"), !repo.contains("://") else { return nil }
+        if let colon = repo.firstIndex(of: ":"), !repo[..<colon].contains("/") { return nil }
+        let path = URL(fileURLWithPath: repo, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardizedFileURL.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return nil }
+        return path
     }
 
     /// Uploads every packed source, each once, in the order first named.

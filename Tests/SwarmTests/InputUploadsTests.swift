@@ -158,3 +158,24 @@ import SwarmProtocol
         uploads.remove()
     }
 }
+
+/// A relative `--repo` path means this machine's directory: it goes out absolute, since a
+/// worker would read it against its own working directory. URLs and scp-like remotes stay.
+@Suite struct RepoPathTests {
+    @Test func aRelativeLocalRepoBecomesAbsoluteAndRemotesStayAsGiven() throws {
+        let base = NSTemporaryDirectory() + "repo-path-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/projects/app.git", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let cwd = base + "/projects"
+        #expect(InputUploads.absoluteLocalRepo("app.git", cwd: cwd) == base + "/projects/app.git")
+        #expect(InputUploads.absoluteLocalRepo("./app.git", cwd: cwd) == base + "/projects/app.git")
+        #expect(InputUploads.absoluteLocalRepo("../projects/app.git", cwd: cwd) == base + "/projects/app.git")
+        for remote in ["https://example.org/app.git", "git@example.org:app.git", "/srv/app.git", "missing.git", "file:///srv/app.git"] {
+            #expect(InputUploads.absoluteLocalRepo(remote, cwd: cwd) == nil, "\(remote)")
+        }
+        var spec = TaskSpec(command: ["true"])
+        spec.repo = "app.git"
+        let uploads = InputUploads(cwd: cwd, pack: { _, _, _ in throw CancellationError() })
+        #expect(try uploads.prepare([spec])[0].repo == base + "/projects/app.git")
+    }
+}
