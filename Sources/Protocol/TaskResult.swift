@@ -195,9 +195,10 @@ public struct TaskResult: Codable, Sendable, Equatable {
         try c.encode(placedAt, forKey: .placedAt)
         try c.encode(startedAt, forKey: .startedAt)
         try c.encode(finishedAt, forKey: .finishedAt)
-        try c.encodeIfPresent(artifacts, forKey: .artifacts)
-        try c.encodeIfPresent(skippedArtifacts, forKey: .skippedArtifacts)
-        try c.encodeIfPresent(git, forKey: .git)
+        // Null, never a missing key (as every other field): scripts read result files too.
+        try c.encode(artifacts, forKey: .artifacts)
+        try c.encode(skippedArtifacts, forKey: .skippedArtifacts)
+        try c.encode(git, forKey: .git)
         try metrics.encode(to: encoder)
     }
 }
