@@ -24,8 +24,6 @@ public enum ArchiveFormat {
     public static let headerFixedBytes = 1 + 4 + 4 + 8
     /// Entries one archive may hold: a bound on the work a hostile archive can ask for.
     public static let maxEntries = 1_000_000
-    /// A path component longer than this cannot be created on Linux file systems anyway.
-    public static let maxComponentBytes = 255
 
     public enum Kind: UInt8, Sendable {
         case directory = 0x64  // d
@@ -64,17 +62,9 @@ public enum ArchiveFormat {
     /// Nil when `path` may name an entry inside an archive's root ("" is the root itself),
     /// else why not. Checked when packing and again, on the peer's bytes, when unpacking.
     public static func entryPathProblem(_ path: String) -> String? {
-        if path.isEmpty { return nil }
-        let bytes = Array(path.utf8)
-        if bytes.count > BlobLimits.maxPathBytes { return "path is over \(BlobLimits.maxPathBytes) bytes" }
-        if bytes.contains(0) { return "path contains a NUL byte" }
-        if bytes.first == UInt8(ascii: "/") { return "absolute path \(PeerText.safe(path, limit: 200))" }
-        for component in path.split(separator: "/", omittingEmptySubsequences: false) {
-            if component.isEmpty { return "empty component in \(PeerText.safe(path, limit: 200))" }
-            if component == "." || component == ".." { return "'\(component)' component in \(PeerText.safe(path, limit: 200))" }
-            if component.utf8.count > maxComponentBytes { return "a component of \(PeerText.safe(path, limit: 200)) is over \(maxComponentBytes) bytes" }
-        }
-        return nil
+        // One rule for every relative path of work in and out (`TaskSpec.relativePathProblem`:
+        // input DESTs at submit, entries here, unpacking on the worker).
+        path.isEmpty ? nil : TaskSpec.relativePathProblem(path)
     }
 
     /// Nil when a link at `path` (inside the root) pointing at `target` stays inside the
