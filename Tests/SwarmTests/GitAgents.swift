@@ -8,12 +8,13 @@ import Testing
 enum GitAgents {
     /// What each agent does in its worktree, and the commit subjects `base..swarm/ID` must
     /// have afterwards (newest first). `agent-3` leaves a new file and an edit uncommitted:
-    /// the worker commits them. `idle` changes nothing: no commit, no bundle.
+    /// the worker commits them. `agent-2` gets an input (`notes/brief.txt`), which the worker
+    /// leaves out of its commit. `idle` changes nothing: no commit, no bundle.
     static let agents: [(id: String, script: String, subjects: [String])] = [
         ("agent-1", "printf 'one\\n' > a1.txt && git add a1.txt && git commit -qm 'agent-1: add a1'"
             + " && printf 'more\\n' >> a1.txt && git commit -qam 'agent-1: extend a1'",
          ["agent-1: extend a1", "agent-1: add a1"]),
-        ("agent-2", "printf 'two\\n' > a2.txt && git add a2.txt && git commit -qm 'agent-2: add a2'",
+        ("agent-2", "cp notes/brief.txt a2.txt && git add a2.txt && git commit -qm 'agent-2: add a2'",
          ["agent-2: add a2"]),
         ("agent-3", "printf 'three\\n' > a3.txt && git add a3.txt && git commit -qm 'agent-3: add a3'"
             + " && printf 'draft\\n' > a3-draft.txt && printf 'edited by agent-3\\n' >> README.md",
@@ -25,13 +26,14 @@ enum GitAgents {
     /// Submits every agent in one batch with `--repo bare` and waits for all; `swarm` runs a
     /// swarm command (adding the scheduler's address). Returns the workers they ran on.
     static func run(bare: String, dir: String, _ swarm: ([String]) throws -> ProcessHarness.RunResult) throws -> Set<String> {
+        try "two\n".write(toFile: "\(dir)/brief.txt", atomically: true, encoding: .utf8)
         let lines = try agents.map { agent in
             // The pause makes the agents overlap, so both workers take some.
             let script = "sleep 0.5; echo \"on $SWARM_NODE, branch $(git rev-parse --abbrev-ref HEAD)\"; " + agent.script
-            return try WorkspaceFixtures.jsonLine([
-                "id": agent.id, "command": ["sh", "-c", script], "repo": bare,
-                "env": WorkspaceFixtures.gitIdentity,
-            ])
+            var task: [String: Any] = ["id": agent.id, "command": ["sh", "-c", script], "repo": bare,
+                                       "env": WorkspaceFixtures.gitIdentity]
+            if agent.id == "agent-2" { task["inputs"] = ["\(dir)/brief.txt:notes/brief.txt"] }
+            return try WorkspaceFixtures.jsonLine(task)
         }
         let file = "\(dir)/agents.jsonl"
         try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
@@ -84,9 +86,12 @@ enum GitAgents {
                 .split(separator: "\n").map(String.init)
             #expect(subjects == agent.subjects, "\(agent.id)")
         }
-        // The worker's commit has exactly what the agent left, and nothing of swarm's own.
+        // The worker's commit has exactly what the agent left, and nothing of swarm's own;
+        // an input stays out of the branch.
         let files = try WorkspaceFixtures.git(["ls-tree", "-r", "--name-only", "swarm/agent-3"], in: clone).stdout
         #expect(files == "README.md\na3-draft.txt\na3.txt\nlib.c\n")
+        let withInput = try WorkspaceFixtures.git(["ls-tree", "-r", "--name-only", "swarm/agent-2"], in: clone).stdout
+        #expect(withInput == "README.md\na2.txt\nlib.c\n")
         #expect(try WorkspaceFixtures.git(["show", "swarm/agent-3:a3-draft.txt"], in: clone).stdout == "draft\n")
         #expect(try WorkspaceFixtures.git(["show", "swarm/agent-3:README.md"], in: clone).stdout == "# demo\nedited by agent-3\n")
 
