@@ -84,32 +84,14 @@ import SwarmProtocol
         let wait = try harness.run(["wait", "--scheduler", address, "--timeout", "60"] + ids, timeout: 90)
         #expect(wait.status == 0, "wait: \(wait.stdout) \(wait.stderr)")
 
-        var nodes: Set<String> = []
-        for n in variants {
-            let id = "build-\(n)"
-            let info = try WorkspaceFixtures.status(harness, address, id)
-            #expect(info["state"] as? String == "succeeded", "\(id): \(info["reason"] ?? "") \(info["output"] ?? "")")
-            #expect((info["output"] as? String)?.contains("variant \(n): 6 + 7 = 13, 6 * 7 = 42") == true)
-            if let node = info["node"] as? String { nodes.insert(node) }
-            let artifacts = info["artifacts"] as? [[String: Any]] ?? []
-            #expect(artifacts.map { $0["path"] as? String } == ["src/calc"], "\(id) artifacts: \(artifacts)")
-            let listed = try #require(artifacts.first)
-            let sha = try #require(listed["sha256"] as? String)
-            let size = try #require(listed["size"] as? Int)
-
-            // Fetched, the binary has the listed size and hash, and runs here.
-            let out = "\(harness.dir)/fetched/\(id)"
-            let fetch = try harness.run(["fetch", "--scheduler", address, id, "-o", out])
-            #expect(fetch.status == 0, "fetch \(id): \(fetch.stderr)")
-            let binary = "\(out)/src/calc"
-            #expect(WorkspaceFixtures.sha256(ofFile: binary) == sha)
-            let attributes = try FileManager.default.attributesOfItem(atPath: binary)
-            #expect((attributes[.size] as? NSNumber)?.intValue == size)
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: binary)
-            let ran = try Self.runProgram(binary, ["2", "5"])
-            #expect(ran == "variant \(n): 2 + 5 = 7, 2 * 5 = 10\n")
-        }
+        let nodes = Set(try variants.compactMap { try Self.checkBuild(harness, address, variant: $0) })
         #expect(nodes == ["w1", "w2", "w3"], "the builds ran on \(nodes)")
+        // The six tasks' one input is one blob; the rest are the six binaries.
+        let held = Set(WorkspaceFixtures.files(under: "\(harness.dir)/state/blobs").map { ($0 as NSString).lastPathComponent })
+        let binaries = Set(try ids.compactMap { id in
+            ((try WorkspaceFixtures.status(harness, address, id))["artifacts"] as? [[String: Any]])?.first?["sha256"] as? String
+        })
+        #expect(binaries.count == 6 && held.subtracting(binaries).count == 1, "held: \(held), binaries: \(binaries)")
 
         // A named PATH fetches that file only; an unknown one is refused before any write.
         let one = try harness.run(["fetch", "--scheduler", address, "build-1", "-o", "\(harness.dir)/one", "src/calc"])
@@ -119,6 +101,32 @@ import SwarmProtocol
         #expect(unknown.status == 2)
         #expect(unknown.stderr.hasPrefix("swarm: error:") && unknown.stderr.split(separator: "\n").count == 1, "\(unknown.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(harness.dir)/none/src/nope"))
+    }
+
+    /// Build `build-N` succeeded, lists its binary as its one artifact, and `swarm fetch`
+    /// brings that binary back with the listed size and hash, runnable here. Returns the node.
+    static func checkBuild(_ harness: ProcessHarness, _ address: String, variant n: Int) throws -> String? {
+        let id = "build-\(n)"
+        let info = try WorkspaceFixtures.status(harness, address, id)
+        #expect(info["state"] as? String == "succeeded", "\(id): \(info["reason"] ?? "") \(info["output"] ?? "")")
+        #expect((info["output"] as? String)?.contains("variant \(n): 6 + 7 = 13, 6 * 7 = 42") == true)
+        let artifacts = info["artifacts"] as? [[String: Any]] ?? []
+        #expect(artifacts.map { $0["path"] as? String } == ["src/calc"], "\(id) artifacts: \(artifacts)")
+        let listed = try #require(artifacts.first)
+        let sha = try #require(listed["sha256"] as? String)
+        let size = try #require(listed["size"] as? Int)
+
+        let out = "\(harness.dir)/fetched/\(id)"
+        let fetch = try harness.run(["fetch", "--scheduler", address, id, "-o", out])
+        #expect(fetch.status == 0, "fetch \(id): \(fetch.stderr)")
+        let binary = "\(out)/src/calc"
+        #expect(WorkspaceFixtures.sha256(ofFile: binary) == sha)
+        let attributes = try FileManager.default.attributesOfItem(atPath: binary)
+        #expect((attributes[.size] as? NSNumber)?.intValue == size)
+        // Artifacts carry bytes, not modes.
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: binary)
+        #expect(try runProgram(binary, ["2", "5"]) == "variant \(n): 2 + 5 = 7, 2 * 5 = 10\n")
+        return info["node"] as? String
     }
 
     /// Runs a program to completion (bounded) and returns its stdout.
