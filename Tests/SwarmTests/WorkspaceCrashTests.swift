@@ -110,7 +110,7 @@ import Testing
         // Held by the scheduler before any worker exists: the download is the only transfer.
         let submit = try harness.run(["submit", "--scheduler", address, "--id", "big", "--input", data, "--"]
             + Self.checkingCommand(sha256: sha, size: Self.inputBytes, trace: trace))
-        #expect(submit.status == 0, "submit: \(submit.stderr)")
+        try #require(submit.status == 0, "submit: \(submit.stderr)")
 
         let workerArguments = ["worker", "--scheduler", address, "--slots", "1", "--name", "a", "--data-dir", "\(harness.dir)/a"]
         let worker = try harness.start("worker-a", workerArguments)
