@@ -163,7 +163,11 @@ final class ProcessHarness: @unchecked Sendable {
             usleep(50_000)
         }
         if !left.isEmpty {
-            Issue.record("processes of this test still running: \(left)")
+            let described = left.map { pid in
+                let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                return "\(pid) \(String(decoding: cmdline.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).prefix(200))"
+            }
+            Issue.record("processes of this test still running: \(described)")
             for pid in left { kill(pid, SIGKILL) }
         }
         // Logs of the run stay for a look only when asked for.
