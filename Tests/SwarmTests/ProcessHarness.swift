@@ -57,11 +57,12 @@ final class ProcessHarness: @unchecked Sendable {
     }
 
     /// Starts a long-running `swarm` process; its stderr goes to `<dir>/<name>.log`.
+    /// `launcher` (e.g. `ip netns exec NS`) is the command that execs `swarm` in its place.
     @discardableResult
-    func start(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Child {
+    func start(_ name: String, _ arguments: [String], environment: [String: String] = [:],
+               launcher: [String] = []) throws -> Child {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.swarmBinary)
-        process.arguments = arguments
+        Self.configure(process, arguments, launcher: launcher)
         process.currentDirectoryURL = URL(fileURLWithPath: dir)
         var env = ProcessInfo.processInfo.environment
         env["SWARM_TEST_MARKER"] = marker
@@ -86,11 +87,22 @@ final class ProcessHarness: @unchecked Sendable {
         var stderr: String
     }
 
+    /// The program and arguments that run `swarm ARGUMENTS`, through `launcher` if any.
+    private static func configure(_ process: Process, _ arguments: [String], launcher: [String]) {
+        guard let program = launcher.first else {
+            process.executableURL = URL(fileURLWithPath: swarmBinary)
+            process.arguments = arguments
+            return
+        }
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = Array(launcher.dropFirst()) + [swarmBinary] + arguments
+    }
+
     /// Runs a short `swarm` command to completion (killed after `timeout`).
-    func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws -> RunResult {
+    func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:],
+             launcher: [String] = []) throws -> RunResult {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.swarmBinary)
-        process.arguments = arguments
+        Self.configure(process, arguments, launcher: launcher)
         process.currentDirectoryURL = URL(fileURLWithPath: dir)
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "SWARM_SCHEDULER")
@@ -151,7 +163,11 @@ final class ProcessHarness: @unchecked Sendable {
             usleep(50_000)
         }
         if !left.isEmpty {
-            Issue.record("processes of this test still running: \(left)")
+            let described = left.map { pid in
+                let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                return "\(pid) \(String(decoding: cmdline.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).prefix(200))"
+            }
+            Issue.record("processes of this test still running: \(described)")
             for pid in left { kill(pid, SIGKILL) }
         }
         // Logs of the run stay for a look only when asked for.

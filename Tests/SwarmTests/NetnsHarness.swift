@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+
+/// Hosts for end-to-end tests: each host is a network namespace of its own, wired by a veth
+/// pair to a bridge in one more namespace (the "switch"), with an address `10.211.X.N/24` on
+/// its `eth0`. Nothing is made or changed in the root namespace: the veth pairs are created
+/// inside the switch's namespace and their host ends moved into the hosts' namespaces.
+///
+/// Names carry this process's pid and a random tag (`swt<pid>x<tag>-h0`), so tests running in
+/// parallel never clash, and namespaces left by a test process that died (kill -9) are
+/// removed by the next harness made on this machine. `cleanup()` (call it in a `defer`)
+/// stops every process first (`ProcessHarness.cleanup`), then deletes every namespace, which
+/// takes their veths and the bridge with them.
+final class NetnsHarness: @unchecked Sendable {
+    struct Host {
+        /// The namespace's name.
+        let namespace: String
+        /// Its address on the switch, without the prefix length.
+        let address: String
+        /// `ip netns exec NAMESPACE`: runs a program (here `swarm`) inside the host.
+        let launcher: [String]
+    }
+
+    let processes: ProcessHarness
+    let prefix: String
+    private(set) var hosts: [Host] = []
+    private var namespaces: [String] = []
+
+    static let namePrefix = "swt"
+
+    /// Why this machine cannot make namespaces (not root, no `ip`, no veth/bridge support),
+    /// or nil when it can. Probed once per test process, with a namespace of its own.
+    static let unavailableReason: String? = probe()
+
+    /// Whether tests may use namespaces; prints the reason once when they may not.
+    static var available: Bool {
+        if let reason = unavailableReason {
+            print("NetnsHarness: network namespace tests skipped: \(reason)")
+            return false
+        }
+        return true
+    }
+
+    /// Makes `count` hosts (`hosts[0]` ... `hosts[count - 1]`) on one switch. On failure,
+    /// whatever was made is removed before the error is thrown.
+    init(hosts count: Int, processes: ProcessHarness) throws {
+        precondition(count >= 1 && count <= 200)
+        self.processes = processes
+        prefix = "\(Self.namePrefix)\(getpid())x\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        Self.removeLeftovers()
+        let subnet = "10.211.\(Int.random(in: 1...254))"
+        do {
+            let bridge = "\(prefix)-sw"
+            try add(bridge)
+            try Self.ip(["-n", bridge, "link", "add", "br0", "type", "bridge"])
+            try Self.ip(["-n", bridge, "link", "set", "br0", "up"])
+            for index in 0..<count {
+                let namespace = "\(prefix)-h\(index)"
+                let address = "\(subnet).\(index + 1)"
+                try add(namespace)
+                try Self.ip(["-n", bridge, "link", "add", "v\(index)", "type", "veth", "peer", "name", "eth0", "netns", namespace])
+                try Self.ip(["-n", bridge, "link", "set", "v\(index)", "master", "br0", "up"])
+                try Self.ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", "eth0"])
+                try Self.ip(["-n", namespace, "link", "set", "eth0", "up"])
+                try Self.ip(["-n", namespace, "link", "set", "lo", "up"])
+                hosts.append(Host(namespace: namespace, address: address,
+                                  launcher: [Self.ipPath ?? "ip", "netns", "exec", namespace]))
+            }
+        } catch {
+            removeNamespaces()
+            throw error
+        }
+    }
+
+    /// Starts a long-running `swarm` process on `host` (see `ProcessHarness.start`).
+    @discardableResult
+    func start(_ name: String, on host: Host, _ arguments: [String], environment: [String: String] = [:]) throws -> ProcessHarness.Child {
+        try processes.start(name, arguments, environment: environment, launcher: host.launcher)
+    }
+
+    /// Runs a short `swarm` command on `host` to completion (see `ProcessHarness.run`).
+    func run(on host: Host, _ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws -> ProcessHarness.RunResult {
+        try processes.run(arguments, timeout: timeout, environment: environment, launcher: host.launcher)
+    }
+
+    /// Stops every process (a namespace with a process inside outlives its name), then
+    /// deletes every namespace of this harness. Records an issue if one is left.
+    func cleanup() {
+        processes.cleanup()
+        removeNamespaces()
+        let left = Self.namespaceNames().filter { $0.hasPrefix(prefix + "-") }
+        if !left.isEmpty { Issue.record("network namespaces left behind: \(left)") }
+    }
+
+    private func add(_ namespace: String) throws {
+        try Self.ip(["netns", "add", namespace])
+        namespaces.append(namespace)
+    }
+
+    private func removeNamespaces() {
+        // Hosts first, then the switch: each deletion takes its veth pairs with it.
+        for namespace in namespaces.reversed() { _ = try? Self.ip(["netns", "delete", namespace]) }
+        namespaces = []
+        hosts = []
+    }
+
+    // MARK: - ip(8)
+
+    struct IPError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static let ipPath: String? = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// Runs `ip ARGS` (bounded: killed after 10 s); throws its stderr when it fails.
+    @discardableResult
+    static func ip(_ arguments: [String]) throws -> String {
+        guard let path = ipPath else { throw IPError(description: "no ip(8) program (iproute2) found") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch { throw IPError(description: "cannot run \(path): \(error)") }
+        // ip's output is small (a namespace list): both pipes are read to their end on threads
+        // of their own, so a hung ip is still killed at the deadline.
+        let outData = Locked(Data()), errData = Locked(Data())
+        let readers = DispatchGroup()
+        for (pipe, sink) in [(out, outData), (err, errData)] {
+            readers.enter()
+            Thread {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                sink.withLock { $0 = data }
+                readers.leave()
+            }.start()
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(2_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        _ = readers.wait(timeout: .now() + 10)
+        guard process.terminationStatus == 0 else {
+            let text = String(decoding: errData.withLock { $0 }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw IPError(description: "ip \(arguments.joined(separator: " ")): \(text.isEmpty ? "exit status \(process.terminationStatus)" : text)")
+        }
+        return String(decoding: outData.withLock { $0 }, as: UTF8.self)
+    }
+
+    static func namespaceNames() -> [String] {
+        guard let list = try? ip(["netns", "list"]) else { return [] }
+        return list.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+    }
+
+    /// Deletes namespaces of earlier harnesses whose test process is gone.
+    static func removeLeftovers() {
+        for name in namespaceNames() where name.hasPrefix(namePrefix) {
+            let digits = name.dropFirst(namePrefix.count).prefix { $0.isNumber }
+            guard let pid = Int32(digits), pid > 1, pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            _ = try? ip(["netns", "delete", name])
+        }
+    }
+
+    /// Makes and deletes a namespace with a bridge and a veth pair: what `init` needs.
+    private static func probe() -> String? {
+        guard ipPath != nil else { return "no ip(8) program (iproute2) found" }
+        let name = "\(namePrefix)\(getpid())x\(String(UInt32.random(in: 0...UInt32.max), radix: 16))-probe"
+        do {
+            try ip(["netns", "add", name])
+        } catch {
+            return "\(error) (making network namespaces needs root or CAP_SYS_ADMIN)"
+        }
+        defer { _ = try? ip(["netns", "delete", name]) }
+        do {
+            try ip(["-n", name, "link", "add", "br0", "type", "bridge"])
+            try ip(["-n", name, "link", "add", "p0", "type", "veth", "peer", "name", "p1"])
+        } catch {
+            return "\(error) (the kernel lacks bridge or veth support)"
+        }
+        return nil
+    }
+}
