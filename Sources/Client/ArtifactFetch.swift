@@ -80,6 +80,8 @@ public enum ArtifactFetch {
             } catch {
                 throw FetchError("artifact \(shown(item.artifact.path)): \(error.description)")
             }
+            // The worker's permission bits (a built binary stays executable); never set-id bits.
+            if let mode = item.artifact.mode { chmod(item.target, mode_t(mode & 0o777)) }
             done(item)
         }
     }

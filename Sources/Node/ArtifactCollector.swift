@@ -36,7 +36,7 @@ enum ArtifactCollector {
                 found.skipped.append(SkippedArtifact(path: pattern, size: nil, reason: ArtifactGlob.problem(pattern) ?? "bad pattern"))
             }
         }
-        var matched: [(path: String, kind: mode_t, size: Int64)] = []
+        var matched: [(path: String, kind: mode_t, size: Int64, mode: Int)] = []
         var visited = 0
         walk(root, [], globs, &matched, &visited, limits.maxEntriesVisited)
         if visited >= limits.maxEntriesVisited {
@@ -76,7 +76,7 @@ enum ArtifactCollector {
                 }
                 bytes += size
                 listBytes += file.path.utf8.count
-                found.uploads.append(.init(ref: ArtifactRef(path: file.path, size: size, sha256: sha256), file: full))
+                found.uploads.append(.init(ref: ArtifactRef(path: file.path, size: size, sha256: sha256, mode: file.mode), file: full))
             }
         }
         if unlisted > 0 {
@@ -88,7 +88,7 @@ enum ArtifactCollector {
     /// Depth first, in no particular order (sorted later); descends only where a pattern may
     /// match below, never through a symbolic link.
     private static func walk(_ root: String, _ dir: [Substring], _ globs: [ArtifactGlob],
-                             _ matched: inout [(path: String, kind: mode_t, size: Int64)], _ visited: inout Int, _ maxVisited: Int) {
+                             _ matched: inout [(path: String, kind: mode_t, size: Int64, mode: Int)], _ visited: inout Int, _ maxVisited: Int) {
         let dirPath = dir.isEmpty ? root : root + "/" + dir.joined(separator: "/")
         guard let handle = opendir(dirPath) else { return }
         defer { closedir(handle) }
@@ -107,7 +107,7 @@ enum ArtifactCollector {
                     walk(root, path, globs, &matched, &visited, maxVisited)
                 }
             } else if globs.contains(where: { $0.matches(path) }) {
-                matched.append((path.joined(separator: "/"), kind, Int64(info.st_size)))
+                matched.append((path.joined(separator: "/"), kind, Int64(info.st_size), Int(info.st_mode & 0o777)))
             }
         }
     }

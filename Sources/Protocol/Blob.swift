@@ -76,15 +76,19 @@ public struct ArtifactRef: Codable, Sendable, Equatable {
     public var size: Int64
     public var sha256: String
     public var kind: String?
-    public init(path: String, size: Int64, sha256: String, kind: String? = nil) {
-        self.path = path; self.size = size; self.sha256 = sha256; self.kind = kind
+    /// The file's permission bits on the worker (e.g. 493, 0o755), which `swarm fetch` gives
+    /// the fetched file (a built binary stays executable); null when unknown. Readers use
+    /// only `mode & 0o777`.
+    public var mode: Int?
+    public init(path: String, size: Int64, sha256: String, kind: String? = nil, mode: Int? = nil) {
+        self.path = path; self.size = size; self.sha256 = sha256; self.kind = kind; self.mode = mode
     }
-    // `kind` is null, not missing, for a plain file (every key always there, as TaskInfo's).
-    enum CodingKeys: String, CodingKey { case path, size, sha256, kind }
+    // `kind` and `mode` are null, not missing, when absent (every key always there, as TaskInfo's).
+    enum CodingKeys: String, CodingKey { case path, size, sha256, kind, mode }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(path, forKey: .path); try c.encode(size, forKey: .size)
-        try c.encode(sha256, forKey: .sha256); try c.encode(kind, forKey: .kind)
+        try c.encode(sha256, forKey: .sha256); try c.encode(kind, forKey: .kind); try c.encode(mode, forKey: .mode)
     }
 }
 

@@ -103,7 +103,10 @@ import Testing
         limits.maxBytes = 100
         let found = ArtifactCollector.collect(root: root, patterns: ["out/**/*.txt", "out/a.txt", "../x"], limits: limits)
         #expect(found.uploads.map(\.ref.path) == ["out/a.txt", "out/sub/c.txt"], "each file once, in path order")
-        #expect(found.uploads[0].ref == ArtifactRef(path: "out/a.txt", size: 5, sha256: BlobHash.of(Array("hello".utf8))))
+        var mode = stat()
+        lstat(root + "/out/a.txt", &mode)
+        #expect(found.uploads[0].ref == ArtifactRef(path: "out/a.txt", size: 5, sha256: BlobHash.of(Array("hello".utf8)),
+                                                    mode: Int(mode.st_mode & 0o777)))
         #expect(found.uploads[0].file == root + "/out/a.txt")
         let skipped = Dictionary(uniqueKeysWithValues: found.skipped.map { ($0.path, $0.reason) })
         #expect(skipped["../x"]?.contains("climbs out") == true)
