@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev and
 # libsqlite3-dev (and pkg-config, which SwiftPM uses to find them), plus the sqlite3 tool for
-# looking into the scheduler's state. Safe to run again: it installs nothing when everything
+# looking into the scheduler's state, and git (`--repo` tasks). Safe to run again: it installs nothing when everything
 # is there.
 set -euo pipefail
 
@@ -16,6 +16,9 @@ if ! pkg-config --exists libuv 2>/dev/null; then missing+=(libuv1-dev); fi
 if ! pkg-config --exists sqlite3 2>/dev/null; then missing+=(libsqlite3-dev); fi
 # Optional, for users: `sqlite3 STATE_DIR/swarm.db` shows the scheduler's state.
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+# Workers run git for `--repo` tasks (mirrors, worktrees, bundles), and `swarm fetch --git`
+# on the client; the tests use it too.
+command -v git >/dev/null 2>&1 || missing+=(git)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "swarm: installing ${missing[*]} ..." >&2
