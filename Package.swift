@@ -71,7 +71,7 @@ let package = Package(
         // `swarm bench`: workloads, measurements, baselines and the report renderers.
         .target(
             name: "SwarmBench",
-            dependencies: ["SwarmClient", "SwarmProtocol", "SwarmCluster", "SwarmNode", "SwarmUV"],
+            dependencies: ["SwarmClient", "SwarmProtocol", "SwarmCluster", "SwarmNode", "SwarmUV", "SwarmArchive"],
             path: "Sources/Bench"
         ),
         .executableTarget(

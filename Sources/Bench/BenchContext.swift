@@ -29,10 +29,20 @@ public struct BenchOptions: Sendable {
     /// `scale`: concurrency steps, ramped until one fails or the list ends.
     public var scaleSteps = [5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
     public var scaleSleepSeconds = 5.0
+    /// `workspace`: the transfer input (MiB; the packed blob stays within the default
+    /// 256 MiB per-task input limit), the fan-out's tasks and shared input, the concurrent
+    /// `repo` tasks and the repository's files, the artifact-writing tasks.
+    public var workspaceInputMiB = 256
+    public var workspaceFanoutTasks = 1000
+    public var workspaceFanoutInputMiB = 50
+    public var workspaceWorktreeTasks = 100
+    public var workspaceRepoFiles = 5000
+    public var workspaceArtifactTasks = 50
     /// Where the bench writes its report and scratch files (the tasks' shared files).
     public var outputDirectory = "bench-results"
 
-    public static let allWorkloads = ["spawn", "parallel", "agent", "isolation", "models", "scale"]
+    /// Every workload, in the order they run: what `all` (the default) runs.
+    public static let allWorkloads = ["spawn", "parallel", "agent", "isolation", "models", "scale", "workspace"]
 
     public init() {}
 }

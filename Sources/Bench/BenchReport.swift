@@ -216,6 +216,8 @@ public struct WorkloadReport: Codable, Sendable, Equatable {
     public var notes: [String]
     /// False when the workload broke a check of its own (lost tasks, isolation surprise).
     public var passed: Bool
+    /// `workspace` only: its transfer, dedup, worktree and artifact figures.
+    public var workspace: WorkspaceFigures?
 
     public init(name: String, title: String, description: String) {
         self.name = name

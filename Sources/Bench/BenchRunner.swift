@@ -128,6 +128,7 @@ public struct BenchRunner {
             case "isolation": list.append(IsolationWorkload())
             case "models": list.append(ModelsWorkload())
             case "scale": list.append(ScaleWorkload())
+            case "workspace": list.append(WorkspaceWorkload())
             default: break
             }
         }
@@ -144,6 +145,8 @@ public struct BenchRunner {
         case "agent", "models": return max(8, min(q ? 20 : o.agentTasks, 256))
         case "isolation": return q ? min(o.isolationTasks, 10) : o.isolationTasks
         case "scale": return (q ? o.scaleSteps.filter { $0 <= 200 } : o.scaleSteps).max() ?? 10
+        // The concurrent worktrees all at once.
+        case "workspace": return max(2, WorkspaceWorkload.Sizes(o).worktreeTasks)
         default: return 16
         }
     }

@@ -92,6 +92,16 @@ struct TaskPipeline: Sendable {
     private var skipped: [SkippedArtifact] = []
     private var git: GitOutcome?
     private var stopped = false
+    /// For the result's `prepareMs` / `collectMs`: when the pipeline took the task (nil: not
+    /// told, then neither is measured), when preparing ended, when the run ended, and the
+    /// latest time an event brought.
+    private var startedMs: Int64?
+    private var preparedMs: Int64?
+    private var runEndedMs: Int64?
+    private var lastNowMs: Int64?
+    /// Bytes of input blobs fetched from the scheduler for this run (the shell adds them as
+    /// the blob cache hands fetched blobs over): the result's `inputBytesFetched`.
+    var inputBytesFetched: Int64 = 0
 
     /// Whether a task goes through the pipeline at all; `artifactPatterns`: its own and its
     /// runtime's (`LaunchPlan`). Optional fields only: free for a plain task.
@@ -114,12 +124,16 @@ struct TaskPipeline: Sendable {
         collectSteps = collect
     }
 
-    /// The first action: the first preparing step.
-    mutating func start() -> [Action] {
-        [.prepare(prepareSteps[0])]
+    /// The first action: the first preparing step. `nowMs`: when the task was taken, from
+    /// which the result's `prepareMs` counts (nil: not measured).
+    mutating func start(nowMs: Int64? = nil) -> [Action] {
+        startedMs = nowMs
+        return [.prepare(prepareSteps[0])]
     }
 
     mutating func handle(_ event: Event) -> [Action] {
+        // A hurried stop's deadline comes at `.max`: no time to measure by.
+        if event.nowMs != .max { lastNowMs = event.nowMs }
         switch (phase, event) {
         case (.finished, _):
             return []
@@ -129,11 +143,14 @@ struct TaskPipeline: Sendable {
             stepIndex += 1
             if stepIndex < prepareSteps.count { return [.prepare(prepareSteps[stepIndex])] }
             phase = .running
+            preparedMs = now
             return [.spawn]
         case (.preparing, .killRequested(let reason, let state, let now)):
             return finishUnstarted(state, reason, now: now)
         case (.running, .runEnded(let result, let now)), (.preparing, .runEnded(let result, let now)):
             runResult = result
+            runEndedMs = now
+            if preparedMs == nil { preparedMs = now }
             phase = .collecting
             stepIndex = 0
             guard !collectSteps.isEmpty else { return finish() }
@@ -223,7 +240,18 @@ struct TaskPipeline: Sendable {
         else if !artifacts.isEmpty { result.artifacts = artifacts }
         if !skipped.isEmpty { result.skippedArtifacts = skipped }
         if git != nil { result.git = git }
+        measure(&result.metrics)
         return [.finish(result)]
+    }
+
+    /// The pipeline's own figures in the result: time preparing (to the spawn, or to the end
+    /// of a run that never started), input bytes fetched (tasks with inputs), time collecting
+    /// (tasks with something to collect). None unless `start` was given the time.
+    private func measure(_ metrics: inout RunMetrics) {
+        guard let start = startedMs else { return }
+        if let end = preparedMs ?? lastNowMs { metrics.prepareMs = max(0, end - start) }
+        if prepareSteps.contains(.inputs) { metrics.inputBytesFetched = inputBytesFetched }
+        if !collectSteps.isEmpty, let start = runEndedMs, let end = lastNowMs { metrics.collectMs = max(0, end - start) }
     }
 
     /// Ends a run that never started: no process, no pid, no start time.
@@ -234,6 +262,18 @@ struct TaskPipeline: Sendable {
         result.submittedAt = assignment.submittedAt
         result.placedAt = assignment.placedAt
         result.metrics = metrics
+        measure(&result.metrics)
         return [.finish(result)]
+    }
+}
+
+extension TaskPipeline.Event {
+    /// The time the event brings.
+    var nowMs: Int64 {
+        switch self {
+        case .prepared(_, _, let now), .runEnded(_, let now), .gitCollected(_, _, _, let now), .artifactsFound(_, _, let now),
+             .uploaded(_, _, let now), .killRequested(_, _, let now), .stopping(let now), .deadline(let now):
+            return now
+        }
     }
 }

@@ -30,11 +30,16 @@ extension WorkerAgent {
             case .verify(let sha256, let size):
                 verifyBlob(sha256, size: size)
             case .evict(let sha256):
+                workspace.freshBlobs[sha256] = nil
                 unlink(workspace.blobPath(sha256))
             case .ready(let run):
                 guard let entry = workspace.tasks[run.id], entry.run == run else {
                     applyCache(workspace.cache.release(run))
                     continue
+                }
+                // The first run handed a blob fetched for it counts its bytes; the others were served from the cache.
+                for input in entry.task.spec.inputBlobs ?? [] {
+                    if let bytes = workspace.freshBlobs.removeValue(forKey: input.sha256) { entry.core.inputBytesFetched += bytes }
                 }
                 // Off the loop (a large input takes a while to write); its blobs stay pinned until it is done.
                 let inputs = (entry.task.spec.inputBlobs ?? []).map { ($0, workspace.blobPath($0.sha256)) }
@@ -61,6 +66,7 @@ extension WorkerAgent {
         }
         blobs.fetch(sha256, size: size, to: path) { [weak self] problem in
             guard let self else { return }
+            if problem == nil { self.workspace.freshBlobs[sha256] = size }
             self.applyCache(self.workspace.cache.fetched(sha256, problem: problem))
         }
     }

@@ -16,7 +16,7 @@ extension WorkerAgent {
         let entry = PipelineTask(core: core, task: task, plan: plan, context: context)
         workspace.tasks[task.id] = entry
         if task.spec.repo != nil { workspace.worktrees[entry.run] = plan.workDir }
-        apply(entry, entry.core.start())
+        apply(entry, entry.core.start(nowMs: now()))
     }
 
     /// Feeds `event` to the task's core and carries out what it says.

@@ -57,6 +57,10 @@ final class WorkerWorkspace {
     var inputCopies: [RunRef: (root: String, dests: [String])] = [:]
     /// The worker's git mirrors and worktrees (made at `start`).
     var git: GitWorkspace?
+    /// Blobs fetched from the scheduler that no run has been handed yet, with their size: the
+    /// first run handed one counts it in its `inputBytesFetched`. At most one per cached blob
+    /// (an evicted blob's entry goes with it).
+    var freshBlobs: [String: Int64] = [:]
 
     init(dataDir: String, cacheBytes: Int64) {
         blobsDir = dataDir + "/blobs"

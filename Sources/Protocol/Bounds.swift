@@ -113,7 +113,10 @@ extension RunMetrics {
             Bounds.check("firstOutputAt", firstOutputAt, Bounds.timestampMs),
             Bounds.check("startedAtUs", startedAtUs, Bounds.timestampUs),
             Bounds.check("firstOutputAtUs", firstOutputAtUs, Bounds.timestampUs),
-            Bounds.check("exitedAtUs", exitedAtUs, Bounds.timestampUs))
+            Bounds.check("exitedAtUs", exitedAtUs, Bounds.timestampUs),
+            Bounds.check("prepareMs", prepareMs, Bounds.durationMs),
+            Bounds.check("inputBytesFetched", inputBytesFetched, 0...(Int64(1) << 50)),
+            Bounds.check("collectMs", collectMs, Bounds.durationMs))
     }
 }
 

@@ -120,10 +120,15 @@ public struct StatsBlock: Codable, Sendable, Equatable {
     public var health: [String: HealthStats] = [:]
     /// A worker's process figures from its last heartbeat (nil on the cluster level).
     public var process: ProcessUsage?
+    /// Blob bytes the scheduler sent (downloads: inputs to workers, `swarm fetch` to clients)
+    /// and received (uploads) since it started: cluster level, every peer; worker level, that
+    /// worker's connection (0 before its first transfer). Null when the sender does not count.
+    public var blobBytesOut: Int64?
+    public var blobBytesIn: Int64?
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case totals, byModel, health, process }
+    enum CodingKeys: String, CodingKey { case totals, byModel, health, process, blobBytesOut, blobBytesIn }
 
     /// Every key, `null` when unknown.
     public func encode(to encoder: Encoder) throws {
@@ -132,6 +137,8 @@ public struct StatsBlock: Codable, Sendable, Equatable {
         try c.encode(byModel, forKey: .byModel)
         try c.encode(health, forKey: .health)
         try c.encode(process, forKey: .process)
+        try c.encode(blobBytesOut, forKey: .blobBytesOut)
+        try c.encode(blobBytesIn, forKey: .blobBytesIn)
     }
 }
 

@@ -55,6 +55,15 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var startedAtUs: Int64?
     public var firstOutputAtUs: Int64?
     public var exitedAtUs: Int64?
+    /// Work in / work out (issue 11), for tasks that went through the worker's pipeline (null
+    /// for a plain task): milliseconds from taking the task to its spawn (git worktree, task
+    /// directory, inputs fetched and unpacked), or to its end when preparing failed; bytes of
+    /// input blobs this run fetched from the scheduler (0 when its worker's cache had them);
+    /// milliseconds from the process's end to the result (git collect, artifacts hashed and
+    /// uploaded; null when there was nothing to collect).
+    public var prepareMs: Int64?
+    public var inputBytesFetched: Int64?
+    public var collectMs: Int64?
 
     public init() {}
 
@@ -63,6 +72,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         case extensions, silenceWarnings, outputBytes, outputBursts, timeToFirstOutputMs, firstOutputAt
         case contextMode, contextFile, workDir, logFile
         case startedAtUs, firstOutputAtUs, exitedAtUs
+        case prepareMs, inputBytesFetched, collectMs
     }
 
     public init(from decoder: Decoder) throws {
@@ -87,6 +97,9 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         startedAtUs = try c.decodeIfPresent(Int64.self, forKey: .startedAtUs)
         firstOutputAtUs = try c.decodeIfPresent(Int64.self, forKey: .firstOutputAtUs)
         exitedAtUs = try c.decodeIfPresent(Int64.self, forKey: .exitedAtUs)
+        prepareMs = try c.decodeIfPresent(Int64.self, forKey: .prepareMs)
+        inputBytesFetched = try c.decodeIfPresent(Int64.self, forKey: .inputBytesFetched)
+        collectMs = try c.decodeIfPresent(Int64.self, forKey: .collectMs)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -111,6 +124,9 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try c.encode(startedAtUs, forKey: .startedAtUs)
         try c.encode(firstOutputAtUs, forKey: .firstOutputAtUs)
         try c.encode(exitedAtUs, forKey: .exitedAtUs)
+        try c.encode(prepareMs, forKey: .prepareMs)
+        try c.encode(inputBytesFetched, forKey: .inputBytesFetched)
+        try c.encode(collectMs, forKey: .collectMs)
     }
 }
 

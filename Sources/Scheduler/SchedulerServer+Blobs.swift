@@ -23,6 +23,13 @@ final class BlobServerState {
     /// disk here): one uploader cannot hold the loop for more than this many MiB.
     var chunksPerTurn = 16
     var chunksThisTurn: [Int: Int] = [:]
+    /// Blob bytes sent in download chunks and received in upload chunks, in all and per
+    /// worker (by name: a worker's reconnections add up), for `stats`. One entry per worker
+    /// that ever transferred.
+    var bytesOut: Int64 = 0
+    var bytesIn: Int64 = 0
+    var bytesOutByNode: [String: Int64] = [:]
+    var bytesInByNode: [String: Int64] = [:]
 }
 
 /// Blob transfers (`blobOffer`/`blobChunk`/`blobGet`) with clients and workers alike: the
@@ -106,6 +113,8 @@ extension SchedulerServer {
                 }
             case let .write(key, chunk):
                 guard let writer = blobState.writers[key] else { continue }
+                blobState.bytesIn += Int64(chunk.data.count)
+                if let node = blobState.peers[key]?.nodeName { blobState.bytesInByNode[node, default: 0] += Int64(chunk.data.count) }
                 do { try writer.append(chunk.data) } catch {
                     logger.error("cannot write blob \(chunk.sha256): \(error)")
                     runBlobs(blobState.exchange.writeFailed(key, problem: "the scheduler cannot store blob \(chunk.sha256): \(error)"))
@@ -156,6 +165,17 @@ extension SchedulerServer {
         }
     }
 
+    /// The blob byte counters in a `stats` reply: every listed worker gets its figures (0
+    /// before its first transfer).
+    func addBlobFigures(cluster: inout StatsBlock, workers: inout [String: StatsBlock]) {
+        cluster.blobBytesOut = blobState.bytesOut
+        cluster.blobBytesIn = blobState.bytesIn
+        for name in Set(workers.keys).union(blobState.bytesOutByNode.keys).union(blobState.bytesInByNode.keys) {
+            workers[name, default: StatsBlock()].blobBytesOut = blobState.bytesOutByNode[name] ?? 0
+            workers[name, default: StatsBlock()].blobBytesIn = blobState.bytesInByNode[name] ?? 0
+        }
+    }
+
     /// Sends download pieces while the connection's bulk lane has room; goes on when it
     /// drains (`onBulkSpace`).
     private func pumpDownloads(_ key: Int) {
@@ -172,6 +192,8 @@ extension SchedulerServer {
                 let bytes = try BlobFile.read(fd: fd, offset: piece.offset, count: piece.length, path: store.path(of: piece.sha256))
                 connection.sendChunk(.init(requestId: piece.requestId, sha256: piece.sha256, offset: piece.offset,
                                            total: piece.total, data: bytes))
+                blobState.bytesOut += Int64(bytes.count)
+                if let node = session.nodeName { blobState.bytesOutByNode[node, default: 0] += Int64(bytes.count) }
             } catch {
                 logger.error("cannot read blob \(piece.sha256): \(error)")
                 runBlobs(blobState.exchange.readFailed(key, requestId: piece.requestId, problem: "the scheduler cannot read blob \(piece.sha256): \(error)"))

@@ -75,6 +75,7 @@ extension SchedulerServer {
                 var (cluster, workers) = state.statistics()
                 for (name, usage) in workerUsage { workers[name, default: StatsBlock()].process = usage }
                 cluster.process = nil
+                addBlobFigures(cluster: &cluster, workers: &workers)
                 deliver(connection, .statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers,
                                                       scheduler: ProcessUsage.ofSelf(nowMs: nowMs))))
                 connection.yieldTurn()

@@ -8,12 +8,13 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Stress-test a cluster (a local one by default) and write a performance report.",
         discussion: """
-            Workloads: spawn, parallel, agent, isolation, models, scale, or all (the default), run in that order.
+            Workloads: spawn, parallel, agent, isolation, models, scale, workspace, or all (the default), run in
+            that order.
             Writes report.json (schema swarm-bench/1), report.md and report.html under --out/<time>/ (and
             --out/latest). Exits 1 if any task was lost or duplicated or a workload failed its own checks.
             """)
 
-    @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale or all.")
+    @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale, workspace or all.")
     var workloads: [String] = ["all"]
     @Option(help: "Bench an existing cluster at HOST:PORT instead of starting a local one.")
     var scheduler: String?
@@ -51,6 +52,18 @@ struct BenchCommand: ParsableCommand {
     var scaleSteps = "5,10,20,50,100,200,500,1000,2000,5000,10000"
     @Option(parsing: .unconditional, help: "scale: seconds each agent runs.")
     var scaleSleep = 5.0
+    @Option(parsing: .unconditional, help: "workspace: MiB of the input uploaded and downloaded (--quick: at most 32).")
+    var inputMib = 256
+    @Option(parsing: .unconditional, help: "workspace: tasks of the fan-out sharing one input (--quick: at most 100).")
+    var fanoutTasks = 1000
+    @Option(parsing: .unconditional, help: "workspace: MiB of the fan-out's shared input (--quick: at most 8).")
+    var fanoutInputMib = 50
+    @Option(parsing: .unconditional, help: "workspace: concurrent --repo tasks (--quick: at most 20).")
+    var worktreeTasks = 100
+    @Option(parsing: .unconditional, help: "workspace: files in the benchmark repository.")
+    var repoFiles = 5000
+    @Option(parsing: .unconditional, help: "workspace: tasks writing 10 artifacts of 1 MiB each (--quick: at most 10).")
+    var artifactTasks = 50
     @Flag(help: "Local cluster: persist the scheduler's state (one fsync per loop turn), as `swarm scheduler` does.")
     var durable = false
     @Option(help: "Directory for the reports (a time-stamped directory per run, and 'latest').")
@@ -69,9 +82,15 @@ struct BenchCommand: ParsableCommand {
         if let slots, !(1...100_000).contains(slots) { throw ValidationError("--slots must be 1 to 100000") }
         guard (1...100).contains(repeats) else { throw ValidationError("--repeats must be 1 to 100") }
         for (name, value) in [("--tasks", tasks), ("--concurrency", concurrency), ("--parallel-tasks", parallelTasks),
-                              ("--agent-tasks", agentTasks), ("--isolation-tasks", isolationTasks), ("--model-limit", modelLimit)] {
+                              ("--agent-tasks", agentTasks), ("--isolation-tasks", isolationTasks), ("--model-limit", modelLimit),
+                              ("--fanout-tasks", fanoutTasks), ("--worktree-tasks", worktreeTasks), ("--artifact-tasks", artifactTasks)] {
             guard (1...1_000_000).contains(value) else { throw ValidationError("\(name) must be 1 to 1000000, got \(value)") }
         }
+        // The packed input must fit the scheduler's default per-task input limit (256 MiB).
+        for (name, value) in [("--input-mib", inputMib), ("--fanout-input-mib", fanoutInputMib)] {
+            guard (1...256).contains(value) else { throw ValidationError("\(name) must be 1 to 256, got \(value)") }
+        }
+        guard (1...200_000).contains(repoFiles) else { throw ValidationError("--repo-files must be 1 to 200000, got \(repoFiles)") }
         guard (0...1_000_000).contains(wideTasks) else { throw ValidationError("--wide-tasks must be 0 to 1000000") }
         for (name, value) in [("--parallel-sleep", parallelSleep), ("--wide-sleep", wideSleep), ("--scale-sleep", scaleSleep)] {
             guard value > 0, value <= 3600 else { throw ValidationError("\(name) must be more than 0 and at most 3600 seconds") }
@@ -118,6 +137,12 @@ struct BenchCommand: ParsableCommand {
         options.isolationTasks = isolationTasks
         options.scaleSteps = parsedSteps
         options.scaleSleepSeconds = scaleSleep
+        options.workspaceInputMiB = inputMib
+        options.workspaceFanoutTasks = fanoutTasks
+        options.workspaceFanoutInputMiB = fanoutInputMib
+        options.workspaceWorktreeTasks = worktreeTasks
+        options.workspaceRepoFiles = repoFiles
+        options.workspaceArtifactTasks = artifactTasks
         options.outputDirectory = out
 
         var config = BenchRunner.Config()

@@ -54,6 +54,49 @@ import SwarmBench
         #expect(report.limitations.contains { $0.contains("Remote cluster") })
     }
 
+    /// `swarm bench workspace` in a tiny shape: every phase reports, nothing is lost, and the
+    /// byte counts agree with each other (not timings).
+    @Test func tinyWorkspaceBenchReportsEveryPhaseAndLosesNothing() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let result = try harness.run(["bench", "workspace", "--quick", "--input-mib", "2", "--fanout-tasks", "6",
+                                      "--fanout-input-mib", "1", "--worktree-tasks", "3", "--repo-files", "30",
+                                      "--artifact-tasks", "3", "--out", "out"], timeout: 180)
+        #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+        let data = try #require(FileManager.default.contents(atPath: harness.dir + "/out/latest/report.json"))
+        let report = try JSONDecoder().decode(BenchReport.self, from: data)
+        #expect(report.passed && report.lostTasks == 0 && report.duplicatedTasks == 0)
+        #expect(report.workloads.map(\.name) == ["workspace"])
+        let workload = try #require(report.workloads.first)
+        let w = try #require(workload.workspace)
+        // Transfer: one input up, through a real task and the client back down, all measured.
+        let input = try #require(w.inputBytes)
+        #expect(input > 2_000_000 && input <= 2 << 20)
+        #expect(w.uploadMs != nil && w.downloadMs != nil && w.clientDownloadMs != nil && w.copyMs != nil && w.packMs != nil)
+        #expect(w.downloadBytesFetched == input, "a new blob: the task's worker fetched all of it")
+        #expect(w.roundTripMiBps != nil)
+        // Fan-out: the scheduler's counters and the tasks' own agree, and no worker got the input twice.
+        let fanoutInput = try #require(w.fanoutInputBytes)
+        let sent = try #require(w.fanoutBytesToWorker)
+        #expect(w.fanoutTasks == 6 && w.fanoutNaiveBytes == 6 * fanoutInput)
+        #expect(!sent.isEmpty && sent.values.allSatisfy { $0 <= fanoutInput })
+        #expect(sent.values.reduce(0, +) >= fanoutInput)
+        #expect(sent.filter { $0.value > 0 } == (w.fanoutFetchedByWorker ?? [:]).filter { $0.value > 0 })
+        // Worktrees: measured, or (without GitWorkspace in this build) said to be missing.
+        #expect(w.worktreeTasks == 3 && w.repoFiles == 30)
+        #expect(w.worktreePrepare?.count == 3 || workload.notes.contains { $0.contains("worktrees: not measured") })
+        // Artifacts: every file back, each task's collection timed.
+        #expect(w.artifactsExpected == 30 && w.artifactsCollected == 30)
+        #expect(w.collect?.count == 3)
+        #expect(workload.runs.count == 4 && workload.runs.allSatisfy { $0.lost == 0 && $0.duplicated == 0 })
+        let names = report.targets.map(\.name)
+        #expect(names.contains { $0.hasPrefix("input upload+download") } && names.contains { $0.hasPrefix("fan-out of 6 tasks") }
+                && names.contains { $0.hasPrefix("worktree p50") })
+        #expect(report.targets.first { $0.name.hasPrefix("fan-out") }?.met == true)
+        let markdown = try String(contentsOfFile: harness.dir + "/out/latest/report.md", encoding: .utf8)
+        #expect(markdown.contains("Work in, work out") && markdown.contains("upload + download (target figure)"))
+    }
+
     @Test func badInvocationsGetOneClearLineAndANonZeroExit() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }

@@ -106,8 +106,8 @@ import Testing
                                      "complexity", "complexityScore", "initialTimeoutMs", "finalTimeoutMs", "extensions",
                                      "silenceWarnings", "outputBytes", "outputBursts", "timeToFirstOutputMs", "firstOutputAt",
                                      "contextMode", "contextFile", "workDir", "logFile",
-                                     "startedAtUs", "firstOutputAtUs", "exitedAtUs",
-                                     "artifacts", "skippedArtifacts", "git"])
+                                     "startedAtUs", "firstOutputAtUs", "exitedAtUs", "prepareMs", "inputBytesFetched",
+                                     "collectMs", "artifacts", "skippedArtifacts", "git"])
         let started = try json(.taskStarted(.init(id: "a", attempt: 1, pid: 1, startedAt: 5)))
         #expect(Set(started.keys) == ["type", "id", "attempt", "pid", "startedAt"])
         let nodes = try json(.nodeList(.init(requestId: 1, nodes: [Self.node])))

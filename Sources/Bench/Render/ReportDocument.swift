@@ -116,7 +116,7 @@ struct ReportDocument {
             blocks.append(.paragraph("No measured runs."))
         } else {
             let ramp = ReportFigures.isRamp(w), grouped = !ReportFigures.isRepetition(w) && !ramp
-            blocks.append(.heading(ramp ? "Concurrency steps" : grouped ? "Per model" : "Runs"))
+            blocks.append(.heading(ramp ? "Concurrency steps" : w.name == "workspace" ? "Phases" : grouped ? "Per model" : "Runs"))
             blocks.append(.paragraph("Latencies in milliseconds: submit→start percentiles, and the median "
                 + "start→first output. Overhead: scheduler and worker CPU per task."))
             blocks.append(.table(runsTable(w.runs)))

@@ -21,7 +21,7 @@ enum ReportFigures {
     /// Whether the workload's runs repeat one batch (so a median over them means something),
     /// rather than being the steps of a ramp (scale) or one group per model (models).
     static func isRepetition(_ workload: WorkloadReport) -> Bool {
-        !isRamp(workload) && workload.name != "models"
+        !isRamp(workload) && workload.name != "models" && workload.name != "workspace"
     }
 
     /// The run with the median throughput (the lower middle one for an even count).
@@ -81,6 +81,7 @@ enum ReportFigures {
 
     /// A workload's headline figures, most telling first. `ranges` adds `[min–max]`.
     static func headline(_ workload: WorkloadReport, ranges: Bool = true) -> [String] {
+        if let figures = workload.workspace { return workspaceHeadline(workload, figures) }
         var parts = isRamp(workload) ? rampHeadline(workload.runs)
             : isRepetition(workload) ? repeatHeadline(workload, ranges: ranges) : groupHeadline(workload.runs)
         // How swarm compares with xargs and GNU parallel goes right after its throughput.
@@ -97,6 +98,15 @@ enum ReportFigures {
         if duplicated > 0 { parts.append("\(ReportFormat.int(duplicated)) DUPLICATED") }
         if parts.isEmpty { parts.append(workload.runs.isEmpty ? "no measured runs" : "no figures") }
         return parts
+    }
+
+    /// `workspace`: its own figures, then what went missing.
+    private static func workspaceHeadline(_ workload: WorkloadReport, _ figures: WorkspaceFigures) -> [String] {
+        var parts = figures.headline
+        let lost = lost(workload), duplicated = duplicated(workload)
+        if lost > 0 { parts.append("\(ReportFormat.int(lost)) LOST") }
+        if duplicated > 0 { parts.append("\(ReportFormat.int(duplicated)) DUPLICATED") }
+        return parts.isEmpty ? ["no figures"] : parts
     }
 
     private static func repeatHeadline(_ workload: WorkloadReport, ranges: Bool) -> [String] {
