@@ -72,8 +72,11 @@ extension TargetChecks {
             checks.append(TargetCheck(
                 name: "worktree p50, \(tasks) concurrent tasks, \(files)-file repository",
                 target: judged ? "< 200 ms" : "(100 x 5,000 files only)",
-                measured: w.worktreePrepare.map { String(format: "p50 %.0f ms, p99 %.0f ms", $0.p50, $0.p99) } ?? "- (not measured)",
-                met: judged ? w.worktreePrepare.map { $0.p50 < 200 } : nil))
+                measured: w.worktreeCreate.map { c in
+                    String(format: "creation p50 %.0f ms, p99 %.0f ms", c.p50, c.p99)
+                        + (w.worktreePrepare.map { String(format: "; ready (waits included) p50 %.0f ms", $0.p50) } ?? "")
+                } ?? "- (not measured)",
+                met: judged ? w.worktreeCreate.map { $0.p50 < 200 } : nil))
         }
         return checks
     }

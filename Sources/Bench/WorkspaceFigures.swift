@@ -44,8 +44,12 @@ public struct WorkspaceFigures: Codable, Sendable, Equatable {
     // Worktrees: concurrent `repo` tasks of one repository.
     public var worktreeTasks: Int?
     public var repoFiles: Int?
-    /// The tasks' `prepareMs` (worktree made from the worker's mirror, task directory ready).
+    /// The tasks' `prepareMs` (worktree made from the worker's mirror, task directory ready):
+    /// includes the mirror's clone and the waits for the mirror's queue and a checkout slot.
     public var worktreePrepare: Percentiles?
+    /// The tasks' `worktreeMs`: the git work of making each worktree (registration and
+    /// checkout), waits excluded. The target is judged on this one.
+    public var worktreeCreate: Percentiles?
 
     // Artifacts: tasks writing files collected with `artifacts`.
     public var artifactTasks: Int?
@@ -99,7 +103,7 @@ public struct WorkspaceFigures: Codable, Sendable, Equatable {
         if let ratio = fanoutMaxPerWorkerRatio, let tasks = fanoutTasks {
             parts.append("fan-out of \(ReportFormat.int(tasks)): \(ReportFormat.fraction(ratio))x input per worker")
         }
-        if let w = worktreePrepare { parts.append("worktree p50 \(n(w.p50)) ms") }
+        if let w = worktreeCreate { parts.append("worktree p50 \(n(w.p50)) ms") }
         if let c = collect { parts.append("collect p50 \(n(c.p50)) ms") }
         return parts
     }
@@ -127,8 +131,13 @@ public struct WorkspaceFigures: Codable, Sendable, Equatable {
             rows.append(["fan-out: \(ReportFormat.int(fanoutTasks ?? 0)) x input (without sharing)", mib(naive),
                          ReportFormat.missing, ReportFormat.missing])
         }
+        if let w = worktreeCreate {
+            rows.append(["worktree creation p50 / p99 (\(w.count) tasks; git's work, waits excluded)", ReportFormat.missing,
+                         "\(n(w.p50)) / \(n(w.p99))", ReportFormat.missing])
+        }
         if let w = worktreePrepare {
-            rows.append(["worktree prepare p50 / p99 (\(w.count) tasks)", ReportFormat.missing, "\(n(w.p50)) / \(n(w.p99))", ReportFormat.missing])
+            rows.append(["worktree ready p50 / p99 (\(w.count) tasks; prepareMs: clone and waits included)", ReportFormat.missing,
+                         "\(n(w.p50)) / \(n(w.p99))", ReportFormat.missing])
         }
         if let c = collect {
             rows.append(["artifact collection p50 / p99 (\(c.count) tasks)", ReportFormat.missing, "\(n(c.p50)) / \(n(c.p99))", ReportFormat.missing])

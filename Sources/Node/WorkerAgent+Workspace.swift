@@ -116,6 +116,8 @@ extension WorkerAgent {
     }
 
     private func finishPipeline(_ entry: PipelineTask, _ result: TaskResult) {
+        var result = result
+        if let worktreeMs = entry.worktreeMs { result.metrics.worktreeMs = worktreeMs }
         entry.deadlineTimer?.close()
         entry.deadlineTimer = nil
         if workspace.tasks[entry.task.id] === entry { workspace.tasks[entry.task.id] = nil }
@@ -188,12 +190,13 @@ extension WorkerAgent {
             guard let self else { return }
             guard self.workspace.tasks[entry.task.id] === entry else {
                 // Ended (killed) while its worktree was being made: it goes now.
-                if case .success = outcome { git.release(id: entry.task.id, dir: dir) }
+                if case .success = outcome { _ = git.takeCreationMs(id: entry.task.id); git.release(id: entry.task.id, dir: dir) }
                 return
             }
             switch outcome {
             case .success(let base):
                 entry.gitBase = base
+                entry.worktreeMs = git.takeCreationMs(id: entry.task.id)
                 self.pipelineEvent(entry, .prepared(.gitWorktree, problem: nil, nowMs: self.now()))
             case .failure(let failure):
                 self.pipelineEvent(entry, .prepared(.gitWorktree, problem: "git worktree of \(PeerText.safe(repo, limit: 200)) on worker \(self.config.name): \(failure)", nowMs: self.now()))

@@ -24,6 +24,8 @@ final class PipelineTask {
     /// `repo` tasks: the commit the worktree was made at (`GitWorkspace.prepare`'s answer),
     /// which `GitWorkspace.collect` needs.
     var gitBase: String?
+    /// `repo` tasks: the git work of making its worktree (`RunMetrics.worktreeMs`).
+    var worktreeMs: Int64?
 
     init(core: TaskPipeline, task: TaskAssignment, plan: LaunchPlan, context: RunnerContext) {
         self.core = core

@@ -116,7 +116,8 @@ extension RunMetrics {
             Bounds.check("exitedAtUs", exitedAtUs, Bounds.timestampUs),
             Bounds.check("prepareMs", prepareMs, Bounds.durationMs),
             Bounds.check("inputBytesFetched", inputBytesFetched, 0...(Int64(1) << 50)),
-            Bounds.check("collectMs", collectMs, Bounds.durationMs))
+            Bounds.check("collectMs", collectMs, Bounds.durationMs),
+            Bounds.check("worktreeMs", worktreeMs, Bounds.durationMs))
     }
 }
 

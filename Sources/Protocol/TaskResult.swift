@@ -64,6 +64,10 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var prepareMs: Int64?
     public var inputBytesFetched: Int64?
     public var collectMs: Int64?
+    /// A `repo` task: milliseconds its worker's git commands took to make its worktree
+    /// (registration and checkout; waiting for the mirror's update, its queue or a checkout
+    /// slot excluded, which `prepareMs` includes). Null otherwise.
+    public var worktreeMs: Int64?
 
     public init() {}
 
@@ -72,7 +76,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         case extensions, silenceWarnings, outputBytes, outputBursts, timeToFirstOutputMs, firstOutputAt
         case contextMode, contextFile, workDir, logFile
         case startedAtUs, firstOutputAtUs, exitedAtUs
-        case prepareMs, inputBytesFetched, collectMs
+        case prepareMs, inputBytesFetched, collectMs, worktreeMs
     }
 
     public init(from decoder: Decoder) throws {
@@ -100,6 +104,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         prepareMs = try c.decodeIfPresent(Int64.self, forKey: .prepareMs)
         inputBytesFetched = try c.decodeIfPresent(Int64.self, forKey: .inputBytesFetched)
         collectMs = try c.decodeIfPresent(Int64.self, forKey: .collectMs)
+        worktreeMs = try c.decodeIfPresent(Int64.self, forKey: .worktreeMs)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -127,6 +132,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try c.encode(prepareMs, forKey: .prepareMs)
         try c.encode(inputBytesFetched, forKey: .inputBytesFetched)
         try c.encode(collectMs, forKey: .collectMs)
+        try c.encode(worktreeMs, forKey: .worktreeMs)
     }
 }
 

@@ -282,6 +282,27 @@ final class GitFixture {
         }
     }
 
+    /// Checkouts take turns (one slot here): every prepare still succeeds, each records the
+    /// time of its own git work, and a stop while some wait ends them all.
+    @Test func checkoutsTakeTurnsAndEachRecordsItsCreationTime() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            git.checkoutSlots = 1
+            var results: [String: Result<String, GitFailure>] = [:]
+            for index in 0..<4 {
+                git.prepare(id: "s\(index)", repo: fixture.origin, ref: nil, dir: fixture.workRoot + "/s\(index)") { results["s\(index)"] = $0 }
+            }
+            #expect(runLoop(loop, timeoutMs: 60_000) { results.count == 4 })
+            for index in 0..<4 {
+                #expect((try? results["s\(index)"]?.get()) == fixture.rev("main"))
+                let ms = git.takeCreationMs(id: "s\(index)")
+                #expect(ms != nil && ms! >= 0)
+                #expect(git.takeCreationMs(id: "s\(index)") == nil, "taken once")
+            }
+            #expect(FileManager.default.fileExists(atPath: fixture.workRoot + "/s3/a.txt"))
+        }
+    }
+
     @Test func aNewPushIsFetchedOnceTheMirrorIsNoLongerFresh() throws {
         let fixture = GitFixture()
         try withWorkspace(fixture) { loop, git in
