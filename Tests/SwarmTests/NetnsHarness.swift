@@ -120,33 +120,13 @@ final class NetnsHarness: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        do { try process.run() } catch { throw IPError(description: "cannot run \(path): \(error)") }
-        // ip's output is small (a namespace list): both pipes are read to their end on threads
-        // of their own, so a hung ip is still killed at the deadline.
-        let outData = Locked(Data()), errData = Locked(Data())
-        let readers = DispatchGroup()
-        for (pipe, sink) in [(out, outData), (err, errData)] {
-            readers.enter()
-            Thread {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                sink.withLock { $0 = data }
-                readers.leave()
-            }.start()
+        let output: CapturedRun.Output
+        do { output = try CapturedRun.run(process, timeout: 10) } catch { throw IPError(description: "cannot run \(path): \(error)") }
+        guard output.status == 0 else {
+            let text = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw IPError(description: "ip \(arguments.joined(separator: " ")): \(text.isEmpty ? "exit status \(output.status)" : text)")
         }
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(2_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        _ = readers.wait(timeout: .now() + 10)
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: errData.withLock { $0 }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw IPError(description: "ip \(arguments.joined(separator: " ")): \(text.isEmpty ? "exit status \(process.terminationStatus)" : text)")
-        }
-        return String(decoding: outData.withLock { $0 }, as: UTF8.self)
+        return output.stdout
     }
 
     static func namespaceNames() -> [String] {

@@ -109,36 +109,10 @@ final class ProcessHarness: @unchecked Sendable {
         env.removeValue(forKey: "SWARM_TOKEN")
         for (k, v) in environment { env[k] = v }
         process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        // Read both pipes to EOF on their own threads: nothing is lost however late it comes.
-        let outData = Locked(Data()), errData = Locked(Data())
-        let readers = DispatchGroup()
-        for (pipe, sink) in [(out, outData), (err, errData)] {
-            readers.enter()
-            Thread {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                sink.withLock { $0 = data }
-                readers.leave()
-            }.start()
-        }
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            Issue.record("swarm \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
-        }
-        process.waitUntilExit()
-        if readers.wait(timeout: .now() + 10) == .timedOut {
-            Issue.record("output of swarm \(arguments.joined(separator: " ")) did not end")
-        }
-        return RunResult(status: process.terminationStatus,
-                         stdout: String(decoding: outData.withLock { $0 }, as: UTF8.self),
-                         stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+        let output = try CapturedRun.run(process, timeout: timeout)
+        if output.timedOut { Issue.record("swarm \(arguments.joined(separator: " ")) did not finish within \(timeout) s") }
+        if output.outputOpen { Issue.record("output of swarm \(arguments.joined(separator: " ")) did not end") }
+        return RunResult(status: output.status, stdout: output.stdout, stderr: output.stderr)
     }
 
     func childNamed(_ name: String) -> Child? { children.first { $0.name == name } }

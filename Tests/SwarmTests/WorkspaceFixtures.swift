@@ -37,32 +37,9 @@ enum WorkspaceFixtures {
         var env = ProcessInfo.processInfo.environment
         for (key, value) in gitIdentity { env[key] = value }
         process.environment = env
-        process.standardInput = FileHandle.nullDevice
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let outData = Locked(Data()), errData = Locked(Data())
-        let readers = DispatchGroup()
-        for (pipe, sink) in [(out, outData), (err, errData)] {
-            readers.enter()
-            Thread {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                sink.withLock { $0 = data }
-                readers.leave()
-            }.start()
-        }
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while process.isRunning && Date() < deadline { usleep(2_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            Issue.record("git \(arguments.joined(separator: " ")) did not finish within 30 s")
-        }
-        process.waitUntilExit()
-        _ = readers.wait(timeout: .now() + 10)
-        return GitResult(status: process.terminationStatus,
-                         stdout: String(decoding: outData.withLock { $0 }, as: UTF8.self),
-                         stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+        let output = try CapturedRun.run(process, timeout: 30)
+        if output.timedOut { Issue.record("git \(arguments.joined(separator: " ")) did not finish within 30 s") }
+        return GitResult(status: output.status, stdout: output.stdout, stderr: output.stderr)
     }
 
     /// A bare repository at `bare` (branch `main`, two files, one commit), made through a
