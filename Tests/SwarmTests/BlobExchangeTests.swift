@@ -161,6 +161,28 @@ import SwarmTransport
         #expect(kept.skippedArtifacts?.map(\.path) == ["big", "b.out", "c.out"])
         #expect(kept.skippedArtifacts?.last?.reason == "not uploaded")
     }
+
+    /// A hostile worker's result: paths `swarm fetch` would write outside its directory, a
+    /// path twice, more refs than any worker may send. The scheduler names none of them.
+    @Test func unsafeDuplicateAndExcessArtifactsAreSkipped() {
+        var result = TaskResult(id: "t", state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "", pid: nil, attempt: 1, startedAt: nil, finishedAt: 1)
+        let bad = ["../../x", "/etc/passwd", "a/../../b", "", "a//b", "./a", "a\u{0}b"]
+        result.artifacts = bad.map { ArtifactRef(path: $0, size: 1, sha256: Self.a) }
+            + [.init(path: "ok", size: 1, sha256: Self.a), .init(path: "ok", size: 1, sha256: Self.a)]
+        let kept = TaskBlobRules.keepingHeld(result) { _ in 1 }
+        #expect(kept.artifacts?.map(\.path) == ["ok"])
+        #expect(kept.skippedArtifacts?.count == bad.count + 1)
+        #expect(kept.skippedArtifacts?.dropLast().allSatisfy { $0.reason.hasPrefix("not a safe relative path") } == true)
+        #expect(kept.skippedArtifacts?.last?.reason == "another artifact has this path")
+
+        let many = BlobLimits.maxArtifactsPerTask + 5
+        result.artifacts = (0..<many).map { ArtifactRef(path: "f\($0)", size: 1, sha256: Self.a) }
+        result.skippedArtifacts = (0..<2_000).map { SkippedArtifact(path: "s\($0)", size: nil, reason: "r") }
+        let bounded = TaskBlobRules.keepingHeld(result) { _ in 1 }
+        #expect(bounded.artifacts?.count == BlobLimits.maxArtifactsPerTask)
+        #expect(bounded.skippedArtifacts?.count == TaskBlobRules.maxSkippedListed + 1)
+        #expect(bounded.skippedArtifacts?.last?.reason == "\(2_000 + 5 - TaskBlobRules.maxSkippedListed) more skipped artifacts (not listed one by one)")
+    }
 }
 
 /// A result's artifacts, skipped artifacts and git outcome reach `TaskInfo` and survive a
