@@ -67,7 +67,11 @@ extension SchedulerServer {
         }
         let held = { (sha: String) in self.heldBlobSize(sha) }
         switch message {
-        case .blobOffer(let offer): runBlobs(blobState.exchange.offer(key, offer, held: held(offer.sha256)))
+        case .blobOffer(let offer):
+            let size = held(offer.sha256)
+            // Only a new upload needs the disk measured (a held blob's offer is the dedup).
+            let disk = size == nil && offer.size > 0 ? blobState.store?.disk() : nil
+            runBlobs(blobState.exchange.offer(key, offer, held: size, disk: disk))
         case .blobChunk(let chunk):
             runBlobs(blobState.exchange.chunk(key, chunk))
             let handled = (blobState.chunksThisTurn[key] ?? 0) + 1

@@ -69,6 +69,28 @@ import SwarmTransport
         #expect(Self.errorCode(x.offer(1, .init(requestId: 1, sha256: "nothex", size: 1), held: nil)) == .badBlob)
     }
 
+    /// Uploads never take the disk's last free bytes (the scheduler's state needs them): an
+    /// offer must fit beside what the uploads going on still write, keeping the reserve.
+    @Test func offersMustFitTheDiskBesideUploadsGoingOn() {
+        var x = X()
+        x.limits.reserveBytes = 100
+        let disk = X.Disk(free: 100 + Self.size + 5, total: 1 << 40)
+        #expect(Self.errorCode(x.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil, disk: disk)) == nil)
+        #expect(x.promisedBytes == Self.size)
+        // Another connection's upload would not fit beside the first one's remaining bytes.
+        let other = BlobHash.of([1, 2, 3, 4, 5, 6])
+        #expect(Self.errorCode(x.offer(2, .init(requestId: 1, sha256: other, size: 6), held: nil, disk: disk)) == .internalError)
+        #expect(x.uploads[2] == nil)
+        // What the first has written is no longer promised (the measured free space shows it).
+        _ = x.chunk(1, Self.chunk(1, offset: 0, length: BlobLimits.chunkBytes))
+        let after = X.Disk(free: disk.free - Int64(BlobLimits.chunkBytes), total: disk.total)
+        #expect(Self.errorCode(x.offer(2, .init(requestId: 2, sha256: other, size: 5), held: nil, disk: after)) == nil)
+        // A held blob's offer (the dedup) and a small disk's smaller reserve.
+        var y = X()
+        #expect(Self.errorCode(y.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: Self.size, disk: .init(free: 0, total: 1))) == nil)
+        #expect(Self.errorCode(y.offer(2, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil, disk: .init(free: Self.size + 1_000, total: 10_000))) == nil)
+    }
+
     @Test func theEmptyBlobIsStoredWithoutChunks() {
         var x = X()
         #expect(x.offer(1, .init(requestId: 1, sha256: X.emptyHash, size: 0), held: nil) == [.storeEmpty(1, requestId: 1, sha256: X.emptyHash)])
