@@ -155,7 +155,8 @@ struct BlobExchange<K: Hashable> {
         guard let held else {
             return [.send(key, .error(.init(code: .unknownBlob, reason: "blob \(get.sha256) is not held by the scheduler", requestId: id)))]
         }
-        guard get.offset >= 0, get.offset <= held else {
+        // A chunk of 0 bytes is only an empty blob's: nothing past the last byte can be sent.
+        guard get.offset >= 0, get.offset < held || get.offset == 0 else {
             return [refuse(key, id, "blobGet offset \(get.offset) is outside the blob's \(held) bytes")]
         }
         var list = downloads[key] ?? []

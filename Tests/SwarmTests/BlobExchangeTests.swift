@@ -91,6 +91,16 @@ import SwarmTransport
         #expect(Self.errorCode(y.offer(2, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil, disk: .init(free: Self.size + 1_000, total: 10_000))) == nil)
     }
 
+    /// From the end of a blob there is nothing to send, and a chunk of 0 bytes would break
+    /// the wire rule (only an empty blob's chunk is empty): refused. An empty blob from 0 is sent.
+    @Test func aGetFromTheEndIsRefusedExceptForTheEmptyBlob() {
+        var x = X()
+        #expect(Self.errorCode(x.get(1, .init(requestId: 1, sha256: Self.sha, offset: Self.size), held: Self.size)) == .badBlob)
+        #expect(Self.errorCode(x.get(1, .init(requestId: 2, sha256: Self.sha, offset: Self.size - 1), held: Self.size)) == nil)
+        #expect(x.get(2, .init(requestId: 1, sha256: X.emptyHash, offset: 0), held: 0) == [.pump(2)])
+        #expect(x.nextPiece(2)?.length == 0)
+    }
+
     @Test func theEmptyBlobIsStoredWithoutChunks() {
         var x = X()
         #expect(x.offer(1, .init(requestId: 1, sha256: X.emptyHash, size: 0), held: nil) == [.storeEmpty(1, requestId: 1, sha256: X.emptyHash)])
