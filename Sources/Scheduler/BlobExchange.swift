@@ -10,6 +10,16 @@ struct BlobExchange<K: Hashable> {
         var maxDownloads = 4
         /// The largest blob accepted.
         var maxBlobBytes = Int64(Bounds.bytes.upperBound)
+        /// Disk space uploads never take: the scheduler's own state (SQLite, logs) needs it,
+        /// and a full disk stops the scheduler. At most this, and at most a tenth of the file
+        /// system (a small disk is not refused every upload).
+        var reserveBytes: Int64 = 256 << 20
+    }
+
+    /// The disk the store is on, as the shell measured it at an offer.
+    struct Disk: Equatable {
+        var free: Int64
+        var total: Int64
     }
 
     /// One upload: what was offered and how far it has come.
@@ -64,8 +74,13 @@ struct BlobExchange<K: Hashable> {
 
     static var emptyHash: String { "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" }
 
-    /// `blobOffer`. `held`: the size of the blob if the store holds it.
-    mutating func offer(_ key: K, _ offer: Message.BlobOffer, held: Int64?) -> [Directive] {
+    /// Bytes the uploads going on still have to write: already promised disk space.
+    var promisedBytes: Int64 { uploads.values.reduce(0) { $0 + ($1.size - $1.received) } }
+
+    /// `blobOffer`. `held`: the size of the blob if the store holds it. `disk`: the store's
+    /// file system (nil: unknown, not checked); a new upload is taken only if it fits in the
+    /// free space beside what the uploads going on still write, keeping the reserve.
+    mutating func offer(_ key: K, _ offer: Message.BlobOffer, held: Int64?, disk: Disk? = nil) -> [Directive] {
         let id = offer.requestId
         if let problem = BlobHash.problem(with: offer.sha256) { return [refuse(key, id, problem)] }
         guard offer.size >= 0, offer.size <= limits.maxBlobBytes else {
@@ -85,6 +100,14 @@ struct BlobExchange<K: Hashable> {
                 return [refuse(key, id, "blob \(offer.sha256) of 0 bytes: an empty blob's hash is \(Self.emptyHash)")]
             }
             return [.storeEmpty(key, requestId: id, sha256: offer.sha256)]
+        }
+        if let disk {
+            let reserve = min(limits.reserveBytes, disk.total / 10)
+            let room = disk.free - reserve - promisedBytes
+            guard offer.size <= room else {
+                return [.send(key, .error(.init(code: .internalError, reason:
+                    "the scheduler's disk has no room for blob \(offer.sha256.prefix(12))… (\(offer.size) bytes): \(max(0, room)) bytes left for uploads (\(disk.free) free, \(reserve) kept for its state, \(promisedBytes) promised to uploads going on)", requestId: id)))]
+            }
         }
         uploads[key] = Upload(requestId: id, sha256: offer.sha256, size: offer.size)
         return [.beginUpload(key, sha256: offer.sha256, size: offer.size),
@@ -132,7 +155,8 @@ struct BlobExchange<K: Hashable> {
         guard let held else {
             return [.send(key, .error(.init(code: .unknownBlob, reason: "blob \(get.sha256) is not held by the scheduler", requestId: id)))]
         }
-        guard get.offset >= 0, get.offset <= held else {
+        // A chunk of 0 bytes is only an empty blob's: nothing past the last byte can be sent.
+        guard get.offset >= 0, get.offset < held || get.offset == 0 else {
             return [refuse(key, id, "blobGet offset \(get.offset) is outside the blob's \(held) bytes")]
         }
         var list = downloads[key] ?? []

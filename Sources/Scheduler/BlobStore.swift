@@ -45,6 +45,15 @@ final class BlobStore {
         return size
     }
 
+    /// The store's file system: bytes free to an unprivileged writer and its size (nil when
+    /// `statvfs` fails: then no offer is refused for space, and a full disk is a write error).
+    func disk() -> BlobExchange<Int>.Disk? {
+        var info = statvfs()
+        guard statvfs(root, &info) == 0 else { return nil }
+        let unit = Int64(info.f_frsize)
+        return .init(free: Int64(info.f_bavail) * unit, total: Int64(info.f_blocks) * unit)
+    }
+
     /// A new temporary file for an upload of `sha256`.
     func writer(for sha256: String, size: Int64) throws(BlobFileError) -> BlobWriter {
         tempCounter += 1

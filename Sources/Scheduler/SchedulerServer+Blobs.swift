@@ -30,6 +30,12 @@ final class BlobServerState {
     var bytesIn: Int64 = 0
     var bytesOutByNode: [String: Int64] = [:]
     var bytesInByNode: [String: Int64] = [:]
+    /// Download bytes queued to all peers together (`DownloadBudget`).
+    var budget = DownloadBudget<Int>()
+    /// Runs while downloads wait for room (every 10 ms) or hold bytes (every second).
+    var budgetTimer: UVTimer?
+    /// The delay the budget timer was started with (0: not started).
+    var budgetTimerMs: UInt64 = 0
 }
 
 /// Blob transfers (`blobOffer`/`blobChunk`/`blobGet`) with clients and workers alike: the
@@ -48,6 +54,8 @@ extension SchedulerServer {
         blobState.writers = [:]
         blobState.jobs?.close()
         blobState.jobs = nil
+        blobState.budgetTimer?.close()
+        blobState.budgetTimer = nil
         blobState.store?.close()
         blobState.store = nil
     }
@@ -67,7 +75,11 @@ extension SchedulerServer {
         }
         let held = { (sha: String) in self.heldBlobSize(sha) }
         switch message {
-        case .blobOffer(let offer): runBlobs(blobState.exchange.offer(key, offer, held: held(offer.sha256)))
+        case .blobOffer(let offer):
+            let size = held(offer.sha256)
+            // Only a new upload needs the disk measured (a held blob's offer is the dedup).
+            let disk = size == nil && offer.size > 0 ? blobState.store?.disk() : nil
+            runBlobs(blobState.exchange.offer(key, offer, held: size, disk: disk))
         case .blobChunk(let chunk):
             runBlobs(blobState.exchange.chunk(key, chunk))
             let handled = (blobState.chunksThisTurn[key] ?? 0) + 1
@@ -87,6 +99,7 @@ extension SchedulerServer {
     func blobSessionEnded(_ session: PeerSession) {
         guard let key = blobState.keys.removeValue(forKey: ObjectIdentifier(session)) else { return }
         runBlobs(blobState.exchange.disconnected(key))
+        blobState.budget.gone(key)
         blobState.peers[key] = nil
         blobState.chunksThisTurn[key] = nil
     }
@@ -176,16 +189,22 @@ extension SchedulerServer {
         }
     }
 
-    /// Sends download pieces while the connection's bulk lane has room; goes on when it
-    /// drains (`onBulkSpace`).
+    /// Sends download pieces while the connection's bulk lane has room and the download
+    /// budget of all connections too; goes on when the lane drains (`onBulkSpace`) or, when
+    /// the budget was out, when it has room (`budgetCheck`).
     private func pumpDownloads(_ key: Int) {
         guard let session = blobState.peers[key], let store = blobState.store else { return }
         let connection = session.connection
         if connection.onBulkSpace == nil {
             connection.onBulkSpace = { [weak self] in self?.pumpDownloads(key) }
         }
-        while connection.isOpen, connection.bulkQueuedBytes < blobState.bulkCap,
-              let piece = blobState.exchange.nextPiece(key) {
+        observeHolders()
+        while connection.isOpen, connection.bulkQueuedBytes < blobState.bulkCap, blobState.exchange.downloads[key] != nil {
+            guard blobState.budget.hasRoom else {
+                blobState.budget.wait(key)
+                break
+            }
+            guard let piece = blobState.exchange.nextPiece(key) else { break }
             do {
                 let fd = try store.openForReading(piece.sha256)
                 defer { close(fd) }
@@ -194,10 +213,50 @@ extension SchedulerServer {
                                            total: piece.total, data: bytes))
                 blobState.bytesOut += Int64(bytes.count)
                 if let node = session.nodeName { blobState.bytesOutByNode[node, default: 0] += Int64(bytes.count) }
+                blobState.budget.observe(key, queued: connection.queuedBytes, nowMs: loop.nowMs)
             } catch {
                 logger.error("cannot read blob \(piece.sha256): \(error)")
                 runBlobs(blobState.exchange.readFailed(key, requestId: piece.requestId, problem: "the scheduler cannot read blob \(piece.sha256): \(error)"))
             }
         }
+        armBudgetTimer()
+    }
+
+    /// Each holder's queued download bytes as they are now.
+    private func observeHolders() {
+        let nowMs = loop.nowMs
+        for key in Array(blobState.budget.holders.keys) {
+            let connection = blobState.peers[key]?.connection
+            blobState.budget.observe(key, queued: connection?.isOpen == true ? connection!.queuedBytes : 0, nowMs: nowMs)
+        }
+    }
+
+    /// Closes connections that read none of their download bytes for the stall time, then
+    /// lets the waiting downloads go on while there is room.
+    private func budgetCheck() {
+        blobState.budgetTimerMs = 0
+        observeHolders()
+        for key in blobState.budget.stalled(nowMs: loop.nowMs) {
+            blobState.budget.gone(key)
+            guard let session = blobState.peers[key] else { continue }
+            peerLog(session, .notice, "closing \(session.connection.peer): it read none of its \(session.connection.queuedBytes) bytes of blob chunks for \(blobState.budget.stallMs / 1000) s")
+            session.connection.close(reason: "not reading its blob downloads")
+        }
+        if blobState.budget.hasRoom {
+            for key in blobState.budget.takeWaiting() { pumpDownloads(key) }
+        }
+        armBudgetTimer()
+    }
+
+    private func armBudgetTimer() {
+        let waiting = !blobState.budget.waiting.isEmpty
+        guard waiting || !blobState.budget.holders.isEmpty else { return }
+        let delay: UInt64 = waiting ? 10 : 1_000
+        // Started already, as soon or sooner.
+        if blobState.budgetTimerMs != 0 && blobState.budgetTimerMs <= delay { return }
+        if blobState.budgetTimer == nil { blobState.budgetTimer = try? UVTimer(loop: loop) }
+        guard let timer = blobState.budgetTimer else { return }
+        blobState.budgetTimerMs = delay
+        timer.start(afterMs: delay) { [weak self] in self?.budgetCheck() }
     }
 }

@@ -39,21 +39,56 @@ enum TaskBlobRules {
     /// rule the worker applies again when unpacking (`Archive.destProblem`).
     static func destProblem(_ dest: String) -> String? { Archive.destProblem(dest) }
 
-    /// `result` with only artifacts whose blob is held (with the size named) in
-    /// `artifacts`; the others move to `skippedArtifacts` as "not uploaded".
+    /// Skipped artifacts a result keeps one by one (the worker lists at most as many); the
+    /// rest are counted in one last entry.
+    static let maxSkippedListed = 1_000
+
+    /// `result` with only artifacts a user may fetch in `artifacts`: at most
+    /// `BlobLimits.maxArtifactsPerTask`, each at a safe relative path (`TaskSpec.relativePathProblem`:
+    /// `swarm fetch` writes it under its directory), no path twice, a well-formed hash, and its
+    /// blob held with the size named ("not uploaded" otherwise). Every other ref moves to
+    /// `skippedArtifacts` with the reason, which keeps at most `maxSkippedListed` entries plus
+    /// one counting the rest. A worker does all this itself; a hostile or broken one cannot
+    /// make the scheduler name more.
     static func keepingHeld(_ result: TaskResult, held: (String) -> Int64?) -> TaskResult {
-        guard let artifacts = result.artifacts, !artifacts.isEmpty else { return result }
+        let artifacts = result.artifacts ?? []
+        let listed = result.skippedArtifacts ?? []
+        guard !artifacts.isEmpty || listed.count > maxSkippedListed else { return result }
         var result = result
         var kept: [ArtifactRef] = []
-        var skipped = result.skippedArtifacts ?? []
-        for artifact in artifacts {
-            if BlobHash.problem(with: artifact.sha256) == nil, let size = held(artifact.sha256), size == artifact.size {
-                kept.append(artifact)
-            } else {
-                skipped.append(SkippedArtifact(path: artifact.path, size: artifact.size, reason: "not uploaded"))
-            }
+        var skipped: [SkippedArtifact] = []
+        var unlisted = 0
+        func skip(_ entry: SkippedArtifact) {
+            if skipped.count < maxSkippedListed { skipped.append(entry) } else { unlisted += 1 }
         }
-        result.artifacts = kept
+        listed.forEach(skip)
+        var paths = Set<String>()
+        for artifact in artifacts {
+            let reason: String?
+            var shownPath = artifact.path
+            if kept.count >= BlobLimits.maxArtifactsPerTask {
+                reason = "over \(BlobLimits.maxArtifactsPerTask) artifacts (the scheduler's limit)"
+            } else if let problem = TaskSpec.relativePathProblem(artifact.path) {
+                reason = "not a safe relative path (\(problem))"
+                shownPath = PeerText.safe(artifact.path, limit: 200)
+            } else if paths.contains(artifact.path) {
+                reason = "another artifact has this path"
+            } else if BlobHash.problem(with: artifact.sha256) == nil, let size = held(artifact.sha256), size == artifact.size {
+                reason = nil
+            } else {
+                reason = "not uploaded"
+            }
+            guard let reason else {
+                paths.insert(artifact.path)
+                kept.append(artifact)
+                continue
+            }
+            skip(SkippedArtifact(path: shownPath, size: artifact.size, reason: reason))
+        }
+        if unlisted > 0 {
+            skipped.append(SkippedArtifact(path: "*", size: nil, reason: "\(unlisted) more skipped artifacts (not listed one by one)"))
+        }
+        result.artifacts = result.artifacts == nil && kept.isEmpty ? nil : kept
         result.skippedArtifacts = skipped.isEmpty ? nil : skipped
         return result
     }

@@ -69,6 +69,38 @@ import SwarmTransport
         #expect(Self.errorCode(x.offer(1, .init(requestId: 1, sha256: "nothex", size: 1), held: nil)) == .badBlob)
     }
 
+    /// Uploads never take the disk's last free bytes (the scheduler's state needs them): an
+    /// offer must fit beside what the uploads going on still write, keeping the reserve.
+    @Test func offersMustFitTheDiskBesideUploadsGoingOn() {
+        var x = X()
+        x.limits.reserveBytes = 100
+        let disk = X.Disk(free: 100 + Self.size + 5, total: 1 << 40)
+        #expect(Self.errorCode(x.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil, disk: disk)) == nil)
+        #expect(x.promisedBytes == Self.size)
+        // Another connection's upload would not fit beside the first one's remaining bytes.
+        let other = BlobHash.of([1, 2, 3, 4, 5, 6])
+        #expect(Self.errorCode(x.offer(2, .init(requestId: 1, sha256: other, size: 6), held: nil, disk: disk)) == .internalError)
+        #expect(x.uploads[2] == nil)
+        // What the first has written is no longer promised (the measured free space shows it).
+        _ = x.chunk(1, Self.chunk(1, offset: 0, length: BlobLimits.chunkBytes))
+        let after = X.Disk(free: disk.free - Int64(BlobLimits.chunkBytes), total: disk.total)
+        #expect(Self.errorCode(x.offer(2, .init(requestId: 2, sha256: other, size: 5), held: nil, disk: after)) == nil)
+        // A held blob's offer (the dedup) and a small disk's smaller reserve.
+        var y = X()
+        #expect(Self.errorCode(y.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: Self.size, disk: .init(free: 0, total: 1))) == nil)
+        #expect(Self.errorCode(y.offer(2, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil, disk: .init(free: Self.size + 1_000, total: 10_000))) == nil)
+    }
+
+    /// From the end of a blob there is nothing to send, and a chunk of 0 bytes would break
+    /// the wire rule (only an empty blob's chunk is empty): refused. An empty blob from 0 is sent.
+    @Test func aGetFromTheEndIsRefusedExceptForTheEmptyBlob() {
+        var x = X()
+        #expect(Self.errorCode(x.get(1, .init(requestId: 1, sha256: Self.sha, offset: Self.size), held: Self.size)) == .badBlob)
+        #expect(Self.errorCode(x.get(1, .init(requestId: 2, sha256: Self.sha, offset: Self.size - 1), held: Self.size)) == nil)
+        #expect(x.get(2, .init(requestId: 1, sha256: X.emptyHash, offset: 0), held: 0) == [.pump(2)])
+        #expect(x.nextPiece(2)?.length == 0)
+    }
+
     @Test func theEmptyBlobIsStoredWithoutChunks() {
         var x = X()
         #expect(x.offer(1, .init(requestId: 1, sha256: X.emptyHash, size: 0), held: nil) == [.storeEmpty(1, requestId: 1, sha256: X.emptyHash)])
@@ -160,6 +192,28 @@ import SwarmTransport
         #expect(kept.artifacts?.map(\.path) == ["a.out"])
         #expect(kept.skippedArtifacts?.map(\.path) == ["big", "b.out", "c.out"])
         #expect(kept.skippedArtifacts?.last?.reason == "not uploaded")
+    }
+
+    /// A hostile worker's result: paths `swarm fetch` would write outside its directory, a
+    /// path twice, more refs than any worker may send. The scheduler names none of them.
+    @Test func unsafeDuplicateAndExcessArtifactsAreSkipped() {
+        var result = TaskResult(id: "t", state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "", pid: nil, attempt: 1, startedAt: nil, finishedAt: 1)
+        let bad = ["../../x", "/etc/passwd", "a/../../b", "", "a//b", "./a", "a\u{0}b"]
+        result.artifacts = bad.map { ArtifactRef(path: $0, size: 1, sha256: Self.a) }
+            + [.init(path: "ok", size: 1, sha256: Self.a), .init(path: "ok", size: 1, sha256: Self.a)]
+        let kept = TaskBlobRules.keepingHeld(result) { _ in 1 }
+        #expect(kept.artifacts?.map(\.path) == ["ok"])
+        #expect(kept.skippedArtifacts?.count == bad.count + 1)
+        #expect(kept.skippedArtifacts?.dropLast().allSatisfy { $0.reason.hasPrefix("not a safe relative path") } == true)
+        #expect(kept.skippedArtifacts?.last?.reason == "another artifact has this path")
+
+        let many = BlobLimits.maxArtifactsPerTask + 5
+        result.artifacts = (0..<many).map { ArtifactRef(path: "f\($0)", size: 1, sha256: Self.a) }
+        result.skippedArtifacts = (0..<2_000).map { SkippedArtifact(path: "s\($0)", size: nil, reason: "r") }
+        let bounded = TaskBlobRules.keepingHeld(result) { _ in 1 }
+        #expect(bounded.artifacts?.count == BlobLimits.maxArtifactsPerTask)
+        #expect(bounded.skippedArtifacts?.count == TaskBlobRules.maxSkippedListed + 1)
+        #expect(bounded.skippedArtifacts?.last?.reason == "\(2_000 + 5 - TaskBlobRules.maxSkippedListed) more skipped artifacts (not listed one by one)")
     }
 }
 
