@@ -67,7 +67,9 @@ enum ArtifactCollector {
             if listBytes + file.path.utf8.count > limits.maxListBytes {
                 skip(file.path, file.size, "the result's list of artifacts is full"); continue
             }
-            switch hashFile(full) {
+            // Read at most one byte past what is left: a file a leftover process keeps
+            // growing (it was small when listed) must not keep this thread reading for ever.
+            switch hashFile(full, maxBytes: limits.maxBytes - bytes) {
             case .failure(let problem): skip(file.path, file.size, problem.description)
             case .success(let (sha256, size)):
                 guard bytes + size <= limits.maxBytes else {
@@ -113,7 +115,9 @@ enum ArtifactCollector {
     }
 
     /// The SHA-256 and size of the regular file at `path`, read once (not through a link).
-    static func hashFile(_ path: String) -> Result<(sha256: String, size: Int64), FileError> {
+    /// Reading stops after `maxBytes + 1` bytes: the size returned is then over `maxBytes` (and
+    /// the hash is of that prefix only), which callers refuse as over their limit.
+    static func hashFile(_ path: String, maxBytes: Int64 = .max) -> Result<(sha256: String, size: Int64), FileError> {
         // O_NONBLOCK: a FIFO put in place after the walk's lstat cannot block open().
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return .failure(FileError(path: path, errno: errno)) }
@@ -124,8 +128,10 @@ enum ArtifactCollector {
         var hasher = BlobHash.Hasher()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var size: Int64 = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        while size <= maxBytes {
+            let left = maxBytes - size
+            let want = left >= Int64(buffer.count) ? buffer.count : Int(left) + 1
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
             if n < 0 {
                 if errno == EINTR { continue }
                 return .failure(FileError(path: path, errno: errno))
