@@ -38,6 +38,13 @@ enum ArtifactCollector {
         }
         var matched: [(path: String, kind: mode_t, size: Int64, mode: Int)] = []
         var visited = 0
+        // A task that replaced its own directory by a link (to /etc, say) must not have the
+        // link's target collected: the walk never follows links, the root included.
+        guard isRealDirectory(root) else {
+            found.skipped.append(SkippedArtifact(path: "*", size: nil,
+                reason: "the task's directory is no longer a directory (removed, or replaced by a link: links are not followed)"))
+            return found
+        }
         walk(root, [], globs, &matched, &visited, limits.maxEntriesVisited)
         if visited >= limits.maxEntriesVisited {
             found.skipped.append(SkippedArtifact(path: "*", size: nil,
@@ -112,6 +119,12 @@ enum ArtifactCollector {
                 matched.append((path.joined(separator: "/"), kind, Int64(info.st_size), Int(info.st_mode & 0o777)))
             }
         }
+    }
+
+    /// Whether `path` is a directory itself, not a link to one.
+    static func isRealDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
     }
 
     /// The SHA-256 and size of the regular file at `path`, read once (not through a link).
