@@ -50,6 +50,13 @@ public enum ArtifactFetch {
         }
     }
 
+    /// The line printed for a fetched item. The path is the task's file name, any bytes but
+    /// `/` and NUL: control characters are escaped, so a name cannot forge lines or send
+    /// escape sequences to the terminal.
+    public static func fetchedLine(_ item: Item) -> String {
+        "\(PeerText.safe(item.target, limit: 2 * BlobLimits.maxPathBytes))  \(item.artifact.size) bytes  sha256 \(item.artifact.sha256.prefix(12))"
+    }
+
     /// Why there is nothing to fetch (status 1).
     static func nothingUploaded(_ info: TaskInfo) -> FetchError {
         if info.state == .queued || info.state == .running {

@@ -38,6 +38,13 @@ enum ArtifactCollector {
         }
         var matched: [(path: String, kind: mode_t, size: Int64, mode: Int)] = []
         var visited = 0
+        // A task that replaced its own directory by a link (to /etc, say) must not have the
+        // link's target collected: the walk never follows links, the root included.
+        guard isRealDirectory(root) else {
+            found.skipped.append(SkippedArtifact(path: "*", size: nil,
+                reason: "the task's directory is no longer a directory (removed, or replaced by a link: links are not followed)"))
+            return found
+        }
         walk(root, [], globs, &matched, &visited, limits.maxEntriesVisited)
         if visited >= limits.maxEntriesVisited {
             found.skipped.append(SkippedArtifact(path: "*", size: nil,
@@ -67,7 +74,9 @@ enum ArtifactCollector {
             if listBytes + file.path.utf8.count > limits.maxListBytes {
                 skip(file.path, file.size, "the result's list of artifacts is full"); continue
             }
-            switch hashFile(full) {
+            // Read at most one byte past what is left: a file a leftover process keeps
+            // growing (it was small when listed) must not keep this thread reading for ever.
+            switch hashFile(full, maxBytes: limits.maxBytes - bytes) {
             case .failure(let problem): skip(file.path, file.size, problem.description)
             case .success(let (sha256, size)):
                 guard bytes + size <= limits.maxBytes else {
@@ -112,8 +121,16 @@ enum ArtifactCollector {
         }
     }
 
+    /// Whether `path` is a directory itself, not a link to one.
+    static func isRealDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
     /// The SHA-256 and size of the regular file at `path`, read once (not through a link).
-    static func hashFile(_ path: String) -> Result<(sha256: String, size: Int64), FileError> {
+    /// Reading stops after `maxBytes + 1` bytes: the size returned is then over `maxBytes` (and
+    /// the hash is of that prefix only), which callers refuse as over their limit.
+    static func hashFile(_ path: String, maxBytes: Int64 = .max) -> Result<(sha256: String, size: Int64), FileError> {
         // O_NONBLOCK: a FIFO put in place after the walk's lstat cannot block open().
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return .failure(FileError(path: path, errno: errno)) }
@@ -124,8 +141,10 @@ enum ArtifactCollector {
         var hasher = BlobHash.Hasher()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var size: Int64 = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        while size <= maxBytes {
+            let left = maxBytes - size
+            let want = left >= Int64(buffer.count) ? buffer.count : Int(left) + 1
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
             if n < 0 {
                 if errno == EINTR { continue }
                 return .failure(FileError(path: path, errno: errno))

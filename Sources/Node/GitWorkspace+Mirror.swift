@@ -22,6 +22,11 @@ extension GitWorkspace {
         "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false",
         "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "advice.detachedHead=false",
         "-c", "core.fsmonitor=false",
+        // Transports that run no network but a local command or descriptor: `ext::CMD` runs a
+        // shell command, `fd::N` talks over a descriptor the git child does not have and hangs
+        // until the clone's 30 min limit, holding the task's slot. Never, whatever the
+        // user's config says (`protocol.allow=always`).
+        "-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never",
     ]
 
     /// Our environment without the variables that would point git at another repository,

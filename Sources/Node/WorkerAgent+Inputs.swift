@@ -98,6 +98,9 @@ extension WorkerAgent {
     /// never a partial input at DEST). A DEST left by an earlier attempt in the same task
     /// directory is removed first. Nil, or why the run cannot start. Runs off the loop.
     private static func unpackInputs(_ inputs: [(InputRef, String)], into root: String, worker: String) -> String? {
+        guard ArtifactCollector.isRealDirectory(root) else {
+            return "inputs cannot be placed on worker \(worker): the task's directory \(PeerText.safe(root, limit: 300)) is not a directory (links are not followed)"
+        }
         for (input, blobPath) in inputs {
             let dest = "\(root)/\(input.dest)"
             var info = stat()
@@ -125,6 +128,8 @@ extension WorkerAgent {
     /// Runs off the loop.
     static func removeInputCopies(_ dests: [String], in root: String) -> Int {
         var removed = 0
+        // The task may have replaced its own directory by a link: nothing is removed through it.
+        guard ArtifactCollector.isRealDirectory(root) else { return 0 }
         for dest in dests where Archive.destProblem(dest) == nil && parentsAreDirectories(of: dest, in: root) {
             if (try? FileManager.default.removeItem(atPath: "\(root)/\(dest)")) != nil { removed += 1 }
         }

@@ -44,10 +44,27 @@ extension WorkerAgent {
 
     private func prepare(_ entry: PipelineTask, _ step: TaskPipeline.PrepareStep) {
         switch step {
-        case .gitWorktree: prepareWorktree(entry)
-        case .directory: pipelineEvent(entry, .prepared(.directory, problem: prepareDirectory(entry), nowMs: now()))
+        case .gitWorktree:
+            if let problem = sharedDirectoryProblem(entry) {
+                return pipelineEvent(entry, .prepared(.gitWorktree, problem: problem, nowMs: now()))
+            }
+            prepareWorktree(entry)
+        case .directory:
+            let problem = sharedDirectoryProblem(entry) ?? prepareDirectory(entry)
+            pipelineEvent(entry, .prepared(.directory, problem: problem, nowMs: now()))
         case .inputs: requestInputs(entry)
         }
+    }
+
+    /// A worker with `--work-dir` runs every task in that one shared directory: inputs would be
+    /// replaced under a running task by the next task's unpack and removed by the first result,
+    /// and a worktree would take the shared directory over (and delete it on release). As
+    /// `workdir` with `inputs` or `repo` is refused at submit, such a task ends `spawn_failed`.
+    private func sharedDirectoryProblem(_ entry: PipelineTask) -> String? {
+        let spec = entry.task.spec
+        guard spec.workdir == nil, let shared = config.workDir, spec.repo != nil || spec.inputBlobs?.isEmpty == false else { return nil }
+        let what = spec.repo != nil ? "a --repo task" : "a task with inputs"
+        return "worker \(config.name) runs every task in one shared directory \(PeerText.safe(shared, limit: 300)) (--work-dir): \(what) needs its own directory"
     }
 
     /// The task directory: a `workdir` must exist (it is never made); `WORKROOT/ID` is made.

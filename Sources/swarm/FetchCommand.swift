@@ -55,7 +55,7 @@ struct FetchCommand: ParsableCommand {
             let info = try client.status(id)
             let items = try ArtifactFetch.plan(info, paths: paths, into: dir)
             try ArtifactFetch.fetch(items, into: dir, via: client) { item in
-                printLine("\(item.target)  \(item.artifact.size) bytes  sha256 \(item.artifact.sha256.prefix(12))")
+                printLine(ArtifactFetch.fetchedLine(item))
             }
             // Everything uploaded came; what the worker skipped did not.
             if paths.isEmpty, let skipped = info.skippedArtifacts, !skipped.isEmpty {

@@ -86,6 +86,36 @@ import Testing
         #expect(!ArtifactGlob("**/*.o")!.mayMatchBelow([".git"]))
     }
 
+    /// A task that replaced its own directory by a link to another tree had that tree's files
+    /// collected as its artifacts, and the removal of its unpacked inputs went through the link.
+    @Test func aTaskDirectoryReplacedByALinkIsNeitherCollectedNorCleanedThrough() throws {
+        let base = NSTemporaryDirectory() + "root-link-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base + "/elsewhere/data", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: base + "/elsewhere/secret.txt", contents: Data("s".utf8))
+        try FileManager.default.createSymbolicLink(atPath: base + "/task", withDestinationPath: base + "/elsewhere")
+        let found = ArtifactCollector.collect(root: base + "/task", patterns: ["**"])
+        #expect(found.uploads.isEmpty)
+        #expect(found.skipped.map(\.path) == ["*"])
+        #expect(WorkerAgent.removeInputCopies(["data"], in: base + "/task") == 0)
+        #expect(FileManager.default.fileExists(atPath: base + "/elsewhere/data"))
+    }
+
+    /// A file a leftover process keeps growing was small when listed: hashing reads at most
+    /// one byte past the limit, never to the end of an endless file.
+    @Test func hashingStopsOneBytePastTheLimit() throws {
+        let path = NSTemporaryDirectory() + "hash-bound-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(path) }
+        FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: 3 << 20))
+        let bounded = try ArtifactCollector.hashFile(path, maxBytes: 10).get()
+        #expect(bounded.size == 11)
+        #expect(try ArtifactCollector.hashFile(path, maxBytes: 0).get().size == 1)
+        let whole = try ArtifactCollector.hashFile(path).get()
+        #expect(whole.size == 3 << 20)
+        #expect(whole.sha256 == BlobHash.of([UInt8](repeating: 7, count: 3 << 20)))
+        #expect(try ArtifactCollector.hashFile(path, maxBytes: 3 << 20).get() == whole)
+    }
+
     @Test func theCollectorTakesRegularFilesInsideAndListsTheRestWithReasons() throws {
         let root = NSTemporaryDirectory() + "artifacts-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let outside = root + "-outside"

@@ -7,6 +7,18 @@ import SwarmProtocol
 /// written, never outside DIR), downloads through a transport, and `swarm status` shows
 /// artifacts, skipped ones and the git outcome.
 @Suite struct FetchTests {
+    /// A task names its files: `swarm fetch` printed them raw, so a name with an escape
+    /// sequence reached the terminal and one with a newline forged a line.
+    @Test func fetchedLinesEscapeControlCharactersOfTheTasksNames() {
+        let sha = String(repeating: "a", count: 64)
+        let item = ArtifactFetch.Item(artifact: ArtifactRef(path: "a\u{1B}]0;PWNED\u{07}b\nfake line", size: 1, sha256: sha), target: "out/a\u{1B}]0;PWNED\u{07}b\nfake line")
+        let line = ArtifactFetch.fetchedLine(item)
+        #expect(!line.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F })
+        #expect(line.hasSuffix("  1 bytes  sha256 aaaaaaaaaaaa"))
+        let plain = ArtifactFetch.Item(artifact: ArtifactRef(path: "bin/app", size: 2, sha256: sha), target: "out/bin/app")
+        #expect(ArtifactFetch.fetchedLine(plain) == "out/bin/app  2 bytes  sha256 aaaaaaaaaaaa")
+    }
+
     static let h1 = BlobHash.of(Array("one".utf8)), h2 = BlobHash.of(Array("two".utf8))
 
     static func task(_ artifacts: [ArtifactRef]?, skipped: [SkippedArtifact]? = nil, git: GitOutcome? = nil,

@@ -303,6 +303,23 @@ final class GitFixture {
         }
     }
 
+    /// `fd::3` hung the clone until its 30 min limit (the task holding its slot); `ext::`
+    /// runs a command. Both are refused at once (the worker's own `-c`, whatever the user's
+    /// config allows; not set here: the environment is the whole test process's).
+    @Test func localCommandTransportsAreRefusedAtOnce() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            git.remoteTimeoutMs = 20_000
+            let marker = fixture.root + "/ext-ran"
+            for (index, repo) in ["fd::3", "ext::sh -c touch% \(marker)"].enumerated() {
+                let outcome = prepare(loop, git, "t\(index)", repo, dir: fixture.workRoot + "/t\(index)")
+                guard case .failure(let failure) = outcome else { Issue.record("\(repo): \(String(describing: outcome))"); continue }
+                #expect(failure.description.contains("not allowed"), "\(repo): \(failure)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: marker))
+        }
+    }
+
     @Test func aNewPushIsFetchedOnceTheMirrorIsNoLongerFresh() throws {
         let fixture = GitFixture()
         try withWorkspace(fixture) { loop, git in

@@ -133,7 +133,11 @@ import SwarmTransport
             #expect(result.state == .succeeded)
             #expect(try String(contentsOfFile: shared + "/where.txt", encoding: .utf8) == shared + "\n")
             #expect(result.artifacts?.map(\.path) == ["out/a.bin", "where.txt"])
-            #expect(result.artifacts?.first == ArtifactRef(path: "out/a.bin", size: 5, sha256: BlobHash.of(Array("hello".utf8))))
+            // Artifacts carry the file's permission bits (main's 1d68bc5); they depend on the umask.
+            var first = try #require(result.artifacts?.first)
+            #expect(first.mode != nil)
+            first.mode = nil
+            #expect(first == ArtifactRef(path: "out/a.bin", size: 5, sha256: BlobHash.of(Array("hello".utf8))))
             #expect(result.skippedArtifacts?.map(\.path) == ["out/l.bin"])
             #expect(blobs.uploads.map(\.path).sorted() == [shared + "/out/a.bin", shared + "/where.txt"])
         }
@@ -266,6 +270,38 @@ import SwarmTransport
             #expect(FileManager.default.fileExists(atPath: worker.workspace.blobPath(input.sha256)))
             #expect(FileManager.default.fileExists(atPath: dir + "/elsewhere/in/sub"), "nothing removed through the task's link")
             #expect(worker.workspace.inputCopies.isEmpty)
+        }
+    }
+
+    /// A worker with `--work-dir` runs every task in one shared directory: an input unpacked
+    /// there was replaced under a running task by the next task's unpack and removed by the
+    /// first result; a repo task made the (empty) shared directory its worktree and deleted it
+    /// on release. Both end `spawn_failed` now, and the shared directory is left alone.
+    @Test func aSharedWorkDirRefusesInputsAndRepoTasks() throws {
+        let shared = NSTemporaryDirectory() + "shared-workdir-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try Files.makeDirectories(shared)
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        try Self.withWorker(configure: { $0.workDir = shared }) { loop, _, scheduler, blobs, dir in
+            let (input, bytes) = try Self.packedInput(dir, text: "data\n")
+            blobs.content[input.sha256] = bytes
+            var inputs = TaskSpec(command: ["true"])
+            inputs.inputBlobs = [input]
+            Self.assign(scheduler, "sh1", inputs)
+            var repo = TaskSpec(command: ["true"])
+            repo.repo = dir + "/some-repo"
+            Self.assign(scheduler, "sh2", repo)
+            Self.assign(scheduler, "sh3", TaskSpec(command: ["sh", "-c", "echo plain > plain.txt"]))
+            #expect(runLoop(loop) { ["sh1", "sh2", "sh3"].allSatisfy { scheduler.result($0) != nil } })
+            let why = "worker w7 runs every task in one shared directory \(shared) (--work-dir): "
+            #expect(scheduler.result("sh1")?.state == .spawnFailed)
+            #expect(scheduler.result("sh1")?.reason == why + "a task with inputs needs its own directory")
+            #expect(scheduler.result("sh2")?.state == .spawnFailed)
+            #expect(scheduler.result("sh2")?.reason == why + "a --repo task needs its own directory")
+            #expect(scheduler.result("sh3")?.state == .succeeded, "a plain task still runs there")
+            #expect(blobs.fetches.isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: shared + "/in"))
+            #expect(!FileManager.default.fileExists(atPath: shared + "/.git"))
+            #expect(FileManager.default.fileExists(atPath: shared + "/plain.txt"))
         }
     }
 
