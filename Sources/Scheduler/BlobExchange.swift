@@ -30,7 +30,14 @@ struct BlobExchange<K: Hashable> {
         var received: Int64 = 0
         /// All bytes are in; the store is checking and syncing them.
         var finishing = false
+        /// When the offer or the last chunk came (monotonic ms).
+        var lastActivityMs: UInt64 = 0
     }
+
+    /// An upload with no chunk for this long is abandoned (its disk reservation freed): an
+    /// offer followed by silence would otherwise hold its promise until the connection ends,
+    /// and one peer could make every other upload hear "no room".
+    static var uploadIdleMs: UInt64 { 60_000 }
 
     /// One download: the next byte to send.
     struct Download: Equatable {
@@ -80,7 +87,7 @@ struct BlobExchange<K: Hashable> {
     /// `blobOffer`. `held`: the size of the blob if the store holds it. `disk`: the store's
     /// file system (nil: unknown, not checked); a new upload is taken only if it fits in the
     /// free space beside what the uploads going on still write, keeping the reserve.
-    mutating func offer(_ key: K, _ offer: Message.BlobOffer, held: Int64?, disk: Disk? = nil) -> [Directive] {
+    mutating func offer(_ key: K, _ offer: Message.BlobOffer, held: Int64?, disk: Disk? = nil, nowMs: UInt64 = 0) -> [Directive] {
         let id = offer.requestId
         if let problem = BlobHash.problem(with: offer.sha256) { return [refuse(key, id, problem)] }
         guard offer.size >= 0, offer.size <= limits.maxBlobBytes else {
@@ -109,13 +116,13 @@ struct BlobExchange<K: Hashable> {
                     "the scheduler's disk has no room for blob \(offer.sha256.prefix(12))… (\(offer.size) bytes): \(max(0, room)) bytes left for uploads (\(disk.free) free, \(reserve) kept for its state, \(promisedBytes) promised to uploads going on)", requestId: id)))]
             }
         }
-        uploads[key] = Upload(requestId: id, sha256: offer.sha256, size: offer.size)
+        uploads[key] = Upload(requestId: id, sha256: offer.sha256, size: offer.size, lastActivityMs: nowMs)
         return [.beginUpload(key, sha256: offer.sha256, size: offer.size),
                 .send(key, .blobAccept(.init(requestId: id, sha256: offer.sha256, offset: 0)))]
     }
 
     /// A `blobChunk` with its bytes (headers are checked by `MessageAssembler` already).
-    mutating func chunk(_ key: K, _ chunk: Message.BlobChunk) -> [Directive] {
+    mutating func chunk(_ key: K, _ chunk: Message.BlobChunk, nowMs: UInt64 = 0) -> [Directive] {
         guard var upload = uploads[key], !upload.finishing, upload.requestId == chunk.requestId else {
             return [refuse(key, chunk.requestId, "blobChunk for request \(chunk.requestId), which is not this connection's upload")]
         }
@@ -126,12 +133,25 @@ struct BlobExchange<K: Hashable> {
                     refuse(key, chunk.requestId, "blobChunk at offset \(chunk.offset) of \(chunk.total) for \(chunk.sha256.prefix(12))…; expected offset \(upload.received) of \(upload.size) for \(upload.sha256.prefix(12))…")]
         }
         upload.received += Int64(chunk.length)
+        upload.lastActivityMs = nowMs
         var out: [Directive] = [.write(key, chunk)]
         if upload.received == upload.size {
             upload.finishing = true
             out.append(.finishUpload(key))
         }
         uploads[key] = upload
+        return out
+    }
+
+    /// Uploads that had no chunk for `idleMs` end: the partial file goes, the sender hears
+    /// why. An upload whose bytes are all in (being checked and synced) is never idle.
+    mutating func abandonIdleUploads(nowMs: UInt64, idleMs: UInt64 = Self.uploadIdleMs) -> [Directive] {
+        var out: [Directive] = []
+        for (key, upload) in uploads where !upload.finishing && nowMs >= upload.lastActivityMs &+ idleMs {
+            uploads[key] = nil
+            out.append(.abortUpload(key))
+            out.append(refuse(key, upload.requestId, "upload of blob \(upload.sha256.prefix(12))… had no chunk for \(idleMs / 1000) s: abandoned (offer it again to restart)"))
+        }
         return out
     }
 

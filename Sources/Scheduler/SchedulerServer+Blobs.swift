@@ -36,6 +36,8 @@ final class BlobServerState {
     var budgetTimer: UVTimer?
     /// The delay the budget timer was started with (0: not started).
     var budgetTimerMs: UInt64 = 0
+    /// Runs every few seconds while uploads are open (`abandonIdleUploads`).
+    var uploadIdleTimer: UVTimer?
 }
 
 /// Blob transfers (`blobOffer`/`blobChunk`/`blobGet`) with clients and workers alike: the
@@ -56,6 +58,8 @@ extension SchedulerServer {
         blobState.jobs = nil
         blobState.budgetTimer?.close()
         blobState.budgetTimer = nil
+        blobState.uploadIdleTimer?.close()
+        blobState.uploadIdleTimer = nil
         blobState.store?.close()
         blobState.store = nil
     }
@@ -79,9 +83,10 @@ extension SchedulerServer {
             let size = held(offer.sha256)
             // Only a new upload needs the disk measured (a held blob's offer is the dedup).
             let disk = size == nil && offer.size > 0 ? blobState.store?.disk() : nil
-            runBlobs(blobState.exchange.offer(key, offer, held: size, disk: disk))
+            runBlobs(blobState.exchange.offer(key, offer, held: size, disk: disk, nowMs: loop.nowMs))
+            armUploadIdleTimer()
         case .blobChunk(let chunk):
-            runBlobs(blobState.exchange.chunk(key, chunk))
+            runBlobs(blobState.exchange.chunk(key, chunk, nowMs: loop.nowMs))
             let handled = (blobState.chunksThisTurn[key] ?? 0) + 1
             if handled >= blobState.chunksPerTurn {
                 session.connection.yieldTurn()
@@ -246,6 +251,21 @@ extension SchedulerServer {
             for key in blobState.budget.takeWaiting() { pumpDownloads(key) }
         }
         armBudgetTimer()
+    }
+
+    /// While uploads are open, checks every 5 s for ones that went quiet; stops when none are.
+    private func armUploadIdleTimer() {
+        guard blobState.uploadIdleTimer == nil, !blobState.exchange.uploads.isEmpty,
+              let timer = try? UVTimer(loop: loop) else { return }
+        blobState.uploadIdleTimer = timer
+        timer.start(afterMs: 5_000, repeatMs: 5_000) { [weak self] in
+            guard let self else { return }
+            self.runBlobs(self.blobState.exchange.abandonIdleUploads(nowMs: self.loop.nowMs))
+            if self.blobState.exchange.uploads.isEmpty {
+                self.blobState.uploadIdleTimer?.close()
+                self.blobState.uploadIdleTimer = nil
+            }
+        }
     }
 
     private func armBudgetTimer() {

@@ -91,6 +91,28 @@ import SwarmTransport
         #expect(Self.errorCode(y.offer(2, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil, disk: .init(free: Self.size + 1_000, total: 10_000))) == nil)
     }
 
+    /// An offer followed by silence would hold its disk promise until the connection ends (one
+    /// peer could make every other upload hear "no room"): after 60 s without a chunk it is
+    /// abandoned, at 59.999 s it is not, a chunk restarts the clock, and a finishing upload
+    /// (all bytes in, being synced) is never abandoned.
+    @Test func anUploadWithoutChunksForAMinuteIsAbandonedAndItsPromiseFreed() {
+        var x = X()
+        let idle = X.uploadIdleMs
+        #expect(Self.errorCode(x.offer(1, .init(requestId: 1, sha256: Self.sha, size: Self.size), held: nil, nowMs: 1_000)) == nil)
+        #expect(x.abandonIdleUploads(nowMs: 1_000 + idle - 1).isEmpty)
+        _ = x.chunk(1, Self.chunk(1, offset: 0, length: BlobLimits.chunkBytes), nowMs: 30_000)
+        #expect(x.abandonIdleUploads(nowMs: 1_000 + idle).isEmpty, "the chunk at 30 s restarted the clock")
+        let out = x.abandonIdleUploads(nowMs: 30_000 + idle)
+        #expect(out.first == .abortUpload(1))
+        #expect(Self.errorCode(out) == .badBlob)
+        #expect(x.uploads[1] == nil && x.promisedBytes == 0)
+        // All bytes in: the store is checking and syncing; never idle.
+        var y = X()
+        _ = y.offer(1, .init(requestId: 1, sha256: BlobHash.of([7]), size: 1), held: nil, nowMs: 0)
+        _ = y.chunk(1, .init(requestId: 1, sha256: BlobHash.of([7]), offset: 0, total: 1, data: [7]), nowMs: 0)
+        #expect(y.abandonIdleUploads(nowMs: 10 * idle).isEmpty)
+    }
+
     /// From the end of a blob there is nothing to send, and a chunk of 0 bytes would break
     /// the wire rule (only an empty blob's chunk is empty): refused. An empty blob from 0 is sent.
     @Test func aGetFromTheEndIsRefusedExceptForTheEmptyBlob() {
