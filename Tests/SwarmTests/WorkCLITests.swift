@@ -60,14 +60,9 @@ import SwarmClient
         for (k, v) in ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
                        "GIT_CONFIG_NOSYSTEM": "1", "HOME": dir] { env[k] = v }
         process.environment = env
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(script)")
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        let output = try CapturedRun.run(process, timeout: 30)
+        #expect(output.status == 0 && !output.timedOut, "\(script)")
+        return output.stdout.trimmingCharacters(in: .newlines)
     }
 
     @Test func aBundleLandsAsTheTasksBranchWhereItsBaseIs() throws {

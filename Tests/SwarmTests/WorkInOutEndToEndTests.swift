@@ -134,13 +134,9 @@ import SwarmProtocol
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let output = try CapturedRun.run(process, timeout: 30)
+        #expect(!output.timedOut, "\(path) did not finish within 30 s")
+        return output.stdout
     }
 
     // MARK: - Fake agents in --repo worktrees, every branch fetched into one clone
