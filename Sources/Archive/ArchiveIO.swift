@@ -123,6 +123,46 @@ final class ArchiveSource {
         return buffer[index..<(index + count)]
     }
 
+    /// Writes the next `count` bytes to `out`: what is buffered first, then the rest by
+    /// `sendfile` (the kernel copies from the page cache: no trip through our memory; it reads
+    /// from and advances our file offset), falling back to read/write where it cannot.
+    /// Errors name `path`.
+    func copy(_ count: Int64, to out: Int32, path: String) throws(ArchiveError) {
+        var remaining = count
+        let buffered = Int64(buffer.count - index)
+        if buffered > 0 {
+            let take = Int(min(buffered, remaining))
+            try Self.writeAll(buffer[index..<(index + take)], to: out, path: path)
+            index += take
+            remaining -= Int64(take)
+        }
+        while remaining > 0 {
+            let n = sendfile(out, fd, nil, Int(min(remaining, 1 << 30)))
+            if n > 0 { remaining -= Int64(n); continue }
+            if n < 0 && errno == EINTR { continue }
+            if n == 0 { throw ArchiveError("input archive is truncated") }
+            guard errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP else {
+                throw ArchiveError("cannot write \(path): \(errnoText())")
+            }
+            // Not supported between these files: through memory, 1 MiB at a time.
+            while remaining > 0 {
+                let piece = try bytes(Int(min(remaining, 1 << 20)))
+                try Self.writeAll(piece, to: out, path: path)
+                remaining -= Int64(piece.count)
+            }
+        }
+    }
+
+    private static func writeAll(_ piece: ArraySlice<UInt8>, to out: Int32, path: String) throws(ArchiveError) {
+        var offset = piece.startIndex
+        while offset < piece.endIndex {
+            let n = piece[offset...].withUnsafeBytes { write(out, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw ArchiveError("cannot write \(path): \(errnoText())") }
+            offset += n
+        }
+    }
+
     /// True when nothing follows what was read.
     func isExhausted() -> Bool {
         if index < buffer.count { return false }
@@ -209,18 +249,7 @@ struct ArchiveUnpacker {
         let fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode | 0o600))
         guard fd >= 0 else { throw ArchiveError("cannot create \(full): \(errnoText())") }
         defer { close(fd) }
-        var remaining = size
-        while remaining > 0 {
-            let piece = try source.bytes(Int(min(remaining, 1 << 20)))
-            var offset = piece.startIndex
-            while offset < piece.endIndex {
-                let n = piece[offset...].withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw ArchiveError("cannot write \(full): \(errnoText())") }
-                offset += n
-            }
-            remaining -= Int64(piece.count)
-        }
+        try source.copy(size, to: fd, path: full)
         // The mode as packed, not widened by the umask or narrowed by our 0o600.
         fchmod(fd, mode_t(mode))
     }

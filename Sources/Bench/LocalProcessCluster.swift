@@ -60,8 +60,12 @@ public final class LocalProcessCluster {
         scheduler = process
         address = try readAddress(stdout, process: process, timeoutSeconds: timeoutSeconds)
 
+        // The workers share this machine's cores, as an operator running several on one host
+        // would set it: each checks out at most cores / workers worktrees at once.
+        let checkoutSlots = max(1, ProcessInfo.processInfo.activeProcessorCount / names.count)
         for name in names {
             let args = ["worker", "--scheduler", address, "--name", name, "--slots", String(options.slotsPerWorker),
+                        "--checkout-slots", String(checkoutSlots),
                         "--data-dir", options.directory + "/" + name, "--config", configPath, "--log-level", "warning"]
             workers.append((name, try launch(args, log: name, stdout: nil)))
         }

@@ -56,6 +56,8 @@ public struct ClusterFile: Sendable, Equatable {
         public var workRoot: String?
         /// Bytes of the worker's blob cache, in MiB (`--blob-cache-mb`).
         public var blobCacheMB: Int?
+        /// Git checkouts at once (`--checkout-slots`).
+        public var checkoutSlots: Int?
         public var maxArtifactBytesPerTask: Int64?
     }
 
@@ -147,7 +149,7 @@ public struct ClusterFile: Sendable, Equatable {
                 if let problem = WorkerName.problem(with: workerName) { throw ConfigError("\(name): workers: \(problem)") }
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
-                                           "workRoot", "blobCacheMB", "maxArtifactBytesPerTask", "comment"], at: at)
+                                           "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "comment"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
                     guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
@@ -172,6 +174,12 @@ public struct ClusterFile: Sendable, Equatable {
                         throw ConfigError("\(at).blobCacheMB must be a whole number from 1 to \(WorkerConfig.maxBlobCacheMB)")
                     }
                     section.blobCacheMB = Int(mb)
+                }
+                if let slots = try number(v, "checkoutSlots", at) {
+                    guard slots == slots.rounded(), slots >= 1, slots <= Double(WorkerConfig.maxCheckoutSlots) else {
+                        throw ConfigError("\(at).checkoutSlots must be a whole number from 1 to \(WorkerConfig.maxCheckoutSlots)")
+                    }
+                    section.checkoutSlots = Int(slots)
                 }
                 if let bytes = try number(v, "maxArtifactBytesPerTask", at) {
                     guard bytes == bytes.rounded(), bytes >= 0, bytes <= Double(Bounds.bytes.upperBound) else {
@@ -325,6 +333,7 @@ extension WorkerConfig {
         allowsCommands = entry?.allowCommands ?? file.allowCommands ?? true
         workRootDir = entry?.workRoot ?? workRootDir
         if let mb = entry?.blobCacheMB { blobCacheBytes = Int64(mb) << 20 }
+        checkoutSlots = entry?.checkoutSlots ?? checkoutSlots
         maxArtifactBytesPerTask = entry?.maxArtifactBytesPerTask ?? maxArtifactBytesPerTask
         contextInlineMax = file.contextInlineMax ?? contextInlineMax
         supervisor.policy = supervisor.policy.applying(file.timeouts)

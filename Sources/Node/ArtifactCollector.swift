@@ -37,6 +37,7 @@ enum ArtifactCollector {
             }
         }
         var matched: [(path: String, kind: mode_t, size: Int64, mode: Int)] = []
+        var badNames: [String] = []
         var visited = 0
         // A task that replaced its own directory by a link (to /etc, say) must not have the
         // link's target collected: the walk never follows links, the root included.
@@ -45,7 +46,7 @@ enum ArtifactCollector {
                 reason: "the task's directory is no longer a directory (removed, or replaced by a link: links are not followed)"))
             return found
         }
-        walk(root, [], globs, &matched, &visited, limits.maxEntriesVisited)
+        walk(root, [], globs, &matched, &badNames, &visited, limits.maxEntriesVisited)
         if visited >= limits.maxEntriesVisited {
             found.skipped.append(SkippedArtifact(path: "*", size: nil,
                 reason: "the task directory has more than \(limits.maxEntriesVisited) entries; the search stopped there"))
@@ -61,6 +62,9 @@ enum ArtifactCollector {
             } else {
                 unlisted += 1
             }
+        }
+        for path in badNames.sorted() {
+            skip(path, nil, "its name is not valid UTF-8 (shown with U+FFFD); artifact paths must be UTF-8")
         }
         for file in matched {
             let full = "\(root)/\(file.path)"
@@ -96,24 +100,33 @@ enum ArtifactCollector {
 
     /// Depth first, in no particular order (sorted later); descends only where a pattern may
     /// match below, never through a symbolic link.
+    /// An entry whose name is not UTF-8 cannot be named in a result: when a pattern would take
+    /// it (or something below it), its lossy path goes to `badNames`, to be listed as skipped.
     private static func walk(_ root: String, _ dir: [Substring], _ globs: [ArtifactGlob],
-                             _ matched: inout [(path: String, kind: mode_t, size: Int64, mode: Int)], _ visited: inout Int, _ maxVisited: Int) {
+                             _ matched: inout [(path: String, kind: mode_t, size: Int64, mode: Int)],
+                             _ badNames: inout [String], _ visited: inout Int, _ maxVisited: Int) {
         let dirPath = dir.isEmpty ? root : root + "/" + dir.joined(separator: "/")
         guard let handle = opendir(dirPath) else { return }
         defer { closedir(handle) }
         while visited < maxVisited, let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            let raw = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            let decoded = String(validating: raw, as: UTF8.self)
+            let name = decoded ?? String(decoding: raw, as: UTF8.self)
             if name == "." || name == ".." { continue }
             visited += 1
             let path = dir + [Substring(name)]
+            guard decoded != nil else {
+                if globs.contains(where: { $0.matches(path) || $0.mayMatchBelow(path) }), badNames.count < 10_000 {
+                    badNames.append(path.joined(separator: "/"))
+                }
+                continue
+            }
             var info = stat()
             guard lstat(dirPath + "/" + name, &info) == 0 else { continue }
             let kind = info.st_mode & S_IFMT
             if kind == S_IFDIR {
                 if globs.contains(where: { $0.mayMatchBelow(path) }) {
-                    walk(root, path, globs, &matched, &visited, maxVisited)
+                    walk(root, path, globs, &matched, &badNames, &visited, maxVisited)
                 }
             } else if globs.contains(where: { $0.matches(path) }) {
                 matched.append((path.joined(separator: "/"), kind, Int64(info.st_size), Int(info.st_mode & 0o777)))

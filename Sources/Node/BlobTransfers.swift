@@ -215,7 +215,7 @@ final class BlobTransfers {
             return
         }
         guard writer.written == transfer.size else { return }
-        // Whole: checked here, synced and renamed off the loop; the slot is free meanwhile.
+        // Whole: checked here, renamed into the cache off the loop; the slot is free meanwhile.
         active[transfer.requestId] = nil
         transfer.active = false
         let fd: Int32
@@ -227,10 +227,11 @@ final class BlobTransfers {
         let temp = writer.tempPath, final = transfer.path
         if jobs == nil { jobs = try? BackgroundJobs(loop: loop) }
         guard let jobs else {
-            _ = complete(transfer, BlobFile.makeDurable(fd: fd, temp: temp, final: final))
+            _ = complete(transfer, BlobFile.place(fd: fd, temp: temp, final: final))
             return
         }
-        jobs.run({ BlobFile.makeDurable(fd: fd, temp: temp, final: final) }) { [weak self] problem in
+        // No fsync: the cache is re-hashed before first use after a restart (`scanBlobCache`).
+        jobs.run({ BlobFile.place(fd: fd, temp: temp, final: final) }) { [weak self] problem in
             _ = self?.complete(transfer, problem)
         }
         startWaiting()

@@ -77,10 +77,11 @@ extension GitWorkspace {
 
     /// Runs each step in order while they succeed; `done` with the first failure (its index
     /// and result) or nil.
-    func gitSteps(_ steps: [[String]], timeoutMs: UInt64? = nil, _ done: @escaping ((Int, ChildCommandResult)?) -> Void) {
+    func gitSteps(_ steps: [[String]], in directory: String? = nil, timeoutMs: UInt64? = nil,
+                  _ done: @escaping ((Int, ChildCommandResult)?) -> Void) {
         func step(_ index: Int) {
             guard index < steps.count else { return done(nil) }
-            git(steps[index], timeoutMs: timeoutMs) { result in
+            git(steps[index], in: directory, timeoutMs: timeoutMs) { result in
                 if result.succeeded { step(index + 1) } else { done((index, result)) }
             }
         }

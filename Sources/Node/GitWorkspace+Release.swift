@@ -8,16 +8,22 @@ import Glibc
 /// Removing worktrees: after the scheduler holds a task's result, and at worker start for
 /// tasks that are gone.
 extension GitWorkspace {
-    /// Once the scheduler holds the result: removes the worktree and its branch from the mirror.
-    /// Runs in the mirror's queue (`serially`). `done` (tests) after it.
+    /// Once the scheduler holds the result: the worktree becomes a spare when it may
+    /// (`GitWorkspace+Spares`), else it and its branch are removed from the mirror. Runs in
+    /// the mirror's queue (`serially`). `done` (tests) once it is a spare or gone.
     func release(id: String, dir: String, _ done: (() -> Void)? = nil) {
         guard let tree = worktree(id: id, dir: dir) else {
             done?()
             return
         }
         forget(id: id)
+        expireSpares()
         serially(tree.mirror) { [weak self] next in
-            self?.remove(tree, branch: Self.branch(of: id)) {
+            guard let self else { return }
+            if self.reserveSpare(tree) {
+                return self.keepAsSpare(tree, branch: Self.branch(of: id), finished: next) { done?() }
+            }
+            self.remove(tree, branch: Self.branch(of: id)) {
                 done?()
                 next()
             }
@@ -26,10 +32,22 @@ extension GitWorkspace {
 
     /// `worktree remove --force`; should git refuse (a file the task made read-only), the
     /// directory is deleted and the registration pruned. Then the branch goes.
-    private func remove(_ tree: Worktree, branch: String, _ done: @escaping () -> Void) {
+    func remove(_ tree: Worktree, branch: String?, _ done: @escaping () -> Void) {
+        var info = stat()
+        if lstat(tree.dir, &info) == 0, info.st_mode & S_IFMT != S_IFDIR {
+            // The task replaced its worktree by a link or a file: only that entry goes (never
+            // what a link points to), then the registration and the branch.
+            unlink(tree.dir)
+            git(["--git-dir", tree.mirror, "worktree", "prune"]) { [weak self] _ in
+                guard let self, let branch else { return done() }
+                self.git(["--git-dir", tree.mirror, "update-ref", "-d", "refs/heads/\(branch)"]) { _ in done() }
+            }
+            return
+        }
         git(["--git-dir", tree.mirror, "worktree", "remove", "--force", "--force", tree.dir]) { [weak self] removed in
             guard let self else { return }
             let deleteBranch = {
+                guard let branch else { return done() }
                 self.git(["--git-dir", tree.mirror, "update-ref", "-d", "refs/heads/\(branch)"]) { deleted in
                     if !deleted.succeeded { self.logger.debug("git: branch \(branch) not deleted: \(deleted.failureLine)") }
                     done()
@@ -71,13 +89,17 @@ extension GitWorkspace {
         git(["--git-dir", mirror, "worktree", "prune"]) { [weak self] _ in
             guard let self else { return }
             self.git(["--git-dir", mirror, "worktree", "list", "--porcelain"], maxOutput: 64 << 20) { listed in
-                let stale = Self.worktrees(inPorcelain: listed.stdoutText).filter { !keeping.contains($0.id) }
+                var stale: [(id: String?, path: String)] = Self.worktrees(inPorcelain: listed.stdoutText)
+                    .filter { !keeping.contains($0.id) }.map { (id: $0.id, path: $0.path) }
+                // Spares of a previous worker process: detached, no branch.
+                let inUse = Set(self.spares.values.flatMap { $0.map(\.dir) })
+                stale += self.spareWorktrees(inPorcelain: listed.stdoutText).filter { !inUse.contains($0) }.map { (id: nil, path: $0) }
                 func next(_ index: Int) {
                     guard index < stale.count else { return self.pruneBranches(mirror, keeping: keeping, done) }
                     let entry = stale[index]
-                    self.logger.info("git: removing the worktree \(entry.path) of ended task \(entry.id)")
+                    self.logger.info("git: removing the worktree \(entry.path)\(entry.id.map { " of ended task \($0)" } ?? " (a spare)")")
                     let tree = Worktree(mirror: mirror, adminDir: "", dir: entry.path)
-                    self.remove(tree, branch: Self.branch(of: entry.id)) { next(index + 1) }
+                    self.remove(tree, branch: entry.id.map(Self.branch(of:))) { next(index + 1) }
                 }
                 next(0)
             }

@@ -45,17 +45,38 @@ final class GitWorkspace {
     /// Per mirror, the operations waiting for the running one (`serially`).
     private var mirrorQueues: [String: [() -> Void]] = [:]
     /// Checkouts (the slow part of a worktree: writing every file) running at once on the
-    /// worker. Unbounded by default: measured with the release bench (100 tasks of a
-    /// 5,000-file repository, 2 workers, 2 cores), all at once took 37 s to the last start,
-    /// two at a time 268 s; why one checkout in turn takes seconds when alone (~0.14 s by
-    /// hand) is not understood yet. Tests set 1 to check that turns work.
+    /// worker; the others wait their turn, FIFO. A checkout is CPU and file-system work, so
+    /// more at once than cores only makes each slower: 100 at once on 2 cores made each take
+    /// ~25 s (release bench, 5,000-file repository), when one alone takes ~0.14 s.
+    /// The workers set it from `WorkerConfig.checkoutSlots` (default: one per core).
+    ///
+    /// An earlier measurement found turns much slower than all-at-once (268 s vs 37 s to the
+    /// last start). The cause was this machine's file system, not the turns: ext4 without a
+    /// journal skips inodes freed in the last minute when it allocates (`recently_deleted`,
+    /// 32% of a `cp -r` profile after a big delete), so creating files right after removing
+    /// others' worktrees slowed every checkout, whatever the order.
     var checkoutSlots = Int.max
+    /// One per core of this machine.
+    static var defaultCheckoutSlots: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
     private var checkoutsRunning = 0
     private var checkoutWaiters: [() -> Void] = []
     /// Per task id, the milliseconds its own git commands took to make its worktree
     /// (registration and checkout), waits in the mirror's queue and for a checkout slot
     /// excluded: the worktree creation time the bench reports (`RunMetrics.worktreeMs`).
     private(set) var creationMs: [String: Int64] = [:]
+    /// Task ids whose worktree was a reused spare (until `takeReused`).
+    var reusedIds: Set<String> = []
+    /// Spare worktrees by mirror, ready for the next task (`GitWorkspace+Spares`).
+    var spares: [String: [Spare]] = [:]
+    /// Spares being cleaned, by mirror (they count against the limits already).
+    var sparesInMaking: [String: Int] = [:]
+    var nextSpare = 0
+    /// At most this many spares per mirror, and in all; a spare unused for `spareIdleMs` is removed.
+    var sparesPerMirror = 4
+    var maxSpares = 16
+    var spareIdleMs: Int64 = 10 * 60_000
+    /// Where spares wait: `DATA/git/spares`.
+    let sparesDir: String
 
     struct Worktree {
         var mirror: String
@@ -68,6 +89,7 @@ final class GitWorkspace {
         self.loop = loop
         self.logger = logger
         self.mirrorsDir = dataDir + "/git/mirrors"
+        self.sparesDir = dataDir + "/git/spares"
         // Monotonic: the loop's clock (ms), as the freshness window of mirror updates needs.
         self.now = now ?? { [unowned loop] in Int64(loop.nowMs) }
         var base: [String: String] = [:]
@@ -108,7 +130,11 @@ final class GitWorkspace {
                             finished()
                             return done(.failure(failure))
                         }
-                        self.addWorktree(id: id, mirror: mirror, commit: commit, dir: dir, registered: finished, done)
+                        if let spare = self.takeSpare(of: mirror) {
+                            self.reuse(spare, id: id, mirror: mirror, commit: commit, dir: dir, registered: finished, done)
+                        } else {
+                            self.addWorktree(id: id, mirror: mirror, commit: commit, dir: dir, registered: finished, done)
+                        }
                     }
                 }
             }
@@ -118,7 +144,7 @@ final class GitWorkspace {
     /// Registers the worktree and its branch (in the mirror's queue: `registered` frees it),
     /// then checks the files out outside the queue: the checkout, the slow part, touches only
     /// the worktree's own index and files, so the tasks of one mirror check out in parallel.
-    private func addWorktree(id: String, mirror: String, commit: String, dir: String,
+    func addWorktree(id: String, mirror: String, commit: String, dir: String,
                              registered: @escaping () -> Void, _ done: @escaping (Result<String, GitFailure>) -> Void) {
         // --force: a worktree of an earlier attempt registered at `dir` but gone from disk.
         let addStart = now()
@@ -197,6 +223,11 @@ final class GitWorkspace {
     /// files are still what comes back: committed as a child of `swarm/ID` (or of `base`, had
     /// the task deleted the branch), HEAD left as it is.
     private func commitChanges(id: String, _ tree: Worktree, base: String, excluding: [String], _ done: @escaping (GitFailure?) -> Void) {
+        // A task that replaced its directory by a link (to another tree) must not have that
+        // tree committed and sent back as its work: nothing is committed through a link.
+        guard ArtifactCollector.isRealDirectory(tree.dir) else {
+            return done(GitFailure("the task's directory \(tree.dir) is no longer a directory (removed, or replaced by a link: links are not followed); nothing committed"))
+        }
         let at = ["--git-dir", tree.adminDir, "--work-tree", tree.dir]
         git(at + ["add", "-A", "--", "."] + excluding.map { ":(exclude,literal)\($0)" }, in: tree.dir) { [weak self] added in
             guard let self else { return }
@@ -294,7 +325,7 @@ final class GitWorkspace {
     /// nothing more starts. `onIdle` fires once the last one is gone (now, if none runs).
     /// Runs `job` when one of `checkoutSlots` is free (FIFO); `job` calls its argument when
     /// its checkout is over. After `stop`, waiters run at once (their git fails: stopped).
-    private func withCheckoutSlot(_ job: @escaping (_ release: @escaping () -> Void) -> Void) {
+    func withCheckoutSlot(_ job: @escaping (_ release: @escaping () -> Void) -> Void) {
         let run: () -> Void = { [weak self] in
             self?.checkoutsRunning += 1
             job {
@@ -308,6 +339,10 @@ final class GitWorkspace {
 
     /// Forgets and returns the worktree creation time of `id` (nil: not made here).
     func takeCreationMs(id: String) -> Int64? { creationMs.removeValue(forKey: id) }
+    func recordCreation(id: String, ms: Int64) { creationMs[id] = ms }
+    func remember(id: String, _ tree: Worktree) { worktrees[id] = tree }
+    /// Whether `id`'s worktree was a reused spare; forgets it.
+    func takeReused(id: String) -> Bool { reusedIds.remove(id) != nil }
 
     func stop() {
         stopped = true

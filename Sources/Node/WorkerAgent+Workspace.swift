@@ -135,6 +135,7 @@ extension WorkerAgent {
     private func finishPipeline(_ entry: PipelineTask, _ result: TaskResult) {
         var result = result
         if let worktreeMs = entry.worktreeMs { result.metrics.worktreeMs = worktreeMs }
+        if let reused = entry.worktreeReused { result.metrics.worktreeReused = reused }
         entry.deadlineTimer?.close()
         entry.deadlineTimer = nil
         if workspace.tasks[entry.task.id] === entry { workspace.tasks[entry.task.id] = nil }
@@ -191,6 +192,7 @@ extension WorkerAgent {
     /// from the results directory).
     func startGitWorkspace() {
         let git = GitWorkspace(loop: loop, dataDir: config.dataDir, logger: logger, workerName: config.name)
+        git.checkoutSlots = config.checkoutSlots ?? GitWorkspace.defaultCheckoutSlots
         workspace.git = git
         var info = stat()
         if stat(git.mirrorsDir, &info) == 0 { git.pruneStale(keeping: []) {} }
@@ -207,13 +209,18 @@ extension WorkerAgent {
             guard let self else { return }
             guard self.workspace.tasks[entry.task.id] === entry else {
                 // Ended (killed) while its worktree was being made: it goes now.
-                if case .success = outcome { _ = git.takeCreationMs(id: entry.task.id); git.release(id: entry.task.id, dir: dir) }
+                if case .success = outcome {
+                    _ = git.takeCreationMs(id: entry.task.id)
+                    _ = git.takeReused(id: entry.task.id)
+                    git.release(id: entry.task.id, dir: dir)
+                }
                 return
             }
             switch outcome {
             case .success(let base):
                 entry.gitBase = base
                 entry.worktreeMs = git.takeCreationMs(id: entry.task.id)
+                entry.worktreeReused = git.takeReused(id: entry.task.id)
                 self.pipelineEvent(entry, .prepared(.gitWorktree, problem: nil, nowMs: self.now()))
             case .failure(let failure):
                 self.pipelineEvent(entry, .prepared(.gitWorktree, problem: "git worktree of \(PeerText.safe(repo, limit: 200)) on worker \(self.config.name): \(failure)", nowMs: self.now()))

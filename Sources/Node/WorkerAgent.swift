@@ -31,6 +31,11 @@ public struct WorkerConfig: Sendable {
     /// one run may upload, and how collection is bounded in time.
     public var blobCacheBytes: Int64 = 2 << 30
     public var maxArtifactBytesPerTask: Int64 = BlobLimits.defaultArtifactBytesPerTask
+    /// Git checkouts (writing a worktree's files) at once; nil: one per core of this machine.
+    /// Workers that share a machine should share its cores (the bench gives each cores / workers).
+    public var checkoutSlots: Int?
+    /// The largest `--checkout-slots`.
+    public static let maxCheckoutSlots = 1_024
     var pipelineLimits = TaskPipeline.Limits()
     /// The largest `--blob-cache-mb` (16 TiB): a typo, not a plan, above it.
     public static let maxBlobCacheMB = 1 << 24

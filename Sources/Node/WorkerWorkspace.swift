@@ -26,6 +26,8 @@ final class PipelineTask {
     var gitBase: String?
     /// `repo` tasks: the git work of making its worktree (`RunMetrics.worktreeMs`).
     var worktreeMs: Int64?
+    /// `repo` tasks: whether the worktree was a reused spare (`RunMetrics.worktreeReused`).
+    var worktreeReused: Bool?
 
     init(core: TaskPipeline, task: TaskAssignment, plan: LaunchPlan, context: RunnerContext) {
         self.core = core

@@ -68,6 +68,10 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     /// (registration and checkout; waiting for the mirror's update, its queue or a checkout
     /// slot excluded, which `prepareMs` includes). Null otherwise.
     public var worktreeMs: Int64?
+    /// A `repo` task: whether its worktree was a spare one (an ended task's, cleaned and kept
+    /// by the worker) moved into place and checked out at the task's commit, rather than made
+    /// new. Null otherwise.
+    public var worktreeReused: Bool?
 
     public init() {}
 
@@ -76,7 +80,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         case extensions, silenceWarnings, outputBytes, outputBursts, timeToFirstOutputMs, firstOutputAt
         case contextMode, contextFile, workDir, logFile
         case startedAtUs, firstOutputAtUs, exitedAtUs
-        case prepareMs, inputBytesFetched, collectMs, worktreeMs
+        case prepareMs, inputBytesFetched, collectMs, worktreeMs, worktreeReused
     }
 
     public init(from decoder: Decoder) throws {
@@ -105,6 +109,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         inputBytesFetched = try c.decodeIfPresent(Int64.self, forKey: .inputBytesFetched)
         collectMs = try c.decodeIfPresent(Int64.self, forKey: .collectMs)
         worktreeMs = try c.decodeIfPresent(Int64.self, forKey: .worktreeMs)
+        worktreeReused = try c.decodeIfPresent(Bool.self, forKey: .worktreeReused)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -133,6 +138,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try c.encode(inputBytesFetched, forKey: .inputBytesFetched)
         try c.encode(collectMs, forKey: .collectMs)
         try c.encode(worktreeMs, forKey: .worktreeMs)
+        try c.encode(worktreeReused, forKey: .worktreeReused)
     }
 }
 

@@ -86,6 +86,21 @@ public enum BlobFile {
         return nil
     }
 
+    /// Closes `fd` and renames `temp` to `final`, with no fsync: for a CACHE whose every entry
+    /// is hash-checked again before its first use after a restart (a worker's blob cache), so a
+    /// power cut can leave a damaged entry, never a wrong input. Measured here (release, a
+    /// 256 MiB input): the two fsyncs were a quarter of a worker's fetch + unpack time.
+    /// `temp` removed on failure.
+    public static func place(fd: Int32, temp: String, final: String) -> String? {
+        close(fd)
+        guard rename(temp, final) == 0 else {
+            let problem = BlobFileError(final, errno).description
+            unlink(temp)
+            return problem
+        }
+        return nil
+    }
+
     /// fsync a directory, so an entry made in it (a rename) is durable.
     public static func syncDirectory(_ path: String) -> String? {
         let dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -24,6 +24,8 @@ struct WorkerCommand: ParsableCommand {
     var workRoot: String?
     @Option(help: "Bytes of input blobs the worker keeps in DATA-DIR/blobs, in MiB (default 2048; least recently used evicted first).")
     var blobCacheMb: Int?
+    @Option(parsing: .unconditional, help: "Git checkouts (--repo worktrees being written) at once, 1 to 1024 (default: one per core).")
+    var checkoutSlots: Int?
     @Flag(help: "Run only the config's runtimes, no plain commands.")
     var noCommands = false
     @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
@@ -68,6 +70,12 @@ struct WorkerCommand: ParsableCommand {
                 throw usageError("--blob-cache-mb must be 1 to \(WorkerConfig.maxBlobCacheMB), got \(blobCacheMb)")
             }
             settings.blobCacheBytes = Int64(blobCacheMb) << 20
+        }
+        if let checkoutSlots {
+            guard (1...WorkerConfig.maxCheckoutSlots).contains(checkoutSlots) else {
+                throw usageError("--checkout-slots must be 1 to \(WorkerConfig.maxCheckoutSlots), got \(checkoutSlots)")
+            }
+            settings.checkoutSlots = checkoutSlots
         }
         let code: Int32
         do {

@@ -151,6 +151,28 @@ import SwarmProtocol
         #expect(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/task").isEmpty)
     }
 
+    /// Big files are copied by the kernel past the read buffer (`sendfile`): contents
+    /// must come out byte for byte, with the entries after them in place, and an archive cut
+    /// inside that copy is refused with nothing left.
+    @Test func filesLargerThanTheReadBufferRoundTripAndACutOneIsRefused() throws {
+        var random = SystemRandomNumberGenerator()
+        let big = (0..<(3 << 20) + 17).map { _ in UInt8.random(in: 0...255, using: &random) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/src", withIntermediateDirectories: true)
+        try Data(big).write(to: URL(fileURLWithPath: "\(dir)/src/a-big.bin"))
+        try write("src/b-after.txt", "after\n")
+        let packed = try Archive.pack(source: "\(dir)/src", to: "\(dir)/big.pk", maxBytes: 8 << 20)
+        try FileManager.default.createDirectory(atPath: "\(dir)/task", withIntermediateDirectories: true)
+        try Archive.unpack("\(dir)/big.pk", into: "\(dir)/task", dest: "in", maxBytes: packed.size)
+        #expect(try Array(Data(contentsOf: URL(fileURLWithPath: "\(dir)/task/in/a-big.bin"))) == big)
+        #expect(read("task/in/b-after.txt") == "after\n")
+
+        let whole = try Array(Data(contentsOf: URL(fileURLWithPath: "\(dir)/big.pk")))
+        try Data(whole.prefix(2 << 20)).write(to: URL(fileURLWithPath: "\(dir)/cut.pk"))
+        try FileManager.default.createDirectory(atPath: "\(dir)/task2", withIntermediateDirectories: true)
+        #expect(throws: ArchiveError.self) { try Archive.unpack("\(dir)/cut.pk", into: "\(dir)/task2", dest: "in", maxBytes: packed.size) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/task2").isEmpty)
+    }
+
     @Test func unpackNeverFollowsALinkInTheTaskDirectory() throws {
         try write("f", "hello")
         _ = try Archive.pack(source: "\(dir)/f", to: "\(dir)/f.pk", maxBytes: 1 << 20)

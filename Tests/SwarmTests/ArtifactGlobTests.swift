@@ -101,6 +101,27 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: base + "/elsewhere/data"))
     }
 
+    /// A file whose name is not UTF-8 cannot be named in a result: it was left out silently.
+    /// Now it is listed as skipped (lossy name, reason), and its UTF-8 neighbours are taken.
+    @Test func aMatchedNameThatIsNotUTF8IsListedAsSkipped() throws {
+        let root = NSTemporaryDirectory() + "bad-name-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: root + "/out/good.txt", contents: Data("g".utf8))
+        let bad: [UInt8] = Array((root + "/out/bad-").utf8) + [0xFF, 0xFE] + Array(".txt".utf8) + [0]
+        let fd = bad.withUnsafeBufferPointer { buf in
+            buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) { open($0, O_WRONLY | O_CREAT, 0o644) }
+        }
+        #expect(fd >= 0)
+        close(fd)
+        let found = ArtifactCollector.collect(root: root, patterns: ["out/*.txt"])
+        #expect(found.uploads.map(\.ref.path) == ["out/good.txt"])
+        #expect(found.skipped.count == 1)
+        #expect(found.skipped.first?.path.hasPrefix("out/bad-") == true)
+        #expect(found.skipped.first?.reason.contains("not valid UTF-8") == true)
+        #expect(ArtifactCollector.collect(root: root, patterns: ["other/*"]).skipped.isEmpty, "not matched: not listed")
+    }
+
     /// A file a leftover process keeps growing was small when listed: hashing reads at most
     /// one byte past the limit, never to the end of an endless file.
     @Test func hashingStopsOneBytePastTheLimit() throws {

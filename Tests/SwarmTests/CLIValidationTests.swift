@@ -26,6 +26,7 @@ import SwarmProtocol
             (["demo"], "--visible", true), (["demo"], "--batch", true),
             (["up"], "--workers", false), (["up"], "--slots", false),
             (["worker", "--scheduler", "127.0.0.1:1"], "--slots", false),
+            (["worker", "--scheduler", "127.0.0.1:1", "--slots", "1"], "--checkout-slots", false),
             (["bench"], "--local-workers", false), (["bench"], "--repeats", false), (["bench"], "--tasks", false),
             (["bench"], "--scale-steps", false),
         ]

@@ -176,7 +176,9 @@ final class GitFixture {
             #expect(!FileManager.default.fileExists(atPath: dir))
             let mirror = git.mirrorPath(of: fixture.origin)
             #expect(shell("git --git-dir \(mirror) for-each-ref refs/heads/") == "")
-            #expect(shell("git --git-dir \(mirror) worktree list | wc -l") == "1")
+            // What is left is a spare (detached, under DATA/git/spares) for the next task.
+            #expect(shell("git --git-dir \(mirror) worktree list | wc -l") == "2")
+            #expect(git.spares[mirror]?.count == 1)
         }
     }
 
@@ -353,6 +355,94 @@ final class GitFixture {
             #expect(!FileManager.default.fileExists(atPath: fixture.workRoot + "/gone"))
             #expect(shell("git --git-dir \(mirror) for-each-ref --format='%(refname)' refs/heads/") == "refs/heads/swarm/keep")
             #expect(shell("git --git-dir \(mirror) worktree list | wc -l") == "2")
+        }
+    }
+
+    /// A task that replaced its worktree by a link to another tree: that tree is neither
+    /// committed as its work nor touched by the removal (only the link goes, and the branch).
+    @Test func aWorktreeReplacedByALinkIsNotCommittedNorRemovedThrough() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            let dir = fixture.workRoot + "/linked"
+            let base = try #require(prepare(loop, git, "linked", fixture.origin, dir: dir)).get()
+            shell("mkdir -p \(fixture.root)/elsewhere && echo secret > \(fixture.root)/elsewhere/s.txt && chmod 444 \(fixture.root)/elsewhere/s.txt")
+            shell("rm -rf \(dir) && ln -s \(fixture.root)/elsewhere \(dir)")
+            let outcome = try #require(collect(loop, git, "linked", dir: dir, base: base, bundle: fixture.root + "/l.bundle"))
+            guard case .failure(let failure) = outcome else { Issue.record("a link was committed"); return }
+            #expect(failure.description.contains("no longer a directory"))
+            var released = false
+            git.release(id: "linked", dir: dir) { released = true }
+            #expect(runLoop(loop, timeoutMs: 30_000) { released })
+            var info = stat()
+            #expect(lstat(dir, &info) != 0, "the link is gone")
+            #expect(FileManager.default.fileExists(atPath: fixture.root + "/elsewhere/s.txt"), "its target is untouched")
+            lstat(fixture.root + "/elsewhere/s.txt", &info)
+            #expect(info.st_mode & 0o777 == 0o444, "not even chmod-ed")
+            let mirror = git.mirrorPath(of: fixture.origin)
+            #expect(shell("git --git-dir \(mirror) for-each-ref --format='%(refname)' refs/heads/").isEmpty)
+        }
+    }
+
+    func release(_ loop: EventLoop, _ git: GitWorkspace, _ id: String, dir: String) {
+        var released = false
+        git.release(id: id, dir: dir) { released = true }
+        #expect(runLoop(loop, timeoutMs: 30_000) { released })
+    }
+
+    /// An ended task's worktree becomes a spare: cleaned (untracked and ignored files gone,
+    /// tracked edits undone, its branch deleted), then moved into the next task's directory
+    /// and checked out at that task's ref on its own branch.
+    @Test func aReleasedWorktreeIsCleanedAndReusedByTheNextTaskOfItsRepository() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            let first = fixture.workRoot + "/first"
+            _ = try #require(prepare(loop, git, "first", fixture.origin, dir: first)).get()
+            #expect(git.takeReused(id: "first") == false)
+            shell("cd \(first) && echo junk > untracked.txt && echo '*.log' > .gitignore && echo x > build.log && echo edited > a.txt && mkdir -p deep/er && echo y > deep/er/z")
+            release(loop, git, "first", dir: first)
+            #expect(!FileManager.default.fileExists(atPath: first))
+            #expect(git.spares[git.mirrorPath(of: fixture.origin)]?.count == 1)
+            let mirror = git.mirrorPath(of: fixture.origin)
+            #expect(shell("git --git-dir \(mirror) for-each-ref --format='%(refname)' refs/heads/").isEmpty, "swarm/first deleted")
+
+            let second = fixture.workRoot + "/second"
+            let base = try #require(prepare(loop, git, "second", fixture.origin, ref: "feature", dir: second)).get()
+            #expect(base == fixture.rev("feature"))
+            #expect(git.takeReused(id: "second"))
+            #expect(git.takeCreationMs(id: "second") != nil)
+            #expect(git.spares.isEmpty)
+            #expect(shell("git -C \(second) rev-parse --abbrev-ref HEAD") == "swarm/second")
+            #expect(shell("git -C \(second) status --porcelain --ignored").isEmpty, "nothing left of the first task")
+            #expect(shell("cat \(second)/a.txt") == "one")
+            #expect(FileManager.default.fileExists(atPath: second + "/f.txt"), "the feature branch's file")
+            // Its work comes back as before.
+            shell("cd \(second) && echo mine > mine.txt")
+            let outcome = try #require(collect(loop, git, "second", dir: second, base: base, bundle: fixture.root + "/s.bundle")).get()
+            #expect(outcome.0.commits == 1 && outcome.1)
+        }
+    }
+
+    /// Not kept: a worktree with a merge half done, and any past the per-mirror limit;
+    /// spares left by an earlier worker process are removed at start.
+    @Test func sparesAreKeptOnlyWhenCleanAndWithinLimitsAndPrunedAtStart() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            git.sparesPerMirror = 1
+            let mirror = git.mirrorPath(of: fixture.origin)
+            for id in ["m", "a", "b"] {
+                _ = try #require(prepare(loop, git, id, fixture.origin, dir: fixture.workRoot + "/" + id)).get()
+            }
+            let admin = try #require(GitWorkspace.adminDir(of: fixture.workRoot + "/m"))
+            shell("echo \(fixture.rev("main")) > \(admin)/MERGE_HEAD")
+            for id in ["m", "a", "b"] { release(loop, git, id, dir: fixture.workRoot + "/" + id) }
+            #expect(git.spares[mirror]?.count == 1, "m refused (merge in progress), a kept, b over the limit")
+            #expect(shell("git --git-dir \(mirror) worktree list | wc -l") == "2", "the bare mirror and one spare")
+            let restarted = GitWorkspace(loop: loop, dataDir: fixture.dataDir, logger: Logger(label: "test"))
+            var pruned = false
+            restarted.pruneStale(keeping: []) { pruned = true }
+            #expect(runLoop(loop, timeoutMs: 30_000) { pruned })
+            #expect(shell("git --git-dir \(mirror) worktree list | wc -l") == "1")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: git.sparesDir).isEmpty)
         }
     }
 

@@ -107,7 +107,7 @@ import Testing
                                      "silenceWarnings", "outputBytes", "outputBursts", "timeToFirstOutputMs", "firstOutputAt",
                                      "contextMode", "contextFile", "workDir", "logFile",
                                      "startedAtUs", "firstOutputAtUs", "exitedAtUs", "prepareMs", "inputBytesFetched",
-                                     "collectMs", "worktreeMs", "artifacts", "skippedArtifacts", "git"])
+                                     "collectMs", "worktreeMs", "worktreeReused", "artifacts", "skippedArtifacts", "git"])
         let started = try json(.taskStarted(.init(id: "a", attempt: 1, pid: 1, startedAt: 5)))
         #expect(Set(started.keys) == ["type", "id", "attempt", "pid", "startedAt"])
         let nodes = try json(.nodeList(.init(requestId: 1, nodes: [Self.node])))

@@ -9,17 +9,20 @@ import SwarmProtocol
 /// naming the task's directory.
 @Suite struct WorkspaceConfigTests {
     @Test func workerEntriesSetTheBlobCacheAndTheArtifactLimit() throws {
-        let json = #"{"workers": {"w1": {"slots": 2, "blobCacheMB": 512, "maxArtifactBytesPerTask": 1048576}, "w2": {"slots": 1}},"#
+        let json = #"{"workers": {"w1": {"slots": 2, "blobCacheMB": 512, "checkoutSlots": 3, "maxArtifactBytesPerTask": 1048576}, "w2": {"slots": 1}},"#
             + #" "runtimes": {"agent": {"command": ["agent", "--in", "{workDir}"], "artifacts": ["notes/*.md", "**/*.patch"]}}}"#
         let file = try ClusterFile.parse(Data(json.utf8))
         var w1 = WorkerConfig(name: "w1", slots: 2, dataDir: "/tmp/w1")
         w1.apply(file, worker: "w1")
         #expect(w1.blobCacheBytes == 512 << 20)
         #expect(w1.maxArtifactBytesPerTask == 1 << 20)
+        #expect(w1.checkoutSlots == 3)
         var w2 = WorkerConfig(name: "w2", slots: 1, dataDir: "/tmp/w2")
         w2.apply(file, worker: "w2")
         #expect(w2.blobCacheBytes == 2 << 30, "default: 2 GiB")
         #expect(w2.maxArtifactBytesPerTask == BlobLimits.defaultArtifactBytesPerTask)
+        #expect(w2.checkoutSlots == nil, "default: one per core, decided by the worker")
+        #expect(GitWorkspace.defaultCheckoutSlots == max(1, ProcessInfo.processInfo.activeProcessorCount))
         #expect(file.runtimes["agent"]?.artifacts == ["notes/*.md", "**/*.patch"])
     }
 
@@ -28,6 +31,9 @@ import SwarmProtocol
             (#"{"workers": {"a": {"blobCacheMB": 0}}}"#, "blobCacheMB"),
             (#"{"workers": {"a": {"blobCacheMB": 1.5}}}"#, "blobCacheMB"),
             (#"{"workers": {"a": {"maxArtifactBytesPerTask": -1}}}"#, "maxArtifactBytesPerTask"),
+            (#"{"workers": {"a": {"checkoutSlots": 0}}}"#, "checkoutSlots"),
+            (#"{"workers": {"a": {"checkoutSlots": 1025}}}"#, "checkoutSlots"),
+            (#"{"workers": {"a": {"checkoutSlots": 2.5}}}"#, "checkoutSlots"),
             (#"{"runtimes": {"c": {"command": ["c"], "artifacts": "*.md"}}}"#, "artifacts"),
             (#"{"runtimes": {"c": {"command": ["c"], "artifacts": ["../up"]}}}"#, ".."),
             (#"{"runtimes": {"c": {"command": ["c"], "artifacts": ["/abs"]}}}"#, "absolute"),
