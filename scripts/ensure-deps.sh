@@ -19,6 +19,9 @@ command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 # Workers run git for `--repo` tasks (mirrors, worktrees, bundles), and `swarm fetch --git`
 # on the client; the tests use it too.
 command -v git >/dev/null 2>&1 || missing+=(git)
+# The tests step the wall clock of a scheduler and a worker under libfaketime
+# (WallClockStepTests): durations must not move with it.
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "swarm: installing ${missing[*]} ..." >&2

@@ -100,7 +100,7 @@ for i in 0..<options.workers {
     totalSlots += slots
     var labels = ["zone": ["eu", "us", "ap"][i % 3]]
     if i % 10 == 0 { labels["gpu"] = "h100" }
-    _ = try state.register(node: name, slots: slots, labels: labels, running: [], finished: [], address: nil, nowMs: nowMs)
+    _ = try state.register(node: name, slots: slots, labels: labels, running: [], finished: [], address: nil, nowMs: nowMs, at: nowMs)
     var runtimes: [String: Bool] = [:]
     if i % 4 != 3 { runtimes["claude"] = true }
     if i % 2 == 0 { runtimes["codex"] = i % 20 != 2 }
@@ -126,7 +126,7 @@ for i in 0..<options.unplaceable {
     // Highest priority, and never placeable: they must not hold up anything.
     var task = spec
     task.id = "u\(i)"
-    _ = try state.submit(task, request: PlacementRequest(runtime: "gemini", priority: 9), nowMs: nowMs)
+    _ = try state.submit(task, request: PlacementRequest(runtime: "gemini", priority: 9), at: nowMs)
 }
 for i in 0..<options.tasks {
     var request = kinds[rng.below(kinds.count)]
@@ -134,7 +134,7 @@ for i in 0..<options.tasks {
     request.priority = p < 70 ? 0 : p < 90 ? 1 : p < 98 ? 2 : 3
     var task = spec
     task.id = "t\(i)"
-    _ = try state.submit(task, request: request, nowMs: nowMs)
+    _ = try state.submit(task, request: request, at: nowMs)
     // The server takes the changes (for its store) every loop turn; so does the bench.
     if i % 10_000 == 9_999 { _ = state.takeChanges() }
 }
@@ -149,7 +149,7 @@ let wallStart = clock.now
 while placed < options.tasks {
     nowMs += 1
     let start = clock.now, startCPU = threadCPUSeconds()
-    let directives = state.schedule(nowMs: nowMs)
+    let directives = state.schedule(nowMs: nowMs, at: nowMs)
     placeCPU += threadCPUSeconds() - startCPU
     placeTime += clock.now - start
     rounds += 1
@@ -165,7 +165,7 @@ while placed < options.tasks {
         let run = running.removeLast()
         let result = TaskResult(id: run.id, state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "",
                                 pid: nil, attempt: run.attempt, startedAt: nowMs, finishedAt: nowMs)
-        _ = state.taskFinished(node: run.node, result: result, nowMs: nowMs)
+        _ = state.taskFinished(node: run.node, result: result, at: nowMs)
     }
     finishTime += clock.now - finishStart
     let takeStart = clock.now

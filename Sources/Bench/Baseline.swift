@@ -40,9 +40,9 @@ public enum Baseline {
     public static func run(_ tool: Tool, command: [String], tasks: Int, concurrency: Int,
                            sleepSeconds: Double?, label: String) throws -> RunFigures {
         let script = pipeline(tool, command: command, tasks: tasks, concurrency: concurrency)
-        let start = unixMicros()
+        let start = monotonicMicros()
         let status = try runShell(script)
-        let wall = Double(unixMicros() - start) / 1_000_000
+        let wall = Double(monotonicMicros() - start) / 1_000_000
         var run = RunFigures(label: label, tasks: tasks, concurrency: concurrency)
         run.wallSeconds = wall
         run.throughput = wall > 0 ? Double(tasks) / wall : 0

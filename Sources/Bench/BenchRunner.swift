@@ -39,6 +39,7 @@ public struct BenchRunner {
     public func run() throws -> Outcome {
         let o = config.options
         let started = Date()
+        let startedMonoUs = monotonicMicros()
         let directory = try Self.outputDirectory(o.outputDirectory, at: started)
         let agentScript = try SyntheticAgent.write(to: directory)
         let scratch = directory + "/scratch"
@@ -92,7 +93,7 @@ public struct BenchRunner {
         report.limitations = Limitations.list(report, config: config)
         let finished = Date()
         report.finishedAt = Self.iso(finished)
-        report.durationSeconds = finished.timeIntervalSince(started)
+        report.durationSeconds = Double(monotonicMicros() - startedMonoUs) / 1_000_000
         let files = try ReportWriter.write(report, to: directory)
         return Outcome(report: report, directory: directory, files: files)
     }

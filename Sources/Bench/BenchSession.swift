@@ -74,7 +74,10 @@ final class BenchSession: BenchContext {
     func runBatch(_ specs: [TaskSpec], label: String, concurrency: Int, sleepSeconds: Double?,
                   timeoutSeconds: Double) throws -> (RunFigures, [TaskInfo]) {
         let before = processFigures()
+        // Wall clock: set beside the runs' `startedAtUs` (another process's timestamps); the
+        // batch's duration is measured on the monotonic clock.
         let submitUs = unixMicros()
+        let startMonoUs = monotonicMicros()
         let ids: [String]
         do { ids = try client.submitBatch(specs).ids } catch {
             throw BenchError.failed("\(label): the scheduler refused the batch: \(error)")
@@ -89,11 +92,11 @@ final class BenchSession: BenchContext {
         } else {
             infos = ids.map { id in (try? client.status(id)) ?? TaskInfo(id: id, state: .queued, command: [], submittedAt: 0) }
         }
-        let endUs = unixMicros()
+        let endMonoUs = monotonicMicros()
         poller.stop()
         progress.update(done: infos.filter { $0.state.isTerminal }.count)
         let timedOut = infos.contains { !$0.state.isTerminal }
-        let wallSeconds = Double(endUs - submitUs) / 1_000_000
+        let wallSeconds = Double(endMonoUs - startMonoUs) / 1_000_000
         let after = processFigures()
         var figures = BatchMeasure.figures(infos: infos, ids: ids, label: label, concurrency: concurrency,
                                            submitUs: submitUs, wallSeconds: wallSeconds, sleepSeconds: sleepSeconds)

@@ -87,8 +87,8 @@ public final class LocalProcessCluster {
     }
 
     private func waitAll(_ processes: [Process], seconds: Double) {
-        let deadline = Date().addingTimeInterval(seconds)
-        while processes.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+        let deadline = monotonicMillis() + Int64(seconds * 1000)
+        while processes.contains(where: \.isRunning) && monotonicMillis() < deadline { usleep(20_000) }
     }
 
     /// CPU time and peak RSS of each cluster process, read from /proc now.
@@ -123,8 +123,8 @@ public final class LocalProcessCluster {
     private func readAddress(_ pipe: Pipe, process: Process, timeoutSeconds: Double) throws -> String {
         let handle = pipe.fileHandleForReading
         var text = ""
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while Date() < deadline {
+        let deadline = monotonicMillis() + Int64(timeoutSeconds * 1000)
+        while monotonicMillis() < deadline {
             let data = handle.availableData
             if data.isEmpty {
                 throw BenchError.cluster("the scheduler exited before listening; see \(options.directory)/scheduler.log")
@@ -142,9 +142,9 @@ public final class LocalProcessCluster {
 
     private func waitForWorkers(names: [String], runtime: String?, timeoutSeconds: Double) throws {
         let client = try SwarmClient(address: address, token: nil, name: "bench-setup")
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        let deadline = monotonicMillis() + Int64(timeoutSeconds * 1000)
         var ready: [NodeInfo] = []
-        while Date() < deadline {
+        while monotonicMillis() < deadline {
             ready = try client.listNodes().filter { node in
                 node.connected && node.state == .ready
                     && (runtime == nil || node.runtimes.contains { $0.name == runtime && $0.healthy })

@@ -76,8 +76,9 @@ public struct SpawnWorkload: Workload {
         context.progress.begin("spawn: idle submit-to-start, one at a time", total: probes)
         var samples: [Double] = []
         var idle = RunFigures(label: "idle: one task at a time", tasks: probes, concurrency: 1)
-        let start = unixMicros()
+        let start = monotonicMicros()
         for i in 0..<probes {
+            // Wall clock: compared with the worker's `startedAtUs`, a timestamp of another process.
             let t0 = unixMicros()
             let id = try context.client.submit(TaskSpec(command: ["true"]))
             let info = try context.client.wait([id], timeoutSeconds: 60)[0]
@@ -86,7 +87,7 @@ public struct SpawnWorkload: Workload {
             if let s = info.metrics.startedAtUs { samples.append(Double(s - t0) / 1000) }
             context.progress.update(done: i + 1)
         }
-        idle.wallSeconds = Double(unixMicros() - start) / 1_000_000
+        idle.wallSeconds = Double(monotonicMicros() - start) / 1_000_000
         idle.throughput = idle.wallSeconds > 0 ? Double(probes) / idle.wallSeconds : 0
         idle.submitToStart = Percentiles(samples)
         context.progress.end("idle submit-to-start p50 \(String(format: "%.3f", idle.submitToStart?.p50 ?? .nan)) ms")

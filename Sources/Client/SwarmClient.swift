@@ -124,11 +124,11 @@ public final class SwarmClient {
         var seen = Set<String>()
         let ids = ids.filter { seen.insert($0).inserted }
         let what = "waiting for \(ids.count == 1 ? ids[0] : "\(ids.count) tasks")"
-        let deadline = timeoutSeconds.map { monotonicMs() + Bounds.int64(min(max($0, 0), 1e9) * 1000) }
+        let deadline = timeoutSeconds.map { monotonicMillis() + Bounds.int64(min(max($0, 0), 1e9) * 1000) }
         var infos: [TaskInfo] = []
         infos.reserveCapacity(ids.count)
         for part in Self.waitParts(ids.count) {
-            let left = deadline.map { Double(max($0 - monotonicMs(), 0)) / 1000 }
+            let left = deadline.map { Double(max($0 - monotonicMillis(), 0)) / 1000 }
             let reply: Message
             do {
                 reply = try request({ .wait(.init(requestId: $0, ids: Array(ids[part]))) }, timeoutSeconds: left, what: what)
@@ -348,12 +348,12 @@ public final class SwarmClient {
 
     /// Runs the loop until `done()` or a failure or the timeout.
     func runUntil(timeoutSeconds: Double?, what: String, _ done: () -> Bool) throws(ClientError) {
-        let deadline = timeoutSeconds.map { monotonicMs() + Bounds.int64(min(max($0, 0), 1e9) * 1000) }
+        let deadline = timeoutSeconds.map { monotonicMillis() + Bounds.int64(min(max($0, 0), 1e9) * 1000) }
         var timedOut = false
         var timer: UVTimer?
         if let deadline {
             timer = try? UVTimer(loop: loop)
-            timer?.start(afterMs: UInt64(max(0, deadline - monotonicMs()))) { timedOut = true }
+            timer?.start(afterMs: UInt64(max(0, deadline - monotonicMillis()))) { timedOut = true }
         }
         var watch: UVTimer?
         if let whileWaiting {
@@ -367,12 +367,6 @@ public final class SwarmClient {
             loop.runOnce()
         }
     }
-}
-
-func monotonicMs() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
 
 /// Confined to its loop's thread: not Sendable, on purpose.

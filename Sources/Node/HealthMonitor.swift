@@ -3,7 +3,8 @@ import SwarmProtocol
 /// Cached health of a worker's runtimes, as a pure value: which probes are due, and what the
 /// last ones found. Probes run at start, every `intervalMs` after a pass, `retryMs` after a
 /// failure, and soon after a task of the runtime failed to start or failed; never per spawn.
-/// A runtime without a health command is always healthy.
+/// A runtime without a health command is always healthy. Every `nowMs` is monotonic (when
+/// probes are due); the wall clock only dates a probe's `checkedAt`.
 public struct HealthMonitor: Sendable {
     struct Entry: Sendable {
         var check: HealthCheckSpec?
@@ -50,14 +51,15 @@ public struct HealthMonitor: Sendable {
         entries[name]?.lastProbeAt = nowMs
     }
 
-    /// Records a probe's outcome; true when the runtime's health changed.
+    /// Records a probe's outcome; true when the runtime's health changed. The next probe is
+    /// due counting from `nowMs` (monotonic); `at` (wall) is the status's `checkedAt`.
     @discardableResult
-    public mutating func probeFinished(_ name: String, passed: Bool, latencyMs: Int64, detail: String?, nowMs: Int64) -> Bool {
+    public mutating func probeFinished(_ name: String, passed: Bool, latencyMs: Int64, detail: String?, nowMs: Int64, at: Int64) -> Bool {
         guard var e = entries[name] else { return false }
         let was = e.status.healthy
         e.probing = false
         e.status.healthy = passed
-        e.status.checkedAt = nowMs
+        e.status.checkedAt = at
         e.status.latencyMs = latencyMs
         e.status.detail = detail
         e.status.totalLatencyMs += latencyMs

@@ -19,10 +19,11 @@ struct LaunchPlan {
         case fail(TaskState, String)
     }
 
-    /// `execLimit`: what exec takes here in argv + environment (`ExecLimits.limit`).
+    /// `execLimit`: what exec takes here in argv + environment (`ExecLimits.limit`); `clocks`:
+    /// what the run's runner reads.
     static func make(task: TaskAssignment, config: WorkerConfig, baseEnvironment: [String: String],
                      health: HealthMonitor, logsDir: String, execLimit: Int = ExecLimits.typicalLimit,
-                     now: @escaping () -> Int64) -> Result<LaunchPlan, Problem> {
+                     clocks: Clocks) -> Result<LaunchPlan, Problem> {
         let spec = task.spec
         // A task's own `workdir` (an existing directory, checked before the spawn) comes first.
         let workDir = spec.workdir ?? config.workDir ?? "\(config.workRoot)/\(task.id)"
@@ -97,7 +98,7 @@ struct LaunchPlan {
         }
         let context = RunnerContext(
             argv: argv, environment: environment, workingDirectory: workDir,
-            stdin: stdin, logPath: metrics.logFile!, supervisorSettings: settings, metrics: metrics, now: now)
+            stdin: stdin, logPath: metrics.logFile!, supervisorSettings: settings, metrics: metrics, clocks: clocks)
         return .success(LaunchPlan(context: context, contextFile: contextFile, workDir: workDir, artifactPatterns: artifactPatterns))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SwarmProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -108,18 +109,12 @@ enum ProcessTable {
         var left = groups.filter { !members(ofGroup: $0).isEmpty }
         for group in left { kill(-group, SIGTERM) }
         for (signal, waitMs) in [(SIGKILL, graceMs), (0, UInt64(1_000))] {
-            let deadline = monotonicMs() + waitMs
-            while !left.isEmpty && monotonicMs() < deadline {
+            let deadline = monotonicMillis() + Int64(waitMs)
+            while !left.isEmpty && monotonicMillis() < deadline {
                 usleep(20_000)
                 left = left.filter { !members(ofGroup: $0).isEmpty }
             }
             if signal != 0 { for group in left { kill(-group, signal) } }
         }
-    }
-
-    private static func monotonicMs() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
     }
 }

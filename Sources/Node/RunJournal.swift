@@ -179,8 +179,10 @@ public final class RunJournal {
     /// (SIGTERM, SIGKILL after `killGraceMs`) if they are still there, and reported `lost`
     /// (the scheduler runs them again, attempts permitting). Their results are written to
     /// `resultsDir` like any other, so a second restart reports the same. Blocks until the
-    /// groups are gone. Returns the results to deliver, oldest first.
-    func recover(resultsDir: String, logsDir: String, killGraceMs: UInt64, now: () -> Int64, logger: Logger) -> [TaskResult] {
+    /// groups are gone. Returns the results to deliver, oldest first. `wall` dates the results
+    /// made here. Nothing in the journal is a monotonic reading (those restart with a boot): its
+    /// `startedAt` is a wall-clock date, a run is told apart by boot id and process start time.
+    func recover(resultsDir: String, logsDir: String, killGraceMs: UInt64, wall: () -> Int64, logger: Logger) -> [TaskResult] {
         let bootId = ProcessTable.bootId()
         var results: [TaskResult] = []
         var interrupted: [Entry] = []
@@ -202,9 +204,9 @@ public final class RunJournal {
             let reason = aliveRuns.contains(entry.run) ? Self.killedReason : Self.goneReason
             let result = TaskResult(id: entry.id, state: .lost, exitCode: nil, signal: nil, reason: reason, output: "",
                                     pid: entry.pid > 0 ? Int(entry.pid) : nil, attempt: entry.attempt,
-                                    startedAt: entry.startedAt, finishedAt: now())
+                                    startedAt: entry.startedAt, finishedAt: wall())
             if let log = try? TaskLog(path: "\(logsDir)/\(entry.id).log") {
-                log.lifecycle("result: lost (\(reason))", nowMs: result.finishedAt)
+                log.lifecycle("result: lost (\(reason))", at: result.finishedAt)
                 log.close()
             }
             do { try Files.writeAtomically(WorkerAgent.resultJSON(result), to: "\(resultsDir)/\(entry.id).json") } catch {

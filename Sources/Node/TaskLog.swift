@@ -27,13 +27,13 @@ final class TaskLog {
     /// One line, whatever `text` quotes: it may carry the submitter's command (a script with
     /// newlines) or reasons from peers, escaped and cut like any peer text (`PeerText`), so
     /// it can neither forge output lines nor grow past `maxLine` characters.
-    func lifecycle(_ text: String, nowMs: Int64) {
-        write(Array("\(Files.isoTimestamp(ms: nowMs)) swarm  \(PeerText.safe(text, limit: maxLine))\n".utf8))
+    func lifecycle(_ text: String, at: Int64) {
+        write(Array("\(Files.isoTimestamp(ms: at)) swarm  \(PeerText.safe(text, limit: maxLine))\n".utf8))
     }
 
-    func output(_ stream: OutputChannel, _ bytes: UnsafeRawBufferPointer, nowMs: Int64) {
+    func output(_ stream: OutputChannel, _ bytes: UnsafeRawBufferPointer, at: Int64) {
         guard !truncated, let base = bytes.baseAddress else { return }
-        let prefix = Array("\(Files.isoTimestamp(ms: nowMs)) \(stream.rawValue) ".utf8)
+        let prefix = Array("\(Files.isoTimestamp(ms: at)) \(stream.rawValue) ".utf8)
         let maxLine = self.maxLine
         var out: [UInt8] = []
         withPartial(stream) { partial in
@@ -48,7 +48,7 @@ final class TaskLog {
             }
             partial += bytes[lineStart...]
         }
-        if !out.isEmpty { emit(out, nowMs: nowMs) }
+        if !out.isEmpty { emit(out, at: at) }
     }
 
     /// Where the line that starts at `from` (after `have` bytes of it from earlier chunks)
@@ -74,14 +74,14 @@ final class TaskLog {
     }
 
     /// Writes what is left of a stream's last line.
-    func flush(_ stream: OutputChannel, nowMs: Int64) {
+    func flush(_ stream: OutputChannel, at: Int64) {
         var line: [UInt8] = []
         withPartial(stream) { partial in
             line = partial
             partial = []
         }
         guard !line.isEmpty, !truncated else { return }
-        emit(Array("\(Files.isoTimestamp(ms: nowMs)) \(stream.rawValue) ".utf8) + line + [0x0A], nowMs: nowMs)
+        emit(Array("\(Files.isoTimestamp(ms: at)) \(stream.rawValue) ".utf8) + line + [0x0A], at: at)
     }
 
     func close() {
@@ -97,11 +97,11 @@ final class TaskLog {
     }
 
     /// Output lines, counted against `maxBytes`.
-    private func emit(_ bytes: [UInt8], nowMs: Int64) {
+    private func emit(_ bytes: [UInt8], at: Int64) {
         guard !truncated else { return }
         if written + bytes.count > maxBytes {
             truncated = true
-            lifecycle("log truncated: output beyond \(maxBytes) bytes is not logged (the result keeps the last 64 KiB)", nowMs: nowMs)
+            lifecycle("log truncated: output beyond \(maxBytes) bytes is not logged (the result keeps the last 64 KiB)", at: at)
             return
         }
         written += bytes.count

@@ -3,7 +3,9 @@ import SwarmProtocol
 /// The work-in / work-out life of one task on a worker around its run (issue 11): **preparing**
 /// (git worktree, task directory, inputs fetched and unpacked) -> **running** (a `TaskRunner`,
 /// unchanged) -> **collecting** (git collect, artifacts globbed and uploaded) -> the result.
-/// Pure: events in, actions out, `now` given with each event; `WorkerAgent+Workspace` carries
+/// Pure: events in, actions out, `nowMs` (monotonic: the collection deadline, `prepareMs`,
+/// `collectMs`) given with each event and the wall clock beside it (`handle(_:at:)`, only to
+/// date a result); `WorkerAgent+Workspace` carries
 /// the actions out. Only tasks that need it (`TaskPipeline.needed`) go through it: a plain
 /// task takes the worker's direct path.
 ///
@@ -60,7 +62,7 @@ struct TaskPipeline: Sendable {
         case spawn
         case collect(CollectStep)
         case upload(index: Int, Upload)
-        /// Deliver `.deadline` at this time (replaces an earlier request).
+        /// Deliver `.deadline` at this monotonic time (replaces an earlier request).
         case armDeadline(atMs: Int64)
         /// Write, record and send this result; the pipeline is over.
         case finish(TaskResult)
@@ -99,6 +101,8 @@ struct TaskPipeline: Sendable {
     private var preparedMs: Int64?
     private var runEndedMs: Int64?
     private var lastNowMs: Int64?
+    /// The wall clock at the latest event: a result that ends here is dated by it.
+    private var wallAt: Int64 = 0
     /// Bytes of input blobs fetched from the scheduler for this run (the shell adds them as
     /// the blob cache hands fetched blobs over): the result's `inputBytesFetched`.
     var inputBytesFetched: Int64 = 0
@@ -131,7 +135,10 @@ struct TaskPipeline: Sendable {
         return [.prepare(prepareSteps[0])]
     }
 
-    mutating func handle(_ event: Event) -> [Action] {
+    /// Applies one event. `at`: the wall clock (unix ms) at the event, only for the
+    /// `finishedAt` of a run that ends here; nil: the event's `nowMs` stands for it (tests).
+    mutating func handle(_ event: Event, at: Int64? = nil) -> [Action] {
+        wallAt = at ?? event.nowMs
         // A hurried stop's deadline comes at `.max`: no time to measure by.
         if event.nowMs != .max { lastNowMs = event.nowMs }
         switch (phase, event) {
@@ -139,14 +146,14 @@ struct TaskPipeline: Sendable {
             return []
         case (.preparing, .prepared(let step, let problem, let now)):
             guard step == prepareSteps[stepIndex] else { return [] }
-            if let problem { return finishUnstarted(.spawnFailed, problem, now: now) }
+            if let problem { return finishUnstarted(.spawnFailed, problem) }
             stepIndex += 1
             if stepIndex < prepareSteps.count { return [.prepare(prepareSteps[stepIndex])] }
             phase = .running
             preparedMs = now
             return [.spawn]
-        case (.preparing, .killRequested(let reason, let state, let now)):
-            return finishUnstarted(state, reason, now: now)
+        case (.preparing, .killRequested(let reason, let state, _)):
+            return finishUnstarted(state, reason)
         case (.running, .runEnded(let result, let now)), (.preparing, .runEnded(let result, let now)):
             runResult = result
             runEndedMs = now
@@ -255,10 +262,10 @@ struct TaskPipeline: Sendable {
     }
 
     /// Ends a run that never started: no process, no pid, no start time.
-    private mutating func finishUnstarted(_ state: TaskState, _ reason: String, now: Int64) -> [Action] {
+    private mutating func finishUnstarted(_ state: TaskState, _ reason: String) -> [Action] {
         phase = .finished
         var result = TaskResult(id: assignment.id, state: state, exitCode: nil, signal: nil, reason: reason, output: "",
-                                pid: nil, attempt: assignment.attempt, startedAt: nil, finishedAt: now)
+                                pid: nil, attempt: assignment.attempt, startedAt: nil, finishedAt: wallAt)
         result.submittedAt = assignment.submittedAt
         result.placedAt = assignment.placedAt
         result.metrics = metrics
@@ -268,7 +275,7 @@ struct TaskPipeline: Sendable {
 }
 
 extension TaskPipeline.Event {
-    /// The time the event brings.
+    /// The monotonic time the event brings.
     var nowMs: Int64 {
         switch self {
         case .prepared(_, _, let now), .runEnded(_, let now), .gitCollected(_, _, _, let now), .artifactsFound(_, _, let now),

@@ -15,10 +15,12 @@ struct RunnerContext {
     var logPath: String
     var supervisorSettings: TaskSupervisor.Settings
     var metrics: RunMetrics
-    var now: () -> Int64
+    /// `monotonic` for the supervisor's deadlines and the runner's timers; `wall` for log
+    /// lines, output's `at` and the result's dates.
+    var clocks: Clocks
     /// `silence_warning` / `extended`, as they happen.
     var onEvent: (String, String) -> Void = { _, _ in }
-    /// Every chunk of output as it arrives.
+    /// Every chunk of output as it arrives, with its wall-clock time.
     var onOutput: (OutputChannel, [UInt8], Int64) -> Void = { _, _, _ in }
 }
 
@@ -39,7 +41,10 @@ final class TaskRunner {
     private var log: TaskLog?
     private var onFinish: ((TaskResult) -> Void)?
     private(set) var pid: Int?
-    /// Unix microseconds: spawn returned, first output byte read, exit seen.
+    /// Unix microseconds (wall clock, on purpose): spawn returned, first output byte read,
+    /// exit seen. They are timestamps compared with other processes' (`swarm bench` puts a
+    /// client's submission beside a run's start), which only the wall clock allows; the
+    /// result's durations (`timeToFirstOutputMs` and the like) are measured monotonically.
     private var startedAtUs: Int64?
     private var firstOutputAtUs: Int64?
     private var exitedAtUs: Int64?
@@ -66,7 +71,7 @@ final class TaskRunner {
         let argv = context.argv
         guard let program = argv.first else {
             log = try? TaskLog(path: context.logPath)
-            apply(.spawnFailed(reason: "empty command", nowMs: context.now()))
+            apply(.spawnFailed(reason: "empty command", nowMs: context.clocks.monotonic()))
             return
         }
         var options = SpawnOptions(executable: program, arguments: Array(argv.dropFirst()))
@@ -87,13 +92,13 @@ final class TaskRunner {
             let process = try UVProcess.spawn(loop: loop, options) { [weak self] status, signal in
                 guard let self else { return }
                 self.exitedAtUs = unixMicros()
-                self.apply(.exited(status: status, signal: signal, nowMs: self.context.now()))
+                self.apply(.exited(status: status, signal: signal, nowMs: self.context.clocks.monotonic()))
             }
             startedAtUs = unixMicros()
             log = try? TaskLog(path: context.logPath)
             self.process = process
             pid = Int(process.pid)
-            apply(.spawned(pid: Int(process.pid), nowMs: context.now()))
+            apply(.spawned(pid: Int(process.pid), nowMs: context.clocks.monotonic()))
             if let text = context.stdin, let input = stdinPipe {
                 // A pipe has no half-close: closing our end once the text is written is the
                 // child's EOF. An agent that never reads its stdin must not hold the write
@@ -110,66 +115,69 @@ final class TaskRunner {
                 reason = "cannot enter working directory \(dir): \(String(cString: strerror(errno)))"
             }
             if log == nil { log = try? TaskLog(path: context.logPath) }
-            apply(.spawnFailed(reason: reason, nowMs: context.now()))
+            apply(.spawnFailed(reason: reason, nowMs: context.clocks.monotonic()))
         }
     }
 
     /// Kills the task's process group (SIGTERM, then SIGKILL after the grace period).
     func kill(reason: String, state: TaskState = .cancelled) {
-        apply(.killRequested(reason: reason, state: state, nowMs: context.now()))
+        apply(.killRequested(reason: reason, state: state, nowMs: context.clocks.monotonic()))
     }
 
     /// Ends the grace period of a kill under way: SIGKILL to the group now.
     func hurryKill() {
-        apply(.hurryKill(nowMs: context.now()))
+        apply(.hurryKill(nowMs: context.clocks.monotonic()))
     }
 
-    /// While a kill is under way: when SIGKILL goes (went) to the group, unix ms.
+    /// While a kill is under way: when SIGKILL goes (went) to the group, monotonic ms.
     var sigkillAtMs: Int64? { supervisor.sigkillAtMs }
 
     private func read(_ pipe: UVPipe, _ stream: OutputChannel) {
         do {
             try pipe.stream.startReading { [weak self] event in
                 guard let self else { return }
-                let now = self.context.now()
+                let now = self.context.clocks.monotonic(), at = self.context.clocks.wall()
                 switch event {
                 case .data(let bytes):
                     if self.firstOutputAtUs == nil { self.firstOutputAtUs = unixMicros() }
                     let chunk = stream == .stdout ? self.stdoutCarry.take(bytes) : self.stderrCarry.take(bytes)
-                    self.deliver(stream, chunk, now)
+                    self.deliver(stream, chunk, now: now, at: at)
                 case .eof, .error:
                     // An incomplete character at the very end is passed on as it is.
                     let rest = stream == .stdout ? self.stdoutCarry.finish() : self.stderrCarry.finish()
-                    self.deliver(stream, rest, now)
-                    self.log?.flush(stream, nowMs: now)
-                    self.apply(.streamClosed(stream, nowMs: now))
+                    self.deliver(stream, rest, now: now, at: at)
+                    self.log?.flush(stream, at: at)
+                    self.apply(.streamClosed(stream, nowMs: now), at: at)
                 }
             }
         } catch {
-            apply(.streamClosed(stream, nowMs: context.now()))
+            apply(.streamClosed(stream, nowMs: context.clocks.monotonic()))
         }
     }
 
-    private func deliver(_ stream: OutputChannel, _ chunk: [UInt8], _ now: Int64) {
+    private func deliver(_ stream: OutputChannel, _ chunk: [UInt8], now: Int64, at: Int64) {
         guard !chunk.isEmpty else { return }
-        chunk.withUnsafeBytes { log?.output(stream, $0, nowMs: now) }
-        context.onOutput(stream, chunk, now)
-        apply(.output(stream, chunk, nowMs: now))
+        chunk.withUnsafeBytes { log?.output(stream, $0, at: at) }
+        context.onOutput(stream, chunk, at)
+        apply(.output(stream, chunk, nowMs: now), at: at)
     }
 
-    private func apply(_ event: SupervisorEvent) {
-        for action in supervisor.handle(event) {
+    /// Feeds the supervisor an event (its `nowMs` monotonic) with the wall clock's `at` (read
+    /// now unless the caller read it with `nowMs`), and carries out its actions.
+    private func apply(_ event: SupervisorEvent, at: Int64? = nil) {
+        let at = at ?? context.clocks.wall()
+        for action in supervisor.handle(event, at: at) {
             switch action {
             case .log(let line):
-                log?.lifecycle(line, nowMs: context.now())
+                log?.lifecycle(line, at: at)
             case .signalGroup(let signal):
                 if let pid { ProcessGroup.signal(Int32(pid), signal) }
-            case .armWake(let at):
+            case .armWake(let wakeAt):
                 if wakeTimer == nil { wakeTimer = try? UVTimer(loop: loop) }
-                let delay = UInt64(max(0, at - context.now()))
+                let delay = UInt64(max(0, wakeAt - context.clocks.monotonic()))
                 wakeTimer?.start(afterMs: delay) { [weak self] in
                     guard let self else { return }
-                    self.apply(.wake(nowMs: self.context.now()))
+                    self.apply(.wake(nowMs: self.context.clocks.monotonic()))
                 }
             case .startDrainTimer(let ms), .startGraceTimer(let ms):
                 let isDrain: Bool
@@ -178,7 +186,7 @@ final class TaskRunner {
                 if timer == nil { timer = try? UVTimer(loop: loop) }
                 timer?.start(afterMs: ms) { [weak self] in
                     guard let self else { return }
-                    let now = self.context.now()
+                    let now = self.context.clocks.monotonic()
                     self.apply(isDrain ? .drainTimerFired(nowMs: now) : .graceTimerFired(nowMs: now))
                 }
             case .event(let kind, let detail):
@@ -197,7 +205,7 @@ final class TaskRunner {
         var open = 0
         let done: () -> Void = { [weak self] in
             open -= 1
-            if open == 0, let self { self.awaitEmptyGroup(result, since: self.context.now()) }
+            if open == 0, let self { self.awaitEmptyGroup(result, since: self.context.clocks.monotonic()) }
         }
         open += 1  // held until every close is requested
         let handles: [(@escaping () -> Void) -> Void] = [
@@ -218,14 +226,14 @@ final class TaskRunner {
     }
 
     /// The group was sent SIGKILL; its members that were re-parented to us (we are a
-    /// subreaper) become our zombies: reap them until nothing of the group is left.
+    /// subreaper) become our zombies: reap them until nothing of the group is left. `start`:
+    /// monotonic ms.
     private func awaitEmptyGroup(_ result: TaskResult, since start: Int64) {
         let pgid = Int32(pid ?? 0)
         ProcessGroup.reapExited(pgid)
-        let now = context.now()
-        if ProcessGroup.isEmpty(pgid) || now - start >= Self.reapLimitMs {
+        if ProcessGroup.isEmpty(pgid) || context.clocks.monotonic() - start >= Self.reapLimitMs {
             if !ProcessGroup.isEmpty(pgid) {
-                log?.lifecycle("processes of group \(pgid) still exist \(Self.reapLimitMs) ms after SIGKILL (not our children?)", nowMs: now)
+                log?.lifecycle("processes of group \(pgid) still exist \(Self.reapLimitMs) ms after SIGKILL (not our children?)", at: context.clocks.wall())
             }
             report(result)
             return
@@ -236,7 +244,7 @@ final class TaskRunner {
     }
 
     private func report(_ result: TaskResult) {
-        log?.lifecycle("result: \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")", nowMs: context.now())
+        log?.lifecycle("result: \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")", at: context.clocks.wall())
         log?.close()
         log = nil
         let finish = { [weak self] in

@@ -3,7 +3,9 @@ import SwarmProtocol
 /// One of a child's output streams.
 public enum OutputChannel: String, Sendable { case stdout, stderr }
 
-/// Inputs to a task's supervisor. Times are unix milliseconds.
+/// Inputs to a task's supervisor. `nowMs` is monotonic milliseconds (`monotonicMillis`): every
+/// deadline, silence and grace period is measured on it. The wall clock is given beside the
+/// event (`TaskSupervisor.handle(_:at:)`), only to date the result.
 public enum SupervisorEvent: Sendable {
     case spawned(pid: Int, nowMs: Int64)
     case spawnFailed(reason: String, nowMs: Int64)
@@ -25,7 +27,7 @@ public enum SupervisorEvent: Sendable {
 public enum SupervisorAction: Equatable, Sendable {
     case log(String)
     case signalGroup(Int32)
-    /// Deliver `.wake` at this time (replaces any earlier request).
+    /// Deliver `.wake` at this monotonic time (replaces any earlier request).
     case armWake(atMs: Int64)
     case startDrainTimer(ms: UInt64)
     case startGraceTimer(ms: UInt64)
@@ -80,12 +82,17 @@ public struct TaskSupervisor: Sendable {
     public private(set) var clock: ProgressClock?
     private var metrics: RunMetrics
     private var pid: Int?
+    /// Monotonic, for the time to first output.
     private var startedAt: Int64?
+    /// Wall clock: the result's `startedAt`, `firstOutputAt` and `finishedAt` (the `at` of the
+    /// events they happened at).
+    private var startedWallAt: Int64?
+    private var wallAt: Int64 = 0
     private var openStreams: Set<String> = ["stdout", "stderr"]
     private var exit: (status: Int64, signal: Int32)?
     /// Set when we killed it: the outcome and reason that the result carries.
     private var killOutcome: (state: TaskState, reason: String)?
-    /// While killing: when the grace period ends and SIGKILL goes to the group (unix ms).
+    /// While killing: when the grace period ends and SIGKILL goes to the group (monotonic ms).
     public private(set) var sigkillAtMs: Int64?
     private var sigkillSent = false
 
@@ -102,7 +109,11 @@ public struct TaskSupervisor: Sendable {
 
     public var isFinished: Bool { state == .finished }
 
-    public mutating func handle(_ event: SupervisorEvent) -> [SupervisorAction] {
+    /// Applies one event. `at`: the wall clock (unix ms) at the event, only to date the result
+    /// (`startedAt`, `firstOutputAt`, `finishedAt`); nil: the event's `nowMs` stands for it
+    /// (tests whose two clocks agree). A step of the wall clock moves no deadline.
+    public mutating func handle(_ event: SupervisorEvent, at: Int64? = nil) -> [SupervisorAction] {
+        wallAt = at ?? event.nowMs
         switch (state, event) {
         case (.finished, _):
             return []
@@ -110,6 +121,7 @@ public struct TaskSupervisor: Sendable {
         case (.starting, .spawned(let pid, let now)):
             self.pid = pid
             startedAt = now
+            startedWallAt = wallAt
             state = .running
             let clock = ProgressClock(policy: policy, level: complexity.level, startedAt: now)
             self.clock = clock
@@ -119,15 +131,15 @@ public struct TaskSupervisor: Sendable {
             if policy.killsOnSilence { line += ", silence kill \(Self.seconds(policy.silenceKillMs))" }
             return [.log(line)] + rearm(now: now)
 
-        case (.starting, .spawnFailed(let reason, let now)):
+        case (.starting, .spawnFailed(let reason, _)):
             state = .finished
             return [.log("spawn failed: \(reason)"),
-                    .finish(result(.spawnFailed, exitCode: nil, signal: nil, reason: reason, now: now))]
+                    .finish(result(.spawnFailed, exitCode: nil, signal: nil, reason: reason))]
 
         case (_, .output(_, let bytes, let now)):
             tail.append(bytes)
             if metrics.firstOutputAt == nil {
-                metrics.firstOutputAt = now
+                metrics.firstOutputAt = wallAt
                 metrics.timeToFirstOutputMs = startedAt.map { now - $0 }
             }
             guard state == .running, var clock else {
@@ -243,13 +255,13 @@ public struct TaskSupervisor: Sendable {
             outcome = .succeeded
             reason = nil
         }
-        actions.append(.finish(result(outcome, exitCode: exitCode, signal: signalValue, reason: reason, now: now)))
+        actions.append(.finish(result(outcome, exitCode: exitCode, signal: signalValue, reason: reason)))
         return actions
     }
 
-    private func result(_ outcome: TaskState, exitCode: Int?, signal: Int?, reason: String?, now: Int64) -> TaskResult {
+    private func result(_ outcome: TaskState, exitCode: Int?, signal: Int?, reason: String?) -> TaskResult {
         var r = TaskResult(id: assignment.id, state: outcome, exitCode: exitCode, signal: signal, reason: reason,
-                           output: tail.text, pid: pid, attempt: assignment.attempt, startedAt: startedAt, finishedAt: now)
+                           output: tail.text, pid: pid, attempt: assignment.attempt, startedAt: startedWallAt, finishedAt: wallAt)
         r.submittedAt = assignment.submittedAt
         r.placedAt = assignment.placedAt
         var m = metrics
@@ -269,5 +281,17 @@ public struct TaskSupervisor: Sendable {
 
     static func seconds(_ ms: Int64) -> String {
         ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
+    }
+}
+
+extension SupervisorEvent {
+    /// The monotonic time the event brings.
+    public var nowMs: Int64 {
+        switch self {
+        case .spawned(_, let now), .spawnFailed(_, let now), .output(_, _, let now), .streamClosed(_, let now),
+             .exited(_, _, let now), .wake(let now), .drainTimerFired(let now), .graceTimerFired(let now),
+             .killRequested(_, _, let now), .hurryKill(let now):
+            return now
+        }
     }
 }

@@ -5,7 +5,7 @@ extension WorkerAgent {
     /// Starts every due probe that has a free slot, then sets the timer for the next one.
     func startDueProbes() {
         guard !stopping else { return }
-        let nowMs = now()
+        let nowMs = clocks.monotonic()
         var started = false
         for name in health.due(nowMs: nowMs) where busySlots < config.slots {
             guard let check = health.check(name) else { continue }
@@ -21,7 +21,8 @@ extension WorkerAgent {
         guard let next = health.nextDueMs else { healthTimer.stop(); return }
         // A due probe without a free slot waits for a task to end (`runnerEnded` retries);
         // the timer still looks again now and then.
-        let delay = max(next - now(), health.due(nowMs: now()).isEmpty ? 0 : 1_000)
+        let nowMs = clocks.monotonic()
+        let delay = max(next - nowMs, health.due(nowMs: nowMs).isEmpty ? 0 : 1_000)
         healthTimer.start(afterMs: UInt64(max(0, delay))) { [weak self] in self?.startDueProbes() }
     }
 
@@ -36,7 +37,7 @@ extension WorkerAgent {
         let context = RunnerContext(
             argv: check.command, environment: baseEnvironment.map { "\($0.key)=\($0.value)" },
             workingDirectory: nil, stdin: nil, logPath: "\(logsDir)/health.\(name).log",
-            supervisorSettings: .init(drainMs: 200, policy: policy), metrics: RunMetrics(), now: now)
+            supervisorSettings: .init(drainMs: 200, policy: policy), metrics: RunMetrics(), clocks: clocks)
         let started = nowMs
         let runner = TaskRunner(loop: loop, assignment: assignment, context: context) { [weak self] result in
             self?.probeEnded(name, check, result, startedAt: started)
@@ -47,7 +48,7 @@ extension WorkerAgent {
 
     private func probeEnded(_ name: String, _ check: HealthCheckSpec, _ result: TaskResult, startedAt: Int64) {
         probes[name] = nil
-        let nowMs = now()
+        let nowMs = clocks.monotonic()
         var passed = result.state == .succeeded
         var detail: String?
         if passed, let expect = check.expect, !result.output.contains(expect) {
@@ -56,7 +57,7 @@ extension WorkerAgent {
         } else if !passed {
             detail = "\(check.command.joined(separator: " ")): \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")"
         }
-        let changed = health.probeFinished(name, passed: passed, latencyMs: nowMs - startedAt, detail: detail, nowMs: nowMs)
+        let changed = health.probeFinished(name, passed: passed, latencyMs: nowMs - startedAt, detail: detail, nowMs: nowMs, at: clocks.wall())
         if changed { logger.info("runtime \(name) is now \(passed ? "healthy" : "unhealthy")\(detail.map { ": \($0)" } ?? "")") }
         sendHealth()
         startDueProbes()

@@ -11,11 +11,11 @@ import Glibc
 extension WorkerAgent {
     func requestInputs(_ entry: PipelineTask) {
         guard workspace.blobs != nil else {
-            return pipelineEvent(entry, .prepared(.inputs, problem: "worker \(config.name) cannot fetch inputs (no blob transfers)", nowMs: now()))
+            return pipelineEvent(entry, .prepared(.inputs, problem: "worker \(config.name) cannot fetch inputs (no blob transfers)", nowMs: clocks.monotonic()))
         }
         if !workspace.blobsDirMade {
             do { try Files.makeDirectories(workspace.blobsDir) } catch {
-                return pipelineEvent(entry, .prepared(.inputs, problem: "worker \(config.name) cannot make its blob cache: \(error)", nowMs: now()))
+                return pipelineEvent(entry, .prepared(.inputs, problem: "worker \(config.name) cannot make its blob cache: \(error)", nowMs: clocks.monotonic()))
             }
             workspace.blobsDirMade = true
         }
@@ -47,11 +47,11 @@ extension WorkerAgent {
                 workspace.offLoop(loop, { Self.unpackInputs(inputs, into: root, worker: worker) }) { [weak self, entry] problem in
                     guard let self else { return }
                     self.applyCache(self.workspace.cache.release(run))
-                    self.pipelineEvent(entry, .prepared(.inputs, problem: problem, nowMs: self.now()))
+                    self.pipelineEvent(entry, .prepared(.inputs, problem: problem, nowMs: self.clocks.monotonic()))
                 }
             case .failed(let run, let sha256, let reason):
                 guard let entry = workspace.tasks[run.id], entry.run == run else { continue }
-                pipelineEvent(entry, .prepared(.inputs, problem: inputProblem(entry, sha256, reason), nowMs: now()))
+                pipelineEvent(entry, .prepared(.inputs, problem: inputProblem(entry, sha256, reason), nowMs: clocks.monotonic()))
             }
         }
     }

@@ -29,12 +29,12 @@ extension WorkerAgent {
         }
         let plan: LaunchPlan
         switch LaunchPlan.make(task: task, config: config, baseEnvironment: baseEnvironment, health: health,
-                               logsDir: logsDir, execLimit: execLimit, now: now) {
+                               logsDir: logsDir, execLimit: execLimit, clocks: clocks) {
         case .success(let p): plan = p
         case .failure(.refuse(let reason)): return reject(reason)
         case .failure(.fail(let state, let reason)):
             var result = TaskResult(id: task.id, state: state, exitCode: nil, signal: nil, reason: reason, output: "",
-                                    pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: now())
+                                    pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: clocks.wall())
             result.submittedAt = task.submittedAt
             result.placedAt = task.placedAt
             result.metrics.node = config.name
@@ -46,7 +46,7 @@ extension WorkerAgent {
         let run = RunRef(id: task.id, attempt: task.attempt)
         context.onEvent = { [weak self] kind, detail in
             guard let self else { return }
-            let event = Message.TaskEvent(id: run.id, attempt: run.attempt, kind: kind, at: self.now(), detail: detail)
+            let event = Message.TaskEvent(id: run.id, attempt: run.attempt, kind: kind, at: self.clocks.wall(), detail: detail)
             if self.registered {
                 self.connection?.send(.taskEvent(event))
             } else if self.heldEvents.count < Self.maxHeldEvents {
@@ -68,7 +68,7 @@ extension WorkerAgent {
             context.onEvent("prepare_failed", "\(error)")
             var result = TaskResult(id: task.id, state: .spawnFailed, exitCode: nil, signal: nil,
                                     reason: "cannot prepare the task's directory: \(error)", output: "",
-                                    pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: now())
+                                    pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: clocks.wall())
             result.metrics = context.metrics
             return finished(result)
         }
@@ -82,7 +82,7 @@ extension WorkerAgent {
         runner.start()
         if let pid = runner.pid, runners[task.id] != nil {
             journalStarted(RunRef(id: task.id, attempt: task.attempt), pid: pid)
-            connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: now())))
+            connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: clocks.wall())))
         }
     }
 
@@ -97,7 +97,7 @@ extension WorkerAgent {
     private func runnerEnded(_ result: TaskResult) {
         runners[result.id] = nil
         if let runtime = result.metrics.runtime, result.state == .spawnFailed || result.state == .failed {
-            health.taskFailed(runtime, nowMs: now())
+            health.taskFailed(runtime, nowMs: clocks.monotonic())
         }
         // A due probe takes the freed slot before the scheduler hears it is free.
         startDueProbes()

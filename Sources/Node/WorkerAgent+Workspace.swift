@@ -16,12 +16,13 @@ extension WorkerAgent {
         let entry = PipelineTask(core: core, task: task, plan: plan, context: context)
         workspace.tasks[task.id] = entry
         if task.spec.repo != nil { workspace.worktrees[entry.run] = plan.workDir }
-        apply(entry, entry.core.start(nowMs: now()))
+        apply(entry, entry.core.start(nowMs: clocks.monotonic()))
     }
 
-    /// Feeds `event` to the task's core and carries out what it says.
+    /// Feeds `event` (its `nowMs` monotonic) to the task's core, with the wall clock to date a
+    /// result by, and carries out what it says.
     func pipelineEvent(_ entry: PipelineTask, _ event: TaskPipeline.Event) {
-        apply(entry, entry.core.handle(event))
+        apply(entry, entry.core.handle(event, at: clocks.wall()))
     }
 
     private func apply(_ entry: PipelineTask, _ actions: [TaskPipeline.Action]) {
@@ -33,9 +34,9 @@ extension WorkerAgent {
             case .upload(let index, let upload): uploadArtifact(entry, index, upload)
             case .armDeadline(let at):
                 if entry.deadlineTimer == nil { entry.deadlineTimer = try? UVTimer(loop: loop) }
-                entry.deadlineTimer?.start(afterMs: UInt64(max(0, at - now()))) { [weak self, unowned entry] in
+                entry.deadlineTimer?.start(afterMs: UInt64(max(0, at - clocks.monotonic()))) { [weak self, unowned entry] in
                     guard let self else { return }
-                    self.pipelineEvent(entry, .deadline(nowMs: self.now()))
+                    self.pipelineEvent(entry, .deadline(nowMs: self.clocks.monotonic()))
                 }
             case .finish(let result): finishPipeline(entry, result)
             }
@@ -46,12 +47,12 @@ extension WorkerAgent {
         switch step {
         case .gitWorktree:
             if let problem = sharedDirectoryProblem(entry) {
-                return pipelineEvent(entry, .prepared(.gitWorktree, problem: problem, nowMs: now()))
+                return pipelineEvent(entry, .prepared(.gitWorktree, problem: problem, nowMs: clocks.monotonic()))
             }
             prepareWorktree(entry)
         case .directory:
             let problem = sharedDirectoryProblem(entry) ?? prepareDirectory(entry)
-            pipelineEvent(entry, .prepared(.directory, problem: problem, nowMs: now()))
+            pipelineEvent(entry, .prepared(.directory, problem: problem, nowMs: clocks.monotonic()))
         case .inputs: requestInputs(entry)
         }
     }
@@ -89,7 +90,7 @@ extension WorkerAgent {
     private func spawnPipelineTask(_ entry: PipelineTask) {
         guard !stopping else {
             return pipelineEvent(entry, .killRequested(reason: "worker \(config.name) shut down before the task started",
-                                                       state: .lost, nowMs: now()))
+                                                       state: .lost, nowMs: clocks.monotonic()))
         }
         entry.hasProcess = true
         workspace.withProcess += 1
@@ -99,11 +100,11 @@ extension WorkerAgent {
             entry.hasProcess = false
             self.workspace.withProcess -= 1
             if let runtime = result.metrics.runtime, result.state == .spawnFailed || result.state == .failed {
-                self.health.taskFailed(runtime, nowMs: self.now())
+                self.health.taskFailed(runtime, nowMs: self.clocks.monotonic())
             }
-            self.pipelineEvent(entry, .runEnded(result, nowMs: self.now()))
+            self.pipelineEvent(entry, .runEnded(result, nowMs: self.clocks.monotonic()))
             // Killed by a stop: its collection gets the stop's short while, not the full one.
-            if self.stopping { self.pipelineEvent(entry, .stopping(nowMs: self.now())) }
+            if self.stopping { self.pipelineEvent(entry, .stopping(nowMs: self.clocks.monotonic())) }
         }
     }
 
@@ -117,18 +118,18 @@ extension WorkerAgent {
             let root = entry.plan.workDir, patterns = entry.plan.artifactPatterns
             workspace.offLoop(loop, { [limits] in ArtifactCollector.collect(root: root, patterns: patterns, limits: limits) }) { [weak self, entry] found in
                 guard let self else { return }
-                self.pipelineEvent(entry, .artifactsFound(found.uploads, skipped: found.skipped, nowMs: self.now()))
+                self.pipelineEvent(entry, .artifactsFound(found.uploads, skipped: found.skipped, nowMs: self.clocks.monotonic()))
             }
         }
     }
 
     private func uploadArtifact(_ entry: PipelineTask, _ index: Int, _ upload: TaskPipeline.Upload) {
         guard let blobs = workspace.blobs else {
-            return pipelineEvent(entry, .uploaded(index: index, problem: "worker \(config.name) cannot upload blobs", nowMs: now()))
+            return pipelineEvent(entry, .uploaded(index: index, problem: "worker \(config.name) cannot upload blobs", nowMs: clocks.monotonic()))
         }
         blobs.upload(file: upload.file, sha256: upload.ref.sha256, size: upload.ref.size) { [weak self, entry] problem in
             guard let self else { return }
-            self.pipelineEvent(entry, .uploaded(index: index, problem: problem, nowMs: self.now()))
+            self.pipelineEvent(entry, .uploaded(index: index, problem: problem, nowMs: self.clocks.monotonic()))
         }
     }
 
@@ -155,7 +156,7 @@ extension WorkerAgent {
     /// spawned); collecting goes on (the run is over, like a kill while draining).
     func killPipelineTask(_ kill: Message.Kill) {
         guard let entry = workspace.tasks[kill.id], entry.task.attempt == kill.attempt, !entry.hasProcess else { return }
-        pipelineEvent(entry, .killRequested(reason: "killed by scheduler: \(kill.reason)", state: .cancelled, nowMs: now()))
+        pipelineEvent(entry, .killRequested(reason: "killed by scheduler: \(kill.reason)", state: .cancelled, nowMs: clocks.monotonic()))
     }
 
     /// The worker is stopping: preparing tasks end `lost` (run again elsewhere), collecting
@@ -163,8 +164,8 @@ extension WorkerAgent {
     func stopPipelines() {
         for entry in Array(workspace.tasks.values) where !entry.hasProcess {
             pipelineEvent(entry, .killRequested(reason: "worker \(config.name) shut down while the task was being prepared",
-                                                state: .lost, nowMs: now()))
-            pipelineEvent(entry, .stopping(nowMs: now()))
+                                                state: .lost, nowMs: clocks.monotonic()))
+            pipelineEvent(entry, .stopping(nowMs: clocks.monotonic()))
         }
     }
 
@@ -202,7 +203,7 @@ extension WorkerAgent {
     /// base commit in `entry.gitBase`, answer `.prepared(.gitWorktree, problem)`.
     private func prepareWorktree(_ entry: PipelineTask) {
         guard let git = workspace.git, let repo = entry.task.spec.repo else {
-            return pipelineEvent(entry, .prepared(.gitWorktree, problem: "worker \(config.name) has no git workspace", nowMs: now()))
+            return pipelineEvent(entry, .prepared(.gitWorktree, problem: "worker \(config.name) has no git workspace", nowMs: clocks.monotonic()))
         }
         let dir = entry.plan.workDir
         git.prepare(id: entry.task.id, repo: repo, ref: entry.task.spec.ref, dir: dir) { [weak self, entry] outcome in
@@ -221,9 +222,9 @@ extension WorkerAgent {
                 entry.gitBase = base
                 entry.worktreeMs = git.takeCreationMs(id: entry.task.id)
                 entry.worktreeReused = git.takeReused(id: entry.task.id)
-                self.pipelineEvent(entry, .prepared(.gitWorktree, problem: nil, nowMs: self.now()))
+                self.pipelineEvent(entry, .prepared(.gitWorktree, problem: nil, nowMs: self.clocks.monotonic()))
             case .failure(let failure):
-                self.pipelineEvent(entry, .prepared(.gitWorktree, problem: "git worktree of \(PeerText.safe(repo, limit: 200)) on worker \(self.config.name): \(failure)", nowMs: self.now()))
+                self.pipelineEvent(entry, .prepared(.gitWorktree, problem: "git worktree of \(PeerText.safe(repo, limit: 200)) on worker \(self.config.name): \(failure)", nowMs: self.clocks.monotonic()))
             }
         }
     }
@@ -257,16 +258,16 @@ extension WorkerAgent {
     /// listed as skipped.
     func gitCollected(_ entry: PipelineTask, outcome: GitOutcome?, bundle path: String?, problem: String?) {
         guard let path else {
-            return pipelineEvent(entry, .gitCollected(outcome, bundle: nil, problem: problem, nowMs: now()))
+            return pipelineEvent(entry, .gitCollected(outcome, bundle: nil, problem: problem, nowMs: clocks.monotonic()))
         }
         workspace.offLoop(loop, { ArtifactCollector.hashFile(path) }) { [weak self, entry] hashed in
             guard let self, self.workspace.tasks[entry.task.id] === entry else { return }
             switch hashed {
             case .success(let (sha256, size)):
                 let ref = ArtifactRef(path: "swarm-\(entry.task.id).bundle", size: size, sha256: sha256, kind: "gitBundle")
-                self.pipelineEvent(entry, .gitCollected(outcome, bundle: .init(ref: ref, file: path), problem: problem, nowMs: self.now()))
+                self.pipelineEvent(entry, .gitCollected(outcome, bundle: .init(ref: ref, file: path), problem: problem, nowMs: self.clocks.monotonic()))
             case .failure(let error):
-                self.pipelineEvent(entry, .gitCollected(outcome, bundle: nil, problem: "cannot read the bundle: \(error)", nowMs: self.now()))
+                self.pipelineEvent(entry, .gitCollected(outcome, bundle: nil, problem: "cannot read the bundle: \(error)", nowMs: self.clocks.monotonic()))
             }
         }
     }

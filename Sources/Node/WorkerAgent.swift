@@ -56,7 +56,9 @@ public final class WorkerAgent {
     let loop: EventLoop
     let config: WorkerConfig
     let logger: Logger
-    let now: () -> Int64
+    /// `monotonic` for every deadline, timer and duration; `wall` only to date what is sent
+    /// and stored (starts, results, events, log lines).
+    let clocks: Clocks
     /// One journal for the agent's life: its file stays open between appends.
     let runJournal: RunJournal
     var connection: FramedConnection?
@@ -92,14 +94,14 @@ public final class WorkerAgent {
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
 
-    public init(loop: EventLoop, config: WorkerConfig, logger: Logger, now: @escaping () -> Int64 = unixMillis) {
+    public init(loop: EventLoop, config: WorkerConfig, logger: Logger, clocks: Clocks = .system) {
         self.loop = loop
         self.config = config
         self.logger = logger
-        self.now = now
+        self.clocks = clocks
         self.runJournal = RunJournal(directory: config.dataDir + "/runs")
         self.backoffMs = config.reconnectMinMs
-        self.health = HealthMonitor(runtimes: config.runtimes, nowMs: now())
+        self.health = HealthMonitor(runtimes: config.runtimes, nowMs: clocks.monotonic())
         self.workspace = WorkerWorkspace(dataDir: config.dataDir, cacheBytes: config.blobCacheBytes)
         var env: [String: String] = [:]
         var p = environ
@@ -173,7 +175,7 @@ public final class WorkerAgent {
     }
 
     public var stopProgress: StopProgress {
-        let now = self.now()
+        let now = clocks.monotonic()
         let pending = (runners.values.compactMap(\.sigkillAtMs) + probes.values.compactMap(\.sigkillAtMs)).filter { $0 > now }
         return StopProgress(worker: config.name, tasks: runners.count, probes: probes.count,
                             sigkillInMs: pending.min().map { $0 - now })
@@ -359,7 +361,7 @@ public final class WorkerAgent {
     private func sendHeartbeat() {
         guard registered else { return }
         connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - busySlots), running: runningRuns,
-                                          usage: ProcessUsage.ofSelf(nowMs: now()))))
+                                          usage: ProcessUsage.ofSelf(at: clocks.wall()))))
     }
 
     /// Runs with a process, and pipeline tasks holding a slot without one (preparing, collecting).
@@ -375,13 +377,13 @@ public final class WorkerAgent {
     /// were still going (killed now, reported `lost`), join the outbox.
     func recoverPreviousRuns() {
         let recovered = journal.recover(resultsDir: resultsDir, logsDir: logsDir,
-                                        killGraceMs: UInt64(max(0, config.supervisor.policy.killGraceMs)), now: now, logger: logger)
+                                        killGraceMs: UInt64(max(0, config.supervisor.policy.killGraceMs)), wall: clocks.wall, logger: logger)
         if !recovered.isEmpty { logger.notice("delivering \(recovered.count) result(s) left by the previous worker process") }
         outbox = recovered + outbox
     }
 
     func journalStarted(_ run: RunRef, pid: Int) {
-        do { try journal.started(run, pid: Int32(pid), startedAt: now()) } catch {
+        do { try journal.started(run, pid: Int32(pid), startedAt: clocks.wall()) } catch {
             logger.error("cannot record the run of \(run.id): \(error)")
         }
     }
@@ -390,7 +392,7 @@ public final class WorkerAgent {
     func resendStarts() {
         for entry in journal.entries() where runners[entry.id]?.attempt == entry.attempt && runners[entry.id]?.pid != nil {
             connection?.send(.taskStarted(.init(id: entry.id, attempt: entry.attempt, pid: Int(entry.pid),
-                                                startedAt: entry.startedAt ?? now())))
+                                                startedAt: entry.startedAt ?? clocks.wall())))
         }
     }
 }

@@ -142,13 +142,13 @@ extension TaskResult {
 
 extension TaskResult {
     /// This result, or when a number is out of range (`problem()`), the same run ended
-    /// `failed` at `nowMs` with the reason, its numbers dropped: nothing out of range gets
-    /// into the scheduler's state or statistics, and the task does not hang.
-    public func withValidNumbers(nowMs: Int64) -> TaskResult {
+    /// `failed` at `at` (wall-clock unix ms) with the reason, its numbers dropped: nothing out
+    /// of range gets into the scheduler's state or statistics, and the task does not hang.
+    public func withValidNumbers(at: Int64) -> TaskResult {
         guard let problem = problem() else { return self }
         var clean = TaskResult(id: id, state: .failed, exitCode: nil, signal: nil,
                                reason: "the worker sent an invalid result (\(problem))", output: output, pid: nil,
-                               attempt: attempt, startedAt: nil, finishedAt: nowMs)
+                               attempt: attempt, startedAt: nil, finishedAt: at)
         clean.metrics.node = metrics.node
         clean.metrics.runtime = metrics.runtime
         clean.metrics.model = metrics.model

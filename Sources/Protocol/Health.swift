@@ -161,12 +161,12 @@ public struct ProcessUsage: Codable, Sendable, Equatable {
         self.at = at
     }
 
-    /// This process's figures now.
-    public static func ofSelf(nowMs: Int64) -> ProcessUsage {
+    /// This process's figures now; `at` (wall-clock unix ms) dates them.
+    public static func ofSelf(at: Int64) -> ProcessUsage {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         func ms(_ t: timeval) -> Int64 { Int64(t.tv_sec) * 1000 + Int64(t.tv_usec) / 1000 }
         return ProcessUsage(pid: Int(getpid()), cpuUserMs: ms(usage.ru_utime), cpuSystemMs: ms(usage.ru_stime),
-                            maxRssKiB: Int64(usage.ru_maxrss), at: nowMs)
+                            maxRssKiB: Int64(usage.ru_maxrss), at: at)
     }
 }

@@ -53,12 +53,12 @@ public enum TaskID {
         return nil
     }
 
-    /// `{prefix}-{unix ms}-{6 random [a-z0-9]}`.
-    public static func generate(prefix: String = "task", nowMs: Int64) -> String {
+    /// `{prefix}-{unix ms}-{6 random [a-z0-9]}`, `at` being the wall clock's unix ms.
+    public static func generate(prefix: String = "task", at: Int64) -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         var rng = SystemRandomNumberGenerator()
         let suffix = String((0..<6).map { _ in alphabet[Int(rng.next(upperBound: UInt64(alphabet.count)))] })
-        return "\(prefix)-\(nowMs)-\(suffix)"
+        return "\(prefix)-\(at)-\(suffix)"
     }
 
     static func quoted(_ s: String) -> String {

@@ -8,7 +8,13 @@ extension ClusterState {
     /// awaiting that worker: `register` then keeps the runs the worker reports (running, or
     /// finished with a result to deliver) and requeues the rest; a worker that does not come
     /// back within `lostAfterMs` of `nowMs` is lost like any other, its runs requeued.
-    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], nowMs: Int64) {
+    ///
+    /// Nothing saved is a monotonic reading (those mean nothing after a restart, least of all
+    /// after a reboot): the store keeps wall-clock timestamps for people, and every timer
+    /// starts again here. A worker's `--lost-after` counts from `nowMs` (monotonic, this
+    /// process's start), holds on refusing workers are not kept. `at` (wall) dates what ends
+    /// here.
+    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], nowMs: Int64, at: Int64) {
         self.init(settings: settings)
         var orphans: [String] = []
         for task in saved.sorted(by: { $0.sequence < $1.sequence }) {
@@ -41,7 +47,7 @@ extension ClusterState {
                 break
             }
         }
-        for id in orphans { requeue(id, reason: "it was running on no known worker", nowMs: nowMs) }
+        for id in orphans { requeue(id, reason: "it was running on no known worker", at: at) }
     }
 
     /// True when something changed since the last `takeChanges()`.

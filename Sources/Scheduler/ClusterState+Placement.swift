@@ -25,8 +25,9 @@ extension ClusterState {
     }
 
     /// Places queued tasks while any node has a free slot, in queue order, skipping those
-    /// that must wait (they keep their place).
-    public mutating func schedule(nowMs: Int64) -> [SchedulerDirective] {
+    /// that must wait (they keep their place). `nowMs` (monotonic) ends holds; `at` (wall) is
+    /// the `placedAt` of what is placed.
+    public mutating func schedule(nowMs: Int64, at: Int64) -> [SchedulerDirective] {
         releaseHolds(nowMs: nowMs)
         // A node still killing (or waiting for the result of) an old run of a task gets no new
         // run of it: one id, one process and one attempt number per node at a time.
@@ -61,10 +62,10 @@ extension ClusterState {
             if let record = tasks[id], record.specBytes > FrameBudget.maxSpecBytes {
                 // Only a task accepted under older limits (restored): its assignment could not
                 // reach a worker. It alone fails; the slot stays free.
-                directives.append(endUnsendable(id, bytes: record.specBytes, nowMs: nowMs))
+                directives.append(endUnsendable(id, bytes: record.specBytes, at: at))
                 continue
             }
-            if let directive = assign(id, to: slot, nowMs: nowMs) { directives.append(directive) }
+            if let directive = assign(id, to: slot, at: at) { directives.append(directive) }
         }
         queue.unparkAll()
         for id in skipped {
@@ -196,7 +197,7 @@ extension ClusterState {
         return queue.classes[c].feasibleGroups
     }
 
-    private mutating func assign(_ id: String, to slot: Int, nowMs: Int64) -> SchedulerDirective? {
+    private mutating func assign(_ id: String, to slot: Int, at: Int64) -> SchedulerDirective? {
         let nodeName = index.names[slot]
         guard let record = tasks[id] else { return nil }
         let attempt = record.info.attempts + 1
@@ -204,25 +205,25 @@ extension ClusterState {
         let model = record.request.model
         let submittedAt = record.info.submittedAt
         // Changed in place through the table's modify accessor (which records the new run).
-        Self.markPlaced(&tasks[id]!.info, on: nodeName, attempt: attempt, nowMs: nowMs)
+        Self.markPlaced(&tasks[id]!.info, on: nodeName, attempt: attempt, at: at)
         nodes[nodeName]?.assigned[id] = attempt
         index.setFree(slot, index.free[slot] - 1)
         if let model { modelRunning[model, default: 0] += 1 }
-        return .assign(node: nodeName, TaskAssignment(id: id, attempt: attempt, spec: spec, submittedAt: submittedAt, placedAt: nowMs))
+        return .assign(node: nodeName, TaskAssignment(id: id, attempt: attempt, spec: spec, submittedAt: submittedAt, placedAt: at))
     }
 
-    private mutating func endUnsendable(_ id: String, bytes: Int, nowMs: Int64) -> SchedulerDirective {
+    private mutating func endUnsendable(_ id: String, bytes: Int, at: Int64) -> SchedulerDirective {
         tasks[id]!.info.state = .failed
         tasks[id]!.info.reason = "its spec is \(bytes) bytes as JSON, over the \(FrameBudget.maxSpecBytes) an assignment may carry: no worker could read it"
-        tasks[id]!.info.finishedAt = nowMs
+        tasks[id]!.info.finishedAt = at
         return .taskEnded(id: id)
     }
 
-    private static func markPlaced(_ info: inout TaskInfo, on node: String, attempt: Int, nowMs: Int64) {
+    private static func markPlaced(_ info: inout TaskInfo, on node: String, attempt: Int, at: Int64) {
         info.state = .running
         info.node = node
         info.attempts = attempt
-        info.placedAt = nowMs
+        info.placedAt = at
         // Nothing of an earlier run shows on the new one.
         info.startedAt = nil
         info.exitCode = nil

@@ -7,10 +7,11 @@ extension ClusterState {
     /// A worker (re)connects. `running` and `finished` are the runs it has and the results it
     /// still holds: runs assigned to it in neither were never started there and go back to the
     /// queue; runs it has that are no longer current are killed there (and hold their slot
-    /// until they are reported gone).
+    /// until they are reported gone). `nowMs` (monotonic) counts as hearing from it; `at` (wall)
+    /// dates what ends.
     public mutating func register(node name: String, slots: Int, labels: [String: String],
                                   running: [RunRef], finished: [RunRef], address: String?,
-                                  nowMs: Int64) throws(SchedulerError) -> [SchedulerDirective] {
+                                  nowMs: Int64, at: Int64) throws(SchedulerError) -> [SchedulerDirective] {
         // Names key the scheduler's tables and are shown and logged: the rule the worker's own
         // flag and cluster.json follow, enforced here too for peers that skip them.
         if let problem = WorkerName.problem(with: name) { throw .invalidRegistration(problem) }
@@ -33,7 +34,7 @@ extension ClusterState {
         for (id, attempt) in node.assigned.sorted(by: { $0.key < $1.key }) where !reported.contains(RunRef(id: id, attempt: attempt)) {
             node.assigned[id] = nil
             released(id)
-            if let ended = requeue(id, reason: "its worker restarted without it", nowMs: nowMs) { directives.append(ended) }
+            if let ended = requeue(id, reason: "its worker restarted without it", at: at) { directives.append(ended) }
         }
         node.dying = [:]
         node.stale = [:]
@@ -49,7 +50,7 @@ extension ClusterState {
         return directives
     }
 
-    /// Any message from a worker is a sign of life.
+    /// Any message from a worker is a sign of life (`nowMs`: monotonic).
     public mutating func seen(node name: String, nowMs: Int64) {
         guard nodes[name]?.state != .lost else { return }
         nodes[name]?.lastSeenMs = nowMs
@@ -68,7 +69,7 @@ extension ClusterState {
 
     /// The scheduler itself was stalled (paused, swapped out): its workers' messages wait
     /// unread in its sockets, so their silence proves nothing. Counts every connected worker
-    /// as seen now.
+    /// as seen at `nowMs` (monotonic).
     public mutating func forgiveStall(nowMs: Int64) {
         for (name, node) in nodes where node.connected && node.state != .lost {
             nodes[name]?.lastSeenMs = max(node.lastSeenMs, nowMs)
@@ -85,7 +86,8 @@ extension ClusterState {
     /// The worker's connection dropped. Its tasks stay assigned: it keeps running them and
     /// reports back when it reconnects, unless it stays away past `lostAfterMs`. A worker
     /// that said it was leaving will not report back: what it still had is requeued now.
-    public mutating func disconnected(node name: String, nowMs: Int64) -> [SchedulerDirective] {
+    /// `at` (wall) dates what ends.
+    public mutating func disconnected(node name: String, at: Int64) -> [SchedulerDirective] {
         guard var node = nodes[name] else { return [] }
         node.connected = false
         var directives: [SchedulerDirective] = []
@@ -96,7 +98,7 @@ extension ClusterState {
             nodes[name] = node
             for id in orphans {
                 released(id)
-                if let ended = requeue(id, reason: "worker \(name) left", nowMs: nowMs) { directives.append(ended) }
+                if let ended = requeue(id, reason: "worker \(name) left", at: at) { directives.append(ended) }
             }
         }
         nodes[name] = node
@@ -112,10 +114,11 @@ extension ClusterState {
 
     /// A worker reports how a run ended. It is always acknowledged (so the worker stops
     /// resending); it counts only for the task's current run on that worker. A run ended as
-    /// `lost` (its worker shut down under it) goes back to the queue.
-    public mutating func taskFinished(node name: String, result: TaskResult, nowMs: Int64) -> [SchedulerDirective] {
+    /// `lost` (its worker shut down under it) goes back to the queue. `at` (wall) dates what
+    /// ends here rather than on the worker.
+    public mutating func taskFinished(node name: String, result: TaskResult, at: Int64) -> [SchedulerDirective] {
         // A number out of range ends the run as failed, saying why (`TaskResult.problem`).
-        let result = result.withValidNumbers(nowMs: nowMs)
+        let result = result.withValidNumbers(at: at)
         var directives: [SchedulerDirective] = [.ackResult(node: name, run: RunRef(id: result.id, attempt: result.attempt))]
         guard var node = nodes[name] else { return directives }
         if node.dying[result.id] == result.attempt || node.stale[result.id] == result.attempt {
@@ -137,7 +140,7 @@ extension ClusterState {
             nodes[name] = node
             reindex(name)
             stats.runEnded(node: name, model: record.info.metrics.model, result: result, requeued: true)
-            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", nowMs: nowMs, finalState: result.state) {
+            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", at: at, finalState: result.state) {
                 directives.append(ended)
             }
             return directives
@@ -173,8 +176,9 @@ extension ClusterState {
     /// the worker gets no new placement for a second (so a refusal cannot become a hot loop).
     /// A `permanent` refusal (the worker could not read the assignment) ends the task `failed`
     /// with that reason instead: it would fail the same way anywhere, and the worker is fine.
+    /// The hold counts from `nowMs` (monotonic); `at` (wall) dates what ends.
     @discardableResult
-    public mutating func taskRejected(node name: String, run: RunRef, nowMs: Int64,
+    public mutating func taskRejected(node name: String, run: RunRef, nowMs: Int64, at: Int64,
                                       permanent reason: String? = nil) -> [SchedulerDirective] {
         guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id] else { return [] }
         nodes[name]?.assigned[run.id] = nil
@@ -185,20 +189,23 @@ extension ClusterState {
             record.info.state = record.cancelRequested ? .cancelled : .failed
             // A worker's text, bounded: it lands in every status reply of the task.
             record.info.reason = "worker \(name) could not take it: \(reason.prefix(1024))"
-            record.info.finishedAt = nowMs
+            record.info.finishedAt = at
             tasks[run.id] = record
             return [.taskEnded(id: run.id)]
         }
         record.info.attempts = max(0, record.info.attempts - 1)
         tasks[run.id] = record
-        requeue(run.id, reason: nil, nowMs: nowMs)
+        requeue(run.id, reason: nil, at: at)
         return []
     }
 
     // MARK: Time and placement
 
-    /// Marks workers silent past `lostAfterMs` as lost and requeues their tasks.
-    public mutating func tick(nowMs: Int64) -> [SchedulerDirective] {
+    /// Marks workers silent past their lost-after (`SchedulerSettings.lostAfter`: more than
+    /// that many monotonic ms between their last message and `nowMs`) as lost and requeues
+    /// their tasks. `at` (wall) dates the tasks that end for it. A step of the wall clock
+    /// changes nothing here.
+    public mutating func tick(nowMs: Int64, at: Int64) -> [SchedulerDirective] {
         var directives: [SchedulerDirective] = []
         for name in nodes.keys.sorted() {
             // A worker that said goodbye and went is not lost: it stays `draining`, disconnected.
@@ -217,7 +224,7 @@ extension ClusterState {
             directives.append(.nodeLost(name: name))
             for id in orphans {
                 released(id)
-                if let ended = requeue(id, reason: "worker \(name) was lost", nowMs: nowMs) { directives.append(ended) }
+                if let ended = requeue(id, reason: "worker \(name) was lost", at: at) { directives.append(ended) }
             }
         }
         return directives

@@ -86,8 +86,11 @@ public struct SchedulerSettings: Sendable {
     }
 }
 
-/// The whole cluster as the scheduler knows it: a pure value. Every input carries `nowMs`
-/// (unix milliseconds); every output is a list of directives for the shell to carry out.
+/// The whole cluster as the scheduler knows it: a pure value. Inputs that measure time carry
+/// `nowMs` (monotonic milliseconds: liveness, `--lost-after`, holds); inputs that date
+/// something carry `at` (wall-clock unix milliseconds: `submittedAt`, `placedAt`,
+/// `finishedAt`, generated ids). No duration is measured on `at`, so stepping the wall clock
+/// loses no worker and lifts no hold. Every output is a list of directives for the shell.
 /// Placement (`schedule`, wait reasons) is in ClusterState+Placement.swift.
 public struct ClusterState: Sendable {
     struct NodeRecord: Sendable {
@@ -102,6 +105,7 @@ public struct ClusterState: Sendable {
         var allowsCommands = true
         var state: NodeState = .ready
         var connected = true
+        /// Monotonic: when the scheduler last heard from it (or restored it, or forgave a stall).
         var lastSeenMs: Int64
         var address: String?
         /// Runs placed here that count: task id -> attempt.
@@ -113,8 +117,8 @@ public struct ClusterState: Sendable {
         /// whose results are still on their way: ignored when they come, and no new run of
         /// that task goes to this node before they have (the two would share an attempt number).
         var stale: [String: Int] = [:]
-        /// No placements here before this time (set when the worker refuses one); 0 once the
-        /// hold has been released by `schedule`.
+        /// No placements here before this monotonic time (set when the worker refuses one); 0
+        /// once the hold has been released by `schedule`.
         var holdUntilMs: Int64 = 0
         /// The worker said it is stopping.
         var leaving = false
@@ -174,32 +178,32 @@ public struct ClusterState: Sendable {
 
     // MARK: Clients
 
-    /// Accepts a task into the queue and returns its id.
-    public mutating func submit(_ spec: TaskSpec, nowMs: Int64) throws(SchedulerError) -> String {
-        try submit(spec, request: nil, nowMs: nowMs)
+    /// Accepts a task into the queue and returns its id. `at` (wall) is its `submittedAt`.
+    public mutating func submit(_ spec: TaskSpec, at: Int64) throws(SchedulerError) -> String {
+        try submit(spec, request: nil, at: at)
     }
 
     /// `submit`, with the placement request given rather than read from the spec (nil: read
     /// it from the spec). For tests and the placement benchmark while the spec cannot carry
     /// runtime, model, constraints and priority.
     @_spi(PlacementInput)
-    public mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, nowMs: Int64) throws(SchedulerError) -> String {
+    public mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, at: Int64) throws(SchedulerError) -> String {
         if let problem = spec.problem() { throw .invalidTask(problem) }
-        var id = spec.id ?? TaskID.generate(nowMs: nowMs)
-        while spec.id == nil && tasks[id] != nil { id = TaskID.generate(nowMs: nowMs) }
+        var id = spec.id ?? TaskID.generate(at: at)
+        while spec.id == nil && tasks[id] != nil { id = TaskID.generate(at: at) }
         if tasks[id] != nil { throw .duplicateId(id) }
         var stored = spec
         stored.id = id
         let bytes = try admission(stored)
-        insert(stored, specBytes: bytes, request: given, nowMs: nowMs)
+        insert(stored, specBytes: bytes, request: given, at: at)
         return id
     }
 
     /// Queues a spec that passed every check (its id set and free).
-    private mutating func insert(_ stored: TaskSpec, specBytes: Int, request given: PlacementRequest?, nowMs: Int64) {
+    private mutating func insert(_ stored: TaskSpec, specBytes: Int, request given: PlacementRequest?, at: Int64) {
         let id = stored.id!
         nextSequence += 1
-        var info = TaskInfo(id: id, state: .queued, command: stored.command, submittedAt: nowMs)
+        var info = TaskInfo(id: id, state: .queued, command: stored.command, submittedAt: at)
         info.parent = stored.parent
         info.priority = stored.priority ?? 0
         info.labels = stored.labels
@@ -228,6 +232,7 @@ public struct ClusterState: Sendable {
         }
     }
 
+    /// Every node; `nowMs` (monotonic) gives their `lastSeenMsAgo`.
     public func listNodes(nowMs: Int64) -> [NodeInfo] {
         nodes.values.sorted { $0.name < $1.name }.map { node in
             NodeInfo(name: node.name, slots: node.slots, freeSlots: node.freeSlots,
@@ -239,15 +244,16 @@ public struct ClusterState: Sendable {
     }
 
     /// Cancels a task: a queued one ends now; a running one is killed on its worker (its
-    /// result then says `cancelled`). Ending tasks cannot be cancelled.
-    public mutating func cancel(_ id: String, nowMs: Int64) throws(SchedulerError) -> [SchedulerDirective] {
+    /// result then says `cancelled`). Ending tasks cannot be cancelled. `at` (wall): a queued
+    /// one's `finishedAt`.
+    public mutating func cancel(_ id: String, at: Int64) throws(SchedulerError) -> [SchedulerDirective] {
         guard var record = tasks[id] else { throw .unknownTask(id) }
         if record.info.state.isTerminal { throw .alreadyEnded(id, record.info.state) }
         if record.info.state == .queued {
             queue.remove(id: id, request: record.request)
             record.info.state = .cancelled
             record.info.reason = "cancelled before it ran"
-            record.info.finishedAt = nowMs
+            record.info.finishedAt = at
             tasks[id] = record
             return [.taskEnded(id: id)]
         }
@@ -281,7 +287,8 @@ public struct ClusterState: Sendable {
 
     /// Submits many tasks at once, all or nothing. A task whose id exists with the same spec
     /// is not submitted again (it is listed in `existing`); with another spec it is an error.
-    public mutating func submitBatch(_ specs: [TaskSpec], nowMs: Int64) throws(SchedulerError) -> (ids: [String], existing: [String]) {
+    /// `at` (wall) is their `submittedAt`.
+    public mutating func submitBatch(_ specs: [TaskSpec], at: Int64) throws(SchedulerError) -> (ids: [String], existing: [String]) {
         var seen: Set<String> = []
         var sizes: [Int] = []
         sizes.reserveCapacity(specs.count)
@@ -312,10 +319,10 @@ public struct ClusterState: Sendable {
                 continue
             }
             var stored = spec
-            var id = spec.id ?? TaskID.generate(nowMs: nowMs)
-            while spec.id == nil && tasks[id] != nil { id = TaskID.generate(nowMs: nowMs) }
+            var id = spec.id ?? TaskID.generate(at: at)
+            while spec.id == nil && tasks[id] != nil { id = TaskID.generate(at: at) }
             stored.id = id
-            insert(stored, specBytes: sizes[index], request: nil, nowMs: nowMs)
+            insert(stored, specBytes: sizes[index], request: nil, at: at)
             ids.append(id)
         }
         return (ids, existing)
@@ -331,14 +338,15 @@ public struct ClusterState: Sendable {
     }
 
     /// Puts a task back in the queue, or ends it (as `finalState`, `lost` by default) once
-    /// it has used its attempts. A cancelled task ends `cancelled` instead.
+    /// it has used its attempts. A cancelled task ends `cancelled` instead. `at` (wall): its
+    /// `finishedAt` if it ends.
     @discardableResult
-    mutating func requeue(_ id: String, reason: String?, nowMs: Int64, finalState: TaskState = .lost) -> SchedulerDirective? {
+    mutating func requeue(_ id: String, reason: String?, at: Int64, finalState: TaskState = .lost) -> SchedulerDirective? {
         guard var record = tasks[id], !record.info.state.isTerminal else { return nil }
         if record.cancelRequested {
             record.info.state = .cancelled
             record.info.reason = "cancelled (its run ended: \(reason ?? "refused"))"
-            record.info.finishedAt = nowMs
+            record.info.finishedAt = at
             tasks[id] = record
             return .taskEnded(id: id)
         }
@@ -346,7 +354,7 @@ public struct ClusterState: Sendable {
             // `node` stays: where it last ran.
             record.info.state = finalState
             record.info.reason = "\(reason); gave up after \(record.info.attempts) attempts"
-            record.info.finishedAt = nowMs
+            record.info.finishedAt = at
             tasks[id] = record
             return .taskEnded(id: id)
         }

@@ -36,7 +36,7 @@ extension SchedulerServer {
         do {
             let identity = session.identity ?? .cluster
             let admitted = try ClientPolicy.admit(message, identity: identity, state: state)
-            try handle(admitted, identity: identity, session: session, nowMs: now())
+            try handle(admitted, identity: identity, session: session)
         } catch {
             if error.closes {
                 session.connection.refuse(error.code, error.reason, requestId: message.requestId)
@@ -46,18 +46,18 @@ extension SchedulerServer {
         }
     }
 
-    private func handle(_ message: Message, identity: ClientIdentity, session: PeerSession, nowMs: Int64) throws(ClientRefusal) {
+    private func handle(_ message: Message, identity: ClientIdentity, session: PeerSession) throws(ClientRefusal) {
         let connection = session.connection
         do {
             switch message {
             case .submit(let submit):
                 try checkInputBlobs([submit.task])
-                let id = try state.submit(submit.task, nowMs: nowMs)
+                let id = try state.submit(submit.task, at: clocks.wall())
                 deliver(connection, .submitted(.init(requestId: submit.requestId, id: id)))
                 scheduleSoon()
             case .submitBatch(let batch):
                 try checkInputBlobs(batch.tasks)
-                let (ids, existing) = try state.submitBatch(batch.tasks, nowMs: nowMs)
+                let (ids, existing) = try state.submitBatch(batch.tasks, at: clocks.wall())
                 deliver(connection, .batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)))
                 scheduleSoon()
             case .status(let ref):
@@ -67,22 +67,22 @@ extension SchedulerServer {
             case .listTasks(let request):
                 try listTasks(request, identity: identity, connection: connection)
             case .listNodes(let request):
-                deliver(connection, .nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: nowMs))))
+                deliver(connection, .nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: clocks.monotonic()))))
                 connection.yieldTurn()
             case .cancel(let ref):
-                try cancel(ref, nowMs: nowMs, connection: connection)
+                try cancel(ref, connection: connection)
             case .stats(let request):
                 var (cluster, workers) = state.statistics()
                 for (name, usage) in workerUsage { workers[name, default: StatsBlock()].process = usage }
                 cluster.process = nil
                 addBlobFigures(cluster: &cluster, workers: &workers)
                 deliver(connection, .statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers,
-                                                      scheduler: ProcessUsage.ofSelf(nowMs: nowMs))))
+                                                      scheduler: ProcessUsage.ofSelf(at: clocks.wall()))))
                 connection.yieldTurn()
             case .drain(let ref):
                 try state.drain(node: ref.name)
                 logger.notice("worker \(PeerText.safe(ref.name)) drained by a client")
-                deliver(connection, .nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: nowMs))))
+                deliver(connection, .nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: clocks.monotonic()))))
             case .logs(let request):
                 try sendLog(request, session: session)
             default:
@@ -110,10 +110,10 @@ extension SchedulerServer {
 
     /// Cancelling a task that has already ended is not an error: the reply is its final
     /// state (the CLI says it had already ended).
-    private func cancel(_ ref: Message.TaskRef, nowMs: Int64, connection: FramedConnection) throws(SchedulerError) {
+    private func cancel(_ ref: Message.TaskRef, connection: FramedConnection) throws(SchedulerError) {
         let before = try state.task(ref.id)
         if !before.state.isTerminal {
-            let directives = try state.cancel(ref.id, nowMs: nowMs)
+            let directives = try state.cancel(ref.id, at: clocks.wall())
             logger.notice("task \(PeerText.safe(ref.id)) cancelled by a client")
             execute(directives)
         }

@@ -7,7 +7,7 @@ extension SchedulerServer {
     /// Opens `config.stateDir` and rebuilds the state saved there. Runs before the listener
     /// binds, so no worker or client sees an empty scheduler first.
     func openState() throws(TaskStoreError) {
-        let startMs = now()
+        let startMs = clocks.monotonic()
         let store = try TaskStore(directory: config.stateDir)
         let saved: [TaskSnapshot]
         do { saved = try store.loadTasks() } catch {
@@ -15,7 +15,7 @@ extension SchedulerServer {
             throw error
         }
         self.store = store
-        state = ClusterState(settings: config.settings, restoring: saved, nowMs: now())
+        state = ClusterState(settings: config.settings, restoring: saved, nowMs: clocks.monotonic(), at: clocks.wall())
         guard !saved.isEmpty else {
             logger.info("state in \(store.path) (new or empty)")
             return
@@ -26,7 +26,7 @@ extension SchedulerServer {
         let workers = Set(saved.filter { $0.info.state == .running }.compactMap(\.info.node)).count
         let ended = saved.count - (counts[.queued] ?? 0) - running
         let awaiting = running == 0 ? "" : " (kept if their workers report them within \(config.settings.lostAfterMs) ms)"
-        logger.notice("restored \(saved.count) tasks from \(store.path) in \(now() - startMs) ms: \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s)\(awaiting), \(ended) ended")
+        logger.notice("restored \(saved.count) tasks from \(store.path) in \(clocks.monotonic() - startMs) ms: \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s)\(awaiting), \(ended) ended")
     }
 
     /// Saves the changes made since the last save, in one transaction. If that fails the
@@ -38,7 +38,7 @@ extension SchedulerServer {
         pendingLogs = [:]
         guard let store, !changes.isEmpty else { return true }
         do {
-            try store.save(changes, nowMs: now())
+            try store.save(changes, at: clocks.wall())
             return true
         } catch {
             logger.critical("cannot save the scheduler's state, stopping: \(error)")

@@ -6,7 +6,7 @@ import SwarmTransport
 /// `ClusterState`.
 extension SchedulerServer {
     func receivedFromWorker(_ message: Message, session: PeerSession, name: String) {
-        let nowMs = now()
+        let nowMs = clocks.monotonic()
         if session.nodeName != nil { state.seen(node: name, nowMs: nowMs) }
         if let problem = message.workerProblem(), refusedFromWorker(message, problem, session: session, name: name) { return }
         switch message {
@@ -14,7 +14,7 @@ extension SchedulerServer {
             do {
                 let directives = try state.register(
                     node: name, slots: register.slots, labels: register.labels, running: register.running,
-                    finished: register.finished, address: session.connection.peer, nowMs: nowMs)
+                    finished: register.finished, address: session.connection.peer, nowMs: nowMs, at: clocks.wall())
                 session.nodeName = name
                 workers[name] = session
                 state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true,
@@ -41,7 +41,7 @@ extension SchedulerServer {
         case .taskFinished(let finished):
             // Only blobs the scheduler holds are named as artifacts (the rest: "not uploaded").
             let result = TaskBlobRules.keepingHeld(finished.result, held: heldBlobSize)
-            execute(state.taskFinished(node: name, result: result, nowMs: nowMs))
+            execute(state.taskFinished(node: name, result: result, at: clocks.wall()))
         case .leave(let leave):
             logger.notice("worker \(PeerText.safe(name)) is leaving: \(PeerText.safe(leave.reason))")
             state.leaving(node: name)
@@ -65,7 +65,7 @@ extension SchedulerServer {
             return
         case .reject(let reject):
             logger.warning("worker \(PeerText.safe(name)) rejected task \(PeerText.safe(reject.id)): \(PeerText.safe(reject.reason, limit: 1_000))")
-            execute(state.taskRejected(node: name, run: RunRef(id: reject.id, attempt: reject.attempt), nowMs: nowMs,
+            execute(state.taskRejected(node: name, run: RunRef(id: reject.id, attempt: reject.attempt), nowMs: nowMs, at: clocks.wall(),
                                        permanent: reject.permanent == true ? reject.reason : nil))
         default:
             session.connection.refuse(.unexpected, "a worker may not send '\(message.type)'")

@@ -9,7 +9,8 @@ public final class SchedulerServer {
     let loop: EventLoop
     let config: SchedulerConfig
     let logger: Logger
-    let now: () -> Int64
+    /// `monotonic` for liveness and every timer, `wall` only to date tasks and runs.
+    let clocks: Clocks
     var state: ClusterState
     /// Blobs held and in transfer (SchedulerServer+Blobs.swift).
     let blobState = BlobServerState()
@@ -56,11 +57,11 @@ public final class SchedulerServer {
     /// is on disk). Called on the loop thread.
     public var onFatal: ((String) -> Void)?
 
-    public init(loop: EventLoop, config: SchedulerConfig, logger: Logger, now: @escaping () -> Int64 = unixMillis) {
+    public init(loop: EventLoop, config: SchedulerConfig, logger: Logger, clocks: Clocks = .system) {
         self.loop = loop
         self.config = config
         self.logger = logger
-        self.now = now
+        self.clocks = clocks
         self.state = ClusterState(settings: config.settings)
         var limits = HandshakeAdmission<ObjectIdentifier>.Limits()
         limits.maxPending = config.maxPendingHandshakes
@@ -200,7 +201,7 @@ public final class SchedulerServer {
             workers[node] = nil
             logger.notice("worker \(PeerText.safe(node)) disconnected: \(end)")
             runRelays(logRelays.workerGone(node))
-            execute(state.disconnected(node: node, nowMs: now()))
+            execute(state.disconnected(node: node, at: clocks.wall()))
             scheduleSoon()
         } else if case .protocolError(let reason) = end {
             peerLog(session, .notice, "closed connection from \(session.connection.peer): \(PeerText.safe(reason, limit: 400))")
@@ -370,7 +371,7 @@ public final class SchedulerServer {
     private func endOfTurn() {
         if scheduleRequested {
             scheduleRequested = false
-            execute(state.schedule(nowMs: now()))
+            execute(state.schedule(nowMs: clocks.monotonic(), at: clocks.wall()))
         }
         guard persist() else { return }
         let batch = outgoing
@@ -394,7 +395,7 @@ public final class SchedulerServer {
         lastTickLoopMs = nowMs
         if gap > 3 * tickPeriodMs {
             logger.warning("scheduler was stalled for \(gap) ms; not counting it against the workers")
-            state.forgiveStall(nowMs: now())
+            state.forgiveStall(nowMs: clocks.monotonic())
         }
         let deadline = admission.deadlineMs
         for key in admission.expired(nowMs: nowMs) {
@@ -402,7 +403,7 @@ public final class SchedulerServer {
         }
         closeDroppedClients(nowMs: nowMs)
         runRelays(logRelays.expire(nowMs: nowMs))
-        let directives = state.tick(nowMs: now())
+        let directives = state.tick(nowMs: clocks.monotonic(), at: clocks.wall())
         if !directives.isEmpty {
             execute(directives)
             scheduleSoon()

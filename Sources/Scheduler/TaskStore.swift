@@ -172,14 +172,16 @@ public final class TaskStore {
         return tasks
     }
 
-    /// Writes `changes` in one transaction; returns once they are durable. `nowMs` dates runs
-    /// that ended without a time of their own (requeued).
-    public func save(_ changes: StateChanges, nowMs: Int64) throws(TaskStoreError) {
+    /// Writes `changes` in one transaction; returns once they are durable. `at` (wall-clock
+    /// unix ms) dates runs that ended without a time of their own (requeued). Every time
+    /// stored is a wall-clock timestamp, for people: no monotonic reading is ever saved, since
+    /// it would mean nothing after a restart.
+    public func save(_ changes: StateChanges, at: Int64) throws(TaskStoreError) {
         guard !changes.isEmpty else { return }
         do {
             try database.transaction { () throws(SQLiteError) in
                 for task in changes.tasks { try write(task) }
-                for change in changes.runs { try write(change, nowMs: nowMs) }
+                for change in changes.runs { try write(change, at: at) }
                 for (id, text) in changes.logs.sorted(by: { $0.key < $1.key }) {
                     try saveLog.run([.text(id), .text(text)])
                 }
@@ -220,7 +222,7 @@ public final class TaskStore {
         }
     }
 
-    private func write(_ change: RunChange, nowMs: Int64) throws(SQLiteError) {
+    private func write(_ change: RunChange, at: Int64) throws(SQLiteError) {
         switch change {
         case let .placed(run, node, placedAt):
             try placeRun.run([.text(run.id), .int(run.attempt), .string(node), .int64(placedAt)])
@@ -228,7 +230,7 @@ public final class TaskStore {
             try startRun.run([.text(run.id), .int(run.attempt), .int64(startedAt)])
         case let .ended(run, state, reason, finishedAt):
             try endRun.run([.text(run.id), .int(run.attempt), .text(state.rawValue), .string(reason),
-                            .integer(finishedAt ?? nowMs)])
+                            .integer(finishedAt ?? at)])
         case .withdrawn(let run):
             try withdrawRun.run([.text(run.id), .int(run.attempt)])
         }

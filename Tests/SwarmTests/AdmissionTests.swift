@@ -13,7 +13,7 @@ import Testing
     }
 
     static func register(_ state: inout ClusterState, _ name: String, slots: Int = 4, runtimes: [RuntimeStatus] = []) throws {
-        _ = try state.register(node: name, slots: slots, labels: [:], running: [], finished: [], address: nil, nowMs: 0)
+        _ = try state.register(node: name, slots: slots, labels: [:], running: [], finished: [], address: nil, nowMs: 0, at: 0)
         state.setHealth(node: name, runtimes: runtimes)
     }
 
@@ -44,16 +44,16 @@ import Testing
         var state = Self.state()
         let fits = Self.spec(encodedBytes: FrameBudget.maxSpecBytes)
         #expect(FrameBudget.encodedSize(of: fits) == FrameBudget.maxSpecBytes)
-        _ = try state.submit(fits, nowMs: 1)
+        _ = try state.submit(fits, at: 1)
         let over = Self.spec(encodedBytes: FrameBudget.maxSpecBytes + 1, id: "over")
         let reason = "the task is \(FrameBudget.maxSpecBytes + 1) bytes as JSON; the limit is \(FrameBudget.maxSpecBytes)"
-        #expect(throws: SchedulerError.self) { try state.submit(over, nowMs: 1) }
-        do { _ = try state.submit(over, nowMs: 1) } catch {
+        #expect(throws: SchedulerError.self) { try state.submit(over, at: 1) }
+        do { _ = try state.submit(over, at: 1) } catch {
             #expect(error.description.contains(reason))
         }
         // The frames the accepted task causes fit what its peers read.
         try Self.register(&state, "w1")
-        let assignment = try #require(Self.assigned(state.schedule(nowMs: 2)).first)
+        let assignment = try #require(Self.assigned(state.schedule(nowMs: 2, at: 2)).first)
         #expect(MessageCodec.encode(.assign(.init(task: assignment))).count <= Frame.defaultMaxPayload)
         var info = try state.task("big")
         // The worst output tail: 64 KiB of control bytes, 6 bytes each once escaped.
@@ -81,7 +81,7 @@ import Testing
         // 3 MiB of control bytes are 18 MiB once escaped: over, though the raw bytes are few.
         var spec = TaskSpec(id: "ctl", command: ["true"])
         spec.labels = ["x": String(repeating: "\u{01}", count: 3 * 1024 * 1024)]
-        #expect(throws: SchedulerError.self) { try state.submit(spec, nowMs: 1) }
+        #expect(throws: SchedulerError.self) { try state.submit(spec, at: 1) }
         #expect(state.queuedCount == 0)
     }
 
@@ -91,7 +91,7 @@ import Testing
         var big = Self.spec(encodedBytes: FrameBudget.maxSpecBytes + 10)
         big.id = nil
         do {
-            _ = try state.submitBatch([small, big], nowMs: 1)
+            _ = try state.submitBatch([small, big], at: 1)
             Issue.record("an oversize task in a batch was accepted")
         } catch {
             #expect(error.description.contains("task 2: the task is"))
@@ -110,12 +110,12 @@ import Testing
         for _ in 0..<(FrameBudget.maxContextDepth + 1) { deep = .array([deep]) }
         var spec = TaskSpec(id: "deep", command: ["true"])
         spec.context = deep
-        #expect(throws: SchedulerError.self) { try state.submit(spec, nowMs: 1) }
+        #expect(throws: SchedulerError.self) { try state.submit(spec, at: 1) }
         guard case .array(let inner) = deep else { return }
         spec.context = inner[0]
-        _ = try state.submit(spec, nowMs: 1)
+        _ = try state.submit(spec, at: 1)
         try Self.register(&state, "w1")
-        let assignment = try #require(Self.assigned(state.schedule(nowMs: 2)).first)
+        let assignment = try #require(Self.assigned(state.schedule(nowMs: 2, at: 2)).first)
         // The worker can read that assignment.
         #expect(try MessageCodec.decode(MessageCodec.encode(.assign(.init(task: assignment)))) == .assign(.init(task: assignment)))
     }
@@ -123,17 +123,17 @@ import Testing
     @Test func aPermanentRejectEndsOnlyThatTaskAndKeepsTheWorker() throws {
         var state = Self.state()
         try Self.register(&state, "w1", slots: 1)
-        _ = try state.submit(TaskSpec(id: "bad", command: ["true"]), nowMs: 1)
-        _ = try state.submit(TaskSpec(id: "good", command: ["true"]), nowMs: 1)
-        let first = try #require(Self.assigned(state.schedule(nowMs: 2)).first)
+        _ = try state.submit(TaskSpec(id: "bad", command: ["true"]), at: 1)
+        _ = try state.submit(TaskSpec(id: "good", command: ["true"]), at: 1)
+        let first = try #require(Self.assigned(state.schedule(nowMs: 2, at: 2)).first)
         #expect(first.id == "bad")
-        let directives = state.taskRejected(node: "w1", run: RunRef(id: "bad", attempt: 1), nowMs: 3,
+        let directives = state.taskRejected(node: "w1", run: RunRef(id: "bad", attempt: 1), nowMs: 3, at: 3,
                                             permanent: "cannot read its assignment")
         #expect(directives == [.taskEnded(id: "bad")])
         let info = try state.task("bad")
         #expect(info.state == .failed && info.reason?.contains("cannot read its assignment") == true)
         // No hold on the worker: the next task goes there at once, with its attempts intact.
-        let next = try #require(Self.assigned(state.schedule(nowMs: 3)).first)
+        let next = try #require(Self.assigned(state.schedule(nowMs: 3, at: 3)).first)
         #expect(next.id == "good" && next.attempt == 1)
         #expect(state.placementInvariantViolations().isEmpty)
     }
@@ -153,10 +153,10 @@ import Testing
     @Test func aRuntimesDefaultModelIsResolvedAtSubmitAndItsLimitHolds() throws {
         var state = Self.state(limits: ["opus": 1])
         try Self.register(&state, "w1", runtimes: [Self.runtime("claude", defaultModel: "opus")])
-        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), nowMs: 1) }
+        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), at: 1) }
         #expect(try state.task("t0").metrics.model == "opus")
         #expect(state.listTasks().allSatisfy { $0.metrics.model == "opus" })
-        let placed = Self.assigned(state.schedule(nowMs: 2))
+        let placed = Self.assigned(state.schedule(nowMs: 2, at: 2))
         #expect(placed.count == 1)
         #expect(placed.first?.spec.model == "opus")
         #expect(state.runningCount(model: "opus") == 1)
@@ -179,11 +179,11 @@ import Testing
 
     @Test func aModelUnknownAtSubmitIsResolvedBeforeAnyPlacement() throws {
         var state = Self.state(limits: ["opus": 1])
-        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), nowMs: 1) }
+        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), at: 1) }
         #expect(try state.task("t0").metrics.model == nil)
         try Self.register(&state, "w1", runtimes: [Self.runtime("claude", defaultModel: "opus")])
         #expect(try state.task("t2").metrics.model == "opus")
-        #expect(Self.assigned(state.schedule(nowMs: 2)).count == 1)
+        #expect(Self.assigned(state.schedule(nowMs: 2, at: 2)).count == 1)
         #expect(state.placementInvariantViolations().isEmpty)
     }
 
@@ -191,8 +191,8 @@ import Testing
         var state = Self.state(limits: ["opus": 1])
         try Self.register(&state, "b", slots: 4, runtimes: [Self.runtime("claude", defaultModel: "sonnet")])
         try Self.register(&state, "a", slots: 1, runtimes: [Self.runtime("claude", defaultModel: "opus")])
-        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), nowMs: 1) }
-        let placed = Self.assigned(state.schedule(nowMs: 2))
+        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), at: 1) }
+        let placed = Self.assigned(state.schedule(nowMs: 2, at: 2))
         // Resolved once (to "a"'s default); the worker is told the model, so it runs what was counted.
         #expect(placed.count == 1)
         #expect(placed.allSatisfy { $0.spec.model == "opus" })
@@ -200,26 +200,26 @@ import Testing
         var odd = Self.runtime("odd", defaultModel: "two words")
         odd.name = "odd"
         try Self.register(&state, "c", runtimes: [odd])
-        _ = try state.submit(TaskSpec(id: "o", runtime: "odd", prompt: "hi"), nowMs: 3)
+        _ = try state.submit(TaskSpec(id: "o", runtime: "odd", prompt: "hi"), at: 3)
         #expect(try state.task("o").metrics.model == nil)
         // A task naming its model keeps it.
-        _ = try state.submit(TaskSpec(id: "own", runtime: "claude", model: "haiku", prompt: "hi"), nowMs: 3)
+        _ = try state.submit(TaskSpec(id: "own", runtime: "claude", model: "haiku", prompt: "hi"), at: 3)
         #expect(try state.task("own").metrics.model == "haiku")
     }
 
     @Test func aResolvedModelSurvivesARestart() throws {
         var state = Self.state(limits: ["opus": 1])
         try Self.register(&state, "w1", runtimes: [Self.runtime("claude", defaultModel: "opus")])
-        for i in 0..<2 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), nowMs: 1) }
-        _ = state.schedule(nowMs: 2)
+        for i in 0..<2 { _ = try state.submit(TaskSpec(id: "t\(i)", runtime: "claude", prompt: "hi"), at: 1) }
+        _ = state.schedule(nowMs: 2, at: 2)
         let snapshots = state.takeChanges().tasks
-        var restored = ClusterState(settings: SchedulerSettings(modelLimits: ["opus": 1]), restoring: snapshots, nowMs: 3)
+        var restored = ClusterState(settings: SchedulerSettings(modelLimits: ["opus": 1]), restoring: snapshots, nowMs: 3, at: 3)
         #expect(restored.runningCount(model: "opus") == 1)
         // A worker with the runtime but no default of its own: the restored task keeps "opus",
         // whose one slot the restored run holds.
         try Self.register(&restored, "w2", runtimes: [Self.runtime("claude")])
         #expect(try restored.task("t1").metrics.model == "opus")
-        #expect(Self.assigned(restored.schedule(nowMs: 4)).isEmpty)
+        #expect(Self.assigned(restored.schedule(nowMs: 4, at: 4)).isEmpty)
     }
 
     // MARK: Item 13: exec
@@ -273,19 +273,19 @@ import Testing
         var state = Self.state()
         let prompt = String(repeating: "p", count: 200_000)
         // Not known yet: accepted (the worker checks it before spawning).
-        _ = try state.submit(TaskSpec(id: "early", runtime: "argv", prompt: prompt), nowMs: 1)
+        _ = try state.submit(TaskSpec(id: "early", runtime: "argv", prompt: prompt), at: 1)
         try Self.register(&state, "w1", runtimes: [Self.runtime("argv", command: ["agent", "-p", "{prompt}"])])
         do {
-            _ = try state.submit(TaskSpec(id: "late", runtime: "argv", prompt: prompt), nowMs: 2)
+            _ = try state.submit(TaskSpec(id: "late", runtime: "argv", prompt: prompt), at: 2)
             Issue.record("a 200 KB prompt into argv was accepted")
         } catch {
             #expect(error.description.contains("puts the prompt into argv"))
         }
         let fits = String(repeating: "p", count: ExecLimits.maxStringBytes - 1 - TaskSpec.promptExtraBytes)
-        _ = try state.submit(TaskSpec(id: "fits", runtime: "argv", prompt: fits), nowMs: 3)
+        _ = try state.submit(TaskSpec(id: "fits", runtime: "argv", prompt: fits), at: 3)
         // On stdin the same prompt is fine.
         try Self.register(&state, "w2", runtimes: [Self.runtime("stdin", command: ["agent"])])
-        _ = try state.submit(TaskSpec(id: "stdin", runtime: "stdin", prompt: prompt), nowMs: 4)
+        _ = try state.submit(TaskSpec(id: "stdin", runtime: "stdin", prompt: prompt), at: 4)
     }
 
     @Test func theWorkerChecksTheRealArgvAndEnvironmentBeforeSpawning() throws {
@@ -297,7 +297,7 @@ import Testing
         func plan(_ spec: TaskSpec, base: [String: String] = [:], limit: Int = ExecLimits.typicalLimit) -> String? {
             let task = TaskAssignment(id: spec.id ?? "t", attempt: 1, spec: spec)
             switch LaunchPlan.make(task: task, config: config, baseEnvironment: base, health: health, logsDir: dir,
-                                   execLimit: limit, now: { 0 }) {
+                                   execLimit: limit, clocks: Clocks(monotonic: { 0 }, wall: { 0 })) {
             case .success: return nil
             case .failure(.fail(let state, let reason)): return "\(state.rawValue): \(reason)"
             case .failure(.refuse(let reason)): return "refused: \(reason)"

@@ -252,16 +252,16 @@ import SwarmTransport
         var store: TaskStore? = try TaskStore(directory: dir)
         try S.submit(&state, ["t"])
         _ = try S.register(&state, "a", slots: 1)
-        _ = state.schedule(nowMs: t0 + 1)
+        _ = state.schedule(nowMs: t0 + 1, at: t0 + 1)
         var result = S.result("t", at: t0 + 2)
         result.artifacts = [.init(path: "out/a.bin", size: 3, sha256: BlobHash.of([1, 2, 3])),
                             .init(path: "swarm-t.bundle", size: 1, sha256: BlobHash.of([9]), kind: "gitBundle")]
         result.skippedArtifacts = [.init(path: "huge", size: 1 << 40, reason: "not uploaded")]
         result.git = GitOutcome(branch: "swarm/t", base: "abc", head: "def", commits: 2)
-        _ = state.taskFinished(node: "a", result: result, nowMs: t0 + 2)
+        _ = state.taskFinished(node: "a", result: result, at: t0 + 2)
         let info = try state.task("t")
         #expect(info.artifacts == result.artifacts && info.skippedArtifacts == result.skippedArtifacts && info.git == result.git)
-        try store!.save(state.takeChanges(), nowMs: t0 + 2)
+        try store!.save(state.takeChanges(), at: t0 + 2)
         store = nil
         let loaded = try TaskStore(directory: dir).loadTasks()
         #expect(loaded.first?.info.artifacts == result.artifacts)

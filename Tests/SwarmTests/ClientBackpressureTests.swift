@@ -17,7 +17,7 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
 @Suite(.serialized) struct ClientBackpressureTests {
     static func state(tasks: Int) throws -> ClusterState {
         var state = ClusterState()
-        for i in 1...tasks { _ = try state.submit(TaskSpec(id: "t\(i)", command: ["true"]), nowMs: 1) }
+        for i in 1...tasks { _ = try state.submit(TaskSpec(id: "t\(i)", command: ["true"]), at: 1) }
         return state
     }
 
@@ -50,14 +50,14 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
     /// tasks with a 14 MB constraint made one 29 MB page (the cap is 4 MiB, a frame 16 MiB).
     @Test func waitReasonsAreCutSoAListingPageStaysWithinAFrame() throws {
         var state = ClusterState()
-        _ = try state.register(node: "w1", slots: 1, labels: ["zone": "a"], running: [], finished: [], address: nil, nowMs: 1)
+        _ = try state.register(node: "w1", slots: 1, labels: ["zone": "a"], running: [], finished: [], address: nil, nowMs: 1, at: 1)
         let value = String(repeating: "b", count: 1_000_000)
         var spec = TaskSpec(id: "big", command: ["true"])
         spec.constraints = ["zone": value]
-        _ = try state.submit(spec, nowMs: 1)
+        _ = try state.submit(spec, at: 1)
         spec.id = "many"
         spec.constraints = Dictionary(uniqueKeysWithValues: (0..<100).map { ("k\($0)", String(repeating: "v", count: 10_000)) })
-        _ = try state.submit(spec, nowMs: 1)
+        _ = try state.submit(spec, at: 1)
         for id in ["big", "many"] {
             let reason = try #require(state.waitReason(for: id)?.reason)
             #expect(reason.count <= WaitReason.maxCharacters + 32, "\(reason.count) characters")
@@ -87,7 +87,7 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
         let scheduler = InProcessScheduler(config)
         defer { #expect(scheduler.stop() == nil) }
         _ = scheduler.onLoop { server in
-            for i in 1...2_000 { _ = try? server.state.submit(TaskSpec(id: "L\(i)", command: ["true"]), nowMs: 1) }
+            for i in 1...2_000 { _ = try? server.state.submit(TaskSpec(id: "L\(i)", command: ["true"]), at: 1) }
         }
         let requests = 150
         let socket = try handshakenSocket(port: scheduler.port, name: "lister", receiveBuffer: 16_384)

@@ -13,7 +13,7 @@ import SwarmProtocol
         func add(_ id: String, parent: String?) throws {
             var spec = TaskSpec(id: id, command: ["true"])
             spec.parent = parent
-            _ = try state.submit(spec, nowMs: 1)
+            _ = try state.submit(spec, at: 1)
         }
         try add("r", parent: nil)
         try add("c", parent: "r")

@@ -10,12 +10,12 @@ import Testing
 
     static func submit(_ state: inout ClusterState, _ id: String, _ request: PlacementRequest = PlacementRequest(),
                        at now: Int64 = t0) throws {
-        _ = try state.submit(TaskSpec(id: id, command: ["run", id]), request: request, nowMs: now)
+        _ = try state.submit(TaskSpec(id: id, command: ["run", id]), request: request, at: now)
     }
 
     static func node(_ state: inout ClusterState, _ name: String, slots: Int, labels: [String: String] = [:],
                      runtimes: [String: Bool] = [:], commands: Bool = true, at now: Int64 = t0) throws {
-        _ = try state.register(node: name, slots: slots, labels: labels, running: [], finished: [], address: nil, nowMs: now)
+        _ = try state.register(node: name, slots: slots, labels: labels, running: [], finished: [], address: nil, nowMs: now, at: now)
         if !runtimes.isEmpty || !commands { state.setRuntimes(node: name, runtimes: runtimes, allowsCommands: commands) }
     }
 
@@ -25,7 +25,7 @@ import Testing
 
     static func finish(_ state: inout ClusterState, _ id: String, at now: Int64 = t0 + 10) throws {
         let node = try #require(try state.task(id).node)
-        _ = state.taskFinished(node: node, result: S.result(id, at: now), nowMs: now)
+        _ = state.taskFinished(node: node, result: S.result(id, at: now), at: now)
     }
 
     // MARK: Policies
@@ -36,11 +36,11 @@ import Testing
         try Self.node(&state, "a", slots: 3)
         for i in 1...6 { try Self.submit(&state, "t\(i)") }
         // b has fewer free slots: it fills first, then a.
-        #expect(Self.placed(state.schedule(nowMs: Self.t0)) == ["b:t1", "b:t2", "a:t3", "a:t4", "a:t5"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0, at: Self.t0)) == ["b:t1", "b:t2", "a:t3", "a:t4", "a:t5"])
         try Self.finish(&state, "t4")
         try Self.finish(&state, "t1")
         // a has 1 free, b has 1 free: tie to a.
-        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 20)) == ["a:t6"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 20, at: Self.t0 + 20)) == ["a:t6"])
         #expect(state.placementInvariantViolations().isEmpty)
     }
 
@@ -49,7 +49,7 @@ import Testing
         try Self.node(&state, "a", slots: 3)
         try Self.node(&state, "b", slots: 3)
         for i in 1...4 { try Self.submit(&state, "t\(i)") }
-        #expect(Self.placed(state.schedule(nowMs: Self.t0)) == ["a:t1", "b:t2", "a:t3", "b:t4"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0, at: Self.t0)) == ["a:t1", "b:t2", "a:t3", "b:t4"])
     }
 
     // MARK: Constraints and runtimes
@@ -61,11 +61,11 @@ import Testing
         try Self.submit(&state, "g1", PlacementRequest(constraints: ["gpu": "h100"]))
         try Self.submit(&state, "g2", PlacementRequest(constraints: ["gpu": "h100"]))
         try Self.submit(&state, "p1")
-        #expect(Self.placed(state.schedule(nowMs: Self.t0)) == ["gpu:g1", "cpu:p1"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0, at: Self.t0)) == ["gpu:g1", "cpu:p1"])
         #expect(state.waitReason(for: "g2") == WaitReason(reason: "all slots of matching workers are busy", unplaceable: false))
         #expect(state.waitReason(for: "g1") == nil, "only queued tasks wait")
         try Self.finish(&state, "g1")
-        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 20)) == ["gpu:g2"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 20, at: Self.t0 + 20)) == ["gpu:g2"])
     }
 
     @Test func runtimeHealthDecidesAndCanChange() throws {
@@ -75,11 +75,11 @@ import Testing
         try Self.submit(&state, "c1", PlacementRequest(runtime: "claude"))
         try Self.submit(&state, "cmd")
         // The plain command goes to b only (a refuses commands); claude is unhealthy on a.
-        #expect(Self.placed(state.schedule(nowMs: Self.t0)) == ["b:cmd"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0, at: Self.t0)) == ["b:cmd"])
         #expect(state.waitReason(for: "c1")
                 == WaitReason(reason: "runtime claude is unhealthy on every ready worker that has it", unplaceable: false))
         state.setRuntimes(node: "a", runtimes: ["claude": true], allowsCommands: false)
-        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 1)) == ["a:c1"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 1, at: Self.t0 + 1)) == ["a:c1"])
         #expect(state.placementInvariantViolations().isEmpty)
     }
 
@@ -99,7 +99,7 @@ import Testing
         var order: [String] = []
         for step in 0..<6 {
             let now = Self.t0 + Int64(step * 10)
-            let ids = S.assigns(state.schedule(nowMs: now)).map(\.id)
+            let ids = S.assigns(state.schedule(nowMs: now, at: now)).map(\.id)
             #expect(ids.count == 1)
             order += ids
             try Self.finish(&state, ids[0], at: now + 5)
@@ -111,12 +111,12 @@ import Testing
         var state = ClusterState(settings: SchedulerSettings(lostAfterMs: 1_000))
         try Self.node(&state, "a", slots: 1)
         for id in ["t1", "t2", "t3"] { try Self.submit(&state, id) }
-        #expect(Self.placed(state.schedule(nowMs: Self.t0)) == ["a:t1"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0, at: Self.t0)) == ["a:t1"])
         try Self.submit(&state, "t4", PlacementRequest(model: "opus"))
-        #expect(state.tick(nowMs: Self.t0 + 2_000) == [.nodeLost(name: "a")])
+        #expect(state.tick(nowMs: Self.t0 + 2_000, at: Self.t0 + 2_000) == [.nodeLost(name: "a")])
         #expect(state.queue.orderedIds == ["t1", "t2", "t3", "t4"])
         try Self.node(&state, "b", slots: 1, at: Self.t0 + 2_000)
-        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 2_001)) == ["b:t1"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 2_001, at: Self.t0 + 2_001)) == ["b:t1"])
     }
 
     // MARK: Model limits
@@ -128,15 +128,15 @@ import Testing
         for i in 1...4 { try Self.submit(&state, "o\(i)", opus) }
         try Self.submit(&state, "s1", PlacementRequest(model: "sonnet"))
         try Self.submit(&state, "p1")
-        #expect(Self.placed(state.schedule(nowMs: Self.t0)) == ["a:o1", "a:o2", "a:s1", "a:p1"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0, at: Self.t0)) == ["a:o1", "a:o2", "a:s1", "a:p1"])
         #expect(state.waitReason(for: "o3") == WaitReason(reason: "model opus at its limit of 2 running", unplaceable: false))
-        #expect(state.schedule(nowMs: Self.t0 + 1).isEmpty)
+        #expect(state.schedule(nowMs: Self.t0 + 1, at: Self.t0 + 1).isEmpty)
         try Self.submit(&state, "o5", PlacementRequest(model: "opus", priority: 9))
-        #expect(state.schedule(nowMs: Self.t0 + 2).isEmpty)
+        #expect(state.schedule(nowMs: Self.t0 + 2, at: Self.t0 + 2).isEmpty)
         try Self.finish(&state, "s1")
-        #expect(state.schedule(nowMs: Self.t0 + 11).isEmpty, "a sonnet finishing frees no opus place")
+        #expect(state.schedule(nowMs: Self.t0 + 11, at: Self.t0 + 11).isEmpty, "a sonnet finishing frees no opus place")
         try Self.finish(&state, "o1")
-        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 12)) == ["a:o5"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 12, at: Self.t0 + 12)) == ["a:o5"])
         #expect(state.modelRunning == ["opus": 2])
         #expect(state.placementInvariantViolations().isEmpty)
     }
@@ -146,11 +146,11 @@ import Testing
         try Self.node(&state, "a", slots: 2)
         try Self.submit(&state, "o1", PlacementRequest(model: "opus"))
         try Self.submit(&state, "o2", PlacementRequest(model: "opus"))
-        #expect(Self.placed(state.schedule(nowMs: Self.t0)) == ["a:o1"])
-        _ = state.tick(nowMs: Self.t0 + 2_000)
+        #expect(Self.placed(state.schedule(nowMs: Self.t0, at: Self.t0)) == ["a:o1"])
+        _ = state.tick(nowMs: Self.t0 + 2_000, at: Self.t0 + 2_000)
         #expect(state.modelRunning.isEmpty)
         try Self.node(&state, "b", slots: 2, at: Self.t0 + 2_000)
-        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 2_001)) == ["b:o1"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 2_001, at: Self.t0 + 2_001)) == ["b:o1"])
         #expect(state.placementInvariantViolations().isEmpty)
     }
 
@@ -164,7 +164,7 @@ import Testing
         try Self.submit(&state, "cmd", PlacementRequest(priority: 9))
         try Self.submit(&state, "banned", PlacementRequest(runtime: "claude", model: "banned", priority: 9))
         try Self.submit(&state, "ok", PlacementRequest(runtime: "claude"))
-        #expect(Self.placed(state.schedule(nowMs: Self.t0)) == ["a:ok"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0, at: Self.t0)) == ["a:ok"])
         let reasons = state.waitReasons(for: ["gpu", "gemini", "cmd", "banned", "ok", "nope"])
         #expect(reasons == [
             "gpu": WaitReason(reason: "no worker has label gpu=h100", unplaceable: true),
@@ -175,7 +175,7 @@ import Testing
         #expect(state.queuedCount == 4)
         // A matching worker joins: the task is placed after all.
         try Self.node(&state, "g", slots: 1, labels: ["gpu": "h100"], runtimes: ["claude": true], at: Self.t0 + 5)
-        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 5)) == ["g:gpu"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 5, at: Self.t0 + 5)) == ["g:gpu"])
         #expect(state.waitReason(for: "cmd")?.unplaceable == false, "g accepts commands; it is just full")
     }
 
@@ -192,12 +192,12 @@ import Testing
         var state = ClusterState(settings: SchedulerSettings(lostAfterMs: 1_000))
         try Self.node(&state, "a", slots: 4)
         try Self.submit(&state, "t")
-        _ = state.schedule(nowMs: Self.t0)
-        _ = state.tick(nowMs: Self.t0 + 2_000)
+        _ = state.schedule(nowMs: Self.t0, at: Self.t0)
+        _ = state.tick(nowMs: Self.t0 + 2_000, at: Self.t0 + 2_000)
         _ = try state.register(node: "a", slots: 4, labels: [:], running: [RunRef(id: "t", attempt: 1)], finished: [],
-                               address: nil, nowMs: Self.t0 + 3_000)
+                               address: nil, nowMs: Self.t0 + 3_000, at: Self.t0 + 3_000)
         try Self.submit(&state, "u", at: Self.t0 + 3_000)
-        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 3_001)) == ["a:u"])
+        #expect(Self.placed(state.schedule(nowMs: Self.t0 + 3_001, at: Self.t0 + 3_001)) == ["a:u"])
         #expect(state.waitReason(for: "t")
                 == WaitReason(reason: "an earlier run of it is still ending on worker a", unplaceable: false))
         #expect(state.placementInvariantViolations().isEmpty)
@@ -209,7 +209,7 @@ import Testing
         for i in 0..<50 {
             let now = Self.t0 + Int64(i * 10)
             try Self.submit(&state, "t\(i)", PlacementRequest(model: "m\(i)"), at: now)
-            _ = state.schedule(nowMs: now)
+            _ = state.schedule(nowMs: now, at: now)
             try Self.finish(&state, "t\(i)", at: now + 1)
         }
         #expect(state.queue.classes.count <= 2)

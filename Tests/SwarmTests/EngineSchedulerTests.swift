@@ -7,7 +7,7 @@ import Testing
 @Suite struct EngineSchedulerTests {
     static func cluster(slots: Int = 2) throws -> ClusterState {
         var state = ClusterState()
-        _ = try state.register(node: "w1", slots: slots, labels: [:], running: [], finished: [], address: nil, nowMs: 0)
+        _ = try state.register(node: "w1", slots: slots, labels: [:], running: [], finished: [], address: nil, nowMs: 0, at: 0)
         state.setHealth(node: "w1", runtimes: [RuntimeStatus(name: "claude", healthy: true)])
         return state
     }
@@ -30,8 +30,8 @@ import Testing
         var spec = TaskSpec(id: "a1", runtime: "claude", model: "opus", prompt: "hi")
         spec.context = .object(["k": .number(1)])
         spec.parent = "root"
-        _ = try state.submit(spec, nowMs: 5)
-        let a = try #require(Self.assigned(state.schedule(nowMs: 7)).first)
+        _ = try state.submit(spec, at: 5)
+        let a = try #require(Self.assigned(state.schedule(nowMs: 7, at: 7)).first)
         #expect(a.spec == spec)
         #expect(a.submittedAt == 5 && a.placedAt == 7 && a.attempt == 1)
         let info = try state.task("a1")
@@ -40,30 +40,30 @@ import Testing
 
     @Test func cancelEndsAQueuedTaskAndKillsARunningOne() throws {
         var state = try Self.cluster(slots: 1)
-        _ = try state.submit(TaskSpec(id: "r", command: ["sleep", "9"]), nowMs: 1)
-        _ = try state.submit(TaskSpec(id: "q", command: ["true"]), nowMs: 1)
-        let run = try #require(Self.assigned(state.schedule(nowMs: 2)).first)
-        #expect(try state.cancel("q", nowMs: 3) == [.taskEnded(id: "q")])
+        _ = try state.submit(TaskSpec(id: "r", command: ["sleep", "9"]), at: 1)
+        _ = try state.submit(TaskSpec(id: "q", command: ["true"]), at: 1)
+        let run = try #require(Self.assigned(state.schedule(nowMs: 2, at: 2)).first)
+        #expect(try state.cancel("q", at: 3) == [.taskEnded(id: "q")])
         #expect(try state.task("q").state == .cancelled)
         #expect(state.queuedCount == 0)
-        #expect(try state.cancel("r", nowMs: 4) == [.kill(node: "w1", run: RunRef(id: "r", attempt: 1), reason: "cancelled by user")])
+        #expect(try state.cancel("r", at: 4) == [.kill(node: "w1", run: RunRef(id: "r", attempt: 1), reason: "cancelled by user")])
         // Asking twice does not kill twice; a reconnect repeats the kill.
-        #expect(try state.cancel("r", nowMs: 5) == [])
+        #expect(try state.cancel("r", at: 5) == [])
         #expect(state.cancelKills(node: "w1") == [.kill(node: "w1", run: RunRef(id: "r", attempt: 1), reason: "cancelled by user")])
         var killed = Self.result(run, .cancelled)
         killed.reason = "killed by scheduler: cancelled by user"
-        _ = state.taskFinished(node: "w1", result: killed, nowMs: 6)
+        _ = state.taskFinished(node: "w1", result: killed, at: 6)
         #expect(try state.task("r").state == .cancelled)
-        #expect(throws: SchedulerError.alreadyEnded("r", .cancelled)) { try state.cancel("r", nowMs: 7) }
-        #expect(throws: SchedulerError.unknownTask("nope")) { try state.cancel("nope", nowMs: 7) }
+        #expect(throws: SchedulerError.alreadyEnded("r", .cancelled)) { try state.cancel("r", at: 7) }
+        #expect(throws: SchedulerError.unknownTask("nope")) { try state.cancel("nope", at: 7) }
     }
 
     @Test func aCancelledRunThatWasLostDoesNotRunAgain() throws {
         var state = try Self.cluster(slots: 1)
-        _ = try state.submit(TaskSpec(id: "r", command: ["sleep", "9"]), nowMs: 1)
-        _ = state.schedule(nowMs: 2)
-        _ = try state.cancel("r", nowMs: 3)
-        let directives = state.tick(nowMs: 60_000)  // the worker was lost meanwhile
+        _ = try state.submit(TaskSpec(id: "r", command: ["sleep", "9"]), at: 1)
+        _ = state.schedule(nowMs: 2, at: 2)
+        _ = try state.cancel("r", at: 3)
+        let directives = state.tick(nowMs: 60_000, at: 60_000)  // the worker was lost meanwhile
         #expect(directives.contains(.taskEnded(id: "r")))
         #expect(try state.task("r").state == .cancelled)
         #expect(state.queuedCount == 0)
@@ -71,17 +71,17 @@ import Testing
 
     @Test func eventsAndResultsFeedTaskMetricsAndStats() throws {
         var state = try Self.cluster()
-        _ = try state.submit(TaskSpec(id: "m1", runtime: "claude", model: "opus", prompt: "x"), nowMs: 1)
-        _ = try state.submit(TaskSpec(id: "m2", runtime: "claude", model: "opus", prompt: "y"), nowMs: 1)
-        let runs = Self.assigned(state.schedule(nowMs: 2))
+        _ = try state.submit(TaskSpec(id: "m1", runtime: "claude", model: "opus", prompt: "x"), at: 1)
+        _ = try state.submit(TaskSpec(id: "m2", runtime: "claude", model: "opus", prompt: "y"), at: 1)
+        let runs = Self.assigned(state.schedule(nowMs: 2, at: 2))
         #expect(runs.count == 2)
         state.taskEvent(node: "w1", run: RunRef(id: "m1", attempt: 1), kind: "silence_warning")
         state.taskEvent(node: "w1", run: RunRef(id: "m1", attempt: 9), kind: "silence_warning")  // not the current run
         #expect(try state.task("m1").metrics.silenceWarnings == 1)
         let active = state.statistics()
         #expect(active.cluster.byModel["opus"]?.active == 2)
-        _ = state.taskFinished(node: "w1", result: Self.result(runs[0], .silenceKilled), nowMs: 60)
-        _ = state.taskFinished(node: "w1", result: Self.result(runs[1], .succeeded), nowMs: 60)
+        _ = state.taskFinished(node: "w1", result: Self.result(runs[0], .silenceKilled), at: 60)
+        _ = state.taskFinished(node: "w1", result: Self.result(runs[1], .succeeded), at: 60)
         let stats = state.statistics()
         let opus = try #require(stats.cluster.byModel["opus"])
         #expect(opus.active == 0 && opus.completed == 2 && opus.succeeded == 1 && opus.failed == 1)
@@ -95,21 +95,21 @@ import Testing
         var state = try Self.cluster(slots: 2)
         let status = RuntimeStatus(name: "claude", healthy: true, checkedAt: 3, latencyMs: 40, passed: 1, totalLatencyMs: 40)
         state.setHealth(node: "w1", runtimes: [status], probing: 1)
-        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", command: ["true"]), nowMs: 1) }
-        #expect(Self.assigned(state.schedule(nowMs: 2)).count == 1)
+        for i in 0..<3 { _ = try state.submit(TaskSpec(id: "t\(i)", command: ["true"]), at: 1) }
+        #expect(Self.assigned(state.schedule(nowMs: 2, at: 2)).count == 1)
         #expect(state.listNodes(nowMs: 2).first?.runtimes == [status])
         #expect(state.statistics().cluster.health["claude"]?.meanLatencyMs == 40)
         state.setHealth(node: "w1", runtimes: [status], probing: 0)
-        #expect(Self.assigned(state.schedule(nowMs: 3)).count == 1)
+        #expect(Self.assigned(state.schedule(nowMs: 3, at: 3)).count == 1)
     }
 
     @Test func healthFailedRunsGoBackToTheQueueUntilAttemptsRunOut() throws {
         var state = try Self.cluster(slots: 1)
-        _ = try state.submit(TaskSpec(id: "h", runtime: "claude", prompt: "x"), nowMs: 1)
+        _ = try state.submit(TaskSpec(id: "h", runtime: "claude", prompt: "x"), at: 1)
         for attempt in 1...3 {
-            let run = try #require(Self.assigned(state.schedule(nowMs: Int64(attempt * 10))).first)
+            let run = try #require(Self.assigned(state.schedule(nowMs: Int64(attempt * 10), at: Int64(attempt * 10))).first)
             #expect(run.attempt == attempt)
-            _ = state.taskFinished(node: "w1", result: Self.result(run, .healthFailed), nowMs: Int64(attempt * 10 + 1))
+            _ = state.taskFinished(node: "w1", result: Self.result(run, .healthFailed), at: Int64(attempt * 10 + 1))
         }
         #expect(try state.task("h").state == .healthFailed)
         #expect(try state.task("h").attempts == 3)
@@ -118,27 +118,27 @@ import Testing
     @Test func batchesAreAllOrNothingAndIdempotent() throws {
         var state = try Self.cluster()
         let a = TaskSpec(id: "a", command: ["true"]), b = TaskSpec(id: "b", command: ["true"])
-        let first = try state.submitBatch([a, b, TaskSpec(command: ["true"])], nowMs: 1)
+        let first = try state.submitBatch([a, b, TaskSpec(command: ["true"])], at: 1)
         #expect(first.ids.prefix(2) == ["a", "b"] && first.existing.isEmpty && first.ids.count == 3)
-        let again = try state.submitBatch([a, b], nowMs: 2)
+        let again = try state.submitBatch([a, b], at: 2)
         #expect(again.ids == ["a", "b"] && again.existing == ["a", "b"])
         #expect(state.listTasks().count == 3)
         // A bad task anywhere: nothing of the batch goes in.
-        #expect(throws: SchedulerError.self) { try state.submitBatch([TaskSpec(id: "c", command: ["true"]), TaskSpec(command: [])], nowMs: 3) }
-        #expect(throws: SchedulerError.duplicateId("a")) { try state.submitBatch([TaskSpec(id: "a", command: ["false"])], nowMs: 3) }
-        #expect(throws: SchedulerError.self) { try state.submitBatch([TaskSpec(id: "d", command: ["true"]), TaskSpec(id: "d", command: ["true"])], nowMs: 3) }
+        #expect(throws: SchedulerError.self) { try state.submitBatch([TaskSpec(id: "c", command: ["true"]), TaskSpec(command: [])], at: 3) }
+        #expect(throws: SchedulerError.duplicateId("a")) { try state.submitBatch([TaskSpec(id: "a", command: ["false"])], at: 3) }
+        #expect(throws: SchedulerError.self) { try state.submitBatch([TaskSpec(id: "d", command: ["true"]), TaskSpec(id: "d", command: ["true"])], at: 3) }
         #expect(state.listTasks().count == 3)
     }
 
     @Test func aDrainedNodeGetsNothingNewEvenAfterReconnecting() throws {
         var state = try Self.cluster()
         try state.drain(node: "w1")
-        _ = try state.submit(TaskSpec(id: "t", command: ["true"]), nowMs: 1)
-        #expect(Self.assigned(state.schedule(nowMs: 2)).isEmpty)
-        _ = state.disconnected(node: "w1", nowMs: 3)
-        _ = try state.register(node: "w1", slots: 2, labels: [:], running: [], finished: [], address: nil, nowMs: 4)
+        _ = try state.submit(TaskSpec(id: "t", command: ["true"]), at: 1)
+        #expect(Self.assigned(state.schedule(nowMs: 2, at: 2)).isEmpty)
+        _ = state.disconnected(node: "w1", at: 3)
+        _ = try state.register(node: "w1", slots: 2, labels: [:], running: [], finished: [], address: nil, nowMs: 4, at: 4)
         #expect(state.listNodes(nowMs: 4).first?.state == .draining)
-        #expect(Self.assigned(state.schedule(nowMs: 5)).isEmpty)
+        #expect(Self.assigned(state.schedule(nowMs: 5, at: 5)).isEmpty)
         #expect(throws: SchedulerError.unknownNode("zz")) { try state.drain(node: "zz") }
     }
 
@@ -154,7 +154,7 @@ import Testing
         var state = ClusterState(settings: settings)
         var intervals: [Int] = []
         for i in 0..<1_000 {
-            _ = try state.register(node: "n\(i)", slots: 1, labels: [:], running: [], finished: [], address: nil, nowMs: 0)
+            _ = try state.register(node: "n\(i)", slots: 1, labels: [:], running: [], finished: [], address: nil, nowMs: 0, at: 0)
             intervals.append(state.assignHeartbeat(node: "n\(i)", jitterFraction: Double(i % 10) / 10))
             for update in state.heartbeatUpdates(jitter: { 0.5 }) {
                 intervals[Int(update.node.dropFirst())!] = update.heartbeatMs
@@ -165,8 +165,8 @@ import Testing
         let perSecond = intervals.reduce(0.0) { $0 + 1_000 / Double($1) }
         #expect(perSecond < 2 * Double(settings.maxHeartbeatsPerSecond))
         // The last worker is judged against its own, longer interval.
-        #expect(state.tick(nowMs: 30_000).filter { if case .nodeLost = $0 { true } else { false } }.count < 1_000)
-        #expect(!state.tick(nowMs: 30_000).contains(.nodeLost(name: "n999")))
-        #expect(state.tick(nowMs: 80_000).contains(.nodeLost(name: "n999")))
+        #expect(state.tick(nowMs: 30_000, at: 30_000).filter { if case .nodeLost = $0 { true } else { false } }.count < 1_000)
+        #expect(!state.tick(nowMs: 30_000, at: 30_000).contains(.nodeLost(name: "n999")))
+        #expect(state.tick(nowMs: 80_000, at: 80_000).contains(.nodeLost(name: "n999")))
     }
 }

@@ -44,9 +44,9 @@ import SwarmNode
         let dir = NSTemporaryDirectory() + "swarm-jsonnum-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var state = ClusterState()
-        _ = try state.submit(spec, nowMs: 1)
+        _ = try state.submit(spec, at: 1)
         var store: TaskStore? = try TaskStore(directory: dir)
-        try store!.save(state.takeChanges(), nowMs: 1)
+        try store!.save(state.takeChanges(), at: 1)
         store = nil
         let loaded = try TaskStore(directory: dir).loadTasks()
         #expect(loaded.first?.spec.context?.serialized == Self.contextText)

@@ -19,10 +19,10 @@ import Testing
         let path = Self.tempPath("log")
         defer { unlink(path) }
         let log = try TaskLog(path: path)
-        log.lifecycle("started pid 7: sh -c x", nowMs: 1_795_000_000_123)
-        Array("out  with  spaces\n\nerr\n".utf8).withUnsafeBytes { log.output(.stdout, $0, nowMs: 1_795_000_000_200) }
-        Array("boom €\n".utf8).withUnsafeBytes { log.output(.stderr, $0, nowMs: 1_795_000_000_201) }
-        log.lifecycle("result: failed", nowMs: 1_795_000_000_300)
+        log.lifecycle("started pid 7: sh -c x", at: 1_795_000_000_123)
+        Array("out  with  spaces\n\nerr\n".utf8).withUnsafeBytes { log.output(.stdout, $0, at: 1_795_000_000_200) }
+        Array("boom €\n".utf8).withUnsafeBytes { log.output(.stderr, $0, at: 1_795_000_000_201) }
+        log.lifecycle("result: failed", at: 1_795_000_000_300)
         log.close()
         let parsed = TaskLogLine.parseAll(try String(contentsOfFile: path, encoding: .utf8))
         #expect(parsed.map { $0.parsed?.kind } == [.lifecycle, .stdout, .stdout, .stdout, .stderr, .lifecycle])

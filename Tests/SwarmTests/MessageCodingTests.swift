@@ -222,13 +222,13 @@ import Testing
         let regex = try Regex("^job-1700000000123-[a-z0-9]{6}$")
         var seen = Set<String>()
         for _ in 0..<50 {
-            let id = TaskID.generate(prefix: "job", nowMs: 1_700_000_000_123)
+            let id = TaskID.generate(prefix: "job", at: 1_700_000_000_123)
             #expect(id.wholeMatch(of: regex) != nil, "\(id)")
             #expect(TaskID.problem(with: id) == nil)
             seen.insert(id)
         }
         #expect(seen.count > 40)
-        #expect(TaskID.generate(nowMs: 5).wholeMatch(of: try Regex("^task-5-[a-z0-9]{6}$")) != nil)
+        #expect(TaskID.generate(at: 5).wholeMatch(of: try Regex("^task-5-[a-z0-9]{6}$")) != nil)
     }
 
     @Test func taskSpecProblems() {

@@ -16,7 +16,7 @@ import Testing
             spec.priority = priority
             #expect(spec.problem()?.contains("priority") == true, "\(priority)")
             var state = ClusterState()
-            #expect(throws: SchedulerError.self) { try state.submit(spec, nowMs: 1) }
+            #expect(throws: SchedulerError.self) { try state.submit(spec, at: 1) }
             #expect(state.listTasks().isEmpty)
         }
         for priority in [-1_000_000_000, 0, 1_000_000_000] {
@@ -57,13 +57,13 @@ import Testing
 
     static func registered() throws -> ClusterState {
         var state = ClusterState()
-        _ = try state.register(node: "w1", slots: 1, labels: [:], running: [], finished: [], address: nil, nowMs: 0)
+        _ = try state.register(node: "w1", slots: 1, labels: [:], running: [], finished: [], address: nil, nowMs: 0, at: 0)
         return state
     }
 
     static func place(_ state: inout ClusterState, _ id: String) throws -> TaskAssignment {
-        _ = try state.submit(TaskSpec(id: id, command: ["true"]), nowMs: 1)
-        let directives = state.schedule(nowMs: 2)
+        _ = try state.submit(TaskSpec(id: id, command: ["true"]), at: 1)
+        let directives = state.schedule(nowMs: 2, at: 2)
         return try #require(directives.compactMap { if case .assign(_, let a) = $0 { a } else { nil } }.first)
     }
 
@@ -73,7 +73,7 @@ import Testing
         let result = TaskResult(id: "t1", state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "",
                                 pid: 1, attempt: a.attempt, startedAt: -1, finishedAt: .max)
         #expect(result.problem() != nil)
-        let directives = state.taskFinished(node: "w1", result: result, nowMs: 50)
+        let directives = state.taskFinished(node: "w1", result: result, at: 50)
         #expect(directives.contains { if case .ackResult = $0 { true } else { false } })
         let info = try state.task("t1")
         #expect(info.state == .failed && info.finishedAt == 50)
@@ -90,7 +90,7 @@ import Testing
             let result = TaskResult(id: id, state: sent, exitCode: 0, signal: nil, reason: nil, output: "",
                                     pid: 1, attempt: a.attempt, startedAt: 10, finishedAt: 20)
             #expect(result.problem() != nil)
-            let directives = state.taskFinished(node: "w1", result: result, nowMs: 30)
+            let directives = state.taskFinished(node: "w1", result: result, at: 30)
             #expect(directives.contains { if case .ackResult = $0 { true } else { false } })
             let info = try state.task(id)
             #expect(info.state == .failed)
@@ -108,7 +108,7 @@ import Testing
             var result = TaskResult(id: id, state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "",
                                     pid: 1, attempt: a.attempt, startedAt: 10, finishedAt: 20)
             result.metrics.extensions = .max
-            _ = state.taskFinished(node: "w1", result: result, nowMs: 30)
+            _ = state.taskFinished(node: "w1", result: result, at: 30)
         }
         #expect(state.statistics().cluster.totals.extensions == 0)
         // The ledger itself saturates, for whatever reaches it.

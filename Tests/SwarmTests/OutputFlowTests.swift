@@ -82,8 +82,8 @@ import SwarmProtocol
         let path = NSTemporaryDirectory() + "utf8log-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
         defer { unlink(path) }
         let log = try TaskLog(path: path, maxLine: maxLine, maxBytes: 1 << 20)
-        for chunk in chunks { chunk.withUnsafeBytes { log.output(.stdout, $0, nowMs: 0) } }
-        log.flush(.stdout, nowMs: 0)
+        for chunk in chunks { chunk.withUnsafeBytes { log.output(.stdout, $0, at: 0) } }
+        log.flush(.stdout, at: 0)
         log.close()
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let text = try #require(String(validating: Array(data), as: UTF8.self), "the log is not valid UTF-8")

@@ -55,7 +55,7 @@ import Testing
             if chance(30) { labels["gpu"] = "yes" }
             let running = Array(onNode[name] ?? []).sorted { $0.id < $1.id }
             carryOut(try state.register(node: name, slots: slots, labels: labels, running: running, finished: [],
-                                        address: nil, nowMs: now))
+                                        address: nil, nowMs: now, at: now))
             connected.insert(name)
             setRuntimes(name)
         }
@@ -75,7 +75,7 @@ import Testing
             request.model = choose([nil, "opus", "opus", "sonnet", chance(5) ? "banned" : nil])
             request.constraints = choose([[:], [:], ["zone": "eu"], ["gpu": "yes"], chance(10) ? ["zone": "mars"] : [:]])
             if let m = request.model { model[id] = m }
-            _ = try state.submit(TaskSpec(id: id, command: ["x"]), request: request, nowMs: now)
+            _ = try state.submit(TaskSpec(id: id, command: ["x"]), request: request, at: now)
         }
 
         /// What one round must place: each queued task in order, decided by the reference.
@@ -115,7 +115,7 @@ import Testing
                 if state.queuedCount < 120 { for _ in 0...(rng.next() % 3) { try submit() } }
             case 30..<50:
                 let expected = expectedRound()
-                let directives = state.schedule(nowMs: now)
+                let directives = state.schedule(nowMs: now, at: now)
                 #expect(ClusterPlacementTests.placed(directives) == expected)
                 carryOut(directives)
             case 50..<70:
@@ -125,12 +125,12 @@ import Testing
                     onNode[name]?.remove(run)
                     let result = TaskResult(id: run.id, state: choose([.succeeded, .failed, .lost]), exitCode: 0, signal: nil,
                                             reason: nil, output: "", pid: 1, attempt: run.attempt, startedAt: now, finishedAt: now)
-                    _ = state.taskFinished(node: name, result: result, nowMs: now)
+                    _ = state.taskFinished(node: name, result: result, at: now)
                 }
             case 70..<74:
                 guard let name = someConnected(), let run = someRun(on: name) else { break }
                 onNode[name]?.remove(run)
-                state.taskRejected(node: name, run: run, nowMs: now)
+                state.taskRejected(node: name, run: run, nowMs: now, at: now)
             case 74..<80:
                 // Heartbeats from every connected worker: killed runs are gone.
                 for name in connected.sorted() {
@@ -145,14 +145,14 @@ import Testing
             case 86..<90:
                 guard let name = someConnected() else { break }
                 if chance(50) { state.leaving(node: name) }
-                carryOut(state.disconnected(node: name, nowMs: now))
+                carryOut(state.disconnected(node: name, at: now))
                 connected.remove(name)
             case 90..<94:
                 // Time passes; one connected worker stays silent and is lost.
                 let silent = someConnected()
                 now += 1_001
                 for name in connected where name != silent { state.seen(node: name, nowMs: now) }
-                for d in state.tick(nowMs: now) {
+                for d in state.tick(nowMs: now, at: now) {
                     if case .nodeLost(let name) = d { connected.remove(name) }
                 }
             default:

@@ -120,7 +120,7 @@ import Testing
         try Files.writeAtomically(Array(try JSONEncoder().encode(stranger)), to: "\(dir)/runs/stranger.json")
 
         let results = journal.recover(resultsDir: "\(dir)/results", logsDir: "\(dir)/logs", killGraceMs: 2_000,
-                                      now: { 100 }, logger: Logger(label: "test"))
+                                      wall: { 100 }, logger: Logger(label: "test"))
         #expect(results.map { "\($0.id):\($0.attempt):\($0.state.rawValue)" } == ["done:1:succeeded", "alive:3:lost", "gone:1:lost", "stranger:1:lost"])
         #expect(results[0] == done)
         #expect(results[1].reason == RunJournal.killedReason)
@@ -130,7 +130,7 @@ import Testing
         #expect(ProcessTable.stat(getpid()) != nil)  // still here
         // Written like any result, so a second restart reports the same.
         let again = journal.recover(resultsDir: "\(dir)/results", logsDir: "\(dir)/logs", killGraceMs: 2_000,
-                                    now: { 200 }, logger: Logger(label: "test"))
+                                    wall: { 200 }, logger: Logger(label: "test"))
         #expect(again == results)
         #expect(try String(contentsOfFile: "\(dir)/logs/alive.log", encoding: .utf8).contains(RunJournal.killedReason))
     }

@@ -14,16 +14,16 @@ import SwarmProtocol
     }
 
     func feed(_ log: TaskLog, _ stream: OutputChannel, _ text: String, at ms: Int64 = 0) {
-        Array(text.utf8).withUnsafeBytes { log.output(stream, $0, nowMs: ms) }
+        Array(text.utf8).withUnsafeBytes { log.output(stream, $0, at: ms) }
     }
 
     @Test func linesAreTimestampedAndLabelledPerStreamAcrossChunks() throws {
         let lines = try withLog { log in
-            log.lifecycle("started pid 1", nowMs: 1_795_000_000_123)
+            log.lifecycle("started pid 1", at: 1_795_000_000_123)
             feed(log, .stdout, "hel", at: 1_795_000_000_200)
             feed(log, .stderr, "warn\n", at: 1_795_000_000_201)
             feed(log, .stdout, "lo\nwor", at: 1_795_000_000_202)
-            log.flush(.stdout, nowMs: 1_795_000_000_300)
+            log.flush(.stdout, at: 1_795_000_000_300)
         }
         #expect(lines == [
             "2026-11-18T11:06:40.123Z swarm  started pid 1",
@@ -39,20 +39,20 @@ import SwarmProtocol
     /// forge output lines in `swarm logs` nor show the script as the task's output.
     @Test func aLifecycleLineStaysOneLineWhateverItQuotes() throws {
         let forged = "started pid 1: sh -c echo hi\n2026-11-18T11:06:40.999Z stdout FORGED\r\u{1b}[31m"
-        let lines = try withLog { log in log.lifecycle(forged, nowMs: 1_795_000_000_123) }
+        let lines = try withLog { log in log.lifecycle(forged, at: 1_795_000_000_123) }
         #expect(lines.count == 2 && lines[1].isEmpty, "\(lines)")
         let parsed = TaskLogLine.parseAll(lines.joined(separator: "\n"))
         #expect(parsed.count == 1 && parsed[0].parsed?.kind == .lifecycle)
         #expect(parsed[0].parsed?.text.contains("\\n2026-11-18T11:06:40.999Z stdout FORGED\\r\\u{1b}[31m") == true)
         // Bounded like an output line.
-        let long = try withLog(maxLine: 100) { log in log.lifecycle(String(repeating: "a", count: 1_000), nowMs: 0) }
+        let long = try withLog(maxLine: 100) { log in log.lifecycle(String(repeating: "a", count: 1_000), at: 0) }
         #expect(long.count == 2 && long[0].utf8.count < 200)
     }
 
     @Test func longLinesAreCutAndMemoryStaysBounded() throws {
         let lines = try withLog(maxLine: 4) { log in
             feed(log, .stdout, "abcdefghij\nxy")
-            log.flush(.stdout, nowMs: 0)
+            log.flush(.stdout, at: 0)
         }
         #expect(lines.map { String($0.dropFirst(25)) } == ["stdout abcd", "stdout efgh", "stdout ij", "stdout xy", ""])
     }
@@ -60,7 +60,7 @@ import SwarmProtocol
     @Test func outputBeyondTheCapIsNotLoggedButLifecycleIs() throws {
         let lines = try withLog(maxBytes: 100) { log in
             for _ in 0..<10 { feed(log, .stdout, "0123456789\n") }
-            log.lifecycle("exited with code 0", nowMs: 0)
+            log.lifecycle("exited with code 0", at: 0)
         }
         let output = lines.filter { $0.contains(" stdout ") }
         #expect(output.count == 2)  // 2 lines of 42 bytes fit in 100

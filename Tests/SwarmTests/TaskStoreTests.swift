@@ -33,7 +33,7 @@ import Testing
         var state = ClusterState()
         let store = try TaskStore(directory: dir)
         try S.submit(&state, ["t"])
-        try store.save(state.takeChanges(), nowMs: Self.t0)
+        try store.save(state.takeChanges(), at: Self.t0)
         _ = store.log(id: "t")
         let other = try SQLiteDatabase(path: dir + "/swarm.db")
         let held = try other.prepare("SELECT count(*) FROM tasks")
@@ -53,14 +53,14 @@ import Testing
         var store: TaskStore? = try TaskStore(directory: dir)
         try S.submit(&state, ["t", "u", "w"])
         _ = try S.register(&state, "a", slots: 2)
-        _ = state.schedule(nowMs: Self.t0 + 1)
-        try store!.save(state.takeChanges(), nowMs: Self.t0 + 1)
-        _ = state.taskFinished(node: "a", result: S.result("t", at: Self.t0 + 2), nowMs: Self.t0 + 2)
+        _ = state.schedule(nowMs: Self.t0 + 1, at: Self.t0 + 1)
+        try store!.save(state.takeChanges(), at: Self.t0 + 1)
+        _ = state.taskFinished(node: "a", result: S.result("t", at: Self.t0 + 2), at: Self.t0 + 2)
         var lost = S.result("u", .lost, at: Self.t0 + 3)
         lost.reason = "worker a shut down while the task ran"
-        _ = state.taskFinished(node: "a", result: lost, nowMs: Self.t0 + 3)
-        _ = state.schedule(nowMs: Self.t0 + 4)  // u attempt 2 and w on a
-        try store!.save(state.takeChanges(), nowMs: Self.t0 + 4)
+        _ = state.taskFinished(node: "a", result: lost, at: Self.t0 + 3)
+        _ = state.schedule(nowMs: Self.t0 + 4, at: Self.t0 + 4)  // u attempt 2 and w on a
+        try store!.save(state.takeChanges(), at: Self.t0 + 4)
         store = nil  // closes, releasing the lock
 
         let reopened = try TaskStore(directory: dir)
@@ -116,7 +116,7 @@ import Testing
         try S.submit(&state, ["t"])
         do {
             let store = try TaskStore(directory: dir)
-            try store.save(state.takeChanges(), nowMs: Self.t0)
+            try store.save(state.takeChanges(), at: Self.t0)
         }
         try SQLiteDatabase(path: dir + "/swarm.db").execute("UPDATE tasks SET info = '{\"id\": 3}'")
         let store = try TaskStore(directory: dir)
@@ -153,7 +153,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try TaskStore(directory: dir)
         let info = TaskInfo(id: "p", state: .queued, command: ["true"], submittedAt: Self.t0)
-        try store.save(StateChanges(tasks: [TaskSnapshot(spec: TaskSpec(id: "p", command: ["true"]), info: info, sequence: 1)]), nowMs: Self.t0)
+        try store.save(StateChanges(tasks: [TaskSnapshot(spec: TaskSpec(id: "p", command: ["true"]), info: info, sequence: 1)]), at: Self.t0)
         let db = try SQLiteDatabase(path: dir + "/swarm.db", readOnly: true)
         #expect(try db.scalar("SELECT priority FROM tasks WHERE id = 'p'") == "0")
         #expect(try db.scalar("PRAGMA journal_mode") == "wal")

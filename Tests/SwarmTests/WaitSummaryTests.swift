@@ -80,7 +80,7 @@ import SwarmProtocol
         // No worker: end them all here (cancelled), as the loop would.
         let allIds = ids
         _ = scheduler.onLoop { server in
-            for id in allIds { if let d = try? server.state.cancel(id, nowMs: 2) { server.execute(d) } }
+            for id in allIds { if let d = try? server.state.cancel(id, at: 2) { server.execute(d) } }
         }
 
         let socket = try handshakenSocket(port: scheduler.port, name: "waiter")

@@ -53,7 +53,7 @@ import SwarmProtocol
         spec.workdir = workDir
         let task = TaskAssignment(id: "t9", attempt: 1, spec: spec)
         let health = HealthMonitor(runtimes: [], nowMs: 0)
-        switch LaunchPlan.make(task: task, config: config, baseEnvironment: [:], health: health, logsDir: "/tmp/wsc/logs", now: { 0 }) {
+        switch LaunchPlan.make(task: task, config: config, baseEnvironment: [:], health: health, logsDir: "/tmp/wsc/logs", clocks: Clocks(monotonic: { 0 }, wall: { 0 })) {
         case .success(let plan): return plan
         case .failure(let problem): throw ConfigError("\(problem)")
         }
