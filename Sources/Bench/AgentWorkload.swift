@@ -99,6 +99,9 @@ struct AgentTaskPlan: Equatable, Sendable {
         let pause = seconds / Double(bursts + 1)
         spec.silenceWarn = max(45, (pause * 2 + 5).rounded(.up))
         spec.silenceKill = max(90, (pause * 3 + 30).rounded(.up))
+        // The bursts table checks that the worker saw every write; the agent's pauses are
+        // under the 1 s default gap that would merge its writes into one burst.
+        spec.burstGap = 0
         spec.labels = ["bench": workload, "intendedSeconds": String(format: "%.3f", seconds),
                        "bursts": String(bursts), "model": model]
         return spec
@@ -214,7 +217,8 @@ enum AgentFigures {
 
     /// Output bursts the worker saw per task, by the bursts the agent printed. The agent
     /// writes its first line, each burst and `done` in one write each: bursts + 2 reads
-    /// when none merge (fewer when the worker reads two at once).
+    /// when none merge (fewer when the worker reads two at once). Its tasks have `burstGap`
+    /// 0, so every read is a burst.
     static func burstTable(plans: [AgentTaskPlan], runs: [[TaskInfo]]) -> ReportTable {
         var seen: [Int: [Int]] = [:]
         for infos in runs {

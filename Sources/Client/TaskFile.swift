@@ -16,7 +16,7 @@ public enum TaskFile {
     public static let keys: Set<String> = [
         "id", "command", "env", "runtime", "model", "prompt", "promptFile", "objective", "context", "contextFile",
         "requirement", "requirements", "complexity", "timeout", "maxTimeout", "extendBy", "extendWithin",
-        "activityWindow", "minBursts", "silenceWarn", "silenceKill", "killGrace", "label", "labels", "parent",
+        "activityWindow", "minBursts", "burstGap", "silenceWarn", "silenceKill", "killGrace", "label", "labels", "parent",
         "constraint", "constraints", "priority", "workdir", "inputs", "artifacts", "repo", "ref",
     ]
 
@@ -106,6 +106,7 @@ public enum TaskFile {
         o.extendWithin = try f.number("extendWithin")
         o.activityWindow = try f.number("activityWindow")
         o.minBursts = try f.integer("minBursts")
+        o.burstGap = try f.number("burstGap")
         o.silenceWarn = try f.number("silenceWarn")
         o.silenceKill = try f.number("silenceKill")
         o.killGrace = try f.number("killGrace")

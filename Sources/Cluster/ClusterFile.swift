@@ -269,7 +269,7 @@ public struct ClusterFile: Sendable, Equatable {
     private static func timeouts(_ value: Any, at: String) throws -> TimeoutPolicy.Overrides {
         guard let t = value as? [String: Any] else { throw ConfigError("\(at) must be an object of seconds") }
         try checkKeys(t, allowed: ["simple", "moderate", "complex", "max", "extendBy", "extendWithin", "activityWindow",
-                                   "minBursts", "silenceWarn", "silenceKill", "killGrace", "comment"], at: at)
+                                   "minBursts", "burstGap", "silenceWarn", "silenceKill", "killGrace", "comment"], at: at)
         func seconds(_ key: String) throws -> Double? {
             guard let v = try number(t, key, at) else { return nil }
             guard v >= 0, v <= TaskSpec.maxDurationSeconds else { throw ConfigError("\(at).\(key) must be 0 to 2592000 seconds") }
@@ -283,6 +283,7 @@ public struct ClusterFile: Sendable, Equatable {
         o.extendBy = try seconds("extendBy")
         o.extendWithin = try seconds("extendWithin")
         o.activityWindow = try seconds("activityWindow")
+        o.burstGap = try seconds("burstGap")
         o.silenceWarn = try seconds("silenceWarn")
         o.silenceKill = try seconds("silenceKill")
         o.killGrace = try seconds("killGrace")

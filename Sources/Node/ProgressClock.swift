@@ -4,11 +4,18 @@ import SwarmProtocol
 /// start, every output burst and wake-ups, and says what is due: a warning, an extension, a
 /// kill, and when to look again. Every output (stdout or stderr) resets the silence clock.
 ///
+/// A burst is a moment of output, not a read: output that arrives after at least
+/// `burstGapMs` of quiet (no output) starts a new burst; output closer than that to the
+/// output before it belongs to the same burst, however many reads the kernel split it into
+/// (one line read in two chunks is one burst). A steady stream without such a pause stays one
+/// burst. The first output of a run always starts a burst, however soon after the spawn: no
+/// output came before it to belong to. `burstGapMs` 0 makes every read a burst.
+///
 /// Extension rule: when the deadline is within `extendWithinMs` and the run printed within
-/// the last `activityWindowMs`, in at least `minBursts` bursts (reads of output) in that
-/// window, the deadline moves `extendByMs` later, never past start + max. `extendWithinMs` 0
-/// (like `extendByMs` 0) turns extensions off: the deadline is never "within 0" of a check
-/// before it has passed.
+/// the last `activityWindowMs`, in at least `minBursts` bursts with output in that window,
+/// the deadline moves `extendByMs` later, never past start + max. `extendWithinMs` 0 (like
+/// `extendByMs` 0) turns extensions off: the deadline is never "within 0" of a check before
+/// it has passed.
 public struct ProgressClock: Sendable, Equatable {
     public enum Verdict: Equatable, Sendable {
         case silenceWarning(silentMs: Int64)
@@ -29,7 +36,8 @@ public struct ProgressClock: Sendable, Equatable {
     public private(set) var bursts = 0
     /// Whether the current silence has been warned about already.
     private var warned = false
-    /// Times of the last `minBursts` bursts, oldest first.
+    /// When each of the last `minBursts` bursts last had output, oldest first: a burst is in
+    /// the activity window while any of its output is.
     private var recentBursts: [Int64] = []
 
     public init(policy: TimeoutPolicy, level: ComplexityLevel, startedAt: Int64) {
@@ -43,14 +51,31 @@ public struct ProgressClock: Sendable, Equatable {
 
     public var currentTimeoutMs: Int64 { deadline - startedAt }
 
-    /// Output arrived: a burst. Returns what is due now (an extension, typically).
+    /// Output arrived (one read): recorded, then checked. Returns what is due now (an
+    /// extension, typically).
     public mutating func output(nowMs: Int64) -> [Verdict] {
-        bursts += 1
+        recordOutput(nowMs: nowMs)
+        return check(nowMs: nowMs)
+    }
+
+    /// Output arrived (one read): it starts a new burst or continues the current one, and
+    /// ends the silence. Nothing is checked: a run being killed or drained still has its
+    /// output counted, but no deadline of it moves.
+    public mutating func recordOutput(nowMs: Int64) {
+        if bursts == 0 || nowMs - lastOutputAt >= policy.burstGapMs {
+            bursts += 1
+            recentBursts.append(nowMs)
+            if recentBursts.count > max(1, policy.minBursts) { recentBursts.removeFirst() }
+        } else {
+            recentBursts[recentBursts.count - 1] = nowMs
+        }
         lastOutputAt = nowMs
         warned = false
-        recentBursts.append(nowMs)
-        if recentBursts.count > max(1, policy.minBursts) { recentBursts.removeFirst() }
-        return check(nowMs: nowMs)
+    }
+
+    /// Bursts with output in the activity window before `nowMs`.
+    func burstsInWindow(nowMs: Int64) -> Int {
+        recentBursts.filter { nowMs - $0 <= policy.activityWindowMs }.count
     }
 
     /// What is due at `nowMs`. A kill verdict ends the run; nothing is due after it.
@@ -75,7 +100,7 @@ public struct ProgressClock: Sendable, Equatable {
     private mutating func extensionDue(nowMs: Int64) -> Verdict? {
         guard policy.extendWithinMs > 0, deadline < maxDeadline, deadline - nowMs <= policy.extendWithinMs,
               nowMs - lastOutputAt <= policy.activityWindowMs else { return nil }
-        let inWindow = recentBursts.filter { nowMs - $0 <= policy.activityWindowMs }.count
+        let inWindow = burstsInWindow(nowMs: nowMs)
         guard inWindow >= policy.minBursts else { return nil }
         let newDeadline = min(deadline + policy.extendByMs, maxDeadline)
         let by = newDeadline - deadline
@@ -105,7 +130,7 @@ public struct ProgressClock: Sendable, Equatable {
         if nowMs - lastOutputAt > policy.activityWindowMs {
             return "no output in the last \(s(policy.activityWindowMs)) before the \(timeout) deadline (output near the deadline extends it, \(upTo))"
         }
-        let inWindow = recentBursts.filter { nowMs - $0 <= policy.activityWindowMs }.count
+        let inWindow = burstsInWindow(nowMs: nowMs)
         // A run shorter than the window is counted over all of it: say so, not "the last 30 s".
         let counted = nowMs - startedAt < policy.activityWindowMs
             ? "in its \(s(deadline - startedAt)) run" : "in the last \(s(policy.activityWindowMs))"

@@ -21,6 +21,22 @@ public enum SupervisorEvent: Sendable {
     case killRequested(reason: String, state: TaskState, nowMs: Int64)
     /// Kill at once: end the grace period of a kill under way now (a second Ctrl-C).
     case hurryKill(nowMs: Int64)
+
+    /// The event's kind, for log lines.
+    public var name: String {
+        switch self {
+        case .spawned: "spawned"
+        case .spawnFailed: "spawnFailed"
+        case .output: "output"
+        case .streamClosed: "streamClosed"
+        case .exited: "exited"
+        case .wake: "wake"
+        case .drainTimerFired: "drainTimerFired"
+        case .graceTimerFired: "graceTimerFired"
+        case .killRequested: "killRequested"
+        case .hurryKill: "hurryKill"
+        }
+    }
 }
 
 /// What the shell must do for a supervisor.
@@ -109,89 +125,130 @@ public struct TaskSupervisor: Sendable {
 
     public var isFinished: Bool { state == .finished }
 
-    /// Applies one event. `at`: the wall clock (unix ms) at the event, only to date the result
-    /// (`startedAt`, `firstOutputAt`, `finishedAt`); nil: the event's `nowMs` stands for it
-    /// (tests whose two clocks agree). A step of the wall clock moves no deadline.
+    /// Every (state, event) pair is decided here, with no `default:`: a new state or event
+    /// does not compile until each of its pairs is. Three kinds of answer: the transitions;
+    /// late events a race makes normal (a timer or request overtaken by what happened first:
+    /// nothing to do); and events the shell can never send in that state, which all go
+    /// through `unexpected` (logged, otherwise ignored).
+    ///
+    /// `at`: the wall clock (unix ms) at the event, only to date the result (`startedAt`,
+    /// `firstOutputAt`, `finishedAt`); nil: the event's `nowMs` stands for it (tests whose two
+    /// clocks agree). A step of the wall clock moves no deadline.
     public mutating func handle(_ event: SupervisorEvent, at: Int64? = nil) -> [SupervisorAction] {
         wallAt = at ?? event.nowMs
         switch (state, event) {
-        case (.finished, _):
-            return []
-
         case (.starting, .spawned(let pid, let now)):
-            self.pid = pid
-            startedAt = now
-            startedWallAt = wallAt
-            state = .running
-            let clock = ProgressClock(policy: policy, level: complexity.level, startedAt: now)
-            self.clock = clock
-            var line = "started pid \(pid): \(assignment.command.isEmpty ? "runtime \(assignment.spec.runtime ?? "?")" : assignment.command.joined(separator: " "))"
-            line += "; complexity \(complexity.level.rawValue) (\(complexity.score))"
-            if policy.enforcesDeadline { line += ", timeout \(Self.seconds(clock.initialTimeoutMs)) (max \(Self.seconds(clock.maxDeadline - now)))" }
-            if policy.killsOnSilence { line += ", silence kill \(Self.seconds(policy.silenceKillMs))" }
-            return [.log(line)] + rearm(now: now)
-
+            return start(pid: pid, now: now)
         case (.starting, .spawnFailed(let reason, _)):
             state = .finished
             return [.log("spawn failed: \(reason)"),
                     .finish(result(.spawnFailed, exitCode: nil, signal: nil, reason: reason))]
-
-        case (_, .output(_, let bytes, let now)):
-            tail.append(bytes)
-            if metrics.firstOutputAt == nil {
-                metrics.firstOutputAt = wallAt
-                metrics.timeToFirstOutputMs = startedAt.map { now - $0 }
-            }
-            guard state == .running, var clock else {
-                _ = self.clock?.output(nowMs: now)  // counted, but nothing more is enforced
-                return []
-            }
-            let verdicts = clock.output(nowMs: now)
-            self.clock = clock
-            return apply(verdicts, now: now)
-
+        case (.running, .output(_, let bytes, let now)):
+            record(bytes, now: now)
+            return enforce(now) { $0.output(nowMs: now) }
+        case (.starting, .output(_, let bytes, let now)), (.killing, .output(_, let bytes, let now)),
+             (.draining, .output(_, let bytes, let now)):
+            // Kept and counted as output, but no deadline moves: none runs (yet, or any more).
+            record(bytes, now: now)
+            self.clock?.recordOutput(nowMs: now)
+            return []
         case (.running, .wake(let now)):
-            guard var clock else { return [] }
-            let verdicts = clock.check(nowMs: now)
-            self.clock = clock
-            return apply(verdicts, now: now)
-
-        case (_, .streamClosed(let stream, let now)):
+            return enforce(now) { $0.check(nowMs: now) }
+        case (.starting, .streamClosed(let stream, _)), (.running, .streamClosed(let stream, _)),
+             (.killing, .streamClosed(let stream, _)):
             openStreams.remove(stream.rawValue)
-            return state == .draining && openStreams.isEmpty ? complete(now: now) : []
-
+            return []
+        case (.draining, .streamClosed(let stream, let now)):
+            openStreams.remove(stream.rawValue)
+            return openStreams.isEmpty ? complete(now: now) : []
         case (.running, .exited(let status, let signal, let now)), (.killing, .exited(let status, let signal, let now)):
-            exit = (status, signal)
-            state = .draining
-            var actions: [SupervisorAction] = [.log(signal != 0 ? "exited on signal \(signal)" : "exited with code \(status)")]
-            if openStreams.isEmpty { actions += complete(now: now) } else { actions.append(.startDrainTimer(ms: settings.drainMs)) }
-            return actions
-
+            return exited(status: status, signal: signal, now: now)
         case (.draining, .drainTimerFired(let now)):
             return [.log("output still open after exit: killing leftover processes of the group")] + complete(now: now)
-
         case (.running, .killRequested(let reason, let outcome, let now)):
             return kill(outcome, reason, now: now)
-
-        case (.killing, .hurryKill(let now)):
-            guard !sigkillSent else { return [] }
-            sigkillSent = true
-            sigkillAtMs = now
-            return [.log("asked to stop at once: SIGKILL to the process group"), .signalGroup(9)]
-
         case (.draining, .killRequested(_, _, let now)):
             // It had already exited on its own: that is its outcome; just end the leftovers.
             return complete(now: now)
-
         case (.killing, .graceTimerFired(let now)):
-            guard !sigkillSent else { return [] }  // hurried: sent already
-            sigkillSent = true
-            sigkillAtMs = now
-            return [.log("grace period over: SIGKILL to the process group"), .signalGroup(9)]
+            return sigkill("grace period over: SIGKILL to the process group", now: now)
+        case (.killing, .hurryKill(let now)):
+            return sigkill("asked to stop at once: SIGKILL to the process group", now: now)
 
-        default:
+        // Late, and normal: the run is reported already; a second kill while one is under
+        // way; a wake-up or grace timer overtaken by the kill or the exit; a hurry with no
+        // kill under way (or, after the exit, one the drain ends soon anyway).
+        case (.finished, .spawned), (.finished, .spawnFailed), (.finished, .output), (.finished, .streamClosed),
+             (.finished, .exited), (.finished, .wake), (.finished, .drainTimerFired), (.finished, .graceTimerFired),
+             (.finished, .killRequested), (.finished, .hurryKill),
+             (.killing, .killRequested), (.killing, .wake), (.draining, .wake), (.draining, .graceTimerFired),
+             (.starting, .hurryKill), (.running, .hurryKill), (.draining, .hurryKill):
             return []
+
+        // Never sent in these states: no process yet (starting), one spawn and one exit per
+        // run, the drain timer only after the exit, the grace timer only after a kill; the
+        // shell spawns before it passes on any kill.
+        case (.starting, .exited), (.starting, .wake), (.starting, .drainTimerFired), (.starting, .graceTimerFired),
+             (.starting, .killRequested),
+             (.running, .spawned), (.running, .spawnFailed), (.running, .drainTimerFired), (.running, .graceTimerFired),
+             (.killing, .spawned), (.killing, .spawnFailed), (.killing, .drainTimerFired),
+             (.draining, .spawned), (.draining, .spawnFailed), (.draining, .exited):
+            return unexpected(event)
         }
+    }
+
+    private mutating func start(pid: Int, now: Int64) -> [SupervisorAction] {
+        self.pid = pid
+        startedAt = now
+        startedWallAt = wallAt
+        state = .running
+        let clock = ProgressClock(policy: policy, level: complexity.level, startedAt: now)
+        self.clock = clock
+        var line = "started pid \(pid): \(assignment.command.isEmpty ? "runtime \(assignment.spec.runtime ?? "?")" : assignment.command.joined(separator: " "))"
+        line += "; complexity \(complexity.level.rawValue) (\(complexity.score))"
+        if policy.enforcesDeadline { line += ", timeout \(Self.seconds(clock.initialTimeoutMs)) (max \(Self.seconds(clock.maxDeadline - now)))" }
+        if policy.killsOnSilence { line += ", silence kill \(Self.seconds(policy.silenceKillMs))" }
+        return [.log(line)] + rearm(now: now)
+    }
+
+    /// Output of any state: kept in the tail, and the first output's time noted.
+    private mutating func record(_ bytes: [UInt8], now: Int64) {
+        tail.append(bytes)
+        if metrics.firstOutputAt == nil {
+            metrics.firstOutputAt = wallAt
+            metrics.timeToFirstOutputMs = startedAt.map { now - $0 }
+        }
+    }
+
+    /// While running: what the progress clock finds due, carried out.
+    private mutating func enforce(_ now: Int64, _ step: (inout ProgressClock) -> [ProgressClock.Verdict]) -> [SupervisorAction] {
+        guard var clock else { return [] }
+        let verdicts = step(&clock)
+        self.clock = clock
+        return apply(verdicts, now: now)
+    }
+
+    private mutating func exited(status: Int64, signal: Int32, now: Int64) -> [SupervisorAction] {
+        exit = (status, signal)
+        state = .draining
+        var actions: [SupervisorAction] = [.log(signal != 0 ? "exited on signal \(signal)" : "exited with code \(status)")]
+        if openStreams.isEmpty { actions += complete(now: now) } else { actions.append(.startDrainTimer(ms: settings.drainMs)) }
+        return actions
+    }
+
+    /// While killing: SIGKILL to the group, once (the grace period's end or a hurry, whichever
+    /// comes first).
+    private mutating func sigkill(_ line: String, now: Int64) -> [SupervisorAction] {
+        guard !sigkillSent else { return [] }
+        sigkillSent = true
+        sigkillAtMs = now
+        return [.log(line), .signalGroup(9)]
+    }
+
+    /// The one answer to an event the shell cannot send in this state: a line in the task's
+    /// log saying so, and no change (a shell's mistake must not end or corrupt a run).
+    private func unexpected(_ event: SupervisorEvent) -> [SupervisorAction] {
+        [.log("ignored \(event.name) while \(state): not expected in this state")]
     }
 
     private mutating func apply(_ verdicts: [ProgressClock.Verdict], now: Int64) -> [SupervisorAction] {

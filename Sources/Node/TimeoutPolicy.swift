@@ -15,6 +15,9 @@ public struct TimeoutPolicy: Sendable, Equatable {
     /// ...and the agent printed within this window, in at least `minBursts` bursts.
     public var activityWindowMs: Int64 = 30_000
     public var minBursts = 2
+    /// Quiet that separates two bursts: output closer than this to the output before it is
+    /// part of the same burst (`ProgressClock`). 0: every read is a burst.
+    public var burstGapMs: Int64 = 1_000
     public var silenceWarnMs: Int64 = 45_000
     public var silenceKillMs: Int64 = 90_000
     public var killGraceMs: Int64 = 5_000
@@ -39,6 +42,7 @@ public struct TimeoutPolicy: Sendable, Equatable {
         public var extendWithin: Double?
         public var activityWindow: Double?
         public var minBursts: Int?
+        public var burstGap: Double?
         public var silenceWarn: Double?
         public var silenceKill: Double?
         public var killGrace: Double?
@@ -52,6 +56,7 @@ public struct TimeoutPolicy: Sendable, Equatable {
             extendWithin = spec.extendWithin
             activityWindow = spec.activityWindow
             minBursts = spec.minBursts
+            burstGap = spec.burstGap
             silenceWarn = spec.silenceWarn
             silenceKill = spec.silenceKill
             killGrace = spec.killGrace
@@ -71,6 +76,7 @@ public struct TimeoutPolicy: Sendable, Equatable {
         p.extendWithinMs = ms(layer.extendWithin) ?? p.extendWithinMs
         p.activityWindowMs = ms(layer.activityWindow) ?? p.activityWindowMs
         p.minBursts = layer.minBursts ?? p.minBursts
+        p.burstGapMs = ms(layer.burstGap) ?? p.burstGapMs
         p.silenceWarnMs = ms(layer.silenceWarn) ?? p.silenceWarnMs
         p.silenceKillMs = ms(layer.silenceKill) ?? p.silenceKillMs
         p.killGraceMs = ms(layer.killGrace) ?? p.killGraceMs

@@ -26,11 +26,12 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var timeout: Double?
     public var maxTimeout: Double?
     /// Extension step, how close to the deadline it applies, the activity window it looks
-    /// at and the bursts it needs there.
+    /// at and the bursts it needs there; the quiet that separates two bursts.
     public var extendBy: Double?
     public var extendWithin: Double?
     public var activityWindow: Double?
     public var minBursts: Int?
+    public var burstGap: Double?
     public var silenceWarn: Double?
     public var silenceKill: Double?
     public var killGrace: Double?
@@ -68,7 +69,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case id, command, env, runtime, model, prompt, objective, context, requirements, complexity
-        case timeout, maxTimeout, extendBy, extendWithin, activityWindow, minBursts
+        case timeout, maxTimeout, extendBy, extendWithin, activityWindow, minBursts, burstGap
         case silenceWarn, silenceKill, killGrace, labels, parent, constraints, priority
         case workdir, inputs, inputBlobs, artifacts, repo, ref
     }
@@ -91,6 +92,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         extendWithin = try c.decodeIfPresent(Double.self, forKey: .extendWithin)
         activityWindow = try c.decodeIfPresent(Double.self, forKey: .activityWindow)
         minBursts = try c.decodeIfPresent(Int.self, forKey: .minBursts)
+        burstGap = try c.decodeIfPresent(Double.self, forKey: .burstGap)
         silenceWarn = try c.decodeIfPresent(Double.self, forKey: .silenceWarn)
         silenceKill = try c.decodeIfPresent(Double.self, forKey: .silenceKill)
         killGrace = try c.decodeIfPresent(Double.self, forKey: .killGrace)
@@ -142,7 +144,8 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         }
         let durations: [(String, Double?)] = [("timeout", timeout), ("maxTimeout", maxTimeout), ("extendBy", extendBy),
                                               ("extendWithin", extendWithin), ("activityWindow", activityWindow),
-                                              ("silenceWarn", silenceWarn), ("silenceKill", silenceKill), ("killGrace", killGrace)]
+                                              ("burstGap", burstGap), ("silenceWarn", silenceWarn),
+                                              ("silenceKill", silenceKill), ("killGrace", killGrace)]
         for case let (name, value?) in durations where !(value.isFinite && value >= 0 && value <= Self.maxDurationSeconds) {
             return "\(name) must be a number of seconds from 0 to \(Int(Self.maxDurationSeconds)), got \(value)"
         }

@@ -43,6 +43,8 @@ struct SubmitCommand: ParsableCommand {
     var activityWindow: Double?
     @Option(parsing: .unconditional, help: "Output bursts needed in that window to extend.")
     var minBursts: Int?
+    @Option(parsing: .unconditional, help: "Seconds of quiet that separate two output bursts (default 1); output closer together is one burst, however many reads it takes.")
+    var burstGap: Double?
     @Option(parsing: .unconditional, help: "Seconds without output before a silence warning.")
     var silenceWarn: Double?
     @Option(parsing: .unconditional, help: "Seconds without output before the task is killed.")
@@ -87,7 +89,7 @@ struct SubmitCommand: ParsableCommand {
     /// Whether any option describing a task was given (with `--file`, none may be).
     var hasTaskOptions: Bool {
         let values: [Any?] = [id, runtime, model, prompt, promptFile, objective, contextFile, complexity, timeout, maxTimeout,
-                              extendBy, extendWithin, activityWindow, minBursts, silenceWarn, silenceKill, killGrace,
+                              extendBy, extendWithin, activityWindow, minBursts, burstGap, silenceWarn, silenceKill, killGrace,
                               parent, priority, workdir, repo, ref]
         return values.contains { $0 != nil } || !requirement.isEmpty || !env.isEmpty || !label.isEmpty || !constraint.isEmpty
             || !input.isEmpty || !artifact.isEmpty
@@ -136,6 +138,7 @@ struct SubmitCommand: ParsableCommand {
         o.extendWithin = extendWithin
         o.activityWindow = activityWindow
         o.minBursts = minBursts
+        o.burstGap = burstGap
         o.silenceWarn = silenceWarn
         o.silenceKill = silenceKill
         o.killGrace = killGrace

@@ -71,7 +71,7 @@ import Testing
         spec.labels = ["l": "\u{0}"]; spec.constraints = ["c": "d"]
         spec.timeout = 1.0e-7; spec.maxTimeout = 123456.789012345; spec.extendBy = 0.1; spec.extendWithin = 0.2
         spec.activityWindow = 0.3; spec.minBursts = Int.max; spec.silenceWarn = 1e-300; spec.silenceKill = 2.5e-300
-        spec.killGrace = 3.3e-300; spec.priority = Int.min
+        spec.killGrace = 3.3e-300; spec.burstGap = 4.4e-300; spec.priority = Int.min
         #expect(FrameBudget.admissionSize(of: spec) >= FrameBudget.encodedSize(of: spec))
         #expect(FrameBudget.admissionSize(of: TaskSpec(command: ["true"])) >= FrameBudget.encodedSize(of: TaskSpec(command: ["true"])))
     }

@@ -298,6 +298,8 @@ func fabricatedInfo(_ id: String, state: TaskState = .succeeded, submitMs: Int64
         let report = try AgentWorkload().run(context)
         #expect(context.batches.count == 2 && context.batches.allSatisfy { $0.specs.count == 20 && $0.concurrency == 8 })
         #expect(context.batches[0].specs == context.batches[1].specs)
+        // Every write a burst: the bursts table checks the worker saw each one.
+        #expect(context.batches[0].specs.allSatisfy { $0.burstGap == 0 })
         for spec in context.batches[0].specs {
             #expect(spec.problem() == nil && spec.runtime == "synthetic" && spec.model == "fast" && spec.command.isEmpty)
             #expect((0.5...2).contains(Double(spec.env?["SWARM_SIM_DURATION"] ?? "") ?? -1))

@@ -190,6 +190,7 @@ import SwarmProtocol
             (#"{"scheduler": {"modelLimits": {"opus": 1e300}}}"#, "from 0 to 1000000000"),
             (#"{"contextInlineMax": 1e300}"#, "from 0 to 1000000000"),
             (#"{"timeouts": {"minBursts": 1e300}}"#, "from 0 to 1000000"),
+            (#"{"timeouts": {"burstGap": -0.5}}"#, "timeouts.burstGap must be 0 to 2592000 seconds"),
         ]
         for (text, message) in bad {
             #expect(throws: ConfigError.self, "\(text)") { try ClusterFile.parse(Data(text.utf8)) }

@@ -154,9 +154,11 @@ import Glibc
     @Test func progressEarnsExtensionsUpToTheMaximum() throws {
         let (cluster, client, dir) = try Self.cluster()
         defer { Self.finish(cluster, dir) }
-        // Prints every 0.1 s for 3 s: always in progress, so only the maximum stops it.
+        // Prints every 0.1 s for 3 s, each line a burst of its own (a 0.05 s gap, scaled down
+        // like the rest): always in progress, so only the maximum stops it.
         let busy = try client.submit(Self.agentTask("busy", env: ["FAKE_BURSTS": "30"]) {
             $0.timeout = 0.6; $0.maxTimeout = 1.5; $0.extendBy = 0.4; $0.extendWithin = 0.3; $0.activityWindow = 0.3
+            $0.burstGap = 0.05
             $0.killGrace = 0.5
         })
         // Silent from the start: no progress, so no extension, whatever the maximum.

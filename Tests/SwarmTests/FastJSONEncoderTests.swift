@@ -20,6 +20,7 @@ import Testing
         spec.extendWithin = 5
         spec.activityWindow = 30
         spec.minBursts = 2
+        spec.burstGap = 0.75
         spec.silenceWarn = 60
         spec.silenceKill = 120.5
         spec.killGrace = 0.001

@@ -28,7 +28,7 @@ import Testing
 
     @Test func everyNumberOfASpecIsBounded() {
         let durations: [WritableKeyPath<TaskSpec, Double?>] = [\.timeout, \.maxTimeout, \.extendBy, \.extendWithin,
-                                                               \.activityWindow, \.silenceWarn, \.silenceKill, \.killGrace]
+                                                               \.activityWindow, \.burstGap, \.silenceWarn, \.silenceKill, \.killGrace]
         for path in durations {
             for value in [Double.nan, .infinity, -.infinity, -1, 1e300, -0.000001, TaskSpec.maxDurationSeconds + 1] {
                 var spec = TaskSpec(command: ["true"])

@@ -30,8 +30,8 @@ import Testing
 
     @Test func extendsOnlyInsideTheWindowWithEnoughRecentBursts() {
         var c = Self.clock(.simple) { $0.killsOnSilence = false; $0.warnsOnSilence = false }
-        // Two bursts before the window opens (at 30 s): no extension yet.
-        #expect(c.output(nowMs: 29_000).isEmpty)
+        // Two bursts (a second apart) before the window opens (at 30 s): no extension yet.
+        #expect(c.output(nowMs: 28_500).isEmpty)
         #expect(c.output(nowMs: 29_500).isEmpty)
         #expect(c.nextWakeMs(nowMs: 29_500) == 30_000)
         // At 30 s the deadline is 30 s away and both bursts are within 30 s: extended.

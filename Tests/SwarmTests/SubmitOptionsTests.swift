@@ -41,7 +41,7 @@ import SwarmProtocol
             "--objective", "green tests", "--context-file", "ctx.json", "--requirement", "no new deps",
             "--requirement", "keep the API", "--complexity", "7", "--timeout", "90.5", "--max-timeout", "600",
             "--extend-by", "60", "--extend-within", "30", "--activity-window", "45", "--min-bursts", "3",
-            "--silence-warn", "120", "--silence-kill", "300", "--kill-grace", "2.5", "--env", "A=1", "--env", "B=x=y",
+            "--burst-gap", "0.5", "--silence-warn", "120", "--silence-kill", "300", "--kill-grace", "2.5", "--env", "A=1", "--env", "B=x=y",
             "--label", "team=core", "--parent", "p-1", "--constraint", "gpu=yes", "--constraint", "zone=eu",
             "--priority", "-3",
         ])
@@ -60,6 +60,7 @@ import SwarmProtocol
         #expect(spec.extendWithin == 30)
         #expect(spec.activityWindow == 45)
         #expect(spec.minBursts == 3)
+        #expect(spec.burstGap == 0.5)
         #expect(spec.silenceWarn == 120)
         #expect(spec.silenceKill == 300)
         #expect(spec.killGrace == 2.5)

@@ -44,7 +44,7 @@ import Testing
         expected.metrics.complexity = "simple"
         expected.metrics.complexityScore = 0
         expected.metrics.outputBytes = 11
-        expected.metrics.outputBursts = 2
+        expected.metrics.outputBursts = 1  // 10 ms apart: one moment of output
         expected.metrics.firstOutputAt = 1_010
         expected.metrics.timeToFirstOutputMs = 10
         // A plain command without timeouts of its own: no deadline is enforced or reported.

@@ -44,7 +44,7 @@ import SwarmProtocol
             {"id": "t-1", "env": {"A": "1"}, "runtime": "claude", "model": "opus", "promptFile": "prompts/p1.md", \
             "objective": "o", "contextFile": "ctx.json", "requirements": ["r1", "r2"], "complexity": 4, "timeout": 1.5, \
             "maxTimeout": 60, "extendBy": 10, "extendWithin": 5, "activityWindow": 20, "minBursts": 2, "silenceWarn": 30, \
-            "silenceKill": 50, "killGrace": 0.5, "labels": {"team": "x"}, "parent": "p", "constraints": ["gpu=1", "os=linux"], \
+            "burstGap": 2.5, "silenceKill": 50, "killGrace": 0.5, "labels": {"team": "x"}, "parent": "p", "constraints": ["gpu=1", "os=linux"], \
             "priority": -2}
             """
         let spec = try #require(try Self.parse(line).first)
@@ -63,6 +63,7 @@ import SwarmProtocol
         #expect(spec.extendWithin == 5)
         #expect(spec.activityWindow == 20)
         #expect(spec.minBursts == 2)
+        #expect(spec.burstGap == 2.5)
         #expect(spec.silenceWarn == 30)
         #expect(spec.silenceKill == 50)
         #expect(spec.killGrace == 0.5)
@@ -173,13 +174,13 @@ import SwarmProtocol
         let line = """
             {"id": "k", "env": {}, "runtime": "r", "model": "m", "prompt": "p", "objective": "o", "context": null, \
             "requirement": "q", "complexity": "simple", "timeout": 1, "maxTimeout": 2, "extendBy": 1, "extendWithin": 1, \
-            "activityWindow": 1, "minBursts": 1, "silenceWarn": 1, "silenceKill": 1, "killGrace": 1, "label": {}, \
+            "activityWindow": 1, "minBursts": 1, "burstGap": 1, "silenceWarn": 1, "silenceKill": 1, "killGrace": 1, "label": {}, \
             "parent": "pp", "constraint": [], "priority": 0, "inputs": ["a", "b:c"], "artifacts": ["out/*"], \
             "repo": "/r.git", "ref": "main"}
             """
         #expect(try Self.parse(line).count == 1)
         #expect(try Self.parse(#"{"command": ["true"], "workdir": "/w"}"#).first?.workdir == "/w")
-        #expect(TaskFile.keys.count == 33)
+        #expect(TaskFile.keys.count == 34)
     }
 
     /// Issue 11: `workdir`, `inputs`, `artifacts`, `repo`, `ref`, with the flags' checks.
