@@ -7,7 +7,10 @@ import SwarmProtocol
 /// Output is split into lines per stream; a partial line waits for its end (or the close),
 /// and a line longer than `maxLine` is cut into several (between characters, so a cut line
 /// stays valid UTF-8). Past `maxBytes` the log stops taking output (the result still carries
-/// the last 64 KiB) so a chatty task cannot fill the disk.
+/// the last 64 KiB) so a chatty task cannot fill the disk. Best effort on a full disk: a
+/// write the disk refuses is lost (the result's output tail and the scheduler's copy of the
+/// stream still have the output), and the task goes on; the worker checks for room before
+/// a task starts (`DiskRoom`), not for each line.
 final class TaskLog {
     private var fd: Int32
     private var stdoutPartial: [UInt8] = []

@@ -33,14 +33,15 @@ extension WorkerAgent {
         case .success(let p): plan = p
         case .failure(.refuse(let reason)): return reject(reason)
         case .failure(.fail(let state, let reason)):
-            var result = TaskResult(id: task.id, state: state, exitCode: nil, signal: nil, reason: reason, output: "",
-                                    pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: clocks.wall())
-            result.submittedAt = task.submittedAt
-            result.placedAt = task.placedAt
-            result.metrics.node = config.name
-            result.metrics.runtime = task.spec.runtime
-            result.metrics.model = task.spec.model
-            return finished(result)
+            var metrics = RunMetrics()
+            metrics.node = config.name
+            metrics.runtime = task.spec.runtime
+            metrics.model = task.spec.model
+            return finished(unstarted(task, state, reason, metrics: metrics))
+        }
+        // No room for its log, result and journal records: it does not start (`DiskRoom`).
+        if let problem = roomProblem() {
+            return finished(unstarted(task, .spawnFailed, problem, metrics: plan.context.metrics))
         }
         var context = plan.context
         let run = RunRef(id: task.id, attempt: task.attempt)
@@ -86,6 +87,34 @@ extension WorkerAgent {
         }
     }
 
+    /// The result of a run that never got a process.
+    private func unstarted(_ task: TaskAssignment, _ state: TaskState, _ reason: String, metrics: RunMetrics) -> TaskResult {
+        var result = TaskResult(id: task.id, state: state, exitCode: nil, signal: nil, reason: reason, output: "",
+                                pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: clocks.wall())
+        result.submittedAt = task.submittedAt
+        result.placedAt = task.placedAt
+        result.metrics = metrics
+        return result
+    }
+
+    /// Why no task can start now for lack of room in the data dir (or the work root, when it
+    /// is elsewhere), nil when there is room. The worker logs each change once.
+    func roomProblem() -> String? {
+        var problem = diskRoom.problem(DiskRoom.measure(config.dataDir), directory: config.dataDir, worker: config.name)
+        if problem == nil, let root = config.workRootDir {
+            problem = diskRoom.problem(DiskRoom.measure(root), directory: root, worker: config.name)
+        }
+        switch diskRoom.observe(problem) {
+        case .filled(let problem)?:
+            logger.error("\(problem): tasks assigned here end spawn_failed until there is room")
+        case .freed?:
+            logger.notice("room again in the data dir of worker \(config.name): tasks start again")
+        case nil:
+            break
+        }
+        return problem
+    }
+
     static func resultJSON(_ result: TaskResult) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(1024 + result.output.utf8.count)
@@ -104,15 +133,18 @@ extension WorkerAgent {
         finished(result)
     }
 
+    /// Keeps `result` until the scheduler acknowledges it: in the outbox (memory), and on disk
+    /// (results dir, run journal) for a restart. If the disk refuses it (full), the result is
+    /// still sent from memory, and the worker says so: should it stop before the scheduler
+    /// has the result, the run counts as lost there (from its journal record, or because the
+    /// worker no longer reports it) and runs again, attempts permitting. Never dropped silently.
     func finished(_ result: TaskResult) {
         let json = Self.resultJSON(result)
-        do {
-            try Files.writeAtomically(json, to: "\(resultsDir)/\(result.id).json")
-        } catch {
-            logger.error("cannot write result of \(result.id): \(error)")
-        }
-        do { try journal.finished(result) } catch {
-            logger.error("cannot record the run of \(result.id): \(error)")
+        var unsaved: [String] = []
+        do { try Files.writeAtomically(json, to: "\(resultsDir)/\(result.id).json") } catch { unsaved.append("\(error)") }
+        do { try journal.finished(result) } catch { unsaved.append("\(error)") }
+        if !unsaved.isEmpty {
+            logger.error("result of task \(result.id) attempt \(result.attempt) (\(result.state.rawValue)) is kept in memory only until the scheduler acknowledges it: \(unsaved.joined(separator: "; ")); if this worker stops first, the run counts as lost")
         }
         outbox.append(result)
         // The result file's bytes (without their newline) go into the frame: encoded once.

@@ -91,6 +91,8 @@ public final class WorkerAgent {
     let workspace: WorkerWorkspace
     /// Blob fetches (inputs) and uploads (artifacts) with the scheduler.
     lazy var blobs = BlobTransfers(loop: loop, logger: logger)
+    /// Whether the data dir had room at the last task's start (`roomProblem`).
+    var diskRoom = DiskRoom()
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
 

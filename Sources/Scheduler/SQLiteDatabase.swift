@@ -1,25 +1,42 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// A failed SQLite call: the result code (`SQLITE_*`, extended codes included) and sqlite's
-/// own message.
+/// A failed SQLite call: the result code (`SQLITE_*`, extended codes included), sqlite's
+/// own message, and the `errno` of the system call that failed under it (0 when none did).
 public enum SQLiteError: Error, Equatable, CustomStringConvertible, Sendable {
-    case open(path: String, code: Int32, message: String)
-    case statement(sql: String, code: Int32, message: String)
+    case open(path: String, code: Int32, message: String, systemErrno: Int32 = 0)
+    case statement(sql: String, code: Int32, message: String, systemErrno: Int32 = 0)
 
     public var code: Int32 {
         switch self {
-        case .open(_, let code, _), .statement(_, let code, _): code
+        case .open(_, let code, _, _), .statement(_, let code, _, _): code
+        }
+    }
+
+    public var systemErrno: Int32 {
+        switch self {
+        case .open(_, _, _, let errno), .statement(_, _, _, let errno): errno
         }
     }
 
     /// The primary result code (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, ...), without the extended bits.
     public var primaryCode: Int32 { code & 0xFF }
 
+    /// The disk (or the user's quota) is full: `SQLITE_FULL` (a write that hit `ENOSPC`), or
+    /// an I/O error whose system call failed with `ENOSPC` or `EDQUOT` (an fsync, the WAL
+    /// index growing).
+    public var isNoSpace: Bool {
+        primaryCode == SQLITE_FULL || systemErrno == ENOSPC || systemErrno == EDQUOT
+    }
+
     public var description: String {
+        let system = systemErrno == 0 ? "" : ", system error: \(String(cString: strerror(systemErrno)))"
         switch self {
-        case let .open(path, code, message): "cannot open \(path): \(message) (sqlite code \(code))"
-        case let .statement(sql, code, message):
-            "\(message) (sqlite code \(code)) in: \(sql.count > 80 ? String(sql.prefix(80)) + "..." : sql)"
+        case let .open(path, code, message, _): return "cannot open \(path): \(message) (sqlite code \(code)\(system))"
+        case let .statement(sql, code, message, _):
+            return "\(message) (sqlite code \(code)\(system)) in: \(sql.count > 80 ? String(sql.prefix(80)) + "..." : sql)"
         }
     }
 }
@@ -41,8 +58,9 @@ public final class SQLiteDatabase {
         let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+            let system = db.map { sqlite3_system_errno($0) } ?? 0
             sqlite3_close_v2(db)
-            throw .open(path: path, code: rc, message: message)
+            throw .open(path: path, code: rc, message: message, systemErrno: system)
         }
         sqlite3_extended_result_codes(db, 1)
         handle = db
@@ -70,7 +88,7 @@ public final class SQLiteDatabase {
         guard rc == SQLITE_OK else {
             let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
             sqlite3_free(errorMessage)
-            throw .statement(sql: sql, code: rc, message: message)
+            throw .statement(sql: sql, code: rc, message: message, systemErrno: sqlite3_system_errno(db))
         }
     }
 
@@ -107,9 +125,13 @@ public final class SQLiteDatabase {
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     public var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
 
+    /// Whether a transaction is open (after a failed COMMIT, SQLite may or may not have
+    /// rolled it back itself).
+    public var inTransaction: Bool { handle.map { sqlite3_get_autocommit($0) == 0 } ?? false }
+
     func error(_ sql: String, _ rc: Int32) -> SQLiteError {
         let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
-        return .statement(sql: sql, code: rc, message: message)
+        return .statement(sql: sql, code: rc, message: message, systemErrno: handle.map { sqlite3_system_errno($0) } ?? 0)
     }
 
     private func open(_ sql: String) throws(SQLiteError) -> OpaquePointer {

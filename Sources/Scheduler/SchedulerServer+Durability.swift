@@ -30,22 +30,28 @@ extension SchedulerServer {
     }
 
     /// Saves the changes made since the last save, in one transaction. If that fails the
-    /// scheduler stops (`onFatal`): what it would have acknowledged is not on disk, and a
-    /// restart continues from what is. Returns whether the changes are saved.
+    /// scheduler stops (`onFatal`, else a critical log line): what it would have acknowledged
+    /// is not on disk, and a restart continues from what is. A full disk is no exception (the
+    /// turn's replies, `submitted` among them, are never sent), except for the logs of ended
+    /// tasks: those are left out when only they do not fit (`TaskStore.save`). Returns
+    /// whether the changes are saved.
     func persist() -> Bool {
         var changes = state.takeChanges()
         changes.logs = pendingLogs
         pendingLogs = [:]
         guard let store, !changes.isEmpty else { return true }
         do {
-            try store.save(changes, at: clocks.wall())
+            let dropped = try store.save(changes, at: clocks.wall())
+            if !dropped.isEmpty { logger.warning("\(StateSaveFailure.droppedLogsLine(dropped, directory: store.directory))") }
             return true
         } catch {
-            logger.critical("cannot save the scheduler's state, stopping: \(error)")
+            let line = StateSaveFailure.stopLine(error)
+            // One line for the operator: whoever handles `onFatal` prints it as the process ends.
+            if onFatal == nil { logger.critical("\(line)") }
             store.close()
             self.store = nil
             stop()
-            onFatal?("cannot save the scheduler's state: \(error)")
+            onFatal?(line)
             return false
         }
     }
@@ -54,5 +60,25 @@ extension SchedulerServer {
     func deliver(_ connection: FramedConnection, _ message: Message) {
         outgoing.append((connection, message))
         endOfTurnSoon()
+    }
+}
+
+/// What the scheduler says when its state cannot be saved: pure text, tested on its own.
+enum StateSaveFailure {
+    /// The one line a scheduler that stops for `error` leaves: the state directory, what went
+    /// wrong ("no space left on device" for a full disk), and that nothing unsaved was
+    /// acknowledged, so a restart on the same directory loses nothing it acknowledged.
+    static func stopLine(_ error: TaskStoreError) -> String {
+        let after = "nothing it did not save was acknowledged, and a restart on the same state directory continues from what it saved"
+        if case .noSpace = error {
+            return "\(error): the scheduler stopped, as it cannot save its state; \(after) (make room first)"
+        }
+        return "cannot save the scheduler's state (\(error)): the scheduler stopped; \(after)"
+    }
+
+    /// The warning when the logs of ended tasks were left out of a save for lack of room.
+    static func droppedLogsLine(_ ids: [String], directory: String) -> String {
+        let shown = ids.prefix(5).map { PeerText.safe($0) }.joined(separator: ", ") + (ids.count > 5 ? ", ..." : "")
+        return "no space left on device in state directory \(directory): the stored logs of \(ids.count) ended task(s) were not saved (\(shown)); their state and output tail were, and their workers keep the whole logs"
     }
 }

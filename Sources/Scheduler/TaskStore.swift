@@ -13,7 +13,15 @@ public enum TaskStoreError: Error, CustomStringConvertible, Sendable {
     case notASwarmDatabase(path: String, detail: String)
     case newerSchema(path: String, found: Int, supported: Int)
     case corrupt(path: String, detail: String)
+    /// The disk (or quota) of the state directory is full: what was being written is not saved.
+    case noSpace(directory: String, SQLiteError)
     case sqlite(path: String, SQLiteError)
+
+    /// The state directory's disk is full.
+    public var isNoSpace: Bool {
+        if case .noSpace = self { return true }
+        return false
+    }
 
     public var description: String {
         let keep = "; refusing to start with it (move it away to start empty)"
@@ -24,6 +32,10 @@ public enum TaskStoreError: Error, CustomStringConvertible, Sendable {
         case let .newerSchema(path, found, supported):
             return "\(path) has schema version \(found), newer than this swarm understands (\(supported)): it was written by a newer swarm" + keep
         case let .corrupt(path, detail): return "\(path) is damaged: \(detail)" + keep
+        case let .noSpace(directory, error):
+            let why = error.systemErrno == EDQUOT ? "disk quota exceeded" : "no space left on device"
+            let detail = error.primaryCode == SQLITE_FULL ? "database or disk is full" : error.description
+            return "\(why) in state directory \(directory) (sqlite: \(detail))"
         case let .sqlite(path, error): return "state database \(path): \(error)"
         }
     }
@@ -40,6 +52,8 @@ public final class TaskStore {
     public static let lockName = "swarm.lock"
 
     public let path: String
+    /// The state directory (`path` is its `swarm.db`).
+    public let directory: String
     private let database: SQLiteDatabase
     private var lockFD: Int32
     private let encoder = JSONEncoder()
@@ -74,6 +88,7 @@ public final class TaskStore {
     /// written by a newer schema, is damaged, or another scheduler has the directory.
     public init(directory: String) throws(TaskStoreError) {
         path = directory + "/" + Self.databaseName
+        self.directory = directory
         if let problem = Self.makeDirectories(directory) {
             throw .cannotCreateDirectory(path: directory, reason: problem)
         }
@@ -93,7 +108,7 @@ public final class TaskStore {
         }
         do {
             database = try SQLiteDatabase(path: path)
-            try Self.prepareSchema(database, path: path)
+            try Self.prepareSchema(database, path: path, directory: directory)
             updateTask = try database.prepare("""
                 UPDATE tasks SET state = ?2, node = ?3, attempts = ?4, finished_at = ?5, info = ?6 WHERE id = ?1
                 """)
@@ -116,7 +131,7 @@ public final class TaskStore {
         } catch let error as TaskStoreError {
             throw fail(error)
         } catch let error as SQLiteError {
-            throw fail(Self.classify(error, path: path))
+            throw fail(Self.classify(error, path: path, directory: directory))
         } catch {
             throw fail(.corrupt(path: path, detail: "\(error)"))
         }
@@ -163,7 +178,7 @@ public final class TaskStore {
                 tasks.append(TaskSnapshot(spec: spec, info: info, sequence: UInt64(sequence)))
             }
         } catch let error as SQLiteError {
-            throw Self.classify(error, path: path)
+            throw Self.classify(error, path: path, directory: directory)
         } catch let error as TaskStoreError {
             throw error
         } catch {
@@ -176,18 +191,36 @@ public final class TaskStore {
     /// unix ms) dates runs that ended without a time of their own (requeued). Every time
     /// stored is a wall-clock timestamp, for people: no monotonic reading is ever saved, since
     /// it would mean nothing after a restart.
-    public func save(_ changes: StateChanges, at: Int64) throws(TaskStoreError) {
-        guard !changes.isEmpty else { return }
+    ///
+    /// The logs of ended tasks are the one part that may be left out: when the disk has no
+    /// room for the transaction, it is written again without them (a stored log is a copy:
+    /// the task's state and output tail are saved, and its worker keeps the whole log).
+    /// Returns the ids of the logs left out. Throws `.noSpace` when even that does not fit:
+    /// then nothing of `changes` is saved.
+    @discardableResult
+    public func save(_ changes: StateChanges, at: Int64) throws(TaskStoreError) -> [String] {
+        guard !changes.isEmpty else { return [] }
         do {
-            try database.transaction { () throws(SQLiteError) in
-                for task in changes.tasks { try write(task) }
-                for change in changes.runs { try write(change, at: at) }
-                for (id, text) in changes.logs.sorted(by: { $0.key < $1.key }) {
-                    try saveLog.run([.text(id), .text(text)])
-                }
-            }
+            try write(changes, at: at)
+            return []
+        } catch let error where error.isNoSpace && !changes.logs.isEmpty && !database.inTransaction {
+            var lean = changes
+            lean.logs = [:]
+            do { try write(lean, at: at) } catch { throw Self.classify(error, path: path, directory: directory) }
+            return changes.logs.keys.sorted()
         } catch {
-            throw .sqlite(path: path, error)
+            throw Self.classify(error, path: path, directory: directory)
+        }
+    }
+
+    private func write(_ changes: StateChanges, at: Int64) throws(SQLiteError) {
+        guard !changes.isEmpty else { return }
+        try database.transaction { () throws(SQLiteError) in
+            for task in changes.tasks { try write(task) }
+            for change in changes.runs { try write(change, at: at) }
+            for (id, text) in changes.logs.sorted(by: { $0.key < $1.key }) {
+                try saveLog.run([.text(id), .text(text)])
+            }
         }
     }
 
@@ -286,7 +319,7 @@ public final class TaskStore {
         return readLog.string(0)
     }
 
-    private static func prepareSchema(_ db: SQLiteDatabase, path: String) throws(TaskStoreError) {
+    private static func prepareSchema(_ db: SQLiteDatabase, path: String, directory: String) throws(TaskStoreError) {
         do {
             // The first read of the file: a file that is not SQLite fails here.
             let mode = try db.scalar("PRAGMA journal_mode = WAL")
@@ -315,7 +348,7 @@ public final class TaskStore {
             guard check == "ok" else { throw TaskStoreError.corrupt(path: path, detail: "integrity check: \(check)") }
             try db.execute(logsTable)
         } catch let error as SQLiteError {
-            throw classify(error, path: path)
+            throw classify(error, path: path, directory: directory)
         } catch let error as TaskStoreError {
             throw error
         } catch {
@@ -323,8 +356,9 @@ public final class TaskStore {
         }
     }
 
-    private static func classify(_ error: SQLiteError, path: String) -> TaskStoreError {
-        switch error.primaryCode {
+    private static func classify(_ error: SQLiteError, path: String, directory: String) -> TaskStoreError {
+        if error.isNoSpace { return .noSpace(directory: directory, error) }
+        return switch error.primaryCode {
         case SQLITE_NOTADB: .notASwarmDatabase(path: path, detail: "not an SQLite database")
         case SQLITE_CORRUPT: .corrupt(path: path, detail: "\(error)")
         default: .sqlite(path: path, error)
