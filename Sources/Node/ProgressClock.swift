@@ -7,9 +7,12 @@ import SwarmProtocol
 /// A burst is a moment of output, not a read: output that arrives after at least
 /// `burstGapMs` of quiet (no output) starts a new burst; output closer than that to the
 /// output before it belongs to the same burst, however many reads the kernel split it into
-/// (one line read in two chunks is one burst). A steady stream without such a pause stays one
-/// burst. The first output of a run always starts a burst, however soon after the spawn: no
-/// output came before it to belong to. `burstGapMs` 0 makes every read a burst.
+/// (one line read in two chunks is one burst). Output that goes on without such a pause
+/// starts a new burst each `burstGapMs` after the current one began: a steady stream is
+/// output at separate moments too (an agent streaming tokens for 10 s makes 10 bursts at the
+/// default 1 s), never more often than one per `burstGapMs`, however it is split. The first
+/// output of a run always starts a burst, however soon after the spawn: no output came before
+/// it to belong to. `burstGapMs` 0 makes every read a burst.
 ///
 /// Extension rule: when the deadline is within `extendWithinMs` and the run printed within
 /// the last `activityWindowMs`, in at least `minBursts` bursts with output in that window,
@@ -34,6 +37,8 @@ public struct ProgressClock: Sendable, Equatable {
     public private(set) var extensions = 0
     public private(set) var silenceWarnings = 0
     public private(set) var bursts = 0
+    /// When the current burst began (its first output).
+    private var burstStartedAt: Int64 = 0
     /// Whether the current silence has been warned about already.
     private var warned = false
     /// When each of the last `minBursts` bursts last had output, oldest first: a burst is in
@@ -62,8 +67,9 @@ public struct ProgressClock: Sendable, Equatable {
     /// ends the silence. Nothing is checked: a run being killed or drained still has its
     /// output counted, but no deadline of it moves.
     public mutating func recordOutput(nowMs: Int64) {
-        if bursts == 0 || nowMs - lastOutputAt >= policy.burstGapMs {
+        if bursts == 0 || nowMs - lastOutputAt >= policy.burstGapMs || nowMs - burstStartedAt >= policy.burstGapMs {
             bursts += 1
+            burstStartedAt = nowMs
             recentBursts.append(nowMs)
             if recentBursts.count > max(1, policy.minBursts) { recentBursts.removeFirst() }
         } else {

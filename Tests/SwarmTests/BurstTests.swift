@@ -36,8 +36,10 @@ import Testing
     @Test func theGapItselfSeparatesOneMillisecondLessDoesNot() {
         #expect(Self.bursts(at: [5_000, 6_000]) == 2)
         #expect(Self.bursts(at: [5_000, 5_999]) == 1)
-        // The quiet is counted from the burst's last output, not from its start.
-        #expect(Self.bursts(at: [5_000, 5_900, 6_800, 7_799]) == 1)
+        // The quiet is counted from the burst's last output; output with no such quiet starts
+        // the next burst one gap after the current one began (6,800 here), not at every read.
+        #expect(Self.bursts(at: [5_000, 5_900, 6_800, 7_799]) == 2)
+        #expect(Self.bursts(at: [5_000, 5_500, 5_999]) == 1)
         #expect(Self.bursts(at: [5_000, 5_900, 6_900]) == 2)
         // Configured: a 250 ms gap.
         #expect(Self.bursts(at: [5_000, 5_250, 5_499]) { $0.burstGapMs = 250 } == 2)
@@ -69,23 +71,23 @@ import Testing
         #expect(d.output(nowMs: 1_010) == [.extended(byMs: 60_000, deadlineMs: 62_000, bursts: 2)])
     }
 
-    /// A steady stream with no pause of `burstGap` is one burst. It stays in the activity
-    /// window while it prints (a burst is in the window while any of its output is), so
-    /// `minBursts` 1 extends it; the default 2 does not.
-    @Test func aSteadyStreamIsOneBurstThatStaysInTheWindow() {
-        func run(minBursts: Int) -> ProgressClock {
-            var c = Self.clock { $0.minBursts = minBursts }
-            for t in stride(from: Int64(0), through: 59_900, by: 100) { _ = c.output(nowMs: t) }
-            _ = c.check(nowMs: 60_000)
-            return c
-        }
-        let one = run(minBursts: 1)
-        #expect(one.bursts == 1)
-        #expect(one.extensions == 1 && one.deadline == 120_000)
-        let two = run(minBursts: 2)
-        #expect(two.bursts == 1)
-        #expect(two.extensions == 0)
-        #expect(two.timeoutExplanation(nowMs: 60_000).hasPrefix("1 output burst(s) in the last 30 s"))
+    /// A steady stream with no pause of `burstGap` is output at separate moments too: a new
+    /// burst each `burstGap` after the current one began (1 every 1 s here, whatever the
+    /// reads), so an agent streaming for a minute is extended with the default `minBursts` 2.
+    @Test func aSteadyStreamMakesOneBurstPerGapAndIsExtended() {
+        var c = Self.clock { _ in }
+        for t in stride(from: Int64(0), through: 59_900, by: 100) { _ = c.output(nowMs: t) }
+        #expect(c.bursts == 60, "one per second of streaming, not one per read (600)")
+        _ = c.check(nowMs: 60_000)
+        #expect(c.extensions == 1 && c.deadline == 120_000)
+        // Edges: 999 ms into a burst is the same burst; 1,000 ms starts the next.
+        var e = Self.clock { _ in }
+        _ = e.output(nowMs: 0)
+        _ = e.output(nowMs: 500)
+        _ = e.output(nowMs: 999)
+        #expect(e.bursts == 1)
+        _ = e.output(nowMs: 1_000)
+        #expect(e.bursts == 2)
     }
 
     /// Through the supervisor, the case: the run times out at its 1 s deadline and

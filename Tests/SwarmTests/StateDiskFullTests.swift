@@ -62,14 +62,14 @@ import SwarmProtocol
         var state = ClusterState()
         var store: TaskStore? = try TaskStore(directory: dir)
         try S.submit(&state, ["a", "b"])
-        try store!.save(state.takeChanges(), nowMs: Self.t0)
+        try store!.save(state.takeChanges(), at: Self.t0)
 
         try mount.fill()
         var big = TaskSpec(id: "c", command: ["true"])
         big.prompt = String(repeating: "p", count: 256 * 1024)
-        _ = try state.submit(big, nowMs: Self.t0 + 1)
+        _ = try state.submit(big, at: Self.t0 + 1)
         #expect {
-            try store!.save(state.takeChanges(), nowMs: Self.t0 + 1)
+            try store!.save(state.takeChanges(), at: Self.t0 + 1)
         } throws: { error in
             guard let error = error as? TaskStoreError, error.isNoSpace else { return false }
             return "\(error)".hasPrefix("no space left on device in state directory \(dir)")
@@ -93,15 +93,15 @@ import SwarmProtocol
         defer { store.close() }
         try S.submit(&state, ["a"])
         _ = try S.register(&state, "n", slots: 1)
-        _ = state.schedule(nowMs: Self.t0 + 1)
-        try store.save(state.takeChanges(), nowMs: Self.t0 + 1)
-        _ = state.taskFinished(node: "n", result: S.result("a", at: Self.t0 + 2), nowMs: Self.t0 + 2)
+        _ = state.schedule(nowMs: Self.t0 + 1, at: Self.t0 + 1)
+        try store.save(state.takeChanges(), at: Self.t0 + 1)
+        _ = state.taskFinished(node: "n", result: S.result("a", at: Self.t0 + 2), at: Self.t0 + 2)
         var changes = state.takeChanges()
         changes.logs = ["a": String(repeating: "log line\n", count: 200_000)]  // 1.8 MB
 
         try mount.fill()
         mount.free(bytes: 256 * 1024)
-        #expect(try store.save(changes, nowMs: Self.t0 + 2) == ["a"])
+        #expect(try store.save(changes, at: Self.t0 + 2) == ["a"])
         #expect(store.log(id: "a") == nil)
         #expect(try store.loadTasks().first?.info.state == .succeeded)
         #expect(try TaskStoreTests.runs(dir, "a") == ["1:n:succeeded:-:1"])
