@@ -55,7 +55,12 @@ final class GitWorkspace {
     /// journal skips inodes freed in the last minute when it allocates (`recently_deleted`,
     /// 32% of a `cp -r` profile after a big delete), so creating files right after removing
     /// others' worktrees slowed every checkout, whatever the order.
-    var checkoutSlots = Int.max
+    var checkoutSlots = Int.max {
+        didSet {
+            // More room: the waiters it makes room for go now.
+            while checkoutsRunning < checkoutSlots, !checkoutWaiters.isEmpty { checkoutWaiters.removeFirst()() }
+        }
+    }
     /// One per core of this machine.
     static var defaultCheckoutSlots: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
     private var checkoutsRunning = 0
@@ -124,16 +129,21 @@ final class GitWorkspace {
                 guard let commit else {
                     return done(.failure(GitFailure("ref \(PeerText.safe(refName, limit: 200)) is not a branch, tag or commit of \(PeerText.safe(repo, limit: 200))")))
                 }
-                self.serially(mirror) { finished in
-                    self.clearDirectory(dir, mirror: mirror) { failure in
-                        if let failure {
-                            finished()
-                            return done(.failure(failure))
-                        }
-                        if let spare = self.takeSpare(of: mirror) {
-                            self.reuse(spare, id: id, mirror: mirror, commit: commit, dir: dir, registered: finished, done)
-                        } else {
-                            self.addWorktree(id: id, mirror: mirror, commit: commit, dir: dir, registered: finished, done)
+                // The checkout slot first, then the choice between a spare and a new worktree:
+                // a task that waited its turn takes a spare that an ended task left meanwhile.
+                self.withCheckoutSlot { release in
+                    let made: (Result<String, GitFailure>) -> Void = { release(); done($0) }
+                    self.serially(mirror) { finished in
+                        self.clearDirectory(dir, mirror: mirror) { failure in
+                            if let failure {
+                                finished()
+                                return made(.failure(failure))
+                            }
+                            if let spare = self.takeSpare(of: mirror) {
+                                self.reuse(spare, id: id, mirror: mirror, commit: commit, dir: dir, registered: finished, made)
+                            } else {
+                                self.addWorktree(id: id, mirror: mirror, commit: commit, dir: dir, registered: finished, made)
+                            }
                         }
                     }
                 }
@@ -143,7 +153,8 @@ final class GitWorkspace {
 
     /// Registers the worktree and its branch (in the mirror's queue: `registered` frees it),
     /// then checks the files out outside the queue: the checkout, the slow part, touches only
-    /// the worktree's own index and files, so the tasks of one mirror check out in parallel.
+    /// the worktree's own index and files, so the tasks of one mirror check out in parallel
+    /// (as many as the caller's checkout slots allow).
     func addWorktree(id: String, mirror: String, commit: String, dir: String,
                              registered: @escaping () -> Void, _ done: @escaping (Result<String, GitFailure>) -> Void) {
         // --force: a worktree of an earlier attempt registered at `dir` but gone from disk.
@@ -159,16 +170,13 @@ final class GitWorkspace {
                 return done(.failure(GitFailure("git worktree add made no \(dir)/.git")))
             }
             self.worktrees[id] = Worktree(mirror: mirror, adminDir: admin, dir: dir)
-            self.withCheckoutSlot { release in
-                let checkoutStart = self.now()
-                self.git(["--git-dir", admin, "--work-tree", dir, "reset", "--hard", "--quiet", "--no-recurse-submodules"], in: dir) { checkedOut in
-                    release()
-                    guard checkedOut.succeeded else {
-                        return done(.failure(GitFailure("git checkout of \(commit) in \(dir) failed: \(checkedOut.failureLine)")))
-                    }
-                    self.creationMs[id] = addMs + (self.now() - checkoutStart)
-                    done(.success(commit))
+            let checkoutStart = self.now()
+            self.git(["--git-dir", admin, "--work-tree", dir, "reset", "--hard", "--quiet", "--no-recurse-submodules"], in: dir) { checkedOut in
+                guard checkedOut.succeeded else {
+                    return done(.failure(GitFailure("git checkout of \(commit) in \(dir) failed: \(checkedOut.failureLine)")))
                 }
+                self.creationMs[id] = addMs + (self.now() - checkoutStart)
+                done(.success(commit))
             }
         }
     }
@@ -325,7 +333,7 @@ final class GitWorkspace {
     /// nothing more starts. `onIdle` fires once the last one is gone (now, if none runs).
     /// Runs `job` when one of `checkoutSlots` is free (FIFO); `job` calls its argument when
     /// its checkout is over. After `stop`, waiters run at once (their git fails: stopped).
-    func withCheckoutSlot(_ job: @escaping (_ release: @escaping () -> Void) -> Void) {
+    private func withCheckoutSlot(_ job: @escaping (_ release: @escaping () -> Void) -> Void) {
         let run: () -> Void = { [weak self] in
             self?.checkoutsRunning += 1
             job {

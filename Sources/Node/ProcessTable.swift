@@ -93,6 +93,24 @@ enum ProcessTable {
         return line.withUTF8 { parse($0) }
     }
 
+    /// Whether some process has its current directory at or below `dir` (resolved: `/proc`
+    /// shows real paths). One `readlink` per process we may read (about 2 µs each: 20 ms at
+    /// 10,000 processes); processes of other users we cannot read do not count.
+    static func anyProcessWorks(inside dir: String) -> Bool {
+        guard let resolved = realpath(dir, nil) else { return false }
+        let root = String(cString: resolved)
+        free(resolved)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return false }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        for entry in entries where entry.first?.isNumber == true {
+            let n = readlink("/proc/\(entry)/cwd", &buffer, buffer.count - 1)
+            guard n > 0 else { continue }
+            let cwd = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if cwd == root || cwd.hasPrefix(root + "/") { return true }
+        }
+        return false
+    }
+
     /// Live (not zombie) processes in process group `group`.
     static func members(ofGroup group: Int32) -> [Int32] {
         guard group > 0, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }

@@ -422,6 +422,77 @@ final class GitFixture {
         }
     }
 
+    /// What the attack pass left in a spare for the next task, and what now reaches it: index
+    /// flags (skip-worktree, assume-unchanged) that hid a changed file, a sparse checkout that
+    /// left files out, the reflog and files in the administrative directory, a FIFO.
+    @Test func nothingATaskSetInItsWorktreeReachesTheNextTaskThroughASpare() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            let a = fixture.workRoot + "/a"
+            _ = try #require(prepare(loop, git, "a", fixture.origin, dir: a)).get()
+            shell("""
+                cd \(a)
+                git update-index --skip-worktree a.txt && echo LEAKSW > a.txt
+                git update-index --assume-unchanged b.txt && echo LEAKAU > b.txt
+                git commit -q --allow-empty -m secret
+                echo admin > "$(git rev-parse --git-dir)/leak.txt"
+                mkfifo u.fifo
+                git sparse-checkout set --no-cone /a.txt
+                """)
+            release(loop, git, "a", dir: a)
+            let b = fixture.workRoot + "/b"
+            _ = try #require(prepare(loop, git, "b", fixture.origin, dir: b)).get()
+            #expect(git.takeReused(id: "b"))
+            #expect(shell("cat \(b)/a.txt \(b)/b.txt") == "one\ntwo")
+            #expect(shell("git -C \(b) ls-files -v | grep -v '^H' || true").isEmpty, "no flag on any file")
+            #expect(!FileManager.default.fileExists(atPath: b + "/u.fifo"))
+            let admin = try #require(GitWorkspace.adminDir(of: b))
+            #expect(!FileManager.default.fileExists(atPath: admin + "/leak.txt"))
+            #expect(!shell("git -C \(b) reflog --format=%s || true").contains("secret"))
+            #expect(shell("git -C \(b) sparse-checkout list 2>/dev/null || true").isEmpty)
+            #expect(shell("git -C \(b) status --porcelain --ignored").isEmpty)
+        }
+    }
+
+    /// A process still working inside an ended task's worktree (a background job the task left)
+    /// would write into the next task's files: that worktree is removed, not kept.
+    @Test func aWorktreeSomeProcessStillWorksInIsNotKept() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            let a = fixture.workRoot + "/busy"
+            _ = try #require(prepare(loop, git, "busy", fixture.origin, dir: a)).get()
+            let lurker = Process()
+            lurker.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            lurker.arguments = ["30"]
+            lurker.currentDirectoryURL = URL(fileURLWithPath: a)
+            try lurker.run()
+            defer { lurker.terminate(); lurker.waitUntilExit() }
+            #expect(ProcessTable.anyProcessWorks(inside: a))
+            release(loop, git, "busy", dir: a)
+            #expect(git.spares.isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: a))
+        }
+    }
+
+    /// A task that waits for a checkout slot chooses between a spare and a new worktree once it
+    /// has the slot: a spare left meanwhile by an ended task is the one it takes.
+    @Test func aTaskWaitingForACheckoutSlotTakesTheSpareLeftMeanwhile() throws {
+        let fixture = GitFixture()
+        try withWorkspace(fixture) { loop, git in
+            _ = try #require(prepare(loop, git, "w", fixture.origin, dir: fixture.workRoot + "/w")).get()
+            git.checkoutSlots = 0
+            var outcome: Result<String, GitFailure>?
+            git.prepare(id: "y", repo: fixture.origin, ref: nil, dir: fixture.workRoot + "/y") { outcome = $0 }
+            release(loop, git, "w", dir: fixture.workRoot + "/w")
+            #expect(git.spares[git.mirrorPath(of: fixture.origin)]?.count == 1)
+            #expect(outcome == nil, "still waiting for a slot")
+            git.checkoutSlots = 1
+            #expect(runLoop(loop, timeoutMs: 30_000) { outcome != nil })
+            #expect(try outcome?.get() == fixture.rev("main"))
+            #expect(git.takeReused(id: "y"))
+        }
+    }
+
     /// Not kept: a worktree with a merge half done, and any past the per-mirror limit;
     /// spares left by an earlier worker process are removed at start.
     @Test func sparesAreKeptOnlyWhenCleanAndWithinLimitsAndPrunedAtStart() throws {
