@@ -74,6 +74,7 @@ extension TargetChecks {
                 target: judged ? "< 200 ms" : "(100 x 5,000 files only)",
                 measured: w.worktreeCreate.map { c in
                     String(format: "creation p50 %.0f ms, p99 %.0f ms", c.p50, c.p99)
+                        + (w.worktreeReused.map { " (\($0) reused a spare" + (w.worktreeCreateNew.map { String(format: "; new ones p50 %.0f ms", $0.p50) } ?? "") + ")" } ?? "")
                         + (w.worktreePrepare.map { String(format: "; ready (waits included) p50 %.0f ms", $0.p50) } ?? "")
                 } ?? "- (not measured)",
                 met: judged ? w.worktreeCreate.map { $0.p50 < 200 } : nil))

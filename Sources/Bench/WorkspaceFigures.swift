@@ -50,6 +50,10 @@ public struct WorkspaceFigures: Codable, Sendable, Equatable {
     /// The tasks' `worktreeMs`: the git work of making each worktree (registration and
     /// checkout), waits excluded. The target is judged on this one.
     public var worktreeCreate: Percentiles?
+    /// How many of those worktrees were spares (`worktreeReused`), and the creation times of
+    /// the new ones alone (every file written).
+    public var worktreeReused: Int?
+    public var worktreeCreateNew: Percentiles?
 
     // Artifacts: tasks writing files collected with `artifacts`.
     public var artifactTasks: Int?
@@ -133,6 +137,10 @@ public struct WorkspaceFigures: Codable, Sendable, Equatable {
         }
         if let w = worktreeCreate {
             rows.append(["worktree creation p50 / p99 (\(w.count) tasks; git's work, waits excluded)", ReportFormat.missing,
+                         "\(n(w.p50)) / \(n(w.p99))", ReportFormat.missing])
+        }
+        if let w = worktreeCreateNew {
+            rows.append(["new worktrees alone: creation p50 / p99 (\(w.count) tasks; \(worktreeReused ?? 0) reused a spare)", ReportFormat.missing,
                          "\(n(w.p50)) / \(n(w.p99))", ReportFormat.missing])
         }
         if let w = worktreePrepare {

@@ -189,6 +189,8 @@ struct WorkspacePhases {
         let ok = infos.filter { $0.state == .succeeded }
         f.worktreePrepare = Percentiles(ok.compactMap { $0.metrics.prepareMs.map(Double.init) })
         f.worktreeCreate = Percentiles(ok.compactMap { $0.metrics.worktreeMs.map(Double.init) })
+        f.worktreeReused = ok.filter { $0.metrics.worktreeReused == true }.count
+        f.worktreeCreateNew = Percentiles(ok.filter { $0.metrics.worktreeReused != true }.compactMap { $0.metrics.worktreeMs.map(Double.init) })
         if ok.count < infos.count {
             let reason = Self.firstReason(infos)
             if reason.contains("cannot make git worktrees") || reason.contains("cannot collect git worktrees") {
