@@ -30,7 +30,7 @@ struct LaunchPlan {
         var metrics = RunMetrics()
         metrics.node = config.name
         metrics.workDir = workDir
-        metrics.logFile = "\(logsDir)/\(task.id).stream.txt"
+        metrics.logFile = TaskLog.path(logsDir: logsDir, id: task.id)
         var settings = config.supervisor
         var env = baseEnvironment
         var argv = spec.command

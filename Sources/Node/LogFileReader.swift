@@ -15,7 +15,7 @@ enum LogFileReader {
                             data: "", eof: true, problem: problem)
         }
         if let problem = request.problem() { return refuse("refused: \(problem)") }
-        let path = "\(logsDir)/\(request.id).stream.txt"
+        let path = TaskLog.path(logsDir: logsDir, id: request.id)
         let bytes: [UInt8]
         switch read(path: path, offset: request.offset, count: request.maxBytes) {
         case .success(let b): bytes = b

@@ -205,7 +205,8 @@ public final class RunJournal {
             let result = TaskResult(id: entry.id, state: .lost, exitCode: nil, signal: nil, reason: reason, output: "",
                                     pid: entry.pid > 0 ? Int(entry.pid) : nil, attempt: entry.attempt,
                                     startedAt: entry.startedAt, finishedAt: wall())
-            if let log = try? TaskLog(path: "\(logsDir)/\(entry.id).log") {
+            // In the task's own log (it was `ID.log`, a file nothing reads, before this path was shared).
+            if let log = try? TaskLog(path: TaskLog.path(logsDir: logsDir, id: entry.id)) {
                 log.lifecycle("result: lost (\(reason))", at: result.finishedAt)
                 log.close()
             }

@@ -20,6 +20,11 @@ final class TaskLog {
     let maxLine: Int
     let maxBytes: Int
 
+    /// The one file of task `id`'s log in `logsDir`: where its runs write, where `swarm logs`
+    /// reads (`LogFileReader`), and where a restarted worker notes how an interrupted run ended
+    /// (`RunJournal.recover`), so `swarm logs --lifecycle` shows it.
+    static func path(logsDir: String, id: String) -> String { "\(logsDir)/\(id).stream.txt" }
+
     init(path: String, maxLine: Int = 16 * 1024, maxBytes: Int = 256 * 1024 * 1024) throws(FileError) {
         self.maxLine = maxLine
         self.maxBytes = maxBytes

@@ -132,6 +132,9 @@ import Testing
         let again = journal.recover(resultsDir: "\(dir)/results", logsDir: "\(dir)/logs", killGraceMs: 2_000,
                                     wall: { 200 }, logger: Logger(label: "test"))
         #expect(again == results)
-        #expect(try String(contentsOfFile: "\(dir)/logs/alive.log", encoding: .utf8).contains(RunJournal.killedReason))
+        // In the log `swarm logs` reads, and in no other file.
+        #expect(try String(contentsOfFile: "\(dir)/logs/alive.stream.txt", encoding: .utf8).contains(RunJournal.killedReason))
+        #expect(try String(contentsOfFile: "\(dir)/logs/gone.stream.txt", encoding: .utf8).contains(RunJournal.goneReason))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/logs/alive.log"))
     }
 }
