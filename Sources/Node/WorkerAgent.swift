@@ -41,6 +41,8 @@ public struct WorkerConfig: Sendable {
     public static let maxBlobCacheMB = 1 << 24
     public var reconnectMinMs: UInt64 = 100
     public var reconnectMaxMs: UInt64 = 5_000
+    /// An unanswered connect is abandoned and tried again after this (`WorkerAgent+Liveness`).
+    public var connectTimeoutMs: UInt64 = 5_000
 
     public init(name: String, slots: Int, dataDir: String) {
         self.name = name
@@ -65,7 +67,9 @@ public final class WorkerAgent {
     private var handshake: ClientHandshake?
     var registered = false
     private var reconnectTimer: UVTimer?
-    private var heartbeatTimer: UVTimer?
+    var connectTimer: UVTimer?
+    var schedulerLostAfterMs: Int?  // the scheduler's silence limit, from its last `registered`
+    var heartbeatTimer: UVTimer?
     private var backoffMs: UInt64
     var runners: [String: TaskRunner] = [:]
     /// Results not yet acknowledged by the scheduler, in finishing order.
@@ -140,6 +144,7 @@ public final class WorkerAgent {
         if workspace.blobs == nil { workspace.blobs = blobs }
         startGitWorkspace()
         reconnectTimer = try! UVTimer(loop: loop)
+        connectTimer = try! UVTimer(loop: loop)
         heartbeatTimer = try! UVTimer(loop: loop)
         healthTimer = try! UVTimer(loop: loop)
         // Orphans of our tasks' processes come to us, so they can be reaped (not left as zombies).
@@ -206,6 +211,7 @@ public final class WorkerAgent {
             if !git.isIdle { return }
         }
         reconnectTimer?.close(); reconnectTimer = nil
+        connectTimer?.close(); connectTimer = nil
         healthTimer?.close(); healthTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
         blobs.close()
@@ -230,8 +236,10 @@ public final class WorkerAgent {
             scheduleReconnect("cannot create socket: \(error)")
             return
         }
+        abandonUnanswered(tcp)
         tcp.connect(host: config.schedulerHost, port: config.schedulerPort) { [weak self] error in
             guard let self else { tcp.close(); return }
+            self.connectTimer?.stop()
             if let error {
                 tcp.close()
                 self.scheduleReconnect("cannot reach scheduler at \(self.config.schedulerHost):\(self.config.schedulerPort): \(error)")
@@ -243,6 +251,7 @@ public final class WorkerAgent {
     }
 
     private func connected(_ tcp: UVTCP) {
+        giveUpWhenUnacknowledged(tcp)
         let connection = FramedConnection(tcp: tcp)
         self.connection = connection
         registered = false
@@ -309,16 +318,13 @@ public final class WorkerAgent {
         if blobs.received(message) { return }
         switch message {
         case .registered(let registered) where self.registered:
-            // The cluster grew: a new heartbeat interval, nothing else changes. (Intervals are
-            // kept to 10 ms - 1 h: a peer's number must not stop or flood the heartbeats.)
-            let period = UInt64(min(max(10, registered.heartbeatMs), 3_600_000))
-            heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
+            // The cluster grew: a new heartbeat interval, nothing else changes.
+            beatAsTold(registered)
         case .registered(let registered):
             self.registered = true
             backoffMs = config.reconnectMinMs
             logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
-            let period = UInt64(min(max(10, registered.heartbeatMs), 3_600_000))
-            heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.sendHeartbeat() }
+            beatAsTold(registered)
             resendStarts()
             // Probes may have ended between the register and now: the scheduler gets the latest.
             if !config.runtimes.isEmpty { sendHealth() }
@@ -360,7 +366,7 @@ public final class WorkerAgent {
         return true
     }
 
-    private func sendHeartbeat() {
+    func sendHeartbeat() {
         guard registered else { return }
         connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - busySlots), running: runningRuns,
                                           usage: ProcessUsage.ofSelf(at: clocks.wall()))))

@@ -206,7 +206,14 @@ public enum Message: Sendable, Equatable {
     }
     public struct Registered: Codable, Sendable, Equatable {
         public var heartbeatMs: Int
-        public init(heartbeatMs: Int) { self.heartbeatMs = heartbeatMs }
+        /// How long the scheduler hears nothing from this worker before it marks it lost
+        /// (absent from older schedulers): the worker gives up a connection that stays
+        /// unacknowledged past it (`WorkerAgent.deadConnectionMs`).
+        public var lostAfterMs: Int?
+        public init(heartbeatMs: Int, lostAfterMs: Int? = nil) {
+            self.heartbeatMs = heartbeatMs
+            self.lostAfterMs = lostAfterMs
+        }
     }
     public struct Heartbeat: Codable, Sendable, Equatable {
         public var freeSlots: Int

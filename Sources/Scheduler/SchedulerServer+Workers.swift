@@ -20,10 +20,10 @@ extension SchedulerServer {
                 state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true,
                                probing: register.probing ?? 0)
                 let interval = state.assignHeartbeat(node: name, jitterFraction: Double.random(in: 0...1))
-                deliver(session.connection, .registered(.init(heartbeatMs: interval)))
+                deliver(session.connection, registered(heartbeatMs: interval))
                 // A bigger cluster: the others beat less often (a `registered` again says so).
                 for update in state.heartbeatUpdates(jitter: { Double.random(in: 0...1) }) where update.node != name {
-                    if let worker = workers[update.node] { deliver(worker.connection, .registered(.init(heartbeatMs: update.heartbeatMs))) }
+                    if let worker = workers[update.node] { deliver(worker.connection, registered(heartbeatMs: update.heartbeatMs)) }
                 }
                 logger.info("worker \(PeerText.safe(name)) registered from \(session.connection.peer) with \(register.slots) slots")
                 execute(directives)
@@ -72,6 +72,11 @@ extension SchedulerServer {
             return
         }
         scheduleSoon()
+    }
+
+    /// A worker's interval, with the silence after which it is lost (it depends on the interval).
+    private func registered(heartbeatMs: Int) -> Message {
+        .registered(.init(heartbeatMs: heartbeatMs, lostAfterMs: Int(config.settings.lostAfter(intervalMs: heartbeatMs))))
     }
 
     /// A worker's message with a number out of range (`Message.workerProblem`). A bad

@@ -81,6 +81,31 @@ public final class UVTCP: UVStreamOwner {
 
     public func setNoDelay(_ on: Bool) { uv_tcp_nodelay(core.raw, on ? 1 : 0) }
 
+    /// `TCP_USER_TIMEOUT`: once data sent on the connection has gone unacknowledged for `ms`,
+    /// the kernel ends it (reads and writes fail with `ETIMEDOUT`) instead of retransmitting
+    /// for ~15 minutes with ever longer gaps. Nothing changes while the peer acknowledges, however
+    /// slowly. 0: the kernel's default. For a socket that exists (connecting or connected);
+    /// returns whether the option was set.
+    @discardableResult
+    public func setUserTimeout(ms: UInt32) -> Bool {
+        var fd: uv_os_fd_t = -1
+        guard uv_fileno(core.handle, &fd) == 0 else { return false }
+        var value = ms
+        return setsockopt(fd, Int32(IPPROTO_TCP), Self.tcpUserTimeout, &value, socklen_t(MemoryLayout<UInt32>.size)) == 0
+    }
+
+    /// The `TCP_USER_TIMEOUT` in force, in ms (nil: no socket).
+    public var userTimeoutMs: UInt32? {
+        var fd: uv_os_fd_t = -1
+        guard uv_fileno(core.handle, &fd) == 0 else { return nil }
+        var value: UInt32 = 0
+        var length = socklen_t(MemoryLayout<UInt32>.size)
+        return getsockopt(fd, Int32(IPPROTO_TCP), Self.tcpUserTimeout, &value, &length) == 0 ? value : nil
+    }
+
+    /// From <linux/tcp.h> (Swift's Glibc module does not carry it).
+    private static let tcpUserTimeout: Int32 = 18
+
     public func localAddress() throws(UVError) -> SocketAddress { try address(uv_tcp_getsockname) }
 
     public func peerAddress() throws(UVError) -> SocketAddress { try address(uv_tcp_getpeername) }

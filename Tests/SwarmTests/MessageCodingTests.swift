@@ -24,6 +24,7 @@ import Testing
         .register(.init(slots: 3, labels: ["gpu": "no"], running: [RunRef(id: "a", attempt: 1)],
                        finished: [RunRef(id: "b", attempt: 2), RunRef(id: "c", attempt: 1)])),
         .registered(.init(heartbeatMs: 1000)),
+        .registered(.init(heartbeatMs: 250, lostAfterMs: 1500)),
         .heartbeat(.init(freeSlots: 2, running: [RunRef(id: "a", attempt: 3)])),
         .assign(.init(task: TaskAssignment(id: "a", command: ["echo", "hi"], env: ["K": "V"], attempt: 2))),
         .taskStarted(.init(id: "a", attempt: 1, pid: 99, startedAt: 1_700_000_000_123)),

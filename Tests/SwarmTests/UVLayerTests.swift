@@ -118,6 +118,27 @@ import Testing
         try closeLoopCheckingLeaks(loop)
     }
 
+    @Test func aConnectedSocketTakesAUserTimeout() throws {
+        let loop = EventLoop()
+        let server = try UVTCP(loop: loop)
+        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
+        var accepted: UVTCP?
+        try server.listen { _ in accepted = try? server.accept() }
+        let client = try UVTCP(loop: loop)
+        // No socket before the connect starts: nothing to set.
+        #expect(client.setUserTimeout(ms: 2_500) == false && client.userTimeoutMs == nil)
+        var connected = false
+        client.connect(try SocketAddress(host: "127.0.0.1", port: try server.localAddress().port)) { _ in connected = true }
+        #expect(runLoop(loop) { connected && accepted != nil })
+        #expect(client.userTimeoutMs == 0)  // the kernel's default
+        #expect(client.setUserTimeout(ms: 2_500))
+        #expect(client.userTimeoutMs == 2_500)
+        client.close()
+        accepted?.close()
+        server.close()
+        try closeLoopCheckingLeaks(loop)
+    }
+
     @Test func connectionRefusedIsAnErrorValue() throws {
         let loop = EventLoop()
         // Find a port with nothing on it: bind, read the port, close.
