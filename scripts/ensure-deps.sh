@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev and
 # libsqlite3-dev (and pkg-config, which SwiftPM uses to find them), plus the sqlite3 tool for
-# looking into the scheduler's state, and git (`--repo` tasks). Safe to run again: it installs nothing when everything
+# looking into the scheduler's state, git (`--repo` tasks) and iproute2 (multi-host tests). Safe to run again: it installs nothing when everything
 # is there.
 set -euo pipefail
 
@@ -22,6 +22,8 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 # The tests step the wall clock of a scheduler and a worker under libfaketime
 # (WallClockStepTests): durations must not move with it.
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
+# The multi-host tests make hosts as network namespaces with ip(8) (they skip, saying why, without it).
+[ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /usr/bin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "swarm: installing ${missing[*]} ..." >&2

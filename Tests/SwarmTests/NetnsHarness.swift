@@ -6,6 +6,12 @@ import Testing
 /// its `eth0`. Nothing is made or changed in the root namespace: the veth pairs are created
 /// inside the switch's namespace and their host ends moved into the hosts' namespaces.
 ///
+/// Faults between hosts: `setLink` takes a host's cable out of the switch (its veth down, in
+/// the switch's namespace) and back; `setPath` cuts it off silently (its port leaves the
+/// bridge, its link stays up); `reboot` kills every process of a host with SIGKILL and
+/// gives it a new network stack (a namespace made anew, same name and address), so nothing of
+/// its old connections answers or closes: what a machine that lost power and came back is.
+///
 /// Names carry this process's pid and a random tag (`swt<pid>x<tag>-h0`), so tests running in
 /// parallel never clash, and namespaces left by a test process that died (kill -9) are
 /// removed by the next harness made on this machine. `cleanup()` (call it in a `defer`)
@@ -13,6 +19,8 @@ import Testing
 /// takes their veths and the bridge with them.
 final class NetnsHarness: @unchecked Sendable {
     struct Host {
+        /// Its position in `hosts`.
+        let index: Int
         /// The namespace's name.
         let namespace: String
         /// Its address on the switch, without the prefix length.
@@ -25,6 +33,10 @@ final class NetnsHarness: @unchecked Sendable {
     let prefix: String
     private(set) var hosts: [Host] = []
     private var namespaces: [String] = []
+    /// The switch's namespace, and the switch-side veth of each host (by index).
+    private var bridge = ""
+    private var links: [String] = []
+    private var subnet = ""
 
     static let namePrefix = "swt"
 
@@ -48,22 +60,18 @@ final class NetnsHarness: @unchecked Sendable {
         self.processes = processes
         prefix = "\(Self.namePrefix)\(getpid())x\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         Self.removeLeftovers()
-        let subnet = "10.211.\(Int.random(in: 1...254))"
+        subnet = "10.211.\(Int.random(in: 1...254))"
+        bridge = "\(prefix)-sw"
         do {
-            let bridge = "\(prefix)-sw"
             try add(bridge)
             try Self.ip(["-n", bridge, "link", "add", "br0", "type", "bridge"])
             try Self.ip(["-n", bridge, "link", "set", "br0", "up"])
             for index in 0..<count {
                 let namespace = "\(prefix)-h\(index)"
-                let address = "\(subnet).\(index + 1)"
                 try add(namespace)
-                try Self.ip(["-n", bridge, "link", "add", "v\(index)", "type", "veth", "peer", "name", "eth0", "netns", namespace])
-                try Self.ip(["-n", bridge, "link", "set", "v\(index)", "master", "br0", "up"])
-                try Self.ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", "eth0"])
-                try Self.ip(["-n", namespace, "link", "set", "eth0", "up"])
-                try Self.ip(["-n", namespace, "link", "set", "lo", "up"])
-                hosts.append(Host(namespace: namespace, address: address,
+                links.append("v\(index)")
+                try wire(index, namespace: namespace)
+                hosts.append(Host(index: index, namespace: namespace, address: "\(subnet).\(index + 1)",
                                   launcher: [Self.ipPath ?? "ip", "netns", "exec", namespace]))
             }
         } catch {
@@ -90,6 +98,62 @@ final class NetnsHarness: @unchecked Sendable {
         removeNamespaces()
         let left = Self.namespaceNames().filter { $0.hasPrefix(prefix + "-") }
         if !left.isEmpty { Issue.record("network namespaces left behind: \(left)") }
+    }
+
+    /// Connects host `index`'s namespace to the switch through the veth `links[index]`.
+    private func wire(_ index: Int, namespace: String) throws {
+        let link = links[index]
+        try Self.ip(["-n", bridge, "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", namespace])
+        try Self.ip(["-n", bridge, "link", "set", link, "master", "br0", "up"])
+        try Self.ip(["-n", namespace, "addr", "add", "\(subnet).\(index + 1)/24", "dev", "eth0"])
+        try Self.ip(["-n", namespace, "link", "set", "eth0", "up"])
+        try Self.ip(["-n", namespace, "link", "set", "lo", "up"])
+    }
+
+    // MARK: - Faults
+
+    /// Takes `host`'s cable out of the switch (`up: false`) or puts it back: its link loses
+    /// carrier (the host itself sees it go down), and packets to and from it are dropped
+    /// meanwhile; its peers are told nothing.
+    func setLink(_ host: Host, up: Bool) throws {
+        try Self.ip(["-n", bridge, "link", "set", links[host.index], up ? "up" : "down"])
+    }
+
+    /// Cuts `host` off without it noticing (`connected: false`): its port leaves the switch
+    /// but its link stays up, so its packets are dropped silently further on, as when a
+    /// switch or a router between two sites fails. Its TCP connections back off as in a
+    /// real partition, rather than seeing a local link go down.
+    func setPath(_ host: Host, connected: Bool) throws {
+        try Self.ip(["-n", bridge, "link", "set", links[host.index]] + (connected ? ["master", "br0"] : ["nomaster"]))
+    }
+
+    /// Pids of the processes in `host`'s namespace.
+    func pids(on host: Host) -> [Int32] {
+        ((try? Self.ip(["netns", "pids", host.namespace])) ?? "").split(separator: "\n").compactMap { Int32($0) }
+    }
+
+    /// SIGKILL to every process in `host`, until none is left (bounded: 10 s).
+    func killEverything(on host: Host) {
+        for _ in 0..<200 {
+            let pids = pids(on: host)
+            if pids.isEmpty { return }
+            for pid in pids { kill(pid, SIGKILL) }
+            usleep(50_000)
+        }
+        Issue.record("processes left in \(host.namespace) after SIGKILL: \(pids(on: host))")
+    }
+
+    /// The host loses power and comes back: every process in it is killed with SIGKILL, and
+    /// its namespace is made anew (same name, address and switch port, a new veth), so the
+    /// kernel has no trace of its old connections: their peers hear nothing, not even a reset,
+    /// until they send to it. Start its programs again with `start(_:on:_:)`.
+    func reboot(_ host: Host) throws {
+        killEverything(on: host)
+        try Self.ip(["netns", "delete", host.namespace])
+        try Self.ip(["netns", "add", host.namespace])
+        // The old veth goes away with the old namespace, in the background: a new name.
+        links[host.index] = "v\(host.index)r\(UInt16.random(in: 0...UInt16.max))"
+        try wire(host.index, namespace: host.namespace)
     }
 
     private func add(_ namespace: String) throws {
