@@ -1,9 +1,11 @@
 /// A strict, fast JSON reader for `Decodable` values: parses the bytes into a small tree and
 /// decodes from it. It throws on anything it is not sure Foundation's `JSONDecoder` would
 /// read the same way (numbers with fractions or exponents as integers, numbers past Double's
-/// range where a double is wanted, invalid UTF-8, lone surrogates, nesting past 512, trailing
-/// bytes), without a useful message: callers that
-/// report errors decode again with Foundation on failure, for its exact errors.
+/// range or rounding to zero where a double is wanted, invalid UTF-8, lone surrogates, nesting
+/// past 512, trailing bytes), without a useful message: callers that
+/// report errors decode again with Foundation on failure, for its exact errors. Of a repeated
+/// key it keeps the first value, as Foundation does. Checked against Foundation by the
+/// differential fuzz target (Fuzz/Sources/fuzz-json).
 public struct FastJSONDecoder: Sendable {
     public init() {}
 
@@ -89,16 +91,25 @@ struct JSONParser {
         try enter()
         var keys: [String] = []
         var values: [JSONNode] = []
+        var seen = KeySet()
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; depth -= 1; return .object(keys: keys, values: values) }
         while true {
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail() }
-            keys.append(try parseString())
+            let raw = i + 1
+            let key = try parseString()
+            let written = UnsafeBufferPointer(rebasing: bytes[raw..<(i - 1)])
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail() }
             i += 1
-            values.append(try parseValue())
+            let value = try parseValue()
+            // A repeated key keeps its first value, as Foundation's JSONDecoder does: fields are
+            // then found the same whatever order they are read in (see `JSONNodeFields`).
+            if seen.insert(key, written: written, into: keys) {
+                keys.append(key)
+                values.append(value)
+            }
             skipSpace()
             guard i < bytes.count else { throw fail() }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -248,5 +259,66 @@ struct JSONParser {
         // Kept as text: a `JSONValue` keeps it exactly; a field wanting a double reads it then
         // (and refuses one past Double's range); one wanting an integer fails over.
         return .number(String(decoding: text, as: UTF8.self))
+    }
+}
+
+/// The keys of one object so far, to tell a repeated key (String equality: canonically
+/// equivalent keys are one key, as in Foundation's dictionaries). A 256-bit mask of hashes of
+/// plain ASCII keys answers "new" for most keys without comparing strings; a key whose bit is
+/// taken, or any key after one that is not plain ASCII (which may equal other bytes: U+212A
+/// KELVIN SIGN is `K`), is compared with every key. Past 64 keys, a set: a hostile object of
+/// many keys costs linear time.
+struct KeySet {
+    private var mask: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private var compareAll = false
+    private var large: Set<String>? = nil
+
+    /// Whether `key` (as `written` in the document) is not among `keys`, the keys so far.
+    mutating func insert(_ key: String, written: UnsafeBufferPointer<UInt8>, into keys: [String]) -> Bool {
+        if keys.count >= 64 {
+            if large == nil { large = Set(keys) }
+            return large!.insert(key).inserted
+        }
+        guard let hash = Self.hash(key, written: written) else {
+            compareAll = true
+            return !keys.contains(key)
+        }
+        let bit = UInt64(1) << (hash & 63)
+        let taken = withUnsafeMutableBytes(of: &mask) { words in
+            let word = Int(hash >> 6) * 8
+            let old = words.load(fromByteOffset: word, as: UInt64.self)
+            words.storeBytes(of: old | bit, toByteOffset: word, as: UInt64.self)
+            return old & bit != 0
+        }
+        return (!taken && !compareAll) || !keys.contains(key)
+    }
+
+    /// A hash of a key's bytes, 8 at a time, when they are all ASCII (read from the document
+    /// when it has no escapes, else from the decoded key); nil otherwise.
+    @inline(__always) private static func hash(_ key: String, written: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        // An escape always makes the written form longer than the key.
+        if written.count == key.utf8.count { return hash(UnsafeRawBufferPointer(written)) }
+        return Array(key.utf8).withUnsafeBytes { hash($0) }
+    }
+
+    @inline(__always) private static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+        let k: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var h = UInt64(truncatingIfNeeded: bytes.count) &* k
+        var high: UInt64 = 0
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            high |= word
+            h = (h ^ word) &* k
+            offset += 8
+        }
+        var tail: UInt64 = 0
+        while offset < bytes.count {
+            tail = tail << 8 | UInt64(bytes[offset])
+            offset += 1
+        }
+        high |= tail
+        h = (h ^ tail) &* k
+        return high & 0x8080_8080_8080_8080 == 0 ? h >> 56 : nil
     }
 }

@@ -29,12 +29,25 @@ struct JSONNodeDecoder: Decoder {
         return s
     }
 
+    /// Refused as Foundation refuses it: past the type's range (`1e400`), or a literal that is
+    /// not zero rounding to zero (`1e-400`; swift-foundation's scanner checks for that).
     static func double(_ node: JSONNode) throws -> Double {
         switch node {
         case .int(let n): return Double(n)
         case .number(let text):
-            guard let d = Double(text), d.isFinite else { throw mismatch }
+            guard let d = Double(text), d.isFinite, d != 0 || JSONNumber.isZeroLiteral(text) else { throw mismatch }
             return d
+        default: throw mismatch
+        }
+    }
+
+    /// As `double`, read straight from the text (through a Double, it could round twice).
+    static func float(_ node: JSONNode) throws -> Float {
+        switch node {
+        case .int(let n): return Float(n)
+        case .number(let text):
+            guard let f = Float(text), f.isFinite, f != 0 || JSONNumber.isZeroLiteral(text) else { throw mismatch }
+            return f
         default: throw mismatch
         }
     }
@@ -103,7 +116,7 @@ struct JSONNodeKeyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try JSONNodeDecoder.bool(node(key)) }
     func decode(_ type: String.Type, forKey key: Key) throws -> String { try JSONNodeDecoder.string(node(key)) }
     func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try JSONNodeDecoder.double(node(key)) }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { Float(try JSONNodeDecoder.double(node(key))) }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try JSONNodeDecoder.float(node(key)) }
     func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try JSONNodeDecoder.integer(node(key), as: type) }
     func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try JSONNodeDecoder.integer(node(key), as: type) }
     func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try JSONNodeDecoder.integer(node(key), as: type) }
@@ -175,7 +188,7 @@ struct JSONNodeUnkeyed: UnkeyedDecodingContainer {
     mutating func decode(_ type: Bool.Type) throws -> Bool { try JSONNodeDecoder.bool(next()) }
     mutating func decode(_ type: String.Type) throws -> String { try JSONNodeDecoder.string(next()) }
     mutating func decode(_ type: Double.Type) throws -> Double { try JSONNodeDecoder.double(next()) }
-    mutating func decode(_ type: Float.Type) throws -> Float { Float(try JSONNodeDecoder.double(next())) }
+    mutating func decode(_ type: Float.Type) throws -> Float { try JSONNodeDecoder.float(next()) }
     mutating func decode(_ type: Int.Type) throws -> Int { try JSONNodeDecoder.integer(next(), as: type) }
     mutating func decode(_ type: Int8.Type) throws -> Int8 { try JSONNodeDecoder.integer(next(), as: type) }
     mutating func decode(_ type: Int16.Type) throws -> Int16 { try JSONNodeDecoder.integer(next(), as: type) }
@@ -211,7 +224,7 @@ struct JSONNodeSingle: SingleValueDecodingContainer {
     func decode(_ type: Bool.Type) throws -> Bool { try JSONNodeDecoder.bool(node) }
     func decode(_ type: String.Type) throws -> String { try JSONNodeDecoder.string(node) }
     func decode(_ type: Double.Type) throws -> Double { try JSONNodeDecoder.double(node) }
-    func decode(_ type: Float.Type) throws -> Float { Float(try JSONNodeDecoder.double(node)) }
+    func decode(_ type: Float.Type) throws -> Float { try JSONNodeDecoder.float(node) }
     func decode(_ type: Int.Type) throws -> Int { try JSONNodeDecoder.integer(node, as: type) }
     func decode(_ type: Int8.Type) throws -> Int8 { try JSONNodeDecoder.integer(node, as: type) }
     func decode(_ type: Int16.Type) throws -> Int16 { try JSONNodeDecoder.integer(node, as: type) }

@@ -91,7 +91,7 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
         case let .object(keys, values):
             var object: [String: JSONValue] = [:]
             object.reserveCapacity(keys.count)
-            // A repeated key: the last one wins, as with Foundation.
+            // Keys are unique: the parser keeps the first of a repeated key, as Foundation does.
             for (key, value) in zip(keys, values) { object[key] = JSONValue(value) }
             self = .object(object)
         }
@@ -170,6 +170,16 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Expressib
     public var int64: Int64? { Int64(text) }
 
     public var description: String { text }
+
+    /// True when the digits before any exponent are all zeros (`0`, `-0.000`, `0e99`): the
+    /// only literals that may read as a zero double.
+    static func isZeroLiteral(_ text: String) -> Bool {
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") { break }
+            if byte >= UInt8(ascii: "1") && byte <= UInt8(ascii: "9") { return false }
+        }
+        return true
+    }
 
     /// RFC 8259: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
     static func isValid(_ b: [UInt8]) -> Bool {
