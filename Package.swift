@@ -6,6 +6,12 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "swarm", targets: ["swarm"]),
+        // For the fuzz package in Fuzz/, which depends on this one by path (a package's
+        // targets are reachable from another only through products).
+        .library(name: "SwarmProtocol", targets: ["SwarmProtocol"]),
+        .library(name: "SwarmClient", targets: ["SwarmClient"]),
+        .library(name: "SwarmNode", targets: ["SwarmNode"]),
+        .library(name: "SwarmCluster", targets: ["SwarmCluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
