@@ -3,7 +3,6 @@ import SwarmNode
 import SwarmProtocol
 import SwarmScheduler
 import SwarmUV
-import Synchronization
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -175,7 +174,7 @@ public final class ClusterSignalGuard: Sendable {
 
 /// Set once, from any thread.
 final class StopFlag: Sendable {
-    private let value = Mutex(false)
+    private let value = Locked(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
 }

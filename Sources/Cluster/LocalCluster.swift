@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Synchronization
 import SwarmNode
 import SwarmProtocol
 import SwarmScheduler
@@ -36,7 +35,7 @@ public final class LocalCluster: Sendable {
     /// Starts everything; returns once the scheduler listens (workers register shortly after).
     public init(_ options: Options, logger: Logger) throws(SchedulerStartError) {
         let scheduler = LoopBox<SchedulerServer>()
-        let startResult = Mutex<Result<String, SchedulerStartError>?>(nil)
+        let startResult = Locked<Result<String, SchedulerStartError>?>(nil)
         var config = SchedulerConfig()
         config.host = options.host
         config.port = options.port
@@ -122,7 +121,7 @@ public final class LocalCluster: Sendable {
     /// What each worker still running has left to stop (asked on the workers' threads;
     /// a worker that does not answer within `timeoutMs` is left out). Blocks the caller.
     public func stopProgress(timeoutMs: Int = 200) -> [WorkerAgent.StopProgress] {
-        let answers = Mutex<[WorkerAgent.StopProgress]>([])
+        let answers = Locked<[WorkerAgent.StopProgress]>([])
         let answered = DispatchSemaphore(value: 0)
         var asked = 0
         for (thread, box) in workerThreads {

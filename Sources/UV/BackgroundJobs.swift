@@ -1,4 +1,3 @@
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,7 +8,7 @@ import Glibc
 /// touch nothing of the loop's.
 public final class BackgroundJobs {
     private final class State: @unchecked Sendable {
-        let lock = Mutex<[() -> Void]>([])
+        let lock = Locked<[() -> Void]>([])
         /// Set under `lock`, so a finishing thread never wakes a handle being closed.
         var closed = false
         var async: UVAsync?

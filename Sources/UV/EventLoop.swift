@@ -1,5 +1,4 @@
 import CLibUV
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +11,7 @@ import Glibc
 public final class EventLoop: @unchecked Sendable {
     let raw: UnsafeMutablePointer<uv_loop_t>
     private let owningThread: pthread_t
-    private let pending = Mutex<PendingWork>(PendingWork())
+    private let pending = Locked<PendingWork>(PendingWork())
     // Set once in init, before the loop is visible to other threads; never reassigned.
     private var wakeup: UVAsync!
     /// Work queued by `soon` from the loop thread itself.
@@ -191,16 +190,6 @@ public struct LoopCloseError: Error, CustomStringConvertible {
     public let error: UVError
     public let openHandles: [String]
     public var description: String { "loop not closed (\(error)): open handles \(openHandles)" }
-}
-
-/// A value shared between threads under a lock.
-final class Shared<T>: @unchecked Sendable {
-    private let mutex: Mutex<Void> = Mutex(())
-    private var value: T
-    init(_ value: T) { self.value = value }
-    func withLock<R>(_ body: (inout T) -> R) -> R {
-        mutex.withLock { _ in body(&value) }
-    }
 }
 
 enum FileHandleStderr {

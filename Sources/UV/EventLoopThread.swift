@@ -1,5 +1,4 @@
 import CLibUV
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,9 +6,9 @@ import Glibc
 /// An event loop running on its own thread.
 public final class EventLoopThread: Sendable {
     public let loop: EventLoop
-    private let done = Mutex<Bool>(false)
+    private let done = Locked<Bool>(false)
     private let thread: pthread_t
-    private let closeError = Shared<String?>(nil)
+    private let closeError = Locked<String?>(nil)
 
     /// After `join`: why the loop could not be closed (leaked handles), or nil.
     public var leakReport: String? { closeError.withLock { $0 } }
@@ -18,11 +17,11 @@ public final class EventLoopThread: Sendable {
     /// `shutdown()` is called and every handle is closed. Blocks until `setup` has returned.
     public init(name: String, setup: @escaping @Sendable (EventLoop) -> Void) {
         final class Start: @unchecked Sendable {
-            let ready = Mutex<EventLoop?>(nil)
+            let ready = Locked<EventLoop?>(nil)
             let setup: @Sendable (EventLoop) -> Void
-            let closeError: Shared<String?>
+            let closeError: Locked<String?>
             let name: String
-            init(name: String, setup: @escaping @Sendable (EventLoop) -> Void, closeError: Shared<String?>) {
+            init(name: String, setup: @escaping @Sendable (EventLoop) -> Void, closeError: Locked<String?>) {
                 self.name = name
                 self.setup = setup
                 self.closeError = closeError
