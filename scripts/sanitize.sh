@@ -28,6 +28,9 @@ mkdir -p "$reports"
 # ASAN_OPTIONS=detect_leaks=1 shows them anyway. ThreadSanitizer keeps going after a report
 # so one run shows every race. Callers may override either.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}:log_path=$reports/asan"
+# Tests that cannot run under a sanitizer skip themselves with a printed reason when they see this
+# (libfaketime preloaded into an ASan binary hangs it at start).
+export SWARM_SANITIZER="$kind"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1}:log_path=$reports/tsan"
 
 swift build --build-tests --sanitize="$kind" --scratch-path "$scratch"

@@ -55,7 +55,11 @@ import SwarmProtocol
         try FileManager.default.createDirectory(atPath: traceDir, withIntermediateDirectories: true)
 
         let before = try SwarmClient(address: address, token: nil)
-        let long = (1...10).map { TaskSpec(id: "long-\($0)", command: ["sh", "-c", Self.script, harness.marker, traceDir, "3"]) }
+        // The long ones run until the test releases them (after the restart; at most 60 s), not
+        // for a fixed time: under a sanitizer or a loaded machine, submitting the 1,000 took
+        // longer than a fixed 3 s, so they ended and quick ones started before the kill.
+        let holdUntilReleased = #"echo "$SWARM_ATTEMPT $SWARM_NODE" >> "$1/$SWARM_TASK_ID"; i=0; while [ ! -e "$1/release" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"#
+        let long = (1...10).map { TaskSpec(id: "long-\($0)", command: ["sh", "-c", holdUntilReleased, harness.marker, traceDir]) }
         let quick = (1...1_000).map { TaskSpec(id: "quick-\($0)", command: ["sh", "-c", Self.script, harness.marker, traceDir]) }
         #expect(try before.submitMany(long).allSatisfy { (try? $0.get()) != nil })
         for _ in 0..<250 {
@@ -72,6 +76,7 @@ import SwarmProtocol
         let downAt = Date()
         try Self.restartScheduler(harness, address, stateDir: stateDir)
         let restartSeconds = Date().timeIntervalSince(downAt)
+        FileManager.default.createFile(atPath: "\(traceDir)/release", contents: nil)
 
         let after = try SwarmClient(address: address, token: nil)
         let ids = (long + quick).map { $0.id! }
