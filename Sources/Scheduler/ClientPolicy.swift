@@ -62,7 +62,16 @@ enum ClientPolicy {
             for id in wait.ids { try mustSee(id, root: root, state: state) }
         case .drain:
             throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain workers (task \(PeerText.safe(root)))")
-        default:
+        case .listTasks:
+            break // filtered to the subtree as the page is made (`canSee`)
+        case .listNodes, .stats:
+            break // every worker and the cluster's counters are for every client
+        // Not client requests: `ClientRequests` refuses them for everyone alike.
+        case .hello, .challenge, .auth, .welcome, .error,
+             .register, .registered, .heartbeat, .assign, .taskStarted, .taskFinished, .resultAck, .reject,
+             .kill, .readLog, .leave, .health, .taskEvent, .taskOutput, .logData,
+             .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted,
+             .blobOffer, .blobAccept, .blobChunk, .blobStored, .blobGet:
             break
         }
         return message
