@@ -30,144 +30,52 @@ public struct ClientLimits: Sendable {
     public init() {}
 }
 
-/// Client requests: who may do what (`ClientPolicy`), then each request, with one error path.
+/// Client requests: decided by `ClientRequests` (pure), carried out here.
 extension SchedulerServer {
     func receivedFromClient(_ message: Message, session: PeerSession) {
-        do {
-            let identity = session.identity ?? .cluster
-            let admitted = try ClientPolicy.admit(message, identity: identity, state: state)
-            try handle(admitted, identity: identity, session: session)
-        } catch {
-            if error.closes {
-                session.connection.refuse(error.code, error.reason, requestId: message.requestId)
-            } else {
-                deliver(session.connection, .error(.init(code: error.code, reason: error.reason, requestId: message.requestId)))
-            }
-        }
+        let context = ClientRequestContext(nowMs: clocks.monotonic(), at: clocks.wall(), limits: config.clientLimits,
+                                           waits: waiters.held(by: session), allWaits: waiters.total,
+                                           heldBlobSize: { [unowned self] in self.heldBlobSize($0) })
+        let outcome = ClientRequests.handle(message, identity: session.identity ?? .cluster, state: &state, context: context)
+        carryOut(outcome, requestId: message.requestId, session: session)
     }
 
-    private func handle(_ message: Message, identity: ClientIdentity, session: PeerSession) throws(ClientRefusal) {
+    /// In the order `ClientOutcome` states: log lines, directives, replies, flow.
+    private func carryOut(_ outcome: ClientOutcome, requestId: Int?, session: PeerSession) {
         let connection = session.connection
-        do {
-            switch message {
-            case .submit(let submit):
-                try checkInputBlobs([submit.task])
-                let id = try state.submit(submit.task, at: clocks.wall())
-                deliver(connection, .submitted(.init(requestId: submit.requestId, id: id)))
-                scheduleSoon()
-            case .submitBatch(let batch):
-                try checkInputBlobs(batch.tasks)
-                let (ids, existing) = try state.submitBatch(batch.tasks, at: clocks.wall())
-                deliver(connection, .batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)))
-                scheduleSoon()
-            case .status(let ref):
-                deliver(connection, .taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
-            case .wait(let wait):
-                try startWait(wait, session: session)
-            case .listTasks(let request):
-                try listTasks(request, identity: identity, connection: connection)
-            case .listNodes(let request):
-                deliver(connection, .nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: clocks.monotonic()))))
-                connection.yieldTurn()
-            case .cancel(let ref):
-                try cancel(ref, connection: connection)
-            case .stats(let request):
-                var (cluster, workers) = state.statistics()
-                for (name, usage) in workerUsage { workers[name, default: StatsBlock()].process = usage }
-                cluster.process = nil
-                addBlobFigures(cluster: &cluster, workers: &workers)
-                deliver(connection, .statsReply(.init(requestId: request.requestId, cluster: cluster, workers: workers,
-                                                      scheduler: ProcessUsage.ofSelf(at: clocks.wall()))))
-                connection.yieldTurn()
-            case .drain(let ref):
-                try state.drain(node: ref.name)
-                logger.notice("worker \(PeerText.safe(ref.name)) drained by a client")
-                deliver(connection, .nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: clocks.monotonic()))))
-            case .logs(let request):
-                try sendLog(request, session: session)
-            default:
-                throw ClientRefusal(code: .unexpected, reason: "a client may not send '\(message.type)'", closes: true)
+        if let refusal = outcome.refusal {
+            if refusal.closes {
+                connection.refuse(refusal.code, refusal.reason, requestId: requestId)
+            } else {
+                deliver(connection, .error(.init(code: refusal.code, reason: refusal.reason, requestId: requestId)))
             }
-        } catch let error as ClientRefusal {
-            throw error
-        } catch let error as SchedulerError {
-            throw ClientRefusal(error)
-        } catch {
-            throw ClientRefusal(code: .internalError, reason: "\(error)")
-        }
-    }
-
-    /// A spec naming inputs is accepted only when they are held and within the limits
-    /// (`TaskBlobRules.inputProblem`).
-    private func checkInputBlobs(_ specs: [TaskSpec]) throws(ClientRefusal) {
-        for spec in specs where spec.inputBlobs?.isEmpty == false {
-            if let problem = TaskBlobRules.inputProblem(spec, maxBytes: config.settings.maxInputBytesPerTask, held: heldBlobSize) {
-                let who = specs.count > 1 ? "task \(PeerText.safe(spec.id ?? "?", limit: 100)): " : ""
-                throw ClientRefusal(code: .invalidTask, reason: who + problem)
-            }
-        }
-    }
-
-    /// Cancelling a task that has already ended is not an error: the reply is its final
-    /// state (the CLI says it had already ended).
-    private func cancel(_ ref: Message.TaskRef, connection: FramedConnection) throws(SchedulerError) {
-        let before = try state.task(ref.id)
-        if !before.state.isTerminal {
-            let directives = try state.cancel(ref.id, at: clocks.wall())
-            logger.notice("task \(PeerText.safe(ref.id)) cancelled by a client")
-            execute(directives)
-        }
-        deliver(connection, .taskInfo(.init(requestId: ref.requestId, task: try taskInfo(ref.id))))
-    }
-
-    private func startWait(_ wait: Message.Wait, session: PeerSession) throws(ClientRefusal) {
-        // Each task once, in the order first named: the reply carries each named task's
-        // record, so a repeated id would multiply it (a 4-byte `"x",` asking for a copy of a
-        // task of megabytes, a million times).
-        // More could not be answered in one frame (`WaitSummary`); `swarm wait` sends longer
-        // lists in parts. Counted before anything else is done with them.
-        if wait.ids.count > WaitSummary.maxIds {
-            throw ClientRefusal(code: .unexpected, reason: "a wait names \(wait.ids.count) task ids; at most \(WaitSummary.maxIds) per request (wait for the rest in further requests)")
-        }
-        var seen = Set<String>()
-        let ids = wait.ids.filter { seen.insert($0).inserted }
-        var pending = Set<String>()
-        for id in ids {
-            guard let info = try? state.task(id) else { throw ClientRefusal(.unknownTask(id)) }
-            if !info.state.isTerminal { pending.insert(id) }
-        }
-        if pending.isEmpty {
-            deliver(session.connection, .waitResult(.init(requestId: wait.requestId, tasks: waitReply(ids))))
             return
         }
-        if let problem = waiters.refusal(adding: ids.count, for: session, limits: config.clientLimits) {
-            throw ClientRefusal(code: .unexpected, reason: problem)
+        for line in outcome.log { logger.log(level: line.level, "\(line.text)") }
+        if !outcome.directives.isEmpty { execute(outcome.directives) }
+        for reply in outcome.replies { deliver(connection, reply) }
+        for step in outcome.flow { run(step, session: session) }
+    }
+
+    private func run(_ step: ClientFlow, session: PeerSession) {
+        switch step {
+        case .scheduleSoon:
+            scheduleSoon()
+        case .yieldTurn:
+            session.connection.yieldTurn()
+        case let .startWait(requestId, ids, pending):
+            waiters.add(Waiter(session: session, requestId: requestId, ids: ids, pending: pending))
+        case let .followLog(requestId, id):
+            deliver(session.connection, .logChunk(.init(requestId: requestId, id: id, data: logs.text(id: id), done: false)))
+            followers[id, default: []].append((session, requestId))
+        case let .sendWholeLog(request, info):
+            wholeLog(request, info, session: session)
+        case .sendStats(var reply):
+            for (name, usage) in workerUsage { reply.workers[name, default: StatsBlock()].process = usage }
+            addBlobFigures(cluster: &reply.cluster, workers: &reply.workers)
+            reply.scheduler = ProcessUsage.ofSelf(at: clocks.wall())
+            deliver(session.connection, .statsReply(reply))
         }
-        waiters.add(Waiter(session: session, requestId: wait.requestId, ids: ids, pending: pending))
-    }
-
-    /// One page of the listing; a task's credential sees only its subtree. A page ends the
-    /// client's turn: listings are the costly request.
-    private func listTasks(_ request: Message.ListTasks, identity: ClientIdentity, connection: FramedConnection) throws(SchedulerError) {
-        var limits = config.clientLimits.page
-        if let limit = request.limit { limits.limit = max(1, min(limit, limits.limit)) }
-        let encoder = FastJSONEncoder()
-        let page = try state.listTasks(after: request.after, limits: limits,
-                                       size: { (try? encoder.encode($0).count) ?? limits.maxBytes },
-                                       include: { ClientPolicy.canSee($0.id, identity: identity, state: state) })
-        deliver(connection, .taskList(.init(requestId: request.requestId, tasks: withWaitReasons(page.tasks), next: page.next)))
-        connection.yieldTurn()
-    }
-
-    /// `swarm logs`: the whole log relayed from the worker (SchedulerServer+Logs.swift), or,
-    /// followed live, what is kept here and then each piece as it comes, until the end.
-    private func sendLog(_ request: Message.LogsRequest, session: PeerSession) throws(SchedulerError) {
-        let info = try state.task(request.id)
-        session.connection.yieldTurn()
-        guard request.follow && !info.state.isTerminal else { return wholeLog(request, info, session: session) }
-        deliver(session.connection, .logChunk(.init(requestId: request.requestId, id: request.id,
-                                                    data: logs.text(id: request.id), done: false)))
-        followers[request.id, default: []].append((session, request.requestId))
     }
 
     // MARK: Caps on what clients hold

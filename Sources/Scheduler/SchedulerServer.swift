@@ -295,7 +295,7 @@ public final class SchedulerServer {
                     }
                 }
                 for waiter in waiters.taskEnded(id) {
-                    let infos = waitReply(waiter.ids)
+                    let infos = state.waitReply(waiter.ids)
                     deliver(waiter.session.connection, .waitResult(.init(requestId: waiter.requestId, tasks: infos)))
                 }
                 // Its credential dies with it: what was asked before is answered first.
@@ -313,38 +313,6 @@ public final class SchedulerServer {
                 // and a read it never answers would hold `swarm logs` (forever with `-f`).
                 runRelays(logRelays.workerGone(name))
             }
-        }
-    }
-
-    /// A task with why it waits, when it is queued.
-    func taskInfo(_ id: String) throws(SchedulerError) -> TaskInfo {
-        var info = try state.task(id)
-        if info.state == .queued, let why = state.waitReason(for: id) {
-            info.waitReason = why.reason
-            info.unplaceable = why.unplaceable
-        }
-        return info
-    }
-
-    func withWaitReasons(_ infos: [TaskInfo]) -> [TaskInfo] {
-        let queued = infos.filter { $0.state == .queued }.map(\.id)
-        guard !queued.isEmpty else { return infos }
-        let reasons = state.waitReasons(for: queued)
-        return infos.map { info in
-            guard let why = reasons[info.id] else { return info }
-            var info = info
-            info.waitReason = why.reason
-            info.unplaceable = why.unplaceable
-            return info
-        }
-    }
-
-    /// The tasks a `wait` asked for: one task whole (with its output tail), many as bounded
-    /// summaries (`WaitSummary`), so that the reply fits a frame however large the tasks are.
-    func waitReply(_ ids: [String]) -> [TaskInfo] {
-        ids.compactMap { id in
-            guard let info = try? state.task(id) else { return nil }
-            return ids.count > 1 ? info.waitSummary() : info
         }
     }
 

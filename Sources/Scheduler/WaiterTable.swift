@@ -56,9 +56,12 @@ struct WaiterTable {
 }
 
 extension WaiterTable {
-    /// Why a client may not open another `wait` on `ids` task ids, or nil when it may.
-    func refusal(adding ids: Int, for session: PeerSession, limits: ClientLimits) -> String? {
-        let mine = load[ObjectIdentifier(session)] ?? Load()
+    /// What `session` has open now (nothing: an empty load).
+    func held(by session: PeerSession) -> Load { load[ObjectIdentifier(session)] ?? Load() }
+
+    /// Why a client with `mine` open may not open another `wait` on `ids` task ids while all
+    /// clients hold `total`, or nil when it may. Pure: `ClientRequests` decides with it.
+    static func refusal(adding ids: Int, mine: Load, total: Load, limits: ClientLimits) -> String? {
         if mine.waits + 1 > limits.maxWaitsPerClient {
             return "too many open waits on this connection (at most \(limits.maxWaitsPerClient)); wait for all the tasks in one request, or fewer at once"
         }

@@ -1,0 +1,162 @@
+import SwarmProtocol
+
+/// Every client request, decided: who may (`ClientPolicy`), then what it changes in the
+/// cluster state and what the shell must send, run and start (`ClientOutcome`). Pure: the
+/// clocks and the shell's few facts come in `ClientRequestContext`. Every refusal, whatever
+/// its cause, comes out the one way: `ClientOutcome.refusal`.
+enum ClientRequests {
+    /// What `message`, sent by a client proven as `identity`, does. `state` changes only for a
+    /// request that is not refused.
+    static func handle(_ message: Message, identity: ClientIdentity, state: inout ClusterState,
+                       context: ClientRequestContext) -> ClientOutcome {
+        do {
+            let admitted = try ClientPolicy.admit(message, identity: identity, state: state)
+            return try request(admitted, identity: identity, state: &state, context: context)
+        } catch {
+            return .refused(error)
+        }
+    }
+
+    /// One case per message: a new client request gets its own case here (and its rule in
+    /// `ClientPolicy.admit`); the compiler lists every message that has neither.
+    private static func request(_ message: Message, identity: ClientIdentity, state: inout ClusterState,
+                                context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
+        switch message {
+        case .submit(let submit):
+            return try self.submit(submit, state: &state, context: context)
+        case .submitBatch(let batch):
+            return try submitBatch(batch, state: &state, context: context)
+        case .status(let ref):
+            let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id) }
+            return .reply(.taskInfo(.init(requestId: ref.requestId, task: info)))
+        case .wait(let wait):
+            return try self.wait(wait, state: state, context: context)
+        case .listTasks(let request):
+            return try listTasks(request, identity: identity, state: state, context: context)
+        case .listNodes(let request):
+            return .reply(.nodeList(.init(requestId: request.requestId, nodes: state.listNodes(nowMs: context.nowMs))), .yieldTurn)
+        case .cancel(let ref):
+            return try cancel(ref, state: &state, context: context)
+        case .stats(let request):
+            var (cluster, workers) = state.statistics()
+            cluster.process = nil
+            return ClientOutcome(flow: [.sendStats(.init(requestId: request.requestId, cluster: cluster, workers: workers)), .yieldTurn])
+        case .drain(let ref):
+            try refusing { () throws(SchedulerError) in try state.drain(node: ref.name) }
+            return ClientOutcome(log: [.notice("worker \(PeerText.safe(ref.name)) drained by a client")],
+                                 replies: [.nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: context.nowMs)))])
+        case .logs(let request):
+            return try logs(request, state: state)
+        // Blob messages are the blob exchange's (SchedulerServer+Blobs.swift), which takes
+        // them before they get here.
+        case .hello, .challenge, .auth, .welcome, .error,
+             .register, .registered, .heartbeat, .assign, .taskStarted, .taskFinished, .resultAck, .reject,
+             .kill, .readLog, .leave, .health, .taskEvent, .taskOutput, .logData,
+             .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted,
+             .blobOffer, .blobAccept, .blobChunk, .blobStored, .blobGet:
+            throw .notAClientRequest(message)
+        }
+    }
+
+    // MARK: Submitting
+
+    private static func submit(_ submit: Message.Submit, state: inout ClusterState,
+                               context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
+        try checkInputBlobs([submit.task], state: state, context: context)
+        let id = try refusing { () throws(SchedulerError) in try state.submit(submit.task, at: context.at) }
+        return .reply(.submitted(.init(requestId: submit.requestId, id: id)), .scheduleSoon)
+    }
+
+    private static func submitBatch(_ batch: Message.SubmitBatch, state: inout ClusterState,
+                                    context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
+        try checkInputBlobs(batch.tasks, state: state, context: context)
+        let (ids, existing) = try refusing { () throws(SchedulerError) in try state.submitBatch(batch.tasks, at: context.at) }
+        return .reply(.batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)), .scheduleSoon)
+    }
+
+    /// A spec naming inputs is accepted only when they are held and within the limits
+    /// (`TaskBlobRules.inputProblem`).
+    private static func checkInputBlobs(_ specs: [TaskSpec], state: ClusterState,
+                                        context: ClientRequestContext) throws(ClientRefusal) {
+        for spec in specs where spec.inputBlobs?.isEmpty == false {
+            if let problem = TaskBlobRules.inputProblem(spec, maxBytes: state.settings.maxInputBytesPerTask, held: context.heldBlobSize) {
+                let who = specs.count > 1 ? "task \(PeerText.safe(spec.id ?? "?", limit: 100)): " : ""
+                throw ClientRefusal(code: .invalidTask, reason: who + problem)
+            }
+        }
+    }
+
+    // MARK: Reading and cancelling
+
+    /// Cancelling a task that has already ended is not an error: the reply is its final
+    /// state (the CLI says it had already ended).
+    private static func cancel(_ ref: Message.TaskRef, state: inout ClusterState,
+                               context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
+        var outcome = ClientOutcome()
+        let before = try refusing { () throws(SchedulerError) in try state.task(ref.id) }
+        if !before.state.isTerminal {
+            outcome.directives = try refusing { () throws(SchedulerError) in try state.cancel(ref.id, at: context.at) }
+            outcome.log = [.notice("task \(PeerText.safe(ref.id)) cancelled by a client")]
+        }
+        let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id) }
+        outcome.replies = [.taskInfo(.init(requestId: ref.requestId, task: info))]
+        return outcome
+    }
+
+    private static func wait(_ wait: Message.Wait, state: ClusterState,
+                             context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
+        // Each task once, in the order first named: the reply carries each named task's
+        // record, so a repeated id would multiply it (a 4-byte `"x",` asking for a copy of a
+        // task of megabytes, a million times).
+        // More could not be answered in one frame (`WaitSummary`); `swarm wait` sends longer
+        // lists in parts. Counted before anything else is done with them.
+        if wait.ids.count > WaitSummary.maxIds {
+            throw ClientRefusal(code: .unexpected, reason: "a wait names \(wait.ids.count) task ids; at most \(WaitSummary.maxIds) per request (wait for the rest in further requests)")
+        }
+        var seen = Set<String>()
+        let ids = wait.ids.filter { seen.insert($0).inserted }
+        var pending = Set<String>()
+        for id in ids {
+            guard let info = try? state.task(id) else { throw ClientRefusal(.unknownTask(id)) }
+            if !info.state.isTerminal { pending.insert(id) }
+        }
+        if pending.isEmpty {
+            return .reply(.waitResult(.init(requestId: wait.requestId, tasks: state.waitReply(ids))))
+        }
+        if let problem = WaiterTable.refusal(adding: ids.count, mine: context.waits, total: context.allWaits, limits: context.limits) {
+            throw ClientRefusal(code: .unexpected, reason: problem)
+        }
+        return ClientOutcome(flow: [.startWait(requestId: wait.requestId, ids: ids, pending: pending)])
+    }
+
+    /// One page of the listing; a task's credential sees only its subtree. A page ends the
+    /// client's turn: listings are the costly request.
+    private static func listTasks(_ request: Message.ListTasks, identity: ClientIdentity, state: ClusterState,
+                                  context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
+        var limits = context.limits.page
+        if let limit = request.limit { limits.limit = max(1, min(limit, limits.limit)) }
+        let encoder = FastJSONEncoder()
+        let page = try refusing { () throws(SchedulerError) in
+            try state.listTasks(after: request.after, limits: limits,
+                                size: { (try? encoder.encode($0).count) ?? limits.maxBytes },
+                                include: { ClientPolicy.canSee($0.id, identity: identity, state: state) })
+        }
+        let tasks = state.withWaitReasons(page.tasks)
+        return .reply(.taskList(.init(requestId: request.requestId, tasks: tasks, next: page.next)), .yieldTurn)
+    }
+
+    /// `swarm logs`: followed live while the task runs, else the whole log. Either ends the
+    /// client's turn.
+    private static func logs(_ request: Message.LogsRequest, state: ClusterState) throws(ClientRefusal) -> ClientOutcome {
+        let info = try refusing { () throws(SchedulerError) in try state.task(request.id) }
+        guard request.follow && !info.state.isTerminal else {
+            return ClientOutcome(flow: [.yieldTurn, .sendWholeLog(request, info)])
+        }
+        return ClientOutcome(flow: [.yieldTurn, .followLog(requestId: request.requestId, id: request.id)])
+    }
+
+    /// `body`'s result, or its state error as the client's refusal (`ClientRefusal(_:)`).
+    private static func refusing<T>(_ body: () throws(SchedulerError) -> T) throws(ClientRefusal) -> T {
+        do { return try body() } catch { throw ClientRefusal(error) }
+    }
+}
