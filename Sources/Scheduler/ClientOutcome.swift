@@ -87,8 +87,9 @@ extension ClientRefusal {
 // MARK: Task records as replies show them
 
 extension ClusterState {
-    /// A task with why it waits, when it is queued.
-    func taskInfoWithWaitReason(_ id: String) throws(SchedulerError) -> TaskInfo {
+    /// A task with why it waits, when it is queued. `nowMs` (monotonic) is when it is asked,
+    /// for reasons that depend on time (a retry's backoff, issue 13).
+    func taskInfoWithWaitReason(_ id: String, nowMs: Int64) throws(SchedulerError) -> TaskInfo {
         var info = try task(id)
         if info.state == .queued, let why = waitReason(for: id) {
             info.waitReason = why.reason
@@ -97,8 +98,9 @@ extension ClusterState {
         return info
     }
 
-    /// `infos` with why each queued one waits (computed for all of them at once).
-    func withWaitReasons(_ infos: [TaskInfo]) -> [TaskInfo] {
+    /// `infos` with why each queued one waits (computed for all of them at once), as of
+    /// `nowMs` (monotonic).
+    func withWaitReasons(_ infos: [TaskInfo], nowMs: Int64) -> [TaskInfo] {
         let queued = infos.filter { $0.state == .queued }.map(\.id)
         guard !queued.isEmpty else { return infos }
         let reasons = waitReasons(for: queued)

@@ -27,7 +27,7 @@ enum ClientRequests {
         case .submitBatch(let batch):
             return try submitBatch(batch, state: &state, context: context)
         case .status(let ref):
-            let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id) }
+            let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id, nowMs: context.nowMs) }
             return .reply(.taskInfo(.init(requestId: ref.requestId, task: info)))
         case .wait(let wait):
             return try self.wait(wait, state: state, context: context)
@@ -98,7 +98,7 @@ enum ClientRequests {
             outcome.directives = try refusing { () throws(SchedulerError) in try state.cancel(ref.id, at: context.at) }
             outcome.log = [.notice("task \(PeerText.safe(ref.id)) cancelled by a client")]
         }
-        let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id) }
+        let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id, nowMs: context.nowMs) }
         outcome.replies = [.taskInfo(.init(requestId: ref.requestId, task: info))]
         return outcome
     }
@@ -141,7 +141,7 @@ enum ClientRequests {
                                 size: { (try? encoder.encode($0).count) ?? limits.maxBytes },
                                 include: { ClientPolicy.canSee($0.id, identity: identity, state: state) })
         }
-        let tasks = state.withWaitReasons(page.tasks)
+        let tasks = state.withWaitReasons(page.tasks, nowMs: context.nowMs)
         return .reply(.taskList(.init(requestId: request.requestId, tasks: tasks, next: page.next)), .yieldTurn)
     }
 

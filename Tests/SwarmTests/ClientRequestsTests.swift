@@ -41,7 +41,7 @@ import SwarmProtocol
         return refusal
     }
 
-    static func info(_ state: ClusterState, _ id: String) throws -> TaskInfo { try state.taskInfoWithWaitReason(id) }
+    static func info(_ state: ClusterState, _ id: String) throws -> TaskInfo { try state.taskInfoWithWaitReason(id, nowMs: context.nowMs) }
 
     // MARK: Submitting
 
@@ -109,7 +109,7 @@ import SwarmProtocol
         var state = try Self.state()
         let all = Self.handle(.listTasks(.init(requestId: 6, limit: 2)), &state)
         let page = try state.listTasks(after: nil, limits: { var l = TaskPageLimits(); l.limit = 2; return l }(), size: { _ in 1 })
-        #expect(all == .reply(.taskList(.init(requestId: 6, tasks: state.withWaitReasons(page.tasks), next: "r")), .yieldTurn))
+        #expect(all == .reply(.taskList(.init(requestId: 6, tasks: state.withWaitReasons(page.tasks, nowMs: Self.context.nowMs), next: "r")), .yieldTurn))
         let mine = Self.handle(.listTasks(.init(requestId: 6)), as: .task("r"), &state)
         guard case .taskList(let reply)? = mine.replies.first else { Issue.record("no task list: \(mine)"); return }
         #expect(reply.tasks.map(\.id) == ["r", "c"])
