@@ -59,6 +59,9 @@ public struct ClusterFile: Sendable, Equatable {
         /// Git checkouts at once (`--checkout-slots`).
         public var checkoutSlots: Int?
         public var maxArtifactBytesPerTask: Int64?
+        /// `retention.maxAgeHours` and `retention.maxGiB` (`--retention-hours`, `--retention-gib`).
+        public var retentionMaxAgeHours: Double?
+        public var retentionMaxGiB: Double?
     }
 
     public var scheduler = SchedulerSection()
@@ -149,7 +152,7 @@ public struct ClusterFile: Sendable, Equatable {
                 if let problem = WorkerName.problem(with: workerName) { throw ConfigError("\(name): workers: \(problem)") }
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
-                                           "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "comment"], at: at)
+                                           "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "retention", "comment"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
                     guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
@@ -187,6 +190,7 @@ public struct ClusterFile: Sendable, Equatable {
                     }
                     section.maxArtifactBytesPerTask = Int64(bytes)
                 }
+                try retention(v, into: &section, at: at)
                 if let names = v["runtimes"] {
                     guard let names = names as? [String] else { throw ConfigError("\(at).runtimes must be a list of runtime names") }
                     section.runtimes = names
@@ -200,6 +204,20 @@ public struct ClusterFile: Sendable, Equatable {
             }
         }
         return file
+    }
+
+    /// `workers.NAME.retention`: `{"maxAgeHours": 24, "maxGiB": 10}`, both optional.
+    private static func retention(_ v: [String: Any], into section: inout WorkerSection, at: String) throws {
+        guard let r = v["retention"] else { return }
+        guard let r = r as? [String: Any] else { throw ConfigError("\(at).retention must be an object") }
+        let rat = "\(at).retention"
+        try checkKeys(r, allowed: ["maxAgeHours", "maxGiB", "comment"], at: rat)
+        let hours = try number(r, "maxAgeHours", rat), gib = try number(r, "maxGiB", rat)
+        if let problem = WorkerRetention.Limits.problem(maxAgeHours: hours, maxGiB: gib, what: ("\(rat).maxAgeHours", "\(rat).maxGiB")) {
+            throw ConfigError(problem)
+        }
+        section.retentionMaxAgeHours = hours
+        section.retentionMaxGiB = gib
     }
 
     /// The runtimes a worker of this file runs.
@@ -336,6 +354,10 @@ extension WorkerConfig {
         if let mb = entry?.blobCacheMB { blobCacheBytes = Int64(mb) << 20 }
         checkoutSlots = entry?.checkoutSlots ?? checkoutSlots
         maxArtifactBytesPerTask = entry?.maxArtifactBytesPerTask ?? maxArtifactBytesPerTask
+        if entry?.retentionMaxAgeHours != nil || entry?.retentionMaxGiB != nil {
+            retention = WorkerRetention.Limits(maxAgeHours: entry?.retentionMaxAgeHours ?? Double(retention.maxAgeMs) / 3_600_000,
+                                               maxGiB: entry?.retentionMaxGiB ?? Double(retention.maxBytes) / 1_073_741_824)
+        }
         contextInlineMax = file.contextInlineMax ?? contextInlineMax
         supervisor.policy = supervisor.policy.applying(file.timeouts)
     }

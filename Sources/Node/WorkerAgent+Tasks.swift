@@ -43,6 +43,7 @@ extension WorkerAgent {
         if let problem = roomProblem() {
             return finished(unstarted(task, .spawnFailed, problem, metrics: plan.context.metrics))
         }
+        claimWorkDir(task, workDir: plan.workDir)
         var context = plan.context
         let run = RunRef(id: task.id, attempt: task.attempt)
         context.onEvent = { [weak self] kind, detail in

@@ -43,6 +43,9 @@ public struct WorkerConfig: Sendable {
     public var reconnectMaxMs: UInt64 = 5_000
     /// An unanswered connect is abandoned and tried again after this (`WorkerAgent+Liveness`).
     public var connectTimeoutMs: UInt64 = 5_000
+    /// What the worker keeps of finished tasks (`workers.NAME.retention`, `--retention-hours`,
+    /// `--retention-gib`).
+    public var retention = WorkerRetention.Limits()
 
     public init(name: String, slots: Int, dataDir: String) {
         self.name = name
@@ -97,6 +100,9 @@ public final class WorkerAgent {
     lazy var blobs = BlobTransfers(loop: loop, logger: logger)
     /// Whether the data dir had room at the last task's start (`roomProblem`).
     var diskRoom = DiskRoom()
+    /// Finished tasks' files: kept, then removed (`WorkerAgent+Retention`).
+    lazy var retention = RetentionShell(limits: config.retention)
+    var retentionTimer: UVTimer?
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
 
@@ -143,6 +149,7 @@ public final class WorkerAgent {
         // The pipeline's transfers (a test may have put a fake in their place).
         if workspace.blobs == nil { workspace.blobs = blobs }
         startGitWorkspace()
+        startRetention()
         reconnectTimer = try! UVTimer(loop: loop)
         connectTimer = try! UVTimer(loop: loop)
         heartbeatTimer = try! UVTimer(loop: loop)
@@ -213,6 +220,7 @@ public final class WorkerAgent {
         reconnectTimer?.close(); reconnectTimer = nil
         connectTimer?.close(); connectTimer = nil
         healthTimer?.close(); healthTimer = nil
+        retentionTimer?.close(); retentionTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
         blobs.close()
         workspace.close()
@@ -348,6 +356,7 @@ public final class WorkerAgent {
             outbox.removeAll { $0.id == ack.id && $0.attempt == ack.attempt }
             journal.acknowledged(RunRef(id: ack.id, attempt: ack.attempt))
             releaseWorkspace(RunRef(id: ack.id, attempt: ack.attempt))
+            retainAcknowledged(ack.id)
         case .error(let error):
             logger.error("scheduler says: \(error.reason)")
         default:

@@ -26,6 +26,10 @@ struct WorkerCommand: ParsableCommand {
     var blobCacheMb: Int?
     @Option(parsing: .unconditional, help: "Git checkouts (--repo worktrees being written) at once, 1 to 1024 (default: one per core).")
     var checkoutSlots: Int?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Hours a finished task's log, result and work directory are kept after the scheduler has its result, 0 to 87600, decimals allowed (default 24).", valueName: "HOURS"))
+    var retentionHours: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("GiB the kept finished tasks' files may take in all; past it the oldest go first (default 10).", valueName: "GIB"))
+    var retentionGib: Double?
     @Flag(help: "Run only the config's runtimes, no plain commands.")
     var noCommands = false
     @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
@@ -76,6 +80,15 @@ struct WorkerCommand: ParsableCommand {
                 throw usageError("--checkout-slots must be 1 to \(WorkerConfig.maxCheckoutSlots), got \(checkoutSlots)")
             }
             settings.checkoutSlots = checkoutSlots
+        }
+        if retentionHours != nil || retentionGib != nil {
+            if let problem = WorkerRetention.Limits.problem(maxAgeHours: retentionHours, maxGiB: retentionGib,
+                                                             what: ("--retention-hours", "--retention-gib")) {
+                throw usageError(problem)
+            }
+            settings.retention = WorkerRetention.Limits(
+                maxAgeHours: retentionHours ?? Double(settings.retention.maxAgeMs) / 3_600_000,
+                maxGiB: retentionGib ?? Double(settings.retention.maxBytes) / 1_073_741_824)
         }
         let code: Int32
         do {

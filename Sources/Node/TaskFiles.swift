@@ -1,0 +1,119 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A finished task's files on a worker (its log, its result file, the work directory the
+/// worker made for it), measured and removed for `WorkerRetention`. The blocking parts
+/// (`measure`, `removeTrash`) run off the loop.
+struct TaskFiles: Sendable {
+    let id: String
+    let log: String
+    let result: String
+    /// `{workRoot}/{id}` when the worker made it (see `WorkerAgent.ownsWorkDir`), else nil.
+    let workDir: String?
+    /// The mark that says the worker made `workDir` (`{dataDir}/owned/{id}`).
+    let mark: String
+
+    /// Entries a walk counts at most: past it the figure is a lower bound (a task that made a
+    /// million files is still counted as large, and the walk stays bounded).
+    static let maxWalkEntries = 1_000_000
+
+    /// Disk bytes the files hold (allocated blocks), the work directory walked without
+    /// following links or leaving its file system.
+    func measure() -> Int64 {
+        var bytes = Self.allocated(log) + Self.allocated(result)
+        if let workDir { bytes += Self.treeBytes(workDir) }
+        return bytes
+    }
+
+    static func allocated(_ path: String) -> Int64 {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return 0 }
+        return Int64(info.st_blocks) * 512
+    }
+
+    /// The allocated bytes of the tree at `root` (one file system, links not followed, at
+    /// most `maxWalkEntries` entries).
+    static func treeBytes(_ root: String) -> Int64 {
+        var rootInfo = stat()
+        guard lstat(root, &rootInfo) == 0 else { return 0 }
+        var total = Int64(rootInfo.st_blocks) * 512
+        guard rootInfo.st_mode & S_IFMT == S_IFDIR else { return total }
+        var stack = [root]
+        var seen = 0
+        while let dir = stack.popLast(), seen < maxWalkEntries {
+            guard let handle = opendir(dir) else { continue }
+            defer { closedir(handle) }
+            while let entry = readdir(handle), seen < maxWalkEntries {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name == "." || name == ".." { continue }
+                seen += 1
+                let path = dir + "/" + name
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                total += Int64(info.st_blocks) * 512
+                if info.st_mode & S_IFMT == S_IFDIR && info.st_dev == rootInfo.st_dev { stack.append(path) }
+            }
+        }
+        return total
+    }
+
+    /// Removes the log, the result and the mark, and moves the work directory into `trash`
+    /// (a rename: instant, so a new run of the same id finds the place free). Runs on the
+    /// loop; `removeTrash` deletes the moved trees later, off it.
+    func discard(trash: String, serial: Int) {
+        unlink(log)
+        unlink(result)
+        if let workDir {
+            if mkdir(trash, 0o700) != 0 && errno != EEXIST { return }
+            // Only a real directory is moved: a task that replaced it by a link keeps its link
+            // target untouched (the link itself goes).
+            var info = stat()
+            if lstat(workDir, &info) == 0 {
+                if info.st_mode & S_IFMT == S_IFDIR {
+                    rename(workDir, "\(trash)/\(id).\(serial)")
+                } else {
+                    unlink(workDir)
+                }
+            }
+        }
+        unlink(mark)
+    }
+
+    /// Deletes everything in `trash` (off the loop). What cannot be deleted (a directory a task
+    /// made unreadable, as a user that is not root) is made writable and tried again once.
+    static func removeTrash(_ trash: String) -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: trash) else { return 0 }
+        var removed = 0
+        for name in names {
+            let path = trash + "/" + name
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { removed += 1; continue }
+            makeWritable(path)
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { removed += 1 }
+        }
+        return removed
+    }
+
+    private static func makeWritable(_ root: String) {
+        var stack = [root]
+        var seen = 0
+        while let dir = stack.popLast(), seen < maxWalkEntries {
+            var info = stat()
+            guard lstat(dir, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+            chmod(dir, 0o700)
+            guard let handle = opendir(dir) else { continue }
+            defer { closedir(handle) }
+            while let entry = readdir(handle), seen < maxWalkEntries {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name == "." || name == ".." { continue }
+                seen += 1
+                if entry.pointee.d_type == UInt8(DT_DIR) { stack.append(dir + "/" + name) }
+            }
+        }
+    }
+}
