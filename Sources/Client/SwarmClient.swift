@@ -151,13 +151,24 @@ public final class SwarmClient {
     /// Every task the scheduler lets this client see, in submission order: the listing comes
     /// in pages (each fits a frame), fetched one after the other.
     public func listTasks() throws(ClientError) -> [TaskInfo] {
+        try listTasks(filter: nil).tasks
+    }
+
+    /// The tasks `filter` matches (nil: all) that this client may see, in submission order,
+    /// starting after task `after` (nil: from the first), at most `limit` (nil: all). `more`:
+    /// the listing stopped at `limit` with tasks left to look at (some may not match); the
+    /// next call starts after the last task returned.
+    public func listTasks(filter: TaskFilter?, after start: String? = nil, limit: Int? = nil) throws(ClientError) -> (tasks: [TaskInfo], more: Bool) {
         var all: [TaskInfo] = []
-        var after: String?
+        var after = start
         var seen = Set<String>()
         while true {
-            let page = try listTasksPage(after: after)
+            let remaining = limit.map { max(0, $0 - all.count) }
+            if remaining == 0 { return (all, true) }
+            let page = try listTasksPage(after: after, limit: remaining, filter: filter)
             all += page.tasks
-            guard let next = page.next else { return all }
+            guard let next = page.next else { return (all, false) }
+            if let limit, all.count >= limit { return (Array(all.prefix(limit)), true) }
             // A cursor seen before would loop for ever: the scheduler must move on.
             guard seen.insert(next).inserted else { throw .server(.unexpected, "the task listing did not advance past '\(next)'") }
             after = next
@@ -166,8 +177,8 @@ public final class SwarmClient {
 
     /// One page of the listing: the tasks after task `after` (nil: from the first), at most
     /// `limit` (nil: the scheduler's page size), and the `after` of the next page (nil: last).
-    public func listTasksPage(after: String?, limit: Int? = nil) throws(ClientError) -> (tasks: [TaskInfo], next: String?) {
-        guard case .taskList(let reply) = try request({ .listTasks(.init(requestId: $0, after: after, limit: limit)) }) else {
+    public func listTasksPage(after: String?, limit: Int? = nil, filter: TaskFilter? = nil) throws(ClientError) -> (tasks: [TaskInfo], next: String?) {
+        guard case .taskList(let reply) = try request({ .listTasks(.init(requestId: $0, after: after, limit: limit, filter: filter)) }) else {
             throw .server(.unexpected, "unexpected reply to tasks")
         }
         return (reply.tasks, reply.next)

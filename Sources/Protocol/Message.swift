@@ -306,8 +306,11 @@ public enum Message: Sendable, Equatable {
         public var requestId: Int
         public var after: String?
         public var limit: Int?
-        public init(requestId: Int, after: String? = nil, limit: Int? = nil) {
-            self.requestId = requestId; self.after = after; self.limit = limit
+        /// Only the tasks it matches (nil: all). A page may then hold fewer than `limit` tasks,
+        /// none even, and still have a `next`: the scheduler looks at a bounded number per page.
+        public var filter: TaskFilter?
+        public init(requestId: Int, after: String? = nil, limit: Int? = nil, filter: TaskFilter? = nil) {
+            self.requestId = requestId; self.after = after; self.limit = limit; self.filter = filter
         }
     }
     public struct TaskListReply: Codable, Sendable, Equatable {

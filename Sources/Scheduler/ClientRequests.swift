@@ -135,11 +135,13 @@ enum ClientRequests {
                                   context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         var limits = context.limits.page
         if let limit = request.limit { limits.limit = max(1, min(limit, limits.limit)) }
+        if let problem = request.filter?.problem { throw ClientRefusal(code: .badMessage, reason: problem) }
+        let filter = request.filter ?? TaskFilter()
         let encoder = FastJSONEncoder()
         let page = try refusing { () throws(SchedulerError) in
             try state.listTasks(after: request.after, limits: limits,
                                 size: { (try? encoder.encode($0).count) ?? limits.maxBytes },
-                                include: { ClientPolicy.canSee($0.id, identity: identity, state: state) })
+                                include: { filter.matches($0) && ClientPolicy.canSee($0.id, identity: identity, state: state) })
         }
         let tasks = state.withWaitReasons(page.tasks, nowMs: context.nowMs)
         return .reply(.taskList(.init(requestId: request.requestId, tasks: tasks, next: page.next)), .yieldTurn)

@@ -1,15 +1,81 @@
 import ArgumentParser
+import Foundation
 import SwarmClient
+import SwarmProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct TasksCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List tasks in submission order.")
+    static let configuration = CommandConfiguration(
+        commandName: "tasks", abstract: "List tasks in submission order (filtered and paged on request).")
 
     @OptionGroup var client: ClientOptions
     @Flag(help: "Print a JSON array.")
     var json = false
+    @Option(help: ArgumentHelp("Only tasks in these states (repeatable, or comma-separated): \(TaskState.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "STATE"))
+    var state: [String] = []
+    @Option(help: ArgumentHelp("Only tasks that run or last ran on this worker.", valueName: "NODE"))
+    var node: String?
+    @Option(help: ArgumentHelp("Only tasks of this model.", valueName: "MODEL"))
+    var model: String?
+    @Option(help: ArgumentHelp("Only the direct children of this task (their `parent`).", valueName: "ID"))
+    var parent: String?
+    @Option(help: ArgumentHelp("Only tasks submitted since: a duration back from now (90s, 10m, 2h, 7d) or a time (2026-12-02T10:00:00Z).", valueName: "WHEN"))
+    var since: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("At most N tasks (default 1000 on a terminal, all otherwise; 0: all).", valueName: "N"))
+    var limit: Int?
+    @Option(help: ArgumentHelp("Start after this task (the last id of the previous page).", valueName: "ID"))
+    var cursor: String?
 
     func run() throws {
-        let tasks = try runClient { try client.client().listTasks() }
+        let filter = try makeFilter()
+        if let limit, limit < 0 { throw usageError("--limit must be 0 (all) or more, got \(limit)") }
+        if let cursor, let problem = TaskID.problem(with: cursor) { throw usageError("--cursor: \(problem)") }
+        let toTerminal = isatty(STDOUT_FILENO) == 1
+        let most = limit.map { $0 == 0 ? nil : $0 } ?? (toTerminal && !json ? 1_000 : nil)
+        let (tasks, more) = try runClient { try client.client().listTasks(filter: filter.isEmpty ? nil : filter, after: cursor, limit: most) }
         printLine(json ? Output.json(tasks) : Output.taskTable(tasks))
+        if more, let last = tasks.last {
+            Console.write("swarm: more tasks may follow: --cursor \(last.id) (or --limit 0 for all)\n", to: 2)
+        }
+    }
+
+    private func makeFilter() throws -> TaskFilter {
+        var filter = TaskFilter(node: node, model: model, parent: parent)
+        let names = state.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if !names.isEmpty {
+            var states: [TaskState] = []
+            for name in names {
+                guard let s = TaskState(rawValue: name) else {
+                    throw usageError("--state: unknown state '\(name)' (known: \(TaskState.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                if !states.contains(s) { states.append(s) }
+            }
+            filter.states = states
+        }
+        if let since {
+            guard let at = Self.time(since, now: Date()) else {
+                throw usageError("--since wants a duration (90s, 10m, 2h, 7d) or a time (2026-12-02T10:00:00Z), got '\(since)'")
+            }
+            filter.since = at
+        }
+        if let problem = filter.problem { throw usageError(problem) }
+        return filter
+    }
+
+    /// `text` as unix ms: a duration back from `now` (a number with s, m, h or d) or an ISO
+    /// 8601 time; nil when it is neither.
+    static func time(_ text: String, now: Date) -> Int64? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
+        if let unit = text.last, let seconds = units[unit], let n = Double(text.dropLast()), n.isFinite, n >= 0, n <= 36_500 * 86_400 / seconds {
+            return Int64(((now.timeIntervalSince1970 - n * seconds) * 1000).rounded())
+        }
+        let formatter = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds], [.withFullDate]] {
+            formatter.formatOptions = options
+            if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+        }
+        return nil
     }
 }
