@@ -3,8 +3,9 @@ import SwarmTransport
 
 /// Streaming task output to the scheduler without ever letting it crowd out the control
 /// traffic: output goes in the connection's bulk lane (see `FramedConnection.sendBulk`), at
-/// most `outputLaneBytes` at a time; the rest waits in `outputRelay` (bounded, with drop
-/// markers). The connection is never closed for output volume.
+/// most `outputLaneBytes` at a time; the rest waits in the session's relay (`WorkerSession`,
+/// `OutputRelay`: bounded, with drop markers; also while the scheduler is away). The
+/// connection is never closed for output volume.
 extension WorkerAgent {
     /// Output is handed to the connection while its bulk lane holds under this many bytes:
     /// enough to keep the socket busy between refills, small because a result whose own
@@ -12,14 +13,13 @@ extension WorkerAgent {
     static let outputLaneBytes = 256 << 10
 
     func relayOutput(_ run: RunRef, _ stream: OutputChannel, _ bytes: [UInt8], at: Int64) {
-        outputRelay.add(run, stream, bytes, at: at)
-        pumpOutput()
+        feed(.output(run, stream, bytes, at: at))
     }
 
     /// Hands waiting output to the connection while its bulk lane has room (runs in turn).
     func pumpOutput() {
         guard registered, let connection else { return }
-        while connection.bulkQueuedBytes < Self.outputLaneBytes, let piece = outputRelay.next() {
+        while connection.bulkQueuedBytes < Self.outputLaneBytes, let piece = session.nextOutput() {
             sendOutput(piece, on: connection)
         }
     }
@@ -41,7 +41,7 @@ extension WorkerAgent {
     /// other control frames wait behind none of it.
     func sendResult(_ frame: [UInt8], of run: RunRef) {
         guard registered, let connection else { return }
-        for piece in outputRelay.drain(run) { sendOutput(piece, on: connection) }
+        for piece in session.drainOutput(run) { sendOutput(piece, on: connection) }
         if let ticket = outputTickets.removeValue(forKey: run), connection.bulkHandedOver < ticket {
             connection.sendBulk(frame)
         } else {

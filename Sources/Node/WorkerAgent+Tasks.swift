@@ -49,12 +49,8 @@ extension WorkerAgent {
         context.onEvent = { [weak self] kind, detail in
             guard let self else { return }
             let event = Message.TaskEvent(id: run.id, attempt: run.attempt, kind: kind, at: self.clocks.wall(), detail: detail)
-            if self.registered {
-                self.connection?.send(.taskEvent(event))
-            } else if self.heldEvents.count < Self.maxHeldEvents {
-                // Delivered after reconnecting (the result carries the counts in any case).
-                self.heldEvents.append(event)
-            }
+            // Held while the scheduler is away (the result carries the counts in any case).
+            self.feed(.taskEvent(event))
         }
         context.onOutput = { [weak self] stream, bytes, at in
             // Also while the scheduler is away: sent after reconnecting, so `swarm logs` has
@@ -147,9 +143,8 @@ extension WorkerAgent {
         if !unsaved.isEmpty {
             logger.error("result of task \(result.id) attempt \(result.attempt) (\(result.state.rawValue)) is kept in memory only until the scheduler acknowledges it: \(unsaved.joined(separator: "; ")); if this worker stops first, the run counts as lost")
         }
-        outbox.append(result)
-        // The result file's bytes (without their newline) go into the frame: encoded once.
-        sendResult(MessageCodec.taskFinishedFrame(resultJSON: json.dropLast()), of: result.run)
+        // Sent now if registered, else after the next registration; resent until acknowledged.
+        feed(.finished(result), resultJSON: json.dropLast())
         finishStopIfIdle()
     }
 }

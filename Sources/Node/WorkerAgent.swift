@@ -41,7 +41,7 @@ public struct WorkerConfig: Sendable {
     public static let maxBlobCacheMB = 1 << 24
     public var reconnectMinMs: UInt64 = 100
     public var reconnectMaxMs: UInt64 = 5_000
-    /// An unanswered connect is abandoned and tried again after this (`WorkerAgent+Liveness`).
+    /// An unanswered connect is abandoned and tried again after this (`WorkerSession`).
     public var connectTimeoutMs: UInt64 = 5_000
     /// What the worker keeps of finished tasks (`workers.NAME.retention`, `--retention-hours`,
     /// `--retention-gib`).
@@ -66,23 +66,16 @@ public final class WorkerAgent {
     let clocks: Clocks
     /// One journal for the agent's life: its file stays open between appends.
     let runJournal: RunJournal
+    /// Connecting, registering, reconnecting and what waits for the scheduler (`WorkerSession`):
+    /// this shell feeds it what happens and does what it says (`WorkerAgent+Session`).
+    var session: WorkerSession
     var connection: FramedConnection?
-    private var handshake: ClientHandshake?
-    var registered = false
-    private var reconnectTimer: UVTimer?
+    /// The socket whose connect is pending.
+    var pendingSocket: UVTCP?
+    var reconnectTimer: UVTimer?
     var connectTimer: UVTimer?
-    var schedulerLostAfterMs: Int?  // the scheduler's silence limit, from its last `registered`
     var heartbeatTimer: UVTimer?
-    private var backoffMs: UInt64
     var runners: [String: TaskRunner] = [:]
-    /// Results not yet acknowledged by the scheduler, in finishing order.
-    var outbox: [TaskResult] = []
-    /// Task events that happened while the scheduler was away, oldest first.
-    var heldEvents: [Message.TaskEvent] = []
-    static let maxHeldEvents = 10_000
-    /// Task output not yet handed to the connection (while the link is slower than the tasks,
-    /// or the scheduler is away): bounded, with drop markers; the log files have everything.
-    var outputRelay = OutputRelay()
     /// Per run, the bulk-lane ticket of its last output frame on this connection.
     var outputTickets: [RunRef: UInt64] = [:]
     var stopping = false
@@ -112,7 +105,10 @@ public final class WorkerAgent {
         self.logger = logger
         self.clocks = clocks
         self.runJournal = RunJournal(directory: config.dataDir + "/runs")
-        self.backoffMs = config.reconnectMinMs
+        self.session = WorkerSession(settings: .init(
+            name: config.name, slots: config.slots, token: config.token,
+            address: "\(config.schedulerHost):\(config.schedulerPort)", reconnectMinMs: config.reconnectMinMs,
+            reconnectMaxMs: config.reconnectMaxMs, connectTimeoutMs: config.connectTimeoutMs))
         self.health = HealthMonitor(runtimes: config.runtimes, nowMs: clocks.monotonic())
         self.workspace = WorkerWorkspace(dataDir: config.dataDir, cacheBytes: config.blobCacheBytes)
         var env: [String: String] = [:]
@@ -128,6 +124,9 @@ public final class WorkerAgent {
     }
 
     public var runningCount: Int { runners.count }
+    var registered: Bool { session.isRegistered }
+    /// Results not yet acknowledged by the scheduler, in finishing order.
+    var outbox: [TaskResult] { session.outbox }
     var logsDir: String { config.dataDir + "/logs" }
     var resultsDir: String { config.dataDir + "/results" }
     var journal: RunJournal { runJournal }
@@ -144,7 +143,7 @@ public final class WorkerAgent {
         try Files.makeDirectories(resultsDir)
         try Files.makeDirectories(config.workRoot)
         try Files.makeDirectories(journal.directory)
-        recoverPreviousRuns()
+        let recovered = recoverPreviousRuns()
         scanBlobCache()
         // The pipeline's transfers (a test may have put a fake in their place).
         if workspace.blobs == nil { workspace.blobs = blobs }
@@ -157,7 +156,7 @@ public final class WorkerAgent {
         // Orphans of our tasks' processes come to us, so they can be reaped (not left as zombies).
         ProcessGroup.becomeSubreaper()
         startDueProbes()
-        connect()
+        feed(.start(recovered: recovered, nowMs: clocks.monotonic()))
     }
 
     /// Kills every running task (whole groups), delivers what it can, closes everything.
@@ -167,7 +166,7 @@ public final class WorkerAgent {
         stopping = true
         onStopped = completion
         logger.info("worker \(config.name) stopping; killing \(runners.count) running task(s)")
-        if registered { connection?.send(.leave(.init(reason: "worker \(config.name) is stopping"))) }
+        feed(.stop)
         // Reported as `lost`: the scheduler runs them again elsewhere (attempts permitting).
         for runner in runners.values {
             runner.kill(reason: "worker \(config.name) shut down while the task ran", state: .lost)
@@ -235,146 +234,6 @@ public final class WorkerAgent {
         loop.soon { callback?() }
     }
 
-    // MARK: Connection
-
-    private func connect() {
-        guard !stopping, connection == nil else { return }
-        let tcp: UVTCP
-        do { tcp = try UVTCP(loop: loop) } catch {
-            scheduleReconnect("cannot create socket: \(error)")
-            return
-        }
-        abandonUnanswered(tcp)
-        tcp.connect(host: config.schedulerHost, port: config.schedulerPort) { [weak self] error in
-            guard let self else { tcp.close(); return }
-            self.connectTimer?.stop()
-            if let error {
-                tcp.close()
-                self.scheduleReconnect("cannot reach scheduler at \(self.config.schedulerHost):\(self.config.schedulerPort): \(error)")
-                return
-            }
-            if self.stopping { tcp.close(); return }
-            self.connected(tcp)
-        }
-    }
-
-    private func connected(_ tcp: UVTCP) {
-        giveUpWhenUnacknowledged(tcp)
-        let connection = FramedConnection(tcp: tcp)
-        self.connection = connection
-        registered = false
-        var handshake = ClientHandshake(role: .worker, name: config.name, token: config.token)
-        let first = handshake.start()
-        self.handshake = handshake
-        connection.onMessage = { [weak self] message in self?.received(message) }
-        connection.onEnd = { [weak self] end in self?.disconnected(end) }
-        connection.onBulkSpace = { [weak self] in
-            self?.pumpOutput()
-            self?.blobs.pump()
-        }
-        connection.onUndecodable = { [weak self] payload, error in self?.undecodable(payload, error) ?? false }
-        connection.start()
-        runHandshake(first)
-    }
-
-    /// `permanent`: a failure among the directives cannot be cured by reconnecting.
-    private func runHandshake(_ directives: [HandshakeDirective], permanent: Bool = false) {
-        for directive in directives {
-            switch directive {
-            case .send(let message): connection?.send(message)
-            case .close: connection?.close(reason: "handshake failed")
-            case .established:
-                handshake = nil
-                connection?.send(.register(.init(slots: config.slots, labels: config.labels,
-                                                 running: runningRuns, finished: outbox.map(\.run),
-                                                 runtimes: health.statuses, allowsCommands: config.allowsCommands,
-                                                 probing: probes.count)))
-            case .failed(let reason):
-                logger.error("handshake with scheduler failed: \(reason)")
-                if permanent { onFatal?(reason) }
-            }
-        }
-    }
-
-    private func disconnected(_ end: ConnectionEnd) {
-        connection = nil
-        handshake = nil
-        registered = false
-        outputTickets = [:]
-        blobs.disconnected()
-        heartbeatTimer?.stop()
-        guard !stopping else { return }
-        scheduleReconnect("connection to scheduler ended: \(end)")
-    }
-
-    private func scheduleReconnect(_ why: String) {
-        guard !stopping, let reconnectTimer else { return }
-        logger.warning("\(why); retrying in \(backoffMs) ms")
-        let jitter = UInt64.random(in: 0...(backoffMs / 5 + 1))
-        reconnectTimer.start(afterMs: backoffMs + jitter) { [weak self] in self?.connect() }
-        backoffMs = min(config.reconnectMaxMs, backoffMs * 2)
-    }
-
-    // MARK: Messages
-
-    private func received(_ message: Message) {
-        if handshake != nil {
-            let directives = handshake!.receive(message)
-            runHandshake(directives, permanent: handshake?.failureIsPermanent ?? false)
-            return
-        }
-        if blobs.received(message) { return }
-        switch message {
-        case .registered(let registered) where self.registered:
-            // The cluster grew: a new heartbeat interval, nothing else changes.
-            beatAsTold(registered)
-        case .registered(let registered):
-            self.registered = true
-            backoffMs = config.reconnectMinMs
-            logger.info("registered with scheduler as \(config.name) (\(config.slots) slots)")
-            beatAsTold(registered)
-            resendStarts()
-            // Probes may have ended between the register and now: the scheduler gets the latest.
-            if !config.runtimes.isEmpty { sendHealth() }
-            for event in heldEvents { connection?.send(.taskEvent(event)) }
-            heldEvents = []
-            // Output made meanwhile goes first (each result after its own run's output).
-            for result in outbox { sendResult(MessageCodec.frame(.taskFinished(.init(result: result))), of: result.run) }
-            pumpOutput()
-            if let connection { blobs.connected(connection) }
-        case .assign(let assign):
-            startTask(assign.task)
-        case .kill(let kill):
-            if let runner = runners[kill.id], runner.attempt == kill.attempt {
-                runner.kill(reason: "killed by scheduler: \(kill.reason)")
-            } else {
-                killPipelineTask(kill)
-            }
-        case .readLog(let request):
-            answerLogRead(request)
-        case .resultAck(let ack):
-            outbox.removeAll { $0.id == ack.id && $0.attempt == ack.attempt }
-            journal.acknowledged(RunRef(id: ack.id, attempt: ack.attempt))
-            releaseWorkspace(RunRef(id: ack.id, attempt: ack.attempt))
-            retainAcknowledged(ack.id)
-        case .error(let error):
-            logger.error("scheduler says: \(error.reason)")
-        default:
-            logger.warning("ignoring unexpected '\(message.type)' from scheduler")
-        }
-    }
-
-    /// An assignment this worker cannot read costs only its own task: it is refused for good
-    /// (the scheduler ends it with the reason) and the connection stays. Anything else that
-    /// cannot be read ends the connection.
-    private func undecodable(_ payload: [UInt8], _ error: MessageError) -> Bool {
-        guard registered, let run = AssignPeek.run(in: payload) else { return false }
-        logger.error("cannot read the assignment of task \(run.id) (\(payload.count) bytes): \(error)")
-        connection?.send(.reject(.init(id: run.id, attempt: run.attempt,
-                                       reason: "cannot read its assignment (\(payload.count) bytes): \(error)", permanent: true)))
-        return true
-    }
-
     func sendHeartbeat() {
         guard registered else { return }
         connection?.send(.heartbeat(.init(freeSlots: max(0, config.slots - busySlots), running: runningRuns,
@@ -391,12 +250,12 @@ public final class WorkerAgent {
     // MARK: Run journal
 
     /// Results a previous worker process on this data dir did not deliver, and its runs that
-    /// were still going (killed now, reported `lost`), join the outbox.
-    func recoverPreviousRuns() {
+    /// were still going (killed now, reported `lost`): they join the outbox first.
+    func recoverPreviousRuns() -> [TaskResult] {
         let recovered = journal.recover(resultsDir: resultsDir, logsDir: logsDir,
                                         killGraceMs: UInt64(max(0, config.supervisor.policy.killGraceMs)), wall: clocks.wall, logger: logger)
         if !recovered.isEmpty { logger.notice("delivering \(recovered.count) result(s) left by the previous worker process") }
-        outbox = recovered + outbox
+        return recovered
     }
 
     func journalStarted(_ run: RunRef, pid: Int) {

@@ -208,7 +208,7 @@ public enum Message: Sendable, Equatable {
         public var heartbeatMs: Int
         /// How long the scheduler hears nothing from this worker before it marks it lost
         /// (absent from older schedulers): the worker gives up a connection that stays
-        /// unacknowledged past it (`WorkerAgent.deadConnectionMs`).
+        /// unacknowledged past it (`WorkerSession.deadConnectionMs`).
         public var lostAfterMs: Int?
         public init(heartbeatMs: Int, lostAfterMs: Int? = nil) {
             self.heartbeatMs = heartbeatMs
