@@ -8,6 +8,13 @@ import SwarmProtocol
 /// held while the scheduler is away: every result until acknowledged (the outbox, resent after
 /// each registration), task events (at most `maxHeldEvents`), output (`OutputRelay`'s caps).
 ///
+/// What is dropped when full: results never (the outbox is the disk's copy, kept until the
+/// scheduler acknowledges it); task events past `maxHeldEvents` are (the oldest stay: they
+/// say how the trouble began), counted in `droppedEvents` and said in one log line at the
+/// next registration; output past `OutputRelay.Limits` (8 MiB a run, 32 MiB in all) is
+/// dropped a chunk at a time, counted in `relay.droppedBytes`, with a marker in the stream
+/// where it was (the task's log file keeps every byte).
+///
 /// Backoff: the first retry waits `reconnectMinMs`, each next one twice the last, at most
 /// `reconnectMaxMs`; a registration starts it again at the minimum (a refused registration,
 /// such as "already connected", does not). Each wait gets a jitter of 0 ... wait/5 + 1 ms on

@@ -86,7 +86,8 @@ import Testing
             let registered = T.register(&s, at: Int64(round + 1) * 1_000).registered
             let sent = Self.sentEvents(registered)
             #expect(sent.count == 10_000 && sent.first == T.event(1) && sent.last == T.event(10_000))
-            #expect(registered.contains(.log(.warning, "\(extra) task event(s) were dropped while the scheduler was away (at most 10000 are held; results carry the counts)")))
+            let logs = registered.filter { if case .log = $0 { true } else { false } }
+            #expect(logs.last == .log(.warning, "\(extra) task event(s) were dropped while the scheduler was away (at most 10000 are held; results carry the counts)"))
             #expect(s.heldEvents.isEmpty)
             // Registered: sent at once, nothing held.
             #expect(s.handle(.taskEvent(T.event(0))) == [.send(.taskEvent(T.event(0)))])
