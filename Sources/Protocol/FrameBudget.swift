@@ -50,6 +50,7 @@ public enum FrameBudget {
             add(spec.workdir); add(spec.repo); add(spec.ref)
             for s in spec.inputs ?? [] { add(s) }
             for s in spec.artifacts ?? [] { add(s) }
+            for s in spec.retryOn ?? [] { add(s) }
             // Each input blob: its dest and hash, plus its size and keys (under 64 bytes).
             for blob in spec.inputBlobs ?? [] { add(blob.dest); add(blob.sha256); bytes += 64 }
             // At most 6 bytes per byte once escaped; quotes, a key and separators under 32 per

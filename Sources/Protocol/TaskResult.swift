@@ -260,6 +260,9 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     public var git: GitOutcome?
     /// The measurements of the current (or last) run; `node` is where it runs or ran.
     public var metrics = RunMetrics()
+    /// Every run kept, oldest first (at most `TaskRun.maxKept`; `attempts` counts them all):
+    /// in `status` and single-task `wait` replies; null in listings and multi-task waits.
+    public var runs: [TaskRun]?
 
     public var node: String? {
         get { metrics.node }
@@ -290,7 +293,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, state, command, exitCode, signal, reason, attempts
         case submittedAt, placedAt, startedAt, finishedAt, output
-        case parent, priority, labels, waitReason, unplaceable, artifacts, skippedArtifacts, git
+        case parent, priority, labels, waitReason, unplaceable, artifacts, skippedArtifacts, git, runs
     }
 
     public init(from decoder: Decoder) throws {
@@ -315,6 +318,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         artifacts = try c.decodeIfPresent([ArtifactRef].self, forKey: .artifacts)
         skippedArtifacts = try c.decodeIfPresent([SkippedArtifact].self, forKey: .skippedArtifacts)
         git = try c.decodeIfPresent(GitOutcome.self, forKey: .git)
+        runs = try c.decodeIfPresent([TaskRun].self, forKey: .runs)
         metrics = try RunMetrics(from: decoder)
     }
 
@@ -340,6 +344,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         try c.encode(artifacts, forKey: .artifacts)
         try c.encode(skippedArtifacts, forKey: .skippedArtifacts)
         try c.encode(git, forKey: .git)
+        try c.encode(runs, forKey: .runs)
         try metrics.encode(to: encoder)
     }
 }

@@ -56,6 +56,12 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     /// `ref` (nil: `HEAD`), on a new branch `swarm/ID`.
     public var repo: String?
     public var ref: String?
+    /// Retries (issue 13): how many more runs a run ending in one of `retryOn` may get (nil:
+    /// 0), the states that count (nil: `RetryPolicy.defaultRetryOn`), and the first backoff
+    /// in seconds (nil: 10; doubled per retry, jittered, capped: `RetryPolicy`).
+    public var retries: Int?
+    public var retryOn: [String]?
+    public var retryBackoff: Double?
 
     public init(id: String? = nil, command: [String] = [], env: [String: String]? = nil,
                 runtime: String? = nil, model: String? = nil, prompt: String? = nil) {
@@ -72,6 +78,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         case timeout, maxTimeout, extendBy, extendWithin, activityWindow, minBursts, burstGap
         case silenceWarn, silenceKill, killGrace, labels, parent, constraints, priority
         case workdir, inputs, inputBlobs, artifacts, repo, ref
+        case retries, retryOn, retryBackoff
     }
 
     public init(from decoder: Decoder) throws {
@@ -106,6 +113,9 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         artifacts = try c.decodeIfPresent([String].self, forKey: .artifacts)
         repo = try c.decodeIfPresent(String.self, forKey: .repo)
         ref = try c.decodeIfPresent(String.self, forKey: .ref)
+        retries = try c.decodeIfPresent(Int.self, forKey: .retries)
+        retryOn = try c.decodeIfPresent([String].self, forKey: .retryOn)
+        retryBackoff = try c.decodeIfPresent(Double.self, forKey: .retryBackoff)
     }
 
     /// Linux refuses to exec a single argument or variable over 128 KiB (MAX_ARG_STRLEN),
@@ -159,6 +169,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         for (key, value) in (constraints ?? [:]).sorted(by: { $0.key < $1.key }) where key.isEmpty || key.contains("=") {
             return "invalid constraint \(TaskID.quoted(key + "=" + value))"
         }
+        if let problem = RetryPolicy.problem(retries: retries, retryOn: retryOn, retryBackoff: retryBackoff) { return problem }
         if let problem = workProblem(inputsUploaded: inputsUploaded) { return problem }
         return execProblem()
     }

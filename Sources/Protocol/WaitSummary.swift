@@ -85,6 +85,7 @@ extension TaskInfo {
     public func waitSummary() -> TaskInfo {
         var info = self
         info.output = nil
+        info.runs = nil
         let list = WaitSummary.maxListBytes, short = WaitSummary.maxStringBytes
         func cut(_ text: String?, _ limit: Int) -> String? { text.map { WaitSummary.cut($0, limit: limit) } }
         info.command = WaitSummary.cutList(command, limit: list)

@@ -12,8 +12,9 @@ extension ClusterState {
     /// Nothing saved is a monotonic reading (those mean nothing after a restart, least of all
     /// after a reboot): the store keeps wall-clock timestamps for people, and every timer
     /// starts again here. A worker's `--lost-after` counts from `nowMs` (monotonic, this
-    /// process's start), holds on refusing workers are not kept. `at` (wall) dates what ends
-    /// here.
+    /// process's start), holds on refusing workers are not kept, and a task waiting out a
+    /// retry backoff waits it whole again from the first placement round. `at` (wall) dates
+    /// what ends here.
     public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], nowMs: Int64, at: Int64) {
         self.init(settings: settings)
         var orphans: [String] = []
@@ -27,12 +28,19 @@ extension ClusterState {
             // A cancel asked for while it ran is remembered through its reason.
             tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
                                      cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
-                                     specBytes: task.info.state.isTerminal ? 0 : FrameBudget.admissionSize(of: task.spec)))
+                                     specBytes: task.info.state.isTerminal ? 0 : FrameBudget.admissionSize(of: task.spec),
+                                     retry: task.retry, runs: Array(task.runs.suffix(TaskRun.maxKept))))
             order.append(id)
             nextSequence = max(nextSequence, task.sequence)
+            if !task.info.state.isTerminal, let node = task.retry.avoidNode { avoiding[id] = node }
             switch task.info.state {
             case .queued:
-                queue.push(id: id, request: request, sequence: task.sequence)
+                if let backoff = task.retry.backoff {
+                    // Waited out whole again, from the first placement round.
+                    backoffs.add(id, delayMs: backoff.delayMs)
+                } else {
+                    queue.push(id: id, request: request, sequence: task.sequence)
+                }
             case .running:
                 guard let name = task.info.node, task.info.attempts > 0 else { orphans.append(id); continue }
                 // Unknown until it registers: disconnected, holding only its runs.

@@ -79,3 +79,37 @@ extension ClusterState {
     /// The deepest chain of sub-agents `isInSubtree` follows.
     public static let maxSubtreeDepth = 1_000
 }
+
+// MARK: Rerun
+
+extension ClusterState {
+    /// Default ids tried for a rerun: `ID.r1` to `ID.r{maxReruns}`.
+    public static let maxReruns = 10_000
+
+    /// `swarm rerun`: finished task `id`'s spec as a new task's, with its stored inputs (the
+    /// same `inputBlobs`), named `newId` or `ID.rN` with N the first free. Throws when the task
+    /// is unknown or has not finished, or the id is taken or not a valid id. Submit the result
+    /// as any spec (`submit`): it is checked again there.
+    public func rerunSpec(of id: String, newId: String?) throws(SchedulerError) -> TaskSpec {
+        guard let record = tasks[id] else { throw .unknownTask(id) }
+        guard record.info.state.isTerminal else { throw .notEnded(id, record.info.state) }
+        var spec = record.spec
+        if let newId {
+            if let problem = TaskID.problem(with: newId) { throw .invalidTask(problem) }
+            if tasks[newId] != nil { throw .duplicateId(newId) }
+            spec.id = newId
+            return spec
+        }
+        for n in 1...Self.maxReruns {
+            let candidate = "\(id).r\(n)"
+            if TaskID.problem(with: candidate) != nil {
+                throw .invalidTask("task id '\(candidate)' would be over \(TaskID.maxLength) characters: name the rerun with --id")
+            }
+            if tasks[candidate] == nil {
+                spec.id = candidate
+                return spec
+            }
+        }
+        throw .invalidTask("task '\(id)' has been rerun \(Self.maxReruns) times: name the rerun with --id")
+    }
+}

@@ -29,6 +29,7 @@ extension ClusterState {
     /// the `placedAt` of what is placed.
     public mutating func schedule(nowMs: Int64, at: Int64) -> [SchedulerDirective] {
         releaseHolds(nowMs: nowMs)
+        releaseBackoffs(nowMs: nowMs)
         // A node still killing (or waiting for the result of) an old run of a task gets no new
         // run of it: one id, one process and one attempt number per node at a time.
         let oldRuns = oldRunSlots()
@@ -42,7 +43,11 @@ extension ClusterState {
             }
             let groups = feasibleGroups(c)
             var choice: Int?
-            if !oldRuns.isEmpty, let excluded = oldRuns[id] {
+            if !avoiding.isEmpty, let avoid = avoiding[id].flatMap({ nodes[$0]?.slot }) {
+                // A retry: a node other than the one its last run failed on, if one can take it now.
+                choice = index.best(in: groups, excluding: (oldRuns[id] ?? []) + [avoid]).slot
+            }
+            if choice == nil, !oldRuns.isEmpty, let excluded = oldRuns[id] {
                 let found = index.best(in: groups, excluding: excluded)
                 if found.slot == nil && found.excludedUsable {
                     // Only this task is held back: let the ones behind it go.
@@ -51,7 +56,7 @@ extension ClusterState {
                     continue
                 }
                 choice = found.slot
-            } else {
+            } else if choice == nil {
                 choice = index.best(in: groups)
             }
             guard let slot = choice else {
@@ -82,18 +87,23 @@ extension ClusterState {
     /// Why a task is still queued, or nil if it is not queued. `unplaceable` means no
     /// registered worker that is not lost could ever run it (it stays queued all the same).
     /// Judged on the state as of now; O(nodes).
-    public func waitReason(for id: String) -> WaitReason? {
-        waitReasons(for: [id])[id]
+    public func waitReason(for id: String, nowMs: Int64? = nil) -> WaitReason? {
+        waitReasons(for: [id], nowMs: nowMs)[id]
     }
 
     /// `waitReason(for:)` for many tasks at once: O(nodes) per distinct placement class,
-    /// not per task. Tasks that are not queued are left out.
-    public func waitReasons(for ids: [String]) -> [String: WaitReason] {
+    /// not per task. Tasks that are not queued are left out. `nowMs` (monotonic) tells how
+    /// long a retry's backoff has left (nil: its whole length is said).
+    public func waitReasons(for ids: [String], nowMs: Int64? = nil) -> [String: WaitReason] {
         let snapshot = nodeSnapshots()
         var byClass: [PlacementQueue.ClassKey: WaitReason] = [:]
         var result: [String: WaitReason] = [:]
         for id in ids {
             guard let record = tasks[id], record.info.state == .queued else { continue }
+            if let backoff = record.retry.backoff {
+                result[id] = WaitReason(reason: backoffReason(id, backoff, nowMs: nowMs), unplaceable: false)
+                continue
+            }
             let key = PlacementQueue.ClassKey(record.request)
             let held = nodesWithOldRuns.filter { nodes[$0]?.dying[id] != nil || nodes[$0]?.stale[id] != nil }
             if held.isEmpty, let known = byClass[key] {
@@ -103,6 +113,13 @@ extension ClusterState {
             let reason = waitReason(key.request, on: snapshot, notOn: held)
             if held.isEmpty { byClass[key] = reason }
             result[id] = reason
+        }
+        if !avoiding.isEmpty {
+            for id in ids {
+                guard let node = avoiding[id], tasks[id]?.isHeld == false, let why = result[id], !why.unplaceable else { continue }
+                result[id] = WaitReason(reason: why.reason + "; a retry: it goes to a worker other than \(node), where it failed, when one is free",
+                                        unplaceable: false)
+            }
         }
         return result
     }
@@ -205,7 +222,8 @@ extension ClusterState {
         let model = record.request.model
         let submittedAt = record.info.submittedAt
         // Changed in place through the table's modify accessor (which records the new run).
-        Self.markPlaced(&tasks[id]!.info, on: nodeName, attempt: attempt, at: at)
+        Self.markPlaced(&tasks[id]!, on: nodeName, attempt: attempt, at: at)
+        if !avoiding.isEmpty { avoiding[id] = nil }
         nodes[nodeName]?.assigned[id] = attempt
         index.setFree(slot, index.free[slot] - 1)
         if let model { modelRunning[model, default: 0] += 1 }
@@ -217,6 +235,13 @@ extension ClusterState {
         tasks[id]!.info.reason = "its spec is \(bytes) bytes as JSON, over the \(FrameBudget.maxSpecBytes) an assignment may carry: no worker could read it"
         tasks[id]!.info.finishedAt = at
         return .taskEnded(id: id)
+    }
+
+    private static func markPlaced(_ record: inout TaskRecord, on node: String, attempt: Int, at: Int64) {
+        record.retry.avoidNode = nil
+        record.runs.append(TaskRun(attempt: attempt, node: node, placedAt: at))
+        if record.runs.count > TaskRun.maxKept { record.runs.removeFirst(record.runs.count - TaskRun.maxKept) }
+        markPlaced(&record.info, on: node, attempt: attempt, at: at)
     }
 
     private static func markPlaced(_ info: inout TaskInfo, on node: String, attempt: Int, at: Int64) {
@@ -263,8 +288,11 @@ extension ClusterState {
             for id in node.assigned.keys { if let model = tasks[id]?.request.model { running[model, default: 0] += 1 } }
         }
         if running != modelRunning { problems.append("model counts \(modelRunning), expected \(running)") }
-        let queued = tasks.values.filter { $0.info.state == .queued }.count
-        if queued != queue.count { problems.append("queue holds \(queue.count), \(queued) tasks are queued") }
+        let queued = tasks.values.filter { $0.info.state == .queued && !$0.isHeld }.count
+        if queued != queue.count { problems.append("queue holds \(queue.count), \(queued) tasks are queued and not held") }
+        let held = tasks.values.filter(\.isHeld)
+        if let bad = held.first(where: { $0.info.state != .queued }) { problems.append("\(bad.info.id) is \(bad.info.state.rawValue) with a backoff") }
+        if held.count != backoffs.count { problems.append("\(held.count) tasks in backoff, \(backoffs.count) timers") }
         return problems
     }
 }

@@ -108,8 +108,10 @@ extension ClusterState {
 
     public mutating func taskStarted(node name: String, run: RunRef, startedAt: Int64) {
         guard Bounds.timestampMs.contains(startedAt), nodes[name]?.assigned[run.id] == run.attempt,
-              tasks[run.id]?.info.attempts == run.attempt else { return }
-        tasks[run.id]?.info.startedAt = startedAt
+              var record = tasks[run.id], record.info.attempts == run.attempt else { return }
+        record.info.startedAt = startedAt
+        if let last = record.runs.indices.last, record.runs[last].attempt == run.attempt { record.runs[last].startedAt = startedAt }
+        tasks[run.id] = record
     }
 
     /// A worker reports how a run ended. It is always acknowledged (so the worker stops
@@ -140,7 +142,8 @@ extension ClusterState {
             nodes[name] = node
             reindex(name)
             stats.runEnded(node: name, model: record.info.metrics.model, result: result, requeued: true)
-            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", at: at, finalState: result.state) {
+            if let ended = requeue(result.id, reason: result.reason ?? "its worker shut down", at: at,
+                                   finalState: result.state, runState: result.state) {
                 directives.append(ended)
             }
             return directives
@@ -166,9 +169,12 @@ extension ClusterState {
         if record.cancelRequested && result.state != .succeeded {
             record.info.state = .cancelled
         }
+        Self.endRun(&record, record.info.state, reason: result.reason, at: result.finishedAt,
+                    exitCode: result.exitCode, signal: result.signal, startedAt: result.startedAt)
         tasks[result.id] = record
         stats.runEnded(node: name, model: metrics.model, result: result, requeued: false)
-        directives.append(.taskEnded(id: result.id))
+        // A retry puts it back in the queue (after its backoff): it has not ended.
+        if !retry(result.id, after: record.info.state, on: name) { directives.append(.taskEnded(id: result.id)) }
         return directives
     }
 
@@ -190,9 +196,12 @@ extension ClusterState {
             // A worker's text, bounded: it lands in every status reply of the task.
             record.info.reason = "worker \(name) could not take it: \(reason.prefix(1024))"
             record.info.finishedAt = at
+            Self.endRun(&record, record.info.state, reason: record.info.reason, at: at)
             tasks[run.id] = record
             return [.taskEnded(id: run.id)]
         }
+        // The run never started: it is withdrawn, and its attempt number used again.
+        if record.runs.last?.attempt == record.info.attempts { record.runs.removeLast() }
         record.info.attempts = max(0, record.info.attempts - 1)
         tasks[run.id] = record
         requeue(run.id, reason: nil, at: at)

@@ -9,6 +9,8 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible, Sendable 
     case invalidRegistration(String)
     case alreadyEnded(String, TaskState)
     case unknownNode(String)
+    /// `rerun` of a task that has not finished.
+    case notEnded(String, TaskState)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible, Sendable 
         case .invalidRegistration(let reason): "invalid registration: \(reason)"
         case let .alreadyEnded(id, state): "task '\(id)' has already ended (\(state.rawValue))"
         case .unknownNode(let name): "no worker named '\(name)'"
+        case let .notEnded(id, state): "task '\(id)' has not finished (\(state.rawValue)): only a finished task can be rerun"
         }
     }
 
@@ -30,6 +33,7 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible, Sendable 
         case .workerNameInUse, .invalidRegistration: .badMessage
         case .alreadyEnded: .taskEnded
         case .unknownNode: .unknownNode
+        case .notEnded: .invalidTask
         }
     }
 }
@@ -62,6 +66,9 @@ public struct SchedulerSettings: Sendable {
     /// The packed inputs of one task together (the sum of its `inputBlobs` sizes) at most
     /// (cluster.json `scheduler.maxInputBytesPerTask`).
     public var maxInputBytesPerTask = BlobLimits.defaultInputBytesPerTask
+    /// Seeds the retry backoff's jitter (`RetryPolicy`): the same seed, the same waits (tests).
+    /// Nil: a random seed.
+    public var retrySeed: UInt64?
 
     /// The heartbeat interval for a cluster of `nodes` workers, before jitter: the base
     /// interval, or longer, so that all workers together send at most
@@ -144,6 +151,16 @@ public struct ClusterState: Sendable {
         var cancelRequested = false
         /// Its spec's size as JSON (`FrameBudget`), measured when it was accepted.
         var specBytes = 0
+        /// Retries and node-loss requeues so far, and the backoff it waits out (saved).
+        var retry = RetryState()
+        /// Its runs, oldest first, at most `TaskRun.maxKept`: written where runs begin and
+        /// end (placement, results, requeues, refusals); `TaskTable` turns their changes into
+        /// the store's run history.
+        var runs: [TaskRun] = []
+
+        /// Queued, but out of the placement queue until something it waits for happens (its
+        /// retry backoff; task dependencies would be a second reason).
+        var isHeld: Bool { retry.backoff != nil }
     }
 
     public let settings: SchedulerSettings
@@ -168,10 +185,18 @@ public struct ClusterState: Sendable {
     var stats = StatsLedger()
     /// Runtime definitions as workers report them (ClusterState+Admission.swift).
     var runtimeCatalog = RuntimeCatalog()
+    /// Tasks waiting out a retry backoff (ClusterState+Retries.swift).
+    var backoffs = BackoffTimers()
+    /// Retried tasks not placed yet -> the node their last run failed on (placement prefers
+    /// another).
+    var avoiding: [String: String] = [:]
+    /// The backoff's jitter.
+    var jitter: RetryJitter
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings
         self.index = NodeIndex(policy: settings.placementPolicy)
+        self.jitter = RetryJitter(seed: settings.retrySeed ?? UInt64.random(in: 0...UInt64.max))
     }
 
     public var queuedCount: Int { queue.count }
@@ -218,9 +243,12 @@ public struct ClusterState: Sendable {
         order.append(id)
     }
 
+    /// The task with its runs (`TaskInfo.runs`).
     public func task(_ id: String) throws(SchedulerError) -> TaskInfo {
         guard let record = tasks[id] else { throw .unknownTask(id) }
-        return record.info
+        var info = record.info
+        info.runs = record.runs
+        return info
     }
 
     /// All tasks in submission order, without their output.
@@ -252,8 +280,11 @@ public struct ClusterState: Sendable {
         if record.info.state == .queued {
             queue.remove(id: id, request: record.request)
             record.info.state = .cancelled
-            record.info.reason = "cancelled before it ran"
+            record.info.reason = record.isHeld ? "cancelled while waiting to retry" : "cancelled before it ran"
             record.info.finishedAt = at
+            record.retry.backoff = nil
+            backoffs.remove(id)
+            avoiding[id] = nil
             tasks[id] = record
             return [.taskEnded(id: id)]
         }
@@ -335,40 +366,5 @@ public struct ClusterState: Sendable {
             running[node.name] = node.assigned.keys.map { tasks[$0]?.info.metrics.model }
         }
         return stats.report(running: running, health: nodes.mapValues(\.runtimeStatus))
-    }
-
-    /// Puts a task back in the queue, or ends it (as `finalState`, `lost` by default) once
-    /// it has used its attempts. A cancelled task ends `cancelled` instead. `at` (wall): its
-    /// `finishedAt` if it ends.
-    @discardableResult
-    mutating func requeue(_ id: String, reason: String?, at: Int64, finalState: TaskState = .lost) -> SchedulerDirective? {
-        guard var record = tasks[id], !record.info.state.isTerminal else { return nil }
-        if record.cancelRequested {
-            record.info.state = .cancelled
-            record.info.reason = "cancelled (its run ended: \(reason ?? "refused"))"
-            record.info.finishedAt = at
-            tasks[id] = record
-            return .taskEnded(id: id)
-        }
-        if let reason, record.info.attempts >= settings.maxAttempts {
-            // `node` stays: where it last ran.
-            record.info.state = finalState
-            record.info.reason = "\(reason); gave up after \(record.info.attempts) attempts"
-            record.info.finishedAt = at
-            tasks[id] = record
-            return .taskEnded(id: id)
-        }
-        record.info.state = .queued
-        record.info.node = nil
-        record.info.startedAt = nil
-        if let reason { record.info.reason = reason }
-        if record.request.model == nil, let model = resolvedModel(for: record.spec) {
-            // Placed before its runtime's default was known: it is known now.
-            record.request.model = model
-            record.info.metrics.model = model
-        }
-        tasks[id] = record
-        queue.push(id: id, request: record.request, sequence: record.sequence)
-        return nil
     }
 }

@@ -7,11 +7,18 @@ public struct TaskSnapshot: Sendable, Equatable {
     public var info: TaskInfo
     /// Submission order (1, 2, ...); a requeued task keeps its place by it.
     public var sequence: UInt64
+    /// Its retries and node-loss requeues so far, and the backoff it waits out.
+    public var retry: RetryState
+    /// Its runs, oldest first (at most `TaskRun.maxKept`). The store writes them from
+    /// `StateChanges.runs` (each change once) and reads them back into this (`loadTasks`).
+    public var runs: [TaskRun]
 
-    public init(spec: TaskSpec, info: TaskInfo, sequence: UInt64) {
+    public init(spec: TaskSpec, info: TaskInfo, sequence: UInt64, retry: RetryState = RetryState(), runs: [TaskRun] = []) {
         self.spec = spec
         self.info = info
         self.sequence = sequence
+        self.retry = retry
+        self.runs = runs
     }
 }
 
@@ -20,10 +27,11 @@ public enum RunChange: Sendable, Equatable {
     /// The run was placed on `node` (a new attempt).
     case placed(RunRef, node: String?, placedAt: Int64?)
     case started(RunRef, startedAt: Int64?)
-    /// The run ended: with the task's outcome, or `lost` when the task went back to the queue
-    /// (worker lost, left, restarted without it). `finishedAt` nil: when it was noticed.
-    /// Applies only to a run that is still running (an ended run keeps its first ending).
-    case ended(RunRef, state: TaskState, reason: String?, finishedAt: Int64?)
+    /// The run ended: with its outcome (`lost` when the task went back to the queue: worker
+    /// lost, left, restarted without it), its exit code or signal. `finishedAt` nil: when it
+    /// was noticed. Applies only to a run that is still running (an ended run keeps its first
+    /// ending).
+    case ended(RunRef, state: TaskState, reason: String?, finishedAt: Int64?, exitCode: Int? = nil, signal: Int? = nil)
     /// The worker refused the run: it never started and its attempt number is used again.
     case withdrawn(RunRef)
 }

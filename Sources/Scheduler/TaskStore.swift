@@ -47,7 +47,9 @@ public enum TaskStoreError: Error, CustomStringConvertible, Sendable {
 /// commit), so what the scheduler acknowledges after it survives a crash. A lock file keeps a
 /// second scheduler out. Use from one thread (the scheduler's loop thread).
 public final class TaskStore {
-    public static let schemaVersion = 1
+    /// 2 (issue 13): runs keep their exit code and signal, tasks their retry state. A
+    /// version 1 database is migrated in place when opened (`migrate`).
+    public static let schemaVersion = 2
     public static let databaseName = "swarm.db"
     public static let lockName = "swarm.lock"
 
@@ -63,6 +65,7 @@ public final class TaskStore {
     private let startRun: SQLiteStatement
     private let endRun: SQLiteStatement
     private let withdrawRun: SQLiteStatement
+    private let pruneRuns: SQLiteStatement
     private let saveLog: SQLiteStatement
     private let readLog: SQLiteStatement
 
@@ -110,11 +113,11 @@ public final class TaskStore {
             database = try SQLiteDatabase(path: path)
             try Self.prepareSchema(database, path: path, directory: directory)
             updateTask = try database.prepare("""
-                UPDATE tasks SET state = ?2, node = ?3, attempts = ?4, finished_at = ?5, info = ?6 WHERE id = ?1
+                UPDATE tasks SET state = ?2, node = ?3, attempts = ?4, finished_at = ?5, info = ?6, retry = ?7 WHERE id = ?1
                 """)
             insertTask = try database.prepare("""
-                INSERT INTO tasks (id, state, node, attempts, finished_at, info, sequence, submitted_at, spec, priority)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, coalesce(CAST(json_extract(?9, '$.priority') AS INTEGER), 0))
+                INSERT INTO tasks (id, state, node, attempts, finished_at, info, retry, sequence, submitted_at, spec, priority)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, coalesce(CAST(json_extract(?10, '$.priority') AS INTEGER), 0))
                 """)
             placeRun = try database.prepare("""
                 INSERT INTO runs (task_id, attempt, node, placed_at, state) VALUES (?1, ?2, ?3, ?4, 'running')
@@ -122,10 +125,11 @@ public final class TaskStore {
                 """)
             startRun = try database.prepare("UPDATE runs SET started_at = ?3 WHERE task_id = ?1 AND attempt = ?2")
             endRun = try database.prepare("""
-                UPDATE runs SET state = ?3, reason = ?4, finished_at = ?5
+                UPDATE runs SET state = ?3, reason = ?4, finished_at = ?5, exit_code = ?6, signal = ?7
                 WHERE task_id = ?1 AND attempt = ?2 AND state = 'running'
                 """)
             withdrawRun = try database.prepare("DELETE FROM runs WHERE task_id = ?1 AND attempt = ?2")
+            pruneRuns = try database.prepare("DELETE FROM runs WHERE task_id = ?1 AND attempt <= ?2")
             saveLog = try database.prepare("INSERT OR REPLACE INTO logs (task_id, text) VALUES (?1, ?2)")
             readLog = try database.prepare("SELECT text FROM logs WHERE task_id = ?1")
         } catch let error as TaskStoreError {
@@ -161,12 +165,13 @@ public final class TaskStore {
         }
     }
 
-    /// Every task, in submission order.
+    /// Every task, in submission order, with its retry state and runs.
     public func loadTasks() throws(TaskStoreError) -> [TaskSnapshot] {
         let decoder = JSONDecoder()
         var tasks: [TaskSnapshot] = []
         do {
-            let rows = try database.prepare("SELECT id, sequence, spec, info FROM tasks ORDER BY sequence")
+            var runs = try loadRuns()
+            let rows = try database.prepare("SELECT id, sequence, spec, info, retry FROM tasks ORDER BY sequence")
             while try rows.step() {
                 let id = rows.string(0) ?? "?"
                 guard let sequence = rows.int64(1), sequence > 0,
@@ -175,7 +180,15 @@ public final class TaskStore {
                       info.id == id else {
                     throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' cannot be read back")
                 }
-                tasks.append(TaskSnapshot(spec: spec, info: info, sequence: UInt64(sequence)))
+                var retry = RetryState(losses: max(0, info.attempts - 1))
+                if let text = rows.string(4) {
+                    guard let saved = try? decoder.decode(RetryState.self, from: Data(text.utf8)) else {
+                        throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' has a retry state that cannot be read back")
+                    }
+                    retry = saved
+                }
+                tasks.append(TaskSnapshot(spec: spec, info: info, sequence: UInt64(sequence), retry: retry,
+                                          runs: runs.removeValue(forKey: id) ?? []))
             }
         } catch let error as SQLiteError {
             throw Self.classify(error, path: path, directory: directory)
@@ -185,6 +198,26 @@ public final class TaskStore {
             throw .corrupt(path: path, detail: "\(error)")
         }
         return tasks
+    }
+
+    /// Every task's runs (its last `TaskRun.maxKept`), oldest first. A run in a state this swarm
+    /// does not know is left out.
+    private func loadRuns() throws -> [String: [TaskRun]] {
+        var runs: [String: [TaskRun]] = [:]
+        let rows = try database.prepare("""
+            SELECT task_id, attempt, node, placed_at, started_at, finished_at, state, reason, exit_code, signal
+            FROM runs ORDER BY task_id, attempt
+            """)
+        while try rows.step() {
+            guard let id = rows.string(0), let attempt = rows.int64(1),
+                  let state = rows.string(6).flatMap(TaskState.init(rawValue:)) else { continue }
+            var run = TaskRun(attempt: Int(attempt), node: rows.string(2), state: state, reason: rows.string(7),
+                              placedAt: rows.int64(3), startedAt: rows.int64(4), finishedAt: rows.int64(5))
+            run.exitCode = rows.int64(8).map { Int($0) }
+            run.signal = rows.int64(9).map { Int($0) }
+            runs[id, default: []].append(run)
+        }
+        return runs.mapValues { $0.count > TaskRun.maxKept ? Array($0.suffix(TaskRun.maxKept)) : $0 }
     }
 
     /// Writes `changes` in one transaction; returns once they are durable. `at` (wall-clock
@@ -248,7 +281,7 @@ public final class TaskStore {
     private func write(_ task: TaskSnapshot) throws(SQLiteError) {
         let info = task.info
         let common: [SQLiteValue] = [.text(info.id), .text(info.state.rawValue), .string(info.node),
-                                     .int(info.attempts), .int64(info.finishedAt), .text(json(info))]
+                                     .int(info.attempts), .int64(info.finishedAt), .text(json(info)), .text(json(task.retry))]
         try updateTask.run(common)
         if database.changes == 0 {
             try insertTask.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(Self.specJSON(task.spec))])
@@ -259,11 +292,13 @@ public final class TaskStore {
         switch change {
         case let .placed(run, node, placedAt):
             try placeRun.run([.text(run.id), .int(run.attempt), .string(node), .int64(placedAt)])
+            // The history a task keeps (`TaskRun.maxKept`): the oldest run goes.
+            if run.attempt > TaskRun.maxKept { try pruneRuns.run([.text(run.id), .int(run.attempt - TaskRun.maxKept)]) }
         case let .started(run, startedAt):
             try startRun.run([.text(run.id), .int(run.attempt), .int64(startedAt)])
-        case let .ended(run, state, reason, finishedAt):
+        case let .ended(run, state, reason, finishedAt, exitCode, signal):
             try endRun.run([.text(run.id), .int(run.attempt), .text(state.rawValue), .string(reason),
-                            .integer(finishedAt ?? at)])
+                            .integer(finishedAt ?? at), .int(exitCode), .int(signal)])
         case .withdrawn(let run):
             try withdrawRun.run([.text(run.id), .int(run.attempt)])
         }
@@ -286,7 +321,8 @@ public final class TaskStore {
             submitted_at INTEGER NOT NULL,
             finished_at  INTEGER,
             spec         TEXT NOT NULL,
-            info         TEXT NOT NULL
+            info         TEXT NOT NULL,
+            retry        TEXT
         );
         CREATE INDEX tasks_by_state ON tasks (state, priority DESC, sequence);
         CREATE TABLE runs (
@@ -298,6 +334,8 @@ public final class TaskStore {
             finished_at INTEGER,
             state       TEXT NOT NULL,
             reason      TEXT,
+            exit_code   INTEGER,
+            signal      INTEGER,
             PRIMARY KEY (task_id, attempt)
         ) WITHOUT ROWID;
         CREATE INDEX runs_by_node ON runs (node, state);
@@ -341,7 +379,8 @@ public final class TaskStore {
                 throw TaskStoreError.notASwarmDatabase(path: path, detail: "it has tables but no swarm schema version")
             }
             if version > schemaVersion { throw TaskStoreError.newerSchema(path: path, found: version, supported: schemaVersion) }
-            guard version == schemaVersion else {
+            if version == 1 { try migrate(db) }
+            guard version == 1 || version == schemaVersion else {
                 throw TaskStoreError.notASwarmDatabase(path: path, detail: "unknown schema version \(version)")
             }
             let check = try db.scalar("PRAGMA quick_check") ?? "no answer"
@@ -353,6 +392,20 @@ public final class TaskStore {
             throw error
         } catch {
             throw .corrupt(path: path, detail: "\(error)")
+        }
+    }
+
+    /// Version 1 to 2, in one transaction: new columns, empty for what is already there (a
+    /// task without a retry state has had no retries; `loadTasks` counts its node losses
+    /// from its attempts, the rule version 1 applied).
+    private static func migrate(_ db: SQLiteDatabase) throws(SQLiteError) {
+        try db.transaction { () throws(SQLiteError) in
+            try db.execute("""
+                ALTER TABLE tasks ADD COLUMN retry TEXT;
+                ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+                ALTER TABLE runs ADD COLUMN signal INTEGER;
+                UPDATE meta SET value = '2' WHERE key = 'schema_version';
+                """)
         }
     }
 

@@ -1,8 +1,8 @@
 import SwarmProtocol
 
 /// `ClusterState`'s task records by id, a dictionary that remembers what changed: every write
-/// through the subscript marks the task dirty and turns the difference between the record
-/// before and after into run history (placed, started, ended, withdrawn). `ClusterState`'s
+/// through the subscript marks the task dirty and turns the difference between the record's
+/// `runs` before and after into run history (placed, started, ended, withdrawn). `ClusterState`'s
 /// code just assigns records; the store learns what to write from `takeChanges()`.
 struct TaskTable: Sendable {
     private var records: [String: ClusterState.TaskRecord] = [:]
@@ -38,7 +38,7 @@ struct TaskTable: Sendable {
     /// The changes since the last call, tasks in submission order; forgets them.
     mutating func takeChanges() -> StateChanges {
         let tasks = dirty.compactMap { id in
-            records[id].map { TaskSnapshot(spec: $0.spec, info: $0.info, sequence: $0.sequence) }
+            records[id].map { TaskSnapshot(spec: $0.spec, info: $0.info, sequence: $0.sequence, retry: $0.retry, runs: $0.runs) }
         }.sorted { $0.sequence < $1.sequence }
         let changes = StateChanges(tasks: tasks, runs: runChanges)
         dirty.removeAll(keepingCapacity: true)
@@ -48,31 +48,31 @@ struct TaskTable: Sendable {
 
     private mutating func noteChange(_ id: String, from old: ClusterState.TaskRecord?, to new: ClusterState.TaskRecord?) {
         dirty.insert(id)
-        guard let new = new?.info else { return }
-        let before = old?.info
-        let oldAttempt = before?.attempts ?? 0
-        if before != nil, new.attempts < oldAttempt {
-            // Refused by its worker: that attempt number is handed out again.
-            runChanges.append(.withdrawn(RunRef(id: id, attempt: oldAttempt)))
-            return
+        guard let new else { return }
+        Self.runChanges(id, from: old?.runs ?? [], to: new.runs, into: &runChanges)
+    }
+
+    /// What changed between two versions of a task's runs (oldest first). Only the runs from
+    /// the old last one on can change (the ones before it have ended, or were dropped from the
+    /// front past `TaskRun.maxKept`): O(1) per write. A last run that disappeared without a
+    /// later one was withdrawn (refused by its worker: its attempt number is used again).
+    static func runChanges(_ id: String, from old: [TaskRun], to new: [TaskRun], into changes: inout [RunChange]) {
+        let oldLast = old.last
+        let from = oldLast?.attempt ?? 0
+        if let oldLast, (new.last?.attempt ?? 0) < oldLast.attempt {
+            changes.append(.withdrawn(RunRef(id: id, attempt: oldLast.attempt)))
         }
-        if let before, before.state == .running, new.attempts != oldAttempt || new.state != .running, oldAttempt > 0 {
-            let outcome: TaskState = new.attempts == oldAttempt && new.state.isTerminal ? new.state : .lost
-            let sameRun = new.attempts == oldAttempt
-            runChanges.append(.ended(RunRef(id: id, attempt: oldAttempt), state: outcome,
-                                     reason: sameRun ? new.reason : nil, finishedAt: sameRun ? new.finishedAt : nil))
-        }
-        guard new.attempts > 0 else { return }
-        let run = RunRef(id: id, attempt: new.attempts)
-        if new.state == .running && (new.attempts > oldAttempt || before?.state != .running) {
-            runChanges.append(.placed(run, node: new.node, placedAt: new.placedAt))
-            if new.startedAt != nil { runChanges.append(.started(run, startedAt: new.startedAt)) }
-        } else if new.state == .running, new.startedAt != before?.startedAt {
-            runChanges.append(.started(run, startedAt: new.startedAt))
-        } else if new.state.isTerminal, before?.state == .queued || before == nil {
-            // Ended without running again (given up, or cancelled while queued): the last run
-            // already ended, so this only touches a run still marked running.
-            runChanges.append(.ended(run, state: new.state, reason: new.reason, finishedAt: new.finishedAt))
+        var start = new.endIndex
+        while start > new.startIndex, new[start - 1].attempt >= from { start -= 1 }
+        for run in new[start...] {
+            let ref = RunRef(id: id, attempt: run.attempt)
+            let before = oldLast?.attempt == run.attempt ? oldLast : nil
+            if before == nil { changes.append(.placed(ref, node: run.node, placedAt: run.placedAt)) }
+            if run.startedAt != nil, run.startedAt != before?.startedAt { changes.append(.started(ref, startedAt: run.startedAt)) }
+            if run.state != .running, before == nil || before?.state == .running {
+                changes.append(.ended(ref, state: run.state, reason: run.reason, finishedAt: run.finishedAt,
+                                      exitCode: run.exitCode, signal: run.signal))
+            }
         }
     }
 }

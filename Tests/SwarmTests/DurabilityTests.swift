@@ -58,8 +58,8 @@ import Testing
         _ = state.schedule(nowMs: Self.t0 + 22, at: Self.t0 + 22)
         let ended = state.takeChanges()
         #expect(ended.tasks.map { "\($0.info.id):\($0.info.state.rawValue):\($0.info.attempts)" } == ["t:succeeded:1", "u:running:2"])
-        #expect(ended.runs == [.ended(run("t", 1), state: .succeeded, reason: nil, finishedAt: Self.t0 + 20),
-                               .ended(run("u", 1), state: .lost, reason: "worker a shut down while the task ran", finishedAt: nil),
+        #expect(ended.runs == [.ended(run("t", 1), state: .succeeded, reason: nil, finishedAt: Self.t0 + 20, exitCode: 0),
+                               .ended(run("u", 1), state: .lost, reason: "worker a shut down while the task ran", finishedAt: Self.t0 + 21),
                                .placed(run("u", 2), node: "a", placedAt: Self.t0 + 22)])
         #expect(state.takeChanges().isEmpty)
     }
@@ -146,7 +146,7 @@ import Testing
         #expect(try S.register(&state, "a", slots: 1, at: Self.t0 + 200).isEmpty)
         #expect(try state.task("t").reason == "its worker restarted without it")
         #expect(S.assigns(state.schedule(nowMs: Self.t0 + 201, at: Self.t0 + 201)).map { "\($0.id):\($0.attempt)" } == ["t:2"])
-        #expect(state.takeChanges().runs.first == .ended(run("t", 1), state: .lost, reason: "its worker restarted without it", finishedAt: nil))
+        #expect(state.takeChanges().runs.first == .ended(run("t", 1), state: .lost, reason: "its worker restarted without it", finishedAt: Self.t0 + 200))
     }
 
     @Test func restoredRunsOfAWorkerThatDoesNotComeBackAreRequeuedAfterLostAfter() throws {
