@@ -51,6 +51,7 @@ public enum Output {
         if let t = task.startedAt { lines.append("started:   \(time(t)) (+\(ms(t &- task.submittedAt)))") }
         if let t = task.finishedAt { lines.append("finished:  \(time(t)) (ran \(ms(t &- (task.startedAt ?? t))))") }
         lines += workLines(task)
+        lines += runLines(task)
         if let output = task.output, !output.isEmpty {
             lines.append("output (last \(output.utf8.count) bytes):")
             lines.append(output.hasSuffix("\n") ? String(output.dropLast()) : output)
@@ -79,6 +80,25 @@ public enum Output {
             let commits = "\(git.commits) commit\(git.commits == 1 ? "" : "s")"
             lines.append("git:       branch \(git.branch), \(commits) (base \(git.base.prefix(12)), head \(git.head.prefix(12)))")
         }
+        return lines
+    }
+
+    /// `swarm status`: every run kept (issue 13), oldest first: attempt, node, how it ended
+    /// (exit code or signal, reason), when it started and how long it took. Nothing for a task
+    /// that has not run.
+    static func runLines(_ task: TaskInfo) -> [String] {
+        guard let runs = task.runs, !runs.isEmpty else { return [] }
+        let dropped = task.attempts - runs.count
+        var lines = ["runs:      \(task.attempts)\(dropped > 0 ? " (the first \(dropped) not kept)" : "")"]
+        var rows = [["ATTEMPT", "NODE", "STATE", "EXIT", "STARTED", "DURATION", "REASON"]]
+        for run in runs {
+            let exit = run.exitCode.map(String.init) ?? run.signal.map { "sig\($0)" } ?? "-"
+            let started = (run.startedAt ?? run.placedAt).map(time) ?? "-"
+            let reason = run.reason.map { PeerText.safe($0, limit: 120) } ?? "-"
+            rows.append([String(run.attempt), PeerText.safe(run.node ?? "-", limit: 40), run.state.rawValue, exit, started,
+                         run.durationMs.map(ms) ?? (run.state == .running ? "running" : "-"), reason])
+        }
+        lines += table(rows).split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
         return lines
     }
 

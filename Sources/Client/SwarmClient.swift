@@ -202,6 +202,15 @@ public final class SwarmClient {
         return reply.task
     }
 
+    /// Submits finished task `id`'s spec again as a new task (`rerun` -> `submitted`); returns
+    /// the new task's id (`newId`, or `ID.rN`).
+    public func rerun(_ id: String, newId: String? = nil) throws(ClientError) -> String {
+        guard case .submitted(let reply) = try request({ .rerun(.init(requestId: $0, id: id, newId: newId)) }) else {
+            throw .server(.unexpected, "unexpected reply to rerun")
+        }
+        return reply.id
+    }
+
     /// Counters per worker and cluster-wide (`stats` -> `statsReply`).
     public func stats() throws(ClientError) -> Message.StatsReply {
         guard case .statsReply(let reply) = try request({ .stats(.init(requestId: $0)) }) else {

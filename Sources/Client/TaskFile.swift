@@ -18,6 +18,7 @@ public enum TaskFile {
         "requirement", "requirements", "complexity", "timeout", "maxTimeout", "extendBy", "extendWithin",
         "activityWindow", "minBursts", "burstGap", "silenceWarn", "silenceKill", "killGrace", "label", "labels", "parent",
         "constraint", "constraints", "priority", "workdir", "inputs", "artifacts", "repo", "ref",
+        "retries", "retryOn", "retryBackoff",
     ]
 
     /// The specs of `text`, in file order. `fileName` only names the file in errors; relative
@@ -119,6 +120,12 @@ public enum TaskFile {
         o.artifacts = try f.strings("artifacts")
         o.repo = try f.string("repo")
         o.ref = try f.string("ref")
+        o.retries = try f.integer("retries")
+        // `"failed,timed_out"` as on the command line, or `["failed", "timed_out"]`.
+        if case .string(let list)? = f.value("retryOn") { o.retryOn = RetryPolicy.parseList(list) } else {
+            o.retryOn = try f.strings("retryOn")
+        }
+        o.retryBackoff = try f.number("retryBackoff")
         return o
     }
 

@@ -47,6 +47,8 @@ public enum Message: Sendable, Equatable {
     case logs(LogsRequest)
     case drain(NodeRef)
     case submitBatch(SubmitBatch)
+    /// A finished task's spec submitted again as a new task (answered with `submitted`).
+    case rerun(Rerun)
     // Scheduler -> client.
     case submitted(Submitted)
     case taskInfo(TaskInfoReply)
@@ -173,6 +175,13 @@ public enum Message: Sendable, Equatable {
             self.requestId = requestId; self.id = id; self.data = data; self.done = done; self.state = state
             self.stream = stream; self.notice = notice
         }
+    }
+    /// `swarm rerun ID [--id NEW]`: `newId` nil gives `ID.rN`, N the first free.
+    public struct Rerun: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var id: String
+        public var newId: String?
+        public init(requestId: Int, id: String, newId: String? = nil) { self.requestId = requestId; self.id = id; self.newId = newId }
     }
     public struct NodeRef: Codable, Sendable, Equatable {
         public var requestId: Int

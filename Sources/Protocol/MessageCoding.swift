@@ -65,6 +65,7 @@ extension Message {
         case .blobChunk: "blobChunk"
         case .blobStored: "blobStored"
         case .blobGet: "blobGet"
+        case .rerun: "rerun"
         }
     }
 
@@ -113,6 +114,7 @@ extension Message {
         case .blobChunk(let p): p
         case .blobStored(let p): p
         case .blobGet(let p): p
+        case .rerun(let p): p
         }
     }
 
@@ -161,6 +163,7 @@ extension Message {
         case "blobChunk": .blobChunk(try .init(from: d))
         case "blobStored": .blobStored(try .init(from: d))
         case "blobGet": .blobGet(try .init(from: d))
+        case "rerun": .rerun(try .init(from: d))
         default: nil
         }
     }
@@ -190,6 +193,7 @@ extension Message {
         case .blobChunk(let p): p.requestId
         case .blobStored(let p): p.requestId
         case .blobGet(let p): p.requestId
+        case .rerun(let p): p.requestId
         case .error(let p): p.requestId
         default: nil
         }

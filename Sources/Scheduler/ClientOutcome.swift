@@ -91,7 +91,7 @@ extension ClusterState {
     /// for reasons that depend on time (a retry's backoff, issue 13).
     func taskInfoWithWaitReason(_ id: String, nowMs: Int64) throws(SchedulerError) -> TaskInfo {
         var info = try task(id)
-        if info.state == .queued, let why = waitReason(for: id) {
+        if info.state == .queued, let why = waitReason(for: id, nowMs: nowMs) {
             info.waitReason = why.reason
             info.unplaceable = why.unplaceable
         }
@@ -103,7 +103,7 @@ extension ClusterState {
     func withWaitReasons(_ infos: [TaskInfo], nowMs: Int64) -> [TaskInfo] {
         let queued = infos.filter { $0.state == .queued }.map(\.id)
         guard !queued.isEmpty else { return infos }
-        let reasons = waitReasons(for: queued)
+        let reasons = waitReasons(for: queued, nowMs: nowMs)
         return infos.map { info in
             guard let why = reasons[info.id] else { return info }
             var info = info

@@ -54,6 +54,9 @@ enum ClientPolicy {
             return .submitBatch(batch)
         case .status(let ref), .cancel(let ref):
             try mustSee(ref.id, root: root, state: state)
+        case .rerun(let request):
+            // The new task then goes by the submit rules (`ClientRequests.rerun`).
+            try mustSee(request.id, root: root, state: state)
         case .logs(let request):
             try mustSee(request.id, root: root, state: state)
         case .wait(let wait):

@@ -47,6 +47,8 @@ enum ClientRequests {
                                  replies: [.nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: context.nowMs)))])
         case .logs(let request):
             return try logs(request, state: state)
+        case .rerun(let request):
+            return try rerun(request, identity: identity, state: &state, context: context)
         // Blob messages are the blob exchange's (SchedulerServer+Blobs.swift), which takes
         // them before they get here.
         case .hello, .challenge, .auth, .welcome, .error,
@@ -72,6 +74,19 @@ enum ClientRequests {
         try checkInputBlobs(batch.tasks, state: state, context: context)
         let (ids, existing) = try refusing { () throws(SchedulerError) in try state.submitBatch(batch.tasks, at: context.at) }
         return .reply(.batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)), .scheduleSoon)
+    }
+
+    /// `swarm rerun`: the finished task's spec (`ClusterState.rerunSpec`, its stored inputs
+    /// reused) submitted as a new task under the rules of any submit: where this client may
+    /// submit (`ClientPolicy`), its inputs still held, admission. Answered with `submitted`.
+    private static func rerun(_ request: Message.Rerun, identity: ClientIdentity, state: inout ClusterState,
+                              context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
+        let spec = try refusing { () throws(SchedulerError) in try state.rerunSpec(of: request.id, newId: request.newId) }
+        let asSubmit = try ClientPolicy.admit(.submit(.init(requestId: request.requestId, task: spec)), identity: identity, state: state)
+        guard case .submit(let submit) = asSubmit else { throw .notAClientRequest(asSubmit) }
+        var outcome = try self.submit(submit, state: &state, context: context)
+        outcome.log = [.notice("task \(PeerText.safe(request.id)) rerun as \(PeerText.safe(submit.task.id ?? "?"))")]
+        return outcome
     }
 
     /// A spec naming inputs is accepted only when they are held and within the limits

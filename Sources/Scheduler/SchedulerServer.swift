@@ -19,6 +19,9 @@ public final class SchedulerServer {
     private var scheduleTimer: UVTimer?
     private var scheduleQueued = false
     private var scheduleRequested = false
+    /// Runs a placement round when the first retry backoff ends (SchedulerServer+Retries.swift).
+    var retryTimer: UVTimer?
+    var retryTimerDueMs: Int64?
     /// The durable state; nil when `config.durable` is off.
     var store: TaskStore?
     /// Messages of this loop turn, sent once its changes are on disk (see `endOfTurn`).
@@ -118,6 +121,7 @@ public final class SchedulerServer {
         tick.start(afterMs: period, repeatMs: period) { [weak self] in self?.tick() }
         tickTimer = tick
         scheduleTimer = try! UVTimer(loop: loop)
+        retryTimer = try! UVTimer(loop: loop)
         // Restoring may have requeued tasks: place them and save that.
         scheduleSoon()
         return self.address!
@@ -132,6 +136,7 @@ public final class SchedulerServer {
         listener?.close(); listener = nil
         tickTimer?.close(); tickTimer = nil
         scheduleTimer?.close(); scheduleTimer = nil
+        retryTimer?.close(); retryTimer = nil
         for session in sessions.values { session.connection.close(reason: "scheduler stopping") }
         sessions = [:]
         workers = [:]
@@ -340,6 +345,7 @@ public final class SchedulerServer {
         if scheduleRequested {
             scheduleRequested = false
             execute(state.schedule(nowMs: clocks.monotonic(), at: clocks.wall()))
+            armRetryTimer()
         }
         guard persist() else { return }
         let batch = outgoing

@@ -71,6 +71,12 @@ struct SubmitCommand: ParsableCommand {
     var repo: String?
     @Option(parsing: .unconditional, help: "The commit, branch or tag of --repo to start from (default HEAD).")
     var ref: String?
+    @Option(parsing: .unconditional, help: "Run the task again up to N times when a run ends in a --retry-on state (default 0, at most 100). Each retry waits its backoff queued, then prefers another worker.")
+    var retries: Int?
+    @Option(parsing: .unconditional, help: ArgumentHelp("The end states that are retried, comma-separated (default failed,timed_out,silence_killed,spawn_failed; lost and health_failed too, once the task's 3 runs lost to worker trouble are spent).", valueName: "STATE,..."))
+    var retryOn: String?
+    @Option(parsing: .unconditional, help: "Seconds before the first retry (default 10), doubled for each next one, jittered by +-20 %, at most 600.")
+    var retryBackoff: Double?
     @Option(parsing: .unconditional, help: "Most one task's packed inputs may take, in MiB (default 256; the scheduler has its own limit).")
     var maxInputMb: Int?
     @Option(help: "Submit every task of this JSONL file (one spec per line) in one request; no other task options.")
@@ -90,7 +96,7 @@ struct SubmitCommand: ParsableCommand {
     var hasTaskOptions: Bool {
         let values: [Any?] = [id, runtime, model, prompt, promptFile, objective, contextFile, complexity, timeout, maxTimeout,
                               extendBy, extendWithin, activityWindow, minBursts, burstGap, silenceWarn, silenceKill, killGrace,
-                              parent, priority, workdir, repo, ref]
+                              parent, priority, workdir, repo, ref, retries, retryOn, retryBackoff]
         return values.contains { $0 != nil } || !requirement.isEmpty || !env.isEmpty || !label.isEmpty || !constraint.isEmpty
             || !input.isEmpty || !artifact.isEmpty
     }
@@ -151,6 +157,9 @@ struct SubmitCommand: ParsableCommand {
         o.artifacts = artifact.isEmpty ? nil : artifact
         o.repo = repo
         o.ref = ref
+        o.retries = retries
+        o.retryOn = retryOn.map(RetryPolicy.parseList)
+        o.retryBackoff = retryBackoff
         return o
     }
 
