@@ -286,4 +286,33 @@ import Testing
                                  .placed(run2, node: "a", placedAt: Self.t0 + 10)])
         #expect(changes.tasks.last?.retry.used == 1)
     }
+
+    // MARK: Rerun
+
+    @Test func aRerunIsTheFinishedTasksSpecUnderTheFirstFreeId() throws {
+        var state = Self.state()
+        _ = try S.register(&state, "a", slots: 1)
+        try Self.submit(&state, "t", retries: 1)
+        #expect(throws: SchedulerError.notEnded("t", .queued)) { _ = try state.rerunSpec(of: "t", newId: nil) }
+        #expect(SchedulerError.notEnded("t", .running).description == "task 't' has not finished (running): only a finished task can be rerun")
+        _ = state.schedule(nowMs: Self.t0, at: Self.t0)
+        #expect(throws: SchedulerError.notEnded("t", .running)) { _ = try state.rerunSpec(of: "t", newId: nil) }
+        _ = state.taskFinished(node: "a", result: S.result("t", at: Self.t0 + 1), at: Self.t0 + 1)
+        let spec = try state.rerunSpec(of: "t", newId: nil)
+        #expect(spec.id == "t.r1" && spec.command == ["run", "t"] && spec.retries == 1)
+        _ = try state.submit(spec, at: Self.t0 + 2)
+        _ = try state.submit(TaskSpec(id: "t.r2", command: ["x"]), at: Self.t0 + 2)
+        #expect(try state.rerunSpec(of: "t", newId: nil).id == "t.r3")
+        #expect(try state.rerunSpec(of: "t", newId: "again").id == "again")
+        #expect(throws: SchedulerError.duplicateId("t.r1")) { _ = try state.rerunSpec(of: "t", newId: "t.r1") }
+        #expect(throws: SchedulerError.unknownTask("nope")) { _ = try state.rerunSpec(of: "nope", newId: nil) }
+        // The new task starts afresh: no runs, no retries used.
+        #expect(try state.task("t.r1").attempts == 0 && state.task("t.r1").runs == [])
+
+        let long = String(repeating: "x", count: TaskID.maxLength)
+        _ = try state.submit(TaskSpec(id: long, command: ["x"]), at: Self.t0)
+        _ = try state.cancel(long, at: Self.t0 + 3)
+        #expect(throws: SchedulerError.self) { _ = try state.rerunSpec(of: long, newId: nil) }
+        #expect(try state.rerunSpec(of: long, newId: "short").id == "short")
+    }
 }
