@@ -316,3 +316,26 @@ import Testing
         #expect(try state.rerunSpec(of: long, newId: "short").id == "short")
     }
 }
+
+/// `rerun` through the pure client-request core: the submit rules apply to the new task.
+@Suite struct RerunRequestTests {
+    typealias C = ClientRequestsTests
+
+    @Test func aRerunIsSubmittedLikeAnySubmitAndRefusedOutsideACredentialsSubtree() throws {
+        var state = try C.state()
+        // `done` was cancelled while queued: finished.
+        let outcome = C.handle(.rerun(.init(requestId: 7, id: "done")), &state)
+        #expect(outcome.replies == [.submitted(.init(requestId: 7, id: "done.r1"))] && outcome.flow == [.scheduleSoon])
+        #expect(try state.task("done.r1").state == .queued)
+        // Not finished: refused, nothing changes.
+        let running = try #require(try C.refusal(.rerun(.init(requestId: 8, id: "run"))))
+        #expect(running.code == .invalidTask && running.reason == "task 'run' has not finished (running): only a finished task can be rerun")
+        #expect(try C.refusal(.rerun(.init(requestId: 9, id: "nope")))?.code == .unknownTask)
+        // A task's credential reruns only tasks of its subtree, and the new task lands in it.
+        #expect(try C.refusal(.rerun(.init(requestId: 10, id: "done")), as: .task("r"))?.reason.contains("outside the subtree") == true)
+        _ = try state.cancel("c", at: 5)
+        let inTree = C.handle(.rerun(.init(requestId: 11, id: "c", newId: "c2")), as: .task("r"), &state)
+        #expect(inTree.replies == [.submitted(.init(requestId: 11, id: "c2"))])
+        #expect(try state.task("c2").parent == "r")
+    }
+}
