@@ -312,7 +312,9 @@ public final class SchedulerServer {
                 logger.warning("worker \(PeerText.safe(name)) lost: no heartbeat for longer than it may stay silent (at least \(config.settings.lostAfterMs) ms)")
                 if let session = workers[name] {
                     workers[name] = nil
-                    session.connection.close(reason: "worker lost")
+                    // A reset, not a close: assignments queued in the kernel while it was
+                    // unreachable must not reach it once the path is back.
+                    session.connection.abort(reason: "worker lost")
                 }
                 // Its log reads end here: `ended` no longer sees it as the node's connection,
                 // and a read it never answers would hold `swarm logs` (forever with `-f`).

@@ -361,10 +361,17 @@ public final class FramedConnection {
         end(.local(reason))
     }
 
-    private func end(_ reason: ConnectionEnd) {
+    /// Ends the connection with a reset: nothing queued goes out, and what the kernel still
+    /// held to send is dropped. For a peer declared lost: an `assign` sent while it was cut off
+    /// must not reach it once the path is back (it would run a placement already given up).
+    public func abort(reason: String) {
+        end(.local(reason), reset: true)
+    }
+
+    private func end(_ reason: ConnectionEnd, reset: Bool = false) {
         guard !ended else { return }
         // What was sent before a local close still goes out (libuv writes at once when it can).
-        if case .local = reason { flush() }
+        if case .local = reason, !reset { flush() }
         ended = true
         pending = []
         bulk = []
@@ -375,7 +382,7 @@ public final class FramedConnection {
         flusher = nil
         turnTimer?.close()
         turnTimer = nil
-        tcp.close()
+        if reset { tcp.closeReset() } else { tcp.close() }
         let callback = onEnd
         onEnd = nil
         onMessage = nil

@@ -122,6 +122,21 @@ public final class UVTCP: UVStreamOwner {
         return SocketAddress(storage: storage)
     }
 
+    /// Closes with a reset (what `uv_tcp_close_reset` does: `SO_LINGER` 0, then close): the
+    /// kernel drops what it still holds to send, and answers the peer's next segment with RST.
+    /// For a peer declared gone: bytes queued to it while it was unreachable must never reach
+    /// it later. Idempotent; a handle already closing just closes.
+    public func closeReset(_ onClose: (() -> Void)? = nil) {
+        if core.isOpen {
+            var fd: uv_os_fd_t = -1
+            if uv_fileno(core.handle, &fd) == 0 {
+                var option = linger(l_onoff: 1, l_linger: 0)
+                _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+            }
+        }
+        close(onClose)
+    }
+
     /// Idempotent. Pending writes complete with `ECANCELED`.
     public func close(_ onClose: (() -> Void)? = nil) {
         onConnection = nil
