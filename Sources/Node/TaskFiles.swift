@@ -43,17 +43,9 @@ struct TaskFiles: Sendable {
         var stack = [root]
         var seen = 0
         while let dir = stack.popLast(), seen < maxWalkEntries {
-            guard let handle = opendir(dir) else { continue }
-            defer { closedir(handle) }
-            while let entry = readdir(handle), seen < maxWalkEntries {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name == "." || name == ".." { continue }
-                seen += 1
-                let path = dir + "/" + name
+            seen += entries(of: dir, limit: maxWalkEntries - seen) { path, _ in
                 var info = stat()
-                guard lstat(path, &info) == 0 else { continue }
+                guard lstat(path, &info) == 0 else { return }
                 total += Int64(info.st_blocks) * 512
                 if info.st_mode & S_IFMT == S_IFDIR && info.st_dev == rootInfo.st_dev { stack.append(path) }
             }
@@ -104,16 +96,24 @@ struct TaskFiles: Sendable {
             var info = stat()
             guard lstat(dir, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
             chmod(dir, 0o700)
-            guard let handle = opendir(dir) else { continue }
-            defer { closedir(handle) }
-            while let entry = readdir(handle), seen < maxWalkEntries {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name == "." || name == ".." { continue }
-                seen += 1
-                if entry.pointee.d_type == UInt8(DT_DIR) { stack.append(dir + "/" + name) }
+            seen += entries(of: dir, limit: maxWalkEntries - seen) { path, type in
+                if type == UInt8(DT_DIR) { stack.append(path) }
             }
         }
+    }
+
+    /// Calls `body` with the path and `d_type` of at most `limit` entries of `dir` (not `.`
+    /// nor `..`); returns how many it saw.
+    private static func entries(of dir: String, limit: Int, _ body: (String, UInt8) -> Void) -> Int {
+        guard limit > 0, let handle = opendir(dir) else { return 0 }
+        defer { closedir(handle) }
+        var seen = 0
+        while seen < limit, let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            seen += 1
+            body(dir + "/" + name, entry.pointee.d_type)
+        }
+        return seen
     }
 }

@@ -88,23 +88,5 @@ public struct RetryPolicy: Equatable, Sendable {
     }
 }
 
-/// A small seeded generator (SplitMix64) for the backoff's jitter: the same seed gives the
-/// same waits, so tests can name them.
-public struct RetryJitter: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A number in [0, 1) from the next 53 bits.
-    public mutating func unit() -> Double {
-        Double(next() >> 11) / Double(1 << 53)
-    }
-}
+/// The backoff's jitter: seeded, so the same seed gives the same waits and tests can name them.
+public typealias RetryJitter = SplitMix64
