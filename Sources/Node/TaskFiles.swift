@@ -60,7 +60,7 @@ struct TaskFiles: Sendable {
         unlink(log)
         unlink(result)
         if let workDir {
-            if mkdir(trash, 0o700) != 0 && errno != EEXIST { return }
+            guard Self.trashReady(trash) else { return }
             // Only a real directory is moved: a task that replaced it by a link keeps its link
             // target untouched (the link itself goes).
             var info = stat()
@@ -75,18 +75,55 @@ struct TaskFiles: Sendable {
         unlink(mark)
     }
 
-    /// Deletes everything in `trash` (off the loop). What cannot be deleted (a directory a task
-    /// made unreadable, as a user that is not root) is made writable and tried again once.
-    static func removeTrash(_ trash: String) -> Int {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: trash) else { return 0 }
-        var removed = 0
+    /// Whether `trash` is a real directory (made now if missing). Anything else there (a link
+    /// someone planted, a file) is removed first, never followed: emptying the trash through
+    /// a link would delete what it points to.
+    static func trashReady(_ trash: String) -> Bool {
+        var info = stat()
+        if lstat(trash, &info) == 0 {
+            if info.st_mode & S_IFMT == S_IFDIR { return true }
+            guard unlink(trash) == 0 else { return false }
+        }
+        return mkdir(trash, 0o700) == 0 || errno == EEXIST && isRealDirectory(trash)
+    }
+
+    static func isRealDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// Deletes everything in `trash` (off the loop); returns what it could not delete. What
+    /// resists (a directory a task made unreadable, as a user that is not root) is made
+    /// writable and tried again; a tree deeper than PATH_MAX goes through `rm -rf`, which
+    /// walks it by directory descriptors. An immutable file stays, and is reported.
+    static func removeTrash(_ trash: String) -> [String] {
+        guard isRealDirectory(trash) else {
+            unlink(trash)  // a link or a file in its place: removed, never followed
+            return []
+        }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: trash) else { return [] }
+        var left: [String] = []
         for name in names {
             let path = trash + "/" + name
-            if (try? FileManager.default.removeItem(atPath: path)) != nil { removed += 1; continue }
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { continue }
             makeWritable(path)
-            if (try? FileManager.default.removeItem(atPath: path)) != nil { removed += 1 }
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { continue }
+            removeWithRm(path)
+            var info = stat()
+            if lstat(path, &info) == 0 { left.append(name) }
         }
-        return removed
+        return left
+    }
+
+    /// `rm -rf --one-file-system -- path`, waited for (off the loop).
+    private static func removeWithRm(_ path: String) {
+        let args = ["rm", "-rf", "--one-file-system", "--", path]
+        var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        defer { for arg in cargs { free(arg) } }
+        var pid: pid_t = 0
+        guard posix_spawnp(&pid, "rm", nil, nil, &cargs, environ) == 0 else { return }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
     private static func makeWritable(_ root: String) {

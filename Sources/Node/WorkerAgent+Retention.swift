@@ -20,6 +20,8 @@ struct RetentionShell {
     /// Whole passes: removed tasks and bytes, for logs and tests.
     var removedTasks = 0
     var removedBytes: Int64 = 0
+    /// Trees the trash could not delete at the last pass (reported when this changes).
+    var trashLeft = 0
 
     init(limits: WorkerRetention.Limits) { core = WorkerRetention(limits: limits) }
 }
@@ -100,15 +102,17 @@ extension WorkerAgent {
         let files = ids.map { taskFiles($0) }
         let trash = trashDir
         let wallNow = clocks.wall()
-        workspace.offLoop(loop, { () -> [(Int64, Int64)] in
-            _ = TaskFiles.removeTrash(trash)
-            return files.map { file in
+        workspace.offLoop(loop, { () -> ([String], [(Int64, Int64)]) in
+            let left = TaskFiles.removeTrash(trash)
+            return (left, files.map { file in
                 var info = stat()
                 let modified = lstat(file.result, &info) == 0 ? Int64(info.st_mtim.tv_sec) * 1000 : wallNow
                 return (file.measure(), max(0, wallNow - modified))
-            }
-        }) { [weak self] found in
+            })
+        }) { [weak self] answer in
             guard let self else { return }
+            let (left, found) = answer
+            self.reportTrashLeft(left)
             let now = self.retentionNow
             let order = found.indices.sorted { found[$0].1 > found[$1].1 }
             for index in order where !self.isActive(files[index].id) {
@@ -155,9 +159,21 @@ extension WorkerAgent {
         guard !retention.removing else { return }
         retention.removing = true
         let trash = trashDir
-        workspace.offLoop(loop, { TaskFiles.removeTrash(trash) }) { [weak self] _ in
-            self?.retention.removing = false
+        workspace.offLoop(loop, { TaskFiles.removeTrash(trash) }) { [weak self] left in
+            guard let self else { return }
+            self.retention.removing = false
+            self.reportTrashLeft(left)
         }
+    }
+
+    /// Says (once per change) what the trash could not delete: it stays there, and counts
+    /// against nothing, so the operator must know.
+    func reportTrashLeft(_ left: [String]) {
+        guard left.count != retention.trashLeft else { return }
+        retention.trashLeft = left.count
+        guard !left.isEmpty else { return }
+        let names = left.prefix(5).map { PeerText.safe($0, limit: 100) }.joined(separator: ", ")
+        logger.warning("could not delete \(left.count) finished task tree(s) in \(trashDir) (\(names)\(left.count > 5 ? ", …" : "")): immutable files? remove them by hand")
     }
 
     private func armRetentionTimer() {

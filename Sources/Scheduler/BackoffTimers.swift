@@ -21,19 +21,23 @@ struct BackoffTimers: Sendable {
     var count: Int { due.count + pending.count }
     var isEmpty: Bool { due.isEmpty && pending.isEmpty }
 
-    /// When the first armed backoff ends (an entry removed meanwhile may make this early:
-    /// the round it causes then finds nothing due, which is harmless).
+    /// When the first armed backoff ends; nil when none is armed. Exact: the heap's top is
+    /// never a stale entry (every change drops stale tops), so a cancelled backoff never asks
+    /// for a round. Before, one did, and a round that found nothing due asked again at once:
+    /// the scheduler spun.
     var nextDueMs: Int64? { heap.first?.dueMs }
 
     /// The task's backoff, not armed yet, lasting `delayMs`. Replaces any it had.
     mutating func add(_ id: String, delayMs: Int64) {
         due[id] = nil
         pending[id] = max(0, delayMs)
+        tidy()
     }
 
     mutating func remove(_ id: String) {
         due[id] = nil
         pending[id] = nil
+        tidy()
     }
 
     /// The task's due time (monotonic), once armed.
@@ -48,6 +52,7 @@ struct BackoffTimers: Sendable {
             push(Entry(dueMs: at, id: id))
         }
         pending = [:]
+        tidy()
     }
 
     /// Removes and returns the tasks whose backoff has ended by `nowMs`, earliest first.
@@ -59,8 +64,22 @@ struct BackoffTimers: Sendable {
             due[top.id] = nil
             ended.append(top.id)
         }
+        tidy()
         return ended
     }
+
+    /// Drops stale entries from the top (so `nextDueMs` is exact), and rebuilds the heap from
+    /// the live ones once stale entries outnumber them (so it stays bounded by the live count).
+    private mutating func tidy() {
+        if heap.count > 2 * due.count + 64 {
+            heap = []
+            for (id, at) in due.sorted(by: { $0.key < $1.key }) { push(Entry(dueMs: at, id: id)) }
+        }
+        while let top = heap.first, due[top.id] != top.dueMs { popTop() }
+    }
+
+    /// Entries in the heap, stale ones included (for tests of its bound).
+    var heapCount: Int { heap.count }
 
     // MARK: Heap
 

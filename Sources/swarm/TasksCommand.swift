@@ -21,7 +21,7 @@ struct TasksCommand: ParsableCommand {
     var model: String?
     @Option(help: ArgumentHelp("Only the direct children of this task (their `parent`).", valueName: "ID"))
     var parent: String?
-    @Option(help: ArgumentHelp("Only tasks submitted since: a duration back from now (90s, 10m, 2h, 7d) or a time (2026-12-02T10:00:00Z).", valueName: "WHEN"))
+    @Option(help: ArgumentHelp("Only tasks submitted since: a duration back from now (90s, 10m, 2h, 7d) or a UTC time (2026-12-02T10:00:00Z) or date (2026-12-02).", valueName: "WHEN"))
     var since: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("At most N tasks (default 1000 on a terminal, all otherwise; 0: all).", valueName: "N"))
     var limit: Int?
@@ -44,6 +44,7 @@ struct TasksCommand: ParsableCommand {
     private func makeFilter() throws -> TaskFilter {
         var filter = TaskFilter(node: node, model: model, parent: parent)
         let names = state.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if !state.isEmpty && names.isEmpty { throw usageError("--state wants a state, got '\(state.joined(separator: ","))'") }
         if !names.isEmpty {
             var states: [TaskState] = []
             for name in names {
@@ -74,7 +75,10 @@ struct TasksCommand: ParsableCommand {
         let formatter = ISO8601DateFormatter()
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds], [.withFullDate]] {
             formatter.formatOptions = options
-            if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+            // Read back and compared: the formatter is lenient (hour 25 became the next day).
+            if let date = formatter.date(from: text), formatter.string(from: date) == text {
+                return Int64((date.timeIntervalSince1970 * 1000).rounded())
+            }
         }
         return nil
     }

@@ -199,7 +199,11 @@ import Testing
         #expect(try state.cancel("t", at: Self.t0 + 2) == [.taskEnded(id: "t")])
         let info = try state.task("t")
         #expect(info.state == .cancelled && info.reason == "cancelled while waiting to retry" && info.attempts == 1)
+        // No round is asked for a cancelled backoff: a stale due time made the shell's timer
+        // fire at once after every round, for ever (the scheduler spun at 100% CPU).
+        #expect(state.nextBackoffDueMs == nil)
         #expect(state.schedule(nowMs: Self.t0 + 60_000, at: Self.t0 + 60_000).isEmpty)
+        #expect(state.nextBackoffDueMs == nil)
         #expect(state.placementInvariantViolations().isEmpty)
     }
 

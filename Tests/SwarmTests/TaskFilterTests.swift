@@ -59,7 +59,7 @@ import SwarmProtocol
         #expect(TasksCommand.time("2h", now: now) == Int64(992_800_000))
         #expect(TasksCommand.time("1d", now: now) == Int64(913_600_000))
         #expect(TasksCommand.time("2026-12-02T10:00:00Z", now: now) == 1_796_205_600_000)
-        for bad in ["", "10", "x", "-5m", "10y", "1e400s", "2026-13-02T10:00:00Z", "nans"] {
+        for bad in ["", "10", "x", "-5m", "10y", "1e400s", "2026-13-02T10:00:00Z", "2026-12-02T25:00:00Z", "2026-02-30", "nans"] {
             #expect(TasksCommand.time(bad, now: now) == nil, "\(bad)")
         }
     }
@@ -100,7 +100,7 @@ import SwarmProtocol
         #expect(try Self.ids(rest.stdout) == ["t3", "t4", "t5"])
         #expect(!rest.stderr.contains("--cursor"))
 
-        for bad in [["--state", "done"], ["--since", "yesterday"], ["--limit", "-1"], ["--cursor", "../x"]] {
+        for bad in [["--state", "done"], ["--state", ""], ["--state", ","], ["--since", "yesterday"], ["--limit", "-1"], ["--cursor", "../x"]] {
             let r = try harness.run(["tasks"] + s + bad)
             #expect(r.status != 0, "\(bad)")
             #expect(r.stderr.split(separator: "\n").count == 1, "\(bad): \(r.stderr)")

@@ -125,3 +125,44 @@ import Testing
         }
     }
 }
+
+/// The trash is never emptied through a link (attack found: a link planted at
+/// `WORKROOT/.swarm~trash` had the worker empty the directory it pointed to).
+@Suite struct TaskFilesTrashTests {
+    @Test func aLinkInTheTrashsPlaceIsRemovedNotFollowedTwice() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("trash-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let victim = "\(dir)/victim", trash = "\(dir)/root/.swarm~trash"
+        try FileManager.default.createDirectory(atPath: "\(victim)/sub", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(dir)/root", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(victim)/precious", contents: Data("v".utf8))
+        for _ in 0..<2 {
+            try FileManager.default.createSymbolicLink(atPath: trash, withDestinationPath: victim)
+            #expect(TaskFiles.removeTrash(trash).isEmpty)
+            #expect(FileManager.default.fileExists(atPath: "\(victim)/precious") && FileManager.default.fileExists(atPath: "\(victim)/sub"))
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: trash)) == nil)
+            try FileManager.default.createSymbolicLink(atPath: trash, withDestinationPath: victim)
+            #expect(TaskFiles.trashReady(trash) && TaskFiles.isRealDirectory(trash))
+            #expect(FileManager.default.fileExists(atPath: "\(victim)/precious"))
+            try FileManager.default.removeItem(atPath: trash)
+        }
+    }
+
+    @Test func aTreeDeeperThanPathMaxIsDeleted() throws {
+        let trash = FileManager.default.temporaryDirectory.appendingPathComponent("deep-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: trash) }
+        try FileManager.default.createDirectory(atPath: "\(trash)/t.1", withIntermediateDirectories: true)
+        // 120 levels of 50 characters: ~6 KB of path, past PATH_MAX (4096), made with mkdirat.
+        var fd = open("\(trash)/t.1", O_RDONLY | O_DIRECTORY)
+        let name = String(repeating: "d", count: 50)
+        for _ in 0..<120 {
+            #expect(mkdirat(fd, name, 0o755) == 0)
+            let next = openat(fd, name, O_RDONLY | O_DIRECTORY)
+            close(fd)
+            fd = next
+        }
+        close(fd)
+        #expect(TaskFiles.removeTrash(trash).isEmpty)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: trash)) ?? ["?"]).isEmpty)
+    }
+}
