@@ -1,6 +1,7 @@
 import Foundation
 import SwarmNode
 import SwarmProtocol
+import SwarmScheduler
 
 /// `cluster.json`: one file that describes a cluster, read by `swarm scheduler --config` and
 /// `swarm worker --config --name N`. Command-line flags override what it says.
@@ -21,6 +22,8 @@ public struct ClusterFile: Sendable, Equatable {
         public var modelLimits: [String: Int]?
         /// Packed inputs of one task together at most, in bytes (default 256 MiB).
         public var maxInputBytesPerTask: Int64?
+        /// `retention`: `{"inMemoryFinished": 5000, "maxFinishedTasks": 100000, "maxAgeHours": 168}`.
+        public var retention: SchedulerRetention?
 
         /// Defaults when neither a flag nor the file sets them.
         public static let defaultLostAfterSeconds = 10.0
@@ -110,7 +113,8 @@ public struct ClusterFile: Sendable, Equatable {
             guard let s = s as? [String: Any] else { throw ConfigError("\(name): 'scheduler' must be an object") }
             let at = "\(name): scheduler"
             try checkKeys(s, allowed: ["listen", "address", "stateDir", "tokenFile", "lostAfterSeconds", "heartbeatSeconds",
-                                       "placement", "modelLimits", "maxInputBytesPerTask", "comment"], at: at)
+                                       "placement", "modelLimits", "maxInputBytesPerTask", "retention", "comment"], at: at)
+            file.scheduler.retention = try schedulerRetention(s, at: at)
             file.scheduler.placement = try string(s, "placement", at)
             if let p = file.scheduler.placement, p != "spread" && p != "binpack" {
                 throw ConfigError("\(at).placement must be 'spread' or 'binpack', got '\(p)'")
@@ -204,6 +208,25 @@ public struct ClusterFile: Sendable, Equatable {
             }
         }
         return file
+    }
+
+    /// `scheduler.retention`: `{"inMemoryFinished": 5000, "maxFinishedTasks": 100000,
+    /// "maxAgeHours": 168}`, each optional (its default then).
+    private static func schedulerRetention(_ s: [String: Any], at: String) throws -> SchedulerRetention? {
+        guard let r = s["retention"] else { return nil }
+        let rat = "\(at).retention"
+        guard let r = r as? [String: Any] else { throw ConfigError("\(rat) must be an object") }
+        try checkKeys(r, allowed: ["inMemoryFinished", "maxFinishedTasks", "maxAgeHours", "comment"], at: rat)
+        let memory = try number(r, "inMemoryFinished", rat), count = try number(r, "maxFinishedTasks", rat)
+        let hours = try number(r, "maxAgeHours", rat)
+        if let problem = SchedulerRetention.problem(inMemoryFinished: memory, maxFinishedTasks: count, maxAgeHours: hours, at: rat) {
+            throw ConfigError(problem)
+        }
+        var retention = SchedulerRetention()
+        if let memory { retention.inMemoryFinished = Int(memory) }
+        if let count { retention.maxFinishedTasks = Int(count) }
+        if let hours { retention.maxAgeHours = hours }
+        return retention
     }
 
     /// `workers.NAME.retention`: `{"maxAgeHours": 24, "maxGiB": 10}`, both optional.

@@ -29,6 +29,8 @@ public final class LocalCluster: Sendable {
         /// Keep the scheduler's state in `dataDir/scheduler/swarm.db` (`swarm up`); off: in
         /// memory only (`swarm demo`, tests).
         public var durable = false
+        /// Finished tasks kept in memory and in `swarm.db` (durable only).
+        public var retention = SchedulerRetention()
         public init() {}
     }
 
@@ -43,6 +45,7 @@ public final class LocalCluster: Sendable {
         config.token = options.token
         config.settings = options.settings
         config.durable = options.durable
+        config.retention = options.retention
         let schedulerConfig = config
         schedulerThread = EventLoopThread(name: "scheduler") { loop in
             let server = SchedulerServer(loop: loop, config: schedulerConfig, logger: logger)

@@ -17,6 +17,8 @@ struct ClientRequestContext {
     var allWaits = WaiterTable.Load()
     /// The size of a blob the scheduler holds (nil: not held), for tasks naming inputs.
     var heldBlobSize: (String) -> Int64? = { _ in nil }
+    /// Finished tasks that left memory, read from the store (`TaskArchive`).
+    var archive: TaskArchive = .none
 }
 
 /// What the shell does for one client request (`ClientRequests.handle`), as data. The shell
@@ -89,8 +91,8 @@ extension ClientRefusal {
 extension ClusterState {
     /// A task with why it waits, when it is queued. `nowMs` (monotonic) is when it is asked,
     /// for reasons that depend on time (a retry's backoff, issue 13).
-    func taskInfoWithWaitReason(_ id: String, nowMs: Int64) throws(SchedulerError) -> TaskInfo {
-        var info = try task(id)
+    func taskInfoWithWaitReason(_ id: String, nowMs: Int64, archive: TaskArchive = .none) throws(SchedulerError) -> TaskInfo {
+        var info = try task(id, archive: archive)
         if info.state == .queued, let why = waitReason(for: id, nowMs: nowMs) {
             info.waitReason = why.reason
             info.unplaceable = why.unplaceable
@@ -115,9 +117,9 @@ extension ClusterState {
 
     /// The tasks a `wait` asked for: one task whole (with its output tail), many as bounded
     /// summaries (`WaitSummary`), so that the reply fits a frame however large the tasks are.
-    func waitReply(_ ids: [String]) -> [TaskInfo] {
+    func waitReply(_ ids: [String], archive: TaskArchive = .none) -> [TaskInfo] {
         ids.compactMap { id in
-            guard let info = try? task(id) else { return nil }
+            guard let info = try? task(id, archive: archive) else { return nil }
             return ids.count > 1 ? info.waitSummary() : info
         }
     }

@@ -39,30 +39,31 @@ struct ClientRefusal: Error, Equatable {
 /// never drains a worker. The cluster token may do everything. Pure.
 enum ClientPolicy {
     /// `message` as it is to be carried out for `identity`, or why it may not be.
-    static func admit(_ message: Message, identity: ClientIdentity, state: ClusterState) throws(ClientRefusal) -> Message {
+    static func admit(_ message: Message, identity: ClientIdentity, state: ClusterState,
+                      archive: TaskArchive = .none) throws(ClientRefusal) -> Message {
         guard case .task(let root) = identity else { return message }
         switch message {
         case .submit(var submit):
-            submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state)
+            submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state, archive: archive)
             return .submit(submit)
         case .submitBatch(var batch):
             var parents: [String: String] = [:]
             for spec in batch.tasks { if let id = spec.id { parents[id] = spec.parent ?? root } }
             for i in batch.tasks.indices {
-                batch.tasks[i].parent = try parent(batch.tasks[i], root: root, batch: parents, state: state)
+                batch.tasks[i].parent = try parent(batch.tasks[i], root: root, batch: parents, state: state, archive: archive)
             }
             return .submitBatch(batch)
         case .status(let ref), .cancel(let ref):
-            try mustSee(ref.id, root: root, state: state)
+            try mustSee(ref.id, root: root, state: state, archive: archive)
         case .rerun(let request):
             // The new task then goes by the submit rules (`ClientRequests.rerun`).
-            try mustSee(request.id, root: root, state: state)
+            try mustSee(request.id, root: root, state: state, archive: archive)
         case .logs(let request):
-            try mustSee(request.id, root: root, state: state)
+            try mustSee(request.id, root: root, state: state, archive: archive)
         case .wait(let wait):
             // Over the limit it is refused anyway (`startWait`), without a walk per id.
             guard wait.ids.count <= WaitSummary.maxIds else { break }
-            for id in wait.ids { try mustSee(id, root: root, state: state) }
+            for id in wait.ids { try mustSee(id, root: root, state: state, archive: archive) }
         case .drain:
             throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain workers (task \(PeerText.safe(root)))")
         case .listTasks:
@@ -81,24 +82,25 @@ enum ClientPolicy {
     }
 
     /// Whether `identity` may see task `id` (listings show only those).
-    static func canSee(_ id: String, identity: ClientIdentity, state: ClusterState) -> Bool {
+    static func canSee(_ id: String, identity: ClientIdentity, state: ClusterState, archive: TaskArchive = .none) -> Bool {
         guard case .task(let root) = identity else { return true }
-        return state.isInSubtree(id, of: root)
+        return state.isInSubtree(id, of: root, archive: archive)
     }
 
     /// A task unknown to the scheduler is left to the request's own "no task" answer.
-    private static func mustSee(_ id: String, root: String, state: ClusterState) throws(ClientRefusal) {
-        guard (try? state.task(id)) != nil, !state.isInSubtree(id, of: root) else { return }
+    private static func mustSee(_ id: String, root: String, state: ClusterState, archive: TaskArchive) throws(ClientRefusal) {
+        guard (try? state.task(id, archive: archive)) != nil, !state.isInSubtree(id, of: root, archive: archive) else { return }
         throw ClientRefusal(code: .unexpected, reason: "task '\(PeerText.safe(id))' is outside the subtree of task '\(PeerText.safe(root))': a task's credential reaches only its own task and its descendants")
     }
 
     /// The parent a task submitted by `root`'s credential gets: its own, which must be in the
     /// subtree (possibly through other tasks of the same batch), else `root`.
-    private static func parent(_ spec: TaskSpec, root: String, batch: [String: String], state: ClusterState) throws(ClientRefusal) -> String {
+    private static func parent(_ spec: TaskSpec, root: String, batch: [String: String], state: ClusterState,
+                               archive: TaskArchive) throws(ClientRefusal) -> String {
         guard let parent = spec.parent else { return root }
         var at = parent
         for _ in 0...ClusterState.maxSubtreeDepth {
-            if at == root || state.isInSubtree(at, of: root) { return parent }
+            if at == root || state.isInSubtree(at, of: root, archive: archive) { return parent }
             guard let next = batch[at], next != at else { break }
             at = next
         }

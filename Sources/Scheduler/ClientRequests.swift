@@ -10,7 +10,7 @@ enum ClientRequests {
     static func handle(_ message: Message, identity: ClientIdentity, state: inout ClusterState,
                        context: ClientRequestContext) -> ClientOutcome {
         do {
-            let admitted = try ClientPolicy.admit(message, identity: identity, state: state)
+            let admitted = try ClientPolicy.admit(message, identity: identity, state: state, archive: context.archive)
             return try request(admitted, identity: identity, state: &state, context: context)
         } catch {
             return .refused(error)
@@ -27,7 +27,7 @@ enum ClientRequests {
         case .submitBatch(let batch):
             return try submitBatch(batch, state: &state, context: context)
         case .status(let ref):
-            let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id, nowMs: context.nowMs) }
+            let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id, nowMs: context.nowMs, archive: context.archive) }
             return .reply(.taskInfo(.init(requestId: ref.requestId, task: info)))
         case .wait(let wait):
             return try self.wait(wait, state: state, context: context)
@@ -46,7 +46,7 @@ enum ClientRequests {
             return ClientOutcome(log: [.notice("worker \(PeerText.safe(ref.name)) drained by a client")],
                                  replies: [.nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: context.nowMs)))])
         case .logs(let request):
-            return try logs(request, state: state)
+            return try logs(request, state: state, archive: context.archive)
         case .rerun(let request):
             return try rerun(request, identity: identity, state: &state, context: context)
         // Blob messages are the blob exchange's (SchedulerServer+Blobs.swift), which takes
@@ -65,14 +65,14 @@ enum ClientRequests {
     private static func submit(_ submit: Message.Submit, state: inout ClusterState,
                                context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         try checkInputBlobs([submit.task], state: state, context: context)
-        let id = try refusing { () throws(SchedulerError) in try state.submit(submit.task, at: context.at) }
+        let id = try refusing { () throws(SchedulerError) in try state.submit(submit.task, at: context.at, archive: context.archive) }
         return .reply(.submitted(.init(requestId: submit.requestId, id: id)), .scheduleSoon)
     }
 
     private static func submitBatch(_ batch: Message.SubmitBatch, state: inout ClusterState,
                                     context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         try checkInputBlobs(batch.tasks, state: state, context: context)
-        let (ids, existing) = try refusing { () throws(SchedulerError) in try state.submitBatch(batch.tasks, at: context.at) }
+        let (ids, existing) = try refusing { () throws(SchedulerError) in try state.submitBatch(batch.tasks, at: context.at, archive: context.archive) }
         return .reply(.batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)), .scheduleSoon)
     }
 
@@ -81,8 +81,8 @@ enum ClientRequests {
     /// submit (`ClientPolicy`), its inputs still held, admission. Answered with `submitted`.
     private static func rerun(_ request: Message.Rerun, identity: ClientIdentity, state: inout ClusterState,
                               context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
-        let spec = try refusing { () throws(SchedulerError) in try state.rerunSpec(of: request.id, newId: request.newId) }
-        let asSubmit = try ClientPolicy.admit(.submit(.init(requestId: request.requestId, task: spec)), identity: identity, state: state)
+        let spec = try refusing { () throws(SchedulerError) in try state.rerunSpec(of: request.id, newId: request.newId, archive: context.archive) }
+        let asSubmit = try ClientPolicy.admit(.submit(.init(requestId: request.requestId, task: spec)), identity: identity, state: state, archive: context.archive)
         guard case .submit(let submit) = asSubmit else { throw .notAClientRequest(asSubmit) }
         var outcome = try self.submit(submit, state: &state, context: context)
         outcome.log = [.notice("task \(PeerText.safe(request.id)) rerun as \(PeerText.safe(submit.task.id ?? "?"))")]
@@ -108,12 +108,12 @@ enum ClientRequests {
     private static func cancel(_ ref: Message.TaskRef, state: inout ClusterState,
                                context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         var outcome = ClientOutcome()
-        let before = try refusing { () throws(SchedulerError) in try state.task(ref.id) }
+        let before = try refusing { () throws(SchedulerError) in try state.task(ref.id, archive: context.archive) }
         if !before.state.isTerminal {
             outcome.directives = try refusing { () throws(SchedulerError) in try state.cancel(ref.id, at: context.at) }
             outcome.log = [.notice("task \(PeerText.safe(ref.id)) cancelled by a client")]
         }
-        let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id, nowMs: context.nowMs) }
+        let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id, nowMs: context.nowMs, archive: context.archive) }
         outcome.replies = [.taskInfo(.init(requestId: ref.requestId, task: info))]
         return outcome
     }
@@ -132,11 +132,11 @@ enum ClientRequests {
         let ids = wait.ids.filter { seen.insert($0).inserted }
         var pending = Set<String>()
         for id in ids {
-            guard let info = try? state.task(id) else { throw ClientRefusal(.unknownTask(id)) }
+            guard let info = try? state.task(id, archive: context.archive) else { throw ClientRefusal(.unknownTask(id)) }
             if !info.state.isTerminal { pending.insert(id) }
         }
         if pending.isEmpty {
-            return .reply(.waitResult(.init(requestId: wait.requestId, tasks: state.waitReply(ids))))
+            return .reply(.waitResult(.init(requestId: wait.requestId, tasks: state.waitReply(ids, archive: context.archive))))
         }
         if let problem = WaiterTable.refusal(adding: ids.count, mine: context.waits, total: context.allWaits, limits: context.limits) {
             throw ClientRefusal(code: .unexpected, reason: problem)
@@ -156,16 +156,24 @@ enum ClientRequests {
         let page = try refusing { () throws(SchedulerError) in
             try state.listTasks(after: request.after, limits: limits,
                                 size: { (try? encoder.encode($0).count) ?? limits.maxBytes },
-                                include: { filter.matches($0) && ClientPolicy.canSee($0.id, identity: identity, state: state) })
+                                include: { filter.matches($0) && ClientPolicy.canSee($0.id, identity: identity, state: state, archive: context.archive) },
+                                archive: Self.listingArchive(filter, context.archive))
         }
         let tasks = state.withWaitReasons(page.tasks, nowMs: context.nowMs)
         return .reply(.taskList(.init(requestId: request.requestId, tasks: tasks, next: page.next)), .yieldTurn)
     }
 
+    /// The archive a listing reads: none when the filter asks only for states of tasks that
+    /// have not ended (those are all in memory), so such a listing never reads the store.
+    static func listingArchive(_ filter: TaskFilter, _ archive: TaskArchive) -> TaskArchive {
+        if let states = filter.states, states.allSatisfy({ !$0.isTerminal }) { return .none }
+        return archive
+    }
+
     /// `swarm logs`: followed live while the task runs, else the whole log. Either ends the
     /// client's turn.
-    private static func logs(_ request: Message.LogsRequest, state: ClusterState) throws(ClientRefusal) -> ClientOutcome {
-        let info = try refusing { () throws(SchedulerError) in try state.task(request.id) }
+    private static func logs(_ request: Message.LogsRequest, state: ClusterState, archive: TaskArchive) throws(ClientRefusal) -> ClientOutcome {
+        let info = try refusing { () throws(SchedulerError) in try state.task(request.id, archive: archive) }
         guard request.follow && !info.state.isTerminal else {
             return ClientOutcome(flow: [.yieldTurn, .sendWholeLog(request, info)])
         }

@@ -15,8 +15,14 @@ extension ClusterState {
     /// process's start), holds on refusing workers are not kept, and a task waiting out a
     /// retry backoff waits it whole again from the first placement round. `at` (wall) dates
     /// what ends here.
-    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], nowMs: Int64, at: Int64) {
+    ///
+    /// `saved` need not be every task: a restart reads the tasks in flight and the most recent
+    /// finished ones (`TaskStore.loadRestart`); the rest stay in the store (`TaskArchive`).
+    /// `lastSequence` is the highest submission number the store has given (new tasks come
+    /// after it, also after tasks not read back).
+    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], lastSequence: UInt64 = 0, nowMs: Int64, at: Int64) {
         self.init(settings: settings)
+        nextSequence = lastSequence
         var orphans: [String] = []
         for task in saved.sorted(by: { $0.sequence < $1.sequence }) {
             let id = task.info.id
@@ -30,7 +36,7 @@ extension ClusterState {
                                      cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
                                      specBytes: task.info.state.isTerminal ? 0 : FrameBudget.admissionSize(of: task.spec),
                                      retry: task.retry, runs: Array(task.runs.suffix(TaskRun.maxKept))))
-            order.append(id)
+            order.append(OrderEntry(sequence: task.sequence, id: id))
             nextSequence = max(nextSequence, task.sequence)
             if !task.info.state.isTerminal, let node = task.retry.avoidNode { avoiding[id] = node }
             switch task.info.state {
@@ -62,5 +68,20 @@ extension ClusterState {
     public var hasChanges: Bool { tasks.hasChanges }
 
     /// What changed since the last call (tasks and run history), for the store; forgets it.
-    public mutating func takeChanges() -> StateChanges { tasks.takeChanges() }
+    /// Then the oldest finished tasks past `settings.inMemoryFinished` leave memory: their
+    /// last state is in these changes or saved before, so the store has them (`TaskArchive`).
+    public mutating func takeChanges() -> StateChanges {
+        let changes = tasks.takeChanges()
+        if let keep = settings.inMemoryFinished {
+            let dropped = tasks.evict(keeping: keep)
+            orderHoles += dropped.count
+            for id in dropped { avoiding[id] = nil }
+            // Compacted once half of it is holes: O(1) amortised per task.
+            if orderHoles > 1_024 && orderHoles * 2 > order.count {
+                order.removeAll { tasks[$0.id] == nil }
+                orderHoles = 0
+            }
+        }
+        return changes
+    }
 }

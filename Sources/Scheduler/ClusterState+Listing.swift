@@ -23,21 +23,39 @@ public struct TaskPage: Sendable, Equatable {
 
 extension ClusterState {
     /// The page of tasks submitted after task `after` (nil: from the first), in submission
-    /// order, without their output, keeping those `include` accepts. `size` measures a task
-    /// as it will be sent. Throws `unknownTask` for an `after` that names no task.
+    /// order, without their output, keeping those `include` accepts: the tasks in memory
+    /// merged with those of `archive` (finished tasks that left memory), read from it in
+    /// chunks as the page needs them. `size` measures a task as it will be sent. Throws
+    /// `unknownTask` for an `after` that names no task.
     public func listTasks(after: String?, limits: TaskPageLimits, size: (TaskInfo) -> Int,
-                          include: (TaskInfo) -> Bool = { _ in true }) throws(SchedulerError) -> TaskPage {
-        var index = 0
+                          include: (TaskInfo) -> Bool = { _ in true },
+                          archive: TaskArchive = .none) throws(SchedulerError) -> TaskPage {
+        var sequence: UInt64 = 0
         if let after {
-            guard let sequence = tasks[after]?.sequence else { throw .unknownTask(after) }
-            index = firstIndex(afterSequence: sequence)
+            guard let found = tasks[after]?.sequence ?? archive.task(after)?.sequence else { throw .unknownTask(after) }
+            sequence = found
         }
+        var index = firstIndex(afterSequence: sequence)
+        var stored = ArchiveCursor(archive: archive, after: sequence, chunk: min(1_000, max(1, limits.maxScan)))
         var page: [TaskInfo] = []
         var bytes = 0
         var scanned = 0
-        while index < order.count {
+        var last: String?
+        while true {
             if page.count >= max(1, limits.limit) || scanned >= max(1, limits.maxScan) { break }
-            guard var info = tasks[order[index]]?.info else { index += 1; continue }
+            while index < order.count, tasks[order[index].id] == nil { index += 1 }
+            // The next task in submission order: from memory or from the store, whichever is first.
+            let fromMemory = index < order.count ? order[index] : nil
+            let old = stored.peek(skipping: { tasks[$0] != nil })
+            var info: TaskInfo
+            let memoryFirst = fromMemory.map { entry in old.map { entry.sequence < $0.sequence } ?? true } ?? false
+            if memoryFirst, let entry = fromMemory {
+                info = tasks[entry.id]!.info
+            } else if let old {
+                info = old.info
+            } else {
+                break
+            }
             scanned += 1
             if include(info) {
                 info.output = nil
@@ -46,10 +64,11 @@ extension ClusterState {
                 bytes += cost
                 page.append(info)
             }
-            index += 1
+            if memoryFirst { index += 1 } else { stored.advance() }
+            last = info.id
         }
-        let next = index < order.count && index > 0 ? order[index - 1] : nil
-        return TaskPage(tasks: page, next: next)
+        let more = index < order.count || stored.peek(skipping: { tasks[$0] != nil }) != nil
+        return TaskPage(tasks: page, next: more ? last : nil)
     }
 
     /// The position in `order` of the first task submitted after `sequence` (`order` is in
@@ -58,19 +77,19 @@ extension ClusterState {
         var low = 0, high = order.count
         while low < high {
             let mid = (low + high) / 2
-            if (tasks[order[mid]]?.sequence ?? 0) <= sequence { low = mid + 1 } else { high = mid }
+            if order[mid].sequence <= sequence { low = mid + 1 } else { high = mid }
         }
         return low
     }
 
     /// Whether `id` is `root` or descends from it through `parent` links. The walk is
     /// bounded: parents are whatever submitters said, so a chain may loop.
-    public func isInSubtree(_ id: String, of root: String) -> Bool {
+    public func isInSubtree(_ id: String, of root: String, archive: TaskArchive = .none) -> Bool {
         var current: String? = id
         var steps = 0
         while let at = current, steps <= Self.maxSubtreeDepth {
             if at == root { return true }
-            current = tasks[at]?.info.parent
+            current = tasks[at].map { $0.info.parent } ?? archive.task(at)?.info.parent
             steps += 1
         }
         return false
@@ -90,13 +109,15 @@ extension ClusterState {
     /// same `inputBlobs`), named `newId` or `ID.rN` with N the first free. Throws when the task
     /// is unknown or has not finished, or the id is taken or not a valid id. Submit the result
     /// as any spec (`submit`): it is checked again there.
-    public func rerunSpec(of id: String, newId: String?) throws(SchedulerError) -> TaskSpec {
-        guard let record = tasks[id] else { throw .unknownTask(id) }
-        guard record.info.state.isTerminal else { throw .notEnded(id, record.info.state) }
-        var spec = record.spec
+    public func rerunSpec(of id: String, newId: String?, archive: TaskArchive = .none) throws(SchedulerError) -> TaskSpec {
+        guard let record = tasks[id].map({ ($0.spec, $0.info) }) ?? archive.task(id).map({ ($0.spec, $0.info) }) else {
+            throw .unknownTask(id)
+        }
+        guard record.1.state.isTerminal else { throw .notEnded(id, record.1.state) }
+        var spec = record.0
         if let newId {
             if let problem = TaskID.problem(with: newId) { throw .invalidTask(problem) }
-            if tasks[newId] != nil { throw .duplicateId(newId) }
+            if tasks[newId] != nil || archive.contains(newId) { throw .duplicateId(newId) }
             spec.id = newId
             return spec
         }
@@ -105,11 +126,45 @@ extension ClusterState {
             if TaskID.problem(with: candidate) != nil {
                 throw .invalidTask("task id '\(candidate)' would be over \(TaskID.maxLength) characters: name the rerun with --id")
             }
-            if tasks[candidate] == nil {
+            if tasks[candidate] == nil && !archive.contains(candidate) {
                 spec.id = candidate
                 return spec
             }
         }
         throw .invalidTask("task '\(id)' has been rerun \(Self.maxReruns) times: name the rerun with --id")
     }
+}
+
+/// Reads an archive's tasks in submission order, a chunk at a time.
+struct ArchiveCursor {
+    let archive: TaskArchive
+    var after: UInt64
+    let chunk: Int
+    private var buffer: [TaskSnapshot] = []
+    private var position = 0
+    private var exhausted = false
+
+    init(archive: TaskArchive, after: UInt64, chunk: Int) {
+        self.archive = archive
+        self.after = after
+        self.chunk = chunk
+    }
+
+    /// The next task not `skipping` (those still in memory), or nil at the end.
+    mutating func peek(skipping: (String) -> Bool) -> TaskSnapshot? {
+        while true {
+            while position < buffer.count {
+                if !skipping(buffer[position].info.id) { return buffer[position] }
+                position += 1
+            }
+            guard !exhausted else { return nil }
+            buffer = archive.page(after, chunk)
+            position = 0
+            exhausted = buffer.count < chunk
+            guard let last = buffer.last else { return nil }
+            after = last.sequence
+        }
+    }
+
+    mutating func advance() { position += 1 }
 }

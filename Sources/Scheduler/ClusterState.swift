@@ -66,6 +66,11 @@ public struct SchedulerSettings: Sendable {
     /// The packed inputs of one task together (the sum of its `inputBlobs` sizes) at most
     /// (cluster.json `scheduler.maxInputBytesPerTask`).
     public var maxInputBytesPerTask = BlobLimits.defaultInputBytesPerTask
+    /// Finished tasks kept in memory at most (cluster.json
+    /// `scheduler.retention.inMemoryFinished`): past it the oldest finished leave memory once
+    /// saved, and are read from the store (`TaskArchive`). Nil: every task stays (a scheduler
+    /// without a store, which would otherwise forget them).
+    public var inMemoryFinished: Int?
     /// Seeds the retry backoff's jitter (`RetryPolicy`): the same seed, the same waits (tests).
     /// Nil: a random seed.
     public var retrySeed: UInt64?
@@ -179,8 +184,11 @@ public struct ClusterState: Sendable {
     var nodesWithOldRuns: Set<String> = []
     // The next three are changed only by ClusterState's own files (restore, results).
     var nextSequence: UInt64 = 0
-    /// Submission order, for listings.
-    var order: [String] = []
+    /// Submission order of the tasks in memory, for listings (entries of tasks that left
+    /// memory are skipped, and compacted away once they are half of it).
+    var order: [OrderEntry] = []
+    /// Entries of `order` whose task left memory.
+    var orderHoles = 0
     /// Counters for `swarm stats`.
     var stats = StatsLedger()
     /// Runtime definitions as workers report them (ClusterState+Admission.swift).
@@ -204,19 +212,21 @@ public struct ClusterState: Sendable {
     // MARK: Clients
 
     /// Accepts a task into the queue and returns its id. `at` (wall) is its `submittedAt`.
-    public mutating func submit(_ spec: TaskSpec, at: Int64) throws(SchedulerError) -> String {
-        try submit(spec, request: nil, at: at)
+    public mutating func submit(_ spec: TaskSpec, at: Int64, archive: TaskArchive = .none) throws(SchedulerError) -> String {
+        try submit(spec, request: nil, at: at, archive: archive)
     }
 
     /// `submit`, with the placement request given rather than read from the spec (nil: read
     /// it from the spec). For tests and the placement benchmark while the spec cannot carry
     /// runtime, model, constraints and priority.
     @_spi(PlacementInput)
-    public mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, at: Int64) throws(SchedulerError) -> String {
+    public mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, at: Int64,
+                                archive: TaskArchive = .none) throws(SchedulerError) -> String {
         if let problem = spec.problem() { throw .invalidTask(problem) }
         var id = spec.id ?? TaskID.generate(at: at)
         while spec.id == nil && tasks[id] != nil { id = TaskID.generate(at: at) }
-        if tasks[id] != nil { throw .duplicateId(id) }
+        // An id is never reused, also not one of a task that left memory.
+        if tasks[id] != nil || archive.contains(id) { throw .duplicateId(id) }
         var stored = spec
         stored.id = id
         let bytes = try admission(stored)
@@ -240,25 +250,34 @@ public struct ClusterState: Sendable {
         let request = given ?? Self.placementRequest(for: stored, model: model)
         tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence, request: request, specBytes: specBytes)
         queue.push(id: id, request: request, sequence: nextSequence)
-        order.append(id)
+        order.append(OrderEntry(sequence: nextSequence, id: id))
     }
 
-    /// The task with its runs (`TaskInfo.runs`).
-    public func task(_ id: String) throws(SchedulerError) -> TaskInfo {
-        guard let record = tasks[id] else { throw .unknownTask(id) }
-        var info = record.info
-        info.runs = record.runs
+    /// The task with its runs (`TaskInfo.runs`), from memory or else `archive`.
+    public func task(_ id: String, archive: TaskArchive = .none) throws(SchedulerError) -> TaskInfo {
+        if let record = tasks[id] {
+            var info = record.info
+            info.runs = record.runs
+            return info
+        }
+        guard let old = archive.task(id) else { throw .unknownTask(id) }
+        var info = old.info
+        info.runs = old.runs
         return info
     }
 
-    /// All tasks in submission order, without their output.
+    /// The tasks in memory in submission order, without their output.
     public func listTasks() -> [TaskInfo] {
-        order.compactMap { id in
-            guard var info = tasks[id]?.info else { return nil }
+        order.compactMap { entry in
+            guard var info = tasks[entry.id]?.info else { return nil }
             info.output = nil
             return info
         }
     }
+
+    /// Tasks in memory (in flight and recently finished): bounded by the in-flight ones plus
+    /// `settings.inMemoryFinished`.
+    public var tasksInMemory: Int { tasks.count }
 
     /// Every node; `nowMs` (monotonic) gives their `lastSeenMsAgo`.
     public func listNodes(nowMs: Int64) -> [NodeInfo] {
@@ -319,7 +338,7 @@ public struct ClusterState: Sendable {
     /// Submits many tasks at once, all or nothing. A task whose id exists with the same spec
     /// is not submitted again (it is listed in `existing`); with another spec it is an error.
     /// `at` (wall) is their `submittedAt`.
-    public mutating func submitBatch(_ specs: [TaskSpec], at: Int64) throws(SchedulerError) -> (ids: [String], existing: [String]) {
+    public mutating func submitBatch(_ specs: [TaskSpec], at: Int64, archive: TaskArchive = .none) throws(SchedulerError) -> (ids: [String], existing: [String]) {
         var seen: Set<String> = []
         var sizes: [Int] = []
         sizes.reserveCapacity(specs.count)
@@ -335,7 +354,7 @@ public struct ClusterState: Sendable {
             }
             guard let id = spec.id else { continue }
             if !seen.insert(id).inserted { throw .invalidTask("task \(index + 1): id '\(id)' appears twice in the batch") }
-            if let existing = tasks[id], existing.spec != spec { throw .duplicateId(id) }
+            if let existing = tasks[id]?.spec ?? archive.task(id)?.spec, existing != spec { throw .duplicateId(id) }
         }
         let given = specs.compactMap(\.id)
         if let problem = FrameBudget.batchReplyProblem(givenIds: given, generated: specs.count - given.count) {
@@ -344,7 +363,7 @@ public struct ClusterState: Sendable {
         var ids: [String] = []
         var existing: [String] = []
         for (index, spec) in specs.enumerated() {
-            if let id = spec.id, tasks[id] != nil {
+            if let id = spec.id, tasks[id] != nil || archive.contains(id) {
                 ids.append(id)
                 existing.append(id)
                 continue

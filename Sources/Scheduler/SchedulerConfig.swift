@@ -14,6 +14,9 @@ public struct SchedulerConfig: Sendable {
     /// Without a token, only a loopback address may be bound unless this is set.
     public var insecureListenAny = false
     public var settings = SchedulerSettings()
+    /// How many finished tasks stay in memory and in `swarm.db` (durable schedulers only:
+    /// without a store every task stays in memory).
+    public var retention = SchedulerRetention()
     public var name = "scheduler"
     /// A connection that has not finished its handshake by then is closed.
     public var handshakeTimeoutMs: UInt64 = 10_000

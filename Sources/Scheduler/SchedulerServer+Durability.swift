@@ -9,25 +9,29 @@ extension SchedulerServer {
     func openState() throws(TaskStoreError) {
         let startMs = clocks.monotonic()
         let store = try TaskStore(directory: config.stateDir)
-        let saved: [TaskSnapshot]
-        do { saved = try store.loadTasks() } catch {
+        let saved: (tasks: [TaskSnapshot], lastSequence: UInt64)
+        do { saved = try store.loadRestart(recentFinished: config.retention.inMemoryFinished) } catch {
             store.close()
             throw error
         }
         self.store = store
-        state = ClusterState(settings: config.settings, restoring: saved, nowMs: clocks.monotonic(), at: clocks.wall())
-        guard !saved.isEmpty else {
-            logger.info("state in \(store.path) (new or empty)")
+        state = ClusterState(settings: settings, restoring: saved.tasks, lastSequence: saved.lastSequence,
+                             nowMs: clocks.monotonic(), at: clocks.wall())
+        guard !saved.tasks.isEmpty else {
+            logger.info("state in \(store.path) (new, empty, or only old finished tasks)")
             return
         }
         var counts: [TaskState: Int] = [:]
-        for task in saved { counts[task.info.state, default: 0] += 1 }
+        for task in saved.tasks { counts[task.info.state, default: 0] += 1 }
         let running = counts[.running] ?? 0
-        let workers = Set(saved.filter { $0.info.state == .running }.compactMap(\.info.node)).count
-        let ended = saved.count - (counts[.queued] ?? 0) - running
+        let workers = Set(saved.tasks.filter { $0.info.state == .running }.compactMap(\.info.node)).count
+        let ended = saved.tasks.count - (counts[.queued] ?? 0) - running
         let awaiting = running == 0 ? "" : " (kept if their workers report them within \(config.settings.lostAfterMs) ms)"
-        logger.notice("restored \(saved.count) tasks from \(store.path) in \(clocks.monotonic() - startMs) ms: \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s)\(awaiting), \(ended) ended")
+        logger.notice("restored \(saved.tasks.count) tasks from \(store.path) in \(clocks.monotonic() - startMs) ms: \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s)\(awaiting), \(ended) recently ended (older ones are read from the database when asked for)")
     }
+
+    /// Finished tasks that left memory, as the store has them (none without a store).
+    var archive: TaskArchive { store?.archive ?? .none }
 
     /// Saves the changes made since the last save, in one transaction. If that fails the
     /// scheduler stops (`onFatal`, else a critical log line): what it would have acknowledged

@@ -53,7 +53,7 @@ extension SchedulerServer {
                                                         stream: LogChunkStream.log)))
                 clientWrote(session)
             case let .finish(client, requestId, taskId, end):
-                guard let session = sessions[client], let info = try? state.task(taskId) else { continue }
+                guard let session = sessions[client], let info = try? state.task(taskId, archive: archive) else { continue }
                 switch end {
                 case .complete:
                     session.connection.send(.logChunk(.init(requestId: requestId, id: taskId, data: "", done: true, state: info.state)))

@@ -12,6 +12,8 @@ public final class SchedulerServer {
     /// `monotonic` for liveness and every timer, `wall` only to date tasks and runs.
     let clocks: Clocks
     var state: ClusterState
+    /// `config.settings` as the cluster state runs with them (`inMemoryFinished` set when durable).
+    let settings: SchedulerSettings
     /// Blobs held and in transfer (SchedulerServer+Blobs.swift).
     let blobState = BlobServerState()
     private var listener: UVTCP?
@@ -65,7 +67,11 @@ public final class SchedulerServer {
         self.config = config
         self.logger = logger
         self.clocks = clocks
-        self.state = ClusterState(settings: config.settings)
+        var settings = config.settings
+        // Finished tasks leave memory only where the store keeps them.
+        settings.inMemoryFinished = config.durable ? config.retention.inMemoryFinished : nil
+        self.settings = settings
+        self.state = ClusterState(settings: settings)
         var limits = HandshakeAdmission<ObjectIdentifier>.Limits()
         limits.maxPending = config.maxPendingHandshakes
         limits.maxPerAddress = config.maxPendingHandshakesPerAddress
@@ -258,7 +264,7 @@ public final class SchedulerServer {
     /// valid only while its task has not ended.
     private func credentialProblem(_ hello: Message.Hello) -> String? {
         guard hello.role == .client, case .task(let id) = ClientIdentity(name: hello.name) else { return nil }
-        guard let info = try? state.task(id) else { return "task '\(PeerText.safe(id))' is unknown: its credential is not valid" }
+        guard let info = try? state.task(id, archive: archive) else { return "task '\(PeerText.safe(id))' is unknown: its credential is not valid" }
         guard !info.state.isTerminal else {
             return "task '\(PeerText.safe(id))' has ended (\(info.state.rawValue)): its credential is no longer valid"
         }
@@ -300,7 +306,7 @@ public final class SchedulerServer {
                     }
                 }
                 for waiter in waiters.taskEnded(id) {
-                    let infos = state.waitReply(waiter.ids)
+                    let infos = state.waitReply(waiter.ids, archive: archive)
                     deliver(waiter.session.connection, .waitResult(.init(requestId: waiter.requestId, tasks: infos)))
                 }
                 // Its credential dies with it: what was asked before is answered first.

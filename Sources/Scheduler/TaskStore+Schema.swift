@@ -23,6 +23,7 @@ extension TaskStore {
             retry        TEXT
         );
         CREATE INDEX tasks_by_state ON tasks (state, priority DESC, sequence);
+        CREATE INDEX tasks_by_finished ON tasks (finished_at);
         CREATE TABLE runs (
             task_id     TEXT NOT NULL,
             attempt     INTEGER NOT NULL,
@@ -56,6 +57,9 @@ extension TaskStore {
             try db.execute("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000")
             let tables = Int(try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? "0") ?? 0
             if tables == 0 {
+                // Freed pages are reused and given back in steps (`incrementalVacuum`); only
+                // settable before the first table.
+                try db.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 try db.transaction { () throws(SQLiteError) in
                     try db.execute(schema)
                     let meta = try db.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")
@@ -70,13 +74,19 @@ extension TaskStore {
                 throw TaskStoreError.notASwarmDatabase(path: path, detail: "it has tables but no swarm schema version")
             }
             if version > schemaVersion { throw TaskStoreError.newerSchema(path: path, found: version, supported: schemaVersion) }
-            if version == 1 { try migrate(db) }
-            guard version == 1 || version == schemaVersion else {
+            guard (1...schemaVersion).contains(version) else {
                 throw TaskStoreError.notASwarmDatabase(path: path, detail: "unknown schema version \(version)")
             }
+            if version == 1 { try migrate(db) }
+            if version < 4 { try migrateToV4(db) }
             let check = try db.scalar("PRAGMA quick_check") ?? "no answer"
             guard check == "ok" else { throw TaskStoreError.corrupt(path: path, detail: "integrity check: \(check)") }
             try db.execute(logsTable)
+            if try db.scalar("PRAGMA auto_vacuum") != "2" {
+                // A database made before version 4: one VACUUM rewrites it with incremental
+                // auto-vacuum (a one-time cost, about a second per 100 MB here).
+                try db.execute("PRAGMA auto_vacuum = INCREMENTAL; VACUUM")
+            }
         } catch let error as SQLiteError {
             throw classify(error, path: path, directory: directory)
         } catch let error as TaskStoreError {
@@ -96,6 +106,18 @@ extension TaskStore {
                 ALTER TABLE runs ADD COLUMN exit_code INTEGER;
                 ALTER TABLE runs ADD COLUMN signal INTEGER;
                 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+                """)
+        }
+    }
+
+    /// Version 2 or 3 to 4, in one transaction (additive): the index restarts and retention
+    /// find finished tasks by (`tasks_by_finished`). Auto-vacuum is switched on after it
+    /// (`prepareSchema`), as it needs a VACUUM outside any transaction.
+    private static func migrateToV4(_ db: SQLiteDatabase) throws(SQLiteError) {
+        try db.transaction { () throws(SQLiteError) in
+            try db.execute("""
+                CREATE INDEX IF NOT EXISTS tasks_by_finished ON tasks (finished_at);
+                UPDATE meta SET value = '4' WHERE key = 'schema_version';
                 """)
         }
     }

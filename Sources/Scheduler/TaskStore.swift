@@ -47,18 +47,22 @@ public enum TaskStoreError: Error, CustomStringConvertible, Sendable {
 /// commit), so what the scheduler acknowledges after it survives a crash. A lock file keeps a
 /// second scheduler out. Use from one thread (the scheduler's loop thread).
 public final class TaskStore {
-    /// 2 (issue 13): runs keep their exit code and signal, tasks their retry state. A
-    /// version 1 database is migrated in place when opened (`migrate`).
-    public static let schemaVersion = 2
+    /// 2 (issue 13): runs keep their exit code and signal, tasks their retry state. 3 is
+    /// task dependencies' (issue 13). 4 (issue 14): `tasks_by_finished`, incremental
+    /// auto-vacuum. Older databases are migrated in place when opened (`migrate`, `migrateToV4`).
+    public static let schemaVersion = 4
     public static let databaseName = "swarm.db"
     public static let lockName = "swarm.lock"
 
     public let path: String
     /// The state directory (`path` is its `swarm.db`).
     public let directory: String
-    private let database: SQLiteDatabase
+    let database: SQLiteDatabase
     private var lockFD: Int32
     private let encoder = JSONEncoder()
+    /// Statements of the archive reads (TaskStore+Archive.swift), prepared on first use.
+    var archiveStatements: [String: SQLiteStatement] = [:]
+    let decoder = JSONDecoder()
     private let updateTask: SQLiteStatement
     private let insertTask: SQLiteStatement
     private let placeRun: SQLiteStatement
@@ -165,30 +169,17 @@ public final class TaskStore {
         }
     }
 
-    /// Every task, in submission order, with its retry state and runs.
+    /// Every task, in submission order, with its retry state and runs (tests and tools: a
+    /// restart reads only what it needs, `loadRestart`).
     public func loadTasks() throws(TaskStoreError) -> [TaskSnapshot] {
-        let decoder = JSONDecoder()
         var tasks: [TaskSnapshot] = []
         do {
             var runs = try loadRuns()
             let rows = try database.prepare("SELECT id, sequence, spec, info, retry FROM tasks ORDER BY sequence")
             while try rows.step() {
-                let id = rows.string(0) ?? "?"
-                guard let sequence = rows.int64(1), sequence > 0,
-                      let spec = Self.decodeSpec(rows.string(2) ?? "", fallback: decoder),
-                      let info = try? decoder.decode(TaskInfo.self, from: Data((rows.string(3) ?? "").utf8)),
-                      info.id == id else {
-                    throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' cannot be read back")
-                }
-                var retry = RetryState(losses: max(0, info.attempts - 1))
-                if let text = rows.string(4) {
-                    guard let saved = try? decoder.decode(RetryState.self, from: Data(text.utf8)) else {
-                        throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' has a retry state that cannot be read back")
-                    }
-                    retry = saved
-                }
-                tasks.append(TaskSnapshot(spec: spec, info: info, sequence: UInt64(sequence), retry: retry,
-                                          runs: runs.removeValue(forKey: id) ?? []))
+                var task = try snapshot(rows)
+                task.runs = runs.removeValue(forKey: task.info.id) ?? []
+                tasks.append(task)
             }
         } catch let error as SQLiteError {
             throw Self.classify(error, path: path, directory: directory)
@@ -198,6 +189,25 @@ public final class TaskStore {
             throw .corrupt(path: path, detail: "\(error)")
         }
         return tasks
+    }
+
+    /// The task of a row of columns `id, sequence, spec, info, retry`, without its runs.
+    func snapshot(_ rows: SQLiteStatement) throws(TaskStoreError) -> TaskSnapshot {
+        let id = rows.string(0) ?? "?"
+        guard let sequence = rows.int64(1), sequence > 0,
+              let spec = Self.decodeSpec(rows.string(2) ?? "", fallback: decoder),
+              let info = try? decoder.decode(TaskInfo.self, from: Data((rows.string(3) ?? "").utf8)),
+              info.id == id else {
+            throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' cannot be read back")
+        }
+        var retry = RetryState(losses: max(0, info.attempts - 1))
+        if let text = rows.string(4) {
+            guard let saved = try? decoder.decode(RetryState.self, from: Data(text.utf8)) else {
+                throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' has a retry state that cannot be read back")
+            }
+            retry = saved
+        }
+        return TaskSnapshot(spec: spec, info: info, sequence: UInt64(sequence), retry: retry)
     }
 
     /// Every task's runs (its last `TaskRun.maxKept`), oldest first. A run in a state this swarm

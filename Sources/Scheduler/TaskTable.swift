@@ -8,10 +8,17 @@ struct TaskTable: Sendable {
     private var records: [String: ClusterState.TaskRecord] = [:]
     private var dirty: Set<String> = []
     private var runChanges: [RunChange] = []
+    /// Ids of tasks that reached a terminal state, in the order they did (from `finishedHead`
+    /// on; the slots before it are spent): the order they leave memory in (`evict`).
+    private var finished: [String] = []
+    private var finishedHead = 0
 
     init() {}
 
     var count: Int { records.count }
+    /// Terminal tasks still in memory (some may be in `finished` twice if they were restored
+    /// and written again: counted once each when evicted, the bound holds either way).
+    var finishedCount: Int { finished.count - finishedHead }
     /// Every record, read-only (for checks and listings).
     var values: Dictionary<String, ClusterState.TaskRecord>.Values { records.values }
     var hasChanges: Bool { !dirty.isEmpty || !runChanges.isEmpty }
@@ -33,6 +40,28 @@ struct TaskTable: Sendable {
     /// A record loaded from the store: not a change.
     mutating func restore(_ record: ClusterState.TaskRecord) {
         records[record.info.id] = record
+        if record.info.state.isTerminal { finished.append(record.info.id) }
+    }
+
+    /// Drops the oldest finished tasks until at most `keep` are in memory, and returns their
+    /// ids. Call right after `takeChanges()`: a dropped task's last state is then in the
+    /// changes the store is about to save (the durable scheduler's store is where it lives on).
+    /// O(dropped), amortised.
+    mutating func evict(keeping keep: Int) -> [String] {
+        var dropped: [String] = []
+        while finished.count - finishedHead > max(0, keep) {
+            let id = finished[finishedHead]
+            finishedHead += 1
+            // A task written since it ended (never, today) stays until its next ending.
+            guard let record = records[id], record.info.state.isTerminal, !dirty.contains(id) else { continue }
+            records[id] = nil
+            dropped.append(id)
+        }
+        if finishedHead > 1_024 && finishedHead * 2 > finished.count {
+            finished.removeFirst(finishedHead)
+            finishedHead = 0
+        }
+        return dropped
     }
 
     /// The changes since the last call, tasks in submission order; forgets them.
@@ -49,6 +78,7 @@ struct TaskTable: Sendable {
     private mutating func noteChange(_ id: String, from old: ClusterState.TaskRecord?, to new: ClusterState.TaskRecord?) {
         dirty.insert(id)
         guard let new else { return }
+        if new.info.state.isTerminal, !(old?.info.state.isTerminal ?? false) { finished.append(id) }
         Self.runChanges(id, from: old?.runs ?? [], to: new.runs, into: &runChanges)
     }
 

@@ -62,6 +62,7 @@ struct SchedulerCommand: ParsableCommand {
         }
         settings.settings.modelLimits = limits
         if let bytes = file?.maxInputBytesPerTask { settings.settings.maxInputBytesPerTask = bytes }
+        if let retention = file?.retention { settings.retention = retention }
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? file?.tokenFile)
             try Foreground.runScheduler(settings, logger: logger) { address in

@@ -39,6 +39,7 @@ struct UpCommand: ParsableCommand {
             if let name = file.scheduler.placement, let policy = PlacementPolicy(rawValue: name) { options.settings.placementPolicy = policy }
             options.settings.modelLimits = file.scheduler.modelLimits ?? [:]
             if let bytes = file.scheduler.maxInputBytesPerTask { options.settings.maxInputBytesPerTask = bytes }
+            if let retention = file.scheduler.retention { options.retention = retention }
             // Checked at load by the same rule `scheduler` applies (ClusterFile.timingProblem).
             if let seconds = file.scheduler.lostAfterSeconds { options.settings.lostAfterMs = Int64(seconds * 1000) }
             if let seconds = file.scheduler.heartbeatSeconds { options.settings.heartbeatMs = max(1, Int(seconds * 1000)) }
