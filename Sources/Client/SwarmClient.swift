@@ -211,6 +211,16 @@ public final class SwarmClient {
         return reply.id
     }
 
+    /// Applies the scheduler's retention now (`gc` -> `gcResult`): finished tasks past its
+    /// limits, and those finished more than `olderThanSeconds` ago, are deleted with their
+    /// runs, logs and blobs no kept task names. Returns what was removed.
+    public func gc(olderThanSeconds: Double? = nil) throws(ClientError) -> Message.GcResult {
+        guard case .gcResult(let reply) = try request({ .gc(.init(requestId: $0, olderThanSeconds: olderThanSeconds)) }) else {
+            throw .server(.unexpected, "unexpected reply to gc")
+        }
+        return reply
+    }
+
     /// Counters per worker and cluster-wide (`stats` -> `statsReply`).
     public func stats() throws(ClientError) -> Message.StatsReply {
         guard case .statsReply(let reply) = try request({ .stats(.init(requestId: $0)) }) else {

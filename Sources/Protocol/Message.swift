@@ -49,6 +49,8 @@ public enum Message: Sendable, Equatable {
     case submitBatch(SubmitBatch)
     /// A finished task's spec submitted again as a new task (answered with `submitted`).
     case rerun(Rerun)
+    /// `swarm gc`: apply retention now (answered with `gcResult`).
+    case gc(Gc)
     // Scheduler -> client.
     case submitted(Submitted)
     case taskInfo(TaskInfoReply)
@@ -58,6 +60,7 @@ public enum Message: Sendable, Equatable {
     case statsReply(StatsReply)
     case logChunk(LogChunk)
     case batchSubmitted(BatchSubmitted)
+    case gcResult(GcResult)
     // Blobs (inputs, artifacts), either direction; see `Blob.swift`.
     case blobOffer(BlobOffer)
     case blobAccept(BlobAccept)
@@ -174,6 +177,31 @@ public enum Message: Sendable, Equatable {
                     stream: String? = nil, notice: String? = nil) {
             self.requestId = requestId; self.id = id; self.data = data; self.done = done; self.state = state
             self.stream = stream; self.notice = notice
+        }
+    }
+    /// `swarm gc [--older-than S]`: delete now the finished tasks past the retention limits,
+    /// and those finished more than `olderThanSeconds` ago (0 to 10^9).
+    public struct Gc: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var olderThanSeconds: Double?
+        public init(requestId: Int, olderThanSeconds: Double? = nil) { self.requestId = requestId; self.olderThanSeconds = olderThanSeconds }
+    }
+    /// What `gc` removed, and the database file's size before and after.
+    public struct GcResult: Codable, Sendable, Equatable {
+        public var requestId: Int
+        public var tasks: Int
+        public var runs: Int
+        public var logs: Int
+        public var blobs: Int
+        public var blobBytes: Int64
+        /// Finished tasks past the limits kept because tasks in flight still need them.
+        public var kept: Int
+        public var dbBytesBefore: Int64
+        public var dbBytesAfter: Int64
+        public init(requestId: Int, tasks: Int = 0, runs: Int = 0, logs: Int = 0, blobs: Int = 0, blobBytes: Int64 = 0,
+                    kept: Int = 0, dbBytesBefore: Int64 = 0, dbBytesAfter: Int64 = 0) {
+            self.requestId = requestId; self.tasks = tasks; self.runs = runs; self.logs = logs; self.blobs = blobs
+            self.blobBytes = blobBytes; self.kept = kept; self.dbBytesBefore = dbBytesBefore; self.dbBytesAfter = dbBytesAfter
         }
     }
     /// `swarm rerun ID [--id NEW]`: `newId` nil gives `ID.rN`, N the first free.

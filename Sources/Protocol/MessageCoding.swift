@@ -66,6 +66,8 @@ extension Message {
         case .blobStored: "blobStored"
         case .blobGet: "blobGet"
         case .rerun: "rerun"
+        case .gc: "gc"
+        case .gcResult: "gcResult"
         }
     }
 
@@ -115,6 +117,8 @@ extension Message {
         case .blobStored(let p): p
         case .blobGet(let p): p
         case .rerun(let p): p
+        case .gc(let p): p
+        case .gcResult(let p): p
         }
     }
 
@@ -164,6 +168,8 @@ extension Message {
         case "blobStored": .blobStored(try .init(from: d))
         case "blobGet": .blobGet(try .init(from: d))
         case "rerun": .rerun(try .init(from: d))
+        case "gc": .gc(try .init(from: d))
+        case "gcResult": .gcResult(try .init(from: d))
         default: nil
         }
     }
@@ -194,6 +200,8 @@ extension Message {
         case .blobStored(let p): p.requestId
         case .blobGet(let p): p.requestId
         case .rerun(let p): p.requestId
+        case .gc(let p): p.requestId
+        case .gcResult(let p): p.requestId
         case .error(let p): p.requestId
         default: nil
         }

@@ -54,6 +54,14 @@ final class BlobStore {
         return .init(free: Int64(info.f_bavail) * unit, total: Int64(info.f_blocks) * unit)
     }
 
+    /// Deletes a held blob's file (retention: no kept task names it any more). Returns its
+    /// size, nil when it was not held. A download in progress keeps its open file.
+    func remove(_ sha256: String) -> Int64? {
+        guard BlobHash.problem(with: sha256) == nil, let size = heldSize(sha256) else { return nil }
+        heldSizes[sha256] = nil
+        return unlink(path(of: sha256)) == 0 ? size : nil
+    }
+
     /// A new temporary file for an upload of `sha256`.
     func writer(for sha256: String, size: Int64) throws(BlobFileError) -> BlobWriter {
         tempCounter += 1

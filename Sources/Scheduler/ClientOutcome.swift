@@ -76,6 +76,9 @@ enum ClientFlow: Equatable {
     /// A `stats` reply with the cluster state's counters: the shell adds the figures only it
     /// measures (the workers' and its own process usage, blob bytes moved) and sends it.
     case sendStats(Message.StatsReply)
+    /// `swarm gc`: retention steps now, one small transaction per loop turn, with tasks
+    /// finished before `cutoffMs` (wall-clock unix ms) also deleted; answered with the totals.
+    case startGc(requestId: Int, cutoffMs: Int64?)
 }
 
 extension ClientRefusal {

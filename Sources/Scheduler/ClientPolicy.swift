@@ -66,6 +66,8 @@ enum ClientPolicy {
             for id in wait.ids { try mustSee(id, root: root, state: state, archive: archive) }
         case .drain:
             throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain workers (task \(PeerText.safe(root)))")
+        case .gc:
+            throw ClientRefusal(code: .unexpected, reason: "a task's credential may not delete the cluster's history (gc; task \(PeerText.safe(root)))")
         case .listTasks:
             break // filtered to the subtree as the page is made (`canSee`)
         case .listNodes, .stats:
@@ -74,7 +76,7 @@ enum ClientPolicy {
         case .hello, .challenge, .auth, .welcome, .error,
              .register, .registered, .heartbeat, .assign, .taskStarted, .taskFinished, .resultAck, .reject,
              .kill, .readLog, .leave, .health, .taskEvent, .taskOutput, .logData,
-             .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted,
+             .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted, .gcResult,
              .blobOffer, .blobAccept, .blobChunk, .blobStored, .blobGet:
             break
         }

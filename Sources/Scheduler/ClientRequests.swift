@@ -49,12 +49,19 @@ enum ClientRequests {
             return try logs(request, state: state, archive: context.archive)
         case .rerun(let request):
             return try rerun(request, identity: identity, state: &state, context: context)
+        case .gc(let request):
+            if let seconds = request.olderThanSeconds, !Self.gcAgeRange.contains(seconds) {
+                throw ClientRefusal(code: .badMessage, reason: "gc: --older-than must be 0 to \(Int(Self.gcAgeRange.upperBound)) seconds, got \(seconds)")
+            }
+            let cutoff = request.olderThanSeconds.map { context.at - Int64(($0 * 1000).rounded()) }
+            return ClientOutcome(log: [.notice("gc asked by a client\(request.olderThanSeconds.map { " (older than \($0) s)" } ?? "")")],
+                                 flow: [.startGc(requestId: request.requestId, cutoffMs: cutoff)])
         // Blob messages are the blob exchange's (SchedulerServer+Blobs.swift), which takes
         // them before they get here.
         case .hello, .challenge, .auth, .welcome, .error,
              .register, .registered, .heartbeat, .assign, .taskStarted, .taskFinished, .resultAck, .reject,
              .kill, .readLog, .leave, .health, .taskEvent, .taskOutput, .logData,
-             .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted,
+             .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted, .gcResult,
              .blobOffer, .blobAccept, .blobChunk, .blobStored, .blobGet:
             throw .notAClientRequest(message)
         }
@@ -162,6 +169,9 @@ enum ClientRequests {
         let tasks = state.withWaitReasons(page.tasks, nowMs: context.nowMs)
         return .reply(.taskList(.init(requestId: request.requestId, tasks: tasks, next: page.next)), .yieldTurn)
     }
+
+    /// `swarm gc --older-than S`: S within this (about 31 years), finite.
+    static let gcAgeRange = 0.0...1e9
 
     /// The archive a listing reads: none when the filter asks only for states of tasks that
     /// have not ended (those are all in memory), so such a listing never reads the store.

@@ -85,3 +85,28 @@ extension ClusterState {
         return changes
     }
 }
+
+// MARK: Retention
+
+extension ClusterState {
+    /// The finished tasks retention must keep for now (`TaskStore.purgeFinished`'s `keep`):
+    /// those a task in flight names as its `parent`, until it is done. Task dependencies
+    /// (issue 13) add the tasks their queued dependents wait on here. O(tasks in memory).
+    public func referencedIds() -> Set<String> {
+        var ids = Set<String>()
+        for record in tasks.values where !record.info.state.isTerminal {
+            if let parent = record.info.parent { ids.insert(parent) }
+        }
+        return ids
+    }
+
+    /// Whether retention must keep finished task `id` (see `referencedIds`).
+    public func isReferenced(_ id: String) -> Bool { referencedIds().contains(id) }
+
+    /// Finished tasks retention deleted from the store leave memory too (no change to save).
+    public mutating func forget(_ ids: [String]) {
+        let before = tasks.count
+        for id in ids { tasks.forget(id) }
+        orderHoles += before - tasks.count
+    }
+}

@@ -17,6 +17,10 @@ public struct SchedulerConfig: Sendable {
     /// How many finished tasks stay in memory and in `swarm.db` (durable schedulers only:
     /// without a store every task stays in memory).
     public var retention = SchedulerRetention()
+    /// How often a retention step runs (a step deletes at most `retentionBatch` tasks in
+    /// one transaction; while more are past the limits, steps follow every 50 ms).
+    public var retentionIntervalMs: UInt64 = 10_000
+    public var retentionBatch = 500
     public var name = "scheduler"
     /// A connection that has not finished its handshake by then is closed.
     public var handshakeTimeoutMs: UInt64 = 10_000

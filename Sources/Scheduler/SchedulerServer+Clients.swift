@@ -75,6 +75,8 @@ extension SchedulerServer {
             addBlobFigures(cluster: &reply.cluster, workers: &reply.workers)
             reply.scheduler = ProcessUsage.ofSelf(at: clocks.wall())
             deliver(session.connection, .statsReply(reply))
+        case let .startGc(requestId, cutoffMs):
+            startGc(session: session, requestId: requestId, cutoffMs: cutoffMs)
         }
     }
 

@@ -24,6 +24,9 @@ public final class SchedulerServer {
     /// Runs a placement round when the first retry backoff ends (SchedulerServer+Retries.swift).
     var retryTimer: UVTimer?
     var retryTimerDueMs: Int64?
+    /// Retention steps and `swarm gc` requests in progress (SchedulerServer+Retention.swift).
+    var retentionTimer: UVTimer?
+    var gcJobs: [GcJob] = []
     /// The durable state; nil when `config.durable` is off.
     var store: TaskStore?
     /// Messages of this loop turn, sent once its changes are on disk (see `endOfTurn`).
@@ -128,6 +131,7 @@ public final class SchedulerServer {
         tickTimer = tick
         scheduleTimer = try! UVTimer(loop: loop)
         retryTimer = try! UVTimer(loop: loop)
+        startRetention()
         // Restoring may have requeued tasks: place them and save that.
         scheduleSoon()
         return self.address!
@@ -143,6 +147,7 @@ public final class SchedulerServer {
         tickTimer?.close(); tickTimer = nil
         scheduleTimer?.close(); scheduleTimer = nil
         retryTimer?.close(); retryTimer = nil
+        retentionTimer?.close(); retentionTimer = nil
         for session in sessions.values { session.connection.close(reason: "scheduler stopping") }
         sessions = [:]
         workers = [:]

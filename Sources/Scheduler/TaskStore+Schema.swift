@@ -23,7 +23,7 @@ extension TaskStore {
             retry        TEXT
         );
         CREATE INDEX tasks_by_state ON tasks (state, priority DESC, sequence);
-        CREATE INDEX tasks_by_finished ON tasks (finished_at);
+        CREATE INDEX tasks_by_finished ON tasks (finished_at, sequence);
         CREATE TABLE runs (
             task_id     TEXT NOT NULL,
             attempt     INTEGER NOT NULL,
@@ -38,7 +38,18 @@ extension TaskStore {
             PRIMARY KEY (task_id, attempt)
         ) WITHOUT ROWID;
         CREATE INDEX runs_by_node ON runs (node, state);
-        """ + logsTable
+        """ + logsTable + blobRefsTable
+
+    /// Which tasks name which blobs (inputs in their spec, artifacts in their info): a
+    /// finished task's blobs are deleted with it when no kept task names them (retention).
+    static let blobRefsTable = """
+        CREATE TABLE IF NOT EXISTS blob_refs (
+            sha256  TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            PRIMARY KEY (sha256, task_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS blob_refs_by_task ON blob_refs (task_id);
+        """
 
     /// Output of ended tasks as the scheduler received it (also added to databases made
     /// before it existed: a new table, not a new schema version).
@@ -66,6 +77,8 @@ extension TaskStore {
                     try meta.run([.text("schema_version"), .text(String(schemaVersion))])
                     try meta.run([.text("created_at"), .text(String(unixMillis()))])
                 }
+                // WAL mode wrote the header before the pragma could apply: rewrite the (empty) file.
+                if try db.scalar("PRAGMA auto_vacuum") != "2" { try db.execute("VACUUM") }
                 return
             }
             guard try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'") == "1",
@@ -81,7 +94,7 @@ extension TaskStore {
             if version < 4 { try migrateToV4(db) }
             let check = try db.scalar("PRAGMA quick_check") ?? "no answer"
             guard check == "ok" else { throw TaskStoreError.corrupt(path: path, detail: "integrity check: \(check)") }
-            try db.execute(logsTable)
+            try db.execute(logsTable + blobRefsTable)
             if try db.scalar("PRAGMA auto_vacuum") != "2" {
                 // A database made before version 4: one VACUUM rewrites it with incremental
                 // auto-vacuum (a one-time cost, about a second per 100 MB here).
@@ -111,12 +124,19 @@ extension TaskStore {
     }
 
     /// Version 2 or 3 to 4, in one transaction (additive): the index restarts and retention
-    /// find finished tasks by (`tasks_by_finished`). Auto-vacuum is switched on after it
-    /// (`prepareSchema`), as it needs a VACUUM outside any transaction.
+    /// find finished tasks by (`tasks_by_finished`), and `blob_refs` filled from what the
+    /// tasks name. Auto-vacuum is switched on after it (`prepareSchema`), as it needs a
+    /// VACUUM outside any transaction.
     private static func migrateToV4(_ db: SQLiteDatabase) throws(SQLiteError) {
         try db.transaction { () throws(SQLiteError) in
+            try db.execute("CREATE INDEX IF NOT EXISTS tasks_by_finished ON tasks (finished_at, sequence);" + blobRefsTable)
             try db.execute("""
-                CREATE INDEX IF NOT EXISTS tasks_by_finished ON tasks (finished_at);
+                INSERT OR IGNORE INTO blob_refs (sha256, task_id)
+                    SELECT json_extract(j.value, '$.sha256'), t.id FROM tasks t, json_each(t.spec, '$.inputBlobs') j
+                    WHERE json_type(t.spec, '$.inputBlobs') = 'array' AND json_extract(j.value, '$.sha256') IS NOT NULL;
+                INSERT OR IGNORE INTO blob_refs (sha256, task_id)
+                    SELECT json_extract(j.value, '$.sha256'), t.id FROM tasks t, json_each(t.info, '$.artifacts') j
+                    WHERE json_type(t.info, '$.artifacts') = 'array' AND json_extract(j.value, '$.sha256') IS NOT NULL;
                 UPDATE meta SET value = '4' WHERE key = 'schema_version';
                 """)
         }

@@ -72,6 +72,7 @@ public final class TaskStore {
     private let pruneRuns: SQLiteStatement
     private let saveLog: SQLiteStatement
     private let readLog: SQLiteStatement
+    private let addBlobRef: SQLiteStatement
 
     /// `mkdir -p directory`, or what is wrong with the path, in words (which component is
     /// not a directory, or the system's reason), never a Foundation error code.
@@ -136,6 +137,7 @@ public final class TaskStore {
             pruneRuns = try database.prepare("DELETE FROM runs WHERE task_id = ?1 AND attempt <= ?2")
             saveLog = try database.prepare("INSERT OR REPLACE INTO logs (task_id, text) VALUES (?1, ?2)")
             readLog = try database.prepare("SELECT text FROM logs WHERE task_id = ?1")
+            addBlobRef = try database.prepare("INSERT OR IGNORE INTO blob_refs (sha256, task_id) VALUES (?1, ?2)")
         } catch let error as TaskStoreError {
             throw fail(error)
         } catch let error as SQLiteError {
@@ -295,6 +297,10 @@ public final class TaskStore {
         try updateTask.run(common)
         if database.changes == 0 {
             try insertTask.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(Self.specJSON(task.spec))])
+        }
+        // The blobs it names, for retention (`purgeFinished`): its inputs, its artifacts.
+        for sha in (task.spec.inputBlobs ?? []).map(\.sha256) + (info.artifacts ?? []).map(\.sha256) {
+            try addBlobRef.run([.text(sha), .text(info.id)])
         }
     }
 

@@ -43,6 +43,14 @@ struct TaskTable: Sendable {
         if record.info.state.isTerminal { finished.append(record.info.id) }
     }
 
+    /// Drops finished task `id` from memory without marking a change (retention deleted it
+    /// from the store). A task in flight stays.
+    mutating func forget(_ id: String) {
+        guard let record = records[id], record.info.state.isTerminal else { return }
+        records[id] = nil
+        dirty.remove(id)
+    }
+
     /// Drops the oldest finished tasks until at most `keep` are in memory, and returns their
     /// ids. Call right after `takeChanges()`: a dropped task's last state is then in the
     /// changes the store is about to save (the durable scheduler's store is where it lives on).

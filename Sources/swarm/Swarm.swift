@@ -55,7 +55,7 @@ struct Swarm: ParsableCommand {
         subcommands: [
             SchedulerCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             WaitCommand.self, FetchCommand.self, TasksCommand.self, NodesCommand.self, CancelCommand.self, LogsCommand.self,
-            StatsCommand.self, DrainCommand.self, RerunCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
+            StatsCommand.self, DrainCommand.self, RerunCommand.self, GcCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
 }

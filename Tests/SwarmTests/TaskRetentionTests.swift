@@ -6,7 +6,7 @@ import SwarmProtocol
 /// in flight and the last `inMemoryFinished` finished ones; the rest are answered from the
 /// store (here a fake one: every saved snapshot, as `TaskStore` keeps them).
 @Suite struct TaskRetentionTests {
-    static let context = ClientRequestContext(nowMs: 5_000, at: 1_700_000_000_000)
+    static var context: ClientRequestContext { ClientRequestContext(nowMs: 5_000, at: 1_700_000_000_000) }
 
     /// The store's stand-in: every task as last saved.
     struct FakeStore {
