@@ -15,6 +15,7 @@ extension SchedulerServer {
             throw error
         }
         self.store = store
+        let readMs = clocks.monotonic() - startMs
         state = ClusterState(settings: settings, restoring: saved.tasks, lastSequence: saved.lastSequence,
                              nowMs: clocks.monotonic(), at: clocks.wall())
         guard !saved.tasks.isEmpty else {
@@ -27,7 +28,7 @@ extension SchedulerServer {
         let workers = Set(saved.tasks.filter { $0.info.state == .running }.compactMap(\.info.node)).count
         let ended = saved.tasks.count - (counts[.queued] ?? 0) - running
         let awaiting = running == 0 ? "" : " (kept if their workers report them within \(config.settings.lostAfterMs) ms)"
-        logger.notice("restored \(saved.tasks.count) tasks from \(store.path) in \(clocks.monotonic() - startMs) ms: \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s)\(awaiting), \(ended) recently ended (older ones are read from the database when asked for)")
+        logger.notice("restored \(saved.tasks.count) tasks from \(store.path) in \(clocks.monotonic() - startMs) ms (\(readMs) ms reading them): \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s)\(awaiting), \(ended) recently ended (older ones are read from the database when asked for)")
     }
 
     /// Finished tasks that left memory, as the store has them (none without a store).

@@ -12,14 +12,17 @@ extension TaskStore {
     /// What a restart needs: every task that has not ended, and the `recentFinished` that
     /// ended last (by `finished_at`), with their runs, in submission order; and the highest
     /// submission number given (new tasks come after it). Rows read: those tasks and their
-    /// runs, through `tasks_by_state`, `tasks_by_finished` and the runs' primary key.
+    /// runs, through `tasks_by_state`, `tasks_by_finished` (walked from its newest end; the
+    /// `+state` keeps SQLite from choosing `tasks_by_state` and sorting every finished task)
+    /// and the runs' primary key.
     public func loadRestart(recentFinished: Int) throws(TaskStoreError) -> (tasks: [TaskSnapshot], lastSequence: UInt64) {
         do {
             var tasks = try rows("SELECT id, sequence, spec, info, retry FROM tasks WHERE state IN (\(Self.openStates))", [])
             if recentFinished > 0 {
                 tasks += try rows("""
-                    SELECT id, sequence, spec, info, retry FROM tasks WHERE state IN (\(Self.endedStates))
-                    ORDER BY finished_at DESC LIMIT ?1
+                    SELECT id, sequence, spec, info, retry FROM tasks
+                    WHERE finished_at IS NOT NULL AND +state IN (\(Self.endedStates))
+                    ORDER BY finished_at DESC, sequence DESC LIMIT ?1
                     """, [.int(recentFinished)])
             }
             tasks.sort { $0.sequence < $1.sequence }

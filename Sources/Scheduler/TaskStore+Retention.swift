@@ -45,10 +45,11 @@ extension TaskStore {
     private func purgeBound(cutoffMs: Int64?, maxFinished: Int?) throws(SQLiteError) -> (Int64, Int64)? {
         var bound: (Int64, Int64)? = cutoffMs.map { ($0, 0) }
         if let maxFinished {
-            // The newest task beyond the limit: it and everything older go. An index walk of
-            // `maxFinished` entries.
+            // The newest task beyond the limit: it and everything older go. A walk of
+            // `maxFinished` entries of the covering index alone (only finished tasks have a
+            // `finished_at`: a requeue clears it; the deletion itself checks the state).
             let query = try statement("""
-                SELECT finished_at, sequence FROM tasks WHERE state IN (\(Self.endedStates)) AND finished_at IS NOT NULL
+                SELECT finished_at, sequence FROM tasks WHERE finished_at IS NOT NULL
                 ORDER BY finished_at DESC, sequence DESC LIMIT 1 OFFSET ?1
                 """)
             defer { query.reset() }
@@ -64,7 +65,7 @@ extension TaskStore {
     private func purge(below bound: (Int64, Int64), batch: Int, keep: (String) -> Bool) throws(SQLiteError) -> PurgeReport {
         var report = PurgeReport()
         let candidates = try statement("""
-            SELECT id FROM tasks WHERE (finished_at, sequence) < (?1, ?2) AND state IN (\(Self.endedStates))
+            SELECT id FROM tasks WHERE (finished_at, sequence) < (?1, ?2) AND +state IN (\(Self.endedStates))
             ORDER BY finished_at, sequence LIMIT ?3
             """)
         var ids: [String] = []
