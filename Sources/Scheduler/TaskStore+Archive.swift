@@ -17,14 +17,8 @@ extension TaskStore {
     /// and the runs' primary key.
     public func loadRestart(recentFinished: Int) throws(TaskStoreError) -> (tasks: [TaskSnapshot], lastSequence: UInt64) {
         do {
-            var tasks = try rows("SELECT id, sequence, spec, info, retry FROM tasks WHERE state IN (\(Self.openStates))", [])
-            if recentFinished > 0 {
-                tasks += try rows("""
-                    SELECT id, sequence, spec, info, retry FROM tasks
-                    WHERE finished_at IS NOT NULL AND +state IN (\(Self.endedStates))
-                    ORDER BY finished_at DESC, sequence DESC LIMIT ?1
-                    """, [.int(recentFinished)])
-            }
+            var tasks = try rows(Self.restartQueries[0], [])
+            if recentFinished > 0 { tasks += try rows(Self.restartQueries[1], [.int(recentFinished)]) }
             tasks.sort { $0.sequence < $1.sequence }
             for i in tasks.indices { tasks[i].runs = try runs(of: tasks[i].info.id) }
             let last = try statement("SELECT max(sequence) FROM tasks")
@@ -38,6 +32,24 @@ extension TaskStore {
         } catch {
             throw .corrupt(path: path, detail: "\(error)")
         }
+    }
+
+    /// What a restart reads: the tasks in flight, then the `?1` that finished last.
+    static let restartQueries = [
+        "SELECT id, sequence, spec, info, retry FROM tasks WHERE state IN (\(openStates))",
+        """
+        SELECT id, sequence, spec, info, retry FROM tasks
+        WHERE finished_at IS NOT NULL AND +state IN (\(endedStates))
+        ORDER BY finished_at DESC, sequence DESC LIMIT ?1
+        """,
+    ]
+
+    /// `EXPLAIN QUERY PLAN` of `sql`, its lines joined (tests check that an index is used).
+    func queryPlan(_ sql: String) throws(SQLiteError) -> String {
+        let plan = try database.prepare("EXPLAIN QUERY PLAN " + sql)
+        var lines: [String] = []
+        while try plan.step() { lines.append(plan.string(3) ?? "") }
+        return lines.joined(separator: "; ")
     }
 
     /// The stored tasks as `ClusterState` asks for those that left memory. A read that fails

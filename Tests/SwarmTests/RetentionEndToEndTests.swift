@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+import SwarmClient
+import SwarmProtocol
+@testable import SwarmScheduler
+
+/// Issue 14 items 1 and 2 through a real scheduler and client: with 2 finished tasks kept in
+/// memory, `status`, `wait`, `logs`, `cancel`, `rerun` and `tasks` of older ones are answered
+/// from swarm.db; `swarm gc --older-than 0` then deletes every finished task.
+@Suite struct RetentionEndToEndTests {
+    @Test func oldTasksAreReadFromTheDatabaseAndGcDeletesThem() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = SchedulerConfig()
+        config.durable = true
+        config.stateDir = dir
+        config.retention.inMemoryFinished = 2
+        let scheduler = InProcessScheduler(config)
+        defer { #expect(scheduler.stop() == nil) }
+        let client = try SwarmClient(address: scheduler.address, token: nil)
+        // No worker: each task is cancelled while queued, so it finishes at once.
+        let ids = (1...6).map { "old-\($0)" }
+        for id in ids {
+            _ = try client.submit(TaskSpec(id: id, command: ["true"]))
+            _ = try client.cancel(id)
+        }
+        _ = try client.submit(TaskSpec(id: "open", command: ["true"]))
+        let inMemory = scheduler.onLoop { $0.state.tasksInMemory }
+        #expect(inMemory == 3, "2 finished + 1 queued")
+        #expect(try client.status("old-1").state == .cancelled)
+        #expect(try client.wait(["old-1", "old-2"]).map(\.state) == [.cancelled, .cancelled])
+        #expect(try client.cancel("old-1").state == .cancelled)
+        var text = ""
+        #expect(try client.logs("old-1", follow: false) { text += $0 } == .cancelled)
+        #expect(try client.listTasks().map(\.id) == ids + ["open"])
+        #expect(try client.listTasks(filter: TaskFilter(states: [.queued])).tasks.map(\.id) == ["open"])
+        let page = try client.listTasksPage(after: "old-2", limit: 2)
+        #expect(page.tasks.map(\.id) == ["old-3", "old-4"])
+        #expect(try client.rerun("old-1") == "old-1.r1")
+        #expect(throws: ClientError.self) { try client.submit(TaskSpec(id: "old-3", command: ["true"])) }
+
+        let result = try client.gc(olderThanSeconds: 0)
+        #expect(result.tasks == 6)
+        #expect(result.dbBytesBefore > 0 && result.dbBytesAfter > 0)
+        #expect(throws: ClientError.self) { try client.status("old-1") }
+        #expect(try client.listTasks().map(\.id) == ["open", "old-1.r1"])
+        // A task's credential may not gc.
+        let reader = try LogRelayServerTests.connect(scheduler.port, role: .client, name: ClusterToken.taskNamePrefix + "open")
+        reader.socket.send(.gc(.init(requestId: 9)))
+        let refused = reader.until { if case .error(let e) = $0 { e.reason } else { nil } }
+        #expect(refused?.contains("may not delete") == true)
+    }
+}
