@@ -6,7 +6,8 @@
 # listening).
 #
 # usage: scripts/soak.sh [--tasks N] [--quick] [--batches B] [--output BYTES] [--bin PATH] [--dir DIR] [--config FILE]
-#   defaults: 1,000,000 tasks (100,000 with --quick), 10 batches, 2048 bytes, the release
+#   defaults: 1,000,000 tasks (100,000 with --quick), 10 batches, 2048 bytes (0: the task is
+#   `true`), the release
 #   build's swarm, a new directory under /tmp. --config: a cluster.json for the scheduler
 #   (its scheduler.retention, for one).
 set -euo pipefail
@@ -63,8 +64,9 @@ for b in $(seq 1 "$batches"); do
   file="$dir/batch.jsonl"
   python3 -c "
 import json, sys
+command = ['sh', '-c', sys.argv[1]] if int(sys.argv[2]) > 0 else ['true']
 for i in range($per):
-    print(json.dumps({'command': ['sh', '-c', sys.argv[1]]}))" "$line" > "$file"
+    print(json.dumps({'command': command}))" "$line" "$output" > "$file"
   "$bin" submit --scheduler "$addr" --file "$file" --wait > /dev/null 2>&1 || true
   done_n=$((done_n + per))
   t0=$(date +%s.%N)

@@ -20,7 +20,8 @@ extension TaskStore {
             var tasks = try rows(Self.restartQueries[0], [])
             if recentFinished > 0 { tasks += try rows(Self.restartQueries[1], [.int(recentFinished)]) }
             tasks.sort { $0.sequence < $1.sequence }
-            for i in tasks.indices { tasks[i].runs = try runs(of: tasks[i].info.id) }
+            // A task never placed (attempts 0: most queued ones) has no runs to look up.
+            for i in tasks.indices where tasks[i].info.attempts > 0 { tasks[i].runs = try runs(of: tasks[i].info.id) }
             let last = try statement("SELECT max(sequence) FROM tasks")
             defer { last.reset() }
             let lastSequence = try last.step() ? UInt64(max(0, last.int64(0) ?? 0)) : 0
