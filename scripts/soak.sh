@@ -27,6 +27,7 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$bin" ] || { echo "soak.sh: no swarm binary at $bin (swift build -c release)" >&2; exit 1; }
 dir=${dir:-$(mktemp -d /tmp/swarm-soak-XXXXXX)}
+mkdir -p "$dir"
 port=$((20000 + RANDOM % 20000))
 addr=127.0.0.1:$port
 pids=()

@@ -215,7 +215,10 @@ public final class SwarmClient {
     /// limits, and those finished more than `olderThanSeconds` ago, are deleted with their
     /// runs, logs and blobs no kept task names. Returns what was removed.
     public func gc(olderThanSeconds: Double? = nil) throws(ClientError) -> Message.GcResult {
-        guard case .gcResult(let reply) = try request({ .gc(.init(requestId: $0, olderThanSeconds: olderThanSeconds)) }) else {
+        // No timeout: a large deletion takes as many small steps as it needs (the scheduler
+        // keeps serving meanwhile); a lost connection is still an error.
+        guard case .gcResult(let reply) = try request({ .gc(.init(requestId: $0, olderThanSeconds: olderThanSeconds)) },
+                                                      timeoutSeconds: nil, what: "waiting for gc") else {
             throw .server(.unexpected, "unexpected reply to gc")
         }
         return reply

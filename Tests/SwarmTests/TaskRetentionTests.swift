@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SwarmScheduler
 import SwarmProtocol
@@ -169,5 +170,32 @@ import SwarmProtocol
         _ = try state.submit(TaskSpec(id: "new", command: ["true"]), at: 1, archive: store.archive)
         let changes = state.takeChanges()
         #expect(changes.tasks.first { $0.info.id == "new" }?.sequence == 11)
+    }
+}
+
+/// The measurement behind README's retention figures (run with SWARM_RETENTION_RSS=1): the
+/// process's resident size after 20,000 and 100,000 finished tasks (2 KiB output tail each)
+/// with 5,000 kept in memory, and with every task kept (before issue 14). Prints; asserts only
+/// the bounded count (a size is no test).
+@Suite struct TaskRetentionMeasurement {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["SWARM_RETENTION_RSS"] != nil))
+    func residentSizeAfter20kAnd100kFinishedTasks() throws {
+        for keep in [5_000, nil] as [Int?] {
+            var state = ClusterState(settings: TaskRetentionTests.settings(keep: keep))
+            let output = String(repeating: String(repeating: "x", count: 63) + "\n", count: 32)
+            var line = "keep \(keep.map(String.init) ?? "all"):"
+            for n in 1...100_000 {
+                let id = "t\(n)"
+                _ = try state.submit(TaskSpec(id: id, command: ["true"]), at: Int64(n))
+                _ = try state.cancel(id, at: Int64(n))
+                state.tasks[id]?.info.output = output
+                if n % 500 == 0 { _ = state.takeChanges() }
+                if n == 20_000 || n == 100_000 {
+                    line += " after \(n): \(residentKiB() / 1024) MiB RSS, \(state.tasksInMemory) tasks in memory;"
+                }
+            }
+            print(line)
+            if keep != nil { #expect(state.tasksInMemory == 5_000) }
+        }
     }
 }
