@@ -17,6 +17,10 @@ struct ClientRequestContext {
     var allWaits = WaiterTable.Load()
     /// The size of a blob the scheduler holds (nil: not held), for tasks naming inputs.
     var heldBlobSize: (String) -> Int64? = { _ in nil }
+    /// The final state of a task the cluster state no longer holds in memory, as the store
+    /// has it (nil: no such task, or not ended): how a dependency on a finished task that left
+    /// memory is recognized (issue 14). While every task is in memory it finds nothing.
+    var endedTaskState: (String) -> TaskState? = { _ in nil }
 }
 
 /// What the shell does for one client request (`ClientRequests.handle`), as data. The shell

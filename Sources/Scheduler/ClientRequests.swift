@@ -65,15 +65,30 @@ enum ClientRequests {
     private static func submit(_ submit: Message.Submit, state: inout ClusterState,
                                context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         try checkInputBlobs([submit.task], state: state, context: context)
-        let id = try refusing { () throws(SchedulerError) in try state.submit(submit.task, at: context.at) }
+        let ended = endedDependencies([submit.task], state: state, context: context)
+        let id = try refusing { () throws(SchedulerError) in try state.submit(submit.task, at: context.at, ended: ended) }
         return .reply(.submitted(.init(requestId: submit.requestId, id: id)), .scheduleSoon)
     }
 
     private static func submitBatch(_ batch: Message.SubmitBatch, state: inout ClusterState,
                                     context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         try checkInputBlobs(batch.tasks, state: state, context: context)
-        let (ids, existing) = try refusing { () throws(SchedulerError) in try state.submitBatch(batch.tasks, at: context.at) }
+        let ended = endedDependencies(batch.tasks, state: state, context: context)
+        let (ids, existing) = try refusing { () throws(SchedulerError) in
+            try state.submitBatch(batch.tasks, at: context.at, ended: ended)
+        }
         return .reply(.batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)), .scheduleSoon)
+    }
+
+    /// The final states, from the store, of the dependencies `specs` name that the cluster
+    /// state does not hold (ClusterState+Dependencies.swift).
+    private static func endedDependencies(_ specs: [TaskSpec], state: ClusterState,
+                                          context: ClientRequestContext) -> [String: TaskState] {
+        var ended: [String: TaskState] = [:]
+        for id in state.unknownDependencies(of: specs) {
+            if let found = context.endedTaskState(id), found.isTerminal { ended[id] = found }
+        }
+        return ended
     }
 
     /// `swarm rerun`: the finished task's spec (`ClusterState.rerunSpec`, its stored inputs

@@ -15,9 +15,17 @@ extension ClusterState {
     /// process's start), holds on refusing workers are not kept, and a task waiting out a
     /// retry backoff waits it whole again from the first placement round. `at` (wall) dates
     /// what ends here.
-    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], nowMs: Int64, at: Int64) {
+    ///
+    /// A queued task with dependencies waits again for those that have not ended (the reverse
+    /// index is rebuilt from the tasks that have not ended), or is released or ends
+    /// `dependency_failed` by those that have: held in `saved`, or in `ended` (the final states
+    /// the shell's store holds of dependencies not in `saved`: `unknownDependencies(of:)`).
+    /// Those ends reach the shell from the first `schedule`.
+    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], nowMs: Int64, at: Int64,
+                ended: [String: TaskState] = [:]) {
         self.init(settings: settings)
         var orphans: [String] = []
+        var waiting: [String] = []
         for task in saved.sorted(by: { $0.sequence < $1.sequence }) {
             let id = task.info.id
             // The model it was resolved to at submit (a runtime's default) is in its metrics.
@@ -25,11 +33,13 @@ extension ClusterState {
             if let runtime = task.spec.runtime, request.model == nil, !task.info.state.isTerminal {
                 runtimeCatalog.unresolved[runtime, default: []].insert(id)
             }
+            let waits = task.info.state == .queued && task.retry.backoff == nil && !task.spec.dependencies.isEmpty
             // A cancel asked for while it ran is remembered through its reason.
             tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
                                      cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
                                      specBytes: task.info.state.isTerminal ? 0 : FrameBudget.admissionSize(of: task.spec),
-                                     retry: task.retry, runs: Array(task.runs.suffix(TaskRun.maxKept))))
+                                     retry: task.retry, runs: Array(task.runs.suffix(TaskRun.maxKept)),
+                                     waitsForDependencies: waits))
             order.append(id)
             nextSequence = max(nextSequence, task.sequence)
             if !task.info.state.isTerminal, let node = task.retry.avoidNode { avoiding[id] = node }
@@ -38,6 +48,8 @@ extension ClusterState {
                 if let backoff = task.retry.backoff {
                     // Waited out whole again, from the first placement round.
                     backoffs.add(id, delayMs: backoff.delayMs)
+                } else if waits {
+                    waiting.append(id)
                 } else {
                     queue.push(id: id, request: request, sequence: task.sequence)
                 }
@@ -56,6 +68,8 @@ extension ClusterState {
             }
         }
         for id in orphans { requeue(id, reason: "it was running on no known worker", at: at) }
+        // Once every task is back: a dependency may come later in submission order.
+        settleLater(waiting.filter { wireDependencies($0, ended: ended, at: at) }, at: at)
     }
 
     /// True when something changed since the last `takeChanges()`.

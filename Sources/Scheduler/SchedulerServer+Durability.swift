@@ -15,7 +15,8 @@ extension SchedulerServer {
             throw error
         }
         self.store = store
-        state = ClusterState(settings: config.settings, restoring: saved, nowMs: clocks.monotonic(), at: clocks.wall())
+        state = ClusterState(settings: config.settings, restoring: saved, nowMs: clocks.monotonic(), at: clocks.wall(),
+                             ended: Self.endedDependencies(of: saved, in: store))
         guard !saved.isEmpty else {
             logger.info("state in \(store.path) (new or empty)")
             return
@@ -27,6 +28,20 @@ extension SchedulerServer {
         let ended = saved.count - (counts[.queued] ?? 0) - running
         let awaiting = running == 0 ? "" : " (kept if their workers report them within \(config.settings.lostAfterMs) ms)"
         logger.notice("restored \(saved.count) tasks from \(store.path) in \(clocks.monotonic() - startMs) ms: \(counts[.queued] ?? 0) queued, \(running) running on \(workers) worker(s)\(awaiting), \(ended) ended")
+    }
+
+    /// The final states the store holds of dependencies that queued tasks of `saved` name but
+    /// `saved` lacks (ClusterState+Dependencies.swift): none while every task is loaded; the
+    /// seam for finished tasks that stay only in the store (issue 14).
+    static func endedDependencies(of saved: [TaskSnapshot], in store: TaskStore) -> [String: TaskState] {
+        let held = Set(saved.lazy.map(\.info.id))
+        var ended: [String: TaskState] = [:]
+        for task in saved where task.info.state == .queued {
+            for dependency in task.spec.dependencies where !held.contains(dependency.id) && ended[dependency.id] == nil {
+                if let state = store.endedState(of: dependency.id) { ended[dependency.id] = state }
+            }
+        }
+        return ended
     }
 
     /// Saves the changes made since the last save, in one transaction. If that fails the

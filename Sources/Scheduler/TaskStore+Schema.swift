@@ -37,7 +37,20 @@ extension TaskStore {
             PRIMARY KEY (task_id, attempt)
         ) WITHOUT ROWID;
         CREATE INDEX runs_by_node ON runs (node, state);
-        """ + logsTable
+        """ + logsTable + dependenciesTable
+
+    /// Version 3: what each task waits for (its spec's `after`, `any_end` 0, and `afterAny`,
+    /// `any_end` 1), written with the task; indexed by dependency, so the tasks waiting for one
+    /// can be found without reading every spec (once finished tasks leave memory, issue 14).
+    static let dependenciesTable = """
+        CREATE TABLE dependencies (
+            task_id       TEXT NOT NULL,
+            dependency_id TEXT NOT NULL,
+            any_end       INTEGER NOT NULL,
+            PRIMARY KEY (task_id, dependency_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX dependencies_by_dependency ON dependencies (dependency_id);
+        """
 
     /// Output of ended tasks as the scheduler received it (also added to databases made
     /// before it existed: a new table, not a new schema version).
@@ -70,8 +83,8 @@ extension TaskStore {
                 throw TaskStoreError.notASwarmDatabase(path: path, detail: "it has tables but no swarm schema version")
             }
             if version > schemaVersion { throw TaskStoreError.newerSchema(path: path, found: version, supported: schemaVersion) }
-            if version == 1 { try migrate(db) }
-            guard version == 1 || version == schemaVersion else {
+            if version < schemaVersion { try migrate(db, from: version) }
+            guard version >= 1 && version <= schemaVersion else {
                 throw TaskStoreError.notASwarmDatabase(path: path, detail: "unknown schema version \(version)")
             }
             let check = try db.scalar("PRAGMA quick_check") ?? "no answer"
@@ -86,17 +99,22 @@ extension TaskStore {
         }
     }
 
-    /// Version 1 to 2, in one transaction: new columns, empty for what is already there (a
-    /// task without a retry state has had no retries; `loadTasks` counts its node losses
-    /// from its attempts, the rule version 1 applied).
-    private static func migrate(_ db: SQLiteDatabase) throws(SQLiteError) {
+    /// Versions 1 and 2 to 3, in one transaction, additively. 1 to 2: new columns, empty
+    /// for what is already there (a task without a retry state has had no retries;
+    /// `loadTasks` counts its node losses from its attempts, the rule version 1 applied).
+    /// 2 to 3: the `dependencies` table, empty (no task before it had dependencies).
+    private static func migrate(_ db: SQLiteDatabase, from version: Int) throws(SQLiteError) {
+        guard version >= 1 else { return }
         try db.transaction { () throws(SQLiteError) in
-            try db.execute("""
-                ALTER TABLE tasks ADD COLUMN retry TEXT;
-                ALTER TABLE runs ADD COLUMN exit_code INTEGER;
-                ALTER TABLE runs ADD COLUMN signal INTEGER;
-                UPDATE meta SET value = '2' WHERE key = 'schema_version';
-                """)
+            if version < 2 {
+                try db.execute("""
+                    ALTER TABLE tasks ADD COLUMN retry TEXT;
+                    ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+                    ALTER TABLE runs ADD COLUMN signal INTEGER;
+                    """)
+            }
+            try db.execute(dependenciesTable)
+            try db.execute("UPDATE meta SET value = '\(schemaVersion)' WHERE key = 'schema_version'")
         }
     }
 }
