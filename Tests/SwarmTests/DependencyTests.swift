@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SwarmProtocol
 @testable import SwarmScheduler
@@ -244,5 +245,43 @@ import Testing
         #expect(restored.queuedCount == 1)
         #expect(RetryTests.ended(restored.schedule(nowMs: 0, at: Self.t0)) == ["d"])
         Self.check(restored)
+    }
+
+    // MARK: Store
+
+    @Test func theStoreKeepsEachEdgeOnceAndAnswersEndedStates() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = try Self.cluster()
+        _ = try state.submitBatch([Self.spec("a"), Self.spec("b", after: ["a", "a"], any: ["a"]), Self.spec("c", any: ["a", "b"])], at: Self.t0)
+        let store = try TaskStore(directory: dir)
+        try store.save(state.takeChanges(), at: Self.t0)
+        _ = Self.placed(&state)
+        _ = Self.finish(&state, "a", .failed)
+        try store.save(state.takeChanges(), at: Self.t0)
+        #expect(store.endedState(of: "a") == .failed && store.endedState(of: "b") == .dependencyFailed)
+        #expect(store.endedState(of: "c") == nil && store.endedState(of: "nope") == nil)
+        store.close()
+        let db = try SQLiteDatabase(path: dir + "/swarm.db", readOnly: true)
+        let rows = try db.prepare("SELECT task_id, dependency_id, any_end FROM dependencies ORDER BY task_id, dependency_id")
+        var edges: [String] = []
+        while try rows.step() { edges.append("\(rows.string(0)!)<\(rows.string(1)!):\(rows.int64(2)!)") }
+        #expect(edges == ["b<a:0", "c<a:1", "c<b:1"])
+    }
+
+    @Test func aVersionTwoStateDirectoryGetsTheDependenciesTable() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try TaskStore(directory: dir).close()
+        try SQLiteDatabase(path: dir + "/swarm.db").execute("DROP TABLE dependencies; UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        let store = try TaskStore(directory: dir)
+        var state = RetryTests.state()
+        _ = try state.submitBatch([Self.spec("a"), Self.spec("b", after: ["a"])], at: Self.t0)
+        try store.save(state.takeChanges(), at: Self.t0)
+        #expect(try store.loadTasks().map(\.spec.after) == [nil, ["a"]])
+        store.close()
+        let db = try SQLiteDatabase(path: dir + "/swarm.db", readOnly: true)
+        #expect(try db.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == "3")
+        #expect(try db.scalar("SELECT count(*) FROM dependencies") == "1")
     }
 }
