@@ -44,6 +44,7 @@ enum ClientPolicy {
         switch message {
         case .submit(var submit):
             submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state)
+            try dependencies([submit.task], root: root, state: state)
             return .submit(submit)
         case .submitBatch(var batch):
             var parents: [String: String] = [:]
@@ -51,6 +52,7 @@ enum ClientPolicy {
             for i in batch.tasks.indices {
                 batch.tasks[i].parent = try parent(batch.tasks[i], root: root, batch: parents, state: state)
             }
+            try dependencies(batch.tasks, root: root, state: state)
             return .submitBatch(batch)
         case .status(let ref), .cancel(let ref):
             try mustSee(ref.id, root: root, state: state)
@@ -84,6 +86,17 @@ enum ClientPolicy {
     static func canSee(_ id: String, identity: ClientIdentity, state: ClusterState) -> Bool {
         guard case .task(let root) = identity else { return true }
         return state.isInSubtree(id, of: root)
+    }
+
+    /// A task's credential may wait only for tasks it can see (its subtree) or of the same
+    /// batch: a dependency's end would otherwise tell it about tasks outside its reach.
+    private static func dependencies(_ specs: [TaskSpec], root: String, state: ClusterState) throws(ClientRefusal) {
+        let batch = Set(specs.compactMap(\.id))
+        for spec in specs {
+            for dependency in spec.dependencies where !batch.contains(dependency.id) {
+                try mustSee(dependency.id, root: root, state: state)
+            }
+        }
     }
 
     /// A task unknown to the scheduler is left to the request's own "no task" answer.

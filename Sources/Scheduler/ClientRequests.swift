@@ -125,8 +125,11 @@ enum ClientRequests {
         var outcome = ClientOutcome()
         let before = try refusing { () throws(SchedulerError) in try state.task(ref.id) }
         if !before.state.isTerminal {
+            // Tasks waiting for it may be released: a placement round then.
+            let waitedFor = state.hasDependents(ref.id)
             outcome.directives = try refusing { () throws(SchedulerError) in try state.cancel(ref.id, at: context.at) }
             outcome.log = [.notice("task \(PeerText.safe(ref.id)) cancelled by a client")]
+            if waitedFor { outcome.flow = [.scheduleSoon] }
         }
         let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id, nowMs: context.nowMs) }
         outcome.replies = [.taskInfo(.init(requestId: ref.requestId, task: info))]

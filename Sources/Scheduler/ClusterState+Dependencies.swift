@@ -107,6 +107,11 @@ extension ClusterState {
         undelivered += settled(ended.map { .taskEnded(id: $0) }, at: at)
     }
 
+    /// Whether tasks wait (or waited) for `id`: its end may release some.
+    public func hasDependents(_ id: String) -> Bool {
+        dependencies.dependents[id] != nil
+    }
+
     /// "waiting for build-3 (running)", "... and 4 more": the first dependency (as named,
     /// `after` first) that has not ended, and how many others have not.
     func dependencyReason(_ id: String) -> String {

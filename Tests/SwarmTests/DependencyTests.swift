@@ -284,4 +284,27 @@ import Testing
         #expect(try db.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == "3")
         #expect(try db.scalar("SELECT count(*) FROM dependencies") == "1")
     }
+
+    // MARK: Client requests
+
+    @Test func aTaskCredentialWaitsOnlyForItsSubtreeAndTheStoreIsAskedForTheRest() throws {
+        typealias C = ClientRequestsTests
+        var state = try C.state()  // r -> c; o outside r's subtree
+        let outside = try #require(try C.refusal(.submit(.init(requestId: 1, task: Self.spec("x", after: ["o"]))), as: .task("r")))
+        #expect(outside.reason.contains("task 'o' is outside the subtree of task 'r'"))
+        let inside = C.handle(.submitBatch(.init(requestId: 2, tasks: [Self.spec("y", after: ["c", "z"]), Self.spec("z")])), as: .task("r"), &state)
+        #expect(inside.refusal == nil)
+        #expect(try state.task("y").parent == "r")
+        // An id the state does not hold is looked up through the shell (issue 14's seam).
+        var context = C.context
+        var asked: [String] = []
+        context.endedTaskState = { id in asked.append(id); return id == "archived" ? .succeeded : nil }
+        let found = C.handle(.submit(.init(requestId: 3, task: Self.spec("w", after: ["archived", "o"]))), &state, context)
+        #expect(found.refusal == nil && asked == ["archived"])
+        let missing = C.handle(.submit(.init(requestId: 4, task: Self.spec("v", any: ["gone"]))), &state, context)
+        #expect(missing.refusal?.reason == "invalid task: dependency 'gone' is not a known task (nor one of this batch)")
+        // Cancelling a task others wait for asks for a placement round (they may be released).
+        let cancel = C.handle(.cancel(.init(requestId: 5, id: "o")), &state)
+        #expect(cancel.flow == [.scheduleSoon] && cancel.directives == [.taskEnded(id: "o"), .taskEnded(id: "w")])
+    }
 }
