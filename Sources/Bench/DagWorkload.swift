@@ -66,6 +66,8 @@ public struct DagWorkload: Workload {
         BatchMeasure.addUsage(&run, before: before, after: after)
         let gaps = Self.layerGapsMs(infos, layers: layerIds)
         let gap = Percentiles(gaps)
+        // The scheduler's part of it: to the next layer's first placement (its `placedAt`, ms).
+        let placing = Percentiles(Self.layerGapsMs(infos, layers: layerIds, toPlacement: true))
         let perEdgeUs = run.schedulerCpuMs.map { $0 * 1000 / Double(max(1, edges)) }
         context.progress.end("dag: gap p50 \(Self.ms(gap?.p50)), p95 \(Self.ms(gap?.cdf[95])); scheduler "
             + "\(perEdgeUs.map { String(format: "%.2f µs", $0) } ?? "-") CPU per released edge")
@@ -75,6 +77,8 @@ public struct DagWorkload: Workload {
             ["layer gap p50 (last end -> next first start)", Self.ms(gap?.p50)],
             ["layer gap p95", Self.ms(gap?.cdf[95])],
             ["layer gap max", Self.ms(gap?.max)],
+            ["of which to the first placement, p50 (ms resolution)", Self.ms(placing?.p50)],
+            ["of which to the first placement, p95", Self.ms(placing?.cdf[95])],
             ["scheduler CPU per released edge", perEdgeUs.map { String(format: "%.2f µs", $0) } ?? "-"],
             ["scheduler CPU per task", run.schedulerCpuMs.map { String(format: "%.1f µs", $0 * 1000 / Double(all.count)) } ?? "-"],
             ["wall time", String(format: "%.2f s", wallSeconds)],
@@ -89,14 +93,15 @@ public struct DagWorkload: Workload {
     }
 
     /// For each layer after the first: its first start minus the previous layer's last end,
-    /// in ms (the workers' `startedAtUs` / `exitedAtUs`). A boundary with a task missing
-    /// either time is left out.
-    static func layerGapsMs(_ infos: [TaskInfo], layers: [[String]]) -> [Double] {
-        let byId = Dictionary(infos.map { ($0.id, $0.metrics) }, uniquingKeysWith: { a, _ in a })
+    /// in ms (the workers' `startedAtUs` / `exitedAtUs`); `toPlacement`: its first placement
+    /// instead (the scheduler's `placedAt`, whole ms). A boundary with a task missing either
+    /// time is left out.
+    static func layerGapsMs(_ infos: [TaskInfo], layers: [[String]], toPlacement: Bool = false) -> [Double] {
+        let byId = Dictionary(infos.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var gaps: [Double] = []
         for k in layers.indices.dropFirst() {
-            let ends = layers[k - 1].compactMap { byId[$0]?.exitedAtUs }
-            let starts = layers[k].compactMap { byId[$0]?.startedAtUs }
+            let ends = layers[k - 1].compactMap { byId[$0]?.metrics.exitedAtUs }
+            let starts = layers[k].compactMap { id in toPlacement ? byId[id]?.placedAt.map { $0 * 1000 } : byId[id]?.metrics.startedAtUs }
             guard ends.count == layers[k - 1].count, starts.count == layers[k].count,
                   let lastEnd = ends.max(), let firstStart = starts.min() else { continue }
             gaps.append(Double(firstStart - lastEnd) / 1000)
