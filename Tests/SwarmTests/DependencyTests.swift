@@ -166,6 +166,9 @@ import Testing
         #expect(throws: SchedulerError.invalidTask("task 1: dependency 'x' is not a known task (nor one of this batch)")) {
             try state.submitBatch([Self.spec("a", after: ["b", "x"]), Self.spec("b")], at: Self.t0)
         }
+        // dependency_failed has no run to retry: --retry-on refuses it.
+        #expect(RetryPolicy.problem(retries: 1, retryOn: ["dependency_failed"], retryBackoff: nil)?
+            .hasPrefix("retryOn: 'dependency_failed' is not a state a run is retried from") == true)
         #expect(state.listTasks().isEmpty)
         // A task may name one later in its batch.
         _ = try state.submitBatch([Self.spec("a", after: ["b"]), Self.spec("b")], at: Self.t0)
