@@ -27,12 +27,37 @@ public struct DagWorkload: Workload {
                 + "first start (the workers' clocks); the scheduler's CPU is over the whole run, divided by the edges released.")
         report.parameters = ["layers": "\(layers)", "width": "\(width)", "edges": "\(edges)",
                              "slots": "\(context.cluster.totalSlots)"]
-        let scratch = try context.scratchDirectory(name)
-        let gateFile = scratch + "/go"
+        let gateFile = try context.scratchDirectory(name) + "/go"
+        let layerIds = try Self.submit(context, layers: layers, width: width, gateFile: gateFile)
+        let before = context.processFigures()
+        let startMonoUs = monotonicMicros()
+        let submitUs = unixMicros()
+        FileManager.default.createFile(atPath: gateFile, contents: nil)
+        context.progress.begin("dag: \(layers) layers of \(width)", total: layers * width)
+        let all = layerIds.flatMap { $0 }
+        let infos = try context.client.wait(all, timeoutSeconds: 600)
+        let wallSeconds = Double(monotonicMicros() - startMonoUs) / 1_000_000
+        let after = context.processFigures()
+        context.progress.update(done: infos.filter { $0.state.isTerminal }.count)
+        var run = BatchMeasure.figures(infos: infos, ids: all, label: "\(layers) x \(width)", concurrency: width,
+                                       submitUs: submitUs, wallSeconds: wallSeconds, sleepSeconds: nil)
+        BatchMeasure.addUsage(&run, before: before, after: after)
+        report.runs = [run]
+        report.summary = BatchMeasure.summary(report.runs)
+        Self.describe(&report, infos: infos, layers: layerIds, edges: edges, progress: context.progress)
+        if run.lost > 0 || run.duplicated > 0 || run.failed > 0 {
+            report.passed = false
+            report.notes.append("\(run.failed) failed, \(run.lost) lost, \(run.duplicated) duplicated.")
+        }
+        return report
+    }
+
+    /// Submits the DAG, a layer per batch, behind a gate task that waits for `gateFile`
+    /// (bounded: 120 s); returns each layer's ids.
+    static func submit(_ context: BenchContext, layers: Int, width: Int, gateFile: String) throws -> [[String]] {
         let prefix = "dag-\(UInt32.random(in: 0...UInt32.max))"
-        // Holds the DAG until everything is submitted (bounded: 120 s).
-        var gate = TaskSpec(id: "\(prefix)-gate", command: ["sh", "-c", "i=0; while [ ! -e \"$1\" ] && [ $i -lt 12000 ]; do sleep 0.01; i=$((i+1)); done", "gate", gateFile])
-        gate.labels = ["bench": "dag"]
+        let wait = "i=0; while [ ! -e \"$1\" ] && [ $i -lt 12000 ]; do sleep 0.01; i=$((i+1)); done"
+        let gate = TaskSpec(id: "\(prefix)-gate", command: ["sh", "-c", wait, "gate", gateFile])
         _ = try context.client.submitBatch([gate])
         var layerIds: [[String]] = []
         context.progress.begin("dag: submitting \(layers) layers", total: layers)
@@ -51,45 +76,32 @@ public struct DagWorkload: Workload {
             context.progress.update(done: layer + 1)
         }
         context.progress.end("dag: \(layers * width) tasks submitted")
-        let before = context.processFigures()
-        let startMonoUs = monotonicMicros()
-        let submitUs = unixMicros()
-        FileManager.default.createFile(atPath: gateFile, contents: nil)
-        context.progress.begin("dag: \(layers) layers of \(width)", total: layers * width)
-        let all = layerIds.flatMap { $0 }
-        let infos = try context.client.wait(all, timeoutSeconds: 600)
-        let wallSeconds = Double(monotonicMicros() - startMonoUs) / 1_000_000
-        let after = context.processFigures()
-        context.progress.update(done: infos.filter { $0.state.isTerminal }.count)
-        var run = BatchMeasure.figures(infos: infos, ids: all, label: "\(layers) x \(width)", concurrency: width,
-                                       submitUs: submitUs, wallSeconds: wallSeconds, sleepSeconds: nil)
-        BatchMeasure.addUsage(&run, before: before, after: after)
-        let gaps = Self.layerGapsMs(infos, layers: layerIds)
+        return layerIds
+    }
+
+    /// The gaps and the CPU per edge, as the report's table and a note (and the progress line).
+    static func describe(_ report: inout WorkloadReport, infos: [TaskInfo], layers: [[String]], edges: Int,
+                         progress: BenchProgress) {
+        let gaps = layerGapsMs(infos, layers: layers)
         let gap = Percentiles(gaps)
         // The scheduler's part of it: to the next layer's first placement (its `placedAt`, ms).
-        let placing = Percentiles(Self.layerGapsMs(infos, layers: layerIds, toPlacement: true))
-        let perEdgeUs = run.schedulerCpuMs.map { $0 * 1000 / Double(max(1, edges)) }
-        context.progress.end("dag: gap p50 \(Self.ms(gap?.p50)), p95 \(Self.ms(gap?.cdf[95])); scheduler "
-            + "\(perEdgeUs.map { String(format: "%.2f µs", $0) } ?? "-") CPU per released edge")
-        report.runs = [run]
-        report.summary = BatchMeasure.summary(report.runs)
+        let placing = Percentiles(layerGapsMs(infos, layers: layers, toPlacement: true))
+        let cpuMs = report.runs.first?.schedulerCpuMs
+        let perEdge = cpuMs.map { String(format: "%.2f µs", $0 * 1000 / Double(max(1, edges))) } ?? "-"
+        let perTask = cpuMs.map { String(format: "%.1f µs", $0 * 1000 / Double(max(1, infos.count))) } ?? "-"
+        progress.end("dag: gap p50 \(ms(gap?.p50)), p95 \(ms(gap?.cdf[95])); scheduler \(perEdge) CPU per released edge")
         report.tables = [ReportTable(title: "Dependencies", columns: ["figure", "value"], rows: [
-            ["layer gap p50 (last end -> next first start)", Self.ms(gap?.p50)],
-            ["layer gap p95", Self.ms(gap?.cdf[95])],
-            ["layer gap max", Self.ms(gap?.max)],
-            ["of which to the first placement, p50 (ms resolution)", Self.ms(placing?.p50)],
-            ["of which to the first placement, p95", Self.ms(placing?.cdf[95])],
-            ["scheduler CPU per released edge", perEdgeUs.map { String(format: "%.2f µs", $0) } ?? "-"],
-            ["scheduler CPU per task", run.schedulerCpuMs.map { String(format: "%.1f µs", $0 * 1000 / Double(all.count)) } ?? "-"],
-            ["wall time", String(format: "%.2f s", wallSeconds)],
+            ["layer gap p50 (last end -> next first start)", ms(gap?.p50)],
+            ["layer gap p95", ms(gap?.cdf[95])],
+            ["layer gap max", ms(gap?.max)],
+            ["of which to the first placement, p50 (ms resolution)", ms(placing?.p50)],
+            ["of which to the first placement, p95", ms(placing?.cdf[95])],
+            ["scheduler CPU per released edge", perEdge],
+            ["scheduler CPU per task", perTask],
+            ["wall time", String(format: "%.2f s", report.runs.first?.wallSeconds ?? 0)],
         ])]
-        report.notes.append("Layer gap p50 \(Self.ms(gap?.p50)), p95 \(Self.ms(gap?.cdf[95])) over \(gaps.count) layer "
+        report.notes.append("Layer gap p50 \(ms(gap?.p50)), p95 \(ms(gap?.cdf[95])) over \(gaps.count) layer "
             + "boundaries (target p50 under 5 ms on an idle cluster: shown, not judged).")
-        if run.lost > 0 || run.duplicated > 0 || run.failed > 0 {
-            report.passed = false
-            report.notes.append("\(run.failed) failed, \(run.lost) lost, \(run.duplicated) duplicated.")
-        }
-        return report
     }
 
     /// For each layer after the first: its first start minus the previous layer's last end,
