@@ -1,6 +1,11 @@
 import SwarmClient
 import SwarmProtocol
 
+extension BenchContext {
+    /// None known (test doubles).
+    public func processFigures() -> [ProcessFigures] { [] }
+}
+
 /// Settings of one `swarm bench` invocation that workloads read.
 public struct BenchOptions: Sendable {
     /// Workloads to run, in order.
@@ -42,7 +47,7 @@ public struct BenchOptions: Sendable {
     public var outputDirectory = "bench-results"
 
     /// Every workload, in the order they run: what `all` (the default) runs.
-    public static let allWorkloads = ["spawn", "parallel", "agent", "isolation", "models", "scale", "workspace"]
+    public static let allWorkloads = ["spawn", "parallel", "agent", "isolation", "models", "scale", "workspace", "dag"]
 
     public init() {}
 }
@@ -72,6 +77,8 @@ public protocol BenchContext: AnyObject {
     var modelLimits: [String: Int] { get }
     /// Absolute scratch directory for this workload's files, created and empty.
     func scratchDirectory(_ workload: String) throws -> String
+    /// The scheduler's and workers' process figures now (CPU, RSS), as far as known.
+    func processFigures() -> [ProcessFigures]
 
     /// Submits `specs` as one batch, waits for every task to end (bounded by
     /// `timeoutSeconds`), and measures the run: lost and duplicated tasks, wall time,

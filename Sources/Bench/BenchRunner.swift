@@ -130,6 +130,7 @@ public struct BenchRunner {
             case "models": list.append(ModelsWorkload())
             case "scale": list.append(ScaleWorkload())
             case "workspace": list.append(WorkspaceWorkload())
+            case "dag": list.append(DagWorkload())
             default: break
             }
         }
@@ -148,6 +149,8 @@ public struct BenchRunner {
         case "scale": return (q ? o.scaleSteps.filter { $0 <= 200 } : o.scaleSteps).max() ?? 10
         // The concurrent worktrees all at once.
         case "workspace": return max(2, WorkspaceWorkload.Sizes(o).worktreeTasks)
+        // A whole layer at once.
+        case "dag": return DagWorkload.shape(o).width
         default: return 16
         }
     }

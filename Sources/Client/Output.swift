@@ -10,6 +10,11 @@ public enum Output {
         return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
+    /// Dependency ids, comma-separated: the first 10 and how many more (up to 1,000 each).
+    static func dependencyList(_ ids: [String]) -> String {
+        ids.count <= 10 ? ids.joined(separator: ", ") : ids.prefix(10).joined(separator: ", ") + " and \(ids.count - 10) more"
+    }
+
     /// `swarm status`: one field per line; run measurements only when known.
     public static func taskDetail(_ task: TaskInfo) -> String {
         let m = task.metrics
@@ -26,6 +31,8 @@ public enum Output {
         if task.priority != 0 { lines.append("priority:  \(task.priority)") }
         if let parent = task.parent { lines.append("parent:    \(parent)") }
         if let labels = task.labels, !labels.isEmpty { lines.append("labels:    \(pairs(labels))") }
+        if let after = task.after, !after.isEmpty { lines.append("after:     \(dependencyList(after))") }
+        if let any = task.afterAny, !any.isEmpty { lines.append("after any: \(dependencyList(any))") }
         if task.state == .queued, let why = task.waitReason {
             lines.append("waiting:   \(why)\(task.unplaceable ? " (unplaceable: no registered worker can run it)" : "")")
         } else if task.unplaceable {

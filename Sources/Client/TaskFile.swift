@@ -18,7 +18,7 @@ public enum TaskFile {
         "requirement", "requirements", "complexity", "timeout", "maxTimeout", "extendBy", "extendWithin",
         "activityWindow", "minBursts", "burstGap", "silenceWarn", "silenceKill", "killGrace", "label", "labels", "parent",
         "constraint", "constraints", "priority", "workdir", "inputs", "artifacts", "repo", "ref",
-        "retries", "retryOn", "retryBackoff",
+        "retries", "retryOn", "retryBackoff", "after", "afterAny",
     ]
 
     /// The specs of `text`, in file order. `fileName` only names the file in errors; relative
@@ -126,6 +126,10 @@ public enum TaskFile {
             o.retryOn = try f.strings("retryOn")
         }
         o.retryBackoff = try f.number("retryBackoff")
+        // `"a,b"` as on the command line, or `["a", "b"]`; ids may name tasks anywhere in the file.
+        for (key, path) in [("after", \TaskOptions.task.after), ("afterAny", \TaskOptions.task.afterAny)] {
+            o[keyPath: path] = try f.stringOrStrings(key).flatMap(TaskOptions.dependencyList)
+        }
         return o
     }
 

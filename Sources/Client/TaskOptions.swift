@@ -86,6 +86,14 @@ public struct TaskOptions: Sendable, Equatable {
         }
     }
 
+    /// `--after a,b --after c` (or a `--file` line's `after`): the ids split at commas, blanks
+    /// around them dropped, empty ones kept (so `a,,b` is refused as an empty id); nil when
+    /// there are none at all.
+    public static func dependencyList(_ values: [String]) -> [String]? {
+        let ids = values.flatMap(RetryPolicy.parseList)
+        return ids.isEmpty ? nil : ids
+    }
+
     /// `K=V` strings (repeated options) as a dictionary; a later key wins. `option` names the
     /// flag in the error (`--env wants KEY=VALUE, got 'x'`).
     public static func pairs(_ list: [String], option: String) throws(TaskOptionsError) -> [String: String] {

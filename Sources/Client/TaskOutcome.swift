@@ -9,7 +9,7 @@ import SwarmProtocol
 /// | `failed` with exit code N | N (1-255) |
 /// | `failed` on signal S | 128 + S |
 /// | `timed_out`, `silence_killed` | 124 (as `timeout(1)`) |
-/// | `cancelled`, `lost`, `health_failed` | 125 |
+/// | `cancelled`, `lost`, `health_failed`, `dependency_failed` | 125 |
 /// | `spawn_failed` | 127 (as a shell's "cannot run") |
 /// | anything else | 1 |
 public enum TaskOutcome {
@@ -21,7 +21,7 @@ public enum TaskOutcome {
             else if let signal = info.signal, (1...127).contains(signal) { Int32(128 + signal) }
             else { 1 }
         case .timedOut, .silenceKilled: 124
-        case .cancelled, .lost, .healthFailed: 125
+        case .cancelled, .lost, .healthFailed, .dependencyFailed: 125
         case .spawnFailed: 127
         case .queued, .running: 1
         }

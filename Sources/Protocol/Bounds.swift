@@ -31,6 +31,10 @@ public enum Bounds {
     public static let runs = 1_000_000
     /// Runtimes a worker may report.
     public static let runtimes = 10_000
+    /// Task ids one task may name in `after` and `afterAny` together (duplicates counted):
+    /// a merge step after a fan-out of a thousand agents, and no more (each costs the
+    /// scheduler memory and a look-up at submit).
+    public static let dependencies = 1_000
 
     /// Nil when `value` is in `range`, else a sentence naming `field`.
     @inlinable

@@ -250,6 +250,9 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     public var parent: String?
     public var priority: Int
     public var labels: [String: String]?
+    /// The tasks it waits for (its spec's `after` and `afterAny`); null when none.
+    public var after: [String]?
+    public var afterAny: [String]?
     /// Why a queued task waits, and whether no registered worker could ever run it.
     public var waitReason: String?
     public var unplaceable: Bool
@@ -294,6 +297,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         case id, state, command, exitCode, signal, reason, attempts
         case submittedAt, placedAt, startedAt, finishedAt, output
         case parent, priority, labels, waitReason, unplaceable, artifacts, skippedArtifacts, git, runs
+        case after, afterAny
     }
 
     public init(from decoder: Decoder) throws {
@@ -313,6 +317,8 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         parent = try c.decodeIfPresent(String.self, forKey: .parent)
         priority = try c.decodeIfPresent(Int.self, forKey: .priority) ?? 0
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        after = try c.decodeIfPresent([String].self, forKey: .after)
+        afterAny = try c.decodeIfPresent([String].self, forKey: .afterAny)
         waitReason = try c.decodeIfPresent(String.self, forKey: .waitReason)
         unplaceable = try c.decodeIfPresent(Bool.self, forKey: .unplaceable) ?? false
         artifacts = try c.decodeIfPresent([ArtifactRef].self, forKey: .artifacts)
@@ -339,6 +345,8 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         try c.encode(parent, forKey: .parent)
         try c.encode(priority, forKey: .priority)
         try c.encode(labels, forKey: .labels)
+        try c.encode(after, forKey: .after)
+        try c.encode(afterAny, forKey: .afterAny)
         try c.encode(waitReason, forKey: .waitReason)
         try c.encode(unplaceable, forKey: .unplaceable)
         try c.encode(artifacts, forKey: .artifacts)

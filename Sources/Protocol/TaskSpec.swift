@@ -62,6 +62,12 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var retries: Int?
     public var retryOn: [String]?
     public var retryBackoff: Double?
+    /// Dependencies (issue 13): ids of tasks that must have `succeeded` before this one may
+    /// run (`after`; one ending otherwise ends this one `dependency_failed`), and of tasks
+    /// that must have ended in any state (`afterAny`). Each names a task that exists or is in
+    /// the same batch; together at most `Bounds.dependencies`.
+    public var after: [String]?
+    public var afterAny: [String]?
 
     public init(id: String? = nil, command: [String] = [], env: [String: String]? = nil,
                 runtime: String? = nil, model: String? = nil, prompt: String? = nil) {
@@ -79,6 +85,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         case silenceWarn, silenceKill, killGrace, labels, parent, constraints, priority
         case workdir, inputs, inputBlobs, artifacts, repo, ref
         case retries, retryOn, retryBackoff
+        case after, afterAny
     }
 
     public init(from decoder: Decoder) throws {
@@ -116,6 +123,8 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         retries = try c.decodeIfPresent(Int.self, forKey: .retries)
         retryOn = try c.decodeIfPresent([String].self, forKey: .retryOn)
         retryBackoff = try c.decodeIfPresent(Double.self, forKey: .retryBackoff)
+        after = try c.decodeIfPresent([String].self, forKey: .after)
+        afterAny = try c.decodeIfPresent([String].self, forKey: .afterAny)
     }
 
     /// Linux refuses to exec a single argument or variable over 128 KiB (MAX_ARG_STRLEN),
@@ -170,6 +179,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             return "invalid constraint \(TaskID.quoted(key + "=" + value))"
         }
         if let problem = RetryPolicy.problem(retries: retries, retryOn: retryOn, retryBackoff: retryBackoff) { return problem }
+        if let problem = dependencyProblem() { return problem }
         if let problem = workProblem(inputsUploaded: inputsUploaded) { return problem }
         return execProblem()
     }
@@ -199,6 +209,33 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             return "command and environment take \(total) bytes in exec (\(command.count) arguments, \(env?.count ?? 0) variables, each with its NUL and an 8-byte pointer); the limit at submit is \(Self.maxCommandAndEnvBytes) (half of the usual 2 MiB, the rest is kept for the worker's own environment)"
         }
         return nil
+    }
+
+    /// Why `after` / `afterAny` cannot be accepted (a bad id, too many, the task itself), or
+    /// nil. Whether the ids exist is the scheduler's check.
+    func dependencyProblem() -> String? {
+        let count = (after?.count ?? 0) + (afterAny?.count ?? 0)
+        if count > Bounds.dependencies {
+            return "a task may name at most \(Bounds.dependencies) dependencies (after and afterAny together), got \(count)"
+        }
+        for (field, list) in [("after", after ?? []), ("afterAny", afterAny ?? [])] {
+            for dependency in list {
+                if let p = TaskID.problem(with: dependency) { return "\(field): \(p)" }
+                if dependency == id { return "\(field): a task cannot depend on itself ('\(dependency)')" }
+            }
+        }
+        return nil
+    }
+
+    /// Every task this one waits for, each once, first as named (`after` first): an id in
+    /// both lists counts as `after` (the stricter).
+    public var dependencies: [(id: String, anyEnd: Bool)] {
+        guard after != nil || afterAny != nil else { return [] }
+        var seen = Set<String>()
+        var result: [(id: String, anyEnd: Bool)] = []
+        for id in after ?? [] where seen.insert(id).inserted { result.append((id, false)) }
+        for id in afterAny ?? [] where seen.insert(id).inserted { result.append((id, true)) }
+        return result
     }
 
     /// A NUL in the prompt's parts would cut the prompt there (in argv, or for the agent).

@@ -12,6 +12,9 @@ public enum TaskState: String, Codable, Sendable, CaseIterable {
     case lost
     case healthFailed = "health_failed"
     case spawnFailed = "spawn_failed"
+    /// It never ran: a task it waited for with `after` ended in a state other than
+    /// `succeeded` (its reason names that task). Issue 13.
+    case dependencyFailed = "dependency_failed"
 
     public var isTerminal: Bool { self != .queued && self != .running }
 }

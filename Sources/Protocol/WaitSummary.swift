@@ -90,6 +90,9 @@ extension TaskInfo {
         func cut(_ text: String?, _ limit: Int) -> String? { text.map { WaitSummary.cut($0, limit: limit) } }
         info.command = WaitSummary.cutList(command, limit: list)
         info.labels = labels.map { WaitSummary.cutLabels($0, limit: list) }
+        // Up to 1,000 ids each (`Bounds.dependencies`): the first few, the rest counted.
+        info.after = after.map { WaitSummary.cutList($0, limit: short) }
+        info.afterAny = afterAny.map { WaitSummary.cutList($0, limit: short) }
         info.reason = cut(reason, list)
         info.waitReason = cut(waitReason, short)
         if id.utf8.count > TaskID.maxLength { info.id = WaitSummary.cut(id, limit: short) }

@@ -19,6 +19,10 @@ struct ClientRequestContext {
     var heldBlobSize: (String) -> Int64? = { _ in nil }
     /// Finished tasks that left memory, read from the store (`TaskArchive`).
     var archive: TaskArchive = .none
+    /// The final state of a task the cluster state no longer holds in memory, as the store
+    /// has it (nil: no such task, or not ended): how a dependency on a finished task that left
+    /// memory is recognized (issue 14).
+    var endedTaskState: (String) -> TaskState? = { _ in nil }
 }
 
 /// What the shell does for one client request (`ClientRequests.handle`), as data. The shell

@@ -45,6 +45,7 @@ enum ClientPolicy {
         switch message {
         case .submit(var submit):
             submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state, archive: archive)
+            try dependencies([submit.task], root: root, state: state, archive: archive)
             return .submit(submit)
         case .submitBatch(var batch):
             var parents: [String: String] = [:]
@@ -52,6 +53,7 @@ enum ClientPolicy {
             for i in batch.tasks.indices {
                 batch.tasks[i].parent = try parent(batch.tasks[i], root: root, batch: parents, state: state, archive: archive)
             }
+            try dependencies(batch.tasks, root: root, state: state, archive: archive)
             return .submitBatch(batch)
         case .status(let ref), .cancel(let ref):
             try mustSee(ref.id, root: root, state: state, archive: archive)
@@ -87,6 +89,18 @@ enum ClientPolicy {
     static func canSee(_ id: String, identity: ClientIdentity, state: ClusterState, archive: TaskArchive = .none) -> Bool {
         guard case .task(let root) = identity else { return true }
         return state.isInSubtree(id, of: root, archive: archive)
+    }
+
+    /// A task's credential may wait only for tasks it can see (its subtree) or of the same
+    /// batch: a dependency's end would otherwise tell it about tasks outside its reach.
+    private static func dependencies(_ specs: [TaskSpec], root: String, state: ClusterState,
+                                     archive: TaskArchive) throws(ClientRefusal) {
+        let batch = Set(specs.compactMap(\.id))
+        for spec in specs {
+            for dependency in spec.dependencies where !batch.contains(dependency.id) {
+                try mustSee(dependency.id, root: root, state: state, archive: archive)
+            }
+        }
     }
 
     /// A task unknown to the scheduler is left to the request's own "no task" answer.

@@ -72,15 +72,32 @@ enum ClientRequests {
     private static func submit(_ submit: Message.Submit, state: inout ClusterState,
                                context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         try checkInputBlobs([submit.task], state: state, context: context)
-        let id = try refusing { () throws(SchedulerError) in try state.submit(submit.task, at: context.at, archive: context.archive) }
+        let ended = endedDependencies([submit.task], state: state, context: context)
+        let id = try refusing { () throws(SchedulerError) in
+            try state.submit(submit.task, at: context.at, ended: ended, archive: context.archive)
+        }
         return .reply(.submitted(.init(requestId: submit.requestId, id: id)), .scheduleSoon)
     }
 
     private static func submitBatch(_ batch: Message.SubmitBatch, state: inout ClusterState,
                                     context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         try checkInputBlobs(batch.tasks, state: state, context: context)
-        let (ids, existing) = try refusing { () throws(SchedulerError) in try state.submitBatch(batch.tasks, at: context.at, archive: context.archive) }
+        let ended = endedDependencies(batch.tasks, state: state, context: context)
+        let (ids, existing) = try refusing { () throws(SchedulerError) in
+            try state.submitBatch(batch.tasks, at: context.at, ended: ended, archive: context.archive)
+        }
         return .reply(.batchSubmitted(.init(requestId: batch.requestId, ids: ids, existing: existing)), .scheduleSoon)
+    }
+
+    /// The final states, from the store, of the dependencies `specs` name that the cluster
+    /// state does not hold (ClusterState+Dependencies.swift).
+    private static func endedDependencies(_ specs: [TaskSpec], state: ClusterState,
+                                          context: ClientRequestContext) -> [String: TaskState] {
+        var ended: [String: TaskState] = [:]
+        for id in state.unknownDependencies(of: specs) {
+            if let found = context.endedTaskState(id), found.isTerminal { ended[id] = found }
+        }
+        return ended
     }
 
     /// `swarm rerun`: the finished task's spec (`ClusterState.rerunSpec`, its stored inputs
@@ -117,8 +134,11 @@ enum ClientRequests {
         var outcome = ClientOutcome()
         let before = try refusing { () throws(SchedulerError) in try state.task(ref.id, archive: context.archive) }
         if !before.state.isTerminal {
+            // Tasks waiting for it may be released: a placement round then.
+            let waitedFor = state.hasDependents(ref.id)
             outcome.directives = try refusing { () throws(SchedulerError) in try state.cancel(ref.id, at: context.at) }
             outcome.log = [.notice("task \(PeerText.safe(ref.id)) cancelled by a client")]
+            if waitedFor { outcome.flow = [.scheduleSoon] }
         }
         let info = try refusing { () throws(SchedulerError) in try state.taskInfoWithWaitReason(ref.id, nowMs: context.nowMs, archive: context.archive) }
         outcome.replies = [.taskInfo(.init(requestId: ref.requestId, task: info))]

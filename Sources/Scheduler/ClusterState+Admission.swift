@@ -102,6 +102,9 @@ extension ClusterState {
     static func assignedSpec(_ record: TaskRecord) -> TaskSpec {
         var spec = record.spec
         if spec.model == nil, let model = record.request.model { spec.model = model }
+        // The scheduler's business only (up to 1,000 ids each): the worker is not sent them.
+        spec.after = nil
+        spec.afterAny = nil
         return spec
     }
 }

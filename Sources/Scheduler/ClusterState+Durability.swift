@@ -20,10 +20,17 @@ extension ClusterState {
     /// finished ones (`TaskStore.loadRestart`); the rest stay in the store (`TaskArchive`).
     /// `lastSequence` is the highest submission number the store has given (new tasks come
     /// after it, also after tasks not read back).
-    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], lastSequence: UInt64 = 0, nowMs: Int64, at: Int64) {
+    /// A queued task with dependencies waits again for those that have not ended (the reverse
+    /// index is rebuilt from the tasks that have not ended), or is released or ends
+    /// `dependency_failed` by those that have: held in `saved`, or in `ended` (the final states
+    /// the shell's store holds of dependencies not in `saved`: `unknownDependencies(of:)`).
+    /// Those ends reach the shell from the first `schedule`.
+    public init(settings: SchedulerSettings, restoring saved: [TaskSnapshot], lastSequence: UInt64 = 0,
+                nowMs: Int64, at: Int64, ended: [String: TaskState] = [:]) {
         self.init(settings: settings)
         nextSequence = lastSequence
         var orphans: [String] = []
+        var waiting: [String] = []
         for task in saved.sorted(by: { $0.sequence < $1.sequence }) {
             let id = task.info.id
             // The model it was resolved to at submit (a runtime's default) is in its metrics.
@@ -31,11 +38,13 @@ extension ClusterState {
             if let runtime = task.spec.runtime, request.model == nil, !task.info.state.isTerminal {
                 runtimeCatalog.unresolved[runtime, default: []].insert(id)
             }
+            let waits = task.info.state == .queued && task.retry.backoff == nil && !task.spec.dependencies.isEmpty
             // A cancel asked for while it ran is remembered through its reason.
             tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
                                      cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
                                      specBytes: task.info.state.isTerminal ? 0 : FrameBudget.admissionSize(of: task.spec),
-                                     retry: task.retry, runs: Array(task.runs.suffix(TaskRun.maxKept))))
+                                     retry: task.retry, runs: Array(task.runs.suffix(TaskRun.maxKept)),
+                                     waitsForDependencies: waits))
             order.append(OrderEntry(sequence: task.sequence, id: id))
             nextSequence = max(nextSequence, task.sequence)
             if !task.info.state.isTerminal, let node = task.retry.avoidNode { avoiding[id] = node }
@@ -44,6 +53,8 @@ extension ClusterState {
                 if let backoff = task.retry.backoff {
                     // Waited out whole again, from the first placement round.
                     backoffs.add(id, delayMs: backoff.delayMs)
+                } else if waits {
+                    waiting.append(id)
                 } else {
                     queue.push(id: id, request: request, sequence: task.sequence)
                 }
@@ -62,6 +73,8 @@ extension ClusterState {
             }
         }
         for id in orphans { requeue(id, reason: "it was running on no known worker", at: at) }
+        // Once every task is back: a dependency may come later in submission order.
+        settleLater(waiting.filter { wireDependencies($0, ended: ended, at: at) }, at: at)
     }
 
     /// True when something changed since the last `takeChanges()`.
@@ -90,12 +103,15 @@ extension ClusterState {
 
 extension ClusterState {
     /// The finished tasks retention must keep for now (`TaskStore.purgeFinished`'s `keep`):
-    /// those a task in flight names as its `parent`, until it is done. Task dependencies
-    /// (issue 13) add the tasks their queued dependents wait on here. O(tasks in memory).
+    /// those a task in flight names as its `parent` or as a dependency (`after`, `afterAny`),
+    /// until it is done. A dependency must stay: a restart judges a queued dependent by the
+    /// saved final state of each dependency, and one deleted would count as met.
+    /// O(tasks in memory and their dependencies).
     public func referencedIds() -> Set<String> {
         var ids = Set<String>()
         for record in tasks.values where !record.info.state.isTerminal {
             if let parent = record.info.parent { ids.insert(parent) }
+            for dependency in record.spec.dependencies { ids.insert(dependency.id) }
         }
         return ids
     }

@@ -109,11 +109,18 @@ extension ClusterState {
     /// same `inputBlobs`), named `newId` or `ID.rN` with N the first free. Throws when the task
     /// is unknown or has not finished, or the id is taken or not a valid id. Submit the result
     /// as any spec (`submit`): it is checked again there.
+    ///
+    /// The rerun keeps `after` and `afterAny`: they have all ended, so it runs at once. A task
+    /// that ended `dependency_failed` is not rerun (it would end so again at once): rerun the
+    /// dependency that failed, then submit it anew `--after` that rerun.
     public func rerunSpec(of id: String, newId: String?, archive: TaskArchive = .none) throws(SchedulerError) -> TaskSpec {
         guard let record = tasks[id].map({ ($0.spec, $0.info) }) ?? archive.task(id).map({ ($0.spec, $0.info) }) else {
             throw .unknownTask(id)
         }
         guard record.1.state.isTerminal else { throw .notEnded(id, record.1.state) }
+        if record.1.state == .dependencyFailed {
+            throw .invalidTask("task '\(id)' never ran (\(record.1.reason ?? "dependency_failed")): rerun the dependency that failed, then submit it again with --after naming that rerun")
+        }
         var spec = record.0
         if let newId {
             if let problem = TaskID.problem(with: newId) { throw .invalidTask(problem) }

@@ -76,7 +76,10 @@ extension ClusterState {
         for id in skipped {
             if let record = tasks[id] { queue.push(id: id, request: record.request, sequence: record.sequence) }
         }
-        return directives
+        // Ends found at submit or restore are handed out here, the shell's next stop.
+        let found = undelivered
+        undelivered = []
+        return found + settled(directives, at: at)
     }
 
     /// How many tasks of `model` are running (assigned) cluster-wide now.
@@ -100,6 +103,10 @@ extension ClusterState {
         var result: [String: WaitReason] = [:]
         for id in ids {
             guard let record = tasks[id], record.info.state == .queued else { continue }
+            if record.waitsForDependencies {
+                result[id] = WaitReason(reason: dependencyReason(id), unplaceable: false)
+                continue
+            }
             if let backoff = record.retry.backoff {
                 result[id] = WaitReason(reason: backoffReason(id, backoff, nowMs: nowMs), unplaceable: false)
                 continue
@@ -290,9 +297,16 @@ extension ClusterState {
         if running != modelRunning { problems.append("model counts \(modelRunning), expected \(running)") }
         let queued = tasks.values.filter { $0.info.state == .queued && !$0.isHeld }.count
         if queued != queue.count { problems.append("queue holds \(queue.count), \(queued) tasks are queued and not held") }
-        let held = tasks.values.filter(\.isHeld)
+        let held = tasks.values.filter { $0.retry.backoff != nil }
         if let bad = held.first(where: { $0.info.state != .queued }) { problems.append("\(bad.info.id) is \(bad.info.state.rawValue) with a backoff") }
         if held.count != backoffs.count { problems.append("\(held.count) tasks in backoff, \(backoffs.count) timers") }
+        let waiting = tasks.values.filter(\.waitsForDependencies)
+        if let bad = waiting.first(where: { $0.info.state != .queued || dependencies.unmetCount($0.info.id) == 0 }) {
+            problems.append("\(bad.info.id) is \(bad.info.state.rawValue) waiting for \(dependencies.unmetCount(bad.info.id)) dependencies")
+        }
+        if waiting.count != dependencies.waitingCount {
+            problems.append("\(waiting.count) tasks wait for dependencies, the index counts \(dependencies.waitingCount)")
+        }
         return problems
     }
 }

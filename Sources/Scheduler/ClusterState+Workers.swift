@@ -47,7 +47,7 @@ extension ClusterState {
         }
         nodes[name] = node
         reindex(name, regroup: true)
-        return directives
+        return settled(directives, at: at)
     }
 
     /// Any message from a worker is a sign of life (`nowMs`: monotonic).
@@ -103,7 +103,7 @@ extension ClusterState {
         }
         nodes[name] = node
         reindex(name)
-        return directives
+        return settled(directives, at: at)
     }
 
     public mutating func taskStarted(node name: String, run: RunRef, startedAt: Int64) {
@@ -117,8 +117,13 @@ extension ClusterState {
     /// A worker reports how a run ended. It is always acknowledged (so the worker stops
     /// resending); it counts only for the task's current run on that worker. A run ended as
     /// `lost` (its worker shut down under it) goes back to the queue. `at` (wall) dates what
-    /// ends here rather than on the worker.
+    /// ends here rather than on the worker. The tasks waiting for it are released, or end
+    /// `dependency_failed` (ClusterState+Dependencies.swift).
     public mutating func taskFinished(node name: String, result: TaskResult, at: Int64) -> [SchedulerDirective] {
+        settled(finish(node: name, result: result, at: at), at: at)
+    }
+
+    private mutating func finish(node name: String, result: TaskResult, at: Int64) -> [SchedulerDirective] {
         // A number out of range ends the run as failed, saying why (`TaskResult.problem`).
         let result = result.withValidNumbers(at: at)
         var directives: [SchedulerDirective] = [.ackResult(node: name, run: RunRef(id: result.id, attempt: result.attempt))]
@@ -198,7 +203,7 @@ extension ClusterState {
             record.info.finishedAt = at
             Self.endRun(&record, record.info.state, reason: record.info.reason, at: at)
             tasks[run.id] = record
-            return [.taskEnded(id: run.id)]
+            return settled([.taskEnded(id: run.id)], at: at)
         }
         // The run never started: it is withdrawn, and its attempt number used again.
         if record.runs.last?.attempt == record.info.attempts { record.runs.removeLast() }
@@ -236,7 +241,7 @@ extension ClusterState {
                 if let ended = requeue(id, reason: "worker \(name) was lost", at: at) { directives.append(ended) }
             }
         }
-        return directives
+        return settled(directives, at: at)
     }
 
     // MARK: Agent engine

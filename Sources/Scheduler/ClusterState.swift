@@ -163,9 +163,13 @@ public struct ClusterState: Sendable {
         /// the store's run history.
         var runs: [TaskRun] = []
 
-        /// Queued, but out of the placement queue until something it waits for happens (its
-        /// retry backoff; task dependencies would be a second reason).
-        var isHeld: Bool { retry.backoff != nil }
+        /// It has dependencies that have not all ended (`DependencyIndex` counts them): it
+        /// stays `queued`, held. Not saved: a restart finds it again from its spec.
+        var waitsForDependencies = false
+
+        /// Queued, but out of the placement queue until something it waits for happens: its
+        /// retry backoff, or its dependencies (ClusterState+Dependencies.swift).
+        var isHeld: Bool { retry.backoff != nil || waitsForDependencies }
     }
 
     public let settings: SchedulerSettings
@@ -200,6 +204,11 @@ public struct ClusterState: Sendable {
     var avoiding: [String: String] = [:]
     /// The backoff's jitter.
     var jitter: RetryJitter
+    /// Which held tasks wait for which (ClusterState+Dependencies.swift).
+    var dependencies = DependencyIndex()
+    /// Ends found at submit or restore (`dependency_failed`), for the next `schedule` to
+    /// hand to the shell.
+    var undelivered: [SchedulerDirective] = []
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings
@@ -212,8 +221,12 @@ public struct ClusterState: Sendable {
     // MARK: Clients
 
     /// Accepts a task into the queue and returns its id. `at` (wall) is its `submittedAt`.
-    public mutating func submit(_ spec: TaskSpec, at: Int64, archive: TaskArchive = .none) throws(SchedulerError) -> String {
-        try submit(spec, request: nil, at: at, archive: archive)
+    /// `ended`: the final states of dependencies not held in memory, as the shell's store
+    /// knows them (`unknownDependencies(of:)`; ClusterState+Dependencies.swift). `archive`:
+    /// the tasks that left memory, so that no id is reused.
+    public mutating func submit(_ spec: TaskSpec, at: Int64, ended: [String: TaskState] = [:],
+                                archive: TaskArchive = .none) throws(SchedulerError) -> String {
+        try submit(spec, request: nil, at: at, ended: ended, archive: archive)
     }
 
     /// `submit`, with the placement request given rather than read from the spec (nil: read
@@ -221,6 +234,7 @@ public struct ClusterState: Sendable {
     /// runtime, model, constraints and priority.
     @_spi(PlacementInput)
     public mutating func submit(_ spec: TaskSpec, request given: PlacementRequest?, at: Int64,
+                                ended: [String: TaskState] = [:],
                                 archive: TaskArchive = .none) throws(SchedulerError) -> String {
         if let problem = spec.problem() { throw .invalidTask(problem) }
         var id = spec.id ?? TaskID.generate(at: at)
@@ -230,11 +244,14 @@ public struct ClusterState: Sendable {
         var stored = spec
         stored.id = id
         let bytes = try admission(stored)
+        try checkDependencies([stored], ended: ended, label: { _ in "" })
         insert(stored, specBytes: bytes, request: given, at: at)
+        if wireDependencies(id, ended: ended, at: at) { settleLater([id], at: at) }
         return id
     }
 
-    /// Queues a spec that passed every check (its id set and free).
+    /// Queues a spec that passed every check (its id set and free); one with dependencies is
+    /// held until `wireDependencies` has looked at them.
     private mutating func insert(_ stored: TaskSpec, specBytes: Int, request given: PlacementRequest?, at: Int64) {
         let id = stored.id!
         nextSequence += 1
@@ -242,14 +259,18 @@ public struct ClusterState: Sendable {
         info.parent = stored.parent
         info.priority = stored.priority ?? 0
         info.labels = stored.labels
+        info.after = stored.after
+        info.afterAny = stored.afterAny
         info.metrics.runtime = stored.runtime
         // Resolved now (a runtime's default as workers report it), so limits and listings see it.
         let model = given == nil ? resolvedModel(for: stored) : stored.model
         info.metrics.model = model
         if let runtime = stored.runtime, model == nil, given == nil { runtimeCatalog.unresolved[runtime, default: []].insert(id) }
         let request = given ?? Self.placementRequest(for: stored, model: model)
-        tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence, request: request, specBytes: specBytes)
-        queue.push(id: id, request: request, sequence: nextSequence)
+        let waits = !stored.dependencies.isEmpty
+        tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence, request: request, specBytes: specBytes,
+                               waitsForDependencies: waits)
+        if !waits { queue.push(id: id, request: request, sequence: nextSequence) }
         order.append(OrderEntry(sequence: nextSequence, id: id))
     }
 
@@ -299,13 +320,16 @@ public struct ClusterState: Sendable {
         if record.info.state == .queued {
             queue.remove(id: id, request: record.request)
             record.info.state = .cancelled
-            record.info.reason = record.isHeld ? "cancelled while waiting to retry" : "cancelled before it ran"
+            record.info.reason = record.waitsForDependencies ? "cancelled while waiting for its dependencies"
+                : record.isHeld ? "cancelled while waiting to retry" : "cancelled before it ran"
             record.info.finishedAt = at
             record.retry.backoff = nil
             backoffs.remove(id)
             avoiding[id] = nil
+            if record.waitsForDependencies { dependencies.forget(id) }
+            record.waitsForDependencies = false
             tasks[id] = record
-            return [.taskEnded(id: id)]
+            return settled([.taskEnded(id: id)], at: at)
         }
         guard !record.cancelRequested else { return [] }
         record.cancelRequested = true
@@ -337,8 +361,10 @@ public struct ClusterState: Sendable {
 
     /// Submits many tasks at once, all or nothing. A task whose id exists with the same spec
     /// is not submitted again (it is listed in `existing`); with another spec it is an error.
-    /// `at` (wall) is their `submittedAt`.
-    public mutating func submitBatch(_ specs: [TaskSpec], at: Int64, archive: TaskArchive = .none) throws(SchedulerError) -> (ids: [String], existing: [String]) {
+    /// Dependencies may name any task of the batch (not in a cycle). `at` (wall) is their
+    /// `submittedAt`; `ended` and `archive` as for `submit`.
+    public mutating func submitBatch(_ specs: [TaskSpec], at: Int64, ended: [String: TaskState] = [:],
+                                     archive: TaskArchive = .none) throws(SchedulerError) -> (ids: [String], existing: [String]) {
         var seen: Set<String> = []
         var sizes: [Int] = []
         sizes.reserveCapacity(specs.count)
@@ -360,8 +386,10 @@ public struct ClusterState: Sendable {
         if let problem = FrameBudget.batchReplyProblem(givenIds: given, generated: specs.count - given.count) {
             throw .invalidTask(problem)
         }
+        try checkDependencies(specs, ended: ended, label: { "task \($0 + 1): " })
         var ids: [String] = []
         var existing: [String] = []
+        var inserted: [String] = []
         for (index, spec) in specs.enumerated() {
             if let id = spec.id, tasks[id] != nil || archive.contains(id) {
                 ids.append(id)
@@ -374,7 +402,10 @@ public struct ClusterState: Sendable {
             stored.id = id
             insert(stored, specBytes: sizes[index], request: nil, at: at)
             ids.append(id)
+            if !spec.dependencies.isEmpty { inserted.append(id) }
         }
+        // Wired once all are in: a task may name one later in the batch.
+        settleLater(inserted.filter { wireDependencies($0, ended: ended, at: at) }, at: at)
         return (ids, existing)
     }
 

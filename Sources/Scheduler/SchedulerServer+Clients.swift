@@ -35,7 +35,8 @@ extension SchedulerServer {
     func receivedFromClient(_ message: Message, session: PeerSession) {
         let context = ClientRequestContext(nowMs: clocks.monotonic(), at: clocks.wall(), limits: config.clientLimits,
                                            waits: waiters.held(by: session), allWaits: waiters.total,
-                                           heldBlobSize: { [unowned self] in self.heldBlobSize($0) }, archive: archive)
+                                           heldBlobSize: { [unowned self] in self.heldBlobSize($0) }, archive: archive,
+                                           endedTaskState: { [unowned self] in self.store?.endedState(of: $0) })
         let outcome = ClientRequests.handle(message, identity: session.identity ?? .cluster, state: &state, context: context)
         carryOut(outcome, requestId: message.requestId, session: session)
     }

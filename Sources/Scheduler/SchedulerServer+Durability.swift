@@ -17,7 +17,8 @@ extension SchedulerServer {
         self.store = store
         let readMs = clocks.monotonic() - startMs
         state = ClusterState(settings: settings, restoring: saved.tasks, lastSequence: saved.lastSequence,
-                             nowMs: clocks.monotonic(), at: clocks.wall())
+                             nowMs: clocks.monotonic(), at: clocks.wall(),
+                             ended: Self.endedDependencies(of: saved.tasks, in: store))
         guard !saved.tasks.isEmpty else {
             logger.info("state in \(store.path) (new, empty, or only old finished tasks)")
             return
@@ -33,6 +34,20 @@ extension SchedulerServer {
 
     /// Finished tasks that left memory, as the store has them (none without a store).
     var archive: TaskArchive { store?.archive ?? .none }
+
+    /// The final states the store holds of dependencies that queued tasks of `saved` name but
+    /// `saved` lacks (ClusterState+Dependencies.swift): finished tasks a restart did not read
+    /// back (it reads the tasks in flight and the recent finished ones only).
+    static func endedDependencies(of saved: [TaskSnapshot], in store: TaskStore) -> [String: TaskState] {
+        let held = Set(saved.lazy.map(\.info.id))
+        var ended: [String: TaskState] = [:]
+        for task in saved where task.info.state == .queued {
+            for dependency in task.spec.dependencies where !held.contains(dependency.id) && ended[dependency.id] == nil {
+                if let state = store.endedState(of: dependency.id) { ended[dependency.id] = state }
+            }
+        }
+        return ended
+    }
 
     /// Saves the changes made since the last save, in one transaction. If that fails the
     /// scheduler stops (`onFatal`, else a critical log line): what it would have acknowledged

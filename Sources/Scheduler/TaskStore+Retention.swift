@@ -90,6 +90,7 @@ extension TaskStore {
             try statement("DELETE FROM logs WHERE task_id = ?1").run([.text(id)])
             report.logs += database.changes
             try statement("DELETE FROM blob_refs WHERE task_id = ?1").run([.text(id)])
+            try statement("DELETE FROM dependencies WHERE task_id = ?1").run([.text(id)])
             try statement("DELETE FROM tasks WHERE id = ?1").run([.text(id)])
         }
         let named = try statement("SELECT 1 FROM blob_refs WHERE sha256 = ?1 LIMIT 1")

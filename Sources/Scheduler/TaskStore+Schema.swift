@@ -38,9 +38,22 @@ extension TaskStore {
             PRIMARY KEY (task_id, attempt)
         ) WITHOUT ROWID;
         CREATE INDEX runs_by_node ON runs (node, state);
-        """ + logsTable + blobRefsTable
+        """ + logsTable + dependenciesTable + blobRefsTable
 
-    /// Which tasks name which blobs (inputs in their spec, artifacts in their info): a
+    /// Version 3: what each task waits for (its spec's `after`, `any_end` 0, and `afterAny`,
+    /// `any_end` 1), written with the task; indexed by dependency, so the tasks waiting for one
+    /// can be found without reading every spec.
+    static let dependenciesTable = """
+        CREATE TABLE dependencies (
+            task_id       TEXT NOT NULL,
+            dependency_id TEXT NOT NULL,
+            any_end       INTEGER NOT NULL,
+            PRIMARY KEY (task_id, dependency_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX dependencies_by_dependency ON dependencies (dependency_id);
+        """
+
+    /// Version 4: which tasks name which blobs (inputs in their spec, artifacts in their info): a
     /// finished task's blobs are deleted with it when no kept task names them (retention).
     static let blobRefsTable = """
         CREATE TABLE IF NOT EXISTS blob_refs (
@@ -93,7 +106,7 @@ extension TaskStore {
             guard (1...schemaVersion).contains(version) else {
                 throw TaskStoreError.notASwarmDatabase(path: path, detail: "unknown schema version \(version)")
             }
-            if version == 1 { try migrate(db) }
+            if version < 3 { try migrate(db, from: version) }
             if version < 4 { try migrateToV4(db) }
             // The whole-file check reads every page: done while the file is small, skipped past
             // `quickCheckMaxPages` so a restart does not grow with history (damage in a large
@@ -117,17 +130,22 @@ extension TaskStore {
         }
     }
 
-    /// Version 1 to 2, in one transaction: new columns, empty for what is already there (a
-    /// task without a retry state has had no retries; `loadTasks` counts its node losses
-    /// from its attempts, the rule version 1 applied).
-    private static func migrate(_ db: SQLiteDatabase) throws(SQLiteError) {
+    /// Versions 1 and 2 to 3 (then `migrateToV4`), in one transaction, additively. 1 to 2: new columns, empty
+    /// for what is already there (a task without a retry state has had no retries;
+    /// `loadTasks` counts its node losses from its attempts, the rule version 1 applied).
+    /// 2 to 3: the `dependencies` table, empty (no task before it had dependencies).
+    private static func migrate(_ db: SQLiteDatabase, from version: Int) throws(SQLiteError) {
+        guard version >= 1 else { return }
         try db.transaction { () throws(SQLiteError) in
-            try db.execute("""
-                ALTER TABLE tasks ADD COLUMN retry TEXT;
-                ALTER TABLE runs ADD COLUMN exit_code INTEGER;
-                ALTER TABLE runs ADD COLUMN signal INTEGER;
-                UPDATE meta SET value = '2' WHERE key = 'schema_version';
-                """)
+            if version < 2 {
+                try db.execute("""
+                    ALTER TABLE tasks ADD COLUMN retry TEXT;
+                    ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+                    ALTER TABLE runs ADD COLUMN signal INTEGER;
+                    """)
+            }
+            try db.execute(dependenciesTable)
+            try db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
         }
     }
 

@@ -47,9 +47,10 @@ public enum TaskStoreError: Error, CustomStringConvertible, Sendable {
 /// commit), so what the scheduler acknowledges after it survives a crash. A lock file keeps a
 /// second scheduler out. Use from one thread (the scheduler's loop thread).
 public final class TaskStore {
-    /// 2 (issue 13): runs keep their exit code and signal, tasks their retry state. 3 is
-    /// task dependencies' (issue 13). 4 (issue 14): `tasks_by_finished`, incremental
-    /// auto-vacuum. Older databases are migrated in place when opened (`migrate`, `migrateToV4`).
+    /// 2 (issue 13): runs keep their exit code and signal, tasks their retry state. 3 (issue
+    /// 13): the `dependencies` table. 4 (issue 14): `tasks_by_finished`, `blob_refs`,
+    /// incremental auto-vacuum. Older databases are migrated in place when opened (`migrate`,
+    /// `migrateToV4`), additively.
     public static let schemaVersion = 4
     public static let databaseName = "swarm.db"
     public static let lockName = "swarm.lock"
@@ -73,6 +74,8 @@ public final class TaskStore {
     private let saveLog: SQLiteStatement
     private let readLog: SQLiteStatement
     private let addBlobRef: SQLiteStatement
+    private let insertDependency: SQLiteStatement
+    private let readState: SQLiteStatement
 
     /// `mkdir -p directory`, or what is wrong with the path, in words (which component is
     /// not a directory, or the system's reason), never a Foundation error code.
@@ -138,6 +141,10 @@ public final class TaskStore {
             saveLog = try database.prepare("INSERT OR REPLACE INTO logs (task_id, text) VALUES (?1, ?2)")
             readLog = try database.prepare("SELECT text FROM logs WHERE task_id = ?1")
             addBlobRef = try database.prepare("INSERT OR IGNORE INTO blob_refs (sha256, task_id) VALUES (?1, ?2)")
+            insertDependency = try database.prepare("""
+                INSERT OR IGNORE INTO dependencies (task_id, dependency_id, any_end) VALUES (?1, ?2, ?3)
+                """)
+            readState = try database.prepare("SELECT state FROM tasks WHERE id = ?1")
         } catch let error as TaskStoreError {
             throw fail(error)
         } catch let error as SQLiteError {
@@ -306,6 +313,10 @@ public final class TaskStore {
         try updateTask.run(common)
         if database.changes == 0 {
             try insertTask.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(Self.specJSON(task.spec))])
+            // Written once, with the task: what it waits for, queryable by either end.
+            for dependency in task.spec.dependencies {
+                try insertDependency.run([.text(info.id), .text(dependency.id), .int(dependency.anyEnd ? 1 : 0)])
+            }
         }
         // The blobs it names, for retention (`purgeFinished`): its inputs, its artifacts.
         for sha in (task.spec.inputBlobs ?? []).map(\.sha256) + (info.artifacts ?? []).map(\.sha256) {
@@ -327,6 +338,15 @@ public final class TaskStore {
         case .withdrawn(let run):
             try withdrawRun.run([.text(run.id), .int(run.attempt)])
         }
+    }
+
+    /// The state of task `id` when the store has it and it has ended (nil: no such task, or
+    /// it has not ended): how a dependency on a task no longer held in memory is judged.
+    public func endedState(of id: String) -> TaskState? {
+        defer { readState.reset() }
+        guard (try? readState.bindAll([.text(id)])) != nil, (try? readState.step()) == true,
+              let state = readState.string(0).flatMap(TaskState.init(rawValue:)), state.isTerminal else { return nil }
+        return state
     }
 
     /// The stored log of an ended task, nil when there is none.

@@ -8,13 +8,13 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Stress-test a cluster (a local one by default) and write a performance report.",
         discussion: """
-            Workloads: spawn, parallel, agent, isolation, models, scale, workspace, or all (the default), run in
-            that order.
+            Workloads: spawn, parallel, agent, isolation, models, scale, workspace, dag, or all (the default), run
+            in that order.
             Writes report.json (schema swarm-bench/1), report.md and report.html under --out/<time>/ (and
             --out/latest). Exits 1 if any task was lost or duplicated or a workload failed its own checks.
             """)
 
-    @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale, workspace or all.")
+    @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale, workspace, dag or all.")
     var workloads: [String] = ["all"]
     @Option(help: "Bench an existing cluster at HOST:PORT instead of starting a local one.")
     var scheduler: String?

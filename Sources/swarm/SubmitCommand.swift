@@ -77,11 +77,15 @@ struct SubmitCommand: ParsableCommand {
     var retryOn: String?
     @Option(parsing: .unconditional, help: "Seconds before the first retry (default 10), doubled for each next one, jittered by +-20 %, at most 600.")
     var retryBackoff: Double?
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Run only after these tasks have succeeded (ids, comma-separated; repeatable). Until then it waits queued; if one ends otherwise, this task ends dependency_failed.", valueName: "ID,..."))
+    var after: [String] = []
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Run only after these tasks have ended, in any state (ids, comma-separated; repeatable): for merge and clean-up steps.", valueName: "ID,..."))
+    var afterAny: [String] = []
     @Option(parsing: .unconditional, help: "Most one task's packed inputs may take, in MiB (default 256; the scheduler has its own limit).")
     var maxInputMb: Int?
     @Option(help: "Submit every task of this JSONL file (one spec per line) in one request; no other task options.")
     var file: String?
-    @Flag(help: "Wait for the task(s) to end. One task: print its stdout and stderr as it runs, then exit with its exit code (124 timed out or silence-killed, 125 cancelled/lost/health-failed, 127 spawn failed, 128+N on signal N). With --quiet or --json, or with --file: exit 0 only if all succeeded, else 1.")
+    @Flag(help: "Wait for the task(s) to end. One task: print its stdout and stderr as it runs, then exit with its exit code (124 timed out or silence-killed, 125 cancelled/lost/health-failed/dependency-failed, 127 spawn failed, 128+N on signal N). With --quiet or --json, or with --file: exit 0 only if all succeeded, else 1.")
     var wait = false
     @Flag(help: "With --wait: print the task id instead of its output; exit 0 only if it succeeded, else 1.")
     var quiet = false
@@ -98,7 +102,7 @@ struct SubmitCommand: ParsableCommand {
                               extendBy, extendWithin, activityWindow, minBursts, burstGap, silenceWarn, silenceKill, killGrace,
                               parent, priority, workdir, repo, ref, retries, retryOn, retryBackoff]
         return values.contains { $0 != nil } || !requirement.isEmpty || !env.isEmpty || !label.isEmpty || !constraint.isEmpty
-            || !input.isEmpty || !artifact.isEmpty
+            || !input.isEmpty || !artifact.isEmpty || !after.isEmpty || !afterAny.isEmpty
     }
 
     func validate() throws {
@@ -160,6 +164,8 @@ struct SubmitCommand: ParsableCommand {
         o.retries = retries
         o.retryOn = retryOn.map(RetryPolicy.parseList)
         o.retryBackoff = retryBackoff
+        o.after = TaskOptions.dependencyList(after)
+        o.afterAny = TaskOptions.dependencyList(afterAny)
         return o
     }
 

@@ -427,4 +427,22 @@ func fabricatedInfo(_ id: String, state: TaskState = .succeeded, submitMs: Int64
         #expect(table.rows[0][2].hasPrefix("10 distinct work dirs for 10 tasks (cwd = $SWARM_WORK_DIR in 10); own file read back whole in 10"))
         #expect(table.rows[3][2].hasPrefix("2000 of 2000 lines intact, 0 missing, 0 malformed"))
     }
+
+    /// `dag`: a layer's gap runs from the previous layer's last end to its own first start (or
+    /// first placement); a boundary missing a time is left out.
+    @Test func dagGapsRunFromALayersLastEndToTheNextFirstStart() {
+        func task(_ id: String, start: Int64?, end: Int64?, placed: Int64?) -> TaskInfo {
+            var info = TaskInfo(id: id, state: .succeeded, command: ["true"], submittedAt: 0, placedAt: placed)
+            info.metrics.startedAtUs = start
+            info.metrics.exitedAtUs = end
+            return info
+        }
+        let infos = [task("a0", start: 1_000, end: 5_000, placed: 0), task("a1", start: 2_000, end: 9_000, placed: 0),
+                     task("b0", start: 12_500, end: 20_000, placed: 10), task("b1", start: 11_000, end: 21_000, placed: 11),
+                     task("c0", start: nil, end: nil, placed: nil)]
+        let layers = [["a0", "a1"], ["b0", "b1"], ["c0"]]
+        #expect(DagWorkload.layerGapsMs(infos, layers: layers) == [2])
+        #expect(DagWorkload.layerGapsMs(infos, layers: layers, toPlacement: true) == [1])
+        #expect(DagWorkload.shape(BenchOptions()) == (100, 100))
+    }
 }

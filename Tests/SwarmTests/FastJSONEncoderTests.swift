@@ -28,6 +28,8 @@ import Testing
         spec.parent = "p-1"
         spec.constraints = ["gpu": "yes"]
         spec.priority = -7
+        spec.after = ["a-1", "a.2"]
+        spec.afterAny = ["b_3"]
         return spec
     }
 

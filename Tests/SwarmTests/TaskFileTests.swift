@@ -176,13 +176,15 @@ import SwarmProtocol
             "requirement": "q", "complexity": "simple", "timeout": 1, "maxTimeout": 2, "extendBy": 1, "extendWithin": 1, \
             "activityWindow": 1, "minBursts": 1, "burstGap": 1, "silenceWarn": 1, "silenceKill": 1, "killGrace": 1, "label": {}, \
             "parent": "pp", "constraint": [], "priority": 0, "inputs": ["a", "b:c"], "artifacts": ["out/*"], \
-            "repo": "/r.git", "ref": "main", "retries": 2, "retryOn": ["failed", "lost"], "retryBackoff": 1.5}
+            "repo": "/r.git", "ref": "main", "retries": 2, "retryOn": ["failed", "lost"], "retryBackoff": 1.5, \
+            "after": "a, b", "afterAny": ["c,d", "e"]}
             """
         let spec = try #require(try Self.parse(line).first)
         #expect(spec.retries == 2 && spec.retryOn == ["failed", "lost"] && spec.retryBackoff == 1.5)
+        #expect(spec.after == ["a", "b"] && spec.afterAny == ["c", "d", "e"])
         #expect(try Self.parse(#"{"command": ["true"], "retryOn": "timed_out, spawn_failed"}"#).first?.retryOn == ["timed_out", "spawn_failed"])
         #expect(try Self.parse(#"{"command": ["true"], "workdir": "/w"}"#).first?.workdir == "/w")
-        #expect(TaskFile.keys.count == 37)
+        #expect(TaskFile.keys.count == 39)
     }
 
     /// Issue 11: `workdir`, `inputs`, `artifacts`, `repo`, `ref`, with the flags' checks.

@@ -20,6 +20,8 @@ import SwarmProtocol
         info.priority = .max
         info.labels = Dictionary(uniqueKeysWithValues: (0..<1_000).map { ("k\($0)\u{1}", nasty) })
         info.waitReason = nasty
+        info.after = (0..<Bounds.dependencies).map { String(repeating: "a", count: TaskID.maxLength - 4) + "\($0)" }
+        info.afterAny = info.after
         info.metrics.runtime = nasty; info.metrics.model = nasty; info.metrics.complexity = nasty
         info.metrics.contextMode = nasty; info.metrics.contextFile = nasty
         info.metrics.workDir = nasty; info.metrics.logFile = nasty

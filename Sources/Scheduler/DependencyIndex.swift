@@ -1,0 +1,78 @@
+import SwarmProtocol
+
+/// Which tasks wait for which (issue 13 item 4): for each dependency that has not ended, the
+/// tasks waiting for it (the reverse index), and for each waiting task how many of its
+/// dependencies have not ended yet. Pure and small; `ClusterState+Dependencies.swift` keeps it
+/// in step with the tasks.
+///
+/// When a dependency ends, `ended` visits its own dependents only: O(its dependents), never a
+/// scan of the waiting tasks. A dependent that stops waiting for another reason (cancelled, or
+/// failed by another dependency) is forgotten in O(1): its entries under its other
+/// dependencies stay until those end and are skipped then (an entry carries the dependent's
+/// submission sequence, so it never counts for a later task of the same id).
+struct DependencyIndex: Sendable {
+    /// One task waiting for a dependency.
+    struct Dependent: Sendable, Equatable {
+        var id: String
+        /// Its submission sequence (`TaskRecord.sequence`): tells a stale entry from a live one.
+        var sequence: UInt64
+        /// `afterAny`: any end of the dependency will do. Otherwise (`after`) only `succeeded`.
+        var anyEnd: Bool
+    }
+
+    /// Dependency id -> the tasks that were waiting for it when they were added.
+    private(set) var dependents: [String: [Dependent]] = [:]
+    /// Waiting task id -> its sequence and how many of its dependencies have not ended.
+    private var unmet: [String: (sequence: UInt64, count: Int)] = [:]
+
+    init() {}
+
+    /// How many tasks wait.
+    var waitingCount: Int { unmet.count }
+
+    /// How many dependencies of `id` have not ended yet (0: it does not wait).
+    func unmetCount(_ id: String) -> Int { unmet[id]?.count ?? 0 }
+
+    /// Dependency ids with a list of dependents (live or stale): for checks and tests.
+    var dependencyCount: Int { dependents.count }
+
+    /// Task `id` (submission `sequence`) waits for `pending`: each dependency that has not
+    /// ended, each named once. Nothing happens when `pending` is empty.
+    mutating func wait(_ id: String, sequence: UInt64, for pending: [(id: String, anyEnd: Bool)]) {
+        guard !pending.isEmpty else { return }
+        unmet[id] = (sequence, pending.count)
+        for dependency in pending {
+            dependents[dependency.id, default: []].append(Dependent(id: id, sequence: sequence, anyEnd: dependency.anyEnd))
+        }
+    }
+
+    /// `dependency` ended (`succeeded` or not). Its dependents still waiting are `released`
+    /// when it was their last unmet dependency, or `failed` when they needed it to succeed
+    /// (`after`) and it did not; either way they wait no more. O(its dependents).
+    mutating func ended(_ dependency: String, succeeded: Bool) -> (released: [String], failed: [String]) {
+        guard let list = dependents.removeValue(forKey: dependency) else { return ([], []) }
+        var released: [String] = []
+        var failed: [String] = []
+        for dependent in list {
+            guard var entry = unmet[dependent.id], entry.sequence == dependent.sequence else { continue }
+            if !succeeded && !dependent.anyEnd {
+                unmet[dependent.id] = nil
+                failed.append(dependent.id)
+                continue
+            }
+            entry.count -= 1
+            if entry.count <= 0 {
+                unmet[dependent.id] = nil
+                released.append(dependent.id)
+            } else {
+                unmet[dependent.id] = entry
+            }
+        }
+        return (released, failed)
+    }
+
+    /// Task `id` waits no more for another reason (cancelled, failed by one dependency).
+    mutating func forget(_ id: String) {
+        unmet[id] = nil
+    }
+}
