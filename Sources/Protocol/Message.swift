@@ -49,6 +49,11 @@ public enum Message: Sendable, Equatable {
     case submitBatch(SubmitBatch)
     /// A finished task's spec submitted again as a new task (answered with `submitted`).
     case rerun(Rerun)
+    /// `swarm cancel --recursive ID`: the task and every descendant (`TaskTree.swift`),
+    /// answered with `treeCancelled`.
+    case cancelTree(TaskRef)
+    /// A page of a task tree (`TaskTree.swift`), answered with `taskTree`.
+    case listTree(ListTree)
     // Scheduler -> client.
     case submitted(Submitted)
     case taskInfo(TaskInfoReply)
@@ -58,6 +63,8 @@ public enum Message: Sendable, Equatable {
     case statsReply(StatsReply)
     case logChunk(LogChunk)
     case batchSubmitted(BatchSubmitted)
+    case taskTree(TaskTree)
+    case treeCancelled(TreeCancelled)
     // Blobs (inputs, artifacts), either direction; see `Blob.swift`.
     case blobOffer(BlobOffer)
     case blobAccept(BlobAccept)

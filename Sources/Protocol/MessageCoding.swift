@@ -66,6 +66,10 @@ extension Message {
         case .blobStored: "blobStored"
         case .blobGet: "blobGet"
         case .rerun: "rerun"
+        case .cancelTree: "cancelTree"
+        case .listTree: "listTree"
+        case .taskTree: "taskTree"
+        case .treeCancelled: "treeCancelled"
         }
     }
 
@@ -115,6 +119,10 @@ extension Message {
         case .blobStored(let p): p
         case .blobGet(let p): p
         case .rerun(let p): p
+        case .cancelTree(let p): p
+        case .listTree(let p): p
+        case .taskTree(let p): p
+        case .treeCancelled(let p): p
         }
     }
 
@@ -164,6 +172,10 @@ extension Message {
         case "blobStored": .blobStored(try .init(from: d))
         case "blobGet": .blobGet(try .init(from: d))
         case "rerun": .rerun(try .init(from: d))
+        case "cancelTree": .cancelTree(try .init(from: d))
+        case "listTree": .listTree(try .init(from: d))
+        case "taskTree": .taskTree(try .init(from: d))
+        case "treeCancelled": .treeCancelled(try .init(from: d))
         default: nil
         }
     }
@@ -194,6 +206,10 @@ extension Message {
         case .blobStored(let p): p.requestId
         case .blobGet(let p): p.requestId
         case .rerun(let p): p.requestId
+        case .cancelTree(let p): p.requestId
+        case .listTree(let p): p.requestId
+        case .taskTree(let p): p.requestId
+        case .treeCancelled(let p): p.requestId
         case .error(let p): p.requestId
         default: nil
         }

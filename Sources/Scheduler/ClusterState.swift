@@ -201,6 +201,8 @@ public struct ClusterState: Sendable {
     /// Ends found at submit or restore (`dependency_failed`), for the next `schedule` to
     /// hand to the shell.
     var undelivered: [SchedulerDirective] = []
+    /// Parent -> children, and the roots (ClusterState+Trees.swift).
+    var tree = TaskTree()
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings
@@ -260,6 +262,7 @@ public struct ClusterState: Sendable {
                                waitsForDependencies: waits)
         if !waits { queue.push(id: id, request: request, sequence: nextSequence) }
         order.append(id)
+        linkIntoTree(id)
     }
 
     /// The task with its runs (`TaskInfo.runs`).
