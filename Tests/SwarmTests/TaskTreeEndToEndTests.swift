@@ -107,4 +107,32 @@ import SwarmProtocol
         let late = try harness.run(["submit", "--parent", "root.1"] + client + ["--", "true"])
         #expect(late.status == 2 && late.stderr.contains("parent 'root.1' was cancelled"), "\(late.stderr)")
     }
+
+    /// `wait --recursive` returns only once the task and every descendant have ended, also a
+    /// child submitted by a descendant after the wait began; it exits as `wait` does.
+    @Test func aRecursiveWaitWaitsForChildrenSubmittedWhileItWaits() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try RetryEndToEndTests.startCluster(harness, workers: 2)
+        let swarm = ProcessHarness.swarmBinary
+        // root starts c at once; c, 1 s later, starts g (which fails), and ends. No token here:
+        // a task names its parent itself.
+        let script = """
+            if [ "$SWARM_TASK_ID" = root ]; then \(swarm) submit --parent root --id c -- sh "$0" "$1"; exit 0; fi
+            if [ "$SWARM_TASK_ID" = c ]; then sleep 1; \(swarm) submit --parent c --id g -- sh -c 'sleep 0.5; exit 3'; exit 0; fi
+            """
+        let file = "\(harness.dir)/late.sh"
+        try script.write(toFile: file, atomically: true, encoding: .utf8)
+        let submit = try harness.run(["submit", "--scheduler", address, "--id", "root", "--", "sh", file, harness.marker])
+        #expect(submit.status == 0, "\(submit.stderr)")
+        let wait = try harness.run(["wait", "--recursive", "root", "--scheduler", address, "--timeout", "30"])
+        #expect(wait.status == 1, "\(wait.stderr)")
+        #expect(wait.stdout == "root succeeded (exit 0)\nc succeeded (exit 0)\ng failed (exit 3)\n")
+        // A timeout reports the tree as it is, 124.
+        _ = try harness.run(["submit", "--scheduler", address, "--id", "slow", "--", "sleep", "30"])
+        let short = try harness.run(["wait", "--recursive", "slow", "--scheduler", address, "--timeout", "0.5"])
+        #expect(short.status == 124 && short.stdout == "slow running (still pending)\n", "\(short.stdout)")
+        #expect(short.stderr.contains("waiting for the tree of slow: 1 still pending (slow), 0 ended"))
+        _ = try harness.run(["cancel", "--recursive", "slow", "--scheduler", address])
+    }
 }
