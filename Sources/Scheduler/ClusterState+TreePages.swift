@@ -2,15 +2,21 @@ import SwarmProtocol
 
 /// One page of a tree listing (`swarm tasks --tree`): the preorder of a tree, or of the whole
 /// forest, cut into pages that go on from their last entry. Each step from one entry to the
-/// next costs O(1) going down and O(log siblings) per level going up, so a page costs about
-/// its own size, whatever the size of the tree or of the cluster.
+/// next costs O(1) going down or sideways and O(1) per level going up (`TaskTree` keeps each
+/// task's parent and place among its siblings), so a page costs about its own size, whatever
+/// the size of the tree or of the cluster.
 public struct TreePage: Sendable, Equatable {
     public var entries: [TreeEntry]
-    /// The id of the last entry when more follow (the next page's `after`), else nil.
+    /// Where the next page goes on (its `after`): the last task this one looked at, when more
+    /// follow; else nil.
     public var next: String?
 }
 
 extension ClusterState {
+    /// Tasks of the index a page passes over without a record in memory (none until finished
+    /// tasks leave memory), at most: past it the page ends early, with a `next`.
+    static let maxSkippedPerPage = 20_000
+
     /// The entries of the tree of `root` (nil: the forest of every root, in submission order),
     /// in preorder, after the entry of task `after` (nil: from the start): at most `limit`,
     /// stopping before `maxBytes` of entries as `size` measures them (always at least one).
@@ -29,25 +35,32 @@ extension ClusterState {
         }
         var entries: [TreeEntry] = []
         var bytes = 0
-        while let current = at, entries.count < max(1, limit), let record = tasks[current.id] {
-            let entry = TreeEntry(depth: current.depth, task: record.info.waitSummary())
-            let cost = size(entry)
-            if !entries.isEmpty && bytes + cost > maxBytes { break }
-            bytes += cost
-            entries.append(entry)
+        var skipped = 0
+        var last: String?
+        while let current = at, entries.count < max(1, limit), skipped <= Self.maxSkippedPerPage {
+            if let record = tasks[current.id] {
+                let entry = TreeEntry(depth: current.depth, task: record.info.waitSummary())
+                let cost = size(entry)
+                if !entries.isEmpty && bytes + cost > maxBytes { break }
+                bytes += cost
+                entries.append(entry)
+            } else {
+                skipped += 1
+            }
+            last = current.id
             at = successor(of: current.id, depth: current.depth, root: root)
         }
-        return TreePage(entries: entries, next: at == nil ? nil : entries.last?.task.id)
+        return TreePage(entries: entries, next: at == nil ? nil : last)
     }
 
     /// How far `id` is below `root` (nil: below a root of the forest) through linked parents;
     /// nil when it is not in that tree.
     func depth(of id: String, under root: String?) -> Int? {
-        guard tasks[id] != nil else { return nil }
+        guard tasks[id] != nil || tree.parentOf[id] != nil || tree.rootSequence[id] != nil else { return nil }
         var at = id
         var depth = 0
-        // Linked parents form a forest: the walk ends within the number of tasks.
-        for _ in 0...tasks.count {
+        // Linked parents form a forest: the walk ends within the number of links.
+        for _ in 0...tree.parentOf.count + 1 {
             if at == root { return depth }
             guard let parent = linkedParent(at) else { return root == nil ? depth : nil }
             at = parent
@@ -62,28 +75,17 @@ extension ClusterState {
         if let first = tree.children[id]?.first { return (first, depth + 1) }
         var at = id
         var level = depth
-        for _ in 0...tasks.count {
+        for _ in 0...tree.parentOf.count + 1 {
             if at == root { return nil }
             guard let parent = linkedParent(at) else {
-                return root == nil ? firstRoot(afterSequence: tasks[at]?.sequence).map { ($0, 0) } : nil
+                return root == nil ? firstRoot(afterSequence: tree.rootSequence[at] ?? UInt64.max).map { ($0, 0) } : nil
             }
             let siblings = tree.children[parent] ?? []
-            if let i = position(of: at, in: siblings), i + 1 < siblings.count { return (siblings[i + 1], level) }
+            if let i = tree.slot[at], i + 1 < siblings.count { return (siblings[i + 1], level) }
             at = parent
             level -= 1
         }
         return nil
-    }
-
-    /// Where `id` is in `siblings` (in submission order, so by sequence): a binary search.
-    private func position(of id: String, in siblings: [String]) -> Int? {
-        guard let sequence = tasks[id]?.sequence else { return nil }
-        var low = 0, high = siblings.count
-        while low < high {
-            let mid = (low + high) / 2
-            if (tasks[siblings[mid]]?.sequence ?? 0) < sequence { low = mid + 1 } else { high = mid }
-        }
-        return low < siblings.count && siblings[low] == id ? low : nil
     }
 
     /// The first root submitted after `sequence` (nil: the first root). Roots that have since
@@ -93,10 +95,10 @@ extension ClusterState {
         if let sequence {
             while low < high {
                 let mid = (low + high) / 2
-                if (tasks[tree.rootOrder[mid]]?.sequence ?? 0) <= sequence { low = mid + 1 } else { high = mid }
+                if tree.rootOrder[mid].sequence <= sequence { low = mid + 1 } else { high = mid }
             }
         }
-        for id in tree.rootOrder[low...] where tasks[id] != nil && linkedParent(id) == nil { return id }
+        for root in tree.rootOrder[low...] where tree.parentOf[root.id] == nil { return root.id }
         return nil
     }
 }

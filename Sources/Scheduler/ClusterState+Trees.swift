@@ -9,15 +9,22 @@ import SwarmProtocol
 /// descends from it, possible only when it was named as a parent before it existed, or it is
 /// its own parent) is not linked, and counts as a root. So every walk down the index ends.
 /// A task is a **root** when it has no linked parent: no `parent`, a parent not known, or a cut
-/// link.
+/// link. The index holds the tree's shape by itself (ids only): walks need no task record, so
+/// a task that leaves memory keeps its place in it.
 struct TaskTree: Sendable {
     /// Parent id -> its children, in submission order (the parent may not be known yet).
     var children: [String: [String]] = [:]
+    /// Task -> the parent it hangs under, once that parent is known: the forest's edges.
+    var parentOf: [String: String] = [:]
+    /// Task -> its place in its parent's `children` (a listing goes on from it in O(1)).
+    var slot: [String: Int] = [:]
     /// Tasks whose parent link would have closed a loop.
     var cut: Set<String> = []
-    /// Tasks that were roots when they came, in submission order. A root whose parent comes
-    /// later stays here until the next compaction (`stale` counts them): readers skip it.
-    var rootOrder: [String] = []
+    /// Tasks that were roots when they came, with their submission sequence, in submission
+    /// order. A root whose parent comes later stays until the next compaction (`stale` counts
+    /// them): readers skip it.
+    var rootOrder: [(id: String, sequence: UInt64)] = []
+    var rootSequence: [String: UInt64] = [:]
     var stale = 0
 }
 
@@ -26,30 +33,37 @@ extension ClusterState {
 
     /// Links task `id` (just inserted or restored, in submission order) into the children index.
     mutating func linkIntoTree(_ id: String) {
-        let waiting = tree.children[id]?.count ?? 0
-        if waiting > 0 {
-            // Its children came first: they were roots until now.
-            tree.stale += waiting
+        let waiting = tree.children[id] ?? []
+        // Its children came first: they were roots until now.
+        for child in waiting { tree.parentOf[child] = id }
+        if !waiting.isEmpty {
+            tree.stale += waiting.count
             compactRoots()
         }
-        guard let parent = tasks[id]?.info.parent else { tree.rootOrder.append(id); return }
-        if parent == id || (waiting > 0 && descends(parent, from: id)) {
-            tree.cut.insert(id)
-            tree.rootOrder.append(id)
+        guard let record = tasks[id] else { return }
+        guard let parent = record.info.parent, parent != id, waiting.isEmpty || !descends(parent, from: id) else {
+            if record.info.parent != nil { tree.cut.insert(id) }
+            addRoot(id, sequence: record.sequence)
             return
         }
+        tree.slot[id] = tree.children[parent]?.count ?? 0
         tree.children[parent, default: []].append(id)
-        if tasks[parent] == nil { tree.rootOrder.append(id) }
+        if tasks[parent] != nil { tree.parentOf[id] = parent } else { addRoot(id, sequence: record.sequence) }
+    }
+
+    private mutating func addRoot(_ id: String, sequence: UInt64) {
+        tree.rootOrder.append((id, sequence))
+        tree.rootSequence[id] = sequence
     }
 
     /// Whether `id` is `ancestor` or below it through linked parents. Linked parents form a
     /// forest (the task being linked aside), so the walk ends; it is bounded all the same.
     private func descends(_ id: String, from ancestor: String) -> Bool {
         var at: String? = id
-        for _ in 0...tasks.count {
+        for _ in 0...tree.parentOf.count + 1 {
             guard let here = at else { return false }
             if here == ancestor { return true }
-            at = linkedParent(here)
+            at = tree.parentOf[here]
         }
         return true
     }
@@ -57,16 +71,14 @@ extension ClusterState {
     /// Drops roots that have since got their parent, once they are half of the list.
     private mutating func compactRoots() {
         guard tree.stale > 64, tree.stale * 2 > tree.rootOrder.count else { return }
-        tree.rootOrder = tree.rootOrder.filter { linkedParent($0) == nil }
+        let linked = tree.parentOf
+        tree.rootOrder.removeAll { linked[$0.id] != nil }
+        tree.rootSequence = tree.rootSequence.filter { linked[$0.key] == nil }
         tree.stale = 0
     }
 
-    /// The parent `id` hangs under in the index: its `parent`, when that task is known and the
-    /// link was not cut. Nil: `id` is a root.
-    func linkedParent(_ id: String) -> String? {
-        guard let parent = tasks[id]?.info.parent, tasks[parent] != nil, !tree.cut.contains(id) else { return nil }
-        return parent
-    }
+    /// The parent `id` hangs under in the index. Nil: `id` is a root.
+    func linkedParent(_ id: String) -> String? { tree.parentOf[id] }
 
     /// `root` and every task below it, root first, breadth first: O(tree size). Nil when the
     /// tree has more than `limit` tasks (or `root` is not known).
@@ -88,19 +100,20 @@ extension ClusterState {
 
     /// `swarm cancel --recursive`: cancels each of `ids` (a tree from `treeIds`) that has not
     /// ended, by the one cancel path (`cancel`: a queued task ends now, a running one is
-    /// killed on its worker). `at` (wall) dates what ends. Returns the directives and how many
-    /// were cancelled while queued, are being killed, and had already ended.
+    /// killed on its worker; what that ends in turn, e.g. dependents, ends with it). `at`
+    /// (wall) dates what ends. Returns the directives and how many of the tree were queued
+    /// (now ended), running (being killed), and had already ended, as they were before it.
     mutating func cancelTree(_ ids: [String], at: Int64) -> (directives: [SchedulerDirective], cancelled: Int, killing: Int, alreadyEnded: Int) {
+        // Counted first: cancelling one task may end another of the tree (a dependent).
+        let before = ids.map { tasks[$0]?.info.state }
         var directives: [SchedulerDirective] = []
-        var cancelled = 0, killing = 0, ended = 0
-        for id in ids {
-            guard let state = tasks[id]?.info.state else { continue }
-            if state.isTerminal { ended += 1; continue }
-            guard let more = try? cancel(id, at: at) else { continue }
-            directives += more
-            if state == .queued { cancelled += 1 } else { killing += 1 }
+        for (id, state) in zip(ids, before) where state?.isTerminal == false && tasks[id]?.info.state.isTerminal == false {
+            directives += (try? cancel(id, at: at)) ?? []
         }
-        return (directives, cancelled, killing, ended)
+        let cancelled = before.filter { $0 == .queued }.count
+        let killing = before.filter { $0 == .running }.count
+        // A task not in memory has ended (only finished tasks leave it).
+        return (directives, cancelled, killing, ids.count - cancelled - killing)
     }
 
     /// The tree of `root` as `swarm wait --recursive` sees it: how many tasks, and which have
