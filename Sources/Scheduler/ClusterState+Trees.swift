@@ -106,9 +106,12 @@ extension ClusterState {
     mutating func cancelTree(_ ids: [String], at: Int64) -> (directives: [SchedulerDirective], cancelled: Int, killing: Int, alreadyEnded: Int) {
         // Counted first: cancelling one task may end another of the tree (a dependent).
         let before = ids.map { tasks[$0]?.info.state }
+        // Out of the placement queue in one pass per class: one at a time, each would search.
+        let queued = zip(ids, before).filter { $0.1 == .queued }.map(\.0)
+        queue.remove(ids: Set(queued), requests: queued.compactMap { tasks[$0]?.request })
         var directives: [SchedulerDirective] = []
         for (id, state) in zip(ids, before) where state?.isTerminal == false && tasks[id]?.info.state.isTerminal == false {
-            directives += (try? cancel(id, at: at)) ?? []
+            directives += (try? cancel(id, at: at, dequeued: true)) ?? []
         }
         let cancelled = before.filter { $0 == .queued }.count
         let killing = before.filter { $0 == .running }.count

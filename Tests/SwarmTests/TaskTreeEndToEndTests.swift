@@ -135,4 +135,18 @@ import SwarmProtocol
         #expect(short.stderr.contains("waiting for the tree of slow: 1 still pending (slow), 0 ended"))
         _ = try harness.run(["cancel", "--recursive", "slow", "--scheduler", address])
     }
+
+    /// Tree options are checked before anything is sent: one line, exit 64.
+    @Test func treeOptionsAreCheckedBeforeAnythingIsSent() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let none = ["--scheduler", "127.0.0.1:1"]
+        CLIValidationTests.expectUsageError(try harness.run(["tasks", "root"] + none), "tasks ID", containing: "only with --tree")
+        CLIValidationTests.expectUsageError(try harness.run(["tasks", "--tree", "--state", "running"] + none), "tasks --tree --state",
+                                            containing: "--tree takes no filter")
+        CLIValidationTests.expectUsageError(try harness.run(["tasks", "--tree", "bad id"] + none), "tasks --tree 'bad id'",
+                                            containing: "may contain only")
+        CLIValidationTests.expectUsageError(try harness.run(["wait", "--recursive", "a", "b"] + none), "wait --recursive a b",
+                                            containing: "--recursive takes one task id, got 2")
+    }
 }

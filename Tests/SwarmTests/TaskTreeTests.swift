@@ -152,9 +152,13 @@ import Testing
         #expect(try state.task("b").state == .succeeded)
         #expect(try state.task("o").state == .queued)
         #expect(state.isBeingCancelled("r"))
+        // The queue lost exactly the tree's queued tasks (taken out in one pass): o is placed next.
+        #expect(state.queuedCount == 1)
+        _ = state.taskFinished(node: "w1", result: S.result("r", .failed, at: Self.t0 + 4), at: Self.t0 + 4)
+        #expect(S.assigns(state.schedule(nowMs: 11, at: Self.t0 + 5)).map(\.id) == ["o"])
         // Again: nothing more to do, the same counts of what is there.
         let again = ClientRequests.handle(.cancelTree(.init(requestId: 8, id: "r")), identity: .cluster, state: &state, context: context)
-        #expect(again.replies == [.treeCancelled(.init(requestId: 8, id: "r", total: 5, cancelled: 0, killing: 1, alreadyEnded: 4))])
+        #expect(again.replies == [.treeCancelled(.init(requestId: 8, id: "r", total: 5, cancelled: 0, killing: 0, alreadyEnded: 5))])
         #expect(again.directives.isEmpty && again.log.isEmpty)
     }
 
