@@ -10,10 +10,12 @@ public enum TreeOutput {
     public static let maxDrawnDepth = 32
 
     /// What is said about a task besides its place in the tree: each string becomes a part of
-    /// its line (`TREE` column, after the id). Dependencies (`after`, `afterAny`) go here once
-    /// tasks carry them: `["after: a,b"]`.
+    /// its line (`TREE` column, after the id): its dependencies (`after: a,b`, `after-any: c`).
     public static func edges(_ task: TaskInfo) -> [String] {
-        []
+        var parts: [String] = []
+        if let after = task.after, !after.isEmpty { parts.append("after: " + after.joined(separator: ",")) }
+        if let any = task.afterAny, !any.isEmpty { parts.append("after-any: " + any.joined(separator: ",")) }
+        return parts
     }
 
     /// One line per entry: `STATE  NODE  EXIT  TREE`, the tree column indented by depth

@@ -268,6 +268,11 @@ import Testing
         // A page that starts deep draws from its first entry's depth.
         #expect(TreeOutput.table(Array(Self.entries()[2...])).split(separator: "\n")[1].hasSuffix("    a1"))
         #expect(TreeOutput.indent(40).hasSuffix("(depth 40) \\_ "))
+        // Dependencies follow the id.
+        var merge = TaskInfo(id: "m", state: .queued, command: ["x"], submittedAt: 1)
+        merge.after = ["a", "b"]
+        merge.afterAny = ["c"]
+        #expect(TreeOutput.table([TreeEntry(depth: 0, task: merge)]).hasSuffix("m  after: a,b  after-any: c"))
     }
 
     @Test func theJSONNestsEachTaskWithItsChildren() throws {
