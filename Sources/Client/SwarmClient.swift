@@ -300,7 +300,7 @@ public final class SwarmClient {
 
     // MARK: Machinery
 
-    private func request(_ make: (Int) -> Message, timeoutSeconds: Double? = 30,
+    func request(_ make: (Int) -> Message, timeoutSeconds: Double? = 30,
                          what: String = "waiting for the scheduler") throws(ClientError) -> Message {
         let replies = try requestMany(count: 1, timeoutSeconds: timeoutSeconds, what: what) { make($1) }
         if case .error(let e) = replies[0] { throw .server(e.code, e.reason) }

@@ -51,6 +51,11 @@ public enum Message: Sendable, Equatable {
     case rerun(Rerun)
     /// `swarm gc`: apply retention now (answered with `gcResult`).
     case gc(Gc)
+    /// `swarm cancel --recursive ID`: the task and every descendant (`TaskTree.swift`),
+    /// answered with `treeCancelled`.
+    case cancelTree(TaskRef)
+    /// A page of a task tree (`TaskTree.swift`), answered with `taskTree`.
+    case listTree(ListTree)
     // Scheduler -> client.
     case submitted(Submitted)
     case taskInfo(TaskInfoReply)
@@ -61,6 +66,8 @@ public enum Message: Sendable, Equatable {
     case logChunk(LogChunk)
     case batchSubmitted(BatchSubmitted)
     case gcResult(GcResult)
+    case taskTree(TaskTree)
+    case treeCancelled(TreeCancelled)
     // Blobs (inputs, artifacts), either direction; see `Blob.swift`.
     case blobOffer(BlobOffer)
     case blobAccept(BlobAccept)

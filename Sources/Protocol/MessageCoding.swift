@@ -68,6 +68,10 @@ extension Message {
         case .rerun: "rerun"
         case .gc: "gc"
         case .gcResult: "gcResult"
+        case .cancelTree: "cancelTree"
+        case .listTree: "listTree"
+        case .taskTree: "taskTree"
+        case .treeCancelled: "treeCancelled"
         }
     }
 
@@ -119,6 +123,10 @@ extension Message {
         case .rerun(let p): p
         case .gc(let p): p
         case .gcResult(let p): p
+        case .cancelTree(let p): p
+        case .listTree(let p): p
+        case .taskTree(let p): p
+        case .treeCancelled(let p): p
         }
     }
 
@@ -170,6 +178,10 @@ extension Message {
         case "rerun": .rerun(try .init(from: d))
         case "gc": .gc(try .init(from: d))
         case "gcResult": .gcResult(try .init(from: d))
+        case "cancelTree": .cancelTree(try .init(from: d))
+        case "listTree": .listTree(try .init(from: d))
+        case "taskTree": .taskTree(try .init(from: d))
+        case "treeCancelled": .treeCancelled(try .init(from: d))
         default: nil
         }
     }
@@ -202,6 +214,10 @@ extension Message {
         case .rerun(let p): p.requestId
         case .gc(let p): p.requestId
         case .gcResult(let p): p.requestId
+        case .cancelTree(let p): p.requestId
+        case .listTree(let p): p.requestId
+        case .taskTree(let p): p.requestId
+        case .treeCancelled(let p): p.requestId
         case .error(let p): p.requestId
         default: nil
         }

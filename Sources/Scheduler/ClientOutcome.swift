@@ -23,6 +23,8 @@ struct ClientRequestContext {
     /// has it (nil: no such task, or not ended): how a dependency on a finished task that left
     /// memory is recognized (issue 14).
     var endedTaskState: (String) -> TaskState? = { _ in nil }
+    /// The most tasks a tree request takes in (`TreeLimits.maxTreeTasks`; tests lower it).
+    var treeLimit = TreeLimits.maxTreeTasks
 }
 
 /// What the shell does for one client request (`ClientRequests.handle`), as data. The shell

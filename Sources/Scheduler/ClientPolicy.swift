@@ -44,10 +44,12 @@ enum ClientPolicy {
         guard case .task(let root) = identity else { return message }
         switch message {
         case .submit(var submit):
+            try mayStartTasks(root, state: state)
             submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state, archive: archive)
             try dependencies([submit.task], root: root, state: state, archive: archive)
             return .submit(submit)
         case .submitBatch(var batch):
+            try mayStartTasks(root, state: state)
             var parents: [String: String] = [:]
             for spec in batch.tasks { if let id = spec.id { parents[id] = spec.parent ?? root } }
             for i in batch.tasks.indices {
@@ -55,9 +57,14 @@ enum ClientPolicy {
             }
             try dependencies(batch.tasks, root: root, state: state, archive: archive)
             return .submitBatch(batch)
-        case .status(let ref), .cancel(let ref):
+        case .status(let ref), .cancel(let ref), .cancelTree(let ref):
             try mustSee(ref.id, root: root, state: state, archive: archive)
+        case .listTree(var request):
+            // Its own tree by default; another one only inside it.
+            if let id = request.id { try mustSee(id, root: root, state: state, archive: archive) } else { request.id = root }
+            return .listTree(request)
         case .rerun(let request):
+            try mayStartTasks(root, state: state)
             // The new task then goes by the submit rules (`ClientRequests.rerun`).
             try mustSee(request.id, root: root, state: state, archive: archive)
         case .logs(let request):
@@ -79,6 +86,7 @@ enum ClientPolicy {
              .register, .registered, .heartbeat, .assign, .taskStarted, .taskFinished, .resultAck, .reject,
              .kill, .readLog, .leave, .health, .taskEvent, .taskOutput, .logData,
              .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted, .gcResult,
+             .taskTree, .treeCancelled,
              .blobOffer, .blobAccept, .blobChunk, .blobStored, .blobGet:
             break
         }
@@ -101,6 +109,13 @@ enum ClientPolicy {
                 try mustSee(dependency.id, root: root, state: state, archive: archive)
             }
         }
+    }
+
+    /// A task being cancelled starts nothing more: what it submits while it is killed would
+    /// escape `cancel --recursive`.
+    private static func mayStartTasks(_ root: String, state: ClusterState) throws(ClientRefusal) {
+        guard state.isBeingCancelled(root) else { return }
+        throw ClientRefusal(code: .unexpected, reason: "task '\(PeerText.safe(root))' is being cancelled: its credential may not submit tasks")
     }
 
     /// A task unknown to the scheduler is left to the request's own "no task" answer.

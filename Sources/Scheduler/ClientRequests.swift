@@ -56,12 +56,17 @@ enum ClientRequests {
             let cutoff = request.olderThanSeconds.map { context.at - Int64(($0 * 1000).rounded()) }
             return ClientOutcome(log: [.notice("gc asked by a client\(request.olderThanSeconds.map { " (older than \($0) s)" } ?? "")")],
                                  flow: [.startGc(requestId: request.requestId, cutoffMs: cutoff)])
+        case .cancelTree(let ref):
+            return try cancelTree(ref, state: &state, context: context)
+        case .listTree(let request):
+            return try listTree(request, identity: identity, state: state, context: context)
         // Blob messages are the blob exchange's (SchedulerServer+Blobs.swift), which takes
         // them before they get here.
         case .hello, .challenge, .auth, .welcome, .error,
              .register, .registered, .heartbeat, .assign, .taskStarted, .taskFinished, .resultAck, .reject,
              .kill, .readLog, .leave, .health, .taskEvent, .taskOutput, .logData,
              .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted, .gcResult,
+             .taskTree, .treeCancelled,
              .blobOffer, .blobAccept, .blobChunk, .blobStored, .blobGet:
             throw .notAClientRequest(message)
         }
@@ -72,6 +77,7 @@ enum ClientRequests {
     private static func submit(_ submit: Message.Submit, state: inout ClusterState,
                                context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         try checkInputBlobs([submit.task], state: state, context: context)
+        try checkParents([submit.task], state: state, archive: context.archive)
         let ended = endedDependencies([submit.task], state: state, context: context)
         let id = try refusing { () throws(SchedulerError) in
             try state.submit(submit.task, at: context.at, ended: ended, archive: context.archive)
@@ -82,6 +88,7 @@ enum ClientRequests {
     private static func submitBatch(_ batch: Message.SubmitBatch, state: inout ClusterState,
                                     context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         try checkInputBlobs(batch.tasks, state: state, context: context)
+        try checkParents(batch.tasks, state: state, archive: context.archive)
         let ended = endedDependencies(batch.tasks, state: state, context: context)
         let (ids, existing) = try refusing { () throws(SchedulerError) in
             try state.submitBatch(batch.tasks, at: context.at, ended: ended, archive: context.archive)
@@ -211,7 +218,7 @@ enum ClientRequests {
     }
 
     /// `body`'s result, or its state error as the client's refusal (`ClientRefusal(_:)`).
-    private static func refusing<T>(_ body: () throws(SchedulerError) -> T) throws(ClientRefusal) -> T {
+    static func refusing<T>(_ body: () throws(SchedulerError) -> T) throws(ClientRefusal) -> T {
         do { return try body() } catch { throw ClientRefusal(error) }
     }
 }

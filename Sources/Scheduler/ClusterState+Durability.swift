@@ -46,6 +46,7 @@ extension ClusterState {
                                      retry: task.retry, runs: Array(task.runs.suffix(TaskRun.maxKept)),
                                      waitsForDependencies: waits))
             order.append(OrderEntry(sequence: task.sequence, id: id))
+            linkIntoTree(id)
             nextSequence = max(nextSequence, task.sequence)
             if !task.info.state.isTerminal, let node = task.retry.avoidNode { avoiding[id] = node }
             switch task.info.state {

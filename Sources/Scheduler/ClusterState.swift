@@ -209,6 +209,8 @@ public struct ClusterState: Sendable {
     /// Ends found at submit or restore (`dependency_failed`), for the next `schedule` to
     /// hand to the shell.
     var undelivered: [SchedulerDirective] = []
+    /// Parent -> children, and the roots (ClusterState+Trees.swift).
+    var tree = TaskTree()
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings
@@ -272,6 +274,7 @@ public struct ClusterState: Sendable {
                                waitsForDependencies: waits)
         if !waits { queue.push(id: id, request: request, sequence: nextSequence) }
         order.append(OrderEntry(sequence: nextSequence, id: id))
+        linkIntoTree(id)
     }
 
     /// The task with its runs (`TaskInfo.runs`), from memory or else `archive`.
@@ -314,11 +317,12 @@ public struct ClusterState: Sendable {
     /// Cancels a task: a queued one ends now; a running one is killed on its worker (its
     /// result then says `cancelled`). Ending tasks cannot be cancelled. `at` (wall): a queued
     /// one's `finishedAt`.
-    public mutating func cancel(_ id: String, at: Int64) throws(SchedulerError) -> [SchedulerDirective] {
+    /// `dequeued`: the caller took it out of the placement queue already (`cancelTree`).
+    public mutating func cancel(_ id: String, at: Int64, dequeued: Bool = false) throws(SchedulerError) -> [SchedulerDirective] {
         guard var record = tasks[id] else { throw .unknownTask(id) }
         if record.info.state.isTerminal { throw .alreadyEnded(id, record.info.state) }
         if record.info.state == .queued {
-            queue.remove(id: id, request: record.request)
+            if !dequeued { queue.remove(id: id, request: record.request) }
             record.info.state = .cancelled
             record.info.reason = record.waitsForDependencies ? "cancelled while waiting for its dependencies"
                 : record.isHeld ? "cancelled while waiting to retry" : "cancelled before it ran"

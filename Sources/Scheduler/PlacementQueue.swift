@@ -97,6 +97,24 @@ struct PlacementQueue: Sendable {
         }
     }
 
+    /// Removes many tasks at once (`requests`: theirs): each class they are in is filtered once,
+    /// O(its size), not searched once per task (a recursive cancel of a large tree).
+    mutating func remove(ids: Set<String>, requests: [PlacementRequest]) {
+        let touched = Set(requests.compactMap { classIDs[ClassKey($0)] })
+        for c in touched {
+            let before = classes[c].tasks.count
+            classes[c].tasks.remove(ids: ids)
+            count -= before - classes[c].tasks.count
+            if classes[c].tasks.isEmpty {
+                if position[c] >= 0 { removeFromHeap(c) }
+                retire(c)
+            } else {
+                refreshHead(c)
+                if position[c] >= 0 { siftDown(siftUp(position[c])) }
+            }
+        }
+    }
+
     /// Takes a class out of the order until `unparkAll`.
     mutating func park(_ c: Int) {
         guard !classes[c].parked else { return }

@@ -15,8 +15,9 @@ extension SchedulerServer {
             throw error
         }
         self.store = store
+        let ancestors = Self.archivedAncestors(of: saved.tasks, in: store)
         let readMs = clocks.monotonic() - startMs
-        state = ClusterState(settings: settings, restoring: saved.tasks, lastSequence: saved.lastSequence,
+        state = ClusterState(settings: settings, restoring: saved.tasks + ancestors, lastSequence: saved.lastSequence,
                              nowMs: clocks.monotonic(), at: clocks.wall(),
                              ended: Self.endedDependencies(of: saved.tasks, in: store))
         guard !saved.tasks.isEmpty else {
@@ -34,6 +35,26 @@ extension SchedulerServer {
 
     /// Finished tasks that left memory, as the store has them (none without a store).
     var archive: TaskArchive { store?.archive ?? .none }
+
+    /// The finished ancestors (through `parent`) of the tasks in flight that a restart did not
+    /// read back: restored with them, so the children index links a running grandchild under
+    /// its finished parents again and `cancel --recursive` of the root still reaches it. At
+    /// most `maxRestoredAncestors` (a chain is at most `ClusterState.maxSubtreeDepth` deep).
+    static func archivedAncestors(of saved: [TaskSnapshot], in store: TaskStore) -> [TaskSnapshot] {
+        var known = Set(saved.lazy.map(\.info.id))
+        var wanted = saved.compactMap { $0.info.state.isTerminal ? nil : $0.info.parent }.filter { !known.contains($0) }
+        let archive = store.archive
+        var found: [TaskSnapshot] = []
+        while let id = wanted.popLast(), found.count < maxRestoredAncestors {
+            guard known.insert(id).inserted, let task = archive.task(id) else { continue }
+            found.append(task)
+            if let parent = task.info.parent, !known.contains(parent) { wanted.append(parent) }
+        }
+        return found
+    }
+
+    /// Bounds the ancestors a restart reads back beside the tasks in flight.
+    static let maxRestoredAncestors = 10_000
 
     /// The final states the store holds of dependencies that queued tasks of `saved` name but
     /// `saved` lacks (ClusterState+Dependencies.swift): finished tasks a restart did not read

@@ -63,6 +63,14 @@ public struct TaskQueue: Sendable {
         return removed
     }
 
+    /// Removes every task of `ids` in one pass, O(n log n) however many (a recursive cancel):
+    /// a sorted array is a valid heap.
+    mutating func remove(ids: Set<String>) {
+        let before = heap.count
+        heap.removeAll { ids.contains($0.id) }
+        if heap.count != before { heap.sort { $0.precedes($1) } }
+    }
+
     /// Removes `id` wherever it is (O(n) to find it; used for cancels, which are rare).
     public mutating func remove(id: String) {
         // A linear search (ids are not indexed), then O(log n): cancelling a task in a queue of

@@ -44,13 +44,13 @@ extension TaskStore {
     /// `any_end` 1), written with the task; indexed by dependency, so the tasks waiting for one
     /// can be found without reading every spec.
     static let dependenciesTable = """
-        CREATE TABLE dependencies (
+        CREATE TABLE IF NOT EXISTS dependencies (
             task_id       TEXT NOT NULL,
             dependency_id TEXT NOT NULL,
             any_end       INTEGER NOT NULL,
             PRIMARY KEY (task_id, dependency_id)
         ) WITHOUT ROWID;
-        CREATE INDEX dependencies_by_dependency ON dependencies (dependency_id);
+        CREATE INDEX IF NOT EXISTS dependencies_by_dependency ON dependencies (dependency_id);
         """
 
     /// Version 4: which tasks name which blobs (inputs in their spec, artifacts in their info): a

@@ -27,6 +27,10 @@ struct TasksCommand: ParsableCommand {
     var limit: Int?
     @Option(help: ArgumentHelp("Start after this task (the last id of the previous page).", valueName: "ID"))
     var cursor: String?
+    @Flag(help: "Show parents and children as an indented tree: of task ID, or of every root (a task without a parent, or whose parent is not known).")
+    var tree = false
+    @Argument(help: ArgumentHelp("With --tree: the tree's root.", valueName: "ID"))
+    var root: String?
 
     func run() throws {
         let filter = try makeFilter()
@@ -34,10 +38,24 @@ struct TasksCommand: ParsableCommand {
         if let cursor, let problem = TaskID.problem(with: cursor) { throw usageError("--cursor: \(problem)") }
         let toTerminal = isatty(STDOUT_FILENO) == 1
         let most = limit.map { $0 == 0 ? nil : $0 } ?? (toTerminal && !json ? 1_000 : nil)
+        if tree || root != nil { return try runTree(filter: filter, most: most) }
         let (tasks, more) = try runClient { try client.client().listTasks(filter: filter.isEmpty ? nil : filter, after: cursor, limit: most) }
         printLine(json ? Output.json(tasks) : Output.taskTable(tasks))
         if more, let last = tasks.last {
             Console.write("swarm: more tasks may follow: --cursor \(last.id) (or --limit 0 for all)\n", to: 2)
+        }
+    }
+
+    /// `--tree [ID]`: the tree's preorder, page by page, as an indented table or nested JSON
+    /// (`TreeOutput`). Filters do not apply to a tree.
+    private func runTree(filter: TaskFilter, most: Int?) throws {
+        guard tree else { throw usageError("a task id is taken only with --tree (swarm tasks --tree ID)") }
+        guard filter.isEmpty else { throw usageError("--tree takes no filter (--state, --node, --model, --parent, --since)") }
+        if let root, let problem = TaskID.problem(with: root) { throw usageError(problem) }
+        let (entries, more) = try runClient { try client.client().tree(id: root, after: cursor, limit: most) }
+        printLine(json ? TreeOutput.json(entries) : TreeOutput.table(entries))
+        if more, let last = entries.last {
+            Console.write("swarm: more of the tree may follow: --cursor \(last.task.id) (or --limit 0 for all)\n", to: 2)
         }
     }
 

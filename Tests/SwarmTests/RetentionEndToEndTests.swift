@@ -50,4 +50,49 @@ import SwarmProtocol
         let refused = reader.until { if case .error(let e) = $0 { e.reason } else { nil } }
         #expect(refused?.contains("may not delete") == true)
     }
+
+    /// Dependencies and trees over tasks that left memory, then a restart that reads back only
+    /// the tasks in flight: a dependency on a cancelled task out of memory fails its dependent,
+    /// one on any ended task releases it, and `cancel --recursive` of a finished root out of
+    /// memory still reaches its queued descendants, before and after the restart.
+    @Test func dependenciesAndTreesReachTasksThatLeftMemoryAcrossARestart() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = SchedulerConfig()
+        config.durable = true
+        config.stateDir = dir
+        config.retention.inMemoryFinished = 1
+        var scheduler = InProcessScheduler(config)
+        var client = try SwarmClient(address: scheduler.address, token: nil)
+        _ = try client.submit(TaskSpec(id: "root", command: ["true"]))
+        for (id, parent) in [("child", "root"), ("grand", "child")] {
+            var spec = TaskSpec(id: id, command: ["true"])
+            spec.parent = parent
+            _ = try client.submit(spec)
+        }
+        _ = try client.cancel("root")
+        for id in ["f1", "f2", "f3"] {
+            _ = try client.submit(TaskSpec(id: id, command: ["true"]))
+            _ = try client.cancel(id)
+        }
+        #expect(scheduler.onLoop { $0.state.tasksInMemory } == 3, "child, grand and f3")
+        var failing = TaskSpec(id: "after-root", command: ["true"])
+        failing.after = ["root"]
+        _ = try client.submit(failing)
+        var released = TaskSpec(id: "any-f1", command: ["true"])
+        released.afterAny = ["f1"]
+        _ = try client.submit(released)
+        #expect(try client.wait(["after-root"]).first?.state == .dependencyFailed)
+        #expect(try client.status("any-f1").waitReason?.contains("waiting for") != true)
+        #expect(try client.tree(id: "root").entries.count >= 1)
+        #expect(scheduler.stop() == nil)
+
+        scheduler = InProcessScheduler(config)
+        defer { #expect(scheduler.stop() == nil) }
+        client = try SwarmClient(address: scheduler.address, token: nil)
+        let cancelled = try client.cancelTree("root")
+        #expect(cancelled.total == 3)
+        #expect(cancelled.cancelled == 2)
+        #expect(try client.status("grand").state == .cancelled)
+    }
 }
