@@ -112,7 +112,7 @@ extension ClusterState {
     /// separate from `--retries`. A task that ends so may still be retried (`retryOn`
     /// naming `lost` or `health_failed`). A cancelled task ends `cancelled` instead. Its
     /// current run, if any, ends as `runState`. `at` (wall): when that run and the task end.
-    @discardableResult
+    /// Not discardable: an end dropped here would never reach the task's dependents and waiters.
     mutating func requeue(_ id: String, reason: String?, at: Int64, finalState: TaskState = .lost,
                           runState: TaskState = .lost) -> SchedulerDirective? {
         guard var record = tasks[id], !record.info.state.isTerminal else { return nil }

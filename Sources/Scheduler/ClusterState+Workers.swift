@@ -209,8 +209,9 @@ extension ClusterState {
         if record.runs.last?.attempt == record.info.attempts { record.runs.removeLast() }
         record.info.attempts = max(0, record.info.attempts - 1)
         tasks[run.id] = record
-        requeue(run.id, reason: nil, at: at)
-        return []
+        // A cancel asked for while the assignment was on its way ends it here: that end goes
+        // where every end goes (its dependents, waiters, logs, credential).
+        return settled(requeue(run.id, reason: nil, at: at).map { [$0] } ?? [], at: at)
     }
 
     // MARK: Time and placement
