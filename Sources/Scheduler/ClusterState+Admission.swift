@@ -89,10 +89,12 @@ extension ClusterState {
                 guard let record = tasks[id], !record.info.state.isTerminal else { continue }
                 // A run going now keeps its model; if it comes back to the queue it is resolved then.
                 guard record.info.state == .queued else { still.insert(id); continue }
-                queue.remove(id: id, request: record.request)
+                // A held task (dependencies, backoff) is not in the placement queue and stays
+                // out of it: its release puts it there.
+                if !record.isHeld { queue.remove(id: id, request: record.request) }
                 tasks[id]!.request.model = model
                 tasks[id]!.info.metrics.model = model
-                queue.push(id: id, request: tasks[id]!.request, sequence: record.sequence)
+                if !record.isHeld { queue.push(id: id, request: tasks[id]!.request, sequence: record.sequence) }
             }
             runtimeCatalog.unresolved[runtime] = still.isEmpty ? nil : still
         }

@@ -36,6 +36,11 @@ extension ClusterState {
         var directives: [SchedulerDirective] = []
         var skipped: [String] = []
         while index.usableCount > 0, let (c, id) = queue.top {
+            // A task not queued, or held (dependencies, backoff), is dropped here, never run.
+            guard let record = tasks[id], record.info.state == .queued, !record.isHeld else {
+                queue.popTop()
+                continue
+            }
             if let model = queue.classes[c].key.model, let limit = settings.modelLimits[model],
                modelRunning[model, default: 0] >= limit {
                 queue.park(c)
@@ -64,7 +69,7 @@ extension ClusterState {
                 continue
             }
             queue.popTop()
-            if let record = tasks[id], record.specBytes > FrameBudget.maxSpecBytes {
+            if record.specBytes > FrameBudget.maxSpecBytes {
                 // Only a task accepted under older limits (restored): its assignment could not
                 // reach a worker. It alone fails; the slot stays free.
                 directives.append(endUnsendable(id, bytes: record.specBytes, at: at))

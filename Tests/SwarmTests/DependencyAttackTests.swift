@@ -27,4 +27,60 @@ import Testing
         #expect(try state.task("c").state == .queued && state.queuedCount == 1)
         D.check(state)
     }
+
+    /// A runtime task submitted before any worker told its runtime's default model, waiting
+    /// for a dependency: the model arriving must not put it into the placement queue.
+    @Test func aWaitingDependentStaysHeldWhenItsRuntimesDefaultModelArrives() throws {
+        var state = RetryTests.state()
+        _ = try S.register(&state, "w", slots: 4)
+        _ = try state.submit(D.spec("a"), at: Self.t0)
+        #expect(D.placed(&state) == ["a"])
+        var b = TaskSpec(id: "b", runtime: "claude", prompt: "merge")
+        b.after = ["a"]
+        _ = try state.submit(b, at: Self.t0)
+        try AdmissionTests.register(&state, "w2", runtimes: [AdmissionTests.runtime("claude", defaultModel: "opus")])
+        #expect(try state.task("b").metrics.model == "opus")
+        D.check(state)
+        #expect(S.assigns(state.schedule(nowMs: Self.t0, at: Self.t0)).isEmpty)
+        #expect(state.waitReason(for: "b")?.reason == "waiting for a (running)")
+        _ = D.finish(&state, "a")
+        #expect(S.assigns(state.schedule(nowMs: Self.t0, at: Self.t0)).map(\.id) == ["b"])
+        D.check(state)
+    }
+
+    /// The same for a task waiting out a retry backoff, placed before its runtime's default
+    /// model was known: it waits its backoff whole, and is queued once.
+    @Test func aTaskInBackoffStaysHeldWhenItsRuntimesDefaultModelArrives() throws {
+        var state = RetryTests.state()
+        try AdmissionTests.register(&state, "w1", runtimes: [AdmissionTests.runtime("claude")])
+        var spec = TaskSpec(id: "t", runtime: "claude", prompt: "hi")
+        spec.retries = 1
+        spec.retryBackoff = 10
+        _ = try state.submit(spec, at: Self.t0)
+        #expect(S.assigns(state.schedule(nowMs: Self.t0, at: Self.t0)).map(\.id) == ["t"])
+        #expect(RetryTests.ended(state.taskFinished(node: "w1", result: S.result("t", .failed, at: Self.t0), at: Self.t0)).isEmpty)
+        try AdmissionTests.register(&state, "w2", runtimes: [AdmissionTests.runtime("claude", defaultModel: "opus")])
+        D.check(state)
+        #expect(S.assigns(state.schedule(nowMs: Self.t0, at: Self.t0)).isEmpty)
+        let placed = S.assigns(state.schedule(nowMs: Self.t0 + 60_000, at: Self.t0 + 60_000))
+        #expect(placed.map(\.id) == ["t"])
+        D.check(state)
+    }
+
+    /// A chain of 20,000 tasks in one batch (each after the one before): the cycle check and
+    /// the failure's run down the chain take no recursion, and every reason stays short.
+    @Test func aFailureRunsDownAChainOfTwentyThousand() throws {
+        var state = try D.cluster()
+        let n = 20_000
+        var specs = [D.spec("c0")]
+        for i in 1..<n { specs.append(D.spec("c\(i)", after: ["c\(i - 1)"])) }
+        _ = try state.submitBatch(specs, at: Self.t0)
+        #expect(D.placed(&state) == ["c0"])
+        let ended = D.finish(&state, "c0", .failed)
+        #expect(ended.count == n)
+        let last = try state.task("c\(n - 1)")
+        #expect(last.state == .dependencyFailed && last.reason == "dependency c\(n - 2) dependency_failed (c0 failed)")
+        #expect(state.dependencies.dependencyCount == 0 && state.dependencies.waitingCount == 0)
+        D.check(state)
+    }
 }
