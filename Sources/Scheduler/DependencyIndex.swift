@@ -9,7 +9,10 @@ import SwarmProtocol
 /// scan of the waiting tasks. A dependent that stops waiting for another reason (cancelled, or
 /// failed by another dependency) is forgotten in O(1): its entries under its other
 /// dependencies stay until those end and are skipped then (an entry carries the dependent's
-/// submission sequence, so it never counts for a later task of the same id).
+/// submission sequence, so it never counts for a later task of the same id), or until such
+/// stale entries are over `compactionFloor` and half of all: then every list is filtered once
+/// (amortised O(1) per entry), so dependents cancelled under a task that runs for days do not
+/// pile up.
 struct DependencyIndex: Sendable {
     /// One task waiting for a dependency.
     struct Dependent: Sendable, Equatable {
@@ -24,6 +27,11 @@ struct DependencyIndex: Sendable {
     private(set) var dependents: [String: [Dependent]] = [:]
     /// Waiting task id -> its sequence and how many of its dependencies have not ended.
     private var unmet: [String: (sequence: UInt64, count: Int)] = [:]
+    /// Entries in `dependents`, and how many of them are stale (their task waits no more).
+    private(set) var entryCount = 0
+    private var staleCount = 0
+    /// Stale entries below this are left for their dependency's end to drop.
+    static let compactionFloor = 1_024
 
     init() {}
 
@@ -41,6 +49,7 @@ struct DependencyIndex: Sendable {
     mutating func wait(_ id: String, sequence: UInt64, for pending: [(id: String, anyEnd: Bool)]) {
         guard !pending.isEmpty else { return }
         unmet[id] = (sequence, pending.count)
+        entryCount += pending.count
         for dependency in pending {
             dependents[dependency.id, default: []].append(Dependent(id: id, sequence: sequence, anyEnd: dependency.anyEnd))
         }
@@ -51,12 +60,18 @@ struct DependencyIndex: Sendable {
     /// (`after`) and it did not; either way they wait no more. O(its dependents).
     mutating func ended(_ dependency: String, succeeded: Bool) -> (released: [String], failed: [String]) {
         guard let list = dependents.removeValue(forKey: dependency) else { return ([], []) }
+        entryCount -= list.count
         var released: [String] = []
         var failed: [String] = []
         for dependent in list {
-            guard var entry = unmet[dependent.id], entry.sequence == dependent.sequence else { continue }
+            guard var entry = unmet[dependent.id], entry.sequence == dependent.sequence else {
+                staleCount -= 1
+                continue
+            }
             if !succeeded && !dependent.anyEnd {
                 unmet[dependent.id] = nil
+                // Its entries under its other unmet dependencies are stale now.
+                staleCount += entry.count - 1
                 failed.append(dependent.id)
                 continue
             }
@@ -68,11 +83,26 @@ struct DependencyIndex: Sendable {
                 unmet[dependent.id] = entry
             }
         }
+        compactIfStale()
         return (released, failed)
     }
 
     /// Task `id` waits no more for another reason (cancelled, failed by one dependency).
     mutating func forget(_ id: String) {
-        unmet[id] = nil
+        guard let entry = unmet.removeValue(forKey: id) else { return }
+        staleCount += entry.count
+        compactIfStale()
+    }
+
+    /// Drops every stale entry once they are over `compactionFloor` and half of all entries.
+    private mutating func compactIfStale() {
+        guard staleCount > Self.compactionFloor, staleCount * 2 > entryCount else { return }
+        let live = unmet
+        dependents = dependents.compactMapValues { list in
+            let kept = list.filter { live[$0.id]?.sequence == $0.sequence }
+            return kept.isEmpty ? nil : kept
+        }
+        entryCount = dependents.values.reduce(0) { $0 + $1.count }
+        staleCount = 0
     }
 }

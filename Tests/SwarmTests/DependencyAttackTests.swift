@@ -83,4 +83,24 @@ import Testing
         #expect(state.dependencies.dependencyCount == 0 && state.dependencies.waitingCount == 0)
         D.check(state)
     }
+
+    /// Dependents that stop waiting for another reason (cancelled, failed by another
+    /// dependency) leave entries under a dependency that has not ended; submitting and
+    /// cancelling them again and again must not grow the index without bound.
+    @Test func cancelledDependentsOfALongRunningTaskDoNotPileUpInTheIndex() throws {
+        var state = try D.cluster()
+        _ = try state.submit(D.spec("long"), at: Self.t0)
+        #expect(D.placed(&state) == ["long"])
+        for i in 0..<5_000 {
+            _ = try state.submit(D.spec("d\(i)", after: ["long"]), at: Self.t0)
+            _ = try state.cancel("d\(i)", at: Self.t0)
+        }
+        _ = try state.submit(D.spec("live", after: ["long"]), at: Self.t0)
+        // Stale entries are dropped once they are most of the index (and over 1,024).
+        #expect((state.dependencies.dependents["long"]?.count ?? 0) <= 2_049)
+        #expect(D.finish(&state, "long") == ["long"])
+        #expect(D.placed(&state) == ["live"])
+        #expect(state.dependencies.dependencyCount == 0)
+        D.check(state)
+    }
 }
