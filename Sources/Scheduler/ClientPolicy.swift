@@ -45,17 +45,19 @@ enum ClientPolicy {
         switch message {
         case .submit(var submit):
             try mayStartTasks(root, state: state)
-            submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state, archive: archive)
-            try dependencies([submit.task], root: root, state: state, archive: archive)
+            var memo = SubtreeMemo()
+            submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state, archive: archive, memo: &memo)
+            try dependencies([submit.task], root: root, state: state, archive: archive, memo: &memo)
             return .submit(submit)
         case .submitBatch(var batch):
             try mayStartTasks(root, state: state)
             var parents: [String: String] = [:]
             for spec in batch.tasks { if let id = spec.id { parents[id] = spec.parent ?? root } }
+            var memo = SubtreeMemo()
             for i in batch.tasks.indices {
-                batch.tasks[i].parent = try parent(batch.tasks[i], root: root, batch: parents, state: state, archive: archive)
+                batch.tasks[i].parent = try parent(batch.tasks[i], root: root, batch: parents, state: state, archive: archive, memo: &memo)
             }
-            try dependencies(batch.tasks, root: root, state: state, archive: archive)
+            try dependencies(batch.tasks, root: root, state: state, archive: archive, memo: &memo)
             return .submitBatch(batch)
         case .status(let ref), .cancel(let ref), .cancelTree(let ref):
             try mustSee(ref.id, root: root, state: state, archive: archive)
@@ -101,11 +103,12 @@ enum ClientPolicy {
 
     /// A task's credential may wait only for tasks it can see (its subtree) or of the same
     /// batch: a dependency's end would otherwise tell it about tasks outside its reach.
+    /// Each id once (`SubtreeMemo`).
     private static func dependencies(_ specs: [TaskSpec], root: String, state: ClusterState,
-                                     archive: TaskArchive) throws(ClientRefusal) {
+                                     archive: TaskArchive, memo: inout SubtreeMemo) throws(ClientRefusal) {
         let batch = Set(specs.compactMap(\.id))
         for spec in specs {
-            for dependency in spec.dependencies where !batch.contains(dependency.id) {
+            for dependency in spec.dependencies where !batch.contains(dependency.id) && memo.checked.insert(dependency.id).inserted {
                 try mustSee(dependency.id, root: root, state: state, archive: archive)
             }
         }
@@ -127,14 +130,42 @@ enum ClientPolicy {
     /// The parent a task submitted by `root`'s credential gets: its own, which must be in the
     /// subtree (possibly through other tasks of the same batch), else `root`.
     private static func parent(_ spec: TaskSpec, root: String, batch: [String: String], state: ClusterState,
-                               archive: TaskArchive) throws(ClientRefusal) -> String {
+                               archive: TaskArchive, memo: inout SubtreeMemo) throws(ClientRefusal) -> String {
         guard let parent = spec.parent else { return root }
         var at = parent
+        // The batch ids passed on the way: a walk from any of them ends where this one does.
+        var path: [String] = []
         for _ in 0...ClusterState.maxSubtreeDepth {
-            if at == root || state.isInSubtree(at, of: root, archive: archive) { return parent }
+            if at == root || memo.viaBatch.contains(at) || memo.contains(at, { state.isInSubtree($0, of: root, archive: archive) }) {
+                memo.viaBatch.formUnion(path)
+                return parent
+            }
             guard let next = batch[at], next != at else { break }
+            path.append(at)
             at = next
         }
         throw ClientRefusal(code: .unexpected, reason: "parent '\(PeerText.safe(parent))' is outside the subtree of task '\(PeerText.safe(root))': a task's credential submits only under its own task and its descendants")
+    }
+}
+
+/// A request's subtree answers, each task id judged once however often the request names it:
+/// a batch naming one deep task in each of thousands of specs (as parent or dependency) would
+/// otherwise walk up to `ClusterState.maxSubtreeDepth` parents each time, holding the
+/// scheduler's loop for minutes with one frame.
+struct SubtreeMemo {
+    /// Id -> whether it is in the credential's subtree.
+    private var answers: [String: Bool] = [:]
+    /// Batch ids from which a parent walk through the batch reached the subtree (a walk that
+    /// does not ends the request with a refusal).
+    var viaBatch = Set<String>()
+    /// Dependency ids already found visible (or unknown, left to the submit's own answer).
+    var checked = Set<String>()
+
+    /// `walk(id)`'s answer, asked once per id.
+    mutating func contains(_ id: String, _ walk: (String) -> Bool) -> Bool {
+        if let known = answers[id] { return known }
+        let answer = walk(id)
+        answers[id] = answer
+        return answer
     }
 }
