@@ -115,10 +115,14 @@ extension ClusterState {
         // Out of the placement queue in one pass per class: one at a time, each would search.
         let queued = zip(ids, before).filter { $0.1 == .queued }.map(\.0)
         queue.remove(ids: Set(queued), requests: queued.compactMap { tasks[$0]?.request })
+        // A held one (dependencies) may be released into the queue by another's cancel
+        // (`afterAny`) before its own: taken out again after, in one more pass.
+        let held = queued.filter { tasks[$0]?.isHeld == true }
         var directives: [SchedulerDirective] = []
         for (id, state) in zip(ids, before) where state?.isTerminal == false && tasks[id]?.info.state.isTerminal == false {
             directives += (try? cancel(id, at: at, dequeued: true)) ?? []
         }
+        queue.remove(ids: Set(held), requests: held.compactMap { tasks[$0]?.request })
         let cancelled = before.filter { $0 == .queued }.count
         let killing = before.filter { $0 == .running }.count
         // A task not in memory has ended (only finished tasks leave it).

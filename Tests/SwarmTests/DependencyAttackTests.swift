@@ -103,4 +103,30 @@ import Testing
         #expect(state.dependencies.dependencyCount == 0)
         D.check(state)
     }
+
+    /// `cancel --recursive` of a tree where one task waits `afterAny` for another of the same
+    /// tree: the first's cancel releases the second into the placement queue after the tree's
+    /// queued tasks were taken out, and the second is then cancelled: it must not stay there
+    /// (a cancelled task in the queue: counted, and placed).
+    @Test func aRecursiveCancelLeavesNoTaskOfTheTreeInThePlacementQueue() throws {
+        var state = RetryTests.state()
+        var a = D.spec("a")
+        a.parent = "r"
+        var b = D.spec("b", any: ["a"])
+        b.parent = "r"
+        var c = D.spec("c", after: ["a"])
+        c.parent = "r"
+        _ = try state.submitBatch([D.spec("r"), a, b, c, D.spec("o")], at: Self.t0)
+        let ids = try #require(state.treeIds("r"))
+        let done = state.cancelTree(ids, at: Self.t0)
+        #expect(done.cancelled == 4 && done.alreadyEnded == 0)
+        for id in ["r", "a", "b"] { #expect(try state.task(id).state == .cancelled) }
+        #expect(try state.task("c").state == .dependencyFailed)
+        #expect(state.queuedCount == 1)
+        D.check(state)
+        _ = try S.register(&state, "w", slots: 10)
+        #expect(D.placed(&state) == ["o"])
+        D.check(state)
+    }
 }
+
