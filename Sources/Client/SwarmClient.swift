@@ -259,6 +259,14 @@ public final class SwarmClient {
         return reply.nodes
     }
 
+    /// Undoes `drain` (`undrain` -> `nodeList`): placements on `node` again. Returns every node.
+    public func undrain(node: String) throws(ClientError) -> [NodeInfo] {
+        guard case .nodeList(let reply) = try request({ .undrain(.init(requestId: $0, name: node)) }) else {
+            throw .server(.unexpected, "unexpected reply to undrain")
+        }
+        return reply.nodes
+    }
+
     /// A task's log text (`logs` -> `logChunk`s with the request's id): the `data` of each
     /// chunk, as it arrives (see `logChunks`).
     public func logs(_ id: String, follow: Bool, onChunk: (String) -> Void) throws(ClientError) -> TaskState? {

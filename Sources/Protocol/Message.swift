@@ -46,6 +46,8 @@ public enum Message: Sendable, Equatable {
     case stats(RequestOnly)
     case logs(LogsRequest)
     case drain(NodeRef)
+    /// `swarm undrain NODE`: placements on the node again (answered with `nodeList`).
+    case undrain(NodeRef)
     case submitBatch(SubmitBatch)
     /// A finished task's spec submitted again as a new task (answered with `submitted`).
     case rerun(Rerun)

@@ -56,6 +56,7 @@ extension Message {
         case .stats: "stats"
         case .logs: "logs"
         case .drain: "drain"
+        case .undrain: "undrain"
         case .submitBatch: "submitBatch"
         case .statsReply: "statsReply"
         case .logChunk: "logChunk"
@@ -111,6 +112,7 @@ extension Message {
         case .stats(let p): p
         case .logs(let p): p
         case .drain(let p): p
+        case .undrain(let p): p
         case .submitBatch(let p): p
         case .statsReply(let p): p
         case .logChunk(let p): p
@@ -166,6 +168,7 @@ extension Message {
         case "stats": .stats(try .init(from: d))
         case "logs": .logs(try .init(from: d))
         case "drain": .drain(try .init(from: d))
+        case "undrain": .undrain(try .init(from: d))
         case "submitBatch": .submitBatch(try .init(from: d))
         case "statsReply": .statsReply(try .init(from: d))
         case "logChunk": .logChunk(try .init(from: d))
@@ -202,6 +205,7 @@ extension Message {
         case .stats(let p): p.requestId
         case .logs(let p): p.requestId
         case .drain(let p): p.requestId
+        case .undrain(let p): p.requestId
         case .submitBatch(let p): p.requestId
         case .statsReply(let p): p.requestId
         case .logChunk(let p): p.requestId

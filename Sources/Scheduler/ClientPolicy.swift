@@ -75,8 +75,8 @@ enum ClientPolicy {
             // Over the limit it is refused anyway (`startWait`), without a walk per id.
             guard wait.ids.count <= WaitSummary.maxIds else { break }
             for id in wait.ids { try mustSee(id, root: root, state: state, archive: archive) }
-        case .drain:
-            throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain workers (task \(PeerText.safe(root)))")
+        case .drain, .undrain:
+            throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain or undrain workers (task \(PeerText.safe(root)))")
         case .gc:
             throw ClientRefusal(code: .unexpected, reason: "a task's credential may not delete the cluster's history (gc; task \(PeerText.safe(root)))")
         case .listTasks:

@@ -45,6 +45,12 @@ enum ClientRequests {
             try refusing { () throws(SchedulerError) in try state.drain(node: ref.name) }
             return ClientOutcome(log: [.notice("worker \(PeerText.safe(ref.name)) drained by a client")],
                                  replies: [.nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: context.nowMs)))])
+        case .undrain(let ref):
+            try refusing { () throws(SchedulerError) in try state.undrain(node: ref.name) }
+            // Its free slots may take queued tasks now.
+            return ClientOutcome(log: [.notice("worker \(PeerText.safe(ref.name)) undrained by a client")],
+                                 replies: [.nodeList(.init(requestId: ref.requestId, nodes: state.listNodes(nowMs: context.nowMs)))],
+                                 flow: [.scheduleSoon])
         case .logs(let request):
             return try logs(request, state: state, archive: context.archive)
         case .rerun(let request):

@@ -80,13 +80,17 @@ extension ClusterState {
     }
 
     /// True when something changed since the last `takeChanges()`.
-    public var hasChanges: Bool { tasks.hasChanges }
+    public var hasChanges: Bool { tasks.hasChanges || drainsChanged }
 
     /// What changed since the last call (tasks and run history), for the store; forgets it.
     /// Then the oldest finished tasks past `settings.inMemoryFinished` leave memory: their
     /// last state is in these changes or saved before, so the store has them (`TaskArchive`).
     public mutating func takeChanges() -> StateChanges {
-        let changes = tasks.takeChanges()
+        var changes = tasks.takeChanges()
+        if drainsChanged {
+            changes.drainedNodes = drainedNames.sorted()
+            drainsChanged = false
+        }
         if let keep = settings.inMemoryFinished {
             let dropped = tasks.evict(keeping: keep)
             orderHoles += dropped.count

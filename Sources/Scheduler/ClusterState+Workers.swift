@@ -22,6 +22,7 @@ extension ClusterState {
         if let existing = nodes[name], existing.connected { throw .workerNameInUse(name) }
         var directives: [SchedulerDirective] = []
         var node = nodes[name] ?? NodeRecord(name: name, slot: index.addNode(name), slots: slots, labels: labels, lastSeenMs: nowMs)
+        node.drained = drainedNames.contains(name)
         node.slots = slots
         node.labels = labels
         node.connected = true

@@ -176,6 +176,11 @@ public struct ClusterState: Sendable {
     // Internal rather than private(set) so that ClusterState+Placement.swift can update them;
     // nothing else in the module does.
     var nodes: [String: NodeRecord] = [:]
+    /// Workers a user drained (`swarm drain`), by name, whether connected or not: saved, so a
+    /// worker that registers after a scheduler restart is draining again until `undrain`.
+    public internal(set) var drainedNames: Set<String> = []
+    /// `drainedNames` changed since the last `takeChanges()`.
+    var drainsChanged = false
     var tasks = TaskTable()
     var queue = PlacementQueue()
     /// Usable nodes, grouped and ranked for placement; kept in step by `reindex`.
@@ -361,6 +366,32 @@ public struct ClusterState: Sendable {
         if node.state != .lost { node.state = .draining }
         nodes[name] = node
         reindex(name)
+        if drainedNames.insert(name).inserted { drainsChanged = true }
+    }
+
+    /// `swarm undrain`: undoes `drain`. A connected worker that is not stopping is `ready`
+    /// again (the caller runs a placement round); a lost or disconnected one comes back
+    /// `ready` when it registers. Undraining a worker that is not drained changes nothing.
+    /// A name the scheduler only knows as drained (saved before a restart, not registered
+    /// since) is accepted too, so a drain can be undone before its worker comes back.
+    public mutating func undrain(node name: String) throws(SchedulerError) {
+        guard nodes[name] != nil || drainedNames.contains(name) else { throw .unknownNode(name) }
+        if drainedNames.remove(name) != nil { drainsChanged = true }
+        guard var node = nodes[name], node.drained else { return }
+        node.drained = false
+        if node.state == .draining && node.connected && !node.leaving { node.state = .ready }
+        nodes[name] = node
+        reindex(name)
+    }
+
+    /// The drained names a restart read from the store (before any worker registers).
+    public mutating func restoreDrained(_ names: [String]) {
+        drainedNames = Set(names)
+        for name in names where nodes[name] != nil {
+            nodes[name]?.drained = true
+            if nodes[name]?.state != .lost { nodes[name]?.state = .draining }
+            reindex(name)
+        }
     }
 
     /// Submits many tasks at once, all or nothing. A task whose id exists with the same spec

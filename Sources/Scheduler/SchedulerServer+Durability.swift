@@ -20,6 +20,7 @@ extension SchedulerServer {
         state = ClusterState(settings: settings, restoring: saved.tasks + ancestors, lastSequence: saved.lastSequence,
                              nowMs: clocks.monotonic(), at: clocks.wall(),
                              ended: Self.endedDependencies(of: saved.tasks, in: store))
+        state.restoreDrained(store.loadDrained())
         guard !saved.tasks.isEmpty else {
             logger.info("state in \(store.path) (new, empty, or only old finished tasks)")
             return

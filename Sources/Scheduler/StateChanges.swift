@@ -43,12 +43,17 @@ public struct StateChanges: Sendable, Equatable {
     public var runs: [RunChange] = []
     /// Log text of tasks that ended (task id -> text), kept for `swarm logs` after restarts.
     public var logs: [String: String] = [:]
+    /// The names of the drained workers, sorted, when a drain or undrain changed them (nil:
+    /// unchanged): the store keeps the whole set, so a drain outlives a scheduler restart.
+    public var drainedNodes: [String]?
 
-    public init(tasks: [TaskSnapshot] = [], runs: [RunChange] = [], logs: [String: String] = [:]) {
+    public init(tasks: [TaskSnapshot] = [], runs: [RunChange] = [], logs: [String: String] = [:],
+                drainedNodes: [String]? = nil) {
         self.tasks = tasks
         self.runs = runs
         self.logs = logs
+        self.drainedNodes = drainedNodes
     }
 
-    public var isEmpty: Bool { tasks.isEmpty && runs.isEmpty && logs.isEmpty }
+    public var isEmpty: Bool { tasks.isEmpty && runs.isEmpty && logs.isEmpty && drainedNodes == nil }
 }

@@ -274,6 +274,7 @@ public final class TaskStore {
             for (id, text) in changes.logs.sorted(by: { $0.key < $1.key }) {
                 try saveLog.run([.text(id), .text(text)])
             }
+            if let drained = changes.drainedNodes { try saveDrained(drained) }
         }
     }
 

@@ -16,61 +16,61 @@ struct BenchCommand: ParsableCommand {
 
     @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale, workspace, dag or all.")
     var workloads: [String] = ["all"]
-    @Option(help: "Bench an existing cluster at HOST:PORT instead of starting a local one.")
+    @Option(help: ArgumentHelp("Bench an existing cluster at HOST:PORT instead of starting a local one.", valueName: "HOST:PORT"))
     var scheduler: String?
-    @Option(help: "File holding the cluster token, with --scheduler (default: $SWARM_TOKEN).")
+    @Option(help: ArgumentHelp("File holding the cluster token, with --scheduler (default: $SWARM_TOKEN).", valueName: "FILE"))
     var tokenFile: String?
-    @Option(parsing: .unconditional, help: "Workers of the local cluster.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Workers of the local cluster.", valueName: "N"))
     var localWorkers = 2
-    @Option(parsing: .unconditional, help: "Slots per local worker (default: sized for each workload).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Slots per local worker (default: sized for each workload).", valueName: "N"))
     var slots: Int?
-    @Option(parsing: .unconditional, help: "Repetitions of each measured batch (swarm and baselines interleaved).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Repetitions of each measured batch (swarm and baselines interleaved).", valueName: "N"))
     var repeats = 3
     @Flag(help: "Small batches, one repetition: a quick look (the size-bound targets are shown, not judged).")
     var quick = false
-    @Option(parsing: .unconditional, help: "spawn: tasks per run.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("spawn: tasks per run.", valueName: "N"))
     var tasks = 2000
-    @Option(parsing: .unconditional, help: "spawn: concurrency (slots of the local cluster, and xargs -P).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("spawn: concurrency (slots of the local cluster, and xargs -P).", valueName: "N"))
     var concurrency = 64
-    @Option(parsing: .unconditional, help: "parallel: tasks, all at once.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("parallel: tasks, all at once.", valueName: "N"))
     var parallelTasks = 100
-    @Option(parsing: .unconditional, help: "parallel: seconds each task sleeps.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("parallel: seconds each task sleeps.", valueName: "SECONDS"))
     var parallelSleep = 10.0
-    @Option(parsing: .unconditional, help: "parallel, second shape: tasks (0 skips it).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("parallel, second shape: tasks (0 skips it).", valueName: "N"))
     var wideTasks = 1000
-    @Option(parsing: .unconditional, help: "parallel, second shape: seconds each task sleeps.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("parallel, second shape: seconds each task sleeps.", valueName: "SECONDS"))
     var wideSleep = 2.0
-    @Option(parsing: .unconditional, help: "agent and models: synthetic agents per run.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("agent and models: synthetic agents per run.", valueName: "N"))
     var agentTasks = 200
-    @Option(help: "agent: duration distribution: uniform:MIN-MAX, fixed:S or lognormal:MEDIAN,SIGMA (seconds).")
+    @Option(help: ArgumentHelp("agent: duration distribution: uniform:MIN-MAX, fixed:S or lognormal:MEDIAN,SIGMA (seconds).", valueName: "DIST"))
     var agentDuration = "uniform:0.5-2"
-    @Option(parsing: .unconditional, help: "models: concurrency limit of the 'deep' model on the local cluster.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("models: concurrency limit of the 'deep' model on the local cluster.", valueName: "N"))
     var modelLimit = 4
-    @Option(parsing: .unconditional, help: "isolation: concurrent writers.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("isolation: concurrent writers.", valueName: "N"))
     var isolationTasks = 50
-    @Option(help: "scale: comma-separated concurrency steps.")
+    @Option(help: ArgumentHelp("scale: comma-separated concurrency steps.", valueName: "N,..."))
     var scaleSteps = "5,10,20,50,100,200,500,1000,2000,5000,10000"
-    @Option(parsing: .unconditional, help: "scale: seconds each agent runs.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("scale: seconds each agent runs.", valueName: "SECONDS"))
     var scaleSleep = 5.0
-    @Option(parsing: .unconditional, help: "workspace: MiB of the input uploaded and downloaded (--quick: at most 32).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("workspace: MiB of the input uploaded and downloaded (--quick: at most 32).", valueName: "MIB"))
     var inputMib = 256
-    @Option(parsing: .unconditional, help: "workspace: tasks of the fan-out sharing one input (--quick: at most 100).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("workspace: tasks of the fan-out sharing one input (--quick: at most 100).", valueName: "N"))
     var fanoutTasks = 1000
-    @Option(parsing: .unconditional, help: "workspace: MiB of the fan-out's shared input (--quick: at most 8).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("workspace: MiB of the fan-out's shared input (--quick: at most 8).", valueName: "MIB"))
     var fanoutInputMib = 50
-    @Option(parsing: .unconditional, help: "workspace: concurrent --repo tasks (--quick: at most 20).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("workspace: concurrent --repo tasks (--quick: at most 20).", valueName: "N"))
     var worktreeTasks = 100
-    @Option(parsing: .unconditional, help: "workspace: files in the benchmark repository.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("workspace: files in the benchmark repository.", valueName: "N"))
     var repoFiles = 5000
-    @Option(parsing: .unconditional, help: "workspace: tasks writing 10 artifacts of 1 MiB each (--quick: at most 10).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("workspace: tasks writing 10 artifacts of 1 MiB each (--quick: at most 10).", valueName: "N"))
     var artifactTasks = 50
     @Flag(help: "Local cluster: persist the scheduler's state (one fsync per loop turn), as `swarm scheduler` does.")
     var durable = false
-    @Option(help: "Directory for the reports (a time-stamped directory per run, and 'latest').")
+    @Option(help: ArgumentHelp("Directory for the reports (a time-stamped directory per run, and 'latest').", valueName: "DIR"))
     var out = "bench-results"
     @Flag(help: "Also exit 1 when a target is missed.")
     var strict = false
-    @Option(help: "Only write the synthetic agent script into DIR and print its cluster.json runtime entry (for workers of an existing cluster), then exit.")
+    @Option(help: ArgumentHelp("Only write the synthetic agent script into DIR and print its cluster.json runtime entry (for workers of an existing cluster), then exit.", valueName: "DIR"))
     var writeAgent: String?
 
     func validate() throws {

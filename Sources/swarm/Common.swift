@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwarmClient
+import SwarmCluster
 import SwarmProtocol
 #if canImport(Glibc)
 import Glibc
@@ -9,10 +10,10 @@ import Glibc
 
 /// Options every client command shares.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: "Scheduler HOST:PORT (default: $SWARM_SCHEDULER, then 127.0.0.1:7700).")
+    @Option(name: .long, help: ArgumentHelp("Scheduler HOST:PORT (default: $SWARM_SCHEDULER, then 127.0.0.1:7700).", valueName: "HOST:PORT"))
     var scheduler: String?
 
-    @Option(name: .long, help: "File holding the cluster token (default: $SWARM_TOKEN).")
+    @Option(name: .long, help: ArgumentHelp("File holding the cluster token (default: $SWARM_TOKEN).", valueName: "FILE"))
     var tokenFile: String?
 
     var address: String {
@@ -39,13 +40,17 @@ var environmentScheduler: String? {
     ProcessInfo.processInfo.environment["SWARM_SCHEDULER"].flatMap { $0.isEmpty ? nil : $0 }
 }
 
-/// `--log-level`, for the long-running roles.
+/// `--log-level` and `--log-format`, for the long-running roles.
 struct LogOptions: ParsableArguments {
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default: $SWARM_LOG_LEVEL, then info).", valueName: "LEVEL"))
     var logLevel: String?
 
+    @Option(name: .long, help: ArgumentHelp("text (one line per event, default) or json (one JSON object per line); default: $SWARM_LOG_FORMAT, then text.", valueName: "text|json"))
+    var logFormat: String?
+
     func bootstrap(default level: Logger.Level) throws -> Logger {
-        let text = logLevel ?? ProcessInfo.processInfo.environment["SWARM_LOG_LEVEL"]
+        let environment = ProcessInfo.processInfo.environment
+        let text = logLevel ?? environment["SWARM_LOG_LEVEL"]
         var chosen = level
         if let text {
             guard let parsed = Logger.Level(rawValue: text.lowercased()) else {
@@ -53,8 +58,17 @@ struct LogOptions: ParsableArguments {
             }
             chosen = parsed
         }
+        let format = (logFormat ?? environment["SWARM_LOG_FORMAT"] ?? "text").lowercased()
+        guard format == "text" || format == "json" else {
+            throw ValidationError("unknown log format '\(logFormat ?? format)' (text or json)")
+        }
         let final = chosen
         LoggingSystem.bootstrap { label in
+            if format == "json" {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = final
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = final
             return handler

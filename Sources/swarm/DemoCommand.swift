@@ -7,19 +7,19 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Start a local cluster, run a visible workload and a throughput batch through it, report, stop.")
 
-    @Option(parsing: .unconditional, help: "Number of workers.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Number of workers.", valueName: "N"))
     var workers = 3
-    @Option(parsing: .unconditional, help: "Slots per worker.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Slots per worker.", valueName: "N"))
     var slots = 4
-    @Option(parsing: .unconditional, help: "Visible tasks (each prints and sleeps 0.3 s).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Visible tasks (each prints and sleeps 0.3 s).", valueName: "N"))
     var visible = 12
-    @Option(parsing: .unconditional, help: "Trivial tasks in the throughput batch.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Trivial tasks in the throughput batch.", valueName: "N"))
     var batch = 1000
-    @Option(help: "Directory for the workers' logs and results.")
+    @Option(help: ArgumentHelp("Directory for the workers' logs and results.", valueName: "DIR"))
     var dataDir = ".swarm/demo"
-    @Option(help: "Run against this existing scheduler (HOST:PORT) instead of starting a local cluster.")
+    @Option(help: ArgumentHelp("Run against this existing scheduler (HOST:PORT) instead of starting a local cluster.", valueName: "HOST:PORT"))
     var scheduler: String?
-    @Option(help: "File holding the cluster token, with --scheduler (default: $SWARM_TOKEN).")
+    @Option(help: ArgumentHelp("File holding the cluster token, with --scheduler (default: $SWARM_TOKEN).", valueName: "FILE"))
     var tokenFile: String?
     @OptionGroup var log: LogOptions
 

@@ -9,7 +9,7 @@ struct GcCommand: ParsableCommand {
         discussion: "Without --older-than, applies scheduler.retention (maxFinishedTasks, maxAgeHours) at once. A task that tasks in flight still name (as parent) is kept until they are done.")
 
     @OptionGroup var client: ClientOptions
-    @Option(help: "Also delete the tasks that finished more than S seconds ago (0 to 1000000000).")
+    @Option(help: ArgumentHelp("Also delete the tasks that finished more than S seconds ago (0 to 1000000000).", valueName: "SECONDS"))
     var olderThan: Double?
     @Flag(help: "Print the result as JSON.")
     var json = false

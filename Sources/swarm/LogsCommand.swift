@@ -10,7 +10,7 @@ struct LogsCommand: ParsableCommand {
     @OptionGroup var client: ClientOptions
     @Flag(name: [.short, .long], help: "Keep printing output as it comes until the task ends.")
     var follow = false
-    @Option(parsing: .unconditional, help: "Print only the last N lines (1-\(LogView.maxTail)) of what is stored; with -f, then what comes.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Print only the last N lines (1-\(LogView.maxTail)) of what is stored; with -f, then what comes.", valueName: "N"))
     var tail: String?
     @Flag(help: "Also print the worker's lifecycle lines (start, warnings, extensions, kills, result) as '[swarm] TIME TEXT'.")
     var lifecycle = false

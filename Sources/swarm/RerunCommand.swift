@@ -8,7 +8,7 @@ struct RerunCommand: ParsableCommand {
         abstract: "Submit a finished task's spec again as a new task (its stored inputs reused); prints the new id.")
 
     @OptionGroup var client: ClientOptions
-    @Option(help: "The new task's id (default ID.rN, N the first free).")
+    @Option(help: ArgumentHelp("The new task's id (default ID.rN, N the first free).", valueName: "ID"))
     var id: String?
     @Flag(help: "Print the new task as JSON.")
     var json = false

@@ -7,21 +7,21 @@ struct SchedulerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduler", abstract: "Run the scheduler: accepts workers and clients, places tasks.")
 
-    @Option(help: "HOST:PORT to listen on; port 0 picks a free one (default 127.0.0.1:7700).")
+    @Option(help: ArgumentHelp("HOST:PORT to listen on; port 0 picks a free one (default 127.0.0.1:7700).", valueName: "HOST:PORT"))
     var listen: String?
-    @Option(help: "Directory for the scheduler's durable state, swarm.db (default .swarm/scheduler).")
+    @Option(help: ArgumentHelp("Directory for the scheduler's durable state, swarm.db (default .swarm/scheduler).", valueName: "DIR"))
     var stateDir: String?
-    @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
+    @Option(help: ArgumentHelp("File holding the cluster token (default: $SWARM_TOKEN).", valueName: "FILE"))
     var tokenFile: String?
-    @Option(parsing: .unconditional, help: "Seconds without a heartbeat before a worker is marked lost (default 10).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds without a heartbeat before a worker is marked lost (default 10).", valueName: "SECONDS"))
     var lostAfter: Double?
-    @Option(parsing: .unconditional, help: "Seconds between worker heartbeats (default 1).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds between worker heartbeats (default 1).", valueName: "SECONDS"))
     var heartbeat: Double?
-    @Option(help: "cluster.json to read the 'scheduler' section from; flags override it.")
+    @Option(help: ArgumentHelp("cluster.json to read the 'scheduler' section from; flags override it.", valueName: "FILE"))
     var config: String?
-    @Option(help: "Placement policy: spread (most free slots first, default) or binpack (fewest that fit).")
+    @Option(help: ArgumentHelp("Placement policy: spread (most free slots first, default) or binpack (fewest that fit).", valueName: "spread|binpack"))
     var placement: String?
-    @Option(help: "MODEL=N: at most N running tasks with this model cluster-wide; repeatable.")
+    @Option(help: ArgumentHelp("MODEL=N: at most N running tasks with this model cluster-wide; repeatable.", valueName: "MODEL=N"))
     var modelLimit: [String] = []
     @Flag(help: "Keep the state in memory only: nothing survives a restart, no fsync per turn (benchmarks, throwaway clusters).")
     var inMemory = false

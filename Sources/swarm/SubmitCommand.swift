@@ -13,55 +13,55 @@ struct SubmitCommand: ParsableCommand {
             """)
 
     @OptionGroup var client: ClientOptions
-    @Option(help: "Task id ([A-Za-z0-9._-], 1-128 characters); generated when absent.")
+    @Option(help: ArgumentHelp("Task id ([A-Za-z0-9._-], 1-128 characters); generated when absent.", valueName: "ID"))
     var id: String?
-    @Option(help: "Run through this runtime of the workers' config (an agent CLI); takes no command.")
+    @Option(help: ArgumentHelp("Run through this runtime of the workers' config (an agent CLI); takes no command.", valueName: "NAME"))
     var runtime: String?
-    @Option(help: "Model the runtime should use.")
+    @Option(help: ArgumentHelp("Model the runtime should use.", valueName: "MODEL"))
     var model: String?
-    @Option(parsing: .unconditional, help: "The agent's prompt.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("The agent's prompt.", valueName: "TEXT"))
     var prompt: String?
-    @Option(help: "File holding the prompt (instead of --prompt).")
+    @Option(help: ArgumentHelp("File holding the prompt (instead of --prompt).", valueName: "FILE"))
     var promptFile: String?
-    @Option(parsing: .unconditional, help: "What the task should achieve.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("What the task should achieve.", valueName: "TEXT"))
     var objective: String?
-    @Option(help: "File holding JSON context for the agent (any JSON value).")
+    @Option(help: ArgumentHelp("File holding JSON context for the agent (any JSON value).", valueName: "FILE"))
     var contextFile: String?
-    @Option(parsing: .unconditionalSingleValue, help: "A requirement the result must meet; repeatable.")
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("A requirement the result must meet; repeatable.", valueName: "TEXT"))
     var requirement: [String] = []
-    @Option(help: "simple, moderate, complex or a score (a whole number >= 0); computed when absent.")
+    @Option(help: ArgumentHelp("simple, moderate, complex or a score (a whole number >= 0); computed when absent.", valueName: "simple|moderate|complex|SCORE"))
     var complexity: String?
-    @Option(parsing: .unconditional, help: "The first deadline in seconds (overrides the complexity's). Output near it extends it, up to --max-timeout.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("The first deadline in seconds (overrides the complexity's). Output near it extends it, up to --max-timeout.", valueName: "SECONDS"))
     var timeout: Double?
-    @Option(parsing: .unconditional, help: "The furthest extensions may move the deadline, in seconds from the start (default 240).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("The furthest extensions may move the deadline, in seconds from the start (default 240).", valueName: "SECONDS"))
     var maxTimeout: Double?
-    @Option(parsing: .unconditional, help: "Seconds one deadline extension adds.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds one deadline extension adds.", valueName: "SECONDS"))
     var extendBy: Double?
-    @Option(parsing: .unconditional, help: "Extend only when the deadline is this many seconds away (0: never extend).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Extend only when the deadline is this many seconds away (0: never extend).", valueName: "SECONDS"))
     var extendWithin: Double?
-    @Option(parsing: .unconditional, help: "Seconds of recent output an extension looks at.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds of recent output an extension looks at.", valueName: "SECONDS"))
     var activityWindow: Double?
-    @Option(parsing: .unconditional, help: "Output bursts needed in that window to extend.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Output bursts needed in that window to extend.", valueName: "N"))
     var minBursts: Int?
-    @Option(parsing: .unconditional, help: "Seconds of quiet that separate two output bursts (default 1); output closer together is one burst, however many reads it takes.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds of quiet that separate two output bursts (default 1); output closer together is one burst, however many reads it takes.", valueName: "SECONDS"))
     var burstGap: Double?
-    @Option(parsing: .unconditional, help: "Seconds without output before a silence warning.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds without output before a silence warning.", valueName: "SECONDS"))
     var silenceWarn: Double?
-    @Option(parsing: .unconditional, help: "Seconds without output before the task is killed.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds without output before the task is killed.", valueName: "SECONDS"))
     var silenceKill: Double?
-    @Option(parsing: .unconditional, help: "Seconds between SIGTERM and SIGKILL when the task is killed.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds between SIGTERM and SIGKILL when the task is killed.", valueName: "SECONDS"))
     var killGrace: Double?
-    @Option(help: "A KEY=VALUE environment variable for the task; repeatable.")
+    @Option(help: ArgumentHelp("A KEY=VALUE environment variable for the task; repeatable.", valueName: "KEY=VALUE"))
     var env: [String] = []
-    @Option(help: "A KEY=VALUE label of the task (shown, not interpreted); repeatable.")
+    @Option(help: ArgumentHelp("A KEY=VALUE label of the task (shown, not interpreted); repeatable.", valueName: "KEY=VALUE"))
     var label: [String] = []
-    @Option(help: "Id of the task that submits this one.")
+    @Option(help: ArgumentHelp("Id of the task that submits this one.", valueName: "ID"))
     var parent: String?
-    @Option(help: "A KEY=VALUE node label a worker must have; repeatable.")
+    @Option(help: ArgumentHelp("A KEY=VALUE node label a worker must have; repeatable.", valueName: "KEY=VALUE"))
     var constraint: [String] = []
-    @Option(parsing: .unconditional, help: "Higher runs first (default 0).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Higher runs first (default 0).", valueName: "N"))
     var priority: Int?
-    @Option(parsing: .unconditional, help: "Run in this existing directory on the worker (absolute: a shared file system, or a path every worker has) instead of the task's own. Not with --input or --repo.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run in this existing directory on the worker (absolute: a shared file system, or a path every worker has) instead of the task's own. Not with --input or --repo.", valueName: "DIR"))
     var workdir: String?
     @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("A file or directory on this machine, placed at DEST (default: its base name) in the task's directory before the task starts; repeatable. A relative SRC is relative to the current directory. SRC:DEST is split at the last colon only when what follows is a valid DEST and the whole text is not an existing path.", valueName: "SRC[:DEST]"))
     var input: [String] = []
@@ -69,21 +69,21 @@ struct SubmitCommand: ParsableCommand {
     var artifact: [String] = []
     @Option(parsing: .unconditional, help: ArgumentHelp("Run in a git worktree of this repository (a URL or a path the workers can read) on a new branch swarm/ID; its commits come back as a bundle ('swarm fetch ID --git').", valueName: "URL|PATH"))
     var repo: String?
-    @Option(parsing: .unconditional, help: "The commit, branch or tag of --repo to start from (default HEAD).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("The commit, branch or tag of --repo to start from (default HEAD).", valueName: "REF"))
     var ref: String?
-    @Option(parsing: .unconditional, help: "Run the task again up to N times when a run ends in a --retry-on state (default 0, at most 100). Each retry waits its backoff queued, then prefers another worker.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run the task again up to N times when a run ends in a --retry-on state (default 0, at most 100). Each retry waits its backoff queued, then prefers another worker.", valueName: "N"))
     var retries: Int?
     @Option(parsing: .unconditional, help: ArgumentHelp("The end states that are retried, comma-separated (default failed,timed_out,silence_killed,spawn_failed; lost and health_failed too, once the task's 3 runs lost to worker trouble are spent).", valueName: "STATE,..."))
     var retryOn: String?
-    @Option(parsing: .unconditional, help: "Seconds before the first retry (default 10), doubled for each next one, jittered by +-20 %, at most 600.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds before the first retry (default 10), doubled for each next one, jittered by +-20 %, at most 600.", valueName: "SECONDS"))
     var retryBackoff: Double?
     @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Run only after these tasks have succeeded (ids, comma-separated; repeatable). Until then it waits queued; if one ends otherwise, this task ends dependency_failed.", valueName: "ID,..."))
     var after: [String] = []
     @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Run only after these tasks have ended, in any state (ids, comma-separated; repeatable): for merge and clean-up steps.", valueName: "ID,..."))
     var afterAny: [String] = []
-    @Option(parsing: .unconditional, help: "Most one task's packed inputs may take, in MiB (default 256; the scheduler has its own limit).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Most one task's packed inputs may take, in MiB (default 256; the scheduler has its own limit).", valueName: "MIB"))
     var maxInputMb: Int?
-    @Option(help: "Submit every task of this JSONL file (one spec per line) in one request; no other task options.")
+    @Option(help: ArgumentHelp("Submit every task of this JSONL file (one spec per line) in one request; no other task options.", valueName: "FILE"))
     var file: String?
     @Flag(help: "Wait for the task(s) to end. One task: print its stdout and stderr as it runs, then exit with its exit code (124 timed out or silence-killed, 125 cancelled/lost/health-failed/dependency-failed, 127 spawn failed, 128+N on signal N). With --quiet or --json, or with --file: exit 0 only if all succeeded, else 1.")
     var wait = false

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SwarmProtocol
 import SwarmUV
 
 @main
@@ -52,10 +53,11 @@ struct Swarm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swarm",
         abstract: "Run agent processes (or any command) across a cluster of machines.",
+        version: "swarm \(SwarmVersion.description)",
         subcommands: [
             SchedulerCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             WaitCommand.self, FetchCommand.self, TasksCommand.self, NodesCommand.self, CancelCommand.self, LogsCommand.self,
-            StatsCommand.self, DrainCommand.self, RerunCommand.self, GcCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
+            StatsCommand.self, DrainCommand.self, UndrainCommand.self, RerunCommand.self, GcCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
 }

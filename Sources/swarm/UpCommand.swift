@@ -7,15 +7,15 @@ struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up", abstract: "Run a local cluster (scheduler + workers on loopback) until Ctrl-C.")
 
-    @Option(parsing: .unconditional, help: "Number of workers.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Number of workers.", valueName: "N"))
     var workers = 3
-    @Option(parsing: .unconditional, help: "Slots per worker.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Slots per worker.", valueName: "N"))
     var slots = 4
-    @Option(help: "Scheduler HOST:PORT (loopback); port 0 picks a free one.")
+    @Option(help: ArgumentHelp("Scheduler HOST:PORT (loopback); port 0 picks a free one.", valueName: "HOST:PORT"))
     var listen = "127.0.0.1:7700"
-    @Option(help: "Directory for the scheduler's state and the workers' logs and results.")
+    @Option(help: ArgumentHelp("Directory for the scheduler's state and the workers' logs and results.", valueName: "DIR"))
     var dataDir = ".swarm/local"
-    @Option(help: "cluster.json with runtimes and timeouts for the local workers.")
+    @Option(help: ArgumentHelp("cluster.json with runtimes and timeouts for the local workers.", valueName: "FILE"))
     var config: String?
     @OptionGroup var log: LogOptions
 

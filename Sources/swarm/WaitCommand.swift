@@ -8,7 +8,7 @@ struct WaitCommand: ParsableCommand {
         commandName: "wait", abstract: "Wait for tasks to end; exit 0 only if all succeeded (124 on timeout).")
 
     @OptionGroup var client: ClientOptions
-    @Option(parsing: .unconditional, help: "Give up after this many seconds.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Give up after this many seconds.", valueName: "SECONDS"))
     var timeout: Double?
     @Flag(help: "Print the tasks as a JSON array.")
     var json = false

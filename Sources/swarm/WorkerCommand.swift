@@ -8,23 +8,23 @@ struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker", abstract: "Run a worker: connects to the scheduler and runs the tasks it is given.")
 
-    @Option(help: "Scheduler HOST:PORT (default: the config's scheduler address, then $SWARM_SCHEDULER, then 127.0.0.1:7700).")
+    @Option(help: ArgumentHelp("Scheduler HOST:PORT (default: the config's scheduler address, then $SWARM_SCHEDULER, then 127.0.0.1:7700).", valueName: "HOST:PORT"))
     var scheduler: String?
-    @Option(parsing: .unconditional, help: "How many tasks may run at once (required here or in the config).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("How many tasks may run at once (required here or in the config).", valueName: "N"))
     var slots: Int?
-    @Option(help: "Worker name, 1 to 128 of A-Z a-z 0-9 . _ - (default: the host name). Unique in the cluster.")
+    @Option(help: ArgumentHelp("Worker name, 1 to 128 of A-Z a-z 0-9 . _ - (default: the host name). Unique in the cluster.", valueName: "NAME"))
     var name: String?
-    @Option(help: "A KEY=VALUE label; repeatable (added to the config's labels).")
+    @Option(help: ArgumentHelp("A KEY=VALUE label; repeatable (added to the config's labels).", valueName: "KEY=VALUE"))
     var label: [String] = []
-    @Option(help: "Directory for task logs and results (default: .swarm/worker-NAME).")
+    @Option(help: ArgumentHelp("Directory for task logs and results (default: .swarm/worker-NAME).", valueName: "DIR"))
     var dataDir: String?
-    @Option(help: "One directory all tasks share (default: each task gets its own, under --work-root).")
+    @Option(help: ArgumentHelp("One directory all tasks share (default: each task gets its own, under --work-root).", valueName: "DIR"))
     var workDir: String?
-    @Option(help: "Root of the per-task working directories (default: DATA-DIR/work).")
+    @Option(help: ArgumentHelp("Root of the per-task working directories (default: DATA-DIR/work).", valueName: "DIR"))
     var workRoot: String?
-    @Option(help: "Bytes of input blobs the worker keeps in DATA-DIR/blobs, in MiB (default 2048; least recently used evicted first).")
+    @Option(help: ArgumentHelp("Bytes of input blobs the worker keeps in DATA-DIR/blobs, in MiB (default 2048; least recently used evicted first).", valueName: "MIB"))
     var blobCacheMb: Int?
-    @Option(parsing: .unconditional, help: "Git checkouts (--repo worktrees being written) at once, 1 to 1024 (default: one per core).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Git checkouts (--repo worktrees being written) at once, 1 to 1024 (default: one per core).", valueName: "N"))
     var checkoutSlots: Int?
     @Option(parsing: .unconditional, help: ArgumentHelp("Hours a finished task's log, result and work directory are kept after the scheduler has its result, 0 to 87600, decimals allowed (default 24).", valueName: "HOURS"))
     var retentionHours: Double?
@@ -32,9 +32,9 @@ struct WorkerCommand: ParsableCommand {
     var retentionGib: Double?
     @Flag(help: "Run only the config's runtimes, no plain commands.")
     var noCommands = false
-    @Option(help: "File holding the cluster token (default: $SWARM_TOKEN).")
+    @Option(help: ArgumentHelp("File holding the cluster token (default: $SWARM_TOKEN).", valueName: "FILE"))
     var tokenFile: String?
-    @Option(help: "cluster.json: this worker's entry under 'workers' (by --name) and the scheduler's address.")
+    @Option(help: ArgumentHelp("cluster.json: this worker's entry under 'workers' (by --name) and the scheduler's address.", valueName: "FILE"))
     var config: String?
     @OptionGroup var log: LogOptions
 

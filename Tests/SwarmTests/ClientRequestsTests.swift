@@ -224,7 +224,7 @@ import SwarmProtocol
             #expect(try Self.refusal(message, as: .task("r")) == ClientRefusal(code: .unexpected, reason: outside))
         }
         let drain = try #require(try Self.refusal(.drain(.init(requestId: 1, name: "w1")), as: .task("r")))
-        #expect(drain.reason == "a task's credential may not drain workers (task r)")
+        #expect(drain.reason == "a task's credential may not drain or undrain workers (task r)")
         var under = TaskSpec(id: "x", command: ["true"])
         under.parent = "o"
         let submit = try #require(try Self.refusal(.submit(.init(requestId: 1, task: under)), as: .task("r")))

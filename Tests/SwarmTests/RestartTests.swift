@@ -16,9 +16,9 @@ import SwarmProtocol
 
     /// Starts `swarm scheduler` on `address` with `stateDir`, retrying a few times in case the
     /// port is briefly taken by someone else.
-    static func restartScheduler(_ harness: ProcessHarness, _ address: String, stateDir: String) throws {
+    static func restartScheduler(_ harness: ProcessHarness, _ address: String, stateDir: String, extra: [String] = []) throws {
         for attempt in 1...5 {
-            let child = try harness.start("scheduler-restart-\(attempt)", ["scheduler", "--listen", address, "--state-dir", stateDir])
+            let child = try harness.start("scheduler-restart-\(attempt)", ["scheduler", "--listen", address, "--state-dir", stateDir] + extra)
             if child.waitForLine(containing: "listening on", timeout: 30) != nil { return }
             usleep(300_000)
         }
