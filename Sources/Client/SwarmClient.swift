@@ -315,6 +315,21 @@ public final class SwarmClient {
         return replies[0]
     }
 
+    /// Sends a request without waiting for its reply, for `whileWaiting` to ask something
+    /// aside while another request waits on the same connection (a progress line's
+    /// `states`). Returns its request id (nil when not connected); `takeReply` picks the reply
+    /// up once it has come.
+    public func sendAside(_ make: (Int) -> Message) -> Int? {
+        guard let connection, established else { return nil }
+        let id = nextRequestId
+        nextRequestId += 1
+        connection.send(make(id))
+        return id
+    }
+
+    /// The reply to a `sendAside` request once it has come (then forgotten), else nil.
+    public func takeReply(_ requestId: Int) -> Message? { replies.removeValue(forKey: requestId) }
+
     /// Sends `count` requests (`make(index, requestId)`) at once, then collects the replies.
     private func requestMany(count: Int, timeoutSeconds: Double? = 60, what: String = "waiting for the scheduler",
                              _ make: (Int, Int) -> Message) throws(ClientError) -> [Message] {

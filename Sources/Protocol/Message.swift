@@ -58,6 +58,8 @@ public enum Message: Sendable, Equatable {
     case cancelTree(TaskRef)
     /// A page of a task tree (`TaskTree.swift`), answered with `taskTree`.
     case listTree(ListTree)
+    /// The states of tasks a client waits for (`TaskStates.swift`), answered with `taskStates`.
+    case states(States)
     // Scheduler -> client.
     case submitted(Submitted)
     case taskInfo(TaskInfoReply)
@@ -70,6 +72,7 @@ public enum Message: Sendable, Equatable {
     case gcResult(GcResult)
     case taskTree(TaskTree)
     case treeCancelled(TreeCancelled)
+    case taskStates(TaskStates)
     // Blobs (inputs, artifacts), either direction; see `Blob.swift`.
     case blobOffer(BlobOffer)
     case blobAccept(BlobAccept)

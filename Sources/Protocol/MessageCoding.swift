@@ -72,6 +72,8 @@ extension Message {
         case .cancelTree: "cancelTree"
         case .listTree: "listTree"
         case .taskTree: "taskTree"
+        case .states: "states"
+        case .taskStates: "taskStates"
         case .treeCancelled: "treeCancelled"
         }
     }
@@ -128,6 +130,8 @@ extension Message {
         case .cancelTree(let p): p
         case .listTree(let p): p
         case .taskTree(let p): p
+        case .states(let p): p
+        case .taskStates(let p): p
         case .treeCancelled(let p): p
         }
     }
@@ -184,6 +188,8 @@ extension Message {
         case "cancelTree": .cancelTree(try .init(from: d))
         case "listTree": .listTree(try .init(from: d))
         case "taskTree": .taskTree(try .init(from: d))
+        case "states": .states(try .init(from: d))
+        case "taskStates": .taskStates(try .init(from: d))
         case "treeCancelled": .treeCancelled(try .init(from: d))
         default: nil
         }
@@ -221,6 +227,8 @@ extension Message {
         case .cancelTree(let p): p.requestId
         case .listTree(let p): p.requestId
         case .taskTree(let p): p.requestId
+        case .states(let p): p.requestId
+        case .taskStates(let p): p.requestId
         case .treeCancelled(let p): p.requestId
         case .error(let p): p.requestId
         default: nil

@@ -75,6 +75,9 @@ enum ClientPolicy {
             // Over the limit it is refused anyway (`startWait`), without a walk per id.
             guard wait.ids.count <= WaitSummary.maxIds else { break }
             for id in wait.ids { try mustSee(id, root: root, state: state, archive: archive) }
+        case .states(let request):
+            guard request.ids.count <= WaitSummary.maxIds else { break }  // refused by `states`
+            for id in request.ids { try mustSee(id, root: root, state: state, archive: archive) }
         case .drain, .undrain:
             throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain or undrain workers (task \(PeerText.safe(root)))")
         case .gc:
@@ -88,7 +91,7 @@ enum ClientPolicy {
              .register, .registered, .heartbeat, .assign, .taskStarted, .taskFinished, .resultAck, .reject,
              .kill, .readLog, .leave, .health, .taskEvent, .taskOutput, .logData,
              .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted, .gcResult,
-             .taskTree, .treeCancelled,
+             .taskTree, .treeCancelled, .taskStates,
              .blobOffer, .blobAccept, .blobChunk, .blobStored, .blobGet:
             break
         }

@@ -66,13 +66,15 @@ enum ClientRequests {
             return try cancelTree(ref, state: &state, context: context)
         case .listTree(let request):
             return try listTree(request, identity: identity, state: state, context: context)
+        case .states(let request):
+            return try states(request, state: state, archive: context.archive)
         // Blob messages are the blob exchange's (SchedulerServer+Blobs.swift), which takes
         // them before they get here.
         case .hello, .challenge, .auth, .welcome, .error,
              .register, .registered, .heartbeat, .assign, .taskStarted, .taskFinished, .resultAck, .reject,
              .kill, .readLog, .leave, .health, .taskEvent, .taskOutput, .logData,
              .submitted, .taskInfo, .waitResult, .taskList, .nodeList, .statsReply, .logChunk, .batchSubmitted, .gcResult,
-             .taskTree, .treeCancelled,
+             .taskTree, .treeCancelled, .taskStates,
              .blobOffer, .blobAccept, .blobChunk, .blobStored, .blobGet:
             throw .notAClientRequest(message)
         }

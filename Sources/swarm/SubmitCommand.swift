@@ -202,7 +202,7 @@ struct SubmitCommand: ParsableCommand {
                 return nil
             }
             if !json { printLine(id) }
-            return try client.wait([id])[0]
+            return try client.waitShowingProgress([id], json: json)[0]
         }
         guard let info else { return }
         if json { printLine(Output.json(info)) }
@@ -258,7 +258,7 @@ struct SubmitCommand: ParsableCommand {
             let submitted = try client.submitBatch(specs)
             uploads.remove()  // the scheduler holds the inputs now
             if !json { printLine(Output.batchLines(ids: submitted.ids, existing: submitted.existing)) }
-            return (submitted, wait ? try client.wait(submitted.ids) : nil)
+            return (submitted, wait ? try client.waitShowingProgress(submitted.ids, json: json) : nil)
         }
         if json { printLine(Output.json(BatchJSON(ids: submitted.ids, existing: submitted.existing, tasks: infos))) }
         guard let infos else { return }

@@ -31,6 +31,10 @@ struct TasksCommand: ParsableCommand {
     var tree = false
     @Argument(help: ArgumentHelp("With --tree: the tree's root.", valueName: "ID"))
     var root: String?
+    @Flag(help: "Refresh the table in place every --interval seconds until interrupted (on a terminal; otherwise each refresh is printed after the last, a blank line between).")
+    var watch = false
+    @Option(parsing: .unconditional, help: ArgumentHelp("With --watch: seconds between refreshes, 0.2 to 3600 (default 2).", valueName: "SECONDS"))
+    var interval: Double?
 
     func run() throws {
         let filter = try makeFilter()
@@ -38,12 +42,43 @@ struct TasksCommand: ParsableCommand {
         if let cursor, let problem = TaskID.problem(with: cursor) { throw usageError("--cursor: \(problem)") }
         let toTerminal = isatty(STDOUT_FILENO) == 1
         let most = limit.map { $0 == 0 ? nil : $0 } ?? (toTerminal && !json ? 1_000 : nil)
+        if interval != nil && !watch { throw usageError("--interval goes with --watch") }
+        if watch { return try runWatch(filter: filter, most: most, toTerminal: toTerminal) }
         if tree || root != nil { return try runTree(filter: filter, most: most) }
         let (tasks, more) = try runClient { try client.client().listTasks(filter: filter.isEmpty ? nil : filter, after: cursor, limit: most) }
         printLine(json ? Output.json(tasks) : Output.taskTable(tasks))
         if more, let last = tasks.last {
             Console.write("swarm: more tasks may follow: --cursor \(last.id) (or --limit 0 for all)\n", to: 2)
         }
+    }
+
+    /// `--watch`: the table again every `--interval` seconds, over one connection, until
+    /// interrupted (or the scheduler goes away: exit 2, as for any client command). On a
+    /// terminal the screen is cleared and redrawn from its top, with a header line (the time,
+    /// the interval, the count); elsewhere each table follows the last after a blank line.
+    private func runWatch(filter: TaskFilter, most: Int?, toTerminal: Bool) throws {
+        if json { throw usageError("--watch draws a table; for JSON, run 'swarm tasks --json' when needed") }
+        if tree || root != nil { throw usageError("--watch shows the task list, not a tree") }
+        let seconds = interval ?? 2
+        guard seconds >= 0.2 && seconds <= 3_600 else { throw usageError("--interval must be 0.2 to 3600 seconds, got \(seconds)") }
+        try runClient {
+            let connection = try client.client()
+            for refresh in 0... {
+                let (tasks, more) = try connection.listTasks(filter: filter.isEmpty ? nil : filter, after: cursor, limit: most)
+                let clock = Self.clockTime(Date())
+                let header = "every \(String(format: "%g", seconds)) s, \(clock): \(tasks.count)\(more ? "+" : "") tasks"
+                let table = Output.taskTable(tasks)
+                writeOut(toTerminal ? "\u{1B}[H\u{1B}[2J" + header + "\n" + table + "\n" : (refresh > 0 ? "\n" : "") + header + "\n" + table + "\n")
+                usleep(useconds_t(seconds * 1_000_000))
+            }
+        }
+    }
+
+    /// `HH:MM:SS` local time, for the watch header.
+    static func clockTime(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm:ss"
+        return formatter.string(from: date)
     }
 
     /// `--tree [ID]`: the tree's preorder, page by page, as an indented table or nested JSON

@@ -29,7 +29,8 @@ struct WaitCommand: ParsableCommand {
         let connection = try runClient { try client.client() }
         let infos: [TaskInfo]
         do {
-            infos = try recursive ? connection.waitTree(ids[0], timeoutSeconds: timeout) : connection.wait(ids, timeoutSeconds: timeout)
+            infos = try recursive ? connection.waitTreeShowingProgress(ids[0], json: json, timeoutSeconds: timeout)
+                : connection.waitShowingProgress(ids, json: json, timeoutSeconds: timeout)
         } catch .waitTimedOut {
             try reportTimeout(connection)
             throw ExitCode(124)
