@@ -67,7 +67,7 @@ enum ClientRequests {
         case .listTree(let request):
             return try listTree(request, identity: identity, state: state, context: context)
         case .states(let request):
-            return try states(request, state: state, archive: context.archive)
+            return try states(request, state: state, context: context)
         // Blob messages are the blob exchange's (SchedulerServer+Blobs.swift), which takes
         // them before they get here.
         case .hello, .challenge, .auth, .welcome, .error,

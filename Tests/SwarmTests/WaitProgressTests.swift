@@ -96,3 +96,45 @@ import SwarmProtocol
         return out.stdout
     }
 }
+
+/// What one `states` (or `wait`) frame may cost the scheduler's loop when it names tasks that
+/// left memory: a hostile client repeats ids and names the deepest tasks of a long chain.
+@Suite struct StatesCostTests {
+    /// Counts the archive's reads of whole task records and of single states.
+    final class Reads { var records = 0; var states = 0 }
+
+    /// Tasks `a1`...`aN` that left memory, each the child of the one before (`a1` of `r`,
+    /// held in memory), with an output worth decoding.
+    static func archive(depth: Int, reads: Reads) -> (ClusterState, ClientRequestContext) {
+        var snapshots: [TaskSnapshot] = []
+        for i in 1...depth {
+            var spec = TaskSpec(id: "a\(i)", command: ["true"])
+            spec.parent = i == 1 ? "r" : "a\(i - 1)"
+            var info = TaskInfo(id: "a\(i)", state: .succeeded, command: ["true"], attempts: 1, submittedAt: 1)
+            info.parent = spec.parent
+            info.output = String(repeating: "x", count: 1_000)
+            snapshots.append(TaskSnapshot(spec: spec, info: info, sequence: UInt64(i + 10)))
+        }
+        let stored = TaskArchive.of(snapshots)
+        let archive = TaskArchive(task: { reads.records += 1; return stored.task($0) }, contains: stored.contains, page: stored.page)
+        var context = ClientRequestsTests.context
+        context.archive = archive
+        context.endedTaskState = { reads.states += 1; return stored.task($0)?.info.state }
+        var state = ClusterState()
+        _ = try? state.submit(TaskSpec(id: "r", command: ["true"]), at: 1)
+        return (state, context)
+    }
+
+    @Test func statesReadsEachTaskThatLeftMemoryOnceAndNeverItsWholeRecord() throws {
+        let reads = Reads()
+        var (state, context) = Self.archive(depth: 3, reads: reads)
+        let same = Array(repeating: "a3", count: WaitSummary.maxIds)
+        let outcome = ClientRequestsTests.handle(.states(.init(requestId: 1, ids: same + [])), &state, context)
+        #expect(outcome.replies == [.taskStates(.init(requestId: 1, states: Array(repeating: .succeeded, count: WaitSummary.maxIds)))])
+        #expect(reads.records == 0 && reads.states == 1)
+        reads.states = 0
+        let mixed = ClientRequestsTests.handle(.states(.init(requestId: 2, ids: ["a1", "r", "nope", "a2", "a1", "nope"])), &state, context)
+        #expect(mixed.replies == [.taskStates(.init(requestId: 2, states: [.succeeded, .queued, nil, .succeeded, .succeeded, nil]))])
+        #expect(reads.records == 0 && reads.states == 3)
+    }
+}
