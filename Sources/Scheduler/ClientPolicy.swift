@@ -74,10 +74,10 @@ enum ClientPolicy {
         case .wait(let wait):
             // Over the limit it is refused anyway (`startWait`), without a walk per id.
             guard wait.ids.count <= WaitSummary.maxIds else { break }
-            for id in wait.ids { try mustSee(id, root: root, state: state, archive: archive) }
+            try mustSeeEach(wait.ids, root: root, state: state, archive: archive)
         case .states(let request):
             guard request.ids.count <= WaitSummary.maxIds else { break }  // refused by `states`
-            for id in request.ids { try mustSee(id, root: root, state: state, archive: archive) }
+            try mustSeeEach(request.ids, root: root, state: state, archive: archive)
         case .drain, .undrain:
             throw ClientRefusal(code: .unexpected, reason: "a task's credential may not drain or undrain workers (task \(PeerText.safe(root)))")
         case .gc:
@@ -127,7 +127,38 @@ enum ClientPolicy {
     /// A task unknown to the scheduler is left to the request's own "no task" answer.
     private static func mustSee(_ id: String, root: String, state: ClusterState, archive: TaskArchive) throws(ClientRefusal) {
         guard (try? state.task(id, archive: archive)) != nil, !state.isInSubtree(id, of: root, archive: archive) else { return }
-        throw ClientRefusal(code: .unexpected, reason: "task '\(PeerText.safe(id))' is outside the subtree of task '\(PeerText.safe(root))': a task's credential reaches only its own task and its descendants")
+        throw outside(id, root: root)
+    }
+
+    /// `mustSee` for each of `ids` (a `wait`, `states`): each id judged once, and a walk up
+    /// the parents stops at a task an earlier walk passed. A frame naming the deepest task
+    /// of a chain `ClusterState.maxSubtreeDepth` long 2,000 times, its tasks out of memory,
+    /// would otherwise read 2 million records from the store on the scheduler's loop.
+    private static func mustSeeEach(_ ids: [String], root: String, state: ClusterState, archive: TaskArchive) throws(ClientRefusal) {
+        var inSubtree: [String: Bool] = [:]
+        var unknown = Set<String>()
+        for id in ids where inSubtree[id] == nil && !unknown.contains(id) {
+            // Unknown: the request's own answer (null, or unknownTask).
+            guard state.tasks[id] != nil || archive.contains(id) else { unknown.insert(id); continue }
+            var path: [String] = []
+            var at: String? = id
+            var answer = false
+            while let current = at, path.count <= ClusterState.maxSubtreeDepth {
+                if current == root { answer = true; break }
+                if let known = inSubtree[current] { answer = known; break }
+                path.append(current)
+                at = state.tasks[current].map { $0.info.parent } ?? archive.task(current)?.info.parent
+            }
+            // A walk cut at the depth limit says nothing of the tasks above its start.
+            let judged = at != nil && path.count > ClusterState.maxSubtreeDepth ? [id] : path
+            for step in judged { inSubtree[step] = answer }
+            inSubtree[id] = answer
+            if !answer { throw outside(id, root: root) }
+        }
+    }
+
+    private static func outside(_ id: String, root: String) -> ClientRefusal {
+        ClientRefusal(code: .unexpected, reason: "task '\(PeerText.safe(id))' is outside the subtree of task '\(PeerText.safe(root))': a task's credential reaches only its own task and its descendants")
     }
 
     /// The parent a task submitted by `root`'s credential gets: its own, which must be in the

@@ -137,4 +137,38 @@ import SwarmProtocol
         #expect(mixed.replies == [.taskStates(.init(requestId: 2, states: [.succeeded, .queued, nil, .succeeded, .succeeded, nil]))])
         #expect(reads.records == 0 && reads.states == 3)
     }
+
+    /// A task's credential naming the deepest task of a chain 2,000 times: each id is judged
+    /// once, and a walk up the chain stops where an earlier one has been.
+    @Test func aTaskCredentialRepeatingADeepIdWalksTheChainOnce() throws {
+        for message in [Message.states(.init(requestId: 1, ids: Array(repeating: "a50", count: WaitSummary.maxIds))),
+                        .states(.init(requestId: 1, ids: (1...50).reversed().map { "a\($0)" })),
+                        .wait(.init(requestId: 1, ids: Array(repeating: "a50", count: WaitSummary.maxIds)))] {
+            let reads = Reads()
+            var (state, context) = Self.archive(depth: 50, reads: reads)
+            let outcome = ClientRequestsTests.handle(message, as: .task("r"), &state, context)
+            #expect(outcome.refusal == nil)
+            #expect(reads.records <= 2 * 50 + 2, "\(message.type): \(reads.records) record reads")
+        }
+    }
+}
+
+extension StatesCostTests {
+    /// Judging each id once must not change a single answer: an unknown id named first does
+    /// not vouch for a task whose parent it would be, nor a walk's memory for another root.
+    @Test func rememberedAnswersChangeNoVerdict() throws {
+        let reads = Reads()
+        var (state, context) = Self.archive(depth: 3, reads: reads)
+        var orphan = TaskSpec(id: "orphan", command: ["true"])
+        orphan.parent = "gone"
+        _ = try state.submit(orphan, at: 2)
+        for ids in [["gone", "orphan"], ["a3", "orphan"], ["a1", "a2", "a3", "orphan"]] {
+            let outcome = ClientRequestsTests.handle(.states(.init(requestId: 1, ids: ids)), as: .task("r"), &state, context)
+            #expect(outcome.refusal?.reason.hasPrefix("task 'orphan' is outside the subtree of task 'r'") == true, "\(ids)")
+        }
+        let inside = ClientRequestsTests.handle(.states(.init(requestId: 1, ids: ["gone", "a3", "a2", "a1", "r"])), as: .task("a1"), &state, context)
+        #expect(inside.refusal?.reason.hasPrefix("task 'r' is outside the subtree of task 'a1'") == true)
+        let fine = ClientRequestsTests.handle(.states(.init(requestId: 1, ids: ["gone", "a3", "a2", "a1"])), as: .task("a1"), &state, context)
+        #expect(fine.replies == [.taskStates(.init(requestId: 1, states: [nil, .succeeded, .succeeded, .succeeded]))])
+    }
 }
