@@ -147,7 +147,7 @@ enum ClientPolicy {
                 if current == root { answer = true; break }
                 if let known = inSubtree[current] { answer = known; break }
                 path.append(current)
-                at = state.tasks[current].map { $0.info.parent } ?? archive.task(current)?.info.parent
+                at = state.tasks[current].map { $0.info.parent } ?? archive.parent(current)
             }
             // A walk cut at the depth limit says nothing of the tasks above its start.
             let judged = at != nil && path.count > ClusterState.maxSubtreeDepth ? [id] : path

@@ -89,7 +89,7 @@ extension ClusterState {
         var steps = 0
         while let at = current, steps <= Self.maxSubtreeDepth {
             if at == root { return true }
-            current = tasks[at].map { $0.info.parent } ?? archive.task(at)?.info.parent
+            current = tasks[at].map { $0.info.parent } ?? archive.parent(at)
             steps += 1
         }
         return false

@@ -13,12 +13,17 @@ public struct TaskArchive {
     /// Up to `limit` tasks submitted after sequence `after`, in submission order, without
     /// their output and runs. Rows of tasks still in memory may be among them (memory wins).
     public var page: (_ after: UInt64, _ limit: Int) -> [TaskSnapshot]
+    /// The parent of task `id` (nil: none, or no such task) without decoding its record: what
+    /// subtree walks (`isInSubtree`) read, up to `ClusterState.maxSubtreeDepth` per request.
+    /// By default taken from `task`.
+    public var parent: (String) -> String?
 
     public init(task: @escaping (String) -> TaskSnapshot?, contains: @escaping (String) -> Bool,
-                page: @escaping (UInt64, Int) -> [TaskSnapshot]) {
+                page: @escaping (UInt64, Int) -> [TaskSnapshot], parent: ((String) -> String?)? = nil) {
         self.task = task
         self.contains = contains
         self.page = page
+        self.parent = parent ?? { task($0)?.info.parent }
     }
 
     /// Knows no task.

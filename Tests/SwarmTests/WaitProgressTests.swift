@@ -172,3 +172,30 @@ extension StatesCostTests {
         #expect(fine.replies == [.taskStates(.init(requestId: 1, states: [nil, .succeeded, .succeeded, .succeeded]))])
     }
 }
+
+extension StatesCostTests {
+    /// Subtree walks over tasks that left memory read each parent from the store's column of
+    /// JSON, not by decoding the record (its output may be megabytes): the answer is the same.
+    @Test func theStoreGivesAParentWithoutTheRecord() throws {
+        let dir = NSTemporaryDirectory() + "parents-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TaskStore(directory: dir)
+        defer { store.close() }
+        var snapshots: [TaskSnapshot] = []
+        for (i, id) in ["top", "mid", "leaf"].enumerated() {
+            var spec = TaskSpec(id: id, command: ["true"])
+            spec.parent = i == 0 ? nil : ["top", "mid"][i - 1]
+            var info = TaskInfo(id: id, state: .succeeded, command: ["true"], attempts: 1, submittedAt: 1)
+            info.parent = spec.parent
+            info.output = String(repeating: "o", count: 100_000)
+            snapshots.append(TaskSnapshot(spec: spec, info: info, sequence: UInt64(i + 1)))
+        }
+        try store.save(StateChanges(tasks: snapshots), at: 1)
+        let archive = store.archive
+        #expect(archive.parent("leaf") == "mid" && archive.parent("mid") == "top")
+        #expect(archive.parent("top") == nil && archive.parent("nope") == nil)
+        #expect(ClusterState().isInSubtree("leaf", of: "top", archive: archive))
+        #expect(!ClusterState().isInSubtree("top", of: "leaf", archive: archive))
+        #expect(TaskArchive.of(snapshots).parent("leaf") == "mid")  // the default: from the record
+    }
+}
