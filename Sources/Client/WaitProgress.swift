@@ -75,8 +75,11 @@ public struct WaitProgress: Sendable {
         sample(nowMs)
     }
 
-    /// A tree's counts (`taskTree`'s first page): `total` tasks, `pendingCount` not ended.
-    public mutating func applyTree(total: Int, pendingCount: Int, nowMs: Int64) {
+    /// A tree's counts (`taskTree`'s first page): `total` tasks, `pendingCount` not ended. A
+    /// page without them (a tree grown past `TreeLimits.maxTreeTasks`) changes nothing: read
+    /// as none pending, it would show the tree all done.
+    public mutating func applyTree(total: Int?, pendingCount: Int?, nowMs: Int64) {
+        guard let total, let pendingCount else { return }
         treeTotal = max(1, total)
         done = max(0, total - pendingCount)
         sample(nowMs)

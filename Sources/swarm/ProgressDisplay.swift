@@ -53,7 +53,7 @@ final class ProgressDisplay {
             outstanding = nil
             switch reply {
             case .taskStates(let answer): progress.apply(asked: asked.asked, states: answer.states, nowMs: now)
-            case .taskTree(let page): progress.applyTree(total: page.total ?? progress.total, pendingCount: page.pendingCount ?? 0, nowMs: now)
+            case .taskTree(let page): progress.applyTree(total: page.total, pendingCount: page.pendingCount, nowMs: now)
             default: break  // an error (an older scheduler): the line just stops moving
             }
         }

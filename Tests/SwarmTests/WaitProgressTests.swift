@@ -46,6 +46,9 @@ import SwarmProtocol
         var tree = WaitProgress(treeOf: "root", nowMs: 0)
         tree.applyTree(total: 40, pendingCount: 30, nowMs: 2_000)
         #expect(tree.line(nowMs: 2_000) == "10/40 done, 30 pending, 5.0/s, ETA 6 s")
+        // A page without counts (the tree grew past TreeLimits.maxTreeTasks) is no news.
+        tree.applyTree(total: nil, pendingCount: nil, nowMs: 2_500)
+        #expect(tree.line(nowMs: 2_500) == "10/40 done, 30 pending, 4.0/s, ETA 8 s")
     }
 
     @Test func statesAnswersEachIdInOrderAndIsBoundedAndScoped() throws {
