@@ -9,6 +9,10 @@ enum ClientRequests {
     /// request that is not refused.
     static func handle(_ message: Message, identity: ClientIdentity, state: inout ClusterState,
                        context: ClientRequestContext) -> ClientOutcome {
+        // Counted before anything else looks at the batch (the policy walks its ids too).
+        if case .submitBatch(let batch) = message, let problem = Bounds.batchDependencyProblem(batch.tasks) {
+            return .refused(ClientRefusal(SchedulerError.invalidTask(problem)))
+        }
         do {
             let admitted = try ClientPolicy.admit(message, identity: identity, state: state, archive: context.archive)
             return try request(admitted, identity: identity, state: &state, context: context)

@@ -38,7 +38,7 @@ extension ClusterState {
             if let runtime = task.spec.runtime, request.model == nil, !task.info.state.isTerminal {
                 runtimeCatalog.unresolved[runtime, default: []].insert(id)
             }
-            let waits = task.info.state == .queued && task.retry.backoff == nil && !task.spec.dependencies.isEmpty
+            let waits = task.info.state == .queued && task.retry.backoff == nil && task.spec.hasDependencies
             // A cancel asked for while it ran is remembered through its reason.
             tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
                                      cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,

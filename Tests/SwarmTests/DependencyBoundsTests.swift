@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+@testable import SwarmProtocol
+@testable import SwarmScheduler
+
+/// What one request may cost in dependencies (issue 13 leftovers): the edges one batch may
+/// name (`Bounds.batchDependencies`), counted before any other work, at its edge.
+@Suite struct DependencyBoundsTests {
+    typealias D = DependencyTests
+    static let t0 = SchedulerStateTests.t0
+
+    /// A state holding 1,000 tasks `b0` ... `b999`, and `tasks` specs naming `edges` of them in
+    /// all (1,000 each, the last the rest).
+    static func batch(edges: Int) throws -> (ClusterState, [TaskSpec]) {
+        var state = try D.cluster()
+        let base = (0..<Bounds.dependencies).map { "b\($0)" }
+        _ = try state.submitBatch(base.map { D.spec($0) }, at: Self.t0)
+        var specs: [TaskSpec] = []
+        var left = edges
+        while left > 0 {
+            let n = min(left, base.count)
+            specs.append(D.spec("x\(specs.count)", after: Array(base.prefix(n))))
+            left -= n
+        }
+        return (state, specs)
+    }
+
+    @Test func aBatchMayNameAtMostTheLimitOfDependencyEdges() throws {
+        #expect(Bounds.batchDependencies == 20_000)
+        var (state, specs) = try Self.batch(edges: Bounds.batchDependencies)
+        let accepted = try state.submitBatch(specs, at: Self.t0)
+        #expect(accepted.ids.count == 20 && state.dependencies.waitingCount == 20)
+
+        (state, specs) = try Self.batch(edges: Bounds.batchDependencies + 1)
+        let before = state.tasksInMemory
+        #expect(throws: SchedulerError.invalidTask(
+            "the batch names 20001 dependencies (after and afterAny over its 21 tasks); at most 20000 per batch: "
+                + "submit it in smaller batches (a task may name tasks of earlier ones)")) {
+            try state.submitBatch(specs, at: Self.t0)
+        }
+        #expect(state.tasksInMemory == before && state.dependencies.waitingCount == 0)
+    }
+
+    /// The request is refused before the policy or the cluster state looks at one id: even a
+    /// batch naming ids that do not exist gets the edge count's answer, for every client.
+    @Test func aRequestOverTheEdgeLimitIsRefusedBeforeAnyIdIsLookedAt() throws {
+        var (state, specs) = try Self.batch(edges: Bounds.batchDependencies + 1)
+        specs[0].afterAny = ["nowhere"]
+        for identity in [ClientIdentity.cluster, .task("b0")] {
+            let outcome = ClientRequestsTests.handle(.submitBatch(.init(requestId: 1, tasks: specs)), as: identity, &state)
+            let refusal = try #require(outcome.refusal)
+            #expect(refusal.code == .invalidTask && refusal.reason.hasPrefix("invalid task: the batch names 20002 dependencies"))
+        }
+        specs[0].afterAny = nil
+        specs.removeLast()
+        let outcome = ClientRequestsTests.handle(.submitBatch(.init(requestId: 1, tasks: specs)), &state)
+        #expect(outcome.refusal == nil && state.dependencies.waitingCount == 20)
+    }
+}
