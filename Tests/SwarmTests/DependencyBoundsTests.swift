@@ -56,4 +56,18 @@ import Testing
         let outcome = ClientRequestsTests.handle(.submitBatch(.init(requestId: 1, tasks: specs)), &state)
         #expect(outcome.refusal == nil && state.dependencies.waitingCount == 20)
     }
+
+    /// Dependencies the state does not hold are looked up in the store one at a time; the
+    /// first it lacks refuses the submit, so the look-ups stop there.
+    @Test func theStoreIsAskedForUnknownDependenciesUpToTheFirstItLacks() throws {
+        typealias C = ClientRequestsTests
+        var state = try C.state()
+        var context = C.context
+        var asked: [String] = []
+        context.endedTaskState = { id in asked.append(id); return id.hasPrefix("old") ? .succeeded : nil }
+        let ids = ["old1", "old2", "gone1"] + (2...997).map { "gone\($0)" }
+        let outcome = C.handle(.submitBatch(.init(requestId: 1, tasks: [D.spec("x", after: ids)])), &state, context)
+        #expect(outcome.refusal?.reason == "invalid task: task 1: dependency 'gone1' is not a known task (nor one of this batch)")
+        #expect(asked == ["old1", "old2", "gone1"])
+    }
 }
