@@ -76,7 +76,7 @@ extension ClusterState {
         // One whose cancel was asked for ends here (`requeue`), like any other end.
         let cancelled = orphans.filter { requeue($0, reason: "it was running on no known worker", at: at) != nil }
         // Once every task is back: a dependency may come later in submission order.
-        settleLater(cancelled + waiting.filter { wireDependencies($0, ended: ended, at: at) }, at: at)
+        settleLater(cancelled + waiting.filter { wireDependencies($0, ended: ended, at: at, restoring: true) }, at: at)
     }
 
     /// True when something changed since the last `takeChanges()`.

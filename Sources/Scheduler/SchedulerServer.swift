@@ -359,6 +359,9 @@ public final class SchedulerServer {
             scheduleRequested = false
             execute(state.schedule(nowMs: clocks.monotonic(), at: clocks.wall()))
             armRetryTimer()
+            // A cascade of dependency ends goes on in the next turn, a slice at a time, with
+            // what peers sent meanwhile handled in between (`ClusterState.settleSlice`).
+            if state.isSettling { scheduleSoon() }
         }
         guard persist() else { return }
         let batch = outgoing

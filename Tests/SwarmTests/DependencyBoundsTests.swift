@@ -70,4 +70,67 @@ import Testing
         #expect(outcome.refusal?.reason == "invalid task: task 1: dependency 'gone1' is not a known task (nor one of this batch)")
         #expect(asked == ["old1", "old2", "gone1"])
     }
+
+    // MARK: A cascade of dependency_failed, in slices
+
+    /// A chain `c0` <- `c1` <- ... of `n` tasks in one state, `c0` placed.
+    static func chain(_ n: Int) throws -> ClusterState {
+        var state = try D.cluster()
+        var specs = [D.spec("c0")]
+        for i in 1..<n { specs.append(D.spec("c\(i)", after: ["c\(i - 1)"])) }
+        for start in stride(from: 0, to: n, by: 2_000) {
+            _ = try state.submitBatch(Array(specs[start..<min(n, start + 2_000)]), at: Self.t0)
+        }
+        #expect(D.placed(&state) == ["c0"])
+        return state
+    }
+
+    /// The tasks of `changes`, latest first, over `saved` (a store's stand-in).
+    static func keep(_ changes: StateChanges, in saved: inout [String: TaskSnapshot]) {
+        for task in changes.tasks { saved[task.info.id] = task }
+    }
+
+    /// The head of a chain of 2,500 fails: at most `settleSlice` tasks end with it, the rest a
+    /// slice per placement round, in chain order, each reason naming its own dependency and
+    /// the first failure; the index is empty at the end.
+    @Test func aFailureRunsDownALongChainASliceATurn() throws {
+        #expect(ClusterState.settleSlice == 1_000)
+        var state = try Self.chain(2_500)
+        let first = D.finish(&state, "c0", .failed)
+        #expect(first == ["c0"] + (1...1_000).map { "c\($0)" })
+        #expect(state.isSettling)
+        #expect(try state.task("c1001").state == .queued)
+        D.check(state)
+        var slices: [[String]] = []
+        for _ in 0..<10 where state.isSettling {
+            slices.append(RetryTests.ended(state.schedule(nowMs: Self.t0, at: Self.t0)))
+            D.check(state)
+        }
+        #expect(slices == [(1_001...2_000).map { "c\($0)" }, (2_001...2_499).map { "c\($0)" }])
+        let last = try state.task("c2499")
+        #expect(last.state == .dependencyFailed && last.reason == "dependency c2498 dependency_failed (c0 failed)")
+        #expect(!state.isSettling && state.dependencies.dependencyCount == 0 && state.dependencies.waitingCount == 0)
+    }
+
+    /// A restart in the middle of such a cascade finishes it, in slices again, from what was
+    /// saved: the tasks not reached yet are queued, waiting for one that ended.
+    @Test func aRestartInTheMiddleOfACascadeFinishesIt() throws {
+        var state = try Self.chain(2_500)
+        var saved: [String: TaskSnapshot] = [:]
+        Self.keep(state.takeChanges(), in: &saved)
+        _ = D.finish(&state, "c0", .failed)
+        Self.keep(state.takeChanges(), in: &saved)
+        var restored = ClusterState(settings: state.settings, restoring: Array(saved.values), nowMs: 0, at: Self.t0)
+        #expect(restored.isSettling && restored.dependencies.waitingCount == 1_499)
+        D.check(restored)
+        var slices: [[String]] = []
+        for _ in 0..<10 where restored.isSettling {
+            slices.append(RetryTests.ended(restored.schedule(nowMs: 0, at: Self.t0)))
+            D.check(restored)
+        }
+        #expect(slices == [(1_001...2_000).map { "c\($0)" }, (2_001...2_499).map { "c\($0)" }])
+        #expect(try restored.task("c1001").reason == "dependency c1000 dependency_failed (c0 failed)")
+        #expect(try restored.task("c2499").reason == "dependency c2498 dependency_failed (c0 failed)")
+        #expect(restored.dependencies.dependencyCount == 0 && restored.dependencies.waitingCount == 0)
+    }
 }
