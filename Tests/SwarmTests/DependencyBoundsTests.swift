@@ -71,6 +71,32 @@ import Testing
         #expect(asked == ["old1", "old2", "gone1"])
     }
 
+    /// `swarm rerun` of a task one of whose dependencies retention removed: a task that ran had
+    /// it met (an end is final), so the rerun drops it and keeps the others; one that never ran
+    /// cannot tell, and is refused with a line saying why and what to do.
+    @Test func aRerunDropsADependencyRemovedByRetentionOnlyIfTheTaskHadRun() throws {
+        func snapshot(_ spec: TaskSpec, _ state: TaskState, attempts: Int, sequence: UInt64) -> TaskSnapshot {
+            var info = TaskInfo(id: spec.id!, state: state, command: spec.command, submittedAt: Self.t0)
+            info.attempts = attempts
+            info.after = spec.after
+            info.afterAny = spec.afterAny
+            return TaskSnapshot(spec: spec, info: info, sequence: sequence)
+        }
+        let archive = TaskArchive.of([
+            snapshot(D.spec("b", after: ["a", "k"], any: ["gone"]), .failed, attempts: 1, sequence: 1),
+            snapshot(D.spec("w", after: ["k", "a"]), .cancelled, attempts: 0, sequence: 2),
+        ])
+        var state = try D.cluster()
+        _ = try state.submit(D.spec("k"), at: Self.t0)
+        let rerun = try state.rerunSpec(of: "b", newId: nil, archive: archive)
+        #expect(rerun.id == "b.r1" && rerun.after == ["k"] && rerun.afterAny == nil)
+        _ = try state.submit(rerun, at: Self.t0, archive: archive)
+        #expect(state.waitReason(for: "b.r1")?.reason == "waiting for k (queued)")
+        #expect(throws: SchedulerError.invalidTask("cannot rerun task 'w': its dependency 'a' was removed by retention before 'w' ever ran, so whether it succeeded is no longer known; submit it again with --after naming what it should wait for")) {
+            try state.rerunSpec(of: "w", newId: "w2", archive: archive)
+        }
+    }
+
     // MARK: A cascade of dependency_failed, in slices
 
     /// A chain `c0` <- `c1` <- ... of `n` tasks in one state, `c0` placed.
