@@ -72,6 +72,19 @@ import SwarmProtocol
         #expect(last.first?.reason == "dependency c\(n - 2) dependency_failed (c0 failed)")
         let middle = try client.wait(["c1200"], timeoutSeconds: 5)
         #expect(middle.first?.state == .dependencyFailed && middle.first?.attempts == 0)
+        // A cancel starts such a cascade too, with no result or worker to ask for more turns.
+        let chain = specs.map { spec -> TaskSpec in
+            var copy = spec
+            copy.id = "k" + spec.id!.dropFirst()
+            copy.after = spec.after.map { $0.map { "k" + $0.dropFirst() } }
+            copy.command = ["sleep", "600"]
+            return copy
+        }
+        _ = try client.submitBatch(Array(chain[..<1_500]))
+        _ = try client.submitBatch(Array(chain[1_500...]))
+        _ = try client.cancel("k0")
+        let cancelled = try client.wait(["k\(n - 1)"], timeoutSeconds: 60)
+        #expect(cancelled.first?.reason == "dependency k\(n - 2) dependency_failed (k0 cancelled)")
     }
 
     @Test func submitRefusesUnknownDependenciesAndCyclesInOneLine() throws {
