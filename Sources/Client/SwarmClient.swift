@@ -237,6 +237,7 @@ public final class SwarmClient {
     /// there already with the same spec (not submitted again).
     /// A batch is one frame: over the frame limit it is refused here, before anything is sent.
     public func submitBatch(_ specs: [TaskSpec]) throws(ClientError) -> (ids: [String], existing: [String]) {
+        if let problem = Bounds.batchDependencyProblem(specs) { throw .server(.invalidTask, problem) }
         // Quick bound first; only a batch near the limit is encoded to be measured.
         if specs.reduce(0, { $0 + FrameBudget.admissionSize(of: $1) }) > Frame.defaultMaxPayload - 1024 {
             let size = MessageCodec.encode(.submitBatch(.init(requestId: Int.max, tasks: specs))).count

@@ -35,6 +35,25 @@ public enum Bounds {
     /// a merge step after a fan-out of a thousand agents, and no more (each costs the
     /// scheduler memory and a look-up at submit).
     public static let dependencies = 1_000
+    /// Dependency edges one submit batch may name, all its tasks' `after` and `afterAny`
+    /// together (duplicates counted): 20,000. Each edge costs the scheduler's loop a look-up,
+    /// an index entry and a row written in the batch's one transaction (about 30 µs in a debug
+    /// build on a loaded 2-core machine, most of it SQLite's): 20,000 hold the loop well under
+    /// a second, where 2,000 tasks of 1,000 ids each (2,000,000) held it for a minute. Enough
+    /// for two layers of 100 each after the whole previous one (`swarm bench dag` submits
+    /// 10,000 a batch), or 20 merge steps each after a fan-out of 1,000; a larger DAG goes in
+    /// several batches (a batch may name tasks of earlier ones).
+    public static let batchDependencies = 20_000
+
+    /// Why a batch of `specs` names too many dependency edges (`batchDependencies`), or nil.
+    /// O(tasks): counts the lists, hashes nothing; checked before any other work on a batch.
+    public static func batchDependencyProblem(_ specs: [TaskSpec]) -> String? {
+        var edges = 0
+        for spec in specs { edges += (spec.after?.count ?? 0) + (spec.afterAny?.count ?? 0) }
+        guard edges > batchDependencies else { return nil }
+        return "the batch names \(edges) dependencies (after and afterAny over its \(specs.count) tasks); "
+            + "at most \(batchDependencies) per batch: submit it in smaller batches (a task may name tasks of earlier ones)"
+    }
 
     /// Nil when `value` is in `range`, else a sentence naming `field`.
     @inlinable

@@ -227,6 +227,11 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         return nil
     }
 
+    /// Whether it names any dependency (cheap: nothing is hashed).
+    public var hasDependencies: Bool {
+        !(after?.isEmpty ?? true) || !(afterAny?.isEmpty ?? true)
+    }
+
     /// Every task this one waits for, each once, first as named (`after` first): an id in
     /// both lists counts as `after` (the stricter).
     public var dependencies: [(id: String, anyEnd: Bool)] {

@@ -64,9 +64,10 @@ public enum TaskID {
         return "\(prefix)-\(at)-\(suffix)"
     }
 
+    /// A bad id as an error quotes it: cut to 40 characters, control characters escaped
+    /// (`PeerText.safe`): it may come from anyone (a flag, a file, a peer).
     static func quoted(_ s: String) -> String {
-        let shown = s.count > 40 ? String(s.prefix(40)) + "..." : s
-        return "'\(shown)'"
+        "'\(PeerText.safe(s, limit: 40))'"
     }
 }
 

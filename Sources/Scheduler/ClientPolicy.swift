@@ -47,6 +47,7 @@ enum ClientPolicy {
             try mayStartTasks(root, state: state)
             var memo = SubtreeMemo()
             submit.task.parent = try parent(submit.task, root: root, batch: [:], state: state, archive: archive, memo: &memo)
+            try mayNotAdopt([submit.task], root: root, state: state)
             try dependencies([submit.task], root: root, state: state, archive: archive, memo: &memo)
             return .submit(submit)
         case .submitBatch(var batch):
@@ -57,6 +58,7 @@ enum ClientPolicy {
             for i in batch.tasks.indices {
                 batch.tasks[i].parent = try parent(batch.tasks[i], root: root, batch: parents, state: state, archive: archive, memo: &memo)
             }
+            try mayNotAdopt(batch.tasks, root: root, state: state)
             try dependencies(batch.tasks, root: root, state: state, archive: archive, memo: &memo)
             return .submitBatch(batch)
         case .status(let ref), .cancel(let ref), .cancelTree(let ref):
@@ -114,6 +116,16 @@ enum ClientPolicy {
             for dependency in spec.dependencies where !batch.contains(dependency.id) && memo.checked.insert(dependency.id).inserted {
                 try mustSee(dependency.id, root: root, state: state, archive: archive)
             }
+        }
+    }
+
+    /// A task's credential may not submit a task whose id tasks already submitted name as
+    /// their parent (before it existed): they would join its subtree, and the credential
+    /// could then read, cancel and wait for tasks it never made. O(tasks of the request).
+    private static func mayNotAdopt(_ specs: [TaskSpec], root: String, state: ClusterState) throws(ClientRefusal) {
+        for spec in specs {
+            guard let id = spec.id, let child = state.waitingChild(of: id) else { continue }
+            throw ClientRefusal(code: .unexpected, reason: "task '\(PeerText.safe(id))' is named as parent by task '\(PeerText.safe(child))', submitted before it: a task's credential (task '\(PeerText.safe(root))') may not submit it and so adopt tasks it did not make")
         }
     }
 

@@ -9,6 +9,10 @@ enum ClientRequests {
     /// request that is not refused.
     static func handle(_ message: Message, identity: ClientIdentity, state: inout ClusterState,
                        context: ClientRequestContext) -> ClientOutcome {
+        // Counted before anything else looks at the batch (the policy walks its ids too).
+        if case .submitBatch(let batch) = message, let problem = Bounds.batchDependencyProblem(batch.tasks) {
+            return .refused(ClientRefusal(SchedulerError.invalidTask(problem)))
+        }
         do {
             let admitted = try ClientPolicy.admit(message, identity: identity, state: state, archive: context.archive)
             return try request(admitted, identity: identity, state: &state, context: context)
@@ -105,12 +109,15 @@ enum ClientRequests {
     }
 
     /// The final states, from the store, of the dependencies `specs` name that the cluster
-    /// state does not hold (ClusterState+Dependencies.swift).
-    private static func endedDependencies(_ specs: [TaskSpec], state: ClusterState,
-                                          context: ClientRequestContext) -> [String: TaskState] {
+    /// state does not hold (ClusterState+Dependencies.swift). Stops at the first the store
+    /// does not have either: the submit is refused for it (`checkDependencies`), so a batch
+    /// of unknown ids costs one look-up, not one per id.
+    static func endedDependencies(_ specs: [TaskSpec], state: ClusterState,
+                                  context: ClientRequestContext) -> [String: TaskState] {
         var ended: [String: TaskState] = [:]
         for id in state.unknownDependencies(of: specs) {
-            if let found = context.endedTaskState(id), found.isTerminal { ended[id] = found }
+            guard let found = context.endedTaskState(id), found.isTerminal else { break }
+            ended[id] = found
         }
         return ended
     }

@@ -62,8 +62,12 @@ extension ClusterState {
     /// `succeeded`. A dependency neither held nor in `ended` counts as having been met (only a
     /// restored task can have one: the store forgot a dependency it had already waited for).
     /// Returns whether the task ended.
+    ///
+    /// `restoring`: a dependency found failed does not end the task here but is deferred
+    /// (`DependencyIndex.deferEnd`), once per dependency, and the task waits for it: a cascade
+    /// a restart interrupted goes on in slices from the first `schedule`, as before the restart.
     @discardableResult
-    mutating func wireDependencies(_ id: String, ended: [String: TaskState], at: Int64) -> Bool {
+    mutating func wireDependencies(_ id: String, ended: [String: TaskState], at: Int64, restoring: Bool = false) -> Bool {
         guard let record = tasks[id], record.info.state == .queued else { return false }
         var pending: [(id: String, anyEnd: Bool)] = []
         for dependency in record.spec.dependencies {
@@ -71,8 +75,15 @@ extension ClusterState {
             if !state.isTerminal {
                 pending.append(dependency)
             } else if !dependency.anyEnd && state != .succeeded {
-                endDependencyFailed(id, dependency: dependency.id, state: state, at: at)
-                return true
+                guard restoring else {
+                    endDependencyFailed(id, dependency: dependency.id, state: state, cause: tasks[dependency.id]?.info.reason, at: at)
+                    return true
+                }
+                // Its first waiter defers it (nothing else waits for a task that has ended).
+                if !hasDependents(dependency.id) {
+                    dependencies.deferEnd(.init(id: dependency.id, state: state, reason: tasks[dependency.id]?.info.reason))
+                }
+                pending.append(dependency)
             }
         }
         dependencies.wait(id, sequence: record.sequence, for: pending)
@@ -80,23 +91,69 @@ extension ClusterState {
         return false
     }
 
+    /// Tasks one call ends `dependency_failed` at most, about (a task's own dependents are
+    /// visited whole): the ends of a cascade past it, and of the tasks that end after them, are
+    /// deferred to the next turns (`settleDeferred`). Each end costs the shell a record saved
+    /// and its waiters told; 1,000 keep a turn short (see the README's bounds), where a chain
+    /// of 100,000 failing at once held the loop for half a minute.
+    static let settleSlice = 1_000
+
     /// `directives` with what the tasks they end cause: for each `.taskEnded`, that task's
     /// dependents released or ended `dependency_failed` (each such end appended, and followed
-    /// in turn). O(the dependents of the tasks that ended).
+    /// in turn), up to `settleSlice` such ends; the visits left over are deferred. O(the
+    /// dependents of the tasks visited).
     mutating func settled(_ directives: [SchedulerDirective], at: Int64) -> [SchedulerDirective] {
         guard dependencies.dependencyCount > 0 else { return directives }
         var all = directives
-        var next = 0
+        var budget = Self.settleSlice
+        followEnds(&all, from: 0, budget: &budget, at: at)
+        return all
+    }
+
+    /// Whether a cascade goes on in a later turn (the shell asks for one: `schedule` runs
+    /// `settleDeferred`).
+    public var isSettling: Bool { dependencies.hasDeferred }
+
+    /// The next slice of a deferred cascade (up to `settleSlice` ends, the rest deferred
+    /// again), oldest first: the directives of what it ended. `schedule` runs it first, so
+    /// what it releases is placed in the same round.
+    mutating func settleDeferred(at: Int64) -> [SchedulerDirective] {
+        var all: [SchedulerDirective] = []
+        var budget = Self.settleSlice
+        while budget > 0, let end = dependencies.nextDeferred() {
+            budget -= visitDependents(of: end, into: &all, at: at)
+        }
+        followEnds(&all, from: 0, budget: &budget, at: at)
+        return all
+    }
+
+    /// Visits the dependents of each `.taskEnded` of `all` from `start` on (and of the ends
+    /// that appends), while `budget` lasts; the ends past it are deferred.
+    private mutating func followEnds(_ all: inout [SchedulerDirective], from start: Int, budget: inout Int, at: Int64) {
+        var next = start
         while next < all.count {
             defer { next += 1 }
-            guard case .taskEnded(let id) = all[next], let state = tasks[id]?.info.state else { continue }
-            let (released, failed) = dependencies.ended(id, succeeded: state == .succeeded)
-            for dependent in released { releaseDependent(dependent) }
-            for dependent in failed where endDependencyFailed(dependent, dependency: id, state: state, at: at) {
-                all.append(.taskEnded(id: dependent))
+            guard case .taskEnded(let id) = all[next], let record = tasks[id], record.info.state.isTerminal else { continue }
+            let end = DependencyIndex.Ended(id: id, state: record.info.state, reason: record.info.reason)
+            guard budget > 0 else {
+                if hasDependents(id) { dependencies.deferEnd(end) }
+                continue
             }
+            budget -= visitDependents(of: end, into: &all, at: at)
         }
-        return all
+    }
+
+    /// `end`'s dependents released, or ended `dependency_failed` (appended to `all`); returns
+    /// how many ended. O(its dependents).
+    private mutating func visitDependents(of end: DependencyIndex.Ended, into all: inout [SchedulerDirective], at: Int64) -> Int {
+        let (released, failed) = dependencies.ended(end.id, succeeded: end.state == .succeeded)
+        for dependent in released { releaseDependent(dependent) }
+        var count = 0
+        for dependent in failed where endDependencyFailed(dependent, dependency: end.id, state: end.state, cause: end.reason, at: at) {
+            all.append(.taskEnded(id: dependent))
+            count += 1
+        }
+        return count
     }
 
     /// Ends waiting tasks found ended at submit or restore (`wireDependencies`) and their
@@ -138,13 +195,14 @@ extension ClusterState {
 
     /// Ends waiting task `id` as `dependency_failed`: its `after` dependency ended `state`.
     /// Returns false when it was not waiting (it ended otherwise meanwhile).
+    /// `cause`: the dependency's own reason.
     @discardableResult
-    private mutating func endDependencyFailed(_ id: String, dependency: String, state: TaskState, at: Int64) -> Bool {
+    private mutating func endDependencyFailed(_ id: String, dependency: String, state: TaskState, cause: String?, at: Int64) -> Bool {
         guard var record = tasks[id], record.info.state == .queued, record.waitsForDependencies else { return false }
         dependencies.forget(id)
         record.waitsForDependencies = false
         record.info.state = .dependencyFailed
-        record.info.reason = Self.dependencyFailedReason(dependency, state, cause: tasks[dependency]?.info.reason)
+        record.info.reason = Self.dependencyFailedReason(dependency, state, cause: cause)
         record.info.finishedAt = at
         tasks[id] = record
         return true

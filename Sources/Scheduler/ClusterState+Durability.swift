@@ -38,7 +38,7 @@ extension ClusterState {
             if let runtime = task.spec.runtime, request.model == nil, !task.info.state.isTerminal {
                 runtimeCatalog.unresolved[runtime, default: []].insert(id)
             }
-            let waits = task.info.state == .queued && task.retry.backoff == nil && !task.spec.dependencies.isEmpty
+            let waits = task.info.state == .queued && task.retry.backoff == nil && task.spec.hasDependencies
             // A cancel asked for while it ran is remembered through its reason.
             tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
                                      cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
@@ -76,7 +76,7 @@ extension ClusterState {
         // One whose cancel was asked for ends here (`requeue`), like any other end.
         let cancelled = orphans.filter { requeue($0, reason: "it was running on no known worker", at: at) != nil }
         // Once every task is back: a dependency may come later in submission order.
-        settleLater(cancelled + waiting.filter { wireDependencies($0, ended: ended, at: at) }, at: at)
+        settleLater(cancelled + waiting.filter { wireDependencies($0, ended: ended, at: at, restoring: true) }, at: at)
     }
 
     /// True when something changed since the last `takeChanges()`.

@@ -121,7 +121,7 @@ extension ClusterState {
         if record.1.state == .dependencyFailed {
             throw .invalidTask("task '\(id)' never ran (\(record.1.reason ?? "dependency_failed")): rerun the dependency that failed, then submit it again with --after naming that rerun")
         }
-        var spec = record.0
+        var spec = try Self.withoutRemovedDependencies(record.0, of: record.1) { tasks[$0] != nil || archive.contains($0) }
         if let newId {
             if let problem = TaskID.problem(with: newId) { throw .invalidTask(problem) }
             if tasks[newId] != nil || archive.contains(newId) { throw .duplicateId(newId) }
@@ -139,6 +139,28 @@ extension ClusterState {
             }
         }
         throw .invalidTask("task '\(id)' has been rerun \(Self.maxReruns) times: name the rerun with --id")
+    }
+
+    /// The spec of finished task `info` for a rerun, without the dependencies no longer known
+    /// (`exists` false: removed by retention). A task that ran had every dependency met before
+    /// its first run (an `after` one succeeded, an `afterAny` one ended), and an end is final:
+    /// those it names that are gone are dropped, the others kept. One that never ran (cancelled
+    /// while it waited) cannot tell whether a dependency that is gone was met: refused.
+    static func withoutRemovedDependencies(_ spec: TaskSpec, of info: TaskInfo,
+                                           exists: (String) -> Bool) throws(SchedulerError) -> TaskSpec {
+        guard spec.hasDependencies else { return spec }
+        let gone = spec.dependencies.filter { !exists($0.id) }.map(\.id)
+        guard let first = gone.first else { return spec }
+        guard info.attempts > 0 else {
+            throw .invalidTask("cannot rerun task '\(info.id)': its dependency '\(first)' was removed by retention before '\(info.id)' ever ran, so whether it succeeded is no longer known; submit it again with --after naming what it should wait for")
+        }
+        let removed = Set(gone)
+        var kept = spec
+        kept.after = spec.after?.filter { !removed.contains($0) }
+        kept.afterAny = spec.afterAny?.filter { !removed.contains($0) }
+        if kept.after?.isEmpty == true { kept.after = nil }
+        if kept.afterAny?.isEmpty == true { kept.afterAny = nil }
+        return kept
     }
 }
 

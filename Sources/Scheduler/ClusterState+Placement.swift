@@ -30,6 +30,9 @@ extension ClusterState {
     public mutating func schedule(nowMs: Int64, at: Int64) -> [SchedulerDirective] {
         releaseHolds(nowMs: nowMs)
         releaseBackoffs(nowMs: nowMs)
+        // A cascade of dependency ends goes on, a slice a round, before placement: what it
+        // releases is placed in this round.
+        let cascade = isSettling ? settleDeferred(at: at) : []
         // A node still killing (or waiting for the result of) an old run of a task gets no new
         // run of it: one id, one process and one attempt number per node at a time.
         let oldRuns = oldRunSlots()
@@ -84,7 +87,7 @@ extension ClusterState {
         // Ends found at submit or restore are handed out here, the shell's next stop.
         let found = undelivered
         undelivered = []
-        return found + settled(directives, at: at)
+        return found + cascade + settled(directives, at: at)
     }
 
     /// How many tasks of `model` are running (assigned) cluster-wide now.

@@ -51,6 +51,13 @@ extension ClusterState {
         if isIndexed(parent) { tree.parentOf[id] = parent } else { addRoot(id, sequence: record.sequence) }
     }
 
+    /// A task already submitted that names `id` as its parent while no task `id` is known (nil:
+    /// none): a task submitted as `id` would become its parent. O(1).
+    func waitingChild(of id: String) -> String? {
+        guard !isIndexed(id) else { return nil }
+        return tree.children[id]?.first
+    }
+
     /// Whether task `id` is known: in memory, or linked into the index before it left memory
     /// (a finished task that left memory keeps its place: issue 14).
     func isIndexed(_ id: String) -> Bool {

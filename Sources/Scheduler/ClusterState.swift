@@ -274,7 +274,7 @@ public struct ClusterState: Sendable {
         info.metrics.model = model
         if let runtime = stored.runtime, model == nil, given == nil { runtimeCatalog.unresolved[runtime, default: []].insert(id) }
         let request = given ?? Self.placementRequest(for: stored, model: model)
-        let waits = !stored.dependencies.isEmpty
+        let waits = stored.hasDependencies
         tasks[id] = TaskRecord(spec: stored, info: info, sequence: nextSequence, request: request, specBytes: specBytes,
                                waitsForDependencies: waits)
         if !waits { queue.push(id: id, request: request, sequence: nextSequence) }
@@ -400,6 +400,8 @@ public struct ClusterState: Sendable {
     /// `submittedAt`; `ended` and `archive` as for `submit`.
     public mutating func submitBatch(_ specs: [TaskSpec], at: Int64, ended: [String: TaskState] = [:],
                                      archive: TaskArchive = .none) throws(SchedulerError) -> (ids: [String], existing: [String]) {
+        // Before any work: a batch's edges are bounded (`Bounds.batchDependencies`).
+        if let problem = Bounds.batchDependencyProblem(specs) { throw .invalidTask(problem) }
         var seen: Set<String> = []
         var sizes: [Int] = []
         sizes.reserveCapacity(specs.count)
@@ -437,7 +439,7 @@ public struct ClusterState: Sendable {
             stored.id = id
             insert(stored, specBytes: sizes[index], request: nil, at: at)
             ids.append(id)
-            if !spec.dependencies.isEmpty { inserted.append(id) }
+            if spec.hasDependencies { inserted.append(id) }
         }
         // Wired once all are in: a task may name one later in the batch.
         settleLater(inserted.filter { wireDependencies($0, ended: ended, at: at) }, at: at)

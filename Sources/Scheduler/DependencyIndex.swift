@@ -33,7 +33,44 @@ struct DependencyIndex: Sendable {
     /// Stale entries below this are left for their dependency's end to drop.
     static let compactionFloor = 1_024
 
+    /// A dependency that ended, whose dependents are visited later (`deferEnd`): its final
+    /// state and reason, kept here since its record may leave memory meanwhile.
+    struct Ended: Sendable, Equatable {
+        var id: String
+        var state: TaskState
+        var reason: String?
+    }
+    /// Ended dependencies not visited yet, oldest first (from `deferredHead` on): a cascade of
+    /// `dependency_failed` goes on from them in later turns (ClusterState+Dependencies.swift).
+    private var deferred: [Ended] = []
+    private var deferredHead = 0
+
     init() {}
+
+    /// Whether ended dependencies wait to be visited (`deferEnd`).
+    var hasDeferred: Bool { deferredHead < deferred.count }
+    /// How many.
+    var deferredCount: Int { deferred.count - deferredHead }
+
+    /// `end`'s dependents are to be visited later, after those deferred before it.
+    mutating func deferEnd(_ end: Ended) {
+        deferred.append(end)
+    }
+
+    /// The oldest deferred end, or nil. O(1) amortised.
+    mutating func nextDeferred() -> Ended? {
+        guard deferredHead < deferred.count else { return nil }
+        let end = deferred[deferredHead]
+        deferredHead += 1
+        if deferredHead == deferred.count {
+            deferred.removeAll(keepingCapacity: deferred.count < 4_096)
+            deferredHead = 0
+        } else if deferredHead > 1_024 && deferredHead * 2 > deferred.count {
+            deferred.removeFirst(deferredHead)
+            deferredHead = 0
+        }
+        return end
+    }
 
     /// How many tasks wait.
     var waitingCount: Int { unmet.count }

@@ -355,10 +355,15 @@ public final class SchedulerServer {
     /// transaction, and only then sends the turn's messages. So a `submitted`, an `assign`, a
     /// `resultAck` or a wait's answer never gets ahead of the state it reports.
     private func endOfTurn() {
-        if scheduleRequested {
+        // A cascade of dependency ends deferred by whatever ended a task this turn (a cancel,
+        // a result) goes on in a placement round, asked for or not.
+        if scheduleRequested || state.isSettling {
             scheduleRequested = false
             execute(state.schedule(nowMs: clocks.monotonic(), at: clocks.wall()))
             armRetryTimer()
+            // A cascade of dependency ends goes on in the next turn, a slice at a time, with
+            // what peers sent meanwhile handled in between (`ClusterState.settleSlice`).
+            if state.isSettling { scheduleSoon() }
         }
         guard persist() else { return }
         let batch = outgoing

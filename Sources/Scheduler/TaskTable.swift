@@ -74,9 +74,12 @@ struct TaskTable: Sendable {
 
     /// The changes since the last call, tasks in submission order; forgets them.
     mutating func takeChanges() -> StateChanges {
-        let tasks = dirty.compactMap { id in
-            records[id].map { TaskSnapshot(spec: $0.spec, info: $0.info, sequence: $0.sequence, retry: $0.retry, runs: $0.runs) }
-        }.sorted { $0.sequence < $1.sequence }
+        // Sorted as (sequence, id) pairs, then made into snapshots: sorting the snapshots
+        // themselves moved whole records around (9 s for 100,000 in a debug build).
+        let order = dirty.compactMap { id in records[id].map { (sequence: $0.sequence, id: id) } }.sorted { $0.sequence < $1.sequence }
+        let tasks = order.compactMap { entry in
+            records[entry.id].map { TaskSnapshot(spec: $0.spec, info: $0.info, sequence: $0.sequence, retry: $0.retry, runs: $0.runs) }
+        }
         let changes = StateChanges(tasks: tasks, runs: runChanges)
         dirty.removeAll(keepingCapacity: true)
         runChanges.removeAll(keepingCapacity: true)

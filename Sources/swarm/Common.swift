@@ -104,9 +104,15 @@ func usageError(_ message: String) -> ExitCode {
     return ExitCode(64)
 }
 
+/// One line whatever the message quotes: ids and names a user or a peer gave (a bad `--after`
+/// id, a server's reason) have their control characters escaped (`PeerText.safe`), so an error
+/// cannot start a line of its own or send terminal escapes.
 func printError(_ message: String) {
-    Console.write("swarm: error: \(message)\n", to: 2)
+    Console.write("swarm: error: \(PeerText.safe(message, limit: maxErrorCharacters))\n", to: 2)
 }
+
+/// The most characters of an error line (longer ones say how much was cut).
+let maxErrorCharacters = 2_000
 
 /// How tasks ended when not all succeeded (`task ID STATE: REASON`, `N of M tasks did not
 /// succeed`): one line `swarm: ...` on stderr, never `swarm: error: ...`, which is for the

@@ -15,6 +15,19 @@ import SwarmProtocol
         if let text { #expect(r.stderr.contains(text), "\(what): \(r.stderr)", sourceLocation: sourceLocation) }
     }
 
+    /// A bad `--after` / `--after-any` id (and a bad `--file` line's) is quoted in the error
+    /// with its control characters escaped: one line, no terminal escape, no line of its own.
+    @Test func aBadDependencyIdIsQuotedEscapedInTheErrorLine() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        for flag in ["--after", "--after-any"] {
+            let r = try harness.run(["submit", "--scheduler", "127.0.0.1:1", flag, "ok,a\u{1b}[2Jb\rswarm:fake", "--", "true"], timeout: 20)
+            Self.expectUsageError(r, flag, containing: "'a\\u{1b}[2Jb\\rswarm:fake'")
+            #expect(!r.stderr.contains("\u{1b}") && !r.stderr.contains("\r"), "\(r.stderr)")
+        }
+        #expect(TaskID.problem(with: "x\u{9b}y\n") == "task id 'x\\u{9b}y\\n' may contain only A-Z a-z 0-9 . _ -")
+    }
+
     // MARK: Item 16: every count is validated
 
     @Test func everyCountOutOfRangeIsAOneLineUsageError() throws {

@@ -33,6 +33,39 @@ import SwarmProtocol
         }
     }
 
+    /// A task's credential may not name as parent a task that does not exist (nor comes in
+    /// its batch) or lies outside its subtree, nor submit a task whose id others already name
+    /// as their parent: that would adopt them into its subtree (to read, cancel, wait for).
+    @Test func aTaskCredentialAdoptsNoTaskAndNamesNoParentOutsideItsSubtree() throws {
+        var state = try Self.state()
+        var orphan = TaskSpec(id: "p", command: ["true"])
+        orphan.parent = "ghost"
+        _ = try state.submit(orphan, at: 1)  // by the cluster token: it waits for "ghost"
+        func spec(_ id: String, parent: String?) -> TaskSpec {
+            var spec = TaskSpec(id: id, command: ["true"])
+            spec.parent = parent
+            return spec
+        }
+        for parent in ["ghost", "nowhere", "o", "x"] {
+            let single = Self.refused(.submit(.init(requestId: 1, task: spec("n", parent: parent))), state)
+            #expect(single?.contains("parent '\(parent)' is outside the subtree of task 'r'") == true, "\(parent)")
+            let batch = Self.refused(.submitBatch(.init(requestId: 1, tasks: [spec("m", parent: "c"), spec("n", parent: parent)])), state)
+            #expect(batch?.contains("parent '\(parent)' is outside the subtree of task 'r'") == true, "\(parent)")
+        }
+        // Its own ghost, under itself: p would become its grandchild.
+        let adopt = try #require(Self.refused(.submit(.init(requestId: 1, task: spec("ghost", parent: "c"))), state))
+        #expect(adopt == "task 'ghost' is named as parent by task 'p', submitted before it: a task's credential (task 'r') may not submit it and so adopt tasks it did not make")
+        #expect(Self.refused(.submitBatch(.init(requestId: 1, tasks: [spec("k", parent: "ghost"), spec("ghost", parent: nil)])), state) == adopt)
+        _ = try state.cancel("g", at: 2)
+        #expect(Self.refused(.rerun(.init(requestId: 1, id: "g", newId: "ghost")), state) == nil)  // the rerun's submit is checked
+        let rerun = ClientRequestsTests.handle(.rerun(.init(requestId: 1, id: "g", newId: "ghost")), as: .task("r"), &state)
+        #expect(rerun.refusal?.reason == adopt)
+        #expect(!state.isInSubtree("p", of: "r"))
+        // The cluster token may; and a new id, in the subtree, is fine for the credential.
+        #expect(Self.refused(.submit(.init(requestId: 1, task: spec("ghost", parent: "c"))), as: .cluster, state) == nil)
+        #expect(Self.refused(.submitBatch(.init(requestId: 1, tasks: [spec("k", parent: "new"), spec("new", parent: "g")])), state) == nil)
+    }
+
     @Test func theSubtreeIsTheTaskAndItsDescendants() throws {
         let state = try Self.state()
         #expect(state.isInSubtree("r", of: "r") && state.isInSubtree("c", of: "r") && state.isInSubtree("g", of: "r"))

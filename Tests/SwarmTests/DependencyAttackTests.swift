@@ -76,7 +76,9 @@ import Testing
         for i in 1..<n { specs.append(D.spec("c\(i)", after: ["c\(i - 1)"])) }
         _ = try state.submitBatch(specs, at: Self.t0)
         #expect(D.placed(&state) == ["c0"])
-        let ended = D.finish(&state, "c0", .failed)
+        var ended = D.finish(&state, "c0", .failed)
+        // A slice at a time (`settleSlice`), a placement round each.
+        for _ in 0..<100 where state.isSettling { ended += RetryTests.ended(state.schedule(nowMs: Self.t0, at: Self.t0)) }
         #expect(ended.count == n)
         let last = try state.task("c\(n - 1)")
         #expect(last.state == .dependencyFailed && last.reason == "dependency c\(n - 2) dependency_failed (c0 failed)")

@@ -50,6 +50,43 @@ import SwarmProtocol
         #expect(rerun.status != 0 && rerun.stderr.contains("rerun the dependency that failed"), "\(rerun.stderr)")
     }
 
+    /// The head of a chain of 2,500 fails: the scheduler ends the chain a slice a turn
+    /// (`ClusterState.settleSlice`) and keeps turning until it is done, answering clients in
+    /// between: the last task ends `dependency_failed`, naming the first failure.
+    @Test func aFailureRunsDownALongChainThroughTheRealScheduler() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try R.startCluster(harness, workers: 1)
+        let client = try SwarmClient(address: address, token: nil)
+        let n = 2_500
+        var specs = [TaskSpec(id: "c0", command: ["sh", "-c", "exit 3"])]
+        for i in 1..<n {
+            var spec = TaskSpec(id: "c\(i)", command: ["true"])
+            spec.after = ["c\(i - 1)"]
+            specs.append(spec)
+        }
+        _ = try client.submitBatch(Array(specs[..<1_500]))
+        _ = try client.submitBatch(Array(specs[1_500...]))
+        let last = try client.wait(["c\(n - 1)"], timeoutSeconds: 60)
+        #expect(last.first?.state == .dependencyFailed)
+        #expect(last.first?.reason == "dependency c\(n - 2) dependency_failed (c0 failed)")
+        let middle = try client.wait(["c1200"], timeoutSeconds: 5)
+        #expect(middle.first?.state == .dependencyFailed && middle.first?.attempts == 0)
+        // A cancel starts such a cascade too, with no result or worker to ask for more turns.
+        let chain = specs.map { spec -> TaskSpec in
+            var copy = spec
+            copy.id = "k" + spec.id!.dropFirst()
+            copy.after = spec.after.map { $0.map { "k" + $0.dropFirst() } }
+            copy.command = ["sleep", "600"]
+            return copy
+        }
+        _ = try client.submitBatch(Array(chain[..<1_500]))
+        _ = try client.submitBatch(Array(chain[1_500...]))
+        _ = try client.cancel("k0")
+        let cancelled = try client.wait(["k\(n - 1)"], timeoutSeconds: 60)
+        #expect(cancelled.first?.reason == "dependency k\(n - 2) dependency_failed (k0 cancelled)")
+    }
+
     @Test func submitRefusesUnknownDependenciesAndCyclesInOneLine() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
