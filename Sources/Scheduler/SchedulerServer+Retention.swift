@@ -48,7 +48,8 @@ extension SchedulerServer {
         let report: PurgeReport
         do {
             report = try store.purgeFinished(cutoffMs: cutoff, maxFinished: retention.maxFinishedTasks,
-                                             batch: config.retentionBatch, keep: { referenced.contains($0) })
+                                             batch: config.retentionBatch,
+                                             keep: { referenced.contains($0) || self.waiters.isNamed($0) })
         } catch {
             logger.error("retention: \(error)")
             finishGcJobs(store: store)
