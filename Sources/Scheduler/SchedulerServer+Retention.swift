@@ -55,7 +55,7 @@ extension SchedulerServer {
             finishGcJobs(store: store)
             return armRetention(afterMs: config.retentionIntervalMs)
         }
-        state.forget(report.tasks)
+        state.forget(report.tasks, sequences: report.sequences)
         var blobBytes: Int64 = 0
         var blobs = 0
         for sha in report.blobs {
