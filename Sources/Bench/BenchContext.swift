@@ -43,11 +43,15 @@ public struct BenchOptions: Sendable {
     public var workspaceWorktreeTasks = 100
     public var workspaceRepoFiles = 5000
     public var workspaceArtifactTasks = 50
+    /// `soak`: tasks (nil: 1,000,000, or 100,000 with `quick`).
+    public var soakTasks: Int?
     /// Where the bench writes its report and scratch files (the tasks' shared files).
     public var outputDirectory = "bench-results"
 
     /// Every workload, in the order they run: what `all` (the default) runs.
     public static let allWorkloads = ["spawn", "parallel", "agent", "isolation", "models", "scale", "workspace", "dag"]
+    /// Workloads that run only when named (not part of `all`): the soak takes an hour at full size.
+    public static let namedOnlyWorkloads = ["soak"]
 
     public init() {}
 }

@@ -218,6 +218,8 @@ public struct WorkloadReport: Codable, Sendable, Equatable {
     public var passed: Bool
     /// `workspace` only: its transfer, dedup, worktree and artifact figures.
     public var workspace: WorkspaceFigures?
+    /// `soak` only: its limits, samples and verdicts.
+    public var soak: SoakFigures?
 
     public init(name: String, title: String, description: String) {
         self.name = name

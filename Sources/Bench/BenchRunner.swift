@@ -119,7 +119,7 @@ public struct BenchRunner {
     /// The workloads `options.workloads` names, in their canonical order.
     static func workloads(_ o: BenchOptions) -> [Workload] {
         var list: [Workload] = []
-        for name in BenchOptions.allWorkloads where o.workloads.contains(name) {
+        for name in BenchOptions.allWorkloads + BenchOptions.namedOnlyWorkloads where o.workloads.contains(name) {
             switch name {
             case "spawn": list.append(SpawnWorkload())
             case "parallel":
@@ -131,6 +131,7 @@ public struct BenchRunner {
             case "scale": list.append(ScaleWorkload())
             case "workspace": list.append(WorkspaceWorkload())
             case "dag": list.append(DagWorkload())
+            case "soak": list.append(SoakWorkload())
             default: break
             }
         }
@@ -151,6 +152,8 @@ public struct BenchRunner {
         case "workspace": return max(2, WorkspaceWorkload.Sizes(o).worktreeTasks)
         // A whole layer at once.
         case "dag": return DagWorkload.shape(o).width
+        // 2 workers of 16 slots, as the issue's soak.
+        case "soak": return 32
         default: return 16
         }
     }
@@ -182,8 +185,9 @@ public struct BenchRunner {
         // Workloads whose concurrency is compared with a baseline get exactly their size; the
         // others run on any cluster big enough.
         let flexible = ["agent", "isolation", "models"].contains(workload.name)
+        // The soak's cluster is its own (durable, small retention), and no other's.
         let fits = local.map {
-            $0.options.workers == workers
+            ($0.options.workerRetention != nil) == (workload.name == "soak") && $0.options.workers == workers
                 && (flexible ? $0.options.slotsPerWorker >= perWorker : $0.options.slotsPerWorker == perWorker)
         } ?? false
         if !fits {
@@ -197,9 +201,17 @@ public struct BenchRunner {
             options.workers = workers
             options.slotsPerWorker = perWorker
             options.durable = config.durable
+            var scheduler: [String: Any] = ["modelLimits": modelLimits]
+            if workload.name == "soak" {
+                // Durable, with retention small enough to bind (issue 14 item 6).
+                let limits = SoakWorkload.clusterRetention(SoakFigures.shape(tasks: SoakWorkload.tasks(o)))
+                options.durable = true
+                scheduler["retention"] = limits.scheduler
+                options.workerRetention = limits.worker
+            }
             options.clusterJSON = [
                 "runtimes": try Self.runtimesJSON(agentScript: agentScript),
-                "scheduler": ["modelLimits": modelLimits],
+                "scheduler": scheduler,
                 "allowCommands": true,
             ]
             progress.begin("starting a local cluster: \(workers) workers x \(perWorker) slots", total: 1)

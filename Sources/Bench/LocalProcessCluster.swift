@@ -15,6 +15,8 @@ public final class LocalProcessCluster {
         public var durable = false
         /// Written as the cluster's config (runtimes, model limits, worker entries).
         public var clusterJSON: [String: Any] = [:]
+        /// Each worker entry's `retention` (`maxAgeHours`, `maxGiB`), when set.
+        public var workerRetention: [String: Any]?
 
         public init(executable: String, directory: String) {
             self.executable = executable
@@ -46,19 +48,14 @@ public final class LocalProcessCluster {
         for name in names where entries[name] == nil {
             var entry: [String: Any] = ["slots": options.slotsPerWorker]
             if let runtimes = config["runtimes"] as? [String: Any] { entry["runtimes"] = runtimes.keys.sorted() }
+            if let retention = options.workerRetention { entry["retention"] = retention }
             entries[name] = entry
         }
         config["workers"] = entries
         let configPath = options.directory + "/cluster.json"
         try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: configPath))
 
-        var args = ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", options.directory + "/scheduler",
-                    "--config", configPath, "--log-level", "warning"]
-        if !options.durable { args.append("--in-memory") }
-        let stdout = Pipe()
-        let process = try launch(args, log: "scheduler", stdout: stdout)
-        scheduler = process
-        address = try readAddress(stdout, process: process, timeoutSeconds: timeoutSeconds)
+        address = try launchScheduler(listen: "127.0.0.1:0", timeoutSeconds: timeoutSeconds)
 
         // The workers share this machine's cores, as an operator running several on one host
         // would set it: each checks out at most cores / workers worktrees at once.
@@ -70,6 +67,41 @@ public final class LocalProcessCluster {
             workers.append((name, try launch(args, log: name, stdout: nil)))
         }
         try waitForWorkers(names: names, runtime: runtime, timeoutSeconds: timeoutSeconds)
+    }
+
+    private func launchScheduler(listen: String, timeoutSeconds: Double) throws -> String {
+        var args = ["scheduler", "--listen", listen, "--state-dir", schedulerStateDirectory,
+                    "--config", options.directory + "/cluster.json", "--log-level", "warning"]
+        if !options.durable { args.append("--in-memory") }
+        let stdout = Pipe()
+        let process = try launch(args, log: "scheduler", stdout: stdout)
+        scheduler = process
+        return try readAddress(stdout, process: process, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// The scheduler's `--state-dir` (its `swarm.db`, when durable).
+    public var schedulerStateDirectory: String { options.directory + "/scheduler" }
+
+    /// Each worker's name and `--data-dir`, in order.
+    public var workerDataDirectories: [(name: String, path: String)] {
+        workers.map { ($0.name, options.directory + "/" + $0.name) }
+    }
+
+    /// Stops the scheduler (SIGTERM, SIGKILL after `graceSeconds`) and starts it again on the
+    /// same address and state; returns the seconds from the start until it listened. The
+    /// workers reconnect by themselves; this waits until they are all ready again.
+    public func restartScheduler(graceSeconds: Double = 30, timeoutSeconds: Double = 120) throws -> Double {
+        if let old = scheduler {
+            if old.isRunning { kill(old.processIdentifier, SIGTERM) }
+            waitAll([old], seconds: graceSeconds)
+            if old.isRunning { kill(old.processIdentifier, SIGKILL) }
+            waitAll([old], seconds: 5)
+        }
+        let started = monotonicMicros()
+        _ = try launchScheduler(listen: address, timeoutSeconds: timeoutSeconds)
+        let seconds = Double(monotonicMicros() - started) / 1_000_000
+        try waitForWorkers(names: workers.map(\.name), runtime: nil, timeoutSeconds: timeoutSeconds)
+        return seconds
     }
 
     /// SIGTERM to every process, then SIGKILL after `graceSeconds`; waits for all of them.
@@ -106,8 +138,9 @@ public final class LocalProcessCluster {
         process.executableURL = URL(fileURLWithPath: options.executable)
         process.arguments = arguments
         let logPath = options.directory + "/\(log).log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        logHandle.seekToEndOfFile()
         process.standardError = logHandle
         process.standardOutput = stdout ?? logHandle
         process.standardInput = FileHandle.nullDevice
@@ -161,6 +194,18 @@ public final class LocalProcessCluster {
 
 /// Reads a process's CPU time and peak RSS from /proc.
 public enum ProcSampler {
+    /// Its resident set now (VmRSS, KiB); 0 when unknown.
+    public static func rssKiB(pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+
+    /// Its open descriptors now (entries of /proc/PID/fd); 0 when unknown.
+    public static func openFiles(pid: Int32) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+    }
+
     public static func figures(pid: Int32) -> (userMs: Double, systemMs: Double, peakRssMiB: Double)? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }

@@ -38,6 +38,7 @@ public enum TargetChecks {
                                       met: planned >= 10_000 ? held.map { $0 >= 10_000 } : nil))
         }
         if let w = byName["workspace"]?.workspace { checks += workspace(w) }
+        if let soak = byName["soak"]?.soak { checks += Self.soak(soak) }
         checks.append(TargetCheck(name: "lost or duplicated tasks", target: "0",
                                   measured: "\(report.lostTasks) lost, \(report.duplicatedTasks) duplicated",
                                   met: report.lostTasks == 0 && report.duplicatedTasks == 0))
@@ -80,6 +81,33 @@ extension TargetChecks {
                 met: judged ? w.worktreeCreate.map { $0.p50 < 200 } : nil))
         }
         return checks
+    }
+}
+
+extension TargetChecks {
+    /// Issue 14's soak targets, judged on the samples after the first 10% of the tasks
+    /// (`SoakFigures` defines each with its numbers).
+    static func soak(_ s: SoakFigures) -> [TargetCheck] {
+        let settled = s.settled
+        let pct = { (v: Double?) in v.map { String(format: "%.1f%%", $0 * 100) } ?? "-" }
+        let range = { (values: [Int]) in values.isEmpty ? "-" : "\(values.min()!)-\(values.max()!)" }
+        let mib = { (bytes: Int64?) in bytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "-" }
+        return [
+            TargetCheck(name: "soak: scheduler RSS after the first 10% of \(s.tasks) tasks", target: "varies <= 20%",
+                        measured: pct(s.rssSpread) + " (\(range(settled.map { $0.schedulerRssKiB / 1024 })) MiB)", met: s.rssBounded),
+            TargetCheck(name: "soak: open descriptors after the first 10%", target: "unchanged",
+                        measured: "scheduler \(range(settled.map(\.schedulerFds))), workers \(range(settled.flatMap(\.workerFds)))",
+                        met: s.fdsConstant),
+            TargetCheck(name: "soak: swarm.db within retention (\(s.maxFinishedTasks) tasks kept)",
+                        target: "listed <= kept + 500 + 11 s of tasks; late size <= 1.25 x early",
+                        measured: "listed at most \(s.samples.map(\.listedTasks).max() ?? 0) (limit \(s.samples.map(s.listLimit).max() ?? 0)), size "
+                            + (s.dbGrowth.map { String(format: "%.2fx", $0) } ?? "-")
+                            + " (\(mib(settled.map(\.dbBytes).min())) - \(mib(settled.map(\.dbBytes).max())))",
+                        met: s.dbBounded),
+            TargetCheck(name: "soak: each worker's data dir within retention (maxGiB \(mib(s.workerMaxBytes)))",
+                        target: "<= " + mib(s.workerDiskLimit),
+                        measured: "at most " + mib(s.samples.flatMap(\.workerDiskBytes).max()), met: s.workerDiskBounded),
+        ]
     }
 }
 

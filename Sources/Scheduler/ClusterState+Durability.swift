@@ -125,10 +125,19 @@ extension ClusterState {
     /// Whether retention must keep finished task `id` (see `referencedIds`).
     public func isReferenced(_ id: String) -> Bool { referencedIds().contains(id) }
 
-    /// Finished tasks retention deleted from the store leave memory too (no change to save).
-    public mutating func forget(_ ids: [String]) {
+    /// Finished tasks retention deleted from the store leave memory too (no change to save),
+    /// and the children index (`TaskTree.drop`); `sequences` (each id's, when known) keep
+    /// listings paging past them (`PurgedCursors`).
+    public mutating func forget(_ ids: [String], sequences: [UInt64] = []) {
         let before = tasks.count
-        for id in ids { tasks.forget(id) }
+        for (i, id) in ids.enumerated() {
+            if let sequence = i < sequences.count ? sequences[i] : tasks[id]?.sequence {
+                purgedCursors.remember(id, sequence: sequence)
+            }
+            tasks.forget(id)
+            // Only a finished task is deleted: one in flight (never, here) keeps its place.
+            if tasks[id] == nil { tree.drop(id) }
+        }
         orderHoles += before - tasks.count
     }
 }

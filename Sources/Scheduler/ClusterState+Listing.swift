@@ -32,7 +32,9 @@ extension ClusterState {
                           archive: TaskArchive = .none) throws(SchedulerError) -> TaskPage {
         var sequence: UInt64 = 0
         if let after {
-            guard let found = tasks[after]?.sequence ?? archive.task(after)?.sequence else { throw .unknownTask(after) }
+            guard let found = tasks[after]?.sequence ?? archive.task(after)?.sequence ?? purgedCursors[after] else {
+                throw .unknownTask(after)
+            }
             sequence = found
         }
         var index = firstIndex(afterSequence: sequence)
@@ -196,4 +198,33 @@ struct ArchiveCursor {
     }
 
     mutating func advance() { position += 1 }
+}
+
+/// The submission sequences of the last `capacity` tasks retention deleted: a listing whose
+/// cursor (`--cursor ID`, or the page it is walking) names one of them goes on after its
+/// place, as if it were there. Retention deletes the oldest tasks, exactly where a listing
+/// of a busy cluster pages through; without this the listing failed with "unknown task".
+/// A cursor more than `capacity` deletions old is unknown.
+struct PurgedCursors: Sendable {
+    static let capacity = 10_000
+    private var sequences: [String: UInt64] = [:]
+    private var order: [String] = []
+    private var head = 0
+
+    subscript(id: String) -> UInt64? { sequences[id] }
+
+    var count: Int { sequences.count }
+
+    mutating func remember(_ id: String, sequence: UInt64) {
+        guard sequences.updateValue(sequence, forKey: id) == nil else { return }
+        order.append(id)
+        while order.count - head > Self.capacity {
+            sequences[order[head]] = nil
+            head += 1
+        }
+        if head > 1_024 && head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+    }
 }

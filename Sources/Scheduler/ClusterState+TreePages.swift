@@ -73,7 +73,7 @@ extension ClusterState {
     /// The entry after `id` (at `depth`) in preorder: its first child, else the next sibling
     /// of it or of its nearest ancestor that has one, else (forest) the next root.
     private func successor(of id: String, depth: Int, root: String?) -> (id: String, depth: Int)? {
-        if let first = tree.children[id]?.first { return (first, depth + 1) }
+        if let first = tree.nextLiveChild(of: id, from: 0) { return (first, depth + 1) }
         var at = id
         var level = depth
         for _ in 0...tree.parentOf.count + 1 {
@@ -81,8 +81,7 @@ extension ClusterState {
             guard let parent = linkedParent(at) else {
                 return root == nil ? firstRoot(afterSequence: tree.rootSequence[at] ?? UInt64.max).map { ($0, 0) } : nil
             }
-            let siblings = tree.children[parent] ?? []
-            if let i = tree.slot[at], i + 1 < siblings.count { return (siblings[i + 1], level) }
+            if let i = tree.slot[at], let next = tree.nextLiveChild(of: parent, from: i + 1) { return (next, level) }
             at = parent
             level -= 1
         }
@@ -99,7 +98,7 @@ extension ClusterState {
                 if tree.rootOrder[mid].sequence <= sequence { low = mid + 1 } else { high = mid }
             }
         }
-        for root in tree.rootOrder[low...] where tree.parentOf[root.id] == nil { return root.id }
+        for root in tree.rootOrder[low...] where tree.parentOf[root.id] == nil && tree.rootSequence[root.id] != nil { return root.id }
         return nil
     }
 }

@@ -26,6 +26,14 @@ struct TaskTree: Sendable {
     var rootOrder: [(id: String, sequence: UInt64)] = []
     var rootSequence: [String: UInt64] = [:]
     var stale = 0
+    /// Task -> the parent it waits under in `children` while that parent is not known yet.
+    var waitingUnder: [String: String] = [:]
+    /// Parent -> how many entries of its `children` were dropped (`drop`) and not yet
+    /// compacted away. An entry is live while its task has a `slot`.
+    var deadChildren: [String: Int] = [:]
+    /// Tasks deleted from the store while tasks of the index still hang under them: kept as
+    /// the place their children hang in, until the last of those is dropped.
+    var gone: Set<String> = []
 }
 
 extension ClusterState {
@@ -33,9 +41,12 @@ extension ClusterState {
 
     /// Links task `id` (just inserted or restored, in submission order) into the children index.
     mutating func linkIntoTree(_ id: String) {
-        let waiting = tree.children[id] ?? []
+        let waiting = (tree.children[id] ?? []).filter { tree.slot[$0] != nil }
         // Its children came first: they were roots until now.
-        for child in waiting { tree.parentOf[child] = id }
+        for child in waiting {
+            tree.parentOf[child] = id
+            tree.waitingUnder[child] = nil
+        }
         if !waiting.isEmpty {
             tree.stale += waiting.count
             compactRoots()
@@ -48,7 +59,12 @@ extension ClusterState {
         }
         tree.slot[id] = tree.children[parent]?.count ?? 0
         tree.children[parent, default: []].append(id)
-        if isIndexed(parent) { tree.parentOf[id] = parent } else { addRoot(id, sequence: record.sequence) }
+        if isIndexed(parent) {
+            tree.parentOf[id] = parent
+        } else {
+            tree.waitingUnder[id] = parent
+            addRoot(id, sequence: record.sequence)
+        }
     }
 
     /// A task already submitted that names `id` as its parent while no task `id` is known (nil:
@@ -82,13 +98,7 @@ extension ClusterState {
     }
 
     /// Drops roots that have since got their parent, once they are half of the list.
-    private mutating func compactRoots() {
-        guard tree.stale > 64, tree.stale * 2 > tree.rootOrder.count else { return }
-        let linked = tree.parentOf
-        tree.rootOrder.removeAll { linked[$0.id] != nil }
-        tree.rootSequence = tree.rootSequence.filter { linked[$0.key] == nil }
-        tree.stale = 0
-    }
+    private mutating func compactRoots() { tree.compactRoots() }
 
     /// The parent `id` hangs under in the index. Nil: `id` is a root.
     func linkedParent(_ id: String) -> String? { tree.parentOf[id] }
@@ -100,7 +110,7 @@ extension ClusterState {
         var ids = [root]
         var next = 0
         while next < ids.count {
-            for child in tree.children[ids[next]] ?? [] {
+            for child in tree.children[ids[next]] ?? [] where tree.slot[child] != nil {
                 ids.append(child)
                 if ids.count > limit { return nil }
             }

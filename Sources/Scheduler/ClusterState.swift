@@ -216,6 +216,8 @@ public struct ClusterState: Sendable {
     var undelivered: [SchedulerDirective] = []
     /// Parent -> children, and the roots (ClusterState+Trees.swift).
     var tree = TaskTree()
+    /// Where listings named by a task retention deleted go on (ClusterState+Listing.swift).
+    var purgedCursors = PurgedCursors()
 
     public init(settings: SchedulerSettings = SchedulerSettings()) {
         self.settings = settings

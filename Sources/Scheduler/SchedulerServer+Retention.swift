@@ -48,13 +48,14 @@ extension SchedulerServer {
         let report: PurgeReport
         do {
             report = try store.purgeFinished(cutoffMs: cutoff, maxFinished: retention.maxFinishedTasks,
-                                             batch: config.retentionBatch, keep: { referenced.contains($0) })
+                                             batch: config.retentionBatch,
+                                             keep: { referenced.contains($0) || self.waiters.isNamed($0) })
         } catch {
             logger.error("retention: \(error)")
             finishGcJobs(store: store)
             return armRetention(afterMs: config.retentionIntervalMs)
         }
-        state.forget(report.tasks)
+        state.forget(report.tasks, sequences: report.sequences)
         var blobBytes: Int64 = 0
         var blobs = 0
         for sha in report.blobs {

@@ -287,52 +287,7 @@ public final class SchedulerServer {
         }
     }
 
-    // MARK: Directives and time
-
-    func execute(_ directives: [SchedulerDirective]) {
-        for directive in directives {
-            switch directive {
-            case let .assign(node, task):
-                toWorker(node, .assign(.init(task: task)))
-            case let .ackResult(node, run):
-                toWorker(node, .resultAck(.init(id: run.id, attempt: run.attempt)))
-            case let .kill(node, run, reason):
-                logger.notice("telling \(PeerText.safe(node)) to kill attempt \(run.attempt) of task \(PeerText.safe(run.id)): \(PeerText.safe(reason))")
-                toWorker(node, .kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
-            case .taskEnded(let id):
-                if store != nil {
-                    let text = logs.text(id: id)
-                    if !text.isEmpty { pendingLogs[id] = text }
-                    logs.remove(id: id)
-                }
-                if let list = followers.removeValue(forKey: id), let info = try? state.task(id) {
-                    for follower in list {
-                        deliver(follower.session.connection, .logChunk(.init(requestId: follower.requestId, id: id, data: "", done: true, state: info.state)))
-                    }
-                }
-                for waiter in waiters.taskEnded(id) {
-                    let infos = state.waitReply(waiter.ids, archive: archive)
-                    deliver(waiter.session.connection, .waitResult(.init(requestId: waiter.requestId, tasks: infos)))
-                }
-                // Its credential dies with it: what was asked before is answered first.
-                for session in (taskSessions.removeValue(forKey: id) ?? [:]).values {
-                    closingAtEndOfTurn.append((session.connection, "task \(id) ended: its credential is no longer valid"))
-                    endOfTurnSoon()
-                }
-            case .nodeLost(let name):
-                logger.warning("worker \(PeerText.safe(name)) lost: no heartbeat for longer than it may stay silent (at least \(config.settings.lostAfterMs) ms)")
-                if let session = workers[name] {
-                    workers[name] = nil
-                    // A reset, not a close: assignments queued in the kernel while it was
-                    // unreachable must not reach it once the path is back.
-                    session.connection.abort(reason: "worker lost")
-                }
-                // Its log reads end here: `ended` no longer sees it as the node's connection,
-                // and a read it never answers would hold `swarm logs` (forever with `-f`).
-                runRelays(logRelays.workerGone(name))
-            }
-        }
-    }
+    // MARK: Time and turns (directives: SchedulerServer+Directives.swift)
 
     /// Placement runs once per loop iteration, after all messages read in it are applied.
     func scheduleSoon() {
@@ -375,10 +330,6 @@ public final class SchedulerServer {
         enforceQueueCaps(sentTo: batch.lazy.map(\.0))
     }
 
-    private func toWorker(_ node: String, _ message: Message) {
-        if let connection = workers[node]?.connection { deliver(connection, message) }
-    }
-
     private func tick() {
         let nowMs = loop.nowMs
         // A tick far later than planned means this process was stalled: what the workers sent
@@ -401,31 +352,6 @@ public final class SchedulerServer {
             scheduleSoon()
         }
         if state.hasChanges { endOfTurnSoon() }
-    }
-}
-
-/// One accepted connection and what we know of its peer.
-final class PeerSession {
-    let connection: FramedConnection
-    var handshake: ServerHandshake
-    var hello: Message.Hello?
-    /// Set once a worker has registered.
-    var nodeName: String?
-    /// Loop time (monotonic ms) of the accept, for the handshake deadline.
-    let acceptedAtMs: UInt64
-    /// The peer's address without its port: what admission and log budgets are kept by.
-    let address: String
-    /// Set for a client once its handshake is done.
-    var identity: ClientIdentity?
-    /// Loop time at which it was dropped for holding too many unread replies (then closed
-    /// for good if it does not read them soon).
-    var droppedAtMs: UInt64?
-
-    init(connection: FramedConnection, handshake: ServerHandshake, acceptedAtMs: UInt64, address: String) {
-        self.connection = connection
-        self.handshake = handshake
-        self.acceptedAtMs = acceptedAtMs
-        self.address = address
     }
 }
 

@@ -4,6 +4,8 @@ import SwarmProtocol
 public struct PurgeReport: Sendable, Equatable {
     /// Ids of the finished tasks deleted (with their runs, stored log and blob references).
     public var tasks: [String] = []
+    /// Their submission sequences, in the same order.
+    public var sequences: [UInt64] = []
     public var runs = 0
     public var logs = 0
     /// Blobs no kept task names any more: the shell removes their files.
@@ -65,10 +67,11 @@ extension TaskStore {
     private func purge(below bound: (Int64, Int64), batch: Int, keep: (String) -> Bool) throws(SQLiteError) -> PurgeReport {
         var report = PurgeReport()
         let candidates = try statement("""
-            SELECT id FROM tasks WHERE (finished_at, sequence) < (?1, ?2) AND +state IN (\(Self.endedStates))
+            SELECT id, sequence FROM tasks WHERE (finished_at, sequence) < (?1, ?2) AND +state IN (\(Self.endedStates))
             ORDER BY finished_at, sequence LIMIT ?3
             """)
         var ids: [String] = []
+        var sequences: [UInt64] = []
         do {
             defer { candidates.reset() }
             // Kept ones are read past: a batch is `batch` deletions when there are that many.
@@ -76,7 +79,12 @@ extension TaskStore {
             while try candidates.step() {
                 guard let id = candidates.string(0) else { continue }
                 if ids.count == batch { report.more = true; break }
-                if keep(id) { report.kept += 1 } else { ids.append(id) }
+                if keep(id) {
+                    report.kept += 1
+                } else {
+                    ids.append(id)
+                    sequences.append(UInt64(max(0, candidates.int64(1) ?? 0)))
+                }
             }
         }
         var shas = Set<String>()
@@ -100,6 +108,7 @@ extension TaskStore {
             named.reset()
         }
         report.tasks = ids
+        report.sequences = sequences
         return report
     }
 

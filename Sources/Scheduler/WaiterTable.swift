@@ -15,12 +15,29 @@ struct WaiterTable {
     struct Load: Equatable { var waits = 0; var ids = 0 }
     private(set) var load: [ObjectIdentifier: Load] = [:]
     private(set) var total = Load()
+    /// Every task an open wait names (ended or not) -> how many open waits name it: retention
+    /// keeps these, so a wait's answer has every task it named (issue 14).
+    private var named: [String: Int] = [:]
 
     mutating func add(_ waiter: Waiter) {
         nextKey += 1
         waiters[nextKey] = waiter
         for id in waiter.pending { byTask[id, default: []].insert(nextKey) }
         count(waiter, sign: 1)
+        for id in Set(waiter.ids) { named[id, default: 0] += 1 }
+    }
+
+    /// Whether an open wait names task `id` (then retention must keep it until it is answered).
+    func isNamed(_ id: String) -> Bool { named[id] != nil }
+
+    /// How many distinct tasks open waits name (bounded by `ClientLimits.maxWaitIdsTotal`).
+    var namedCount: Int { named.count }
+
+    private mutating func unname(_ waiter: Waiter) {
+        for id in Set(waiter.ids) {
+            guard let n = named[id] else { continue }
+            named[id] = n > 1 ? n - 1 : nil
+        }
     }
 
     private mutating func count(_ waiter: Waiter, sign: Int) {
@@ -41,6 +58,7 @@ struct WaiterTable {
             guard waiters[key]?.pending.remove(id) != nil, waiters[key]?.pending.isEmpty == true,
                   let waiter = waiters.removeValue(forKey: key) else { continue }
             count(waiter, sign: -1)
+            unname(waiter)
             done.append(waiter)
         }
         return done
@@ -51,6 +69,7 @@ struct WaiterTable {
             waiters[key] = nil
             for id in waiter.pending { byTask[id]?.remove(key) }
             count(waiter, sign: -1)
+            unname(waiter)
         }
     }
 }

@@ -9,12 +9,13 @@ struct BenchCommand: ParsableCommand {
         abstract: "Stress-test a cluster (a local one by default) and write a performance report.",
         discussion: """
             Workloads: spawn, parallel, agent, isolation, models, scale, workspace, dag, or all (the default), run
-            in that order.
+            in that order; soak (issue 14: N tasks through a durable scheduler, sampling memory, descriptors and disk)
+            runs only when named, after the others.
             Writes report.json (schema swarm-bench/1), report.md and report.html under --out/<time>/ (and
             --out/latest). Exits 1 if any task was lost or duplicated or a workload failed its own checks.
             """)
 
-    @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale, workspace, dag or all.")
+    @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale, workspace, dag, soak or all (all but soak).")
     var workloads: [String] = ["all"]
     @Option(help: ArgumentHelp("Bench an existing cluster at HOST:PORT instead of starting a local one.", valueName: "HOST:PORT"))
     var scheduler: String?
@@ -28,8 +29,8 @@ struct BenchCommand: ParsableCommand {
     var repeats = 3
     @Flag(help: "Small batches, one repetition: a quick look (the size-bound targets are shown, not judged).")
     var quick = false
-    @Option(parsing: .unconditional, help: ArgumentHelp("spawn: tasks per run.", valueName: "N"))
-    var tasks = 2000
+    @Option(parsing: .unconditional, help: ArgumentHelp("spawn: tasks per run (default 2000); soak: tasks in all (default 1000000, 100000 with --quick).", valueName: "N"))
+    var tasks: Int?
     @Option(parsing: .unconditional, help: ArgumentHelp("spawn: concurrency (slots of the local cluster, and xargs -P).", valueName: "N"))
     var concurrency = 64
     @Option(parsing: .unconditional, help: ArgumentHelp("parallel: tasks, all at once.", valueName: "N"))
@@ -74,14 +75,18 @@ struct BenchCommand: ParsableCommand {
     var writeAgent: String?
 
     func validate() throws {
-        let known = Set(BenchOptions.allWorkloads + ["all"])
+        let known = Set(BenchOptions.allWorkloads + BenchOptions.namedOnlyWorkloads + ["all"])
         if let bad = workloads.first(where: { !known.contains($0) }) {
-            throw ValidationError("unknown workload '\(bad)' (choose from \(BenchOptions.allWorkloads.joined(separator: ", ")) or all)")
+            throw ValidationError("unknown workload '\(bad)' (choose from \((BenchOptions.allWorkloads + BenchOptions.namedOnlyWorkloads).joined(separator: ", ")) or all)")
         }
         guard (1...64).contains(localWorkers) else { throw ValidationError("--local-workers must be 1 to 64") }
         if let slots, !(1...100_000).contains(slots) { throw ValidationError("--slots must be 1 to 100000") }
         guard (1...100).contains(repeats) else { throw ValidationError("--repeats must be 1 to 100") }
-        for (name, value) in [("--tasks", tasks), ("--concurrency", concurrency), ("--parallel-tasks", parallelTasks),
+        if let tasks, !(1...100_000_000).contains(tasks) { throw ValidationError("--tasks must be 1 to 100000000, got \(tasks)") }
+        if let tasks, tasks > 1_000_000, workloads.contains(where: { $0 != "soak" }) {
+            throw ValidationError("--tasks must be 1 to 1000000 for spawn, got \(tasks)")
+        }
+        for (name, value) in [("--concurrency", concurrency), ("--parallel-tasks", parallelTasks),
                               ("--agent-tasks", agentTasks), ("--isolation-tasks", isolationTasks), ("--model-limit", modelLimit),
                               ("--fanout-tasks", fanoutTasks), ("--worktree-tasks", worktreeTasks), ("--artifact-tasks", artifactTasks)] {
             guard (1...1_000_000).contains(value) else { throw ValidationError("\(name) must be 1 to 1000000, got \(value)") }
@@ -122,10 +127,11 @@ struct BenchCommand: ParsableCommand {
             return
         }
         var options = BenchOptions()
-        options.workloads = workloads.contains("all") ? BenchOptions.allWorkloads : workloads
+        options.workloads = workloads.contains("all") ? BenchOptions.allWorkloads + workloads.filter { $0 == "soak" } : workloads
         options.repeats = quick ? 1 : repeats
         options.quick = quick
-        options.spawnTasks = tasks
+        options.spawnTasks = tasks ?? 2000
+        options.soakTasks = tasks
         options.spawnConcurrency = concurrency
         options.parallelTasks = parallelTasks
         options.parallelSleepSeconds = parallelSleep

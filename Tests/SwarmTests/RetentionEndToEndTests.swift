@@ -95,4 +95,38 @@ import SwarmProtocol
         #expect(cancelled.cancelled == 2)
         #expect(try client.status("grand").state == .cancelled)
     }
+
+    /// Issue 14: a finished task named by an open `wait` is kept by retention until that wait
+    /// is answered, so the answer has every task it named; once answered, it may go.
+    @Test func aFinishedTaskNamedByAnOpenWaitIsKeptUntilTheWaitIsAnswered() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = SchedulerConfig()
+        config.durable = true
+        config.stateDir = dir
+        config.retention.inMemoryFinished = 0
+        let scheduler = InProcessScheduler(config)
+        defer { #expect(scheduler.stop() == nil) }
+        let client = try SwarmClient(address: scheduler.address, token: nil)
+        // No worker: a cancel ends a queued task at once.
+        for id in ["done", "other"] {
+            _ = try client.submit(TaskSpec(id: id, command: ["true"]))
+            _ = try client.cancel(id)
+        }
+        _ = try client.submit(TaskSpec(id: "open", command: ["true"]))
+        let waiter = try LogRelayServerTests.connect(scheduler.port, role: .client, name: "waiter")
+        waiter.socket.send(.wait(.init(requestId: 7, ids: ["done", "open"])))
+        // The wait is registered once the scheduler names its tasks (bounded: 5 s).
+        for _ in 0..<500 where scheduler.onLoop({ $0.waiters.isNamed("done") }) != true { usleep(10_000) }
+        #expect(scheduler.onLoop { $0.waiters.isNamed("done") && $0.waiters.isNamed("open") && !$0.waiters.isNamed("other") } == true)
+        let first = try client.gc(olderThanSeconds: 0)
+        #expect(first.tasks == 1, "only 'other': 'done' is named by the open wait")
+        #expect(first.kept == 1)
+        _ = try client.cancel("open")
+        let answer = waiter.until { if case .waitResult(let r) = $0 { r.tasks.map(\.id) } else { nil } }
+        #expect(answer == ["done", "open"])
+        #expect(scheduler.onLoop { $0.waiters.namedCount } == 0)
+        let second = try client.gc(olderThanSeconds: 0)
+        #expect(second.tasks == 2 && second.kept == 0)
+    }
 }
