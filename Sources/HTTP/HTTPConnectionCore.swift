@@ -23,6 +23,8 @@ public final class HTTPConnectionCore {
         case awaitingAnswer
         /// An answer is being written.
         case writing
+        /// A streamed answer (`beginStream`) is open: chunks go out until `endStream`.
+        case streaming
         case closed
     }
 
@@ -38,6 +40,8 @@ public final class HTTPConnectionCore {
     /// Loop time (ms) at which the request being read began (nil: none being read).
     private var requestStartMs: Int64?
     private var headOnly = false
+    /// Writes handed out and not yet reported `written`: the next request waits for all.
+    private var pendingWrites = 0
 
     public init(limits: HTTPLimits, nowMs: Int64) {
         self.limits = limits
@@ -68,6 +72,10 @@ public final class HTTPConnectionCore {
         case .reading:
             phase = .closed
             return [.close(reason: "peer closed")]
+        case .streaming:
+            // A follower that left: nothing more to send it.
+            phase = .closed
+            return [.close(reason: "peer closed during a streamed answer")]
         default:
             // Answer what is in hand, then close.
             closeAfterWrite = true
@@ -80,12 +88,50 @@ public final class HTTPConnectionCore {
         guard phase == .awaitingAnswer else { return [] }
         phase = .writing
         lastActivityMs = nowMs
-        return [.write(response.serialized(close: closeAfterWrite, headOnly: headOnly))]
+        return [write(response.serialized(close: closeAfterWrite, headOnly: headOnly))]
     }
 
-    /// The last `write` was handed to the kernel.
+    /// Starts a streamed answer to the request last dispatched (Server-Sent Events, a log
+    /// followed live): `head`'s status and headers now, with `Transfer-Encoding: chunked`;
+    /// then `streamChunk` as data comes and `endStream` at the end. The idle timeout does not
+    /// apply while it is open (the application ends it); a peer that leaves closes it. A HEAD
+    /// request gets the head only and the answer is complete at once.
+    public func beginStream(_ head: HTTPResponse, nowMs: Int64) -> [Directive] {
+        guard phase == .awaitingAnswer else { return [] }
+        lastActivityMs = nowMs
+        var text = "HTTP/1.1 \(head.status.code) \(head.status.reason)\r\n"
+        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
+        text += "Transfer-Encoding: chunked\r\nConnection: \(closeAfterWrite ? "close" : "keep-alive")\r\n\r\n"
+        phase = headOnly ? .writing : .streaming
+        return [write(Array(text.utf8))]
+    }
+
+    /// One piece of a streamed answer (empty pieces are skipped: an empty chunk would end it).
+    public func streamChunk(_ bytes: [UInt8]) -> [Directive] {
+        guard phase == .streaming, !bytes.isEmpty else { return [] }
+        return [write(Array((String(bytes.count, radix: 16) + "\r\n").utf8) + bytes + Array("\r\n".utf8))]
+    }
+
+    /// Ends a streamed answer; the connection then goes on with the next request (or closes).
+    public func endStream(nowMs: Int64) -> [Directive] {
+        guard phase == .streaming else { return [] }
+        phase = .writing
+        lastActivityMs = nowMs
+        return [write(Array("0\r\n\r\n".utf8))]
+    }
+
+    /// Whether a streamed answer is open (what `HTTPStream.isOpen` reports).
+    public var isStreaming: Bool { phase == .streaming }
+
+    private func write(_ bytes: [UInt8]) -> Directive {
+        pendingWrites += 1
+        return .write(bytes)
+    }
+
+    /// A `write` was handed to the kernel.
     public func written(nowMs: Int64) -> [Directive] {
-        guard phase == .writing else { return [] }
+        pendingWrites = max(0, pendingWrites - 1)
+        guard phase == .writing, pendingWrites == 0 else { return [] }
         lastActivityMs = nowMs
         if closeAfterWrite {
             phase = .closed
@@ -147,7 +193,7 @@ public final class HTTPConnectionCore {
         lastActivityMs = nowMs
         closeAfterWrite = true
         phase = .writing
-        return [.stopReading, .write(HTTPResponse.text(status, reason).serialized(close: true))]
+        return [.stopReading, write(HTTPResponse.text(status, reason).serialized(close: true))]
     }
 }
 

@@ -44,15 +44,20 @@ public struct HTTPRouter {
     }
 }
 
-/// Where one request's answer goes. Answer once; later answers are ignored. A responder whose
-/// connection has closed drops its answer (`isOpen` tells).
+/// Where one request's answer goes: a whole response (`respond`) or a streamed one
+/// (`beginStream`). Answer once; later answers are ignored. A responder whose connection has
+/// closed drops its answer (`isOpen` tells).
 public final class HTTPResponder {
     private var send: ((HTTPResponse) -> Void)?
+    private var startStream: ((HTTPResponse) -> HTTPStream?)?
     private let isOpenCheck: () -> Bool
 
-    /// `send` delivers the answer (the server's connection); `isOpen` says whether it still can.
-    public init(send: @escaping (HTTPResponse) -> Void, isOpen: @escaping () -> Bool = { true }) {
+    /// `send` delivers the answer (the server's connection); `startStream` opens a streamed
+    /// one (nil: this responder cannot stream); `isOpen` says whether it still can answer.
+    public init(send: @escaping (HTTPResponse) -> Void, startStream: ((HTTPResponse) -> HTTPStream?)? = nil,
+                isOpen: @escaping () -> Bool = { true }) {
         self.send = send
+        self.startStream = startStream
         self.isOpenCheck = isOpen
     }
 
@@ -61,10 +66,56 @@ public final class HTTPResponder {
     public func respond(_ response: HTTPResponse) {
         guard let send else { return }
         self.send = nil
+        startStream = nil
         send(response)
+    }
+
+    /// Starts a streamed answer with `head`'s status and headers (its body is ignored): for
+    /// Server-Sent Events and logs followed live. Nil when already answered or not streamable.
+    public func beginStream(_ head: HTTPResponse) -> HTTPStream? {
+        guard send != nil, let startStream else { return nil }
+        send = nil
+        self.startStream = nil
+        return startStream(head)
+    }
+}
+
+/// An open streamed answer (chunked). `send` pieces as they come, `finish` once. Watch
+/// `queuedBytes` for a reader that does not keep up (drop it with `finish`), and `isOpen` for
+/// one that left.
+public final class HTTPStream {
+    private let sendPiece: ([UInt8]) -> Void
+    private var finishStream: (() -> Void)?
+    private let isOpenCheck: () -> Bool
+    private let queued: () -> Int
+
+    public init(send: @escaping ([UInt8]) -> Void, finish: @escaping () -> Void,
+                isOpen: @escaping () -> Bool, queuedBytes: @escaping () -> Int) {
+        self.sendPiece = send
+        self.finishStream = finish
+        self.isOpenCheck = isOpen
+        self.queued = queuedBytes
+    }
+
+    public var isOpen: Bool { finishStream != nil && isOpenCheck() }
+    /// Bytes written to the connection and not yet taken by the kernel.
+    public var queuedBytes: Int { queued() }
+
+    public func send(_ bytes: [UInt8]) {
+        guard isOpen else { return }
+        sendPiece(bytes)
+    }
+
+    public func finish() {
+        guard let finishStream else { return }
+        self.finishStream = nil
+        finishStream()
     }
 }
 
 /// Confined to its loop's thread: not Sendable, on purpose.
 @available(*, unavailable)
 extension HTTPResponder: Sendable {}
+
+@available(*, unavailable)
+extension HTTPStream: Sendable {}

@@ -117,6 +117,10 @@ public final class HTTPServer {
         let responder = HTTPResponder(send: { [weak self, weak connection] response in
             guard let self, let connection else { return }
             self.run(connection.core.respond(response, nowMs: self.now), on: connection)
+        }, startStream: { [weak self, weak connection] head in
+            guard let self, let connection else { return nil }
+            self.run(connection.core.beginStream(head, nowMs: self.now), on: connection)
+            return self.stream(on: connection)
         }, isOpen: { [weak self, weak connection] in
             guard let self, let connection else { return false }
             return self.connections[ObjectIdentifier(connection)] != nil
@@ -127,6 +131,20 @@ public final class HTTPServer {
             return
         }
         router.handle(request, responder)
+    }
+
+    /// The application's handle on a streamed answer on `connection`.
+    private func stream(on connection: Connection) -> HTTPStream {
+        HTTPStream(send: { [weak self, weak connection] bytes in
+            guard let self, let connection else { return }
+            self.run(connection.core.streamChunk(bytes), on: connection)
+        }, finish: { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.run(connection.core.endStream(nowMs: self.now), on: connection)
+        }, isOpen: { [weak self, weak connection] in
+            guard let self, let connection else { return false }
+            return self.connections[ObjectIdentifier(connection)] != nil && connection.core.isStreaming
+        }, queuedBytes: { [weak connection] in connection?.tcp.stream.writeQueueSize ?? 0 })
     }
 
     /// Whether `request` carries the bearer token (always, when there is none). Compared in

@@ -133,6 +133,32 @@ import Testing
         #expect(Self.closes(core.written(nowMs: 0)))
     }
 
+    @Test func aStreamedAnswerIsChunkedAndTheNextRequestWaitsForItsEnd() {
+        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        #expect(Self.dispatched(Self.feed(core, "GET /events HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n")) == ["/events"])
+        let head = core.beginStream(HTTPResponse(status: .ok, headers: [("Content-Type", "text/event-stream")]), nowMs: 0)
+        #expect(Self.written(head) == "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
+        #expect(core.isStreaming)
+        #expect(Self.written(core.streamChunk(Array("data: 1\n\n".utf8))) == "9\r\ndata: 1\n\n\r\n")
+        #expect(core.streamChunk([]).isEmpty)
+        // Chunks written while the stream is open do not let the next request in, nor does idling.
+        #expect(core.written(nowMs: 1).isEmpty)
+        #expect(core.written(nowMs: 2).isEmpty)
+        #expect(core.tick(nowMs: 10_000_000).isEmpty)
+        #expect(Self.written(core.endStream(nowMs: 3)) == "0\r\n\r\n")
+        #expect(!core.isStreaming)
+        #expect(Self.dispatched(core.written(nowMs: 4)) == ["/after"])
+    }
+
+    @Test func aPeerLeavingAStreamClosesIt() {
+        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\n")
+        _ = core.beginStream(HTTPResponse(status: .ok), nowMs: 0)
+        #expect(Self.closes(core.peerClosed()))
+        #expect(core.streamChunk([1]).isEmpty)
+        #expect(core.isClosed)
+    }
+
     @Test func theRouterAnswers404And405WithAllow() {
         var router = HTTPRouter()
         router.add("GET", "/metrics") { _, responder in responder.respond(.text(.ok, "m")) }

@@ -37,9 +37,17 @@ import Testing
         }
     }
 
+    /// Streams opened by `/events`, for the test to feed.
+    nonisolated(unsafe) static var streams: [HTTPStream] = []
+
     static func router() -> HTTPRouter {
         var router = HTTPRouter()
         router.add("GET", "/metrics") { request, responder in responder.respond(.text(.ok, "metrics for \(request.target)")) }
+        router.add("GET", "/events") { _, responder in
+            if let stream = responder.beginStream(HTTPResponse(status: .ok, headers: [("Content-Type", "text/event-stream")])) {
+                streams.append(stream)
+            }
+        }
         return router
     }
 
@@ -66,6 +74,30 @@ import Testing
             #expect(server.requestsServed == 4)
             client.tcp.close()
             runLoop(loop) { server.connectionCount == 0 }
+        }
+    }
+
+    @Test func aStreamedAnswerReachesTheClientAsItIsSentAndAPeerLeavingClosesIt() throws {
+        Self.streams = []
+        try Self.withServer { loop, server, address in
+            let client = try Client(loop: loop, to: address)
+            runLoop(loop) { client.connected }
+            client.send("GET /events HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n")
+            #expect(runLoop(loop) { Self.streams.count == 1 && client.text.contains("\r\n\r\n") })
+            let stream = Self.streams[0]
+            stream.send(Array("data: one\n\n".utf8))
+            #expect(runLoop(loop) { client.text.contains("data: one") })
+            #expect(!client.text.contains("metrics for"), "the pipelined request waits for the stream's end")
+            stream.finish()
+            #expect(runLoop(loop) { client.text.contains("metrics for /metrics") })
+            // A second stream, left by its reader.
+            client.send("GET /events HTTP/1.1\r\n\r\n")
+            #expect(runLoop(loop) { Self.streams.count == 2 })
+            #expect(Self.streams[1].isOpen)
+            client.tcp.close()
+            #expect(runLoop(loop) { !Self.streams[1].isOpen && server.connectionCount == 0 })
+            Self.streams[1].send([1, 2, 3])
+            Self.streams = []
         }
     }
 
