@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        // /metrics (issue 15): swift-metrics' API on the hot paths, exposed by swift-prometheus.
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
         // libuv from Debian's libuv1-dev, found through pkg-config.
@@ -33,6 +36,12 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // Debian's libhttp-parser-dev (the C HTTP/1.1 parser libuv servers use); no pkg-config file.
+        .systemLibrary(
+            name: "CHTTPParser",
+            path: "Sources/CHTTPParser",
+            providers: [.apt(["libhttp-parser-dev"])]
+        ),
         // The only module that touches uv_*: one final class per handle kind.
         .target(name: "SwarmUV", dependencies: ["CLibUV"], path: "Sources/UV"),
         // Pure framing, messages and handshake: no sockets.
@@ -45,19 +54,32 @@ let package = Package(
         .target(name: "SwarmArchive", dependencies: ["SwarmProtocol"], path: "Sources/Archive"),
         // Framed, message-level connections over UVTCP, shared by scheduler, worker and client.
         .target(name: "SwarmTransport", dependencies: ["SwarmProtocol", "SwarmUV"], path: "Sources/Transport"),
+        // HTTP/1.1 over UVTCP: request parser, per-connection state machine, router, server.
+        .target(name: "SwarmHTTP", dependencies: ["CHTTPParser", "SwarmUV"], path: "Sources/HTTP"),
+        // Prometheus metrics of the scheduler and the worker: a registry per process.
+        .target(
+            name: "SwarmMetrics",
+            dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/Metrics"
+        ),
         .target(
             name: "SwarmScheduler",
             dependencies: [
-                "SwarmProtocol", "SwarmUV", "SwarmTransport", "SwarmArchive", "CSQLite",
+                "SwarmProtocol", "SwarmUV", "SwarmTransport", "SwarmArchive", "CSQLite", "SwarmHTTP", "SwarmMetrics",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             path: "Sources/Scheduler"
         ),
         .target(
             name: "SwarmNode",
             dependencies: [
-                "SwarmProtocol", "SwarmUV", "SwarmTransport", "SwarmArchive",
+                "SwarmProtocol", "SwarmUV", "SwarmTransport", "SwarmArchive", "SwarmHTTP", "SwarmMetrics",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             path: "Sources/Node"
         ),
@@ -99,7 +121,7 @@ let package = Package(
             name: "SwarmTests",
             dependencies: [
                 "SwarmProtocol", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmUV",
-                "SwarmTransport", "SwarmCluster", "SwarmBench", "SwarmArchive", "swarm",
+                "SwarmTransport", "SwarmCluster", "SwarmBench", "SwarmArchive", "SwarmHTTP", "SwarmMetrics", "swarm",
             ],
             path: "Tests/SwarmTests",
             exclude: ["Fixtures"]

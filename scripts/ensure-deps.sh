@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev and
-# libsqlite3-dev (and pkg-config, which SwiftPM uses to find them), plus the sqlite3 tool for
-# looking into the scheduler's state, git (`--repo` tasks) and iproute2 (multi-host tests). Safe to run again: it installs nothing when everything
+# Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev,
+# libsqlite3-dev (and pkg-config, which SwiftPM uses to find them) and libhttp-parser-dev
+# (the servers' HTTP/1.1 parser; it has no pkg-config file, so its header is looked for),
+# plus the sqlite3 tool for looking into the scheduler's state, git (`--repo` tasks) and iproute2 (multi-host tests). Safe to run again: it installs nothing when everything
 # is there.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if ! pkg-config --exists libuv 2>/dev/null; then missing+=(libuv1-dev); fi
 if ! pkg-config --exists sqlite3 2>/dev/null; then missing+=(libsqlite3-dev); fi
+[ -e /usr/include/http_parser.h ] || missing+=(libhttp-parser-dev)
 # Optional, for users: `sqlite3 STATE_DIR/swarm.db` shows the scheduler's state.
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 # Workers run git for `--repo` tasks (mirrors, worktrees, bundles), and `swarm fetch --git`
@@ -22,6 +24,9 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 # The tests step the wall clock of a scheduler and a worker under libfaketime
 # (WallClockStepTests): durations must not move with it.
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
+# The metrics test checks a /metrics scrape with promtool (Debian's prometheus package); it
+# skips, saying why, without it.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The multi-host tests make hosts as network namespaces with ip(8) (they skip, saying why, without it).
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /usr/bin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
 
@@ -35,3 +40,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 pkg-config --exists libuv || { echo "swarm: libuv still not found by pkg-config" >&2; exit 1; }
 pkg-config --exists sqlite3 || { echo "swarm: sqlite3 still not found by pkg-config" >&2; exit 1; }
+[ -e /usr/include/http_parser.h ] || { echo "swarm: http_parser.h still not found (libhttp-parser-dev)" >&2; exit 1; }

@@ -12,6 +12,8 @@ public struct ClusterFile: Sendable, Equatable {
         public var listen: String?
         /// HOST:PORT workers and clients dial (the scheduler's name as others reach it).
         public var address: String?
+        /// HOST:PORT of the HTTP listener serving `/metrics` (off when absent).
+        public var httpListen: String?
         public var stateDir: String?
         public var tokenFile: String?
         public var lostAfterSeconds: Double?
@@ -112,7 +114,7 @@ public struct ClusterFile: Sendable, Equatable {
         if let s = root["scheduler"] {
             guard let s = s as? [String: Any] else { throw ConfigError("\(name): 'scheduler' must be an object") }
             let at = "\(name): scheduler"
-            try checkKeys(s, allowed: ["listen", "address", "stateDir", "tokenFile", "lostAfterSeconds", "heartbeatSeconds",
+            try checkKeys(s, allowed: ["listen", "address", "httpListen", "stateDir", "tokenFile", "lostAfterSeconds", "heartbeatSeconds",
                                        "placement", "modelLimits", "maxInputBytesPerTask", "retention", "comment"], at: at)
             file.scheduler.retention = try schedulerRetention(s, at: at)
             file.scheduler.placement = try string(s, "placement", at)
@@ -132,6 +134,7 @@ public struct ClusterFile: Sendable, Equatable {
             }
             file.scheduler.listen = try string(s, "listen", at)
             file.scheduler.address = try string(s, "address", at)
+            file.scheduler.httpListen = try string(s, "httpListen", at)
             file.scheduler.stateDir = try string(s, "stateDir", at)
             file.scheduler.tokenFile = try string(s, "tokenFile", at)
             file.scheduler.lostAfterSeconds = try number(s, "lostAfterSeconds", at)

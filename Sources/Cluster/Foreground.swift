@@ -14,7 +14,7 @@ public enum Foreground {
     /// address, serves until a signal, then closes every connection. Throws if the state
     /// cannot be opened or, later, saved.
     public static func runScheduler(_ config: SchedulerConfig, logger: Logger,
-                                    onListening: (SocketAddress) -> Void) throws {
+                                    onListening: (_ address: SocketAddress, _ http: SocketAddress?) -> Void) throws {
         ResourceLimits.raiseOpenFiles()
         let loop = EventLoop()
         let server = SchedulerServer(loop: loop, config: config, logger: logger)
@@ -23,7 +23,7 @@ public enum Foreground {
             try? loop.close()
             throw error
         }
-        onListening(address)
+        onListening(address, server.httpAddress)
         var signals: SignalWatcher?
         var failure: String?
         server.onFatal = { reason in
@@ -45,7 +45,8 @@ public enum Foreground {
 
     /// `swarm worker`: runs until a signal (tasks are killed, results kept) or a fatal
     /// handshake error. Returns the process exit code.
-    public static func runWorker(_ config: WorkerConfig, logger: Logger) throws -> Int32 {
+    public static func runWorker(_ config: WorkerConfig, logger: Logger,
+                                 onHTTP: (SocketAddress) -> Void = { _ in }) throws -> Int32 {
         ProcessGroup.closeInheritedDescriptorsOnExec()
         let files = ResourceLimits.raiseOpenFiles()
         let capacity = ResourceLimits.taskCapacity(openFileLimit: files)
@@ -61,7 +62,12 @@ public enum Foreground {
             exitCode = 1
             agent.stop { signals?.close() }
         }
+        do { try agent.startHTTP() } catch {
+            try? loop.close()
+            throw error
+        }
         try agent.start()
+        if let http = agent.httpAddress { onHTTP(http) }
         var progress: UVTimer?
         let reporter = StopReporter { [unowned agent] in [agent.stopProgress] }
         signals = try SignalWatcher(loop: loop) { signal, count in

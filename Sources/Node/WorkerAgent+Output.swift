@@ -13,6 +13,7 @@ extension WorkerAgent {
     static let outputLaneBytes = 256 << 10
 
     func relayOutput(_ run: RunRef, _ stream: OutputChannel, _ bytes: [UInt8], at: Int64) {
+        metrics.output(bytes.count)
         feed(.output(run, stream, bytes, at: at))
     }
 

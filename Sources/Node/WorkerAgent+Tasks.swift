@@ -77,8 +77,10 @@ extension WorkerAgent {
     func launch(_ task: TaskAssignment, _ context: RunnerContext, ended: @escaping (TaskResult) -> Void) {
         let runner = TaskRunner(loop: loop, assignment: task, context: context, onFinish: ended)
         runners[task.id] = runner
+        let spawnStart = ContinuousClock.now
         runner.start()
         if let pid = runner.pid, runners[task.id] != nil {
+            metrics.spawned(after: ContinuousClock.now - spawnStart)
             journalStarted(RunRef(id: task.id, attempt: task.attempt), pid: pid)
             connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: clocks.wall())))
         }

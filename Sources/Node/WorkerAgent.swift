@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SwarmHTTP
 import SwarmProtocol
 import SwarmTransport
 import SwarmUV
@@ -46,6 +47,9 @@ public struct WorkerConfig: Sendable {
     /// What the worker keeps of finished tasks (`workers.NAME.retention`, `--retention-hours`,
     /// `--retention-gib`).
     public var retention = WorkerRetention.Limits()
+    /// `--http-listen HOST:PORT`: where this worker serves `/metrics` (nil: nowhere).
+    public var httpHost: String?
+    public var httpPort = 0
 
     public init(name: String, slots: Int, dataDir: String) {
         self.name = name
@@ -79,6 +83,11 @@ public final class WorkerAgent {
     /// Per run, the bulk-lane ticket of its last output frame on this connection.
     var outputTickets: [RunRef: UInt64] = [:]
     var stopping = false
+    /// Prometheus metrics and the HTTP listener serving them (WorkerAgent+Metrics.swift).
+    let metrics = WorkerMetrics()
+    var http: HTTPServer?
+    /// Where `/metrics` is served (nil: no `--http-listen`).
+    public internal(set) var httpAddress: SocketAddress?
     private var onStopped: (() -> Void)?
     var health: HealthMonitor
     var healthTimer: UVTimer?
@@ -221,6 +230,7 @@ public final class WorkerAgent {
         healthTimer?.close(); healthTimer = nil
         retentionTimer?.close(); retentionTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
+        http?.stop(); http = nil
         blobs.close()
         workspace.close()
         if let connection {

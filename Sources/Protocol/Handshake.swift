@@ -10,6 +10,9 @@ public struct ClusterToken: Sendable, Equatable {
         self.secret = Array(secret.utf8)
     }
 
+    /// The token as the operator wrote it: what HTTP clients send as `Authorization: Bearer`.
+    public var text: String { String(decoding: secret, as: UTF8.self) }
+
     /// Proof over a challenge; `purpose` keeps a peer's proof from being replayed as a server's.
     public func proof(purpose: String, nonce: String, role: PeerRole, name: String) -> String {
         let text = "swarm-v\(protocolVersion)|\(purpose)|\(nonce)|\(role.rawValue)|\(name)"

@@ -38,6 +38,10 @@ public struct SchedulerConfig: Sendable {
     public var clientLimits = ClientLimits()
     /// The largest frame an authenticated peer may send.
     public var maxFrame = Frame.defaultMaxPayload
+    /// `--http-listen HOST:PORT`: where `/metrics` is served (nil: no HTTP listener). See
+    /// `HTTPListen` for which addresses are allowed.
+    public var httpHost: String?
+    public var httpPort = 0
 
     public init() {}
 }
@@ -49,6 +53,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
     case bind(String, UVError)
     case state(TaskStoreError)
     case blobs(String)
+    case http(String)
 
     public var description: String {
         switch self {
@@ -58,6 +63,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
         case let .bind(address, error): "cannot listen on \(address): \(error)"
         case .state(let error): "\(error)"
         case .blobs(let problem): "cannot open the blob store: \(problem)"
+        case .http(let problem): problem
         }
     }
 }

@@ -17,6 +17,7 @@ extension SchedulerServer {
                 logger.notice("telling \(PeerText.safe(node)) to kill attempt \(run.attempt) of task \(PeerText.safe(run.id)): \(PeerText.safe(reason))")
                 toWorker(node, .kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
             case .taskEnded(let id):
+                metrics.taskEnded(state.tasks[id]?.info.state)
                 if store != nil {
                     let text = logs.text(id: id)
                     if !text.isEmpty { pendingLogs[id] = text }
@@ -37,6 +38,7 @@ extension SchedulerServer {
                     endOfTurnSoon()
                 }
             case .nodeLost(let name):
+                metrics.workerLost()
                 logger.warning("worker \(PeerText.safe(name)) lost: no heartbeat for longer than it may stay silent (at least \(config.settings.lostAfterMs) ms)")
                 if let session = workers[name] {
                     workers[name] = nil

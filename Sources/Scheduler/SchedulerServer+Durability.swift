@@ -81,9 +81,12 @@ extension SchedulerServer {
         var changes = state.takeChanges()
         changes.logs = pendingLogs
         pendingLogs = [:]
+        if !changes.runs.isEmpty { metrics.runs(changes.runs) { state.tasks[$0] } }
         guard let store, !changes.isEmpty else { return true }
         do {
+            let started = ContinuousClock.now
             let dropped = try store.save(changes, at: clocks.wall())
+            metrics.commit(ContinuousClock.now - started)
             if !dropped.isEmpty { logger.warning("\(StateSaveFailure.droppedLogsLine(dropped, directory: store.directory))") }
             return true
         } catch {

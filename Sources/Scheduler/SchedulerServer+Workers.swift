@@ -19,6 +19,7 @@ extension SchedulerServer {
                 workers[name] = session
                 state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true,
                                probing: register.probing ?? 0)
+                metrics.probes(node: name, runtimes: register.runtimes ?? [])
                 let interval = state.assignHeartbeat(node: name, jitterFraction: Double.random(in: 0...1))
                 deliver(session.connection, registered(heartbeatMs: interval))
                 // A bigger cluster: the others beat less often (a `registered` again says so).
@@ -35,6 +36,7 @@ extension SchedulerServer {
             session.connection.refuse(.unexpected, "a worker must 'register' before '\(message.type)'")
         case .heartbeat(let heartbeat):
             state.heartbeat(node: name, running: heartbeat.running)
+            metrics.heartbeat()
             if let usage = heartbeat.usage { workerUsage[name] = usage }
         case .taskStarted(let started):
             state.taskStarted(node: name, run: RunRef(id: started.id, attempt: started.attempt), startedAt: started.startedAt)
@@ -47,9 +49,11 @@ extension SchedulerServer {
             state.leaving(node: name)
         case .health(let report):
             state.setHealth(node: name, runtimes: report.runtimes, probing: report.probing)
+            metrics.probes(node: name, runtimes: report.runtimes)
         case .taskEvent(let event):
             logger.info("task \(PeerText.safe(event.id)) attempt \(event.attempt) on \(PeerText.safe(name)): \(PeerText.safe(event.kind)): \(PeerText.safe(event.detail, limit: 1_000))")
             state.taskEvent(node: name, run: RunRef(id: event.id, attempt: event.attempt), kind: event.kind)
+            metrics.taskEvent(event.kind)
             return
         case .taskOutput(let output):
             guard let info = try? state.task(output.id), info.attempts == output.attempt, info.node == name,

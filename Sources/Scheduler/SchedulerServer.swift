@@ -1,4 +1,5 @@
 import Logging
+import SwarmHTTP
 import SwarmProtocol
 import SwarmTransport
 import SwarmUV
@@ -61,6 +62,13 @@ public final class SchedulerServer {
     private var tickPeriodMs: UInt64 = 500
     private var lastTickLoopMs: UInt64 = 0
     public private(set) var address: SocketAddress?
+    /// Prometheus metrics (SchedulerServer+Metrics.swift) and the HTTP listener serving them.
+    let metrics = SchedulerMetrics()
+    var http: HTTPServer?
+    /// Where `/metrics` is served (nil: no `--http-listen`).
+    public internal(set) var httpAddress: SocketAddress?
+    /// Bytes of connections that have ended, for `swarm_received_bytes_total` and `_sent_`.
+    var endedConnectionBytes: (received: Int, sent: Int) = (0, 0)
     /// The state could not be saved: the scheduler has stopped (a restart continues from what
     /// is on disk). Called on the loop thread.
     public var onFatal: ((String) -> Void)?
@@ -132,6 +140,11 @@ public final class SchedulerServer {
         scheduleTimer = try! UVTimer(loop: loop)
         retryTimer = try! UVTimer(loop: loop)
         startRetention()
+        metrics.countSubmissions(from: state.nextSequence)
+        do { try startHTTP() } catch {
+            stop()
+            throw error
+        }
         // Restoring may have requeued tasks: place them and save that.
         scheduleSoon()
         return self.address!
@@ -144,6 +157,7 @@ public final class SchedulerServer {
         store?.close(); store = nil
         outgoing = []
         listener?.close(); listener = nil
+        http?.stop(); http = nil
         tickTimer?.close(); tickTimer = nil
         scheduleTimer?.close(); scheduleTimer = nil
         retryTimer?.close(); retryTimer = nil
@@ -205,6 +219,8 @@ public final class SchedulerServer {
         admission.finished(key)
         backlogged[key] = nil
         dropped[key] = nil
+        endedConnectionBytes.received += session.connection.bytesReceived
+        endedConnectionBytes.sent += session.connection.bytesSent
         if case .task(let id)? = session.identity { taskSessions[id]?[key] = nil }
         waiters.removeAll(for: session)
         logRelays.clientGone(ObjectIdentifier(session))

@@ -54,6 +54,10 @@ public final class FramedConnection {
     /// A peer that does not read what we send is cut off past this many queued control bytes
     /// (the bulk lane is not counted: its sender bounds it).
     public var maxQueuedBytes = 64 * 1024 * 1024
+    /// Bytes read from the peer, and bytes handed to the socket for it, since the start
+    /// (what the servers' `/metrics` count as bytes in and out).
+    public private(set) var bytesReceived = 0
+    public private(set) var bytesSent = 0
     /// Fires each time a write has reached the socket: `queuedBytes` went down. Lets a
     /// producer that paused for a slow reader (a relayed log) go on.
     public var onWritten: (() -> Void)?
@@ -148,6 +152,7 @@ public final class FramedConnection {
     private func handle(_ event: StreamReadEvent) {
         switch event {
         case .data(let bytes):
+            bytesReceived += bytes.count
             decoder.feed(bytes)
             handleBuffered()
         case .eof:
@@ -316,6 +321,7 @@ public final class FramedConnection {
         if !pending.isEmpty {
             let bytes = pending
             pending.removeAll(keepingCapacity: pending.count <= Self.coalesceLimit)
+            bytesSent += bytes.count
             tcp.stream.write(bytes) { [weak self] error in self?.written(error) }
         }
         pumpBulk(limit: Self.bulkWriteThreshold)
@@ -344,6 +350,7 @@ public final class FramedConnection {
             bulk.removeFirst(bulkHead)
             bulkHead = 0
         }
+        bytesSent += batch.count
         tcp.stream.write(batch) { [weak self] error in self?.written(error) }
         onBulkSpace?()
     }

@@ -23,6 +23,8 @@ struct SchedulerCommand: ParsableCommand {
     var placement: String?
     @Option(help: ArgumentHelp("MODEL=N: at most N running tasks with this model cluster-wide; repeatable.", valueName: "MODEL=N"))
     var modelLimit: [String] = []
+    @Option(help: ArgumentHelp("Serve /metrics (Prometheus) over HTTP on HOST:PORT; port 0 picks a free one. Loopback only without a cluster token; with one, requests need 'Authorization: Bearer TOKEN' (default: off).", valueName: "HOST:PORT"))
+    var httpListen: String?
     @Flag(help: "Keep the state in memory only: nothing survives a restart, no fsync per turn (benchmarks, throwaway clusters).")
     var inMemory = false
     @Flag(help: "Allow a non-loopback listen address without a token (anyone reaching it can run commands).")
@@ -39,10 +41,16 @@ struct SchedulerCommand: ParsableCommand {
             throw usageError(problem)
         }
 
+        let http = try (httpListen ?? file?.httpListen).map { text in
+            guard let (host, port) = parseHostPort(text) else { throw usageError("--http-listen wants HOST:PORT, got '\(text)'") }
+            return (host, port)
+        }
         let logger = try log.bootstrap(default: .info)
         var settings = SchedulerConfig()
         settings.host = host
         settings.port = port
+        settings.httpHost = http?.0
+        settings.httpPort = http?.1 ?? 0
         settings.stateDir = stateDir ?? file?.stateDir ?? ".swarm/scheduler"
         settings.durable = !inMemory
         settings.insecureListenAny = insecureListenAny
@@ -65,8 +73,10 @@ struct SchedulerCommand: ParsableCommand {
         if let retention = file?.retention { settings.retention = retention }
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? file?.tokenFile)
-            try Foreground.runScheduler(settings, logger: logger) { address in
+            try Foreground.runScheduler(settings, logger: logger) { address, http in
                 printLine("swarm scheduler listening on \(address)")
+                // After the line above: harnesses take the first "listening on" as the scheduler's.
+                if let http { printLine("swarm scheduler http listening on \(http)") }
             }
         } catch {
             printError("\(error)")

@@ -30,6 +30,8 @@ struct WorkerCommand: ParsableCommand {
     var retentionHours: Double?
     @Option(parsing: .unconditional, help: ArgumentHelp("GiB the kept finished tasks' files may take in all; past it the oldest go first (default 10).", valueName: "GIB"))
     var retentionGib: Double?
+    @Option(help: ArgumentHelp("Serve this worker's /metrics (Prometheus) over HTTP on HOST:PORT; port 0 picks a free one. Loopback only without a cluster token; with one, requests need 'Authorization: Bearer TOKEN' (default: off).", valueName: "HOST:PORT"))
+    var httpListen: String?
     @Flag(help: "Run only the config's runtimes, no plain commands.")
     var noCommands = false
     @Option(help: ArgumentHelp("File holding the cluster token (default: $SWARM_TOKEN).", valueName: "FILE"))
@@ -60,6 +62,9 @@ struct WorkerCommand: ParsableCommand {
         var labels = entry?.labels ?? [:]
         for (k, v) in try parsePairs(label, option: "--label") { labels[k] = v }
 
+        if let httpListen, parseHostPort(httpListen) == nil {
+            throw usageError("--http-listen wants HOST:PORT, got '\(httpListen)'")
+        }
         let logger = try log.bootstrap(default: .info)
         var settings = WorkerConfig(name: workerName, slots: slots, dataDir: dataDir ?? entry?.dataDir ?? ".swarm/worker-\(workerName)")
         settings.schedulerHost = host
@@ -69,6 +74,10 @@ struct WorkerCommand: ParsableCommand {
         if let file { settings.apply(file, worker: workerName) }
         if let workRoot { settings.workRootDir = workRoot }
         if noCommands { settings.allowsCommands = false }
+        if let httpListen, let (httpHost, httpPort) = parseHostPort(httpListen) {
+            settings.httpHost = httpHost
+            settings.httpPort = httpPort
+        }
         if let blobCacheMb {
             guard (1...WorkerConfig.maxBlobCacheMB).contains(blobCacheMb) else {
                 throw usageError("--blob-cache-mb must be 1 to \(WorkerConfig.maxBlobCacheMB), got \(blobCacheMb)")
@@ -93,7 +102,9 @@ struct WorkerCommand: ParsableCommand {
         let code: Int32
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? entry?.tokenFile ?? file?.scheduler.tokenFile)
-            code = try Foreground.runWorker(settings, logger: logger)
+            code = try Foreground.runWorker(settings, logger: logger) { http in
+                printLine("swarm worker http listening on \(http)")
+            }
         } catch {
             printError("\(error)")
             throw ExitCode(1)

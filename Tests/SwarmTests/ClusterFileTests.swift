@@ -47,6 +47,13 @@ import SwarmNode
         }
     }
 
+    @Test func httpListenIsReadAndOffByDefault() throws {
+        let file = try ClusterFile.parse(Data(#"{"scheduler": {"httpListen": "127.0.0.1:9100"}}"#.utf8))
+        #expect(file.scheduler.httpListen == "127.0.0.1:9100")
+        #expect(try ClusterFile.parse(Data("{}".utf8)).scheduler.httpListen == nil)
+        #expect(throws: ConfigError.self) { try ClusterFile.parse(Data(#"{"scheduler": {"httpListen": 9100}}"#.utf8)) }
+    }
+
     @Test func maxInputBytesPerTaskIsRead() throws {
         let file = try ClusterFile.parse(Data(#"{"scheduler": {"maxInputBytesPerTask": 1048576}}"#.utf8))
         #expect(file.scheduler.maxInputBytesPerTask == 1 << 20)

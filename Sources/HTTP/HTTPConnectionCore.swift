@@ -1,0 +1,202 @@
+/// One HTTP connection as a pure state machine: bytes, answers and time in, directives out.
+/// The shell (`HTTPServer`) carries the directives out on a socket. One request is handled at a
+/// time: a pipelined request waits, unparsed, until the answer to the one before it has been
+/// handed to the kernel, so a peer that sends without reading holds at most
+/// `HTTPLimits.maxBufferedBytes` here (the shell stops reading above it) and one answer.
+public final class HTTPConnectionCore {
+    /// What the shell does next, in order.
+    public enum Directive: Equatable {
+        /// Hand `request` to the application; answer it with `respond`.
+        case dispatch(HTTPRequest)
+        /// Write these bytes; report `written()` once they are handed to the kernel.
+        case write([UInt8])
+        case stopReading
+        case startReading
+        /// Close the connection (after the writes before it).
+        case close(reason: String)
+    }
+
+    private enum Phase: Equatable {
+        /// Reading; no request in hand.
+        case reading
+        /// A request was dispatched; its answer has not come.
+        case awaitingAnswer
+        /// An answer is being written.
+        case writing
+        /// A streamed answer (`beginStream`) is open: chunks go out until `endStream`.
+        case streaming
+        case closed
+    }
+
+    private let limits: HTTPLimits
+    private let parser: HTTPRequestParser
+    private var phase: Phase = .reading
+    private var buffer: [UInt8] = []
+    private var readingStopped = false
+    private var closeAfterWrite = false
+    private var served = 0
+    /// Loop time (ms) of the last byte read or answer written: the idle timeout runs from it.
+    private var lastActivityMs: Int64
+    /// Loop time (ms) at which the request being read began (nil: none being read).
+    private var requestStartMs: Int64?
+    private var headOnly = false
+    /// Writes handed out and not yet reported `written`: the next request waits for all.
+    private var pendingWrites = 0
+
+    public init(limits: HTTPLimits, nowMs: Int64) {
+        self.limits = limits
+        self.parser = HTTPRequestParser(limits: limits)
+        self.lastActivityMs = nowMs
+    }
+
+    public var isClosed: Bool { phase == .closed }
+
+    /// Bytes read from the peer.
+    public func received(_ bytes: UnsafeRawBufferPointer, nowMs: Int64) -> [Directive] {
+        guard phase != .closed, bytes.count > 0 else { return [] }
+        lastActivityMs = nowMs
+        if requestStartMs == nil { requestStartMs = nowMs }
+        buffer.append(contentsOf: bytes)
+        var out: [Directive] = []
+        if buffer.count > limits.maxBufferedBytes && !readingStopped {
+            readingStopped = true
+            out.append(.stopReading)
+        }
+        return out + pump(nowMs: nowMs)
+    }
+
+    /// The peer ended its side (or the read failed).
+    public func peerClosed() -> [Directive] {
+        guard phase != .closed else { return [] }
+        switch phase {
+        case .reading:
+            phase = .closed
+            return [.close(reason: "peer closed")]
+        case .streaming:
+            // A follower that left: nothing more to send it.
+            phase = .closed
+            return [.close(reason: "peer closed during a streamed answer")]
+        default:
+            // Answer what is in hand, then close.
+            closeAfterWrite = true
+            return []
+        }
+    }
+
+    /// The application's answer to the request last dispatched.
+    public func respond(_ response: HTTPResponse, nowMs: Int64) -> [Directive] {
+        guard phase == .awaitingAnswer else { return [] }
+        phase = .writing
+        lastActivityMs = nowMs
+        return [write(response.serialized(close: closeAfterWrite, headOnly: headOnly))]
+    }
+
+    /// Starts a streamed answer to the request last dispatched (Server-Sent Events, a log
+    /// followed live): `head`'s status and headers now, with `Transfer-Encoding: chunked`;
+    /// then `streamChunk` as data comes and `endStream` at the end. The idle timeout does not
+    /// apply while it is open (the application ends it); a peer that leaves closes it. A HEAD
+    /// request gets the head only and the answer is complete at once.
+    public func beginStream(_ head: HTTPResponse, nowMs: Int64) -> [Directive] {
+        guard phase == .awaitingAnswer else { return [] }
+        lastActivityMs = nowMs
+        var text = "HTTP/1.1 \(head.status.code) \(head.status.reason)\r\n"
+        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
+        text += "Transfer-Encoding: chunked\r\nConnection: \(closeAfterWrite ? "close" : "keep-alive")\r\n\r\n"
+        phase = headOnly ? .writing : .streaming
+        return [write(Array(text.utf8))]
+    }
+
+    /// One piece of a streamed answer (empty pieces are skipped: an empty chunk would end it).
+    public func streamChunk(_ bytes: [UInt8]) -> [Directive] {
+        guard phase == .streaming, !bytes.isEmpty else { return [] }
+        return [write(Array((String(bytes.count, radix: 16) + "\r\n").utf8) + bytes + Array("\r\n".utf8))]
+    }
+
+    /// Ends a streamed answer; the connection then goes on with the next request (or closes).
+    public func endStream(nowMs: Int64) -> [Directive] {
+        guard phase == .streaming else { return [] }
+        phase = .writing
+        lastActivityMs = nowMs
+        return [write(Array("0\r\n\r\n".utf8))]
+    }
+
+    /// Whether a streamed answer is open (what `HTTPStream.isOpen` reports).
+    public var isStreaming: Bool { phase == .streaming }
+
+    private func write(_ bytes: [UInt8]) -> Directive {
+        pendingWrites += 1
+        return .write(bytes)
+    }
+
+    /// A `write` was handed to the kernel.
+    public func written(nowMs: Int64) -> [Directive] {
+        pendingWrites = max(0, pendingWrites - 1)
+        guard phase == .writing, pendingWrites == 0 else { return [] }
+        lastActivityMs = nowMs
+        if closeAfterWrite {
+            phase = .closed
+            return [.close(reason: "answered")]
+        }
+        phase = .reading
+        return pump(nowMs: nowMs)
+    }
+
+    /// Checks the timeouts; call now and then (the shell does every `HTTPServer.sweepMs`).
+    public func tick(nowMs: Int64) -> [Directive] {
+        if phase == .writing, nowMs - lastActivityMs >= limits.idleTimeoutMs {
+            // A peer that does not read its answer holds the connection no longer than an idle one.
+            phase = .closed
+            return [.close(reason: "answer not taken within \(limits.idleTimeoutMs) ms")]
+        }
+        guard phase == .reading else { return [] }
+        if let start = requestStartMs, nowMs - start >= limits.requestTimeoutMs {
+            return refuse(.requestTimeout, "request not complete within \(limits.requestTimeoutMs) ms", nowMs: nowMs)
+        }
+        if requestStartMs == nil, nowMs - lastActivityMs >= limits.idleTimeoutMs {
+            phase = .closed
+            return [.close(reason: "idle for \(limits.idleTimeoutMs) ms")]
+        }
+        return []
+    }
+
+    /// Parses what is buffered while no request is in hand.
+    private func pump(nowMs: Int64) -> [Directive] {
+        guard phase == .reading, !buffer.isEmpty else { return [] }
+        let outcome = buffer.withUnsafeBytes { parser.parse($0) }
+        switch outcome {
+        case .needMore:
+            buffer.removeAll(keepingCapacity: true)
+            return resumeIfStopped()
+        case .refused(let status, let reason):
+            return refuse(status, reason, nowMs: nowMs)
+        case let .request(request, consumed):
+            buffer.removeFirst(consumed)
+            served += 1
+            closeAfterWrite = !request.keepAlive || served >= limits.maxRequestsPerConnection
+            headOnly = request.method == "HEAD"
+            // The next request's clock starts with its first byte (maybe already here).
+            requestStartMs = buffer.isEmpty && !parser.inRequest ? nil : nowMs
+            phase = .awaitingAnswer
+            return resumeIfStopped() + [.dispatch(request)]
+        }
+    }
+
+    private func resumeIfStopped() -> [Directive] {
+        guard readingStopped, buffer.count <= limits.maxBufferedBytes else { return [] }
+        readingStopped = false
+        return [.startReading]
+    }
+
+    /// Answers `status` itself and closes: the peer sent what this server does not take.
+    private func refuse(_ status: HTTPStatus, _ reason: String, nowMs: Int64) -> [Directive] {
+        buffer = []
+        lastActivityMs = nowMs
+        closeAfterWrite = true
+        phase = .writing
+        return [.stopReading, write(HTTPResponse.text(status, reason).serialized(close: true))]
+    }
+}
+
+/// Used on one connection's thread only: not Sendable, on purpose.
+@available(*, unavailable)
+extension HTTPConnectionCore: Sendable {}

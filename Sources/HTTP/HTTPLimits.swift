@@ -1,0 +1,29 @@
+/// Every bound the HTTP server enforces, as numbers. A request past one is answered with the
+/// status named beside it and its connection closed; the defaults are what `swarm scheduler`
+/// and `swarm worker` run with. Tests shrink them to reach the edges quickly.
+public struct HTTPLimits: Sendable, Equatable {
+    /// Bytes of the request target (path and query). Past it: 414.
+    public var maxTargetBytes = 8_192
+    /// Bytes of all header names and values of one request together. Past it: 431.
+    public var maxHeaderBytes = 16_384
+    /// Header lines in one request. Past it: 431.
+    public var maxHeaderCount = 64
+    /// Bytes of a request body (none on GET and HEAD: 400). Past it: 413.
+    public var maxBodyBytes = 65_536
+    /// Milliseconds a kept-alive connection may stay silent between requests; then it is closed.
+    public var idleTimeoutMs: Int64 = 30_000
+    /// Milliseconds from a request's first byte to its last: a slow sender (one byte now and
+    /// then) cannot hold a connection past it. Then: 408 and close.
+    public var requestTimeoutMs: Int64 = 10_000
+    /// Connections open at once; one more is answered 503 and closed.
+    public var maxConnections = 64
+    /// Requests served on one connection before it is closed (`Connection: close` on the last).
+    public var maxRequestsPerConnection = 10_000
+
+    public init() {}
+
+    /// Bytes read and not yet parsed that a connection may hold: one whole request at its
+    /// bounds, plus slack for the request line. Above it the server stops reading from that
+    /// peer until the request in hand is answered (pipelined requests wait in the kernel).
+    public var maxBufferedBytes: Int { maxTargetBytes + maxHeaderBytes + maxBodyBytes + 4_096 }
+}

@@ -1,0 +1,184 @@
+import SwarmUV
+
+/// HTTP/1.1 on a libuv loop: listens with `UVTCP`, runs one `HTTPConnectionCore` per
+/// connection and carries out its directives, hands whole requests to a router. With a
+/// bearer token every request must carry `Authorization: Bearer TOKEN` (else 401). Create,
+/// start and use on its loop's thread; `stop` closes the listener and every connection.
+public final class HTTPServer {
+    private let loop: EventLoop
+    private let router: HTTPRouter
+    private let limits: HTTPLimits
+    private let bearerToken: [UInt8]?
+    private var listener: UVTCP?
+    private var sweepTimer: UVTimer?
+    private var connections: [ObjectIdentifier: Connection] = [:]
+    /// Connections past the cap, being told 503 before they close.
+    private var refusing: [ObjectIdentifier: UVTCP] = [:]
+    /// Requests answered, for tests and logs.
+    public private(set) var requestsServed = 0
+    /// Connections refused because `limits.maxConnections` were open.
+    public private(set) var refusedConnections = 0
+
+    public init(loop: EventLoop, router: HTTPRouter, limits: HTTPLimits = HTTPLimits(), bearerToken: String? = nil) {
+        self.loop = loop
+        self.router = router
+        self.limits = limits
+        self.bearerToken = bearerToken.map { Array($0.utf8) }
+    }
+
+    /// Connections open now.
+    public var connectionCount: Int { connections.count }
+
+    /// How often timeouts are checked: a connection is closed at most this late.
+    var sweepMs: UInt64 { UInt64(max(10, min(1_000, min(limits.idleTimeoutMs, limits.requestTimeoutMs) / 4))) }
+
+    /// Binds and listens; returns the real address (port 0 picks a free one).
+    @discardableResult
+    public func start(_ address: SocketAddress) throws(UVError) -> SocketAddress {
+        let tcp = try UVTCP(loop: loop)
+        do {
+            try tcp.bind(address)
+            try tcp.listen { [weak self] error in if error == nil { self?.accept() } }
+            let bound = try tcp.localAddress()
+            listener = tcp
+            let timer = try UVTimer(loop: loop)
+            timer.start(afterMs: sweepMs, repeatMs: sweepMs) { [weak self] in self?.sweep() }
+            sweepTimer = timer
+            return bound
+        } catch {
+            tcp.close()
+            throw error
+        }
+    }
+
+    public func stop() {
+        listener?.close(); listener = nil
+        sweepTimer?.close(); sweepTimer = nil
+        for connection in connections.values { connection.tcp.close() }
+        connections = [:]
+        for tcp in refusing.values { tcp.close() }
+        refusing = [:]
+    }
+
+    private func accept() {
+        guard let listener, let tcp = try? listener.accept() else { return }
+        guard connections.count < limits.maxConnections else {
+            refusedConnections += 1
+            let answer = HTTPResponse.text(.unavailable, "too many connections (\(limits.maxConnections) open)")
+            let key = ObjectIdentifier(tcp)
+            refusing[key] = tcp
+            tcp.stream.write(answer.serialized(close: true)) { [weak self] _ in
+                self?.refusing[key] = nil
+                tcp.close()
+            }
+            return
+        }
+        let connection = Connection(tcp: tcp, core: HTTPConnectionCore(limits: limits, nowMs: now))
+        connections[ObjectIdentifier(connection)] = connection
+        startReading(connection)
+    }
+
+    private var now: Int64 { Int64(loop.nowMs) }
+
+    private func startReading(_ connection: Connection) {
+        do {
+            try connection.tcp.stream.startReading { [weak self, weak connection] event in
+                guard let self, let connection else { return }
+                switch event {
+                case .data(let bytes): self.run(connection.core.received(bytes, nowMs: self.now), on: connection)
+                case .eof, .error: self.run(connection.core.peerClosed(), on: connection)
+                }
+            }
+        } catch {
+            close(connection)
+        }
+    }
+
+    private func run(_ directives: [HTTPConnectionCore.Directive], on connection: Connection) {
+        for directive in directives {
+            guard connections[ObjectIdentifier(connection)] != nil else { return }
+            switch directive {
+            case .dispatch(let request): dispatch(request, on: connection)
+            case .write(let bytes):
+                connection.tcp.stream.write(bytes) { [weak self, weak connection] error in
+                    guard let self, let connection else { return }
+                    if error != nil { self.close(connection); return }
+                    self.run(connection.core.written(nowMs: self.now), on: connection)
+                }
+            case .stopReading: connection.tcp.stream.stopReading()
+            case .startReading: startReading(connection)
+            case .close: close(connection)
+            }
+        }
+    }
+
+    private func dispatch(_ request: HTTPRequest, on connection: Connection) {
+        requestsServed += 1
+        let responder = HTTPResponder(send: { [weak self, weak connection] response in
+            guard let self, let connection else { return }
+            self.run(connection.core.respond(response, nowMs: self.now), on: connection)
+        }, startStream: { [weak self, weak connection] head in
+            guard let self, let connection else { return nil }
+            self.run(connection.core.beginStream(head, nowMs: self.now), on: connection)
+            return self.stream(on: connection)
+        }, isOpen: { [weak self, weak connection] in
+            guard let self, let connection else { return false }
+            return self.connections[ObjectIdentifier(connection)] != nil
+        })
+        guard authorized(request) else {
+            responder.respond(.text(.unauthorized, "this server wants Authorization: Bearer TOKEN (the cluster token)",
+                                    headers: [("WWW-Authenticate", "Bearer")]))
+            return
+        }
+        router.handle(request, responder)
+    }
+
+    /// The application's handle on a streamed answer on `connection`.
+    private func stream(on connection: Connection) -> HTTPStream {
+        HTTPStream(send: { [weak self, weak connection] bytes in
+            guard let self, let connection else { return }
+            self.run(connection.core.streamChunk(bytes), on: connection)
+        }, finish: { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.run(connection.core.endStream(nowMs: self.now), on: connection)
+        }, isOpen: { [weak self, weak connection] in
+            guard let self, let connection else { return false }
+            return self.connections[ObjectIdentifier(connection)] != nil && connection.core.isStreaming
+        }, queuedBytes: { [weak connection] in connection?.tcp.stream.writeQueueSize ?? 0 })
+    }
+
+    /// Whether `request` carries the bearer token (always, when there is none). Compared in
+    /// time independent of where the first difference is.
+    private func authorized(_ request: HTTPRequest) -> Bool {
+        guard let bearerToken else { return true }
+        guard let value = request.header("Authorization"), value.hasPrefix("Bearer ") else { return false }
+        let given = Array(value.utf8.dropFirst(7))
+        guard given.count == bearerToken.count else { return false }
+        var difference: UInt8 = 0
+        for (a, b) in zip(given, bearerToken) { difference |= a ^ b }
+        return difference == 0
+    }
+
+    private func sweep() {
+        let nowMs = now
+        for connection in Array(connections.values) { run(connection.core.tick(nowMs: nowMs), on: connection) }
+    }
+
+    private func close(_ connection: Connection) {
+        connections[ObjectIdentifier(connection)] = nil
+        connection.tcp.close()
+    }
+
+    private final class Connection {
+        let tcp: UVTCP
+        let core: HTTPConnectionCore
+        init(tcp: UVTCP, core: HTTPConnectionCore) {
+            self.tcp = tcp
+            self.core = core
+        }
+    }
+}
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension HTTPServer: Sendable {}

@@ -1,0 +1,22 @@
+import SwarmHTTP
+import SwarmMetrics
+
+/// `--http-listen`: the worker's own HTTP listener and its `/metrics` (README, "Metrics").
+extension WorkerAgent {
+    /// Starts the HTTP listener when the config names one (`HTTPListen` says where it may).
+    /// Call before `start`; `stop` closes it.
+    public func startHTTP() throws(HTTPListen.Failure) {
+        guard let host = config.httpHost else { return }
+        var router = HTTPRouter()
+        router.add("GET", "/metrics") { [weak self] _, responder in
+            guard let self else { return }
+            self.metrics.refresh(running: self.runners.count, slots: self.config.slots)
+            responder.respond(HTTPResponse(status: .ok, headers: [("Content-Type", MetricsRegistry.contentType)],
+                                           body: self.metrics.registry.render()))
+        }
+        let (server, address) = try HTTPListen.start(loop: loop, host: host, port: config.httpPort,
+                                                     token: config.token?.text, router: router)
+        http = server
+        httpAddress = address
+    }
+}

@@ -1,0 +1,38 @@
+import SwarmHTTP
+import SwarmMetrics
+import SwarmProtocol
+
+/// `--http-listen`: the scheduler's HTTP listener and its `/metrics` (README, "Metrics").
+extension SchedulerServer {
+    /// Starts the HTTP listener when the config names one (`HTTPListen` says where it may).
+    func startHTTP() throws(SchedulerStartError) {
+        guard let host = config.httpHost else { return }
+        var router = HTTPRouter()
+        router.add("GET", "/metrics") { [weak self] _, responder in
+            guard let self else { return }
+            responder.respond(self.scrape())
+        }
+        do {
+            let (server, address) = try HTTPListen.start(loop: loop, host: host, port: config.httpPort,
+                                                         token: config.token?.text, router: router)
+            http = server
+            httpAddress = address
+        } catch {
+            throw .http(error.description)
+        }
+    }
+
+    /// The metrics now, gauges computed from the state at this moment.
+    func scrape() -> HTTPResponse {
+        var clients = 0
+        var bytes = endedConnectionBytes
+        for session in sessions.values {
+            if session.hello?.role == .client { clients += 1 }
+            bytes.received += session.connection.bytesReceived
+            bytes.sent += session.connection.bytesSent
+        }
+        metrics.refresh(state, clients: clients, bytes: bytes)
+        return HTTPResponse(status: .ok, headers: [("Content-Type", MetricsRegistry.contentType)],
+                            body: metrics.registry.render())
+    }
+}
