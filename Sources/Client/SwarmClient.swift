@@ -58,6 +58,9 @@ public final class SwarmClient {
     private let loop = EventLoop()
     var connection: FramedConnection?
     private var handshake: ClientHandshake?
+    /// The optional requests the scheduler announced (`Message.Welcome.features`): a request
+    /// outside them would end the connection on a scheduler that predates it.
+    public private(set) var serverFeatures: Set<String> = []
     var nextRequestId = 1
     private var replies: [Int: Message] = [:]
     /// Requests answered by many frames (`logs`): what arrived and is not consumed yet.
@@ -346,6 +349,10 @@ public final class SwarmClient {
         return ids.map { replies.removeValue(forKey: $0)! }
     }
 
+    /// Connects and completes the handshake now, when not yet done (a request otherwise does
+    /// it first); throws what that request would.
+    public func connect() throws(ClientError) { try ensureConnected() }
+
     func ensureConnected() throws(ClientError) {
         if let failure { throw failure }
         if established { return }
@@ -393,7 +400,9 @@ public final class SwarmClient {
 
     private func received(_ message: Message) {
         if handshake != nil {
-            apply(handshake!.receive(message))
+            let directives = handshake!.receive(message)
+            serverFeatures = handshake!.serverFeatures
+            apply(directives)
             return
         }
         if let id = message.requestId {

@@ -154,6 +154,9 @@ public struct ClientHandshake: Sendable {
     }
 
     public var isEstablished: Bool { state == .established }
+    /// The optional requests the scheduler announced in its `welcome` (at most 64 names of at
+    /// most 64 bytes are kept; the rest are ignored). Empty before the handshake ends.
+    public private(set) var serverFeatures: Set<String> = []
     /// After a failure: true when retrying cannot help (wrong or missing token, another
     /// protocol version), so a worker should stop rather than reconnect for ever.
     public private(set) var failureIsPermanent = false
@@ -181,6 +184,7 @@ public struct ClientHandshake: Sendable {
                 }
             }
             state = .established
+            serverFeatures = Set((welcome.features ?? []).prefix(64).filter { $0.utf8.count <= 64 })
             return [.established(.init(role: role, name: name))]
         case .error(let error):
             state = .failed

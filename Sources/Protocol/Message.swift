@@ -103,8 +103,14 @@ public enum Message: Sendable, Equatable {
         public var server: String
         /// The server's proof over the peer's nonce, when a token is configured.
         public var mac: String?
-        public init(version: Int = protocolVersion, server: String, mac: String? = nil) {
-            self.version = version; self.server = server; self.mac = mac
+        /// Optional requests this scheduler serves that came after its protocol version (nil
+        /// from schedulers older than the field: none). A client sends such a request only when
+        /// it is listed here: an unknown message type ends a connection.
+        public var features: [String]?
+        /// What this build's scheduler announces: `states` (a wait's progress line).
+        public static let serverFeatures = ["states"]
+        public init(version: Int = protocolVersion, server: String, mac: String? = nil, features: [String]? = Welcome.serverFeatures) {
+            self.version = version; self.server = server; self.mac = mac; self.features = features
         }
     }
     public struct ErrorMessage: Codable, Sendable, Equatable {

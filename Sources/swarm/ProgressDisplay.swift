@@ -29,6 +29,11 @@ final class ProgressDisplay {
     /// A display attached to `client`, or nil when there should be none.
     static func start(_ client: SwarmClient, _ subject: Subject, json: Bool) -> ProgressDisplay? {
         guard !json, isatty(STDERR_FILENO) == 1, ProcessInfo.processInfo.environment["TERM"] != "dumb" else { return nil }
+        // A scheduler older than `states` would end the wait's connection on the first ask.
+        // (A failure to connect is the wait's own to report.)
+        if case .ids = subject {
+            guard (try? client.connect()) != nil, client.serverFeatures.contains("states") else { return nil }
+        }
         return ProgressDisplay(client, subject)
     }
 

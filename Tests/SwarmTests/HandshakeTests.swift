@@ -272,4 +272,26 @@ import Testing
         _ = odd.receive(.listTasks(.init(requestId: 1)))
         #expect(!odd.failureIsPermanent)
     }
+
+    /// Optional requests come with the welcome: a scheduler older than the field announces
+    /// none (a client then never sends them), and a hostile list is cut to 64 short names.
+    @Test func welcomeFeaturesAreReadAndBounded() throws {
+        var client = ClientHandshake(role: .client, name: "cli", token: nil, nonce: "cn")
+        var server = ServerHandshake(token: nil, serverName: "sched", makeNonce: HandshakeTests.fixedNonce)
+        _ = try HandshakeTests.run(client: &client, server: &server)
+        #expect(client.serverFeatures == ["states"])
+
+        var old = ClientHandshake(role: .client, name: "cli", token: nil, nonce: "cn")
+        _ = old.start()
+        let olderJSON = #"{"type":"welcome","version":\#(protocolVersion),"server":"s"}"#
+        let decoded = try MessageCodec.decode(Array(olderJSON.utf8))
+        _ = old.receive(decoded)
+        #expect(old.isEstablished && old.serverFeatures.isEmpty)
+
+        var flooded = ClientHandshake(role: .client, name: "cli", token: nil, nonce: "cn")
+        _ = flooded.start()
+        let names = (0..<1_000).map { "f\($0)" } + [String(repeating: "x", count: 65)]
+        _ = flooded.receive(.welcome(.init(server: "s", features: names)))
+        #expect(flooded.isEstablished && flooded.serverFeatures.count == 64)
+    }
 }
