@@ -16,6 +16,11 @@ public struct ClusterFile: Sendable, Equatable {
         public var httpListen: String?
         public var stateDir: String?
         public var tokenFile: String?
+        /// `tokens`: `{"worker": FILE, "submit": FILE, "read": FILE}`, the scoped tokens'
+        /// files (`--worker-token-file` and the others). Workers use `worker` before `tokenFile`.
+        public var workerTokenFile: String?
+        public var submitTokenFile: String?
+        public var readTokenFile: String?
         public var lostAfterSeconds: Double?
         public var heartbeatSeconds: Double?
         /// `spread` or `binpack`.
@@ -114,7 +119,7 @@ public struct ClusterFile: Sendable, Equatable {
         if let s = root["scheduler"] {
             guard let s = s as? [String: Any] else { throw ConfigError("\(name): 'scheduler' must be an object") }
             let at = "\(name): scheduler"
-            try checkKeys(s, allowed: ["listen", "address", "httpListen", "stateDir", "tokenFile", "lostAfterSeconds", "heartbeatSeconds",
+            try checkKeys(s, allowed: ["listen", "address", "httpListen", "stateDir", "tokenFile", "tokens", "lostAfterSeconds", "heartbeatSeconds",
                                        "placement", "modelLimits", "maxInputBytesPerTask", "retention", "comment"], at: at)
             file.scheduler.retention = try schedulerRetention(s, at: at)
             file.scheduler.placement = try string(s, "placement", at)
@@ -137,6 +142,13 @@ public struct ClusterFile: Sendable, Equatable {
             file.scheduler.httpListen = try string(s, "httpListen", at)
             file.scheduler.stateDir = try string(s, "stateDir", at)
             file.scheduler.tokenFile = try string(s, "tokenFile", at)
+            if let t = s["tokens"] {
+                guard let t = t as? [String: Any] else { throw ConfigError("\(at).tokens must be an object: {\"worker\": FILE, \"submit\": FILE, \"read\": FILE}") }
+                try checkKeys(t, allowed: ["worker", "submit", "read", "comment"], at: "\(at).tokens")
+                file.scheduler.workerTokenFile = try string(t, "worker", "\(at).tokens")
+                file.scheduler.submitTokenFile = try string(t, "submit", "\(at).tokens")
+                file.scheduler.readTokenFile = try string(t, "read", "\(at).tokens")
+            }
             file.scheduler.lostAfterSeconds = try number(s, "lostAfterSeconds", at)
             file.scheduler.heartbeatSeconds = try number(s, "heartbeatSeconds", at)
             if let n = try number(s, "maxInputBytesPerTask", at) {

@@ -8,7 +8,8 @@ public final class HTTPServer {
     private let loop: EventLoop
     private let router: HTTPRouter
     private let limits: HTTPLimits
-    private let bearerToken: [UInt8]?
+    /// The tokens a request may carry (empty: no check).
+    private let bearerTokens: [[UInt8]]
     private var listener: UVTCP?
     private var sweepTimer: UVTimer?
     private var connections: [ObjectIdentifier: Connection] = [:]
@@ -19,11 +20,13 @@ public final class HTTPServer {
     /// Connections refused because `limits.maxConnections` were open.
     public private(set) var refusedConnections = 0
 
-    public init(loop: EventLoop, router: HTTPRouter, limits: HTTPLimits = HTTPLimits(), bearerToken: String? = nil) {
+    /// `moreBearerTokens`: tokens accepted besides `bearerToken` (only with one).
+    public init(loop: EventLoop, router: HTTPRouter, limits: HTTPLimits = HTTPLimits(), bearerToken: String? = nil,
+                moreBearerTokens: [String] = []) {
         self.loop = loop
         self.router = router
         self.limits = limits
-        self.bearerToken = bearerToken.map { Array($0.utf8) }
+        self.bearerTokens = bearerToken.map { [Array($0.utf8)] + moreBearerTokens.map { Array($0.utf8) } } ?? []
     }
 
     /// Connections open now.
@@ -147,16 +150,19 @@ public final class HTTPServer {
         }, queuedBytes: { [weak connection] in connection?.tcp.stream.writeQueueSize ?? 0 })
     }
 
-    /// Whether `request` carries the bearer token (always, when there is none). Compared in
-    /// time independent of where the first difference is.
+    /// Whether `request` carries one of the bearer tokens (always, when there is none). Each
+    /// is compared, in time independent of where the first difference is.
     private func authorized(_ request: HTTPRequest) -> Bool {
-        guard let bearerToken else { return true }
+        guard !bearerTokens.isEmpty else { return true }
         guard let value = request.header("Authorization"), value.hasPrefix("Bearer ") else { return false }
         let given = Array(value.utf8.dropFirst(7))
-        guard given.count == bearerToken.count else { return false }
-        var difference: UInt8 = 0
-        for (a, b) in zip(given, bearerToken) { difference |= a ^ b }
-        return difference == 0
+        var matched = false
+        for token in bearerTokens where token.count == given.count {
+            var difference: UInt8 = 0
+            for (a, b) in zip(given, token) { difference |= a ^ b }
+            if difference == 0 { matched = true }
+        }
+        return matched
     }
 
     private func sweep() {

@@ -75,13 +75,21 @@ public struct ServerHandshake: Sendable {
     }
 
     private var state: State = .awaitingHello
-    private let token: ClusterToken?
+    private let ring: TokenRing
     private let serverName: String
     private let makeNonce: @Sendable () -> String
+    /// Which token the peer proved, once established (`.cluster` when the server has none).
+    public private(set) var scope: TokenScope?
 
     public init(token: ClusterToken?, serverName: String,
                 makeNonce: @escaping @Sendable () -> String = ClusterToken.makeNonce) {
-        self.token = token
+        self.init(ring: TokenRing(cluster: token), serverName: serverName, makeNonce: makeNonce)
+    }
+
+    /// A server accepting any token of `ring`; the one proved becomes `scope`.
+    public init(ring: TokenRing, serverName: String,
+                makeNonce: @escaping @Sendable () -> String = ClusterToken.makeNonce) {
+        self.ring = ring
         self.serverName = serverName
         self.makeNonce = makeNonce
     }
@@ -99,25 +107,28 @@ public struct ServerHandshake: Sendable {
             guard !hello.name.isEmpty, hello.name.utf8.count <= 255 else {
                 return fail(.badMessage, "hello needs a name of 1 to 255 bytes")
             }
-            if token != nil {
+            if ring.requiresAuth {
                 let nonce = makeNonce()
                 state = .awaitingAuth(hello: hello, nonce: nonce)
                 return [.send(.challenge(.init(nonce: nonce)))]
             }
             if let refusal = admit(hello) { return fail(.authFailed, refusal) }
             state = .established
+            scope = .cluster
             return [.send(.welcome(.init(server: serverName))), .established(hello)]
 
         case (.awaitingAuth(let hello, let nonce), .auth(let auth)):
-            guard let token = token?.key(role: hello.role, name: hello.name),
-                  token.verify(auth.mac, purpose: "peer", nonce: nonce, role: hello.role, name: hello.name) else {
+            guard let matched = ring.match(mac: auth.mac, nonce: nonce, role: hello.role, name: hello.name) else {
                 return fail(.authFailed, "authentication failed: wrong cluster token")
             }
+            let (proved, token) = (matched.scope, matched.key)
             guard let peerNonce = hello.nonce, !peerNonce.isEmpty else {
                 return fail(.authFailed, "authentication failed: hello carried no nonce for the server's proof")
             }
+            if let refusal = proved.refusal(role: hello.role) { return fail(.forbidden, refusal) }
             if let refusal = admit(hello) { return fail(.authFailed, refusal) }
             state = .established
+            scope = proved
             let mac = token.proof(purpose: "server", nonce: peerNonce, role: hello.role, name: hello.name)
             return [.send(.welcome(.init(server: serverName, mac: mac))), .established(hello)]
 
@@ -188,7 +199,7 @@ public struct ClientHandshake: Sendable {
             return [.established(.init(role: role, name: name))]
         case .error(let error):
             state = .failed
-            failureIsPermanent = error.code == .authFailed || error.code == .versionMismatch
+            failureIsPermanent = error.code == .authFailed || error.code == .versionMismatch || error.code == .forbidden
             return [.close, .failed(error.reason)]
         default:
             return fail("unexpected '\(message.type)' during the handshake", permanent: false)

@@ -403,4 +403,7 @@ public enum ErrorCode: String, Codable, Sendable {
     case unknownBlob
     /// A transfer broke its own rules (wrong offset, hash mismatch, over a limit).
     case badBlob
+    /// The token the peer proved does not allow this (a read token submitting, a submit
+    /// token registering a worker: `TokenScope`).
+    case forbidden
 }

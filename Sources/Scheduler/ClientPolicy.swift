@@ -1,17 +1,37 @@
 import SwarmProtocol
 
-/// Who a client is, from the name it proved in its handshake.
+/// Who a client is, from the name and the token it proved in its handshake.
 enum ClientIdentity: Equatable, Sendable {
     /// It holds the cluster token (or the cluster has none): it may do anything a client may.
     case cluster
+    /// It holds the submit token: submit, cancel, read and fetch.
+    case submit
+    /// It holds the read token: read only.
+    case read
     /// An agent of task `id`, holding that task's credential (`SWARM_TASK_TOKEN`).
     case task(String)
 
-    init(name: String) {
+    /// `scope`: the token its handshake proved (nil: the cluster token, or no token at all).
+    init(name: String, scope: TokenScope? = nil) {
         if name.hasPrefix(ClusterToken.taskNamePrefix) {
             self = .task(String(name.dropFirst(ClusterToken.taskNamePrefix.count)))
-        } else {
-            self = .cluster
+            return
+        }
+        switch scope {
+        case .submit: self = .submit
+        case .read: self = .read
+        // A worker token never gets this far as a client (`TokenScope.refusal`).
+        case .cluster, .worker, .task, nil: self = .cluster
+        }
+    }
+
+    /// What its token is called in a refusal.
+    var tokenName: String {
+        switch self {
+        case .cluster: "the cluster token"
+        case .submit: "the submit token"
+        case .read: "the read token"
+        case .task(let id): "the credential of task '\(PeerText.safe(id))'"
         }
     }
 }
@@ -41,7 +61,14 @@ enum ClientPolicy {
     /// `message` as it is to be carried out for `identity`, or why it may not be.
     static func admit(_ message: Message, identity: ClientIdentity, state: ClusterState,
                       archive: TaskArchive = .none) throws(ClientRefusal) -> Message {
-        guard case .task(let root) = identity else { return message }
+        let root: String
+        switch identity {
+        case .cluster: return message
+        case .submit, .read:
+            try RolePolicy.check(message, identity: identity)
+            return message
+        case .task(let id): root = id
+        }
         switch message {
         case .submit(var submit):
             try mayStartTasks(root, state: state)
@@ -98,6 +125,13 @@ enum ClientPolicy {
             break
         }
         return message
+    }
+
+    /// Whether `identity` may send blob messages (upload inputs, fetch artifacts): all but
+    /// the read token.
+    static func mayUseBlobs(identity: ClientIdentity?, type: String) throws(ClientRefusal) {
+        guard identity == .read else { return }
+        throw RolePolicy.forbidden(type, identity: .read)
     }
 
     /// Whether `identity` may see task `id` (listings show only those).

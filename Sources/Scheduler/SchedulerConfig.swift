@@ -11,6 +11,13 @@ public struct SchedulerConfig: Sendable {
     /// `stateDir` is not touched (`swarm demo`, tests).
     public var durable = false
     public var token: ClusterToken?
+    /// Scoped tokens (`--worker-token-file`, `--submit-token-file`, `--read-token-file`): each
+    /// lets its holder do one role's share (`TokenScope`). They need `token` beside them.
+    public var workerToken: ClusterToken?
+    public var submitToken: ClusterToken?
+    public var readToken: ClusterToken?
+    /// Every token peers may prove.
+    public var tokenRing: TokenRing { TokenRing(cluster: token, worker: workerToken, submit: submitToken, read: readToken) }
     /// Without a token, only a loopback address may be bound unless this is set.
     public var insecureListenAny = false
     public var settings = SchedulerSettings()
@@ -54,6 +61,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
     case state(TaskStoreError)
     case blobs(String)
     case http(String)
+    case tokens(String)
 
     public var description: String {
         switch self {
@@ -64,6 +72,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
         case .state(let error): "\(error)"
         case .blobs(let problem): "cannot open the blob store: \(problem)"
         case .http(let problem): problem
+        case .tokens(let problem): problem
         }
     }
 }

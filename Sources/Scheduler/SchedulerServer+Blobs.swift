@@ -71,7 +71,12 @@ extension SchedulerServer {
     func receivedBlobMessage(_ message: Message, session: PeerSession) -> Bool {
         let key: Int
         switch message {
-        case .blobOffer, .blobChunk, .blobGet: key = blobKey(session)
+        case .blobOffer, .blobChunk, .blobGet:
+            do throws(ClientRefusal) { try ClientPolicy.mayUseBlobs(identity: session.identity, type: message.type) } catch {
+                session.connection.refuse(error.code, error.reason)
+                return true
+            }
+            key = blobKey(session)
         case .blobAccept, .blobStored:
             session.connection.refuse(.unexpected, "only the scheduler sends '\(message.type)'")
             return true

@@ -14,7 +14,8 @@ extension SchedulerServer {
         }
         do {
             let (server, address) = try HTTPListen.start(loop: loop, host: host, port: config.httpPort,
-                                                         token: config.token?.text, router: router)
+                                                         token: config.token?.text, router: router,
+                                                         moreTokens: config.tokenRing.readerTexts)
             http = server
             httpAddress = address
         } catch {

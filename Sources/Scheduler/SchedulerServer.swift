@@ -101,6 +101,7 @@ public final class SchedulerServer {
         do { address = try SocketAddress(host: config.host, port: config.port) } catch {
             throw .badAddress(display)
         }
+        if let problem = config.tokenRing.problem { throw .tokens(problem) }
         if config.token == nil && !address.isLoopback {
             guard config.insecureListenAny else { throw .refusedInsecureBind(display) }
             logger.warning("listening on \(display) WITHOUT a cluster token (--insecure-listen-any): anyone who reaches this port can run commands")
@@ -184,7 +185,7 @@ public final class SchedulerServer {
         connection.pauseReadingAbove = config.clientLimits.pauseReadingAbove
         connection.resumeReadingBelow = config.clientLimits.resumeReadingBelow
         let session = PeerSession(connection: connection,
-                                  handshake: ServerHandshake(token: config.token, serverName: config.name),
+                                  handshake: ServerHandshake(ring: config.tokenRing, serverName: config.name),
                                   acceptedAtMs: loop.nowMs,
                                   address: (try? tcp.peerAddress().host) ?? connection.peer)
         let key = ObjectIdentifier(session)
@@ -275,7 +276,7 @@ public final class SchedulerServer {
         case .client:
             session.connection.maxMessagesPerTurn = config.clientLimits.messagesPerTurn
             session.connection.maxQueuedBytes = config.clientLimits.maxQueuedPerClient
-            let identity = ClientIdentity(name: hello.name)
+            let identity = ClientIdentity(name: hello.name, scope: session.handshake.scope)
             session.identity = identity
             if case .task(let id) = identity { taskSessions[id, default: [:]][key] = session }
         }

@@ -13,6 +13,12 @@ struct SchedulerCommand: ParsableCommand {
     var stateDir: String?
     @Option(help: ArgumentHelp("File holding the cluster token (default: $SWARM_TOKEN).", valueName: "FILE"))
     var tokenFile: String?
+    @Option(help: ArgumentHelp("File holding the worker token: its holders may register workers and run tasks, nothing else (needs the cluster token too).", valueName: "FILE"))
+    var workerTokenFile: String?
+    @Option(help: ArgumentHelp("File holding the submit token: its holders may submit, cancel, read and fetch (needs the cluster token too).", valueName: "FILE"))
+    var submitTokenFile: String?
+    @Option(help: ArgumentHelp("File holding the read token: its holders may only read (status, tasks, nodes, logs, stats, metrics; needs the cluster token too).", valueName: "FILE"))
+    var readTokenFile: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("Seconds without a heartbeat before a worker is marked lost (default 10).", valueName: "SECONDS"))
     var lostAfter: Double?
     @Option(parsing: .unconditional, help: ArgumentHelp("Seconds between worker heartbeats (default 1).", valueName: "SECONDS"))
@@ -73,6 +79,9 @@ struct SchedulerCommand: ParsableCommand {
         if let retention = file?.retention { settings.retention = retention }
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? file?.tokenFile)
+            settings.workerToken = try (workerTokenFile ?? file?.workerTokenFile).flatMap { try loadClusterToken(file: $0) }
+            settings.submitToken = try (submitTokenFile ?? file?.submitTokenFile).flatMap { try loadClusterToken(file: $0) }
+            settings.readToken = try (readTokenFile ?? file?.readTokenFile).flatMap { try loadClusterToken(file: $0) }
             try Foreground.runScheduler(settings, logger: logger) { address, http in
                 printLine("swarm scheduler listening on \(address)")
                 // After the line above: harnesses take the first "listening on" as the scheduler's.

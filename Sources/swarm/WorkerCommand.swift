@@ -101,7 +101,7 @@ struct WorkerCommand: ParsableCommand {
         }
         let code: Int32
         do {
-            settings.token = try loadClusterToken(file: tokenFile ?? entry?.tokenFile ?? file?.scheduler.tokenFile)
+            settings.token = try loadClusterToken(file: tokenFile ?? entry?.tokenFile ?? file?.scheduler.workerTokenFile ?? file?.scheduler.tokenFile)
             code = try Foreground.runWorker(settings, logger: logger) { http in
                 printLine("swarm worker http listening on \(http)")
             }
