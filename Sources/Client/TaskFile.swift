@@ -14,7 +14,7 @@ public enum TaskFile {
     /// Every key a line may have. `requirement`/`requirements`, `label`/`labels` and
     /// `constraint`/`constraints` are synonyms (one of each pair per line).
     public static let keys: Set<String> = [
-        "id", "command", "env", "runtime", "model", "prompt", "promptFile", "objective", "context", "contextFile",
+        "id", "command", "env", "secretEnv", "runtime", "model", "prompt", "promptFile", "objective", "context", "contextFile",
         "requirement", "requirements", "complexity", "timeout", "maxTimeout", "extendBy", "extendWithin",
         "activityWindow", "minBursts", "burstGap", "silenceWarn", "silenceKill", "killGrace", "label", "labels", "parent",
         "constraint", "constraints", "priority", "workdir", "inputs", "artifacts", "repo", "ref",
@@ -92,6 +92,7 @@ public enum TaskFile {
         o.id = try f.string("id")
         o.command = try f.strings("command") ?? []
         o.env = try f.map("env")
+        o.secretEnvFiles = try f.map("secretEnv")
         o.runtime = try f.string("runtime")
         o.model = try f.string("model")
         o.prompt = try f.string("prompt")

@@ -13,6 +13,10 @@ public struct TaskOptions: Sendable, Equatable {
     public var promptFile: String?
     /// Read and parsed as JSON (any value) into `context`; exclusive with `context`.
     public var contextFile: String?
+    /// Secret variables: name -> file holding the value (`--secret-env K=FILE`, a `--file`
+    /// line's `secretEnv`). Each file is read here, less one trailing newline, into the
+    /// spec's `secretEnv`.
+    public var secretEnvFiles: [String: String]?
 
     public subscript<T>(dynamicMember field: WritableKeyPath<TaskSpec, T>) -> T {
         get { task[keyPath: field] }
@@ -68,6 +72,15 @@ public struct TaskOptions: Sendable, Equatable {
             do { spec.context = try JSONValue.parse(text) } catch {
                 throw TaskOptionsError("context file '\(contextFile)' is not JSON")
             }
+        }
+        if let secretEnvFiles, !secretEnvFiles.isEmpty {
+            var secrets: [String: String] = [:]
+            for (name, path) in secretEnvFiles.sorted(by: { $0.key < $1.key }) {
+                var value = try read(path, option: naming.name("secretEnv") + " " + name, baseDirectory: baseDirectory, readFile: readFile)
+                if value.hasSuffix("\r\n") { value.removeLast(1) } else if value.hasSuffix("\n") { value.removeLast() }
+                secrets[name] = value
+            }
+            spec.secretEnv = secrets
         }
         spec.requirements = spec.requirements.flatMap { $0.isEmpty ? nil : $0 }
         // Empty lists are no lists (an empty `inputs` uploads nothing, `artifacts` matches nothing).

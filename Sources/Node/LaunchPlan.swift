@@ -79,6 +79,8 @@ struct LaunchPlan {
             if let model = spec.model { env["SWARM_MODEL"] = model }
         }
         for (key, value) in spec.env ?? [:] { env[key] = value }
+        // Opened by the scheduler for this assignment only; never logged or written here.
+        for (key, value) in spec.secretEnv ?? [:] { env[key] = value }
         // Set last: a task's own env cannot fake what swarm tells it.
         env["SWARM_TASK_ID"] = task.id
         env["SWARM_NODE"] = config.name
@@ -88,7 +90,7 @@ struct LaunchPlan {
         env["SWARM_PARENT_ID"] = spec.parent ?? ""
         env["SWARM_CONTEXT_FILE"] = contextPath ?? ""
         // The task's own credential (not the cluster token): enough to submit child tasks.
-        env["SWARM_TASK_TOKEN"] = config.token?.taskCredential(for: task.id)
+        env["SWARM_TASK_TOKEN"] = task.taskToken ?? config.token?.taskCredential(for: task.id)
         if spec.runtime != nil || spec.model != nil { env["SWARM_MODEL"] = metrics.model ?? "" }
         let environment = env.map { "\($0.key)=\($0.value)" }
         // What exec will see, checked against what it takes: a clear reason, not a bare E2BIG

@@ -27,6 +27,10 @@ public enum Bounds {
     public static let signal: ClosedRange<Int> = 0...255
     /// A task's priority.
     public static let priority: ClosedRange<Int> = -1_000_000_000...1_000_000_000
+    /// Secret environment variables one task may carry (`secretEnv`), and the bytes of one
+    /// value: API keys and tokens, a PEM key or certificate; not files (those are `inputs`).
+    public static let secretsPerTask = 32
+    public static let secretValueBytes = 16 * 1024
     /// Runs a worker may list as running or finished in one message.
     public static let runs = 1_000_000
     /// Runtimes a worker may report.

@@ -5,7 +5,8 @@
 /// The frames a task causes, and what each carries besides fixed fields:
 /// - `assign` (scheduler to worker; the worker reads frames of at most `maxFrame`): the whole
 ///   spec, inside `{"type":"assign","task":{"id":..,"attempt":..,"spec":..,"submittedAt":..,
-///   "placedAt":..}}`, which adds under 300 bytes (`assignEnvelopeBytes`).
+///   "placedAt":..,"taskToken":..}}`, which adds under 400 bytes (`assignEnvelopeBytes`); its
+///   `secretEnv` values are opened, shorter than the sealed ones admission counted.
 /// - `taskInfo` and a single-task `waitResult`: the spec's command, labels, parent (and, in a
 ///   wait reason, its constraints), each at most as large as in the spec; the output tail, 64
 ///   KiB of bytes of which each may grow to 6 when escaped (a control byte as `\u00XX`): 384
@@ -20,8 +21,9 @@ public enum FrameBudget {
     public static let reservedBytes = 1024 * 1024
     /// The most a spec may take, encoded as JSON the way the scheduler sends it.
     public static let maxSpecBytes = maxFrame - reservedBytes
-    /// Bound on what `assign` adds around the spec (type, task id, attempt, timestamps).
-    public static let assignEnvelopeBytes = 300
+    /// Bound on what `assign` adds around the spec (type, task id, attempt, timestamps, the
+    /// task's credential).
+    public static let assignEnvelopeBytes = 400
     /// The deepest nesting of a task's `context`: every frame carrying it adds levels above it
     /// (an `assign` 4), and decoders refuse documents nested past 512.
     public static let maxContextDepth = 256
@@ -46,7 +48,7 @@ public enum FrameBudget {
             add(spec.objective); add(spec.complexity); add(spec.parent)
             for s in spec.command { add(s) }
             for s in spec.requirements ?? [] { add(s) }
-            addMap(spec.env); addMap(spec.labels); addMap(spec.constraints)
+            addMap(spec.env); addMap(spec.secretEnv); addMap(spec.labels); addMap(spec.constraints)
             add(spec.workdir); add(spec.repo); add(spec.ref)
             for s in spec.inputs ?? [] { add(s) }
             for s in spec.artifacts ?? [] { add(s) }

@@ -8,6 +8,9 @@ public struct TaskAssignment: Codable, Sendable, Equatable {
     public var spec: TaskSpec
     public var submittedAt: Int64?
     public var placedAt: Int64?
+    /// The task's credential (`SWARM_TASK_TOKEN`), from the scheduler: a worker holding only
+    /// the worker token cannot derive it. Nil on a cluster without a token.
+    public var taskToken: String?
 
     public var command: [String] { spec.command }
     public var env: [String: String]? { spec.env }

@@ -11,6 +11,11 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var command: [String]
     /// Extra environment for the task.
     public var env: [String: String]?
+    /// Environment whose values are secret (`--secret-env K=FILE`): plain in a `submit` and in
+    /// an `assign`, sealed (`SecretSealer`) everywhere in between (the scheduler's memory,
+    /// `swarm.db`), never shown. Names may not repeat `env`'s. At most `Bounds.secretsPerTask`,
+    /// each value at most `Bounds.secretValueBytes`.
+    public var secretEnv: [String: String]?
     /// A runtime named in the workers' config (e.g. `claude`); nil for a plain command.
     public var runtime: String?
     public var model: String?
@@ -80,7 +85,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, command, env, runtime, model, prompt, objective, context, requirements, complexity
+        case id, command, env, secretEnv, runtime, model, prompt, objective, context, requirements, complexity
         case timeout, maxTimeout, extendBy, extendWithin, activityWindow, minBursts, burstGap
         case silenceWarn, silenceKill, killGrace, labels, parent, constraints, priority
         case workdir, inputs, inputBlobs, artifacts, repo, ref
@@ -93,6 +98,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         id = try c.decodeIfPresent(String.self, forKey: .id)
         command = try c.decodeIfPresent([String].self, forKey: .command) ?? []
         env = try c.decodeIfPresent([String: String].self, forKey: .env)
+        secretEnv = try c.decodeIfPresent([String: String].self, forKey: .secretEnv)
         runtime = try c.decodeIfPresent(String.self, forKey: .runtime)
         model = try c.decodeIfPresent(String.self, forKey: .model)
         prompt = try c.decodeIfPresent(String.self, forKey: .prompt)
@@ -181,6 +187,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         if let problem = RetryPolicy.problem(retries: retries, retryOn: retryOn, retryBackoff: retryBackoff) { return problem }
         if let problem = dependencyProblem() { return problem }
         if let problem = workProblem(inputsUploaded: inputsUploaded) { return problem }
+        if let problem = secretProblem() { return problem }
         return execProblem()
     }
 
@@ -205,8 +212,32 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             }
             total += ExecLimits.cost(key: key, value: value)
         }
+        // Sealed at the scheduler: counted as the value the worker will put in the environment.
+        for (key, value) in secretEnv ?? [:] { total += key.utf8.count + SecretSealer.plainBytes(value) + 2 + ExecLimits.pointerBytes }
         if total > Self.maxCommandAndEnvBytes {
             return "command and environment take \(total) bytes in exec (\(command.count) arguments, \(env?.count ?? 0) variables, each with its NUL and an 8-byte pointer); the limit at submit is \(Self.maxCommandAndEnvBytes) (half of the usual 2 MiB, the rest is kept for the worker's own environment)"
+        }
+        return nil
+    }
+
+    /// Why `secretEnv` cannot be accepted, or nil. Messages name variables, never values. A
+    /// value may be plain (a client's) or sealed (the scheduler's copy); `plain`: every value
+    /// is taken as plain (the scheduler's check before it seals what a client sent).
+    public func secretProblem(plain: Bool = false) -> String? {
+        guard let secretEnv else { return nil }
+        if secretEnv.count > Bounds.secretsPerTask {
+            return "a task may carry at most \(Bounds.secretsPerTask) secret variables (secretEnv), got \(secretEnv.count)"
+        }
+        for (key, value) in secretEnv.sorted(by: { $0.key < $1.key }) {
+            if key.isEmpty || key.contains("=") || key.utf8.contains(0) || key.utf8.count > 256 {
+                return "invalid secret variable name \(TaskID.quoted(key))"
+            }
+            if env?[key] != nil { return "\(key) is both in env and in secretEnv" }
+            let sealed = !plain && value.hasPrefix(SecretSealer.prefix)
+            if sealed ? value.utf8.count > SecretSealer.sealedBytes(Bounds.secretValueBytes) : value.utf8.count > Bounds.secretValueBytes {
+                return "secret \(key) is over \(Bounds.secretValueBytes) bytes"
+            }
+            if !sealed && value.utf8.contains(0) { return "secret \(key) contains a NUL byte" }
         }
         return nil
     }

@@ -64,6 +64,7 @@ extension ClusterState {
             }
             var total = argv.templateBytes + prompt
             for (key, value) in spec.env ?? [:] { total += ExecLimits.cost(key: key, value: value) }
+            for (key, value) in spec.secretEnv ?? [:] { total += key.utf8.count + SecretSealer.plainBytes(value) + 2 + ExecLimits.pointerBytes }
             if total > ExecLimits.taskBudget {
                 throw .invalidTask("runtime \(runtime)'s argv with the prompt and the task's environment take \(total) bytes in exec; the limit at submit is \(ExecLimits.taskBudget)")
             }

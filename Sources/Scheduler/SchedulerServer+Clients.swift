@@ -32,14 +32,23 @@ public struct ClientLimits: Sendable {
 
 /// Client requests: decided by `ClientRequests` (pure), carried out here.
 extension SchedulerServer {
-    func receivedFromClient(_ message: Message, session: PeerSession) {
+    func receivedFromClient(_ received: Message, session: PeerSession) {
         let context = ClientRequestContext(nowMs: clocks.monotonic(), at: clocks.wall(), limits: config.clientLimits,
                                            waits: waiters.held(by: session), allWaits: waiters.total,
                                            heldBlobSize: { [unowned self] in self.heldBlobSize($0) }, archive: archive,
                                            endedTaskState: { [unowned self] in self.store?.endedState(of: $0) })
+        let message: Message
+        do { message = try SecretSealing.sealed(received, sealer: { self.secretSealer }) } catch {
+            deliver(session.connection, .error(.init(code: error.code, reason: error.reason, requestId: received.requestId)))
+            return
+        }
         let outcome = ClientRequests.handle(message, identity: session.identity ?? .cluster, state: &state, context: context)
         carryOut(outcome, requestId: message.requestId, session: session)
     }
+
+    /// The key `secretEnv` values are sealed under: derived from the cluster token (none
+    /// without one). Derived per use: a few microseconds, once per submit or assignment.
+    var secretSealer: SecretSealer? { config.token.map { SecretSealer(token: $0) } }
 
     /// In the order `ClientOutcome` states: log lines, directives, replies, flow.
     private func carryOut(_ outcome: ClientOutcome, requestId: Int?, session: PeerSession) {

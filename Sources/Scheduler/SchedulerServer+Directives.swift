@@ -10,7 +10,14 @@ extension SchedulerServer {
         for directive in directives {
             switch directive {
             case let .assign(node, task):
-                toWorker(node, .assign(.init(task: task)))
+                switch SecretSealing.outfitted(task, sealer: { self.secretSealer }, token: config.token) {
+                case .success(let outfitted): toWorker(node, .assign(.init(task: outfitted)))
+                case .failure(let failure):
+                    let reason = SecretSealing.openFailure(failure)
+                    logger.error("task \(PeerText.safe(task.id)) cannot be sent to \(PeerText.safe(node)): \(reason)")
+                    execute(state.taskRejected(node: node, run: RunRef(id: task.id, attempt: task.attempt),
+                                               nowMs: clocks.monotonic(), at: clocks.wall(), permanent: reason))
+                }
             case let .ackResult(node, run):
                 toWorker(node, .resultAck(.init(id: run.id, attempt: run.attempt)))
             case let .kill(node, run, reason):

@@ -53,6 +53,8 @@ struct SubmitCommand: ParsableCommand {
     var killGrace: Double?
     @Option(help: ArgumentHelp("A KEY=VALUE environment variable for the task; repeatable.", valueName: "KEY=VALUE"))
     var env: [String] = []
+    @Option(help: ArgumentHelp("A secret environment variable: KEY=FILE, the value read from FILE (less one trailing newline); repeatable. Never shown, stored encrypted, given only to the task (needs a cluster token).", valueName: "KEY=FILE"))
+    var secretEnv: [String] = []
     @Option(help: ArgumentHelp("A KEY=VALUE label of the task (shown, not interpreted); repeatable.", valueName: "KEY=VALUE"))
     var label: [String] = []
     @Option(help: ArgumentHelp("Id of the task that submits this one.", valueName: "ID"))
@@ -101,7 +103,7 @@ struct SubmitCommand: ParsableCommand {
         let values: [Any?] = [id, runtime, model, prompt, promptFile, objective, contextFile, complexity, timeout, maxTimeout,
                               extendBy, extendWithin, activityWindow, minBursts, burstGap, silenceWarn, silenceKill, killGrace,
                               parent, priority, workdir, repo, ref, retries, retryOn, retryBackoff]
-        return values.contains { $0 != nil } || !requirement.isEmpty || !env.isEmpty || !label.isEmpty || !constraint.isEmpty
+        return values.contains { $0 != nil } || !requirement.isEmpty || !env.isEmpty || !secretEnv.isEmpty || !label.isEmpty || !constraint.isEmpty
             || !input.isEmpty || !artifact.isEmpty || !after.isEmpty || !afterAny.isEmpty
     }
 
@@ -134,6 +136,7 @@ struct SubmitCommand: ParsableCommand {
         o.id = id
         o.command = argv
         o.env = env.isEmpty ? nil : try TaskOptions.pairs(env, option: "--env")
+        o.secretEnvFiles = secretEnv.isEmpty ? nil : try TaskOptions.pairs(secretEnv, option: "--secret-env")
         o.runtime = runtime
         o.model = model
         o.prompt = prompt

@@ -172,7 +172,7 @@ import SwarmProtocol
     @Test func everyDocumentedKeyIsAccepted() throws {
         // A line naming each key once (synonym pairs: one side each) parses.
         let line = """
-            {"id": "k", "env": {}, "runtime": "r", "model": "m", "prompt": "p", "objective": "o", "context": null, \
+            {"id": "k", "env": {}, "secretEnv": {}, "runtime": "r", "model": "m", "prompt": "p", "objective": "o", "context": null, \
             "requirement": "q", "complexity": "simple", "timeout": 1, "maxTimeout": 2, "extendBy": 1, "extendWithin": 1, \
             "activityWindow": 1, "minBursts": 1, "burstGap": 1, "silenceWarn": 1, "silenceKill": 1, "killGrace": 1, "label": {}, \
             "parent": "pp", "constraint": [], "priority": 0, "inputs": ["a", "b:c"], "artifacts": ["out/*"], \
@@ -184,7 +184,7 @@ import SwarmProtocol
         #expect(spec.after == ["a", "b"] && spec.afterAny == ["c", "d", "e"])
         #expect(try Self.parse(#"{"command": ["true"], "retryOn": "timed_out, spawn_failed"}"#).first?.retryOn == ["timed_out", "spawn_failed"])
         #expect(try Self.parse(#"{"command": ["true"], "workdir": "/w"}"#).first?.workdir == "/w")
-        #expect(TaskFile.keys.count == 39)
+        #expect(TaskFile.keys.count == 40)
     }
 
     /// Issue 11: `workdir`, `inputs`, `artifacts`, `repo`, `ref`, with the flags' checks.
