@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+
+/// Issue 16 items 2 and 3 (and their item-4 tests) with real `swarm` processes: each scoped
+/// token does its role's share and no more, and a secret given with `--secret-env` reaches
+/// its task's environment and nowhere else on disk or in any output.
+@Suite(.serialized) struct ScopedTokenEndToEndTests {
+    /// The hex of `text`'s bytes, as `od -An -tx1` prints them once blanks are dropped.
+    static func hex(_ text: String) -> String { text.utf8.map { String(format: "%02x", $0) }.joined() }
+
+    /// Every file under `dir` but `except`, read whole (bounded: the harness's own files).
+    static func filesContaining(_ needle: String, under dir: String, except: Set<String>) -> [String] {
+        var found: [String] = []
+        let bytes = Array(needle.utf8)
+        guard let walker = FileManager.default.enumerator(atPath: dir) else { return ["cannot list \(dir)"] }
+        var seen = 0
+        while let relative = walker.nextObject() as? String, seen < 100_000 {
+            seen += 1
+            let path = "\(dir)/\(relative)"
+            var isDirectory: ObjCBool = false
+            guard !except.contains(path), FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
+                  !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else { continue }
+            if Array(data).firstRange(of: bytes) != nil { found.append(relative) }
+        }
+        return found
+    }
+
+    @Test func eachTokenDoesItsShareAndASecretIsFoundOnlyInItsTask() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        var files: [String: String] = [:]
+        for role in ["cluster", "worker", "submit", "read"] {
+            files[role] = "\(harness.dir)/\(role).token"
+            try "\(role)-token-\(UInt64.random(in: 0...UInt64.max))\n".write(toFile: files[role]!, atomically: true, encoding: .utf8)
+        }
+        let secret = "s3cret-\(UInt64.random(in: 0...UInt64.max))-\(UInt64.random(in: 0...UInt64.max))"
+        let secretFile = "\(harness.dir)/secret.txt"
+        try (secret + "\n").write(toFile: secretFile, atomically: true, encoding: .utf8)
+
+        let scheduler = try harness.start("scheduler", [
+            "scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state", "--log-level", "trace",
+            "--token-file", files["cluster"]!, "--worker-token-file", files["worker"]!,
+            "--submit-token-file", files["submit"]!, "--read-token-file", files["read"]!, "--http-listen", "127.0.0.1:0"])
+        let address = String(try #require(scheduler.waitForLine(containing: "listening on")?.split(separator: " ").last))
+        let http = String(try #require(scheduler.waitForLine(containing: "http listening on")?.split(separator: " ").last))
+        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "2", "--name", "w1", "--log-level", "trace",
+                                     "--data-dir", "\(harness.dir)/w1", "--token-file", files["worker"]!])
+        let read = ["--scheduler", address, "--token-file", files["read"]!]
+        let submit = ["--scheduler", address, "--token-file", files["submit"]!]
+        _ = try EndToEndTests.waitForNodes(harness, address, count: 1, extra: ["--token-file", files["read"]!])
+
+        // A submit token cannot register a worker; the worker token cannot act as a client.
+        let fake = try harness.run(["worker", "--scheduler", address, "--slots", "1", "--name", "fake",
+                                    "--data-dir", "\(harness.dir)/fake", "--token-file", files["submit"]!], timeout: 30)
+        #expect(fake.status == 1)
+        #expect(fake.stderr.contains("a submit token may not register a worker"), "\(fake.stderr)")
+        let workerAsClient = try harness.run(["nodes", "--scheduler", address, "--token-file", files["worker"]!])
+        #expect(workerAsClient.status != 0)
+        #expect(workerAsClient.stderr.contains("the worker token may only connect as a worker"), "\(workerAsClient.stderr)")
+        // A read token cannot submit, cancel or fetch; a submit token cannot drain.
+        for (arguments, type) in [(["submit"] + read + ["--", "true"], "submit"), (["cancel"] + read + ["x"], "cancel"),
+                                  (["drain"] + submit + ["w1"], "drain"), (["gc"] + submit, "gc")] {
+            let r = try harness.run(arguments)
+            #expect(r.status != 0, "\(arguments)")
+            let lines = r.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && r.stderr.contains("may not send '\(type)'"), "\(arguments): \(r.stderr)")
+        }
+
+        // The secret: the task prints its bytes as hex, and submits a child with its own
+        // credential (given by the scheduler: the worker holds only the worker token).
+        let script = #"printf %s "$MY_SECRET" | od -An -tx1 | tr -d ' \n'; echo; echo made > out.txt; "$1" submit --wait --quiet --id sec-child -- true"#
+        let submitted = try harness.run(["submit"] + submit + ["--id", "sec", "--secret-env", "MY_SECRET=\(secretFile)", "--artifact", "out.txt",
+                                                               "--", "sh", "-c", script, "sh", ProcessHarness.swarmBinary])
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let info = try #require((try JSONSerialization.jsonObject(with: Data(try harness.run(["wait", "--json", "--timeout", "60"] + read + ["sec"], timeout: 90).stdout.utf8)) as? [[String: Any]])?.first)
+        #expect(info["state"] as? String == "succeeded", "\(info)")
+        #expect((info["output"] as? String)?.contains(Self.hex(secret)) == true, "\(info)")
+        let child = try harness.run(["status", "--json"] + read + ["sec-child"])
+        #expect(child.stdout.contains("\"parent\" : \"sec\""), "\(child.stdout) \(child.stderr)")
+        // Fetching artifacts is for the submit token, not the read token.
+        let fetchByReader = try harness.run(["fetch"] + read + ["-o", "\(harness.dir)/by-reader", "sec"])
+        #expect(fetchByReader.status != 0)
+        #expect(fetchByReader.stderr.contains("the read token may not send 'blobGet'"), "\(fetchByReader.stderr)")
+        let fetchBySubmitter = try harness.run(["fetch"] + submit + ["-o", "\(harness.dir)/by-submitter", "sec"])
+        #expect(fetchBySubmitter.status == 0, "\(fetchBySubmitter.stderr)")
+        #expect((try? String(contentsOfFile: "\(harness.dir)/by-submitter/out.txt", encoding: .utf8)) == "made\n")
+
+        // Every CLI output, with the read token and the cluster token.
+        var outputs: [String] = [submitted.stdout + submitted.stderr]
+        for credentials in [read, ["--scheduler", address, "--token-file", files["cluster"]!]] {
+            for arguments in [["status", "sec"], ["status", "--json", "sec"], ["tasks"], ["tasks", "--json"], ["logs", "sec"],
+                              ["wait", "--json", "sec"], ["stats", "--json"], ["nodes", "--json"]] {
+                let r = try harness.run([arguments[0]] + credentials + arguments.dropFirst())
+                #expect(r.status == 0, "\(arguments): \(r.stderr)")
+                outputs.append(r.stdout + r.stderr)
+            }
+        }
+        if let _ = MetricsEndToEndTests.curl {
+            for role in ["read", "submit"] {
+                let token = try String(contentsOfFile: files[role]!, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                let scrape = try MetricsEndToEndTests.get("http://\(http)/metrics", headers: ["Authorization: Bearer \(token)"])
+                #expect(scrape.status == 200, "\(role)")
+                outputs.append(scrape.body)
+            }
+            let worker = try String(contentsOfFile: files["worker"]!, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(try MetricsEndToEndTests.get("http://\(http)/metrics", headers: ["Authorization: Bearer \(worker)"]).status == 401)
+        }
+        for (index, output) in outputs.enumerated() { #expect(!output.contains(secret), "output \(index)") }
+        // swarm.db and its WAL while the scheduler runs, then every file once it has stopped.
+        #expect(Self.filesContaining(secret, under: "\(harness.dir)/state", except: []).isEmpty)
+        harness.stop("worker")
+        harness.stop("scheduler")
+        #expect(FileManager.default.fileExists(atPath: "\(harness.dir)/state/swarm.db"))
+        #expect(Self.filesContaining(secret, under: harness.dir, except: [secretFile]).isEmpty)
+        // The test can fail: the secret file itself is found.
+        #expect(Self.filesContaining(secret, under: harness.dir, except: []) == ["secret.txt"])
+    }
+
+    @Test func withoutAClusterTokenSecretsAndScopedTokensAreRefused() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        try "x\n".write(toFile: "\(harness.dir)/secret", atomically: true, encoding: .utf8)
+        try "read-only\n".write(toFile: "\(harness.dir)/read", atomically: true, encoding: .utf8)
+        let scoped = try harness.run(["scheduler", "--listen", "127.0.0.1:0", "--in-memory", "--read-token-file", "\(harness.dir)/read"], timeout: 30)
+        #expect(scoped.status == 1)
+        #expect(scoped.stderr.contains("--read-token-file needs the cluster token beside it"), "\(scoped.stderr)")
+        let address = try EndToEndTests.startScheduler(harness, extra: ["--in-memory"])
+        let r = try harness.run(["submit", "--scheduler", address, "--secret-env", "K=\(harness.dir)/secret", "--", "true"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("secretEnv needs a cluster token on the scheduler"), "\(r.stderr)")
+    }
+}
