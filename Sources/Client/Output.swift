@@ -31,6 +31,7 @@ public enum Output {
         if task.priority != 0 { lines.append("priority:  \(task.priority)") }
         if let parent = task.parent { lines.append("parent:    \(parent)") }
         if let labels = task.labels, !labels.isEmpty { lines.append("labels:    \(pairs(labels))") }
+        if let secrets = task.secretEnv, !secrets.isEmpty { lines.append("secrets:   \(pairs(secrets))") }
         if let after = task.after, !after.isEmpty { lines.append("after:     \(dependencyList(after))") }
         if let any = task.afterAny, !any.isEmpty { lines.append("after any: \(dependencyList(any))") }
         if task.state == .queued, let why = task.waitReason {

@@ -253,6 +253,11 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     public var parent: String?
     public var priority: Int
     public var labels: [String: String]?
+    /// The names of its secret variables (`secretEnv`), each shown as `***`; null when none.
+    /// The values never leave the scheduler but in the task's `assign`.
+    public var secretEnv: [String: String]?
+    /// What a secret's value is shown as.
+    public static let hiddenValue = "***"
     /// The tasks it waits for (its spec's `after` and `afterAny`); null when none.
     public var after: [String]?
     public var afterAny: [String]?
@@ -299,7 +304,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, state, command, exitCode, signal, reason, attempts
         case submittedAt, placedAt, startedAt, finishedAt, output
-        case parent, priority, labels, waitReason, unplaceable, artifacts, skippedArtifacts, git, runs
+        case parent, priority, labels, secretEnv, waitReason, unplaceable, artifacts, skippedArtifacts, git, runs
         case after, afterAny
     }
 
@@ -320,6 +325,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         parent = try c.decodeIfPresent(String.self, forKey: .parent)
         priority = try c.decodeIfPresent(Int.self, forKey: .priority) ?? 0
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        secretEnv = try c.decodeIfPresent([String: String].self, forKey: .secretEnv)
         after = try c.decodeIfPresent([String].self, forKey: .after)
         afterAny = try c.decodeIfPresent([String].self, forKey: .afterAny)
         waitReason = try c.decodeIfPresent(String.self, forKey: .waitReason)
@@ -348,6 +354,7 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         try c.encode(parent, forKey: .parent)
         try c.encode(priority, forKey: .priority)
         try c.encode(labels, forKey: .labels)
+        try c.encode(secretEnv, forKey: .secretEnv)
         try c.encode(after, forKey: .after)
         try c.encode(afterAny, forKey: .afterAny)
         try c.encode(waitReason, forKey: .waitReason)

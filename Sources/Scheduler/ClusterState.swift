@@ -268,6 +268,8 @@ public struct ClusterState: Sendable {
         info.parent = stored.parent
         info.priority = stored.priority ?? 0
         info.labels = stored.labels
+        // Names only: the values stay sealed in the spec (`SecretSealing`).
+        info.secretEnv = stored.secretEnv.map { secrets in secrets.mapValues { _ in TaskInfo.hiddenValue } }
         info.after = stored.after
         info.afterAny = stored.afterAny
         info.metrics.runtime = stored.runtime

@@ -79,6 +79,7 @@ import SwarmClient
                             attempts: 1, submittedAt: 1, placedAt: 2, startedAt: 3, finishedAt: 4, output: "o")
         full.parent = "p"
         full.labels = ["k": "v"]
+        full.secretEnv = ["K": TaskInfo.hiddenValue]
         full.waitReason = "w"
         var m = RunMetrics()
         m.node = "w"; m.runtime = "r"; m.model = "m"; m.complexity = "simple"; m.complexityScore = 1

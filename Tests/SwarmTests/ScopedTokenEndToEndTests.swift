@@ -75,6 +75,9 @@ import Testing
         let info = try #require((try JSONSerialization.jsonObject(with: Data(try harness.run(["wait", "--json", "--timeout", "60"] + read + ["sec"], timeout: 90).stdout.utf8)) as? [[String: Any]])?.first)
         #expect(info["state"] as? String == "succeeded", "\(info)")
         #expect((info["output"] as? String)?.contains(Self.hex(secret)) == true, "\(info)")
+        #expect(info["secretEnv"] as? [String: String] == ["MY_SECRET": "***"], "\(info)")
+        let shown = try harness.run(["status"] + read + ["sec"])
+        #expect(shown.stdout.contains("secrets:   MY_SECRET=***"), "\(shown.stdout)")
         let child = try harness.run(["status", "--json"] + read + ["sec-child"])
         #expect(child.stdout.contains("\"parent\" : \"sec\""), "\(child.stdout) \(child.stderr)")
         // Fetching artifacts is for the submit token, not the read token.
