@@ -119,6 +119,34 @@ import Testing
         #expect(Self.filesContaining(secret, under: harness.dir, except: []) == ["secret.txt"])
     }
 
+    /// A secret sealed under one cluster token cannot be opened under the next: the task ends
+    /// `failed` saying so when it is placed, and the scheduler goes on.
+    @Test func aSecretSealedUnderAnotherClusterTokenFailsItsTaskWhenPlaced() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        try "old-token\n".write(toFile: "\(harness.dir)/old", atomically: true, encoding: .utf8)
+        try "new-token\n".write(toFile: "\(harness.dir)/new", atomically: true, encoding: .utf8)
+        try "v\n".write(toFile: "\(harness.dir)/secret", atomically: true, encoding: .utf8)
+        let state = ["--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state"]
+        let first = try harness.start("scheduler-1", ["scheduler"] + state + ["--token-file", "\(harness.dir)/old"])
+        let before = String(try #require(first.waitForLine(containing: "listening on")?.split(separator: " ").last))
+        let submitted = try harness.run(["submit", "--scheduler", before, "--token-file", "\(harness.dir)/old", "--id", "s1",
+                                         "--secret-env", "K=\(harness.dir)/secret", "--", "true"])
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        harness.stop("scheduler-1")
+        let second = try harness.start("scheduler-2", ["scheduler"] + state + ["--token-file", "\(harness.dir)/new"])
+        let after = String(try #require(second.waitForLine(containing: "listening on")?.split(separator: " ").last))
+        let token = ["--scheduler", after, "--token-file", "\(harness.dir)/new"]
+        try harness.start("worker", ["worker", "--slots", "1", "--name", "w1", "--data-dir", "\(harness.dir)/w1"] + token)
+        let wait = try harness.run(["wait", "--json", "--timeout", "30"] + token + ["s1"], timeout: 60)
+        let info = try #require((try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])?.first)
+        #expect(info["state"] as? String == "failed", "\(info)")
+        #expect((info["reason"] as? String)?.contains("the scheduler cannot decrypt its secret K") == true, "\(info)")
+        // Still serving: a task without secrets runs.
+        let next = try harness.run(["submit", "--wait", "--quiet"] + token + ["--", "true"], timeout: 60)
+        #expect(next.status == 0, "\(next.stderr)")
+    }
+
     @Test func withoutAClusterTokenSecretsAndScopedTokensAreRefused() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
