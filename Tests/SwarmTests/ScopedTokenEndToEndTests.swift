@@ -25,72 +25,110 @@ import Testing
         return found
     }
 
-    @Test func eachTokenDoesItsShareAndASecretIsFoundOnlyInItsTask() throws {
+    /// A scheduler with all four tokens (trace-level log, durable state, HTTP listener) and a
+    /// worker holding only the worker token.
+    struct Cluster {
+        let harness: ProcessHarness
+        var files: [String: String] = [:]
+        var address = ""
+        var http = ""
+        /// Client options with the read, submit or cluster token.
+        var read: [String] { ["--scheduler", address, "--token-file", files["read"]!] }
+        var submit: [String] { ["--scheduler", address, "--token-file", files["submit"]!] }
+        var cluster: [String] { ["--scheduler", address, "--token-file", files["cluster"]!] }
+
+        init(_ harness: ProcessHarness) throws {
+            self.harness = harness
+            for role in ["cluster", "worker", "submit", "read"] {
+                files[role] = "\(harness.dir)/\(role).token"
+                try "\(role)-token-\(UInt64.random(in: 0...UInt64.max))\n".write(toFile: files[role]!, atomically: true, encoding: .utf8)
+            }
+            let scheduler = try harness.start("scheduler", [
+                "scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state", "--log-level", "trace",
+                "--token-file", files["cluster"]!, "--worker-token-file", files["worker"]!,
+                "--submit-token-file", files["submit"]!, "--read-token-file", files["read"]!, "--http-listen", "127.0.0.1:0"])
+            address = String(try #require(scheduler.waitForLine(containing: "listening on")?.split(separator: " ").last))
+            http = String(try #require(scheduler.waitForLine(containing: "http listening on")?.split(separator: " ").last))
+            try harness.start("worker", ["worker", "--scheduler", address, "--slots", "2", "--name", "w1", "--log-level", "trace",
+                                         "--data-dir", "\(harness.dir)/w1", "--token-file", files["worker"]!])
+            _ = try EndToEndTests.waitForNodes(harness, address, count: 1, extra: ["--token-file", files["read"]!])
+        }
+
+        /// The token of `role` as its file holds it.
+        func token(_ role: String) throws -> String {
+            try String(contentsOfFile: files[role]!, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    /// Each token against what its role may not do (one line, non-zero each time), and the
+    /// HTTP listener's bearer tokens.
+    @Test func eachTokenDoesItsRolesShareAndNoMore() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
-        var files: [String: String] = [:]
-        for role in ["cluster", "worker", "submit", "read"] {
-            files[role] = "\(harness.dir)/\(role).token"
-            try "\(role)-token-\(UInt64.random(in: 0...UInt64.max))\n".write(toFile: files[role]!, atomically: true, encoding: .utf8)
-        }
-        let secret = "s3cret-\(UInt64.random(in: 0...UInt64.max))-\(UInt64.random(in: 0...UInt64.max))"
-        let secretFile = "\(harness.dir)/secret.txt"
-        try (secret + "\n").write(toFile: secretFile, atomically: true, encoding: .utf8)
-
-        let scheduler = try harness.start("scheduler", [
-            "scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state", "--log-level", "trace",
-            "--token-file", files["cluster"]!, "--worker-token-file", files["worker"]!,
-            "--submit-token-file", files["submit"]!, "--read-token-file", files["read"]!, "--http-listen", "127.0.0.1:0"])
-        let address = String(try #require(scheduler.waitForLine(containing: "listening on")?.split(separator: " ").last))
-        let http = String(try #require(scheduler.waitForLine(containing: "http listening on")?.split(separator: " ").last))
-        try harness.start("worker", ["worker", "--scheduler", address, "--slots", "2", "--name", "w1", "--log-level", "trace",
-                                     "--data-dir", "\(harness.dir)/w1", "--token-file", files["worker"]!])
-        let read = ["--scheduler", address, "--token-file", files["read"]!]
-        let submit = ["--scheduler", address, "--token-file", files["submit"]!]
-        _ = try EndToEndTests.waitForNodes(harness, address, count: 1, extra: ["--token-file", files["read"]!])
-
+        let c = try Cluster(harness)
         // A submit token cannot register a worker; the worker token cannot act as a client.
-        let fake = try harness.run(["worker", "--scheduler", address, "--slots", "1", "--name", "fake",
-                                    "--data-dir", "\(harness.dir)/fake", "--token-file", files["submit"]!], timeout: 30)
+        let fake = try harness.run(["worker", "--scheduler", c.address, "--slots", "1", "--name", "fake",
+                                    "--data-dir", "\(harness.dir)/fake", "--token-file", c.files["submit"]!], timeout: 30)
         #expect(fake.status == 1)
         #expect(fake.stderr.contains("a submit token may not register a worker"), "\(fake.stderr)")
-        let workerAsClient = try harness.run(["nodes", "--scheduler", address, "--token-file", files["worker"]!])
+        let workerAsClient = try harness.run(["nodes", "--scheduler", c.address, "--token-file", c.files["worker"]!])
         #expect(workerAsClient.status != 0)
         #expect(workerAsClient.stderr.contains("the worker token may only connect as a worker"), "\(workerAsClient.stderr)")
-        // A read token cannot submit, cancel or fetch; a submit token cannot drain.
-        for (arguments, type) in [(["submit"] + read + ["--", "true"], "submit"), (["cancel"] + read + ["x"], "cancel"),
-                                  (["drain"] + submit + ["w1"], "drain"), (["gc"] + submit, "gc")] {
+        // A read token cannot submit or cancel; a submit token cannot drain or gc.
+        for (arguments, type) in [(["submit"] + c.read + ["--", "true"], "submit"), (["cancel"] + c.read + ["x"], "cancel"),
+                                  (["drain"] + c.submit + ["w1"], "drain"), (["gc"] + c.submit, "gc")] {
             let r = try harness.run(arguments)
             #expect(r.status != 0, "\(arguments)")
             let lines = r.stderr.split(separator: "\n")
             #expect(lines.count == 1 && r.stderr.contains("may not send '\(type)'"), "\(arguments): \(r.stderr)")
         }
+        // Fetching artifacts is for the submit token, not the read token.
+        let made = try harness.run(["submit", "--wait", "--quiet"] + c.submit + ["--id", "art", "--artifact", "out.txt", "--",
+                                                                                  "sh", "-c", "echo made > out.txt"], timeout: 60)
+        #expect(made.status == 0, "\(made.stderr)")
+        let fetchByReader = try harness.run(["fetch"] + c.read + ["-o", "\(harness.dir)/by-reader", "art"])
+        #expect(fetchByReader.status != 0)
+        #expect(fetchByReader.stderr.contains("the read token may not send 'blobGet'"), "\(fetchByReader.stderr)")
+        let fetchBySubmitter = try harness.run(["fetch"] + c.submit + ["-o", "\(harness.dir)/by-submitter", "art"])
+        #expect(fetchBySubmitter.status == 0, "\(fetchBySubmitter.stderr)")
+        #expect((try? String(contentsOfFile: "\(harness.dir)/by-submitter/out.txt", encoding: .utf8)) == "made\n")
+        if MetricsEndToEndTests.curl != nil {
+            for role in ["read", "submit", "cluster"] {
+                let scrape = try MetricsEndToEndTests.get("http://\(c.http)/metrics", headers: ["Authorization: Bearer \(try c.token(role))"])
+                #expect(scrape.status == 200, "\(role)")
+            }
+            #expect(try MetricsEndToEndTests.get("http://\(c.http)/metrics", headers: ["Authorization: Bearer \(try c.token("worker"))"]).status == 401)
+        }
+    }
 
-        // The secret: the task prints its bytes as hex, and submits a child with its own
-        // credential (given by the scheduler: the worker holds only the worker token).
-        let script = #"printf %s "$MY_SECRET" | od -An -tx1 | tr -d ' \n'; echo; echo made > out.txt; "$1" submit --wait --quiet --id sec-child -- true"#
-        let submitted = try harness.run(["submit"] + submit + ["--id", "sec", "--secret-env", "MY_SECRET=\(secretFile)", "--artifact", "out.txt",
-                                                               "--", "sh", "-c", script, "sh", ProcessHarness.swarmBinary])
+    /// A task given a secret with `--secret-env` prints its bytes as hex (it sees it) and
+    /// submits a child with the credential the scheduler sent it (its worker holds only the
+    /// worker token). The secret is then grepped for in swarm.db and its WAL while the
+    /// scheduler runs, in every CLI output and /metrics, and after both stop in every file of
+    /// the run (trace-level logs, the worker's data dir): found only in its own file.
+    @Test func aSecretIsFoundOnlyInItsTasksEnvironment() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let c = try Cluster(harness)
+        let secret = "s3cret-\(UInt64.random(in: 0...UInt64.max))-\(UInt64.random(in: 0...UInt64.max))"
+        let secretFile = "\(harness.dir)/secret.txt"
+        try (secret + "\n").write(toFile: secretFile, atomically: true, encoding: .utf8)
+        let script = #"printf %s "$MY_SECRET" | od -An -tx1 | tr -d ' \n'; echo; "$1" submit --wait --quiet --id sec-child -- true"#
+        let submitted = try harness.run(["submit"] + c.submit + ["--id", "sec", "--secret-env", "MY_SECRET=\(secretFile)",
+                                                                 "--", "sh", "-c", script, "sh", ProcessHarness.swarmBinary])
         #expect(submitted.status == 0, "\(submitted.stderr)")
-        let info = try #require((try JSONSerialization.jsonObject(with: Data(try harness.run(["wait", "--json", "--timeout", "60"] + read + ["sec"], timeout: 90).stdout.utf8)) as? [[String: Any]])?.first)
+        let wait = try harness.run(["wait", "--json", "--timeout", "60"] + c.read + ["sec"], timeout: 90)
+        let info = try #require((try JSONSerialization.jsonObject(with: Data(wait.stdout.utf8)) as? [[String: Any]])?.first)
         #expect(info["state"] as? String == "succeeded", "\(info)")
         #expect((info["output"] as? String)?.contains(Self.hex(secret)) == true, "\(info)")
         #expect(info["secretEnv"] as? [String: String] == ["MY_SECRET": "***"], "\(info)")
-        let shown = try harness.run(["status"] + read + ["sec"])
+        let shown = try harness.run(["status"] + c.read + ["sec"])
         #expect(shown.stdout.contains("secrets:   MY_SECRET=***"), "\(shown.stdout)")
-        let child = try harness.run(["status", "--json"] + read + ["sec-child"])
+        let child = try harness.run(["status", "--json"] + c.read + ["sec-child"])
         #expect(child.stdout.contains("\"parent\" : \"sec\""), "\(child.stdout) \(child.stderr)")
-        // Fetching artifacts is for the submit token, not the read token.
-        let fetchByReader = try harness.run(["fetch"] + read + ["-o", "\(harness.dir)/by-reader", "sec"])
-        #expect(fetchByReader.status != 0)
-        #expect(fetchByReader.stderr.contains("the read token may not send 'blobGet'"), "\(fetchByReader.stderr)")
-        let fetchBySubmitter = try harness.run(["fetch"] + submit + ["-o", "\(harness.dir)/by-submitter", "sec"])
-        #expect(fetchBySubmitter.status == 0, "\(fetchBySubmitter.stderr)")
-        #expect((try? String(contentsOfFile: "\(harness.dir)/by-submitter/out.txt", encoding: .utf8)) == "made\n")
 
-        // Every CLI output, with the read token and the cluster token.
-        var outputs: [String] = [submitted.stdout + submitted.stderr]
-        for credentials in [read, ["--scheduler", address, "--token-file", files["cluster"]!]] {
+        var outputs: [String] = [submitted.stdout + submitted.stderr, wait.stdout, shown.stdout]
+        for credentials in [c.read, c.cluster] {
             for arguments in [["status", "sec"], ["status", "--json", "sec"], ["tasks"], ["tasks", "--json"], ["logs", "sec"],
                               ["wait", "--json", "sec"], ["stats", "--json"], ["nodes", "--json"]] {
                 let r = try harness.run([arguments[0]] + credentials + arguments.dropFirst())
@@ -98,24 +136,16 @@ import Testing
                 outputs.append(r.stdout + r.stderr)
             }
         }
-        if let _ = MetricsEndToEndTests.curl {
-            for role in ["read", "submit"] {
-                let token = try String(contentsOfFile: files[role]!, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-                let scrape = try MetricsEndToEndTests.get("http://\(http)/metrics", headers: ["Authorization: Bearer \(token)"])
-                #expect(scrape.status == 200, "\(role)")
-                outputs.append(scrape.body)
-            }
-            let worker = try String(contentsOfFile: files["worker"]!, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            #expect(try MetricsEndToEndTests.get("http://\(http)/metrics", headers: ["Authorization: Bearer \(worker)"]).status == 401)
+        if MetricsEndToEndTests.curl != nil {
+            outputs.append(try MetricsEndToEndTests.get("http://\(c.http)/metrics", headers: ["Authorization: Bearer \(try c.token("read"))"]).body)
         }
         for (index, output) in outputs.enumerated() { #expect(!output.contains(secret), "output \(index)") }
-        // swarm.db and its WAL while the scheduler runs, then every file once it has stopped.
         #expect(Self.filesContaining(secret, under: "\(harness.dir)/state", except: []).isEmpty)
         harness.stop("worker")
         harness.stop("scheduler")
         #expect(FileManager.default.fileExists(atPath: "\(harness.dir)/state/swarm.db"))
         #expect(Self.filesContaining(secret, under: harness.dir, except: [secretFile]).isEmpty)
-        // The test can fail: the secret file itself is found.
+        // The search can fail: the secret's own file is found.
         #expect(Self.filesContaining(secret, under: harness.dir, except: []) == ["secret.txt"])
     }
 
