@@ -3,6 +3,8 @@ import Testing
 @testable import SwarmProtocol
 @testable import SwarmScheduler
 @testable import SwarmCluster
+@testable import SwarmHTTP
+import SwarmUV
 
 /// Issue 16 item 2: the worker, submit and read tokens, and which one a peer proved.
 @Suite struct ScopedTokenTests {
@@ -114,6 +116,29 @@ import Testing
         #expect(throws: ClientRefusal(code: .forbidden, reason: "the read token may not send 'blobGet': it may only read (status, tasks, nodes, logs, stats, wait)")) {
             try ClientPolicy.mayUseBlobs(identity: .read, type: "blobGet")
         }
+    }
+
+    /// The HTTP listener takes the cluster token and the reader tokens it is given, and no other.
+    @Test func theHTTPListenerTakesTheReaderTokensToo() throws {
+        let loop = EventLoop()
+        let (server, address) = try HTTPListen.start(loop: loop, host: "127.0.0.1", port: 0, token: "cluster-t",
+                                                     router: HTTPServerTests.router(), moreTokens: ["submit-t", "read-t"])
+        let client = try HTTPServerTests.Client(loop: loop, to: address)
+        runLoop(loop) { client.connected }
+        for token in ["cluster-t", "submit-t", "read-t", "worker-t", "read-", "read-tt", ""] {
+            client.send("GET /metrics HTTP/1.1\r\nAuthorization: Bearer \(token)\r\n\r\n")
+        }
+        client.send("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        #expect(runLoop(loop) { client.ended })
+        #expect(client.statuses == ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 200 OK"] + Array(repeating: "HTTP/1.1 401 Unauthorized", count: 5))
+        client.tcp.close()
+        server.stop()
+        try closeLoopCheckingLeaks(loop)
+        // Without a cluster token there is no check to add tokens to: loopback only, open.
+        let open = EventLoop()
+        let (plain, _) = try HTTPListen.start(loop: open, host: "127.0.0.1", port: 0, token: nil, router: HTTPServerTests.router(), moreTokens: ["read-t"])
+        plain.stop()
+        try closeLoopCheckingLeaks(open)
     }
 
     @Test func theIdentityFollowsTheScopeAndATaskNameWins() {
