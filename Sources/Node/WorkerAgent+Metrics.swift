@@ -10,9 +10,11 @@ extension WorkerAgent {
         var router = HTTPRouter()
         router.add("GET", "/metrics") { [weak self] _, responder in
             guard let self else { return }
-            self.metrics.refresh(running: self.runners.count, slots: self.config.slots)
-            responder.respond(HTTPResponse(status: .ok, headers: [("Content-Type", MetricsRegistry.contentType)],
-                                           body: self.metrics.registry.render()))
+            let body = self.metrics.scrapeCache.body(now: { ContinuousClock.now }) {
+                self.metrics.refresh(running: self.runners.count, slots: self.config.slots)
+                return self.metrics.registry.render()
+            }
+            responder.respond(HTTPResponse(status: .ok, headers: [("Content-Type", MetricsRegistry.contentType)], body: body))
         }
         let (server, address) = try HTTPListen.start(loop: loop, host: host, port: config.httpPort,
                                                      token: config.token?.text, router: router)

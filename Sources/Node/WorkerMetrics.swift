@@ -11,6 +11,8 @@ import Glibc
 /// any Prometheus client work on them.
 final class WorkerMetrics {
     let registry: MetricsRegistry
+    /// The last scrape's body, reused while fresh (a flood of scrapes holds the loop a bounded share).
+    var scrapeCache = ScrapeCache()
 
     static let catalog: [MetricFamily] = [
         .init("swarm_worker_running_tasks", .gauge, "Tasks running on this worker (processes not yet ended)."),

@@ -8,6 +8,8 @@ import SwarmProtocol
 /// (`refresh`), so the cores stay pure and pay nothing between scrapes.
 final class SchedulerMetrics {
     let registry: MetricsRegistry
+    /// The last scrape's body, reused while fresh (`SchedulerServer.scrape`).
+    var scrapeCache = ScrapeCache()
 
     static let catalog: [MetricFamily] = [
         .init("swarm_tasks_submitted_total", .counter, "Tasks submitted to this scheduler process."),

@@ -23,17 +23,20 @@ extension SchedulerServer {
         }
     }
 
-    /// The metrics now, gauges computed from the state at this moment.
+    /// The metrics now, gauges computed from the state at this moment; the same body again
+    /// while the last is fresh (`ScrapeCache`: a flood of scrapes holds the loop a bounded share).
     func scrape() -> HTTPResponse {
-        var clients = 0
-        var bytes = endedConnectionBytes
-        for session in sessions.values {
-            if session.hello?.role == .client { clients += 1 }
-            bytes.received += session.connection.bytesReceived
-            bytes.sent += session.connection.bytesSent
+        let body = metrics.scrapeCache.body(now: { ContinuousClock.now }) {
+            var clients = 0
+            var bytes = endedConnectionBytes
+            for session in sessions.values {
+                if session.hello?.role == .client { clients += 1 }
+                bytes.received += session.connection.bytesReceived
+                bytes.sent += session.connection.bytesSent
+            }
+            metrics.refresh(state, clients: clients, bytes: bytes)
+            return metrics.registry.render()
         }
-        metrics.refresh(state, clients: clients, bytes: bytes)
-        return HTTPResponse(status: .ok, headers: [("Content-Type", MetricsRegistry.contentType)],
-                            body: metrics.registry.render())
+        return HTTPResponse(status: .ok, headers: [("Content-Type", MetricsRegistry.contentType)], body: body)
     }
 }
