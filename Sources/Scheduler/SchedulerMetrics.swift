@@ -47,7 +47,9 @@ final class SchedulerMetrics {
     private var queued: LabelCache<ModelRuntime, CoreMetrics.Gauge>
     private var running: LabelCache<ModelRuntime, CoreMetrics.Gauge>
     private var probes: LabelCache<String, (passed: CoreMetrics.Counter, failed: CoreMetrics.Counter)>
-    /// Each worker's last reported probe totals per runtime (reports carry totals, not steps).
+    /// Each worker's last reported probe totals per runtime (reports carry totals, not steps):
+    /// the runtimes of its last report only, so a worker naming new runtimes in each report
+    /// does not grow it.
     private var lastProbes: [String: [String: (passed: Int, failed: Int)]] = [:]
     /// What was already counted of totals that the state or the connections keep.
     private var countedSequence: UInt64
@@ -56,6 +58,9 @@ final class SchedulerMetrics {
     struct ModelRuntime: Hashable {
         var model: String?
         var runtime: String?
+
+        /// Its longest label value, in bytes (`MetricBounds.labelValueBytes`).
+        static func bytes(_ key: ModelRuntime) -> Int { max(key.model?.utf8.count ?? 0, key.runtime?.utf8.count ?? 0) }
     }
 
     init() {
@@ -84,10 +89,10 @@ final class SchedulerMetrics {
         for state in [NodeState.ready, .draining, .lost] {
             workers[state] = registry.gauge("swarm_workers", [("state", state.rawValue)])
         }
-        queued = LabelCache(limit: MetricBounds.labelValues) { key in
+        queued = LabelCache(limit: MetricBounds.labelValues, valueBytes: ModelRuntime.bytes) { key in
             registry.gauge("swarm_tasks_queued", Self.labels(key))
         }
-        running = LabelCache(limit: MetricBounds.labelValues) { key in
+        running = LabelCache(limit: MetricBounds.labelValues, valueBytes: ModelRuntime.bytes) { key in
             registry.gauge("swarm_tasks_running", Self.labels(key))
         }
         probes = LabelCache(limit: MetricBounds.labelValues) { runtime in
@@ -125,7 +130,8 @@ final class SchedulerMetrics {
 
     /// A worker's health report: its runtimes' probe totals since it started.
     func probes(node: String, runtimes: [RuntimeStatus]) {
-        var last = lastProbes[node] ?? [:]
+        let last = lastProbes[node] ?? [:]
+        var next: [String: (passed: Int, failed: Int)] = [:]
         for runtime in runtimes {
             let before = last[runtime.name] ?? (0, 0)
             // Totals going down: the worker restarted and counts from 0 again.
@@ -136,10 +142,13 @@ final class SchedulerMetrics {
                 if passed > 0 { handles.passed.increment(by: Int64(passed)) }
                 if failed > 0 { handles.failed.increment(by: Int64(failed)) }
             }
-            last[runtime.name] = (runtime.passed, runtime.failed)
+            next[runtime.name] = (runtime.passed, runtime.failed)
         }
-        lastProbes[node] = last
+        lastProbes[node] = next
     }
+
+    /// Runtime totals kept for `probes`, over all workers (tests).
+    var probeTotalsKept: Int { lastProbes.values.reduce(0) { $0 + $1.count } }
 
     func commit(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
