@@ -42,6 +42,9 @@ public final class HTTPConnectionCore {
     private var headOnly = false
     /// Writes handed out and not yet reported `written`: the next request waits for all.
     private var pendingWrites = 0
+    /// The peer ended its side while a request was in hand: the whole requests it sent before
+    /// are still answered, in order, then the connection closes.
+    private var peerEnded = false
 
     public init(limits: HTTPLimits, nowMs: Int64) {
         self.limits = limits
@@ -77,8 +80,9 @@ public final class HTTPConnectionCore {
             phase = .closed
             return [.close(reason: "peer closed during a streamed answer")]
         default:
-            // Answer what is in hand, then close.
-            closeAfterWrite = true
+            // Answer what is in hand and the whole requests sent before the end (a pipeline
+            // sent and half-closed), then close.
+            peerEnded = true
             return []
         }
     }
@@ -88,6 +92,7 @@ public final class HTTPConnectionCore {
         guard phase == .awaitingAnswer else { return [] }
         phase = .writing
         lastActivityMs = nowMs
+        if peerEnded && buffer.isEmpty { closeAfterWrite = true }
         return [write(response.serialized(close: closeAfterWrite, headOnly: headOnly))]
     }
 
@@ -138,7 +143,11 @@ public final class HTTPConnectionCore {
             return [.close(reason: "answered")]
         }
         phase = .reading
-        return pump(nowMs: nowMs)
+        let next = pump(nowMs: nowMs)
+        guard peerEnded, phase == .reading else { return next }
+        // The peer has ended and no whole request is left: nothing more will come.
+        phase = .closed
+        return next + [.close(reason: "peer closed")]
     }
 
     /// Checks the timeouts; call now and then (the shell does every `HTTPServer.sweepMs`).

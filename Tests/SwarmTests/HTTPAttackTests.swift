@@ -1,0 +1,46 @@
+import Testing
+@testable import SwarmHTTP
+
+/// What an impatient client or an attacker does to the HTTP server's pure parts: pipelines
+/// then half-closes, never reads an answer while trickling bytes, writes the scheme in
+/// another case or with trailing blanks, sends an absolute-form target.
+@Suite struct HTTPAttackTests {
+    typealias Core = HTTPConnectionCoreTests
+
+    @Test func aPipelineSentAndHalfClosedIsAnsweredWhole() {
+        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        let pipeline = (0..<5).map { "GET /\($0) HTTP/1.1\r\n\r\n" }.joined()
+        #expect(Core.dispatched(Core.feed(core, pipeline)) == ["/0"])
+        // The peer ends its side (shutdown(SHUT_WR)) while /0's answer is in hand.
+        #expect(core.peerClosed().isEmpty)
+        var answered: [String] = []
+        var closed = false
+        var next = ["/0"]
+        for _ in 0..<10 {
+            guard let target = next.first else { break }
+            answered.append(target)
+            let head = Core.written(core.respond(.text(.ok, target), nowMs: 0)) ?? ""
+            let after = core.written(nowMs: 0)
+            next = Core.dispatched(after)
+            if Core.closes(after) {
+                closed = true
+                // The last answer said so.
+                #expect(head.contains("Connection: close"))
+                break
+            }
+        }
+        #expect(answered == ["/0", "/1", "/2", "/3", "/4"])
+        #expect(closed)
+        #expect(core.isClosed)
+    }
+
+    @Test func aHalfClosedPartialRequestAfterTheWholeOnesClosesWithoutAnAnswer() {
+        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        #expect(Core.dispatched(Core.feed(core, "GET /a HTTP/1.1\r\n\r\nGET /b HT")) == ["/a"])
+        #expect(core.peerClosed().isEmpty)
+        _ = core.respond(.text(.ok, "a"), nowMs: 0)
+        let after = core.written(nowMs: 0)
+        #expect(Core.dispatched(after).isEmpty)
+        #expect(Core.closes(after))
+    }
+}
