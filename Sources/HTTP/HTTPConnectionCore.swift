@@ -57,7 +57,9 @@ public final class HTTPConnectionCore {
     /// Bytes read from the peer.
     public func received(_ bytes: UnsafeRawBufferPointer, nowMs: Int64) -> [Directive] {
         guard phase != .closed, bytes.count > 0 else { return [] }
-        lastActivityMs = nowMs
+        // Only while reading: bytes trickled in while an answer waits to be taken must not keep
+        // a peer that never reads it past the timeout (`tick`).
+        if phase == .reading { lastActivityMs = nowMs }
         if requestStartMs == nil { requestStartMs = nowMs }
         buffer.append(contentsOf: bytes)
         var out: [Directive] = []

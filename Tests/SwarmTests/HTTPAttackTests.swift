@@ -43,4 +43,21 @@ import Testing
         #expect(Core.dispatched(after).isEmpty)
         #expect(Core.closes(after))
     }
+
+    @Test func aPeerThatNeverReadsItsAnswerIsClosedAtTheIdleTimeoutEvenIfItTricklesBytes() {
+        var limits = HTTPLimits()
+        limits.idleTimeoutMs = 1_000
+        limits.requestTimeoutMs = 100_000
+        let core = HTTPConnectionCore(limits: limits, nowMs: 0)
+        _ = Core.feed(core, "GET /big HTTP/1.1\r\n\r\n", at: 0)
+        // A large answer the kernel cannot take while the peer does not read: never `written`.
+        _ = core.respond(.text(.ok, String(repeating: "x", count: 100_000)), nowMs: 0)
+        // One byte every 400 ms (the next request, slowly).
+        for (i, byte) in "GET /".enumerated() where i < 3 {
+            _ = Core.feed(core, String(byte), at: Int64(i + 1) * 400)
+        }
+        #expect(core.tick(nowMs: 999).isEmpty)
+        #expect(Core.closes(core.tick(nowMs: 1_000)))
+        #expect(core.isClosed)
+    }
 }
