@@ -19,6 +19,11 @@ public struct HTTPLimits: Sendable, Equatable {
     public var maxConnections = 64
     /// Requests served on one connection before it is closed (`Connection: close` on the last).
     public var maxRequestsPerConnection = 10_000
+    /// Milliseconds a connection the server closes, its peer still sending, is read (and what
+    /// comes dropped) before it is really closed: closing with unread bytes makes the kernel
+    /// send RST, and the peer's kernel then drops the answer (a 503, a 4xx, the last answer of
+    /// `Connection: close`) before the client reads it. At most `maxConnections` linger.
+    public var lingerMs: Int64 = 2_000
 
     public init() {}
 

@@ -15,6 +15,8 @@ public final class HTTPServer {
     private var connections: [ObjectIdentifier: Connection] = [:]
     /// Connections past the cap, being told 503 before they close.
     private var refusing: [ObjectIdentifier: UVTCP] = [:]
+    /// Connections closed by this side, read until their peer ends or until when (`linger`).
+    private var lingering: [ObjectIdentifier: (tcp: UVTCP, untilMs: Int64)] = [:]
     /// Requests answered, for tests and logs.
     public private(set) var requestsServed = 0
     /// Connections refused because `limits.maxConnections` were open.
@@ -61,6 +63,8 @@ public final class HTTPServer {
         connections = [:]
         for tcp in refusing.values { tcp.close() }
         refusing = [:]
+        for entry in lingering.values { entry.tcp.close() }
+        lingering = [:]
     }
 
     private func accept() {
@@ -71,8 +75,8 @@ public final class HTTPServer {
             let key = ObjectIdentifier(tcp)
             refusing[key] = tcp
             tcp.stream.write(answer.serialized(close: true)) { [weak self] _ in
-                self?.refusing[key] = nil
-                tcp.close()
+                guard let self, self.refusing.removeValue(forKey: key) != nil else { return }
+                self.linger(tcp)
             }
             return
         }
@@ -89,7 +93,9 @@ public final class HTTPServer {
                 guard let self, let connection else { return }
                 switch event {
                 case .data(let bytes): self.run(connection.core.received(bytes, nowMs: self.now), on: connection)
-                case .eof, .error: self.run(connection.core.peerClosed(), on: connection)
+                case .eof, .error:
+                    connection.peerEnded = true
+                    self.run(connection.core.peerClosed(), on: connection)
                 }
             }
         } catch {
@@ -168,16 +174,45 @@ public final class HTTPServer {
     private func sweep() {
         let nowMs = now
         for connection in Array(connections.values) { run(connection.core.tick(nowMs: nowMs), on: connection) }
+        for (key, entry) in lingering where entry.untilMs <= nowMs { endLinger(key) }
     }
 
     private func close(_ connection: Connection) {
         connections[ObjectIdentifier(connection)] = nil
-        connection.tcp.close()
+        if connection.peerEnded { connection.tcp.close() } else { linger(connection.tcp) }
     }
+
+    /// Closes `tcp` gently: FIN after what is queued, then what the peer still sends is read
+    /// and dropped until it ends or `limits.lingerMs` pass (`HTTPLimits.lingerMs` says why).
+    /// Past `maxConnections` lingering, closes at once.
+    private func linger(_ tcp: UVTCP) {
+        let key = ObjectIdentifier(tcp)
+        guard lingering.count < limits.maxConnections else { return tcp.close() }
+        lingering[key] = (tcp, now + limits.lingerMs)
+        tcp.stream.shutdown()
+        tcp.stream.stopReading()
+        do {
+            try tcp.stream.startReading { [weak self] event in
+                if case .data = event { return }
+                self?.endLinger(key)
+            }
+        } catch {
+            endLinger(key)
+        }
+    }
+
+    private func endLinger(_ key: ObjectIdentifier) {
+        lingering.removeValue(forKey: key)?.tcp.close()
+    }
+
+    /// Connections lingering now (tests).
+    var lingeringCount: Int { lingering.count }
 
     private final class Connection {
         let tcp: UVTCP
         let core: HTTPConnectionCore
+        /// The peer ended its side (EOF or a read error): nothing to linger for.
+        var peerEnded = false
         init(tcp: UVTCP, core: HTTPConnectionCore) {
             self.tcp = tcp
             self.core = core
