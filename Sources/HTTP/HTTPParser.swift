@@ -122,6 +122,9 @@ public final class HTTPRequestParser {
     }
 
     private func flushHeader() {
+        // Whitespace around a value is not part of it (RFC 9110 5.5); http_parser drops the
+        // leading run only. "Bearer TOKEN " is the token.
+        while let last = value.last, last == 0x20 || last == 0x09 { value.removeLast() }
         headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         field = []; value = []; inValue = false
     }

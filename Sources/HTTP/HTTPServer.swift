@@ -156,14 +156,24 @@ public final class HTTPServer {
         }, queuedBytes: { [weak connection] in connection?.tcp.stream.writeQueueSize ?? 0 })
     }
 
-    /// Whether `request` carries one of the bearer tokens (always, when there is none). Each
-    /// is compared, in time independent of where the first difference is.
+    /// Whether `request` carries one of the bearer tokens (always, when there is none).
     private func authorized(_ request: HTTPRequest) -> Bool {
         guard !bearerTokens.isEmpty else { return true }
-        guard let value = request.header("Authorization"), value.hasPrefix("Bearer ") else { return false }
-        let given = Array(value.utf8.dropFirst(7))
+        return Self.bearerMatches(request.header("Authorization"), tokens: bearerTokens)
+    }
+
+    /// Whether an `Authorization` value is `Bearer TOKEN` for one of `tokens`: the scheme in
+    /// any case (RFC 9110 11.1: "bearer" is the same scheme), one or more spaces, then exactly
+    /// the token. Each is compared, in time independent of where the first difference is.
+    static func bearerMatches(_ value: String?, tokens: [[UInt8]]) -> Bool {
+        guard let value else { return false }
+        let bytes = Array(value.utf8)
+        guard bytes.count > 7, String(decoding: bytes[..<6], as: UTF8.self).lowercased() == "bearer", bytes[6] == 0x20 else {
+            return false
+        }
+        let given = Array(bytes[6...].drop { $0 == 0x20 })
         var matched = false
-        for token in bearerTokens where token.count == given.count {
+        for token in tokens where token.count == given.count {
             var difference: UInt8 = 0
             for (a, b) in zip(given, token) { difference |= a ^ b }
             if difference == 0 { matched = true }

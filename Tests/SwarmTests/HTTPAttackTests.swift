@@ -60,4 +60,25 @@ import Testing
         #expect(Core.closes(core.tick(nowMs: 1_000)))
         #expect(core.isClosed)
     }
+
+    @Test func headerValuesLoseTheirTrailingBlanks() throws {
+        let parser = HTTPRequestParser()
+        let text = "GET / HTTP/1.1\r\nAuthorization: Bearer abc \t \r\nX-Empty:   \r\n\r\n"
+        guard case .request(let request, _) = Array(text.utf8).withUnsafeBytes({ parser.parse($0) }) else {
+            Issue.record("not parsed"); return
+        }
+        #expect(request.header("Authorization") == "Bearer abc")
+        #expect(request.header("X-Empty") == "")
+    }
+
+    @Test func theBearerSchemeIsMatchedInAnyCaseAndTheTokenExactly() {
+        let tokens = [Array("other".utf8), Array("s3cret".utf8)]
+        for good in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret", "Bearer   s3cret"] {
+            #expect(HTTPServer.bearerMatches(good, tokens: tokens), "\(good)")
+        }
+        for bad in [nil, "", "Bearer", "Bearer ", "Bearer s3cre", "Bearer s3cretx", "Bearers3cret", "Basic s3cret",
+                    "Bearer\ts3cret", "Bearer S3CRET", "xBearer s3cret"] {
+            #expect(!HTTPServer.bearerMatches(bad, tokens: tokens), "\(bad ?? "nil")")
+        }
+    }
 }
