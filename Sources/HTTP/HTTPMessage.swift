@@ -17,8 +17,19 @@ public struct HTTPRequest: Sendable, Equatable {
         self.keepAlive = keepAlive
     }
 
-    /// The target without its query string.
-    public var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+    /// The target without its query string. An absolute-form target (`http://host:port/x`,
+    /// what a client sends through a proxy, and which a server must accept: RFC 9112 3.2.2)
+    /// gives its path (`/x`; `/` when it has none).
+    public var path: Substring {
+        var rest = Substring(target)
+        if rest.first != "/", let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://"),
+           ["http", "https"].contains(rest[..<colon].lowercased()) {
+            rest = rest[rest.index(colon, offsetBy: 3)...]
+            guard let start = rest.firstIndex(where: { $0 == "/" || $0 == "?" }), rest[start] == "/" else { return "/" }
+            rest = rest[start...]
+        }
+        return rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    }
 
     /// The first value of header `name`, compared without regard to case.
     public func header(_ name: String) -> String? {

@@ -81,4 +81,25 @@ import Testing
             #expect(!HTTPServer.bearerMatches(bad, tokens: tokens), "\(bad ?? "nil")")
         }
     }
+
+    @Test func anAbsoluteFormTargetIsRoutedByItsPath() {
+        func path(_ target: String) -> String { String(HTTPRequest(method: "GET", target: target).path) }
+        #expect(path("http://127.0.0.1:9100/metrics") == "/metrics")
+        #expect(path("HTTP://sched.lan/metrics?x=1") == "/metrics")
+        #expect(path("https://[::1]:9/a/b") == "/a/b")
+        #expect(path("http://host") == "/")
+        #expect(path("http://host?q") == "/")
+        // Origin-form and others are as before.
+        #expect(path("/metrics?x") == "/metrics")
+        #expect(path("/x://y") == "/x://y")
+        #expect(path("*") == "*")
+        #expect(path("ftp://h/metrics") == "ftp://h/metrics")
+
+        var router = HTTPRouter()
+        var answered: HTTPResponse?
+        router.add("GET", "/metrics") { _, responder in responder.respond(.text(.ok, "m")) }
+        router.handle(HTTPRequest(method: "GET", target: "http://127.0.0.1:9100/metrics"),
+                      HTTPResponder(send: { answered = $0 }))
+        #expect(answered?.status == .ok)
+    }
 }
