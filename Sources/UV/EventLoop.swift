@@ -18,6 +18,9 @@ public final class EventLoop: @unchecked Sendable {
     private var local: [() -> Void] = []
     /// Handles initialised and not yet closed (the wake-up handle included).
     public private(set) var liveHandles = 0
+    /// Timer callbacks running now (nested: a callback that runs the loop). `UVTimer.start`
+    /// reads it: see there why.
+    var timerCallbacksRunning = 0
     /// Scratch space for reads: libuv hands it back in the read callback, which copies out.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
 
