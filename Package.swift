@@ -56,6 +56,8 @@ let package = Package(
         .target(name: "SwarmTransport", dependencies: ["SwarmProtocol", "SwarmUV"], path: "Sources/Transport"),
         // HTTP/1.1 over UVTCP: request parser, per-connection state machine, router, server.
         .target(name: "SwarmHTTP", dependencies: ["CHTTPParser", "SwarmUV"], path: "Sources/HTTP"),
+        // The web dashboard's static files, its /api/ routes (parsed, bounded) and log streams.
+        .target(name: "SwarmDashboard", dependencies: ["SwarmHTTP", "SwarmProtocol"], path: "Sources/Dashboard"),
         // Prometheus metrics of the scheduler and the worker: a registry per process.
         .target(
             name: "SwarmMetrics",
@@ -69,6 +71,7 @@ let package = Package(
             name: "SwarmScheduler",
             dependencies: [
                 "SwarmProtocol", "SwarmUV", "SwarmTransport", "SwarmArchive", "CSQLite", "SwarmHTTP", "SwarmMetrics",
+                "SwarmDashboard",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -121,7 +124,7 @@ let package = Package(
             name: "SwarmTests",
             dependencies: [
                 "SwarmProtocol", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmUV",
-                "SwarmTransport", "SwarmCluster", "SwarmBench", "SwarmArchive", "SwarmHTTP", "SwarmMetrics", "swarm",
+                "SwarmTransport", "SwarmCluster", "SwarmBench", "SwarmArchive", "SwarmHTTP", "SwarmMetrics", "SwarmDashboard", "swarm",
             ],
             path: "Tests/SwarmTests",
             exclude: ["Fixtures"]

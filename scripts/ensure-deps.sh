@@ -2,8 +2,9 @@
 # Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev,
 # libsqlite3-dev (and pkg-config, which SwiftPM uses to find them) and libhttp-parser-dev
 # (the servers' HTTP/1.1 parser; it has no pkg-config file, so its header is looked for),
-# plus the sqlite3 tool for looking into the scheduler's state, git (`--repo` tasks) and iproute2 (multi-host tests). Safe to run again: it installs nothing when everything
-# is there.
+# plus the sqlite3 tool for looking into the scheduler's state, git (`--repo` tasks) and iproute2 (multi-host tests),
+# and with SWARM_BROWSER_TESTS=1 chromium (the dashboard's browser test). Safe to run again: it installs nothing
+# when everything is there.
 set -euo pipefail
 
 if ! command -v swift >/dev/null 2>&1; then
@@ -29,6 +30,10 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The multi-host tests make hosts as network namespaces with ip(8) (they skip, saying why, without it).
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /usr/bin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
+# The dashboard's browser test drives a headless Chromium (Debian's chromium, ~300 MB with its
+# libraries): installed only for that tier, with SWARM_BROWSER_TESTS=1; without it the test
+# skips, saying why.
+if [ "${SWARM_BROWSER_TESTS:-0}" = "1" ] && ! [ -x /usr/bin/chromium ]; then missing+=(chromium); fi
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "swarm: installing ${missing[*]} ..." >&2

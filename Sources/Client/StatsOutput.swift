@@ -1,31 +1,6 @@
 import Foundation
 import SwarmProtocol
 
-/// `swarm stats --json`: the `statsReply` payload without its `requestId`.
-public struct StatsSnapshot: Codable, Sendable, Equatable {
-    public var cluster: StatsBlock
-    /// Keyed by worker name.
-    public var workers: [String: StatsBlock]
-    /// The scheduler process's CPU time and peak RSS (each worker's is in its block's `process`).
-    public var scheduler: ProcessUsage?
-
-    public init(_ reply: Message.StatsReply) {
-        cluster = reply.cluster
-        workers = reply.workers
-        scheduler = reply.scheduler
-    }
-
-    enum CodingKeys: String, CodingKey { case cluster, workers, scheduler }
-
-    /// Every key, `null` when unknown.
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(cluster, forKey: .cluster)
-        try c.encode(workers, forKey: .workers)
-        try c.encode(scheduler, forKey: .scheduler)
-    }
-}
-
 extension Output {
     /// `swarm stats`: a task table (cluster, then each worker: totals, then one row per
     /// model) and a health table (one row per scope and runtime).

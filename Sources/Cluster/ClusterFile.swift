@@ -1,4 +1,5 @@
 import Foundation
+import SwarmClient
 import SwarmNode
 import SwarmProtocol
 import SwarmScheduler
@@ -56,6 +57,9 @@ public struct ClusterFile: Sendable, Equatable {
 
     public struct WorkerSection: Sendable, Equatable {
         public var slots: Int?
+        /// HOST:PORT of this worker's HTTP listener serving its `/metrics` (off when absent;
+        /// `--http-listen` overrides it).
+        public var httpListen: String?
         public var labels: [String: String]?
         public var dataDir: String?
         public var workDir: String?
@@ -171,7 +175,7 @@ public struct ClusterFile: Sendable, Equatable {
                 if let problem = WorkerName.problem(with: workerName) { throw ConfigError("\(name): workers: \(problem)") }
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
-                                           "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "retention", "comment"], at: at)
+                                           "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "retention", "httpListen", "comment"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
                     guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
@@ -184,6 +188,10 @@ public struct ClusterFile: Sendable, Equatable {
                     section.labels = labels
                 }
                 section.dataDir = try string(v, "dataDir", at)
+                if let text = try string(v, "httpListen", at) {
+                    guard parseHostPort(text) != nil else { throw ConfigError("\(at).httpListen wants HOST:PORT, got '\(text)'") }
+                    section.httpListen = text
+                }
                 section.workDir = try string(v, "workDir", at)
                 section.tokenFile = try string(v, "tokenFile", at)
                 section.workRoot = try string(v, "workRoot", at)
@@ -397,6 +405,7 @@ extension WorkerConfig {
                                                maxGiB: entry?.retentionMaxGiB ?? Double(retention.maxBytes) / 1_073_741_824)
         }
         contextInlineMax = file.contextInlineMax ?? contextInlineMax
+        if let (host, port) = entry?.httpListen.flatMap(parseHostPort) { (httpHost, httpPort) = (host, port) }
         supervisor.policy = supervisor.policy.applying(file.timeouts)
     }
 }

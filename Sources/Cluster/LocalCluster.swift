@@ -10,6 +10,8 @@ import SwarmUV
 public final class LocalCluster: Sendable {
     /// `HOST:PORT` of the scheduler.
     public let address: String
+    /// `HOST:PORT` of the scheduler's HTTP listener (`/metrics`, the dashboard); nil: none.
+    public let httpAddress: String?
     public let workerNames: [String]
     private let schedulerThread: EventLoopThread
     private let scheduler: LoopBox<SchedulerServer>
@@ -29,6 +31,9 @@ public final class LocalCluster: Sendable {
         /// Keep the scheduler's state in `dataDir/scheduler/swarm.db` (`swarm up`); off: in
         /// memory only (`swarm demo`, tests).
         public var durable = false
+        /// The scheduler's HTTP listener (`swarm up --http-listen`); nil: none. Port 0 picks one.
+        public var httpHost: String?
+        public var httpPort = 0
         /// Finished tasks kept in memory and in `swarm.db` (durable only).
         public var retention = SchedulerRetention()
         public init() {}
@@ -37,7 +42,7 @@ public final class LocalCluster: Sendable {
     /// Starts everything; returns once the scheduler listens (workers register shortly after).
     public init(_ options: Options, logger: Logger) throws(SchedulerStartError) {
         let scheduler = LoopBox<SchedulerServer>()
-        let startResult = Locked<Result<String, SchedulerStartError>?>(nil)
+        let startResult = Locked<Result<(String, String?), SchedulerStartError>?>(nil)
         var config = SchedulerConfig()
         config.host = options.host
         config.port = options.port
@@ -46,13 +51,15 @@ public final class LocalCluster: Sendable {
         config.settings = options.settings
         config.durable = options.durable
         config.retention = options.retention
+        config.httpHost = options.httpHost
+        config.httpPort = options.httpPort
         let schedulerConfig = config
         schedulerThread = EventLoopThread(name: "scheduler") { loop in
             let server = SchedulerServer(loop: loop, config: schedulerConfig, logger: logger)
             do throws(SchedulerStartError) {
                 let address = try server.start()
                 scheduler.value = server
-                startResult.withLock { $0 = .success(address.description) }
+                startResult.withLock { $0 = .success((address.description, server.httpAddress?.description)) }
             } catch {
                 startResult.withLock { $0 = .failure(error) }
                 loop.keepAlive(false)
@@ -63,8 +70,9 @@ public final class LocalCluster: Sendable {
         case .failure(let error):
             schedulerThread.join()
             throw error
-        case .success(let address):
+        case .success(let (address, http)):
             self.address = address
+            self.httpAddress = http
         }
         let (host, port) = (options.host, Int(address.split(separator: ":").last!)!)
         var threads: [(EventLoopThread, LoopBox<WorkerAgent>)] = []

@@ -15,8 +15,9 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Milliseconds from a request's first byte to its last: a slow sender (one byte now and
     /// then) cannot hold a connection past it. Then: 408 and close.
     public var requestTimeoutMs: Int64 = 10_000
-    /// Connections open at once; one more is answered 503 and closed.
-    public var maxConnections = 64
+    /// Connections open at once; one more is answered 503 and closed. Room for the
+    /// dashboard's log streams (`DashboardLimits.maxStreams`, 128) and as many again.
+    public var maxConnections = 256
     /// Requests served on one connection before it is closed (`Connection: close` on the last).
     public var maxRequestsPerConnection = 10_000
     /// Milliseconds a connection the server closes, its peer still sending, is read (and what

@@ -25,12 +25,15 @@ public enum HTTPListen {
     /// Starts `router` on `host:port` under the rule above; returns the server and the address
     /// it listens on (port 0 picks a free one). `token`: the cluster token, as the operator wrote it;
     /// `moreTokens`: other tokens a request may carry instead (the scoped tokens that may read).
+    /// `publicPaths`: paths whose GET needs no token (pages that hold no data).
     public static func start(loop: EventLoop, host: String, port: Int, token: String?, router: HTTPRouter,
-                             limits: HTTPLimits = HTTPLimits(), moreTokens: [String] = []) throws(Failure) -> (HTTPServer, SocketAddress) {
+                             limits: HTTPLimits = HTTPLimits(), moreTokens: [String] = [],
+                             publicPaths: Set<String> = []) throws(Failure) -> (HTTPServer, SocketAddress) {
         let display = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         guard let address = try? SocketAddress(host: host, port: port) else { throw .badAddress(display) }
         guard token != nil || address.isLoopback else { throw .refusedWithoutToken(display) }
-        let server = HTTPServer(loop: loop, router: router, limits: limits, bearerToken: token, moreBearerTokens: token == nil ? [] : moreTokens)
+        let server = HTTPServer(loop: loop, router: router, limits: limits, bearerToken: token,
+                                moreBearerTokens: token == nil ? [] : moreTokens, publicPaths: publicPaths)
         do { return (server, try server.start(address)) } catch { throw .bind(display, error) }
     }
 }

@@ -2,7 +2,8 @@ import SwarmUV
 
 /// HTTP/1.1 on a libuv loop: listens with `UVTCP`, runs one `HTTPConnectionCore` per
 /// connection and carries out its directives, hands whole requests to a router. With a
-/// bearer token every request must carry `Authorization: Bearer TOKEN` (else 401). Create,
+/// bearer token every request must carry `Authorization: Bearer TOKEN` (else 401), except
+/// GETs of `publicPaths` (pages that hold no data, such as the dashboard's shell). Create,
 /// start and use on its loop's thread; `stop` closes the listener and every connection.
 public final class HTTPServer {
     private let loop: EventLoop
@@ -10,6 +11,7 @@ public final class HTTPServer {
     private let limits: HTTPLimits
     /// The tokens a request may carry (empty: no check).
     private let bearerTokens: [[UInt8]]
+    private let publicPaths: Set<String>
     private var listener: UVTCP?
     private var sweepTimer: UVTimer?
     private var connections: [ObjectIdentifier: Connection] = [:]
@@ -24,8 +26,9 @@ public final class HTTPServer {
 
     /// `moreBearerTokens`: tokens accepted besides `bearerToken` (only with one).
     public init(loop: EventLoop, router: HTTPRouter, limits: HTTPLimits = HTTPLimits(), bearerToken: String? = nil,
-                moreBearerTokens: [String] = []) {
+                moreBearerTokens: [String] = [], publicPaths: Set<String> = []) {
         self.loop = loop
+        self.publicPaths = publicPaths
         self.router = router
         self.limits = limits
         self.bearerTokens = bearerToken.map { [Array($0.utf8)] + moreBearerTokens.map { Array($0.utf8) } } ?? []
@@ -159,6 +162,7 @@ public final class HTTPServer {
     /// Whether `request` carries one of the bearer tokens (always, when there is none).
     private func authorized(_ request: HTTPRequest) -> Bool {
         guard !bearerTokens.isEmpty else { return true }
+        if request.method == "GET" || request.method == "HEAD", publicPaths.contains(String(request.path)) { return true }
         return Self.bearerMatches(request.header("Authorization"), tokens: bearerTokens)
     }
 

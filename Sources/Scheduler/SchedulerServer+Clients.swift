@@ -80,14 +80,21 @@ extension SchedulerServer {
             followers[id, default: []].append((session, requestId))
         case let .sendWholeLog(request, info):
             wholeLog(request, info, session: session)
-        case .sendStats(var reply):
-            for (name, usage) in workerUsage { reply.workers[name, default: StatsBlock()].process = usage }
-            addBlobFigures(cluster: &reply.cluster, workers: &reply.workers)
-            reply.scheduler = ProcessUsage.ofSelf(at: clocks.wall())
-            deliver(session.connection, .statsReply(reply))
+        case .sendStats(let reply):
+            deliver(session.connection, .statsReply(completeStats(reply)))
         case let .startGc(requestId, cutoffMs):
             startGc(session: session, requestId: requestId, cutoffMs: cutoffMs)
         }
+    }
+
+    /// `stats` with what the shell holds: the workers' process figures, blob bytes, and
+    /// this process's own usage (`swarm stats` and the dashboard's `/api/stats`).
+    func completeStats(_ reply: Message.StatsReply) -> Message.StatsReply {
+        var reply = reply
+        for (name, usage) in workerUsage { reply.workers[name, default: StatsBlock()].process = usage }
+        addBlobFigures(cluster: &reply.cluster, workers: &reply.workers)
+        reply.scheduler = ProcessUsage.ofSelf(at: clocks.wall())
+        return reply
     }
 
     // MARK: Caps on what clients hold

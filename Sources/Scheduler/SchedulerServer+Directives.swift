@@ -25,6 +25,7 @@ extension SchedulerServer {
                 toWorker(node, .kill(.init(id: run.id, attempt: run.attempt, reason: reason)))
             case .taskEnded(let id):
                 metrics.taskEnded(state.tasks[id]?.info.state)
+                dashboardEnded(id: id, state: state.tasks[id]?.info.state)
                 if store != nil {
                     let text = logs.text(id: id)
                     if !text.isEmpty { pendingLogs[id] = text }

@@ -1,8 +1,10 @@
+import SwarmDashboard
 import SwarmHTTP
 import SwarmMetrics
 import SwarmProtocol
 
-/// `--http-listen`: the scheduler's HTTP listener and its `/metrics` (README, "Metrics").
+/// `--http-listen`: the scheduler's HTTP listener, its `/metrics` (README, "Metrics") and the
+/// dashboard (README, "Dashboard").
 extension SchedulerServer {
     /// Starts the HTTP listener when the config names one (`HTTPListen` says where it may).
     func startHTTP() throws(SchedulerStartError) {
@@ -12,10 +14,12 @@ extension SchedulerServer {
             guard let self else { return }
             responder.respond(self.scrape())
         }
+        addDashboard(to: &router)
         do {
             let (server, address) = try HTTPListen.start(loop: loop, host: host, port: config.httpPort,
                                                          token: config.token?.text, router: router,
-                                                         moreTokens: config.tokenRing.readerTexts)
+                                                         moreTokens: config.tokenRing.readerTexts,
+                                                         publicPaths: DashboardPage.publicPaths)
             http = server
             httpAddress = address
         } catch {

@@ -57,7 +57,8 @@ extension SchedulerServer {
             return
         case .taskOutput(let output):
             guard let info = try? state.task(output.id), info.attempts == output.attempt, info.node == name,
-                  logs.append(id: output.id, attempt: output.attempt, stream: output.stream, data: output.data) != nil else { return }
+                  let piece = logs.append(id: output.id, attempt: output.attempt, stream: output.stream, data: output.data) else { return }
+            dashboardOutput(id: output.id, piece: piece)
             for follower in followers[output.id] ?? [] {
                 // As it came, with its stream: the client labels it or splits stdout/stderr.
                 deliver(follower.session.connection, .logChunk(.init(requestId: follower.requestId, id: output.id,

@@ -1,4 +1,5 @@
 import Logging
+import SwarmDashboard
 import SwarmHTTP
 import SwarmProtocol
 import SwarmTransport
@@ -65,6 +66,9 @@ public final class SchedulerServer {
     /// Prometheus metrics (SchedulerServer+Metrics.swift) and the HTTP listener serving them.
     let metrics = SchedulerMetrics()
     var http: HTTPServer?
+    /// The dashboard's log streams and its history of ended tasks (SchedulerServer+Dashboard.swift).
+    let dashboardStreams = LogStreams<HTTPStream>()
+    var dashboardLedger = DashboardLedger()
     /// Where `/metrics` is served (nil: no `--http-listen`).
     public internal(set) var httpAddress: SocketAddress?
     /// Bytes of connections that have ended, for `swarm_received_bytes_total` and `_sent_`.
@@ -158,6 +162,7 @@ public final class SchedulerServer {
         store?.close(); store = nil
         outgoing = []
         listener?.close(); listener = nil
+        dashboardStreams.finishAll()
         http?.stop(); http = nil
         tickTimer?.close(); tickTimer = nil
         scheduleTimer?.close(); scheduleTimer = nil

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SwarmClient
+import SwarmProtocol
 
 struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -13,6 +13,8 @@ struct UpCommand: ParsableCommand {
     var slots = 4
     @Option(help: ArgumentHelp("Scheduler HOST:PORT (loopback); port 0 picks a free one.", valueName: "HOST:PORT"))
     var listen = "127.0.0.1:7700"
+    @Option(help: ArgumentHelp("Serve /metrics and the web dashboard on HOST:PORT (loopback unless the cluster has a token); off by default.", valueName: "HOST:PORT"))
+    var httpListen: String?
     @Option(help: ArgumentHelp("Directory for the scheduler's state and the workers' logs and results.", valueName: "DIR"))
     var dataDir = ".swarm/local"
     @Option(help: ArgumentHelp("cluster.json with runtimes and timeouts for the local workers.", valueName: "FILE"))
@@ -21,6 +23,9 @@ struct UpCommand: ParsableCommand {
 
     func validate() throws {
         guard parseHostPort(listen) != nil else { throw ValidationError("--listen wants HOST:PORT, got '\(listen)'") }
+        if let httpListen, parseHostPort(httpListen) == nil {
+            throw ValidationError("--http-listen wants HOST:PORT, got '\(httpListen)'")
+        }
         guard (1...1000).contains(workers) else { throw ValidationError("--workers must be 1 to 1000, got \(workers)") }
         guard (1...100_000).contains(slots) else { throw ValidationError("--slots must be 1 to 100000, got \(slots)") }
     }
@@ -33,6 +38,7 @@ struct UpCommand: ParsableCommand {
         options.slots = slots
         options.dataDir = dataDir
         options.durable = true
+        if let (host, port) = httpListen.flatMap(parseHostPort) { (options.httpHost, options.httpPort) = (host, port) }
         if let config {
             let file = try loadConfig(config)
             options.clusterFile = file
@@ -47,6 +53,7 @@ struct UpCommand: ParsableCommand {
         do {
             try Foreground.runLocalCluster(options, logger: logger) { cluster in
                 printLine("swarm scheduler listening on \(cluster.address)")
+                if let http = cluster.httpAddress { printLine("swarm scheduler http listening on \(http) (dashboard: http://\(http)/)") }
                 printLine("local cluster: \(workers) workers x \(slots) slots (\(cluster.workerNames.joined(separator: ", "))); Ctrl-C stops it")
                 printLine("try: swarm submit --scheduler \(cluster.address) --wait -- echo hello")
             }

@@ -54,6 +54,22 @@ import SwarmNode
         #expect(throws: ConfigError.self) { try ClusterFile.parse(Data(#"{"scheduler": {"httpListen": 9100}}"#.utf8)) }
     }
 
+    @Test func aWorkersHttpListenIsReadCheckedAndApplied() throws {
+        let file = try ClusterFile.parse(Data(#"{"workers": {"w1": {"slots": 2, "httpListen": "127.0.0.1:9101"}, "w2": {"slots": 1}}}"#.utf8))
+        #expect(file.workers["w1"]?.httpListen == "127.0.0.1:9101")
+        #expect(file.workers["w2"]?.httpListen == nil)
+        var config = WorkerConfig(name: "w1", slots: 2, dataDir: "/tmp/unused")
+        config.apply(file, worker: "w1")
+        #expect(config.httpHost == "127.0.0.1" && config.httpPort == 9101)
+        var other = WorkerConfig(name: "w2", slots: 1, dataDir: "/tmp/unused")
+        other.apply(file, worker: "w2")
+        #expect(other.httpHost == nil, "off when absent")
+        for bad in [#"{"workers": {"w1": {"httpListen": "nowhere"}}}"#, #"{"workers": {"w1": {"httpListen": 9101}}}"#,
+                    #"{"workers": {"w1": {"httpListen": "127.0.0.1:70000"}}}"#] {
+            #expect(throws: ConfigError.self, "\(bad)") { try ClusterFile.parse(Data(bad.utf8)) }
+        }
+    }
+
     @Test func maxInputBytesPerTaskIsRead() throws {
         let file = try ClusterFile.parse(Data(#"{"scheduler": {"maxInputBytesPerTask": 1048576}}"#.utf8))
         #expect(file.scheduler.maxInputBytesPerTask == 1 << 20)

@@ -1,0 +1,142 @@
+import SwarmHTTP
+
+/// Where one event stream goes: an `HTTPStream`, or a recording fake in tests.
+public protocol EventSink: AnyObject {
+    /// False once the reader left or the stream was finished.
+    var isOpen: Bool { get }
+    /// Bytes sent and not yet taken by the reader's socket.
+    var queuedBytes: Int { get }
+    func send(_ bytes: [UInt8])
+    func finish()
+}
+
+extension HTTPStream: EventSink {}
+
+/// Server-Sent Events framing (the `text/event-stream` format browsers read).
+public enum ServerSentEvent {
+    /// One event: `event: NAME`, then one `data:` line per line of `data` (the reader joins
+    /// them with newlines, so the text arrives as sent), then a blank line. CRs are left out:
+    /// the reader would take each for a line end.
+    public static func encode(event: String, data: String) -> [UInt8] {
+        var out = Array("event: \(event)\ndata: ".utf8)
+        out.reserveCapacity(out.count + data.utf8.count + 16)
+        for byte in data.utf8 {
+            switch byte {
+            case 0x0A: out += newData
+            case 0x0D: continue
+            default: out.append(byte)
+            }
+        }
+        out += [0x0A, 0x0A]
+        return out
+    }
+
+    private static let newData = Array("\ndata: ".utf8)
+}
+
+/// The dashboard's live log streams (`/api/tasks/ID/log`) on one listener: who follows which
+/// task, and the bounds. The scheduler calls `output` where it sends `swarm logs -f` clients
+/// their chunks and `ended` where it ends them, so both kinds of follower see the same text.
+///
+/// Events: `log` (a piece of the log as the task wrote it), `end` (the task ended; data: its
+/// state), `dropped` (this reader fell `maxStreamQueuedBytes` behind; data: why). After `end`
+/// or `dropped` the stream is finished. Pure apart from the sinks it is handed.
+public final class LogStreams<Sink: EventSink> {
+    public let limits: DashboardLimits
+    private var byTask: [String: [Sink]] = [:]
+    /// Readers dropped for falling behind, since start (for tests and logs).
+    public private(set) var droppedCount = 0
+
+    public init(limits: DashboardLimits = DashboardLimits()) {
+        self.limits = limits
+    }
+
+    /// Streams open now (readers that left are forgotten first).
+    public var count: Int {
+        forgetClosed()
+        return byTask.values.reduce(0) { $0 + $1.count }
+    }
+
+    /// Whether one more stream may open (else the request gets 503).
+    public var hasRoom: Bool { count < limits.maxStreams }
+
+    /// The task ids followed now.
+    public var followedIds: [String] { Array(byTask.keys) }
+
+    /// Starts following `id` on `sink`: what the scheduler holds of the log so far first
+    /// (its end, `backlogBytes` at most), then every `output` until `ended`.
+    public func open(_ sink: Sink, id: String, backlog: String) {
+        sink.send(ServerSentEvent.encode(event: "log", data: Self.tail(backlog, bytes: backlogBytes)))
+        byTask[id, default: []].append(sink)
+    }
+
+    /// The end of an ended task's log, then `end`: no following (`open` is for running tasks).
+    public func answerEnded(_ sink: Sink, backlog: String, state: String) {
+        sink.send(ServerSentEvent.encode(event: "log", data: Self.tail(backlog, bytes: backlogBytes)))
+        sink.send(ServerSentEvent.encode(event: "end", data: state))
+        sink.finish()
+    }
+
+    /// Half the per-stream allowance: what is already there never fills a reader's queue.
+    public var backlogBytes: Int { max(1, limits.maxStreamQueuedBytes / 2) }
+
+    /// A piece of `id`'s log, to everyone following it. A reader more than
+    /// `maxStreamQueuedBytes` behind gets `dropped` instead and its stream ends.
+    public func output(id: String, data: String) {
+        guard let sinks = byTask[id] else { return }
+        var kept: [Sink] = []
+        for sink in sinks where sink.isOpen {
+            if sink.queuedBytes > limits.maxStreamQueuedBytes {
+                droppedCount += 1
+                let why = "this reader fell more than \(limits.maxStreamQueuedBytes) bytes behind the log; reload to read it again"
+                sink.send(ServerSentEvent.encode(event: "dropped", data: why))
+                sink.finish()
+                continue
+            }
+            sink.send(ServerSentEvent.encode(event: "log", data: data))
+            kept.append(sink)
+        }
+        byTask[id] = kept.isEmpty ? nil : kept
+    }
+
+    /// `id` ended in `state`: every stream following it gets `end` and is finished.
+    public func ended(id: String, state: String) {
+        guard let sinks = byTask.removeValue(forKey: id) else { return }
+        for sink in sinks where sink.isOpen {
+            sink.send(ServerSentEvent.encode(event: "end", data: state))
+            sink.finish()
+        }
+    }
+
+    /// Finishes every stream (the listener stops).
+    public func finishAll() {
+        for sinks in byTask.values { for sink in sinks { sink.finish() } }
+        byTask = [:]
+    }
+
+    private func forgetClosed() {
+        for (id, sinks) in byTask where sinks.contains(where: { !$0.isOpen }) {
+            let open = sinks.filter(\.isOpen)
+            byTask[id] = open.isEmpty ? nil : open
+        }
+    }
+
+    /// The last `bytes` of `text`, from a line start where there is one, behind a line saying
+    /// how much was left out.
+    static func tail(_ text: String, bytes: Int) -> String {
+        let utf8 = Array(text.utf8)
+        guard utf8.count > bytes else { return text }
+        var start = utf8.count - bytes
+        if let newline = utf8[start...].firstIndex(of: 0x0A), newline + 1 < utf8.count {
+            start = newline + 1
+        } else {
+            while start < utf8.count, utf8[start] & 0xC0 == 0x80 { start += 1 }
+        }
+        return "[swarm: \(start) earlier bytes not shown here; swarm logs ID prints them]\n"
+            + String(decoding: utf8[start...], as: UTF8.self)
+    }
+}
+
+/// Confined to its loop's thread: not Sendable, on purpose.
+@available(*, unavailable)
+extension LogStreams: Sendable {}

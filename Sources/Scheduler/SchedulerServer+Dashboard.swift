@@ -1,0 +1,134 @@
+import SwarmDashboard
+import SwarmHTTP
+import SwarmProtocol
+
+/// The web dashboard on the `--http-listen` listener (README, "Dashboard"): its static files
+/// at `/`, and `/api/` answered by the same code that answers the CLI (`ClientRequests`), so
+/// the JSON has the fields of `--json`. Log streams follow a task through the same two
+/// points as `swarm logs -f` (`dashboardOutput`, `dashboardEnded`).
+extension SchedulerServer {
+    /// Adds the dashboard's routes to `router`.
+    func addDashboard(to router: inout HTTPRouter) {
+        for path in DashboardPage.publicPaths {
+            router.add("GET", path) { request, responder in
+                responder.respond(DashboardPage.response(for: request.path) ?? .text(.notFound, "no such page"))
+            }
+        }
+        router.addPrefix("GET", "/api/") { [weak self] request, responder in
+            self?.dashboardRequest(request, responder)
+        }
+    }
+
+    func dashboardRequest(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        switch DashboardRoute.parse(request.target, limits: dashboardStreams.limits) {
+        case .failure(let refusal):
+            responder.respond(.text(refusal.status, refusal.reason))
+        case .success(.log(let id)):
+            followLog(id, responder)
+        case .success(.summary):
+            responder.respond(Self.json(summary()))
+        case .success(let route):
+            responder.respond(answer(route))
+        }
+    }
+
+    /// A JSON route's answer: the CLI's request, asked as the cluster token's holder would.
+    private func answer(_ route: DashboardRoute) -> HTTPResponse {
+        let message: Message
+        switch route {
+        case .nodes: message = .listNodes(.init(requestId: 0))
+        case .stats: message = .stats(.init(requestId: 0))
+        case .task(let id): message = .status(.init(requestId: 0, id: id))
+        case let .tasks(filter, limit, cursor): message = .listTasks(.init(requestId: 0, after: cursor, limit: limit, filter: filter))
+        case .summary, .log: return .text(.internalError, "not a JSON route")
+        }
+        let context = ClientRequestContext(nowMs: clocks.monotonic(), at: clocks.wall(), limits: config.clientLimits,
+                                           heldBlobSize: { [unowned self] in self.heldBlobSize($0) }, archive: archive,
+                                           endedTaskState: { [unowned self] in self.store?.endedState(of: $0) })
+        let outcome = ClientRequests.handle(message, identity: .cluster, state: &state, context: context)
+        if let refusal = outcome.refusal {
+            let status: HTTPStatus = switch refusal.code {
+            case .unknownTask, .unknownNode: .notFound
+            case .badMessage, .invalidTask: .badRequest
+            default: .internalError
+            }
+            return .text(status, refusal.reason)
+        }
+        for reply in outcome.replies {
+            switch reply {
+            case .nodeList(let list): return Self.json(list.nodes)
+            case .taskInfo(let info): return Self.json(info.task)
+            case .taskList(let page): return Self.json(DashboardTaskPage(tasks: page.tasks, next: page.next))
+            default: continue
+            }
+        }
+        for case .sendStats(let reply) in outcome.flow {
+            return Self.json(StatsSnapshot(completeStats(reply)))
+        }
+        return .text(.internalError, "no answer")
+    }
+
+    /// `/api/summary`: counted from the cluster state now, with the ledger's history.
+    func summary() -> DashboardSummary {
+        var queued = 0, running = 0
+        for record in state.tasks.values {
+            switch record.info.state {
+            case .queued: queued += 1
+            case .running: running += 1
+            default: break
+            }
+        }
+        var byState: [String: Int] = [:]
+        var slots = 0, free = 0
+        for node in state.listNodes(nowMs: clocks.monotonic()) {
+            byState[node.state.rawValue, default: 0] += 1
+            if node.connected && node.state != .lost {
+                slots += node.slots
+                free += node.freeSlots
+            }
+        }
+        let now = clocks.wall()
+        return DashboardSummary(queued: queued, running: running, workers: byState, slots: slots, freeSlots: free,
+                                throughput: dashboardLedger.throughput(now: now), recent: dashboardLedger.recent, at: now)
+    }
+
+    /// `/api/tasks/ID/log`: what the scheduler holds of the log, then every piece as it comes
+    /// until the task ends. An ended task's answer is its log and `end` at once.
+    private func followLog(_ id: String, _ responder: HTTPResponder) {
+        guard let info = try? state.task(id, archive: archive) else {
+            return responder.respond(.text(.notFound, "no task \(id)"))
+        }
+        guard dashboardStreams.hasRoom else {
+            let most = dashboardStreams.limits.maxStreams
+            return responder.respond(.text(.unavailable, "\(most) log streams are open on this listener, the most it serves; try again later",
+                                           headers: [("Retry-After", "5")]))
+        }
+        let head = HTTPResponse(status: .ok, headers: [("Content-Type", "text/event-stream; charset=utf-8"),
+                                                      ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")])
+        guard let stream = responder.beginStream(head) else { return }
+        if info.state.isTerminal {
+            dashboardStreams.answerEnded(stream, backlog: schedulerCopy(id, info), state: info.state.rawValue)
+        } else {
+            dashboardStreams.open(stream, id: id, backlog: logs.text(id: id))
+        }
+    }
+
+    /// A piece of a task's log (as the scheduler keeps it) to its dashboard streams.
+    func dashboardOutput(id: String, piece: String) {
+        dashboardStreams.output(id: id, data: piece)
+    }
+
+    /// A task ended: its streams end, and the ledger counts it.
+    func dashboardEnded(id: String, state ended: TaskState?) {
+        guard let ended else { return }
+        dashboardLedger.ended(id: id, state: ended, at: clocks.wall())
+        dashboardStreams.ended(id: id, state: ended.rawValue)
+    }
+
+    static func json<T: Encodable>(_ value: T) -> HTTPResponse {
+        guard let body = try? FastJSONEncoder().encode(value) else {
+            return .text(.internalError, "the answer could not be encoded")
+        }
+        return HTTPResponse(status: .ok, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body)
+    }
+}
