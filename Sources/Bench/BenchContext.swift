@@ -49,7 +49,7 @@ public struct BenchOptions: Sendable {
     public var outputDirectory = "bench-results"
 
     /// Every workload, in the order they run: what `all` (the default) runs.
-    public static let allWorkloads = ["spawn", "parallel", "agent", "isolation", "models", "scale", "workspace", "dag"]
+    public static let allWorkloads = ["spawn", "dashboard", "parallel", "agent", "isolation", "models", "scale", "workspace", "dag"]
     /// Workloads that run only when named (not part of `all`): the soak takes an hour at full size.
     public static let namedOnlyWorkloads = ["soak"]
 

@@ -122,6 +122,7 @@ public struct BenchRunner {
         for name in BenchOptions.allWorkloads + BenchOptions.namedOnlyWorkloads where o.workloads.contains(name) {
             switch name {
             case "spawn": list.append(SpawnWorkload())
+            case "dashboard": list.append(DashboardWorkload())
             case "parallel":
                 list.append(ParallelWorkload(options: o, wide: false))
                 if o.parallelWideTasks > 0 { list.append(ParallelWorkload(options: o, wide: true)) }
@@ -142,7 +143,8 @@ public struct BenchRunner {
     static func slots(for workload: String, _ o: BenchOptions) -> Int {
         let q = o.quick
         switch workload {
-        case "spawn": return o.spawnConcurrency
+        // The spawn cluster, as it is: no restart between the two.
+        case "spawn", "dashboard": return o.spawnConcurrency
         case "parallel": return q ? min(o.parallelTasks, 20) : o.parallelTasks
         case "parallel-wide": return q ? min(o.parallelWideTasks, 200) : o.parallelWideTasks
         case "agent", "models": return max(8, min(q ? 20 : o.agentTasks, 256))

@@ -26,6 +26,9 @@ public final class LocalProcessCluster {
 
     public let options: Options
     public private(set) var address = ""
+    /// `HOST:PORT` of the scheduler's HTTP listener (`/metrics`, the dashboard), on loopback:
+    /// the `dashboard` workload reads its log streams there.
+    public private(set) var httpAddress: String?
     private var scheduler: Process?
     private var workers: [(name: String, process: Process)] = []
 
@@ -71,7 +74,8 @@ public final class LocalProcessCluster {
 
     private func launchScheduler(listen: String, timeoutSeconds: Double) throws -> String {
         var args = ["scheduler", "--listen", listen, "--state-dir", schedulerStateDirectory,
-                    "--config", options.directory + "/cluster.json", "--log-level", "warning"]
+                    "--config", options.directory + "/cluster.json", "--log-level", "warning",
+                    "--http-listen", "127.0.0.1:0"]
         if !options.durable { args.append("--in-memory") }
         let stdout = Pipe()
         let process = try launch(args, log: "scheduler", stdout: stdout)
@@ -163,8 +167,12 @@ public final class LocalProcessCluster {
                 throw BenchError.cluster("the scheduler exited before listening; see \(options.directory)/scheduler.log")
             }
             text += String(decoding: data, as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on ") }),
-               let address = line.split(separator: " ").last {
+            // Its address, then its HTTP listener's, each on a line of its own.
+            let lines = text.split(separator: "\n")
+            if let line = lines.first(where: { $0.contains("listening on ") && !$0.contains("http") }),
+               let address = line.split(separator: " ").last,
+               let http = lines.first(where: { $0.contains("http listening on ") })?.split(separator: " ").last {
+                httpAddress = String(http)
                 // Keep draining its stdout so the scheduler never blocks on a full pipe.
                 handle.readabilityHandler = { h in if h.availableData.isEmpty { h.readabilityHandler = nil } }
                 return String(address)

@@ -17,6 +17,13 @@ public enum TargetChecks {
             checks.append(TargetCheck(name: "p50 submit-to-start, idle cluster", target: "< 1 ms",
                                       measured: idle.map { String(format: "%.3f ms", $0) } ?? "-", met: idle.map { $0 < 1 }))
         }
+        if let dashboard = byName["dashboard"], !dashboard.runs.isEmpty {
+            let f = DashboardWorkload.figures(without: dashboard.runs.filter { $0.label.hasPrefix("without") },
+                                              with: dashboard.runs.filter { $0.label.hasPrefix("with ") })
+            checks.append(TargetCheck(name: "throughput cost of an open dashboard (a log stream per task, \(DashboardWorkload.batchTasks)-task batches)",
+                                      target: "<= 5%", measured: String(format: "%.1f%% (%.0f/s vs %.0f/s)", f.costPercent, f.with, f.without),
+                                      met: f.costPercent <= 5))
+        }
         for (name, shape, goal) in [("parallel", "100 x 10 s", 0.995), ("parallel-wide", "1000 x 2 s", 0.80)] {
             guard let w = byName[name], let eff = w.summary.efficiency?.median else { continue }
             let actual = "\(w.parameters["tasks"] ?? "?") x \(w.parameters["sleepSeconds"] ?? "?") s"

@@ -82,6 +82,27 @@ public enum DashboardRoute: Equatable, Sendable {
         }
     }
 
+    /// Whether `host` (a request's `Host` header) names the listener by a numeric address or
+    /// as `localhost`. A listener without a token answers `/api/` only to such requests: a web
+    /// page whose own DNS name was rebound to 127.0.0.1 sends that name, and gets 403, so it
+    /// cannot read the cluster through the visitor's browser.
+    public static func isLocalHost(_ host: String?) -> Bool {
+        guard let host, !host.isEmpty, host.utf8.count <= 300 else { return false }
+        var name = Substring(host)
+        if name.hasPrefix("[") {
+            guard let close = name.firstIndex(of: "]") else { return false }
+            let inside = name[name.index(after: name.startIndex)..<close]
+            return !inside.isEmpty && inside.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
+        }
+        if let colon = name.lastIndex(of: ":") {
+            guard name[name.index(after: colon)...].allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+            name = name[..<colon]
+        }
+        if name.lowercased() == "localhost" { return true }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && UInt8($0) != nil }
+    }
+
     private static func noQuery(_ route: DashboardRoute, _ parameters: [(String, String)]) -> Result<DashboardRoute, Refusal> {
         guard let (name, _) = parameters.first else { return .success(route) }
         return .failure(Refusal(.badRequest, "unknown query parameter '\(name.prefix(64))' (this path takes none)"))

@@ -7,7 +7,8 @@ public protocol EventSink: AnyObject {
     /// Bytes sent and not yet taken by the reader's socket.
     var queuedBytes: Int { get }
     func send(_ bytes: [UInt8])
-    func finish()
+    /// Ends the stream, `last` sent with the end (one write).
+    func finish(last: [UInt8])
 }
 
 extension HTTPStream: EventSink {}
@@ -40,7 +41,9 @@ public enum ServerSentEvent {
 ///
 /// Events: `log` (a piece of the log as the task wrote it), `end` (the task ended; data: its
 /// state), `dropped` (this reader fell `maxStreamQueuedBytes` behind; data: why). After `end`
-/// or `dropped` the stream is finished. Pure apart from the sinks it is handed.
+/// or `dropped` the stream is finished. Each event is one write, the first with the answer's
+/// head and the last with its end: a stream of a task that prints one line costs three.
+/// Pure apart from the sinks it is handed.
 public final class LogStreams<Sink: EventSink> {
     public let limits: DashboardLimits
     private var byTask: [String: [Sink]] = [:]
@@ -63,18 +66,21 @@ public final class LogStreams<Sink: EventSink> {
     /// The task ids followed now.
     public var followedIds: [String] { Array(byTask.keys) }
 
-    /// Starts following `id` on `sink`: what the scheduler holds of the log so far first
-    /// (its end, `backlogBytes` at most), then every `output` until `ended`.
-    public func open(_ sink: Sink, id: String, backlog: String) {
-        sink.send(ServerSentEvent.encode(event: "log", data: Self.tail(backlog, bytes: backlogBytes)))
+    /// A stream's first event, sent with its head: what the scheduler holds of the log so far
+    /// (its end, `backlogBytes` at most); nothing when it holds none.
+    public func firstEvent(backlog: String) -> [UInt8] {
+        backlog.isEmpty ? [] : ServerSentEvent.encode(event: "log", data: Self.tail(backlog, bytes: backlogBytes))
+    }
+
+    /// Follows `id` on `sink` (opened with `firstEvent`): every `output` until `ended`.
+    public func add(_ sink: Sink, id: String) {
         byTask[id, default: []].append(sink)
     }
 
-    /// The end of an ended task's log, then `end`: no following (`open` is for running tasks).
-    public func answerEnded(_ sink: Sink, backlog: String, state: String) {
-        sink.send(ServerSentEvent.encode(event: "log", data: Self.tail(backlog, bytes: backlogBytes)))
-        sink.send(ServerSentEvent.encode(event: "end", data: state))
-        sink.finish()
+    /// The whole answer for a task that has ended: the end of its log, then `end`. It needs
+    /// no stream (and takes none of `maxStreams`).
+    public func endedBody(backlog: String, state: String) -> [UInt8] {
+        firstEvent(backlog: backlog) + ServerSentEvent.encode(event: "end", data: state)
     }
 
     /// Half the per-stream allowance: what is already there never fills a reader's queue.
@@ -89,8 +95,7 @@ public final class LogStreams<Sink: EventSink> {
             if sink.queuedBytes > limits.maxStreamQueuedBytes {
                 droppedCount += 1
                 let why = "this reader fell more than \(limits.maxStreamQueuedBytes) bytes behind the log; reload to read it again"
-                sink.send(ServerSentEvent.encode(event: "dropped", data: why))
-                sink.finish()
+                sink.finish(last: ServerSentEvent.encode(event: "dropped", data: why))
                 continue
             }
             sink.send(ServerSentEvent.encode(event: "log", data: data))
@@ -103,14 +108,13 @@ public final class LogStreams<Sink: EventSink> {
     public func ended(id: String, state: String) {
         guard let sinks = byTask.removeValue(forKey: id) else { return }
         for sink in sinks where sink.isOpen {
-            sink.send(ServerSentEvent.encode(event: "end", data: state))
-            sink.finish()
+            sink.finish(last: ServerSentEvent.encode(event: "end", data: state))
         }
     }
 
     /// Finishes every stream (the listener stops).
     public func finishAll() {
-        for sinks in byTask.values { for sink in sinks { sink.finish() } }
+        for sinks in byTask.values { for sink in sinks { sink.finish(last: []) } }
         byTask = [:]
     }
 

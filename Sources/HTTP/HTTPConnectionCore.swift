@@ -102,29 +102,37 @@ public final class HTTPConnectionCore {
     /// followed live): `head`'s status and headers now, with `Transfer-Encoding: chunked`;
     /// then `streamChunk` as data comes and `endStream` at the end. The idle timeout does not
     /// apply while it is open (the application ends it); a peer that leaves closes it. A HEAD
-    /// request gets the head only and the answer is complete at once.
-    public func beginStream(_ head: HTTPResponse, nowMs: Int64) -> [Directive] {
+    /// request gets the head only and the answer is complete at once. `first`: a first piece,
+    /// written with the head (one write, not two).
+    public func beginStream(_ head: HTTPResponse, first: [UInt8] = [], nowMs: Int64) -> [Directive] {
         guard phase == .awaitingAnswer else { return [] }
         lastActivityMs = nowMs
         var text = "HTTP/1.1 \(head.status.code) \(head.status.reason)\r\n"
         for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
         text += "Transfer-Encoding: chunked\r\nConnection: \(closeAfterWrite ? "close" : "keep-alive")\r\n\r\n"
         phase = headOnly ? .writing : .streaming
-        return [write(Array(text.utf8))]
+        return [write(Array(text.utf8) + (headOnly ? [] : Self.chunk(first)))]
     }
 
     /// One piece of a streamed answer (empty pieces are skipped: an empty chunk would end it).
     public func streamChunk(_ bytes: [UInt8]) -> [Directive] {
         guard phase == .streaming, !bytes.isEmpty else { return [] }
-        return [write(Array((String(bytes.count, radix: 16) + "\r\n").utf8) + bytes + Array("\r\n".utf8))]
+        return [write(Self.chunk(bytes))]
     }
 
     /// Ends a streamed answer; the connection then goes on with the next request (or closes).
-    public func endStream(nowMs: Int64) -> [Directive] {
+    /// `last`: a last piece, written with the end (one write, not two).
+    public func endStream(last: [UInt8] = [], nowMs: Int64) -> [Directive] {
         guard phase == .streaming else { return [] }
         phase = .writing
         lastActivityMs = nowMs
-        return [write(Array("0\r\n\r\n".utf8))]
+        return [write(Self.chunk(last) + Array("0\r\n\r\n".utf8))]
+    }
+
+    /// `bytes` as one chunk of a chunked body (nothing for no bytes).
+    private static func chunk(_ bytes: [UInt8]) -> [UInt8] {
+        guard !bytes.isEmpty else { return [] }
+        return Array((String(bytes.count, radix: 16) + "\r\n").utf8) + bytes + Array("\r\n".utf8)
     }
 
     /// Whether a streamed answer is open (what `HTTPStream.isOpen` reports).

@@ -49,12 +49,12 @@ public struct HTTPRouter {
 /// closed drops its answer (`isOpen` tells).
 public final class HTTPResponder {
     private var send: ((HTTPResponse) -> Void)?
-    private var startStream: ((HTTPResponse) -> HTTPStream?)?
+    private var startStream: ((HTTPResponse, [UInt8]) -> HTTPStream?)?
     private let isOpenCheck: () -> Bool
 
     /// `send` delivers the answer (the server's connection); `startStream` opens a streamed
     /// one (nil: this responder cannot stream); `isOpen` says whether it still can answer.
-    public init(send: @escaping (HTTPResponse) -> Void, startStream: ((HTTPResponse) -> HTTPStream?)? = nil,
+    public init(send: @escaping (HTTPResponse) -> Void, startStream: ((HTTPResponse, [UInt8]) -> HTTPStream?)? = nil,
                 isOpen: @escaping () -> Bool = { true }) {
         self.send = send
         self.startStream = startStream
@@ -71,12 +71,13 @@ public final class HTTPResponder {
     }
 
     /// Starts a streamed answer with `head`'s status and headers (its body is ignored): for
-    /// Server-Sent Events and logs followed live. Nil when already answered or not streamable.
-    public func beginStream(_ head: HTTPResponse) -> HTTPStream? {
+    /// Server-Sent Events and logs followed live. `first`: a first piece, sent with the head.
+    /// Nil when already answered or not streamable.
+    public func beginStream(_ head: HTTPResponse, first: [UInt8] = []) -> HTTPStream? {
         guard send != nil, let startStream else { return nil }
         send = nil
         self.startStream = nil
-        return startStream(head)
+        return startStream(head, first)
     }
 }
 
@@ -85,11 +86,12 @@ public final class HTTPResponder {
 /// one that left.
 public final class HTTPStream {
     private let sendPiece: ([UInt8]) -> Void
-    private var finishStream: (() -> Void)?
+    private var finishStream: (([UInt8]) -> Void)?
     private let isOpenCheck: () -> Bool
     private let queued: () -> Int
 
-    public init(send: @escaping ([UInt8]) -> Void, finish: @escaping () -> Void,
+    /// `finish` gets the last piece (possibly empty) to send with the end.
+    public init(send: @escaping ([UInt8]) -> Void, finish: @escaping ([UInt8]) -> Void,
                 isOpen: @escaping () -> Bool, queuedBytes: @escaping () -> Int) {
         self.sendPiece = send
         self.finishStream = finish
@@ -106,10 +108,11 @@ public final class HTTPStream {
         sendPiece(bytes)
     }
 
-    public func finish() {
+    /// Ends the answer; `last` (if any) goes out with the end, in the same write.
+    public func finish(last: [UInt8] = []) {
         guard let finishStream else { return }
         self.finishStream = nil
-        finishStream()
+        finishStream(isOpenCheck() ? last : [])
     }
 }
 

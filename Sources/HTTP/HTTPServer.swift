@@ -129,9 +129,9 @@ public final class HTTPServer {
         let responder = HTTPResponder(send: { [weak self, weak connection] response in
             guard let self, let connection else { return }
             self.run(connection.core.respond(response, nowMs: self.now), on: connection)
-        }, startStream: { [weak self, weak connection] head in
+        }, startStream: { [weak self, weak connection] head, first in
             guard let self, let connection else { return nil }
-            self.run(connection.core.beginStream(head, nowMs: self.now), on: connection)
+            self.run(connection.core.beginStream(head, first: first, nowMs: self.now), on: connection)
             return self.stream(on: connection)
         }, isOpen: { [weak self, weak connection] in
             guard let self, let connection else { return false }
@@ -150,9 +150,9 @@ public final class HTTPServer {
         HTTPStream(send: { [weak self, weak connection] bytes in
             guard let self, let connection else { return }
             self.run(connection.core.streamChunk(bytes), on: connection)
-        }, finish: { [weak self, weak connection] in
+        }, finish: { [weak self, weak connection] last in
             guard let self, let connection else { return }
-            self.run(connection.core.endStream(nowMs: self.now), on: connection)
+            self.run(connection.core.endStream(last: last, nowMs: self.now), on: connection)
         }, isOpen: { [weak self, weak connection] in
             guard let self, let connection else { return false }
             return self.connections[ObjectIdentifier(connection)] != nil && connection.core.isStreaming

@@ -20,6 +20,12 @@ extension SchedulerServer {
     }
 
     func dashboardRequest(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        // Without a token the listener is on loopback; a page that rebinds its DNS name to it
+        // still sends its name (`DashboardRoute.isLocalHost`).
+        if config.token == nil, !DashboardRoute.isLocalHost(request.header("Host")) {
+            return responder.respond(.text(HTTPStatus(403, "Forbidden"),
+                                           "without a cluster token /api/ answers only requests for localhost or a numeric address (Host: \(PeerText.safe(request.header("Host") ?? "", limit: 100)))"))
+        }
         switch DashboardRoute.parse(request.target, limits: dashboardStreams.limits) {
         case .failure(let refusal):
             responder.respond(.text(refusal.status, refusal.reason))
@@ -93,24 +99,25 @@ extension SchedulerServer {
     }
 
     /// `/api/tasks/ID/log`: what the scheduler holds of the log, then every piece as it comes
-    /// until the task ends. An ended task's answer is its log and `end` at once.
+    /// until the task ends. An ended task's answer is its log and `end` at once (a whole
+    /// answer with a length: no stream).
     private func followLog(_ id: String, _ responder: HTTPResponder) {
         guard let info = try? state.task(id, archive: archive) else {
             return responder.respond(.text(.notFound, "no task \(id)"))
+        }
+        let headers = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]
+        if info.state.isTerminal {
+            let body = dashboardStreams.endedBody(backlog: schedulerCopy(id, info), state: info.state.rawValue)
+            return responder.respond(HTTPResponse(status: .ok, headers: headers, body: body))
         }
         guard dashboardStreams.hasRoom else {
             let most = dashboardStreams.limits.maxStreams
             return responder.respond(.text(.unavailable, "\(most) log streams are open on this listener, the most it serves; try again later",
                                            headers: [("Retry-After", "5")]))
         }
-        let head = HTTPResponse(status: .ok, headers: [("Content-Type", "text/event-stream; charset=utf-8"),
-                                                      ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")])
-        guard let stream = responder.beginStream(head) else { return }
-        if info.state.isTerminal {
-            dashboardStreams.answerEnded(stream, backlog: schedulerCopy(id, info), state: info.state.rawValue)
-        } else {
-            dashboardStreams.open(stream, id: id, backlog: logs.text(id: id))
-        }
+        let first = dashboardStreams.firstEvent(backlog: logs.text(id: id))
+        guard let stream = responder.beginStream(HTTPResponse(status: .ok, headers: headers), first: first) else { return }
+        dashboardStreams.add(stream, id: id)
     }
 
     /// A piece of a task's log (as the scheduler keeps it) to its dashboard streams.

@@ -8,14 +8,14 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Stress-test a cluster (a local one by default) and write a performance report.",
         discussion: """
-            Workloads: spawn, parallel, agent, isolation, models, scale, workspace, dag, or all (the default), run
+            Workloads: spawn, dashboard, parallel, agent, isolation, models, scale, workspace, dag, or all (the default), run
             in that order; soak (issue 14: N tasks through a durable scheduler, sampling memory, descriptors and disk)
             runs only when named, after the others.
             Writes report.json (schema swarm-bench/1), report.md and report.html under --out/<time>/ (and
             --out/latest). Exits 1 if any task was lost or duplicated or a workload failed its own checks.
             """)
 
-    @Argument(help: "Workloads to run: spawn, parallel, agent, isolation, models, scale, workspace, dag, soak or all (all but soak).")
+    @Argument(help: "Workloads to run: spawn, dashboard, parallel, agent, isolation, models, scale, workspace, dag, soak or all (all but soak).")
     var workloads: [String] = ["all"]
     @Option(help: ArgumentHelp("Bench an existing cluster at HOST:PORT instead of starting a local one.", valueName: "HOST:PORT"))
     var scheduler: String?

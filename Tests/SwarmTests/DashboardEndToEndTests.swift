@@ -75,6 +75,9 @@ import Testing
         #expect(try MetricsEndToEndTests.get("http://\(http)/api/tasks/a..b%2F").status == 400)
         #expect(try MetricsEndToEndTests.get("http://\(http)/api/tasks?state=sleepy").status == 400)
         #expect(try MetricsEndToEndTests.get("http://\(http)/").body.contains("/dashboard.js"))
+        // No token: a page whose DNS name was rebound to loopback sends that name, and gets nothing.
+        #expect(try MetricsEndToEndTests.get("http://\(http)/api/nodes", headers: ["Host: evil.example"]).status == 403)
+        #expect(try MetricsEndToEndTests.get("http://\(http)/api/nodes", headers: ["Host: localhost"]).status == 200)
     }
 
     @Test(.enabled(if: curl != nil, "curl is not installed: no real HTTP client"))

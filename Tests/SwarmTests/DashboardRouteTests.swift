@@ -73,6 +73,16 @@ struct DashboardRouteTests {
         #expect(refusal("/api/nodes?x=1")?.status == .badRequest)
     }
 
+    @Test func withoutATokenOnlyLocalHostNamesAreAnswered() {
+        for host in ["127.0.0.1:8080", "127.0.0.1", "localhost:9", "LOCALHOST", "[::1]:8080", "[::1]", "10.0.0.2:80"] {
+            #expect(DashboardRoute.isLocalHost(host), "\(host)")
+        }
+        for host in [nil, "", "evil.example:8080", "evil.example", "127.0.0.1.evil.example", "localhost.evil.example",
+                     "[::1", "127.0.0.1:80x", "1.2.3", "1.2.3.256", "[]:80"] as [String?] {
+            #expect(!DashboardRoute.isLocalHost(host), "\(String(describing: host))")
+        }
+    }
+
     @Test func queryDecoding() {
         #expect(DashboardQuery.decode("a+b%2Cc%C3%A9") == "a b,cé")
         #expect(DashboardQuery.decode("%4") == nil)

@@ -150,6 +150,23 @@ import Testing
         #expect(Self.dispatched(core.written(nowMs: 4)) == ["/after"])
     }
 
+    @Test func aFirstPieceGoesWithTheHeadAndALastWithTheEnd() {
+        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\n")
+        let head = core.beginStream(HTTPResponse(status: .ok), first: Array("abc".utf8), nowMs: 0)
+        #expect(head.count == 1, "one write")
+        #expect(Self.written(head) == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n3\r\nabc\r\n")
+        _ = core.written(nowMs: 1)
+        let end = core.endStream(last: Array("0123456789abcdefg".utf8), nowMs: 2)
+        #expect(end.count == 1)
+        #expect(Self.written(end) == "11\r\n0123456789abcdefg\r\n0\r\n\r\n")
+        // HEAD: the head alone, whatever the first piece.
+        let other = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        _ = Self.feed(other, "HEAD /events HTTP/1.1\r\n\r\n")
+        #expect(Self.written(other.beginStream(HTTPResponse(status: .ok), first: [1, 2], nowMs: 0))?.hasSuffix("\r\n\r\n") == true)
+        #expect(!other.isStreaming)
+    }
+
     @Test func aPeerLeavingAStreamClosesIt() {
         let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
         _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\n")

@@ -12,8 +12,14 @@ struct LogStreamsTests {
         /// What the "socket" has not taken yet (set by the test).
         var queuedBytes = 0
         var isOpen: Bool { !finished && !left }
-        func send(_ bytes: [UInt8]) { sent += bytes }
-        func finish() { finished = true }
+        /// Writes made: what a stream costs in syscalls.
+        var writes = 0
+        func send(_ bytes: [UInt8]) { sent += bytes; writes += 1 }
+        func finish(last: [UInt8]) {
+            sent += last
+            writes += 1
+            finished = true
+        }
         var text: String { String(decoding: sent, as: UTF8.self) }
     }
 
@@ -26,23 +32,26 @@ struct LogStreamsTests {
 
     @Test func aFollowerGetsTheBacklogThenEachPieceThenTheEnd() {
         let streams = LogStreams<FakeSink>()
+        let first = String(decoding: streams.firstEvent(backlog: "first\n"), as: UTF8.self)
+        #expect(first == "event: log\ndata: first\ndata: \n\n")
+        #expect(streams.firstEvent(backlog: "").isEmpty, "no empty event (and no write) for no log")
         let sink = FakeSink()
-        streams.open(sink, id: "t1", backlog: "first\n")
+        streams.add(sink, id: "t1")
         streams.output(id: "t1", data: "second\n")
         streams.output(id: "other", data: "not mine\n")
         #expect(streams.count == 1)
         streams.ended(id: "t1", state: "succeeded")
-        #expect(sink.text == "event: log\ndata: first\ndata: \n\nevent: log\ndata: second\ndata: \n\nevent: end\ndata: succeeded\n\n")
-        #expect(sink.finished)
+        #expect(sink.text == "event: log\ndata: second\ndata: \n\nevent: end\ndata: succeeded\n\n")
+        #expect(sink.finished && sink.writes == 2, "a piece, then the end with its event: one write each")
         #expect(streams.count == 0)
     }
 
     @Test func anEndedTaskIsAnsweredAtOnce() {
         let streams = LogStreams<FakeSink>()
-        let sink = FakeSink()
-        streams.answerEnded(sink, backlog: "out", state: "failed")
-        #expect(sink.text == "event: log\ndata: out\n\nevent: end\ndata: failed\n\n")
-        #expect(sink.finished && streams.count == 0)
+        let body = String(decoding: streams.endedBody(backlog: "out", state: "failed"), as: UTF8.self)
+        #expect(body == "event: log\ndata: out\n\nevent: end\ndata: failed\n\n")
+        #expect(String(decoding: streams.endedBody(backlog: "", state: "lost"), as: UTF8.self) == "event: end\ndata: lost\n\n")
+        #expect(streams.count == 0)
     }
 
     @Test func aReaderPastTheQueuedCapIsDroppedAtTheEdge() {
@@ -50,8 +59,8 @@ struct LogStreamsTests {
         limits.maxStreamQueuedBytes = 1_000
         let streams = LogStreams<FakeSink>(limits: limits)
         let slow = FakeSink(), fast = FakeSink()
-        streams.open(slow, id: "t", backlog: "")
-        streams.open(fast, id: "t", backlog: "")
+        streams.add(slow, id: "t")
+        streams.add(fast, id: "t")
         slow.queuedBytes = 1_000
         streams.output(id: "t", data: "at the cap: still sent")
         #expect(slow.text.contains("at the cap") && !slow.finished)
@@ -72,9 +81,9 @@ struct LogStreamsTests {
         let streams = LogStreams<FakeSink>(limits: limits)
         let a = FakeSink(), b = FakeSink()
         #expect(streams.hasRoom)
-        streams.open(a, id: "t1", backlog: "")
+        streams.add(a, id: "t1")
         #expect(streams.hasRoom)
-        streams.open(b, id: "t2", backlog: "")
+        streams.add(b, id: "t2")
         #expect(!streams.hasRoom, "at the cap: the next gets 503")
         b.left = true
         #expect(streams.hasRoom && streams.count == 1)
@@ -88,12 +97,10 @@ struct LogStreamsTests {
         limits.maxStreamQueuedBytes = 20
         let streams = LogStreams<FakeSink>(limits: limits)
         #expect(streams.backlogBytes == 10)
-        let sink = FakeSink()
-        streams.open(sink, id: "t", backlog: "0123456789\nabc\ndefgh\n")
-        #expect(sink.text == "event: log\ndata: [swarm: 15 earlier bytes not shown here; swarm logs ID prints them]\ndata: defgh\ndata: \n\n")
-        let short = FakeSink()
-        streams.open(short, id: "u", backlog: "short\n")
-        #expect(short.text == "event: log\ndata: short\ndata: \n\n")
+        let cut = String(decoding: streams.firstEvent(backlog: "0123456789\nabc\ndefgh\n"), as: UTF8.self)
+        #expect(cut == "event: log\ndata: [swarm: 15 earlier bytes not shown here; swarm logs ID prints them]\ndata: defgh\ndata: \n\n")
+        let short = String(decoding: streams.firstEvent(backlog: "short\n"), as: UTF8.self)
+        #expect(short == "event: log\ndata: short\ndata: \n\n")
     }
 
     @Test func theLedgerKeepsTheLastOutcomesNewestFirst() {
