@@ -47,6 +47,8 @@ public enum ServerSentEvent {
 public final class LogStreams<Sink: EventSink> {
     public let limits: DashboardLimits
     private var byTask: [String: [Sink]] = [:]
+    /// Streams in `byTask`, kept as it changes: the cap is checked without a walk.
+    private var held = 0
     /// Readers dropped for falling behind, since start (for tests and logs).
     public private(set) var droppedCount = 0
 
@@ -57,11 +59,16 @@ public final class LogStreams<Sink: EventSink> {
     /// Streams open now (readers that left are forgotten first).
     public var count: Int {
         forgetClosed()
-        return byTask.values.reduce(0) { $0 + $1.count }
+        return held
     }
 
-    /// Whether one more stream may open (else the request gets 503).
-    public var hasRoom: Bool { count < limits.maxStreams }
+    /// Whether one more stream may open (else the request gets 503). Readers that left are
+    /// looked for only at the cap: a walk of every stream per request would make opening
+    /// N streams cost N squared.
+    public var hasRoom: Bool {
+        if held < limits.maxStreams { return true }
+        return count < limits.maxStreams
+    }
 
     /// The task ids followed now.
     public var followedIds: [String] { Array(byTask.keys) }
@@ -75,6 +82,7 @@ public final class LogStreams<Sink: EventSink> {
     /// Follows `id` on `sink` (opened with `firstEvent`): every `output` until `ended`.
     public func add(_ sink: Sink, id: String) {
         byTask[id, default: []].append(sink)
+        held += 1
     }
 
     /// The whole answer for a task that has ended: the end of its log, then `end`. It needs
@@ -101,12 +109,14 @@ public final class LogStreams<Sink: EventSink> {
             sink.send(ServerSentEvent.encode(event: "log", data: data))
             kept.append(sink)
         }
+        held -= sinks.count - kept.count
         byTask[id] = kept.isEmpty ? nil : kept
     }
 
     /// `id` ended in `state`: every stream following it gets `end` and is finished.
     public func ended(id: String, state: String) {
         guard let sinks = byTask.removeValue(forKey: id) else { return }
+        held -= sinks.count
         for sink in sinks where sink.isOpen {
             sink.finish(last: ServerSentEvent.encode(event: "end", data: state))
         }
@@ -116,11 +126,13 @@ public final class LogStreams<Sink: EventSink> {
     public func finishAll() {
         for sinks in byTask.values { for sink in sinks { sink.finish(last: []) } }
         byTask = [:]
+        held = 0
     }
 
     private func forgetClosed() {
         for (id, sinks) in byTask where sinks.contains(where: { !$0.isOpen }) {
             let open = sinks.filter(\.isOpen)
+            held -= sinks.count - open.count
             byTask[id] = open.isEmpty ? nil : open
         }
     }
