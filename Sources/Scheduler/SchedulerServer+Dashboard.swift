@@ -38,7 +38,7 @@ extension SchedulerServer {
         }
     }
 
-    /// A JSON route's answer: the CLI's request, asked as the cluster token's holder would.
+    /// A JSON route's answer: the CLI's request, asked as a holder of the read token would.
     private func answer(_ route: DashboardRoute) -> HTTPResponse {
         let message: Message
         switch route {
@@ -51,11 +51,13 @@ extension SchedulerServer {
         let context = ClientRequestContext(nowMs: clocks.monotonic(), at: clocks.wall(), limits: config.clientLimits,
                                            heldBlobSize: { [unowned self] in self.heldBlobSize($0) }, archive: archive,
                                            endedTaskState: { [unowned self] in self.store?.endedState(of: $0) })
-        let outcome = ClientRequests.handle(message, identity: .cluster, state: &state, context: context)
+        // The read token's rights: the dashboard only reads, whichever token the request carried.
+        let outcome = ClientRequests.handle(message, identity: .read, state: &state, context: context)
         if let refusal = outcome.refusal {
             let status: HTTPStatus = switch refusal.code {
             case .unknownTask, .unknownNode: .notFound
             case .badMessage, .invalidTask: .badRequest
+            case .forbidden: HTTPStatus(403, "Forbidden")
             default: .internalError
             }
             return .text(status, refusal.reason)
