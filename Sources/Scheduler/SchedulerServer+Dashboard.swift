@@ -26,7 +26,9 @@ extension SchedulerServer {
             return responder.respond(.text(HTTPStatus(403, "Forbidden"),
                                            "without a cluster token /api/ answers only requests for localhost or a numeric address (Host: \(PeerText.safe(request.header("Host") ?? "", limit: 100)))"))
         }
-        switch DashboardRoute.parse(request.target, limits: dashboardStreams.limits) {
+        // An absolute-form target (http://host:port/api/...) is read as its path and query.
+        let query = request.target.firstIndex(of: "?").map { request.target[$0...] } ?? ""
+        switch DashboardRoute.parse(String(request.path) + query, limits: dashboardStreams.limits) {
         case .failure(let refusal):
             responder.respond(.text(refusal.status, refusal.reason))
         case .success(.log(let id)):
