@@ -18,7 +18,9 @@ extension Spool {
             return
         }
         SpoolFiles.syncDirectory(files.processing)
-        queue.append(.read(claimed, readOutcome(claimed), recovered: false))
+        let outcome = readOutcome(claimed)
+        if case .request(let request, _) = outcome { log("claimed \(name) as task \(request.id)") }
+        queue.append(.read(claimed, outcome, recovered: false))
     }
 
     /// `processing/NAME` read and parsed (never more than `SpoolRequest.maxBytes`).

@@ -156,7 +156,10 @@ public final class Spool {
     private func perform(_ directive: SpoolDirective) {
         switch directive {
         case let .claim(name, stamp): claim(name, stamp)
-        case .read(let name): queue.append(.read(name, readOutcome(name), recovered: true))
+        case .read(let name):
+            let outcome = readOutcome(name)
+            if case .request(let request, _) = outcome { log("taking up processing/\(name) (task \(request.id)) again") }
+            queue.append(.read(name, outcome, recovered: true))
         case let .reject(name, reason): reject(name, reason)
         case let .submit(name, spec):
             if let id = client.sendAside({ .submitBatch(.init(requestId: $0, tasks: [spec])) }) {

@@ -27,7 +27,8 @@ enum SwarmMain {
             }
             Swarm.exit(withError: error)
         }
-        // Commands that own processes keep going when their stdout reader leaves (see Console).
+        // Commands that own processes (and the spool, a server) keep going when their stdout
+        // reader leaves (see Console).
         let ownsProcesses: [ParsableCommand.Type] = [UpCommand.self, WorkerCommand.self, SchedulerCommand.self,
                                                      DemoCommand.self, BenchCommand.self, SpoolCommand.self]
         if ownsProcesses.contains(where: { $0 == type(of: command) }) { Console.onBrokenPipe = .dropOutput }
