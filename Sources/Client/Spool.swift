@@ -36,6 +36,7 @@ public final class Spool {
     var watcher: UVFSEvent?
     var rescanTimer: UVTimer?
     var dueTimer: UVTimer?
+    var dueArmed = false
     var signals: [UVSignal] = []
 
     /// `log` gets one line per claim, rejection, result and connection change.
@@ -140,17 +141,25 @@ public final class Spool {
         guard !draining else { return }
         draining = true
         defer { draining = false }
+        var onlyObserved = true
         while !queue.isEmpty {
             let next = queue.removeFirst()
+            if case .observed = next {} else { onlyObserved = false }
             for directive in core.handle(next, now: monotonicMillis()) { perform(directive) }
         }
-        armDueTimer()
+        // An observation only adds dues after those already armed for (`nextDue` looks at
+        // every candidate: not once per file event of a burst).
+        if !(onlyObserved && dueArmed) { armDueTimer() }
     }
 
     private func armDueTimer() {
         let now = monotonicMillis()
-        guard let due = core.nextDue(now: now) else { dueTimer?.stop(); return }
-        dueTimer?.start(afterMs: UInt64(max(0, due - now))) { [unowned self] in self.feed(.tick) }
+        guard let due = core.nextDue(now: now) else { dueTimer?.stop(); dueArmed = false; return }
+        dueArmed = true
+        dueTimer?.start(afterMs: UInt64(max(0, due - now))) { [unowned self] in
+            self.dueArmed = false
+            self.feed(.tick)
+        }
     }
 
     private func perform(_ directive: SpoolDirective) {

@@ -110,7 +110,11 @@ public struct SpoolCore: Sendable {
     public mutating func handle(_ event: SpoolEvent, now: Int64) -> [SpoolDirective] {
         var out: [SpoolDirective] = []
         switch event {
-        case let .observed(name, stamp): observe(name, stamp, now: now)
+        case let .observed(name, stamp):
+            // A new or changed file is due only after the quiet period (the shell's timer
+            // ticks then): only a rename from .tmp can make one due now. So a burst of
+            // events costs O(1) each, not a look at every candidate.
+            if !observe(name, stamp, now: now) { return [] }
         case let .scanned(listing, complete): scan(listing, complete: complete, now: now)
         case .recovering(let names): recovery += names.filter { entries[$0] == nil }
         case let .claimAbandoned(name, stamp):
@@ -169,32 +173,36 @@ public struct SpoolCore: Sendable {
 
     // MARK: Watching requests/
 
-    private mutating func observe(_ name: String, _ stamp: FileStamp?, now: Int64) {
-        if name.hasPrefix(".") || name.isEmpty { return }
+    /// Returns whether a candidate became due at once (renamed from its .tmp).
+    @discardableResult
+    private mutating func observe(_ name: String, _ stamp: FileStamp?, now: Int64) -> Bool {
+        if name.hasPrefix(".") || name.isEmpty { return false }
         if name.hasSuffix(".tmp") {
             if stamp != nil {
                 if tmpSeen.count < limits.maxTracked { tmpSeen.insert(name) }
             } else if tmpSeen.remove(name) != nil {
-                tmpGone(String(name.dropLast(4)), now: now)
+                return tmpGone(String(name.dropLast(4)), now: now)
             }
-            return
+            return false
         }
-        guard let stamp else { candidates[name] = nil; return }
-        if let known = candidates[name], known.stamp == stamp { return }
-        if candidates[name] == nil && candidates.count >= limits.maxTracked { return }
+        guard let stamp else { candidates[name] = nil; return false }
+        if let known = candidates[name], known.stamp == stamp { return false }
+        if candidates[name] == nil && candidates.count >= limits.maxTracked { return false }
         // Renamed from its .tmp: the .tmp is gone and was seen to go within the memory.
         let renamed = !tmpSeen.contains(name + ".tmp")
             && (renamedAt.removeValue(forKey: name).map { now - $0 <= limits.renameMemoryMs } ?? false)
         candidates[name] = Candidate(stamp: stamp, since: now, renamed: renamed)
+        return renamed
     }
 
     /// `final + ".tmp"` disappeared: a writer renamed it to `final` (taken at once).
-    private mutating func tmpGone(_ final: String, now: Int64) {
+    private mutating func tmpGone(_ final: String, now: Int64) -> Bool {
         if candidates[final] != nil {
             candidates[final]?.renamed = true
-        } else if renamedAt.count < limits.maxTracked {
-            renamedAt[final] = now
+            return true
         }
+        if renamedAt.count < limits.maxTracked { renamedAt[final] = now }
+        return false
     }
 
     private mutating func scan(_ listing: [String: FileStamp], complete: Bool, now: Int64) {
