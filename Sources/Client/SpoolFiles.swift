@@ -66,10 +66,10 @@ struct SpoolFiles {
     }
 
     /// Renames `from` into `dir` as `name`, or `name~N` when taken; returns the name used.
-    static func move(_ from: String, into dir: String, as name: String, reserving extra: String? = nil) throws(Failure) -> String {
+    static func move(_ from: String, into dir: String, as name: String) throws(Failure) -> String {
         var chosen = name
         var n = 1
-        while exists(dir + "/" + chosen) || extra.map({ exists(dir + "/" + chosen + $0) }) == true {
+        while exists(dir + "/" + chosen) {
             n += 1
             if n > 10_000 { throw Failure(message: "no free name for \(name) in \(dir)") }
             chosen = "\(name)~\(n)"
