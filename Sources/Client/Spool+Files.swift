@@ -102,6 +102,10 @@ extension Spool {
             switch (what, reply) {
             case (.submit(let name), .batchSubmitted):
                 feed(.submitted(name))
+            case (_, .error(let e)) where e.code == .forbidden:
+                // The spool's token may not submit or wait (a read-only scoped token): no
+                // request can fix that, so the spool stops rather than reject them all.
+                fatal = .server(e.code, e.reason)
             case (.submit(let name), .error(let e)):
                 feed(.submitFailed(name, e.code, e.reason))
             case (.wait(let name), .waitResult(let result)):

@@ -33,6 +33,8 @@ public final class Spool {
     var queue: [SpoolEvent] = []
     var draining = false
     var stopping = false
+    /// Set when the scheduler refuses the spool's credentials a request: `run` throws it.
+    var fatal: ClientError?
     var watcher: UVFSEvent?
     var rescanTimer: UVTimer?
     var dueTimer: UVTimer?
@@ -50,7 +52,8 @@ public final class Spool {
 
     /// Serves the directory until SIGTERM, SIGINT or SIGHUP. `ready` is called once the directories
     /// exist and the watch is on. Throws only for what no retry can fix: the directory (not
-    /// creatable, served by another spool), or a scheduler refusing the credentials.
+    /// creatable, served by another spool), or a scheduler refusing the credentials (at the
+    /// handshake, or a token whose scope may not submit or wait).
     public func run(ready: () -> Void) throws(ClientError) {
         let lock: Int32
         do { lock = try files.prepare() } catch { throw .server(.unexpected, error.description) }
@@ -79,6 +82,7 @@ public final class Spool {
             }
             _ = loop.runOnce()
             collectReplies()
+            if let fatal { throw fatal }
             if client.connectionFailure != nil { connectionLost() }
         }
     }

@@ -181,4 +181,26 @@ import Glibc
         #expect(second.status == 2 && second.stderr.contains("another swarm spool serves"))
         #expect(Self.names(spool) == ["done", "processing", "rejected", "requests", "results"])
     }
+
+    @Test func aReadOnlyTokenStopsTheSpoolAndRejectsNothing() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let spool = harness.dir + "/spool"
+        for role in ["cluster", "read"] {
+            try "\(role)-token-\(UInt64.random(in: 0...UInt64.max))\n".write(toFile: "\(harness.dir)/\(role).token", atomically: true, encoding: .utf8)
+        }
+        let scheduler = try harness.start("scheduler", ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state",
+                                                        "--token-file", "\(harness.dir)/cluster.token", "--read-token-file", "\(harness.dir)/read.token"])
+        let address = String(try #require(scheduler.waitForLine(containing: "listening on")?.split(separator: " ").last))
+        let reader = try harness.start("spool", ["spool", spool, "--scheduler", address, "--token-file", "\(harness.dir)/read.token"])
+        #expect(reader.waitForLine(containing: "swarm spool serving", timeout: 10) != nil)
+        Self.write("\(spool)/requests/r.json", #"{"requestId": "r", "task": {"objective": "x"}}"#)
+        #expect(Self.eventually { !reader.process.isRunning })
+        reader.process.waitUntilExit()
+        #expect(reader.process.terminationStatus == 2)
+        let log = (try? String(contentsOfFile: "\(harness.dir)/spool.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("may only read"), "\(log)")
+        // The request waits in processing/ for a spool that may submit; it is not rejected.
+        #expect(Self.names("\(spool)/processing") == ["r.json"] && Self.names("\(spool)/rejected").isEmpty)
+    }
 }
