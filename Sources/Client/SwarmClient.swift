@@ -334,6 +334,31 @@ public final class SwarmClient {
     /// The reply to a `sendAside` request once it has come (then forgotten), else nil.
     public func takeReply(_ requestId: Int) -> Message? { replies.removeValue(forKey: requestId) }
 
+    // For a long-lived user of one client (`Spool`): its loop, its health, a fresh start.
+
+    /// The loop every call runs; handles of the same thread may join it.
+    var eventLoop: EventLoop { loop }
+    /// Whether the handshake is done and no failure has ended the connection.
+    var isUsable: Bool { established && failure == nil }
+    /// What ended the connection (sticky until `resetConnection`).
+    var connectionFailure: ClientError? { failure }
+    /// Whether any reply waits to be taken (`takeReply`).
+    var hasReplies: Bool { !replies.isEmpty }
+
+    /// Forgets the connection and its failure: the next request connects again. Replies not
+    /// taken are dropped (their requests must be sent again).
+    func resetConnection() {
+        connection?.onEnd = nil
+        connection?.onMessage = nil
+        connection?.close(reason: "client reconnecting")
+        connection = nil
+        handshake = nil
+        established = false
+        failure = nil
+        replies = [:]
+        streams = [:]
+    }
+
     /// Sends `count` requests (`make(index, requestId)`) at once, then collects the replies.
     private func requestMany(count: Int, timeoutSeconds: Double? = 60, what: String = "waiting for the scheduler",
                              _ make: (Int, Int) -> Message) throws(ClientError) -> [Message] {

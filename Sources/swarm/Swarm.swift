@@ -27,9 +27,10 @@ enum SwarmMain {
             }
             Swarm.exit(withError: error)
         }
-        // Commands that own processes keep going when their stdout reader leaves (see Console).
+        // Commands that own processes (and the spool, a server) keep going when their stdout
+        // reader leaves (see Console).
         let ownsProcesses: [ParsableCommand.Type] = [UpCommand.self, WorkerCommand.self, SchedulerCommand.self,
-                                                     DemoCommand.self, BenchCommand.self]
+                                                     DemoCommand.self, BenchCommand.self, SpoolCommand.self]
         if ownsProcesses.contains(where: { $0 == type(of: command) }) { Console.onBrokenPipe = .dropOutput }
         do {
             try command.run()
@@ -57,7 +58,7 @@ struct Swarm: ParsableCommand {
         subcommands: [
             SchedulerCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             WaitCommand.self, FetchCommand.self, TasksCommand.self, NodesCommand.self, CancelCommand.self, LogsCommand.self,
-            StatsCommand.self, DrainCommand.self, UndrainCommand.self, RerunCommand.self, GcCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
+            StatsCommand.self, DrainCommand.self, UndrainCommand.self, RerunCommand.self, GcCommand.self, SpoolCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
 }

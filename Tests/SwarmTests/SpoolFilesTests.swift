@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+@testable import SwarmClient
+
+/// The spool's file work: nothing overwritten, nothing read past its bound.
+@Suite struct SpoolFilesTests {
+    static func tempDir() throws -> String {
+        let dir = NSTemporaryDirectory() + "swarm-spoolfiles-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir + "/to", withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func aTakenNameGetsASuffixInsteadOfBeingOverwritten() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for text in ["one", "two", "three"] {
+            FileManager.default.createFile(atPath: dir + "/x.json", contents: Data(text.utf8))
+            _ = try SpoolFiles.move(dir + "/x.json", into: dir + "/to", as: "x.json")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/to").sorted() == ["x.json", "x.json~2", "x.json~3"])
+        #expect(try String(contentsOfFile: dir + "/to/x.json", encoding: .utf8) == "one")
+        #expect(try String(contentsOfFile: dir + "/to/x.json~3", encoding: .utf8) == "three")
+    }
+
+    @Test func anAtomicWriteNeverReplacesAnExistingResult() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try SpoolFiles.writeAtomically(Array("first".utf8), dir: dir, name: "r.json"))
+        #expect(try !SpoolFiles.writeAtomically(Array("second".utf8), dir: dir, name: "r.json"))
+        #expect(try String(contentsOfFile: dir + "/r.json", encoding: .utf8) == "first")
+        // No temporary file is left behind either way.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["r.json", "to"])
+    }
+
+    @Test func readsStopPastTheirBoundAndStampsSeeOnlyRegularFiles() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/big", contents: Data(repeating: 0x61, count: 100))
+        #expect(try SpoolFiles.read(dir + "/big", max: 99) == nil)
+        #expect(try SpoolFiles.read(dir + "/big", max: 100)?.count == 100)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: dir + "/big")
+        #expect(SpoolFiles.stamp(dir + "/big")?.size == 100)
+        #expect(SpoolFiles.stamp(dir + "/link") == nil && SpoolFiles.stamp(dir + "/to") == nil)
+        let listing = SpoolFiles.list(dir, max: 10)
+        #expect(listing.complete && Array(listing.files.keys) == ["big"])
+        #expect(SpoolFiles.list(dir, max: 0).complete == false)
+    }
+}
