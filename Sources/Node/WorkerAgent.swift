@@ -80,6 +80,10 @@ public final class WorkerAgent {
     var connectTimer: UVTimer?
     var heartbeatTimer: UVTimer?
     var runners: [String: TaskRunner] = [:]
+    /// Results of this loop iteration, delivered right before the next poll (`deliverFinished`),
+    /// with the runner whose log is still to be closed.
+    var finishing: [(result: TaskResult, runner: TaskRunner?)] = []
+    var finisher: UVPrepare?
     /// Per run, the bulk-lane ticket of its last output frame on this connection.
     var outputTickets: [RunRef: UInt64] = [:]
     var stopping = false
@@ -216,7 +220,7 @@ public final class WorkerAgent {
 
     func finishStopIfIdle() {
         // Once: a stop that ends preparing tasks at once gets here from their results too.
-        guard stopping, onStopped != nil, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty else { return }
+        guard stopping, onStopped != nil, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty, finishing.isEmpty else { return }
         if let git = workspace.git {
             // Git commands still running (a clone for a task killed while preparing): killed.
             if !git.stopped {
@@ -230,6 +234,7 @@ public final class WorkerAgent {
         healthTimer?.close(); healthTimer = nil
         retentionTimer?.close(); retentionTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
+        finisher?.close(); finisher = nil
         http?.stop(); http = nil
         blobs.close()
         workspace.close()
