@@ -10,6 +10,8 @@ extension WorkerAgent {
         func reject(_ reason: String, permanent: Bool? = nil) {
             connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason, permanent: permanent)))
         }
+        // An earlier run's result file and log are this id's too: written before anything new.
+        flushFinishedFiles(task.id)
         if let runner = runners[task.id] {
             // Never two processes for one task id here (they share its log and result files).
             if runner.attempt != task.attempt { reject("attempt \(runner.attempt) of this task is still ending here") }
@@ -133,57 +135,5 @@ extension WorkerAgent {
         // A due probe takes the freed slot before the scheduler hears it is free.
         startDueProbes()
         finished(result, runner: runner)
-    }
-
-    /// Keeps `result` until the scheduler acknowledges it: in the outbox (memory), and on disk
-    /// (results dir, run journal) for a restart. If the disk refuses it (full), the result is
-    /// still sent from memory, and the worker says so: should it stop before the scheduler
-    /// has the result, the run counts as lost there (from its journal record, or because the
-    /// worker no longer reports it) and runs again, attempts permitting. Never dropped silently.
-    /// Done with every other result of this loop iteration right before the loop polls again
-    /// (`deliverFinished`); `runner`: the run's, whose log is closed then.
-    func finished(_ result: TaskResult, runner: TaskRunner? = nil) {
-        finishing.append((result, runner))
-        if finisher == nil { finisher = try? UVPrepare(loop: loop) }
-        guard let finisher else { return deliverFinished() }
-        finisher.start { [weak self] in self?.deliverFinished() }
-    }
-
-    /// The results of the runs that ended since the loop last polled: all sent first (one
-    /// write), then their files written (result file, journal record, the run's log ended and
-    /// closed). A layer of runs that exit together reaches the scheduler after their cheap
-    /// part only, not after every other run's files.
-    ///
-    /// Why the guarantee holds as when the files came first: this runs in the loop's prepare
-    /// phase and returns before the next poll, and only a poll reads what the scheduler
-    /// sends, so a `resultAck` is always handled after the files are written (and a
-    /// `swarm logs` read of the log, served by this loop too, sees its last line). A crash of
-    /// the worker between the send and the files (microseconds) leaves the run in the journal
-    /// without a result file: the restarted worker reports it `lost`, which the scheduler
-    /// acknowledges and ignores if the result came through (the run is no longer current
-    /// there), and counts as lost otherwise, as a crash before the files always did.
-    func deliverFinished() {
-        finisher?.stop()
-        let batch = finishing
-        finishing = []
-        guard !batch.isEmpty else { return }
-        let encoded = batch.map { Self.resultJSON($0.result) }
-        // Sent now if registered, else after the next registration; resent until acknowledged.
-        for (entry, json) in zip(batch, encoded) { feed(.finished(entry.result), resultJSON: json.dropLast()) }
-        connection?.flush()
-        for (entry, json) in zip(batch, encoded) {
-            entry.runner?.closeLog(entry.result)
-            save(entry.result, json: json)
-        }
-        finishStopIfIdle()
-    }
-
-    private func save(_ result: TaskResult, json: [UInt8]) {
-        var unsaved: [String] = []
-        do { try Files.writeAtomically(json, to: "\(resultsDir)/\(result.id).json") } catch { unsaved.append("\(error)") }
-        do { try journal.finished(result) } catch { unsaved.append("\(error)") }
-        if !unsaved.isEmpty {
-            logger.error("result of task \(result.id) attempt \(result.attempt) (\(result.state.rawValue)) is kept in memory only until the scheduler acknowledges it: \(unsaved.joined(separator: "; ")); if this worker stops first, the run counts as lost")
-        }
     }
 }
