@@ -291,9 +291,13 @@ public final class TaskStore {
 
     // MARK: Writing
 
+    /// A row's JSON (a task's info, its retry state) by `FastJSONEncoder`: Foundation's encoder
+    /// (Codable dispatch, sorted keys) took about 45% of a durable scheduler's CPU writing a
+    /// task's info at each change (perf, `swarm bench spawn`). Any key order reads back.
     private func json<T: Encodable>(_ value: T) -> String {
+        if let bytes = try? FastJSONEncoder().encode(value) { return String(decoding: bytes, as: UTF8.self) }
         // These types hold only strings, integers and collections of them: encoding cannot fail.
-        String(decoding: try! encoder.encode(value), as: UTF8.self)
+        return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
     /// A spec's row text, by `FastJSONEncoder`: a context's numbers keep their literal text
