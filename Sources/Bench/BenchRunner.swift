@@ -15,7 +15,9 @@ public struct BenchRunner {
         /// Slots per local worker; nil sizes the cluster for each workload (restarting it
         /// between workloads that need different sizes).
         public var slotsPerWorker: Int?
-        public var durable = false
+        /// The local scheduler's state is durable (the default, as `swarm scheduler` runs);
+        /// false: `--in-memory`.
+        public var durable = true
         /// The `swarm` executable the local cluster runs.
         public var executable = "/proc/self/exe"
         public var commandLine = "swarm bench"

@@ -11,7 +11,7 @@ public final class LocalProcessCluster {
         public var workers = 2
         public var slotsPerWorker = 64
         public var directory: String
-        /// Persist the scheduler's state (SQLite, one fsync per loop turn).
+        /// Persist the scheduler's state (SQLite; each turn's replies wait for its fsync).
         public var durable = false
         /// Written as the cluster's config (runtimes, model limits, worker entries).
         public var clusterJSON: [String: Any] = [:]

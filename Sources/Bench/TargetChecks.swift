@@ -131,8 +131,9 @@ enum Limitations {
                 + "baselines share its \(report.machine.cpus) CPUs, so the figures include their contention.")
         }
         if report.cluster.durable == false {
-            list.append("The local scheduler kept its state in memory (`--in-memory`). A durable scheduler commits each loop "
-                + "turn with an fsync before it answers or dispatches; run with `--durable` to include that cost.")
+            list.append("The local scheduler kept its state in memory (`--in-memory`), which users do not run: a durable "
+                + "scheduler sends a turn's replies and assignments only once an fsync covers them; run without "
+                + "`--in-memory` to include that cost.")
         }
         list.append("CPU times come from /proc in clock ticks (10 ms) over whole batches; per-task overhead is that total "
             + "divided by the tasks. Peak RSS is a high-water mark since each process started.")

@@ -129,6 +129,19 @@ final class TaskRunner {
         apply(.hurryKill(nowMs: context.clocks.monotonic()))
     }
 
+    /// Whether the log's last line ("result: ...") and its close wait for `closeLog`, called
+    /// by whoever got the result (the worker, once the result is on its way). Off: written
+    /// before `onFinish`.
+    var defersLogClose = false
+
+    /// Ends the run's log with its result and closes it. Idempotent.
+    func closeLog(_ result: TaskResult) {
+        guard let log else { return }
+        log.lifecycle("result: \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")", at: context.clocks.wall())
+        log.close()
+        self.log = nil
+    }
+
     /// While a kill is under way: when SIGKILL goes (went) to the group, monotonic ms.
     var sigkillAtMs: Int64? { supervisor.sigkillAtMs }
 
@@ -244,9 +257,7 @@ final class TaskRunner {
     }
 
     private func report(_ result: TaskResult) {
-        log?.lifecycle("result: \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")", at: context.clocks.wall())
-        log?.close()
-        log = nil
+        if !defersLogClose { closeLog(result) }
         let finish = { [weak self] in
             guard let self, let callback = self.onFinish else { return }
             self.onFinish = nil

@@ -9,6 +9,8 @@ extension WorkerAgent {
     /// The scheduler relays a task's log file to a `swarm logs` client, one chunk per request.
     func answerLogRead(_ request: Message.ReadLog) {
         guard let connection else { return }
+        // A run that just ended: its log's last line first.
+        flushFinishedFiles(request.id)
         guard LogRead.readIdProblem(request.readId) == nil else {
             logger.warning("ignoring readLog with readId \(request.readId) out of range")
             return

@@ -59,6 +59,8 @@ extension WorkerAgent {
         case .pumpOutput: pumpOutput()
         case .resumeTransfers: if let connection { blobs.connected(connection) }
         case .acknowledged(let run):
+            // Its files are on disk before the journal forgets it (WorkerAgent+Finishing.swift).
+            flushFinishedFiles(run.id)
             journal.acknowledged(run)
             releaseWorkspace(run)
             retainAcknowledged(run.id)

@@ -10,6 +10,8 @@ extension WorkerAgent {
         func reject(_ reason: String, permanent: Bool? = nil) {
             connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason, permanent: permanent)))
         }
+        // An earlier run's result file and log are this id's too: written before anything new.
+        flushFinishedFiles(task.id)
         if let runner = runners[task.id] {
             // Never two processes for one task id here (they share its log and result files).
             if runner.attempt != task.attempt { reject("attempt \(runner.attempt) of this task is still ending here") }
@@ -70,12 +72,15 @@ extension WorkerAgent {
             result.metrics = context.metrics
             return finished(result)
         }
-        launch(task, context) { [weak self] result in self?.runnerEnded(result) }
+        launch(task, context, defersLogClose: true) { [weak self] result in self?.runnerEnded(result) }
     }
 
     /// Starts the run's process; `ended` gets its result (the runner is in `runners` meanwhile).
-    func launch(_ task: TaskAssignment, _ context: RunnerContext, ended: @escaping (TaskResult) -> Void) {
+    /// `defersLogClose`: the log is closed once the result is sent (`deliverFinished`).
+    func launch(_ task: TaskAssignment, _ context: RunnerContext, defersLogClose: Bool = false,
+                ended: @escaping (TaskResult) -> Void) {
         let runner = TaskRunner(loop: loop, assignment: task, context: context, onFinish: ended)
+        runner.defersLogClose = defersLogClose
         runners[task.id] = runner
         let spawnStart = ContinuousClock.now
         runner.start()
@@ -123,30 +128,12 @@ extension WorkerAgent {
     }
 
     private func runnerEnded(_ result: TaskResult) {
-        runners[result.id] = nil
+        let runner = runners.removeValue(forKey: result.id)
         if let runtime = result.metrics.runtime, result.state == .spawnFailed || result.state == .failed {
             health.taskFailed(runtime, nowMs: clocks.monotonic())
         }
         // A due probe takes the freed slot before the scheduler hears it is free.
         startDueProbes()
-        finished(result)
-    }
-
-    /// Keeps `result` until the scheduler acknowledges it: in the outbox (memory), and on disk
-    /// (results dir, run journal) for a restart. If the disk refuses it (full), the result is
-    /// still sent from memory, and the worker says so: should it stop before the scheduler
-    /// has the result, the run counts as lost there (from its journal record, or because the
-    /// worker no longer reports it) and runs again, attempts permitting. Never dropped silently.
-    func finished(_ result: TaskResult) {
-        let json = Self.resultJSON(result)
-        var unsaved: [String] = []
-        do { try Files.writeAtomically(json, to: "\(resultsDir)/\(result.id).json") } catch { unsaved.append("\(error)") }
-        do { try journal.finished(result) } catch { unsaved.append("\(error)") }
-        if !unsaved.isEmpty {
-            logger.error("result of task \(result.id) attempt \(result.attempt) (\(result.state.rawValue)) is kept in memory only until the scheduler acknowledges it: \(unsaved.joined(separator: "; ")); if this worker stops first, the run counts as lost")
-        }
-        // Sent now if registered, else after the next registration; resent until acknowledged.
-        feed(.finished(result), resultJSON: json.dropLast())
-        finishStopIfIdle()
+        finished(result, runner: runner)
     }
 }

@@ -38,6 +38,9 @@ public struct WorkerConfig: Sendable {
     /// The largest `--checkout-slots`.
     public static let maxCheckoutSlots = 1_024
     var pipelineLimits = TaskPipeline.Limits()
+    /// Time given to finished runs' files per loop iteration (WorkerAgent+Finishing.swift);
+    /// at least one run's are written each time.
+    var finishedFilesSliceMicros: Int64 = 500
     /// The largest `--blob-cache-mb` (16 TiB): a typo, not a plan, above it.
     public static let maxBlobCacheMB = 1 << 24
     public var reconnectMinMs: UInt64 = 100
@@ -80,6 +83,14 @@ public final class WorkerAgent {
     var connectTimer: UVTimer?
     var heartbeatTimer: UVTimer?
     var runners: [String: TaskRunner] = [:]
+    /// Results of this loop iteration, delivered right before the next poll (`deliverFinished`),
+    /// with the runner whose log is still to be closed.
+    var finishing: [(result: TaskResult, runner: TaskRunner?)] = []
+    var finisher: UVPrepare?
+    /// Runs whose result is sent and whose files are still to write, oldest first, and the
+    /// timer giving them a slice per loop iteration (WorkerAgent+Finishing.swift).
+    var unwritten: [UnwrittenRun] = []
+    var filesTimer: UVTimer?
     /// Per run, the bulk-lane ticket of its last output frame on this connection.
     var outputTickets: [RunRef: UInt64] = [:]
     var stopping = false
@@ -102,8 +113,10 @@ public final class WorkerAgent {
     lazy var blobs = BlobTransfers(loop: loop, logger: logger)
     /// Whether the data dir had room at the last task's start (`roomProblem`).
     var diskRoom = DiskRoom()
-    /// Finished tasks' files: kept, then removed (`WorkerAgent+Retention`).
-    lazy var retention = RetentionShell(limits: config.retention)
+    /// Finished tasks' files: kept, then removed (`WorkerAgent+Retention`). A stored property,
+    /// not `lazy`: a lazy one is mutated through get-and-set, which copied its whole table of
+    /// kept tasks at every task acknowledged (O(tasks kept) each, a fifth of a busy worker's CPU).
+    var retention: RetentionShell
     var retentionTimer: UVTimer?
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
@@ -120,6 +133,7 @@ public final class WorkerAgent {
             reconnectMaxMs: config.reconnectMaxMs, connectTimeoutMs: config.connectTimeoutMs))
         self.health = HealthMonitor(runtimes: config.runtimes, nowMs: clocks.monotonic())
         self.workspace = WorkerWorkspace(dataDir: config.dataDir, cacheBytes: config.blobCacheBytes)
+        self.retention = RetentionShell(limits: config.retention)
         var env: [String: String] = [:]
         var p = environ
         while let entry = p.pointee {
@@ -182,6 +196,7 @@ public final class WorkerAgent {
         }
         for probe in probes.values { probe.kill(reason: "worker stopping", state: .cancelled) }
         stopPipelines()
+        flushFinishedFiles()
         finishStopIfIdle()
     }
 
@@ -216,7 +231,8 @@ public final class WorkerAgent {
 
     func finishStopIfIdle() {
         // Once: a stop that ends preparing tasks at once gets here from their results too.
-        guard stopping, onStopped != nil, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty else { return }
+        guard stopping, onStopped != nil, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty, finishing.isEmpty,
+              unwritten.isEmpty else { return }
         if let git = workspace.git {
             // Git commands still running (a clone for a task killed while preparing): killed.
             if !git.stopped {
@@ -230,6 +246,8 @@ public final class WorkerAgent {
         healthTimer?.close(); healthTimer = nil
         retentionTimer?.close(); retentionTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
+        finisher?.close(); finisher = nil
+        filesTimer?.close(); filesTimer = nil
         http?.stop(); http = nil
         blobs.close()
         workspace.close()

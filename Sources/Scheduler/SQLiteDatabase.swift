@@ -125,6 +125,10 @@ public final class SQLiteDatabase {
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     public var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
 
+    /// Rows inserted, updated or deleted on this connection since it opened: only grows, and
+    /// moves with every write (what group commit counts durability in).
+    public var totalChanges: Int64 { handle.map { sqlite3_total_changes64($0) } ?? 0 }
+
     /// Whether a transaction is open (after a failed COMMIT, SQLite may or may not have
     /// rolled it back itself).
     public var inTransaction: Bool { handle.map { sqlite3_get_autocommit($0) == 0 } ?? false }

@@ -8,13 +8,15 @@ extension SchedulerServer {
     /// binds, so no worker or client sees an empty scheduler first.
     func openState() throws(TaskStoreError) {
         let startMs = clocks.monotonic()
-        let store = try TaskStore(directory: config.stateDir)
+        // Commits are made durable off the loop thread (`commitTurn`).
+        let store = try TaskStore(directory: config.stateDir, syncOnCommit: false)
         let saved: (tasks: [TaskSnapshot], lastSequence: UInt64)
         do { saved = try store.loadRestart(recentFinished: config.retention.inMemoryFinished) } catch {
             store.close()
             throw error
         }
         self.store = store
+        commits = GroupCommit(durable: store.changeCount)
         let ancestors = Self.archivedAncestors(of: saved.tasks, in: store)
         let readMs = clocks.monotonic() - startMs
         state = ClusterState(settings: settings, restoring: saved.tasks + ancestors, lastSequence: saved.lastSequence,
@@ -86,19 +88,59 @@ extension SchedulerServer {
         do {
             let started = ContinuousClock.now
             let dropped = try store.save(changes, at: clocks.wall())
-            metrics.commit(ContinuousClock.now - started)
+            if store.syncOnCommit { metrics.commit(ContinuousClock.now - started) } else {
+                unsyncedWriteTime += ContinuousClock.now - started
+            }
             if !dropped.isEmpty { logger.warning("\(StateSaveFailure.droppedLogsLine(dropped, directory: store.directory))") }
             return true
         } catch {
-            let line = StateSaveFailure.stopLine(error)
-            // One line for the operator: whoever handles `onFatal` prints it as the process ends.
-            if onFatal == nil { logger.critical("\(line)") }
-            store.close()
-            self.store = nil
-            stop()
-            onFatal?(line)
+            stateLost(error)
             return false
         }
+    }
+
+    /// The state cannot be saved: the scheduler stops, sending nothing it holds (`onFatal`,
+    /// else a critical log line); a restart continues from what is on disk.
+    private func stateLost(_ error: TaskStoreError) {
+        let line = StateSaveFailure.stopLine(error)
+        // One line for the operator: whoever handles `onFatal` prints it as the process ends.
+        if onFatal == nil { logger.critical("\(line)") }
+        commits.dropAll()
+        store?.close()
+        self.store = nil
+        stop()
+        onFatal?(line)
+    }
+
+    // MARK: Group commit
+
+    /// A turn written to the store: the turn's messages stay here until group commit says the
+    /// store has them on disk (`GroupCommit`). A turn without a store (in memory) or whose
+    /// writes are durable already, behind no other, leaves at once.
+    func commitTurn(_ turn: HeldTurn) {
+        guard !turn.isEmpty else { return startSync() }
+        send(commits.hold(turn, written: store?.changeCount ?? 0))
+        startSync()
+    }
+
+    /// Starts a sync of everything written so far when one is needed and none runs: on the
+    /// blob jobs' threads (`BackgroundJobs`), or here when they could not be made. Its end
+    /// releases the turns it covers, then starts the next one for what was written meanwhile.
+    private func startSync() {
+        guard let store, !store.syncOnCommit, commits.startSync(written: store.changeCount) != nil else { return }
+        let job = store.syncJob()
+        let writes = unsyncedWriteTime
+        unsyncedWriteTime = .zero
+        let started = ContinuousClock.now
+        let finish: (TaskStoreError?) -> Void = { [weak self] failure in
+            guard let self, self.store === store else { return }
+            if let failure { return self.stateLost(failure) }
+            self.metrics.commit(writes + (ContinuousClock.now - started))
+            self.send(self.commits.synced())
+            self.startSync()
+        }
+        guard let jobs = blobState.jobs else { return finish(job()) }
+        jobs.run(job, then: finish)
     }
 
     /// Queues `message` for the end of this loop turn (after its changes are saved).
@@ -106,6 +148,15 @@ extension SchedulerServer {
         outgoing.append((connection, message))
         endOfTurnSoon()
     }
+}
+
+/// One loop turn's messages and the connections it closes once they are sent: held until the
+/// turn's changes are durable.
+struct HeldTurn {
+    var messages: [(FramedConnection, Message)]
+    var closing: [(FramedConnection, String)]
+
+    var isEmpty: Bool { messages.isEmpty && closing.isEmpty }
 }
 
 /// What the scheduler says when its state cannot be saved: pure text, tested on its own.

@@ -33,6 +33,10 @@ public final class SchedulerServer {
     var store: TaskStore?
     /// Messages of this loop turn, sent once its changes are on disk (see `endOfTurn`).
     var outgoing: [(FramedConnection, Message)] = []
+    /// Turns written to the store and waiting for their sync (SchedulerServer+Durability.swift).
+    var commits = GroupCommit<HeldTurn>(durable: 0)
+    /// Time spent writing changes not yet covered by a sync (for `swarm_state_commit_seconds`).
+    var unsyncedWriteTime: Duration = .zero
     var sessions: [ObjectIdentifier: PeerSession] = [:]
     /// The same sessions by their connection (what `outgoing` names).
     var sessionsByConnection: [ObjectIdentifier: PeerSession] = [:]
@@ -161,6 +165,7 @@ public final class SchedulerServer {
         if store != nil { _ = persist() }
         store?.close(); store = nil
         outgoing = []
+        commits.dropAll()
         listener?.close(); listener = nil
         dashboardStreams.finishAll()
         http?.stop(); http = nil
@@ -328,9 +333,11 @@ public final class SchedulerServer {
         }
     }
 
-    /// Group commit: places queued tasks, puts every change of this turn on disk in one
-    /// transaction, and only then sends the turn's messages. So a `submitted`, an `assign`, a
-    /// `resultAck` or a wait's answer never gets ahead of the state it reports.
+    /// Places queued tasks, writes every change of this turn in one transaction, and hands the
+    /// turn's messages to group commit: they leave once a sync has made that transaction
+    /// durable (SchedulerServer+Durability.swift). So a `submitted`, an `assign`, a
+    /// `resultAck` or a wait's answer never gets ahead of the state it reports, and the loop
+    /// goes on reading and placing while the disk syncs.
     private func endOfTurn() {
         // A cascade of dependency ends deferred by whatever ended a task this turn (a cancel,
         // a result) goes on in a placement round, asked for or not.
@@ -343,13 +350,19 @@ public final class SchedulerServer {
             if state.isSettling { scheduleSoon() }
         }
         guard persist() else { return }
-        let batch = outgoing
+        let turn = HeldTurn(messages: outgoing, closing: closingAtEndOfTurn)
         outgoing = []
-        for (connection, message) in batch { connection.send(message) }
-        let closing = closingAtEndOfTurn
         closingAtEndOfTurn = []
-        for (connection, reason) in closing { connection.closeAfterFlush(.local(reason)) }
-        enforceQueueCaps(sentTo: batch.lazy.map(\.0))
+        commitTurn(turn)
+    }
+
+    /// Sends turns that group commit released, in order.
+    func send(_ turns: [HeldTurn]) {
+        for turn in turns {
+            for (connection, message) in turn.messages { connection.send(message) }
+            for (connection, reason) in turn.closing { connection.closeAfterFlush(.local(reason)) }
+            enforceQueueCaps(sentTo: turn.messages.lazy.map(\.0))
+        }
     }
 
     private func tick() {

@@ -95,9 +95,18 @@ public final class TaskStore {
         return nil
     }
 
+    /// Whether a commit returns only once it is on disk (`synchronous=FULL`). Off, a commit
+    /// is written to the WAL without an fsync (`synchronous=NORMAL`) and made durable by a
+    /// later `syncJob` run on another thread (group commit, TaskStore+Sync.swift).
+    public let syncOnCommit: Bool
+    /// Whether a sync job has fsynced the state directory (it holds the WAL's name) yet.
+    var directorySynced = false
+
     /// Opens (creating) `directory/swarm.db`. Throws if it is not a swarm database, was
     /// written by a newer schema, is damaged, or another scheduler has the directory.
-    public init(directory: String) throws(TaskStoreError) {
+    /// `syncOnCommit`: see the property.
+    public init(directory: String, syncOnCommit: Bool = true) throws(TaskStoreError) {
+        self.syncOnCommit = syncOnCommit
         path = directory + "/" + Self.databaseName
         self.directory = directory
         if let problem = Self.makeDirectories(directory) {
@@ -120,6 +129,8 @@ public final class TaskStore {
         do {
             database = try SQLiteDatabase(path: path)
             try Self.prepareSchema(database, path: path, directory: directory)
+            // Migrations and the schema are on disk by now (each committed with FULL).
+            if !syncOnCommit { try database.execute("PRAGMA synchronous = NORMAL") }
             updateTask = try database.prepare("""
                 UPDATE tasks SET state = ?2, node = ?3, attempts = ?4, finished_at = ?5, info = ?6, retry = ?7 WHERE id = ?1
                 """)
@@ -280,9 +291,13 @@ public final class TaskStore {
 
     // MARK: Writing
 
+    /// A row's JSON (a task's info, its retry state) by `FastJSONEncoder`: Foundation's encoder
+    /// (Codable dispatch, sorted keys) took about 45% of a durable scheduler's CPU writing a
+    /// task's info at each change (perf, `swarm bench spawn`). Any key order reads back.
     private func json<T: Encodable>(_ value: T) -> String {
+        if let bytes = try? FastJSONEncoder().encode(value) { return String(decoding: bytes, as: UTF8.self) }
         // These types hold only strings, integers and collections of them: encoding cannot fail.
-        String(decoding: try! encoder.encode(value), as: UTF8.self)
+        return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
     /// A spec's row text, by `FastJSONEncoder`: a context's numbers keep their literal text

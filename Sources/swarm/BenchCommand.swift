@@ -65,8 +65,10 @@ struct BenchCommand: ParsableCommand {
     var repoFiles = 5000
     @Option(parsing: .unconditional, help: ArgumentHelp("workspace: tasks writing 10 artifacts of 1 MiB each (--quick: at most 10).", valueName: "N"))
     var artifactTasks = 50
-    @Flag(help: "Local cluster: persist the scheduler's state (one fsync per loop turn), as `swarm scheduler` does.")
+    @Flag(help: "Local cluster: the scheduler's state is durable (SQLite, fsynced), as `swarm scheduler` runs. The default; kept for scripts.")
     var durable = false
+    @Flag(help: "Local cluster: the scheduler keeps its state in memory (as `swarm scheduler --in-memory`: no database, no fsync).")
+    var inMemory = false
     @Option(help: ArgumentHelp("Directory for the reports (a time-stamped directory per run, and 'latest').", valueName: "DIR"))
     var out = "bench-results"
     @Flag(help: "Also exit 1 when a target is missed.")
@@ -79,6 +81,7 @@ struct BenchCommand: ParsableCommand {
         if let bad = workloads.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown workload '\(bad)' (choose from \((BenchOptions.allWorkloads + BenchOptions.namedOnlyWorkloads).joined(separator: ", ")) or all)")
         }
+        if durable && inMemory { throw ValidationError("--durable and --in-memory exclude each other (durable is the default)") }
         guard (1...64).contains(localWorkers) else { throw ValidationError("--local-workers must be 1 to 64") }
         if let slots, !(1...100_000).contains(slots) { throw ValidationError("--slots must be 1 to 100000") }
         guard (1...100).contains(repeats) else { throw ValidationError("--repeats must be 1 to 100") }
@@ -156,7 +159,7 @@ struct BenchCommand: ParsableCommand {
         config.scheduler = scheduler
         config.localWorkers = localWorkers
         config.slotsPerWorker = slots
-        config.durable = durable
+        config.durable = !inMemory
         config.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         config.commandLine = (["swarm"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         if scheduler != nil {

@@ -16,6 +16,8 @@ import SwarmBench
         #expect(report.schema == "swarm-bench/1")
         #expect(report.passed && report.lostTasks == 0 && report.duplicatedTasks == 0)
         #expect(report.cluster.mode == "local" && report.cluster.totalSlots == 8)
+        // Durable by default, as users run `swarm scheduler`; the report says so.
+        #expect(report.cluster.durable == true)
         let spawn = try #require(report.workloads.first { $0.name == "spawn" })
         let batch = try #require(spawn.runs.first { $0.label == "run 1" })
         #expect(batch.tasks == 40 && batch.succeeded == 40)
@@ -103,6 +105,8 @@ import SwarmBench
         let unknown = try harness.run(["bench", "nosuch"])
         #expect(unknown.status == 64)
         #expect(unknown.stderr.contains("unknown workload 'nosuch'"))
+        let both = try harness.run(["bench", "spawn", "--durable", "--in-memory"])
+        #expect(both.status == 64 && both.stderr.contains("--durable and --in-memory exclude each other"), "stderr: \(both.stderr)")
         let steps = try harness.run(["bench", "scale", "--scale-steps", "5,x"])
         #expect(steps.status == 64 && steps.stderr.contains("--scale-steps"))
         let noCluster = try harness.run(["bench", "spawn", "--quick", "--scheduler", "127.0.0.1:1", "--out", "out"], timeout: 60)

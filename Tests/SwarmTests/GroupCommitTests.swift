@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import SwarmProtocol
+@testable import SwarmScheduler
+import SwarmUV
+
+/// Group commit's bookkeeping (`GroupCommit`), pure: a turn leaves only once a sync that
+/// started after its write has ended, turns leave in order, and one sync covers every turn
+/// written before it started.
+@Suite struct GroupCommitTests {
+    @Test func aTurnWithNothingUnsyncedLeavesAtOnce() {
+        var commits = GroupCommit<String>(durable: 5)
+        #expect(commits.hold("a", written: 5) == ["a"])
+        #expect(commits.hold("b", written: 0) == ["b"])
+        #expect(commits.startSync(written: 5) == nil)
+        #expect(commits.heldCount == 0)
+    }
+
+    @Test func aTurnWaitsForASyncStartedAfterItsWrite() {
+        var commits = GroupCommit<String>(durable: 0)
+        #expect(commits.hold("a", written: 1).isEmpty)
+        #expect(commits.startSync(written: 1) == 1)
+        // A second sync does not start while one runs.
+        #expect(commits.startSync(written: 1) == nil)
+        #expect(commits.synced() == ["a"])
+        #expect(commits.durable == 1)
+        #expect(commits.syncing == nil)
+        #expect(commits.heldCount == 0)
+    }
+
+    /// The edge: a turn written after the running sync started (written 3 > syncing 2) is not
+    /// released by it, and neither is a turn behind it that needs less.
+    @Test func turnsWrittenDuringASyncWaitForTheNextOneAndAllLeaveTogether() {
+        var commits = GroupCommit<String>(durable: 0)
+        #expect(commits.hold("a", written: 2).isEmpty)
+        #expect(commits.startSync(written: 2) == 2)
+        #expect(commits.hold("b", written: 3).isEmpty)
+        #expect(commits.hold("c", written: 5).isEmpty)
+        #expect(commits.hold("d", written: 5).isEmpty)  // a turn that wrote nothing more
+        #expect(commits.synced() == ["a"])
+        #expect(commits.heldCount == 3)
+        #expect(commits.startSync(written: 5) == 5)
+        #expect(commits.hold("e", written: 6).isEmpty)
+        #expect(commits.synced() == ["b", "c", "d"])
+        #expect(commits.startSync(written: 6) == 6)
+        #expect(commits.synced() == ["e"])
+    }
+
+    /// A turn that needs nothing unsynced still waits behind an earlier held turn: replies on
+    /// one connection keep their order.
+    @Test func aTurnBehindAHeldOneKeepsItsPlace() {
+        var commits = GroupCommit<String>(durable: 4)
+        #expect(commits.hold("a", written: 6).isEmpty)
+        #expect(commits.hold("b", written: 4).isEmpty)
+        #expect(commits.startSync(written: 6) == 6)
+        #expect(commits.synced() == ["a", "b"])
+    }
+
+    @Test func droppingForgetsHeldTurnsAndTheSyncUnderWay() {
+        var commits = GroupCommit<Int>(durable: 0)
+        for i in 1...3 { #expect(commits.hold(i, written: Int64(i)).isEmpty) }
+        #expect(commits.startSync(written: 3) == 3)
+        commits.dropAll()
+        #expect(commits.heldCount == 0)
+        #expect(commits.synced().isEmpty)
+        #expect(commits.durable == 0)
+    }
+
+    /// Many turns released over many syncs come out whole and in order (the queue's head
+    /// compaction included).
+    @Test func thousandsOfTurnsLeaveInOrder() {
+        var commits = GroupCommit<Int>(durable: 0)
+        var out: [Int] = []
+        var written: Int64 = 0
+        for i in 0..<5_000 {
+            written += 1
+            out += commits.hold(i, written: written)
+            if i % 7 == 0, commits.startSync(written: written) != nil, i % 2 == 0 { out += commits.synced() }
+            if i % 3 == 0, commits.syncing != nil { out += commits.synced() }
+        }
+        if commits.syncing != nil { out += commits.synced() }
+        if commits.startSync(written: written) != nil { out += commits.synced() }
+        #expect(out == Array(0..<5_000))
+    }
+}
+
+/// `TaskStore` with `syncOnCommit` off: commits go to the WAL without an fsync, a sync job
+/// (run on another thread) makes them durable, and what was saved comes back.
+@Suite struct TaskStoreGroupCommitTests {
+    typealias S = SchedulerStateTests
+    static let t0 = SchedulerStateTests.t0
+
+    @Test func commitsSkipTheFsyncAndASyncJobFromAnotherThreadCoversThem() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        var store: TaskStore? = try TaskStore(directory: dir, syncOnCommit: false)
+        #expect(try store!.database.scalar("PRAGMA synchronous") == "1")  // NORMAL
+        let before = store!.changeCount
+        try S.submit(&state, ["t", "u"])
+        try store!.save(state.takeChanges(), at: Self.t0)
+        let after = store!.changeCount
+        #expect(after > before)
+        let job = store!.syncJob()
+        let failure = Locked<TaskStoreError?>(nil)
+        let thread = Thread { failure.withLock { $0 = job() } }
+        thread.start()
+        for _ in 0..<500 where thread.isExecuting || !thread.isFinished { usleep(10_000) }
+        #expect(thread.isFinished)
+        #expect(failure.withLock { $0 } == nil)
+        // A second job syncs the WAL only (the directory once is enough), still fine.
+        #expect(store!.syncJob()() == nil)
+        store = nil
+
+        let reopened = try TaskStore(directory: dir)
+        #expect(try reopened.database.scalar("PRAGMA synchronous") == "2")  // FULL, the default
+        #expect(try reopened.loadTasks().map(\.info.id) == ["t", "u"])
+    }
+
+    /// A sync job whose WAL is gone (the store closed and SQLite folded it back) syncs the
+    /// database file instead and does not fail; one whose directory is gone fails, naming it.
+    @Test func aSyncJobWithoutItsWALSyncsTheDatabaseAndAMissingDirectoryIsAnError() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        let store = try TaskStore(directory: dir, syncOnCommit: false)
+        try S.submit(&state, ["t"])
+        try store.save(state.takeChanges(), at: Self.t0)
+        let job = store.syncJob()
+        store.close()
+        #expect(!FileManager.default.fileExists(atPath: dir + "/swarm.db-wal"))
+        #expect(job() == nil)
+        try FileManager.default.removeItem(atPath: dir)
+        guard case .sqlite(let path, let error)? = job() else {
+            Issue.record("a sync of a removed state directory did not fail")
+            return
+        }
+        #expect(path.hasPrefix(dir))
+        #expect(error.systemErrno == ENOENT)
+    }
+}

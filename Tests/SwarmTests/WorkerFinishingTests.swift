@@ -1,0 +1,90 @@
+import Foundation
+import Logging
+import Testing
+import SwarmProtocol
+import SwarmTransport
+@testable import SwarmNode
+@testable import SwarmUV
+
+/// How a run's end leaves the worker (WorkerAgent+Finishing.swift), in a real worker on a real
+/// loop against a scheduler end on the same loop: results of runs that end together are sent
+/// before their files are written, and a `resultAck` never finds its run's files unwritten.
+@Suite(.serialized) struct WorkerFinishingTests {
+    /// The scheduler's side: answers the handshake and the register; at each result, notes
+    /// whether the worker had written its file yet, and acknowledges it at once.
+    final class SchedulerEnd {
+        var connection: FramedConnection?
+        var results: [String] = []
+        /// Results whose file existed when the result arrived.
+        var writtenBeforeSend: [String] = []
+        let resultsDir: String
+
+        init(resultsDir: String) { self.resultsDir = resultsDir }
+
+        func accept(_ tcp: UVTCP) {
+            let connection = FramedConnection(tcp: tcp)
+            self.connection = connection
+            connection.onMessage = { [weak self, unowned connection] message in
+                guard let self else { return }
+                switch message {
+                case .hello: connection.send(.welcome(.init(server: "fake")))
+                case .register: connection.send(.registered(.init(heartbeatMs: 1_000)))
+                case .taskFinished(let finished):
+                    let id = finished.result.id
+                    self.results.append(id)
+                    if FileManager.default.fileExists(atPath: "\(self.resultsDir)/\(id).json") { self.writtenBeforeSend.append(id) }
+                    connection.send(.resultAck(.init(id: id, attempt: finished.result.attempt)))
+                    // On the wire now: the worker reads it in its next poll.
+                    connection.flush()
+                default: break
+                }
+            }
+            connection.start()
+        }
+    }
+
+    @Test func resultsLeaveBeforeTheirFilesAndAnAckFindsItsFilesWritten() throws {
+        let loop = EventLoop()
+        let dir = NSTemporaryDirectory() + "worker-finishing-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try UVTCP(loop: loop)
+        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
+        let scheduler = SchedulerEnd(resultsDir: dir + "/results")
+        try server.listen { _ in scheduler.accept(try! server.accept()) }
+        var config = WorkerConfig(name: "w", slots: 16, dataDir: dir)
+        config.schedulerPort = try server.localAddress().port
+        // One run's files per loop iteration: the acks arrive while most are still unwritten.
+        config.finishedFilesSliceMicros = 0
+        let worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
+        try worker.start()
+        #expect(runLoop(loop) { worker.registered })
+        let ids = (1...12).map { "fin-\($0)" }
+        let link = try #require(scheduler.connection)
+        for id in ids { link.send(.assign(.init(task: TaskAssignment(id: id, command: ["true"], env: nil, attempt: 1)))) }
+        link.flush()
+        var unwrittenWhenAcked: Int?
+        #expect(runLoop(loop, timeoutMs: 20_000) {
+            if scheduler.results.count == ids.count, worker.journal.entries().isEmpty, unwrittenWhenAcked == nil {
+                unwrittenWhenAcked = worker.unwritten.count
+            }
+            return unwrittenWhenAcked != nil
+        })
+        #expect(Set(scheduler.results) == Set(ids))
+        // Sent first: no result's file was there when the scheduler read the result.
+        #expect(scheduler.writtenBeforeSend.isEmpty)
+        // Every acknowledged run had its files written when the journal forgot it.
+        #expect(unwrittenWhenAcked == 0)
+        for id in ids {
+            let result = try String(contentsOfFile: "\(dir)/results/\(id).json", encoding: .utf8)
+            #expect(result.contains("\"succeeded\""))
+            let log = try String(contentsOfFile: TaskLog.path(logsDir: dir + "/logs", id: id), encoding: .utf8)
+            #expect(log.hasSuffix("swarm  result: succeeded\n"))
+        }
+        var stopped = false
+        worker.stop { stopped = true }
+        #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
+        link.close(reason: "test over")
+        server.close()
+        try closeLoopCheckingLeaks(loop)
+    }
+}
