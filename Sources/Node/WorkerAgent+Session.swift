@@ -104,7 +104,15 @@ extension WorkerAgent {
         let connection = FramedConnection(tcp: tcp, tls: tls)
         self.connection = connection
         connection.onMessage = { [weak self] message in self?.received(message) }
-        connection.onEnd = { [weak self] end in self?.feed(.closed(reason: "\(end)")) }
+        connection.onEnd = { [weak self, unowned connection] end in
+            // Refused credentials or a plaintext scheduler: retrying cannot help (as a wrong
+            // token in the handshake).
+            if connection.tls?.handshakeFailed == true {
+                self?.onFatal?("cannot connect to the scheduler: \(end)")
+                return
+            }
+            self?.feed(.closed(reason: "\(end)"))
+        }
         connection.onBulkSpace = { [weak self] in
             self?.pumpOutput()
             self?.blobs.pump()

@@ -167,7 +167,7 @@ public final class TLSContext: @unchecked Sendable {
     var hint: String {
         mode == "certificate"
             ? "are both certificates signed by the other side's --tls-ca, and does the scheduler's name \(Self.schedulerName)?"
-            : "do both sides hold the same cluster token?"
+            : "wrong cluster token? (both sides must hold the same one)"
     }
 
     static func of(_ ssl: OpaquePointer?) -> TLSContext? {

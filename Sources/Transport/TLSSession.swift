@@ -20,6 +20,9 @@ public final class TLSSession {
     /// The peer sent close_notify.
     public private(set) var peerClosed = false
     private var sawFirstByte = false
+    /// The handshake failed (refused credentials, a plaintext peer): retrying with the same
+    /// settings cannot help.
+    public private(set) var handshakeFailed = false
     /// The peer's first byte was not a TLS record's: it speaks plaintext.
     public private(set) var peerIsPlaintext = false
     /// Application bytes decrypted so far (an alert before any is a refused handshake).
@@ -62,6 +65,7 @@ public final class TLSSession {
             sawFirstByte = true
             guard Self.looksLikeTLS(first) else {
                 peerIsPlaintext = true
+                handshakeFailed = true
                 throw .failed(context.isServer
                     ? "the peer is not speaking TLS (plaintext; this side needs TLS: \(context.mode) mode)"
                     : "the scheduler answered in plaintext, not TLS (it runs without a token and without --tls-* certificates?)")
@@ -104,6 +108,7 @@ public final class TLSSession {
         }
         let code = SSL_get_error(ssl, result)
         if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return }
+        handshakeFailed = true
         throw .failed("TLS handshake failed (\(context.mode) mode): \(failureReason(code)); \(context.hint)")
     }
 
@@ -125,6 +130,7 @@ public final class TLSSession {
                 // TLS 1.3: the client is done before the server has checked its certificate,
                 // so a refusal arrives as the first record.
                 if plainBytes == 0, reason.contains("alert") {
+                    handshakeFailed = true
                     throw .failed("TLS handshake failed (\(context.mode) mode): the peer refused it: \(reason); \(context.hint)")
                 }
                 throw .failed("TLS record rejected (tampered with or corrupted in flight): \(reason)")

@@ -46,7 +46,7 @@ import SwarmTransport
             Issue.record("a wrong token was served")
         } catch {
             #expect("\(error)".contains("TLS handshake failed"), "\(error)")
-            #expect("\(error)".contains("same cluster token"), "\(error)")
+            #expect("\(error)".contains("wrong cluster token"), "\(error)")
         }
         #expect(try taskCount(s.address) == 0)
     }

@@ -105,7 +105,7 @@ import SwarmProtocol
         #expect(runLoop(loop) { pair.client.end != nil && pair.server.end != nil })
         #expect(pair.server.messages.isEmpty)
         #expect(endReason(pair.client).contains("TLS handshake failed"))
-        #expect(endReason(pair.client).contains("same cluster token"))
+        #expect(endReason(pair.client).contains("wrong cluster token"))
         #expect(endReason(pair.server).contains("TLS handshake failed"))
         try finish(loop, pair)
     }
