@@ -30,6 +30,8 @@ public final class TLSSession {
     /// Monotonic ns from `init` to the end of the handshake (for `swarm bench`).
     public private(set) var handshakeNs: UInt64?
     private let startedNs = monotonicNanos()
+    /// One record's plaintext at a time (TLS records carry at most 16 KiB).
+    private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
 
     /// What a TLS record's first byte is: a handshake record (0x16) or an alert (0x15). A
     /// swarm frame starts with a 4-byte length under 16 MiB, so its first byte is 0x00 or
@@ -113,11 +115,10 @@ public final class TLSSession {
     }
 
     private func readPlain(into plain: inout [UInt8]) throws(TLSError) {
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
-            let n = buffer.withUnsafeMutableBufferPointer { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+            let n = readBuffer.withUnsafeMutableBufferPointer { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
             if n > 0 {
-                plain.append(contentsOf: buffer[0..<Int(n)])
+                plain.append(contentsOf: readBuffer[0..<Int(n)])
                 plainBytes += Int(n)
                 continue
             }
