@@ -75,10 +75,11 @@ public final class TLSContext: @unchecked Sendable {
     /// A scheduler's context accepting the PSK of any of `tokens` (token mode; the first
     /// one, the cluster token, also answers `task:ID` identities), or certificates.
     public convenience init(serverTokens tokens: [ClusterToken], files: TLSCertificateFiles?) throws(TLSError) {
-        guard files == nil, tokens.count > 1 else {
-            return try self.init(serverToken: tokens.first, files: files)
+        if files == nil, tokens.count > 1 {
+            try self.init(lookup: { identity in tokens.lazy.compactMap { $0.serverPSK(identity: identity) }.first })
+        } else {
+            try self.init(serverToken: tokens.first, files: files)
         }
-        try self.init(lookup: { identity in tokens.lazy.compactMap { $0.serverPSK(identity: identity) }.first })
     }
 
     /// A worker's or client's context.
