@@ -42,6 +42,13 @@ let package = Package(
             path: "Sources/CHTTPParser",
             providers: [.apt(["libhttp-parser-dev"])]
         ),
+        // OpenSSL 3 from Debian's libssl-dev (TLS 1.3 over memory BIOs; `swarm tls init`).
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // The only module that touches uv_*: one final class per handle kind.
         .target(name: "SwarmUV", dependencies: ["CLibUV"], path: "Sources/UV"),
         // Pure framing, messages and handshake: no sockets.
@@ -53,7 +60,7 @@ let package = Package(
         // Inputs packed and unpacked (issue 11): the archive format and its path checks.
         .target(name: "SwarmArchive", dependencies: ["SwarmProtocol"], path: "Sources/Archive"),
         // Framed, message-level connections over UVTCP, shared by scheduler, worker and client.
-        .target(name: "SwarmTransport", dependencies: ["SwarmProtocol", "SwarmUV"], path: "Sources/Transport"),
+        .target(name: "SwarmTransport", dependencies: ["COpenSSL", "SwarmProtocol", "SwarmUV"], path: "Sources/Transport"),
         // HTTP/1.1 over UVTCP: request parser, per-connection state machine, router, server.
         .target(name: "SwarmHTTP", dependencies: ["CHTTPParser", "SwarmUV"], path: "Sources/HTTP"),
         // The web dashboard's static files, its /api/ routes (parsed, bounded) and log streams.
@@ -108,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "swarm",
             dependencies: [
-                "SwarmBench", "SwarmCluster", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmProtocol",
+                "SwarmBench", "SwarmCluster", "SwarmScheduler", "SwarmNode", "SwarmClient", "SwarmProtocol", "SwarmTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev,
 # libsqlite3-dev (and pkg-config, which SwiftPM uses to find them) and libhttp-parser-dev
-# (the servers' HTTP/1.1 parser; it has no pkg-config file, so its header is looked for),
+# (the servers' HTTP/1.1 parser; it has no pkg-config file, so its header is looked for), libssl-dev (TLS),
 # plus the sqlite3 tool for looking into the scheduler's state, git (`--repo` tasks) and iproute2 (multi-host tests),
 # and with SWARM_BROWSER_TESTS=1 chromium (the dashboard's browser test). Safe to run again: it installs nothing
 # when everything is there.
@@ -17,6 +17,8 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if ! pkg-config --exists libuv 2>/dev/null; then missing+=(libuv1-dev); fi
 if ! pkg-config --exists sqlite3 2>/dev/null; then missing+=(libsqlite3-dev); fi
 [ -e /usr/include/http_parser.h ] || missing+=(libhttp-parser-dev)
+# TLS 1.3 on every connection but loopback without a token (issue 16), and `swarm tls init`.
+if ! pkg-config --exists openssl 2>/dev/null; then missing+=(libssl-dev); fi
 # Optional, for users: `sqlite3 STATE_DIR/swarm.db` shows the scheduler's state.
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 # Workers run git for `--repo` tasks (mirrors, worktrees, bundles), and `swarm fetch --git`
@@ -45,4 +47,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 pkg-config --exists libuv || { echo "swarm: libuv still not found by pkg-config" >&2; exit 1; }
 pkg-config --exists sqlite3 || { echo "swarm: sqlite3 still not found by pkg-config" >&2; exit 1; }
+pkg-config --exists openssl || { echo "swarm: openssl still not found by pkg-config (libssl-dev)" >&2; exit 1; }
 [ -e /usr/include/http_parser.h ] || { echo "swarm: http_parser.h still not found (libhttp-parser-dev)" >&2; exit 1; }

@@ -51,7 +51,8 @@ public struct BenchOptions: Sendable {
     /// Every workload, in the order they run: what `all` (the default) runs.
     public static let allWorkloads = ["spawn", "dashboard", "parallel", "agent", "isolation", "models", "scale", "workspace", "dag"]
     /// Workloads that run only when named (not part of `all`): the soak takes an hour at full size.
-    public static let namedOnlyWorkloads = ["soak"]
+    /// `tls` starts a second cluster (with a token) beside the first.
+    public static let namedOnlyWorkloads = ["soak", "tls"]
 
     public init() {}
 }

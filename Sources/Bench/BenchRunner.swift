@@ -135,6 +135,7 @@ public struct BenchRunner {
             case "workspace": list.append(WorkspaceWorkload())
             case "dag": list.append(DagWorkload())
             case "soak": list.append(SoakWorkload())
+            case "tls": list.append(TLSWorkload())
             default: break
             }
         }
@@ -146,7 +147,7 @@ public struct BenchRunner {
         let q = o.quick
         switch workload {
         // The spawn cluster, as it is: no restart between the two.
-        case "spawn", "dashboard": return o.spawnConcurrency
+        case "spawn", "dashboard", "tls": return o.spawnConcurrency
         case "parallel": return q ? min(o.parallelTasks, 20) : o.parallelTasks
         case "parallel-wide": return q ? min(o.parallelWideTasks, 200) : o.parallelWideTasks
         case "agent", "models": return max(8, min(q ? 20 : o.agentTasks, 256))

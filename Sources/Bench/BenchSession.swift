@@ -36,6 +36,13 @@ final class BenchSession: BenchContext {
         self.scratchRoot = scratchRoot
     }
 
+    /// The same session on another local cluster (the `tls` workload's twin).
+    func twin(client: SwarmClient, local: LocalProcessCluster, token: ClusterToken?) -> BenchSession {
+        BenchSession(options: options, client: client, cluster: cluster, progress: progress, agentScript: agentScript,
+                     agentRuntime: nil, modelLimits: [:], local: local, scratchRoot: scratchRoot + "-twin",
+                     address: local.address, token: token)
+    }
+
     func scratchDirectory(_ workload: String) throws -> String {
         let path = (scratchRoot as NSString).appendingPathComponent(workload)
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path

@@ -17,6 +17,9 @@ public final class LocalProcessCluster {
         public var clusterJSON: [String: Any] = [:]
         /// Each worker entry's `retention` (`maxAgeHours`, `maxGiB`), when set.
         public var workerRetention: [String: Any]?
+        /// A cluster token (written to a file in `directory`): every connection, loopback
+        /// included, is then TLS 1.3 with a PSK from it. nil: plaintext.
+        public var token: ClusterToken?
 
         public init(executable: String, directory: String) {
             self.executable = executable
@@ -55,6 +58,15 @@ public final class LocalProcessCluster {
             entries[name] = entry
         }
         config["workers"] = entries
+        if let token = options.token {
+            let tokenPath = options.directory + "/token"
+            guard FileManager.default.createFile(atPath: tokenPath, contents: Data(token.text.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw BenchError.cluster("cannot write \(tokenPath)")
+            }
+            var scheduler = (config["scheduler"] as? [String: Any]) ?? [:]
+            scheduler["tokenFile"] = tokenPath  // the workers read it from here too
+            config["scheduler"] = scheduler
+        }
         let configPath = options.directory + "/cluster.json"
         try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: configPath))
 
@@ -182,7 +194,7 @@ public final class LocalProcessCluster {
     }
 
     private func waitForWorkers(names: [String], runtime: String?, timeoutSeconds: Double) throws {
-        let client = try SwarmClient(address: address, token: nil, name: "bench-setup")
+        let client = try SwarmClient(address: address, token: options.token, name: "bench-setup")
         let deadline = monotonicMillis() + Int64(timeoutSeconds * 1000)
         var ready: [NodeInfo] = []
         while monotonicMillis() < deadline {

@@ -55,6 +55,9 @@ public final class SwarmClient {
     private let port: Int
     private let token: ClusterToken?
     private let name: String
+    /// Certificate mode's files; without them a token means TLS with a PSK from it.
+    private let tlsFiles: TLSCertificateFiles?
+    private var tlsContext: TLSContext?
     private let loop = EventLoop()
     var connection: FramedConnection?
     private var handshake: ClientHandshake?
@@ -72,14 +75,21 @@ public final class SwarmClient {
     public var whileWaiting: (() -> Void)?
     public var whileWaitingEveryMs: UInt64 = 250
 
-    public init(address: String, token: ClusterToken?, name: String = "client") throws(ClientError) {
+    /// `tls`: certificate mode (`--tls-cert`, `--tls-key`, `--tls-ca`). Without it, a token
+    /// means TLS 1.3 with a PSK from the token, and no token plaintext (a loopback scheduler).
+    public init(address: String, token: ClusterToken?, name: String = "client",
+                tls: TLSCertificateFiles? = nil) throws(ClientError) {
         guard let (host, port) = parseHostPort(address) else { throw .badAddress(address) }
         self.address = address
         self.host = host
         self.port = port
         self.token = token
         self.name = name
+        self.tlsFiles = tls
     }
+
+    /// How long the TLS handshake of the current connection took (nil: plaintext or not done).
+    public var tlsHandshakeNs: UInt64? { connection?.tls?.handshakeNs }
 
     deinit {
         connection?.onEnd = nil
@@ -397,7 +407,12 @@ public final class SwarmClient {
         // Task replies fit the 16 MiB frame (listing pages, wait summaries, log chunks), but a
         // `nodes` or `stats` reply grows with the number of workers, unbounded so far: the
         // client, which only talks to its scheduler, accepts more.
-        let connection = FramedConnection(tcp: tcp, maxFrame: 512 * 1024 * 1024)
+        let tls: TLSSession?
+        do { tls = try makeTLSSession() } catch {
+            tcp.close()
+            throw .handshake(error.description)
+        }
+        let connection = FramedConnection(tcp: tcp, maxFrame: 512 * 1024 * 1024, tls: tls)
         self.connection = connection
         var handshake = ClientHandshake(role: .client, name: name, token: token)
         let first = handshake.start()
@@ -410,6 +425,14 @@ public final class SwarmClient {
         connection.start()
         apply(first)
         try runUntil(timeoutSeconds: 10, what: "during the handshake with \(address)") { established }
+    }
+
+    private func makeTLSSession() throws(TLSError) -> TLSSession? {
+        guard TLSContext.enabled(token: token, files: tlsFiles) else { return nil }
+        if tlsContext == nil {
+            tlsContext = try TLSContext(clientToken: token, role: .client, name: name, files: tlsFiles)
+        }
+        return try TLSSession(context: tlsContext!)
     }
 
     private func apply(_ directives: [HandshakeDirective]) {

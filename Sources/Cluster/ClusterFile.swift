@@ -22,6 +22,10 @@ public struct ClusterFile: Sendable, Equatable {
         public var workerTokenFile: String?
         public var submitTokenFile: String?
         public var readTokenFile: String?
+        /// Certificate mode's files (`tlsCert`, `tlsKey`, `tlsCa`), as `--tls-cert` and the rest.
+        public var tlsCert: String?
+        public var tlsKey: String?
+        public var tlsCa: String?
         public var lostAfterSeconds: Double?
         public var heartbeatSeconds: Double?
         /// `spread` or `binpack`.
@@ -64,6 +68,9 @@ public struct ClusterFile: Sendable, Equatable {
         public var dataDir: String?
         public var workDir: String?
         public var tokenFile: String?
+        public var tlsCert: String?
+        public var tlsKey: String?
+        public var tlsCa: String?
         /// Names of the runtimes this worker runs (default: all defined).
         public var runtimes: [String]?
         public var allowCommands: Bool?
@@ -124,7 +131,8 @@ public struct ClusterFile: Sendable, Equatable {
             guard let s = s as? [String: Any] else { throw ConfigError("\(name): 'scheduler' must be an object") }
             let at = "\(name): scheduler"
             try checkKeys(s, allowed: ["listen", "address", "httpListen", "stateDir", "tokenFile", "tokens", "lostAfterSeconds", "heartbeatSeconds",
-                                       "placement", "modelLimits", "maxInputBytesPerTask", "retention", "comment"], at: at)
+                                       "placement", "modelLimits", "maxInputBytesPerTask", "retention", "comment",
+                                       "tlsCert", "tlsKey", "tlsCa"], at: at)
             file.scheduler.retention = try schedulerRetention(s, at: at)
             file.scheduler.placement = try string(s, "placement", at)
             if let p = file.scheduler.placement, p != "spread" && p != "binpack" {
@@ -175,7 +183,8 @@ public struct ClusterFile: Sendable, Equatable {
                 if let problem = WorkerName.problem(with: workerName) { throw ConfigError("\(name): workers: \(problem)") }
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
-                                           "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "retention", "httpListen", "comment"], at: at)
+                                           "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "retention", "httpListen", "comment",
+                                           "tlsCert", "tlsKey", "tlsCa"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
                     guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
@@ -194,6 +203,9 @@ public struct ClusterFile: Sendable, Equatable {
                 }
                 section.workDir = try string(v, "workDir", at)
                 section.tokenFile = try string(v, "tokenFile", at)
+                section.tlsCert = try string(v, "tlsCert", at)
+                section.tlsKey = try string(v, "tlsKey", at)
+                section.tlsCa = try string(v, "tlsCa", at)
                 section.workRoot = try string(v, "workRoot", at)
                 if section.workDir != nil && section.workRoot != nil {
                     throw ConfigError("\(at): workDir and workRoot exclude each other (one shared directory, or one per task under a root)")

@@ -97,10 +97,24 @@ extension WorkerAgent {
         guard let tcp = pendingSocket else { return }
         pendingSocket = nil
         tcp.setUserTimeout(ms: userTimeoutMs)
-        let connection = FramedConnection(tcp: tcp)
+        let tls: TLSSession?
+        do { tls = try tlsSetup.get().map { context throws(TLSError) in try TLSSession(context: context) } } catch {
+            tcp.close()
+            onFatal?(error.description)
+            return
+        }
+        let connection = FramedConnection(tcp: tcp, tls: tls)
         self.connection = connection
         connection.onMessage = { [weak self] message in self?.received(message) }
-        connection.onEnd = { [weak self] end in self?.feed(.closed(reason: "\(end)")) }
+        connection.onEnd = { [weak self, unowned connection] end in
+            // Refused credentials or a plaintext scheduler: retrying cannot help (as a wrong
+            // token in the handshake).
+            if connection.tls?.handshakeFailed == true {
+                self?.onFatal?("cannot connect to the scheduler: \(end)")
+                return
+            }
+            self?.feed(.closed(reason: "\(end)"))
+        }
         connection.onBulkSpace = { [weak self] in
             self?.pumpOutput()
             self?.blobs.pump()

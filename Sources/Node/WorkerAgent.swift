@@ -17,6 +17,9 @@ public struct WorkerConfig: Sendable {
     public var schedulerHost = "127.0.0.1"
     public var schedulerPort = 7700
     public var token: ClusterToken?
+    /// Certificate mode (`--tls-cert`, `--tls-key`, `--tls-ca`); without it a token means
+    /// TLS with a PSK from the token (see `TLSContext`).
+    public var tls: TLSCertificateFiles?
     /// One shared directory all tasks run in; nil: each task gets `{workRoot}/{id}`.
     public var workDir: String?
     /// Root of the per-task working directories; nil: `{dataDir}/work`.
@@ -120,6 +123,11 @@ public final class WorkerAgent {
     var retentionTimer: UVTimer?
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
+    /// TLS for the connection to the scheduler (nil: plaintext), or why it cannot be set up.
+    lazy var tlsSetup: Result<TLSContext?, TLSError> = Result { () throws(TLSError) -> TLSContext? in
+        guard TLSContext.enabled(token: config.token, files: config.tls) else { return nil }
+        return try TLSContext(clientToken: config.token, role: .worker, name: config.name, files: config.tls)
+    }
 
     public init(loop: EventLoop, config: WorkerConfig, logger: Logger, clocks: Clocks = .system) {
         self.loop = loop

@@ -1,4 +1,5 @@
 import SwarmProtocol
+import SwarmTransport
 import SwarmUV
 
 /// Everything `swarm scheduler` is told on its command line.
@@ -20,6 +21,9 @@ public struct SchedulerConfig: Sendable {
     public var tokenRing: TokenRing { TokenRing(cluster: token, worker: workerToken, submit: submitToken, read: readToken) }
     /// Without a token, only a loopback address may be bound unless this is set.
     public var insecureListenAny = false
+    /// Certificate mode (`--tls-cert`, `--tls-key`, `--tls-ca`): mutual TLS. Without it, a
+    /// token means TLS with a PSK from the token, and no token means plaintext (loopback).
+    public var tls: TLSCertificateFiles?
     public var settings = SchedulerSettings()
     /// How many finished tasks stay in memory and in `swarm.db` (durable schedulers only:
     /// without a store every task stays in memory).
@@ -62,6 +66,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
     case blobs(String)
     case http(String)
     case tokens(String)
+    case tls(String)
 
     public var description: String {
         switch self {
@@ -73,6 +78,7 @@ public enum SchedulerStartError: Error, CustomStringConvertible {
         case .blobs(let problem): "cannot open the blob store: \(problem)"
         case .http(let problem): problem
         case .tokens(let problem): problem
+        case .tls(let problem): problem
         }
     }
 }

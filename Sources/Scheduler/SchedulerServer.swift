@@ -19,6 +19,8 @@ public final class SchedulerServer {
     /// Blobs held and in transfer (SchedulerServer+Blobs.swift).
     let blobState = BlobServerState()
     private var listener: UVTCP?
+    /// TLS for every connection (token or certificate mode), or nil: plaintext (loopback, no token).
+    private var tlsContext: TLSContext?
     private var tickTimer: UVTimer?
     private var scheduleTimer: UVTimer?
     private var scheduleQueued = false
@@ -110,7 +112,15 @@ public final class SchedulerServer {
             throw .badAddress(display)
         }
         if let problem = config.tokenRing.problem { throw .tokens(problem) }
-        if config.token == nil && !address.isLoopback {
+        if TLSContext.enabled(token: config.token, files: config.tls) {
+            let ring = config.tokenRing
+            // The cluster token first: it also answers `task:ID` identities.
+            let tokens = [ring.cluster, ring.worker, ring.submit, ring.read].compactMap { $0 }
+            do { tlsContext = try TLSContext(serverTokens: tokens, files: config.tls) } catch {
+                throw .tls(error.description)
+            }
+        }
+        if config.token == nil && config.tls == nil && !address.isLoopback {
             guard config.insecureListenAny else { throw .refusedInsecureBind(display) }
             logger.warning("listening on \(display) WITHOUT a cluster token (--insecure-listen-any): anyone who reaches this port can run commands")
         } else if config.token == nil {
@@ -188,7 +198,13 @@ public final class SchedulerServer {
             return
         }
         guard let tcp = try? listener.accept() else { return }
-        let connection = FramedConnection(tcp: tcp, maxFrame: config.maxHandshakeFrame)
+        let tls: TLSSession?
+        do { tls = try tlsContext.map { try TLSSession(context: $0) } } catch {
+            logger.warning("cannot start TLS for \((try? tcp.peerAddress().description) ?? "?"): \(error)")
+            tcp.close()
+            return
+        }
+        let connection = FramedConnection(tcp: tcp, maxFrame: config.maxHandshakeFrame, tls: tls)
         // A stranger gets a hello's worth of work per turn, and nothing built for it while
         // it does not read.
         connection.maxMessagesPerTurn = 4

@@ -38,11 +38,11 @@ public enum ConnectionEnd: Equatable, CustomStringConvertible {
 /// its sender bounds the lane with `bulkQueuedBytes`.
 public final class FramedConnection {
     public let tcp: UVTCP
-    private var decoder: FrameDecoder
+    var decoder: FrameDecoder
     /// Pairs each `blobChunk` header with its raw frame.
     private var assembler = MessageAssembler()
-    private var ended = false
-    private var closing = false
+    var ended = false
+    var closing = false
     /// Each decoded message, in order.
     public var onMessage: ((Message) -> Void)?
     /// Fires once, when the connection ends for any reason.
@@ -57,7 +57,7 @@ public final class FramedConnection {
     /// Bytes read from the peer, and bytes handed to the socket for it, since the start
     /// (what the servers' `/metrics` count as bytes in and out).
     public private(set) var bytesReceived = 0
-    public private(set) var bytesSent = 0
+    public internal(set) var bytesSent = 0
     /// Fires each time a write has reached the socket: `queuedBytes` went down. Lets a
     /// producer that paused for a slow reader (a relayed log) go on.
     public var onWritten: (() -> Void)?
@@ -102,8 +102,17 @@ public final class FramedConnection {
     /// Whether reading is paused because the peer does not read (for tests and stats).
     public private(set) var pausedForBackpressure = false
 
-    public init(tcp: UVTCP, maxFrame: Int = Frame.defaultMaxPayload) {
+    /// TLS between the socket and the frames, or nil (plaintext: loopback without a token).
+    /// Frames sent before its handshake is done wait in `pending` (bounded by `maxQueuedBytes`).
+    public let tls: TLSSession?
+    var tlsStarted = false
+
+    /// `tls`: the connection's TLS session (see `TLSContext`), or nil for plaintext. A
+    /// plaintext connection refuses a peer whose first byte opens a TLS record, and the
+    /// reverse, each with a one-line reason.
+    public init(tcp: UVTCP, maxFrame: Int = Frame.defaultMaxPayload, tls: TLSSession? = nil) {
         self.tcp = tcp
+        self.tls = tls
         self.decoder = FrameDecoder(maxPayload: maxFrame)
         self.peer = (try? tcp.peerAddress().description) ?? "?"
         tcp.setNoDelay(true)
@@ -135,6 +144,7 @@ public final class FramedConnection {
 
     private func resumeReading() {
         guard !ended, !closing, !reading else { return }
+        guard startTLSIfNeeded() else { return }
         do {
             try tcp.stream.startReading { [weak self] event in self?.handle(event) }
             reading = true
@@ -143,7 +153,7 @@ public final class FramedConnection {
         }
     }
 
-    private func pauseReading() {
+    func pauseReading() {
         guard reading else { return }
         tcp.stream.stopReading()
         reading = false
@@ -152,7 +162,16 @@ public final class FramedConnection {
     private func handle(_ event: StreamReadEvent) {
         switch event {
         case .data(let bytes):
+            let first = bytesReceived == 0
             bytesReceived += bytes.count
+            if tls != nil {
+                receiveTLS(bytes)
+                return
+            }
+            if first, let byte = bytes.first, TLSSession.looksLikeTLS(byte) {
+                refuse(.badFrame, "this side does not use TLS (no cluster token and no --tls-* certificates), but the peer opened a TLS handshake: give both sides the same setting")
+                return
+            }
             decoder.feed(bytes)
             handleBuffered()
         case .eof:
@@ -166,7 +185,7 @@ public final class FramedConnection {
 
     /// Handles the frames read so far, within this turn's budget and the backpressure limit;
     /// reads more only when all are handled.
-    private func handleBuffered() {
+    func handleBuffered() {
         while !ended && !closing {
             if let above = pauseReadingAbove, queuedBytes > above {
                 pausedForBackpressure = true
@@ -319,10 +338,10 @@ public final class FramedConnection {
         }
         guard !ended else { return }
         if !pending.isEmpty {
+            guard tls?.isEstablished ?? true else { return }  // sent once TLS is up
             let bytes = pending
             pending.removeAll(keepingCapacity: pending.count <= Self.coalesceLimit)
-            bytesSent += bytes.count
-            tcp.stream.write(bytes) { [weak self] error in self?.written(error) }
+            writeOut(bytes)
         }
         pumpBulk(limit: Self.bulkWriteThreshold)
     }
@@ -330,7 +349,7 @@ public final class FramedConnection {
     /// Hands bulk frames to the socket while its write queue is under `limit` bytes (at least
     /// one frame when the queue is under it), in one write.
     private func pumpBulk(limit: Int) {
-        guard bulkHead < bulk.count, !ended else { return }
+        guard bulkHead < bulk.count, !ended, tls?.isEstablished ?? true else { return }
         var batch: [UInt8] = []
         var frames: UInt64 = 0
         let queued = tcp.stream.writeQueueSize
@@ -350,13 +369,12 @@ public final class FramedConnection {
             bulk.removeFirst(bulkHead)
             bulkHead = 0
         }
-        bytesSent += batch.count
-        tcp.stream.write(batch) { [weak self] error in self?.written(error) }
+        writeOut(batch)
         onBulkSpace?()
     }
 
     /// A write finished: the socket's queue shrank, so more bulk may go.
-    private func written(_ error: UVError?) {
+    func written(_ error: UVError?) {
         guard !ended else { return }
         if let error { end(.error(error)); return }
         if bulkHead < bulk.count { flush() }
@@ -375,7 +393,7 @@ public final class FramedConnection {
         end(.local(reason), reset: true)
     }
 
-    private func end(_ reason: ConnectionEnd, reset: Bool = false) {
+    func end(_ reason: ConnectionEnd, reset: Bool = false) {
         guard !ended else { return }
         // What was sent before a local close still goes out (libuv writes at once when it can).
         if case .local = reason, !reset { flush() }

@@ -10,12 +10,14 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Workloads: spawn, dashboard, parallel, agent, isolation, models, scale, workspace, dag, or all (the default), run
             in that order; soak (issue 14: N tasks through a durable scheduler, sampling memory, descriptors and disk)
-            runs only when named, after the others.
+            runs only when named, after the others; so does tls (issue 16: spawn and parallel-wide on a plaintext
+            cluster and on the same cluster with a token, i.e. TLS 1.3 on loopback, interleaved; and the handshake
+            time per connection).
             Writes report.json (schema swarm-bench/1), report.md and report.html under --out/<time>/ (and
             --out/latest). Exits 1 if any task was lost or duplicated or a workload failed its own checks.
             """)
 
-    @Argument(help: "Workloads to run: spawn, dashboard, parallel, agent, isolation, models, scale, workspace, dag, soak or all (all but soak).")
+    @Argument(help: "Workloads to run: spawn, dashboard, parallel, agent, isolation, models, scale, workspace, dag, soak, tls or all (all but soak and tls).")
     var workloads: [String] = ["all"]
     @Option(help: ArgumentHelp("Bench an existing cluster at HOST:PORT instead of starting a local one.", valueName: "HOST:PORT"))
     var scheduler: String?
@@ -130,7 +132,7 @@ struct BenchCommand: ParsableCommand {
             return
         }
         var options = BenchOptions()
-        options.workloads = workloads.contains("all") ? BenchOptions.allWorkloads + workloads.filter { $0 == "soak" } : workloads
+        options.workloads = workloads.contains("all") ? BenchOptions.allWorkloads + workloads.filter { BenchOptions.namedOnlyWorkloads.contains($0) } : workloads
         options.repeats = quick ? 1 : repeats
         options.quick = quick
         options.spawnTasks = tasks ?? 2000

@@ -4,6 +4,7 @@ import Logging
 import SwarmClient
 import SwarmCluster
 import SwarmProtocol
+import SwarmTransport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +17,8 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("File holding the cluster token (default: $SWARM_TOKEN).", valueName: "FILE"))
     var tokenFile: String?
 
+    @OptionGroup var tls: TLSOptions
+
     var address: String {
         scheduler ?? environmentScheduler ?? "127.0.0.1:7700"
     }
@@ -23,13 +26,35 @@ struct ClientOptions: ParsableArguments {
     func client() throws -> SwarmClient {
         do {
             let (token, name) = try loadClientCredentials(file: tokenFile)
-            let client = try SwarmClient(address: address, token: token, name: name)
+            let client = try SwarmClient(address: address, token: token, name: name, tls: try tls.files())
             // A reader gone while nothing is written (`logs -f ID | head -1` on a quiet task)
             // is noticed while waiting, not at the task's next output.
             client.whileWaiting = Console.checkStdout
             return client
         } catch let error as TokenError {
             throw CLIError(error.description)
+        }
+    }
+}
+
+/// `--tls-cert`, `--tls-key`, `--tls-ca`: certificate mode (mutual TLS), on every role.
+struct TLSOptions: ParsableArguments {
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("This side's TLS certificate (PEM; with --tls-key and --tls-ca: mutual TLS instead of the token's PSK).", valueName: "FILE"))
+    var cert: String?
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The private key of --tls-cert (PEM).", valueName: "FILE"))
+    var key: String?
+    @Option(name: .customLong("tls-ca"), help: ArgumentHelp("The CA the other side's certificate must be signed by (PEM).", valueName: "FILE"))
+    var ca: String?
+
+    /// The three files (flags first, then cluster.json's `tlsCert`, `tlsKey`, `tlsCa`), or
+    /// nil; given in part, or unreadable, a one-line usage error.
+    func files(cert fileCert: String? = nil, key fileKey: String? = nil, ca fileCa: String? = nil) throws -> TLSCertificateFiles? {
+        do {
+            let files = try TLSCertificateFiles.from(cert: cert ?? fileCert, key: key ?? fileKey, ca: ca ?? fileCa)
+            if let files { _ = try TLSContext(server: false, files: files) }  // readable, key matches
+            return files
+        } catch {
+            throw usageError(error.description)
         }
     }
 }

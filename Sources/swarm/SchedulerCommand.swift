@@ -35,6 +35,7 @@ struct SchedulerCommand: ParsableCommand {
     var inMemory = false
     @Flag(help: "Allow a non-loopback listen address without a token (anyone reaching it can run commands).")
     var insecureListenAny = false
+    @OptionGroup var tls: TLSOptions
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -60,6 +61,7 @@ struct SchedulerCommand: ParsableCommand {
         settings.stateDir = stateDir ?? file?.stateDir ?? ".swarm/scheduler"
         settings.durable = !inMemory
         settings.insecureListenAny = insecureListenAny
+        settings.tls = try tls.files(cert: file?.tlsCert, key: file?.tlsKey, ca: file?.tlsCa)
         settings.settings.lostAfterMs = Int64(lostAfter * 1000)
         settings.settings.heartbeatMs = max(1, Int(heartbeat * 1000))
         let policyName = placement ?? file?.placement ?? "spread"

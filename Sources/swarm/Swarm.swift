@@ -58,7 +58,7 @@ struct Swarm: ParsableCommand {
         subcommands: [
             SchedulerCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             WaitCommand.self, FetchCommand.self, TasksCommand.self, NodesCommand.self, CancelCommand.self, LogsCommand.self,
-            StatsCommand.self, DrainCommand.self, UndrainCommand.self, RerunCommand.self, GcCommand.self, SpoolCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self,
+            StatsCommand.self, DrainCommand.self, UndrainCommand.self, RerunCommand.self, GcCommand.self, SpoolCommand.self, UpCommand.self, DemoCommand.self, BenchCommand.self, TLSCommand.self,
         ]
     )
 }

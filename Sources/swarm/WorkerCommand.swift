@@ -38,6 +38,7 @@ struct WorkerCommand: ParsableCommand {
     var tokenFile: String?
     @Option(help: ArgumentHelp("cluster.json: this worker's entry under 'workers' (by --name) and the scheduler's address.", valueName: "FILE"))
     var config: String?
+    @OptionGroup var tls: TLSOptions
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -70,6 +71,7 @@ struct WorkerCommand: ParsableCommand {
         settings.schedulerHost = host
         settings.schedulerPort = port
         settings.labels = labels
+        settings.tls = try tls.files(cert: entry?.tlsCert, key: entry?.tlsKey, ca: entry?.tlsCa)
         settings.workDir = workDir ?? entry?.workDir
         if let file { settings.apply(file, worker: workerName) }
         if let workRoot { settings.workRootDir = workRoot }

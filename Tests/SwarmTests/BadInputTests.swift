@@ -4,14 +4,17 @@ import SwarmClient
 import Logging
 import SwarmProtocol
 import SwarmScheduler
+import SwarmTransport
 import SwarmUV
 
 /// A blocking loopback socket for sending hostile bytes (plain POSIX: this is the attacker,
-/// not the product).
+/// not the product). With `tls`, it first does the TLS handshake (an attacker holding the
+/// TLS key) and then seals what it sends and opens what it reads.
 final class RawSocket {
     let fd: Int32
+    private var tls: TLSSession?
 
-    init(port: Int, receiveBuffer: Int32? = nil) throws {
+    init(port: Int, receiveBuffer: Int32? = nil, tls context: TLSContext? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -26,12 +29,46 @@ final class RawSocket {
         guard rc == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        if let context { try handshake(TLSSession(context: context)) }
     }
 
     deinit { close(fd) }
 
-    func send(_ bytes: [UInt8]) {
+    private func handshake(_ session: TLSSession) throws {
+        sendRaw(try session.start())
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        for _ in 0..<100 where !session.isEstablished {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw POSIXError(.ECONNRESET) }
+            var plain: [UInt8] = []
+            sendRaw(try buffer.withUnsafeBytes { try session.receive(UnsafeRawBufferPointer(rebasing: $0[0..<n]), plain: &plain) })
+        }
+        guard session.isEstablished else { throw POSIXError(.ETIMEDOUT) }
+        tls = session
+    }
+
+    private func sendRaw(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    func send(_ bytes: [UInt8]) {
+        sendRaw(tls.map { (try? $0.seal(bytes)) ?? [] } ?? bytes)
+    }
+
+    /// One read: the bytes (opened, with TLS; possibly none yet), or nil at EOF, reset or a
+    /// TLS failure; `n` as recv returned it.
+    private func receive(_ buffer: inout [UInt8]) -> (bytes: [UInt8]?, n: Int) {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return (nil, n) }
+        guard let tls else { return (Array(buffer[0..<n]), n) }
+        var plain: [UInt8] = []
+        do {
+            sendRaw(try buffer.withUnsafeBytes { try tls.receive(UnsafeRawBufferPointer(rebasing: $0[0..<n]), plain: &plain) })
+        } catch {
+            return (nil, 0)
+        }
+        return (plain, n)
     }
 
     func send(_ message: Message) { send(MessageCodec.frame(message)) }
@@ -41,8 +78,8 @@ final class RawSocket {
         var all: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 { all += buffer[0..<n]; continue }
+            let (bytes, n) = receive(&buffer)
+            if let bytes { all += bytes; continue }
             // With SO_RCVTIMEO set, a signal (SIGCHLD from other tests' children) interrupts
             // recv even under SA_RESTART.
             if n < 0 && errno == EINTR { continue }
@@ -63,10 +100,10 @@ final class RawSocket {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             if let payload = try? decoder.next() { return payload }
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let (bytes, n) = receive(&buffer)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            decoder.feed(buffer[0..<n])
+            guard let bytes else { return nil }
+            decoder.feed(bytes)
         }
     }
 }
@@ -86,8 +123,12 @@ final class RawSocket {
         let good = try SwarmClient(address: address, token: ClusterToken("s3cret-token"), name: "good")
         for _ in 0..<200 where (try good.listNodes()).isEmpty { usleep(25_000) }
 
+        // The scheduler has a token, so TLS: the attacker here holds the TLS key (as a
+        // compromised peer would) and sends its bad input inside TLS. (Without the key it
+        // does not get past TLS at all: TLSTransportTests, TLSSchedulerTests.)
+        let tls = try TLSContext(clientToken: ClusterToken("s3cret-token"), role: .client, name: "raw", files: nil)
         func expectRefused(_ label: String, errorCode: ErrorCode?, _ attack: (RawSocket) -> Void) throws {
-            let socket = try RawSocket(port: port)
+            let socket = try RawSocket(port: port, tls: tls)
             attack(socket)
             let (bytes, closed) = socket.readUntilClosed()
             #expect(closed, "\(label): connection was not closed")
@@ -139,7 +180,7 @@ final class RawSocket {
         }
         // Half a frame, then hang up: nothing to answer, the scheduler just drops it.
         do {
-            let socket = try RawSocket(port: port)
+            let socket = try RawSocket(port: port, tls: tls)
             socket.send([0, 0, 1, 0, 0x7B])
         }
         // The token never travels: the good client still works after all of that.

@@ -1,0 +1,159 @@
+#ifndef SWARM_COPENSSL_SHIM_H
+#define SWARM_COPENSSL_SHIM_H
+// The system OpenSSL (Debian's libssl-dev, 3.x): TLS 1.3 over memory BIOs, and the few
+// helpers Swift cannot call directly (macros, variadic functions, FILE-based PEM writers).
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+// A TLS 1.3-only context; no session tickets (every connection does a full handshake, so
+// nothing resumable is left behind), no renegotiation exists in 1.3.
+static inline SSL_CTX *swarm_tls_ctx_new(int server) {
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (!ctx) return NULL;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    // Partial writes never happen on a memory BIO; this keeps SSL_write all-or-error.
+    SSL_CTX_clear_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
+    return ctx;
+}
+
+static inline int swarm_tls_ctx_set_data(SSL_CTX *ctx, void *data) { return SSL_CTX_set_app_data(ctx, data); }
+static inline void *swarm_tls_ctx_data(const SSL_CTX *ctx) { return SSL_CTX_get_app_data(ctx); }
+
+// One connection's TLS state over two memory BIOs: bytes read from the socket go into the
+// read BIO, bytes to send come out of the write BIO. An empty read BIO reads as "retry".
+static inline SSL *swarm_tls_new(SSL_CTX *ctx, int server) {
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl) return NULL;
+    BIO *rbio = BIO_new(BIO_s_mem());
+    BIO *wbio = BIO_new(BIO_s_mem());
+    if (!rbio || !wbio) {
+        BIO_free(rbio); BIO_free(wbio); SSL_free(ssl);
+        return NULL;
+    }
+    BIO_set_mem_eof_return(rbio, -1);
+    BIO_set_mem_eof_return(wbio, -1);
+    SSL_set_bio(ssl, rbio, wbio);
+    if (server) SSL_set_accept_state(ssl); else SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+static inline size_t swarm_tls_pending_out(SSL *ssl) { return BIO_ctrl_pending(SSL_get_wbio(ssl)); }
+static inline size_t swarm_tls_pending_in(SSL *ssl) { return BIO_ctrl_pending(SSL_get_rbio(ssl)); }
+
+// An external PSK as the session TLS 1.3 resumes from: TLS_AES_128_GCM_SHA256 (its hash,
+// SHA-256, is the PSK's hash), protocol TLS 1.3. The caller owns the result.
+static inline SSL_SESSION *swarm_tls_psk_session(SSL *ssl, const unsigned char *key, size_t len) {
+    const unsigned char id[2] = { 0x13, 0x01 };
+    const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, id);
+    if (!cipher) return NULL;
+    SSL_SESSION *sess = SSL_SESSION_new();
+    if (!sess) return NULL;
+    if (SSL_SESSION_set1_master_key(sess, key, len) != 1 ||
+        SSL_SESSION_set_cipher(sess, cipher) != 1 ||
+        SSL_SESSION_set_protocol_version(sess, TLS1_3_VERSION) != 1) {
+        SSL_SESSION_free(sess);
+        return NULL;
+    }
+    return sess;
+}
+
+// The peer's certificate verified against our CA (certificate mode): 1 when verified.
+static inline int swarm_tls_peer_verified(SSL *ssl) {
+    X509 *peer = SSL_get1_peer_certificate(ssl);
+    if (!peer) return 0;
+    X509_free(peer);
+    return SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
+// ---- `swarm tls init`: a CA and the certificates it signs (EC P-256, SHA-256). ----
+
+static inline EVP_PKEY *swarm_tls_make_key(void) { return EVP_EC_gen("P-256"); }
+
+static inline int swarm_tls_add_ext(X509 *cert, X509 *issuer, int nid, const char *value) {
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, issuer, cert, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+    if (!ext) return 0;
+    int ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+// A certificate for `key` named `cn`, signed by `issuer`/`issuer_key` (both NULL: self-signed,
+// a CA). `san`: subjectAltName value ("DNS:a,IP:127.0.0.1") or NULL; `usage`: extendedKeyUsage
+// value ("serverAuth,clientAuth") or NULL. NULL on failure.
+static inline X509 *swarm_tls_make_cert(EVP_PKEY *key, const char *cn, const char *san, const char *usage,
+                                        X509 *issuer, EVP_PKEY *issuer_key, long days, long serial) {
+    X509 *cert = X509_new();
+    if (!cert) return NULL;
+    int ca = issuer == NULL;
+    X509_NAME *name = X509_get_subject_name(cert);
+    int ok = X509_set_version(cert, 2)
+        && ASN1_INTEGER_set(X509_get_serialNumber(cert), serial)
+        && X509_gmtime_adj(X509_getm_notBefore(cert), -3600)
+        && X509_gmtime_adj(X509_getm_notAfter(cert), days * 86400L)
+        && X509_set_pubkey(cert, key)
+        && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"swarm", -1, -1, 0)
+        && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0)
+        && X509_set_issuer_name(cert, ca ? name : X509_get_subject_name(issuer));
+    X509 *signer = ca ? cert : issuer;
+    if (ok) ok = swarm_tls_add_ext(cert, signer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    if (ok) ok = swarm_tls_add_ext(cert, signer, NID_key_usage,
+                                   ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature,keyEncipherment");
+    if (ok) ok = swarm_tls_add_ext(cert, signer, NID_subject_key_identifier, "hash");
+    if (ok && !ca) ok = swarm_tls_add_ext(cert, signer, NID_authority_key_identifier, "keyid:always");
+    if (ok && san) ok = swarm_tls_add_ext(cert, signer, NID_subject_alt_name, san);
+    if (ok && usage) ok = swarm_tls_add_ext(cert, signer, NID_ext_key_usage, usage);
+    if (ok) ok = X509_sign(cert, ca ? key : issuer_key, EVP_sha256()) > 0;
+    if (!ok) { X509_free(cert); return NULL; }
+    return cert;
+}
+
+// Writes a certificate (mode 0644) or a private key (mode 0600, created so) as PEM. 1 on success.
+static inline int swarm_tls_write_cert(const char *path, X509 *cert) {
+    FILE *f = fopen(path, "w");
+    if (!f) return 0;
+    int ok = PEM_write_X509(f, cert);
+    return fclose(f) == 0 && ok;
+}
+
+static inline int swarm_tls_write_key(const char *path, EVP_PKEY *key) {
+    mode_t old = umask(077);
+    FILE *f = fopen(path, "w");
+    umask(old);
+    if (!f) return 0;
+    int ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    return fclose(f) == 0 && ok;
+}
+
+static inline X509 *swarm_tls_read_cert(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    return cert;
+}
+
+static inline EVP_PKEY *swarm_tls_read_key(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    return key;
+}
+#endif
