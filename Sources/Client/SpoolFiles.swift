@@ -99,7 +99,10 @@ struct SpoolFiles {
     /// `replace`, `rename`; then the directory is fsynced. Returns false when `name` existed.
     static func writeAtomically(_ bytes: [UInt8], dir: String, name: String, replace: Bool = false) throws(Failure) -> Bool {
         let temp = "\(dir)/.\(name).\(getpid()).tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // The temporary name is guessable (the pid): whatever sits there is removed and the
+        // file made anew, so a link planted there is never written through.
+        unlink(temp)
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         if fd < 0 { throw Failure("cannot create \(temp)") }
         var offset = 0
         while offset < bytes.count {

@@ -45,4 +45,17 @@ import Testing
         #expect(listing.complete && Array(listing.files.keys) == ["big"])
         #expect(SpoolFiles.list(dir, max: 0).complete == false)
     }
+
+    /// Whoever can write in the spool's directory can plant a link at the temporary name a
+    /// result is written under (`.NAME.PID.tmp`: the pid is no secret): the write must not
+    /// follow it into a file elsewhere.
+    @Test func anAtomicWriteNeverWritesThroughALinkPlantedAtItsTemporaryName() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/victim", contents: Data("keep".utf8))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/to/.r.json.\(getpid()).tmp", withDestinationPath: dir + "/victim")
+        #expect(try SpoolFiles.writeAtomically(Array("result".utf8), dir: dir + "/to", name: "r.json"))
+        #expect(try String(contentsOfFile: dir + "/victim", encoding: .utf8) == "keep")
+        #expect(try String(contentsOfFile: dir + "/to/r.json", encoding: .utf8) == "result")
+    }
 }
