@@ -80,9 +80,15 @@ struct SpoolFiles {
 
     /// The file's bytes when it has at most `max` (nil: bigger).
     static func read(_ path: String, max: Int) throws(Failure) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // Never waits in the open (a FIFO swapped in after the caller's `stamp` would block
+        // the spool until a writer came); anything but a regular file fails.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         if fd < 0 { throw Failure("cannot open \(path)") }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw Failure(message: "cannot read \(path): not a regular file")
+        }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {

@@ -58,4 +58,37 @@ import Testing
         #expect(try String(contentsOfFile: dir + "/victim", encoding: .utf8) == "keep")
         #expect(try String(contentsOfFile: dir + "/to/r.json", encoding: .utf8) == "result")
     }
+
+    /// A request swapped for a FIFO between its check and its open must not block the spool
+    /// (an open of a FIFO waits for a writer): the read fails at once instead.
+    @Test func aReadOfAFIFOFailsInsteadOfWaitingForAWriter() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = dir + "/req.json"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = LockedBox<String>("")
+        Thread.detachNewThread {
+            do { _ = try SpoolFiles.read(fifo, max: 100); outcome.set("read") } catch { outcome.set("failed") }
+            done.signal()
+        }
+        let returned = done.wait(timeout: .now() + 2) == .success
+        if !returned {
+            // Unblock the read so the thread ends, then fail.
+            let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { close(fd) }
+            _ = done.wait(timeout: .now() + 2)
+        }
+        #expect(returned)
+        #expect(outcome.get() == "failed")
+    }
+}
+
+/// A value shared with one background thread.
+private final class LockedBox<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func set(_ new: T) { lock.lock(); value = new; lock.unlock() }
+    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
 }
