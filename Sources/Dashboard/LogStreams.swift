@@ -98,6 +98,9 @@ public final class LogStreams<Sink: EventSink> {
     /// `maxStreamQueuedBytes` behind gets `dropped` instead and its stream ends.
     public func output(id: String, data: String) {
         guard let sinks = byTask[id] else { return }
+        // Encoded once for every reader: per reader, 128 readers of a task printing fast held
+        // the loop 10 s (debug build) re-encoding the same piece.
+        var event: [UInt8]?
         var kept: [Sink] = []
         for sink in sinks where sink.isOpen {
             if sink.queuedBytes > limits.maxStreamQueuedBytes {
@@ -106,7 +109,8 @@ public final class LogStreams<Sink: EventSink> {
                 sink.finish(last: ServerSentEvent.encode(event: "dropped", data: why))
                 continue
             }
-            sink.send(ServerSentEvent.encode(event: "log", data: data))
+            if event == nil { event = ServerSentEvent.encode(event: "log", data: data) }
+            sink.send(event!)
             kept.append(sink)
         }
         held -= sinks.count - kept.count
