@@ -82,6 +82,14 @@ public enum DashboardRoute: Equatable, Sendable {
         }
     }
 
+    /// Whether `request` names a local host (`isLocalHost`) in exactly one Host field. One
+    /// with two (RFC 9112 3.2: a server must refuse it) would pass on its first while a proxy
+    /// in front, or the page that sent it, goes by another.
+    public static func isLocalRequest(_ request: HTTPRequest) -> Bool {
+        let hosts = request.headers.filter { $0.name.lowercased() == "host" }
+        return hosts.count == 1 && isLocalHost(hosts[0].value)
+    }
+
     /// Whether `host` (a request's `Host` header) names the listener by a numeric address or
     /// as `localhost`. A listener without a token answers `/api/` only to such requests: a web
     /// page whose own DNS name was rebound to 127.0.0.1 sends that name, and gets 403, so it

@@ -22,7 +22,7 @@ extension SchedulerServer {
     func dashboardRequest(_ request: HTTPRequest, _ responder: HTTPResponder) {
         // Without a token the listener is on loopback; a page that rebinds its DNS name to it
         // still sends its name (`DashboardRoute.isLocalHost`).
-        if config.token == nil, !DashboardRoute.isLocalHost(request.header("Host")) {
+        if config.token == nil, !DashboardRoute.isLocalRequest(request) {
             return responder.respond(.text(HTTPStatus(403, "Forbidden"),
                                            "without a cluster token /api/ answers only requests for localhost or a numeric address (Host: \(PeerText.safe(request.header("Host") ?? "", limit: 100)))"))
         }

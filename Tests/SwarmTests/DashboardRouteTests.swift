@@ -83,6 +83,17 @@ struct DashboardRouteTests {
         }
     }
 
+    /// Two Host fields, a local one first: refused (a proxy in front may go by the other).
+    @Test func withoutATokenARequestWithTwoHostFieldsIsNotLocal() {
+        let local = HTTPRequest(method: "GET", target: "/api/nodes", headers: [("Host", "localhost")])
+        #expect(DashboardRoute.isLocalRequest(local))
+        #expect(!DashboardRoute.isLocalRequest(HTTPRequest(method: "GET", target: "/api/nodes")))
+        let two = HTTPRequest(method: "GET", target: "/api/nodes", headers: [("Host", "localhost"), ("host", "evil.example")])
+        #expect(!DashboardRoute.isLocalRequest(two))
+        let same = HTTPRequest(method: "GET", target: "/api/nodes", headers: [("Host", "localhost"), ("Host", "localhost")])
+        #expect(!DashboardRoute.isLocalRequest(same))
+    }
+
     @Test func queryDecoding() {
         #expect(DashboardQuery.decode("a+b%2Cc%C3%A9") == "a b,cé")
         #expect(DashboardQuery.decode("%4") == nil)
