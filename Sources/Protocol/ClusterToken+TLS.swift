@@ -11,10 +11,15 @@ extension ClusterToken {
 
     /// The PSK for this token.
     public var tlsPSK: [UInt8] {
+        derivedKey(salt: "swarm-tls-psk-salt", info: "swarm tls 1.3 external psk v1", bytes: Self.pskLength)
+    }
+
+    /// A key of `bytes` bytes derived from the token by HKDF-SHA256 under `salt` and `info`:
+    /// each use (the TLS PSK, sealed secrets) has its own label, so no key serves two purposes.
+    public func derivedKey(salt: String, info: String, bytes: Int) -> [UInt8] {
         let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Array(text.utf8)),
-                                         salt: Array("swarm-tls-psk-salt".utf8),
-                                         info: Array("swarm tls 1.3 external psk v1".utf8),
-                                         outputByteCount: Self.pskLength)
+                                         salt: Array(salt.utf8), info: Array(info.utf8),
+                                         outputByteCount: bytes)
         return key.withUnsafeBytes { Array($0) }
     }
 

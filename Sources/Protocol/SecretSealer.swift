@@ -16,11 +16,7 @@ public struct SecretSealer: Sendable {
     private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
 
     public init(token: ClusterToken) {
-        let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Array(token.text.utf8)),
-                                         salt: Array("swarm-secret-env".utf8),
-                                         info: Array("swarm secretEnv v1 AES-256-GCM".utf8),
-                                         outputByteCount: 32)
-        keyBytes = key.withUnsafeBytes { Array($0) }
+        keyBytes = token.derivedKey(salt: "swarm-secret-env", info: "swarm secretEnv v1 AES-256-GCM", bytes: 32)
     }
 
     /// `value` sealed for variable `name`.
