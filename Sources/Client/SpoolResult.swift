@@ -4,8 +4,8 @@ import SwarmProtocol
 ///
 /// Every key is always written (`null` when swarm has no figure):
 /// `requestId`, `status` (`success` only for `succeeded`, else `failed`), `output` (the last
-/// 64 KiB of the task's output), `durationMs` (spawn to end of the last run; from placement
-/// or submission when it never started), `exitCode`, `failureReason` (null on success; else
+/// 64 KiB of the task's output), `durationMs` (spawn to end of the last run, on its worker's monotonic clock; from
+/// placement or submission, on the dates, when it never started), `exitCode`, `failureReason` (null on success; else
 /// swarm's reason, or the state when there is none), `stats` and `swarm`.
 public enum SpoolResult {
     /// The most bytes of output kept: the end of it, where an agent's answer is.
@@ -15,7 +15,9 @@ public enum SpoolResult {
         let m = info.metrics
         let success = info.state == .succeeded
         let begin = info.startedAt ?? info.placedAt ?? info.submittedAt
-        let duration = info.finishedAt.map { max(0, $0 - begin) }
+        // The worker's monotonic measure of the run when it sent one (a wall-clock step does
+        // not change it); the dates' difference otherwise.
+        let duration = info.finishedAt.map { m.runMs ?? max(0, $0 - begin) }
         let reason = success ? nil : (info.reason ?? info.state.rawValue)
         let stats: [String: JSONValue] = [
             "contextMode": string(m.contextMode),

@@ -230,6 +230,8 @@ public struct TaskSupervisor: Sendable {
 
     private mutating func exited(status: Int64, signal: Int32, now: Int64) -> [SupervisorAction] {
         exit = (status, signal)
+        // The duration on the monotonic clock (`now` is), not from the wall dates.
+        metrics.runMs = startedAt.map { max(0, now - $0) }
         state = .draining
         var actions: [SupervisorAction] = [.log(signal != 0 ? "exited on signal \(signal)" : "exited with code \(status)")]
         if openStreams.isEmpty { actions += complete(now: now) } else { actions.append(.startDrainTimer(ms: settings.drainMs)) }

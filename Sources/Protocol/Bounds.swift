@@ -141,6 +141,7 @@ extension RunMetrics {
             Bounds.check("startedAtUs", startedAtUs, Bounds.timestampUs),
             Bounds.check("firstOutputAtUs", firstOutputAtUs, Bounds.timestampUs),
             Bounds.check("exitedAtUs", exitedAtUs, Bounds.timestampUs),
+            Bounds.check("runMs", runMs, Bounds.durationMs),
             Bounds.check("prepareMs", prepareMs, Bounds.durationMs),
             Bounds.check("inputBytesFetched", inputBytesFetched, 0...(Int64(1) << 50)),
             Bounds.check("collectMs", collectMs, Bounds.durationMs),

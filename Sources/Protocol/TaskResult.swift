@@ -58,6 +58,10 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var startedAtUs: Int64?
     public var firstOutputAtUs: Int64?
     public var exitedAtUs: Int64?
+    /// Milliseconds from the spawn to the exit, on the worker's monotonic clock: the run's
+    /// duration, which a step of any wall clock during the run does not change (`startedAt`
+    /// and `finishedAt` only date it). Null when the process never ran.
+    public var runMs: Int64?
     /// Work in / work out (issue 11), for tasks that went through the worker's pipeline (null
     /// for a plain task): milliseconds from taking the task to its spawn (git worktree, task
     /// directory, inputs fetched and unpacked), or to its end when preparing failed; bytes of
@@ -82,7 +86,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         case node, runtime, model, complexity, complexityScore, initialTimeoutMs, finalTimeoutMs
         case extensions, silenceWarnings, outputBytes, outputBursts, timeToFirstOutputMs, firstOutputAt
         case contextMode, contextFile, workDir, logFile
-        case startedAtUs, firstOutputAtUs, exitedAtUs
+        case startedAtUs, firstOutputAtUs, exitedAtUs, runMs
         case prepareMs, inputBytesFetched, collectMs, worktreeMs, worktreeReused
     }
 
@@ -108,6 +112,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         startedAtUs = try c.decodeIfPresent(Int64.self, forKey: .startedAtUs)
         firstOutputAtUs = try c.decodeIfPresent(Int64.self, forKey: .firstOutputAtUs)
         exitedAtUs = try c.decodeIfPresent(Int64.self, forKey: .exitedAtUs)
+        runMs = try c.decodeIfPresent(Int64.self, forKey: .runMs)
         prepareMs = try c.decodeIfPresent(Int64.self, forKey: .prepareMs)
         inputBytesFetched = try c.decodeIfPresent(Int64.self, forKey: .inputBytesFetched)
         collectMs = try c.decodeIfPresent(Int64.self, forKey: .collectMs)
@@ -137,6 +142,7 @@ public struct RunMetrics: Codable, Sendable, Equatable {
         try c.encode(startedAtUs, forKey: .startedAtUs)
         try c.encode(firstOutputAtUs, forKey: .firstOutputAtUs)
         try c.encode(exitedAtUs, forKey: .exitedAtUs)
+        try c.encode(runMs, forKey: .runMs)
         try c.encode(prepareMs, forKey: .prepareMs)
         try c.encode(inputBytesFetched, forKey: .inputBytesFetched)
         try c.encode(collectMs, forKey: .collectMs)

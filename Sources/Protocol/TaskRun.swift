@@ -15,6 +15,10 @@ public struct TaskRun: Codable, Sendable, Equatable {
     public var placedAt: Int64?
     public var startedAt: Int64?
     public var finishedAt: Int64?
+    /// The run's duration as its worker measured it on its monotonic clock (`RunMetrics.runMs`),
+    /// which a wall-clock step during the run does not change; nil when unknown (a run that
+    /// never ran, a worker before it, a run ended as lost).
+    public var runMs: Int64?
 
     /// Runs kept per task (the oldest are dropped first). With `RetryPolicy.maxRetries` and
     /// the node-loss budget a task can have more runs than this; its `attempts` still
@@ -34,9 +38,12 @@ public struct TaskRun: Codable, Sendable, Equatable {
         self.finishedAt = finishedAt
     }
 
-    /// From its start (or placement, if it never started) to its end; nil while it runs.
+    /// Its worker's monotonic measure (`runMs`) when there is one; else from its start (or
+    /// placement, if it never started) to its end on the wall dates; nil while it runs.
     public var durationMs: Int64? {
-        guard let finishedAt, let from = startedAt ?? placedAt else { return nil }
+        guard let finishedAt else { return nil }
+        if let runMs { return runMs }
+        guard let from = startedAt ?? placedAt else { return nil }
         return max(0, finishedAt &- from)
     }
 
@@ -55,6 +62,8 @@ public struct TaskRun: Codable, Sendable, Equatable {
         placedAt = try c.decodeIfPresent(Int64.self, forKey: .placedAt)
         startedAt = try c.decodeIfPresent(Int64.self, forKey: .startedAt)
         finishedAt = try c.decodeIfPresent(Int64.self, forKey: .finishedAt)
+        // What `durationMs` said is kept as it was (it may have been the worker's measure).
+        if finishedAt != nil { runMs = try c.decodeIfPresent(Int64.self, forKey: .durationMs) }
     }
 
     public func encode(to encoder: Encoder) throws {

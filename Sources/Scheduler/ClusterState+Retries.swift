@@ -152,7 +152,7 @@ extension ClusterState {
 
     /// Ends the record's current run (its last, if still running) as `state`.
     static func endRun(_ record: inout TaskRecord, _ state: TaskState, reason: String?, at: Int64,
-                       exitCode: Int? = nil, signal: Int? = nil, startedAt: Int64? = nil) {
+                       exitCode: Int? = nil, signal: Int? = nil, startedAt: Int64? = nil, runMs: Int64? = nil) {
         guard let last = record.runs.indices.last, record.runs[last].state == .running,
               record.runs[last].attempt == record.info.attempts else { return }
         record.runs[last].state = state
@@ -160,6 +160,7 @@ extension ClusterState {
         record.runs[last].finishedAt = at
         record.runs[last].exitCode = exitCode
         record.runs[last].signal = signal
+        record.runs[last].runMs = runMs
         // The worker's word when `taskStarted` did not come (or came too late).
         if record.runs[last].startedAt == nil, let startedAt { record.runs[last].startedAt = startedAt }
     }

@@ -176,7 +176,7 @@ extension ClusterState {
             record.info.state = .cancelled
         }
         Self.endRun(&record, record.info.state, reason: result.reason, at: result.finishedAt,
-                    exitCode: result.exitCode, signal: result.signal, startedAt: result.startedAt)
+                    exitCode: result.exitCode, signal: result.signal, startedAt: result.startedAt, runMs: result.metrics.runMs)
         tasks[result.id] = record
         stats.runEnded(node: name, model: metrics.model, result: result, requeued: false)
         // A retry puts it back in the queue (after its backoff): it has not ended.

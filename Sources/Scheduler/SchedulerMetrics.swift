@@ -164,9 +164,12 @@ final class SchedulerMetrics {
             case let .started(ref, startedAt):
                 guard let startedAt, let submittedAt = tasks(ref.id)?.info.submittedAt else { continue }
                 waitSeconds.recordMilliseconds(max(0, startedAt - submittedAt))
-            case let .ended(ref, state, _, finishedAt, _, _):
+            case let .ended(ref, state, _, finishedAt, _, _, runMs):
                 if state == .lost { requeues.increment() }
                 if state == .silenceKilled { silenceKills.increment() }
+                // The worker's monotonic measure; the dates' difference only from a worker
+                // that sends none.
+                if let runMs { runSeconds.recordMilliseconds(runMs); continue }
                 guard let finishedAt, let record = tasks(ref.id),
                       let startedAt = record.runs.last(where: { $0.attempt == ref.attempt })?.startedAt else { continue }
                 runSeconds.recordMilliseconds(max(0, finishedAt - startedAt))

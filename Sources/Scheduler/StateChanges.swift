@@ -30,8 +30,9 @@ public enum RunChange: Sendable, Equatable {
     /// The run ended: with its outcome (`lost` when the task went back to the queue: worker
     /// lost, left, restarted without it), its exit code or signal. `finishedAt` nil: when it
     /// was noticed. Applies only to a run that is still running (an ended run keeps its first
-    /// ending).
-    case ended(RunRef, state: TaskState, reason: String?, finishedAt: Int64?, exitCode: Int? = nil, signal: Int? = nil)
+    /// ending). `runMs`: its worker's monotonic measure of its duration, when it sent one.
+    case ended(RunRef, state: TaskState, reason: String?, finishedAt: Int64?, exitCode: Int? = nil, signal: Int? = nil,
+               runMs: Int64? = nil)
     /// The worker refused the run: it never started and its attempt number is used again.
     case withdrawn(RunRef)
 }

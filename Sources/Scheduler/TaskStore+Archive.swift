@@ -105,7 +105,7 @@ extension TaskStore {
     /// does not know is left out.
     private func runs(of id: String) throws(SQLiteError) -> [TaskRun] {
         let query = try statement("""
-            SELECT attempt, node, placed_at, started_at, finished_at, state, reason, exit_code, signal
+            SELECT attempt, node, placed_at, started_at, finished_at, state, reason, exit_code, signal, run_ms
             FROM runs WHERE task_id = ?1 ORDER BY attempt
             """)
         defer { query.reset() }
@@ -117,6 +117,7 @@ extension TaskStore {
                               placedAt: query.int64(2), startedAt: query.int64(3), finishedAt: query.int64(4))
             run.exitCode = query.int64(7).map { Int($0) }
             run.signal = query.int64(8).map { Int($0) }
+            run.runMs = query.int64(9)
             runs.append(run)
         }
         return runs.count > TaskRun.maxKept ? Array(runs.suffix(TaskRun.maxKept)) : runs

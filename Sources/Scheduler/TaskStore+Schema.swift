@@ -35,6 +35,7 @@ extension TaskStore {
             reason      TEXT,
             exit_code   INTEGER,
             signal      INTEGER,
+            run_ms      INTEGER,
             PRIMARY KEY (task_id, attempt)
         ) WITHOUT ROWID;
         CREATE INDEX runs_by_node ON runs (node, state);
@@ -108,6 +109,7 @@ extension TaskStore {
             }
             if version < 3 { try migrate(db, from: version) }
             if version < 4 { try migrateToV4(db) }
+            if version < 5 { try migrateToV5(db) }
             // The whole-file check reads every page: done while the file is small, skipped past
             // `quickCheckMaxPages` so a restart does not grow with history (damage in a large
             // file is found when its pages are read, and is the same error then).
@@ -146,6 +148,19 @@ extension TaskStore {
             }
             try db.execute(dependenciesTable)
             try db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        }
+    }
+
+    /// Version 4 to 5 (additive): a run's duration as its worker measured it on its monotonic
+    /// clock (`TaskRun.runMs`); null for the runs before it, whose duration stays the
+    /// difference of their dates.
+    private static func migrateToV5(_ db: SQLiteDatabase) throws(SQLiteError) {
+        try db.transaction { () throws(SQLiteError) in
+            // A database made by this schema and marked older (tests) has the column already.
+            if try db.scalar("SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'run_ms'") == "0" {
+                try db.execute("ALTER TABLE runs ADD COLUMN run_ms INTEGER")
+            }
+            try db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
         }
     }
 

@@ -51,7 +51,7 @@ public final class TaskStore {
     /// 13): the `dependencies` table. 4 (issue 14): `tasks_by_finished`, `blob_refs`,
     /// incremental auto-vacuum. Older databases are migrated in place when opened (`migrate`,
     /// `migrateToV4`), additively.
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
     public static let databaseName = "swarm.db"
     public static let lockName = "swarm.lock"
 
@@ -144,7 +144,7 @@ public final class TaskStore {
                 """)
             startRun = try database.prepare("UPDATE runs SET started_at = ?3 WHERE task_id = ?1 AND attempt = ?2")
             endRun = try database.prepare("""
-                UPDATE runs SET state = ?3, reason = ?4, finished_at = ?5, exit_code = ?6, signal = ?7
+                UPDATE runs SET state = ?3, reason = ?4, finished_at = ?5, exit_code = ?6, signal = ?7, run_ms = ?8
                 WHERE task_id = ?1 AND attempt = ?2 AND state = 'running'
                 """)
             withdrawRun = try database.prepare("DELETE FROM runs WHERE task_id = ?1 AND attempt = ?2")
@@ -236,7 +236,7 @@ public final class TaskStore {
     private func loadRuns() throws -> [String: [TaskRun]] {
         var runs: [String: [TaskRun]] = [:]
         let rows = try database.prepare("""
-            SELECT task_id, attempt, node, placed_at, started_at, finished_at, state, reason, exit_code, signal
+            SELECT task_id, attempt, node, placed_at, started_at, finished_at, state, reason, exit_code, signal, run_ms
             FROM runs ORDER BY task_id, attempt
             """)
         while try rows.step() {
@@ -246,6 +246,7 @@ public final class TaskStore {
                               placedAt: rows.int64(3), startedAt: rows.int64(4), finishedAt: rows.int64(5))
             run.exitCode = rows.int64(8).map { Int($0) }
             run.signal = rows.int64(9).map { Int($0) }
+            run.runMs = rows.int64(10)
             runs[id, default: []].append(run)
         }
         return runs.mapValues { $0.count > TaskRun.maxKept ? Array($0.suffix(TaskRun.maxKept)) : $0 }
@@ -348,9 +349,9 @@ public final class TaskStore {
             if run.attempt > TaskRun.maxKept { try pruneRuns.run([.text(run.id), .int(run.attempt - TaskRun.maxKept)]) }
         case let .started(run, startedAt):
             try startRun.run([.text(run.id), .int(run.attempt), .int64(startedAt)])
-        case let .ended(run, state, reason, finishedAt, exitCode, signal):
+        case let .ended(run, state, reason, finishedAt, exitCode, signal, runMs):
             try endRun.run([.text(run.id), .int(run.attempt), .text(state.rawValue), .string(reason),
-                            .integer(finishedAt ?? at), .int(exitCode), .int(signal)])
+                            .integer(finishedAt ?? at), .int(exitCode), .int(signal), .int64(runMs)])
         case .withdrawn(let run):
             try withdrawRun.run([.text(run.id), .int(run.attempt)])
         }

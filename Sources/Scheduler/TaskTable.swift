@@ -112,7 +112,7 @@ struct TaskTable: Sendable {
             if run.startedAt != nil, run.startedAt != before?.startedAt { changes.append(.started(ref, startedAt: run.startedAt)) }
             if run.state != .running, before == nil || before?.state == .running {
                 changes.append(.ended(ref, state: run.state, reason: run.reason, finishedAt: run.finishedAt,
-                                      exitCode: run.exitCode, signal: run.signal))
+                                      exitCode: run.exitCode, signal: run.signal, runMs: run.runMs))
             }
         }
     }

@@ -104,7 +104,7 @@ import Testing
             let a = try JSONSerialization.jsonObject(with: Data(fast)) as? NSDictionary
             let b = try JSONSerialization.jsonObject(with: JSONEncoder().encode(result)) as? NSDictionary
             #expect(a == b)
-            #expect(a?.count == 41)
+            #expect(a?.count == 42)
             #expect(try JSONDecoder().decode(TaskResult.self, from: Data(fast)) == result)
         }
     }

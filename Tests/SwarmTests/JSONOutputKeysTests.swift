@@ -85,7 +85,7 @@ import SwarmClient
         m.node = "w"; m.runtime = "r"; m.model = "m"; m.complexity = "simple"; m.complexityScore = 1
         m.initialTimeoutMs = 1; m.finalTimeoutMs = 2; m.timeToFirstOutputMs = 3; m.firstOutputAt = 4
         m.contextMode = "inline"; m.contextFile = "f"; m.workDir = "d"; m.logFile = "l"
-        m.startedAtUs = 5; m.firstOutputAtUs = 6; m.exitedAtUs = 7
+        m.startedAtUs = 5; m.firstOutputAtUs = 6; m.exitedAtUs = 7; m.runMs = 12
         m.prepareMs = 8; m.inputBytesFetched = 9; m.collectMs = 10; m.worktreeMs = 11
         full.metrics = m
         // Issue 11: a plain file's `kind` and a skipped file's unknown `size` are null, not missing.

@@ -107,7 +107,7 @@ import Testing
                                      "complexity", "complexityScore", "initialTimeoutMs", "finalTimeoutMs", "extensions",
                                      "silenceWarnings", "outputBytes", "outputBursts", "timeToFirstOutputMs", "firstOutputAt",
                                      "contextMode", "contextFile", "workDir", "logFile",
-                                     "startedAtUs", "firstOutputAtUs", "exitedAtUs", "prepareMs", "inputBytesFetched",
+                                     "startedAtUs", "firstOutputAtUs", "exitedAtUs", "runMs", "prepareMs", "inputBytesFetched",
                                      "collectMs", "worktreeMs", "worktreeReused", "artifacts", "skippedArtifacts", "git"])
         let started = try json(.taskStarted(.init(id: "a", attempt: 1, pid: 1, startedAt: 5)))
         #expect(Set(started.keys) == ["type", "id", "attempt", "pid", "startedAt"])

@@ -120,6 +120,7 @@ import Testing
         #expect(result.finishedAt == Self.wall + 12)
         #expect(result.metrics.firstOutputAt == Self.wall + Self.step)
         #expect(result.metrics.timeToFirstOutputMs == 500)
+        #expect(result.metrics.runMs == 3_010, "spawned at 10_000, exit seen at 13_010 (monotonic)")
         #expect(result.metrics.finalTimeoutMs == 3_000)
     }
 

@@ -182,6 +182,7 @@ import Testing
             result { $0.metrics.outputBytes = -1 },
             result { $0.metrics.timeToFirstOutputMs = .min },
             result { $0.metrics.exitedAtUs = .max },
+            result { $0.metrics.runMs = -1 },
             .health(.init(runtimes: [RuntimeStatus(name: "r", healthy: true, passed: .max)])),
             .health(.init(runtimes: [status], probing: .max)),
             .taskEvent(.init(id: "t", attempt: 1, kind: "extended", at: .min, detail: "")),

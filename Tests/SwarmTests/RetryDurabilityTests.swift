@@ -83,6 +83,34 @@ import Testing
         #expect(loaded.retry.used == TaskRun.maxKept + 3)
     }
 
+    /// A run's duration is its worker's monotonic `runMs`, kept by the store, not the
+    /// difference of its dates (which a wall-clock step an hour forward stretched to an hour).
+    @Test func aRunKeepsItsWorkersMonotonicDurationAcrossARestart() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TaskStore(directory: dir)
+        var state = R.state()
+        _ = try S.register(&state, "a", slots: 2)
+        try R.submit(&state, "stepped", retries: 0, backoff: 0)
+        try R.submit(&state, "old", retries: 0, backoff: 0)
+        _ = state.schedule(nowMs: Self.t0, at: Self.t0)
+        var result = S.result("stepped", at: Self.t0 + 3_600_000)
+        result.startedAt = Self.t0
+        result.metrics.runMs = 2_500
+        _ = state.taskFinished(node: "a", result: result, at: Self.t0 + 3_600_000)
+        var old = S.result("old", at: Self.t0 + 40)
+        old.startedAt = Self.t0 + 10
+        _ = state.taskFinished(node: "a", result: old, at: Self.t0 + 40)
+        #expect(state.tasks["stepped"]?.runs.last?.durationMs == 2_500)
+        try store.save(state.takeChanges(), at: Self.t0 + 3_600_000)
+        store.close()
+        let loaded = try TaskStore(directory: dir).loadTasks()
+        #expect(loaded.first { $0.info.id == "stepped" }?.runs.last?.durationMs == 2_500)
+        #expect(loaded.first { $0.info.id == "stepped" }?.runs.last?.runMs == 2_500)
+        // A worker that sends no `runMs` (before it): the dates' difference, as before.
+        #expect(loaded.first { $0.info.id == "old" }?.runs.last?.durationMs == 30)
+    }
+
     /// The schema as version 1 made it (before issue 13).
     static let version1Schema = """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;

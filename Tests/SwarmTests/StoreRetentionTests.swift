@@ -142,7 +142,7 @@ import Testing
         }
         let store = try TaskStore(directory: dir)
         defer { store.close() }
-        #expect(try store.database.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == "4")
+        #expect(try store.database.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == String(TaskStore.schemaVersion))
         #expect(try store.database.scalar("SELECT task_id FROM blob_refs WHERE sha256 = '\(String(repeating: "fe", count: 32))'") == "in")
         #expect(try store.database.scalar("PRAGMA auto_vacuum") == "2")
         #expect(try store.loadTasks().map(\.info.id) == ["in"])

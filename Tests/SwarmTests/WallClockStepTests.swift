@@ -96,6 +96,10 @@ enum Faketime {
         /// Its `finishedAt` (the worker's wall clock) less the real wall clock when it ended
         /// (as the test, not under libfaketime, reads it), in hours: shows the step in effect.
         var finishedOffsetHours: Double?
+        /// Its run's `durationMs` (`runs`, last) and `runMs`, in seconds: its worker's monotonic
+        /// measure, which the steps must not change.
+        var durationSeconds: Double?
+        var runSeconds: Double?
     }
 
     @Test(.enabled(if: Faketime.available, "needs libfaketime (Debian faketime)"))
@@ -142,6 +146,12 @@ enum Faketime {
         for (mode, state, firesAfter, _) in Self.expected {
             for (round, observed) in [("plain", plain), ("stepped", stepped)] {
                 let seen = try #require(observed[mode], "\(round) \(mode): no outcome")
+                // Every task runs 1.6 to 4 s of real time: an hour's step in its dates is not
+                // in its duration.
+                for (name, value) in [("durationMs", seen.durationSeconds), ("runMs", seen.runSeconds)] {
+                    let seconds = try #require(value, "\(round) \(mode): no \(name)")
+                    #expect(seconds > 1 && seconds < 6, "\(round) \(mode): \(name) is \(seconds) s")
+                }
                 #expect(seen.state == state, "\(round) \(mode): \(seen.state), expected \(state)")
                 #expect(seen.attempts == 1, "\(round) \(mode): ran \(seen.attempts) times")
                 if let firesAfter {
@@ -197,8 +207,14 @@ enum Faketime {
             let fired = uptime("term").flatMap { term in from.map { term - $0 } }
             // Ended within the last few seconds, real time: a step shows as a whole hour.
             let offset = (info["finishedAt"] as? NSNumber).map { Double($0.int64Value - realNowMs) / 3_600_000 }
+            // `wait` replies carry no run history: `status` has it.
+            let status = try harness.run(["status", "--scheduler", address, "--json", id])
+            let full = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [String: Any]
+            let lastRun = (full?["runs"] as? [[String: Any]])?.last
             observed[kind.mode] = Observed(state: info["state"] as? String ?? "?", attempts: info["attempts"] as? Int ?? 0,
-                                           firedAfter: fired, finishedOffsetHours: offset)
+                                           firedAfter: fired, finishedOffsetHours: offset,
+                                           durationSeconds: (lastRun?["durationMs"] as? NSNumber).map { $0.doubleValue / 1000 },
+                                           runSeconds: (info["runMs"] as? NSNumber).map { $0.doubleValue / 1000 })
             let after = kind.sinceLastOutput ? "last output" : "start"
             let when = fired.map { String(format: "%.2f", $0) + " s after its \(after)" } ?? "none"
             let dated = offset.map { String(format: "%+.3f", $0) + " h" } ?? "?"
