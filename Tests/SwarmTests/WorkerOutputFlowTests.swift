@@ -53,7 +53,12 @@ import SwarmTransport
         let marker = "worker-flow-\(getpid())"
         let total = 30_000_000
         let loud = TaskAssignment(id: "loud", command: ["sh", "-c", "head -c \(total) /dev/zero | tr '\\0' x; sleep 1.5", marker], env: nil, attempt: 1)
-        let quiet = TaskAssignment(id: "quiet", command: ["sh", "-c", "sleep 0.5; echo done", marker], env: nil, attempt: 1)
+        // quiet ends once loud's output has piled up past what the worker holds for it (a
+        // gate file, bounded at 20 s), not after a fixed sleep that a loaded machine can outlast before loud has
+        // printed anything.
+        let gate = dir + "/gate"
+        let quiet = TaskAssignment(id: "quiet", command: ["sh", "-c", "i=0; while [ ! -e \"$1\" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo done",
+                                                          marker, gate], env: nil, attempt: 1)
         let link = try #require(scheduler.connection)
         link.send(.assign(.init(task: loud)))
         link.send(.assign(.init(task: quiet)))
@@ -62,6 +67,11 @@ import SwarmTransport
         link.tcp.stream.stopReading()
         var atResult: (handedOver: UInt64, queued: UInt64)?
         #expect(runLoop(loop, timeoutMs: 20_000) {
+            // A lasting backlog: the socket's buffers are full, the lane too, and the relay
+            // has dropped past its cap (a moment's queue in the lane drains into the kernel).
+            if worker.session.relay.droppedBytes > 0, !FileManager.default.fileExists(atPath: gate) {
+                FileManager.default.createFile(atPath: gate, contents: nil)
+            }
             if atResult == nil, worker.outbox.contains(where: { $0.id == "quiet" }), let c = worker.connection {
                 atResult = (c.bulkHandedOver, c.bulkQueuedCount)
             }
