@@ -47,6 +47,7 @@ import Testing
         expected.metrics.outputBursts = 1  // 10 ms apart: one moment of output
         expected.metrics.firstOutputAt = 1_010
         expected.metrics.timeToFirstOutputMs = 10
+        expected.metrics.runMs = 50  // spawned at 1_000, exit seen at 1_050 (monotonic)
         // A plain command without timeouts of its own: no deadline is enforced or reported.
         #expect(expected.metrics.initialTimeoutMs == nil)
         #expect(Self.effects(actions) == [.signalGroup(9), .finish(expected)])
