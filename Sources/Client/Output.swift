@@ -180,12 +180,17 @@ public enum Output {
 }
 
 /// Reads the cluster token: `--token-file F` first, then `SWARM_TOKEN`; nil when neither.
+/// A token file holds UTF-8 text of at most `maxTokenFileBytes` bytes (blanks and newlines
+/// around it dropped); anything else is refused with a one-line reason. (Bytes that are not
+/// UTF-8 were once read as U+FFFD each, so two different binary files made the same token,
+/// and a file of random bytes lost most of its entropy.)
 public func loadClusterToken(file: String?) throws -> ClusterToken? {
     if let file {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw TokenError("cannot read token file '\(file)'")
+        let data = try readTokenFile(file)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TokenError("token file '\(file)' is not UTF-8 text (a token of random bytes? write it as text: head -c 32 /dev/urandom | base64)")
         }
-        let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !secret.isEmpty else { throw TokenError("token file '\(file)' is empty") }
         return ClusterToken(secret)
     }
@@ -193,6 +198,28 @@ public func loadClusterToken(file: String?) throws -> ClusterToken? {
         return ClusterToken(secret)
     }
     return nil
+}
+
+/// The most bytes a token file may hold (a token is a few dozen).
+public let maxTokenFileBytes = 4096
+
+/// The bytes of token file `path`, read up to one byte past `maxTokenFileBytes` (a pipe, as
+/// `--token-file <(...)`, is read too; `/dev/zero` is not read forever).
+private func readTokenFile(_ path: String) throws -> Data {
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw TokenError("cannot read token file '\(path)'") }
+    defer { try? handle.close() }
+    var data = Data()
+    do {
+        while data.count <= maxTokenFileBytes, let piece = try handle.read(upToCount: maxTokenFileBytes + 1 - data.count), !piece.isEmpty {
+            data.append(piece)
+        }
+    } catch {
+        throw TokenError("cannot read token file '\(path)': \(error.localizedDescription)")
+    }
+    guard data.count <= maxTokenFileBytes else {
+        throw TokenError("token file '\(path)' holds more than \(maxTokenFileBytes) bytes: is it the right file?")
+    }
+    return data
 }
 
 /// The token and client name to connect with: the cluster token (`--token-file`, then
