@@ -32,6 +32,17 @@ public final class TLSSession {
     private let startedNs = monotonicNanos()
     /// One record's plaintext at a time (TLS records carry at most 16 KiB).
     private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
+    /// KeyUpdate messages the peer sent (counted by OpenSSL's message callback).
+    private let keyUpdates = UnsafeMutablePointer<UInt>.allocate(capacity: 1)
+    /// KeyUpdates a peer may send at most: this many, plus one per `keyUpdateBytes` of
+    /// application data. Each costs the receiver ~20 us (new keys, and its own KeyUpdate in
+    /// reply) for 27 bytes: a peer interleaving them with single bytes of data held a
+    /// scheduler's loop 13 s (4 connections). Peers that rekey by volume stay far under it.
+    public static let keyUpdateAllowance = 16
+    public static let keyUpdateBytes = 1 << 20
+    /// Bytes fed to OpenSSL at a time, the key updates counted after each piece: a flood
+    /// ends within this many bytes past the allowance.
+    static let feedBytes = 16 * 1024
 
     /// What a TLS record's first byte is: a handshake record (0x16) or an alert (0x15). A
     /// swarm frame starts with a 4-byte length under 16 MiB, so its first byte is 0x00 or
@@ -44,12 +55,17 @@ public final class TLSSession {
         }
         self.context = context
         self.ssl = ssl
+        keyUpdates.initialize(to: 0)
+        swarm_tls_count_key_updates(ssl, keyUpdates)
         if !context.isServer && context.mode == "certificate" {
             _ = SSL_set1_host(ssl, TLSContext.schedulerName)
         }
     }
 
-    deinit { SSL_free(ssl) }
+    deinit {
+        SSL_free(ssl)
+        keyUpdates.deallocate()
+    }
 
     /// The client's first flight (ClientHello); empty on the server side.
     public func start() throws(TLSError) -> [UInt8] {
@@ -75,13 +91,27 @@ public final class TLSSession {
         }
         var offset = 0
         while offset < bytes.count {
-            let chunk = min(bytes.count - offset, 1 << 20)
+            let chunk = min(bytes.count - offset, Self.feedBytes)
             let wrote = BIO_write(SSL_get_rbio(ssl), bytes.baseAddress! + offset, Int32(chunk))
             guard wrote == Int32(chunk) else { throw .failed("TLS: cannot buffer \(chunk) bytes") }
             offset += chunk
+            if !isEstablished { try advanceHandshake() }
+            if isEstablished { try readPlain(into: &plain) }
+            try checkKeyUpdates()
         }
-        if !isEstablished { try advanceHandshake() }
-        if isEstablished { try readPlain(into: &plain) }
+        return drainOutput()
+    }
+
+    /// Ends a connection whose peer sends KeyUpdates past `keyUpdateAllowance`.
+    private func checkKeyUpdates() throws(TLSError) {
+        let sent = Int(keyUpdates.pointee)
+        guard sent > Self.keyUpdateAllowance + plainBytes / Self.keyUpdateBytes else { return }
+        throw .failed("the peer sent \(sent) TLS key updates with \(plainBytes) bytes of data (at most \(Self.keyUpdateAllowance) and one more per MiB): a flood, not key rotation")
+    }
+
+    /// Sends a KeyUpdate asking the peer for one too; the bytes to write (for tests).
+    func requestKeyUpdate() -> [UInt8] {
+        guard swarm_tls_request_key_update(ssl) == 1 else { return [] }
         return drainOutput()
     }
 
