@@ -106,6 +106,12 @@ public final class FramedConnection {
     /// Frames sent before its handshake is done wait in `pending` (bounded by `maxQueuedBytes`).
     public let tls: TLSSession?
     var tlsStarted = false
+    /// TLS records decrypted per loop turn (`TLSTurnBudget`).
+    public var maxTLSRecordsPerTurn: Int {
+        get { tlsTurn.maxRecordsPerTurn }
+        set { tlsTurn.maxRecordsPerTurn = newValue }
+    }
+    private var tlsTurn = TLSTurnBudget()
 
     /// `tls`: the connection's TLS session (see `TLSContext`), or nil for plaintext. A
     /// plaintext connection refuses a peer whose first byte opens a TLS record, and the
@@ -143,7 +149,7 @@ public final class FramedConnection {
     }
 
     private func resumeReading() {
-        guard !ended, !closing, !reading else { return }
+        guard !ended, !closing, !reading, !tlsTurn.holdsReading(nowMs: tcp.loop.nowMs) else { return }
         guard startTLSIfNeeded() else { return }
         do {
             try tcp.stream.startReading { [weak self] event in self?.handle(event) }
@@ -164,8 +170,13 @@ public final class FramedConnection {
         case .data(let bytes):
             let first = bytesReceived == 0
             bytesReceived += bytes.count
-            if tls != nil {
+            if let tls {
+                tlsTurn.begin(records: tls.recordsReceived, nowMs: tcp.loop.nowMs)
                 receiveTLS(bytes)
+                if !ended, !closing, tlsTurn.isSpent(records: tls.recordsReceived) {
+                    pauseReading()
+                    armNextTurn()
+                }
                 return
             }
             if first, let byte = bytes.first, TLSSession.looksLikeTLS(byte) {

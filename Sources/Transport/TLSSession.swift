@@ -32,8 +32,10 @@ public final class TLSSession {
     private let startedNs = monotonicNanos()
     /// One record's plaintext at a time (TLS records carry at most 16 KiB).
     private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
-    /// KeyUpdate messages the peer sent (counted by OpenSSL's message callback).
-    private let keyUpdates = UnsafeMutablePointer<UInt>.allocate(capacity: 1)
+    /// KeyUpdate messages the peer sent, and records read (OpenSSL's message callback).
+    private let received = UnsafeMutablePointer<UInt>.allocate(capacity: 2)
+    /// TLS records read from the peer so far (what a reader budgets per loop turn).
+    public var recordsReceived: Int { Int(received[1]) }
     /// KeyUpdates a peer may send at most: this many, plus one per `keyUpdateBytes` of
     /// application data. Each costs the receiver ~20 us (new keys, and its own KeyUpdate in
     /// reply) for 27 bytes: a peer interleaving them with single bytes of data held a
@@ -55,8 +57,8 @@ public final class TLSSession {
         }
         self.context = context
         self.ssl = ssl
-        keyUpdates.initialize(to: 0)
-        swarm_tls_count_key_updates(ssl, keyUpdates)
+        received.initialize(repeating: 0, count: 2)
+        swarm_tls_count_received(ssl, received)
         if !context.isServer && context.mode == "certificate" {
             _ = SSL_set1_host(ssl, TLSContext.schedulerName)
         }
@@ -64,7 +66,7 @@ public final class TLSSession {
 
     deinit {
         SSL_free(ssl)
-        keyUpdates.deallocate()
+        received.deallocate()
     }
 
     /// The client's first flight (ClientHello); empty on the server side.
@@ -104,7 +106,7 @@ public final class TLSSession {
 
     /// Ends a connection whose peer sends KeyUpdates past `keyUpdateAllowance`.
     private func checkKeyUpdates() throws(TLSError) {
-        let sent = Int(keyUpdates.pointee)
+        let sent = Int(received[0])
         guard sent > Self.keyUpdateAllowance + plainBytes / Self.keyUpdateBytes else { return }
         throw .failed("the peer sent \(sent) TLS key updates with \(plainBytes) bytes of data (at most \(Self.keyUpdateAllowance) and one more per MiB): a flood, not key rotation")
     }

@@ -2,10 +2,12 @@ import Foundation
 import Testing
 import SwarmProtocol
 @testable import SwarmTransport
+@testable import SwarmUV
 
 /// A peer holding the token (a task's credential is enough) floods a TLS session with work
-/// that carries no frame: KeyUpdates, each costing the receiver new keys and a KeyUpdate of
-/// its own. Two sessions talk through memory here, no socket.
+/// that costs far more than its bytes: KeyUpdates, each costing the receiver new keys and a
+/// KeyUpdate of its own, and one-byte records. Two sessions talk through memory, or two
+/// framed connections over loopback.
 @Suite struct TLSFloodTests {
     static let token = ClusterToken("tls-flood-token")
 
@@ -69,5 +71,84 @@ import SwarmProtocol
         plain = []
         _ = try more.withUnsafeBytes { bytes throws(TLSError) in try server.receive(bytes, plain: &plain) }
         #expect(plain == Array("still talking".utf8))
+    }
+
+    @Test func aTurnBudgetOfRecordsPausesOnlyInItsOwnTurn() {
+        var budget = TLSTurnBudget(maxRecordsPerTurn: 10)
+        budget.begin(records: 100, nowMs: 5)
+        let atBudget = budget.isSpent(records: 110)
+        #expect(!atBudget)
+        #expect(!budget.holdsReading(nowMs: 5))
+        let pastBudget = budget.isSpent(records: 111)
+        #expect(pastBudget)
+        #expect(budget.holdsReading(nowMs: 5))
+        budget.begin(records: 111, nowMs: 5)  // the same turn: still spent
+        let sameTurn = budget.isSpent(records: 111)
+        #expect(sameTurn)
+        #expect(!budget.holdsReading(nowMs: 6))
+        budget.begin(records: 111, nowMs: 6)
+        let nextTurnAtBudget = budget.isSpent(records: 121)
+        #expect(!nextTurnAtBudget)
+        let nextTurnPast = budget.isSpent(records: 122)
+        #expect(nextTurnPast)
+    }
+
+    @Test func everyRecordReadIsCounted() throws {
+        let (client, server) = try Self.pair()
+        let before = server.recordsReceived
+        var wire: [UInt8] = []
+        for _ in 0..<3_000 { wire += try client.seal([0x61]) }
+        var plain: [UInt8] = []
+        _ = try wire.withUnsafeBytes { bytes throws(TLSError) in try server.receive(bytes, plain: &plain) }
+        #expect(plain.count == 3_000)
+        #expect(server.recordsReceived - before == 3_000)
+    }
+
+    /// 400 frames sent one byte a record (~460 KB): the server reads at most one read
+    /// (64 KiB) a loop turn once a turn's records pass its budget, and every frame arrives.
+    /// Without the budget libuv reads up to 32 of them a turn: ~92,000 records, ~0.2 s.
+    @Test func oneByteRecordsAreReadWithinABudgetPerTurn() throws {
+        let loop = EventLoop()
+        let listener = try UVTCP(loop: loop)
+        try listener.bind(SocketAddress(host: "127.0.0.1", port: 0))
+        var server: FramedConnection?
+        var received = 0
+        try listener.listen { _ in
+            let connection = FramedConnection(tcp: try! listener.accept(), tls: try! TLSSession(context: TLSContext(serverToken: Self.token, files: nil)))
+            connection.maxTLSRecordsPerTurn = 10
+            connection.onMessage = { _ in received += 1 }
+            connection.start()
+            server = connection
+        }
+        let tcp = try UVTCP(loop: loop)
+        var connected = false
+        tcp.connect(try SocketAddress(host: "127.0.0.1", port: try listener.localAddress().port)) { _ in connected = true }
+        #expect(runLoop(loop) { connected })
+        let client = FramedConnection(tcp: tcp, tls: try TLSSession(context: TLSContext(clientToken: Self.token, role: .client, name: "c", files: nil)))
+        client.start()
+        client.send(.status(.init(requestId: 0, id: "first")))
+        #expect(runLoop(loop) { received == 1 })
+        let tls = try #require(client.tls)
+        var wire: [UInt8] = []
+        for i in 1...400 {
+            for byte in MessageCodec.frame(.status(.init(requestId: i, id: "t\(i)"))) { wire += try tls.seal([byte]) }
+        }
+        client.writeRaw(wire)
+        // Bytes the server read in each loop turn.
+        let sampler = try UVPrepare(loop: loop)
+        var last = server?.bytesReceived ?? 0
+        var mostInATurn = 0
+        sampler.start {
+            let now = server?.bytesReceived ?? 0
+            mostInATurn = max(mostInATurn, now - last)
+            last = now
+        }
+        #expect(runLoop(loop, timeoutMs: 20_000) { received == 401 })
+        #expect(mostInATurn > 0 && mostInATurn <= 64 * 1024, "\(mostInATurn) bytes read in one turn")
+        sampler.close()
+        client.close(reason: "done")
+        server?.close(reason: "done")
+        listener.close()
+        try closeLoopCheckingLeaks(loop)
     }
 }
