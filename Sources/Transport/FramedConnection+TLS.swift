@@ -47,7 +47,9 @@ extension FramedConnection {
         if let tls, tls.peerIsPlaintext {
             if tls.context.isServer {
                 let text = "this scheduler requires TLS (\(tls.context.mode) mode): connect with the same cluster token (--token-file or SWARM_TOKEN) or with --tls-cert, --tls-key and --tls-ca"
-                goodbye = MessageCodec.frame(.error(.init(code: .badFrame, reason: text, requestId: nil)))
+                // authFailed, as for a missing token without TLS: a worker stops instead of
+                // reconnecting for ever (`ClientHandshake.failureIsPermanent`).
+                goodbye = MessageCodec.frame(.error(.init(code: .authFailed, reason: text, requestId: nil)))
             } else if let said = Self.plaintextError(received) {
                 reason += "; it said: \(PeerText.safe(said, limit: 300))"
             }
