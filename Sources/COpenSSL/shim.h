@@ -11,6 +11,10 @@
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <errno.h>
+#include <string.h>
 
 // A TLS 1.3-only context; no session tickets (every connection does a full handshake, so
 // nothing resumable is left behind), no renegotiation exists in 1.3.
@@ -147,18 +151,26 @@ static inline X509 *swarm_tls_make_cert(EVP_PKEY *key, const char *cn, const cha
     return cert;
 }
 
-// Writes a certificate (mode 0644) or a private key (mode 0600, created so) as PEM. 1 on success.
+// Writes a certificate (mode 0644) or a private key (mode 0600) as PEM, into a file this
+// creates: one that exists already, or a link planted at the name (even a dangling one), is
+// an error (errno EEXIST or ELOOP), never written through. 1 on success.
+static inline FILE *swarm_tls_create(const char *path, mode_t mode) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) close(fd);
+    return f;
+}
+
 static inline int swarm_tls_write_cert(const char *path, X509 *cert) {
-    FILE *f = fopen(path, "w");
+    FILE *f = swarm_tls_create(path, 0644);
     if (!f) return 0;
     int ok = PEM_write_X509(f, cert);
     return fclose(f) == 0 && ok;
 }
 
 static inline int swarm_tls_write_key(const char *path, EVP_PKEY *key) {
-    mode_t old = umask(077);
-    FILE *f = fopen(path, "w");
-    umask(old);
+    FILE *f = swarm_tls_create(path, 0600);
     if (!f) return 0;
     int ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
     return fclose(f) == 0 && ok;

@@ -11,7 +11,16 @@ import Foundation
 /// - `worker-N.pem`, `client-N.pem` (and `-key.pem`): client use only, so neither can pose as
 ///   the scheduler.
 public enum TLSInit {
-    /// Makes the files in `directory` (created if missing). Refuses to overwrite any file.
+    /// Why the last file could not be created: a name taken meanwhile (or a link planted at
+    /// it) says so.
+    static func lastError() -> String {
+        let code = errno
+        if code == EEXIST || code == ELOOP { return "something exists at that name already (a file or a link): choose an empty directory" }
+        return String(cString: strerror(code))
+    }
+
+    /// Makes the files in `directory` (created if missing). Refuses to overwrite any file,
+    /// and writes through no link planted at a file's name.
     /// Returns the paths written.
     public static func make(directory: String, workers: Int, clients: Int, hosts: [String] = [],
                             days: Int = 825) throws(TLSError) -> [String] {
@@ -85,8 +94,8 @@ public enum TLSInit {
         func write(_ directory: String, _ name: String) throws(TLSError) -> [String] {
             let certPath = TLSInit.path(directory, "\(name).pem")
             let keyPath = TLSInit.path(directory, "\(name)-key.pem")
-            guard swarm_tls_write_cert(certPath, cert) == 1 else { throw .setup("cannot write \(certPath)") }
-            guard swarm_tls_write_key(keyPath, key) == 1 else { throw .setup("cannot write \(keyPath)") }
+            guard swarm_tls_write_cert(certPath, cert) == 1 else { throw .setup("cannot write \(certPath): \(TLSInit.lastError())") }
+            guard swarm_tls_write_key(keyPath, key) == 1 else { throw .setup("cannot write \(keyPath): \(TLSInit.lastError())") }
             return [certPath, keyPath]
         }
     }
