@@ -55,16 +55,18 @@ static inline SSL *swarm_tls_new(SSL_CTX *ctx, int server) {
     return ssl;
 }
 
-// Counts what the peer sends into counts[0..1]: the KeyUpdate messages (TLS 1.3, after the
+// Counts what the peer sends into counts[0..2]: the KeyUpdate messages (TLS 1.3, after the
 // handshake; OpenSSL answers each one asking for an update with one of its own and new keys,
 // ~20 us of work for 27 bytes, with no limit of its own while data comes in between), and
-// the records read (each costs ~2 us however small: the reader's budget per loop turn).
+// the records read (each costs ~2 us however small: the reader's budget per loop turn), and
+// 1 + the description of the last alert received (0: none).
 static inline void swarm_tls_msg_callback(int write_p, int version, int content_type, const void *buf,
                                           size_t len, SSL *ssl, void *arg) {
     (void)version; (void)ssl;
     if (write_p || arg == NULL) return;
     unsigned long *counts = (unsigned long *)arg;
     if (content_type == SSL3_RT_HEADER) counts[1]++;
+    else if (content_type == SSL3_RT_ALERT && len >= 2) counts[2] = 1 + ((const unsigned char *)buf)[1];
     else if (content_type == SSL3_RT_HANDSHAKE && len >= 1 && ((const unsigned char *)buf)[0] == SSL3_MT_KEY_UPDATE) counts[0]++;
 }
 

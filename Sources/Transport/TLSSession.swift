@@ -33,7 +33,7 @@ public final class TLSSession {
     /// One record's plaintext at a time (TLS records carry at most 16 KiB).
     private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
     /// KeyUpdate messages the peer sent, and records read (OpenSSL's message callback).
-    private let received = UnsafeMutablePointer<UInt>.allocate(capacity: 2)
+    private let received = UnsafeMutablePointer<UInt>.allocate(capacity: 3)
     /// TLS records read from the peer so far (what a reader budgets per loop turn).
     public var recordsReceived: Int { Int(received[1]) }
     /// KeyUpdates a peer may send at most: this many, plus one per `keyUpdateBytes` of
@@ -57,7 +57,7 @@ public final class TLSSession {
         }
         self.context = context
         self.ssl = ssl
-        received.initialize(repeating: 0, count: 2)
+        received.initialize(repeating: 0, count: 3)
         swarm_tls_count_received(ssl, received)
         if !context.isServer && context.mode == "certificate" {
             _ = SSL_set1_host(ssl, TLSContext.schedulerName)
@@ -161,8 +161,10 @@ public final class TLSSession {
             default:
                 let reason = failureReason(code)
                 // TLS 1.3: the client is done before the server has checked its certificate,
-                // so a refusal arrives as the first record.
-                if plainBytes == 0, reason.contains("alert") {
+                // so a refusal arrives as the first record. Only an alert about credentials
+                // is one: a bad_record_mac there means our first record was damaged in flight
+                // (a worker taking it for a refusal stopped for good instead of reconnecting).
+                if plainBytes == 0, let alert = receivedAlert, Self.refusalAlerts.contains(alert) {
                     handshakeFailed = true
                     throw .failed("TLS handshake failed (\(context.mode) mode): the peer refused it: \(reason); \(context.hint)")
                 }
@@ -170,6 +172,15 @@ public final class TLSSession {
             }
         }
     }
+
+    /// The description of the last alert the peer sent, if any.
+    private var receivedAlert: UInt8? { received[2] == 0 ? nil : UInt8(truncatingIfNeeded: received[2] - 1) }
+
+    /// Alerts that refuse the credentials or the settings (RFC 8446 6.2): handshake_failure,
+    /// bad/unsupported/revoked/expired/unknown certificate, unknown_ca, access_denied,
+    /// decrypt_error, protocol_version, insufficient_security, unknown_psk_identity,
+    /// certificate_required.
+    static let refusalAlerts: Set<UInt8> = [40, 42, 43, 44, 45, 46, 48, 49, 51, 70, 71, 115, 116]
 
     private func failureReason(_ code: Int32) -> String {
         let queued = openSSLErrors()
