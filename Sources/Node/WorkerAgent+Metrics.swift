@@ -1,5 +1,6 @@
 import SwarmHTTP
 import SwarmMetrics
+import SwarmProtocol
 import SwarmTransport
 
 /// `--http-listen`: the worker's own HTTP listener and its `/metrics` (README, "Metrics").
@@ -21,6 +22,10 @@ extension WorkerAgent {
                                  selfSignedDirectory: config.dataDir)
         let (server, address) = try HTTPListen.start(loop: loop, host: host, port: config.httpPort,
                                                      token: config.token?.text, router: router, https: https)
+        // The scheduler's other reading tokens, known by digest once it welcomes this worker.
+        server.acceptsOtherBearer = { [weak self] given in
+            self?.readerDigests.contains(bearer: given) ?? false
+        }
         http = server
         httpAddress = address
         httpsNote = server.certificate?.startLine

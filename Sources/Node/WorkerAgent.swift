@@ -109,6 +109,9 @@ public final class WorkerAgent {
     public internal(set) var httpAddress: SocketAddress?
     /// The HTTPS listener's certificate and fingerprint, for the start line (nil: plain HTTP).
     public internal(set) var httpsNote: String?
+    /// Digests of the scheduler's other reading tokens (cluster, submit, read) from its last
+    /// `welcome`: bearer tokens `/metrics` accepts besides this worker's own.
+    var readerDigests = BearerDigests()
     private var onStopped: (() -> Void)?
     var health: HealthMonitor
     var healthTimer: UVTimer?
