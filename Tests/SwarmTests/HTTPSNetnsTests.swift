@@ -6,6 +6,7 @@ import Testing
 /// certificate given, serves a self-signed certificate it makes in its state directory and
 /// prints with its fingerprint; curl in that namespace trusts that file alone and reads
 /// /metrics with the token; plain HTTP gets the 400; a restart serves the same certificate.
+/// And Chromium reads the dashboard over HTTPS (`--ignore-certificate-errors`).
 @Suite(.serialized) struct HTTPSNetnsTests {
     /// curl run inside `host`; its stdout (the body, then the status code on the last line).
     static func curl(_ host: NetnsHarness.Host, _ arguments: [String]) throws -> String {
@@ -49,5 +50,36 @@ import Testing
         #expect(fingerprints.count == 2 && fingerprints[0] == fingerprints[1] && fingerprints[0].count == 95)
         let mode = try FileManager.default.attributesOfItem(atPath: "\(state)/https-key.pem")[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    /// A real browser (Chromium, told to accept the self-signed certificate) loads the
+    /// dashboard over HTTPS and reads `/api/nodes` with the bearer token: TLS 1.3 with this
+    /// server works for browsers, not only curl.
+    @Test(.enabled(if: HeadlessBrowser.path != nil, "chromium is not installed: skipping the HTTPS browser test"))
+    func aBrowserLoadsTheDashboardOverHTTPS() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let token = "browser-https-\(UInt64.random(in: 0...UInt64.max))"
+        try token.write(toFile: "\(harness.dir)/token", atomically: true, encoding: .utf8)
+        let certs = "\(harness.dir)/certs"
+        #expect(try harness.run(["tls", "init", certs, "--workers", "0", "--clients", "0"]).status == 0)
+        let scheduler = try harness.start("scheduler", [
+            "scheduler", "--listen", "127.0.0.1:0", "--in-memory", "--state-dir", "\(harness.dir)/state",
+            "--token-file", "\(harness.dir)/token", "--http-listen", "127.0.0.1:0",
+            "--http-tls-cert", "\(certs)/scheduler.pem", "--http-tls-key", "\(certs)/scheduler-key.pem"])
+        let http = String(try #require(scheduler.waitForLine(containing: "http listening on")?.split(separator: " ").last))
+        #expect(scheduler.waitForLine(containing: "https: certificate \(certs)/scheduler.pem") != nil)
+        let browser = try HeadlessBrowser(url: "https://\(http)/", profileDir: "\(harness.dir)/chromium", ignoreCertificateErrors: true)
+        defer { browser.quit() }
+        let loaded = try browser.waitFor("location.protocol + ' ' + document.readyState + ' ' + document.querySelectorAll('script').length",
+                                         timeout: 10) { ($0 as? String)?.hasPrefix("https: complete") == true }
+        #expect((loaded as? String)?.hasPrefix("https: complete") == true, "\(String(describing: loaded))")
+        _ = try browser.evaluate("""
+            fetch('/api/nodes', {headers: {Authorization: 'Bearer \(token)'}})
+              .then(r => r.text().then(t => { window.swarmAnswer = r.status + ' ' + t }))
+              .catch(e => { window.swarmAnswer = 'error ' + e })
+            """)
+        let answer = try browser.waitFor("window.swarmAnswer || ''", timeout: 10) { ($0 as? String)?.isEmpty == false } as? String
+        #expect(answer?.hasPrefix("200 ") == true, "\(answer ?? "nil")")
     }
 }
