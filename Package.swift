@@ -61,8 +61,9 @@ let package = Package(
         .target(name: "SwarmArchive", dependencies: ["SwarmProtocol"], path: "Sources/Archive"),
         // Framed, message-level connections over UVTCP, shared by scheduler, worker and client.
         .target(name: "SwarmTransport", dependencies: ["COpenSSL", "SwarmProtocol", "SwarmUV"], path: "Sources/Transport"),
-        // HTTP/1.1 over UVTCP: request parser, per-connection state machine, router, server.
-        .target(name: "SwarmHTTP", dependencies: ["CHTTPParser", "SwarmUV"], path: "Sources/HTTP"),
+        // HTTP/1.1 over UVTCP: request parser, per-connection state machine, router, server; HTTPS
+        // through SwarmTransport's TLSSession.
+        .target(name: "SwarmHTTP", dependencies: ["CHTTPParser", "SwarmTransport", "SwarmUV"], path: "Sources/HTTP"),
         // The web dashboard's static files, its /api/ routes (parsed, bounded) and log streams.
         .target(name: "SwarmDashboard", dependencies: ["SwarmHTTP", "SwarmProtocol"], path: "Sources/Dashboard"),
         // Prometheus metrics of the scheduler and the worker: a registry per process.

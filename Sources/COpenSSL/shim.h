@@ -159,6 +159,7 @@ static inline X509 *swarm_tls_make_cert(EVP_PKEY *key, const char *cn, const cha
 static inline FILE *swarm_tls_create(const char *path, mode_t mode) {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) return NULL;
+    fchmod(fd, mode);  // whatever the umask
     FILE *f = fdopen(fd, "w");
     if (!f) close(fd);
     return f;
@@ -176,6 +177,42 @@ static inline int swarm_tls_write_key(const char *path, EVP_PKEY *key) {
     if (!f) return 0;
     int ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
     return fclose(f) == 0 && ok;
+}
+
+// A self-signed server certificate for an HTTPS listener (no CA: its users pin it or trust
+// it alone): CA:FALSE, digitalSignature, serverAuth, `san` as for swarm_tls_make_cert.
+static inline X509 *swarm_tls_make_self_signed(EVP_PKEY *key, const char *cn, const char *san, long days, long serial) {
+    X509 *cert = X509_new();
+    if (!cert) return NULL;
+    X509_NAME *name = X509_get_subject_name(cert);
+    int ok = X509_set_version(cert, 2)
+        && ASN1_INTEGER_set(X509_get_serialNumber(cert), serial)
+        && X509_gmtime_adj(X509_getm_notBefore(cert), -3600)
+        && X509_gmtime_adj(X509_getm_notAfter(cert), days * 86400L)
+        && X509_set_pubkey(cert, key)
+        && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"swarm", -1, -1, 0)
+        && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0)
+        && X509_set_issuer_name(cert, name);
+    if (ok) ok = swarm_tls_add_ext(cert, cert, NID_basic_constraints, "critical,CA:FALSE");
+    if (ok) ok = swarm_tls_add_ext(cert, cert, NID_key_usage, "critical,digitalSignature");
+    if (ok) ok = swarm_tls_add_ext(cert, cert, NID_subject_key_identifier, "hash");
+    if (ok && san) ok = swarm_tls_add_ext(cert, cert, NID_subject_alt_name, san);
+    if (ok) ok = swarm_tls_add_ext(cert, cert, NID_ext_key_usage, "serverAuth");
+    if (ok) ok = X509_sign(cert, key, EVP_sha256()) > 0;
+    if (!ok) { X509_free(cert); return NULL; }
+    return cert;
+}
+
+// SHA-256 of the certificate's DER (what browsers and `openssl x509 -fingerprint -sha256`
+// show) into out[32]. 1 on success.
+static inline int swarm_tls_fingerprint(X509 *cert, unsigned char *out) {
+    unsigned int n = 0;
+    return X509_digest(cert, EVP_sha256(), out, &n) == 1 && n == 32;
+}
+
+// 1 when the certificate's notAfter is in the past.
+static inline int swarm_tls_expired(X509 *cert) {
+    return X509_cmp_current_time(X509_get0_notAfter(cert)) < 0;
 }
 
 static inline X509 *swarm_tls_read_cert(const char *path) {

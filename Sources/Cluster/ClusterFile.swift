@@ -15,6 +15,9 @@ public struct ClusterFile: Sendable, Equatable {
         public var address: String?
         /// HOST:PORT of the HTTP listener serving `/metrics` (off when absent).
         public var httpListen: String?
+        /// The certificate and key that listener serves over HTTPS (`--http-tls-cert`, `--http-tls-key`).
+        public var httpTlsCert: String?
+        public var httpTlsKey: String?
         public var stateDir: String?
         public var tokenFile: String?
         /// `tokens`: `{"worker": FILE, "submit": FILE, "read": FILE}`, the scoped tokens'
@@ -64,6 +67,9 @@ public struct ClusterFile: Sendable, Equatable {
         /// HOST:PORT of this worker's HTTP listener serving its `/metrics` (off when absent;
         /// `--http-listen` overrides it).
         public var httpListen: String?
+        /// The certificate and key that listener serves over HTTPS (`--http-tls-cert`, `--http-tls-key`).
+        public var httpTlsCert: String?
+        public var httpTlsKey: String?
         public var labels: [String: String]?
         public var dataDir: String?
         public var workDir: String?
@@ -132,7 +138,7 @@ public struct ClusterFile: Sendable, Equatable {
             let at = "\(name): scheduler"
             try checkKeys(s, allowed: ["listen", "address", "httpListen", "stateDir", "tokenFile", "tokens", "lostAfterSeconds", "heartbeatSeconds",
                                        "placement", "modelLimits", "maxInputBytesPerTask", "retention", "comment",
-                                       "tlsCert", "tlsKey", "tlsCa"], at: at)
+                                       "tlsCert", "tlsKey", "tlsCa", "httpTlsCert", "httpTlsKey"], at: at)
             file.scheduler.retention = try schedulerRetention(s, at: at)
             file.scheduler.placement = try string(s, "placement", at)
             if let p = file.scheduler.placement, p != "spread" && p != "binpack" {
@@ -152,6 +158,8 @@ public struct ClusterFile: Sendable, Equatable {
             file.scheduler.listen = try string(s, "listen", at)
             file.scheduler.address = try string(s, "address", at)
             file.scheduler.httpListen = try string(s, "httpListen", at)
+            file.scheduler.httpTlsCert = try string(s, "httpTlsCert", at)
+            file.scheduler.httpTlsKey = try string(s, "httpTlsKey", at)
             file.scheduler.stateDir = try string(s, "stateDir", at)
             file.scheduler.tokenFile = try string(s, "tokenFile", at)
             if let t = s["tokens"] {
@@ -184,7 +192,7 @@ public struct ClusterFile: Sendable, Equatable {
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
                                            "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "retention", "httpListen", "comment",
-                                           "tlsCert", "tlsKey", "tlsCa"], at: at)
+                                           "tlsCert", "tlsKey", "tlsCa", "httpTlsCert", "httpTlsKey"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
                     guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
@@ -206,6 +214,8 @@ public struct ClusterFile: Sendable, Equatable {
                 section.tlsCert = try string(v, "tlsCert", at)
                 section.tlsKey = try string(v, "tlsKey", at)
                 section.tlsCa = try string(v, "tlsCa", at)
+                section.httpTlsCert = try string(v, "httpTlsCert", at)
+                section.httpTlsKey = try string(v, "httpTlsKey", at)
                 section.workRoot = try string(v, "workRoot", at)
                 if section.workDir != nil && section.workRoot != nil {
                     throw ConfigError("\(at): workDir and workRoot exclude each other (one shared directory, or one per task under a root)")

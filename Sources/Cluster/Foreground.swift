@@ -11,10 +11,10 @@ import Glibc
 /// Runs the long-lived roles on the calling thread's own event loop until SIGINT or SIGTERM.
 public enum Foreground {
     /// `swarm scheduler`: restores its state, listens, calls `onListening` with the real
-    /// address, serves until a signal, then closes every connection. Throws if the state
+    /// address (and the HTTP listener's, and its HTTPS certificate line), serves until a signal, then closes every connection. Throws if the state
     /// cannot be opened or, later, saved.
     public static func runScheduler(_ config: SchedulerConfig, logger: Logger,
-                                    onListening: (_ address: SocketAddress, _ http: SocketAddress?) -> Void) throws {
+                                    onListening: (_ address: SocketAddress, _ http: SocketAddress?, _ https: String?) -> Void) throws {
         ResourceLimits.raiseOpenFiles()
         let loop = EventLoop()
         let server = SchedulerServer(loop: loop, config: config, logger: logger)
@@ -23,7 +23,7 @@ public enum Foreground {
             try? loop.close()
             throw error
         }
-        onListening(address, server.httpAddress)
+        onListening(address, server.httpAddress, server.httpsNote)
         var signals: SignalWatcher?
         var failure: String?
         server.onFatal = { reason in
@@ -46,7 +46,7 @@ public enum Foreground {
     /// `swarm worker`: runs until a signal (tasks are killed, results kept) or a fatal
     /// handshake error. Returns the process exit code.
     public static func runWorker(_ config: WorkerConfig, logger: Logger,
-                                 onHTTP: (SocketAddress) -> Void = { _ in }) throws -> Int32 {
+                                 onHTTP: (_ http: SocketAddress, _ https: String?) -> Void = { _, _ in }) throws -> Int32 {
         ProcessGroup.closeInheritedDescriptorsOnExec()
         let files = ResourceLimits.raiseOpenFiles()
         let capacity = ResourceLimits.taskCapacity(openFileLimit: files)
@@ -67,7 +67,7 @@ public enum Foreground {
             throw error
         }
         try agent.start()
-        if let http = agent.httpAddress { onHTTP(http) }
+        if let http = agent.httpAddress { onHTTP(http, agent.httpsNote) }
         var progress: UVTimer?
         let reporter = StopReporter { [unowned agent] in [agent.stopProgress] }
         signals = try SignalWatcher(loop: loop) { signal, count in

@@ -1,20 +1,31 @@
+import SwarmTransport
 import SwarmUV
 
 /// HTTP/1.1 on a libuv loop: listens with `UVTCP`, runs one `HTTPConnectionCore` per
 /// connection and carries out its directives, hands whole requests to a router. With a
 /// bearer token every request must carry `Authorization: Bearer TOKEN` (else 401), except
-/// GETs of `publicPaths` (pages that hold no data, such as the dashboard's shell). Create,
-/// start and use on its loop's thread; `stop` closes the listener and every connection.
+/// GETs of `publicPaths` (pages that hold no data, such as the dashboard's shell). With a
+/// `tls` context it serves HTTPS: each connection's bytes go through a `TLSSession` (the
+/// framed connections' memory-BIO layer) before and after the same `HTTPConnectionCore`, so
+/// every `HTTPLimits` bound holds unchanged (`HTTPServer+TLS.swift`). Create, start and use on
+/// its loop's thread; `stop` closes the listener and every connection.
 public final class HTTPServer {
     private let loop: EventLoop
     private let router: HTTPRouter
-    private let limits: HTTPLimits
+    let limits: HTTPLimits
     /// The tokens a request may carry (empty: no check).
     private let bearerTokens: [[UInt8]]
     private let publicPaths: Set<String>
+    /// HTTPS: the context of the certificate served (nil: plain HTTP).
+    let tls: TLSContext?
+    /// What `HTTPListen` chose to serve over HTTPS, for the start line (nil: plain HTTP).
+    public internal(set) var certificate: HTTPSCertificate?
+    /// Whether a bearer token that is none of `bearerTokens` is accepted all the same (a
+    /// worker's check of the scoped tokens it only knows by digest). Loop thread only.
+    public var acceptsOtherBearer: (([UInt8]) -> Bool)?
     private var listener: UVTCP?
     private var sweepTimer: UVTimer?
-    private var connections: [ObjectIdentifier: Connection] = [:]
+    var connections: [ObjectIdentifier: Connection] = [:]
     /// Connections past the cap, being told 503 before they close.
     private var refusing: [ObjectIdentifier: UVTCP] = [:]
     /// Connections closed by this side, read until their peer ends or until when (`linger`).
@@ -24,10 +35,16 @@ public final class HTTPServer {
     /// Connections refused because `limits.maxConnections` were open.
     public private(set) var refusedConnections = 0
 
-    /// `moreBearerTokens`: tokens accepted besides `bearerToken` (only with one).
+    /// TLS handshakes that failed or were not done in time (HTTPS), plaintext requests to
+    /// this HTTPS port included.
+    public internal(set) var tlsFailures = 0
+
+    /// `moreBearerTokens`: tokens accepted besides `bearerToken` (only with one). `tls`: serve
+    /// HTTPS with this context (`TLSContext(httpsCert:key:)`).
     public init(loop: EventLoop, router: HTTPRouter, limits: HTTPLimits = HTTPLimits(), bearerToken: String? = nil,
-                moreBearerTokens: [String] = [], publicPaths: Set<String> = []) {
+                moreBearerTokens: [String] = [], publicPaths: Set<String> = [], tls: TLSContext? = nil) {
         self.loop = loop
+        self.tls = tls
         self.publicPaths = publicPaths
         self.router = router
         self.limits = limits
@@ -74,6 +91,8 @@ public final class HTTPServer {
         guard let listener, let tcp = try? listener.accept() else { return }
         guard connections.count < limits.maxConnections else {
             refusedConnections += 1
+            // Over HTTPS a plaintext 503 would be garbage to the peer's TLS: it just sees the close.
+            guard tls == nil else { return linger(tcp) }
             let answer = HTTPResponse.text(.unavailable, "too many connections (\(limits.maxConnections) open)")
             let key = ObjectIdentifier(tcp)
             refusing[key] = tcp
@@ -83,19 +102,28 @@ public final class HTTPServer {
             }
             return
         }
-        let connection = Connection(tcp: tcp, core: HTTPConnectionCore(limits: limits, nowMs: now))
+        let connection = Connection(tcp: tcp, core: HTTPConnectionCore(limits: limits, nowMs: now), acceptedMs: now)
+        if let tls {
+            guard let session = try? TLSSession(context: tls) else { return tcp.close() }
+            connection.session = session
+        }
         connections[ObjectIdentifier(connection)] = connection
         startReading(connection)
     }
 
-    private var now: Int64 { Int64(loop.nowMs) }
+    var now: Int64 { Int64(loop.nowMs) }
 
     private func startReading(_ connection: Connection) {
         do {
             try connection.tcp.stream.startReading { [weak self, weak connection] event in
                 guard let self, let connection else { return }
                 switch event {
-                case .data(let bytes): self.run(connection.core.received(bytes, nowMs: self.now), on: connection)
+                case .data(let bytes):
+                    if let session = connection.session {
+                        self.receiveTLS(bytes, session, on: connection)
+                    } else {
+                        self.run(connection.core.received(bytes, nowMs: self.now), on: connection)
+                    }
                 case .eof, .error:
                     connection.peerEnded = true
                     self.run(connection.core.peerClosed(), on: connection)
@@ -106,12 +134,13 @@ public final class HTTPServer {
         }
     }
 
-    private func run(_ directives: [HTTPConnectionCore.Directive], on connection: Connection) {
+    func run(_ directives: [HTTPConnectionCore.Directive], on connection: Connection) {
         for directive in directives {
             guard connections[ObjectIdentifier(connection)] != nil else { return }
             switch directive {
             case .dispatch(let request): dispatch(request, on: connection)
-            case .write(let bytes):
+            case .write(let plain):
+                guard let bytes = sealed(plain, on: connection) else { return }
                 connection.tcp.stream.write(bytes) { [weak self, weak connection] error in
                     guard let self, let connection else { return }
                     if error != nil { self.close(connection); return }
@@ -163,19 +192,27 @@ public final class HTTPServer {
     private func authorized(_ request: HTTPRequest) -> Bool {
         guard !bearerTokens.isEmpty else { return true }
         if request.method == "GET" || request.method == "HEAD", publicPaths.contains(String(request.path)) { return true }
-        return Self.bearerMatches(request.header("Authorization"), tokens: bearerTokens)
+        if Self.bearerMatches(request.header("Authorization"), tokens: bearerTokens) { return true }
+        guard let acceptsOtherBearer, let given = Self.bearer(request.header("Authorization")) else { return false }
+        return acceptsOtherBearer(given)
+    }
+
+    /// The token of an `Authorization: Bearer TOKEN` value (the scheme in any case, one or
+    /// more spaces, then the token), or nil.
+    static func bearer(_ value: String?) -> [UInt8]? {
+        guard let value else { return nil }
+        let bytes = Array(value.utf8)
+        guard bytes.count > 7, String(decoding: bytes[..<6], as: UTF8.self).lowercased() == "bearer", bytes[6] == 0x20 else {
+            return nil
+        }
+        return Array(bytes[6...].drop { $0 == 0x20 })
     }
 
     /// Whether an `Authorization` value is `Bearer TOKEN` for one of `tokens`: the scheme in
     /// any case (RFC 9110 11.1: "bearer" is the same scheme), one or more spaces, then exactly
     /// the token. Each is compared, in time independent of where the first difference is.
     static func bearerMatches(_ value: String?, tokens: [[UInt8]]) -> Bool {
-        guard let value else { return false }
-        let bytes = Array(value.utf8)
-        guard bytes.count > 7, String(decoding: bytes[..<6], as: UTF8.self).lowercased() == "bearer", bytes[6] == 0x20 else {
-            return false
-        }
-        let given = Array(bytes[6...].drop { $0 == 0x20 })
+        guard let given = bearer(value) else { return false }
         var matched = false
         for token in tokens where token.count == given.count {
             var difference: UInt8 = 0
@@ -187,11 +224,14 @@ public final class HTTPServer {
 
     private func sweep() {
         let nowMs = now
-        for connection in Array(connections.values) { run(connection.core.tick(nowMs: nowMs), on: connection) }
+        for connection in Array(connections.values) {
+            if handshakeOverdue(connection, nowMs: nowMs) { continue }
+            run(connection.core.tick(nowMs: nowMs), on: connection)
+        }
         for (key, entry) in lingering where entry.untilMs <= nowMs { endLinger(key) }
     }
 
-    private func close(_ connection: Connection) {
+    func close(_ connection: Connection) {
         connections[ObjectIdentifier(connection)] = nil
         if connection.peerEnded { connection.tcp.close() } else { linger(connection.tcp) }
     }
@@ -199,7 +239,7 @@ public final class HTTPServer {
     /// Closes `tcp` gently: FIN after what is queued, then what the peer still sends is read
     /// and dropped until it ends or `limits.lingerMs` pass (`HTTPLimits.lingerMs` says why).
     /// Past `maxConnections` lingering, closes at once.
-    private func linger(_ tcp: UVTCP) {
+    func linger(_ tcp: UVTCP) {
         let key = ObjectIdentifier(tcp)
         guard lingering.count < limits.maxConnections else { return tcp.close() }
         lingering[key] = (tcp, now + limits.lingerMs)
@@ -222,14 +262,19 @@ public final class HTTPServer {
     /// Connections lingering now (tests).
     var lingeringCount: Int { lingering.count }
 
-    private final class Connection {
+    final class Connection {
         let tcp: UVTCP
         let core: HTTPConnectionCore
+        /// HTTPS: the connection's TLS (nil: plain HTTP).
+        var session: TLSSession?
+        /// Loop time (ms) of the accept: the TLS handshake's deadline runs from it.
+        let acceptedMs: Int64
         /// The peer ended its side (EOF or a read error): nothing to linger for.
         var peerEnded = false
-        init(tcp: UVTCP, core: HTTPConnectionCore) {
+        init(tcp: UVTCP, core: HTTPConnectionCore, acceptedMs: Int64) {
             self.tcp = tcp
             self.core = core
+            self.acceptedMs = acceptedMs
         }
     }
 }

@@ -66,6 +66,8 @@ enum SessionAction: Equatable, Sendable {
     /// Frame the connected socket and start reading it; its TCP_USER_TIMEOUT first.
     case openConnection(userTimeoutMs: UInt32)
     case send(Message)
+    /// The scheduler's reading tokens by digest, from its `welcome`: `/metrics` takes them.
+    case readerDigests(BearerDigests)
     /// Close the connection now (its end is reported as `closed`).
     case closeConnection(String)
     /// Send `register`, with these results not acknowledged yet.

@@ -1,5 +1,7 @@
 import SwarmHTTP
 import SwarmMetrics
+import SwarmProtocol
+import SwarmTransport
 
 /// `--http-listen`: the worker's own HTTP listener and its `/metrics` (README, "Metrics").
 extension WorkerAgent {
@@ -16,9 +18,16 @@ extension WorkerAgent {
             }
             responder.respond(HTTPResponse(status: .ok, headers: [("Content-Type", MetricsRegistry.contentType)], body: body))
         }
+        let https = HTTPSOptions(cert: config.httpTLSCert ?? config.tls?.cert, key: config.httpTLSKey ?? config.tls?.key,
+                                 selfSignedDirectory: config.dataDir)
         let (server, address) = try HTTPListen.start(loop: loop, host: host, port: config.httpPort,
-                                                     token: config.token?.text, router: router)
+                                                     token: config.token?.text, router: router, https: https)
+        // The scheduler's other reading tokens, known by digest once it welcomes this worker.
+        server.acceptsOtherBearer = { [weak self] given in
+            self?.readerDigests.contains(bearer: given) ?? false
+        }
         http = server
         httpAddress = address
+        httpsNote = server.certificate?.startLine
     }
 }

@@ -38,6 +38,7 @@ extension WorkerAgent {
             }
         case .openConnection(let userTimeoutMs): openConnection(userTimeoutMs: userTimeoutMs)
         case .send(let message): connection?.send(message)
+        case .readerDigests(let digests): readerDigests = digests
         case .closeConnection(let reason): connection?.close(reason: reason)
         case .sendRegister(let finished):
             connection?.send(.register(.init(slots: config.slots, labels: config.labels, running: runningRuns,

@@ -56,6 +56,11 @@ public struct WorkerConfig: Sendable {
     /// `--http-listen HOST:PORT`: where this worker serves `/metrics` (nil: nowhere).
     public var httpHost: String?
     public var httpPort = 0
+    /// `--http-tls-cert`, `--http-tls-key`: the certificate the HTTP listener serves over
+    /// HTTPS (default: certificate mode's own pair, else a self-signed one where HTTPS is
+    /// needed; see `HTTPListen`).
+    public var httpTLSCert: String?
+    public var httpTLSKey: String?
 
     public init(name: String, slots: Int, dataDir: String) {
         self.name = name
@@ -102,6 +107,11 @@ public final class WorkerAgent {
     var http: HTTPServer?
     /// Where `/metrics` is served (nil: no `--http-listen`).
     public internal(set) var httpAddress: SocketAddress?
+    /// The HTTPS listener's certificate and fingerprint, for the start line (nil: plain HTTP).
+    public internal(set) var httpsNote: String?
+    /// Digests of the scheduler's other reading tokens (cluster, submit, read) from its last
+    /// `welcome`: bearer tokens `/metrics` accepts besides this worker's own.
+    var readerDigests = BearerDigests()
     private var onStopped: (() -> Void)?
     var health: HealthMonitor
     var healthTimer: UVTimer?

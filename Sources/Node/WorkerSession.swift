@@ -70,6 +70,8 @@ struct WorkerSession {
     private var connectDeadlineMs: Int64?
     private var connectAbandoned = false
     private var handshake: ClientHandshake?
+    /// The reading tokens' digests last handed to the worker (`SessionAction.readerDigests`).
+    private var readerDigests = BearerDigests()
     private let jitter: @Sendable (_ bound: UInt64) -> UInt64
     private let makeNonce: @Sendable () -> String
 
@@ -276,6 +278,12 @@ extension WorkerSession {
             case .close:
                 actions.append(.closeConnection("handshake failed"))
             case .established:
+                // Each welcome replaces them (a token the scheduler dropped stops working here).
+                let digests = handshake?.readerDigests ?? BearerDigests()
+                if digests != readerDigests {
+                    readerDigests = digests
+                    actions.append(.readerDigests(digests))
+                }
                 handshake = nil
                 state = .registering
                 actions.append(.sendRegister(finished: outbox.map(\.run)))

@@ -130,7 +130,8 @@ public struct ServerHandshake: Sendable {
             state = .established
             scope = proved
             let mac = token.proof(purpose: "server", nonce: peerNonce, role: hello.role, name: hello.name)
-            return [.send(.welcome(.init(server: serverName, mac: mac))), .established(hello)]
+            let digests = hello.role == .worker ? ring.readerDigests : nil
+            return [.send(.welcome(.init(server: serverName, mac: mac, readerDigests: digests))), .established(hello)]
 
         case (.awaitingHello, _):
             return fail(.handshakeRequired, "the first message must be 'hello', got '\(message.type)'")
@@ -168,6 +169,9 @@ public struct ClientHandshake: Sendable {
     /// The optional requests the scheduler announced in its `welcome` (at most 64 names of at
     /// most 64 bytes are kept; the rest are ignored). Empty before the handshake ends.
     public private(set) var serverFeatures: Set<String> = []
+    /// The scheduler's reading tokens by digest (`Welcome.readerDigests`, bounded there);
+    /// empty before the handshake ends.
+    public private(set) var readerDigests = BearerDigests()
     /// After a failure: true when retrying cannot help (wrong or missing token, another
     /// protocol version), so a worker should stop rather than reconnect for ever.
     public private(set) var failureIsPermanent = false
@@ -196,6 +200,7 @@ public struct ClientHandshake: Sendable {
             }
             state = .established
             serverFeatures = Set((welcome.features ?? []).prefix(64).filter { $0.utf8.count <= 64 })
+            readerDigests = BearerDigests(hex: welcome.readerDigests)
             return [.established(.init(role: role, name: name))]
         case .error(let error):
             state = .failed

@@ -107,10 +107,16 @@ public enum Message: Sendable, Equatable {
         /// from schedulers older than the field: none). A client sends such a request only when
         /// it is listed here: an unknown message type ends a connection.
         public var features: [String]?
+        /// To a worker only: digests of the tokens that may read (cluster, submit, read), so its
+        /// `/metrics` takes them as bearer tokens (`BearerDigests`). Nil from older schedulers,
+        /// and without tokens: the worker then takes its own token only.
+        public var readerDigests: [String]?
         /// What this build's scheduler announces: `states` (a wait's progress line).
         public static let serverFeatures = ["states"]
-        public init(version: Int = protocolVersion, server: String, mac: String? = nil, features: [String]? = Welcome.serverFeatures) {
+        public init(version: Int = protocolVersion, server: String, mac: String? = nil, features: [String]? = Welcome.serverFeatures,
+                    readerDigests: [String]? = nil) {
             self.version = version; self.server = server; self.mac = mac; self.features = features
+            self.readerDigests = readerDigests
         }
     }
     public struct ErrorMessage: Codable, Sendable, Equatable {

@@ -48,6 +48,10 @@ public struct TokenRing: Sendable {
     /// cluster token (metrics, dashboard: reading): the submit and read tokens as written.
     public var readerTexts: [String] { [submit, read].compactMap { $0?.text } }
 
+    /// What a worker's `/metrics` is told to take besides its own token (`BearerDigests`): the
+    /// cluster, submit and read tokens, by digest.
+    public var readerDigests: [String] { [cluster, submit, read].compactMap { $0.map(BearerDigests.hex) } }
+
     /// Why this ring cannot be used, or nil. Scoped tokens need the cluster token beside them
     /// (task credentials and the key that seals `secretEnv` derive from it), and no two tokens
     /// may be equal: the token a peer proved must name one scope.

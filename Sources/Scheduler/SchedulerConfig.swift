@@ -53,6 +53,11 @@ public struct SchedulerConfig: Sendable {
     /// `HTTPListen` for which addresses are allowed.
     public var httpHost: String?
     public var httpPort = 0
+    /// `--http-tls-cert`, `--http-tls-key`: the certificate the HTTP listener serves over
+    /// HTTPS (default: certificate mode's own pair, else a self-signed one where HTTPS is
+    /// needed; see `HTTPListen`).
+    public var httpTLSCert: String?
+    public var httpTLSKey: String?
 
     public init() {}
 }

@@ -2,6 +2,7 @@ import SwarmDashboard
 import SwarmHTTP
 import SwarmMetrics
 import SwarmProtocol
+import SwarmTransport
 
 /// `--http-listen`: the scheduler's HTTP listener, its `/metrics` (README, "Metrics") and the
 /// dashboard (README, "Dashboard").
@@ -19,9 +20,13 @@ extension SchedulerServer {
             let (server, address) = try HTTPListen.start(loop: loop, host: host, port: config.httpPort,
                                                          token: config.token?.text, router: router,
                                                          moreTokens: config.tokenRing.readerTexts,
-                                                         publicPaths: DashboardPage.publicPaths)
+                                                         publicPaths: DashboardPage.publicPaths,
+                                                         https: HTTPSOptions(cert: config.httpTLSCert ?? config.tls?.cert,
+                                                                             key: config.httpTLSKey ?? config.tls?.key,
+                                                                             selfSignedDirectory: config.stateDir))
             http = server
             httpAddress = address
+            httpsNote = server.certificate?.startLine
         } catch {
             throw .http(error.description)
         }

@@ -77,6 +77,8 @@ public final class SchedulerServer {
     var dashboardLedger = DashboardLedger()
     /// Where `/metrics` is served (nil: no `--http-listen`).
     public internal(set) var httpAddress: SocketAddress?
+    /// The HTTPS listener's certificate and fingerprint, for the start line (nil: plain HTTP).
+    public internal(set) var httpsNote: String?
     /// Bytes of connections that have ended, for `swarm_received_bytes_total` and `_sent_`.
     var endedConnectionBytes: (received: Int, sent: Int) = (0, 0)
     /// The state could not be saved: the scheduler has stopped (a restart continues from what

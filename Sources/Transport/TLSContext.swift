@@ -139,19 +139,39 @@ public final class TLSContext: @unchecked Sendable {
         clientKey = []
         lookup = nil
         attach()
-        guard SSL_CTX_use_certificate_chain_file(ctx, files.cert) == 1 else {
-            throw .setup("cannot use TLS certificate \(files.cert): \(openSSLErrors())")
-        }
-        guard SSL_CTX_use_PrivateKey_file(ctx, files.key, SSL_FILETYPE_PEM) == 1 else {
-            throw .setup("cannot use TLS key \(files.key): \(openSSLErrors())")
-        }
-        guard SSL_CTX_check_private_key(ctx) == 1 else {
-            throw .setup("TLS key \(files.key) does not match certificate \(files.cert)")
-        }
+        try Self.use(ctx, cert: files.cert, key: files.key)
         guard SSL_CTX_load_verify_locations(ctx, files.ca, nil) == 1 else {
             throw .setup("cannot use TLS CA \(files.ca): \(openSSLErrors())")
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
+    }
+
+    /// An HTTPS listener's context (server side): serves `cert` (a PEM chain) with `key`, asks
+    /// the peer for no certificate (browsers and scrapers authenticate inside, with a bearer
+    /// token). TLS 1.3 only, as every other connection.
+    public init(httpsCert cert: String, key: String) throws(TLSError) {
+        guard let ctx = swarm_tls_ctx_new(1) else { throw .setup("cannot set up TLS: \(openSSLErrors())") }
+        self.ctx = ctx
+        isServer = true
+        mode = "HTTPS"
+        clientIdentity = nil
+        clientKey = []
+        lookup = nil
+        attach()
+        try Self.use(ctx, cert: cert, key: key)
+    }
+
+    /// Loads this side's certificate chain and its key, checking they belong together.
+    private static func use(_ ctx: OpaquePointer, cert: String, key: String) throws(TLSError) {
+        guard SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 else {
+            throw .setup("cannot use TLS certificate \(cert): \(openSSLErrors())")
+        }
+        guard SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 else {
+            throw .setup("cannot use TLS key \(key): \(openSSLErrors())")
+        }
+        guard SSL_CTX_check_private_key(ctx) == 1 else {
+            throw .setup("TLS key \(key) does not match certificate \(cert)")
+        }
     }
 
     /// Lets the C callbacks find this object; the context never outlives it (sessions hold it).
@@ -166,7 +186,8 @@ public final class TLSContext: @unchecked Sendable {
 
     /// What to check when a handshake fails, for the one-line error.
     var hint: String {
-        mode == "certificate"
+        mode == "HTTPS" ? "the client must speak HTTPS with TLS 1.3"
+            : mode == "certificate"
             ? "are both certificates signed by the other side's --tls-ca, and does the scheduler's name \(Self.schedulerName)?"
             : "wrong cluster token? (both sides must hold the same one)"
     }

@@ -59,6 +59,26 @@ struct TLSOptions: ParsableArguments {
     }
 }
 
+/// `--http-tls-cert`, `--http-tls-key`: the certificate an HTTP listener serves over HTTPS.
+struct HTTPTLSOptions: ParsableArguments {
+    @Option(name: .customLong("http-tls-cert"), help: ArgumentHelp("Certificate (PEM chain) the --http-listen listener serves over HTTPS, with --http-tls-key (default: --tls-cert in certificate mode, else a self-signed one where HTTPS is needed).", valueName: "FILE"))
+    var cert: String?
+    @Option(name: .customLong("http-tls-key"), help: ArgumentHelp("The private key of --http-tls-cert (PEM).", valueName: "FILE"))
+    var key: String?
+
+    /// Both (flags first, then cluster.json's `httpTlsCert`, `httpTlsKey`), or neither; half
+    /// a pair, an unreadable file or a key not matching is a one-line usage error.
+    func pair(cert fileCert: String?, key fileKey: String?) throws -> (cert: String, key: String)? {
+        switch (cert ?? fileCert, key ?? fileKey) {
+        case (nil, nil): return nil
+        case let (cert?, key?):
+            do { _ = try HTTPSCertificate.given(cert: cert, key: key) } catch { throw usageError(error.description) }
+            return (cert, key)
+        default: throw usageError("--http-tls-cert and --http-tls-key go together (give both, or neither)")
+        }
+    }
+}
+
 /// `$SWARM_SCHEDULER` when set and not empty: the scheduler every client and worker dials
 /// when nothing more specific says.
 var environmentScheduler: String? {

@@ -29,13 +29,14 @@ struct SchedulerCommand: ParsableCommand {
     var placement: String?
     @Option(help: ArgumentHelp("MODEL=N: at most N running tasks with this model cluster-wide; repeatable.", valueName: "MODEL=N"))
     var modelLimit: [String] = []
-    @Option(help: ArgumentHelp("Serve /metrics (Prometheus) over HTTP on HOST:PORT; port 0 picks a free one. Loopback only without a cluster token; with one, requests need 'Authorization: Bearer TOKEN' (default: off).", valueName: "HOST:PORT"))
+    @Option(help: ArgumentHelp("Serve /metrics (Prometheus) over HTTP on HOST:PORT; port 0 picks a free one. Loopback only without a cluster token; with one, requests need 'Authorization: Bearer TOKEN'. HTTPS off loopback (default: off).", valueName: "HOST:PORT"))
     var httpListen: String?
     @Flag(help: "Keep the state in memory only: nothing survives a restart, no fsync per turn (benchmarks, throwaway clusters).")
     var inMemory = false
     @Flag(help: "Allow a non-loopback listen address without a token (anyone reaching it can run commands).")
     var insecureListenAny = false
     @OptionGroup var tls: TLSOptions
+    @OptionGroup var httpTLS: HTTPTLSOptions
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -62,6 +63,10 @@ struct SchedulerCommand: ParsableCommand {
         settings.durable = !inMemory
         settings.insecureListenAny = insecureListenAny
         settings.tls = try tls.files(cert: file?.tlsCert, key: file?.tlsKey, ca: file?.tlsCa)
+        if let pair = try httpTLS.pair(cert: file?.httpTlsCert, key: file?.httpTlsKey) {
+            settings.httpTLSCert = pair.cert
+            settings.httpTLSKey = pair.key
+        }
         settings.settings.lostAfterMs = Int64(lostAfter * 1000)
         settings.settings.heartbeatMs = max(1, Int(heartbeat * 1000))
         let policyName = placement ?? file?.placement ?? "spread"
@@ -84,10 +89,11 @@ struct SchedulerCommand: ParsableCommand {
             settings.workerToken = try (workerTokenFile ?? file?.workerTokenFile).flatMap { try loadClusterToken(file: $0) }
             settings.submitToken = try (submitTokenFile ?? file?.submitTokenFile).flatMap { try loadClusterToken(file: $0) }
             settings.readToken = try (readTokenFile ?? file?.readTokenFile).flatMap { try loadClusterToken(file: $0) }
-            try Foreground.runScheduler(settings, logger: logger) { address, http in
+            try Foreground.runScheduler(settings, logger: logger) { address, http, https in
                 printLine("swarm scheduler listening on \(address)")
                 // After the line above: harnesses take the first "listening on" as the scheduler's.
                 if let http { printLine("swarm scheduler http listening on \(http)") }
+                if let https { printLine("swarm scheduler \(https)") }
             }
         } catch {
             printError("\(error)")

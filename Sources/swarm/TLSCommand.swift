@@ -15,8 +15,11 @@ struct TLSInitCommand: ParsableCommand {
         discussion: """
         Writes ca.pem and ca-key.pem (keep the CA key off the cluster), scheduler.pem and \
         scheduler-key.pem (named scheduler.swarm, localhost, 127.0.0.1 and each --host), \
-        worker-N.pem and client-N.pem with their -key.pem files. Give each role its certificate, \
-        its key and ca.pem: --tls-cert, --tls-key, --tls-ca. Never overwrites a file.
+        worker-N.pem and client-N.pem with their -key.pem files (keys mode 0600). Give each role \
+        its certificate, its key and ca.pem: --tls-cert, --tls-key, --tls-ca. Never overwrites a \
+        file: run again on the same DIR to add certificates for more workers and clients from \
+        the CA already there (N continues after the highest in DIR; the scheduler's is made \
+        only when missing).
         """)
 
     @Argument(help: ArgumentHelp("Directory to write the files into (created if missing).", valueName: "DIR"))
@@ -33,6 +36,9 @@ struct TLSInitCommand: ParsableCommand {
     func run() throws {
         do {
             let written = try TLSInit.make(directory: directory, workers: workers, clients: clients, hosts: host, days: days)
+            if !written.contains(where: { $0.hasSuffix("/ca.pem") || $0 == "ca.pem" }) {
+                printLine("using the existing CA in \(directory)")
+            }
             for path in written { printLine("wrote \(path)") }
         } catch {
             printError("\(error)")

@@ -30,7 +30,7 @@ struct WorkerCommand: ParsableCommand {
     var retentionHours: Double?
     @Option(parsing: .unconditional, help: ArgumentHelp("GiB the kept finished tasks' files may take in all; past it the oldest go first (default 10).", valueName: "GIB"))
     var retentionGib: Double?
-    @Option(help: ArgumentHelp("Serve this worker's /metrics (Prometheus) over HTTP on HOST:PORT; port 0 picks a free one. Loopback only without a cluster token; with one, requests need 'Authorization: Bearer TOKEN' (default: off).", valueName: "HOST:PORT"))
+    @Option(help: ArgumentHelp("Serve this worker's /metrics (Prometheus) over HTTP on HOST:PORT; port 0 picks a free one. Loopback only without a cluster token; with one, requests need 'Authorization: Bearer TOKEN'. HTTPS off loopback (default: off).", valueName: "HOST:PORT"))
     var httpListen: String?
     @Flag(help: "Run only the config's runtimes, no plain commands.")
     var noCommands = false
@@ -39,6 +39,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("cluster.json: this worker's entry under 'workers' (by --name) and the scheduler's address.", valueName: "FILE"))
     var config: String?
     @OptionGroup var tls: TLSOptions
+    @OptionGroup var httpTLS: HTTPTLSOptions
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -72,6 +73,10 @@ struct WorkerCommand: ParsableCommand {
         settings.schedulerPort = port
         settings.labels = labels
         settings.tls = try tls.files(cert: entry?.tlsCert, key: entry?.tlsKey, ca: entry?.tlsCa)
+        if let pair = try httpTLS.pair(cert: entry?.httpTlsCert, key: entry?.httpTlsKey) {
+            settings.httpTLSCert = pair.cert
+            settings.httpTLSKey = pair.key
+        }
         settings.workDir = workDir ?? entry?.workDir
         if let file { settings.apply(file, worker: workerName) }
         if let workRoot { settings.workRootDir = workRoot }
@@ -104,8 +109,9 @@ struct WorkerCommand: ParsableCommand {
         let code: Int32
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? entry?.tokenFile ?? file?.scheduler.workerTokenFile ?? file?.scheduler.tokenFile)
-            code = try Foreground.runWorker(settings, logger: logger) { http in
+            code = try Foreground.runWorker(settings, logger: logger) { http, https in
                 printLine("swarm worker http listening on \(http)")
+                if let https { printLine("swarm worker \(https)") }
             }
         } catch {
             printError("\(error)")

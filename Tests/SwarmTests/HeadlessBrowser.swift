@@ -28,7 +28,9 @@ final class HeadlessBrowser {
     private var closed = false
 
     /// Starts the browser with a fresh profile in `profileDir` and opens `url` in a page.
-    init(url: String, profileDir: String) throws {
+    /// `ignoreCertificateErrors`: accept a self-signed HTTPS certificate (what a user does
+    /// after checking its fingerprint).
+    init(url: String, profileDir: String, ignoreCertificateErrors: Bool = false) throws {
         guard let path = Self.path else { throw Failure(description: "chromium is not installed") }
         var toBrowser: [Int32] = [0, 0], fromBrowser: [Int32] = [0, 0]
         guard pipe(&toBrowser) == 0, pipe(&fromBrowser) == 0 else { throw Failure(description: "pipe failed") }
@@ -48,7 +50,7 @@ final class HeadlessBrowser {
         posix_spawnattr_setflags(&attributes, Self.spawnSetsid)
         let arguments = [path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                          "--no-default-browser-check", "--disable-extensions", "--remote-debugging-pipe",
-                         "--user-data-dir=\(profileDir)", "about:blank"]
+                         "--user-data-dir=\(profileDir)", "about:blank"] + (ignoreCertificateErrors ? ["--ignore-certificate-errors"] : [])
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var child: pid_t = 0

@@ -9,10 +9,10 @@ import Testing
     static let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// GET `url` with curl (bounded): status code and body.
-    static func get(_ url: String, headers: [String] = []) throws -> (status: Int, body: String) {
+    static func get(_ url: String, headers: [String] = [], options: [String] = []) throws -> (status: Int, body: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try #require(curl))
-        process.arguments = ["-s", "--max-time", "10", "-w", "\n%{http_code}"] + headers.flatMap { ["-H", $0] } + [url]
+        process.arguments = ["-s", "--max-time", "10", "-w", "\n%{http_code}"] + options + headers.flatMap { ["-H", $0] } + [url]
         let output = try CapturedRun.run(process, timeout: 20)
         var lines = output.stdout.components(separatedBy: "\n")
         let status = Int(lines.popLast() ?? "") ?? 0

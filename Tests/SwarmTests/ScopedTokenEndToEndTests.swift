@@ -32,6 +32,8 @@ import Testing
         var files: [String: String] = [:]
         var address = ""
         var http = ""
+        /// The worker's HTTP listener (its `/metrics`).
+        var workerHTTP = ""
         /// Client options with the read, submit or cluster token.
         var read: [String] { ["--scheduler", address, "--token-file", files["read"]!] }
         var submit: [String] { ["--scheduler", address, "--token-file", files["submit"]!] }
@@ -49,8 +51,10 @@ import Testing
                 "--submit-token-file", files["submit"]!, "--read-token-file", files["read"]!, "--http-listen", "127.0.0.1:0"])
             address = String(try #require(scheduler.waitForLine(containing: "listening on")?.split(separator: " ").last))
             http = String(try #require(scheduler.waitForLine(containing: "http listening on")?.split(separator: " ").last))
-            try harness.start("worker", ["worker", "--scheduler", address, "--slots", "2", "--name", "w1", "--log-level", "trace",
-                                         "--data-dir", "\(harness.dir)/w1", "--token-file", files["worker"]!])
+            let worker = try harness.start("worker", ["worker", "--scheduler", address, "--slots", "2", "--name", "w1", "--log-level", "trace",
+                                                      "--data-dir", "\(harness.dir)/w1", "--token-file", files["worker"]!,
+                                                      "--http-listen", "127.0.0.1:0"])
+            workerHTTP = String(try #require(worker.waitForLine(containing: "http listening on")?.split(separator: " ").last))
             _ = try EndToEndTests.waitForNodes(harness, address, count: 1, extra: ["--token-file", files["read"]!])
         }
 
@@ -98,6 +102,16 @@ import Testing
                 #expect(scrape.status == 200, "\(role)")
             }
             #expect(try MetricsEndToEndTests.get("http://\(c.http)/metrics", headers: ["Authorization: Bearer \(try c.token("worker"))"]).status == 401)
+            // The worker holds only the worker token; it knows the others by the digests the
+            // scheduler sent in its welcome, and takes the same ones for its /metrics.
+            for role in ["worker", "read", "submit", "cluster"] {
+                let scrape = try MetricsEndToEndTests.get("http://\(c.workerHTTP)/metrics", headers: ["Authorization: Bearer \(try c.token(role))"])
+                #expect(scrape.status == 200, "worker /metrics with the \(role) token: \(scrape.status)")
+            }
+            for wrong in ["nope", try c.token("read") + "x", ""] {
+                #expect(try MetricsEndToEndTests.get("http://\(c.workerHTTP)/metrics", headers: ["Authorization: Bearer \(wrong)"]).status == 401)
+            }
+            #expect(try MetricsEndToEndTests.get("http://\(c.workerHTTP)/metrics").status == 401)
         }
     }
 

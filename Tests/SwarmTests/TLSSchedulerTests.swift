@@ -23,6 +23,24 @@ import SwarmTransport
         try SwarmClient(address: address, token: Self.token, name: "counter").listTasks().count
     }
 
+    /// A TLS peer that starts a handshake and never finishes it (half a ClientHello, then
+    /// nothing) is closed at the handshake deadline, which starts at the accept.
+    @Test func aTLSHandshakeNeverFinishedIsClosedAtTheDeadline() throws {
+        var config = SchedulerConfig()
+        config.token = Self.token
+        config.handshakeTimeoutMs = 200
+        let s = InProcessScheduler(config)
+        defer { #expect(s.stop() == nil) }
+        let socket = try RawSocket(port: s.port)
+        socket.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
+        let started = Date()
+        let (bytes, closed) = socket.readUntilClosed()
+        #expect(closed)
+        #expect(Date().timeIntervalSince(started) < 4)
+        // Nothing in clear: at most a TLS alert record.
+        #expect(bytes.isEmpty || bytes.first == 0x15, "\(bytes.prefix(16))")
+    }
+
     @Test func aTokenMeansTLSAndTheHandshakeStillRuns() throws {
         let s = scheduler()
         defer { #expect(s.stop() == nil) }
