@@ -54,14 +54,16 @@ extension SchedulerServer {
                 clientWrote(session)
             case let .finish(client, requestId, taskId, end):
                 guard let session = sessions[client], let info = try? state.task(taskId, archive: archive) else { continue }
+                // The last chunk names the task's state: it leaves with this turn, once the
+                // state it reports is durable (group commit), like any other reply that does.
                 switch end {
                 case .complete:
-                    session.connection.send(.logChunk(.init(requestId: requestId, id: taskId, data: "", done: true, state: info.state)))
+                    deliver(session.connection, .logChunk(.init(requestId: requestId, id: taskId, data: "", done: true, state: info.state)))
                 case .unavailable(let why):
-                    session.connection.send(copyChunk(taskId, info, requestId: requestId, unavailable: why))
+                    deliver(session.connection, copyChunk(taskId, info, requestId: requestId, unavailable: why))
                 case .cutShort(let why):
                     logger.notice("log of task \(PeerText.safe(taskId)) cut short: \(PeerText.safe(why, limit: 400))")
-                    session.connection.send(.logChunk(.init(
+                    deliver(session.connection, .logChunk(.init(
                         requestId: requestId, id: taskId, data: "", done: true, state: info.state,
                         notice: "task \(taskId): the rest of its log is no longer available (\(why))")))
                 }

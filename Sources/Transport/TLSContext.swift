@@ -100,6 +100,17 @@ public final class TLSContext: @unchecked Sendable {
         token != nil || files != nil
     }
 
+    /// Token mode's cipher suites: those hashing with SHA-256, the PSK's hash. A server that
+    /// also had TLS_AES_256_GCM_SHA384 took it when a client listed it first (OpenSSL's
+    /// s_client does), could then not use the PSK, and failed the handshake ("no suitable
+    /// signature algorithm"): such a client is now served with a SHA-256 suite.
+    static let pskSuites = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"
+
+    /// Sets the TLS 1.3 suites offered or accepted (`pskSuites`; tests give others).
+    func setSuites(_ suites: String) -> Bool {
+        SSL_CTX_set_ciphersuites(ctx, suites) == 1
+    }
+
     /// Token mode, server side.
     public init(lookup: @escaping @Sendable (String) -> [UInt8]?) throws(TLSError) {
         guard let ctx = swarm_tls_ctx_new(1) else { throw .setup("cannot set up TLS: \(openSSLErrors())") }
@@ -110,6 +121,7 @@ public final class TLSContext: @unchecked Sendable {
         clientKey = []
         self.lookup = lookup
         attach()
+        _ = setSuites(Self.pskSuites)
         SSL_CTX_set_psk_find_session_callback(ctx, findSession)
     }
 
@@ -126,6 +138,7 @@ public final class TLSContext: @unchecked Sendable {
         clientKey = key
         lookup = nil
         attach()
+        _ = setSuites(Self.pskSuites)
         SSL_CTX_set_psk_use_session_callback(ctx, useSession)
     }
 

@@ -45,4 +45,21 @@ import SwarmProtocol
         #expect(error.contains("bad record mac"), "\(error)")
         #expect(!client.handshakeFailed, "a damaged record was taken for refused credentials: \(error)")
     }
+
+    /// A client listing TLS_AES_256_GCM_SHA384 first (as OpenSSL's s_client does) still gets
+    /// the token's PSK: the server only takes the SHA-256 suites in token mode (it used to
+    /// pick the SHA-384 suite and fail: "no suitable signature algorithm").
+    @Test func aClientPreferringSHA384SuitesStillHandshakesWithThePSK() throws {
+        let token = ClusterToken("tls-suites-token")
+        let clientContext = try TLSContext(clientToken: token, role: .worker, name: "w", files: nil)
+        #expect(clientContext.setSuites("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"))
+        let client = try TLSSession(context: clientContext)
+        let server = try TLSSession(context: TLSContext(serverToken: token, files: nil))
+        var plain: [UInt8] = []
+        let hello = try client.start()
+        let serverFlight = try hello.withUnsafeBytes { bytes throws(TLSError) in try server.receive(bytes, plain: &plain) }
+        let finished = try serverFlight.withUnsafeBytes { bytes throws(TLSError) in try client.receive(bytes, plain: &plain) }
+        _ = try finished.withUnsafeBytes { bytes throws(TLSError) in try server.receive(bytes, plain: &plain) }
+        #expect(client.isEstablished && server.isEstablished)
+    }
 }
