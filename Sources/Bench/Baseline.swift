@@ -10,6 +10,34 @@ public enum Baseline {
         case parallel
     }
 
+    /// Why `tool` cannot serve as a baseline here, or nil when it can: not installed, or (for
+    /// `parallel`) a `parallel` that is not GNU parallel (moreutils ships one with other options,
+    /// which exits at once with a usage error and would show as an absurd throughput).
+    public static func unavailableReason(_ tool: Tool) -> String? {
+        guard let path = path(of: tool) else { return "not installed" }
+        guard tool == .parallel else { return nil }
+        let line = firstLine(of: "timeout 10 \(shellQuote(path)) --version </dev/null 2>&1")
+        return isGNUParallel(versionLine: line) ? nil
+            : "\(path) is not GNU parallel (`--version` says \"\(line.prefix(60))\"; moreutils' parallel?)"
+    }
+
+    /// Whether the first line `parallel --version` printed is GNU parallel's ("GNU parallel 20210822").
+    public static func isGNUParallel(versionLine: String) -> Bool {
+        versionLine.hasPrefix("GNU parallel")
+    }
+
+    /// The first line `/bin/sh -c script` prints on stdout (at most 4 KiB), or "".
+    static func firstLine(of script: String) -> String {
+        guard let pipe = popen(script, "r") else { return "" }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let line = fgets(&buffer, Int32(buffer.count), pipe) != nil
+            ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        // Drain the rest so the child never blocks on a full pipe before pclose waits for it.
+        while fgets(&buffer, Int32(buffer.count), pipe) != nil {}
+        pclose(pipe)
+        return line.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Where `tool` is installed, or nil.
     public static func path(of tool: Tool) -> String? {
         for dir in ["/usr/bin", "/bin", "/usr/local/bin"] where access("\(dir)/\(tool.rawValue)", X_OK) == 0 {
@@ -36,7 +64,8 @@ public enum Baseline {
     }
 
     /// Runs the pipeline once; the figures have wall time, throughput and (for sleeps)
-    /// efficiency. `failed` is the task count when the pipeline exited non-zero.
+    /// efficiency. When the pipeline exits non-zero, `failed` is the task count and throughput
+    /// and efficiency stay 0/nil: a pipeline that failed measured nothing.
     public static func run(_ tool: Tool, command: [String], tasks: Int, concurrency: Int,
                            sleepSeconds: Double?, label: String) throws -> RunFigures {
         let script = pipeline(tool, command: command, tasks: tasks, concurrency: concurrency)
@@ -45,8 +74,12 @@ public enum Baseline {
         let wall = Double(monotonicMicros() - start) / 1_000_000
         var run = RunFigures(label: label, tasks: tasks, concurrency: concurrency)
         run.wallSeconds = wall
+        guard status == 0 else {
+            run.failed = tasks
+            return run
+        }
+        run.succeeded = tasks
         run.throughput = wall > 0 ? Double(tasks) / wall : 0
-        if status == 0 { run.succeeded = tasks } else { run.failed = tasks }
         if let sleep = sleepSeconds, wall > 0 {
             run.efficiency = (Double(tasks) / Double(concurrency)).rounded(.up) * sleep / wall
             run.speedup = Double(tasks) * sleep / wall
@@ -54,14 +87,23 @@ public enum Baseline {
         return run
     }
 
-    /// Adds spreads and swarm's ratios to a baseline's runs.
-    public static func finish(_ report: inout BaselineReport, swarm: WorkloadSummary) {
-        report.throughput = Spread(report.runs.map(\.throughput))
-        report.wallSeconds = Spread(report.runs.map(\.wallSeconds))
-        report.efficiency = Spread(report.runs.compactMap(\.efficiency))
+    /// Adds spreads and swarm's ratios to a baseline's runs. Only runs whose pipeline
+    /// succeeded count; failed ones are named in `problem`. `swarmRuns` are swarm's runs
+    /// paired with these by position (run r of each was interleaved): their ratios' spread.
+    public static func finish(_ report: inout BaselineReport, swarm: WorkloadSummary, swarmRuns: [RunFigures] = []) {
+        let good = report.runs.filter { $0.failed == 0 && $0.succeeded > 0 }
+        if good.count < report.runs.count {
+            report.problem = "the pipeline exited non-zero in \(report.runs.count - good.count) of \(report.runs.count) runs; "
+                + "those runs are not counted"
+        }
+        report.throughput = Spread(good.map(\.throughput))
+        report.wallSeconds = Spread(good.map(\.wallSeconds))
+        report.efficiency = Spread(good.compactMap(\.efficiency))
         if let ours = swarm.throughput?.median, let theirs = report.throughput?.median, theirs > 0 {
             report.swarmThroughputRatio = ours / theirs
         }
+        let pairs = zip(swarmRuns, report.runs).filter { $1.failed == 0 && $1.throughput > 0 }
+        report.swarmThroughputRatioSpread = Spread(pairs.map { $0.throughput / $1.throughput })
         if let ours = swarm.efficiency?.median, let theirs = report.efficiency?.median, theirs > 0 {
             report.swarmEfficiencyRatio = ours / theirs
         }

@@ -4,6 +4,9 @@ import SwarmProtocol
 extension BenchContext {
     /// None known (test doubles).
     public func processFigures() -> [ProcessFigures] { [] }
+    /// Not known (test doubles): workloads that run the CLI skip that part.
+    public var swarmExecutable: String? { nil }
+    public var schedulerAddress: String? { nil }
 }
 
 /// Settings of one `swarm bench` invocation that workloads read.
@@ -14,9 +17,14 @@ public struct BenchOptions: Sendable {
     public var repeats = 3
     /// Smaller batches for a quick look (and for tests): each workload scales itself down.
     public var quick = false
-    /// `spawn`: tasks per run and the concurrency (also xargs -P's).
+    /// `spawn`: tasks per run and the concurrency (also xargs -P's) of its top level.
     public var spawnTasks = 2000
     public var spawnConcurrency = 64
+    /// `spawn`: every concurrency it runs at (ascending; the last is `spawnConcurrency`), each
+    /// on a local cluster of that many slots, against xargs at the same P.
+    public var spawnLevels = [4, 16, 64]
+    /// The level whose batch also goes through the CLI (`spawn-cli`): the middle one.
+    public var spawnCLIConcurrency: Int { spawnLevels.isEmpty ? spawnConcurrency : spawnLevels[spawnLevels.count / 2] }
     /// `parallel`: tasks and their sleep; all run at once.
     public var parallelTasks = 100
     public var parallelSleepSeconds = 10.0
@@ -84,6 +92,10 @@ public protocol BenchContext: AnyObject {
     func scratchDirectory(_ workload: String) throws -> String
     /// The scheduler's and workers' process figures now (CPU, RSS), as far as known.
     func processFigures() -> [ProcessFigures]
+    /// The `swarm` executable that can talk to this cluster as a child process, and the
+    /// cluster's `HOST:PORT` (for the CLI arm of `spawn`); nil when not known.
+    var swarmExecutable: String? { get }
+    var schedulerAddress: String? { get }
 
     /// Submits `specs` as one batch, waits for every task to end (bounded by
     /// `timeoutSeconds`), and measures the run: lost and duplicated tasks, wall time,

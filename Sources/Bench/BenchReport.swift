@@ -150,7 +150,7 @@ public struct BaselineReport: Codable, Sendable, Equatable {
     public var tool: String
     /// The command line used, e.g. `xargs -P 64 -n 1 true`.
     public var command: String
-    /// False when the tool is not installed (then `runs` is empty).
+    /// False when the tool cannot serve here (not installed, not GNU parallel): `problem` says why, and `runs` is empty.
     public var available: Bool
     public var runs: [RunFigures]
     public var throughput: Spread?
@@ -160,6 +160,12 @@ public struct BaselineReport: Codable, Sendable, Equatable {
     public var swarmThroughputRatio: Double?
     /// swarm's median efficiency / this tool's median efficiency (sleeping workloads).
     public var swarmEfficiencyRatio: Double?
+    /// swarm's run r throughput / this tool's run r (the two ran one after the other), over
+    /// the repeats: how much the ratio moved between repeats.
+    public var swarmThroughputRatioSpread: Spread?
+    /// Why the tool was not run ("not installed", "/usr/bin/parallel is not GNU parallel"),
+    /// or why some of its runs are not counted (the pipeline exited non-zero).
+    public var problem: String?
 
     public init(tool: String, command: String, available: Bool) {
         self.tool = tool

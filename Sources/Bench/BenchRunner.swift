@@ -50,7 +50,7 @@ public struct BenchRunner {
                                     mode: config.scheduler == nil ? "local" : "remote", scheduler: config.scheduler ?? "",
                                     workers: 0, totalSlots: 0, durable: config.scheduler == nil ? config.durable : nil),
                                  repeats: max(1, o.repeats))
-        let workloads = Self.workloads(o)
+        let workloads = Self.workloads(o, remote: config.scheduler != nil)
         if let scheduler = config.scheduler {
             // Fail fast and clearly when the cluster is not there, before any report exists.
             do {
@@ -118,12 +118,13 @@ public struct BenchRunner {
         }
     }
 
-    /// The workloads `options.workloads` names, in their canonical order.
-    static func workloads(_ o: BenchOptions) -> [Workload] {
+    /// The workloads `options.workloads` names, in their canonical order (`spawn` stands for
+    /// one per level, see `SpawnWorkload.all`).
+    static func workloads(_ o: BenchOptions, remote: Bool = false) -> [Workload] {
         var list: [Workload] = []
         for name in BenchOptions.allWorkloads + BenchOptions.namedOnlyWorkloads where o.workloads.contains(name) {
             switch name {
-            case "spawn": list.append(SpawnWorkload())
+            case "spawn": list += SpawnWorkload.all(o, remote: remote)
             case "dashboard": list.append(DashboardWorkload())
             case "parallel":
                 list.append(ParallelWorkload(options: o, wide: false))
@@ -148,6 +149,8 @@ public struct BenchRunner {
         switch workload {
         // The spawn cluster, as it is: no restart between the two.
         case "spawn", "dashboard", "tls": return o.spawnConcurrency
+        case "spawn-cli": return o.spawnCLIConcurrency
+        case let name where name.hasPrefix("spawn-p"): return Int(name.dropFirst("spawn-p".count)) ?? o.spawnConcurrency
         case "parallel": return q ? min(o.parallelTasks, 20) : o.parallelTasks
         case "parallel-wide": return q ? min(o.parallelWideTasks, 200) : o.parallelWideTasks
         case "agent", "models": return max(8, min(q ? 20 : o.agentTasks, 256))

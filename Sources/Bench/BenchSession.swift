@@ -36,6 +36,10 @@ final class BenchSession: BenchContext {
         self.scratchRoot = scratchRoot
     }
 
+    /// A local cluster's executable (what started its processes); nil for a remote one.
+    var swarmExecutable: String? { local?.options.executable }
+    var schedulerAddress: String? { address }
+
     /// The same session on another local cluster (the `tls` workload's twin).
     func twin(client: SwarmClient, local: LocalProcessCluster, token: ClusterToken?) -> BenchSession {
         BenchSession(options: options, client: client, cluster: cluster, progress: progress, agentScript: agentScript,

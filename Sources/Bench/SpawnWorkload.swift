@@ -1,78 +1,79 @@
 import Foundation
 import SwarmProtocol
 
-/// Runs a batch through swarm and the same commands through xargs (and GNU parallel when
-/// installed), interleaved, `repeats` times; fills runs, summary and baselines.
-enum Interleaved {
-    static func measure(_ context: BenchContext, report: inout WorkloadReport, phase: String,
-                        command: [String], tasks: Int, concurrency: Int, sleepSeconds: Double?,
-                        warmUp: Bool = false) throws {
-        let repeats = max(1, context.options.repeats)
-        let tools = Baseline.Tool.allCases
-        var baselines = tools.map { tool in
-            BaselineReport(tool: tool.rawValue, command: Baseline.pipeline(tool, command: command, tasks: tasks, concurrency: concurrency),
-                           available: Baseline.path(of: tool) != nil)
-        }
-        let timeout = max(120, (sleepSeconds ?? 0) * Double(tasks) / Double(max(1, concurrency)) * 5 + Double(tasks) / 50)
-        if warmUp && !context.options.quick {
-            // One unmeasured round first (caches, heaps, directories of a fresh cluster), as
-            // hyperfine does; its tasks are still counted for lost and duplicated ones.
-            context.progress.begin("\(phase): warm-up", total: tasks)
-            let (run, _) = try context.runBatch((0..<tasks).map { _ in TaskSpec(command: command) }, label: "warm-up",
-                                                concurrency: concurrency, sleepSeconds: sleepSeconds, timeoutSeconds: timeout)
-            context.progress.end("warm-up: \(run.tasks) tasks in \(String(format: "%.2f", run.wallSeconds)) s (not counted)")
-            report.runs.append(run)
-            if let tool = tools.first, baselines[0].available {
-                _ = try Baseline.run(tool, command: command, tasks: tasks, concurrency: concurrency,
-                                     sleepSeconds: sleepSeconds, label: "warm-up")
-            }
-        }
-        for r in 1...repeats {
-            context.progress.begin("\(phase): swarm run \(r)/\(repeats)", total: tasks)
-            let specs = (0..<tasks).map { _ in TaskSpec(command: command) }
-            let (run, _) = try context.runBatch(specs, label: "run \(r)", concurrency: concurrency,
-                                                sleepSeconds: sleepSeconds, timeoutSeconds: timeout)
-            context.progress.end("\(run.tasks) tasks in \(String(format: "%.2f", run.wallSeconds)) s: \(Int(run.throughput))/s")
-            report.runs.append(run)
-            for (i, tool) in tools.enumerated() where baselines[i].available {
-                // GNU parallel starts ~300 jobs/s: cap its share of a big batch's time.
-                context.progress.begin("\(phase): \(tool.rawValue) run \(r)/\(repeats)", total: 1)
-                let figures = try Baseline.run(tool, command: command, tasks: tasks, concurrency: concurrency,
-                                               sleepSeconds: sleepSeconds, label: "run \(r)")
-                baselines[i].runs.append(figures)
-                context.progress.end("\(tool.rawValue): \(String(format: "%.2f", figures.wallSeconds)) s: \(Int(figures.throughput))/s")
-            }
-        }
-        report.summary = BatchMeasure.summary(report.runs.filter { !$0.label.hasPrefix("idle") && $0.label != "warm-up" })
-        for i in baselines.indices { Baseline.finish(&baselines[i], swarm: report.summary) }
-        report.baselines = baselines
-        report.passed = report.runs.allSatisfy { $0.lost == 0 && $0.duplicated == 0 && $0.failed == 0 }
-    }
-}
-
-/// `spawn`: N trivial tasks (`true`): dispatch and spawn latency and throughput, against
-/// xargs -P at the same concurrency; then the submit-to-start latency of an idle cluster.
+/// `spawn`: N trivial tasks (`true`) at one concurrency P: dispatch and spawn latency and
+/// throughput, against xargs -P at the same P. The runner makes one per level of
+/// `BenchOptions.spawnLevels` (`spawn-p4`, `spawn-p16`, and `spawn` at the top level, which
+/// also measures the idle submit-to-start latency), and `spawn-cli`: the same batch through
+/// the real CLI (`swarm submit --file`, then `swarm wait`) as child processes.
 public struct SpawnWorkload: Workload {
-    public let name = "spawn"
-    public init() {}
+    public let name: String
+    /// Slots of the cluster it wants, and xargs' -P; nil: `options.spawnConcurrency`.
+    let concurrency: Int?
+    let throughCLI: Bool
+    let idleProbe: Bool
+
+    /// The top level: `spawn`, with the idle probe.
+    public init() { self.init(name: "spawn", concurrency: nil, throughCLI: false, idleProbe: true) }
+
+    init(name: String, concurrency: Int?, throughCLI: Bool, idleProbe: Bool) {
+        self.name = name
+        self.concurrency = concurrency
+        self.throughCLI = throughCLI
+        self.idleProbe = idleProbe
+    }
+
+    /// The workloads `spawn` stands for with these options, in the order they run (each level's
+    /// cluster once: the CLI arm right after the in-process run at its level).
+    static func all(_ o: BenchOptions, remote: Bool) -> [SpawnWorkload] {
+        // A remote cluster has the slots it has: one level, and no CLI arm (it may need a token file).
+        let levels = remote ? [o.spawnConcurrency] : o.spawnLevels
+        var list: [SpawnWorkload] = []
+        for level in levels {
+            let top = level == levels.last
+            list.append(SpawnWorkload(name: top ? "spawn" : "spawn-p\(level)", concurrency: level, throughCLI: false, idleProbe: top))
+            if !remote && level == o.spawnCLIConcurrency {
+                list.append(SpawnWorkload(name: "spawn-cli", concurrency: level, throughCLI: true, idleProbe: false))
+            }
+        }
+        return list
+    }
 
     public func run(_ context: BenchContext) throws -> WorkloadReport {
         let o = context.options
         let tasks = o.quick ? min(o.spawnTasks, 300) : o.spawnTasks
-        let concurrency = min(o.spawnConcurrency, context.cluster.totalSlots)
-        var report = WorkloadReport(name: name, title: "Spawn: \(tasks) trivial tasks",
-            description: "\(tasks) tasks running `true`, submitted as one batch to a cluster with \(concurrency) slots, "
+        let concurrency = min(self.concurrency ?? o.spawnConcurrency, context.cluster.totalSlots)
+        let path = throughCLI ? "through the CLI (`swarm submit --file` of a \(tasks)-line file, then `swarm wait` on its ids, "
+            + "as two child processes)" : "as one batch by the bench's own client"
+        var report = WorkloadReport(name: name, title: "Spawn: \(tasks) trivial tasks at P=\(concurrency)" + (throughCLI ? ", through the CLI" : ""),
+            description: "\(tasks) tasks running `true`, submitted \(path) to a cluster with \(concurrency) slots, "
                 + "against `xargs -P \(concurrency)` (and GNU parallel) running the same command at the same concurrency on the "
                 + "same machine, interleaved. It measures what a coordinator adds to a process spawn: accepting, placing, "
-                + "dispatching, supervising and reporting each task. Then single tasks are submitted one at a time to the idle "
-                + "cluster for its submit-to-start latency.")
+                + "dispatching, supervising and reporting each task."
+                + (idleProbe ? " Then single tasks are submitted one at a time to the idle cluster for its submit-to-start latency." : ""))
         report.parameters = ["tasks": "\(tasks)", "concurrency": "\(concurrency)", "command": "true",
-                             "repeats": "\(max(1, o.repeats))"]
-        try Interleaved.measure(context, report: &report, phase: "spawn", command: ["true"], tasks: tasks,
-                                concurrency: concurrency, sleepSeconds: nil, warmUp: true)
+                             "repeats": "\(max(1, o.repeats))", "submit": throughCLI ? "cli" : "client"]
+        var runSwarm: Interleaved.SwarmRun?
+        if throughCLI {
+            guard let arm = try CLISubmitArm(context, concurrency: concurrency) else {
+                report.notes.append("skipped: the bench does not know the swarm executable or the cluster's address")
+                return report
+            }
+            runSwarm = arm.run
+        }
+        try Interleaved.measure(context, report: &report, phase: name, command: ["true"], tasks: tasks,
+                                concurrency: concurrency, sleepSeconds: nil, warmUp: true, runSwarm: runSwarm)
+        if throughCLI {
+            report.notes.append("Each run's wall time goes from starting `swarm submit --file` to `swarm wait` exiting, so it "
+                + "includes both processes' start-up and connection; CPU per task counts the scheduler and workers only.")
+        }
+        if idleProbe { try Self.idle(context, report: &report) }
+        return report
+    }
 
-        // Idle latency: one task at a time, each submitted once the previous one ended.
-        let probes = o.quick ? 20 : 100
+    /// Idle latency: one task at a time, each submitted once the previous one ended.
+    static func idle(_ context: BenchContext, report: inout WorkloadReport) throws {
+        let probes = context.options.quick ? 20 : 100
         context.progress.begin("spawn: idle submit-to-start, one at a time", total: probes)
         var samples: [Double] = []
         var idle = RunFigures(label: "idle: one task at a time", tasks: probes, concurrency: 1)
@@ -96,6 +97,5 @@ public struct SpawnWorkload: Workload {
         report.notes.append("Submit-to-start is measured from the moment the bench sends the submit to the moment the "
             + "worker's spawn returned (both clocks are this machine's in a local cluster). The idle row submits one task at "
             + "a time and waits for it, so nothing queues.")
-        return report
     }
 }

@@ -33,8 +33,8 @@ struct BenchCommand: ParsableCommand {
     var quick = false
     @Option(parsing: .unconditional, help: ArgumentHelp("spawn: tasks per run (default 2000); soak: tasks in all (default 1000000, 100000 with --quick).", valueName: "N"))
     var tasks: Int?
-    @Option(parsing: .unconditional, help: ArgumentHelp("spawn: concurrency (slots of the local cluster, and xargs -P).", valueName: "N"))
-    var concurrency = 64
+    @Option(parsing: .unconditional, help: ArgumentHelp("spawn: run at this one concurrency (slots of the local cluster, and xargs -P) instead of at 4, 16 and 64; also the dashboard's.", valueName: "N"))
+    var concurrency: Int?
     @Option(parsing: .unconditional, help: ArgumentHelp("parallel: tasks, all at once.", valueName: "N"))
     var parallelTasks = 100
     @Option(parsing: .unconditional, help: ArgumentHelp("parallel: seconds each task sleeps.", valueName: "SECONDS"))
@@ -91,7 +91,7 @@ struct BenchCommand: ParsableCommand {
         if let tasks, tasks > 1_000_000, workloads.contains(where: { $0 != "soak" }) {
             throw ValidationError("--tasks must be 1 to 1000000 for spawn, got \(tasks)")
         }
-        for (name, value) in [("--concurrency", concurrency), ("--parallel-tasks", parallelTasks),
+        for (name, value) in [("--concurrency", concurrency ?? 64), ("--parallel-tasks", parallelTasks),
                               ("--agent-tasks", agentTasks), ("--isolation-tasks", isolationTasks), ("--model-limit", modelLimit),
                               ("--fanout-tasks", fanoutTasks), ("--worktree-tasks", worktreeTasks), ("--artifact-tasks", artifactTasks)] {
             guard (1...1_000_000).contains(value) else { throw ValidationError("\(name) must be 1 to 1000000, got \(value)") }
@@ -137,7 +137,10 @@ struct BenchCommand: ParsableCommand {
         options.quick = quick
         options.spawnTasks = tasks ?? 2000
         options.soakTasks = tasks
-        options.spawnConcurrency = concurrency
+        if let concurrency {
+            options.spawnConcurrency = concurrency
+            options.spawnLevels = [concurrency]
+        }
         options.parallelTasks = parallelTasks
         options.parallelSleepSeconds = parallelSleep
         options.parallelWideTasks = wideTasks

@@ -24,6 +24,18 @@ import SwarmBench
         #expect(batch.submitToStart?.count == 40)
         #expect(batch.workersCpuMs != nil && batch.schedulerPeakRssMiB ?? 0 > 0)
         #expect(spawn.baselines.first { $0.tool == "xargs" }?.runs.first?.succeeded == 40)
+        // The same batch through the real CLI (`swarm submit --file`, `swarm wait`) as child
+        // processes: every task ran once and succeeded, and it has its own target.
+        let cli = try #require(report.workloads.first { $0.name == "spawn-cli" })
+        let cliRun = try #require(cli.runs.first { $0.label == "run 1" })
+        #expect(cli.parameters["submit"] == "cli" && cli.parameters["concurrency"] == "8")
+        #expect(cliRun.tasks == 40 && cliRun.succeeded == 40 && cliRun.lost == 0 && cliRun.duplicated == 0)
+        #expect(cliRun.submitToStart?.count == 40 && cliRun.workersCpuMs != nil)
+        #expect(report.targets.contains { $0.name.hasPrefix("spawn through the CLI") && $0.measured != "-" })
+        // A `parallel` that is not GNU parallel is skipped with its reason, never timed.
+        if let parallel = spawn.baselines.first(where: { $0.tool == "parallel" }), !parallel.available {
+            #expect(parallel.runs.isEmpty && parallel.throughput == nil && parallel.problem != nil)
+        }
         #expect(report.processes.contains { $0.role == "scheduler" })
         for name in ["report.md", "report.html"] {
             #expect((try? String(contentsOfFile: dir + "/" + name, encoding: .utf8))?.isEmpty == false, "\(name) empty")

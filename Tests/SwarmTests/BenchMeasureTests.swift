@@ -117,6 +117,92 @@ import SwarmProtocol
         #expect(checks.first { $0.name.hasPrefix("lost") }?.met == false)
     }
 
+    /// Issue 17: the worst of the spawn levels is the headline, with its paired runs' ratio
+    /// range; the CLI arm and the CPU per task are their own targets.
+    @Test func spawnHeadlineIsTheWorstLevel() {
+        func level(_ name: String, p: Int, swarm: [Double], xargs: [Double], cpuUs: Double) -> WorkloadReport {
+            var w = WorkloadReport(name: name, title: "", description: "")
+            w.parameters["concurrency"] = "\(p)"
+            let runs = swarm.enumerated().map { i, t -> RunFigures in
+                var r = RunFigures(label: "run \(i + 1)", tasks: 100, concurrency: p)
+                r.throughput = t
+                r.overheadCpuUsPerTask = cpuUs
+                return r
+            }
+            w.runs = runs
+            w.summary = BatchMeasure.summary(runs)
+            var b = BaselineReport(tool: "xargs", command: "", available: true)
+            b.runs = xargs.enumerated().map { i, t in
+                var r = RunFigures(label: "run \(i + 1)", tasks: 100, concurrency: p)
+                r.succeeded = 100
+                r.throughput = t
+                return r
+            }
+            Baseline.finish(&b, swarm: w.summary, swarmRuns: runs)
+            w.baselines = [b]
+            return w
+        }
+        var report = BenchReport(startedAt: "t", commandLine: "swarm bench", machine: MachineProbe.current(),
+                                 cluster: ClusterDescription(mode: "local", scheduler: "x", workers: 2, totalSlots: 64, durable: true),
+                                 repeats: 3)
+        report.workloads = [level("spawn-p4", p: 4, swarm: [900, 1000, 1100], xargs: [1000, 1000, 1000], cpuUs: 200),
+                            level("spawn-p16", p: 16, swarm: [1500, 1500, 1500], xargs: [1000, 1000, 1000], cpuUs: 240),
+                            level("spawn-cli", p: 16, swarm: [800, 800, 800], xargs: [1000, 1000, 1000], cpuUs: 300),
+                            level("spawn", p: 64, swarm: [1200, 1200, 1200], xargs: [1000, 1000, 1000], cpuUs: 220)]
+        let checks = TargetChecks.evaluate(report)
+        let headline = checks.first { $0.name.hasPrefix("spawn throughput vs xargs -P, worst of P=4/16/64") }
+        #expect(headline?.met == true)
+        #expect(headline?.measured.hasPrefix("P=4: 1.00x (1000/s vs 1000/s, runs 0.90-1.10x)") == true)
+        #expect(headline?.measured.contains("P=16 1.50x, P=64 1.20x") == true)
+        #expect(checks.first { $0.name.hasPrefix("spawn through the CLI") }?.met == false)
+        let cpu = checks.first { $0.name.hasPrefix("coordinator CPU per trivial task") }
+        #expect(cpu?.met == false && cpu?.measured.hasPrefix("300 µs at P=16 via the CLI") == true)
+
+        // One level under 1.0x misses the headline; a level without a ratio leaves it unjudged.
+        report.workloads[0] = level("spawn-p4", p: 4, swarm: [990, 990, 990], xargs: [1000, 1000, 1000], cpuUs: 200)
+        #expect(TargetChecks.evaluate(report).first { $0.name.contains("worst of") }?.met == false)
+        report.workloads[0].baselines = []
+        #expect(TargetChecks.evaluate(report).first { $0.name.contains("worst of") }?.met == nil)
+    }
+
+    /// `spawn` runs at P=4, 16 and 64 on clusters of that many slots, with the CLI arm at 16
+    /// right after the in-process run there; one level when asked for one, or on a remote cluster.
+    @Test func spawnLevelsAndTheirClusters() {
+        var o = BenchOptions()
+        #expect(BenchRunner.workloads(o).map(\.name).prefix(4) == ["spawn-p4", "spawn-p16", "spawn-cli", "spawn"])
+        #expect(BenchRunner.workloads(o, remote: true).map(\.name).prefix(2) == ["spawn", "dashboard"])
+        #expect(["spawn-p4", "spawn-p16", "spawn-cli", "spawn", "dashboard"].map { BenchRunner.slots(for: $0, o) } == [4, 16, 16, 64, 64])
+        o.spawnLevels = [8]
+        o.spawnConcurrency = 8
+        #expect(BenchRunner.workloads(o).map(\.name).prefix(3) == ["spawn", "spawn-cli", "dashboard"])
+        #expect(BenchRunner.slots(for: "spawn-cli", o) == 8)
+    }
+
+    /// A baseline pipeline that exits non-zero measured nothing: no throughput, no ratio, and
+    /// the report says why. moreutils' `parallel` is not GNU parallel.
+    @Test func failedBaselineRunsAreNotThroughputs() throws {
+        let failing = try Baseline.run(.xargs, command: ["false"], tasks: 3, concurrency: 2, sleepSeconds: nil, label: "r")
+        #expect(failing.failed == 3 && failing.throughput == 0)
+        var b = BaselineReport(tool: "parallel", command: "", available: true)
+        b.runs = [failing]
+        var summary = WorkloadSummary()
+        summary.throughput = Spread([1000])
+        Baseline.finish(&b, swarm: summary, swarmRuns: [])
+        #expect(b.throughput == nil && b.swarmThroughputRatio == nil)
+        #expect(b.problem?.contains("exited non-zero in 1 of 1") == true)
+        let table = ReportDocument.baselinesTable([b])
+        #expect(table.rows[0][2].hasPrefix("failed"))
+
+        #expect(Baseline.isGNUParallel(versionLine: "GNU parallel 20210822"))
+        #expect(!Baseline.isGNUParallel(versionLine: "parallel [OPTIONS] command -- arguments"))
+        #expect(!Baseline.isGNUParallel(versionLine: ""))
+        // This machine's own `parallel`, whichever it is, is judged by the same rule.
+        if let path = Baseline.path(of: .parallel) {
+            let line = Baseline.firstLine(of: "timeout 10 \(path) --version </dev/null 2>&1")
+            #expect((Baseline.unavailableReason(.parallel) == nil) == line.hasPrefix("GNU parallel"))
+        }
+    }
+
     @Test func scaleStopsBeforeStepsTheClusterCannotHold() {
         #expect(ScaleWorkload.limit(for: 200, slots: 100, local: false)?.contains("100 slots") == true)
         #expect(ScaleWorkload.limit(for: 50, slots: 100, local: false) == nil)

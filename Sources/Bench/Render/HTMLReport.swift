@@ -126,9 +126,10 @@ public enum HTMLReport {
                missing: "Figure 3 (efficiency against concurrency) is omitted: no scale step recorded an efficiency.")
 
         var bars: [String] = []
-        for name in ["spawn", "parallel"] {
-            guard let workload = report.workloads.first(where: { $0.name == name }), !workload.baselines.isEmpty,
-                  let svg = SVGChart.barChart(title: "\(name): throughput", yLabel: "tasks/s, median",
+        // Every spawn level (spawn-p4, spawn-p16, spawn-cli, spawn), then parallel.
+        for workload in report.workloads where workload.name.hasPrefix("spawn") || workload.name == "parallel" {
+            guard !workload.baselines.isEmpty,
+                  let svg = SVGChart.barChart(title: "\(workload.name): throughput", yLabel: "tasks/s, median",
                                               bars: ReportFigures.throughputComparison(workload)) else { continue }
             bars.append(svg)
         }

@@ -160,12 +160,22 @@ struct ReportDocument {
                         rows: rows, numeric: Set(1...15))
     }
 
+    /// ` [0.65–0.75]`: a ratio's min–max over paired runs, when there were several.
+    static func ratioRange(_ spread: Spread?) -> String {
+        guard let spread, spread.runs > 1 else { return "" }
+        return " [\(ReportFormat.ratio(spread.min))–\(ReportFormat.ratio(spread.max))]"
+    }
+
     static func baselinesTable(_ baselines: [BaselineReport]) -> DocTable {
         let rows = baselines.map { b -> [String] in
-            guard b.available else { return [b.tool, b.command, "not installed", "–", "–", "–", "–"] }
-            return [b.tool, b.command, ReportFormat.spread(b.throughput), ReportFormat.spread(b.wallSeconds),
+            guard b.available else { return [b.tool, b.command, b.problem ?? "not installed", "–", "–", "–", "–"] }
+            // Only runs whose pipeline succeeded count; none did: no throughput to show.
+            let throughput = b.throughput == nil && !b.runs.isEmpty ? "failed: " + (b.problem ?? "exited non-zero")
+                : ReportFormat.spread(b.throughput)
+            return [b.tool, b.command, throughput, ReportFormat.spread(b.wallSeconds),
                     ReportFormat.spread(b.efficiency, ReportFormat.fraction),
-                    ReportFormat.ratio(b.swarmThroughputRatio), ReportFormat.ratio(b.swarmEfficiencyRatio)]
+                    ReportFormat.ratio(b.swarmThroughputRatio) + ratioRange(b.swarmThroughputRatioSpread),
+                    ReportFormat.ratio(b.swarmEfficiencyRatio)]
         }
         return DocTable(header: ["Tool", "Command", "Tasks/s median [min–max]", "Wall s", "Efficiency",
                                  "swarm/tool throughput", "swarm/tool efficiency"],
