@@ -216,10 +216,14 @@ public final class TaskStore {
         let id = rows.string(0) ?? "?"
         guard let sequence = rows.int64(1), sequence > 0,
               let spec = Self.decodeSpec(rows.string(2) ?? "", fallback: decoder),
-              let info = Self.decodeInfo(rows.string(3) ?? "", fallback: decoder),
+              var info = Self.decodeInfo(rows.string(3) ?? "", fallback: decoder),
               info.id == id else {
             throw TaskStoreError.corrupt(path: path, detail: "task row '\(id)' cannot be read back")
         }
+        // Rows written since the lists left the info row (`storedInfo`) get them from the spec;
+        // older rows have both, the same.
+        if info.after == nil { info.after = spec.after }
+        if info.afterAny == nil { info.afterAny = spec.afterAny }
         var retry = RetryState(losses: max(0, info.attempts - 1))
         if let text = rows.string(4) {
             guard let saved = (try? FastJSONDecoder().decode(RetryState.self, from: Array(text.utf8)))
@@ -301,6 +305,19 @@ public final class TaskStore {
         return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
+    /// A task's info as its row keeps it: without `after` and `afterAny`, which are the spec's
+    /// (its row, written once) and are put back from it when read (`snapshot`). The info row
+    /// is rewritten at every change of the task (placed, started, ended): with them, a task
+    /// after a layer of 100 wrote its 100 ids three times, most of the CPU of a durable
+    /// scheduler running `swarm bench dag` and most of the bytes each turn's sync waited for.
+    static func storedInfo(_ info: TaskInfo) -> TaskInfo {
+        guard info.after != nil || info.afterAny != nil else { return info }
+        var stored = info
+        stored.after = nil
+        stored.afterAny = nil
+        return stored
+    }
+
     /// A spec's row text, by `FastJSONEncoder`: a context's numbers keep their literal text
     /// (Foundation's encoder would round them through Double, and fail on `1e400`).
     static func specJSON(_ spec: TaskSpec) -> String {
@@ -326,7 +343,8 @@ public final class TaskStore {
     private func write(_ task: TaskSnapshot) throws(SQLiteError) {
         let info = task.info
         let common: [SQLiteValue] = [.text(info.id), .text(info.state.rawValue), .string(info.node),
-                                     .int(info.attempts), .int64(info.finishedAt), .text(json(info)), .text(json(task.retry))]
+                                     .int(info.attempts), .int64(info.finishedAt), .text(json(Self.storedInfo(info))),
+                                     .text(json(task.retry))]
         try updateTask.run(common)
         if database.changes == 0 {
             try insertTask.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(Self.specJSON(task.spec))])

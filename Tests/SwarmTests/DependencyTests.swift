@@ -272,6 +272,38 @@ import Testing
         #expect(edges == ["b<a:0", "c<a:1", "c<b:1"])
     }
 
+    /// A task's info row is rewritten at each change (placed, started, ended): its dependency
+    /// lists stay in the spec's row, written once, and come back from there, through a
+    /// restart and through the archive alike. A row written with them (before) reads the same.
+    @Test func theInfoRowLeavesTheDependencyListsToTheSpecAndReadsThemBack() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = try Self.cluster()
+        _ = try state.submitBatch([Self.spec("a"), Self.spec("b", after: ["a"], any: ["a"]), Self.spec("c", after: ["b", "a"])], at: Self.t0)
+        let store = try TaskStore(directory: dir)
+        try store.save(state.takeChanges(), at: Self.t0)
+        _ = Self.placed(&state)
+        _ = Self.finish(&state, "a")
+        _ = Self.placed(&state)
+        try store.save(state.takeChanges(), at: Self.t0)
+        let db = try SQLiteDatabase(path: dir + "/swarm.db")
+        let rows = try db.prepare("SELECT id, json_type(info, '$.after'), json_type(info, '$.afterAny'), json_extract(spec, '$.after') FROM tasks ORDER BY id")
+        var stored: [String] = []
+        while try rows.step() { stored.append("\(rows.string(0)!):\(rows.string(1) ?? "-"):\(rows.string(2) ?? "-"):\(rows.string(3) ?? "-")") }
+        #expect(stored == ["a:-:-:-", "b:-:-:[\"a\"]", "c:-:-:[\"b\",\"a\"]"])
+        let restarted = try store.loadRestart(recentFinished: 10).tasks
+        let b = try #require(restarted.first { $0.info.id == "b" })
+        let c = try #require(restarted.first { $0.info.id == "c" })
+        #expect(b.info.state == .running && b.info.after == ["a"] && b.info.afterAny == ["a"])
+        #expect(c.info.after == ["b", "a"] && c.info.afterAny == nil)
+        #expect(store.archive.task("c")?.info.after == ["b", "a"])
+        // A row written before keeps its lists in the info: read as it is.
+        try db.execute("UPDATE tasks SET info = json_set(info, '$.after', json('[\"a\"]')), spec = json_remove(spec, '$.after') WHERE id = 'c'")
+        db.close()
+        #expect(store.archive.task("c")?.info.after == ["a"])
+        store.close()
+    }
+
     @Test func aVersionTwoStateDirectoryGetsTheDependenciesTable() throws {
         let dir = TaskStoreTests.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
