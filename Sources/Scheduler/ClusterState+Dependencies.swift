@@ -188,8 +188,12 @@ extension ClusterState {
         if record.request.model == nil, let model = resolvedModel(for: record.spec) {
             record.request.model = model
             record.info.metrics.model = model
+            tasks[id] = record
+        } else {
+            // Nothing the store keeps changed: the task is not written again (a layer of 100
+            // released at once would be 100 rows in the turn that places its first tasks).
+            tasks.updateUnsaved(id) { $0.waitsForDependencies = false }
         }
-        tasks[id] = record
         if !record.isHeld { queue.push(id: id, request: record.request, sequence: record.sequence) }
     }
 

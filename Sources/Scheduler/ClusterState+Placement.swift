@@ -26,8 +26,9 @@ extension ClusterState {
 
     /// Places queued tasks while any node has a free slot, in queue order, skipping those
     /// that must wait (they keep their place). `nowMs` (monotonic) ends holds; `at` (wall) is
-    /// the `placedAt` of what is placed.
-    public mutating func schedule(nowMs: Int64, at: Int64) -> [SchedulerDirective] {
+    /// the `placedAt` of what is placed. `limit`: at most that many are placed (the others
+    /// stay queued, in order, for the next round).
+    public mutating func schedule(nowMs: Int64, at: Int64, limit: Int = .max) -> [SchedulerDirective] {
         releaseHolds(nowMs: nowMs)
         releaseBackoffs(nowMs: nowMs)
         // A cascade of dependency ends goes on, a slice a round, before placement: what it
@@ -38,7 +39,8 @@ extension ClusterState {
         let oldRuns = oldRunSlots()
         var directives: [SchedulerDirective] = []
         var skipped: [String] = []
-        while index.usableCount > 0, let (c, id) = queue.top {
+        var placed = 0
+        while placed < limit, index.usableCount > 0, let (c, id) = queue.top {
             // A task not queued, or held (dependencies, backoff), is dropped here, never run.
             guard let record = tasks[id], record.info.state == .queued, !record.isHeld else {
                 queue.popTop()
@@ -78,7 +80,10 @@ extension ClusterState {
                 directives.append(endUnsendable(id, bytes: record.specBytes, at: at))
                 continue
             }
-            if let directive = assign(id, to: slot, at: at) { directives.append(directive) }
+            if let directive = assign(id, to: slot, at: at) {
+                directives.append(directive)
+                placed += 1
+            }
         }
         queue.unparkAll()
         for id in skipped {

@@ -114,6 +114,38 @@ extension SchedulerServer {
 
     // MARK: Group commit
 
+    /// Placements a round saves and hands to group commit on their own when it places more
+    /// (durable only): see `placementRound`.
+    static let firstCommitPlacements = 8
+
+    /// A placement round, its directives carried out. Durable, when it places more than
+    /// `firstCommitPlacements`, the first ones (with everything else of the turn so far) are
+    /// saved and handed to group commit at once, then the rest are placed and written while
+    /// that sync runs: the first of a burst (a layer of a DAG released by its last dependency's
+    /// end, 100 tasks) leaves about one sync after its release instead of after every
+    /// placement of the burst is written (about 30 µs of CPU each, `swarm bench dag`). The rest leave
+    /// with the next sync. Messages leave in order: the first part's were all made before the
+    /// rest were placed, so none reports a change only the second transaction has. Returns
+    /// false when the state could not be saved (the scheduler has stopped).
+    func placementRound() -> Bool {
+        let limit = store == nil ? Int.max : Self.firstCommitPlacements
+        let first = state.schedule(nowMs: clocks.monotonic(), at: clocks.wall(), limit: limit)
+        let placed = first.reduce(0) { count, directive in
+            if case .assign = directive { return count + 1 }
+            return count
+        }
+        execute(first)
+        // A cascade under way goes on in the next turn (which places the rest then).
+        guard placed == limit, !state.isSettling else { return true }
+        guard persist() else { return false }
+        // Connections the turn closes are closed after all its messages, as before.
+        let turn = HeldTurn(messages: outgoing, closing: [])
+        outgoing = []
+        commitTurn(turn)
+        execute(state.schedule(nowMs: clocks.monotonic(), at: clocks.wall()))
+        return true
+    }
+
     /// A turn written to the store: the turn's messages stay here until group commit says the
     /// store has them on disk (`GroupCommit`). A turn without a store (in memory) or whose
     /// writes are durable already, behind no other, leaves at once.

@@ -361,7 +361,7 @@ public final class SchedulerServer {
         // a result) goes on in a placement round, asked for or not.
         if scheduleRequested || state.isSettling {
             scheduleRequested = false
-            execute(state.schedule(nowMs: clocks.monotonic(), at: clocks.wall()))
+            guard placementRound() else { return }
             armRetryTimer()
             // A cascade of dependency ends goes on in the next turn, a slice at a time, with
             // what peers sent meanwhile handled in between (`ClusterState.settleSlice`).

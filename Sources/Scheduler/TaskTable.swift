@@ -37,6 +37,20 @@ struct TaskTable: Sendable {
         }
     }
 
+    /// Changes what the store does not keep of record `id` (`TaskRecord.waitsForDependencies`,
+    /// rebuilt from the dependencies at a restart): not marked for saving. Its spec, info,
+    /// retry state and runs must not change here. Why: releasing a layer of a DAG marked
+    /// every released task for saving, unchanged, and the turn that placed the layer's first
+    /// tasks wrote 100 rows before its sync could start.
+    mutating func updateUnsaved(_ id: String, _ change: (inout ClusterState.TaskRecord) -> Void) {
+        guard var record = records.removeValue(forKey: id) else { return }
+        let before = record
+        change(&record)
+        assert(record.info == before.info && record.spec == before.spec && record.retry == before.retry
+               && record.runs == before.runs && record.sequence == before.sequence, "updateUnsaved changed what the store keeps of \(id)")
+        records[id] = record
+    }
+
     /// A record loaded from the store: not a change.
     mutating func restore(_ record: ClusterState.TaskRecord) {
         records[record.info.id] = record

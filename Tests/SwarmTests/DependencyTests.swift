@@ -62,6 +62,38 @@ import Testing
         Self.check(state)
     }
 
+    /// Releasing a dependent changes nothing the store keeps (a restart rebuilds the waits):
+    /// only the task that ended is written, then each released one when it is placed.
+    @Test func releasingDependentsWritesOnlyTheTaskThatEnded() throws {
+        var state = try Self.cluster()
+        _ = try state.submitBatch([Self.spec("a"), Self.spec("b", after: ["a"]), Self.spec("c", after: ["a"])], at: Self.t0)
+        #expect(Self.placed(&state) == ["a"])
+        _ = state.takeChanges()
+        #expect(Self.finish(&state, "a") == ["a"])
+        #expect(state.takeChanges().tasks.map(\.info.id) == ["a"])
+        #expect(Self.placed(&state) == ["b", "c"])
+        #expect(state.takeChanges().tasks.map(\.info.id) == ["b", "c"])
+        Self.check(state)
+    }
+
+    /// A layer released at once can be placed in parts (the durable shell saves the first
+    /// part on its own: `SchedulerServer.placementRound`): a round places at most its limit,
+    /// in submission order, and the rest stay queued, in order, for the next round.
+    @Test func aReleasedLayerIsPlacedAtMostTheLimitARoundInOrder() throws {
+        var state = try Self.cluster()
+        let layer = (1...6).map { "b\($0)" }
+        _ = try state.submitBatch([Self.spec("a")] + layer.map { Self.spec($0, after: ["a"]) }, at: Self.t0)
+        #expect(Self.placed(&state) == ["a"])
+        _ = Self.finish(&state, "a")
+        #expect(S.assigns(state.schedule(nowMs: Self.t0, at: Self.t0, limit: 0)).isEmpty)
+        #expect(S.assigns(state.schedule(nowMs: Self.t0, at: Self.t0, limit: 2)).map(\.id) == ["b1", "b2"])
+        #expect(try state.task("b3").state == .queued)
+        Self.check(state)
+        #expect(S.assigns(state.schedule(nowMs: Self.t0, at: Self.t0, limit: 3)).map(\.id) == ["b3", "b4", "b5"])
+        #expect(S.assigns(state.schedule(nowMs: Self.t0, at: Self.t0)).map(\.id) == ["b6"])
+        Self.check(state)
+    }
+
     @Test func aFailedBranchEndsTheJoinDependencyFailedNamingIt() throws {
         var state = try Self.cluster()
         _ = try state.submitBatch([Self.spec("a"), Self.spec("b", after: ["a"]), Self.spec("c", after: ["a"]),
@@ -290,7 +322,7 @@ import Testing
         let rows = try db.prepare("SELECT id, json_type(info, '$.after'), json_type(info, '$.afterAny'), json_extract(spec, '$.after') FROM tasks ORDER BY id")
         var stored: [String] = []
         while try rows.step() { stored.append("\(rows.string(0)!):\(rows.string(1) ?? "-"):\(rows.string(2) ?? "-"):\(rows.string(3) ?? "-")") }
-        #expect(stored == ["a:-:-:-", "b:-:-:[\"a\"]", "c:-:-:[\"b\",\"a\"]"])
+        #expect(stored == ["a:null:null:-", "b:null:null:[\"a\"]", "c:null:null:[\"b\",\"a\"]"])
         let restarted = try store.loadRestart(recentFinished: 10).tasks
         let b = try #require(restarted.first { $0.info.id == "b" })
         let c = try #require(restarted.first { $0.info.id == "c" })
