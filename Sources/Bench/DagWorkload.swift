@@ -102,6 +102,11 @@ public struct DagWorkload: Workload {
         ])]
         report.notes.append("Layer gap p50 \(ms(gap?.p50)), p95 \(ms(gap?.cdf[95])) over \(gaps.count) layer "
             + "boundaries (target p50 under 5 ms on an idle cluster: shown, not judged).")
+        report.notes.append("What a gap holds: the worker's result of the layer's last exit (sent with the other results of its "
+            + "loop pass, up to a worker's share of the layer), the scheduler reading them, saving them with the next layer's "
+            + "first placements (a round saves its first 8 on their own) and, durable, one sync of its state, often after "
+            + "the end of one already under way; then the assignment read and spawned by its worker. See the README's "
+            + "dag section for the measured breakdown.")
     }
 
     /// For each layer after the first: its first start minus the previous layer's last end,
