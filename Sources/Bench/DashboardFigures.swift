@@ -38,6 +38,10 @@ enum DashboardFigures {
                 + "every one of these slows the batch.", DashboardWorkload.median(scheduler),
                 DashboardWorkload.median(workers), followers.isEmpty ? 0 : DashboardWorkload.median(followers)))
         }
+        report.notes.append("What bounds it: each stream is a TCP connection. On the scheduler that is 7 syscalls (accept4, "
+            + "epoll_ctl, read, one write for head, log and end together, epoll_ctl, read of the EOF, close), and most of its "
+            + "CPU is the kernel's loopback TCP, the close the largest part; the readers pay the other half of the same work "
+            + "(README, \"Dashboard open\").")
     }
 
     private static func row(_ arm: String, _ samples: [Sample]) -> [String] {
