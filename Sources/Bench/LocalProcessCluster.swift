@@ -226,6 +226,17 @@ public enum ProcSampler {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
     }
 
+    /// Nanoseconds on a CPU of its live threads so far (the first field of each
+    /// /proc/PID/task/TID/schedstat): finer than `figures`' 10 ms ticks, for short batches.
+    public static func cpuNs(pid: Int32) -> Int64 {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return 0 }
+        return threads.reduce(0) { sum, tid in
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/schedstat", encoding: .utf8),
+                  let first = text.split(separator: " ").first, let ns = Int64(first) else { return sum }
+            return sum + ns
+        }
+    }
+
     public static func figures(pid: Int32) -> (userMs: Double, systemMs: Double, peakRssMiB: Double)? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }

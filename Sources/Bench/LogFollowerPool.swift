@@ -1,112 +1,149 @@
 import Foundation
+import SwarmUV
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Dashboard readers for the `dashboard` workload: one HTTP connection per task following
-/// `/api/tasks/ID/log` (Server-Sent Events) as the page does, read by one thread with
-/// `poll`, the bytes counted and dropped. Each stream ends at its task's `end` event (the
-/// scheduler then finishes the chunked answer) or at `close`. Blocking sockets for the
-/// connect and the request (loopback: immediate), non-blocking reads.
-/// Sendable by its lock: the reading thread and the caller touch `followers` and the counts
-/// only under it (the descriptors are closed once that thread has ended).
+/// `/api/tasks/ID/log` (Server-Sent Events) as the page does, all on one event loop thread
+/// of their own (libuv: epoll), as cheap as a browser's network thread: non-blocking
+/// connects, the request written once connected, the bytes read as they come, counted and
+/// dropped. `open` hands the ids over and returns at once, so the bench's own connects never
+/// sit between the submit and the wait. A follower is done at its task's `end` event (it then
+/// closes, as a page that stops reading) or when its connection fails or closes first.
+/// Sendable: what both threads touch is behind `Locked`; `followers` is touched on the loop
+/// thread only.
 final class LogFollowerPool: @unchecked Sendable {
-    private struct Follower {
-        var fd: Int32
-        var tail: [UInt8] = []
-        var ended = false
+    /// What the followers saw, and what they cost this process.
+    struct Figures: Sendable {
+        /// Followers whose answer carried their task's `end` event.
+        var ended = 0
+        /// Of those, answers that were a live stream (chunked): the task had not ended when
+        /// the request came. The others were the whole log of an ended task at once.
+        var streamed = 0
+        /// Followers refused (no connection, or closed without `end`).
+        var refused = 0
+        var bytesRead = 0
+        /// CPU time of the followers' thread, nanoseconds (CLOCK_THREAD_CPUTIME_ID).
+        var cpuNs: Int64 = 0
     }
 
-    private let lock = NSLock()
-    private var followers: [Follower] = []
-    private var stopping = false
-    /// Signalled when the reading thread has ended.
-    private let readerDone = DispatchSemaphore(value: 0)
-    private(set) var bytesRead = 0
-    /// Followers refused (no connection, or an answer other than 200).
-    private(set) var refused = 0
+    private let address: SocketAddress?
+    private let host: String
+    private let token: String?
+    private let thread: EventLoopThread
+    private let state = Locked((figures: Figures(), waiting: 0))
+    /// Followers not yet over. Loop thread only.
+    private var followers: [ObjectIdentifier: Follower] = [:]
 
-    /// Opens one follower per id on `host:port` (numeric IPv4). A follower that cannot
-    /// connect is counted in `refused`.
-    init(host: String, port: Int, ids: [String], token: String?) {
-        for id in ids {
-            guard let fd = Self.connect(host: host, port: port) else { refused += 1; continue }
-            var request = "GET /api/tasks/\(id)/log HTTP/1.1\r\nHost: \(host)\r\nAccept: text/event-stream\r\n"
-            if let token { request += "Authorization: Bearer \(token)\r\n" }
-            request += "\r\n"
-            let bytes = Array(request.utf8)
-            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
-                Glibc.close(fd); refused += 1; continue
-            }
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            followers.append(Follower(fd: fd))
-        }
-        let thread = Thread { [self] in
-            readLoop()
-            readerDone.signal()
-        }
-        thread.name = "bench-log-followers"
-        thread.start()
+    /// Starts the followers' loop thread; nothing is connected until `open`.
+    init(host: String, port: Int, token: String?) {
+        self.address = try? SocketAddress(host: host, port: port)
+        self.host = host
+        self.token = token
+        thread = EventLoopThread(name: "bench-followers") { _ in }
     }
 
-    /// Followers whose stream carried its task's `end` event.
-    var endedCount: Int { lock.withLock { followers.filter(\.ended).count } }
+    /// Follows `ids` (one connection each), from the loop thread; returns at once.
+    func open(_ ids: [String]) {
+        state.withLock { $0.waiting += ids.count }
+        thread.loop.execute { [self] in
+            for id in ids { follow(id) }
+        }
+    }
 
-    /// Waits up to `seconds` for every follower to see its task's end; then closes them all.
-    /// Returns how many saw it.
-    func finish(waitingUpTo seconds: Double) -> Int {
+    /// Waits up to `seconds` for every follower to be done; then closes what is left and ends
+    /// the thread. Returns what they saw and cost.
+    func finish(waitingUpTo seconds: Double) -> Figures {
         let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline && lock.withLock({ followers.contains { !$0.ended } }) { usleep(10_000) }
-        let ended = endedCount
-        lock.withLock { stopping = true }
-        _ = readerDone.wait(timeout: .now() + 5)
-        for follower in followers { Glibc.close(follower.fd) }
-        followers = []
-        return ended
+        while Date() < deadline && state.withLock({ $0.waiting > 0 }) { usleep(2_000) }
+        thread.loop.execute { [self] in
+            for follower in followers.values { follower.tcp.close() }
+            followers = [:]
+            var cpu = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu)
+            state.withLock { $0.figures.cpuNs = Int64(cpu.tv_sec) * 1_000_000_000 + Int64(cpu.tv_nsec) }
+        }
+        thread.shutdown()
+        thread.join()
+        return state.withLock { $0.figures }
     }
 
-    private func readLoop() {
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        let end = Array("event: end\n".utf8)
-        while !lock.withLock({ stopping }) {
-            var polls = lock.withLock { followers.map { pollfd(fd: $0.ended ? -1 : $0.fd, events: Int16(POLLIN), revents: 0) } }
-            if polls.isEmpty || poll(&polls, nfds_t(polls.count), 20) <= 0 { continue }
-            for (i, entry) in polls.enumerated() where entry.revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
-                lock.withLock {
-                    guard n > 0 else {
-                        // Closed by the scheduler: over, whatever it said.
-                        if n == 0 { followers[i].ended = true }
-                        return
+    /// One follower, on the loop thread.
+    private func follow(_ id: String) {
+        let loop = thread.loop
+        guard let address, let tcp = try? UVTCP(loop: loop) else { return done(ended: false, streamed: false) }
+        var request = "GET /api/tasks/\(id)/log HTTP/1.1\r\nHost: \(host)\r\nAccept: text/event-stream\r\n"
+        if let token { request += "Authorization: Bearer \(token)\r\n" }
+        let follower = Follower(tcp: tcp)
+        followers[ObjectIdentifier(follower)] = follower
+        tcp.connect(address) { [self] error in
+            guard error == nil else { return follower.end { done(follower, ended: false, streamed: false) } }
+            tcp.stream.write(Array((request + "\r\n").utf8))
+            do {
+                try tcp.stream.startReading { [self] event in
+                    guard case .data(let bytes) = event else {
+                        return follower.end { done(follower, ended: false, streamed: follower.streamed) }
                     }
-                    bytesRead += n
-                    // Only the last bytes are kept: enough to find `end` across two reads.
-                    followers[i].tail = Array((followers[i].tail + buffer[..<n]).suffix(4_096))
-                    if Self.contains(followers[i].tail, end) { followers[i].ended = true }
+                    state.withLock { $0.figures.bytesRead += bytes.count }
+                    if follower.saw(bytes) { follower.end { done(follower, ended: true, streamed: follower.streamed) } }
                 }
+            } catch {
+                follower.end { done(follower, ended: false, streamed: false) }
             }
         }
     }
 
-    private static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard haystack.count >= needle.count else { return false }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-            if Array(haystack[start..<start + needle.count]) == needle { return true }
+    private func done(_ follower: Follower? = nil, ended: Bool, streamed: Bool) {
+        if let follower { followers[ObjectIdentifier(follower)] = nil }
+        state.withLock {
+            $0.waiting -= 1
+            if ended { $0.figures.ended += 1 } else { $0.figures.refused += 1 }
+            if ended && streamed { $0.figures.streamed += 1 }
         }
-        return false
     }
 
-    private static func connect(host: String, port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { Glibc.close(fd); return nil }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    /// One connection's reading: the head, then the last bytes, enough to find `event: end`
+    /// across two reads. Loop thread only.
+    private final class Follower {
+        let tcp: UVTCP
+        private(set) var streamed = false
+        private var readAny = false
+        private var tail: [UInt8] = []
+        private var over = false
+        private static let endEvent = Array("event: end\n".utf8)
+        private static let chunked = Array("Transfer-Encoding: chunked".utf8)
+
+        init(tcp: UVTCP) { self.tcp = tcp }
+
+        /// Reads `bytes`; true once `event: end` has come.
+        func saw(_ bytes: UnsafeRawBufferPointer) -> Bool {
+            if !readAny {
+                // The first read holds the head: a live stream is chunked, an ended task's
+                // answer has a length.
+                readAny = true
+                streamed = Self.find(Self.chunked, in: Array(bytes.prefix(1_024)))
+            }
+            let window = tail + bytes
+            if Self.find(Self.endEvent, in: window) { return true }
+            tail = Array(window.suffix(Self.endEvent.count - 1))
+            return false
         }
-        guard connected == 0 else { Glibc.close(fd); return nil }
-        return fd
+
+        /// Closes the connection and reports, once.
+        func end(_ report: () -> Void) {
+            guard !over else { return }
+            over = true
+            tcp.close()
+            report()
+        }
+
+        private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Bool {
+            guard haystack.count >= needle.count else { return false }
+            for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
+                if haystack[i..<i + needle.count].elementsEqual(needle) { return true }
+            }
+            return false
+        }
     }
 }

@@ -15,9 +15,14 @@ public enum TargetChecks {
         if let dashboard = byName["dashboard"], !dashboard.runs.isEmpty {
             let f = DashboardWorkload.figures(without: dashboard.runs.filter { $0.label.hasPrefix("without") },
                                               with: dashboard.runs.filter { $0.label.hasPrefix("with ") })
+            // The median of the pairs' costs (each pair ran back to back); the arms' medians
+            // when the runs do not pair up.
+            let costs = DashboardWorkload.pairCosts(dashboard.runs)
+            let cost = costs.isEmpty ? f.costPercent : DashboardWorkload.median(costs)
+            let spread = costs.isEmpty ? "" : String(format: ", %d pairs [%.1f%% – %.1f%%]", costs.count, costs.min()!, costs.max()!)
             checks.append(TargetCheck(name: "throughput cost of an open dashboard (a log stream per task, \(DashboardWorkload.batchTasks)-task batches)",
-                                      target: "<= 5%", measured: String(format: "%.1f%% (%.0f/s vs %.0f/s)", f.costPercent, f.with, f.without),
-                                      met: f.costPercent <= 5))
+                                      target: "<= 5%", measured: String(format: "%.1f%% (%.0f/s vs %.0f/s", cost, f.with, f.without) + spread + ")",
+                                      met: cost <= 5))
         }
         for (name, shape, goal) in [("parallel", "100 x 10 s", 0.995), ("parallel-wide", "1000 x 2 s", 0.80)] {
             guard let w = byName[name], let eff = w.summary.efficiency?.median else { continue }

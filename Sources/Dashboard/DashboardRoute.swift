@@ -86,7 +86,7 @@ public enum DashboardRoute: Equatable, Sendable {
     /// with two (RFC 9112 3.2: a server must refuse it) would pass on its first while a proxy
     /// in front, or the page that sent it, goes by another.
     public static func isLocalRequest(_ request: HTTPRequest) -> Bool {
-        let hosts = request.headers.filter { $0.name.lowercased() == "host" }
+        let hosts = request.headers.filter { HTTPRequest.sameName($0.name, "host") }
         return hosts.count == 1 && isLocalHost(hosts[0].value)
     }
 

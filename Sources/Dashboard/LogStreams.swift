@@ -41,8 +41,9 @@ public enum ServerSentEvent {
 ///
 /// Events: `log` (a piece of the log as the task wrote it), `end` (the task ended; data: its
 /// state), `dropped` (this reader fell `maxStreamQueuedBytes` behind; data: why). After `end`
-/// or `dropped` the stream is finished. Each event is one write, the first with the answer's
-/// head and the last with its end: a stream of a task that prints one line costs three.
+/// or `dropped` the stream is finished. Each event goes to the sink at once; the HTTP layer
+/// coalesces the writes (`HTTPLimits.streamFlushMs`): a stream of a task that prints a line
+/// and ends soon after costs one write.
 /// Pure apart from the sinks it is handed.
 public final class LogStreams<Sink: EventSink> {
     public let limits: DashboardLimits
@@ -121,9 +122,8 @@ public final class LogStreams<Sink: EventSink> {
     public func ended(id: String, state: String) {
         guard let sinks = byTask.removeValue(forKey: id) else { return }
         held -= sinks.count
-        for sink in sinks where sink.isOpen {
-            sink.finish(last: ServerSentEvent.encode(event: "end", data: state))
-        }
+        let end = ServerSentEvent.encode(event: "end", data: state)
+        for sink in sinks where sink.isOpen { sink.finish(last: end) }
     }
 
     /// Finishes every stream (the listener stops).
@@ -142,17 +142,20 @@ public final class LogStreams<Sink: EventSink> {
     }
 
     /// The last `bytes` of `text`, from a line start where there is one, behind a line saying
-    /// how much was left out.
+    /// how much was left out. Reads only the tail: a stream opened on a long log does not copy
+    /// all of it (a native string's UTF-8 view is indexed by offset in constant time).
     static func tail(_ text: String, bytes: Int) -> String {
-        let utf8 = Array(text.utf8)
-        guard utf8.count > bytes else { return text }
-        var start = utf8.count - bytes
-        if let newline = utf8[start...].firstIndex(of: 0x0A), newline + 1 < utf8.count {
-            start = newline + 1
+        let utf8 = text.utf8
+        let count = utf8.count
+        guard count > bytes else { return text }
+        var start = utf8.index(utf8.startIndex, offsetBy: count - bytes)
+        if let newline = utf8[start...].firstIndex(of: 0x0A), utf8.index(after: newline) < utf8.endIndex {
+            start = utf8.index(after: newline)
         } else {
-            while start < utf8.count, utf8[start] & 0xC0 == 0x80 { start += 1 }
+            while start < utf8.endIndex, utf8[start] & 0xC0 == 0x80 { start = utf8.index(after: start) }
         }
-        return "[swarm: \(start) earlier bytes not shown here; swarm logs ID prints them]\n"
+        let skipped = utf8.distance(from: utf8.startIndex, to: start)
+        return "[swarm: \(skipped) earlier bytes not shown here; swarm logs ID prints them]\n"
             + String(decoding: utf8[start...], as: UTF8.self)
     }
 }

@@ -14,6 +14,9 @@ public final class HTTPConnectionCore {
         case startReading
         /// Close the connection (after the writes before it).
         case close(reason: String)
+        /// A streamed answer holds bytes not yet written: call `flush(nowMs:)` at this loop
+        /// time (ms) or later. Only an earlier time than the one last asked for is sent.
+        case flushAt(Int64)
     }
 
     private enum Phase: Equatable {
@@ -45,6 +48,10 @@ public final class HTTPConnectionCore {
     /// The peer ended its side while a request was in hand: the whole requests it sent before
     /// are still answered, in order, then the connection closes.
     private var peerEnded = false
+    /// A streamed answer's bytes held for one write (`HTTPLimits.streamFlushMs`), chunked.
+    private var pending: [UInt8] = []
+    /// Loop time (ms) by which `pending` is to be written (nil: nothing pending).
+    private var flushDueMs: Int64?
 
     public init(limits: HTTPLimits, nowMs: Int64) {
         self.limits = limits
@@ -80,6 +87,7 @@ public final class HTTPConnectionCore {
         case .streaming:
             // A follower that left: nothing more to send it.
             phase = .closed
+            _ = takePending()
             return [.close(reason: "peer closed during a streamed answer")]
         default:
             // Answer what is in hand and the whole requests sent before the end (a pipeline
@@ -99,35 +107,81 @@ public final class HTTPConnectionCore {
     }
 
     /// Starts a streamed answer to the request last dispatched (Server-Sent Events, a log
-    /// followed live): `head`'s status and headers now, with `Transfer-Encoding: chunked`;
-    /// then `streamChunk` as data comes and `endStream` at the end. The idle timeout does not
-    /// apply while it is open (the application ends it); a peer that leaves closes it. A HEAD
-    /// request gets the head only and the answer is complete at once. `first`: a first piece,
-    /// written with the head (one write, not two).
+    /// followed live): `head`'s status and headers, with `Transfer-Encoding: chunked`; then
+    /// `streamChunk` as data comes and `endStream` at the end. The idle timeout does not apply
+    /// while it is open (the application ends it); a peer that leaves closes it. A HEAD
+    /// request gets the head only, at once, and the answer is complete.
+    ///
+    /// Writes are coalesced (`HTTPLimits.streamFlushMs`, `streamHeadDelayMs`): the head waits
+    /// for the first piece (`first`, or a later `streamChunk`) at most `streamHeadDelayMs`; a
+    /// piece waits at most `streamFlushMs` for others; `endStream` writes all that waits with
+    /// the end. A stream whose task ends soon after it opens costs one write.
     public func beginStream(_ head: HTTPResponse, first: [UInt8] = [], nowMs: Int64) -> [Directive] {
         guard phase == .awaitingAnswer else { return [] }
         lastActivityMs = nowMs
-        var text = "HTTP/1.1 \(head.status.code) \(head.status.reason)\r\n"
-        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
-        text += "Transfer-Encoding: chunked\r\nConnection: \(closeAfterWrite ? "close" : "keep-alive")\r\n\r\n"
-        phase = headOnly ? .writing : .streaming
-        return [write(Array(text.utf8) + (headOnly ? [] : Self.chunk(first)))]
+        let bytes = Self.streamHead(head, close: closeAfterWrite)
+        guard !headOnly else {
+            phase = .writing
+            return [write(bytes)]
+        }
+        phase = .streaming
+        pending = bytes
+        return hold(Self.chunk(first), nowMs: nowMs, dueMs: nowMs + (first.isEmpty ? limits.streamHeadDelayMs : limits.streamFlushMs))
     }
 
-    /// One piece of a streamed answer (empty pieces are skipped: an empty chunk would end it).
-    public func streamChunk(_ bytes: [UInt8]) -> [Directive] {
+    /// One piece of a streamed answer (empty pieces are skipped: an empty chunk would end it),
+    /// written with what else comes within `HTTPLimits.streamFlushMs`.
+    public func streamChunk(_ bytes: [UInt8], nowMs: Int64) -> [Directive] {
         guard phase == .streaming, !bytes.isEmpty else { return [] }
-        return [write(Self.chunk(bytes))]
+        return hold(Self.chunk(bytes), nowMs: nowMs, dueMs: nowMs + limits.streamFlushMs)
     }
 
     /// Ends a streamed answer; the connection then goes on with the next request (or closes).
-    /// `last`: a last piece, written with the end (one write, not two).
+    /// `last`: a last piece, written with the end and whatever waits (one write).
     public func endStream(last: [UInt8] = [], nowMs: Int64) -> [Directive] {
         guard phase == .streaming else { return [] }
         phase = .writing
         lastActivityMs = nowMs
-        return [write(Self.chunk(last) + Array("0\r\n\r\n".utf8))]
+        var bytes = takePending()
+        bytes += Self.chunk(last)
+        bytes += Self.lastChunk
+        return [write(bytes)]
     }
+
+    /// Writes what a streamed answer holds when its time has come (`flushAt`); else asks
+    /// again for its time.
+    public func flush(nowMs: Int64) -> [Directive] {
+        guard phase == .streaming, let due = flushDueMs else { return [] }
+        guard due <= nowMs else { return [.flushAt(due)] }
+        return [write(takePending())]
+    }
+
+    /// Bytes of the open stream held here, not yet handed to the socket.
+    public var pendingBytes: Int { pending.count }
+
+    /// Adds `bytes` to what waits, due by `dueMs` at the latest; written now when due now.
+    private func hold(_ bytes: [UInt8], nowMs: Int64, dueMs: Int64) -> [Directive] {
+        pending += bytes
+        if dueMs <= nowMs { return [write(takePending())] }
+        guard flushDueMs.map({ dueMs < $0 }) ?? true else { return [] }
+        flushDueMs = dueMs
+        return [.flushAt(dueMs)]
+    }
+
+    private func takePending() -> [UInt8] {
+        flushDueMs = nil
+        defer { pending = [] }
+        return pending
+    }
+
+    private static func streamHead(_ head: HTTPResponse, close: Bool) -> [UInt8] {
+        var text = "HTTP/1.1 \(head.status.code) \(head.status.reason)\r\n"
+        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
+        text += "Transfer-Encoding: chunked\r\nConnection: \(close ? "close" : "keep-alive")\r\n\r\n"
+        return Array(text.utf8)
+    }
+
+    private static let lastChunk = Array("0\r\n\r\n".utf8)
 
     /// `bytes` as one chunk of a chunked body (nothing for no bytes).
     private static func chunk(_ bytes: [UInt8]) -> [UInt8] {

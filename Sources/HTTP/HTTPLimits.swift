@@ -25,6 +25,15 @@ public struct HTTPLimits: Sendable, Equatable {
     /// send RST, and the peer's kernel then drops the answer (a 503, a 4xx, the last answer of
     /// `Connection: close`) before the client reads it. At most `maxConnections` linger.
     public var lingerMs: Int64 = 2_000
+    /// Milliseconds a piece of a streamed answer (a log line to the dashboard) may wait to be
+    /// written with the pieces after it: one write, not one per piece. Below a screen frame
+    /// or two, so a reader sees no difference. 0: each piece is written at once.
+    public var streamFlushMs: Int64 = 25
+    /// Milliseconds a streamed answer's head may wait for its first piece, to go out in one
+    /// write with it (a log stream opened for a task that then prints and ends soon costs one
+    /// write). The reader learns the stream is open at most this late; no piece waits longer
+    /// than `streamFlushMs`. 0: the head is written at once.
+    public var streamHeadDelayMs: Int64 = 250
 
     public init() {}
 

@@ -28,12 +28,21 @@ public struct HTTPRequest: Sendable, Equatable {
             guard let start = rest.firstIndex(where: { $0 == "/" || $0 == "?" }), rest[start] == "/" else { return "/" }
             rest = rest[start...]
         }
-        return rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return rest.firstIndex(of: "?").map { rest[..<$0] } ?? rest
     }
 
     /// The first value of header `name`, compared without regard to case.
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        headers.first { Self.sameName($0.name, name) }?.value
+    }
+
+    /// Whether two header names are the same, ASCII letters compared without regard to case
+    /// (names are tokens: the parser refuses any other byte). Allocates nothing: it runs for
+    /// every header of every request.
+    public static func sameName(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8) { x, y in
+            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A)
+        }
     }
 
     public static func == (a: HTTPRequest, b: HTTPRequest) -> Bool {

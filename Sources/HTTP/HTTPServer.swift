@@ -25,6 +25,13 @@ public final class HTTPServer {
     public var acceptsOtherBearer: (([UInt8]) -> Bool)?
     private var listener: UVTCP?
     private var sweepTimer: UVTimer?
+    /// One timer for every stream's held bytes (`HTTPLimits.streamFlushMs`): armed for the
+    /// earliest `flushAt` asked, when it fires flushes each held stream whose time has come.
+    private var flushTimer: UVTimer?
+    /// Loop time (ms) `flushTimer` is armed for (nil: not armed).
+    private var flushTimerDueMs: Int64?
+    /// Connections whose streamed answer holds bytes.
+    private var holding: [ObjectIdentifier: Connection] = [:]
     var connections: [ObjectIdentifier: Connection] = [:]
     /// Connections past the cap, being told 503 before they close.
     private var refusing: [ObjectIdentifier: UVTCP] = [:]
@@ -69,6 +76,7 @@ public final class HTTPServer {
             let timer = try UVTimer(loop: loop)
             timer.start(afterMs: sweepMs, repeatMs: sweepMs) { [weak self] in self?.sweep() }
             sweepTimer = timer
+            flushTimer = try UVTimer(loop: loop)
             return bound
         } catch {
             tcp.close()
@@ -79,6 +87,8 @@ public final class HTTPServer {
     public func stop() {
         listener?.close(); listener = nil
         sweepTimer?.close(); sweepTimer = nil
+        flushTimer?.close(); flushTimer = nil
+        holding = [:]
         for connection in connections.values { connection.tcp.close() }
         connections = [:]
         for tcp in refusing.values { tcp.close() }
@@ -149,6 +159,7 @@ public final class HTTPServer {
             case .stopReading: connection.tcp.stream.stopReading()
             case .startReading: startReading(connection)
             case .close: close(connection)
+            case .flushAt(let dueMs): flush(connection, by: dueMs)
             }
         }
     }
@@ -178,14 +189,17 @@ public final class HTTPServer {
     private func stream(on connection: Connection) -> HTTPStream {
         HTTPStream(send: { [weak self, weak connection] bytes in
             guard let self, let connection else { return }
-            self.run(connection.core.streamChunk(bytes), on: connection)
+            self.run(connection.core.streamChunk(bytes, nowMs: self.now), on: connection)
         }, finish: { [weak self, weak connection] last in
             guard let self, let connection else { return }
             self.run(connection.core.endStream(last: last, nowMs: self.now), on: connection)
         }, isOpen: { [weak self, weak connection] in
             guard let self, let connection else { return false }
             return self.connections[ObjectIdentifier(connection)] != nil && connection.core.isStreaming
-        }, queuedBytes: { [weak connection] in connection?.tcp.stream.writeQueueSize ?? 0 })
+        }, queuedBytes: { [weak connection] in
+            guard let connection else { return 0 }
+            return connection.tcp.stream.writeQueueSize + connection.core.pendingBytes
+        })
     }
 
     /// Whether `request` carries one of the bearer tokens (always, when there is none).
@@ -231,8 +245,28 @@ public final class HTTPServer {
         for (key, entry) in lingering where entry.untilMs <= nowMs { endLinger(key) }
     }
 
+    /// `connection` holds stream bytes due by `dueMs`: the shared timer fires by then.
+    private func flush(_ connection: Connection, by dueMs: Int64) {
+        holding[ObjectIdentifier(connection)] = connection
+        guard let flushTimer, flushTimerDueMs.map({ dueMs < $0 }) ?? true else { return }
+        flushTimerDueMs = dueMs
+        flushTimer.start(afterMs: UInt64(max(0, dueMs - now))) { [weak self] in self?.flushDue() }
+    }
+
+    /// Writes the held bytes whose time has come; re-arms for the earliest left.
+    private func flushDue() {
+        flushTimerDueMs = nil
+        let nowMs = now
+        let held = holding
+        holding = [:]
+        for connection in held.values where connections[ObjectIdentifier(connection)] != nil {
+            run(connection.core.flush(nowMs: nowMs), on: connection)
+        }
+    }
+
     func close(_ connection: Connection) {
         connections[ObjectIdentifier(connection)] = nil
+        holding[ObjectIdentifier(connection)] = nil
         if connection.peerEnded { connection.tcp.close() } else { linger(connection.tcp) }
     }
 

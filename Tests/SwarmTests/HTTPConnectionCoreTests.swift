@@ -133,14 +133,22 @@ import Testing
         #expect(Self.closes(core.written(nowMs: 0)))
     }
 
+    /// Limits with every streamed piece written at once (no coalescing).
+    static var unheld: HTTPLimits {
+        var limits = HTTPLimits()
+        limits.streamFlushMs = 0
+        limits.streamHeadDelayMs = 0
+        return limits
+    }
+
     @Test func aStreamedAnswerIsChunkedAndTheNextRequestWaitsForItsEnd() {
-        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        let core = HTTPConnectionCore(limits: Self.unheld, nowMs: 0)
         #expect(Self.dispatched(Self.feed(core, "GET /events HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n")) == ["/events"])
         let head = core.beginStream(HTTPResponse(status: .ok, headers: [("Content-Type", "text/event-stream")]), nowMs: 0)
         #expect(Self.written(head) == "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
         #expect(core.isStreaming)
-        #expect(Self.written(core.streamChunk(Array("data: 1\n\n".utf8))) == "9\r\ndata: 1\n\n\r\n")
-        #expect(core.streamChunk([]).isEmpty)
+        #expect(Self.written(core.streamChunk(Array("data: 1\n\n".utf8), nowMs: 0)) == "9\r\ndata: 1\n\n\r\n")
+        #expect(core.streamChunk([], nowMs: 0).isEmpty)
         // Chunks written while the stream is open do not let the next request in, nor does idling.
         #expect(core.written(nowMs: 1).isEmpty)
         #expect(core.written(nowMs: 2).isEmpty)
@@ -151,7 +159,7 @@ import Testing
     }
 
     @Test func aFirstPieceGoesWithTheHeadAndALastWithTheEnd() {
-        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        let core = HTTPConnectionCore(limits: Self.unheld, nowMs: 0)
         _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\n")
         let head = core.beginStream(HTTPResponse(status: .ok), first: Array("abc".utf8), nowMs: 0)
         #expect(head.count == 1, "one write")
@@ -172,8 +180,61 @@ import Testing
         _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\n")
         _ = core.beginStream(HTTPResponse(status: .ok), nowMs: 0)
         #expect(Self.closes(core.peerClosed()))
-        #expect(core.streamChunk([1]).isEmpty)
+        #expect(core.streamChunk([1], nowMs: 0).isEmpty)
         #expect(core.isClosed)
+    }
+
+    static func flushTimes(_ directives: [Directive]) -> [Int64] {
+        directives.compactMap { if case .flushAt(let ms) = $0 { ms } else { nil } }
+    }
+
+    @Test func streamedPiecesAreHeldAtMostTheFlushTimeAndWrittenTogether() {
+        var limits = HTTPLimits()
+        limits.streamFlushMs = 25
+        limits.streamHeadDelayMs = 250
+        let core = HTTPConnectionCore(limits: limits, nowMs: 0)
+        _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\n")
+        // The head waits for a first piece, at most the head delay.
+        let head = core.beginStream(HTTPResponse(status: .ok), nowMs: 0)
+        #expect(Self.written(head) == nil && Self.flushTimes(head) == [250])
+        #expect(core.pendingBytes > 0)
+        // A piece brings the time forward; a second within it asks for nothing new.
+        #expect(Self.flushTimes(core.streamChunk(Array("one".utf8), nowMs: 10)) == [35])
+        #expect(core.streamChunk(Array("two".utf8), nowMs: 20).isEmpty)
+        // Too early: asked again for its time. Then head and both pieces in one write.
+        #expect(core.flush(nowMs: 34) == [.flushAt(35)])
+        let out = core.flush(nowMs: 35)
+        #expect(out.count == 1)
+        #expect(Self.written(out) == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n3\r\none\r\n3\r\ntwo\r\n")
+        #expect(core.pendingBytes == 0 && core.flush(nowMs: 100).isEmpty)
+        // A piece after the write: its own time again.
+        #expect(Self.flushTimes(core.streamChunk(Array("3".utf8), nowMs: 200)) == [225])
+        #expect(Self.written(core.flush(nowMs: 225)) == "1\r\n3\r\n")
+    }
+
+    @Test func aStreamThatEndsWhileHeldIsOneWrite() {
+        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n")
+        _ = core.beginStream(HTTPResponse(status: .ok), nowMs: 0)
+        _ = core.streamChunk(Array("log".utf8), nowMs: 1)
+        let end = core.endStream(last: Array("end".utf8), nowMs: 2)
+        #expect(end.count == 1, "head, piece, last piece and the end in one write")
+        #expect(Self.written(end) == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n3\r\nlog\r\n3\r\nend\r\n0\r\n\r\n")
+        #expect(core.flush(nowMs: 1_000).isEmpty, "nothing left for the timer")
+        #expect(Self.dispatched(core.written(nowMs: 3)) == ["/after"])
+    }
+
+    @Test func aHeadAloneGoesOutAfterTheHeadDelayAndALeavingPeerDropsWhatIsHeld() {
+        let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
+        _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\n")
+        _ = core.beginStream(HTTPResponse(status: .ok), nowMs: 100)
+        #expect(core.flush(nowMs: 100 + HTTPLimits().streamHeadDelayMs - 1) == [.flushAt(100 + HTTPLimits().streamHeadDelayMs)])
+        #expect(Self.written(core.flush(nowMs: 100 + HTTPLimits().streamHeadDelayMs))?.hasPrefix("HTTP/1.1 200 OK") == true)
+        _ = core.written(nowMs: 400)
+        _ = core.streamChunk([1, 2], nowMs: 400)
+        #expect(core.pendingBytes == 7)
+        #expect(Self.closes(core.peerClosed()))
+        #expect(core.pendingBytes == 0 && core.flush(nowMs: 10_000).isEmpty)
     }
 
     @Test func theRouterAnswers404And405WithAllow() {

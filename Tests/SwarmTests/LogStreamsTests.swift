@@ -1,4 +1,4 @@
-import SwarmDashboard
+@testable import SwarmDashboard
 import SwarmProtocol
 import Testing
 
@@ -101,6 +101,14 @@ struct LogStreamsTests {
         #expect(cut == "event: log\ndata: [swarm: 15 earlier bytes not shown here; swarm logs ID prints them]\ndata: defgh\ndata: \n\n")
         let short = String(decoding: streams.firstEvent(backlog: "short\n"), as: UTF8.self)
         #expect(short == "event: log\ndata: short\ndata: \n\n")
+    }
+
+    @Test func aBacklogWithNoLineStartIsCutAtACharacterStart() {
+        // 12 bytes of 2-byte characters: the last 5 begin inside one, so 8 are left out.
+        #expect(LogStreams<FakeSink>.tail("éééééé", bytes: 5) == "[swarm: 8 earlier bytes not shown here; swarm logs ID prints them]\néé")
+        // A newline as the very last byte is no line start: the cut stays a character start.
+        #expect(LogStreams<FakeSink>.tail("ééé\n", bytes: 3) == "[swarm: 4 earlier bytes not shown here; swarm logs ID prints them]\né\n")
+        #expect(LogStreams<FakeSink>.tail("abc", bytes: 3) == "abc")
     }
 
     @Test func theLedgerKeepsTheLastOutcomesNewestFirst() {
