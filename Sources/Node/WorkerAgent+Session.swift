@@ -61,10 +61,7 @@ extension WorkerAgent {
         case .resumeTransfers: if let connection { blobs.connected(connection) }
         case .acknowledged(let run):
             // Its files are on disk before the journal forgets it (WorkerAgent+Finishing.swift).
-            flushFinishedFiles(run.id)
-            journal.acknowledged(run)
-            releaseWorkspace(run)
-            retainAcknowledged(run.id)
+            acknowledgedLater(run)
         case .dispatch(let message): dispatch(message)
         case .connectionGone:
             connection = nil

@@ -44,6 +44,9 @@ public struct WorkerConfig: Sendable {
     /// Time given to finished runs' files per loop iteration (WorkerAgent+Finishing.swift);
     /// at least one run's are written each time.
     var finishedFilesSliceMicros: Int64 = 500
+    /// Time given to sending finished runs' results per loop iteration (at least one each
+    /// time): thousands ending together are sent over several iterations, the loop free between.
+    var deliverSliceMicros: Int64 = 20_000
     /// The largest `--blob-cache-mb` (16 TiB): a typo, not a plan, above it.
     public static let maxBlobCacheMB = 1 << 24
     public var reconnectMinMs: UInt64 = 100
@@ -97,8 +100,12 @@ public final class WorkerAgent {
     var finisher: UVPrepare?
     /// Runs whose result is sent and whose files are still to write, oldest first, and the
     /// timer giving them a slice per loop iteration (WorkerAgent+Finishing.swift).
-    var unwritten: [UnwrittenRun] = []
-    var filesTimer: UVTimer?
+    var unwritten = KeyedQueue<String, UnwrittenRun>()
+    /// Acknowledged runs whose `resultAck` is still to handle (a slice per iteration too).
+    var pendingAcks = KeyedQueue<RunRef, Void>()
+    var filesIdle: UVIdle?
+    /// Fires every 100 ms to notice a held loop (WorkerAgent+Stalls.swift).
+    var stallTimer: UVTimer?
     /// Per run, the bulk-lane ticket of its last output frame on this connection.
     var outputTickets: [RunRef: UInt64] = [:]
     var stopping = false
@@ -197,6 +204,7 @@ public final class WorkerAgent {
         // Orphans of our tasks' processes come to us, so they can be reaped (not left as zombies).
         ProcessGroup.becomeSubreaper()
         startDueProbes()
+        startStallWatch()
         feed(.start(recovered: recovered, nowMs: clocks.monotonic()))
     }
 
@@ -250,7 +258,7 @@ public final class WorkerAgent {
     func finishStopIfIdle() {
         // Once: a stop that ends preparing tasks at once gets here from their results too.
         guard stopping, onStopped != nil, runners.isEmpty, probes.isEmpty, workspace.tasks.isEmpty, finishing.isEmpty,
-              unwritten.isEmpty else { return }
+              unwritten.isEmpty, pendingAcks.isEmpty else { return }
         if let git = workspace.git {
             // Git commands still running (a clone for a task killed while preparing): killed.
             if !git.stopped {
@@ -265,7 +273,8 @@ public final class WorkerAgent {
         retentionTimer?.close(); retentionTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
         finisher?.close(); finisher = nil
-        filesTimer?.close(); filesTimer = nil
+        filesIdle?.close(); filesIdle = nil
+        stallTimer?.close(); stallTimer = nil
         http?.stop(); http = nil
         blobs.close()
         workspace.close()

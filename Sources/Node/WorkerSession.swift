@@ -57,8 +57,11 @@ struct WorkerSession {
     private(set) var backoffMs: UInt64
     /// The scheduler's silence limit, from its last `registered` (kept across connections).
     private(set) var schedulerLostAfterMs: Int?
+    /// Results not yet acknowledged by the scheduler, in finishing order, by run: thousands
+    /// of acknowledgements in a row each remove one in O(1) (`KeyedQueue`).
+    private var unacknowledged = KeyedQueue<RunRef, TaskResult>()
     /// Results not yet acknowledged by the scheduler, in finishing order.
-    private(set) var outbox: [TaskResult] = []
+    var outbox: [TaskResult] { unacknowledged.values }
     /// Task events that happened while the scheduler was away, oldest first.
     private(set) var heldEvents: [Message.TaskEvent] = []
     /// Task events dropped because `maxHeldEvents` were held, since the start.
@@ -95,7 +98,9 @@ struct WorkerSession {
     mutating func handle(_ event: SessionEvent) -> [SessionAction] {
         switch (state, event) {
         case (.idle, .start(let recovered, let now)):
-            outbox = recovered + outbox
+            let later = unacknowledged.values
+            unacknowledged = KeyedQueue()
+            for result in recovered + later { unacknowledged.append(result.run, result) }
             return connect(now)
         case (.waiting, .reconnectTimerFired(let now)):
             return connect(now)
@@ -128,11 +133,11 @@ struct WorkerSession {
             relay.add(run, stream, bytes, at: at)
             return []
         case (.registered, .finished(let result)):
-            outbox.append(result)
+            unacknowledged.append(result.run, result)
             return [.sendResult(result)]
         case (.idle, .finished(let result)), (.connecting, .finished(let result)), (.handshaking, .finished(let result)),
              (.registering, .finished(let result)), (.waiting, .finished(let result)), (.stopped, .finished(let result)):
-            outbox.append(result)
+            unacknowledged.append(result.run, result)
             return []
         case (.idle, .stop), (.connecting, .stop), (.handshaking, .stop), (.registering, .stop), (.registered, .stop),
              (.waiting, .stop):
@@ -305,7 +310,7 @@ extension WorkerSession {
             return register(registered)
         case .resultAck(let ack):
             let run = RunRef(id: ack.id, attempt: ack.attempt)
-            outbox.removeAll { $0.run == run }
+            unacknowledged.remove(run)
             return [.acknowledged(run)]
         case .error(let error):
             // Before `registered`: the registration was refused (such as "a worker named ...

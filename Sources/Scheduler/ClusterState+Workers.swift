@@ -51,10 +51,20 @@ extension ClusterState {
         return settled(directives, at: at)
     }
 
-    /// Any message from a worker is a sign of life (`nowMs`: monotonic).
-    public mutating func seen(node name: String, nowMs: Int64) {
-        guard nodes[name]?.state != .lost else { return }
-        nodes[name]?.lastSeenMs = nowMs
+    /// Any message from a worker is a sign of life (`nowMs`: monotonic). Returns how long the
+    /// worker had been silent (ms since its last sign of life or forgiven stall), nil for a
+    /// worker unknown or lost.
+    @discardableResult
+    public mutating func seen(node name: String, nowMs: Int64) -> Int64? {
+        guard let last = nodes[name]?.lastSeenMs, nodes[name]?.state != .lost else { return nil }
+        nodes[name]?.lastSeenMs = max(last, nowMs)
+        return max(0, nowMs - last)
+    }
+
+    /// How long worker `name` may stay silent before it is lost (`SchedulerSettings.lostAfter`
+    /// for its heartbeat interval), nil for a worker unknown.
+    public func lostAfterMs(node name: String) -> Int64? {
+        nodes[name].map { settings.lostAfter(intervalMs: $0.heartbeatMs) }
     }
 
     /// A heartbeat lists the runs the worker still has: a dying run missing from it has ended

@@ -17,6 +17,9 @@ final class PeerSession {
     /// Loop time at which it was dropped for holding too many unread replies (then closed
     /// for good if it does not read them soon).
     var droppedAtMs: UInt64?
+    /// The connection's `bytesReceived` at the last tick (`SchedulerServer.tick`): more since
+    /// then is a sign of life of its worker even before they make a whole message.
+    var bytesAtLastTick = 0
 
     init(connection: FramedConnection, handshake: ServerHandshake, acceptedAtMs: UInt64, address: String) {
         self.connection = connection

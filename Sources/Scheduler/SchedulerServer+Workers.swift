@@ -7,7 +7,12 @@ import SwarmTransport
 extension SchedulerServer {
     func receivedFromWorker(_ message: Message, session: PeerSession, name: String) {
         let nowMs = clocks.monotonic()
-        if session.nodeName != nil { state.seen(node: name, nowMs: nowMs) }
+        // A worker heard from after half of the silence that loses it is named: the log then
+        // shows how close it came (and on which side the stall was, with the worker's log).
+        if session.nodeName != nil, let silence = state.seen(node: name, nowMs: nowMs),
+           let lostAfter = state.lostAfterMs(node: name), 2 * silence > lostAfter {
+            logger.notice("worker \(PeerText.safe(name)) was silent for \(silence) ms (it is lost after \(lostAfter) ms)")
+        }
         if let problem = message.workerProblem(), refusedFromWorker(message, problem, session: session, name: name) { return }
         switch message {
         case .register(let register):
