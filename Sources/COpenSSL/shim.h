@@ -123,14 +123,12 @@ static inline int swarm_tls_add_ext(X509 *cert, X509 *issuer, int nid, const cha
     return ok;
 }
 
-// A certificate for `key` named `cn`, signed by `issuer`/`issuer_key` (both NULL: self-signed,
-// a CA). `san`: subjectAltName value ("DNS:a,IP:127.0.0.1") or NULL; `usage`: extendedKeyUsage
-// value ("serverAuth,clientAuth") or NULL. NULL on failure.
-static inline X509 *swarm_tls_make_cert(EVP_PKEY *key, const char *cn, const char *san, const char *usage,
-                                        X509 *issuer, EVP_PKEY *issuer_key, long days, long serial) {
+// A certificate's fields before its extensions: version 3, `serial`, valid from an hour ago
+// for `days`, `key`, subject O=swarm CN=`cn`, issued by `issuer_name` (NULL: itself). NULL on
+// failure.
+static inline X509 *swarm_tls_new_cert(EVP_PKEY *key, const char *cn, X509_NAME *issuer_name, long days, long serial) {
     X509 *cert = X509_new();
     if (!cert) return NULL;
-    int ca = issuer == NULL;
     X509_NAME *name = X509_get_subject_name(cert);
     int ok = X509_set_version(cert, 2)
         && ASN1_INTEGER_set(X509_get_serialNumber(cert), serial)
@@ -139,9 +137,21 @@ static inline X509 *swarm_tls_make_cert(EVP_PKEY *key, const char *cn, const cha
         && X509_set_pubkey(cert, key)
         && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"swarm", -1, -1, 0)
         && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0)
-        && X509_set_issuer_name(cert, ca ? name : X509_get_subject_name(issuer));
+        && X509_set_issuer_name(cert, issuer_name ? issuer_name : name);
+    if (!ok) { X509_free(cert); return NULL; }
+    return cert;
+}
+
+// A certificate for `key` named `cn`, signed by `issuer`/`issuer_key` (both NULL: self-signed,
+// a CA). `san`: subjectAltName value ("DNS:a,IP:127.0.0.1") or NULL; `usage`: extendedKeyUsage
+// value ("serverAuth,clientAuth") or NULL. NULL on failure.
+static inline X509 *swarm_tls_make_cert(EVP_PKEY *key, const char *cn, const char *san, const char *usage,
+                                        X509 *issuer, EVP_PKEY *issuer_key, long days, long serial) {
+    int ca = issuer == NULL;
+    X509 *cert = swarm_tls_new_cert(key, cn, ca ? NULL : X509_get_subject_name(issuer), days, serial);
+    if (!cert) return NULL;
     X509 *signer = ca ? cert : issuer;
-    if (ok) ok = swarm_tls_add_ext(cert, signer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    int ok = swarm_tls_add_ext(cert, signer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
     if (ok) ok = swarm_tls_add_ext(cert, signer, NID_key_usage,
                                    ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature,keyEncipherment");
     if (ok) ok = swarm_tls_add_ext(cert, signer, NID_subject_key_identifier, "hash");
@@ -182,18 +192,9 @@ static inline int swarm_tls_write_key(const char *path, EVP_PKEY *key) {
 // A self-signed server certificate for an HTTPS listener (no CA: its users pin it or trust
 // it alone): CA:FALSE, digitalSignature, serverAuth, `san` as for swarm_tls_make_cert.
 static inline X509 *swarm_tls_make_self_signed(EVP_PKEY *key, const char *cn, const char *san, long days, long serial) {
-    X509 *cert = X509_new();
+    X509 *cert = swarm_tls_new_cert(key, cn, NULL, days, serial);
     if (!cert) return NULL;
-    X509_NAME *name = X509_get_subject_name(cert);
-    int ok = X509_set_version(cert, 2)
-        && ASN1_INTEGER_set(X509_get_serialNumber(cert), serial)
-        && X509_gmtime_adj(X509_getm_notBefore(cert), -3600)
-        && X509_gmtime_adj(X509_getm_notAfter(cert), days * 86400L)
-        && X509_set_pubkey(cert, key)
-        && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"swarm", -1, -1, 0)
-        && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0)
-        && X509_set_issuer_name(cert, name);
-    if (ok) ok = swarm_tls_add_ext(cert, cert, NID_basic_constraints, "critical,CA:FALSE");
+    int ok = swarm_tls_add_ext(cert, cert, NID_basic_constraints, "critical,CA:FALSE");
     if (ok) ok = swarm_tls_add_ext(cert, cert, NID_key_usage, "critical,digitalSignature");
     if (ok) ok = swarm_tls_add_ext(cert, cert, NID_subject_key_identifier, "hash");
     if (ok && san) ok = swarm_tls_add_ext(cert, cert, NID_subject_alt_name, san);

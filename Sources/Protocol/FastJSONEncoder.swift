@@ -29,6 +29,18 @@ public struct FastJSONEncoder: Sendable {
 
 /// The buffer and the containers open in it (innermost last).
 final class JSONSink {
+    /// `name` and a string value (null when nil), as an element of the object open at `depth`.
+    func field(_ depth: Int, _ name: String, _ value: String?) {
+        beginElement(depth, key: name)
+        if let value { writeString(value) } else { writeNull() }
+    }
+
+    /// `name` and an integer value (null when nil), as an element of the object open at `depth`.
+    func field(_ depth: Int, _ name: String, _ value: Int64?) {
+        beginElement(depth, key: name)
+        if let value { writeInteger(value) } else { writeNull() }
+    }
+
     var bytes: [UInt8] = []
     /// Per open container: whether it is an object, and whether it has an element yet.
     var isObject: [Bool] = []

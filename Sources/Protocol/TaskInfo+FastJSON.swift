@@ -8,14 +8,8 @@ extension TaskInfo {
     func writeJSON(into sink: JSONSink, depth: Int) throws {
         sink.open(object: true, depth: depth)
         func key(_ name: String) { sink.beginElement(depth, key: name) }
-        func text(_ name: String, _ value: String?) {
-            key(name)
-            if let value { sink.writeString(value) } else { sink.writeNull() }
-        }
-        func number(_ name: String, _ value: Int64?) {
-            key(name)
-            if let value { sink.writeInteger(value) } else { sink.writeNull() }
-        }
+        func text(_ name: String, _ value: String?) { sink.field(depth, name, value) }
+        func number(_ name: String, _ value: Int64?) { sink.field(depth, name, value) }
         func value<T: Encodable>(_ name: String, _ value: T?) throws {
             key(name)
             if let value { try sink.encodeValue(value, depth: depth + 1) } else { sink.writeNull() }
@@ -59,14 +53,8 @@ extension RunMetrics {
     /// Its keys into the object open at `depth` (a task info's or a result's), as `encode(to:)`.
     func writeJSON(into sink: JSONSink, depth: Int) {
         func key(_ name: String) { sink.beginElement(depth, key: name) }
-        func text(_ name: String, _ value: String?) {
-            key(name)
-            if let value { sink.writeString(value) } else { sink.writeNull() }
-        }
-        func number(_ name: String, _ value: Int64?) {
-            key(name)
-            if let value { sink.writeInteger(value) } else { sink.writeNull() }
-        }
+        func text(_ name: String, _ value: String?) { sink.field(depth, name, value) }
+        func number(_ name: String, _ value: Int64?) { sink.field(depth, name, value) }
         text("node", node)
         text("runtime", runtime)
         text("model", model)
