@@ -222,6 +222,21 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
         let chunk = String(repeating: line, count: 60)
         var maxHeld = 0
         for round in 0..<100 {
+            // "A follower that reads" is one whose unread bytes stay under 512 KiB: under load
+            // (CI beside builds) its thread may not run for a while, and one that falls behind
+            // by the whole cap is rightly dropped. So each chunk goes once the scheduler has
+            // taken the ones before (at least `round` chunks' bytes from the worker) and the
+            // reader is not behind. Bounded: at most 10 s per round.
+            for _ in 0..<100 {
+                let ready = scheduler.onLoop { server in
+                    let sessions = server.sessions.values
+                    let behind = sessions.first { $0.hello?.name == "reader" }?.connection.queuedBytes ?? 0
+                    let taken = sessions.first { $0.hello?.name == "w1" }?.connection.bytesReceived ?? 0
+                    return behind < 512 << 10 && taken >= round * chunk.utf8.count
+                } ?? false
+                if ready { break }
+                usleep(10_000)
+            }
             worker.send(.taskOutput(.init(id: "noisy", attempt: 1, stream: "stdout", data: chunk, at: 1)))
             if round % 20 == 19 {
                 usleep(20_000)
