@@ -7,6 +7,8 @@ extension BenchContext {
     /// Not known (test doubles): workloads that run the CLI skip that part.
     public var swarmExecutable: String? { nil }
     public var schedulerAddress: String? { nil }
+    /// Not known (test doubles, remote clusters): the durable floor is not measured.
+    public var stateDirectory: String? { nil }
 }
 
 /// Settings of one `swarm bench` invocation that workloads read.
@@ -96,6 +98,9 @@ public protocol BenchContext: AnyObject {
     /// cluster's `HOST:PORT` (for the CLI arm of `spawn`); nil when not known.
     var swarmExecutable: String? { get }
     var schedulerAddress: String? { get }
+    /// A durable local scheduler's `--state-dir` (where `spawn` measures the disk's sync, for
+    /// its durable floor); nil otherwise.
+    var stateDirectory: String? { get }
 
     /// Submits `specs` as one batch, waits for every task to end (bounded by
     /// `timeoutSeconds`), and measures the run: lost and duplicated tasks, wall time,

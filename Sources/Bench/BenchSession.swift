@@ -39,6 +39,10 @@ final class BenchSession: BenchContext {
     /// A local cluster's executable (what started its processes); nil for a remote one.
     var swarmExecutable: String? { local?.options.executable }
     var schedulerAddress: String? { address }
+    var stateDirectory: String? {
+        guard let local, local.options.durable else { return nil }
+        return local.schedulerStateDirectory
+    }
 
     /// The same session on another local cluster (the `tls` workload's twin).
     func twin(client: SwarmClient, local: LocalProcessCluster, token: ClusterToken?) -> BenchSession {

@@ -1,5 +1,6 @@
 import Foundation
 import SwarmUV
+import SwarmProtocol
 
 /// The machine the bench ran on, for the report.
 enum MachineProbe {
@@ -26,7 +27,7 @@ enum MachineProbe {
     }
 
     /// The release this build belongs to.
-    static let swarmVersion = "0.5.0"
+    static let swarmVersion = SwarmVersion.release
 
     private static func read(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
 }

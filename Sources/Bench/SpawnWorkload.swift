@@ -63,6 +63,11 @@ public struct SpawnWorkload: Workload {
         }
         try Interleaved.measure(context, report: &report, phase: name, command: ["true"], tasks: tasks,
                                 concurrency: concurrency, sleepSeconds: nil, warmUp: true, runSwarm: runSwarm)
+        if !throughCLI, let directory = context.stateDirectory,
+           let floor = DurableFloor.measure(directory: directory, samples: o.quick ? 20 : 100) {
+            let xargs = report.baselines.first { $0.tool == "xargs" && $0.available }?.throughput?.median
+            report.notes.append(floor.note(concurrency: concurrency, xargs: xargs))
+        }
         if throughCLI {
             report.notes.append("Each run's wall time goes from starting `swarm submit --file` to `swarm wait` exiting, so it "
                 + "includes both processes' start-up and connection; CPU per task counts the scheduler and workers only.")

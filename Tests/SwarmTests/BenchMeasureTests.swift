@@ -14,6 +14,22 @@ import SwarmProtocol
         return i
     }
 
+    /// The durable floor: P slots turn over at most once per spawn plus sync (medians); the
+    /// measurement runs on a real directory and cleans up its probe file.
+    @Test func durableFloorBoundsAndMeasures() throws {
+        let floor = DurableFloor(sync: Percentiles([2, 2, 2])!, spawn: Percentiles([0.5, 0.5, 0.5])!)
+        #expect(floor.bound(concurrency: 4) == 1_600)
+        #expect(floor.note(concurrency: 4, xargs: 1_600).contains("1.00x of xargs' 1600/s here: at this level the disk's sync"))
+        #expect(floor.note(concurrency: 4, xargs: 1_000).contains("bound by CPU"))
+        let directory = NSTemporaryDirectory() + "durable-floor-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let measured = try #require(DurableFloor.measure(directory: directory, samples: 5))
+        #expect(measured.sync.count == 5 && measured.spawn.count == 5 && measured.spawn.p50 > 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+        #expect(DurableFloor.measure(directory: directory + "/missing", samples: 5) == nil)
+    }
+
     @Test func spreadAndPercentilesUseMediansAndNearestRanks() {
         let s = Spread([3, 1, 2, 10])!
         #expect(s.median == 2.5 && s.min == 1 && s.max == 10 && s.runs == 4)
