@@ -32,9 +32,10 @@ import Testing
                                     "wait \(id): \(wait.stderr)")
             #expect(info["state"] as? String == "timed_out", "\(id): \(info)")
             let started = try #require(info["startedAt"] as? Int), finished = try #require(info["finishedAt"] as? Int)
-            // The bound: under 3 s from the start (it was 61 s), with the 1 s deadline
-            // and the kill (SIGTERM ends `sh` and its `sleep` at once) inside it.
-            #expect(finished - started < 3_000, "\(id) ran \(finished - started) ms")
+            // The case ran 61 s (one 60 s extension). Ended long before that: the 1 s
+            // deadline and the kill (SIGTERM ends `sh` and its `sleep` at once), with a wide
+            // margin for a loaded machine (CI beside builds); `extensions` == 0 below says it exactly.
+            #expect(finished - started < 20_000, "\(id) ran \(finished - started) ms")
             // The deadline runs on the monotonic clock from the spawn; `startedAt` is a wall-clock
             // stamp taken a moment later, so a run killed exactly on time can show 999 ms.
             #expect(finished - started >= 990, "\(id) ended before its deadline: \(finished - started) ms")

@@ -89,7 +89,12 @@ import SwarmClient
         }
         #expect(replies.count == 200)
         #expect(replies.allSatisfy { !$0.contains("\n") && $0.utf8.count < 1_000 })
-        usleep(200_000)
+        usleep(200_000)   // late lines, if any, for the caps below
+        // The log is written on the scheduler's loop, which a loaded machine may hold: poll
+        // (bounded) for the line the strangers' type makes (the limiter lets the first through).
+        for _ in 0..<1_000 where !scheduler.log.lines.withLock({ $0 }).contains(where: { $0.contains("x\\nworker w1 lost") }) {
+            usleep(20_000)
+        }
         let lines = scheduler.log.lines.withLock { $0 }
         let bytes = lines.reduce(0) { $0 + $1.utf8.count }
         #expect(!lines.contains { $0.contains("\n") })

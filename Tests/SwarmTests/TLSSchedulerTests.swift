@@ -36,7 +36,8 @@ import SwarmTransport
         let started = Date()
         let (bytes, closed) = socket.readUntilClosed()
         #expect(closed)
-        #expect(Date().timeIntervalSince(started) < 4)
+        // At the 200 ms deadline, not the default 10 s one (with a margin for a loaded machine).
+        #expect(Date().timeIntervalSince(started) < 9)
         // Nothing in clear: at most a TLS alert record.
         #expect(bytes.isEmpty || bytes.first == 0x15, "\(bytes.prefix(16))")
     }
@@ -115,7 +116,7 @@ import SwarmTransport
         #expect(connected == 0)
         _ = recorded.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // The scheduler ends the connection: read until EOF (bounded by a receive timeout).
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        var timeout = timeval(tv_sec: RawSocket.readTimeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var buffer = [UInt8](repeating: 0, count: 4096)
         for _ in 0..<100 where recv(fd, &buffer, buffer.count, 0) > 0 {}

@@ -58,7 +58,8 @@ enum Faketime {
 /// A scheduler and a worker whose wall clock is stepped an hour forward and back (twice)
 /// while tasks with 3 s deadlines and 2 s silence kills run (issue 12). Durations are on the
 /// monotonic clock, so: no worker is lost (`--lost-after 1`), every deadline and silence kill
-/// fires within 0.5 s of when the monotonic clock says, and the outcomes are those of the
+/// fires when the monotonic clock says (not 0.5 s before, at most 2.5 s after: a loaded
+/// machine's delay; a step is an hour), and the outcomes are those of the
 /// same tasks run without steps.
 ///
 /// Each task records its own times from `/proc/uptime` (not faked): its start, its last
@@ -150,13 +151,17 @@ enum Faketime {
                 // in its duration.
                 for (name, value) in [("durationMs", seen.durationSeconds), ("runMs", seen.runSeconds)] {
                     let seconds = try #require(value, "\(round) \(mode): no \(name)")
-                    #expect(seconds > 1 && seconds < 6, "\(round) \(mode): \(name) is \(seconds) s")
+                    #expect(seconds > 1 && seconds < 10, "\(round) \(mode): \(name) is \(seconds) s")
                 }
                 #expect(seen.state == state, "\(round) \(mode): \(seen.state), expected \(state)")
                 #expect(seen.attempts == 1, "\(round) \(mode): ran \(seen.attempts) times")
                 if let firesAfter {
                     let fired = try #require(seen.firedAfter, "\(round) \(mode): never got SIGTERM")
-                    #expect(abs(fired - firesAfter) <= 0.5, "\(round) \(mode): fired after \(fired) s, not \(firesAfter) s")
+                    // Never early (a forward step would fire it at once); late only by what a
+                    // loaded machine (CI beside builds) adds, far from the hour a backward step
+                    // would add.
+                    #expect(fired - firesAfter >= -0.5 && fired - firesAfter <= 2.5,
+                            "\(round) \(mode): fired after \(fired) s, not \(firesAfter) s")
                 } else {
                     #expect(seen.firedAfter == nil, "\(round) \(mode): killed after \(seen.firedAfter ?? 0) s")
                 }

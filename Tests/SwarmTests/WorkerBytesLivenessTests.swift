@@ -31,7 +31,7 @@ import Testing
         }
         let lines = { scheduler.log.lines.withLock { $0 } }
         // The silent one is lost (bounded wait: a stall of the scheduler forgives it once).
-        for _ in 0..<80 where !lines().contains(where: { $0.contains("worker silent lost") }) { usleep(100_000) }
+        for _ in 0..<300 where !lines().contains(where: { $0.contains("worker silent lost") }) { usleep(100_000) }
         #expect(lines().contains { $0.contains("worker silent lost") })
         #expect(!lines().contains { $0.contains("worker dripping lost") })
         _ = silent
