@@ -30,7 +30,7 @@ import Glibc
         let cluster = try LocalCluster(options, logger: Logger(label: "test"))
         defer { EngineEndToEndTests.finish(cluster, dir) }
         let client = try SwarmClient(address: cluster.address, token: nil)
-        for _ in 0..<500 where try client.listNodes().isEmpty { usleep(10_000) }
+        for _ in 0..<3_000 where try client.listNodes().isEmpty { usleep(10_000) }
         let ids = try (0..<3).map { i in
             try client.submit(EngineEndToEndTests.agentTask("lim-\(i)", env: ["FAKE_MARKS": marks, "FAKE_BURSTS": "2",
                                                                               "FAKE_BURST_GAP": "0.15"]))

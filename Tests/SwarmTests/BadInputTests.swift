@@ -125,7 +125,7 @@ final class RawSocket {
                                      "--token-file", tokenFile, "--data-dir", "\(harness.dir)/steady"])
         let port = Int(address.split(separator: ":").last!)!
         let good = try SwarmClient(address: address, token: ClusterToken("s3cret-token"), name: "good")
-        for _ in 0..<200 where (try good.listNodes()).isEmpty { usleep(25_000) }
+        for _ in 0..<1_200 where (try good.listNodes()).isEmpty { usleep(25_000) }
 
         // The scheduler has a token, so TLS: the attacker here holds the TLS key (as a
         // compromised peer would) and sends its bad input inside TLS. (Without the key it

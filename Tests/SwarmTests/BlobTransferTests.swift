@@ -111,7 +111,7 @@ import SwarmUV
         #expect(Self.tempFiles(scheduler).count == 1)
         peer.connection.close(reason: "test cuts the upload")
         // Bounded wait for the scheduler to see the end.
-        for _ in 0..<100 where !Self.tempFiles(scheduler).isEmpty { usleep(10_000) }
+        for _ in 0..<3_000 where !Self.tempFiles(scheduler).isEmpty { usleep(10_000) }
         #expect(Self.tempFiles(scheduler).isEmpty)
         #expect(Self.held(scheduler, sha) == nil)
         try closeLoopCheckingLeaks(loop)

@@ -96,7 +96,7 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
         socket.send(burst)
         // Wait (bounded) until the scheduler has paused reading it.
         var snapshot: (paused: Bool, queued: Int)?
-        for _ in 0..<500 {
+        for _ in 0..<3_000 {
             snapshot = scheduler.onLoop { server in
                 server.sessions.values.first { $0.hello?.name == "lister" }.map {
                     ($0.connection.pausedForBackpressure, $0.connection.queuedBytes)
@@ -174,7 +174,7 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
         // Held until the task ends: counted, and answered, once per task.
         socket.send(MessageCodec.frame(.wait(.init(requestId: 2, ids: Array(repeating: "queued", count: 500) + ["ended", "queued"]))))
         var load = WaiterTable.Load()
-        for _ in 0..<500 where load.waits == 0 {
+        for _ in 0..<3_000 where load.waits == 0 {
             load = scheduler.onLoop { $0.waiters.total } ?? load
             if load.waits == 0 { usleep(10_000) }
         }
@@ -212,9 +212,17 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
         let readBytes = Locked(0)
         let readerDone = DispatchSemaphore(value: 0)
         let readerBox = Locked(reader)
+        // Reads the stream to its end (the last chunk, `done`): the connection stays open after it.
         Thread.detachNewThread {
-            let (bytes, _) = readerBox.withLock { $0.readUntilClosed() }
-            readBytes.withLock { $0 = bytes.count }
+            var bytes = 0
+            readerBox.withLock { socket in
+                while let message = socket.readMessage() {
+                    guard case .logChunk(let chunk) = message else { continue }
+                    bytes += chunk.data.utf8.count
+                    if chunk.done { break }
+                }
+            }
+            readBytes.withLock { $0 = bytes }
             readerDone.signal()
         }
         usleep(100_000)
@@ -264,7 +272,7 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
         for follower in followers { #expect(follower.readUntilClosed().closed) }
         // The reader got everything; it ends when the task does.
         worker.send(.taskFinished(.init(result: TaskResult(id: "noisy", state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "", pid: 1, attempt: 1, startedAt: 1, finishedAt: 2))))
-        #expect(readerDone.wait(timeout: .now() + 10) == .success)
-        #expect(readBytes.withLock { $0 } > 100 * chunk.utf8.count)
+        #expect(readerDone.wait(timeout: .now() + 30) == .success)
+        #expect(readBytes.withLock { $0 } == 100 * chunk.utf8.count)
     }
 }

@@ -79,7 +79,7 @@ import Glibc
         #expect(follow.stdout.contains("second"))
         #expect(follow.status == 1)
         // A finished task's log, also with -f (returns at once).
-        let done = try harness.run(["logs", "--scheduler", address, "-f", "talker"], timeout: 10)
+        let done = try harness.run(["logs", "--scheduler", address, "-f", "talker"], timeout: 30)
         #expect(done.stdout.contains("first") && done.stdout.contains("second"))
         // kill -9 and restart on the same state dir and port: the log is still there.
         kill(scheduler.pid, SIGKILL)

@@ -70,7 +70,7 @@ import SwarmProtocol
         let last = try client.wait(["c\(n - 1)"], timeoutSeconds: 60)
         #expect(last.first?.state == .dependencyFailed)
         #expect(last.first?.reason == "dependency c\(n - 2) dependency_failed (c0 failed)")
-        let middle = try client.wait(["c1200"], timeoutSeconds: 5)
+        let middle = try client.wait(["c1200"], timeoutSeconds: 30)
         #expect(middle.first?.state == .dependencyFailed && middle.first?.attempts == 0)
         // A cancel starts such a cascade too, with no result or worker to ask for more turns.
         let chain = specs.map { spec -> TaskSpec in

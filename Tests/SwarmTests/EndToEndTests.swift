@@ -233,7 +233,7 @@ import SwarmProtocol
         // A task still running when Ctrl-C arrives is killed with its group.
         _ = try harness.run(["submit", "--scheduler", address, "--", "sh", "-c", "sleep 60 & sleep 60", harness.marker])
         kill(up.pid, SIGINT)
-        for _ in 0..<1000 where up.process.isRunning { usleep(10_000) }
+        for _ in 0..<3_000 where up.process.isRunning { usleep(10_000) }
         #expect(!up.process.isRunning)
         #expect(up.process.terminationStatus == 0)
         #expect(ProcessHarness.processes(containing: harness.marker).isEmpty)
@@ -292,7 +292,8 @@ import SwarmProtocol
         let id = try harness.run(["submit", "--scheduler", address, "--", "sh", "-c",
                                   "echo attempt=$SWARM_ATTEMPT; sleep 1.5; echo done $SWARM_ATTEMPT"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        usleep(200_000)
+        // Running (not a fixed while: a loaded machine may take longer to start it).
+        try Self.waitStarted(harness, address, id)
         // Frozen three times lost-after: a margin for a loaded machine, where the scheduler's
         // own stalls (CPU starvation, slow fsyncs) are forgiven to every worker.
         Self.freeze(c.pid, seconds: 3)
@@ -322,7 +323,7 @@ import SwarmProtocol
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             try Self.waitStarted(harness, address, id)
             kill(leaving.pid, signal)
-            for _ in 0..<500 where leaving.process.isRunning { usleep(10_000) }
+            for _ in 0..<3_000 where leaving.process.isRunning { usleep(10_000) }
             #expect(!leaving.process.isRunning)
             #expect(leaving.process.terminationStatus == 0)
             ids.append(id)
@@ -351,7 +352,7 @@ import SwarmProtocol
         _ = try Self.waitForNodes(harness, address, count: 1)
         let id = try harness.run(["submit", "--scheduler", address, "--", "sleep", "3"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        usleep(300_000)
+        try Self.waitStarted(harness, address, id)
         Self.freeze(scheduler.pid, seconds: 2)
         let info = try Self.waitSucceeded(harness, address, id)
         #expect(info["attempts"] as? Int == 1)
@@ -385,6 +386,6 @@ extension ProcessHarness {
     func stop(_ name: String) {
         guard let child = childNamed(name) else { return }
         kill(child.pid, SIGTERM)
-        for _ in 0..<500 where child.process.isRunning { usleep(10_000) }
+        for _ in 0..<3_000 where child.process.isRunning { usleep(10_000) }
     }
 }

@@ -27,7 +27,7 @@ import Glibc
         let cluster = try LocalCluster(options, logger: Logger(label: "test"))
         let client = try SwarmClient(address: cluster.address, token: nil)
         // Wait until the workers are registered and their runtimes healthy.
-        for _ in 0..<500 {
+        for _ in 0..<3_000 {
             let nodes = try client.listNodes()
             let ready = nodes.count == workers && nodes.allSatisfy { node in
                 node.runtimes.allSatisfy { $0.healthy || $0.failed > 0 }
@@ -185,7 +185,7 @@ import Glibc
         let id = try client.submit(Self.agentTask("stubborn", env: ["FAKE_IGNORE_TERM": "1", "FAKE_GRANDCHILDREN": "2", "FAKE_SILENCE": "60", "FAKE_QUIET": "1"]) {
             $0.timeout = 0.5; $0.killGrace = 1; $0.silenceKill = 60
         })
-        for _ in 0..<300 where try client.status(id).startedAt == nil { usleep(10_000) }
+        for _ in 0..<3_000 where try client.status(id).startedAt == nil { usleep(10_000) }
         let started = try client.status(id)
         let pgid = try #require(try? client.wait([id])[0])
         let info = try client.status(id)
@@ -230,7 +230,7 @@ import Glibc
         defer { Self.finish(cluster, dir) }
         let running = try client.submit(TaskSpec(id: "c-run", command: ["sh", "-c", "trap '' TERM; sleep 60"]) .with { $0.killGrace = 0.3 })
         let queued = try client.submit(TaskSpec(id: "c-queued", command: ["true"]))
-        for _ in 0..<300 where try client.status(running).startedAt == nil { usleep(10_000) }
+        for _ in 0..<3_000 where try client.status(running).startedAt == nil { usleep(10_000) }
         let q = try client.cancel(queued)
         #expect(q.state == .cancelled)
         _ = try client.cancel(running)

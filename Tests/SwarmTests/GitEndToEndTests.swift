@@ -52,7 +52,7 @@ import SwarmProtocol
         let worktrees = { infos.filter { info in
             (try? FileManager.default.contentsOfDirectory(atPath: dir))?.contains { FileManager.default.fileExists(atPath: "\(dir)/\($0)/work/\(info.id)") } ?? false
         } }
-        for _ in 0..<500 where !worktrees().isEmpty { usleep(20_000) }
+        for _ in 0..<1_500 where !worktrees().isEmpty { usleep(20_000) }
         #expect(worktrees().isEmpty)
     }
 }

@@ -105,7 +105,7 @@ import SwarmUV
         let failure = Locked<TaskStoreError?>(nil)
         let thread = Thread { failure.withLock { $0 = job() } }
         thread.start()
-        for _ in 0..<500 where thread.isExecuting || !thread.isFinished { usleep(10_000) }
+        for _ in 0..<3_000 where thread.isExecuting || !thread.isFinished { usleep(10_000) }
         #expect(thread.isFinished)
         #expect(failure.withLock { $0 } == nil)
         // A second job syncs the WAL only (the directory once is enough), still fine.

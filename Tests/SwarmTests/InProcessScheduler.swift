@@ -43,7 +43,7 @@ final class InProcessScheduler: @unchecked Sendable {
             box.withLock { $0 = server }
         }
         // The setup runs on the loop thread: wait for the port (bounded).
-        for _ in 0..<500 where port.withLock({ $0 }) == 0 { usleep(10_000) }
+        for _ in 0..<3_000 where port.withLock({ $0 }) == 0 { usleep(10_000) }
         self.port = port.withLock { $0 }
     }
 

@@ -105,7 +105,7 @@ import SwarmNode
         let cluster = try LocalCluster(options, logger: Logger(label: "test"))
         defer { #expect(cluster.stop().isEmpty) }
         let client = try SwarmClient(address: cluster.address, token: nil)
-        for _ in 0..<500 where (try client.listNodes()).isEmpty { usleep(10_000) }
+        for _ in 0..<3_000 where (try client.listNodes()).isEmpty { usleep(10_000) }
 
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Self.contextText.write(toFile: "\(dir)/small.json", atomically: true, encoding: .utf8)

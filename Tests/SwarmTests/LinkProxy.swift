@@ -96,7 +96,7 @@ final class LinkProxy: @unchecked Sendable {
     /// Resets every connection open now (RST to both of its ends); returns once done (bounded).
     func resetNow() {
         let request = control.withLock { $0.resetRequests += 1; return $0.resetRequests }
-        for _ in 0..<500 where control.withLock({ $0.resetsHandled < request }) { usleep(2_000) }
+        for _ in 0..<15_000 where control.withLock({ $0.resetsHandled < request }) { usleep(2_000) }
     }
 
     /// Closes every connection and the listener, and waits for the thread (bounded: 10 s).

@@ -91,7 +91,7 @@ struct LinkProxyTests {
         }
         #expect(received < 64 * 1024, "\(received) bytes passed a link that resets every 64 KiB")
         // The proxy's thread publishes its counts on its next turn (within ~20 ms).
-        for _ in 0..<250 where proxy.stats.resets == 0 { usleep(4_000) }
+        for _ in 0..<7_500 where proxy.stats.resets == 0 { usleep(4_000) }
         #expect(proxy.stats.resets == 1)
     }
 

@@ -29,7 +29,7 @@ import SwarmProtocol
         let client = try SwarmClient(address: cluster.address, token: nil)
         let marker = "local-cluster-sleeper-\(getpid())"
         let id = try client.submit(TaskSpec(command: ["sh", "-c", "sleep 60 & sleep 60", marker], env: ["SLEEPER": marker]))
-        for _ in 0..<500 where try client.status(id).startedAt == nil { usleep(10_000) }
+        for _ in 0..<3_000 where try client.status(id).startedAt == nil { usleep(10_000) }
         #expect(ProcessHarness.processes(containing: marker).count >= 1)
         leaks = cluster.stop()
         #expect(leaks.isEmpty)

@@ -113,7 +113,7 @@ import SwarmProtocol
         kill(worker.pid, SIGKILL)
         // Not waitUntilExit: Foundation learns of the exit when a socket it gave the worker closes,
         // and the worker's tasks inherited it.
-        for _ in 0..<500 where !(ProcessTable.stat(worker.pid)?.isGone ?? true) { usleep(10_000) }
+        for _ in 0..<3_000 where !(ProcessTable.stat(worker.pid)?.isGone ?? true) { usleep(10_000) }
         #expect(!ProcessTable.members(ofGroup: entry.processGroup).isEmpty)  // orphaned, still running
         try harness.start("worker-again", arguments)
 

@@ -117,7 +117,7 @@ import SwarmProtocol
         let waiter = try LogRelayServerTests.connect(scheduler.port, role: .client, name: "waiter")
         waiter.socket.send(.wait(.init(requestId: 7, ids: ["done", "open"])))
         // The wait is registered once the scheduler names its tasks (bounded: 5 s).
-        for _ in 0..<500 where scheduler.onLoop({ $0.waiters.isNamed("done") }) != true { usleep(10_000) }
+        for _ in 0..<3_000 where scheduler.onLoop({ $0.waiters.isNamed("done") }) != true { usleep(10_000) }
         #expect(scheduler.onLoop { $0.waiters.isNamed("done") && $0.waiters.isNamed("open") && !$0.waiters.isNamed("other") } == true)
         let first = try client.gc(olderThanSeconds: 0)
         #expect(first.tasks == 1, "only 'other': 'done' is named by the open wait")

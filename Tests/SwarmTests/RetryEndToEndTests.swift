@@ -119,13 +119,14 @@ import SwarmProtocol
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let file = "\(harness.dir)/tasks.jsonl"
         let line: [String: Any] = ["id": "once", "command": ["sh", "-c", Self.flaky, harness.marker, work, "2"],
-                                   "retries": 2, "retryOn": ["failed"], "retryBackoff": 2]
+                                   "retries": 2, "retryOn": ["failed"], "retryBackoff": 6]
         try String(decoding: try JSONSerialization.data(withJSONObject: line), as: UTF8.self).write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try harness.run(["submit", "--scheduler", address, "--file", file]).status == 0)
 
-        // Its first run failed: queued, waiting out its backoff.
+        // Its first run failed: queued, waiting out its backoff (6 s: each poll runs a `swarm`
+        // process, which a loaded machine may take a second or more to start).
         var waiting: [String: Any] = [:]
-        for _ in 0..<200 {
+        for _ in 0..<400 {
             waiting = try Self.json(try harness.run(["status", "--scheduler", address, "--json", "once"]).stdout)
             if waiting["state"] as? String == "queued", waiting["attempts"] as? Int == 1 { break }
             usleep(25_000)

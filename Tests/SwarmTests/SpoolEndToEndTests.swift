@@ -30,7 +30,7 @@ import Glibc
 
     static func startSpool(_ harness: ProcessHarness, _ dir: String, _ cluster: LocalCluster, name: String = "spool") throws -> ProcessHarness.Child {
         let child = try harness.start(name, ["spool", dir, "--runtime", "fake", "--scheduler", cluster.address])
-        #expect(child.waitForLine(containing: "swarm spool serving", timeout: 10) != nil)
+        #expect(child.waitForLine(containing: "swarm spool serving", timeout: 30) != nil)
         return child
     }
 
@@ -176,7 +176,7 @@ import Glibc
         #expect(badRuntime.status == 64 && badRuntime.stderr.contains("invalid runtime name"))
         // Serving starts before the scheduler answers (it is dialled again every 2 s).
         let first = try harness.start("spool", ["spool", spool, "--scheduler", "127.0.0.1:1"])
-        #expect(first.waitForLine(containing: "swarm spool serving", timeout: 10) != nil)
+        #expect(first.waitForLine(containing: "swarm spool serving", timeout: 30) != nil)
         let second = try harness.run(["spool", spool, "--scheduler", "127.0.0.1:1"], timeout: 10)
         #expect(second.status == 2 && second.stderr.contains("another swarm spool serves"))
         #expect(Self.names(spool) == ["done", "processing", "rejected", "requests", "results"])
@@ -193,7 +193,7 @@ import Glibc
                                                         "--token-file", "\(harness.dir)/cluster.token", "--read-token-file", "\(harness.dir)/read.token"])
         let address = String(try #require(scheduler.waitForLine(containing: "listening on")?.split(separator: " ").last))
         let reader = try harness.start("spool", ["spool", spool, "--scheduler", address, "--token-file", "\(harness.dir)/read.token"])
-        #expect(reader.waitForLine(containing: "swarm spool serving", timeout: 10) != nil)
+        #expect(reader.waitForLine(containing: "swarm spool serving", timeout: 30) != nil)
         Self.write("\(spool)/requests/r.json", #"{"requestId": "r", "task": {"objective": "x"}}"#)
         #expect(Self.eventually { !reader.process.isRunning })
         reader.process.waitUntilExit()

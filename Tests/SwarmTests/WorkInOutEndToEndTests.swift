@@ -161,7 +161,7 @@ import SwarmProtocol
         // Each worktree is removed from its worker once the scheduler holds the result.
         for id in GitAgents.ids {
             var gone = false
-            for _ in 0..<250 {
+            for _ in 0..<1_500 {
                 gone = (1...2).allSatisfy { !FileManager.default.fileExists(atPath: "\(harness.dir)/w\($0)/work/\(id)") }
                 if gone { break }
                 usleep(20_000)

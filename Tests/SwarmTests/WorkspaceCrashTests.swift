@@ -75,7 +75,7 @@ import Testing
         #expect(caught, "the upload was not caught in flight")
 
         // Restarted on the same state dir: only whole, hash-correct blobs are there.
-        for _ in 0..<500 where submit.process.isRunning { usleep(10_000) }
+        for _ in 0..<3_000 where submit.process.isRunning { usleep(10_000) }
         let again = try harness.start("scheduler-2", ["scheduler", "--listen", address, "--state-dir", "\(harness.dir)/state"])
         #expect(again.waitForLine(containing: "listening on") != nil)
         #expect(WorkspaceFixtures.blobStoreProblems(blobs) == [])

@@ -18,7 +18,7 @@ import SwarmProtocol
         options.dataDir = dir
         let cluster = try LocalCluster(options, logger: Logger(label: "test"))
         let client = try SwarmClient(address: cluster.address, token: nil)
-        for _ in 0..<500 where (try client.listNodes()).count < workers { usleep(10_000) }
+        for _ in 0..<3_000 where (try client.listNodes()).count < workers { usleep(10_000) }
         return (cluster, client, dir)
     }
 
