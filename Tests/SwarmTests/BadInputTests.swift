@@ -77,7 +77,8 @@ final class RawSocket {
 
     func send(_ message: Message) { send(MessageCodec.frame(message)) }
 
-    /// Reads until the peer closes (or `readTimeoutSeconds` pass without a byte); returns the bytes and whether it closed.
+    /// Reads until the peer closes (or `readTimeoutSeconds` pass without a byte); returns the
+    /// bytes and whether it closed.
     func readUntilClosed() -> (bytes: [UInt8], closed: Bool) {
         var all: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)

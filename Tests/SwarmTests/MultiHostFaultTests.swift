@@ -152,7 +152,10 @@ import Testing
         print("scheduler cut off for \(String(format: "%.1f", cut)) s; the waiting client answered \(String(format: "%.1f", answered)) s after the path was back")
 
         #expect(waiter.process.terminationStatus == 0, "waiter: \(waiter.stdout)")
-        cluster.waitUntil("the waiter's output is read", timeout: 30) { waiter.stdout.contains("]") }
+        // Read on another thread: whole once it parses (a "]" alone may close a task's command).
+        cluster.waitUntil("the waiter's output is read", timeout: 30) {
+            (try? JSONSerialization.jsonObject(with: Data(waiter.stdout.utf8))) is [[String: Any]]
+        }
         let waited = (try? JSONSerialization.jsonObject(with: Data(waiter.stdout.utf8))) as? [[String: Any]] ?? []
         #expect(waited.count == 6 && waited.allSatisfy { $0["state"] as? String == "succeeded" }, "waiter: \(waiter.stdout)")
         try Self.expectSecondRunsOnly(cluster, ids, on: workers)
