@@ -16,17 +16,31 @@ import SwarmProtocol
 struct DependencyIndex: Sendable {
     /// One task waiting for a dependency.
     struct Dependent: Sendable, Equatable {
-        var id: String
-        /// Its submission sequence (`TaskRecord.sequence`): tells a stale entry from a live one.
+        /// Its place in `waiters`: an entry is visited by index, never by id (a result of a
+        /// DAG's layer visits its 100 dependents; two lookups by string id each were most of it).
+        var slot: Int32
+        /// Its submission sequence (`TaskRecord.sequence`): tells a stale entry (its task waits
+        /// no more, its slot maybe reused by another) from a live one.
         var sequence: UInt64
         /// `afterAny`: any end of the dependency will do. Otherwise (`after`) only `succeeded`.
         var anyEnd: Bool
     }
 
+    /// A waiting task in its slot: id, sequence, how many of its dependencies have not ended.
+    /// A free slot has sequence 0 (sequences start at 1).
+    private struct Waiter: Sendable {
+        var id: String
+        var sequence: UInt64
+        var count: Int
+    }
+
     /// Dependency id -> the tasks that were waiting for it when they were added.
     private(set) var dependents: [String: [Dependent]] = [:]
-    /// Waiting task id -> its sequence and how many of its dependencies have not ended.
-    private var unmet: [String: (sequence: UInt64, count: Int)] = [:]
+    /// Waiting tasks by slot, and the free slots (reused before `waiters` grows).
+    private var waiters: [Waiter] = []
+    private var freeSlots: [Int32] = []
+    /// Waiting task id -> its slot.
+    private var slots: [String: Int32] = [:]
     /// Entries in `dependents`, and how many of them are stale (their task waits no more).
     private(set) var entryCount = 0
     private var staleCount = 0
@@ -73,10 +87,10 @@ struct DependencyIndex: Sendable {
     }
 
     /// How many tasks wait.
-    var waitingCount: Int { unmet.count }
+    var waitingCount: Int { slots.count }
 
     /// How many dependencies of `id` have not ended yet (0: it does not wait).
-    func unmetCount(_ id: String) -> Int { unmet[id]?.count ?? 0 }
+    func unmetCount(_ id: String) -> Int { slots[id].map { waiters[Int($0)].count } ?? 0 }
 
     /// Dependency ids with a list of dependents (live or stale): for checks and tests.
     var dependencyCount: Int { dependents.count }
@@ -85,10 +99,20 @@ struct DependencyIndex: Sendable {
     /// ended, each named once. Nothing happens when `pending` is empty.
     mutating func wait(_ id: String, sequence: UInt64, for pending: [(id: String, anyEnd: Bool)]) {
         guard !pending.isEmpty else { return }
-        unmet[id] = (sequence, pending.count)
+        forget(id)
+        let waiter = Waiter(id: id, sequence: sequence, count: pending.count)
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            waiters[Int(slot)] = waiter
+        } else {
+            slot = Int32(waiters.count)
+            waiters.append(waiter)
+        }
+        slots[id] = slot
         entryCount += pending.count
         for dependency in pending {
-            dependents[dependency.id, default: []].append(Dependent(id: id, sequence: sequence, anyEnd: dependency.anyEnd))
+            dependents[dependency.id, default: []].append(Dependent(slot: slot, sequence: sequence, anyEnd: dependency.anyEnd))
         }
     }
 
@@ -101,24 +125,19 @@ struct DependencyIndex: Sendable {
         var released: [String] = []
         var failed: [String] = []
         for dependent in list {
-            guard var entry = unmet[dependent.id], entry.sequence == dependent.sequence else {
+            let slot = Int(dependent.slot)
+            guard waiters[slot].sequence == dependent.sequence else {
                 staleCount -= 1
                 continue
             }
             if !succeeded && !dependent.anyEnd {
-                unmet[dependent.id] = nil
                 // Its entries under its other unmet dependencies are stale now.
-                staleCount += entry.count - 1
-                failed.append(dependent.id)
+                staleCount += waiters[slot].count - 1
+                failed.append(free(slot))
                 continue
             }
-            entry.count -= 1
-            if entry.count <= 0 {
-                unmet[dependent.id] = nil
-                released.append(dependent.id)
-            } else {
-                unmet[dependent.id] = entry
-            }
+            waiters[slot].count -= 1
+            if waiters[slot].count <= 0 { released.append(free(slot)) }
         }
         compactIfStale()
         return (released, failed)
@@ -126,17 +145,28 @@ struct DependencyIndex: Sendable {
 
     /// Task `id` waits no more for another reason (cancelled, failed by one dependency).
     mutating func forget(_ id: String) {
-        guard let entry = unmet.removeValue(forKey: id) else { return }
-        staleCount += entry.count
+        guard let slot = slots[id] else { return }
+        staleCount += waiters[Int(slot)].count
+        free(Int(slot))
         compactIfStale()
+    }
+
+    /// Empties `slot` for reuse; returns the id of the task that was in it.
+    @discardableResult
+    private mutating func free(_ slot: Int) -> String {
+        let id = waiters[slot].id
+        slots[id] = nil
+        waiters[slot] = Waiter(id: "", sequence: 0, count: 0)
+        freeSlots.append(Int32(slot))
+        return id
     }
 
     /// Drops every stale entry once they are over `compactionFloor` and half of all entries.
     private mutating func compactIfStale() {
         guard staleCount > Self.compactionFloor, staleCount * 2 > entryCount else { return }
-        let live = unmet
+        let live = waiters
         dependents = dependents.compactMapValues { list in
-            let kept = list.filter { live[$0.id]?.sequence == $0.sequence }
+            let kept = list.filter { live[Int($0.slot)].sequence == $0.sequence }
             return kept.isEmpty ? nil : kept
         }
         entryCount = dependents.values.reduce(0) { $0 + $1.count }

@@ -4,10 +4,10 @@
 /// The shell writes each turn's changes to the database at once (no fsync: `TaskStore` in
 /// `syncOnCommit: false` mode) and hands the turn's messages here with the store's change
 /// count after the write (`written`). A turn leaves once a sync started at or after that
-/// count has ended (`durable >= written`); until then it is held. One sync runs at a time,
-/// off the loop thread; it covers every change written before it started, so all the turns
-/// that piled up meanwhile leave together when the next one ends. Turns leave in the order
-/// they were held, so the replies on one connection keep their order.
+/// count has ended (`durable >= written`); until then it is held. Syncs run off the loop
+/// thread, up to `maxSyncs` at once; each covers every change written before it started, so
+/// all the turns that piled up meanwhile leave together when the next one ends. Turns leave
+/// in the order they were held, so the replies on one connection keep their order.
 ///
 /// Counts are the store's `changeCount` (SQLite's total changes: it only grows, and any row
 /// written moves it), so a turn whose changes another write already saved (retention saves a
@@ -15,16 +15,26 @@
 struct GroupCommit<Held> {
     /// Every change up to this count is durable.
     private(set) var durable: Int64
-    /// The count the sync under way makes durable; nil: none runs.
-    private(set) var syncing: Int64?
+    /// The counts the syncs under way make durable, oldest first.
+    private var underWay: [Int64] = []
+    /// How many syncs may run at once: with 2, a turn written while a sync runs starts its
+    /// own at once instead of waiting for that one to end and then for its own (the kernel
+    /// orders the two; the second still covers everything written before it started).
+    var maxSyncs: Int
     /// Turns waiting, oldest first, with the count each one needs durable.
     private var held: [(needs: Int64, item: Held)] = []
     private var head = 0
 
     /// `durable`: the store's change count when it was opened (what is on disk).
-    init(durable: Int64) {
+    init(durable: Int64, maxSyncs: Int = 1) {
         self.durable = durable
+        self.maxSyncs = max(1, maxSyncs)
     }
+
+    /// The count the latest sync under way makes durable; nil: none runs.
+    var syncing: Int64? { underWay.last }
+    /// Syncs under way.
+    var syncsUnderWay: Int { underWay.count }
 
     /// Turns held now.
     var heldCount: Int { held.count - head }
@@ -37,18 +47,26 @@ struct GroupCommit<Held> {
         return []
     }
 
-    /// The count a sync starting now would make durable, marked as under way; nil when one
-    /// runs already or nothing written is waiting to be made durable.
+    /// The count a sync starting now would make durable, marked as under way; nil when
+    /// `maxSyncs` run already or nothing written is left for a new one to make durable.
     mutating func startSync(written: Int64) -> Int64? {
-        guard syncing == nil, written > durable else { return nil }
-        syncing = written
+        let covered = max(durable, underWay.last ?? durable)
+        guard underWay.count < maxSyncs && written > covered else { return nil }
+        underWay.append(written)
         return written
     }
 
-    /// The sync under way ended: the turns it made durable, oldest first.
+    /// The oldest sync under way ended: the turns it made durable, oldest first.
     mutating func synced() -> [Held] {
-        guard let count = syncing else { return [] }
-        syncing = nil
+        guard let count = underWay.first else { return [] }
+        return synced(count)
+    }
+
+    /// The sync started for `count` ended (syncs may end in any order: each covers what was
+    /// written before it started): the turns now durable, oldest first.
+    mutating func synced(_ count: Int64) -> [Held] {
+        guard let index = underWay.firstIndex(of: count) else { return [] }
+        underWay.remove(at: index)
         durable = max(durable, count)
         var released: [Held] = []
         while head < held.count, held[head].needs <= durable {
@@ -69,6 +87,6 @@ struct GroupCommit<Held> {
     mutating func dropAll() {
         held = []
         head = 0
-        syncing = nil
+        underWay = []
     }
 }

@@ -114,6 +114,11 @@ extension SchedulerServer {
 
     // MARK: Group commit
 
+    /// Syncs under way at once (`GroupCommit.maxSyncs`), after the first has ended: a turn
+    /// written while one runs starts its own at once (a DAG's layer released while the
+    /// previous results' sync ran waited for that one, then for its own: two syncs in the gap).
+    static let maxSyncs = 2
+
     /// Placements a round saves and hands to group commit on their own when it places more
     /// (durable only): see `placementRound`.
     static let firstCommitPlacements = 8
@@ -159,7 +164,7 @@ extension SchedulerServer {
     /// blob jobs' threads (`BackgroundJobs`), or here when they could not be made. Its end
     /// releases the turns it covers, then starts the next one for what was written meanwhile.
     private func startSync() {
-        guard let store, !store.syncOnCommit, commits.startSync(written: store.changeCount) != nil else { return }
+        guard let store, !store.syncOnCommit, let count = commits.startSync(written: store.changeCount) else { return }
         let job = store.syncJob()
         let writes = unsyncedWriteTime
         unsyncedWriteTime = .zero
@@ -168,7 +173,10 @@ extension SchedulerServer {
             guard let self, self.store === store else { return }
             if let failure { return self.stateLost(failure) }
             self.metrics.commit(writes + (ContinuousClock.now - started))
-            self.send(self.commits.synced())
+            // The first sync also made the WAL's name durable (`syncJob`): only from then on may
+            // a second run beside one under way (it could end first, before that name is on disk).
+            self.commits.maxSyncs = Self.maxSyncs
+            self.send(self.commits.synced(count))
             self.startSync()
         }
         guard let jobs = blobState.jobs else { return finish(job()) }

@@ -47,9 +47,14 @@ public struct StateChanges: Sendable, Equatable {
     /// The names of the drained workers, sorted, when a drain or undrain changed them (nil:
     /// unchanged): the store keeps the whole set, so a drain outlives a scheduler restart.
     public var drainedNodes: [String]?
+    /// Ids among `tasks` that are new (submitted since the last changes were taken): the store
+    /// inserts their rows straight away. A task not named here may be new too (its row is
+    /// then inserted after an update that finds none).
+    public var inserted: Set<String> = []
 
     public init(tasks: [TaskSnapshot] = [], runs: [RunChange] = [], logs: [String: String] = [:],
-                drainedNodes: [String]? = nil) {
+                drainedNodes: [String]? = nil, inserted: Set<String> = []) {
+        self.inserted = inserted
         self.tasks = tasks
         self.runs = runs
         self.logs = logs

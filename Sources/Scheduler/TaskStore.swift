@@ -66,6 +66,7 @@ public final class TaskStore {
     let decoder = JSONDecoder()
     private let updateTask: SQLiteStatement
     private let insertTask: SQLiteStatement
+    private let upsertTask: SQLiteStatement
     private let placeRun: SQLiteStatement
     private let startRun: SQLiteStatement
     private let endRun: SQLiteStatement
@@ -137,6 +138,14 @@ public final class TaskStore {
             insertTask = try database.prepare("""
                 INSERT INTO tasks (id, state, node, attempts, finished_at, info, retry, sequence, submitted_at, spec, priority)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, coalesce(CAST(json_extract(?10, '$.priority') AS INTEGER), 0))
+                """)
+            // A new task's row (`StateChanges.inserted`): one statement, where an update that
+            // found nothing came first. A row of that id (never, but for a reused generated
+            // id) is updated as before: its spec and sequence stay.
+            upsertTask = try database.prepare("""
+                INSERT INTO tasks (id, state, node, attempts, finished_at, info, retry, sequence, submitted_at, spec, priority)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, coalesce(CAST(json_extract(?10, '$.priority') AS INTEGER), 0))
+                ON CONFLICT (id) DO UPDATE SET state = ?2, node = ?3, attempts = ?4, finished_at = ?5, info = ?6, retry = ?7
                 """)
             placeRun = try database.prepare("""
                 INSERT INTO runs (task_id, attempt, node, placed_at, state) VALUES (?1, ?2, ?3, ?4, 'running')
@@ -285,7 +294,7 @@ public final class TaskStore {
     private func write(_ changes: StateChanges, at: Int64) throws(SQLiteError) {
         guard !changes.isEmpty else { return }
         try database.transaction { () throws(SQLiteError) in
-            for task in changes.tasks { try write(task) }
+            for task in changes.tasks { try write(task, isNew: changes.inserted.contains(task.info.id)) }
             for change in changes.runs { try write(change, at: at) }
             for (id, text) in changes.logs.sorted(by: { $0.key < $1.key }) {
                 try saveLog.run([.text(id), .text(text)])
@@ -340,14 +349,16 @@ public final class TaskStore {
         return try? fallback.decode(TaskSpec.self, from: Data(bytes))
     }
 
-    private func write(_ task: TaskSnapshot) throws(SQLiteError) {
+    /// `isNew`: it has no row yet (`StateChanges.inserted`).
+    private func write(_ task: TaskSnapshot, isNew: Bool) throws(SQLiteError) {
         let info = task.info
         let common: [SQLiteValue] = [.text(info.id), .text(info.state.rawValue), .string(info.node),
                                      .int(info.attempts), .int64(info.finishedAt), .text(json(Self.storedInfo(info))),
                                      .text(json(task.retry))]
-        try updateTask.run(common)
-        if database.changes == 0 {
-            try insertTask.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(Self.specJSON(task.spec))])
+        if !isNew { try updateTask.run(common) }
+        if isNew || database.changes == 0 {
+            let insert = isNew ? upsertTask : insertTask
+            try insert.run(common + [.integer(Int64(task.sequence)), .integer(info.submittedAt), .text(Self.specJSON(task.spec))])
             // Written once, with the task: what it waits for, queryable by either end.
             for dependency in task.spec.dependencies {
                 try insertDependency.run([.text(info.id), .text(dependency.id), .int(dependency.anyEnd ? 1 : 0)])

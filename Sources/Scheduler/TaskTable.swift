@@ -7,6 +7,9 @@ import SwarmProtocol
 struct TaskTable: Sendable {
     private var records: [String: ClusterState.TaskRecord] = [:]
     private var dirty: Set<String> = []
+    /// Dirty tasks added since the last `takeChanges()` (not restored): the store has no row
+    /// of them yet and inserts it without first trying an update.
+    private var inserted: Set<String> = []
     private var runChanges: [RunChange] = []
     /// Ids of tasks that reached a terminal state, in the order they did (from `finishedHead`
     /// on; the slots before it are spent): the order they leave memory in (`evict`).
@@ -63,6 +66,7 @@ struct TaskTable: Sendable {
         guard let record = records[id], record.info.state.isTerminal else { return }
         records[id] = nil
         dirty.remove(id)
+        inserted.remove(id)
     }
 
     /// Drops the oldest finished tasks until at most `keep` are in memory, and returns their
@@ -94,15 +98,18 @@ struct TaskTable: Sendable {
         let tasks = order.compactMap { entry in
             records[entry.id].map { TaskSnapshot(spec: $0.spec, info: $0.info, sequence: $0.sequence, retry: $0.retry, runs: $0.runs) }
         }
-        let changes = StateChanges(tasks: tasks, runs: runChanges)
+        var changes = StateChanges(tasks: tasks, runs: runChanges)
+        changes.inserted = inserted
         dirty.removeAll(keepingCapacity: true)
+        inserted.removeAll(keepingCapacity: true)
         runChanges.removeAll(keepingCapacity: true)
         return changes
     }
 
     private mutating func noteChange(_ id: String, from old: ClusterState.TaskRecord?, to new: ClusterState.TaskRecord?) {
         dirty.insert(id)
-        guard let new else { return }
+        guard let new else { inserted.remove(id); return }
+        if old == nil { inserted.insert(id) }
         if new.info.state.isTerminal, !(old?.info.state.isTerminal ?? false) { finished.append(id) }
         Self.runChanges(id, from: old?.runs ?? [], to: new.runs, into: &runChanges)
     }

@@ -82,6 +82,49 @@ import SwarmUV
         if commits.startSync(written: written) != nil { out += commits.synced() }
         #expect(out == Array(0..<5_000))
     }
+
+    /// With two syncs allowed, a turn written while one runs starts its own at once; a third
+    /// waits for one of them to end. The later sync may end first: it releases every turn
+    /// written before it started, and the earlier one's end then releases nothing more.
+    @Test func aSecondSyncStartsBesideOneUnderWayAndMayEndFirst() {
+        var commits = GroupCommit<String>(durable: 0, maxSyncs: 2)
+        #expect(commits.hold("a", written: 1).isEmpty)
+        #expect(commits.startSync(written: 1) == 1)
+        #expect(commits.startSync(written: 1) == nil)  // nothing new to cover
+        #expect(commits.hold("b", written: 2).isEmpty)
+        #expect(commits.startSync(written: 2) == 2)
+        #expect(commits.syncsUnderWay == 2)
+        #expect(commits.hold("c", written: 3).isEmpty)
+        #expect(commits.startSync(written: 3) == nil)  // two under way: c waits
+        // The second ends first: a and b (written before it started) leave, c does not.
+        #expect(commits.synced(2) == ["a", "b"])
+        #expect(commits.durable == 2 && commits.heldCount == 1)
+        #expect(commits.startSync(written: 3) == 3)
+        #expect(commits.synced(1).isEmpty)
+        #expect(commits.durable == 2)
+        #expect(commits.synced(3) == ["c"])
+        #expect(commits.syncsUnderWay == 0 && commits.syncing == nil)
+        // An end of a sync that is not under way changes nothing.
+        #expect(commits.synced(9).isEmpty && commits.durable == 3)
+    }
+
+    /// In order or not, two syncs at a time still release every turn once and in order.
+    @Test func thousandsOfTurnsLeaveInOrderWithTwoSyncs() {
+        var commits = GroupCommit<Int>(durable: 0, maxSyncs: 2)
+        var out: [Int] = []
+        var running: [Int64] = []
+        var written: Int64 = 0
+        for i in 0..<5_000 {
+            written += 1
+            out += commits.hold(i, written: written)
+            if i % 5 == 0, let count = commits.startSync(written: written) { running.append(count) }
+            // Alternately the newest and the oldest sync ends.
+            if i % 3 == 0, !running.isEmpty { out += commits.synced(i % 2 == 0 ? running.removeLast() : running.removeFirst()) }
+        }
+        while let count = running.popLast() { out += commits.synced(count) }
+        if let count = commits.startSync(written: written) { out += commits.synced(count) }
+        #expect(out == Array(0..<5_000))
+    }
 }
 
 /// `TaskStore` with `syncOnCommit` off: commits go to the WAL without an fsync, a sync job

@@ -163,4 +163,51 @@ import Testing
         #expect(try db.scalar("SELECT priority FROM tasks WHERE id = 'p'") == "0")
         #expect(try db.scalar("PRAGMA journal_mode") == "wal")
     }
+
+    /// A task submitted since the last save is named in `inserted` (its row is inserted
+    /// straight away, with its dependencies); one that changes afterwards is not, and its row
+    /// is updated. Either way what is saved comes back.
+    @Test func newTasksAreInsertedOnceAndUpdatedAfter() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        let store = try TaskStore(directory: dir)
+        try S.submit(&state, ["a"])
+        var dependent = TaskSpec(id: "b", command: ["run", "b"])
+        dependent.after = ["a"]
+        _ = try state.submit(dependent, at: Self.t0)
+        let submitted = state.takeChanges()
+        #expect(submitted.inserted == ["a", "b"])
+        try store.save(submitted, at: Self.t0)
+        _ = try S.register(&state, "w", slots: 2)
+        _ = state.schedule(nowMs: Self.t0 + 1, at: Self.t0 + 1)
+        let placed = state.takeChanges()
+        #expect(placed.inserted.isEmpty && placed.tasks.map(\.info.id) == ["a"])
+        try store.save(placed, at: Self.t0 + 1)
+        _ = state.taskFinished(node: "w", result: S.result("a", at: Self.t0 + 2), at: Self.t0 + 2)
+        try store.save(state.takeChanges(), at: Self.t0 + 2)
+        let saved = try store.loadTasks()
+        #expect(saved.map { "\($0.info.id):\($0.info.state.rawValue):\($0.sequence)" } == ["a:succeeded:1", "b:queued:2"])
+        #expect(saved.last?.info.after == ["a"])
+        let db = try SQLiteDatabase(path: dir + "/swarm.db", readOnly: true)
+        #expect(try db.scalar("SELECT count(*) FROM tasks") == "2")
+        #expect(try db.scalar("SELECT dependency_id FROM dependencies WHERE task_id = 'b'") == "a")
+        #expect(try Self.runs(dir, "a") == ["1:w:succeeded:-:1"])
+    }
+
+    /// A task named in `inserted` whose row exists already (an id used again) updates that
+    /// row, as a write without the hint does: no error, no second row.
+    @Test func aNewTaskWhoseRowExistsUpdatesIt() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try TaskStore(directory: dir)
+        let spec = TaskSpec(id: "p", command: ["true"])
+        var info = TaskInfo(id: "p", state: .queued, command: ["true"], submittedAt: Self.t0)
+        try store.save(StateChanges(tasks: [TaskSnapshot(spec: spec, info: info, sequence: 1)], inserted: ["p"]), at: Self.t0)
+        info.state = .cancelled
+        info.finishedAt = Self.t0 + 1
+        try store.save(StateChanges(tasks: [TaskSnapshot(spec: spec, info: info, sequence: 1)], inserted: ["p"]), at: Self.t0 + 1)
+        let saved = try store.loadTasks()
+        #expect(saved.map { "\($0.info.id):\($0.info.state.rawValue)" } == ["p:cancelled"])
+    }
 }
