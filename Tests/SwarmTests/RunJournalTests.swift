@@ -202,8 +202,14 @@ import Testing
         #expect(largest <= max(8_192, 2 * (live + run)) + run, "journal reached \(largest) bytes, \(live) live")
         #expect(largest < 300 * 1_000 / 4, "uncompacted, 300 results of 1 KiB would be far larger")
         let text = try String(contentsOfFile: journal.logPath, encoding: .utf8)
-        #expect(text.split(separator: "\n").count == 10, "5 starts and 5 results")
+        #expect(text.split(separator: "\n").filter { $0.hasPrefix("{\"result\"") }.count == 5, "5 results")
+        #expect(!text.contains("\"ack\""))
         #expect(recover() == (0..<5).map { "r\($0 * 60):1:succeeded" })
+        // The rewrite comes from what this journal holds in memory; another process's journal
+        // on the same file (a restarted worker) reads the same live runs back from it.
+        let reread = RunJournal(directory: dir + "/runs", compactBytes: 8_192)
+        reread.compact()
+        #expect(reread.entries().map(\.id) == (0..<5).map { "r\($0 * 60)" })
         #expect(journal.entries().map(\.id) == (0..<5).map { "r\($0 * 60)" })
     }
 
