@@ -8,8 +8,10 @@ import Glibc
 /// loop thread: one read of at most `LogRead.maxChunkBytes` from a local file.
 enum LogFileReader {
     /// The chunk `request` asks for, or a `problem`. The id is checked here again (it becomes a
-    /// file name): a request that is out of range never reaches the file system.
-    static func answer(_ request: Message.ReadLog, logsDir: String) -> Message.LogData {
+    /// file name): a request that is out of range never reaches the file system. `ranHere`:
+    /// whether the worker has the task's run; then a missing file is an empty log (a run that
+    /// printed nothing has no file), else it is a problem (removed by retention, or never here).
+    static func answer(_ request: Message.ReadLog, logsDir: String, ranHere: @autoclosure () -> Bool = false) -> Message.LogData {
         func refuse(_ problem: String) -> Message.LogData {
             Message.LogData(readId: request.readId, id: request.id, offset: request.offset, nextOffset: request.offset,
                             data: "", eof: true, problem: problem)
@@ -19,6 +21,9 @@ enum LogFileReader {
         let bytes: [UInt8]
         switch read(path: path, offset: request.offset, count: request.maxBytes) {
         case .success(let b): bytes = b
+        case .failure(let error) where error.errno == ENOENT && ranHere():
+            return Message.LogData(readId: request.readId, id: request.id, offset: request.offset,
+                                   nextOffset: request.offset, data: "", eof: true)
         case .failure(let error): return refuse(error.description)
         }
         let (consumed, eof) = cut(bytes, asked: request.maxBytes)

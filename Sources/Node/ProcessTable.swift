@@ -29,6 +29,24 @@ enum ProcessTable {
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }()
 
+    /// `CLOCK_BOOTTIME` in ms: the clock `/proc/PID/stat`'s start time counts (in ticks).
+    static func bootMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
+    /// Clock ticks per second of `/proc`'s start times (`_SC_CLK_TCK`, 100 on Linux).
+    static let ticksPerSecond: Int64 = max(1, Int64(sysconf(Int32(_SC_CLK_TCK))))
+
+    /// Whether `process` started within `fromMs...toMs` (`bootMs` readings). Its start time
+    /// is truncated to a tick, so it may read up to one tick before the real start.
+    static func startedWithin(_ process: Stat, fromMs: Int64, toMs: Int64) -> Bool {
+        let tickMs = max(1, 1000 / ticksPerSecond)
+        let startMs = Int64(clamping: process.startTime) * 1000 / ticksPerSecond
+        return startMs > fromMs - tickMs && startMs <= toMs
+    }
+
     /// One open and read of `/proc/PID/stat` (it is read for every task started: no
     /// Foundation file reading).
     static func stat(_ pid: Int32) -> Stat? {

@@ -6,18 +6,23 @@ import Glibc
 #endif
 
 /// What a worker keeps on disk about each run until the scheduler has acknowledged its
-/// result, written when the run's process has started (or when a run without one ended) and
-/// dropped on the scheduler's `resultAck`. A worker restarted on the same data dir reads it to
-/// learn what its previous process left behind (`recover`).
+/// result: its start (written when its process has started) and its result (written once
+/// the result is sent, before its acknowledgement is handled), both dropped on the
+/// scheduler's `resultAck`. A worker restarted on the same data dir reads it to learn what its
+/// previous process left behind (`recover`).
 ///
 /// Storage: one append-only file, `{dataDir}/runs/journal.jsonl`, one JSON record a line (a
-/// start, or an acknowledgement), each appended with a single `write`; replaying it in order
-/// gives the live entries. It is rewritten (temp file + rename) with only the live entries
-/// once it has grown past `compactBytes`. A file per run (create, rename, unlink for every
-/// task) cost far more: on ext4 every freed inode is skipped, block read and all, by each
-/// later inode allocation for minutes. Per-run files `{id}.json` (older workers) are still
-/// read, and removed when acknowledged. Not fsynced: entries guard against the worker process
-/// dying, and after a machine crash the runs are gone anyway; a torn last line is skipped.
+/// start, a result, or an acknowledgement), each appended with a single `write`; replaying it
+/// in order gives the live entries and their results. It is rewritten (temp file + rename)
+/// with only the live records once it has grown past `compactBytes` and twice its size after
+/// the last rewrite, so it stays under max(`compactBytes`, 2 x the live records at the last
+/// rewrite, the run being recorded included) plus one record. A file per run (create, rename, unlink for every task: the start entry, and the
+/// result in `results/{id}.json` until this held results too) cost far more: on ext4 every
+/// freed inode is skipped, block read and all, by each later inode allocation for minutes.
+/// Per-run files `runs/{id}.json` and `results/{id}.json` (older workers) are still read, and
+/// removed when acknowledged (results: by retention). Not fsynced: entries guard against the
+/// worker process dying, and after a machine crash the runs are gone anyway; a torn last line
+/// is skipped.
 public final class RunJournal {
     public struct Entry: Codable, Sendable, Equatable {
         public var id: String
@@ -26,18 +31,28 @@ public final class RunJournal {
         public var pid: Int32
         public var processGroup: Int32
         /// Field 22 of `/proc/PID/stat`: with `bootId`, tells this process from a later one
-        /// that got the same pid.
+        /// that got the same pid. 0: not read at the start (entries written since the spawn
+        /// window below replaced that read), or no process.
         public var processStartTime: UInt64
         public var bootId: String
         public var startedAt: Int64?
+        /// `CLOCK_BOOTTIME` (the clock of `/proc`'s start times) in ms just before and just
+        /// after the spawn: the process holding `pid` whose start lies in it is this run's (the
+        /// run held the pid through the window, so no other process could start there with
+        /// it). Costs two clock reads where reading `/proc/PID/stat` at every start cost an
+        /// open, a read and a close. Nil in entries of older workers.
+        public var spawnFromBootMs: Int64?
+        public var spawnToBootMs: Int64?
 
         public var run: RunRef { RunRef(id: id, attempt: attempt) }
     }
 
-    /// A line of the journal: a started (or spawn-failed) run, or an acknowledgement.
+    /// A line of the journal: a started run, a finished run's result (which stands for its
+    /// start too when it never had a process), or an acknowledgement.
     struct Record: Codable {
         var start: Entry?
         var ack: RunRef?
+        var result: TaskResult?
     }
 
     public let directory: String
@@ -58,26 +73,46 @@ public final class RunJournal {
     /// A per-run entry file (written by workers before the journal file).
     func path(_ id: String) -> String { "\(directory)/\(id).json" }
 
-    /// Records a run whose process `pid` has just been spawned.
-    func started(_ run: RunRef, pid: Int32, startedAt: Int64) throws(FileError) {
-        let stat = ProcessTable.stat(pid)
-        try append(Record(start: Entry(id: run.id, attempt: run.attempt, pid: pid, processGroup: pid,
-                                       processStartTime: stat?.startTime ?? 0, bootId: ProcessTable.bootId(),
-                                       startedAt: startedAt)))
+    /// Records a run whose process `pid` has just been spawned, within `spawnBootMs`
+    /// (`ProcessTable.bootMs()` read before and after the spawn).
+    func started(_ run: RunRef, pid: Int32, startedAt: Int64, spawnBootMs: ClosedRange<Int64>) throws(FileError) {
+        var bytes: [UInt8] = [0x0A]
+        bytes.reserveCapacity(256)
+        Self.line(Record(start: Entry(id: run.id, attempt: run.attempt, pid: pid, processGroup: pid,
+                                      processStartTime: 0, bootId: ProcessTable.bootId(), startedAt: startedAt,
+                                      spawnFromBootMs: spawnBootMs.lowerBound, spawnToBootMs: spawnBootMs.upperBound)),
+                  into: &bytes)
+        try append(bytes) { kept in
+            kept[run.id] = KeptRun(attempt: run.attempt, startedAt: startedAt, start: Array(bytes.dropFirst()))
+        }
     }
 
-    /// Records a finished run that never got a process (its spawn failed), so its result is
-    /// delivered even across a worker restart; runs with a process are recorded already.
-    func finished(_ result: TaskResult) throws(FileError) {
-        guard result.pid == nil else { return }
-        try append(Record(start: Entry(id: result.id, attempt: result.attempt, pid: 0, processGroup: 0,
-                                       processStartTime: 0, bootId: ProcessTable.bootId(), startedAt: result.startedAt)))
+    /// Records a finished run's result (`json`: `WorkerAgent.resultJSON(result)`, as the frame
+    /// carried it), so it is delivered even across a worker restart until acknowledged.
+    func finished(_ result: TaskResult, json: [UInt8]) throws(FileError) {
+        var bytes: [UInt8] = [0x0A]
+        bytes.reserveCapacity(json.count + 12)
+        bytes += Array("{\"result\":".utf8)
+        bytes += json.last == 0x0A ? json.dropLast() : json[...]
+        bytes += [0x7D, 0x0A]
+        try append(bytes) { kept in
+            let line = Array(bytes.dropFirst())
+            if kept[result.id]?.attempt == result.attempt {
+                kept[result.id]?.result = line
+            } else {
+                kept[result.id] = KeptRun(attempt: result.attempt, startedAt: result.startedAt, result: line)
+            }
+        }
     }
 
     /// The scheduler has the run's result: forget the run (unless the entry is another attempt's).
     func acknowledged(_ run: RunRef) {
         if legacyIds().contains(run.id), let legacy = fileEntry(run.id), legacy.attempt == run.attempt { unlink(path(run.id)) }
-        try? append(Record(ack: run))
+        var bytes: [UInt8] = [0x0A]
+        Self.line(Record(ack: run), into: &bytes)
+        try? append(bytes) { kept in
+            if kept[run.id]?.attempt == run.attempt { kept[run.id] = nil }
+        }
     }
 
     func entry(_ id: String) -> Entry? {
@@ -86,31 +121,64 @@ public final class RunJournal {
 
     /// Every live entry, oldest start first. Leftover temp files of an interrupted write go.
     func entries() -> [Entry] {
-        Array(live().values).sorted { ($0.startedAt ?? 0, $0.id) < ($1.startedAt ?? 0, $1.id) }
+        Self.ordered(live().entries)
+    }
+
+    private static func ordered(_ entries: [String: Entry]) -> [Entry] {
+        Array(entries.values).sorted { ($0.startedAt ?? 0, $0.id) < ($1.startedAt ?? 0, $1.id) }
+    }
+
+    /// The live entries with the results recorded for them (by task id; a result is its
+    /// entry's attempt's).
+    struct Live {
+        var entries: [String: Entry] = [:]
+        var results: [String: TaskResult] = [:]
     }
 
     /// Per-run files first, then the journal replayed over them (it is newer).
-    private func live() -> [String: Entry] {
-        var entries: [String: Entry] = [:]
+    private func live() -> Live {
+        var live = Live()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var legacy: Set<String> = []
         for name in names {
             if name.contains(".tmp-") { unlink("\(directory)/\(name)"); continue }
             guard name.hasSuffix(".json"), let entry = fileEntry(String(name.dropLast(5))) else { continue }
-            entries[entry.id] = entry
+            live.entries[entry.id] = entry
             legacy.insert(entry.id)
         }
         file.legacyIds = legacy
-        guard let data = FileManager.default.contents(atPath: logPath) else { return entries }
+        guard let data = FileManager.default.contents(atPath: logPath) else { return live }
         let decoder = JSONDecoder()
         for line in data.split(separator: 0x0A) {
             let bytes = Array(line)
             guard let record = (try? FastJSONDecoder().decode(Record.self, from: bytes))
                     ?? (try? decoder.decode(Record.self, from: line)) else { continue }  // a torn line
-            if let start = record.start { entries[start.id] = start }
-            if let ack = record.ack, entries[ack.id]?.attempt == ack.attempt { entries[ack.id] = nil }
+            Self.replay(record, into: &live)
         }
-        return entries
+        return live
+    }
+
+    /// One record applied to what the records before it left: a start replaces the id's
+    /// entry (and an earlier attempt's result), a result joins its entry (or stands for it:
+    /// a run without a process has no start record), an acknowledgement of the entry's
+    /// attempt removes both.
+    static func replay(_ record: Record, into live: inout Live) {
+        if let start = record.start {
+            live.entries[start.id] = start
+            if live.results[start.id]?.attempt != start.attempt { live.results[start.id] = nil }
+        }
+        if let result = record.result {
+            if live.entries[result.id]?.attempt != result.attempt {
+                let pid = Int32(clamping: result.pid ?? 0)
+                live.entries[result.id] = Entry(id: result.id, attempt: result.attempt, pid: pid, processGroup: pid,
+                                                processStartTime: 0, bootId: "", startedAt: result.startedAt)
+            }
+            live.results[result.id] = result
+        }
+        if let ack = record.ack, live.entries[ack.id]?.attempt == ack.attempt {
+            live.entries[ack.id] = nil
+            live.results[ack.id] = nil
+        }
     }
 
     private func fileEntry(_ id: String) -> Entry? {
@@ -132,11 +200,10 @@ public final class RunJournal {
 
     /// One `write` with O_APPEND: a record is in the file whole, or (torn by a crash) skipped.
     /// It starts with a newline of its own, so a torn line before it cannot swallow it. The
-    /// file stays open, its size counted here (every writer appends through this).
-    private func append(_ record: Record) throws(FileError) {
-        var bytes: [UInt8] = [0x0A]
-        bytes.reserveCapacity(256)
-        Self.line(record, into: &bytes)
+    /// file stays open, its size counted here (every writer appends through this); `keep`
+    /// applies the record to the live runs held in memory once it is written.
+    private func append(_ bytes: [UInt8], keep: (inout [String: KeptRun]) -> Void) throws(FileError) {
+        if file.kept == nil { file.kept = loadKept() }
         if file.fd < 0 {
             let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw FileError(path: logPath, errno: errno) }
@@ -156,13 +223,40 @@ public final class RunJournal {
             offset += n
         }
         file.size += bytes.count
+        if file.kept != nil { keep(&file.kept!) }
         if file.size > max(compactBytes, 2 * compactedBytes) { compact() }
     }
 
-    /// Rewrites the journal with only the live runs' start records.
+    /// The live runs' records as the file holds them, read once (the first append): after
+    /// that, appends keep them up to date.
+    private func loadKept() -> [String: KeptRun] {
+        var kept: [String: KeptRun] = [:]
+        let live = live()
+        for entry in live.entries.values {
+            var start: [UInt8] = []
+            Self.line(Record(start: entry), into: &start)
+            var run = KeptRun(attempt: entry.attempt, startedAt: entry.startedAt, start: start)
+            if let result = live.results[entry.id] {
+                var line: [UInt8] = []
+                Self.line(Record(result: result), into: &line)
+                run.result = line
+            }
+            kept[entry.id] = run
+        }
+        return kept
+    }
+
+    /// Rewrites the journal with only the live runs' records (each start, then its result),
+    /// from memory: reading and decoding the whole file again at each rewrite was 9% of a
+    /// worker's CPU under `bench spawn` once results were in it.
     func compact() {
+        if file.kept == nil { file.kept = loadKept() }
         var bytes: [UInt8] = []
-        for entry in entries() { Self.line(Record(start: entry), into: &bytes) }
+        let runs = (file.kept ?? [:]).sorted { ($0.value.startedAt ?? 0, $0.key) < ($1.value.startedAt ?? 0, $1.key) }
+        for (_, run) in runs {
+            if let start = run.start { bytes += start }
+            if let result = run.result { bytes += result }
+        }
         try? Files.writeAtomically(bytes, to: logPath)
         compactedBytes = bytes.count
         // The open descriptor is the replaced file's.
@@ -177,8 +271,9 @@ public final class RunJournal {
     /// What a previous worker process on this data dir left: results it had not delivered
     /// come back as they were; runs it had going are ended here, their process groups killed
     /// (SIGTERM, SIGKILL after `killGraceMs`) if they are still there, and reported `lost`
-    /// (the scheduler runs them again, attempts permitting). Their results are written to
-    /// `resultsDir` like any other, so a second restart reports the same. Blocks until the
+    /// (the scheduler runs them again, attempts permitting). Their results are recorded here
+    /// like any other, so a second restart reports the same. Results in `resultsDir`
+    /// (`{id}.json`, written by older workers) count as recorded ones. Blocks until the
     /// groups are gone. Returns the results to deliver, oldest first. `wall` dates the results
     /// made here. Nothing in the journal is a monotonic reading (those restart with a boot): its
     /// `startedAt` is a wall-clock date, a run is told apart by boot id and process start time.
@@ -186,8 +281,11 @@ public final class RunJournal {
         let bootId = ProcessTable.bootId()
         var results: [TaskResult] = []
         var interrupted: [Entry] = []
-        for entry in entries() {
-            if let data = FileManager.default.contents(atPath: "\(resultsDir)/\(entry.id).json"),
+        let live = live()
+        for entry in Self.ordered(live.entries) {
+            if let result = live.results[entry.id], result.run == entry.run {
+                results.append(result)
+            } else if let data = FileManager.default.contents(atPath: "\(resultsDir)/\(entry.id).json"),
                let result = try? JSONDecoder().decode(TaskResult.self, from: data), result.run == entry.run {
                 results.append(result)
             } else {
@@ -210,8 +308,8 @@ public final class RunJournal {
                 log.lifecycle("result: lost (\(reason))", at: result.finishedAt)
                 log.close()
             }
-            do { try Files.writeAtomically(WorkerAgent.resultJSON(result), to: "\(resultsDir)/\(entry.id).json") } catch {
-                logger.error("cannot write result of \(entry.id): \(error)")
+            do { try finished(result, json: WorkerAgent.resultJSON(result)) } catch {
+                logger.error("cannot record result of \(entry.id): \(error)")
             }
             logger.notice("task \(entry.id) attempt \(entry.attempt): \(reason)")
             results.append(result)
@@ -224,12 +322,24 @@ public final class RunJournal {
     func isAlive(_ entry: Entry, bootId: String) -> Bool {
         guard entry.pid > 0, entry.bootId == bootId else { return false }
         if let leader = ProcessTable.stat(entry.pid), !leader.isGone {
-            return leader.startTime == entry.processStartTime && leader.processGroup == entry.processGroup
+            guard leader.processGroup == entry.processGroup else { return false }
+            if entry.processStartTime != 0 { return leader.startTime == entry.processStartTime }
+            guard let from = entry.spawnFromBootMs, let to = entry.spawnToBootMs else { return false }
+            return ProcessTable.startedWithin(leader, fromMs: from, toMs: to)
         }
         // The leader is gone; while any member of its group lives, no new process can take
         // the group's number as its pid, so members found are the run's own.
         return !ProcessTable.members(ofGroup: entry.processGroup).isEmpty
     }
+}
+
+/// A live run's records as written: its start line (nil for a run without a process) and its
+/// result line once recorded, each ending with a newline.
+struct KeptRun {
+    var attempt: Int
+    var startedAt: Int64?
+    var start: [UInt8]?
+    var result: [UInt8]?
 }
 
 /// The journal's open descriptor and counted size, shared by copies of a `RunJournal`. Used
@@ -239,6 +349,8 @@ final class JournalFile: @unchecked Sendable {
     var size = 0
     /// Ids of older workers' per-run files; nil until the directory is listed.
     var legacyIds: Set<String>?
+    /// The live runs' records (what a rewrite keeps), by task id; nil until the first append.
+    var kept: [String: KeptRun]?
 
     /// Closes the descriptor: the next append opens the file again.
     func reopen() {

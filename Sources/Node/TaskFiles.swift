@@ -3,12 +3,14 @@ import Foundation
 import Glibc
 #endif
 
-/// A finished task's files on a worker (its log, its result file, the work directory the
-/// worker made for it), measured and removed for `WorkerRetention`. The blocking parts
-/// (`measure`, `removeTrash`) run off the loop.
+/// A finished task's files on a worker (its log, the work directory the worker made for it,
+/// and an older worker's result file), measured and removed for `WorkerRetention`. The
+/// blocking parts (`measure`, `removeTrash`) run off the loop. Any of them may be missing: a
+/// run that printed nothing has no log, results are in the run journal since.
 struct TaskFiles: Sendable {
     let id: String
     let log: String
+    /// `results/{id}.json`, written by older workers (this one keeps results in its journal).
     let result: String
     /// `{workRoot}/{id}` when the worker made it (see `WorkerAgent.ownsWorkDir`), else nil.
     let workDir: String?
@@ -25,6 +27,19 @@ struct TaskFiles: Sendable {
         var bytes = Self.allocated(log) + Self.allocated(result)
         if let workDir { bytes += Self.treeBytes(workDir) }
         return bytes
+    }
+
+    /// When the files last changed (unix ms, the newest of them), nil when none is there:
+    /// a restarted worker dates a task it finds by this, once.
+    var modifiedMs: Int64? {
+        var newest: Int64?
+        for path in [log, result] + (workDir.map { [$0] } ?? []) {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            let ms = Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000
+            newest = max(newest ?? ms, ms)
+        }
+        return newest
     }
 
     static func allocated(_ path: String) -> Int64 {

@@ -11,8 +11,21 @@ import SwarmProtocol
 /// write the disk refuses is lost (the result's output tail and the scheduler's copy of the
 /// stream still have the output), and the task goes on; the worker checks for room before
 /// a task starts (`DiskRoom`), not for each line.
+///
+/// A run's log (`deferred`) is created only when it has something to say beyond the routine:
+/// its first output, or a lifecycle line that is not routine (a warning, an extension, a kill,
+/// a spawn failure). Routine lines (the start, the exit, the result) wait in memory until then
+/// and are written first; a run that printed nothing and ended plainly leaves no file at all
+/// (one file creation less per task: ext4's inode allocation was most of its cost).
 final class TaskLog {
-    private var fd: Int32
+    private var fd: Int32 = -1
+    private let path: String
+    /// Routine lines held until the file is created (deferred logs only).
+    private var held: [UInt8] = []
+    /// Whether the file is still to create (deferred and nothing but routine lines so far).
+    private(set) var deferred: Bool
+    /// The file could not be created: nothing more is tried (best effort, as a full disk).
+    private var failed = false
     private var stdoutPartial: [UInt8] = []
     private var stderrPartial: [UInt8] = []
     private var written = 0
@@ -25,18 +38,31 @@ final class TaskLog {
     /// (`RunJournal.recover`), so `swarm logs --lifecycle` shows it.
     static func path(logsDir: String, id: String) -> String { "\(logsDir)/\(id).stream.txt" }
 
-    init(path: String, maxLine: Int = 16 * 1024, maxBytes: Int = 256 * 1024 * 1024) throws(FileError) {
+    /// Opens (creates) the file at once, or with `deferred` only when needed (see above).
+    init(path: String, maxLine: Int = 16 * 1024, maxBytes: Int = 256 * 1024 * 1024, deferred: Bool = false) throws(FileError) {
+        self.path = path
         self.maxLine = maxLine
         self.maxBytes = maxBytes
+        self.deferred = deferred
+        if !deferred { try create() }
+    }
+
+    private func create() throws(FileError) {
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError(path: path, errno: errno) }
     }
 
     /// One line, whatever `text` quotes: it may carry the submitter's command (a script with
     /// newlines) or reasons from peers, escaped and cut like any peer text (`PeerText`), so
-    /// it can neither forge output lines nor grow past `maxLine` characters.
-    func lifecycle(_ text: String, at: Int64) {
-        write(Array("\(Files.isoTimestamp(ms: at)) swarm  \(PeerText.safe(text, limit: maxLine))\n".utf8))
+    /// it can neither forge output lines nor grow past `maxLine` characters. `routine`: a line
+    /// every run has (start, exit, result), which alone does not create a deferred log.
+    func lifecycle(_ text: String, at: Int64, routine: Bool = false) {
+        let line = Array("\(Files.isoTimestamp(ms: at)) swarm  \(PeerText.safe(text, limit: maxLine))\n".utf8)
+        if deferred && routine {
+            held += line
+            return
+        }
+        write(line)
     }
 
     func output(_ stream: OutputChannel, _ bytes: UnsafeRawBufferPointer, at: Int64) {
@@ -92,9 +118,13 @@ final class TaskLog {
         emit(Array("\(Files.isoTimestamp(ms: at)) \(stream.rawValue) ".utf8) + line + [0x0A], at: at)
     }
 
+    /// Closes the file; a deferred log never created stays so (its routine lines dropped).
     func close() {
         if fd >= 0 { Glibc.close(fd) }
         fd = -1
+        deferred = false
+        failed = true
+        held = []
     }
 
     private func withPartial(_ stream: OutputChannel, _ body: (inout [UInt8]) -> Void) {
@@ -117,7 +147,17 @@ final class TaskLog {
     }
 
     private func write(_ bytes: [UInt8]) {
-        guard fd >= 0 else { return }
+        if fd < 0 {
+            guard deferred, !failed else { return }
+            deferred = false
+            do { try create() } catch {
+                failed = true
+                return
+            }
+            let held = self.held
+            self.held = []
+            if !held.isEmpty { write(held) }
+        }
         bytes.withUnsafeBytes { _ = Glibc.write(fd, $0.baseAddress, $0.count) }
     }
 }

@@ -66,11 +66,11 @@ final class TaskRunner {
     }
 
     func start() {
-        // The log file is created once the process runs: one file creation less between the
-        // assignment and the spawn. Nothing is logged before either.
+        // The log file is created only when the run prints or has more than its routine lines
+        // to tell (`TaskLog`'s deferred mode): a silent `true` leaves none.
+        log = try? TaskLog(path: context.logPath, deferred: true)
         let argv = context.argv
         guard let program = argv.first else {
-            log = try? TaskLog(path: context.logPath)
             apply(.spawnFailed(reason: "empty command", nowMs: context.clocks.monotonic()))
             return
         }
@@ -95,7 +95,6 @@ final class TaskRunner {
                 self.apply(.exited(status: status, signal: signal, nowMs: self.context.clocks.monotonic()))
             }
             startedAtUs = unixMicros()
-            log = try? TaskLog(path: context.logPath)
             self.process = process
             pid = Int(process.pid)
             apply(.spawned(pid: Int(process.pid), nowMs: context.clocks.monotonic()))
@@ -114,7 +113,6 @@ final class TaskRunner {
             if let dir = context.workingDirectory, access(dir, X_OK) != 0 {
                 reason = "cannot enter working directory \(dir): \(String(cString: strerror(errno)))"
             }
-            if log == nil { log = try? TaskLog(path: context.logPath) }
             apply(.spawnFailed(reason: reason, nowMs: context.clocks.monotonic()))
         }
     }
@@ -137,9 +135,20 @@ final class TaskRunner {
     /// Ends the run's log with its result and closes it. Idempotent.
     func closeLog(_ result: TaskResult) {
         guard let log else { return }
-        log.lifecycle("result: \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")", at: context.clocks.wall())
+        log.lifecycle("result: \(result.state.rawValue)\(result.reason.map { " (\($0))" } ?? "")", at: context.clocks.wall(),
+                      routine: true)
         log.close()
         self.log = nil
+    }
+
+    /// Whether a lifecycle line is one every run has (its start, its exit), which alone does
+    /// not make a log file: the line the supervisor gives for `.spawned` or `.exited`.
+    static func isRoutine(_ line: String, of event: SupervisorEvent) -> Bool {
+        switch event {
+        case .spawned: line.hasPrefix("started pid ")
+        case .exited: line.hasPrefix("exited ")
+        default: false
+        }
     }
 
     /// While a kill is under way: when SIGKILL goes (went) to the group, monotonic ms.
@@ -182,7 +191,7 @@ final class TaskRunner {
         for action in supervisor.handle(event, at: at) {
             switch action {
             case .log(let line):
-                log?.lifecycle(line, at: at)
+                log?.lifecycle(line, at: at, routine: Self.isRoutine(line, of: event))
             case .signalGroup(let signal):
                 if let pid { ProcessGroup.signal(Int32(pid), signal) }
             case .armWake(let wakeAt):
@@ -257,6 +266,10 @@ final class TaskRunner {
     }
 
     private func report(_ result: TaskResult) {
+        var result = result
+        // A run that printed nothing and ended plainly made no log file (an earlier run's
+        // may be there: then it is named).
+        if log == nil || log?.deferred == true, access(context.logPath, F_OK) != 0 { result.metrics.logFile = nil }
         if !defersLogClose { closeLog(result) }
         let finish = { [weak self] in
             guard let self, let callback = self.onFinish else { return }

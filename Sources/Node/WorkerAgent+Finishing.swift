@@ -5,8 +5,7 @@ import SwarmUV
 ///
 /// Runs of one layer of work exit together. Each result is sent right before the loop next
 /// polls (`deliverFinished`, all of that iteration's results in one write); the files of each
-/// run (result file, journal record, the log's last line and close, about 0.1-0.4 ms a run on
-/// ext4) are written after, a slice of about half a millisecond per loop iteration
+/// run (the journal's result record, the log's last line and close) are written after, a slice of about half a millisecond per loop iteration
 /// (`writeFinishedFiles`, driven by an idle handle), so assignments the results released
 /// are read and started in between rather than after every file, and the heartbeat goes out
 /// however many runs end together. The scheduler's `resultAck`s are handled in the same
@@ -17,12 +16,12 @@ import SwarmUV
 /// them (`flushFinishedFiles`): the handling of its `resultAck` (before the journal's ack
 /// record and retention), a new assignment of the same task id, a read of its log, and the
 /// worker's stop. A crash of the worker between the send and the files leaves the run in the journal
-/// without a result file: the restarted worker reports it `lost`, which the scheduler
+/// without a result record: the restarted worker reports it `lost`, which the scheduler
 /// acknowledges and ignores when the result came through (the run is no longer current there,
 /// `ClusterState.finish`) and requeues otherwise, as a crash before the files always did.
 extension WorkerAgent {
     /// Keeps `result` until the scheduler acknowledges it: in the outbox (memory), and on disk
-    /// (results dir, run journal) for a restart. If the disk refuses it (full), the result is
+    /// (the run journal's result record) for a restart. If the disk refuses it (full), the result is
     /// still sent from memory, and the worker says so: should it stop before the scheduler
     /// has the result, the run counts as lost there (from its journal record, or because the
     /// worker no longer reports it) and runs again, attempts permitting. Never dropped silently.
@@ -127,11 +126,9 @@ extension WorkerAgent {
     private func save(_ run: UnwrittenRun) {
         let result = run.result
         run.runner?.closeLog(result)
-        var unsaved: [String] = []
-        do { try Files.writeAtomically(run.json, to: "\(resultsDir)/\(result.id).json") } catch { unsaved.append("\(error)") }
-        do { try journal.finished(result) } catch { unsaved.append("\(error)") }
-        if !unsaved.isEmpty {
-            logger.error("result of task \(result.id) attempt \(result.attempt) (\(result.state.rawValue)) is kept in memory only until the scheduler acknowledges it: \(unsaved.joined(separator: "; ")); if this worker stops first, the run counts as lost")
+        // One append to the run journal (no file per result: see `RunJournal`).
+        do { try journal.finished(result, json: run.json) } catch {
+            logger.error("result of task \(result.id) attempt \(result.attempt) (\(result.state.rawValue)) is kept in memory only until the scheduler acknowledges it: \(error); if this worker stops first, the run counts as lost")
         }
     }
 }
@@ -139,7 +136,8 @@ extension WorkerAgent {
 /// A run whose result is sent and whose files are not written yet.
 struct UnwrittenRun {
     var result: TaskResult
-    /// The result file's bytes (the frame carried them without the newline).
+    /// The result's JSON line (the frame carried it without the newline; the journal's result
+    /// record wraps it).
     var json: [UInt8]
     var runner: TaskRunner?
 }

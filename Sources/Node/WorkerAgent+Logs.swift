@@ -22,6 +22,16 @@ extension WorkerAgent {
             return
         }
         // Up to 1 MiB of log: in the bulk lane, so heartbeats and results never wait behind it.
-        connection.sendBulk(MessageCodec.frame(.logData(LogFileReader.answer(request, logsDir: logsDir))))
+        connection.sendBulk(MessageCodec.frame(.logData(LogFileReader.answer(request, logsDir: logsDir,
+                                                                              ranHere: hasRun(request.id)))))
+    }
+
+    /// Whether this worker has task `id`'s run (running, ending, unacknowledged, or kept by
+    /// retention): its missing log file means the run printed nothing (`TaskLog`'s deferred
+    /// mode), not that the log is gone.
+    func hasRun(_ id: String) -> Bool {
+        runners[id] != nil || workspace.tasks[id] != nil || unwritten.contains(id)
+            || finishing.contains { $0.result.id == id } || retention.core.keeps(id)
+            || retention.pending.contains { $0.id == id } || journal.entry(id) != nil
     }
 }

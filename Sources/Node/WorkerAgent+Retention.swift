@@ -87,26 +87,18 @@ extension WorkerAgent {
         }
     }
 
-    /// At start: the acknowledged results a previous worker process left (those the journal
-    /// still lists are in the outbox and are kept once acknowledged), and any trash.
+    /// At start: the files of acknowledged tasks a previous worker process left (those the
+    /// journal still lists are in the outbox and are kept once acknowledged), and any trash.
     func startRetention() {
         retentionTimer = try? UVTimer(loop: loop)
         let inJournal = Set(journal.entries().map(\.id))
-        let resultsDir = self.resultsDir
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: resultsDir)) ?? []
-        let ids = names.compactMap { name -> String? in
-            guard name.hasSuffix(".json") else { return nil }
-            let id = String(name.dropLast(5))
-            return TaskID.problem(with: id) == nil && !inJournal.contains(id) ? id : nil
-        }
-        let files = ids.map { taskFiles($0) }
+        let files = leftTaskIds().subtracting(inJournal).sorted().map { taskFiles($0) }
         let trash = trashDir
         let wallNow = clocks.wall()
         workspace.offLoop(loop, { () -> ([String], [(Int64, Int64)]) in
             let left = TaskFiles.removeTrash(trash)
             return (left, files.map { file in
-                var info = stat()
-                let modified = lstat(file.result, &info) == 0 ? Int64(info.st_mtim.tv_sec) * 1000 : wallNow
+                let modified = file.modifiedMs ?? wallNow
                 return (file.measure(), max(0, wallNow - modified))
             })
         }) { [weak self] answer in
@@ -124,6 +116,30 @@ extension WorkerAgent {
             }
             self.removeDueFiles()
         }
+    }
+
+    /// Ids of the tasks whose files are in the data dir (or the work root): a log
+    /// (`logs/ID.stream.txt`), a result of an older worker (`results/ID.json`), a mark of a work
+    /// directory made in a configured work root (`owned/ID`), or a directory in the default
+    /// work root. A task that printed nothing has no log, and results are in the journal
+    /// (`RunJournal`): no one place lists every task any more.
+    func leftTaskIds() -> Set<String> {
+        func names(_ dir: String, suffix: String) -> [String] {
+            let all = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            return all.compactMap { name in
+                guard name.hasSuffix(suffix) else { return nil }
+                let id = String(name.dropLast(suffix.count))
+                return TaskID.problem(with: id) == nil ? id : nil
+            }
+        }
+        var ids = Set(names(logsDir, suffix: ".stream.txt"))
+        ids.formUnion(names(resultsDir, suffix: ".json"))
+        ids.formUnion(names(ownedDir, suffix: ""))
+        if config.workRootDir == nil && config.workDir == nil {
+            // Every directory in the default work root is a task's (`.swarm~trash` is no id).
+            ids.formUnion(names(config.workRoot, suffix: "").filter { TaskFiles.isRealDirectory("\(config.workRoot)/\($0)") })
+        }
+        return ids
     }
 
     private var retentionNow: UInt64 { UInt64(max(0, clocks.monotonic())) }

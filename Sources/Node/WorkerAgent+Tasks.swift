@@ -10,10 +10,10 @@ extension WorkerAgent {
         func reject(_ reason: String, permanent: Bool? = nil) {
             connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason, permanent: permanent)))
         }
-        // An earlier run's result file and log are this id's too: written before anything new.
+        // An earlier run's result record and log are this id's too: written before anything new.
         flushFinishedFiles(task.id)
         if let runner = runners[task.id] {
-            // Never two processes for one task id here (they share its log and result files).
+            // Never two processes for one task id here (they share its log and journal entry).
             if runner.attempt != task.attempt { reject("attempt \(runner.attempt) of this task is still ending here") }
             return
         }
@@ -83,10 +83,12 @@ extension WorkerAgent {
         runner.defersLogClose = defersLogClose
         runners[task.id] = runner
         let spawnStart = ContinuousClock.now
+        let spawnFromBootMs = ProcessTable.bootMs()
         runner.start()
         if let pid = runner.pid, runners[task.id] != nil {
             metrics.spawned(after: ContinuousClock.now - spawnStart)
-            journalStarted(RunRef(id: task.id, attempt: task.attempt), pid: pid)
+            journalStarted(RunRef(id: task.id, attempt: task.attempt), pid: pid,
+                           spawnBootMs: spawnFromBootMs...max(spawnFromBootMs, ProcessTable.bootMs()))
             connection?.send(.taskStarted(.init(id: task.id, attempt: task.attempt, pid: pid, startedAt: clocks.wall())))
         }
     }

@@ -313,8 +313,8 @@ public final class WorkerAgent {
         return recovered
     }
 
-    func journalStarted(_ run: RunRef, pid: Int) {
-        do { try journal.started(run, pid: Int32(pid), startedAt: clocks.wall()) } catch {
+    func journalStarted(_ run: RunRef, pid: Int, spawnBootMs: ClosedRange<Int64>) {
+        do { try journal.started(run, pid: Int32(pid), startedAt: clocks.wall(), spawnBootMs: spawnBootMs) } catch {
             logger.error("cannot record the run of \(run.id): \(error)")
         }
     }

@@ -3,12 +3,13 @@
 /// bytes each holds, and asks what is due; it removes them.
 ///
 /// Terms, as enforced:
-/// - A task's **files** are its log, its result file and, when the worker made it, its work
-///   directory (`{workRoot}/{id}`; never a `--workdir`, a shared `workDir` or a git worktree).
+/// - A task's **files** are its log (when its run printed), an older worker's result file and,
+///   when the worker made it, its work directory (`{workRoot}/{id}`; never a `--workdir`, a
+///   shared `workDir` or a git worktree). Its result is in the run journal until acknowledged.
 /// - A task is **kept** from the moment the scheduler acknowledged its result (`kept`), never
 ///   before: a result not yet acknowledged may be needed again after a restart.
 /// - Its **age** is the monotonic time since then. For a task found at start (left by an
-///   earlier worker process) the age is what its result file's modification time says, read
+///   earlier worker process) the age is what its files' newest modification time says, read
 ///   once at start against the wall clock; a wall clock stepped later moves nothing.
 /// - **Due**: a kept task whose age is `maxAgeMs` or more; and, while the kept tasks hold more
 ///   than `maxBytes` in all, the oldest ones until they hold `maxBytes` or less (exactly
@@ -72,6 +73,9 @@ public struct WorkerRetention: Sendable {
 
     /// Tasks kept now.
     public var keptCount: Int { entries.count }
+
+    /// Whether task `id`'s files are kept now (acknowledged, not removed yet).
+    public func keeps(_ id: String) -> Bool { entries[id] != nil }
 
     /// Task `id`'s result was acknowledged at `sinceMs` (monotonic); its files hold `bytes`.
     /// Tasks found at start go in oldest first, before any acknowledged here.

@@ -108,6 +108,23 @@ import Testing
             .contains("No such file") == true)
     }
 
+    /// A run that printed nothing has no log file (`TaskLog`'s deferred mode): when the worker
+    /// has that run, the missing file is an empty log, not a problem; when it does not (its
+    /// files removed, or never here), it is still one.
+    @Test func aMissingFileIsAnEmptyLogOnlyForARunTheWorkerHas() throws {
+        let dir = Self.tempPath("logs")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let quiet = LogFileReader.answer(.init(readId: 3, id: "quiet", offset: 0, maxBytes: 100), logsDir: dir, ranHere: true)
+        #expect(quiet.problem == nil && quiet.eof && quiet.data.isEmpty && quiet.nextOffset == 0)
+        #expect(quiet.validationProblem() == nil)
+        let gone = LogFileReader.answer(.init(readId: 3, id: "quiet", offset: 0, maxBytes: 100), logsDir: dir, ranHere: false)
+        #expect(gone.problem?.contains("No such file") == true)
+        // Anything else wrong with the file is a problem whether the run is here or not.
+        symlink("/etc/passwd", "\(dir)/link.stream.txt")
+        #expect(LogFileReader.answer(.init(readId: 1, id: "link", offset: 0, maxBytes: 100), logsDir: dir, ranHere: true).problem != nil)
+    }
+
     // MARK: readLog / logData limits
 
     @Test func everyNumberOfALogReadIsBounded() {

@@ -172,8 +172,11 @@ final class NetnsCluster {
         var live: Set<String> = []
         for line in text.split(separator: "\n") {
             guard let record = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else { continue }
-            if let start = record["start"] as? [String: Any], let id = start["id"] as? String, let attempt = start["attempt"] as? Int {
-                live.insert("\(id)#\(attempt)")
+            // A start, or a result (a run without a process has no start record).
+            for kind in ["start", "result"] {
+                if let run = record[kind] as? [String: Any], let id = run["id"] as? String, let attempt = run["attempt"] as? Int {
+                    live.insert("\(id)#\(attempt)")
+                }
             }
             if let ack = record["ack"] as? [String: Any], let id = ack["id"] as? String, let attempt = ack["attempt"] as? Int {
                 live.remove("\(id)#\(attempt)")

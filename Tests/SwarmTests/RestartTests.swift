@@ -126,4 +126,46 @@ import SwarmProtocol
         let log = try harness.run(["logs", "--scheduler", address, "--lifecycle", "phoenix"])
         #expect(log.stdout.contains(RunJournal.killedReason), "\(log.stdout)")
     }
+
+    /// A worker killed with -9 in the middle of a batch of short tasks (results being sent,
+    /// recorded in its journal and acknowledged as it dies), started again on its data dir:
+    /// every task ends succeeded, and none whose success the scheduler had before the kill
+    /// runs again (its result came from the journal, or the scheduler ignores the run's `lost`).
+    @Test func workerKilledMidBatchLosesNothingAcknowledged() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try E.startScheduler(harness)
+        let arguments = ["worker", "--scheduler", address, "--slots", "4", "--name", "a", "--data-dir", "\(harness.dir)/a"]
+        let worker = try harness.start("worker", arguments)
+        _ = try E.waitForNodes(harness, address, count: 1)
+        let traceDir = "\(harness.dir)/trace"
+        try FileManager.default.createDirectory(atPath: traceDir, withIntermediateDirectories: true)
+        let client = try SwarmClient(address: address, token: nil)
+        // Half print (their logs are made), half are silent.
+        let specs = (1...48).map { i in
+            TaskSpec(id: "b-\(i)", command: ["sh", "-c", Self.script + (i % 2 == 0 ? "; echo done" : ""), harness.marker, traceDir])
+        }
+        #expect(try client.submitMany(specs).allSatisfy { (try? $0.get()) != nil })
+        var succeededBefore: Set<String> = []
+        for _ in 0..<1_500 {
+            succeededBefore = Set(try client.listTasks().filter { $0.state == .succeeded }.map(\.id))
+            if succeededBefore.count >= 12 { break }
+            usleep(20_000)
+        }
+        kill(worker.pid, SIGKILL)
+        for _ in 0..<500 where !(ProcessTable.stat(worker.pid)?.isGone ?? true) { usleep(10_000) }
+        #expect(succeededBefore.count >= 12 && succeededBefore.count < specs.count, "\(succeededBefore.count) succeeded at the kill")
+        try harness.start("worker-again", arguments)
+
+        let infos = try client.wait(specs.map { $0.id! }, timeoutSeconds: 90)
+        #expect(infos.count == specs.count)
+        #expect(infos.filter { $0.state != .succeeded }.map(\.id).isEmpty)
+        let rerun = succeededBefore.filter { Self.lines("\(traceDir)/\($0)").count != 1 }.sorted()
+        #expect(rerun.isEmpty, "acknowledged tasks that ran again: \(rerun.prefix(10))")
+        #expect(specs.allSatisfy { !Self.lines("\(traceDir)/\($0.id!)").isEmpty })
+        // Everything acknowledged: the new worker's journal lets go of every run.
+        let journal = RunJournal(directory: "\(harness.dir)/a/runs")
+        for _ in 0..<200 where !journal.entries().isEmpty { usleep(50_000) }
+        #expect(journal.entries().isEmpty)
+    }
 }

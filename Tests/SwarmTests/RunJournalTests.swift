@@ -52,8 +52,10 @@ import Testing
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let journal = RunJournal(directory: dir + "/runs")
-        try journal.started(RunRef(id: "t", attempt: 2), pid: getpid(), startedAt: 5)
-        #expect(journal.entry("t")?.processStartTime == ProcessTable.stat(getpid())?.startTime)
+        try journal.started(RunRef(id: "t", attempt: 2), pid: getpid(), startedAt: 5, spawnBootMs: 7...9)
+        // No `/proc` read at the start: the spawn's window on the boot clock stands for it.
+        #expect(journal.entry("t")?.processStartTime == 0)
+        #expect(journal.entry("t")?.spawnFromBootMs == 7 && journal.entry("t")?.spawnToBootMs == 9)
         journal.acknowledged(RunRef(id: "t", attempt: 1))
         #expect(journal.entries().map(\.run) == [RunRef(id: "t", attempt: 2)])
         journal.acknowledged(RunRef(id: "t", attempt: 2))
@@ -65,7 +67,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let journal = RunJournal(directory: dir + "/runs", compactBytes: 4_096)
         for i in 0..<200 {
-            try journal.started(RunRef(id: "t\(i)", attempt: 1), pid: getpid(), startedAt: Int64(i))
+            try journal.started(RunRef(id: "t\(i)", attempt: 1), pid: getpid(), startedAt: Int64(i), spawnBootMs: 1...2)
             if i % 10 != 0 { journal.acknowledged(RunRef(id: "t\(i)", attempt: 1)) }
         }
         // No file per run: one journal, kept small by compaction.
@@ -86,7 +88,7 @@ import Testing
         #expect(journal.entries().count == 20)
         #expect(journal.entry("t190")?.startedAt == 190)
         // And what the next worker process appends after it still counts.
-        try journal.started(RunRef(id: "after", attempt: 1), pid: getpid(), startedAt: 500)
+        try journal.started(RunRef(id: "after", attempt: 1), pid: getpid(), startedAt: 500, spawnBootMs: 1...2)
         journal.acknowledged(RunRef(id: "t0", attempt: 1))
         #expect(journal.entries().count == 20)
         #expect(journal.entry("after")?.startedAt == 500)
@@ -98,18 +100,26 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let journal = RunJournal(directory: dir + "/runs")
 
-        // 1. Finished, result not acknowledged: delivered as it was.
-        try journal.started(RunRef(id: "done", attempt: 1), pid: 999_999, startedAt: 10)
+        // 1. Finished, result not acknowledged: delivered as it was (from the journal's
+        // result record; `older`'s from the result file an older worker wrote).
+        try journal.started(RunRef(id: "done", attempt: 1), pid: 999_999, startedAt: 10, spawnBootMs: 1...2)
         let done = TaskResult(id: "done", state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "ok\n",
                               pid: 999_999, attempt: 1, startedAt: 10, finishedAt: 20)
-        try Files.writeAtomically(WorkerAgent.resultJSON(done), to: "\(dir)/results/done.json")
-        // 2. Still running: killed, reported lost.
+        try journal.finished(done, json: WorkerAgent.resultJSON(done))
+        try journal.started(RunRef(id: "older", attempt: 1), pid: 999_997, startedAt: 12, spawnBootMs: 1...2)
+        var older = done
+        older.id = "older"
+        older.pid = 999_997
+        try Files.writeAtomically(WorkerAgent.resultJSON(older), to: "\(dir)/results/older.json")
+        // 2. Still running: killed, reported lost (known by the spawn's window on the boot clock).
+        let from = ProcessTable.bootMs()
         let sleeper = try Self.spawnDetachedSleep()
+        let to = ProcessTable.bootMs()
         defer { kill(sleeper, SIGKILL); var status: Int32 = 0; waitpid(sleeper, &status, 0) }
         usleep(50_000)
-        try journal.started(RunRef(id: "alive", attempt: 3), pid: sleeper, startedAt: 30)
+        try journal.started(RunRef(id: "alive", attempt: 3), pid: sleeper, startedAt: 30, spawnBootMs: from...to)
         // 3. Its process is gone: reported lost too.
-        try journal.started(RunRef(id: "gone", attempt: 1), pid: 999_998, startedAt: 40)
+        try journal.started(RunRef(id: "gone", attempt: 1), pid: 999_998, startedAt: 40, spawnBootMs: 1...2)
         // 4. Its pid now names another process (this test): left alone.
         var stranger = try #require(journal.entry("gone"))
         stranger.id = "stranger"
@@ -121,14 +131,17 @@ import Testing
 
         let results = journal.recover(resultsDir: "\(dir)/results", logsDir: "\(dir)/logs", killGraceMs: 2_000,
                                       wall: { 100 }, logger: Logger(label: "test"))
-        #expect(results.map { "\($0.id):\($0.attempt):\($0.state.rawValue)" } == ["done:1:succeeded", "alive:3:lost", "gone:1:lost", "stranger:1:lost"])
-        #expect(results[0] == done)
-        #expect(results[1].reason == RunJournal.killedReason)
-        #expect(results[2].reason == RunJournal.goneReason)
+        #expect(results.map { "\($0.id):\($0.attempt):\($0.state.rawValue)" }
+            == ["done:1:succeeded", "older:1:succeeded", "alive:3:lost", "gone:1:lost", "stranger:1:lost"])
+        #expect(results[0] == done && results[1] == older)
+        #expect(results[2].reason == RunJournal.killedReason)
         #expect(results[3].reason == RunJournal.goneReason)
+        #expect(results[4].reason == RunJournal.goneReason)
         #expect(ProcessTable.members(ofGroup: sleeper).isEmpty)
         #expect(ProcessTable.stat(getpid()) != nil)  // still here
-        // Written like any result, so a second restart reports the same.
+        // Recorded like any result (in the journal, no result file), so a second restart
+        // reports the same.
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/results/alive.json"))
         let again = journal.recover(resultsDir: "\(dir)/results", logsDir: "\(dir)/logs", killGraceMs: 2_000,
                                     wall: { 200 }, logger: Logger(label: "test"))
         #expect(again == results)
@@ -136,5 +149,97 @@ import Testing
         #expect(try String(contentsOfFile: "\(dir)/logs/alive.stream.txt", encoding: .utf8).contains(RunJournal.killedReason))
         #expect(try String(contentsOfFile: "\(dir)/logs/gone.stream.txt", encoding: .utf8).contains(RunJournal.goneReason))
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/logs/alive.log"))
+    }
+
+    /// A result is in the journal from its record until its own attempt's acknowledgement;
+    /// a new start of the id drops an earlier attempt's; compaction keeps exactly the live
+    /// starts and results, and the file stays under max(compactBytes, 2 x live) + a record.
+    @Test func resultRecordsLiveUntilTheirAcknowledgementAndCompactionKeepsThem() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = RunJournal(directory: dir + "/runs", compactBytes: 8_192)
+        func result(_ id: String, _ attempt: Int, pid: Int?, output: String = "", at: Int64 = 1) -> TaskResult {
+            TaskResult(id: id, state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: output,
+                       pid: pid, attempt: attempt, startedAt: at, finishedAt: at + 1)
+        }
+        func recover() -> [String] {
+            journal.recover(resultsDir: dir + "/results", logsDir: dir + "/logs", killGraceMs: 100, wall: { 3 },
+                            logger: Logger(label: "test")).map { "\($0.id):\($0.attempt):\($0.state.rawValue)" }
+        }
+        // A run without a process: its result record is its entry.
+        let refused = result("refused", 1, pid: nil)
+        try journal.finished(refused, json: WorkerAgent.resultJSON(refused))
+        #expect(journal.entry("refused")?.attempt == 1)
+        // A new attempt's start drops the earlier attempt's result.
+        try journal.started(RunRef(id: "again", attempt: 1), pid: 999_990, startedAt: 1, spawnBootMs: 1...2)
+        let first = result("again", 1, pid: 999_990)
+        try journal.finished(first, json: WorkerAgent.resultJSON(first))
+        try journal.started(RunRef(id: "again", attempt: 2), pid: 999_991, startedAt: 2, spawnBootMs: 1...2)
+        #expect(recover() == ["refused:1:succeeded", "again:2:lost"])
+        // An acknowledgement of another attempt leaves the entry; its own removes it.
+        journal.acknowledged(RunRef(id: "again", attempt: 1))
+        #expect(journal.entry("again")?.attempt == 2)
+        journal.acknowledged(RunRef(id: "again", attempt: 2))
+        journal.acknowledged(RunRef(id: "refused", attempt: 1))
+        #expect(journal.entries().isEmpty)
+        // Many acknowledged results of ~1 KiB and 5 live ones: the file stays bounded at every
+        // append, and compaction keeps the live ones whole.
+        let padding = String(repeating: "x", count: 1_000)
+        var largest = 0
+        for i in 0..<300 {
+            let r = result("r\(i)", 1, pid: nil, output: padding, at: Int64(10 + i))
+            try journal.finished(r, json: WorkerAgent.resultJSON(r))
+            if i % 60 != 0 { journal.acknowledged(r.run) }
+            let size = (try FileManager.default.attributesOfItem(atPath: journal.logPath)[.size] as? Int) ?? 0
+            largest = max(largest, size)
+        }
+        // The live records only grew (1 to 5 results), and a rewrite triggered by a result's
+        // record keeps that run too (its acknowledgement comes after): so at every append the
+        // file is under max(compactBytes, 2 x (the last live size + one run)) plus one run.
+        journal.compact()
+        let live = try #require(try FileManager.default.attributesOfItem(atPath: journal.logPath)[.size] as? Int)
+        let run = live / 5
+        #expect(largest <= max(8_192, 2 * (live + run)) + run, "journal reached \(largest) bytes, \(live) live")
+        #expect(largest < 300 * 1_000 / 4, "uncompacted, 300 results of 1 KiB would be far larger")
+        let text = try String(contentsOfFile: journal.logPath, encoding: .utf8)
+        #expect(text.split(separator: "\n").filter { $0.hasPrefix("{\"result\"") }.count == 5, "5 results")
+        #expect(!text.contains("\"ack\""))
+        #expect(recover() == (0..<5).map { "r\($0 * 60):1:succeeded" })
+        // The rewrite comes from what this journal holds in memory; another process's journal
+        // on the same file (a restarted worker) reads the same live runs back from it.
+        let reread = RunJournal(directory: dir + "/runs", compactBytes: 8_192)
+        reread.compact()
+        #expect(reread.entries().map(\.id) == (0..<5).map { "r\($0 * 60)" })
+        #expect(journal.entries().map(\.id) == (0..<5).map { "r\($0 * 60)" })
+    }
+
+    /// A run's process is known again by its pid, process group and a start within the
+    /// spawn's window on the boot clock (one tick of slack below it): the same pid with a
+    /// start outside the window is another process and is left alone.
+    @Test func aRunsProcessIsKnownByItsStartWithinTheSpawnWindow() throws {
+        let journal = RunJournal(directory: NSTemporaryDirectory())
+        let from = ProcessTable.bootMs()
+        let sleeper = try Self.spawnDetachedSleep()
+        let to = ProcessTable.bootMs()
+        defer { kill(sleeper, SIGKILL); var status: Int32 = 0; waitpid(sleeper, &status, 0) }
+        usleep(20_000)
+        let stat = try #require(ProcessTable.stat(sleeper))
+        let boot = ProcessTable.bootId()
+        func entry(_ window: ClosedRange<Int64>?, group: Int32 = sleeper) -> RunJournal.Entry {
+            RunJournal.Entry(id: "s", attempt: 1, pid: sleeper, processGroup: group, processStartTime: 0, bootId: boot,
+                             startedAt: 1, spawnFromBootMs: window?.lowerBound, spawnToBootMs: window?.upperBound)
+        }
+        #expect(journal.isAlive(entry(from...to), bootId: boot))
+        // Edges: the start read in whole ticks lies at most one tick before the real start.
+        let tick = 1000 / ProcessTable.ticksPerSecond
+        let startMs = Int64(stat.startTime) * 1000 / ProcessTable.ticksPerSecond
+        #expect(journal.isAlive(entry(startMs...startMs), bootId: boot))
+        #expect(journal.isAlive(entry((startMs + tick - 1)...(startMs + tick - 1)), bootId: boot))
+        #expect(!journal.isAlive(entry((startMs + tick)...(startMs + 5_000)), bootId: boot))
+        #expect(!journal.isAlive(entry((startMs - 5_000)...(startMs - 1)), bootId: boot))
+        // Another group, another boot, or no window at all: not ours.
+        #expect(!journal.isAlive(entry(from...to, group: sleeper + 1), bootId: boot))
+        #expect(!journal.isAlive(entry(from...to), bootId: boot + "x"))
+        #expect(!journal.isAlive(entry(nil), bootId: boot))
     }
 }

@@ -17,6 +17,52 @@ import SwarmProtocol
         Array(text.utf8).withUnsafeBytes { log.output(stream, $0, at: ms) }
     }
 
+    /// A run's log (deferred) is created only by output or a lifecycle line that is not
+    /// routine; routine lines held until then are written first, in order. A run with only
+    /// routine lines leaves no file.
+    @Test func aDeferredLogIsCreatedOnlyByOutputOrAnUnusualLine() throws {
+        let base = NSTemporaryDirectory() + "tasklog-deferred-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        func read(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
+        // 1. Only routine lines: no file, before or after the close.
+        let quiet = try TaskLog(path: base + "-quiet", deferred: true)
+        quiet.lifecycle("started pid 1: true", at: 0, routine: true)
+        quiet.lifecycle("exited with code 0", at: 1, routine: true)
+        quiet.flush(.stdout, at: 2)
+        #expect(read(base + "-quiet") == nil)
+        quiet.lifecycle("result: succeeded", at: 3, routine: true)
+        quiet.close()
+        #expect(read(base + "-quiet") == nil)
+        // 2. Output: the file appears with the held lines first, then everything in order.
+        let chatty = try TaskLog(path: base + "-chatty", deferred: true)
+        defer { unlink(base + "-chatty") }
+        chatty.lifecycle("started pid 2: echo hi", at: 0, routine: true)
+        #expect(read(base + "-chatty") == nil)
+        feed(chatty, .stdout, "hi\n", at: 1)
+        chatty.lifecycle("exited with code 0", at: 2, routine: true)
+        chatty.lifecycle("result: succeeded", at: 3, routine: true)
+        chatty.close()
+        #expect(read(base + "-chatty") == [
+            "1970-01-01T00:00:00.000Z swarm  started pid 2: echo hi", "1970-01-01T00:00:00.001Z stdout hi",
+            "1970-01-01T00:00:00.002Z swarm  exited with code 0", "1970-01-01T00:00:00.003Z swarm  result: succeeded", "",
+        ].joined(separator: "\n"))
+        // 3. A line that is not routine (a warning, a kill) creates it without output.
+        let warned = try TaskLog(path: base + "-warned", deferred: true)
+        defer { unlink(base + "-warned") }
+        warned.lifecycle("started pid 3: sleep 60", at: 0, routine: true)
+        warned.lifecycle("silence warning: no output for 45 s", at: 1)
+        warned.close()
+        #expect(read(base + "-warned")?.split(separator: "\n").count == 2)
+        // 4. Nothing written after the close, routine or not.
+        warned.lifecycle("late", at: 4)
+        #expect(read(base + "-warned")?.split(separator: "\n").count == 2)
+        // The runner's classification: the start and exit lines of their events only.
+        #expect(TaskRunner.isRoutine("started pid 4: true", of: .spawned(pid: 4, nowMs: 0)))
+        #expect(TaskRunner.isRoutine("exited with code 1", of: .exited(status: 1, signal: 0, nowMs: 0)))
+        #expect(!TaskRunner.isRoutine("output still open after exit: killing leftover processes of the group",
+                                      of: .exited(status: 0, signal: 0, nowMs: 0)))
+        #expect(!TaskRunner.isRoutine("spawn failed: command not found: nope", of: .spawnFailed(reason: "x", nowMs: 0)))
+    }
+
     @Test func linesAreTimestampedAndLabelledPerStreamAcrossChunks() throws {
         let lines = try withLog { log in
             log.lifecycle("started pid 1", at: 1_795_000_000_123)

@@ -70,8 +70,10 @@ import Testing
         #expect(try ended("before")["state"] as? String == "succeeded")
 
         // Runs until the disk is full (bounded: 20 s), so its result is written after that.
+        // It prints 20 KB first: its result record (output tail included) is larger than what
+        // is left of the run journal's last page, so appending it fails on the full disk.
         let go = "\(harness.dir)/go"
-        try submit("during", "i=0; while [ ! -e \(go) ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo during")
+        try submit("during", "head -c 20000 /dev/zero | tr '\\0' x; echo; i=0; while [ ! -e \(go) ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo during")
         try E.waitStarted(harness, address, "during")
         try mount.fill()
         #expect(FileManager.default.createFile(atPath: go, contents: nil))

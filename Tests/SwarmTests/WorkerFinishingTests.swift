@@ -15,14 +15,25 @@ import SwarmTransport
     final class SchedulerEnd {
         var connection: FramedConnection?
         var results: [String] = []
-        /// Results whose file existed when the result arrived.
+        /// Results whose journal record existed when the result arrived.
         var writtenBeforeSend: [String] = []
-        let resultsDir: String
+        let journalPath: String
         /// Acknowledges nothing until this many results arrived, then all of them in one write.
         var holdAcksUntil: Int?
         private var held: [Message.ResultAck] = []
 
-        init(resultsDir: String) { self.resultsDir = resultsDir }
+        init(dataDir: String) { journalPath = dataDir + "/runs/journal.jsonl" }
+
+        /// The journal's records in order: "result ID" or "ack ID" (starts left out).
+        static func records(_ path: String) -> [String] {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").compactMap { line in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+                if let result = object["result"] as? [String: Any], let id = result["id"] as? String { return "result \(id)" }
+                if let ack = object["ack"] as? [String: Any], let id = ack["id"] as? String { return "ack \(id)" }
+                return nil
+            }
+        }
 
         func accept(_ tcp: UVTCP) {
             let connection = FramedConnection(tcp: tcp)
@@ -35,7 +46,7 @@ import SwarmTransport
                 case .taskFinished(let finished):
                     let id = finished.result.id
                     self.results.append(id)
-                    if FileManager.default.fileExists(atPath: "\(self.resultsDir)/\(id).json") { self.writtenBeforeSend.append(id) }
+                    if Self.records(self.journalPath).contains("result \(id)") { self.writtenBeforeSend.append(id) }
                     let ack = Message.ResultAck(id: id, attempt: finished.result.attempt)
                     if let until = self.holdAcksUntil {
                         self.held.append(ack)
@@ -60,7 +71,7 @@ import SwarmTransport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try UVTCP(loop: loop)
         try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        let scheduler = SchedulerEnd(resultsDir: dir + "/results")
+        let scheduler = SchedulerEnd(dataDir: dir)
         try server.listen { _ in scheduler.accept(try! server.accept()) }
         var config = WorkerConfig(name: "w", slots: 16, dataDir: dir)
         config.schedulerPort = try server.localAddress().port
@@ -71,7 +82,11 @@ import SwarmTransport
         #expect(runLoop(loop) { worker.registered })
         let ids = (1...12).map { "fin-\($0)" }
         let link = try #require(scheduler.connection)
-        for id in ids { link.send(.assign(.init(task: TaskAssignment(id: id, command: ["true"], env: nil, attempt: 1)))) }
+        // Odd ones print (their log is created), even ones are silent (no log file).
+        for (index, id) in ids.enumerated() {
+            let command = index % 2 == 0 ? ["echo", "hi"] : ["true"]
+            link.send(.assign(.init(task: TaskAssignment(id: id, command: command, env: nil, attempt: 1))))
+        }
         link.flush()
         var unwrittenWhenAcked: Int?
         #expect(runLoop(loop, timeoutMs: 20_000) {
@@ -83,13 +98,21 @@ import SwarmTransport
         #expect(Set(scheduler.results) == Set(ids))
         // Sent first: no result's file was there when the scheduler read the result.
         #expect(scheduler.writtenBeforeSend.isEmpty)
-        // Every acknowledged run had its files written when the journal forgot it.
+        // Every acknowledged run had its files written when the journal forgot it: its result
+        // record comes before its acknowledgement, and no result file is made any more.
         #expect(unwrittenWhenAcked == 0)
-        for id in ids {
-            let result = try String(contentsOfFile: "\(dir)/results/\(id).json", encoding: .utf8)
-            #expect(result.contains("\"succeeded\""))
-            let log = try String(contentsOfFile: TaskLog.path(logsDir: dir + "/logs", id: id), encoding: .utf8)
-            #expect(log.hasSuffix("swarm  result: succeeded\n"))
+        let records = SchedulerEnd.records(scheduler.journalPath)
+        for (index, id) in ids.enumerated() {
+            let result = try #require(records.firstIndex(of: "result \(id)"), "\(id) has no result record")
+            let ack = try #require(records.firstIndex(of: "ack \(id)"), "\(id) has no ack record")
+            #expect(result < ack)
+            #expect(!FileManager.default.fileExists(atPath: "\(dir)/results/\(id).json"))
+            let log = try? String(contentsOfFile: TaskLog.path(logsDir: dir + "/logs", id: id), encoding: .utf8)
+            if index % 2 == 0 {
+                #expect(log?.contains("stdout hi\n") == true && log?.hasSuffix("swarm  result: succeeded\n") == true, "\(log ?? "no log")")
+            } else {
+                #expect(log == nil, "a silent run has no log file")
+            }
         }
         var stopped = false
         worker.stop { stopped = true }
@@ -108,7 +131,7 @@ import SwarmTransport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try UVTCP(loop: loop)
         try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        let scheduler = SchedulerEnd(resultsDir: dir + "/results")
+        let scheduler = SchedulerEnd(dataDir: dir)
         let ids = (1...40).map { "ack-\($0)" }
         scheduler.holdAcksUntil = ids.count
         try server.listen { _ in scheduler.accept(try! server.accept()) }
@@ -131,7 +154,8 @@ import SwarmTransport
         // Never more than one handled per iteration.
         #expect(zip(seen, seen.dropFirst()).allSatisfy { $0 - $1 <= 1 })
         #expect(worker.unwritten.isEmpty)
-        for id in ids { #expect(FileManager.default.fileExists(atPath: "\(dir)/results/\(id).json")) }
+        let records = SchedulerEnd.records(scheduler.journalPath)
+        for id in ids { #expect(records.contains("result \(id)") && records.contains("ack \(id)")) }
         var stopped = false
         worker.stop { stopped = true }
         #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
@@ -148,7 +172,7 @@ import SwarmTransport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try UVTCP(loop: loop)
         try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        let scheduler = SchedulerEnd(resultsDir: dir + "/results")
+        let scheduler = SchedulerEnd(dataDir: dir)
         try server.listen { _ in scheduler.accept(try! server.accept()) }
         let ids = (1...30).map { "end-\($0)" }
         var config = WorkerConfig(name: "w", slots: ids.count, dataDir: dir)
