@@ -34,6 +34,12 @@ public struct HTTPLimits: Sendable, Equatable {
     /// write). The reader learns the stream is open at most this late; no piece waits longer
     /// than `streamFlushMs`. 0: the head is written at once.
     public var streamHeadDelayMs: Int64 = 250
+    /// HTTPS: lines a failed TLS handshake (or record) may log, each with the peer and the
+    /// reason, in a window of `tlsFailureLogWindowMs` from the first; the failures past them
+    /// are counted and one line at the window's end says how many (`LineBudget`). So a flood
+    /// of bad handshakes writes at most 10 + 1 lines a minute.
+    public var tlsFailureLogLines = 10
+    public var tlsFailureLogWindowMs: Int64 = 60_000
 
     public init() {}
 

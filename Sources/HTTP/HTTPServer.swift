@@ -45,6 +45,11 @@ public final class HTTPServer {
     /// TLS handshakes that failed or were not done in time (HTTPS), plaintext requests to
     /// this HTTPS port included.
     public internal(set) var tlsFailures = 0
+    /// Where the server's own lines go (a TLS failure: peer and reason, `limits`' budget);
+    /// nil: not logged. Loop thread only.
+    public var log: ((String) -> Void)?
+    /// The TLS failures' lines (`HTTPLimits.tlsFailureLogLines` per `tlsFailureLogWindowMs`).
+    var tlsFailureLines: LineBudget
 
     /// `moreBearerTokens`: tokens accepted besides `bearerToken` (only with one). `tls`: serve
     /// HTTPS with this context (`TLSContext(httpsCert:key:)`).
@@ -55,6 +60,7 @@ public final class HTTPServer {
         self.publicPaths = publicPaths
         self.router = router
         self.limits = limits
+        self.tlsFailureLines = LineBudget(maxLines: limits.tlsFailureLogLines, windowMs: limits.tlsFailureLogWindowMs)
         self.bearerTokens = bearerToken.map { [Array($0.utf8)] + moreBearerTokens.map { Array($0.utf8) } } ?? []
     }
 
@@ -243,6 +249,7 @@ public final class HTTPServer {
             run(connection.core.tick(nowMs: nowMs), on: connection)
         }
         for (key, entry) in lingering where entry.untilMs <= nowMs { endLinger(key) }
+        logSuppressedTLSFailures(nowMs: nowMs)
     }
 
     /// `connection` holds stream bytes due by `dueMs`: the shared timer fires by then.
