@@ -18,6 +18,13 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Connections open at once; one more is answered 503 and closed. Room for the
     /// dashboard's log streams (`DashboardLimits.maxStreams`, 128) and as many again.
     public var maxConnections = 256
+    /// With `maxConnections` open, a newcomer takes the slot of the oldest connection that has
+    /// not shown a token yet (no request past the token check other than a public page; over
+    /// HTTPS maybe not even its handshake) and is at least this old, rather than being refused:
+    /// 256 silent sockets, reopened as the timeouts close them, would otherwise lock every
+    /// scraper and browser out. A connection younger than this is never evicted, so a client
+    /// that sends its request promptly gets through.
+    public var evictUnprovenAfterMs: Int64 = 1_000
     /// Requests served on one connection before it is closed (`Connection: close` on the last).
     public var maxRequestsPerConnection = 10_000
     /// Milliseconds a connection the server closes, its peer still sending, is read (and what
@@ -34,6 +41,12 @@ public struct HTTPLimits: Sendable, Equatable {
     /// write). The reader learns the stream is open at most this late; no piece waits longer
     /// than `streamFlushMs`. 0: the head is written at once.
     public var streamHeadDelayMs: Int64 = 250
+    /// HTTPS: lines a failed TLS handshake (or record) may log, each with the peer and the
+    /// reason, in a window of `tlsFailureLogWindowMs` from the first; the failures past them
+    /// are counted and one line at the window's end says how many (`LineBudget`). So a flood
+    /// of bad handshakes writes at most 10 + 1 lines a minute.
+    public var tlsFailureLogLines = 10
+    public var tlsFailureLogWindowMs: Int64 = 60_000
 
     public init() {}
 

@@ -18,7 +18,7 @@ extension HTTPServer {
         do {
             reply = try session.receive(bytes, plain: &plain)
         } catch {
-            return failTLS(session, on: connection)
+            return failTLS(session, error, on: connection)
         }
         if !reply.isEmpty { writeRaw(reply, on: connection) }
         if !plain.isEmpty {
@@ -47,14 +47,16 @@ extension HTTPServer {
         guard let session = connection.session, !session.isEstablished,
               nowMs - connection.acceptedMs >= limits.requestTimeoutMs else { return false }
         tlsFailures += 1
+        logTLSFailure(on: connection, "the handshake was not done \(limits.requestTimeoutMs) ms after the connection was accepted")
         close(connection)
         return true
     }
 
     /// A handshake that failed, a record that did not authenticate, or a plaintext peer: the
     /// alert OpenSSL queued (or, to a plaintext HTTP client, a 400 it can read), then close.
-    private func failTLS(_ session: TLSSession, on connection: Connection) {
+    private func failTLS(_ session: TLSSession, _ error: TLSError, on connection: Connection) {
         tlsFailures += 1
+        logTLSFailure(on: connection, session.peerIsPlaintext ? "plaintext HTTP to this HTTPS port (answered 400)" : error.description)
         if session.peerIsPlaintext {
             let answer = HTTPResponse.text(.badRequest, Self.plaintextToHTTPS)
             writeRaw(answer.serialized(close: true), on: connection)
@@ -63,6 +65,23 @@ extension HTTPServer {
             if !alert.isEmpty { writeRaw(alert, on: connection) }
         }
         close(connection)
+    }
+
+    /// One line for a TLS failure, with the peer and the reason, within `tlsFailureLines`
+    /// (a flood of bad handshakes must not flood the log).
+    private func logTLSFailure(on connection: Connection, _ reason: String) {
+        guard let log else { return }
+        let nowMs = now
+        logSuppressedTLSFailures(nowMs: nowMs)
+        guard tlsFailureLines.admit(nowMs: nowMs) else { return }
+        let peer = (try? connection.tcp.peerAddress().description) ?? "?"
+        log("HTTPS: TLS with \(peer) failed: \(reason)")
+    }
+
+    /// The summary line of a budget window that is over, if failures went unlogged in it.
+    func logSuppressedTLSFailures(nowMs: Int64) {
+        guard let log, let count = tlsFailureLines.closeWindow(nowMs: nowMs) else { return }
+        log("HTTPS: \(count) more TLS failures were not logged (at most \(tlsFailureLines.maxLines) lines per \(tlsFailureLines.windowMs) ms)")
     }
 
     /// Bytes that are not the core's (handshake messages, alerts): written as they are.

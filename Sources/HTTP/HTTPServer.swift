@@ -41,10 +41,17 @@ public final class HTTPServer {
     public private(set) var requestsServed = 0
     /// Connections refused because `limits.maxConnections` were open.
     public private(set) var refusedConnections = 0
+    /// Connections closed to make room for a newcomer (`HTTPLimits.evictUnprovenAfterMs`).
+    public private(set) var evictedConnections = 0
 
     /// TLS handshakes that failed or were not done in time (HTTPS), plaintext requests to
     /// this HTTPS port included.
     public internal(set) var tlsFailures = 0
+    /// Where the server's own lines go (a TLS failure: peer and reason, `limits`' budget);
+    /// nil: not logged. Loop thread only.
+    public var log: ((String) -> Void)?
+    /// The TLS failures' lines (`HTTPLimits.tlsFailureLogLines` per `tlsFailureLogWindowMs`).
+    var tlsFailureLines: LineBudget
 
     /// `moreBearerTokens`: tokens accepted besides `bearerToken` (only with one). `tls`: serve
     /// HTTPS with this context (`TLSContext(httpsCert:key:)`).
@@ -55,6 +62,7 @@ public final class HTTPServer {
         self.publicPaths = publicPaths
         self.router = router
         self.limits = limits
+        self.tlsFailureLines = LineBudget(maxLines: limits.tlsFailureLogLines, windowMs: limits.tlsFailureLogWindowMs)
         self.bearerTokens = bearerToken.map { [Array($0.utf8)] + moreBearerTokens.map { Array($0.utf8) } } ?? []
     }
 
@@ -99,7 +107,7 @@ public final class HTTPServer {
 
     private func accept() {
         guard let listener, let tcp = try? listener.accept() else { return }
-        guard connections.count < limits.maxConnections else {
+        guard connections.count < limits.maxConnections || evictUnproven() else {
             refusedConnections += 1
             // Over HTTPS a plaintext 503 would be garbage to the peer's TLS: it just sees the close.
             guard tls == nil else { return linger(tcp) }
@@ -122,6 +130,22 @@ public final class HTTPServer {
     }
 
     var now: Int64 { Int64(loop.nowMs) }
+
+    /// Every slot is taken: closes the oldest connection that has shown no token and is at
+    /// least `limits.evictUnprovenAfterMs` old; whether one was. O(maxConnections), only when
+    /// full.
+    private func evictUnproven() -> Bool {
+        let nowMs = now
+        var oldest: Connection?
+        for connection in connections.values
+        where !connection.proven && nowMs - connection.acceptedMs >= limits.evictUnprovenAfterMs {
+            if oldest.map({ connection.acceptedMs < $0.acceptedMs }) ?? true { oldest = connection }
+        }
+        guard let oldest else { return false }
+        evictedConnections += 1
+        close(oldest)
+        return true
+    }
 
     private func startReading(_ connection: Connection) {
         do {
@@ -182,6 +206,8 @@ public final class HTTPServer {
                                     headers: [("WWW-Authenticate", "Bearer")]))
             return
         }
+        // A public page proves nothing: its connection may still be evicted when full.
+        if bearerTokens.isEmpty || !isPublic(request) { connection.proven = true }
         router.handle(request, responder)
     }
 
@@ -205,10 +231,15 @@ public final class HTTPServer {
     /// Whether `request` carries one of the bearer tokens (always, when there is none).
     private func authorized(_ request: HTTPRequest) -> Bool {
         guard !bearerTokens.isEmpty else { return true }
-        if request.method == "GET" || request.method == "HEAD", publicPaths.contains(String(request.path)) { return true }
+        if isPublic(request) { return true }
         if Self.bearerMatches(request.header("Authorization"), tokens: bearerTokens) { return true }
         guard let acceptsOtherBearer, let given = Self.bearer(request.header("Authorization")) else { return false }
         return acceptsOtherBearer(given)
+    }
+
+    /// A GET or HEAD of one of `publicPaths` (served without a token).
+    private func isPublic(_ request: HTTPRequest) -> Bool {
+        (request.method == "GET" || request.method == "HEAD") && publicPaths.contains(String(request.path))
     }
 
     /// The token of an `Authorization: Bearer TOKEN` value (the scheme in any case, one or
@@ -243,6 +274,7 @@ public final class HTTPServer {
             run(connection.core.tick(nowMs: nowMs), on: connection)
         }
         for (key, entry) in lingering where entry.untilMs <= nowMs { endLinger(key) }
+        logSuppressedTLSFailures(nowMs: nowMs)
     }
 
     /// `connection` holds stream bytes due by `dueMs`: the shared timer fires by then.
@@ -305,6 +337,8 @@ public final class HTTPServer {
         let acceptedMs: Int64
         /// The peer ended its side (EOF or a read error): nothing to linger for.
         var peerEnded = false
+        /// A request of it passed the token check (not only a public page): never evicted.
+        var proven = false
         init(tcp: UVTCP, core: HTTPConnectionCore, acceptedMs: Int64) {
             self.tcp = tcp
             self.core = core

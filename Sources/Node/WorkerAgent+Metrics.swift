@@ -26,6 +26,7 @@ extension WorkerAgent {
         server.acceptsOtherBearer = { [weak self] given in
             self?.readerDigests.contains(bearer: given) ?? false
         }
+        server.log = { [weak self] line in self?.logger.notice("\(line)") }
         http = server
         httpAddress = address
         httpsNote = server.certificate?.startLine

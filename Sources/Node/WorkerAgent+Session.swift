@@ -123,8 +123,21 @@ extension WorkerAgent {
 
     /// Blob transfers take theirs first, once the handshake is done; the session the rest.
     private func received(_ message: Message) {
+        let start = monotonicMicros()
+        defer { spentOnMessages(since: start) }
         if session.isEstablished, blobs.received(message) { return }
         feed(.received(message))
+    }
+
+    /// Counts the loop time the scheduler's messages take; past `dispatchSliceMicros` the
+    /// messages already read wait for the next turn, so starting (or killing) a thousand runs
+    /// read at once does not hold the heartbeat and the runs' output. The count carries over
+    /// turns that stay under it: at worst a yield comes early, a millisecond lost.
+    private func spentOnMessages(since start: Int64) {
+        dispatchSpentMicros += monotonicMicros() - start
+        guard dispatchSpentMicros >= config.dispatchSliceMicros else { return }
+        dispatchSpentMicros = 0
+        connection?.yieldTurn()
     }
 
     /// The scheduler's messages for the worker itself.

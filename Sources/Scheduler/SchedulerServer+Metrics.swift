@@ -24,6 +24,7 @@ extension SchedulerServer {
                                                          https: HTTPSOptions(cert: config.httpTLSCert ?? config.tls?.cert,
                                                                              key: config.httpTLSKey ?? config.tls?.key,
                                                                              selfSignedDirectory: config.stateDir))
+            server.log = { [weak self] line in self?.logger.notice("\(line)") }
             http = server
             httpAddress = address
             httpsNote = server.certificate?.startLine

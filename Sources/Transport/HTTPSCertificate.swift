@@ -98,6 +98,7 @@ public struct HTTPSCertificate: Sendable, Equatable {
     }
 
     private static func isExpired(_ path: String) throws(TLSError) -> Bool {
+        try TLSContext.checkPEMFile(path, "certificate")
         guard let x509 = swarm_tls_read_cert(path) else { throw .setup("cannot read certificate \(path): \(openSSLErrors())") }
         defer { X509_free(x509) }
         return swarm_tls_expired(x509) == 1
@@ -105,6 +106,7 @@ public struct HTTPSCertificate: Sendable, Equatable {
 
     /// The SHA-256 fingerprint of the first certificate in a PEM file.
     public static func fingerprint(ofPEMFile path: String) throws(TLSError) -> String {
+        try TLSContext.checkPEMFile(path, "certificate")
         guard let x509 = swarm_tls_read_cert(path) else { throw .setup("cannot read certificate \(path): \(openSSLErrors())") }
         defer { X509_free(x509) }
         var digest = [UInt8](repeating: 0, count: 32)

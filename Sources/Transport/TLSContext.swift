@@ -1,4 +1,5 @@
 import COpenSSL
+import Glibc
 import SwarmProtocol
 
 /// Certificate mode's three PEM files (`--tls-cert`, `--tls-key`, `--tls-ca`): this side's
@@ -153,6 +154,7 @@ public final class TLSContext: @unchecked Sendable {
         lookup = nil
         attach()
         try Self.use(ctx, cert: files.cert, key: files.key)
+        try Self.checkPEMFile(files.ca, "TLS CA")
         guard SSL_CTX_load_verify_locations(ctx, files.ca, nil) == 1 else {
             throw .setup("cannot use TLS CA \(files.ca): \(openSSLErrors())")
         }
@@ -174,8 +176,29 @@ public final class TLSContext: @unchecked Sendable {
         try Self.use(ctx, cert: cert, key: key)
     }
 
+    /// Bytes a PEM file given to TLS (certificate chain, key, CA) may have: a chain of a few
+    /// certificates is a few KiB. OpenSSL reads whatever the path gives: `/dev/zero` or a FIFO
+    /// held the start for ever, a huge file its memory and time.
+    public static let maxPEMBytes = 1 << 20
+
+    /// Refuses a path that is there but is not a regular file of at most `maxPEMBytes` (after
+    /// links: a link to a certificate is fine). A path that is not there is left to OpenSSL,
+    /// whose error names it.
+    public static func checkPEMFile(_ path: String, _ what: String) throws(TLSError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw .setup("cannot use \(what) \(path): not a regular file (a PEM file is wanted)")
+        }
+        guard info.st_size <= maxPEMBytes else {
+            throw .setup("cannot use \(what) \(path): \(info.st_size) bytes, more than a PEM file here may have (\(maxPEMBytes))")
+        }
+    }
+
     /// Loads this side's certificate chain and its key, checking they belong together.
     private static func use(_ ctx: OpaquePointer, cert: String, key: String) throws(TLSError) {
+        try checkPEMFile(cert, "TLS certificate")
+        try checkPEMFile(key, "TLS key")
         guard SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 else {
             throw .setup("cannot use TLS certificate \(cert): \(openSSLErrors())")
         }

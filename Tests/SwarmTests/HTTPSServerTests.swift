@@ -86,6 +86,43 @@ import Testing
         }
     }
 
+    /// Issue 16: a TLS failure is logged with the peer and the reason, at most
+    /// `tlsFailureLogLines` per window; the rest are counted in one summary line at its end.
+    @Test func tlsFailuresAreLoggedWithThePeerWithinABudget() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var limits = HTTPLimits()
+        limits.tlsFailureLogLines = 2
+        limits.tlsFailureLogWindowMs = 600_000
+        limits.requestTimeoutMs = 400
+        try Self.withServer(limits: limits, dir: dir) { loop, server, address in
+            var lines: [String] = []
+            server.log = { lines.append($0) }
+            for i in 0..<5 {
+                let client = try HTTPServerTests.Client(loop: loop, to: address)
+                runLoop(loop) { client.connected }
+                // Plaintext HTTP, a record that is not a ClientHello, plaintext...
+                if i == 1 {
+                    client.tcp.stream.write([0x16, 0x03, 0x01, 0x00, 0x05, 0x63, 0x63, 0x63, 0x63, 0x63])
+                } else {
+                    client.send("GET /metrics HTTP/1.1\r\n\r\n")
+                }
+                #expect(runLoop(loop, timeoutMs: 5_000) { client.ended })
+                client.tcp.close()
+            }
+            #expect(runLoop(loop) { server.tlsFailures == 5 })
+            #expect(lines.count == 2, "\(lines)")
+            #expect(lines.first?.contains("TLS with 127.0.0.1:") == true, "\(lines)")
+            #expect(lines.first?.contains("plaintext HTTP to this HTTPS port") == true, "\(lines)")
+            #expect(lines.last?.contains("TLS handshake failed") == true, "\(lines)")
+            // The window ends: the sweep logs how many were not.
+            server.tlsFailureLines.windowMs = 0
+            #expect(runLoop(loop, timeoutMs: 5_000) { lines.count == 3 })
+            #expect(lines.last?.hasPrefix("HTTPS: 3 more TLS failures were not logged (at most 2 lines per") == true, "\(lines)")
+            runLoop(loop) { server.connectionCount == 0 }
+        }
+    }
+
     @Test(.enabled(if: MetricsEndToEndTests.curl != nil))
     func httpsToAPlainPortFailsAtOnce() throws {
         try HTTPServerTests.withServer(token: "s3cret") { loop, _, address in

@@ -10,6 +10,7 @@ import Testing
     @Test func aClientPastTheCapThatSendsAtOnceReadsIts503() throws {
         var limits = HTTPLimits()
         limits.maxConnections = 1
+        limits.evictUnprovenAfterMs = 600_000  // the refusal, not the eviction (HTTPEvictionTests)
         try HTTPServerTests.withServer(limits: limits) { loop, server, address in
             let kept = try Client(loop: loop, to: address)
             #expect(runLoop(loop) { kept.connected && server.connectionCount == 1 })

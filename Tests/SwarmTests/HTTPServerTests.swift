@@ -129,6 +129,7 @@ import Testing
     @Test func connectionsPastTheCapGet503() throws {
         var limits = HTTPLimits()
         limits.maxConnections = 2
+        limits.evictUnprovenAfterMs = 600_000  // the refusal, not the eviction (HTTPEvictionTests)
         try Self.withServer(limits: limits) { loop, server, address in
             let kept = try (0..<2).map { _ in try Client(loop: loop, to: address) }
             #expect(runLoop(loop) { kept.allSatisfy(\.connected) && server.connectionCount == 2 })
