@@ -18,6 +18,12 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Connections open at once; one more is answered 503 and closed. Room for the
     /// dashboard's log streams (`DashboardLimits.maxStreams`, 128) and as many again.
     public var maxConnections = 256
+    /// Kept-alive connections idle at once: their last answer written, no byte of a next request
+    /// read (a browser's, or the bench's readers', pool between two requests). When an answer
+    /// leaves one more idle, the connection idle longest is closed; and a connection accepted
+    /// with `maxConnections` open takes the place of the one idle longest (503 only when none
+    /// is idle). Each is also closed after `idleTimeoutMs`.
+    public var maxIdleConnections = 128
     /// Requests served on one connection before it is closed (`Connection: close` on the last).
     public var maxRequestsPerConnection = 10_000
     /// Milliseconds a connection the server closes, its peer still sending, is read (and what

@@ -33,6 +33,10 @@ public final class HTTPServer {
     /// Connections whose streamed answer holds bytes.
     private var holding: [ObjectIdentifier: Connection] = [:]
     var connections: [ObjectIdentifier: Connection] = [:]
+    /// Kept-alive connections between requests, each with its place in the order they became
+    /// idle (`HTTPLimits.maxIdleConnections`: the lowest goes first).
+    private var idle: [ObjectIdentifier: UInt64] = [:]
+    private var idleOrder: UInt64 = 0
     /// Connections past the cap, being told 503 before they close.
     private var refusing: [ObjectIdentifier: UVTCP] = [:]
     /// Connections closed by this side, read until their peer ends or until when (`linger`).
@@ -89,6 +93,7 @@ public final class HTTPServer {
         sweepTimer?.close(); sweepTimer = nil
         flushTimer?.close(); flushTimer = nil
         holding = [:]
+        idle = [:]
         for connection in connections.values { connection.tcp.close() }
         connections = [:]
         for tcp in refusing.values { tcp.close() }
@@ -99,6 +104,8 @@ public final class HTTPServer {
 
     private func accept() {
         guard let listener, let tcp = try? listener.accept() else { return }
+        // An idle kept-alive connection gives way to a new one rather than the new one a 503.
+        if connections.count >= limits.maxConnections { closeLongestIdle() }
         guard connections.count < limits.maxConnections else {
             refusedConnections += 1
             // Over HTTPS a plaintext 503 would be garbage to the peer's TLS: it just sees the close.
@@ -129,6 +136,7 @@ public final class HTTPServer {
                 guard let self, let connection else { return }
                 switch event {
                 case .data(let bytes):
+                    self.idle[ObjectIdentifier(connection)] = nil
                     if let session = connection.session {
                         self.receiveTLS(bytes, session, on: connection)
                     } else {
@@ -155,6 +163,7 @@ public final class HTTPServer {
                     guard let self, let connection else { return }
                     if error != nil { self.close(connection); return }
                     self.run(connection.core.written(nowMs: self.now), on: connection)
+                    if connection.core.isIdleKeptAlive { self.becameIdle(connection) }
                 }
             case .stopReading: connection.tcp.stream.stopReading()
             case .startReading: startReading(connection)
@@ -264,8 +273,29 @@ public final class HTTPServer {
         }
     }
 
+    /// `connection` waits for a next request: past `maxIdleConnections` idle, the one idle
+    /// longest is closed.
+    private func becameIdle(_ connection: Connection) {
+        let key = ObjectIdentifier(connection)
+        guard connections[key] != nil, idle[key] == nil else { return }
+        idleOrder += 1
+        idle[key] = idleOrder
+        if idle.count > limits.maxIdleConnections { closeLongestIdle() }
+    }
+
+    /// Closes the kept-alive connection idle longest, if any.
+    private func closeLongestIdle() {
+        guard let (key, _) = idle.min(by: { $0.value < $1.value }) else { return }
+        idle[key] = nil
+        if let connection = connections[key] { close(connection) }
+    }
+
+    /// Kept-alive connections idle now (tests).
+    var idleCount: Int { idle.count }
+
     func close(_ connection: Connection) {
         connections[ObjectIdentifier(connection)] = nil
+        idle[ObjectIdentifier(connection)] = nil
         holding[ObjectIdentifier(connection)] = nil
         if connection.peerEnded { connection.tcp.close() } else { linger(connection.tcp) }
     }
