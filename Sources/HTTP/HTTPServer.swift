@@ -94,7 +94,10 @@ public final class HTTPServer {
         flushTimer?.close(); flushTimer = nil
         holding = [:]
         idle = [:]
-        for connection in connections.values { connection.tcp.close() }
+        for connection in connections.values {
+            connection.closed = true
+            connection.tcp.close()
+        }
         connections = [:]
         for tcp in refusing.values { tcp.close() }
         refusing = [:]
@@ -182,10 +185,7 @@ public final class HTTPServer {
             guard let self, let connection else { return nil }
             self.run(connection.core.beginStream(head, first: first, nowMs: self.now), on: connection)
             return self.stream(on: connection)
-        }, isOpen: { [weak self, weak connection] in
-            guard let self, let connection else { return false }
-            return self.connections[ObjectIdentifier(connection)] != nil
-        })
+        }, isOpen: { [connection] in !connection.closed })
         guard authorized(request) else {
             responder.respond(.text(.unauthorized, "this server wants Authorization: Bearer TOKEN (the cluster token)",
                                     headers: [("WWW-Authenticate", "Bearer")]))
@@ -202,12 +202,12 @@ public final class HTTPServer {
         }, finish: { [weak self, weak connection] last in
             guard let self, let connection else { return }
             self.run(connection.core.endStream(last: last, nowMs: self.now), on: connection)
-        }, isOpen: { [weak self, weak connection] in
-            guard let self, let connection else { return false }
-            return self.connections[ObjectIdentifier(connection)] != nil && connection.core.isStreaming
-        }, queuedBytes: { [weak connection] in
-            guard let connection else { return 0 }
-            return connection.tcp.stream.writeQueueSize + connection.core.pendingBytes
+        }, isOpen: { [connection] in
+            // Asked several times per event of every stream: a flag, not a weak load and a lookup.
+            // Holding the connection is no cycle (it never holds its streams).
+            !connection.closed && connection.core.isStreaming
+        }, queuedBytes: { [connection] in
+            connection.closed ? 0 : connection.tcp.stream.writeQueueSize + connection.core.pendingBytes
         })
     }
 
@@ -294,6 +294,7 @@ public final class HTTPServer {
     var idleCount: Int { idle.count }
 
     func close(_ connection: Connection) {
+        connection.closed = true
         connections[ObjectIdentifier(connection)] = nil
         idle[ObjectIdentifier(connection)] = nil
         holding[ObjectIdentifier(connection)] = nil
@@ -335,6 +336,8 @@ public final class HTTPServer {
         let acceptedMs: Int64
         /// The peer ended its side (EOF or a read error): nothing to linger for.
         var peerEnded = false
+        /// Closed by this side (`close`, `stop`): its responder and streams take nothing more.
+        var closed = false
         init(tcp: UVTCP, core: HTTPConnectionCore, acceptedMs: Int64) {
             self.tcp = tcp
             self.core = core

@@ -126,7 +126,8 @@ import Testing
         let up = try harness.start("up", ["up", "--workers", "1", "--slots", "3", "--listen", "127.0.0.1:0",
                                           "--http-listen", "127.0.0.1:0", "--data-dir", "\(harness.dir)/local"])
         let address = String(try #require(up.waitForLine(containing: "scheduler listening on")?.split(separator: " ").last))
-        let http = String(try #require(try #require(up.waitForLine(containing: "http listening on")).split(separator: " ").dropFirst(5).first))
+        let httpLine = try #require(up.waitForLine(containing: "http listening on"))
+        let http = String(try #require(httpLine.split(separator: " ").dropFirst(5).first))
         _ = try EndToEndTests.waitForNodes(harness, address, count: 1)
         #expect(try harness.run(["submit", "--scheduler", address, "--id", "k-ok", "--", "echo", "done"]).status == 0)
         for (id, words) in [("k-one", ("first", "second")), ("k-two", ("third", "fourth"))] {

@@ -39,7 +39,7 @@ struct HTTPResponseReaderTests {
     }
 
     static let stream = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
-        + "1c\r\nevent: log\ndata: dashboard\n\n\r\n" + "1a\r\nevent: end\ndata: succeeded\n\n\r\n" + "0\r\n\r\n"
+        + "1c\r\nevent: log\ndata: dashboard\n\n\r\n" + "1c\r\nevent: end\ndata: succeeded\n\n\r\n" + "0\r\n\r\n"
     static let whole = "HTTP/1.1 404 Not Found\r\nContent-Length: 8\r\nConnection: keep-alive\r\n\r\nno task\n"
 
     @Test func aStreamThenAWholeAnswerOnOneConnectionInAnyPieces() {
@@ -48,7 +48,7 @@ struct HTTPResponseReaderTests {
             #expect(failure == nil)
             #expect(answers.map(\.status) == [200, 404, 200], "step \(step)")
             #expect(answers.map(\.chunked) == [true, false, true])
-            #expect(answers.allSatisfy(\.keepAlive))
+            #expect(answers.allSatisfy { $0.keepAlive })
             #expect(answers.first?.body == "event: log\ndata: dashboard\n\nevent: end\ndata: succeeded\n\n", "the chunks' framing is taken off")
             #expect(answers.dropFirst().first?.body == "no task\n")
         }
