@@ -110,7 +110,7 @@ let package = Package(
         // `swarm bench`: workloads, measurements, baselines and the report renderers.
         .target(
             name: "SwarmBench",
-            dependencies: ["SwarmClient", "SwarmProtocol", "SwarmCluster", "SwarmNode", "SwarmUV", "SwarmArchive"],
+            dependencies: ["SwarmClient", "SwarmProtocol", "SwarmCluster", "SwarmNode", "SwarmUV", "SwarmArchive", "SwarmHTTP"],
             path: "Sources/Bench"
         ),
         .executableTarget(

@@ -29,19 +29,20 @@ enum DashboardFigures {
                 + "noise: the arms are within each other's spread.", DashboardWorkload.median(costs), costs.count,
                 costs.min()!, costs.max()!, arms.with, arms.without))
         }
-        let live = with.reduce(0) { $0 + ($1.followers?.streamed ?? 0) }, ended = with.reduce(0) { $0 + ($1.followers?.ended ?? 0) }
-        report.notes.append("Streams: \(ended) of \(with.count * tasks) carried their task's end; \(live) of them were live "
-            + "(opened before the task ended), the rest the whole log of a task already ended.")
+        func total(_ key: KeyPath<LogFollowerPool.Figures, Int>) -> Int { with.reduce(0) { $0 + ($1.followers?[keyPath: key] ?? 0) } }
+        report.notes.append("Streams: \(total(\.ended)) of \(with.count * tasks) carried their task's end; \(total(\.streamed)) of them "
+            + "were live (opened before the task ended), the rest the whole log of a task already ended. How the readers connect: "
+            + "HTTP/1.1 keep-alive, as a browser: \(total(\.connects)) connections made over the run, \(total(\.reused)) streams "
+            + "asked on a connection kept from an earlier one.")
         if !scheduler.isEmpty {
             report.notes.append(String(format: "CPU per stream (median of the pairs' differences): scheduler %.0f µs, workers %.0f µs, "
                 + "the bench's followers %.0f µs. With no idle core (2 CPUs: workers, spawns, scheduler and bench share them) "
                 + "every one of these slows the batch.", DashboardWorkload.median(scheduler),
                 DashboardWorkload.median(workers), followers.isEmpty ? 0 : DashboardWorkload.median(followers)))
         }
-        report.notes.append("What bounds it: each stream is a TCP connection. On the scheduler that is 7 syscalls (accept4, "
-            + "epoll_ctl, read, one write for head, log and end together, epoll_ctl, read of the EOF, close), and most of its "
-            + "CPU is the kernel's loopback TCP, the close the largest part; the readers pay the other half of the same work "
-            + "(README, \"Dashboard open\").")
+        report.notes.append("What a stream costs on a kept-alive connection: on the scheduler 3 syscalls (read of the request, "
+            + "one write for head, log and end together, and libuv's epoll_ctl after it), no accept and no close; "
+            + "the readers pay the other end of the same loopback TCP (README, \"Dashboard open\").")
     }
 
     private static func row(_ arm: String, _ samples: [Sample]) -> [String] {

@@ -37,8 +37,10 @@ public struct DashboardWorkload: Workload {
         var report = WorkloadReport(name: name, title: "Dashboard open: \(tasks)-task batches with and without log streams",
             description: "The same batch of \(tasks) tasks running `echo dashboard` on a cluster with \(concurrency) slots, "
                 + "in pairs: once with no dashboard reader and once with one dashboard log stream per task (the task page's "
-                + "`/api/tasks/ID/log`, Server-Sent Events over HTTP/1.1), opened right after the submit by a reader thread "
-                + "of the bench (epoll, as a browser's) and read until the task ends. It measures what following logs live "
+                + "`/api/tasks/ID/log`, Server-Sent Events over HTTP/1.1), asked right after the submit by a reader thread "
+                + "of the bench (epoll, as a browser's) and read until the task ends. As a browser does, the readers keep "
+                + "their connections alive: a stream that ended leaves its connection for the next one, so after the first "
+                + "batch the streams are asked on connections already open (one per concurrent stream). It measures what following logs live "
                 + "costs the cluster's throughput, and the CPU each process spends per stream.")
         report.parameters = ["tasks": "\(tasks)", "concurrency": "\(concurrency)", "command": Self.command.joined(separator: " "),
                              "rounds": "\(Self.rounds(o))"]
@@ -48,13 +50,17 @@ public struct DashboardWorkload: Workload {
             return report
         }
         var without: [ArmSample] = [], with: [ArmSample] = []
+        // One pool of readers for the whole run: their kept-alive connections serve batch after
+        // batch, as a browser's do while the dashboard stays open.
+        let pool = LogFollowerPool(host: host, port: port, token: session.token?.text)
+        defer { pool.close() }
         for round in 1...Self.rounds(o) {
             // Alternating which arm goes first cancels a drift of the machine over the run.
             for streams in round % 2 == 1 ? [false, true] : [true, false] {
                 let label = "\(streams ? "with" : "without") streams \(round)"
                 context.progress.begin("dashboard: \(label)", total: tasks)
                 let sample = try batch(session, local: local, label: label, tasks: tasks, concurrency: concurrency,
-                                       streams: streams ? (host, port) : nil)
+                                       pool: streams ? pool : nil)
                 context.progress.end("\(tasks) tasks in \(String(format: "%.3f", sample.run.wallSeconds)) s: \(Int(sample.run.throughput))/s"
                     + (sample.followers.map { ", \($0.ended) of \(tasks) streams saw the end (\($0.streamed) live)" } ?? ""))
                 if streams { with.append(sample) } else { without.append(sample) }
@@ -102,18 +108,17 @@ public struct DashboardWorkload: Workload {
         return (String(text[..<colon]), port)
     }
 
-    /// One batch, measured as `runBatch` measures (`BatchMeasure`); with `streams`, one
-    /// follower per task, handed the ids right after the submit (their thread connects while
+    /// One batch, measured as `runBatch` measures (`BatchMeasure`); with a `pool`, one
+    /// follower per task, handed the ids right after the submit (their thread asks while
     /// this one waits).
     private func batch(_ session: BenchSession, local: LocalProcessCluster, label: String, tasks: Int, concurrency: Int,
-                       streams: (String, Int)?) throws -> ArmSample {
+                       pool: LogFollowerPool?) throws -> ArmSample {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let specs = (0..<tasks).map { i in
             var spec = TaskSpec(command: Self.command)
             spec.id = "dash-\(tag)-\(i)"
             return spec
         }
-        let pool = streams.map { LogFollowerPool(host: $0.0, port: $0.1, token: session.token?.text) }
         let pids = local.processIDs
         func cpu(_ role: String) -> Int64 { pids.filter { $0.role == role }.reduce(0) { $0 + ProcSampler.cpuNs(pid: $1.pid) } }
         let before = session.processFigures()

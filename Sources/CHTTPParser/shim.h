@@ -6,6 +6,7 @@
 // importer lays bit-fields out.
 static inline unsigned swarm_http_method(const http_parser *p) { return p->method; }
 static inline unsigned swarm_http_errno(const http_parser *p) { return p->http_errno; }
+static inline unsigned swarm_http_status(const http_parser *p) { return p->status_code; }
 static inline unsigned swarm_http_upgrade(const http_parser *p) { return p->upgrade; }
 static inline unsigned swarm_http_flags(const http_parser *p) { return p->flags; }
 static inline int swarm_http_chunked(const http_parser *p) { return (p->flags & F_CHUNKED) != 0; }

@@ -57,27 +57,34 @@ public enum DashboardRoute: Equatable, Sendable {
 
     /// The route for `target` (path and query, as sent), or why it is refused.
     public static func parse(_ target: String, limits: DashboardLimits = DashboardLimits()) -> Result<DashboardRoute, Refusal> {
-        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = parts[0]
-        let query = parts.count > 1 ? parts[1] : ""
+        // Split on bytes, not Characters: this runs for every request and log stream.
+        let mark = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let path = target[..<(mark ?? target.endIndex)]
+        let query = mark.map { target[target.utf8.index(after: $0)...] } ?? ""
         guard query.utf8.count <= limits.maxQueryBytes else {
             return .failure(Refusal(.uriTooLong, "query string of \(query.utf8.count) bytes; at most \(limits.maxQueryBytes)"))
         }
         let parameters: [(String, String)]
-        switch DashboardQuery.parse(query, maxParameters: limits.maxQueryParameters) {
-        case .failure(let refusal): return .failure(refusal)
-        case .success(let list): parameters = list
+        if query.isEmpty {
+            parameters = []
+        } else {
+            switch DashboardQuery.parse(query, maxParameters: limits.maxQueryParameters) {
+            case .failure(let refusal): return .failure(refusal)
+            case .success(let list): parameters = list
+            }
         }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        guard segments.first == "api" else { return .failure(Refusal(.notFound, "no such path: \(path.prefix(200))")) }
+        let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        func word(_ index: Int, _ text: String) -> Bool { segments.dropFirst(index).first?.elementsEqual(text.utf8) == true }
+        guard word(0, "api") else { return .failure(Refusal(.notFound, "no such path: \(path.prefix(200))")) }
         let rest = Array(segments.dropFirst())
+        let id = rest.count > 1 ? String(decoding: rest[1], as: UTF8.self) : ""
         switch rest.count {
-        case 1 where rest[0] == "nodes": return noQuery(.nodes, parameters)
-        case 1 where rest[0] == "summary": return noQuery(.summary, parameters)
-        case 1 where rest[0] == "stats": return noQuery(.stats, parameters)
-        case 1 where rest[0] == "tasks": return tasks(parameters, limits: limits)
-        case 2 where rest[0] == "tasks": return taskId(rest[1]).flatMap { noQuery(.task(id: $0), parameters) }
-        case 3 where rest[0] == "tasks" && rest[2] == "log": return taskId(rest[1]).flatMap { noQuery(.log(id: $0), parameters) }
+        case 1 where word(1, "nodes"): return noQuery(.nodes, parameters)
+        case 1 where word(1, "summary"): return noQuery(.summary, parameters)
+        case 1 where word(1, "stats"): return noQuery(.stats, parameters)
+        case 1 where word(1, "tasks"): return tasks(parameters, limits: limits)
+        case 2 where word(1, "tasks"): return taskId(id).flatMap { noQuery(.task(id: $0), parameters) }
+        case 3 where word(1, "tasks") && word(3, "log"): return taskId(id).flatMap { noQuery(.log(id: $0), parameters) }
         default: return .failure(Refusal(.notFound, "no such path: \(path.prefix(200))"))
         }
     }
@@ -116,8 +123,7 @@ public enum DashboardRoute: Equatable, Sendable {
         return .failure(Refusal(.badRequest, "unknown query parameter '\(name.prefix(64))' (this path takes none)"))
     }
 
-    private static func taskId(_ segment: Substring) -> Result<String, Refusal> {
-        let id = String(segment)
+    private static func taskId(_ id: String) -> Result<String, Refusal> {
         if let problem = TaskID.problem(with: id) { return .failure(Refusal(.badRequest, problem)) }
         return .success(id)
     }

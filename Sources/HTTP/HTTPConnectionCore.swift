@@ -61,6 +61,12 @@ public final class HTTPConnectionCore {
 
     public var isClosed: Bool { phase == .closed }
 
+    /// Whether this is a kept-alive connection between two requests: an answer written, no
+    /// byte of the next request read (`HTTPLimits.maxIdleConnections` counts these).
+    public var isIdleKeptAlive: Bool {
+        phase == .reading && served > 0 && requestStartMs == nil && buffer.isEmpty && !parser.inRequest
+    }
+
     /// Bytes read from the peer.
     public func received(_ bytes: UnsafeRawBufferPointer, nowMs: Int64) -> [Directive] {
         guard phase != .closed, bytes.count > 0 else { return [] }

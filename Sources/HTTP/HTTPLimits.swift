@@ -25,6 +25,12 @@ public struct HTTPLimits: Sendable, Equatable {
     /// scraper and browser out. A connection younger than this is never evicted, so a client
     /// that sends its request promptly gets through.
     public var evictUnprovenAfterMs: Int64 = 1_000
+    /// Kept-alive connections idle at once: their last answer written, no byte of a next request
+    /// read (a browser's, or the bench's readers', pool between two requests). When an answer
+    /// leaves one more idle, the connection idle longest is closed; and a connection accepted
+    /// with `maxConnections` open takes the place of the one idle longest (503 only when none
+    /// is idle). Each is also closed after `idleTimeoutMs`.
+    public var maxIdleConnections = 128
     /// Requests served on one connection before it is closed (`Connection: close` on the last).
     public var maxRequestsPerConnection = 10_000
     /// Milliseconds a connection the server closes, its peer still sending, is read (and what

@@ -33,6 +33,10 @@ public final class HTTPServer {
     /// Connections whose streamed answer holds bytes.
     private var holding: [ObjectIdentifier: Connection] = [:]
     var connections: [ObjectIdentifier: Connection] = [:]
+    /// Kept-alive connections between requests, each with its place in the order they became
+    /// idle (`HTTPLimits.maxIdleConnections`: the lowest goes first).
+    private var idle: [ObjectIdentifier: UInt64] = [:]
+    private var idleOrder: UInt64 = 0
     /// Connections past the cap, being told 503 before they close.
     private var refusing: [ObjectIdentifier: UVTCP] = [:]
     /// Connections closed by this side, read until their peer ends or until when (`linger`).
@@ -97,7 +101,11 @@ public final class HTTPServer {
         sweepTimer?.close(); sweepTimer = nil
         flushTimer?.close(); flushTimer = nil
         holding = [:]
-        for connection in connections.values { connection.tcp.close() }
+        idle = [:]
+        for connection in connections.values {
+            connection.closed = true
+            connection.tcp.close()
+        }
         connections = [:]
         for tcp in refusing.values { tcp.close() }
         refusing = [:]
@@ -107,6 +115,9 @@ public final class HTTPServer {
 
     private func accept() {
         guard let listener, let tcp = try? listener.accept() else { return }
+        // An idle kept-alive connection gives way to a new one first (its client reconnects at
+        // no loss); then the oldest that never passed the token check; else the new one gets 503.
+        if connections.count >= limits.maxConnections { closeLongestIdle() }
         guard connections.count < limits.maxConnections || evictUnproven() else {
             refusedConnections += 1
             // Over HTTPS a plaintext 503 would be garbage to the peer's TLS: it just sees the close.
@@ -153,6 +164,7 @@ public final class HTTPServer {
                 guard let self, let connection else { return }
                 switch event {
                 case .data(let bytes):
+                    self.idle[ObjectIdentifier(connection)] = nil
                     if let session = connection.session {
                         self.receiveTLS(bytes, session, on: connection)
                     } else {
@@ -179,6 +191,7 @@ public final class HTTPServer {
                     guard let self, let connection else { return }
                     if error != nil { self.close(connection); return }
                     self.run(connection.core.written(nowMs: self.now), on: connection)
+                    if connection.core.isIdleKeptAlive { self.becameIdle(connection) }
                 }
             case .stopReading: connection.tcp.stream.stopReading()
             case .startReading: startReading(connection)
@@ -197,10 +210,7 @@ public final class HTTPServer {
             guard let self, let connection else { return nil }
             self.run(connection.core.beginStream(head, first: first, nowMs: self.now), on: connection)
             return self.stream(on: connection)
-        }, isOpen: { [weak self, weak connection] in
-            guard let self, let connection else { return false }
-            return self.connections[ObjectIdentifier(connection)] != nil
-        })
+        }, isOpen: { [connection] in !connection.closed })
         guard authorized(request) else {
             responder.respond(.text(.unauthorized, "this server wants Authorization: Bearer TOKEN (the cluster token)",
                                     headers: [("WWW-Authenticate", "Bearer")]))
@@ -219,12 +229,12 @@ public final class HTTPServer {
         }, finish: { [weak self, weak connection] last in
             guard let self, let connection else { return }
             self.run(connection.core.endStream(last: last, nowMs: self.now), on: connection)
-        }, isOpen: { [weak self, weak connection] in
-            guard let self, let connection else { return false }
-            return self.connections[ObjectIdentifier(connection)] != nil && connection.core.isStreaming
-        }, queuedBytes: { [weak connection] in
-            guard let connection else { return 0 }
-            return connection.tcp.stream.writeQueueSize + connection.core.pendingBytes
+        }, isOpen: { [connection] in
+            // Asked several times per event of every stream: a flag, not a weak load and a lookup.
+            // Holding the connection is no cycle (it never holds its streams).
+            !connection.closed && connection.core.isStreaming
+        }, queuedBytes: { [connection] in
+            connection.closed ? 0 : connection.tcp.stream.writeQueueSize + connection.core.pendingBytes
         })
     }
 
@@ -296,8 +306,30 @@ public final class HTTPServer {
         }
     }
 
+    /// `connection` waits for a next request: past `maxIdleConnections` idle, the one idle
+    /// longest is closed.
+    private func becameIdle(_ connection: Connection) {
+        let key = ObjectIdentifier(connection)
+        guard connections[key] != nil, idle[key] == nil else { return }
+        idleOrder += 1
+        idle[key] = idleOrder
+        if idle.count > limits.maxIdleConnections { closeLongestIdle() }
+    }
+
+    /// Closes the kept-alive connection idle longest, if any.
+    private func closeLongestIdle() {
+        guard let (key, _) = idle.min(by: { $0.value < $1.value }) else { return }
+        idle[key] = nil
+        if let connection = connections[key] { close(connection) }
+    }
+
+    /// Kept-alive connections idle now (tests).
+    var idleCount: Int { idle.count }
+
     func close(_ connection: Connection) {
+        connection.closed = true
         connections[ObjectIdentifier(connection)] = nil
+        idle[ObjectIdentifier(connection)] = nil
         holding[ObjectIdentifier(connection)] = nil
         if connection.peerEnded { connection.tcp.close() } else { linger(connection.tcp) }
     }
@@ -339,6 +371,8 @@ public final class HTTPServer {
         var peerEnded = false
         /// A request of it passed the token check (not only a public page): never evicted.
         var proven = false
+        /// Closed by this side (`close`, `stop`): its responder and streams take nothing more.
+        var closed = false
         init(tcp: UVTCP, core: HTTPConnectionCore, acceptedMs: Int64) {
             self.tcp = tcp
             self.core = core

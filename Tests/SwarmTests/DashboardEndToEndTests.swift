@@ -106,6 +106,71 @@ import Testing
         #expect(open.status == 1 && open.stderr.contains("refusing to serve HTTP on 0.0.0.0:0 without a cluster token"), "\(open.stderr)")
     }
 
+    /// Polls (every 50 ms, at most `seconds`) until `done`.
+    @discardableResult
+    static func poll(_ seconds: Double = 20, _ done: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !done() && Date() < deadline { usleep(50_000) }
+        return done()
+    }
+
+    /// Keep-alive: curl asks two live log streams, an ended task's log and `/api/nodes` in one
+    /// run, and every request after the first goes on the connection the first opened (each
+    /// stream that ended left it for the next). Each task waits for a file the test makes once
+    /// curl reads its stream, so both streams are live whatever the load. A client that
+    /// leaves in the middle of a stream does not hurt the next ones.
+    @Test(.enabled(if: curl != nil, "curl is not installed: no real HTTP client"))
+    func logStreamsThatEndLeaveTheirConnectionToTheNextRequest() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let up = try harness.start("up", ["up", "--workers", "1", "--slots", "3", "--listen", "127.0.0.1:0",
+                                          "--http-listen", "127.0.0.1:0", "--data-dir", "\(harness.dir)/local"])
+        let address = String(try #require(up.waitForLine(containing: "scheduler listening on")?.split(separator: " ").last))
+        let httpLine = try #require(up.waitForLine(containing: "http listening on"))
+        let http = String(try #require(httpLine.split(separator: " ").dropFirst(5).first))
+        _ = try EndToEndTests.waitForNodes(harness, address, count: 1)
+        #expect(try harness.run(["submit", "--scheduler", address, "--id", "k-ok", "--", "echo", "done"]).status == 0)
+        for (id, words) in [("k-one", ("first", "second")), ("k-two", ("third", "fourth"))] {
+            let go = "\(harness.dir)/go-\(id)"
+            #expect(try harness.run(["submit", "--scheduler", address, "--id", id, "--", "sh", "-c",
+                                     "echo \(words.0); i=0; while [ ! -e \(go) ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo \(words.1)"]).status == 0)
+        }
+        _ = try harness.run(["wait", "--scheduler", address, "--timeout", "30", "k-ok"], timeout: 40)
+        try Self.waitRunning(harness, address, "k-one")
+        try Self.waitRunning(harness, address, "k-two")
+
+        let outFile = "\(harness.dir)/curl.out"
+        FileManager.default.createFile(atPath: outFile, contents: nil)
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: try #require(Self.curl))
+        curl.arguments = ["-sS", "-N", "-i", "--max-time", "40", "-w", "\n@@ %{http_code} %{num_connects}\n"]
+            + ["k-one/log", "k-two/log", "k-ok/log", ""].map { "http://\(http)/api/" + ($0.isEmpty ? "nodes" : "tasks/\($0)") }
+        curl.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
+        try curl.run()
+        defer { if curl.isRunning { curl.terminate(); curl.waitUntilExit() } }
+        func output() -> String { (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "" }
+        // Each task goes on only once its stream is being read: both streams are live.
+        #expect(Self.poll { output().contains("data: first") })
+        FileManager.default.createFile(atPath: "\(harness.dir)/go-k-one", contents: nil)
+        #expect(Self.poll { output().contains("data: third") }, "\(output())")
+        FileManager.default.createFile(atPath: "\(harness.dir)/go-k-two", contents: nil)
+        #expect(Self.poll(45) { !curl.isRunning })
+        let text = output()
+        let transfers = text.split(separator: "\n").filter { $0.hasPrefix("@@ ") }.map { String($0.dropFirst(3)) }
+        #expect(transfers == ["200 1", "200 0", "200 0", "200 0"], "one connection for all four: \(text)")
+        #expect(text.components(separatedBy: "Transfer-Encoding: chunked").count - 1 == 2, "both streams live: \(text)")
+        for word in ["first", "second", "third", "fourth", "done", "worker-1"] { #expect(text.contains(word), "\(word): \(text)") }
+        #expect(text.components(separatedBy: "event: end\ndata: succeeded").count - 1 == 3)
+
+        // A client that leaves in the middle of a live stream: the next ones are served.
+        #expect(try harness.run(["submit", "--scheduler", address, "--id", "k-long", "--", "sleep", "30"]).status == 0)
+        try Self.waitRunning(harness, address, "k-long")
+        let left = try MetricsEndToEndTests.get("http://\(http)/api/tasks/k-long/log", options: ["--max-time", "2"])
+        #expect(left.status == 200, "the stream was open when curl left it")
+        #expect(try MetricsEndToEndTests.get("http://\(http)/api/tasks/k-ok/log").body.contains("done"))
+        #expect(try MetricsEndToEndTests.get("http://\(http)/api/nodes").status == 200)
+    }
+
     @Test(.enabled(if: HeadlessBrowser.path != nil, "chromium is not installed (SWARM_BROWSER_TESTS=1 scripts/ensure-deps.sh installs it): skipping the browser test"))
     func theBrowserShowsWorkersStatesAndALiveLogLine() throws {
         let harness = try ProcessHarness()

@@ -101,6 +101,77 @@ import Testing
         }
     }
 
+    /// Complete answers in `bytes` (a client's reading): status and whether each was chunked.
+    static func answers(_ bytes: [UInt8]) -> [(status: Int, chunked: Bool)] {
+        let reader = HTTPResponseReader()
+        var out: [(Int, Bool)] = []
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            guard case let .complete(consumed, _) = rest.withUnsafeBytes({ reader.read($0) }) else { break }
+            out.append((reader.status, reader.chunked))
+            rest = rest.dropFirst(consumed)
+        }
+        return out
+    }
+
+    @Test func streamsThatEndLeaveTheConnectionForTheNextRequest() throws {
+        Self.streams = []
+        try Self.withServer { loop, server, address in
+            let client = try Client(loop: loop, to: address)
+            runLoop(loop) { client.connected }
+            // Two streams in a row, then a whole answer, on one connection.
+            for n in 1...2 {
+                client.send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(runLoop(loop) { Self.streams.count == n })
+                Self.streams[n - 1].send(Array("data: piece \(n)\n\n".utf8))
+                Self.streams[n - 1].finish(last: Array("event: end\n\n".utf8))
+                #expect(runLoop(loop) { Self.answers(client.received).count == n })
+                #expect(runLoop(loop) { server.idleCount == 1 }, "the connection waits, kept alive, for a next request")
+            }
+            client.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(runLoop(loop) { Self.answers(client.received).count == 3 })
+            let answers = Self.answers(client.received)
+            #expect(answers.map(\.status) == [200, 200, 200] && answers.map(\.chunked) == [true, true, false])
+            #expect(client.text.contains("data: piece 1") && client.text.contains("data: piece 2"))
+            #expect(!client.ended && server.connectionCount == 1 && server.requestsServed == 3)
+            // A client that closes in the middle of a third stream: the stream closes, nothing leaks.
+            client.send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(runLoop(loop) { Self.streams.count == 3 && server.idleCount == 0 })
+            Self.streams[2].send(Array("data: half\n\n".utf8))
+            client.tcp.close()
+            #expect(runLoop(loop) { !Self.streams[2].isOpen && server.connectionCount == 0 })
+            Self.streams[2].finish(last: Array("event: end\n\n".utf8))
+            Self.streams = []
+        }
+    }
+
+    @Test func idleKeptAliveConnectionsPastTheCapCloseLongestIdleFirst() throws {
+        var limits = HTTPLimits()
+        limits.maxIdleConnections = 2
+        limits.maxConnections = 4
+        try Self.withServer(limits: limits) { loop, server, address in
+            let clients = try (0..<3).map { _ in try Client(loop: loop, to: address) }
+            #expect(runLoop(loop) { clients.allSatisfy(\.connected) })
+            for (n, client) in clients.enumerated() {
+                client.send("GET /metrics HTTP/1.1\r\n\r\n")
+                #expect(runLoop(loop) { client.statuses.count == 1 && server.idleCount == min(n + 1, 2) })
+            }
+            #expect(runLoop(loop) { clients[0].ended }, "the third idle one closed the one idle longest")
+            #expect(!clients[1].ended && !clients[2].ended && server.connectionCount == 2)
+            // At the connection cap, a new connection takes an idle one's place instead of a 503.
+            let busy = try Client(loop: loop, to: address)
+            let fresh = try Client(loop: loop, to: address)
+            #expect(runLoop(loop) { busy.connected && fresh.connected && server.connectionCount == 4 })
+            let newcomer = try Client(loop: loop, to: address)
+            #expect(runLoop(loop) { newcomer.connected && clients[1].ended })
+            newcomer.send("GET /metrics HTTP/1.1\r\n\r\n")
+            #expect(runLoop(loop) { newcomer.statuses == ["HTTP/1.1 200 OK"] })
+            #expect(server.refusedConnections == 0 && !clients[2].ended)
+            for client in clients + [busy, fresh, newcomer] { client.tcp.close() }
+            #expect(runLoop(loop) { server.connectionCount == 0 && server.idleCount == 0 })
+        }
+    }
+
     @Test func garbageGets400AndTheConnectionCloses() throws {
         try Self.withServer { loop, server, address in
             let client = try Client(loop: loop, to: address)
