@@ -18,7 +18,7 @@ import SwarmTransport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try UVTCP(loop: loop)
         try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        let scheduler = WorkerFinishingTests.SchedulerEnd(resultsDir: dir + "/results")
+        let scheduler = WorkerFinishingTests.SchedulerEnd(dataDir: dir)
         try server.listen { _ in scheduler.accept(try! server.accept()) }
         let ids = (1...24).map { "slice-\($0)" }
         var config = WorkerConfig(name: "w", slots: ids.count, dataDir: dir)
