@@ -115,10 +115,11 @@ public final class HTTPServer {
 
     private func accept() {
         guard let listener, let tcp = try? listener.accept() else { return }
-        // An idle kept-alive connection gives way to a new one first (its client reconnects at
-        // no loss); then the oldest that never passed the token check; else the new one gets 503.
-        if connections.count >= limits.maxConnections { closeLongestIdle() }
-        guard connections.count < limits.maxConnections || evictUnproven() else {
+        // At the cap, the oldest connection that never passed the token check gives way first
+        // (silent or half-open sockets are an attacker's cheapest hold); then the one idle
+        // longest (its client reconnects at no loss); else the new one gets 503.
+        if connections.count >= limits.maxConnections, !evictUnproven() { closeLongestIdle() }
+        guard connections.count < limits.maxConnections else {
             refusedConnections += 1
             // Over HTTPS a plaintext 503 would be garbage to the peer's TLS: it just sees the close.
             guard tls == nil else { return linger(tcp) }
