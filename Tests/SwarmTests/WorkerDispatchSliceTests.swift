@@ -13,23 +13,10 @@ import SwarmTransport
 /// iteration: libuv runs due timers before and after its poll), never all in one.
 @Suite(.serialized) struct WorkerDispatchSliceTests {
     @Test func assignmentsAndKillsReadAtOnceAreHandledASlicePerTurn() throws {
-        let loop = EventLoop()
-        let dir = NSTemporaryDirectory() + "worker-dispatch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try UVTCP(loop: loop)
-        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        let scheduler = WorkerFinishingTests.SchedulerEnd(dataDir: dir)
-        try server.listen { _ in scheduler.accept(try! server.accept()) }
         let ids = (1...24).map { "slice-\($0)" }
-        var config = WorkerConfig(name: "w", slots: ids.count, dataDir: dir)
-        config.schedulerPort = try server.localAddress().port
-        config.dispatchSliceMicros = 0
-        let worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
-        try worker.start()
-        #expect(runLoop(loop) { worker.registered })
-        let link = try #require(scheduler.connection)
-        for id in ids { link.send(.assign(.init(task: TaskAssignment(id: id, command: ["sleep", "600"], env: nil, attempt: 1)))) }
-        link.flush()
+        let rig = try WorkerFinishingTests.Rig("dispatch", slots: ids.count) { $0.dispatchSliceMicros = 0 }
+        let (loop, scheduler, worker, link) = (rig.loop, rig.scheduler, rig.worker, rig.link)
+        rig.assign(ids) { _ in ["sleep", "600"] }
         // Runs started after each loop iteration.
         var started: [Int] = []
         #expect(runLoop(loop, timeoutMs: 30_000) {
@@ -48,11 +35,6 @@ import SwarmTransport
         })
         #expect(zip(killed, killed.dropFirst()).allSatisfy { $1 - $0 <= 2 }, "\(killed)")
         #expect(runLoop(loop, timeoutMs: 30_000) { scheduler.results.count == ids.count })
-        var stopped = false
-        worker.stop { stopped = true }
-        #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
-        link.close(reason: "test over")
-        server.close()
-        try closeLoopCheckingLeaks(loop)
+        try rig.finish()
     }
 }

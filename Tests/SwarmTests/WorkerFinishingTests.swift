@@ -65,29 +65,66 @@ import SwarmTransport
         }
     }
 
-    @Test func resultsLeaveBeforeTheirFilesAndAnAckFindsItsFilesWritten() throws {
+    /// A real worker on a real loop, registered with a `SchedulerEnd` on the same loop, its
+    /// data in a fresh temporary directory. `finish()` stops the worker, closes both ends,
+    /// checks that no handle leaked and removes the directory.
+    final class Rig {
         let loop = EventLoop()
-        let dir = NSTemporaryDirectory() + "worker-finishing-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try UVTCP(loop: loop)
-        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        let scheduler = SchedulerEnd(dataDir: dir)
-        try server.listen { _ in scheduler.accept(try! server.accept()) }
-        var config = WorkerConfig(name: "w", slots: 16, dataDir: dir)
-        config.schedulerPort = try server.localAddress().port
-        // One run's files per loop iteration: the acks arrive while most are still unwritten.
-        config.finishedFilesSliceMicros = 0
-        let worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
-        try worker.start()
-        #expect(runLoop(loop) { worker.registered })
-        let ids = (1...12).map { "fin-\($0)" }
-        let link = try #require(scheduler.connection)
-        // Odd ones print (their log is created), even ones are silent (no log file).
-        for (index, id) in ids.enumerated() {
-            let command = index % 2 == 0 ? ["echo", "hi"] : ["true"]
-            link.send(.assign(.init(task: TaskAssignment(id: id, command: command, env: nil, attempt: 1))))
+        let dir: String
+        let server: UVTCP
+        let scheduler: SchedulerEnd
+        let worker: WorkerAgent
+        let link: FramedConnection
+
+        init(_ name: String, slots: Int, prepare: (SchedulerEnd) -> Void = { _ in },
+             configure: (inout WorkerConfig) -> Void) throws {
+            dir = NSTemporaryDirectory() + "worker-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            server = try UVTCP(loop: loop)
+            try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
+            let scheduler = SchedulerEnd(dataDir: dir)
+            prepare(scheduler)
+            self.scheduler = scheduler
+            let server = self.server
+            try server.listen { _ in scheduler.accept(try! server.accept()) }
+            var config = WorkerConfig(name: "w", slots: slots, dataDir: dir)
+            config.schedulerPort = try server.localAddress().port
+            configure(&config)
+            worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
+            try worker.start()
+            let worker = self.worker
+            guard runLoop(loop, until: { worker.registered }), let link = scheduler.connection else {
+                try? FileManager.default.removeItem(atPath: dir)
+                throw POSIXError(.ETIMEDOUT)
+            }
+            self.link = link
         }
-        link.flush()
+
+        /// Assigns each id's `command` (attempt 1) in one write.
+        func assign(_ ids: [String], command: (Int) -> [String]) {
+            for (index, id) in ids.enumerated() {
+                link.send(.assign(.init(task: TaskAssignment(id: id, command: command(index), env: nil, attempt: 1))))
+            }
+            link.flush()
+        }
+
+        func finish() throws {
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var stopped = false
+            worker.stop { stopped = true }
+            #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
+            link.close(reason: "test over")
+            server.close()
+            try closeLoopCheckingLeaks(loop)
+        }
+    }
+
+    @Test func resultsLeaveBeforeTheirFilesAndAnAckFindsItsFilesWritten() throws {
+        // One run's files per loop iteration: the acks arrive while most are still unwritten.
+        let rig = try Rig("finishing", slots: 16) { $0.finishedFilesSliceMicros = 0 }
+        let (loop, dir, scheduler, worker) = (rig.loop, rig.dir, rig.scheduler, rig.worker)
+        let ids = (1...12).map { "fin-\($0)" }
+        // Odd ones print (their log is created), even ones are silent (no log file).
+        rig.assign(ids) { $0 % 2 == 0 ? ["echo", "hi"] : ["true"] }
         var unwrittenWhenAcked: Int?
         #expect(runLoop(loop, timeoutMs: 20_000) {
             if scheduler.results.count == ids.count, worker.journal.entries().isEmpty, unwrittenWhenAcked == nil {
@@ -114,36 +151,17 @@ import SwarmTransport
                 #expect(log == nil, "a silent run has no log file")
             }
         }
-        var stopped = false
-        worker.stop { stopped = true }
-        #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
-        link.close(reason: "test over")
-        server.close()
-        try closeLoopCheckingLeaks(loop)
+        try rig.finish()
     }
 
     /// Acknowledgements that arrive together (a layer of runs ended) are handled a slice per
     /// loop iteration, not all in the iteration that read them: the heartbeat and everything
     /// else get the loop in between. With a slice of 0 µs, one per iteration.
     @Test func acknowledgementsThatArriveTogetherAreHandledASlicePerIteration() throws {
-        let loop = EventLoop()
-        let dir = NSTemporaryDirectory() + "worker-acks-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try UVTCP(loop: loop)
-        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        let scheduler = SchedulerEnd(dataDir: dir)
         let ids = (1...40).map { "ack-\($0)" }
-        scheduler.holdAcksUntil = ids.count
-        try server.listen { _ in scheduler.accept(try! server.accept()) }
-        var config = WorkerConfig(name: "w", slots: ids.count, dataDir: dir)
-        config.schedulerPort = try server.localAddress().port
-        config.finishedFilesSliceMicros = 0
-        let worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
-        try worker.start()
-        #expect(runLoop(loop) { worker.registered })
-        let link = try #require(scheduler.connection)
-        for id in ids { link.send(.assign(.init(task: TaskAssignment(id: id, command: ["true"], env: nil, attempt: 1)))) }
-        link.flush()
+        let rig = try Rig("acks", slots: ids.count, prepare: { $0.holdAcksUntil = ids.count }) { $0.finishedFilesSliceMicros = 0 }
+        let (loop, scheduler, worker) = (rig.loop, rig.scheduler, rig.worker)
+        rig.assign(ids) { _ in ["true"] }
         // The acks pending after each loop iteration.
         var seen: [Int] = []
         #expect(runLoop(loop, timeoutMs: 30_000) {
@@ -156,34 +174,16 @@ import SwarmTransport
         #expect(worker.unwritten.isEmpty)
         let records = SchedulerEnd.records(scheduler.journalPath)
         for id in ids { #expect(records.contains("result \(id)") && records.contains("ack \(id)")) }
-        var stopped = false
-        worker.stop { stopped = true }
-        #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
-        link.close(reason: "test over")
-        server.close()
-        try closeLoopCheckingLeaks(loop)
+        try rig.finish()
     }
 
     /// Runs that end together (killed by one write of kills) have their results sent a slice
     /// per loop iteration: with a slice of 0 µs, one per iteration, never all in one.
     @Test func resultsOfRunsEndingTogetherAreSentASlicePerIteration() throws {
-        let loop = EventLoop()
-        let dir = NSTemporaryDirectory() + "worker-deliver-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try UVTCP(loop: loop)
-        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        let scheduler = SchedulerEnd(dataDir: dir)
-        try server.listen { _ in scheduler.accept(try! server.accept()) }
         let ids = (1...30).map { "end-\($0)" }
-        var config = WorkerConfig(name: "w", slots: ids.count, dataDir: dir)
-        config.schedulerPort = try server.localAddress().port
-        config.deliverSliceMicros = 0
-        let worker = WorkerAgent(loop: loop, config: config, logger: Logger(label: "test"))
-        try worker.start()
-        #expect(runLoop(loop) { worker.registered })
-        let link = try #require(scheduler.connection)
-        for id in ids { link.send(.assign(.init(task: TaskAssignment(id: id, command: ["sleep", "600"], env: nil, attempt: 1)))) }
-        link.flush()
+        let rig = try Rig("deliver", slots: ids.count) { $0.deliverSliceMicros = 0 }
+        let (loop, scheduler, worker, link) = (rig.loop, rig.scheduler, rig.worker, rig.link)
+        rig.assign(ids) { _ in ["sleep", "600"] }
         #expect(runLoop(loop, timeoutMs: 30_000) { worker.runningCount == ids.count })
         for id in ids { link.send(.kill(.init(id: id, attempt: 1, reason: "test"))) }
         link.flush()
@@ -196,11 +196,6 @@ import SwarmTransport
         // Never more than one sent per iteration (more may end meanwhile).
         #expect(zip(seen, seen.dropFirst()).allSatisfy { $0 - $1 <= 1 })
         #expect(seen.max() ?? 0 >= 1)
-        var stopped = false
-        worker.stop { stopped = true }
-        #expect(runLoop(loop, timeoutMs: 10_000) { stopped })
-        link.close(reason: "test over")
-        server.close()
-        try closeLoopCheckingLeaks(loop)
+        try rig.finish()
     }
 }
