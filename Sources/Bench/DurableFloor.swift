@@ -44,7 +44,7 @@ struct DurableFloor: Sendable {
             let ratio = bound / xargs
             text += String(format: " That is %.2fx of xargs' %.0f/s here", ratio, xargs)
             text += ratio < 1.25 ? ": at this level the disk's sync, not the coordinator's CPU, decides whether 1.0x is reachable."
-                : ": this level is bound by CPU, not by the sync."
+                : ": the disk's sync is not what bounds this level; the coordinator's own path is (its CPU, and the hand-offs between its processes and threads per turnover)."
         }
         return text
     }
