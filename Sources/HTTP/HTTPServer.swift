@@ -269,10 +269,12 @@ public final class HTTPServer {
     /// the token. Each is compared, in time independent of where the first difference is.
     static func bearerMatches(_ value: String?, tokens: [[UInt8]]) -> Bool {
         guard let given = bearer(value) else { return false }
+        // Every token is compared over its whole length whatever the given one's length, so the
+        // time depends on the tokens held, never on how close a guess (or its length) is.
         var matched = false
-        for token in tokens where token.count == given.count {
-            var difference: UInt8 = 0
-            for (a, b) in zip(given, token) { difference |= a ^ b }
+        for token in tokens {
+            var difference: UInt8 = token.count == given.count ? 0 : 1
+            for index in token.indices { difference |= token[index] ^ (index < given.count ? given[index] : 0) }
             if difference == 0 { matched = true }
         }
         return matched

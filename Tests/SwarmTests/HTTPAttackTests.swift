@@ -77,7 +77,7 @@ import Testing
             #expect(HTTPServer.bearerMatches(good, tokens: tokens), "\(good)")
         }
         for bad in [nil, "", "Bearer", "Bearer ", "Bearer s3cre", "Bearer s3cretx", "Bearers3cret", "Basic s3cret",
-                    "Bearer\ts3cret", "Bearer S3CRET", "xBearer s3cret"] {
+                    "Bearer\ts3cret", "Bearer S3CRET", "xBearer s3cret", "Bearer s3cret\u{0}", "Bearer othe", "Bearer otherx"] {
             #expect(!HTTPServer.bearerMatches(bad, tokens: tokens), "\(bad ?? "nil")")
         }
     }
