@@ -194,10 +194,21 @@ public func loadClusterToken(file: String?) throws -> ClusterToken? {
         guard !secret.isEmpty else { throw TokenError("token file '\(file)' is empty") }
         return ClusterToken(secret)
     }
-    if let secret = ProcessInfo.processInfo.environment["SWARM_TOKEN"], !secret.isEmpty {
-        return ClusterToken(secret)
+    return try clusterToken(environment: ProcessInfo.processInfo.environment["SWARM_TOKEN"])
+}
+
+/// The token `SWARM_TOKEN` holds, read as a token file's text is: blanks and newlines around it
+/// dropped (`export SWARM_TOKEN="$(cat f) "` or a pasted CR LF once made a token no HTTP client
+/// could send, since HTTP drops blanks at a header's end, and one unequal to the same file's),
+/// nil when unset or empty. Only blanks is refused with one line: it was taken as a token of
+/// spaces, which let a scheduler listen off loopback behind a token anyone can guess.
+public func clusterToken(environment value: String?) throws -> ClusterToken? {
+    guard let value, !value.isEmpty else { return nil }
+    let secret = value.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard !secret.isEmpty else {
+        throw TokenError("SWARM_TOKEN holds only blanks: set it to the cluster token, or unset it")
     }
-    return nil
+    return ClusterToken(secret)
 }
 
 /// The most bytes a token file may hold (a token is a few dozen).

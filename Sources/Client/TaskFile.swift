@@ -25,14 +25,14 @@ public enum TaskFile {
     /// `promptFile`/`contextFile` paths resolve against `baseDirectory` (the file's directory)
     /// and are read with `readFile`. A pure function of its arguments.
     public static func parse(_ text: String, fileName: String, baseDirectory: String,
-                             readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskFileError) -> [TaskSpec] {
+                             readFile: (String, Int) throws -> String = TaskOptions.readTextFile) throws(TaskFileError) -> [TaskSpec] {
         try parseNumbered(text, fileName: fileName, baseDirectory: baseDirectory, readFile: readFile).map(\.spec)
     }
 
     /// `parse`, each spec with its line number (for errors found later, such as an input that
     /// cannot be packed: `tasks.jsonl:LINE: ...`).
     public static func parseNumbered(_ text: String, fileName: String, baseDirectory: String,
-                                     readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskFileError) -> [(line: Int, spec: TaskSpec)] {
+                                     readFile: (String, Int) throws -> String = TaskOptions.readTextFile) throws(TaskFileError) -> [(line: Int, spec: TaskSpec)] {
         var specs: [(line: Int, spec: TaskSpec)] = []
         var idLines: [String: Int] = [:]
         // Split on LF bytes: "\r\n" is one Character, so a Character split would miss it.
@@ -68,7 +68,7 @@ public enum TaskFile {
     /// `load`, each spec with its line number.
     public static func loadNumbered(path: String) throws(TaskFileError) -> [(line: Int, spec: TaskSpec)] {
         let text: String
-        do { text = try TaskOptions.readTextFile(path) } catch {
+        do { text = try TaskOptions.readTextFile(path, limit: TaskOptions.maxTaskFileBytes) } catch {
             throw TaskFileError(file: path, line: nil, reason: "cannot read it: \(error)")
         }
         let directory = (path as NSString).deletingLastPathComponent

@@ -45,11 +45,12 @@ public struct TaskOptions: Sendable, Equatable {
     }
 
     /// The spec these options describe. Relative `promptFile` and `contextFile` paths resolve
-    /// against `baseDirectory` (nil: the current directory); `readFile` reads a file's text.
+    /// against `baseDirectory` (nil: the current directory); `readFile` reads a file's text,
+    /// refusing more than the bytes given (`maxPromptFileBytes`, ...).
     /// Throws one clear sentence when a file cannot be read, the context is not JSON, options
     /// exclude each other, or the spec is invalid (`TaskSpec.problem()`).
     public func spec(baseDirectory: String? = nil, naming: Naming = .flags,
-                     readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskOptionsError) -> TaskSpec {
+                     readFile: (String, Int) throws -> String = TaskOptions.readTextFile) throws(TaskOptionsError) -> TaskSpec {
         if naming == .flags {
             // The flags' own words for the two ways a task's kind can be wrong.
             if task.runtime != nil && !task.command.isEmpty { throw TaskOptionsError("a --runtime task takes no command after --") }
@@ -62,13 +63,15 @@ public struct TaskOptions: Sendable, Equatable {
             guard task.prompt == nil else {
                 throw TaskOptionsError("\(naming.name("prompt")) and \(naming.name("promptFile")) are mutually exclusive")
             }
-            spec.prompt = try read(promptFile, option: naming.name("promptFile"), baseDirectory: baseDirectory, readFile: readFile)
+            spec.prompt = try read(promptFile, option: naming.name("promptFile"), limit: Self.maxPromptFileBytes,
+                                   baseDirectory: baseDirectory, readFile: readFile)
         }
         if let contextFile {
             guard task.context == nil else {
                 throw TaskOptionsError("\(naming.name("context")) and \(naming.name("contextFile")) are mutually exclusive")
             }
-            let text = try read(contextFile, option: naming.name("contextFile"), baseDirectory: baseDirectory, readFile: readFile)
+            let text = try read(contextFile, option: naming.name("contextFile"), limit: Self.maxContextFileBytes,
+                                baseDirectory: baseDirectory, readFile: readFile)
             do { spec.context = try JSONValue.parse(text) } catch {
                 throw TaskOptionsError("context file '\(contextFile)' is not JSON")
             }
@@ -76,7 +79,8 @@ public struct TaskOptions: Sendable, Equatable {
         if let secretEnvFiles, !secretEnvFiles.isEmpty {
             var secrets: [String: String] = [:]
             for (name, path) in secretEnvFiles.sorted(by: { $0.key < $1.key }) {
-                var value = try read(path, option: naming.name("secretEnv") + " " + name, baseDirectory: baseDirectory, readFile: readFile)
+                var value = try read(path, option: naming.name("secretEnv") + " " + name, limit: Self.maxSecretFileBytes,
+                                     baseDirectory: baseDirectory, readFile: readFile)
                 if value.hasSuffix("\r\n") { value.removeLast(1) } else if value.hasSuffix("\n") { value.removeLast() }
                 secrets[name] = value
             }
@@ -91,10 +95,10 @@ public struct TaskOptions: Sendable, Equatable {
         return spec
     }
 
-    private func read(_ path: String, option: String, baseDirectory: String?,
-                      readFile: (String) throws -> String) throws(TaskOptionsError) -> String {
+    private func read(_ path: String, option: String, limit: Int, baseDirectory: String?,
+                      readFile: (String, Int) throws -> String) throws(TaskOptionsError) -> String {
         let resolved = path.hasPrefix("/") || baseDirectory == nil ? path : baseDirectory! + "/" + path
-        do { return try readFile(resolved) } catch {
+        do { return try readFile(resolved, limit) } catch {
             throw TaskOptionsError("cannot read \(option) '\(path)': \(error)")
         }
     }
@@ -120,13 +124,22 @@ public struct TaskOptions: Sendable, Equatable {
         return result
     }
 
-    /// Reads a file as UTF-8 text; the error says why not in a few words.
-    public static func readTextFile(_ path: String) throws -> String {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileReadError("no such file") }
-        if isDirectory.boolValue { throw FileReadError("it is a directory") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw FileReadError("not readable") }
-        guard let text = String(data: data, encoding: .utf8) else { throw FileReadError("not UTF-8 text") }
+    /// The most bytes read of each kind of file a task names (`BoundedFile`: a read stops one
+    /// byte past it, so `/dev/zero` or a huge file is refused in a moment, not read until the
+    /// client is killed). A prompt: the spec's own limit. A context: what one task's frame
+    /// holds. A secret: its value's limit plus a trailing CR LF (dropped). A `--file`: four
+    /// times the frame its batch travels in (room for blank space and escapes).
+    public static let maxPromptFileBytes = TaskSpec.maxPromptBytes
+    public static let maxContextFileBytes = FrameBudget.maxSpecBytes
+    public static let maxSecretFileBytes = Bounds.secretValueBytes + 2
+    public static let maxTaskFileBytes = 4 * Frame.defaultMaxPayload
+
+    /// Reads a file as UTF-8 text, at most `limit` bytes (a pipe or FIFO too: `<(cmd)`); the
+    /// error says why not in a few words.
+    public static func readTextFile(_ path: String, limit: Int) throws -> String {
+        let bytes: [UInt8]
+        do { bytes = try BoundedFile.read(path, limit: limit) } catch { throw FileReadError(error.description) }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw FileReadError("not UTF-8 text") }
         return text
     }
 }

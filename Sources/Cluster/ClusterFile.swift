@@ -103,11 +103,15 @@ public struct ClusterFile: Sendable, Equatable {
 
     public init() {}
 
+    /// The most bytes of a cluster file read (a few KiB in practice; `/dev/zero` is refused).
+    public static let maxFileBytes = 16 * 1024 * 1024
+
     public static func load(path: String) throws -> ClusterFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError("cannot read config file '\(path)'")
+        let bytes: [UInt8]
+        do { bytes = try BoundedFile.read(path, limit: maxFileBytes) } catch {
+            throw ConfigError("cannot read config file '\(path)': \(error)")
         }
-        return try parse(data, name: path)
+        return try parse(Data(bytes), name: path)
     }
 
     public static func parse(_ data: Data, name: String = "config") throws -> ClusterFile {

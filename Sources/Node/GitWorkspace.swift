@@ -196,9 +196,12 @@ final class GitWorkspace {
     }
 
     /// The administrative directory a worktree's `.git` file names, if it is one.
+    /// The task may have replaced that file: it is read only when it is a regular file (not
+    /// through a link, never waiting on a FIFO), and at most 4 KiB of it (a link to
+    /// `/dev/zero` read whole grew the worker until it was killed; a FIFO stopped its loop).
     static func adminDir(of dir: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: dir + "/.git"), data.count < 4096,
-              let text = String(data: data, encoding: .utf8), text.hasPrefix("gitdir: ") else { return nil }
+        guard let bytes = try? BoundedFile.read(dir + "/.git", limit: 4096, kinds: .regularOnly),
+              let text = String(validating: bytes, as: UTF8.self), text.hasPrefix("gitdir: ") else { return nil }
         return text.dropFirst("gitdir: ".count).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

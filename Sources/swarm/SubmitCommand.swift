@@ -182,7 +182,7 @@ struct SubmitCommand: ParsableCommand {
     }
 
     /// The spec the flags describe, files read and checked (`TaskSpec.problem()`).
-    func taskSpec(readFile: (String) throws -> String = TaskOptions.readTextFile) throws(TaskOptionsError) -> TaskSpec {
+    func taskSpec(readFile: (String, Int) throws -> String = TaskOptions.readTextFile) throws(TaskOptionsError) -> TaskSpec {
         try taskOptions().spec(naming: .flags, readFile: readFile)
     }
 

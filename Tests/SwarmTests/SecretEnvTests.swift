@@ -108,14 +108,14 @@ import SwarmClient
         options.command = ["true"]
         options.secretEnvFiles = ["A": "a.txt", "B": "/abs/b.txt", "C": "c.txt"]
         let files = ["/base/a.txt": "alpha\n", "/abs/b.txt": "beta\r\n", "/base/c.txt": "gamma\n\n"]
-        let spec = try options.spec(baseDirectory: "/base", naming: .fields, readFile: { path in
+        let spec = try options.spec(baseDirectory: "/base", naming: .fields, readFile: { path, _ in
             guard let text = files[path] else { throw FileReadError("no such file") }
             return text
         })
         #expect(spec.secretEnv == ["A": "alpha", "B": "beta", "C": "gamma\n"])
         options.secretEnvFiles = ["A": "missing"]
         #expect(throws: TaskOptionsError("cannot read --secret-env A 'missing': no such file")) {
-            try options.spec(readFile: { _ in throw FileReadError("no such file") })
+            try options.spec(readFile: { _, _ in throw FileReadError("no such file") })
         }
     }
 }

@@ -14,7 +14,7 @@ import SwarmProtocol
         "broken.json": "{not json",
     ]
 
-    static func read(_ path: String) throws -> String {
+    static func read(_ path: String, limit: Int) throws -> String {
         guard let text = files[path] else { throw FileReadError("no such file") }
         return text
     }

@@ -14,7 +14,7 @@ import SwarmProtocol
     ]
 
     static func parse(_ text: String) throws(TaskFileError) -> [TaskSpec] {
-        try TaskFile.parse(text, fileName: "tasks.jsonl", baseDirectory: "/base") { path in
+        try TaskFile.parse(text, fileName: "tasks.jsonl", baseDirectory: "/base") { path, _ in
             guard let text = files[path] else { throw FileReadError("no such file") }
             return text
         }

@@ -57,4 +57,22 @@ import SwarmProtocol
         #expect(refusal("/nonexistent/swarm-token")?.contains("cannot read token file") == true)
         #expect(refusal(NSTemporaryDirectory()) != nil)
     }
+
+    /// `SWARM_TOKEN` is read as a token file is: the same token with blanks or a newline
+    /// around it, and only blanks refused (it was a token of spaces, accepted off loopback;
+    /// and `"s3cret "` was a token no HTTP client could send: HTTP drops a header's trailing
+    /// blanks).
+    @Test func theEnvironmentTokenIsTrimmedAndBlankIsRefused() throws {
+        #expect(try clusterToken(environment: nil) == nil)
+        #expect(try clusterToken(environment: "") == nil)
+        for value in ["s3cret", "s3cret\n", " s3cret \r\n", "\ts3cret"] {
+            #expect(try clusterToken(environment: value)?.text == "s3cret", "\(value.debugDescription)")
+        }
+        for value in ["   ", "\n", " \t\r\n"] {
+            #expect(throws: (any Error).self, "\(value.debugDescription)") { _ = try clusterToken(environment: value) }
+            do { _ = try clusterToken(environment: value) } catch {
+                #expect("\(error)" == "SWARM_TOKEN holds only blanks: set it to the cluster token, or unset it")
+            }
+        }
+    }
 }

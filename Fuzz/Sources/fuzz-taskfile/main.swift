@@ -11,7 +11,7 @@ import SwarmProtocol
 
 struct Unreadable: Error {}
 
-func readFile(_ path: String) throws -> String {
+func readFile(_ path: String, limit: Int) throws -> String {
     if path.contains("missing") { throw Unreadable() }
     return path.hasSuffix(".json") ? #"{"k":[1,2.5,"x"]}"# : "a prompt read from \(path)"
 }
