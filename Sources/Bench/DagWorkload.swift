@@ -104,8 +104,8 @@ public struct DagWorkload: Workload {
             + "boundaries (target p50 under 5 ms on an idle cluster: shown, not judged).")
         report.notes.append("What a gap holds: the worker's result of the layer's last exit (sent with the other results of its "
             + "loop pass, up to a worker's share of the layer), the scheduler reading them, saving them with the next layer's "
-            + "first placements (a round saves its first 8 on their own) and, durable, one sync of its state, often after "
-            + "the end of one already under way; then the assignment read and spawned by its worker. See the README's "
+            + "first placements (a turn places at most 8, the rest in the next loop iterations) and, durable, one sync of "
+            + "its state; then the assignment read and spawned by its worker. See the README's "
             + "dag section for the measured breakdown.")
     }
 

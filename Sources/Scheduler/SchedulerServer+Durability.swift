@@ -119,36 +119,28 @@ extension SchedulerServer {
     /// previous results' sync ran waited for that one, then for its own: two syncs in the gap).
     static let maxSyncs = 2
 
-    /// Placements a round saves and hands to group commit on their own when it places more
-    /// (durable only): see `placementRound`.
-    static let firstCommitPlacements = 8
+    /// Placements a turn makes at most (`placementRound`); the rest are placed in the next
+    /// loop iterations, a slice each, after a poll.
+    static let placementSlice = 8
 
-    /// A placement round, its directives carried out. Durable, when it places more than
-    /// `firstCommitPlacements`, the first ones (with everything else of the turn so far) are
-    /// saved and handed to group commit at once, then the rest are placed and written while
-    /// that sync runs: the first of a burst (a layer of a DAG released by its last dependency's
-    /// end, 100 tasks) leaves about one sync after its release instead of after every
-    /// placement of the burst is written (about 30 µs of CPU each, `swarm bench dag`). The rest leave
-    /// with the next sync. Messages leave in order: the first part's were all made before the
-    /// rest were placed, so none reports a change only the second transaction has. Returns
-    /// false when the state could not be saved (the scheduler has stopped).
+    /// A placement round, its directives carried out: at most `placementSlice` placements.
+    /// Returns whether it stopped at that limit (more may be placeable now): the caller goes on
+    /// in the next loop iteration, after a poll (`continueAfterPoll`), and ends this turn
+    /// first: its changes are saved and handed to group commit, so the first of a burst (a
+    /// layer of a DAG released by its last dependency's end, 100 tasks) leaves one sync after
+    /// its release. Were the rest placed in the same turn (about 30 µs of CPU each, `swarm
+    /// bench dag`), the sync's end (a message from the sync thread, read by the poll) could
+    /// not release it before the whole burst was placed and written; now each slice's sync
+    /// runs while the next slice is placed, and a sync's end is read between slices. The same
+    /// in memory: the first slice's assignments leave at the end of its turn.
     func placementRound() -> Bool {
-        let limit = store == nil ? Int.max : Self.firstCommitPlacements
-        let first = state.schedule(nowMs: clocks.monotonic(), at: clocks.wall(), limit: limit)
-        let placed = first.reduce(0) { count, directive in
+        let directives = state.schedule(nowMs: clocks.monotonic(), at: clocks.wall(), limit: Self.placementSlice)
+        let placed = directives.reduce(0) { count, directive in
             if case .assign = directive { return count + 1 }
             return count
         }
-        execute(first)
-        // A cascade under way goes on in the next turn (which places the rest then).
-        guard placed == limit, !state.isSettling else { return true }
-        guard persist() else { return false }
-        // Connections the turn closes are closed after all its messages, as before.
-        let turn = HeldTurn(messages: outgoing, closing: [])
-        outgoing = []
-        commitTurn(turn)
-        execute(state.schedule(nowMs: clocks.monotonic(), at: clocks.wall()))
-        return true
+        execute(directives)
+        return placed == Self.placementSlice
     }
 
     /// A turn written to the store: the turn's messages stay here until group commit says the

@@ -76,8 +76,8 @@ import Testing
         Self.check(state)
     }
 
-    /// A layer released at once can be placed in parts (the durable shell saves the first
-    /// part on its own: `SchedulerServer.placementRound`): a round places at most its limit,
+    /// A layer released at once can be placed in parts (the shell places a slice a loop
+    /// iteration: `SchedulerServer.placementRound`): a round places at most its limit,
     /// in submission order, and the rest stay queued, in order, for the next round.
     @Test func aReleasedLayerIsPlacedAtMostTheLimitARoundInOrder() throws {
         var state = try Self.cluster()
