@@ -69,7 +69,11 @@ import Glibc
     @Test func anOutputFloodKeepsTheWorkerConnectedAndMarksWhatTheStreamDropped() throws {
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
-        let (scheduler, address) = try ClusterEndToEndTests.schedulerAndWorker(harness, slots: 1)
+        // --lost-after 60: the worker gives up a connection whose data goes unacknowledged for
+        // 1.5 x lost-after (TCP_USER_TIMEOUT), by design. With the default 10 s, a loaded
+        // machine (load 14, the worker's loop stalled up to 3 s) took longer than 15 s to print
+        // the 90 MB, and the connection was cut as designed, not for the reason checked here.
+        let (scheduler, address) = try ClusterEndToEndTests.schedulerAndWorker(harness, slots: 1, extra: ["--lost-after", "60"])
         let go = "\(harness.dir)/go", printed = "\(harness.dir)/printed"
         let line = String(repeating: "0123456789", count: 10).dropLast() + "\n"  // 100 bytes
         let lines = 900_000
