@@ -47,9 +47,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     export DEBIAN_FRONTEND=noninteractive
     # A fresh machine often runs apt's daily timer (unattended-upgrades) at boot: wait for its
-    # lock (up to 10 min) instead of failing at once with "Could not get lock".
+    # locks (up to 10 min) instead of failing at once with "Could not get lock". The option
+    # covers dpkg's lock; `update`'s lists lock is not waited for, so update is retried.
     APT=(apt-get -o DPkg::Lock::Timeout=600)
-    $SUDO "${APT[@]}" update -qq
+    for attempt in $(seq 1 60); do
+        if $SUDO "${APT[@]}" update -qq; then break; fi
+        [ "$attempt" -lt 60 ] || { echo "swarm: apt-get update kept failing for 10 min" >&2; exit 1; }
+        echo "swarm: apt-get update failed (another apt holding its lock?); again in 10 s" >&2
+        sleep 10
+    done
     $SUDO "${APT[@]}" install -y -qq "${missing[@]}" >/dev/null
 fi
 pkg-config --exists libuv || { echo "swarm: libuv still not found by pkg-config" >&2; exit 1; }
