@@ -2,7 +2,8 @@
 # Installs what a fresh Debian 12 + Swift 6.3 machine lacks to build swarm: libuv1-dev,
 # libsqlite3-dev (and pkg-config, which SwiftPM uses to find them) and libhttp-parser-dev
 # (the servers' HTTP/1.1 parser; it has no pkg-config file, so its header is looked for), libssl-dev (TLS),
-# plus the sqlite3 tool for looking into the scheduler's state, git (`--repo` tasks) and iproute2 (multi-host tests),
+# plus the sqlite3 tool for looking into the scheduler's state, git (`--repo` tasks), and for the tests
+# faketime, prometheus (promtool), curl and iproute2 (multi-host tests),
 # and with SWARM_BROWSER_TESTS=1 chromium (the dashboard's browser test). Safe to run again: it installs nothing
 # when everything is there.
 set -euo pipefail
@@ -30,6 +31,9 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 # The metrics test checks a /metrics scrape with promtool (Debian's prometheus package); it
 # skips, saying why, without it.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The metrics, dashboard and HTTPS tests talk to the servers with a real HTTP client, curl
+# (not in a minimal Debian 12 image; without it those tests skip, saying why).
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 # The multi-host tests make hosts as network namespaces with ip(8) (they skip, saying why, without it).
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /usr/bin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
 # The dashboard's browser test drives a headless Chromium (Debian's chromium, ~300 MB with its
@@ -42,8 +46,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    # A fresh machine often runs apt's daily timer (unattended-upgrades) at boot: wait for its
+    # locks (up to 10 min) instead of failing at once with "Could not get lock". The option
+    # covers dpkg's lock; `update`'s lists lock is not waited for, so update is retried.
+    APT=(apt-get -o DPkg::Lock::Timeout=600)
+    for attempt in $(seq 1 60); do
+        if $SUDO "${APT[@]}" update -qq; then break; fi
+        [ "$attempt" -lt 60 ] || { echo "swarm: apt-get update kept failing for 10 min" >&2; exit 1; }
+        echo "swarm: apt-get update failed (another apt holding its lock?); again in 10 s" >&2
+        sleep 10
+    done
+    $SUDO "${APT[@]}" install -y -qq "${missing[@]}" >/dev/null
 fi
 pkg-config --exists libuv || { echo "swarm: libuv still not found by pkg-config" >&2; exit 1; }
 pkg-config --exists sqlite3 || { echo "swarm: sqlite3 still not found by pkg-config" >&2; exit 1; }

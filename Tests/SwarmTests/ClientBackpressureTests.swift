@@ -81,15 +81,20 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
     /// The issue's reproduction, scaled down: pipelined listings from a client that does not
     /// read. The scheduler stops reading it instead of building every reply; a reader then gets
     /// them all, and the loop serves others meanwhile.
+    ///
+    /// 24 requests of a ~0.6 MB page: ~14 MB if every reply were built, well past what the
+    /// kernel's buffers absorb (a 4 MiB send buffer at most, 16 KiB on this side) plus the
+    /// 4 MiB bound checked, so a scheduler that built them all still fails it. (It was 150:
+    /// 90 MB to build and read, 38-114 s of a debug build under load, for the same proof.)
     @Test func pipelinedListingsFromANonReaderAreNotBuilt() throws {
         var config = SchedulerConfig()
         config.clientLimits.page.limit = 500
         let scheduler = InProcessScheduler(config)
         defer { #expect(scheduler.stop() == nil) }
         _ = scheduler.onLoop { server in
-            for i in 1...2_000 { _ = try? server.state.submit(TaskSpec(id: "L\(i)", command: ["true"]), at: 1) }
+            for i in 1...1_000 { _ = try? server.state.submit(TaskSpec(id: "L\(i)", command: ["true"]), at: 1) }
         }
-        let requests = 150
+        let requests = 24
         let socket = try handshakenSocket(port: scheduler.port, name: "lister", receiveBuffer: 16_384)
         var burst: [UInt8] = []
         for i in 1...requests { burst += MessageCodec.frame(.listTasks(.init(requestId: i))) }
@@ -117,6 +122,9 @@ func handshakenSocket(port: Int, role: PeerRole = .client, name: String, receive
             Issue.record("no listing"); return
         }
         #expect(list.tasks.count == 500 && list.next == "L500")
+        // The premise of the bound above: all the replies, less what the kernel's buffers could
+        // take (4 MiB), would not fit under it.
+        #expect(requests * first.count > 2 * (4 << 20), "pages of \(first.count) bytes")
         var pages = 1
         while pages < requests, let payload = socket.readPayload(), payload.count > first.count - 10 { pages += 1 }
         #expect(pages == requests)

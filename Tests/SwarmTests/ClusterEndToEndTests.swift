@@ -24,9 +24,10 @@ import Glibc
         }
     }
 
-    /// A scheduler with a state dir (its process, to kill it) and one worker `w`, registered.
-    static func schedulerAndWorker(_ harness: ProcessHarness, slots: Int) throws -> (ProcessHarness.Child, String) {
-        let scheduler = try harness.start("scheduler", ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state"])
+    /// A scheduler with a state dir (its process, to kill it; `extra`: more of its flags) and
+    /// one worker `w`, registered.
+    static func schedulerAndWorker(_ harness: ProcessHarness, slots: Int, extra: [String] = []) throws -> (ProcessHarness.Child, String) {
+        let scheduler = try harness.start("scheduler", ["scheduler", "--listen", "127.0.0.1:0", "--state-dir", "\(harness.dir)/state"] + extra)
         let line = try #require(scheduler.waitForLine(containing: "listening on"))
         let address = String(try #require(line.split(separator: " ").last))
         try harness.start("worker", ["worker", "--scheduler", address, "--slots", String(slots), "--name", "w",

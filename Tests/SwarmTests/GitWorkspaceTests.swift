@@ -470,7 +470,10 @@ final class GitFixture {
             lurker.arguments = ["30"]
             lurker.currentDirectoryURL = URL(fileURLWithPath: a)
             try lurker.run()
-            defer { lurker.terminate(); lurker.waitUntilExit() }
+            // SIGKILL, not terminate(): Foundation spawns it with the calling thread's signal
+            // mask, and the test process's pool threads block SIGTERM (SigBlk), so a SIGTERM
+            // waited for `sleep 30` to end on its own: 30 s of the suite.
+            defer { kill(lurker.processIdentifier, SIGKILL); lurker.waitUntilExit() }
             #expect(ProcessTable.anyProcessWorks(inside: a))
             release(loop, git, "busy", dir: a)
             #expect(git.spares.isEmpty)

@@ -80,7 +80,7 @@ import Testing
 
     /// HTTPS: half-open handshakes (a ClientHello started, then nothing) holding every slot
     /// do not keep curl with the token out.
-    @Test(.enabled(if: MetricsEndToEndTests.curl != nil))
+    @Test(.enabled(if: MetricsEndToEndTests.curl != nil, "curl is not installed (scripts/ensure-deps.sh installs it): no real HTTPS client"))
     func halfOpenHandshakesDoNotLockCurlOut() throws {
         let dir = try HTTPSServerTests.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -17,7 +17,8 @@ import Testing
         return try CapturedRun.run(process, timeout: 20).stdout
     }
 
-    @Test(.enabled(if: MetricsEndToEndTests.curl != nil && NetnsHarness.available))
+    @Test(.enabled(if: MetricsEndToEndTests.curl != nil, "curl is not installed (scripts/ensure-deps.sh installs it): no real HTTPS client"),
+          .enabled(if: NetnsHarness.available, "needs `ip netns` (root)"))
     func offLoopbackTheListenerServesAKeptSelfSignedCertificate() throws {
         let processes = try ProcessHarness()
         let net = try NetnsHarness(hosts: 1, processes: processes)

@@ -50,7 +50,7 @@ import Testing
         return (process.terminationStatus, stdout, stderr)
     }
 
-    @Test(.enabled(if: MetricsEndToEndTests.curl != nil))
+    @Test(.enabled(if: MetricsEndToEndTests.curl != nil, "curl is not installed (scripts/ensure-deps.sh installs it): no real HTTPS client"))
     func curlReadsMetricsOverTLSWithTheTokenAndTheCertificate() throws {
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -123,7 +123,7 @@ import Testing
         }
     }
 
-    @Test(.enabled(if: MetricsEndToEndTests.curl != nil))
+    @Test(.enabled(if: MetricsEndToEndTests.curl != nil, "curl is not installed (scripts/ensure-deps.sh installs it): no real HTTPS client"))
     func httpsToAPlainPortFailsAtOnce() throws {
         try HTTPServerTests.withServer(token: "s3cret") { loop, _, address in
             let started = Date()

@@ -14,15 +14,31 @@ final class ProcessHarness: @unchecked Sendable {
         let process: Process
         let name: String
         private let output = Locked("")
+        private let outputEnded = Locked(false)
 
         init(process: Process, name: String, stdout: Pipe) {
             self.process = process
             self.name = name
-            stdout.fileHandleForReading.readabilityHandler = { [output] handle in
+            stdout.fileHandleForReading.readabilityHandler = { [output, outputEnded] handle in
                 let data = handle.availableData
-                if data.isEmpty { handle.readabilityHandler = nil; return }
+                if data.isEmpty {
+                    handle.readabilityHandler = nil
+                    outputEnded.withLock { $0 = true }
+                    return
+                }
                 output.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
+        }
+
+        /// Waits (bounded) until the process has exited and all its stdout is read; its exit
+        /// status, or nil if that took longer than `timeout`.
+        func waitForExit(timeout: Double) -> Int32? {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if !process.isRunning && outputEnded.withLock({ $0 }) { return process.terminationStatus }
+                usleep(20_000)
+            }
+            return nil
         }
 
         var stdout: String { output.withLock { $0 } }
