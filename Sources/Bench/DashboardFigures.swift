@@ -40,8 +40,8 @@ enum DashboardFigures {
                 + "every one of these slows the batch.", DashboardWorkload.median(scheduler),
                 DashboardWorkload.median(workers), followers.isEmpty ? 0 : DashboardWorkload.median(followers)))
         }
-        report.notes.append("What a stream costs on a kept-alive connection: on the scheduler 3 syscalls (read of the request, "
-            + "one write for head, log and end together, and libuv's epoll_ctl after it), no accept and no close; "
+        report.notes.append("What a stream costs on a kept-alive connection: on the scheduler 2 syscalls (read of the request, "
+            + "one write for head, log and end together, taken by the kernel at once: no epoll_ctl after it), no accept and no close; "
             + "the readers pay the other end of the same loopback TCP (README, \"Dashboard open\").")
     }
 

@@ -15,6 +15,15 @@ struct RetentionShell {
     /// Acknowledged, not measured yet: id and when (monotonic ms).
     var pending: [(id: String, at: UInt64)] = []
     var measuring = false
+    /// When the last measuring pass started (loop ms), and whether the next one is armed.
+    var lastMeasureMs: UInt64?
+    var measureArmed = false
+    /// Measuring passes started (each a thread), for tests.
+    var measurePasses = 0
+    /// Measuring passes start at least this far apart: each is a thread, and one a task (a
+    /// busy worker's acknowledgements come one or two at a time) was a thread created per
+    /// 1.7 tasks; 100 ms later the passes carry every acknowledgement of those 100 ms.
+    static let measureGapMs: UInt64 = 100
     var removing = false
     var serial = 0
     /// Whole passes: removed tasks and bytes, for logs and tests.
@@ -71,7 +80,13 @@ extension WorkerAgent {
 
     private func measurePending() {
         guard !retention.measuring, !retention.pending.isEmpty else { return }
+        let nowMs = loop.nowMs
+        if let last = retention.lastMeasureMs, nowMs < last + RetentionShell.measureGapMs {
+            return armMeasure(afterMs: last + RetentionShell.measureGapMs - nowMs)
+        }
+        retention.lastMeasureMs = nowMs
         retention.measuring = true
+        retention.measurePasses += 1
         let batch = retention.pending.prefix(10_000)
         retention.pending.removeFirst(batch.count)
         let files = batch.map { taskFiles($0.id) }
@@ -83,6 +98,19 @@ extension WorkerAgent {
                 self.retention.core.kept(file.id, bytes: sizes[index], sinceMs: times[index])
             }
             self.removeDueFiles()
+            self.measurePending()
+        }
+    }
+
+    /// The next measuring pass, once the gap since the last one is over.
+    private func armMeasure(afterMs: UInt64) {
+        guard !retention.measureArmed else { return }
+        if measureTimer == nil { measureTimer = try? UVTimer(loop: loop) }
+        guard let measureTimer else { return }  // none: the next acknowledgement tries again
+        retention.measureArmed = true
+        measureTimer.start(afterMs: afterMs) { [weak self] in
+            guard let self else { return }
+            self.retention.measureArmed = false
             self.measurePending()
         }
     }

@@ -145,6 +145,8 @@ public final class WorkerAgent {
     /// kept tasks at every task acknowledged (O(tasks kept) each, a fifth of a busy worker's CPU).
     var retention: RetentionShell
     var retentionTimer: UVTimer?
+    /// Holds the next measuring pass of acknowledged tasks (`RetentionShell.measureGapMs`).
+    var measureTimer: UVTimer?
     /// Fatal problems (wrong token, incompatible scheduler): the worker stops.
     public var onFatal: ((String) -> Void)?
     /// TLS for the connection to the scheduler (nil: plaintext), or why it cannot be set up.
@@ -278,6 +280,7 @@ public final class WorkerAgent {
         connectTimer?.close(); connectTimer = nil
         healthTimer?.close(); healthTimer = nil
         retentionTimer?.close(); retentionTimer = nil
+        measureTimer?.close(); measureTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
         finisher?.close(); finisher = nil
         filesIdle?.close(); filesIdle = nil

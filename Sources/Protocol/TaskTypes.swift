@@ -57,12 +57,20 @@ public enum TaskID {
     }
 
     /// `{prefix}-{unix ms}-{6 random [a-z0-9]}`, `at` being the wall clock's unix ms.
+    /// One draw from the system's generator (one `getrandom`, not one per character) gives the
+    /// six characters: 36^6 is under 2^32, so the modulo's bias is below 2^-32.
     public static func generate(prefix: String = "task", at: Int64) -> String {
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         var rng = SystemRandomNumberGenerator()
-        let suffix = String((0..<6).map { _ in alphabet[Int(rng.next(upperBound: UInt64(alphabet.count)))] })
-        return "\(prefix)-\(at)-\(suffix)"
+        var bits = rng.next()
+        var suffix = [UInt8](repeating: 0, count: 6)
+        for i in 0..<6 {
+            suffix[i] = suffixAlphabet[Int(bits % 36)]
+            bits /= 36
+        }
+        return "\(prefix)-\(at)-\(String(decoding: suffix, as: UTF8.self))"
     }
+
+    private static let suffixAlphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
 
     /// A bad id as an error quotes it: cut to 40 characters, control characters escaped
     /// (`PeerText.safe`): it may come from anyone (a flag, a file, a peer).

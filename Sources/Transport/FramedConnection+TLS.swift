@@ -78,9 +78,15 @@ extension FramedConnection {
         }
     }
 
-    /// Bytes as they go on the wire.
+    /// Bytes as they go on the wire: to the kernel at once when it takes them all (no copy,
+    /// no request, no completion: what a write's end would do then is asked for on the next
+    /// loop iteration, and only when something waits on it); else queued, `written` on its end.
     func writeRaw(_ bytes: [UInt8]) {
         bytesSent += bytes.count
-        tcp.stream.write(bytes) { [weak self] error in self?.written(error) }
+        switch tcp.stream.writeNow(bytes, completion: writeEnded) {
+        case .queued: return
+        case .written: if waitsOnWrites { writtenSoon(nil) }
+        case .failed(let error): writtenSoon(error)
+        }
     }
 }

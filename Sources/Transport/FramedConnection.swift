@@ -67,6 +67,10 @@ public final class FramedConnection {
     private var pending: [UInt8] = []
     private var flusher: UVPrepare?
     private var flushArmed = false
+    /// `written` for each queued write, made once (not a closure per write).
+    private(set) lazy var writeEnded: (UVError?) -> Void = { [weak self] error in self?.written(error) }
+    /// A `written(nil)` for writes that went at once is due on the next loop iteration.
+    private var writtenDue = false
     /// Past this many pending bytes the frames are written at once.
     private static let coalesceLimit = 256 * 1024
     /// Nor are frames held longer than this: a loop busy for seconds in one callback (a
@@ -382,6 +386,25 @@ public final class FramedConnection {
         }
         writeOut(batch)
         onBulkSpace?()
+    }
+
+    /// Whether anything waits on the end of a write: more bulk for the socket, reading paused
+    /// for backpressure, an `onWritten` producer. When not, a write that went at once needs no
+    /// news.
+    var waitsOnWrites: Bool { bulkHead < bulk.count || pausedForBackpressure || onWritten != nil }
+
+    /// `written` on the next loop iteration, never inside the write (its caller may be in the
+    /// middle of a flush); one per iteration for writes that went at once.
+    func writtenSoon(_ error: UVError?) {
+        if error == nil {
+            guard !writtenDue else { return }
+            writtenDue = true
+        }
+        tcp.loop.soon { [weak self] in
+            guard let self else { return }
+            if error == nil { self.writtenDue = false }
+            self.written(error)
+        }
     }
 
     /// A write finished: the socket's queue shrank, so more bulk may go.

@@ -14,9 +14,13 @@ public final class EventLoop: @unchecked Sendable {
     private let pending = Locked<PendingWork>(PendingWork())
     // Set once in init, before the loop is visible to other threads; never reassigned.
     private var wakeup: UVAsync!
-    /// Work queued by `soon` from the loop thread itself.
+    /// Work queued by `soon` from the loop thread itself, run by `nextTurn`.
     private var local: [() -> Void] = []
-    /// Handles initialised and not yet closed (the wake-up handle included).
+    // Set once in init; started only while `local` holds work (an active idle handle also
+    // keeps the loop from blocking in its poll meanwhile).
+    private var nextTurn: UVIdle!
+    private var runLocalJob: (() -> Void)!
+    /// Handles initialised and not yet closed (the loop's own two included: wake-up and `soon`).
     public private(set) var liveHandles = 0
     /// Timer callbacks running now (nested: a callback that runs the loop). `UVTimer.start`
     /// reads it: see there why.
@@ -42,6 +46,8 @@ public final class EventLoop: @unchecked Sendable {
         let async = try! UVAsync(loop: self) { [unowned self] in self.drain() }
         async.unref()
         wakeup = async
+        nextTurn = try! UVIdle(loop: self)
+        runLocalJob = { [unowned self] in self.runLocal() }
     }
 
     deinit {
@@ -124,20 +130,24 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Runs `work` on a later iteration of this loop (after the current callbacks). Call on
-    /// the loop thread; unlike `execute`, `work` need not be Sendable.
+    /// Runs `work` on the next iteration of this loop (after the current callbacks, before the
+    /// loop blocks in its next poll: it polls without waiting while work is queued). Work
+    /// queued by such work runs one iteration later. Call on the loop thread; unlike
+    /// `execute`, `work` need not be Sendable. No system call: an idle handle, not a wake-up.
     public func soon(_ work: @escaping () -> Void) {
         preconditionInLoop()
+        if local.isEmpty { nextTurn.start(runLocalJob) }
         local.append(work)
-        wakeup.sendFromAnyThread()
+    }
+
+    private func runLocal() {
+        let jobs = local
+        local = []
+        nextTurn.stop()
+        for job in jobs { job() }
     }
 
     private func drain() {
-        while !local.isEmpty {
-            let jobs = local
-            local = []
-            for job in jobs { job() }
-        }
         while true {
             let jobs = pending.withLock { state -> [@Sendable () -> Void] in
                 defer { state.jobs.removeAll(keepingCapacity: true) }
@@ -172,13 +182,16 @@ public final class EventLoop: @unchecked Sendable {
     /// Call on the loop thread after `run()` returned.
     public func close() throws(LoopCloseError) {
         preconditionInLoop()
+        // Work that queues more work is bounded here: a leak is reported, not spun on.
+        for _ in 0..<100 where !local.isEmpty { runLocal() }
         drain()
         pending.withLock { $0.finished = true }
-        var wakeupClosed = false
-        wakeup.close { wakeupClosed = true }
+        var ownClosed = 0
+        wakeup.close { ownClosed += 1 }
+        nextTurn.close { ownClosed += 1 }
         // Close callbacks run within one iteration; never spin on other live handles (a
         // leaked timer would keep NOWAIT runs returning "alive" until it fires).
-        for _ in 0..<100 where !wakeupClosed { uv_run(raw, UV_RUN_NOWAIT) }
+        for _ in 0..<100 where ownClosed < 2 { uv_run(raw, UV_RUN_NOWAIT) }
         let rc = uv_loop_close(raw)
         if rc != 0 {
             throw LoopCloseError(error: UVError(rc), openHandles: openHandleDescriptions())

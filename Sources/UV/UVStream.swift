@@ -18,6 +18,8 @@ public final class UVStream {
     unowned let loop: EventLoop
     private var onRead: ((StreamReadEvent) -> Void)?
     private var closed = false
+    /// Completions of writes that needed no request, waiting for the next loop iteration.
+    private var finished: [(completion: (UVError?) -> Void, error: UVError?)] = []
 
     init(stream: UnsafeMutablePointer<uv_stream_t>, loop: EventLoop) {
         self.stream = stream
@@ -59,29 +61,75 @@ public final class UVStream {
         }
     }
 
-    /// Queues `bytes`; `completion` gets nil once they are handed to the kernel, or the error
-    /// (e.g. EPIPE for a peer that has gone). Never crashes on a closed peer.
+    /// Writes `bytes`; `completion` gets nil once they are handed to the kernel, or the error
+    /// (e.g. EPIPE for a peer that has gone). Never crashes on a closed peer. The completion
+    /// never runs inside this call: when the kernel takes every byte at once (`writeNow`) it
+    /// runs on the next loop iteration, before the loop blocks, and in order with this
+    /// stream's other completions.
     public func write(_ bytes: [UInt8], completion: ((UVError?) -> Void)? = nil) {
+        switch writeNow(bytes, completion: completion) {
+        case .queued: return
+        case .written: if let completion { finishLater(completion, nil) }
+        case .failed(let error): if let completion { finishLater(completion, error) }
+        }
+    }
+
+    /// Hands `bytes` to the kernel now as far as it takes them (`uv_try_write`: no copy, no
+    /// request, and no `epoll_ctl` afterwards) and queues the rest behind them. Bytes written
+    /// earlier and still queued go first: libuv refuses a try while its queue is not empty.
+    /// `completion` runs only for `.queued`, once the queued part is written or has failed;
+    /// for `.written` and `.failed` the result is the whole answer.
+    public func writeNow(_ bytes: [UInt8], completion: ((UVError?) -> Void)? = nil) -> WriteOutcome {
         loop.preconditionInLoop()
-        guard !closed else { completion?(UVError.closed); return }
-        let context = WriteContext(count: bytes.count, completion: completion)
-        bytes.withUnsafeBytes { context.storage.copyMemory(from: $0) }
+        guard !closed else { return .failed(.closed) }
+        guard !bytes.isEmpty else { return .written }
+        let sent = bytes.withUnsafeBytes { raw -> Int32 in
+            var buf = uv_buf_init(UnsafeMutablePointer(mutating: raw.baseAddress!.assumingMemoryBound(to: CChar.self)),
+                                  UInt32(raw.count))
+            return uv_try_write(stream, &buf, 1)
+        }
+        if sent >= 0 && Int(sent) == bytes.count { return .written }
+        if sent < 0 && sent != Self.again { return .failed(UVError(sent)) }
+        if let error = enqueue(bytes, from: max(0, Int(sent)), completion: completion) { return .failed(error) }
+        return .queued
+    }
+
+    private static let again = Int32(UV_EAGAIN.rawValue)
+
+    /// `uv_write` of `bytes[offset...]` from a copy; the error when libuv refused it.
+    private func enqueue(_ bytes: [UInt8], from offset: Int, completion: ((UVError?) -> Void)?) -> UVError? {
+        let count = bytes.count - offset
+        let context = WriteContext(stream: self, count: count, completion: completion)
+        bytes.withUnsafeBytes { context.storage.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset...])) }
         let req = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
         req.initialize(to: uv_write_t())
         req.pointee.data = Unmanaged.passRetained(context).toOpaque()
-        var buf = uv_buf_init(context.storage.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(bytes.count))
+        var buf = uv_buf_init(context.storage.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(count))
         let rc = uv_write(req, stream, &buf, 1) { req, status in
             let context = Unmanaged<WriteContext>.fromOpaque(req!.pointee.data).takeRetainedValue()
             req!.deinitialize(count: 1)
             req!.deallocate()
+            // Writes that went at once before this one report first.
+            context.stream.runFinished()
             context.completion?(status < 0 ? UVError(status) : nil)
         }
-        if rc != 0 {
-            Unmanaged<WriteContext>.fromOpaque(req.pointee.data).release()
-            req.deinitialize(count: 1)
-            req.deallocate()
-            completion?(UVError(rc))
-        }
+        guard rc != 0 else { return nil }
+        Unmanaged<WriteContext>.fromOpaque(req.pointee.data).release()
+        req.deinitialize(count: 1)
+        req.deallocate()
+        return UVError(rc)
+    }
+
+    private func finishLater(_ completion: @escaping (UVError?) -> Void, _ error: UVError?) {
+        if finished.isEmpty { loop.soon { [self] in runFinished() } }
+        finished.append((completion, error))
+    }
+
+    private func runFinished() {
+        guard !finished.isEmpty else { return }
+        let due = finished
+        finished = []
+        for entry in due { entry.completion(entry.error) }
     }
 
     /// Bytes queued and not yet written (for back-pressure).
@@ -121,10 +169,22 @@ protocol UVStreamOwner: UVHandleOwner {
     var stream: UVStream { get }
 }
 
+/// What `UVStream.writeNow` did with the bytes.
+public enum WriteOutcome: Equatable, Sendable {
+    /// The kernel took every byte now; no completion will run.
+    case written
+    /// Some bytes wait in the stream's queue; the completion runs once they are written.
+    case queued
+    /// Nothing (more) was written: a closed stream, a peer that has gone. No completion runs.
+    case failed(UVError)
+}
+
 private final class WriteContext {
+    let stream: UVStream
     let storage: UnsafeMutableRawBufferPointer
     let completion: ((UVError?) -> Void)?
-    init(count: Int, completion: ((UVError?) -> Void)?) {
+    init(stream: UVStream, count: Int, completion: ((UVError?) -> Void)?) {
+        self.stream = stream
         storage = .allocate(byteCount: max(count, 1), alignment: 1)
         self.completion = completion
     }

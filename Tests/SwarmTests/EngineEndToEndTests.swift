@@ -196,7 +196,13 @@ import Glibc
         #expect(finishedAt - startedAt <= 500 + 1_000 + 1_000)
         let node = try #require(info.node)
         // Its pid from its log's start line (the kill made the log, though it printed nothing).
-        let log = try String(contentsOfFile: "\(dir)/\(node)/logs/stubborn.stream.txt", encoding: .utf8)
+        let logPath = "\(dir)/\(node)/logs/stubborn.stream.txt"
+        // The result leaves before the worker writes its files (its log's last line included):
+        // `wait` may return first. Bounded wait for that line, then read.
+        for _ in 0..<500 where (try? String(contentsOfFile: logPath, encoding: .utf8))?.contains("result: timed_out") != true {
+            usleep(10_000)
+        }
+        let log = try String(contentsOfFile: logPath, encoding: .utf8)
         let startLine = try #require(log.split(separator: "\n").first { $0.contains("swarm  started pid ") })
         let pid = try #require(Int(startLine.split(separator: "started pid ")[1].prefix { $0.isNumber }))
         #expect(Self.groupMembers(pid).isEmpty)

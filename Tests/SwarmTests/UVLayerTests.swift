@@ -17,7 +17,7 @@ import Testing
         once.close()
         repeating.close()
         for _ in 0..<5 { loop.runNoWait() }
-        #expect(loop.liveHandles == 1)  // only the loop's own wake-up handle
+        #expect(loop.liveHandles == 2)  // only the loop's own: wake-up and `soon`
         try closeLoopCheckingLeaks(loop)
         #expect(onceCount == 1)
     }

@@ -177,6 +177,27 @@ import SwarmTransport
         try rig.finish()
     }
 
+    /// Acknowledged runs are measured for retention in passes at least
+    /// `RetentionShell.measureGapMs` apart (each pass is a thread), not a pass per
+    /// acknowledgement or two: with one acknowledgement per loop iteration, 40 runs take a few
+    /// passes, and every run is kept in the end.
+    @Test func acknowledgedRunsAreMeasuredInFewPasses() throws {
+        let ids = (1...40).map { "measure-\($0)" }
+        let rig = try Rig("measure", slots: ids.count, prepare: { $0.holdAcksUntil = ids.count }) { $0.finishedFilesSliceMicros = 0 }
+        let (loop, worker) = (rig.loop, rig.worker)
+        let startMs = loop.nowMs
+        rig.assign(ids) { _ in ["true"] }
+        #expect(runLoop(loop, timeoutMs: 30_000) {
+            worker.retention.core.keptCount == ids.count && !worker.retention.measuring
+        })
+        let elapsedMs = loop.nowMs - startMs
+        // At most one pass per gap since the first acknowledgement, whatever the iterations.
+        #expect(worker.retention.measurePasses >= 1)
+        #expect(UInt64(worker.retention.measurePasses) <= elapsedMs / RetentionShell.measureGapMs + 1)
+        #expect(worker.retention.measurePasses < ids.count / 4)
+        try rig.finish()
+    }
+
     /// Runs that end together (killed by one write of kills) have their results sent a slice
     /// per loop iteration: with a slice of 0 µs, one per iteration, never all in one.
     @Test func resultsOfRunsEndingTogetherAreSentASlicePerIteration() throws {

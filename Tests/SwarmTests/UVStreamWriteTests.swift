@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+@testable import SwarmUV
+
+/// `UVStream.writeNow` (the kernel takes the bytes at once, else the rest is queued behind
+/// what already waits), `write`'s completion contract on top of it, and `EventLoop.soon`.
+@Suite struct UVStreamWriteTests {
+    /// A connected loopback pair on `loop`: the client and the server's end of it.
+    private func connectedPair(_ loop: EventLoop) throws -> (server: UVTCP, client: UVTCP, accepted: UVTCP) {
+        let server = try UVTCP(loop: loop)
+        try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
+        var accepted: UVTCP?
+        try server.listen { _ in accepted = try? server.accept() }
+        let client = try UVTCP(loop: loop)
+        var connected = false
+        client.connect(try SocketAddress(host: "127.0.0.1", port: try server.localAddress().port)) { error in
+            #expect(error == nil)
+            connected = true
+        }
+        #expect(runLoop(loop) { connected && accepted != nil })
+        return (server, client, try #require(accepted))
+    }
+
+    private func closeAll(_ loop: EventLoop, _ handles: [UVTCP]) throws {
+        for handle in handles { handle.close() }
+        try closeLoopCheckingLeaks(loop)
+    }
+
+    @Test func aSmallWriteGoesAtOnceWithoutACompletion() throws {
+        let loop = EventLoop()
+        let (server, client, accepted) = try connectedPair(loop)
+        var received: [UInt8] = []
+        try accepted.stream.startReading { event in
+            if case .data(let bytes) = event { received += Array(bytes) }
+        }
+        var completions = 0
+        let outcome = client.stream.writeNow(Array("at once".utf8)) { _ in completions += 1 }
+        #expect(outcome == .written)
+        #expect(client.stream.writeQueueSize == 0)
+        #expect(runLoop(loop) { received == Array("at once".utf8) })
+        for _ in 0..<5 { loop.runNoWait() }
+        #expect(completions == 0)  // `.written` is the whole answer
+        try closeAll(loop, [client, accepted, server])
+    }
+
+    @Test func writeCompletesOnALaterIterationNeverInsideTheCall() throws {
+        let loop = EventLoop()
+        let (server, client, accepted) = try connectedPair(loop)
+        var completed = false
+        client.stream.write([1, 2, 3]) { error in
+            #expect(error == nil)
+            completed = true
+        }
+        #expect(!completed)
+        #expect(runLoop(loop) { completed })
+        // A closed stream's refusal also comes later, as a value.
+        client.close()
+        var refusal: UVError?
+        client.stream.write([4]) { refusal = $0 }
+        #expect(refusal == nil)
+        #expect(runLoop(loop) { refusal != nil })
+        #expect(refusal == .closed)
+        try closeAll(loop, [accepted, server])
+    }
+
+    /// The peer does not read: the kernel's buffers fill, later writes are queued, and once
+    /// the peer reads every byte arrives in order and every completion runs, in order.
+    @Test func aFullSocketQueuesTheRestInOrder() throws {
+        let loop = EventLoop()
+        let (server, client, accepted) = try connectedPair(loop)
+        let chunk = 64 * 1024, chunks = 256  // 16 MiB: more than loopback's buffers hold
+        var outcomes: [WriteOutcome] = []
+        var completed: [Int] = []
+        for i in 0..<chunks {
+            let bytes = [UInt8](repeating: UInt8(i & 0xFF), count: chunk)
+            if i % 2 == 0 {
+                outcomes.append(client.stream.writeNow(bytes) { error in
+                    #expect(error == nil)
+                    completed.append(i)
+                })
+            } else {
+                client.stream.write(bytes) { error in
+                    #expect(error == nil)
+                    completed.append(i)
+                }
+            }
+        }
+        #expect(outcomes.first == .written)
+        #expect(outcomes.last == .queued)
+        #expect(client.stream.writeQueueSize > 0)
+        var received = 0
+        var inOrder = true
+        try accepted.stream.startReading { event in
+            guard case .data(let bytes) = event else { return }
+            for byte in bytes {
+                if byte != UInt8((received / chunk) & 0xFF) { inOrder = false }
+                received += 1
+            }
+        }
+        #expect(runLoop(loop, timeoutMs: 30_000) { received == chunk * chunks && client.stream.writeQueueSize == 0 })
+        #expect(inOrder)
+        // Completions: every odd chunk (`write`) and each even one that was queued, ascending.
+        let queuedEven = outcomes.enumerated().filter { $0.element == .queued }.map { $0.offset * 2 }
+        let expected = ((0..<chunks).filter { $0 % 2 == 1 } + queuedEven).sorted()
+        #expect(runLoop(loop) { completed.count == expected.count })
+        #expect(completed == expected)
+        try closeAll(loop, [client, accepted, server])
+    }
+
+    @Test func writeNowToAPeerThatHasGoneFailsAsAValue() throws {
+        let loop = EventLoop()
+        let (server, client, accepted) = try connectedPair(loop)
+        var peerGone = false
+        try client.stream.startReading { event in
+            if case .data = event { return }
+            peerGone = true
+        }
+        accepted.close()
+        #expect(runLoop(loop) { peerGone })
+        var failure: UVError?
+        for _ in 0..<50 where failure == nil {
+            if case .failed(let error) = client.stream.writeNow([UInt8](repeating: 1, count: 65_536)) { failure = error }
+            loop.runNoWait()
+        }
+        #expect(failure != nil)  // EPIPE or ECONNRESET, and no SIGPIPE
+        try closeAll(loop, [client, server])
+    }
+
+    @Test func soonRunsOnTheNextIterationAndKeepsTheLoopAlive() throws {
+        let loop = EventLoop()
+        var order: [String] = []
+        loop.soon {
+            order.append("first")
+            loop.soon { order.append("queued by first") }
+        }
+        loop.soon { order.append("second") }
+        #expect(order.isEmpty)
+        loop.runNoWait()
+        #expect(order == ["first", "second"])
+        // Nothing else is open: `run` still runs the queued work before it returns.
+        loop.run()
+        #expect(order == ["first", "second", "queued by first"])
+        try closeLoopCheckingLeaks(loop)
+    }
+}
