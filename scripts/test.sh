@@ -11,4 +11,8 @@ fi
 # The soak (issue 14: 20,000 tasks, ratios not times) runs alone after the rest, so the load of
 # the parallel tests neither slows it nor is slowed by it.
 swift test --skip-build --skip SoakEndToEndTests
-SWARM_SOAK_TASKS=20000 swift test --skip-build --filter SoakEndToEndTests
+soak_log=$(mktemp)
+trap 'rm -f "$soak_log"' EXIT
+SWARM_SOAK_TASKS=20000 swift test --skip-build --filter SoakEndToEndTests 2>&1 | tee "$soak_log"
+# A filter that matches nothing passes with 0 tests: a renamed suite must fail here, not skip.
+grep -Eq 'Test run with [1-9][0-9]* tests? ' "$soak_log" || { echo "swarm: the soak step ran no test (was SoakEndToEndTests renamed?)" >&2; exit 1; }
