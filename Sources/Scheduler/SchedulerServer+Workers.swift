@@ -107,3 +107,17 @@ extension SchedulerServer {
         }
     }
 }
+
+extension SchedulerServer {
+    /// Bytes that came from a worker since the last tick count as its sign of life, whole
+    /// messages or not: a heartbeat queued behind a large frame still arriving is on its way.
+    /// A worker that sends nothing (stopped by SIGSTOP, its loop held) is still lost: what it
+    /// had written before is read within a turn or two, and then no byte comes.
+    func heardFromWorkers() {
+        let nowMs = clocks.monotonic()
+        for (name, session) in workers where session.connection.bytesReceived != session.bytesAtLastTick {
+            session.bytesAtLastTick = session.connection.bytesReceived
+            state.seen(node: name, nowMs: nowMs)
+        }
+    }
+}

@@ -22,17 +22,17 @@ public final class SchedulerServer {
     /// TLS for every connection (token or certificate mode), or nil: plaintext (loopback, no token).
     private var tlsContext: TLSContext?
     private var tickTimer: UVTimer?
-    private var scheduleTimer: UVTimer?
-    private var scheduleQueued = false
-    private var scheduleRequested = false
+    var scheduleTimer: UVTimer?
+    var scheduleQueued = false
+    var scheduleRequested = false
     /// Runs the next placement slice after a poll (`continueAfterPoll`).
-    private var continuer: UVIdle?
-    private var skipContinuation = false
-    private var inContinuation = false
-    private var continuationArmed = false
+    var continuer: UVIdle?
+    var skipContinuation = false
+    var inContinuation = false
+    var continuationArmed = false
     /// In `endOfTurn`, and whether something asked for a turn meanwhile (`endOfTurnSoon`).
-    private var inTurn = false
-    private var askedDuringTurn = false
+    var inTurn = false
+    var askedDuringTurn = false
     /// Runs a placement round when the first retry backoff ends (SchedulerServer+Retries.swift).
     var retryTimer: UVTimer?
     var retryTimerDueMs: Int64?
@@ -342,105 +342,6 @@ public final class SchedulerServer {
         }
     }
 
-    // MARK: Time and turns (directives: SchedulerServer+Directives.swift)
-
-    /// Placement runs once per loop iteration, after all messages read in it are applied.
-    func scheduleSoon() {
-        scheduleRequested = true
-        endOfTurnSoon()
-    }
-
-    /// Runs `endOfTurn` once, after all messages read in this loop iteration are applied.
-    /// Asked during a turn, it is settled when the turn ends (`endOfTurn`).
-    func endOfTurnSoon() {
-        if inTurn {
-            askedDuringTurn = true
-            return
-        }
-        guard !scheduleQueued, let scheduleTimer else { return }
-        scheduleQueued = true
-        scheduleTimer.start(afterMs: 0) { [weak self] in
-            guard let self else { return }
-            self.scheduleQueued = false
-            self.endOfTurn()
-        }
-    }
-
-    /// Asks for another placement round in a later loop iteration, after the next poll: the
-    /// idle handle runs once per iteration and keeps the poll from waiting. A 0 ms timer would
-    /// not do (restarted from its own callback it runs again before any poll in libuv 1.44),
-    /// nor would the idle handle's first run when asked from this iteration's timers (idle
-    /// handles run after them, before the poll): that run is skipped.
-    private func continueAfterPoll() {
-        scheduleRequested = true
-        guard let continuer else { return endOfTurnSoon() }
-        if !inContinuation { skipContinuation = true }
-        continuationArmed = true
-        continuer.start { [weak self] in self?.continueTurn() }
-    }
-
-    /// The idle handle's run: a turn of its own (a placement slice), unless a slice was made
-    /// in this iteration's timers, before the poll.
-    private func continueTurn() {
-        if skipContinuation {
-            skipContinuation = false
-            return
-        }
-        continuer?.stop()
-        continuationArmed = false
-        inContinuation = true
-        defer { inContinuation = false }
-        endOfTurn()
-    }
-
-    /// Places queued tasks, writes every change of this turn in one transaction, and hands the
-    /// turn's messages to group commit: they leave once a sync has made that transaction
-    /// durable (SchedulerServer+Durability.swift). So a `submitted`, an `assign`, a
-    /// `resultAck` or a wait's answer never gets ahead of the state it reports, and the loop
-    /// goes on reading and placing while the disk syncs.
-    private func endOfTurn() {
-        inTurn = true
-        askedDuringTurn = false
-        runTurn()
-        inTurn = false
-        // The turn's own messages asked for a turn (`deliver`): they are in it. Only what came
-        // after it took them needs another. Were the timer restarted from the turn itself, it
-        // would run again at once, before any poll (libuv 1.44): a burst's placement slices
-        // back to back, a sync's end unread until the last.
-        guard askedDuringTurn, !outgoing.isEmpty || !closingAtEndOfTurn.isEmpty || state.hasChanges
-              || (scheduleRequested && !continuationArmed) else { return }
-        endOfTurnSoon()
-    }
-
-    /// `endOfTurn`'s work: placement, the save, the messages handed to group commit.
-    private func runTurn() {
-        // A cascade of dependency ends deferred by whatever ended a task this turn (a cancel,
-        // a result) goes on in a placement round, asked for or not.
-        if scheduleRequested || state.isSettling {
-            scheduleRequested = false
-            let more = placementRound()
-            armRetryTimer()
-            // More to place, or a cascade of dependency ends under way: the next slice after a
-            // poll, with what peers sent meanwhile (a sync's end) handled in between
-            // (`placementSlice`, `ClusterState.settleSlice`).
-            if more || state.isSettling { continueAfterPoll() }
-        }
-        guard persist() else { return }
-        let turn = HeldTurn(messages: outgoing, closing: closingAtEndOfTurn)
-        outgoing = []
-        closingAtEndOfTurn = []
-        commitTurn(turn)
-    }
-
-    /// Sends turns that group commit released, in order.
-    func send(_ turns: [HeldTurn]) {
-        for turn in turns {
-            for (connection, message) in turn.messages { connection.send(message) }
-            for (connection, reason) in turn.closing { connection.closeAfterFlush(.local(reason)) }
-            enforceQueueCaps(sentTo: turn.messages.lazy.map(\.0))
-        }
-    }
-
     private func tick() {
         let nowMs = loop.nowMs
         // A tick far later than planned means this process was stalled: what the workers sent
@@ -464,20 +365,6 @@ public final class SchedulerServer {
             scheduleSoon()
         }
         if state.hasChanges { endOfTurnSoon() }
-    }
-}
-
-extension SchedulerServer {
-    /// Bytes that came from a worker since the last tick count as its sign of life, whole
-    /// messages or not: a heartbeat queued behind a large frame still arriving is on its way.
-    /// A worker that sends nothing (stopped by SIGSTOP, its loop held) is still lost: what it
-    /// had written before is read within a turn or two, and then no byte comes.
-    func heardFromWorkers() {
-        let nowMs = clocks.monotonic()
-        for (name, session) in workers where session.connection.bytesReceived != session.bytesAtLastTick {
-            session.bytesAtLastTick = session.connection.bytesReceived
-            state.seen(node: name, nowMs: nowMs)
-        }
     }
 }
 
