@@ -19,7 +19,12 @@ public final class UVStream {
     private var onRead: ((StreamReadEvent) -> Void)?
     private var closed = false
     /// Completions of writes that needed no request, waiting for the next loop iteration.
-    private var finished: [(completion: (UVError?) -> Void, error: UVError?)] = []
+    private var finished: [FinishedWrite] = []
+    /// The last queued write while its callback has not run. Completions of writes that need
+    /// no request wait behind it (`WriteContext.followers`): libuv may report it one loop
+    /// phase later than `soon` runs (its rest written at once, reported in the next pending
+    /// phase, while `soon` runs in this one's idle phase when the write was made in pending).
+    private var lastQueued: WriteContext?
 
     init(stream: UnsafeMutablePointer<uv_stream_t>, loop: EventLoop) {
         self.stream = stream
@@ -64,8 +69,8 @@ public final class UVStream {
     /// Writes `bytes`; `completion` gets nil once they are handed to the kernel, or the error
     /// (e.g. EPIPE for a peer that has gone). Never crashes on a closed peer. The completion
     /// never runs inside this call: when the kernel takes every byte at once (`writeNow`) it
-    /// runs on the next loop iteration, before the loop blocks, and in order with this
-    /// stream's other completions.
+    /// runs on the next loop iteration, before the loop blocks. Completions run in write order
+    /// (`write` and queued `writeNow` alike).
     public func write(_ bytes: [UInt8], completion: ((UVError?) -> Void)? = nil) {
         switch writeNow(bytes, completion: completion) {
         case .queued: return
@@ -109,11 +114,12 @@ public final class UVStream {
             let context = Unmanaged<WriteContext>.fromOpaque(req!.pointee.data).takeRetainedValue()
             req!.deinitialize(count: 1)
             req!.deallocate()
-            // Writes that went at once before this one report first.
-            context.stream.runFinished()
-            context.completion?(status < 0 ? UVError(status) : nil)
+            context.stream.reportQueued(context, status < 0 ? UVError(status) : nil)
         }
-        guard rc != 0 else { return nil }
+        guard rc != 0 else {
+            lastQueued = context
+            return nil
+        }
         Unmanaged<WriteContext>.fromOpaque(req.pointee.data).release()
         req.deinitialize(count: 1)
         req.deallocate()
@@ -121,8 +127,24 @@ public final class UVStream {
     }
 
     private func finishLater(_ completion: @escaping (UVError?) -> Void, _ error: UVError?) {
+        if let lastQueued {
+            lastQueued.followers.append(FinishedWrite(completion: completion, error: error))
+            return
+        }
         if finished.isEmpty { loop.soon { [self] in runFinished() } }
-        finished.append((completion, error))
+        finished.append(FinishedWrite(completion: completion, error: error))
+    }
+
+    /// A queued write's callback: the writes that went at once before it report first, then
+    /// it, then those made after it while it was pending. A completion that writes again
+    /// reports after all of them.
+    private func reportQueued(_ context: WriteContext, _ error: UVError?) {
+        if lastQueued === context { lastQueued = nil }
+        runFinished()
+        context.completion?(error)
+        let followers = context.followers
+        context.followers = []
+        for entry in followers { entry.completion(entry.error) }
     }
 
     private func runFinished() {
@@ -179,10 +201,17 @@ public enum WriteOutcome: Equatable, Sendable {
     case failed(UVError)
 }
 
+private struct FinishedWrite {
+    let completion: (UVError?) -> Void
+    let error: UVError?
+}
+
 private final class WriteContext {
     let stream: UVStream
     let storage: UnsafeMutableRawBufferPointer
     let completion: ((UVError?) -> Void)?
+    /// Completions of later writes that needed no request (`UVStream.lastQueued`).
+    var followers: [FinishedWrite] = []
     init(stream: UVStream, count: Int, completion: ((UVError?) -> Void)?) {
         self.stream = stream
         storage = .allocate(byteCount: max(count, 1), alignment: 1)

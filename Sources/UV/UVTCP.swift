@@ -103,6 +103,13 @@ public final class UVTCP: UVStreamOwner {
         return getsockopt(fd, Int32(IPPROTO_TCP), Self.tcpUserTimeout, &value, &length) == 0 ? value : nil
     }
 
+    /// Sets `SO_SNDBUF` / `SO_RCVBUF` (the kernel doubles the value). Tests use a small send
+    /// buffer to make the kernel take a write in parts.
+    func setBufferSizes(send: Int32?, receive: Int32?) throws(UVError) {
+        if var value = send { try UVError.check(uv_send_buffer_size(core.handle, &value)) }
+        if var value = receive { try UVError.check(uv_recv_buffer_size(core.handle, &value)) }
+    }
+
     /// From <linux/tcp.h> (Swift's Glibc module does not carry it).
     private static let tcpUserTimeout: Int32 = 18
 

@@ -107,6 +107,42 @@ import Testing
         try closeAll(loop, [client, accepted, server])
     }
 
+    /// Completions run in write order in the one corner where libuv alone would not: a write
+    /// the kernel takes in two parts at once (the first by `uv_try_write`, the rest by the
+    /// `uv_write` behind it straight away; libuv reports that on the next iteration's pending
+    /// phase), made from a pending-phase callback, then a write taken whole, whose completion
+    /// would otherwise run in this iteration's idle phase, first. A 4 KiB send buffer makes
+    /// loopback TCP take one 64 KiB segment per call and free it (the ACK) before the call
+    /// returns: the rest then goes at once. Fresh connections until that is seen (bounded).
+    @Test func completionsKeepWriteOrderAfterAWriteTakenInParts() throws {
+        var seen = 0
+        for _ in 0..<30 where seen == 0 {
+            let loop = EventLoop()
+            let (server, client, accepted) = try connectedPair(loop)
+            try client.setBufferSizes(send: 4096, receive: nil)
+            try accepted.setBufferSizes(send: nil, receive: 4 << 20)
+            var received = 0
+            try accepted.stream.startReading { if case .data(let bytes) = $0 { received += bytes.count } }
+            let big = [UInt8](repeating: 7, count: 70_000)
+            var order: [String] = []
+            var inPartsAtOnce = false
+            let first = client.stream.writeNow(big) { error in
+                #expect(error == nil)
+                order.append("first")  // in the pending phase when the first went in parts at once
+                let second = client.stream.writeNow(big) { _ in order.append("second") }
+                inPartsAtOnce = second == .queued && client.stream.writeQueueSize == 0
+                client.stream.write([1]) { _ in order.append("third") }
+                inPartsAtOnce = inPartsAtOnce && client.stream.writeQueueSize == 0
+            }
+            let firstInPartsAtOnce = first == .queued && client.stream.writeQueueSize == 0
+            #expect(runLoop(loop, timeoutMs: 20_000) { order.count == 3 && received == 2 * big.count + 1 })
+            #expect(order == ["first", "second", "third"])
+            if firstInPartsAtOnce && inPartsAtOnce { seen += 1 }
+            try closeAll(loop, [client, accepted, server])
+        }
+        #expect(seen > 0, "the kernel never took a write in two parts at once: the corner went untested")
+    }
+
     @Test func writeNowToAPeerThatHasGoneFailsAsAValue() throws {
         let loop = EventLoop()
         let (server, client, accepted) = try connectedPair(loop)
