@@ -62,7 +62,7 @@ public final class RunJournal {
     /// doubled, so thousands of live runs do not make every append rewrite them all.
     private var compactedBytes = 0
     /// The open journal file and what is known of the directory.
-    private let file = JournalFile()
+    let file = JournalFile()
 
     public init(directory: String, compactBytes: Int = 256 * 1024) {
         self.directory = directory
@@ -106,13 +106,27 @@ public final class RunJournal {
     }
 
     /// The scheduler has the run's result: forget the run (unless the entry is another attempt's).
+    /// When the record cannot be written (a full disk), the run is forgotten in memory and
+    /// the next append that succeeds, or `rewriteIfDue`, rewrites the journal from memory:
+    /// else a restart would take the acknowledged run for one it interrupted and note
+    /// `result: lost` in its log.
     func acknowledged(_ run: RunRef) {
         if legacyIds().contains(run.id), let legacy = fileEntry(run.id), legacy.attempt == run.attempt { unlink(path(run.id)) }
         var bytes: [UInt8] = [0x0A]
         Self.line(Record(ack: run), into: &bytes)
-        try? append(bytes) { kept in
+        let forget = { (kept: inout [String: KeptRun]) in
             if kept[run.id]?.attempt == run.attempt { kept[run.id] = nil }
         }
+        do { try append(bytes, keep: forget) } catch {
+            if file.kept != nil { forget(&file.kept!) }
+            file.rewriteDue = true
+        }
+    }
+
+    /// Rewrites the journal from memory if an acknowledgement could not be written (see
+    /// `acknowledged`); the worker calls it when its data dir has room again.
+    func rewriteIfDue() {
+        if file.rewriteDue { compact() }
     }
 
     func entry(_ id: String) -> Entry? {
@@ -224,7 +238,7 @@ public final class RunJournal {
         }
         file.size += bytes.count
         if file.kept != nil { keep(&file.kept!) }
-        if file.size > max(compactBytes, 2 * compactedBytes) { compact() }
+        if file.rewriteDue || file.size > max(compactBytes, 2 * compactedBytes) { compact() }
     }
 
     /// The live runs' records as the file holds them, read once (the first append): after
@@ -257,7 +271,11 @@ public final class RunJournal {
             if let start = run.start { bytes += start }
             if let result = run.result { bytes += result }
         }
-        try? Files.writeAtomically(bytes, to: logPath)
+        do { try Files.writeAtomically(bytes, to: logPath) } catch {
+            compactedBytes = bytes.count  // tried again once the file has doubled (or is due)
+            return
+        }
+        file.rewriteDue = false
         compactedBytes = bytes.count
         // The open descriptor is the replaced file's.
         file.reopen()
@@ -351,6 +369,8 @@ final class JournalFile: @unchecked Sendable {
     var legacyIds: Set<String>?
     /// The live runs' records (what a rewrite keeps), by task id; nil until the first append.
     var kept: [String: KeptRun]?
+    /// An acknowledgement is in `kept` and not in the file: the next rewrite puts it right.
+    var rewriteDue = false
 
     /// Closes the descriptor: the next append opens the file again.
     func reopen() {

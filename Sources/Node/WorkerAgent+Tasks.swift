@@ -115,6 +115,7 @@ extension WorkerAgent {
             logger.error("\(problem): tasks assigned here end spawn_failed until there is room")
         case .freed?:
             logger.notice("room again in the data dir of worker \(config.name): tasks start again")
+            journal.rewriteIfDue()  // acknowledgements the full disk refused
         case nil:
             break
         }

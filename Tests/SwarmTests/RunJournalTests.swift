@@ -151,6 +151,49 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/logs/alive.log"))
     }
 
+    /// A full disk refuses a run's result record and then its acknowledgement (the scheduler
+    /// has the result): once there is room, the next append (or `rewriteIfDue`) rewrites the
+    /// journal without the run, so a restart neither reports it lost nor notes `result: lost`
+    /// in its log. The full disk is `/dev/full` in the journal's place.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/dev/full")))
+    func anAcknowledgementAFullDiskRefusedIsWrittenOnceThereIsRoom() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = RunJournal(directory: dir + "/runs")
+        func recover() -> [String] {
+            RunJournal(directory: dir + "/runs").recover(resultsDir: dir + "/results", logsDir: dir + "/logs",
+                                                         killGraceMs: 100, wall: { 3 }, logger: Logger(label: "test"))
+                .map { "\($0.id):\($0.attempt):\($0.state.rawValue)" }
+        }
+        let path = dir + "/runs/journal.jsonl", aside = dir + "/runs/aside"
+        func fill() throws {
+            try FileManager.default.moveItem(atPath: path, toPath: aside)
+            try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "/dev/full")
+            journal.file.reopen()
+        }
+        func free() throws {
+            try FileManager.default.removeItem(atPath: path)
+            try FileManager.default.moveItem(atPath: aside, toPath: path)
+        }
+        for (id, viaRewrite) in [("by-next-append", false), ("by-rewrite", true)] {
+            try journal.started(RunRef(id: id, attempt: 1), pid: 999_980, startedAt: 1, spawnBootMs: 1...2)
+            try fill()
+            let done = TaskResult(id: id, state: .succeeded, exitCode: 0, signal: nil, reason: nil, output: "ok\n",
+                                  pid: 999_980, attempt: 1, startedAt: 1, finishedAt: 2)
+            #expect(throws: FileError.self) { try journal.finished(done, json: WorkerAgent.resultJSON(done)) }
+            journal.acknowledged(RunRef(id: id, attempt: 1))
+            try free()
+            if viaRewrite {
+                journal.rewriteIfDue()
+            } else {
+                try journal.started(RunRef(id: "next", attempt: 1), pid: 999_981, startedAt: 3, spawnBootMs: 1...2)
+                journal.acknowledged(RunRef(id: "next", attempt: 1))
+            }
+            #expect(recover() == [], "\(id)")
+            #expect(!FileManager.default.fileExists(atPath: "\(dir)/logs/\(id).stream.txt"), "\(id)")
+        }
+    }
+
     /// A result is in the journal from its record until its own attempt's acknowledgement;
     /// a new start of the id drops an earlier attempt's; compaction keeps exactly the live
     /// starts and results, and the file stays under max(compactBytes, 2 x live) + a record.
