@@ -135,10 +135,16 @@ public struct TaskOptions: Sendable, Equatable {
     public static let maxTaskFileBytes = 4 * Frame.defaultMaxPayload
 
     /// Reads a file as UTF-8 text, at most `limit` bytes (a pipe or FIFO too: `<(cmd)`); the
-    /// error says why not in a few words.
+    /// error says why not in a few words. A named FIFO nothing writes to yet is waited for,
+    /// saying so on stderr in one line.
     public static func readTextFile(_ path: String, limit: Int) throws -> String {
         let bytes: [UInt8]
-        do { bytes = try BoundedFile.read(path, limit: limit) } catch { throw FileReadError(error.description) }
+        do {
+            bytes = try BoundedFile.read(path, limit: limit) {
+                var line = "swarm: waiting for a writer on FIFO \(path) (Ctrl-C to stop)\n"
+                _ = line.withUTF8 { write(2, $0.baseAddress, $0.count) }
+            }
+        } catch { throw FileReadError(error.description) }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw FileReadError("not UTF-8 text") }
         return text
     }

@@ -26,11 +26,17 @@ public enum BoundedFile {
     }
 
     /// The bytes of `path`, at most `limit`; throws when there are more, when it is a
-    /// directory, or when it cannot be opened or read.
-    public static func read(_ path: String, limit: Int, kinds: Kinds = .any) throws(Failure) -> [UInt8] {
+    /// directory, or when it cannot be opened or read. `waiting` (with `.any`) is called once
+    /// before the read blocks on a named FIFO nothing has written to yet, e.g. to tell the
+    /// user why nothing happens: the wait itself is the same as without it.
+    public static func read(_ path: String, limit: Int, kinds: Kinds = .any,
+                            waiting: (() -> Void)? = nil) throws(Failure) -> [UInt8] {
         var flags = O_RDONLY | O_CLOEXEC
         if case .regularOnly = kinds { flags |= O_NOFOLLOW | O_NONBLOCK }
-        let fd = open(path, flags)
+        // A FIFO's open waits for a writer: opened without waiting, the wait is a poll below.
+        var before = stat()
+        let fifo = waiting != nil && stat(path, &before) == 0 && before.st_mode & S_IFMT == S_IFIFO
+        let fd = open(path, fifo ? flags | O_NONBLOCK : flags)
         guard fd >= 0 else { throw Failure(openFailure(errno)) }
         defer { close(fd) }
         var info = stat()
@@ -38,6 +44,7 @@ public enum BoundedFile {
         switch info.st_mode & S_IFMT {
         case S_IFDIR: throw Failure("it is a directory")
         case S_IFREG: break
+        case S_IFIFO where fifo: waitForWriter(fd, waiting)
         default: if case .regularOnly = kinds { throw Failure("it is not a regular file") }
         }
         var bytes: [UInt8] = []
@@ -53,6 +60,20 @@ public enum BoundedFile {
             bytes += chunk[0..<n]
         }
         throw Failure("it is over \(limit) bytes")
+    }
+
+    /// A FIFO opened without waiting: until a writer has come (poll: data or its hang-up),
+    /// `waiting` once (a named FIFO only: an anonymous pipe, `<(cmd)`, has its writer), then
+    /// blocking reads as a plain open gives them.
+    private static func waitForWriter(_ fd: Int32, _ waiting: (() -> Void)?) {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var link = [CChar](repeating: 0, count: 16)
+        let anonymous = readlink("/proc/self/fd/\(fd)", &link, link.count - 1) > 0 && String(cString: link).hasPrefix("pipe:")
+        if !anonymous && poll(&poller, 1, 0) == 0 {
+            waiting?()
+            while poll(&poller, 1, -1) < 0 && errno == EINTR {}
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
     }
 
     private static func openFailure(_ code: Int32) -> String {

@@ -69,6 +69,40 @@ import SwarmProtocol
         #expect(try options.spec().secretEnv == ["K": "s3cret"])
     }
 
+    /// A named FIFO with no writer: `waiting` is called once (the client prints "waiting for a
+    /// writer on FIFO ..."), then the read waits and gets what a writer that comes later
+    /// writes. An anonymous pipe (`<(cmd)`) has its writer: no call.
+    @Test func aFIFOWithoutAWriterSaysSoThenWaitsForOne() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = dir + "/p"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        final class Box: @unchecked Sendable { var bytes: [UInt8]?; var waits = 0 }
+        let box = Box()
+        let waiting = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        Thread {
+            box.bytes = try? BoundedFile.read(fifo, limit: 100) { box.waits += 1; waiting.signal() }
+            done.signal()
+        }.start()
+        #expect(waiting.wait(timeout: .now() + 20) == .success, "no waiting call for a FIFO without a writer")
+        let fd = open(fifo, O_WRONLY)  // the reader holds it open: does not wait
+        #expect(fd >= 0)
+        _ = "late\n".withCString { write(fd, $0, 5) }
+        close(fd)
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        #expect(box.bytes == Array("late\n".utf8))
+        #expect(box.waits == 1)
+
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        _ = "piped".withCString { write(ends[1], $0, 5) }
+        close(ends[1])
+        defer { close(ends[0]) }
+        var waits = 0
+        #expect(try BoundedFile.read("/proc/self/fd/\(ends[0])", limit: 100) { waits += 1 } == Array("piped".utf8))
+        #expect(waits == 0)
+    }
+
     /// The submit path: each file kind is refused with one line naming the option and file.
     @Test func submitRefusesEndlessFilesWithOneLine() throws {
         var options = TaskOptions()
