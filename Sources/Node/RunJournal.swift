@@ -138,7 +138,7 @@ public final class RunJournal {
         Self.ordered(live().entries)
     }
 
-    private static func ordered(_ entries: [String: Entry]) -> [Entry] {
+    static func ordered(_ entries: [String: Entry]) -> [Entry] {
         Array(entries.values).sorted { ($0.startedAt ?? 0, $0.id) < ($1.startedAt ?? 0, $1.id) }
     }
 
@@ -150,7 +150,7 @@ public final class RunJournal {
     }
 
     /// Per-run files first, then the journal replayed over them (it is newer).
-    private func live() -> Live {
+    func live() -> Live {
         var live = Live()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var legacy: Set<String> = []
@@ -279,75 +279,6 @@ public final class RunJournal {
         compactedBytes = bytes.count
         // The open descriptor is the replaced file's.
         file.reopen()
-    }
-
-    // MARK: Recovery
-
-    static let killedReason = "worker restarted while the task ran; its processes were killed"
-    static let goneReason = "worker restarted while the task ran; its processes had already ended (outcome unknown)"
-
-    /// What a previous worker process on this data dir left: results it had not delivered
-    /// come back as they were; runs it had going are ended here, their process groups killed
-    /// (SIGTERM, SIGKILL after `killGraceMs`) if they are still there, and reported `lost`
-    /// (the scheduler runs them again, attempts permitting). Their results are recorded here
-    /// like any other, so a second restart reports the same. Results in `resultsDir`
-    /// (`{id}.json`, written by older workers) count as recorded ones. Blocks until the
-    /// groups are gone. Returns the results to deliver, oldest first. `wall` dates the results
-    /// made here. Nothing in the journal is a monotonic reading (those restart with a boot): its
-    /// `startedAt` is a wall-clock date, a run is told apart by boot id and process start time.
-    func recover(resultsDir: String, logsDir: String, killGraceMs: UInt64, wall: () -> Int64, logger: Logger) -> [TaskResult] {
-        let bootId = ProcessTable.bootId()
-        var results: [TaskResult] = []
-        var interrupted: [Entry] = []
-        let live = live()
-        for entry in Self.ordered(live.entries) {
-            if let result = live.results[entry.id], result.run == entry.run {
-                results.append(result)
-            } else if let data = FileManager.default.contents(atPath: "\(resultsDir)/\(entry.id).json"),
-               let result = try? JSONDecoder().decode(TaskResult.self, from: data), result.run == entry.run {
-                results.append(result)
-            } else {
-                interrupted.append(entry)
-            }
-        }
-        let alive = interrupted.filter { isAlive($0, bootId: bootId) }
-        if !alive.isEmpty {
-            logger.warning("\(alive.count) task(s) of the previous worker process are still running; killing their process groups")
-            ProcessTable.killGroups(alive.map(\.processGroup), graceMs: killGraceMs)
-        }
-        let aliveRuns = Set(alive.map(\.run))
-        for entry in interrupted {
-            let reason = aliveRuns.contains(entry.run) ? Self.killedReason : Self.goneReason
-            let result = TaskResult(id: entry.id, state: .lost, exitCode: nil, signal: nil, reason: reason, output: "",
-                                    pid: entry.pid > 0 ? Int(entry.pid) : nil, attempt: entry.attempt,
-                                    startedAt: entry.startedAt, finishedAt: wall())
-            // In the task's own log (it was `ID.log`, a file nothing reads, before this path was shared).
-            if let log = try? TaskLog(path: TaskLog.path(logsDir: logsDir, id: entry.id)) {
-                log.lifecycle("result: lost (\(reason))", at: result.finishedAt)
-                log.close()
-            }
-            do { try finished(result, json: WorkerAgent.resultJSON(result)) } catch {
-                logger.error("cannot record result of \(entry.id): \(error)")
-            }
-            logger.notice("task \(entry.id) attempt \(entry.attempt): \(reason)")
-            results.append(result)
-        }
-        return results
-    }
-
-    /// Whether anything of the entry's process group still runs, and it is that run's group
-    /// (not a later process that got the same pid).
-    func isAlive(_ entry: Entry, bootId: String) -> Bool {
-        guard entry.pid > 0, entry.bootId == bootId else { return false }
-        if let leader = ProcessTable.stat(entry.pid), !leader.isGone {
-            guard leader.processGroup == entry.processGroup else { return false }
-            if entry.processStartTime != 0 { return leader.startTime == entry.processStartTime }
-            guard let from = entry.spawnFromBootMs, let to = entry.spawnToBootMs else { return false }
-            return ProcessTable.startedWithin(leader, fromMs: from, toMs: to)
-        }
-        // The leader is gone; while any member of its group lives, no new process can take
-        // the group's number as its pid, so members found are the run's own.
-        return !ProcessTable.members(ofGroup: entry.processGroup).isEmpty
     }
 }
 

@@ -194,6 +194,28 @@ import Testing
         }
     }
 
+    /// A restart finds a run without a result record whose log already ends with its result
+    /// (the full disk took the record, the worker stopped before it could say so): the log
+    /// gets a note saying that, not a `result: lost` that reads as the run's outcome.
+    @Test func aRunWhoseLogHasItsResultIsNotNotedLost() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = RunJournal(directory: dir + "/runs")
+        try journal.started(RunRef(id: "ended", attempt: 1), pid: 999_970, startedAt: 1, spawnBootMs: 1...2)
+        try journal.started(RunRef(id: "cut", attempt: 1), pid: 999_971, startedAt: 2, spawnBootMs: 1...2)
+        try "2026-12-03T16:00:00.000Z stdout done\n2026-12-03T16:00:00.001Z swarm  result: succeeded\n"
+            .write(toFile: "\(dir)/logs/ended.stream.txt", atomically: false, encoding: .utf8)
+        try "2026-12-03T16:00:00.000Z stdout half\n"
+            .write(toFile: "\(dir)/logs/cut.stream.txt", atomically: false, encoding: .utf8)
+        let results = journal.recover(resultsDir: dir + "/results", logsDir: dir + "/logs", killGraceMs: 100,
+                                      wall: { 3 }, logger: Logger(label: "test"))
+        #expect(results.map(\.state) == [.lost, .lost])
+        let ended = try String(contentsOfFile: "\(dir)/logs/ended.stream.txt", encoding: .utf8)
+        #expect(ended.contains(RunJournal.unrecordedEndNote) && !ended.contains("result: lost"), "\(ended)")
+        let cut = try String(contentsOfFile: "\(dir)/logs/cut.stream.txt", encoding: .utf8)
+        #expect(cut.contains("result: lost (\(RunJournal.goneReason))"), "\(cut)")
+    }
+
     /// A result is in the journal from its record until its own attempt's acknowledgement;
     /// a new start of the id drops an earlier attempt's; compaction keeps exactly the live
     /// starts and results, and the file stays under max(compactBytes, 2 x live) + a record.
