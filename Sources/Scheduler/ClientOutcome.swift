@@ -25,6 +25,8 @@ struct ClientRequestContext {
     var endedTaskState: (String) -> TaskState? = { _ in nil }
     /// The most tasks a tree request takes in (`TreeLimits.maxTreeTasks`; tests lower it).
     var treeLimit = TreeLimits.maxTreeTasks
+    /// Queued tasks a tree cancel ends a turn (`ClusterState.treeCancelSlice`; tests lower it).
+    var treeCancelSlice = ClusterState.treeCancelSlice
 }
 
 /// What the shell does for one client request (`ClientRequests.handle`), as data. The shell
@@ -85,6 +87,9 @@ enum ClientFlow: Equatable {
     /// `swarm gc`: retention steps now, one small transaction per loop turn, with tasks
     /// finished before `cutoffMs` (wall-clock unix ms) also deleted; answered with the totals.
     case startGc(requestId: Int, cutoffMs: Int64?)
+    /// A tree cancel's next slices, a turn each (`ClusterState.continueTreeCancel`), peers
+    /// served between them; `treeCancelled` answers `requestId` once the last is saved.
+    case continueTreeCancel(requestId: Int, job: TreeCancelJob)
 }
 
 extension ClientRefusal {

@@ -4,20 +4,33 @@ import SwarmProtocol
 /// out of cancelled trees. Each request is one bounded turn: a tree of more than
 /// `TreeLimits.maxTreeTasks` is refused, never walked without end.
 extension ClientRequests {
-    /// `swarm cancel --recursive ID`: the task and every descendant, in one turn, so nothing can
-    /// be submitted between the walk and the cancels. The reply counts what was done.
+    /// `swarm cancel --recursive ID`: the task and every descendant. Its first turn stops the
+    /// running ones and takes the queued ones out of placement (nothing can join the tree or
+    /// be placed from then on) and ends the first `treeCancelSlice` of them; a larger tree
+    /// goes on in later turns (`ClientFlow.continueTreeCancel`), answered after the last.
+    /// The reply counts what was done.
     static func cancelTree(_ ref: Message.TaskRef, state: inout ClusterState,
                            context: ClientRequestContext) throws(ClientRefusal) -> ClientOutcome {
         _ = try refusing { () throws(SchedulerError) in try state.task(ref.id, archive: context.archive) }
         guard let ids = state.treeIds(ref.id, limit: context.treeLimit) else { throw tooLarge(ref.id, context) }
-        let done = state.cancelTree(ids, at: context.at)
-        var outcome = ClientOutcome(directives: done.directives)
-        if done.cancelled > 0 || !done.directives.isEmpty {
-            outcome.log = [.notice("tree of task \(PeerText.safe(ref.id)) cancelled by a client: \(done.cancelled) queued cancelled, \(done.killing) being killed, \(done.alreadyEnded) had ended")]
+        var (job, directives) = state.beginTreeCancel(ids, at: context.at)
+        directives += state.continueTreeCancel(&job, at: context.at, budget: context.treeCancelSlice)
+        var outcome = ClientOutcome(directives: directives)
+        if job.cancelled > 0 || !directives.isEmpty {
+            outcome.log = [.notice("tree of task \(PeerText.safe(ref.id)) cancelled by a client: \(job.cancelled) queued cancelled, \(job.killing) being killed, \(job.alreadyEnded) had ended")]
         }
-        outcome.replies = [.treeCancelled(.init(requestId: ref.requestId, id: ref.id, total: ids.count, cancelled: done.cancelled,
-                                                killing: done.killing, alreadyEnded: done.alreadyEnded))]
+        if job.isDone {
+            outcome.replies = [treeCancelled(ref.requestId, job)]
+        } else {
+            outcome.flow = [.continueTreeCancel(requestId: ref.requestId, job: job)]
+        }
         return outcome
+    }
+
+    /// The answer to a tree cancel once its last slice is done.
+    static func treeCancelled(_ requestId: Int, _ job: TreeCancelJob) -> Message {
+        .treeCancelled(.init(requestId: requestId, id: job.root, total: job.total, cancelled: job.cancelled,
+                             killing: job.killing, alreadyEnded: job.alreadyEnded))
     }
 
     /// One page of a tree (`ClusterState.treePage`). The first page of a tree named by id also

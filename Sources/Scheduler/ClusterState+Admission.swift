@@ -92,10 +92,11 @@ extension ClusterState {
                 guard record.info.state == .queued else { still.insert(id); continue }
                 // A held task (dependencies, backoff) is not in the placement queue and stays
                 // out of it: its release puts it there.
-                if !record.isHeld { queue.remove(id: id, request: record.request) }
+                let placeable = !record.isHeld && !treeCancelPending.contains(id)
+                if placeable { queue.remove(id: id, request: record.request) }
                 tasks[id]!.request.model = model
                 tasks[id]!.info.metrics.model = model
-                if !record.isHeld { queue.push(id: id, request: tasks[id]!.request, sequence: record.sequence) }
+                if placeable { queue.push(id: id, request: tasks[id]!.request, sequence: record.sequence) }
             }
             runtimeCatalog.unresolved[runtime] = still.isEmpty ? nil : still
         }

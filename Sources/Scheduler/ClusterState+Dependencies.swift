@@ -194,7 +194,7 @@ extension ClusterState {
             // released at once would be 100 rows in the turn that places its first tasks).
             tasks.updateUnsaved(id) { $0.waitsForDependencies = false }
         }
-        if !record.isHeld { queue.push(id: id, request: record.request, sequence: record.sequence) }
+        if !record.isHeld && !treeCancelPending.contains(id) { queue.push(id: id, request: record.request, sequence: record.sequence) }
     }
 
     /// Ends waiting task `id` as `dependency_failed`: its `after` dependency ended `state`.

@@ -81,7 +81,7 @@ extension ClusterState {
                 record.info.metrics.model = model
             }
             tasks[id] = record
-            queue.push(id: id, request: record.request, sequence: record.sequence)
+            if !treeCancelPending.contains(id) { queue.push(id: id, request: record.request, sequence: record.sequence) }
         }
     }
 

@@ -121,29 +121,16 @@ extension ClusterState {
 
     // MARK: Cancel, wait, submit
 
-    /// `swarm cancel --recursive`: cancels each of `ids` (a tree from `treeIds`) that has not
-    /// ended, by the one cancel path (`cancel`: a queued task ends now, a running one is
-    /// killed on its worker; what that ends in turn, e.g. dependents, ends with it). `at`
-    /// (wall) dates what ends. Returns the directives and how many of the tree were queued
-    /// (now ended), running (being killed), and had already ended, as they were before it.
+    /// `swarm cancel --recursive` in one call (`beginTreeCancel`, then every slice): cancels
+    /// each of `ids` (a tree from `treeIds`) that has not ended, by the one cancel path
+    /// (`cancel`: a queued task ends now, a running one is killed on its worker; what that
+    /// ends in turn, e.g. dependents, ends with it). `at` (wall) dates what ends. Returns the
+    /// directives and how many of the tree were queued (now ended), running (being killed),
+    /// and had already ended, as they were before it.
     mutating func cancelTree(_ ids: [String], at: Int64) -> (directives: [SchedulerDirective], cancelled: Int, killing: Int, alreadyEnded: Int) {
-        // Counted first: cancelling one task may end another of the tree (a dependent).
-        let before = ids.map { tasks[$0]?.info.state }
-        // Out of the placement queue in one pass per class: one at a time, each would search.
-        let queued = zip(ids, before).filter { $0.1 == .queued }.map(\.0)
-        queue.remove(ids: Set(queued), requests: queued.compactMap { tasks[$0]?.request })
-        // A held one (dependencies) may be released into the queue by another's cancel
-        // (`afterAny`) before its own: taken out again after, in one more pass.
-        let held = queued.filter { tasks[$0]?.isHeld == true }
-        var directives: [SchedulerDirective] = []
-        for (id, state) in zip(ids, before) where state?.isTerminal == false && tasks[id]?.info.state.isTerminal == false {
-            directives += (try? cancel(id, at: at, dequeued: true)) ?? []
-        }
-        queue.remove(ids: Set(held), requests: held.compactMap { tasks[$0]?.request })
-        let cancelled = before.filter { $0 == .queued }.count
-        let killing = before.filter { $0 == .running }.count
-        // A task not in memory has ended (only finished tasks leave it).
-        return (directives, cancelled, killing, ids.count - cancelled - killing)
+        var (job, directives) = beginTreeCancel(ids, at: at)
+        while !job.isDone { directives += continueTreeCancel(&job, at: at) }
+        return (directives, job.cancelled, job.killing, job.alreadyEnded)
     }
 
     /// The tree of `root` as `swarm wait --recursive` sees it: how many tasks, and which have
@@ -172,7 +159,7 @@ extension ClusterState {
             guard archive.task(parent)?.info.state == .cancelled else { return nil }
             return "parent '\(PeerText.safe(parent))' was cancelled: a cancelled task takes no new children"
         }
-        let cancelling = record.cancelRequested && !record.info.state.isTerminal
+        let cancelling = (record.cancelRequested || treeCancelPending.contains(parent)) && !record.info.state.isTerminal
         guard record.info.state == .cancelled || cancelling else { return nil }
         return "parent '\(PeerText.safe(parent))' \(cancelling ? "is being cancelled" : "was cancelled"): a cancelled task takes no new children"
     }

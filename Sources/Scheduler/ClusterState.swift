@@ -216,6 +216,10 @@ public struct ClusterState: Sendable {
     var undelivered: [SchedulerDirective] = []
     /// Parent -> children, and the roots (ClusterState+Trees.swift).
     var tree = TaskTree()
+    /// Queued tasks of a `cancel --recursive` under way, not ended yet (`TreeCancelJob`): out
+    /// of the placement queue, kept out of it, and taking no children. In memory only: after a
+    /// restart they are queued as before (the cancel was never answered).
+    var treeCancelPending: Set<String> = []
     /// Where listings named by a task retention deleted go on (ClusterState+Listing.swift).
     var purgedCursors = PurgedCursors()
 

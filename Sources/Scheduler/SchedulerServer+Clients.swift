@@ -84,6 +84,9 @@ extension SchedulerServer {
             deliver(session.connection, .statsReply(completeStats(reply)))
         case let .startGc(requestId, cutoffMs):
             startGc(session: session, requestId: requestId, cutoffMs: cutoffMs)
+        case let .continueTreeCancel(requestId, job):
+            treeCancels.append(TreeCancelRun(session: session, requestId: requestId, job: job))
+            continueAfterPoll()
         }
     }
 

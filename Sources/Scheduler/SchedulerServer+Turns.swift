@@ -76,6 +76,7 @@ extension SchedulerServer {
 
     /// `endOfTurn`'s work: placement, the save, the messages handed to group commit.
     func runTurn() {
+        if !treeCancels.isEmpty { treeCancelSlice() }
         // A cascade of dependency ends deferred by whatever ended a task this turn (a cancel,
         // a result) goes on in a placement round, asked for or not.
         if scheduleRequested || state.isSettling {

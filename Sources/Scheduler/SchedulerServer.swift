@@ -39,6 +39,8 @@ public final class SchedulerServer {
     /// Retention steps and `swarm gc` requests in progress (SchedulerServer+Retention.swift).
     var retentionTimer: UVTimer?
     var gcJobs: [GcJob] = []
+    /// Tree cancels under way, oldest first (SchedulerServer+TreeCancel.swift).
+    var treeCancels: [TreeCancelRun] = []
     /// The durable state; nil when `config.durable` is off.
     var store: TaskStore?
     /// Messages of this loop turn, sent once its changes are on disk (see `endOfTurn`).

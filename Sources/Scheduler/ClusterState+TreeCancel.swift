@@ -1,0 +1,61 @@
+import SwarmProtocol
+
+/// A `swarm cancel --recursive` under way. Its first turn (`beginTreeCancel`) asks every
+/// running task of the tree to stop and takes the queued ones out of placement; later turns
+/// end the queued ones, `treeCancelSlice` a turn (`continueTreeCancel`), so peers are served
+/// between slices: one turn for 100,000 tasks held the loop 6.7 s (release). The counts are the
+/// states as they were when it began; the shell answers once the last slice is saved.
+public struct TreeCancelJob: Equatable, Sendable {
+    public let root: String
+    public let total: Int
+    public let cancelled: Int
+    public let killing: Int
+    public let alreadyEnded: Int
+    /// The tasks that were queued, to end in order; `next` is the first not ended yet.
+    let queued: [String]
+    var next = 0
+
+    public var isDone: Bool { next >= queued.count }
+}
+
+extension ClusterState {
+    /// Tasks a slice ends at most (each is a record saved and its waiters told, like the
+    /// `dependency_failed` cascade's `settleSlice`).
+    static let treeCancelSlice = 1_000
+
+    /// Starts cancelling `ids` (a tree from `treeIds`, `root` first): running tasks are asked
+    /// to stop now (their kills are the directives), queued ones leave the placement queue in
+    /// one pass and wait in `treeCancelPending` for their slice: no release (dependencies, a
+    /// backoff's end, a model resolved) puts them back, and no child may join them.
+    mutating func beginTreeCancel(_ ids: [String], at: Int64) -> (job: TreeCancelJob, directives: [SchedulerDirective]) {
+        let before = ids.map { tasks[$0]?.info.state }
+        let queued = zip(ids, before).filter { $0.1 == .queued }.map(\.0)
+        queue.remove(ids: Set(queued), requests: queued.compactMap { tasks[$0]?.request })
+        treeCancelPending.formUnion(queued)
+        var directives: [SchedulerDirective] = []
+        for (id, state) in zip(ids, before) where state != nil && state != .queued && state?.isTerminal == false {
+            directives += (try? cancel(id, at: at)) ?? []
+        }
+        let killing = before.filter { $0 == .running }.count
+        let job = TreeCancelJob(root: ids.first ?? "", total: ids.count, cancelled: queued.count, killing: killing,
+                                alreadyEnded: ids.count - queued.count - killing, queued: queued)
+        return (job, directives)
+    }
+
+    /// Ends the next `budget` queued tasks of `job` (those that have not ended otherwise
+    /// meanwhile, e.g. `dependency_failed`): the directives of what ended.
+    mutating func continueTreeCancel(_ job: inout TreeCancelJob, at: Int64,
+                                     budget: Int = ClusterState.treeCancelSlice) -> [SchedulerDirective] {
+        var directives: [SchedulerDirective] = []
+        let end = min(job.queued.count, job.next + max(1, budget))
+        for id in job.queued[job.next..<end] {
+            // Still pending while it ends: what its end releases must not place the others.
+            if tasks[id]?.info.state.isTerminal == false {
+                directives += (try? cancel(id, at: at, dequeued: true)) ?? []
+            }
+            treeCancelPending.remove(id)
+        }
+        job.next = end
+        return directives
+    }
+}
