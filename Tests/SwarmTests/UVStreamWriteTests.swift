@@ -109,12 +109,15 @@ import Testing
 
     /// Completions run in write order in the one corner where libuv alone would not: a write
     /// the kernel takes in two parts at once (the first by `uv_try_write`, the rest by the
-    /// `uv_write` behind it straight away; libuv reports that on the next iteration's pending
-    /// phase), made from a pending-phase callback, then a write taken whole, whose completion
-    /// would otherwise run in this iteration's idle phase, first. A 4 KiB send buffer makes
-    /// loopback TCP take one 64 KiB segment per call and free it (the ACK) before the call
-    /// returns: the rest then goes at once. Fresh connections until that is seen (bounded).
-    @Test func completionsKeepWriteOrderAfterAWriteTakenInParts() throws {
+    /// `uv_write` behind it straight away; libuv reports that in the next iteration's pending
+    /// phase), then a write taken whole. Made from a pending-phase callback (the completion of
+    /// such a write), the whole write's completion ran in this iteration's idle phase, first;
+    /// made from a read callback (poll phase), the queued write's callback ran it first. A
+    /// 4 KiB send buffer makes loopback TCP take one 64 KiB segment per call and free it (the
+    /// ACK) before the call returns: the rest then goes at once. Fresh connections until that
+    /// is seen (bounded).
+    @Test(arguments: [true, false])
+    func completionsKeepWriteOrderAfterAWriteTakenInParts(fromPendingPhase: Bool) throws {
         var seen = 0
         for _ in 0..<30 where seen == 0 {
             let loop = EventLoop()
@@ -126,18 +129,32 @@ import Testing
             let big = [UInt8](repeating: 7, count: 70_000)
             var order: [String] = []
             var inPartsAtOnce = false
-            let first = client.stream.writeNow(big) { error in
-                #expect(error == nil)
-                order.append("first")  // in the pending phase when the first went in parts at once
+            func writeBoth() {
                 let second = client.stream.writeNow(big) { _ in order.append("second") }
                 inPartsAtOnce = second == .queued && client.stream.writeQueueSize == 0
                 client.stream.write([1]) { _ in order.append("third") }
                 inPartsAtOnce = inPartsAtOnce && client.stream.writeQueueSize == 0
             }
-            let firstInPartsAtOnce = first == .queued && client.stream.writeQueueSize == 0
-            #expect(runLoop(loop, timeoutMs: 20_000) { order.count == 3 && received == 2 * big.count + 1 })
-            #expect(order == ["first", "second", "third"])
-            if firstInPartsAtOnce && inPartsAtOnce { seen += 1 }
+            var expected = ["second", "third"]
+            var phaseSure = true
+            if fromPendingPhase {
+                expected.insert("first", at: 0)
+                let first = client.stream.writeNow(big) { error in
+                    #expect(error == nil)
+                    order.append("first")  // in the pending phase when the first went in parts at once
+                    writeBoth()
+                }
+                phaseSure = first == .queued && client.stream.writeQueueSize == 0
+            } else {
+                try client.stream.startReading { event in
+                    if case .data = event, order.isEmpty, !inPartsAtOnce { writeBoth() }
+                }
+                accepted.stream.write([9])
+            }
+            let bytes = big.count * (expected.count - 1) + 1
+            #expect(runLoop(loop, timeoutMs: 20_000) { order.count == expected.count && received == bytes })
+            #expect(order == expected)
+            if phaseSure && inPartsAtOnce { seen += 1 }
             try closeAll(loop, [client, accepted, server])
         }
         #expect(seen > 0, "the kernel never took a write in two parts at once: the corner went untested")
