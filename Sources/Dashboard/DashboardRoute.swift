@@ -73,11 +73,25 @@ public enum DashboardRoute: Equatable, Sendable {
             case .success(let list): parameters = list
             }
         }
-        let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
-        func word(_ index: Int, _ text: String) -> Bool { segments.dropFirst(index).first?.elementsEqual(text.utf8) == true }
+        // The segments after the first "/", split by hand on a copy of the bytes (a generic
+        // split, or a walk of the String's UTF-8 view, cost ~4-7k instructions per log stream).
+        let bytes = Array(path.utf8)
+        var segments: [ArraySlice<UInt8>] = []
+        segments.reserveCapacity(6)
+        var start = 0
+        for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "/") {
+            segments.append(bytes[start..<index])
+            start = index + 1
+        }
+        segments.append(bytes[start...])
+        segments.removeFirst()
+        func word(_ index: Int, _ text: StaticString) -> Bool {
+            index < segments.count
+                && segments[index].elementsEqual(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        }
         guard word(0, "api") else { return .failure(Refusal(.notFound, "no such path: \(path.prefix(200))")) }
-        let rest = Array(segments.dropFirst())
-        let id = rest.count > 1 ? String(decoding: rest[1], as: UTF8.self) : ""
+        let rest = segments.dropFirst()
+        let id = rest.count > 1 ? String(decoding: segments[2], as: UTF8.self) : ""
         switch rest.count {
         case 1 where word(1, "nodes"): return noQuery(.nodes, parameters)
         case 1 where word(1, "summary"): return noQuery(.summary, parameters)
@@ -119,10 +133,22 @@ public enum DashboardRoute: Equatable, Sendable {
             name = name[..<colon]
         }
         if name.elementsEqual("localhost".utf8, by: { $0 | 0x20 == $1 }) { return true }
-        let parts = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in
-            !part.isEmpty && part.count <= 3 && part.allSatisfy(isDigit) && part.reduce(0) { $0 * 10 + Int($1 - 0x30) } <= 255
+        // A dotted quad: four parts of one to three digits, each at most 255.
+        var dots = 0, digits = 0, value = 0
+        for byte in name {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0 else { return false }
+                dots += 1
+                digits = 0
+                value = 0
+                continue
+            }
+            guard isDigit(byte), digits < 3 else { return false }
+            digits += 1
+            value = value * 10 + Int(byte - 0x30)
+            guard value <= 255 else { return false }
         }
+        return dots == 3 && digits > 0
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
