@@ -125,6 +125,7 @@ extension WorkerAgent {
     private func received(_ message: Message) {
         let start = monotonicMicros()
         defer { spentOnMessages(since: start) }
+        GapTrace.mark("w_msg", message.type)
         if session.isEstablished, blobs.received(message) { return }
         feed(.received(message))
     }
@@ -144,6 +145,7 @@ extension WorkerAgent {
     private func dispatch(_ message: Message) {
         switch message {
         case .assign(let assign):
+            GapTrace.mark("w_assign", assign.task.id)
             startTask(assign.task)
         case .kill(let kill):
             if let runner = runners[kill.id], runner.attempt == kill.attempt {

@@ -84,7 +84,9 @@ extension WorkerAgent {
         runners[task.id] = runner
         let spawnStart = ContinuousClock.now
         let spawnFromBootMs = ProcessTable.bootMs()
+        GapTrace.mark("w_launch", task.id)
         runner.start()
+        GapTrace.mark("w_spawned", task.id)
         if let pid = runner.pid, runners[task.id] != nil {
             metrics.spawned(after: ContinuousClock.now - spawnStart)
             journalStarted(RunRef(id: task.id, attempt: task.attempt), pid: pid,

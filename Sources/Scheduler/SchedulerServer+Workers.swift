@@ -47,8 +47,10 @@ extension SchedulerServer {
             state.taskStarted(node: name, run: RunRef(id: started.id, attempt: started.attempt), startedAt: started.startedAt)
         case .taskFinished(let finished):
             // Only blobs the scheduler holds are named as artifacts (the rest: "not uploaded").
+            GapTrace.mark("s_result", finished.result.id)
             let result = TaskBlobRules.keepingHeld(finished.result, held: heldBlobSize)
             execute(state.taskFinished(node: name, result: result, at: clocks.wall()))
+            GapTrace.mark("s_handled", finished.result.id)
         case .leave(let leave):
             logger.notice("worker \(PeerText.safe(name)) is leaving: \(PeerText.safe(leave.reason))")
             state.leaving(node: name)
