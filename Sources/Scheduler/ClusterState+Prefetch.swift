@@ -40,7 +40,7 @@ extension ClusterState {
             if !prefetchRoom.isEmpty { prefetchRoom.remove(name) }
             return
         }
-        let load = node.assigned.count + node.dying.count + node.probing
+        let load = node.assigned.count + node.dying.count + node.dropping.count + node.probing
         let room = node.holdsPrefetched && node.state == .ready && node.connected && node.holdUntilMs == 0
             && node.freeSlots == 0 && load < node.slots + settings.prefetch
         if room { prefetchRoom.insert(name) } else if !prefetchRoom.isEmpty { prefetchRoom.remove(name) }
@@ -139,6 +139,25 @@ extension ClusterState {
         record.info.attempts = max(0, record.info.attempts - 1)
         tasks[id] = record
         return requeue(id, reason: nil, at: at)
+    }
+
+    /// Cancel of a prefetched task: it ends `cancelled` now, as any queued one; its worker is
+    /// told to drop it (or kill it, had it just started), and its run holds the slot, not
+    /// running, until the worker reports it (`dropping`).
+    mutating func cancelPrefetched(_ id: String, at: Int64) -> [SchedulerDirective] {
+        guard var record = tasks[id], let name = record.info.node, let attempt = nodes[name]?.assigned[id] else { return [] }
+        nodes[name]?.assigned[id] = nil
+        nodes[name]?.prefetched.remove(id)
+        nodes[name]?.startedEarly.remove(id)
+        nodes[name]?.dropping[id] = attempt
+        released(id)
+        record.info.state = .cancelled
+        record.info.reason = "cancelled before it ran (held on worker \(name) for a slot)"
+        record.info.finishedAt = at
+        Self.endRun(&record, .cancelled, reason: record.info.reason, at: at)
+        tasks[id] = record
+        reindex(name)
+        return settled([.kill(node: name, run: RunRef(id: id, attempt: attempt), reason: "cancelled by user"), .taskEnded(id: id)], at: at)
     }
 
     /// Why a prefetched task is still `queued`.

@@ -49,6 +49,7 @@ extension ClusterState {
         let started = node.prefetched.filter { id in node.assigned[id].map { runningNow.contains(RunRef(id: id, attempt: $0)) } == true }
         node.dying = [:]
         node.stale = [:]
+        node.dropping = [:]
         for run in running where node.assigned[run.id] != run.attempt {
             node.dying[run.id] = run.attempt
             directives.append(.kill(node: name, run: run, reason: "this run of the task is no longer current"))
@@ -120,6 +121,7 @@ extension ClusterState {
             node.assigned = [:]
             node.dying = [:]
             node.prefetched = []
+            node.dropping = [:]
             nodes[name] = node
             for id in orphans {
                 released(id)
@@ -159,9 +161,11 @@ extension ClusterState {
         let result = result.withValidNumbers(at: at)
         var directives: [SchedulerDirective] = [.ackResult(node: name, run: RunRef(id: result.id, attempt: result.attempt))]
         guard var node = nodes[name] else { return directives }
-        if node.dying[result.id] == result.attempt || node.stale[result.id] == result.attempt {
+        if node.dying[result.id] == result.attempt || node.stale[result.id] == result.attempt
+            || node.dropping[result.id] == result.attempt {
             node.dying[result.id] = nil
             node.stale[result.id] = nil
+            node.dropping[result.id] = nil
             nodes[name] = node
             reindex(name)
             return directives
@@ -269,6 +273,7 @@ extension ClusterState {
             node.dying = [:]
             node.stale = [:]
             node.prefetched = []
+            node.dropping = [:]
             nodes[name] = node
             reindex(name)
             directives.append(.nodeLost(name: name))

@@ -162,8 +162,12 @@ public struct ClusterState: Sendable {
         /// running (their slot's result not in yet, e.g. resent after a reconnect): running once
         /// that result comes (`promoteStarted`), so `running` never exceeds `slots`.
         var startedEarly: Set<String> = []
+        /// Prefetched runs cancelled before they started (their tasks ended `cancelled`): the
+        /// worker is told to drop them; they hold their slot, not counted running, until it
+        /// reports them (or registers again, or is lost).
+        var dropping: [String: Int] = [:]
 
-        var freeSlots: Int { max(0, slots - assigned.count - dying.count - probing) }
+        var freeSlots: Int { max(0, slots - assigned.count - dying.count - dropping.count - probing) }
         /// Runs that have (or may have) a process here: assigned and started, and dying.
         var running: Int { assigned.count - prefetched.count + dying.count }
     }
@@ -354,9 +358,9 @@ public struct ClusterState: Sendable {
     public mutating func cancel(_ id: String, at: Int64, dequeued: Bool = false) throws(SchedulerError) -> [SchedulerDirective] {
         guard var record = tasks[id] else { throw .unknownTask(id) }
         if record.info.state.isTerminal { throw .alreadyEnded(id, record.info.state) }
-        // A prefetched one is on its worker already: cancelled like a running one, so that the
-        // worker drops it (or kills it, if it just started) and its result ends it.
-        if record.info.state == .queued && !isPrefetched(id) {
+        // A prefetched one ends now too; its worker is told to drop it (ClusterState+Prefetch.swift).
+        if record.info.state == .queued && isPrefetched(id) { return cancelPrefetched(id, at: at) }
+        if record.info.state == .queued {
             if !dequeued { queue.remove(id: id, request: record.request) }
             record.info.state = .cancelled
             record.info.reason = record.waitsForDependencies ? "cancelled while waiting for its dependencies"

