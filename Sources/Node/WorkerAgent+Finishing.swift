@@ -50,6 +50,9 @@ extension WorkerAgent {
         finishing.removeFirst(count)
         if finishing.isEmpty { finisher?.stop() }
         guard count > 0 else { return }
+        // A held assignment takes a freed slot now, its `taskStarted` after the results that
+        // freed it (the scheduler never counts more running than slots).
+        startHeld()
         connection?.flush()
         GapTrace.mark("w_flushed", "\(count)")
         armFinishedFiles()

@@ -19,7 +19,8 @@ extension SchedulerServer {
             do {
                 let directives = try state.register(
                     node: name, slots: register.slots, labels: register.labels, running: register.running,
-                    finished: register.finished, address: session.connection.peer, nowMs: nowMs, at: clocks.wall())
+                    finished: register.finished, address: session.connection.peer, nowMs: nowMs, at: clocks.wall(),
+                    prefetch: register.prefetch == true)
                 session.nodeName = name
                 workers[name] = session
                 state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true,
