@@ -18,6 +18,9 @@ public struct BenchRunner {
         /// The local scheduler's state is durable (the default, as `swarm scheduler` runs);
         /// false: `--in-memory`.
         public var durable = true
+        /// The local scheduler's `scheduler.prefetch` (assignments sent ahead per worker); nil:
+        /// its default.
+        public var prefetch: Int?
         /// The `swarm` executable the local cluster runs.
         public var executable = "/proc/self/exe"
         public var commandLine = "swarm bench"
@@ -210,6 +213,7 @@ public struct BenchRunner {
             options.slotsPerWorker = perWorker
             options.durable = config.durable
             var scheduler: [String: Any] = ["modelLimits": modelLimits]
+            if let prefetch = config.prefetch { scheduler["prefetch"] = prefetch }
             if workload.name == "soak" {
                 // Durable, with retention small enough to bind (issue 14 item 6).
                 let limits = SoakWorkload.clusterRetention(SoakFigures.shape(tasks: SoakWorkload.tasks(o)))

@@ -35,6 +35,8 @@ public struct ClusterFile: Sendable, Equatable {
         public var placement: String?
         /// Cluster-wide running-task limit per model.
         public var modelLimits: [String: Int]?
+        /// Assignments sent ahead to a busy worker, per worker (0 to 64; 0: off). Nil: the default.
+        public var prefetch: Int?
         /// Packed inputs of one task together at most, in bytes (default 256 MiB).
         public var maxInputBytesPerTask: Int64?
         /// `retention`: `{"inMemoryFinished": 5000, "maxFinishedTasks": 100000, "maxAgeHours": 168}`.
@@ -141,12 +143,16 @@ public struct ClusterFile: Sendable, Equatable {
             guard let s = s as? [String: Any] else { throw ConfigError("\(name): 'scheduler' must be an object") }
             let at = "\(name): scheduler"
             try checkKeys(s, allowed: ["listen", "address", "httpListen", "stateDir", "tokenFile", "tokens", "lostAfterSeconds", "heartbeatSeconds",
-                                       "placement", "modelLimits", "maxInputBytesPerTask", "retention", "comment",
+                                       "placement", "modelLimits", "maxInputBytesPerTask", "retention", "comment", "prefetch",
                                        "tlsCert", "tlsKey", "tlsCa", "httpTlsCert", "httpTlsKey"], at: at)
             file.scheduler.retention = try schedulerRetention(s, at: at)
             file.scheduler.placement = try string(s, "placement", at)
             if let p = file.scheduler.placement, p != "spread" && p != "binpack" {
                 throw ConfigError("\(at).placement must be 'spread' or 'binpack', got '\(p)'")
+            }
+            if let n = try number(s, "prefetch", at) {
+                guard n >= 0, n <= 64, n == n.rounded() else { throw ConfigError("\(at).prefetch must be a whole number from 0 to 64") }
+                file.scheduler.prefetch = Int(n)
             }
             if let limits = s["modelLimits"] {
                 guard let limits = limits as? [String: Any] else { throw ConfigError("\(at).modelLimits must map model names to numbers") }

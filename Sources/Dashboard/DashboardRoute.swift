@@ -73,11 +73,25 @@ public enum DashboardRoute: Equatable, Sendable {
             case .success(let list): parameters = list
             }
         }
-        let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
-        func word(_ index: Int, _ text: String) -> Bool { segments.dropFirst(index).first?.elementsEqual(text.utf8) == true }
+        // The segments after the first "/", split by hand on a copy of the bytes (a generic
+        // split, or a walk of the String's UTF-8 view, cost ~4-7k instructions per log stream).
+        let bytes = Array(path.utf8)
+        var segments: [ArraySlice<UInt8>] = []
+        segments.reserveCapacity(6)
+        var start = 0
+        for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "/") {
+            segments.append(bytes[start..<index])
+            start = index + 1
+        }
+        segments.append(bytes[start...])
+        segments.removeFirst()
+        func word(_ index: Int, _ text: StaticString) -> Bool {
+            index < segments.count
+                && segments[index].elementsEqual(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        }
         guard word(0, "api") else { return .failure(Refusal(.notFound, "no such path: \(path.prefix(200))")) }
-        let rest = Array(segments.dropFirst())
-        let id = rest.count > 1 ? String(decoding: rest[1], as: UTF8.self) : ""
+        let rest = segments.dropFirst()
+        let id = rest.count > 1 ? String(decoding: segments[2], as: UTF8.self) : ""
         switch rest.count {
         case 1 where word(1, "nodes"): return noQuery(.nodes, parameters)
         case 1 where word(1, "summary"): return noQuery(.summary, parameters)
@@ -93,8 +107,12 @@ public enum DashboardRoute: Equatable, Sendable {
     /// with two (RFC 9112 3.2: a server must refuse it) would pass on its first while a proxy
     /// in front, or the page that sent it, goes by another.
     public static func isLocalRequest(_ request: HTTPRequest) -> Bool {
-        let hosts = request.headers.filter { HTTPRequest.sameName($0.name, "host") }
-        return hosts.count == 1 && isLocalHost(hosts[0].value)
+        var host: String?, count = 0
+        for header in request.headers where HTTPRequest.sameName(header.name, "host") {
+            host = header.value
+            count += 1
+        }
+        return count == 1 && isLocalHost(host)
     }
 
     /// Whether `host` (a request's `Host` header) names the listener by a numeric address or
@@ -102,20 +120,41 @@ public enum DashboardRoute: Equatable, Sendable {
     /// page whose own DNS name was rebound to 127.0.0.1 sends that name, and gets 403, so it
     /// cannot read the cluster through the visitor's browser.
     public static func isLocalHost(_ host: String?) -> Bool {
+        // On bytes: this runs for every `/api/` request (each log stream) of a tokenless listener.
         guard let host, !host.isEmpty, host.utf8.count <= 300 else { return false }
-        var name = Substring(host)
-        if name.hasPrefix("[") {
-            guard let close = name.firstIndex(of: "]") else { return false }
+        var name = host.utf8[...]
+        if name.first == UInt8(ascii: "[") {
+            guard let close = name.firstIndex(of: UInt8(ascii: "]")) else { return false }
             let inside = name[name.index(after: name.startIndex)..<close]
-            return !inside.isEmpty && inside.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
+            return !inside.isEmpty && inside.allSatisfy { isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }
         }
-        if let colon = name.lastIndex(of: ":") {
-            guard name[name.index(after: colon)...].allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+        if let colon = name.lastIndex(of: UInt8(ascii: ":")) {
+            guard name[name.index(after: colon)...].allSatisfy(isDigit) else { return false }
             name = name[..<colon]
         }
-        if name.lowercased() == "localhost" { return true }
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && UInt8($0) != nil }
+        if name.elementsEqual("localhost".utf8, by: { $0 | 0x20 == $1 }) { return true }
+        // A dotted quad: four parts of one to three digits, each at most 255.
+        var dots = 0, digits = 0, value = 0
+        for byte in name {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0 else { return false }
+                dots += 1
+                digits = 0
+                value = 0
+                continue
+            }
+            guard isDigit(byte), digits < 3 else { return false }
+            digits += 1
+            value = value * 10 + Int(byte - 0x30)
+            guard value <= 255 else { return false }
+        }
+        return dots == 3 && digits > 0
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
     }
 
     private static func noQuery(_ route: DashboardRoute, _ parameters: [(String, String)]) -> Result<DashboardRoute, Refusal> {

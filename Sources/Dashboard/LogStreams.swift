@@ -19,8 +19,10 @@ public enum ServerSentEvent {
     /// them with newlines, so the text arrives as sent), then a blank line. CRs are left out:
     /// the reader would take each for a line end.
     public static func encode(event: String, data: String) -> [UInt8] {
-        var out = Array("event: \(event)\ndata: ".utf8)
-        out.reserveCapacity(out.count + data.utf8.count + 16)
+        var out = eventField
+        out.reserveCapacity(eventField.count + event.utf8.count + newData.count + data.utf8.count + 16)
+        out += event.utf8
+        out += newData
         for byte in data.utf8 {
             switch byte {
             case 0x0A: out += newData
@@ -32,6 +34,7 @@ public enum ServerSentEvent {
         return out
     }
 
+    private static let eventField = Array("event: ".utf8)
     private static let newData = Array("\ndata: ".utf8)
 }
 

@@ -132,14 +132,14 @@ public final class HTTPConnectionCore {
         }
         phase = .streaming
         pending = bytes
-        return hold(Self.chunk(first), nowMs: nowMs, dueMs: nowMs + (first.isEmpty ? limits.streamHeadDelayMs : limits.streamFlushMs))
+        return hold(first, nowMs: nowMs, dueMs: nowMs + (first.isEmpty ? limits.streamHeadDelayMs : limits.streamFlushMs))
     }
 
     /// One piece of a streamed answer (empty pieces are skipped: an empty chunk would end it),
     /// written with what else comes within `HTTPLimits.streamFlushMs`.
     public func streamChunk(_ bytes: [UInt8], nowMs: Int64) -> [Directive] {
         guard phase == .streaming, !bytes.isEmpty else { return [] }
-        return hold(Self.chunk(bytes), nowMs: nowMs, dueMs: nowMs + limits.streamFlushMs)
+        return hold(bytes, nowMs: nowMs, dueMs: nowMs + limits.streamFlushMs)
     }
 
     /// Ends a streamed answer; the connection then goes on with the next request (or closes).
@@ -149,7 +149,7 @@ public final class HTTPConnectionCore {
         phase = .writing
         lastActivityMs = nowMs
         var bytes = takePending()
-        bytes += Self.chunk(last)
+        Self.appendChunk(last, to: &bytes)
         bytes += Self.lastChunk
         return [write(bytes)]
     }
@@ -165,9 +165,13 @@ public final class HTTPConnectionCore {
     /// Bytes of the open stream held here, not yet handed to the socket.
     public var pendingBytes: Int { pending.count }
 
-    /// Adds `bytes` to what waits, due by `dueMs` at the latest; written now when due now.
-    private func hold(_ bytes: [UInt8], nowMs: Int64, dueMs: Int64) -> [Directive] {
-        pending += bytes
+    /// Loop time (ms) by which the held bytes are to be written (nil: none held).
+    public var flushDueAt: Int64? { flushDueMs }
+
+    /// Adds `piece` (as a chunk) to what waits, due by `dueMs` at the latest; written now when
+    /// due now.
+    private func hold(_ piece: [UInt8], nowMs: Int64, dueMs: Int64) -> [Directive] {
+        Self.appendChunk(piece, to: &pending)
         if dueMs <= nowMs { return [write(takePending())] }
         guard flushDueMs.map({ dueMs < $0 }) ?? true else { return [] }
         flushDueMs = dueMs
@@ -180,19 +184,43 @@ public final class HTTPConnectionCore {
         return pending
     }
 
+    /// Built on bytes, not by string interpolation: one per log stream.
     private static func streamHead(_ head: HTTPResponse, close: Bool) -> [UInt8] {
-        var text = "HTTP/1.1 \(head.status.code) \(head.status.reason)\r\n"
-        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
-        text += "Transfer-Encoding: chunked\r\nConnection: \(close ? "close" : "keep-alive")\r\n\r\n"
-        return Array(text.utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(512)
+        bytes += "HTTP/1.1 ".utf8
+        bytes += String(head.status.code).utf8
+        bytes.append(0x20)
+        bytes += head.status.reason.utf8
+        bytes += crlf
+        for (name, value) in head.headers {
+            bytes += name.utf8
+            bytes += ": ".utf8
+            bytes += value.utf8
+            bytes += crlf
+        }
+        bytes += close ? closingTail : keptTail
+        return bytes
     }
 
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
+    private static let keptTail = Array("Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n".utf8)
+    private static let closingTail = Array("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".utf8)
     private static let lastChunk = Array("0\r\n\r\n".utf8)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    /// `bytes` as one chunk of a chunked body (nothing for no bytes).
-    private static func chunk(_ bytes: [UInt8]) -> [UInt8] {
-        guard !bytes.isEmpty else { return [] }
-        return Array((String(bytes.count, radix: 16) + "\r\n").utf8) + bytes + Array("\r\n".utf8)
+    /// Appends `bytes` as one chunk of a chunked body (nothing for no bytes): its size in hex,
+    /// CRLF, the bytes, CRLF.
+    static func appendChunk(_ bytes: [UInt8], to out: inout [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        var shift = (Int.bitWidth - bytes.count.leadingZeroBitCount + 3) / 4 * 4
+        while shift > 0 {
+            shift -= 4
+            out.append(hexDigits[(bytes.count >> shift) & 0xF])
+        }
+        out += crlf
+        out += bytes
+        out += crlf
     }
 
     /// Whether a streamed answer is open (what `HTTPStream.isOpen` reports).

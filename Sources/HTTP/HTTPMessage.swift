@@ -21,6 +21,12 @@ public struct HTTPRequest: Sendable, Equatable {
     /// what a client sends through a proxy, and which a server must accept: RFC 9112 3.2.2)
     /// gives its path (`/x`; `/` when it has none).
     public var path: Substring {
+        // Origin form (`/x?y`, every browser's request) on bytes: a Character walk of the
+        // target cost ~13k instructions per look, and each request is looked at several times.
+        let utf8 = target.utf8
+        if utf8.first == UInt8(ascii: "/") {
+            return target[..<(utf8.firstIndex(of: UInt8(ascii: "?")) ?? utf8.endIndex)]
+        }
         var rest = Substring(target)
         if rest.first != "/", let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://"),
            ["http", "https"].contains(rest[..<colon].lowercased()) {

@@ -85,7 +85,13 @@ public final class HTTPRequestParser {
 
     private func begin() -> Int32 {
         inRequest = true
-        target = []; headers = []; field = []; value = []; inValue = false; headerBytes = 0; body = []
+        // Emptied keeping their storage: one request after another on a kept-alive connection
+        // (a dashboard's log streams) allocates none of it again.
+        target.removeAll(keepingCapacity: true)
+        headers.removeAll(keepingCapacity: true)
+        field.removeAll(keepingCapacity: true)
+        value.removeAll(keepingCapacity: true)
+        inValue = false; headerBytes = 0; body = []
         return 0
     }
 
@@ -126,7 +132,9 @@ public final class HTTPRequestParser {
         // leading run only. "Bearer TOKEN " is the token.
         while let last = value.last, last == 0x20 || last == 0x09 { value.removeLast() }
         headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        field = []; value = []; inValue = false
+        field.removeAll(keepingCapacity: true)
+        value.removeAll(keepingCapacity: true)
+        inValue = false
     }
 
     private func headersComplete() -> Int32 {
@@ -166,7 +174,12 @@ public final class HTTPRequestParser {
     }
 
     private static func methodName(_ p: UnsafeMutablePointer<http_parser>) -> String {
-        String(cString: http_method_str(http_method(rawValue: swarm_http_method(p))))
+        switch http_method(rawValue: swarm_http_method(p)) {
+        case HTTP_GET: "GET"
+        case HTTP_HEAD: "HEAD"
+        case HTTP_POST: "POST"
+        case let method: String(cString: http_method_str(method))
+        }
     }
 }
 

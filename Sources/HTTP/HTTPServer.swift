@@ -27,11 +27,11 @@ public final class HTTPServer {
     private var sweepTimer: UVTimer?
     /// One timer for every stream's held bytes (`HTTPLimits.streamFlushMs`): armed for the
     /// earliest `flushAt` asked, when it fires flushes each held stream whose time has come.
-    private var flushTimer: UVTimer?
+    var flushTimer: UVTimer?
     /// Loop time (ms) `flushTimer` is armed for (nil: not armed).
-    private var flushTimerDueMs: Int64?
+    var flushTimerDueMs: Int64?
     /// Connections whose streamed answer holds bytes.
-    private var holding: [ObjectIdentifier: Connection] = [:]
+    var holding: [ObjectIdentifier: Connection] = [:]
     var connections: [ObjectIdentifier: Connection] = [:]
     /// Kept-alive connections between requests, each with its place in the order they became
     /// idle (`HTTPLimits.maxIdleConnections`: the lowest goes first).
@@ -188,6 +188,7 @@ public final class HTTPServer {
             case .dispatch(let request): dispatch(request, on: connection)
             case .write(let plain):
                 guard let bytes = sealed(plain, on: connection) else { return }
+                if connection.core.flushDueAt == nil { released(connection) }
                 connection.tcp.stream.write(bytes) { [weak self, weak connection] error in
                     guard let self, let connection else { return }
                     if error != nil { self.close(connection); return }
@@ -220,23 +221,6 @@ public final class HTTPServer {
         // A public page proves nothing: its connection may still be evicted when full.
         if bearerTokens.isEmpty || !isPublic(request) { connection.proven = true }
         router.handle(request, responder)
-    }
-
-    /// The application's handle on a streamed answer on `connection`.
-    private func stream(on connection: Connection) -> HTTPStream {
-        HTTPStream(send: { [weak self, weak connection] bytes in
-            guard let self, let connection else { return }
-            self.run(connection.core.streamChunk(bytes, nowMs: self.now), on: connection)
-        }, finish: { [weak self, weak connection] last in
-            guard let self, let connection else { return }
-            self.run(connection.core.endStream(last: last, nowMs: self.now), on: connection)
-        }, isOpen: { [connection] in
-            // Asked several times per event of every stream: a flag, not a weak load and a lookup.
-            // Holding the connection is no cycle (it never holds its streams).
-            !connection.closed && connection.core.isStreaming
-        }, queuedBytes: { [connection] in
-            connection.closed ? 0 : connection.tcp.stream.writeQueueSize + connection.core.pendingBytes
-        })
     }
 
     /// Whether `request` carries one of the bearer tokens (always, when there is none).
@@ -290,25 +274,6 @@ public final class HTTPServer {
         logSuppressedTLSFailures(nowMs: nowMs)
     }
 
-    /// `connection` holds stream bytes due by `dueMs`: the shared timer fires by then.
-    private func flush(_ connection: Connection, by dueMs: Int64) {
-        holding[ObjectIdentifier(connection)] = connection
-        guard let flushTimer, flushTimerDueMs.map({ dueMs < $0 }) ?? true else { return }
-        flushTimerDueMs = dueMs
-        flushTimer.start(afterMs: UInt64(max(0, dueMs - now))) { [weak self] in self?.flushDue() }
-    }
-
-    /// Writes the held bytes whose time has come; re-arms for the earliest left.
-    private func flushDue() {
-        flushTimerDueMs = nil
-        let nowMs = now
-        let held = holding
-        holding = [:]
-        for connection in held.values where connections[ObjectIdentifier(connection)] != nil {
-            run(connection.core.flush(nowMs: nowMs), on: connection)
-        }
-    }
-
     /// `connection` waits for a next request: past `maxIdleConnections` idle, the one idle
     /// longest is closed.
     private func becameIdle(_ connection: Connection) {
@@ -333,7 +298,7 @@ public final class HTTPServer {
         connection.closed = true
         connections[ObjectIdentifier(connection)] = nil
         idle[ObjectIdentifier(connection)] = nil
-        holding[ObjectIdentifier(connection)] = nil
+        released(connection)
         if connection.peerEnded { connection.tcp.close() } else { linger(connection.tcp) }
     }
 

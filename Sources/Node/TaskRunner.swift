@@ -89,12 +89,15 @@ final class TaskRunner {
             stderrPipe = err
             options.stdout = .pipe(out)
             options.stderr = .pipe(err)
+            GapTrace.mark("w_spawn_call")
             let process = try UVProcess.spawn(loop: loop, options) { [weak self] status, signal in
                 guard let self else { return }
                 self.exitedAtUs = unixMicros()
+                GapTrace.mark("w_exit", self.id)
                 self.apply(.exited(status: status, signal: signal, nowMs: self.context.clocks.monotonic()))
             }
             startedAtUs = unixMicros()
+            GapTrace.mark("w_spawn_ret")
             self.process = process
             pid = Int(process.pid)
             apply(.spawned(pid: Int(process.pid), nowMs: context.clocks.monotonic()))

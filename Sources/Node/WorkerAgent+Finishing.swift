@@ -44,12 +44,17 @@ extension WorkerAgent {
         var count = 0
         while count < finishing.count, stopping || count == 0 || monotonicMicros() - start < config.deliverSliceMicros {
             deliver(finishing[count])
+            GapTrace.mark("w_deliver", finishing[count].result.id)
             count += 1
         }
         finishing.removeFirst(count)
         if finishing.isEmpty { finisher?.stop() }
         guard count > 0 else { return }
+        // A held assignment takes a freed slot now, its `taskStarted` after the results that
+        // freed it (the scheduler never counts more running than slots).
+        startHeld()
         connection?.flush()
+        GapTrace.mark("w_flushed", "\(count)")
         armFinishedFiles()
     }
 
@@ -107,6 +112,7 @@ extension WorkerAgent {
             }
             done += 1
         }
+        GapTrace.mark("w_files", "\(done)")
         armFinishedFiles()
     }
 

@@ -48,6 +48,7 @@ extension WorkerAgent {
 
     private func probeEnded(_ name: String, _ check: HealthCheckSpec, _ result: TaskResult, startedAt: Int64) {
         probes[name] = nil
+        defer { startHeld() }
         let nowMs = clocks.monotonic()
         var passed = result.state == .succeeded
         var detail: String?

@@ -43,7 +43,8 @@ extension WorkerAgent {
         case .sendRegister(let finished):
             connection?.send(.register(.init(slots: config.slots, labels: config.labels, running: runningRuns,
                                              finished: finished, runtimes: health.statuses,
-                                             allowsCommands: config.allowsCommands, probing: probes.count)))
+                                             allowsCommands: config.allowsCommands, probing: probes.count,
+                                             prefetch: true)))
         case .startHeartbeats(let period):
             heartbeatTimer?.start(afterMs: period, repeatMs: period) { [weak self] in self?.feed(.heartbeatTimerFired) }
         case .stopHeartbeats: heartbeatTimer?.stop()
@@ -51,6 +52,7 @@ extension WorkerAgent {
         case .setUserTimeout(let ms): connection?.tcp.setUserTimeout(ms: ms)
         case .announceRunning:
             resendStarts()
+            startHeld()
             // Probes may have ended between the register and now: the scheduler gets the latest.
             if !config.runtimes.isEmpty { sendHealth() }
         case .sendResult(let result):
@@ -64,6 +66,7 @@ extension WorkerAgent {
             acknowledgedLater(run)
         case .dispatch(let message): dispatch(message)
         case .connectionGone:
+            dropHeld()
             connection = nil
             outputTickets = [:]
             blobs.disconnected()
@@ -125,6 +128,7 @@ extension WorkerAgent {
     private func received(_ message: Message) {
         let start = monotonicMicros()
         defer { spentOnMessages(since: start) }
+        GapTrace.mark("w_msg", message.type)
         if session.isEstablished, blobs.received(message) { return }
         feed(.received(message))
     }
@@ -144,10 +148,13 @@ extension WorkerAgent {
     private func dispatch(_ message: Message) {
         switch message {
         case .assign(let assign):
+            GapTrace.mark("w_assign", assign.task.id)
             startTask(assign.task)
         case .kill(let kill):
             if let runner = runners[kill.id], runner.attempt == kill.attempt {
                 runner.kill(reason: "killed by scheduler: \(kill.reason)")
+            } else if !held.isEmpty, let task = held.remove(RunRef(id: kill.id, attempt: kill.attempt)) {
+                killHeld(task, reason: kill.reason)
             } else {
                 killPipelineTask(kill)
             }

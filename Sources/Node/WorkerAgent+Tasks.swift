@@ -7,6 +7,7 @@ extension WorkerAgent {
     var busySlots: Int { runners.count + probes.count + workspace.heldSlots }
 
     func startTask(_ task: TaskAssignment) {
+        if task.prefetch == true { return hold(task) }
         func reject(_ reason: String, permanent: Bool? = nil) {
             connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason, permanent: permanent)))
         }
@@ -84,7 +85,9 @@ extension WorkerAgent {
         runners[task.id] = runner
         let spawnStart = ContinuousClock.now
         let spawnFromBootMs = ProcessTable.bootMs()
+        GapTrace.mark("w_launch", task.id)
         runner.start()
+        GapTrace.mark("w_spawned", task.id)
         if let pid = runner.pid, runners[task.id] != nil {
             metrics.spawned(after: ContinuousClock.now - spawnStart)
             journalStarted(RunRef(id: task.id, attempt: task.attempt), pid: pid,
@@ -94,7 +97,7 @@ extension WorkerAgent {
     }
 
     /// The result of a run that never got a process.
-    private func unstarted(_ task: TaskAssignment, _ state: TaskState, _ reason: String, metrics: RunMetrics) -> TaskResult {
+    func unstarted(_ task: TaskAssignment, _ state: TaskState, _ reason: String, metrics: RunMetrics) -> TaskResult {
         var result = TaskResult(id: task.id, state: state, exitCode: nil, signal: nil, reason: reason, output: "",
                                 pid: nil, attempt: task.attempt, startedAt: nil, finishedAt: clocks.wall())
         result.submittedAt = task.submittedAt

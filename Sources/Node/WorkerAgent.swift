@@ -99,6 +99,8 @@ public final class WorkerAgent {
     var connectTimer: UVTimer?
     var heartbeatTimer: UVTimer?
     var runners: [String: TaskRunner] = [:]
+    /// Assignments sent ahead, waiting for a slot (WorkerAgent+Prefetch.swift).
+    var held = PrefetchHold()
     /// Results of this loop iteration, delivered right before the next poll (`deliverFinished`),
     /// with the runner whose log is still to be closed.
     var finishing: [(result: TaskResult, runner: TaskRunner?)] = []
@@ -224,6 +226,7 @@ public final class WorkerAgent {
         stopping = true
         onStopped = completion
         logger.info("worker \(config.name) stopping; killing \(runners.count) running task(s)")
+        refuseHeld("worker is shutting down")
         feed(.stop)
         // Reported as `lost`: the scheduler runs them again elsewhere (attempts permitting).
         for runner in runners.values {

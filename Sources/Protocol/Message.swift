@@ -140,10 +140,15 @@ public enum Message: Sendable, Equatable {
         public var allowsCommands: Bool?
         /// Slots its health probes hold right now.
         public var probing: Int?
+        /// It holds assignments sent ahead (`TaskAssignment.prefetch`) until a slot frees, and
+        /// drops them when its connection ends (they never started). Nil: none are sent to it.
+        public var prefetch: Bool?
         public init(slots: Int, labels: [String: String], running: [RunRef], finished: [RunRef],
-                    runtimes: [RuntimeStatus]? = nil, allowsCommands: Bool? = nil, probing: Int? = nil) {
+                    runtimes: [RuntimeStatus]? = nil, allowsCommands: Bool? = nil, probing: Int? = nil,
+                    prefetch: Bool? = nil) {
             self.slots = slots; self.labels = labels; self.running = running; self.finished = finished
             self.runtimes = runtimes; self.allowsCommands = allowsCommands; self.probing = probing
+            self.prefetch = prefetch
         }
     }
     /// A worker's runtimes changed health (sent on every change, not periodically).

@@ -11,6 +11,11 @@ public struct TaskAssignment: Codable, Sendable, Equatable {
     /// The task's credential (`SWARM_TASK_TOKEN`), from the scheduler: a worker holding only
     /// the worker token cannot derive it. Nil on a cluster without a token.
     public var taskToken: String?
+    /// Sent ahead (prefetch): the worker's slots were all busy when the scheduler placed it.
+    /// The worker holds it and starts it when a slot frees (it says `taskStarted` then); the
+    /// task shows `queued` until. Sent only to workers that said they hold such assignments
+    /// (`Register.prefetch`); nil: a slot is free for it, start now or refuse.
+    public var prefetch: Bool?
 
     public var command: [String] { spec.command }
     public var env: [String: String]? { spec.env }

@@ -182,19 +182,27 @@ extension ClusterState {
     }
 
     /// A waiting task's dependencies are all met: into the placement queue, at its place.
+    /// Changed in place: nothing the store keeps changes, so the task is not written again (a
+    /// layer of 100 released at once would be 100 rows in the turn that places its first
+    /// tasks), and the record is not copied (about 6 µs each, most of a layer's release).
     private mutating func releaseDependent(_ id: String) {
-        guard var record = tasks[id], record.info.state == .queued, record.waitsForDependencies else { return }
-        record.waitsForDependencies = false
-        if record.request.model == nil, let model = resolvedModel(for: record.spec) {
+        let released = tasks.updateUnsaved(id) { record -> (request: PlacementRequest, sequence: UInt64, held: Bool, unresolved: Bool)? in
+            guard record.info.state == .queued, record.waitsForDependencies else { return nil }
+            record.waitsForDependencies = false
+            let unresolved = record.request.model == nil && (record.spec.model != nil || record.spec.runtime != nil)
+            return (record.request, record.sequence, record.isHeld, unresolved)
+        }
+        guard var release = released ?? nil else { return }
+        // Its model is known now (a runtime's default): that is kept, so the task is written.
+        if release.unresolved, var record = tasks[id], let model = resolvedModel(for: record.spec) {
             record.request.model = model
             record.info.metrics.model = model
             tasks[id] = record
-        } else {
-            // Nothing the store keeps changed: the task is not written again (a layer of 100
-            // released at once would be 100 rows in the turn that places its first tasks).
-            tasks.updateUnsaved(id) { $0.waitsForDependencies = false }
+            release.request = record.request
         }
-        if !record.isHeld && !treeCancelPending.contains(id) { queue.push(id: id, request: record.request, sequence: record.sequence) }
+        if !release.held && !treeCancelPending.contains(id) {
+            queue.push(id: id, request: release.request, sequence: release.sequence)
+        }
     }
 
     /// Ends waiting task `id` as `dependency_failed`: its `after` dependency ended `state`.

@@ -38,10 +38,13 @@ extension ClusterState {
             if let runtime = task.spec.runtime, request.model == nil, !task.info.state.isTerminal {
                 runtimeCatalog.unresolved[runtime, default: []].insert(id)
             }
-            let waits = task.info.state == .queued && task.retry.backoff == nil && task.spec.hasDependencies
+            // Sent ahead to a worker that had not said it started (ClusterState+Prefetch.swift).
+            let prefetched = Self.isSavedPrefetch(task.info, runs: task.runs)
+            let waits = task.info.state == .queued && !prefetched && task.retry.backoff == nil && task.spec.hasDependencies
+            let placed = task.info.state == .running || prefetched
             // A cancel asked for while it ran is remembered through its reason.
             tasks.restore(TaskRecord(spec: task.spec, info: task.info, sequence: task.sequence, request: request,
-                                     cancelRequested: task.info.state == .running && task.info.reason == Self.cancelRequestedReason,
+                                     cancelRequested: placed && task.info.reason == Self.cancelRequestedReason,
                                      specBytes: task.info.state.isTerminal ? 0 : FrameBudget.admissionSize(of: task.spec),
                                      retry: task.retry, runs: Array(task.runs.suffix(TaskRun.maxKept)),
                                      waitsForDependencies: waits))
@@ -50,6 +53,17 @@ extension ClusterState {
             nextSequence = max(nextSequence, task.sequence)
             if !task.info.state.isTerminal, let node = task.retry.avoidNode { avoiding[id] = node }
             switch task.info.state {
+            case .queued where prefetched:
+                // Kept on its node as prefetched: its registration says whether it started there.
+                let name = task.info.node!
+                var node = nodes[name] ?? NodeRecord(name: name, slot: index.addNode(name), slots: 0, labels: [:], lastSeenMs: nowMs)
+                node.connected = false
+                node.assigned[id] = task.info.attempts
+                node.prefetched.insert(id)
+                node.slots = node.assigned.count
+                nodes[name] = node
+                if let model = request.model { modelRunning[model, default: 0] += 1 }
+                reindex(name, regroup: true)
             case .queued:
                 if let backoff = task.retry.backoff {
                     // Waited out whole again, from the first placement round.

@@ -89,6 +89,8 @@ extension ClusterState {
         for id in skipped {
             if let record = tasks[id] { queue.push(id: id, request: record.request, sequence: record.sequence) }
         }
+        // What no free slot fits may be sent ahead to a busy worker (ClusterState+Prefetch.swift).
+        directives += prefetchRound(at: at, limit: limit - placed)
         // Ends found at submit or restore are handed out here, the shell's next stop.
         let found = undelivered
         undelivered = []
@@ -116,6 +118,10 @@ extension ClusterState {
         var result: [String: WaitReason] = [:]
         for id in ids {
             guard let record = tasks[id], record.info.state == .queued else { continue }
+            if record.info.node != nil, isPrefetched(id) {
+                result[id] = prefetchedWaitReason(id)
+                continue
+            }
             if record.waitsForDependencies {
                 result[id] = WaitReason(reason: dependencyReason(id), unplaceable: false)
                 continue
@@ -187,6 +193,7 @@ extension ClusterState {
         let usable = node.state == .ready && node.connected && node.holdUntilMs == 0
         index.setFree(node.slot, usable ? node.freeSlots : 0)
         if node.holdUntilMs != 0 { heldNodes.insert(name) } else if !heldNodes.isEmpty { heldNodes.remove(name) }
+        reindexPrefetch(name)
         if !node.dying.isEmpty || !node.stale.isEmpty {
             nodesWithOldRuns.insert(name)
         } else if !nodesWithOldRuns.isEmpty {
@@ -210,7 +217,7 @@ extension ClusterState {
     }
 
     /// Task id -> slots of the nodes still ending an earlier run of it.
-    private func oldRunSlots() -> [String: [Int]] {
+    func oldRunSlots() -> [String: [Int]] {
         var result: [String: [Int]] = [:]
         for name in nodesWithOldRuns {
             guard let node = nodes[name] else { continue }
@@ -234,7 +241,9 @@ extension ClusterState {
         return queue.classes[c].feasibleGroups
     }
 
-    private mutating func assign(_ id: String, to slot: Int, at: Int64) -> SchedulerDirective? {
+    /// `prefetch`: sent ahead to a node whose slots are all busy (ClusterState+Prefetch.swift):
+    /// the task stays `queued` until the worker reports it started.
+    mutating func assign(_ id: String, to slot: Int, at: Int64, prefetch: Bool = false) -> SchedulerDirective? {
         let nodeName = index.names[slot]
         guard let record = tasks[id] else { return nil }
         let attempt = record.info.attempts + 1
@@ -245,9 +254,18 @@ extension ClusterState {
         Self.markPlaced(&tasks[id]!, on: nodeName, attempt: attempt, at: at)
         if !avoiding.isEmpty { avoiding[id] = nil }
         nodes[nodeName]?.assigned[id] = attempt
-        index.setFree(slot, index.free[slot] - 1)
         if let model { modelRunning[model, default: 0] += 1 }
-        return .assign(node: nodeName, TaskAssignment(id: id, attempt: attempt, spec: spec, submittedAt: submittedAt, placedAt: at))
+        var assignment = TaskAssignment(id: id, attempt: attempt, spec: spec, submittedAt: submittedAt, placedAt: at)
+        if prefetch {
+            tasks[id]!.info.state = .queued
+            nodes[nodeName]?.prefetched.insert(id)
+            assignment.prefetch = true
+            reindexPrefetch(nodeName)
+        } else {
+            index.setFree(slot, index.free[slot] - 1)
+            if index.free[slot] == 0 { reindexPrefetch(nodeName) }
+        }
+        return .assign(node: nodeName, assignment)
     }
 
     private mutating func endUnsendable(_ id: String, bytes: Int, at: Int64) -> SchedulerDirective {
@@ -308,7 +326,13 @@ extension ClusterState {
             for id in node.assigned.keys { if let model = tasks[id]?.request.model { running[model, default: 0] += 1 } }
         }
         if running != modelRunning { problems.append("model counts \(modelRunning), expected \(running)") }
-        let queued = tasks.values.filter { $0.info.state == .queued && !$0.isHeld }.count
+        let queued = tasks.values.filter { $0.info.state == .queued && !$0.isHeld && !isPrefetched($0.info.id) }.count
+        for node in nodes.values {
+            if !node.prefetched.isSubset(of: Set(node.assigned.keys)) { problems.append("\(node.name) has prefetched runs it is not assigned") }
+            if let bad = node.prefetched.first(where: { tasks[$0]?.info.state != .queued }) {
+                problems.append("\(bad) is prefetched to \(node.name) but \(tasks[bad]?.info.state.rawValue ?? "gone")")
+            }
+        }
         if queued != queue.count { problems.append("queue holds \(queue.count), \(queued) tasks are queued and not held") }
         let held = tasks.values.filter { $0.retry.backoff != nil }
         if let bad = held.first(where: { $0.info.state != .queued }) { problems.append("\(bad.info.id) is \(bad.info.state.rawValue) with a backoff") }

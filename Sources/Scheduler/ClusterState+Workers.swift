@@ -8,10 +8,12 @@ extension ClusterState {
     /// still holds: runs assigned to it in neither were never started there and go back to the
     /// queue; runs it has that are no longer current are killed there (and hold their slot
     /// until they are reported gone). `nowMs` (monotonic) counts as hearing from it; `at` (wall)
-    /// dates what ends.
+    /// dates what ends. `prefetch`: it holds assignments sent ahead (ClusterState+Prefetch.swift);
+    /// such runs it does not report were dropped unstarted and are withdrawn (not charged), and
+    /// those it reports running started while the scheduler was away.
     public mutating func register(node name: String, slots: Int, labels: [String: String],
                                   running: [RunRef], finished: [RunRef], address: String?,
-                                  nowMs: Int64, at: Int64) throws(SchedulerError) -> [SchedulerDirective] {
+                                  nowMs: Int64, at: Int64, prefetch: Bool = false) throws(SchedulerError) -> [SchedulerDirective] {
         // Names key the scheduler's tables and are shown and logged: the rule the worker's own
         // flag and cluster.json follow, enforced here too for peers that skip them.
         if let problem = WorkerName.problem(with: name) { throw .invalidRegistration(problem) }
@@ -31,14 +33,23 @@ extension ClusterState {
         node.holdUntilMs = 0
         node.leaving = false
         node.state = node.drained ? .draining : .ready
+        node.holdsPrefetched = prefetch
         let reported = Set(running).union(finished)
+        var withdrawn: [String] = []
         for (id, attempt) in node.assigned.sorted(by: { $0.key < $1.key }) where !reported.contains(RunRef(id: id, attempt: attempt)) {
             node.assigned[id] = nil
             released(id)
-            if let ended = requeue(id, reason: "its worker restarted without it", at: at) { directives.append(ended) }
+            if node.prefetched.contains(id) {
+                withdrawn.append(id)
+            } else if let ended = requeue(id, reason: "its worker restarted without it", at: at) {
+                directives.append(ended)
+            }
         }
+        let runningNow = Set(running)
+        let started = node.prefetched.filter { id in node.assigned[id].map { runningNow.contains(RunRef(id: id, attempt: $0)) } == true }
         node.dying = [:]
         node.stale = [:]
+        node.dropping = [:]
         for run in running where node.assigned[run.id] != run.attempt {
             node.dying[run.id] = run.attempt
             directives.append(.kill(node: name, run: run, reason: "this run of the task is no longer current"))
@@ -47,6 +58,8 @@ extension ClusterState {
             node.stale[run.id] = run.attempt
         }
         nodes[name] = node
+        for id in withdrawn { if let ended = withdrawPrefetched(id, from: name, at: at) { directives.append(ended) } }
+        for id in started.sorted() { prefetchStarted(id, node: name) }
         reindex(name, regroup: true)
         return settled(directives, at: at)
     }
@@ -104,12 +117,17 @@ extension ClusterState {
         var directives: [SchedulerDirective] = []
         if node.leaving {
             let orphans = node.assigned.keys.sorted()
+            let unstarted = node.prefetched
             node.assigned = [:]
             node.dying = [:]
+            node.prefetched = []
+            node.dropping = [:]
             nodes[name] = node
             for id in orphans {
                 released(id)
-                if let ended = requeue(id, reason: "worker \(name) left", at: at) { directives.append(ended) }
+                let ended = unstarted.contains(id) ? withdrawPrefetched(id, from: name, at: at)
+                    : requeue(id, reason: "worker \(name) left", at: at)
+                if let ended { directives.append(ended) }
             }
         }
         nodes[name] = node
@@ -117,9 +135,13 @@ extension ClusterState {
         return settled(directives, at: at)
     }
 
+    /// A run started on its worker: its `startedAt`, and a prefetched one's task is `running`
+    /// from now (ClusterState+Prefetch.swift).
     public mutating func taskStarted(node name: String, run: RunRef, startedAt: Int64) {
         guard Bounds.timestampMs.contains(startedAt), nodes[name]?.assigned[run.id] == run.attempt,
-              var record = tasks[run.id], record.info.attempts == run.attempt else { return }
+              tasks[run.id]?.info.attempts == run.attempt else { return }
+        if nodes[name]?.prefetched.isEmpty == false { prefetchStarted(run.id, node: name) }
+        guard var record = tasks[run.id] else { return }
         record.info.startedAt = startedAt
         if let last = record.runs.indices.last, record.runs[last].attempt == run.attempt { record.runs[last].startedAt = startedAt }
         tasks[run.id] = record
@@ -139,9 +161,11 @@ extension ClusterState {
         let result = result.withValidNumbers(at: at)
         var directives: [SchedulerDirective] = [.ackResult(node: name, run: RunRef(id: result.id, attempt: result.attempt))]
         guard var node = nodes[name] else { return directives }
-        if node.dying[result.id] == result.attempt || node.stale[result.id] == result.attempt {
+        if node.dying[result.id] == result.attempt || node.stale[result.id] == result.attempt
+            || node.dropping[result.id] == result.attempt {
             node.dying[result.id] = nil
             node.stale[result.id] = nil
+            node.dropping[result.id] = nil
             nodes[name] = node
             reindex(name)
             return directives
@@ -151,6 +175,7 @@ extension ClusterState {
             return directives
         }
         node.assigned[result.id] = nil
+        node.prefetched.remove(result.id)
         released(result.id)
         // Lost (its worker shut down under it) and health_failed (the runtime broke between
         // placement and start) are the worker's trouble, not the task's: it runs elsewhere.
@@ -204,6 +229,7 @@ extension ClusterState {
                                       permanent reason: String? = nil) -> [SchedulerDirective] {
         guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id] else { return [] }
         nodes[name]?.assigned[run.id] = nil
+        nodes[name]?.prefetched.remove(run.id)
         if reason == nil { nodes[name]?.holdUntilMs = nowMs + 1_000 }
         released(run.id)
         reindex(name)
@@ -242,15 +268,21 @@ extension ClusterState {
             // its leftover runs are killed then.
             node.connected = false
             let orphans = node.assigned.keys.sorted()
+            let unstarted = node.prefetched
             node.assigned = [:]
             node.dying = [:]
             node.stale = [:]
+            node.prefetched = []
+            node.dropping = [:]
             nodes[name] = node
             reindex(name)
             directives.append(.nodeLost(name: name))
             for id in orphans {
                 released(id)
-                if let ended = requeue(id, reason: "worker \(name) was lost", at: at) { directives.append(ended) }
+                // Never started there: back to the queue, not charged as a loss.
+                let ended = unstarted.contains(id) ? withdrawPrefetched(id, from: name, at: at)
+                    : requeue(id, reason: "worker \(name) was lost", at: at)
+                if let ended { directives.append(ended) }
             }
         }
         return settled(directives, at: at)

@@ -71,6 +71,15 @@ public struct SchedulerSettings: Sendable {
     /// saved, and are read from the store (`TaskArchive`). Nil: every task stays (a scheduler
     /// without a store, which would otherwise forget them).
     public var inMemoryFinished: Int?
+    /// Assignments a worker may hold beyond its slots (cluster.json `scheduler.prefetch`):
+    /// when no worker has a free slot that fits a queued task, it may be sent ahead to a
+    /// worker whose slots are all busy, which starts it the moment one frees (no round trip).
+    /// Only to workers that say they hold such assignments (`Register.prefetch`); 0: never.
+    public var prefetch = SchedulerSettings.defaultPrefetch
+    /// `prefetch` when cluster.json and the flags say nothing.
+    public static let defaultPrefetch = 1
+    /// The most `prefetch` may be set to (per worker).
+    public static let maxPrefetch = 64
     /// Seeds the retry backoff's jitter (`RetryPolicy`): the same seed, the same waits (tests).
     /// Nil: a random seed.
     public var retrySeed: UInt64?
@@ -143,8 +152,24 @@ public struct ClusterState: Sendable {
         var runtimeStatus: [RuntimeStatus] = []
         /// Slots the worker's health probes hold.
         var probing = 0
+        /// The worker holds prefetched assignments until a slot frees (`Register.prefetch`).
+        var holdsPrefetched = false
+        /// Runs of `assigned` sent ahead (prefetched) whose start the worker has not reported:
+        /// their tasks show `queued`. They count in `assigned` (so in the slot arithmetic) but
+        /// not as running.
+        var prefetched: Set<String> = []
+        /// Prefetched runs the worker says started while the scheduler still counts all slots
+        /// running (their slot's result not in yet, e.g. resent after a reconnect): running once
+        /// that result comes (`promoteStarted`), so `running` never exceeds `slots`.
+        var startedEarly: Set<String> = []
+        /// Prefetched runs cancelled before they started (their tasks ended `cancelled`): the
+        /// worker is told to drop them; they hold their slot, not counted running, until it
+        /// reports them (or registers again, or is lost).
+        var dropping: [String: Int] = [:]
 
-        var freeSlots: Int { max(0, slots - assigned.count - dying.count - probing) }
+        var freeSlots: Int { max(0, slots - assigned.count - dying.count - dropping.count - probing) }
+        /// Runs that have (or may have) a process here: assigned and started, and dying.
+        var running: Int { assigned.count - prefetched.count + dying.count }
     }
 
     struct TaskRecord: Sendable {
@@ -191,6 +216,9 @@ public struct ClusterState: Sendable {
     var heldNodes: Set<String> = []
     /// Nodes with dying or stale runs: their tasks get no new run there yet.
     var nodesWithOldRuns: Set<String> = []
+    /// Usable nodes with no free slot that may take a prefetched assignment now
+    /// (ClusterState+Prefetch.swift); kept in step by `reindex`. Empty when prefetch is off.
+    var prefetchRoom: Set<String> = []
     // The next three are changed only by ClusterState's own files (restore, results).
     var nextSequence: UInt64 = 0
     /// Submission order of the tasks in memory, for listings (entries of tasks that left
@@ -326,7 +354,7 @@ public struct ClusterState: Sendable {
     public func listNodes(nowMs: Int64) -> [NodeInfo] {
         nodes.values.sorted { $0.name < $1.name }.map { node in
             NodeInfo(name: node.name, slots: node.slots, freeSlots: node.freeSlots,
-                     running: node.assigned.count + node.dying.count, state: node.state, labels: node.labels,
+                     running: node.running, state: node.state, labels: node.labels,
                      address: node.address, connected: node.connected,
                      lastSeenMsAgo: max(0, nowMs - node.lastSeenMs), completed: node.completed,
                      runtimes: node.runtimeStatus, allowsCommands: node.allowsCommands)
@@ -340,6 +368,8 @@ public struct ClusterState: Sendable {
     public mutating func cancel(_ id: String, at: Int64, dequeued: Bool = false) throws(SchedulerError) -> [SchedulerDirective] {
         guard var record = tasks[id] else { throw .unknownTask(id) }
         if record.info.state.isTerminal { throw .alreadyEnded(id, record.info.state) }
+        // A prefetched one ends now too; its worker is told to drop it (ClusterState+Prefetch.swift).
+        if record.info.state == .queued && isPrefetched(id) { return cancelPrefetched(id, at: at) }
         if record.info.state == .queued {
             if !dequeued { queue.remove(id: id, request: record.request) }
             record.info.state = .cancelled
@@ -464,7 +494,7 @@ public struct ClusterState: Sendable {
     public func statistics() -> (cluster: StatsBlock, workers: [String: StatsBlock]) {
         var running: [String: [String?]] = [:]
         for node in nodes.values {
-            running[node.name] = node.assigned.keys.map { tasks[$0]?.info.metrics.model }
+            running[node.name] = node.assigned.keys.filter { !node.prefetched.contains($0) }.map { tasks[$0]?.info.metrics.model }
         }
         return stats.report(running: running, health: nodes.mapValues(\.runtimeStatus))
     }

@@ -26,9 +26,7 @@ extension SchedulerServer {
             return responder.respond(.text(HTTPStatus(403, "Forbidden"),
                                            "without a cluster token /api/ answers only requests for localhost or a numeric address (Host: \(PeerText.safe(request.header("Host") ?? "", limit: 100)))"))
         }
-        // An absolute-form target (http://host:port/api/...) is read as its path and query.
-        let query = request.target.firstIndex(of: "?").map { request.target[$0...] } ?? ""
-        switch DashboardRoute.parse(String(request.path) + query, limits: dashboardStreams.limits) {
+        switch DashboardRoute.parse(Self.originForm(request), limits: dashboardStreams.limits) {
         case .failure(let refusal):
             responder.respond(.text(refusal.status, refusal.reason))
         case .success(.log(let id)):
@@ -38,6 +36,16 @@ extension SchedulerServer {
         case .success(let route):
             responder.respond(answer(route))
         }
+    }
+
+    /// The request's path and query. An absolute-form target (http://host:port/api/...) is
+    /// read as its path and query; the origin form (every browser's) is the target as sent,
+    /// not copied (this runs for every log stream).
+    static func originForm(_ request: HTTPRequest) -> String {
+        let utf8 = request.target.utf8
+        if utf8.first == UInt8(ascii: "/") { return request.target }
+        let query = utf8.firstIndex(of: UInt8(ascii: "?")).map { request.target[$0...] } ?? ""
+        return String(request.path) + query
     }
 
     /// A JSON route's answer: the CLI's request, asked as a holder of the read token would.
@@ -106,13 +114,16 @@ extension SchedulerServer {
     /// until the task ends. An ended task's answer is its log and `end` at once (a whole
     /// answer with a length: no stream).
     private func followLog(_ id: String, _ responder: HTTPResponder) {
-        guard let info = try? state.task(id, archive: archive) else {
-            return responder.respond(.text(.notFound, "no task \(id)"))
-        }
-        let headers = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]
-        if info.state.isTerminal {
-            let body = dashboardStreams.endedBody(backlog: schedulerCopy(id, info), state: info.state.rawValue)
-            return responder.respond(HTTPResponse(status: .ok, headers: headers, body: body))
+        // A task in memory that has not ended (what a follower opened from the page mostly
+        // asks for) needs no copy of its info nor the archive: only its state is read.
+        if state.tasks[id].map({ $0.info.state.isTerminal }) != false {
+            guard let info = try? state.task(id, archive: archive) else {
+                return responder.respond(.text(.notFound, "no task \(id)"))
+            }
+            if info.state.isTerminal {
+                let body = dashboardStreams.endedBody(backlog: schedulerCopy(id, info), state: info.state.rawValue)
+                return responder.respond(HTTPResponse(status: .ok, headers: Self.streamHeaders, body: body))
+            }
         }
         guard dashboardStreams.hasRoom else {
             let most = dashboardStreams.limits.maxStreams
@@ -120,9 +131,14 @@ extension SchedulerServer {
                                            headers: [("Retry-After", "5")]))
         }
         let first = dashboardStreams.firstEvent(backlog: logs.text(id: id))
-        guard let stream = responder.beginStream(HTTPResponse(status: .ok, headers: headers), first: first) else { return }
+        guard let stream = responder.beginStream(HTTPResponse(status: .ok, headers: Self.streamHeaders), first: first) else { return }
         dashboardStreams.add(stream, id: id)
     }
+
+    /// A log stream's headers (built once: they are the same for every stream).
+    static let streamHeaders: [(name: String, value: String)] = [
+        ("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no"),
+    ]
 
     /// A piece of a task's log (as the scheduler keeps it) to its dashboard streams.
     func dashboardOutput(id: String, piece: String) {

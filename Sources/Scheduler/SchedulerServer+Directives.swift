@@ -11,7 +11,9 @@ extension SchedulerServer {
             switch directive {
             case let .assign(node, task):
                 switch SecretSealing.outfitted(task, sealer: { self.secretSealer }, token: config.token) {
-                case .success(let outfitted): toWorker(node, .assign(.init(task: outfitted)))
+                case .success(let outfitted):
+                    GapTrace.mark("s_place", task.id)
+                    toWorker(node, .assign(.init(task: outfitted)))
                 case .failure(let failure):
                     let reason = SecretSealing.openFailure(failure)
                     logger.error("task \(PeerText.safe(task.id)) cannot be sent to \(PeerText.safe(node)): \(reason)")

@@ -76,6 +76,7 @@ extension SchedulerServer {
 
     /// `endOfTurn`'s work: placement, the save, the messages handed to group commit.
     func runTurn() {
+        GapTrace.mark("s_turn")
         if !treeCancels.isEmpty { treeCancelSlice() }
         // A cascade of dependency ends deferred by whatever ended a task this turn (a cancel,
         // a result) goes on in a placement round, asked for or not.
@@ -89,16 +90,26 @@ extension SchedulerServer {
             if more || state.isSettling { continueAfterPoll() }
         }
         guard persist() else { return }
+        GapTrace.mark("s_saved", "\(outgoing.count)")
         let turn = HeldTurn(messages: outgoing, closing: closingAtEndOfTurn)
         outgoing = []
         closingAtEndOfTurn = []
         commitTurn(turn)
     }
 
-    /// Sends turns that group commit released, in order.
+    /// Sends turns that group commit released, in order, and writes them at once: a sync's end
+    /// is read in the poll, and the frames would otherwise wait for the prepare phase of the
+    /// next iteration, after its turns (the next placement slice: its placements and save,
+    /// 0.5 ms of CPU per slice in `swarm bench dag`, more when the save waits on the disk).
     func send(_ turns: [HeldTurn]) {
+        var touched: [ObjectIdentifier: FramedConnection] = [:]
+        defer { for connection in touched.values { connection.flush() } }
         for turn in turns {
-            for (connection, message) in turn.messages { connection.send(message) }
+            for (connection, _) in turn.messages { touched[ObjectIdentifier(connection)] = connection }
+            for (connection, message) in turn.messages {
+                if GapTrace.enabled, case .assign(let assign) = message { GapTrace.mark("s_send_assign", assign.task.id) }
+                connection.send(message)
+            }
             for (connection, reason) in turn.closing { connection.closeAfterFlush(.local(reason)) }
             enforceQueueCaps(sentTo: turn.messages.lazy.map(\.0))
         }

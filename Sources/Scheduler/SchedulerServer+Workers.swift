@@ -19,7 +19,8 @@ extension SchedulerServer {
             do {
                 let directives = try state.register(
                     node: name, slots: register.slots, labels: register.labels, running: register.running,
-                    finished: register.finished, address: session.connection.peer, nowMs: nowMs, at: clocks.wall())
+                    finished: register.finished, address: session.connection.peer, nowMs: nowMs, at: clocks.wall(),
+                    prefetch: register.prefetch == true)
                 session.nodeName = name
                 workers[name] = session
                 state.setHealth(node: name, runtimes: register.runtimes ?? [], allowsCommands: register.allowsCommands ?? true,
@@ -47,8 +48,10 @@ extension SchedulerServer {
             state.taskStarted(node: name, run: RunRef(id: started.id, attempt: started.attempt), startedAt: started.startedAt)
         case .taskFinished(let finished):
             // Only blobs the scheduler holds are named as artifacts (the rest: "not uploaded").
+            GapTrace.mark("s_result", finished.result.id)
             let result = TaskBlobRules.keepingHeld(finished.result, held: heldBlobSize)
             execute(state.taskFinished(node: name, result: result, at: clocks.wall()))
+            GapTrace.mark("s_handled", finished.result.id)
         case .leave(let leave):
             logger.notice("worker \(PeerText.safe(name)) is leaving: \(PeerText.safe(leave.reason))")
             state.leaving(node: name)

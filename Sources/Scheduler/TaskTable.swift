@@ -45,13 +45,20 @@ struct TaskTable: Sendable {
     /// retry state and runs must not change here. Why: releasing a layer of a DAG marked
     /// every released task for saving, unchanged, and the turn that placed the layer's first
     /// tasks wrote 100 rows before its sync could start.
-    mutating func updateUnsaved(_ id: String, _ change: (inout ClusterState.TaskRecord) -> Void) {
-        guard var record = records.removeValue(forKey: id) else { return }
-        let before = record
-        change(&record)
-        assert(record.info == before.info && record.spec == before.spec && record.retry == before.retry
-               && record.runs == before.runs && record.sequence == before.sequence, "updateUnsaved changed what the store keeps of \(id)")
-        records[id] = record
+    /// The record is changed in place (no copy of it: a layer's release did one per task, the
+    /// larger part of its cost); returns what `change` returns, nil when there is no such task.
+    @discardableResult
+    mutating func updateUnsaved<R>(_ id: String, _ change: (inout ClusterState.TaskRecord) -> R) -> R? {
+        guard records[id] != nil else { return nil }
+        #if DEBUG
+        let before = records[id]!
+        defer {
+            let record = records[id]!
+            assert(record.info == before.info && record.spec == before.spec && record.retry == before.retry
+                   && record.runs == before.runs && record.sequence == before.sequence, "updateUnsaved changed what the store keeps of \(id)")
+        }
+        #endif
+        return change(&records[id]!)
     }
 
     /// A record loaded from the store: not a change.

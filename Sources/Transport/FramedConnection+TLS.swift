@@ -83,6 +83,7 @@ extension FramedConnection {
     /// loop iteration, and only when something waits on it); else queued, `written` on its end.
     func writeRaw(_ bytes: [UInt8]) {
         bytesSent += bytes.count
+        GapTrace.mark("wr", "\(bytes.count)")
         switch tcp.stream.writeNow(bytes, completion: writeEnded) {
         case .queued: return
         case .written: if waitsOnWrites { writtenSoon(nil) }

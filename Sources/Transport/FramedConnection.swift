@@ -172,6 +172,7 @@ public final class FramedConnection {
     private func handle(_ event: StreamReadEvent) {
         switch event {
         case .data(let bytes):
+            GapTrace.mark("rd", "\(bytes.count)")
             let first = bytesReceived == 0
             bytesReceived += bytes.count
             if let tls {

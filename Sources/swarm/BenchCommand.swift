@@ -71,6 +71,8 @@ struct BenchCommand: ParsableCommand {
     var durable = false
     @Flag(help: "Local cluster: the scheduler keeps its state in memory (as `swarm scheduler --in-memory`: no database, no fsync).")
     var inMemory = false
+    @Option(parsing: .unconditional, help: ArgumentHelp("Local cluster: assignments sent ahead to a busy worker (the scheduler's `prefetch`, 0 off); default: the scheduler's.", valueName: "N"))
+    var prefetch: Int?
     @Option(help: ArgumentHelp("Directory for the reports (a time-stamped directory per run, and 'latest').", valueName: "DIR"))
     var out = "bench-results"
     @Flag(help: "Also exit 1 when a target is missed.")
@@ -83,6 +85,7 @@ struct BenchCommand: ParsableCommand {
         if let bad = workloads.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown workload '\(bad)' (choose from \((BenchOptions.allWorkloads + BenchOptions.namedOnlyWorkloads).joined(separator: ", ")) or all)")
         }
+        if let prefetch, !(0...64).contains(prefetch) { throw ValidationError("--prefetch must be 0 to 64, got \(prefetch)") }
         if durable && inMemory { throw ValidationError("--durable and --in-memory exclude each other (durable is the default)") }
         guard (1...64).contains(localWorkers) else { throw ValidationError("--local-workers must be 1 to 64") }
         if let slots, !(1...100_000).contains(slots) { throw ValidationError("--slots must be 1 to 100000") }
@@ -165,6 +168,7 @@ struct BenchCommand: ParsableCommand {
         config.localWorkers = localWorkers
         config.slotsPerWorker = slots
         config.durable = !inMemory
+        config.prefetch = prefetch
         config.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         config.commandLine = (["swarm"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         if scheduler != nil {

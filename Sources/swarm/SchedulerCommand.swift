@@ -27,6 +27,8 @@ struct SchedulerCommand: ParsableCommand {
     var config: String?
     @Option(help: ArgumentHelp("Placement policy: spread (most free slots first, default) or binpack (fewest that fit).", valueName: "spread|binpack"))
     var placement: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Assignments sent ahead to a worker whose slots are all busy, started there the moment a slot frees; per worker, 0 to 64, 0 off (default \(SchedulerSettings.defaultPrefetch)).", valueName: "N"))
+    var prefetch: Int?
     @Option(help: ArgumentHelp("MODEL=N: at most N running tasks with this model cluster-wide; repeatable.", valueName: "MODEL=N"))
     var modelLimit: [String] = []
     @Option(help: ArgumentHelp("Serve /metrics (Prometheus) over HTTP on HOST:PORT; port 0 picks a free one. Loopback only without a cluster token; with one, requests need 'Authorization: Bearer TOKEN'. HTTPS off loopback (default: off).", valueName: "HOST:PORT"))
@@ -74,6 +76,11 @@ struct SchedulerCommand: ParsableCommand {
             throw usageError("--placement must be spread or binpack, got '\(policyName)'")
         }
         settings.settings.placementPolicy = policy
+        let prefetch = self.prefetch ?? file?.prefetch ?? SchedulerSettings.defaultPrefetch
+        guard (0...SchedulerSettings.maxPrefetch).contains(prefetch) else {
+            throw usageError("--prefetch must be 0 to \(SchedulerSettings.maxPrefetch), got \(prefetch)")
+        }
+        settings.settings.prefetch = prefetch
         var limits = file?.modelLimits ?? [:]
         for (model, value) in try parsePairs(modelLimit, option: "--model-limit") {
             guard let n = Int(value), (0...1_000_000_000).contains(n) else {

@@ -19,6 +19,8 @@ struct UpCommand: ParsableCommand {
     var dataDir = ".swarm/local"
     @Option(help: ArgumentHelp("cluster.json with runtimes and timeouts for the local workers.", valueName: "FILE"))
     var config: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Assignments sent ahead to a worker whose slots are all busy (as `swarm scheduler --prefetch`; 0 off).", valueName: "N"))
+    var prefetch: Int?
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -28,6 +30,9 @@ struct UpCommand: ParsableCommand {
         }
         guard (1...1000).contains(workers) else { throw ValidationError("--workers must be 1 to 1000, got \(workers)") }
         guard (1...100_000).contains(slots) else { throw ValidationError("--slots must be 1 to 100000, got \(slots)") }
+        if let prefetch, !(0...SchedulerSettings.maxPrefetch).contains(prefetch) {
+            throw ValidationError("--prefetch must be 0 to \(SchedulerSettings.maxPrefetch), got \(prefetch)")
+        }
     }
 
     func run() throws {
@@ -49,7 +54,9 @@ struct UpCommand: ParsableCommand {
             // Checked at load by the same rule `scheduler` applies (ClusterFile.timingProblem).
             if let seconds = file.scheduler.lostAfterSeconds { options.settings.lostAfterMs = Int64(seconds * 1000) }
             if let seconds = file.scheduler.heartbeatSeconds { options.settings.heartbeatMs = max(1, Int(seconds * 1000)) }
+            if let n = file.scheduler.prefetch { options.settings.prefetch = n }
         }
+        if let prefetch { options.settings.prefetch = prefetch }
         do {
             try Foreground.runLocalCluster(options, logger: logger) { cluster in
                 printLine("swarm scheduler listening on \(cluster.address)")

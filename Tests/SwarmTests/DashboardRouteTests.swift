@@ -74,11 +74,13 @@ struct DashboardRouteTests {
     }
 
     @Test func withoutATokenOnlyLocalHostNamesAreAnswered() {
-        for host in ["127.0.0.1:8080", "127.0.0.1", "localhost:9", "LOCALHOST", "[::1]:8080", "[::1]", "10.0.0.2:80"] {
+        for host in ["127.0.0.1:8080", "127.0.0.1", "localhost:9", "LOCALHOST", "LocalHost:1", "[::1]:8080", "[FE80::1]", "[::1]", "10.0.0.2:80"] {
             #expect(DashboardRoute.isLocalHost(host), "\(host)")
         }
         for host in [nil, "", "evil.example:8080", "evil.example", "127.0.0.1.evil.example", "localhost.evil.example",
-                     "[::1", "127.0.0.1:80x", "1.2.3", "1.2.3.256", "[]:80"] as [String?] {
+                     "[::1", "127.0.0.1:80x", "1.2.3", "1.2.3.256", "[]:80",
+                     // Read on bytes: a sign, a non-ASCII digit or a letter past f is no address.
+                     "+1.2.3.4", "1.2.3.4:+80", "[::g]", "\u{FF11}.2.3.4", "localhost\u{0}"] as [String?] {
             #expect(!DashboardRoute.isLocalHost(host), "\(String(describing: host))")
         }
     }

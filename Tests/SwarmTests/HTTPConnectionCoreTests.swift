@@ -175,6 +175,19 @@ import Testing
         #expect(!other.isStreaming)
     }
 
+    /// Chunk sizes are lowercase hex without leading zeros, however long the piece.
+    @Test func chunkSizesAreHex() {
+        for (count, size) in [(1, "1"), (15, "f"), (16, "10"), (255, "ff"), (4_096, "1000"), (65_537, "10001")] {
+            var out: [UInt8] = []
+            HTTPConnectionCore.appendChunk([UInt8](repeating: 0x61, count: count), to: &out)
+            #expect(String(decoding: out.prefix(size.utf8.count + 2), as: UTF8.self) == size + "\r\n", "\(count)")
+            #expect(out.count == size.utf8.count + 2 + count + 2 && out.suffix(2) == [0x0D, 0x0A])
+        }
+        var none: [UInt8] = [1]
+        HTTPConnectionCore.appendChunk([], to: &none)
+        #expect(none == [1], "no bytes, no chunk: an empty one would end the body")
+    }
+
     @Test func aPeerLeavingAStreamClosesIt() {
         let core = HTTPConnectionCore(limits: HTTPLimits(), nowMs: 0)
         _ = Self.feed(core, "GET /events HTTP/1.1\r\n\r\n")

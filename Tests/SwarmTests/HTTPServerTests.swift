@@ -145,6 +145,41 @@ import Testing
         }
     }
 
+    /// The shared flush timer: a stream whose head waits for its first piece is left waiting
+    /// while another stream's piece goes out at its flush time, still gets its head at the head
+    /// delay, and once every stream has written what it held the timer is stopped.
+    @Test func aHeadWaitingStreamIsLeftPutWhileAnotherFlushesAndTheTimerStopsWhenNoneHolds() throws {
+        Self.streams = []
+        var limits = HTTPLimits()
+        limits.streamFlushMs = 20
+        limits.streamHeadDelayMs = 400
+        try Self.withServer(limits: limits) { loop, server, address in
+            let waiting = try Client(loop: loop, to: address), printing = try Client(loop: loop, to: address)
+            #expect(runLoop(loop) { waiting.connected && printing.connected })
+            waiting.send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(runLoop(loop) { Self.streams.count == 1 })
+            printing.send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(runLoop(loop) { Self.streams.count == 2 })
+            #expect(server.held.count == 2 && server.held.timerArmed)
+            Self.streams[1].send(Array("data: one\n\n".utf8))
+            #expect(runLoop(loop) { printing.text.contains("data: one") })
+            #expect(server.held.count == 1 && server.held.timerArmed, "the waiting head is still held, the timer armed for it")
+            #expect(runLoop(loop) { waiting.text.hasPrefix("HTTP/1.1 200 OK") }, "its head at the head delay")
+            #expect(server.held.count == 0 && !server.held.timerArmed)
+            Self.streams[1].send(Array("data: two\n\n".utf8))
+            #expect(server.held.count == 1)
+            Self.streams[1].finish(last: Array("event: end\n\n".utf8))
+            #expect(server.held.count == 0 && !server.held.timerArmed, "an end writes what was held: nothing left to wake for")
+            #expect(runLoop(loop) { Self.answers(printing.received).count == 1 })
+            #expect(printing.text.contains("data: two") && printing.text.contains("event: end"))
+            Self.streams[0].finish()
+            #expect(runLoop(loop) { Self.answers(waiting.received).count == 1 })
+            for client in [waiting, printing] { client.tcp.close() }
+            #expect(runLoop(loop) { server.connectionCount == 0 })
+            Self.streams = []
+        }
+    }
+
     @Test func idleKeptAliveConnectionsPastTheCapCloseLongestIdleFirst() throws {
         var limits = HTTPLimits()
         limits.maxIdleConnections = 2
