@@ -38,6 +38,10 @@ extension ClusterState {
             treeCancelsChanged = true
         }
         var directives: [SchedulerDirective] = []
+        // One sent ahead to a busy worker ends now, its worker told to drop it: left for its
+        // slice it would start there as soon as the tree's killed runs free a slot, and a
+        // withdrawal (its worker lost or restarted) would queue it again.
+        for id in queued where isPrefetched(id) { directives += (try? cancel(id, at: at)) ?? [] }
         for (id, state) in zip(ids, before) where stopRunning && state != nil && state != .queued && state?.isTerminal == false {
             directives += (try? cancel(id, at: at)) ?? []
         }
@@ -71,13 +75,17 @@ extension ClusterState {
     /// After a restart: the tree cancels the store had under way (`TaskStore.loadTreeCancels`),
     /// begun again on their trees as they are now, so the tasks they had not ended yet leave
     /// the placement queue before any is placed. Their running tasks were asked to stop by the
-    /// turn that began them (saved with it), so only queued ones are taken; the jobs go on in
+    /// turn that began them (saved with it), so only queued ones are taken (prefetched ones
+    /// end at once, as in `beginTreeCancel`); the jobs go on in
     /// slices with no one to answer. A root no longer known is dropped.
     public mutating func resumeTreeCancels(_ roots: [String], at: Int64) -> [TreeCancelJob] {
         var jobs: [TreeCancelJob] = []
         for root in roots {
             guard let ids = treeIds(root) else { continue }
-            let job = beginTreeCancel(ids, at: at, stopRunning: false).job
+            let (job, directives) = beginTreeCancel(ids, at: at, stopRunning: false)
+            // Prefetched ones ended: handed out from the first placement round, as the
+            // restore's own ends are.
+            undelivered += directives
             if !job.isDone { jobs.append(job) }
         }
         treeCancelsChanged = treeCancelRoots != roots

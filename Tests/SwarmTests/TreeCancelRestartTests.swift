@@ -96,3 +96,32 @@ import Testing
         edited.close()
     }
 }
+
+/// Prefetch and `cancel --recursive`: a task of the tree sent ahead to a busy worker ends in
+/// the cancel's first turn, its worker told to drop it. Left for its slice, it was still
+/// `queued` on the worker, which started it as soon as the tree's killed run freed the slot.
+@Suite struct TreeCancelPrefetchTests {
+    typealias P = PrefetchTests
+    static let t0 = SchedulerStateTests.t0
+
+    @Test func aPrefetchedTaskOfTheTreeEndsInTheFirstTurnAndNeverStarts() throws {
+        var state = ClusterState(settings: P.settings(prefetch: 1))
+        _ = try P.node(&state, "w", slots: 1)
+        _ = try state.submit(TreeCancelSliceTests.spec("r"), at: Self.t0)
+        // Sent ahead, and last in the tree's order (a grandchild): the first slice does not reach it.
+        _ = try state.submit(TreeCancelSliceTests.spec("g", parent: "c0"), at: Self.t0)
+        for i in 0..<4 { _ = try state.submit(TreeCancelSliceTests.spec("c\(i)", parent: "r"), at: Self.t0) }
+        #expect(P.round(&state) == ["w:r", "w:g+"])
+        var context = ClientRequestContext(nowMs: 10, at: Self.t0 + 1)
+        context.treeCancelSlice = 1
+        let outcome = ClientRequests.handle(.cancelTree(.init(requestId: 1, id: "r")), identity: .cluster, state: &state, context: context)
+        #expect(outcome.flow.count == 1)  // four more slices to go
+        #expect(try state.task("g").state == .cancelled)
+        #expect(outcome.directives.contains(.kill(node: "w", run: RunRef(id: "g", attempt: 1), reason: "cancelled by user")))
+        // The worker had started it in the freed slot before it read the drop: killed, not running.
+        state.taskStarted(node: "w", run: RunRef(id: "g", attempt: 1), startedAt: Self.t0 + 2)
+        #expect(try state.task("g").state == .cancelled)
+        #expect(P.round(&state, at: Self.t0 + 3).isEmpty)
+        P.check(state)
+    }
+}
