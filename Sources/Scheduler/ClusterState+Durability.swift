@@ -94,7 +94,7 @@ extension ClusterState {
     }
 
     /// True when something changed since the last `takeChanges()`.
-    public var hasChanges: Bool { tasks.hasChanges || drainsChanged }
+    public var hasChanges: Bool { tasks.hasChanges || drainsChanged || treeCancelsChanged }
 
     /// What changed since the last call (tasks and run history), for the store; forgets it.
     /// Then the oldest finished tasks past `settings.inMemoryFinished` leave memory: their
@@ -104,6 +104,10 @@ extension ClusterState {
         if drainsChanged {
             changes.drainedNodes = drainedNames.sorted()
             drainsChanged = false
+        }
+        if treeCancelsChanged {
+            changes.treeCancelRoots = treeCancelRoots
+            treeCancelsChanged = false
         }
         if let keep = settings.inMemoryFinished {
             let dropped = tasks.evict(keeping: keep)

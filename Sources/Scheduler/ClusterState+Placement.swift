@@ -326,7 +326,10 @@ extension ClusterState {
             for id in node.assigned.keys { if let model = tasks[id]?.request.model { running[model, default: 0] += 1 } }
         }
         if running != modelRunning { problems.append("model counts \(modelRunning), expected \(running)") }
-        let queued = tasks.values.filter { $0.info.state == .queued && !$0.isHeld && !isPrefetched($0.info.id) }.count
+        // A tree cancel's pending tasks are out of the queue until their slice.
+        let queued = tasks.values.filter {
+            $0.info.state == .queued && !$0.isHeld && !isPrefetched($0.info.id) && !treeCancelPending.contains($0.info.id)
+        }.count
         for node in nodes.values {
             if !node.prefetched.isSubset(of: Set(node.assigned.keys)) { problems.append("\(node.name) has prefetched runs it is not assigned") }
             if let bad = node.prefetched.first(where: { tasks[$0]?.info.state != .queued }) {

@@ -27,13 +27,22 @@ extension ClusterState {
     /// to stop now (their kills are the directives), queued ones leave the placement queue in
     /// one pass and wait in `treeCancelPending` for their slice: no release (dependencies, a
     /// backoff's end, a model resolved) puts them back, and no child may join them.
-    mutating func beginTreeCancel(_ ids: [String], at: Int64) -> (job: TreeCancelJob, directives: [SchedulerDirective]) {
+    /// Its root is saved (`treeCancelRoots`) until its last slice: a restart resumes it.
+    mutating func beginTreeCancel(_ ids: [String], at: Int64, stopRunning: Bool = true) -> (job: TreeCancelJob, directives: [SchedulerDirective]) {
         let before = ids.map { tasks[$0]?.info.state }
         let queued = zip(ids, before).filter { $0.1 == .queued }.map(\.0)
         queue.remove(ids: Set(queued), requests: queued.compactMap { tasks[$0]?.request })
         treeCancelPending.formUnion(queued)
+        if !queued.isEmpty, let root = ids.first {
+            treeCancelRoots.append(root)
+            treeCancelsChanged = true
+        }
         var directives: [SchedulerDirective] = []
-        for (id, state) in zip(ids, before) where state != nil && state != .queued && state?.isTerminal == false {
+        // One sent ahead to a busy worker ends now, its worker told to drop it: left for its
+        // slice it would start there as soon as the tree's killed runs free a slot, and a
+        // withdrawal (its worker lost or restarted) would queue it again.
+        for id in queued where isPrefetched(id) { directives += (try? cancel(id, at: at)) ?? [] }
+        for (id, state) in zip(ids, before) where stopRunning && state != nil && state != .queued && state?.isTerminal == false {
             directives += (try? cancel(id, at: at)) ?? []
         }
         let killing = before.filter { $0 == .running }.count
@@ -56,6 +65,30 @@ extension ClusterState {
             treeCancelPending.remove(id)
         }
         job.next = end
+        if job.isDone, let i = treeCancelRoots.firstIndex(of: job.root) {
+            treeCancelRoots.remove(at: i)
+            treeCancelsChanged = true
+        }
         return directives
+    }
+
+    /// After a restart: the tree cancels the store had under way (`TaskStore.loadTreeCancels`),
+    /// begun again on their trees as they are now, so the tasks they had not ended yet leave
+    /// the placement queue before any is placed. Their running tasks were asked to stop by the
+    /// turn that began them (saved with it), so only queued ones are taken (prefetched ones
+    /// end at once, as in `beginTreeCancel`); the jobs go on in
+    /// slices with no one to answer. A root no longer known is dropped.
+    public mutating func resumeTreeCancels(_ roots: [String], at: Int64) -> [TreeCancelJob] {
+        var jobs: [TreeCancelJob] = []
+        for root in roots {
+            guard let ids = treeIds(root) else { continue }
+            let (job, directives) = beginTreeCancel(ids, at: at, stopRunning: false)
+            // Prefetched ones ended: handed out from the first placement round, as the
+            // restore's own ends are.
+            undelivered += directives
+            if !job.isDone { jobs.append(job) }
+        }
+        treeCancelsChanged = treeCancelRoots != roots
+        return jobs
     }
 }

@@ -245,9 +245,15 @@ public struct ClusterState: Sendable {
     /// Parent -> children, and the roots (ClusterState+Trees.swift).
     var tree = TaskTree()
     /// Queued tasks of a `cancel --recursive` under way, not ended yet (`TreeCancelJob`): out
-    /// of the placement queue, kept out of it, and taking no children. In memory only: after a
-    /// restart they are queued as before (the cancel was never answered).
+    /// of the placement queue, kept out of it, and taking no children. After a restart they
+    /// are found again from `treeCancelRoots` (ClusterState+TreeCancel.swift).
     var treeCancelPending: Set<String> = []
+    /// The roots of the tree cancels under way, one entry per cancel (saved with the turn that
+    /// began it, removed with its last slice), so a scheduler restarted mid-cancel resumes it
+    /// rather than queueing the rest of the tree again.
+    public internal(set) var treeCancelRoots: [String] = []
+    /// `treeCancelRoots` changed since the last `takeChanges()`.
+    var treeCancelsChanged = false
     /// Where listings named by a task retention deleted go on (ClusterState+Listing.swift).
     var purgedCursors = PurgedCursors()
 

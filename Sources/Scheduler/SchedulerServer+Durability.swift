@@ -23,6 +23,11 @@ extension SchedulerServer {
                              nowMs: clocks.monotonic(), at: clocks.wall(),
                              ended: Self.endedDependencies(of: saved.tasks, in: store))
         state.restoreDrained(store.loadDrained())
+        let resumed = state.resumeTreeCancels(store.loadTreeCancels(), at: clocks.wall())
+        treeCancels += resumed.map { TreeCancelRun(session: nil, requestId: 0, job: $0) }
+        for job in resumed {
+            logger.notice("resuming the cancel of the tree of task \(PeerText.safe(job.root)): \(job.cancelled) queued tasks of it still to cancel")
+        }
         guard !saved.tasks.isEmpty else {
             logger.info("state in \(store.path) (new, empty, or only old finished tasks)")
             return

@@ -173,6 +173,8 @@ public final class SchedulerServer {
         scheduleTimer = try! UVTimer(loop: loop)
         continuer = try? UVIdle(loop: loop)
         retryTimer = try! UVTimer(loop: loop)
+        // Tree cancels a restart resumed (`openState`): their slices go on from the first turn.
+        if !treeCancels.isEmpty { continueAfterPoll() }
         startRetention()
         metrics.countSubmissions(from: state.nextSequence)
         do { try startHTTP() } catch {

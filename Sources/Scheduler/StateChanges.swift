@@ -47,6 +47,9 @@ public struct StateChanges: Sendable, Equatable {
     /// The names of the drained workers, sorted, when a drain or undrain changed them (nil:
     /// unchanged): the store keeps the whole set, so a drain outlives a scheduler restart.
     public var drainedNodes: [String]?
+    /// The roots of the tree cancels under way (`ClusterState.treeCancelRoots`) when one began
+    /// or ended (nil: unchanged): a restart resumes them.
+    public var treeCancelRoots: [String]?
     /// Ids among `tasks` that are new (submitted since the last changes were taken): the store
     /// inserts their rows straight away. A task not named here may be new too (its row is
     /// then inserted after an update that finds none).
@@ -61,5 +64,5 @@ public struct StateChanges: Sendable, Equatable {
         self.drainedNodes = drainedNodes
     }
 
-    public var isEmpty: Bool { tasks.isEmpty && runs.isEmpty && logs.isEmpty && drainedNodes == nil }
+    public var isEmpty: Bool { tasks.isEmpty && runs.isEmpty && logs.isEmpty && drainedNodes == nil && treeCancelRoots == nil }
 }

@@ -304,6 +304,7 @@ public final class TaskStore {
                 try saveLog.run([.text(id), .text(text)])
             }
             if let drained = changes.drainedNodes { try saveDrained(drained) }
+            if let roots = changes.treeCancelRoots { try saveTreeCancels(roots) }
         }
     }
 
