@@ -1,4 +1,5 @@
 import SwarmProtocol
+import SwarmUV
 
 /// Assignments the scheduler sends ahead while every slot here is busy (prefetch, issue 17):
 /// held in `held` (`PrefetchHold`, the pure core) and started the moment a slot frees, so a
@@ -6,7 +7,8 @@ import SwarmProtocol
 /// process, no timeout or silence clock (those start at the real spawn, `startTask`), no entry
 /// in the journal or the heartbeat's runs. It starts only while the worker is registered, and
 /// is dropped when the connection ends: the scheduler keeps it assigned until the worker
-/// registers again without it (or is lost), then queues it again, uncharged.
+/// registers again without it (or is lost), then queues it again, uncharged. One held
+/// `config.prefetchHoldMs` without a free slot is handed back (`handBackExpired`).
 extension WorkerAgent {
     /// An assignment sent ahead: held (or started now, if a slot is free), or refused.
     func hold(_ task: TaskAssignment) {
@@ -23,11 +25,37 @@ extension WorkerAgent {
             if entry.task.attempt != task.attempt { reject("attempt \(entry.task.attempt) of this task is still ending here") }
             return
         }
-        if let refusal = held.hold(task) {
+        if let refusal = held.hold(task, nowMs: clocks.monotonic()) {
             if held.run(of: task.id)?.attempt != task.attempt { reject(refusal) }
             return
         }
         startHeld()
+    }
+
+    /// Hands back what is held `PrefetchHold.maxHoldMs` or longer without a free slot: the
+    /// scheduler queues it again, uncharged, and places it where a slot is free. Then arms the
+    /// timer for the next one, or stops it when nothing is held.
+    func handBackExpired() {
+        startHeld()
+        for task in held.expired(nowMs: clocks.monotonic()) {
+            logger.info("handing back task \(task.id): held \(held.maxHoldMs) ms without a free slot")
+            connection?.send(.reject(.init(id: task.id, attempt: task.attempt,
+                                           reason: "held \(held.maxHoldMs) ms without a free slot: handed back")))
+        }
+        armHoldTimer()
+    }
+
+    /// The hold timer in step with `held`: armed at the oldest entry's expiry, stopped when
+    /// nothing is held (created at the first hold, closed when the worker stops).
+    func armHoldTimer() {
+        guard let due = held.nextExpiryMs, !stopping else {
+            holdTimer?.stop()
+            return
+        }
+        if holdTimer == nil { holdTimer = try? UVTimer(loop: loop) }
+        // None (the loop cannot make one): held entries still start when a slot frees.
+        guard let holdTimer else { return }
+        holdTimer.start(afterMs: UInt64(max(0, due - clocks.monotonic()))) { [weak self] in self?.handBackExpired() }
     }
 
     /// Starts held assignments, oldest first, while a slot is free. Each goes the way of any
@@ -37,10 +65,12 @@ extension WorkerAgent {
             task.prefetch = nil
             startTask(task)
         }
+        armHoldTimer()
     }
 
     /// A kill of a held run: it never starts; its result says so (`cancelled`).
     func killHeld(_ task: TaskAssignment, reason: String) {
+        armHoldTimer()
         var metrics = RunMetrics()
         metrics.node = config.name
         metrics.runtime = task.spec.runtime
@@ -53,6 +83,7 @@ extension WorkerAgent {
     func dropHeld() {
         guard !held.isEmpty else { return }
         let dropped = held.removeAll()
+        armHoldTimer()
         logger.notice("dropping \(dropped.count) held assignment(s): the connection to the scheduler ended before a slot freed")
     }
 
@@ -61,5 +92,6 @@ extension WorkerAgent {
         for task in held.removeAll() {
             connection?.send(.reject(.init(id: task.id, attempt: task.attempt, reason: reason)))
         }
+        armHoldTimer()
     }
 }

@@ -58,6 +58,12 @@ public struct WorkerConfig: Sendable {
     public var reconnectMaxMs: UInt64 = 5_000
     /// An unanswered connect is abandoned and tried again after this (`WorkerSession`).
     public var connectTimeoutMs: UInt64 = 5_000
+    /// `--prefetch-hold`: how long an assignment sent ahead is held waiting for a slot before
+    /// it is handed back to the scheduler, to go to a slot free elsewhere (ms, 1 to
+    /// `maxPrefetchHoldMs`).
+    public var prefetchHoldMs: Int64 = 1_000
+    /// The largest `prefetchHoldMs` (a day).
+    public static let maxPrefetchHoldMs: Int64 = 86_400_000
     /// What the worker keeps of finished tasks (`workers.NAME.retention`, `--retention-hours`,
     /// `--retention-gib`).
     public var retention = WorkerRetention.Limits()
@@ -99,8 +105,10 @@ public final class WorkerAgent {
     var connectTimer: UVTimer?
     var heartbeatTimer: UVTimer?
     var runners: [String: TaskRunner] = [:]
-    /// Assignments sent ahead, waiting for a slot (WorkerAgent+Prefetch.swift).
-    var held = PrefetchHold()
+    /// Assignments sent ahead, waiting for a slot (WorkerAgent+Prefetch.swift), and the timer
+    /// handing back those held too long (runs only while something is held).
+    var held: PrefetchHold
+    var holdTimer: UVTimer?
     /// Results of this loop iteration, delivered right before the next poll (`deliverFinished`),
     /// with the runner whose log is still to be closed.
     var finishing: [(result: TaskResult, runner: TaskRunner?)] = []
@@ -162,6 +170,7 @@ public final class WorkerAgent {
         self.config = config
         self.logger = logger
         self.clocks = clocks
+        self.held = PrefetchHold(maxHoldMs: config.prefetchHoldMs)
         self.runJournal = RunJournal(directory: config.dataDir + "/runs")
         self.session = WorkerSession(settings: .init(
             name: config.name, slots: config.slots, token: config.token,
@@ -284,6 +293,7 @@ public final class WorkerAgent {
         healthTimer?.close(); healthTimer = nil
         retentionTimer?.close(); retentionTimer = nil
         measureTimer?.close(); measureTimer = nil
+        holdTimer?.close(); holdTimer = nil
         heartbeatTimer?.close(); heartbeatTimer = nil
         finisher?.close(); finisher = nil
         filesIdle?.close(); filesIdle = nil

@@ -16,6 +16,9 @@ import SwarmProtocol
 /// - Placement fills free slots first: only tasks no free slot fits reach `prefetchRound`.
 /// - A prefetched run that never started is withdrawn, not lost: back to the queue with its
 ///   attempt number given back, not charged to the node-loss budget (`withdrawPrefetched`).
+/// - A worker hands back a run it held `--prefetch-hold` (1 s) without a free slot (a refusal):
+///   withdrawn the same way and placed normally, so a slot free elsewhere takes it at once. That
+///   worker gets no more sent ahead until one of its runs ends (`prefetchPaused`).
 /// - The store saves it as `queued` with `node` set and a running run entry: a restart puts it
 ///   back on its node as prefetched (`isSavedPrefetch`), and the worker's registration says
 ///   whether it started there meanwhile (kept, `running`) or not (withdrawn, queued again).
@@ -33,7 +36,8 @@ extension ClusterState {
     }
 
     /// Brings `prefetchRoom` in step with node `name`: usable, holds prefetched assignments,
-    /// no free slot, and fewer than its slots plus `settings.prefetch` runs.
+    /// has not handed one back since its last run ended (`prefetchPaused`), no free slot, and
+    /// fewer than its slots plus `settings.prefetch` runs.
     mutating func reindexPrefetch(_ name: String) {
         if nodes[name]?.startedEarly.isEmpty == false { promoteStarted(name) }
         guard settings.prefetch > 0, let node = nodes[name] else {
@@ -41,7 +45,7 @@ extension ClusterState {
             return
         }
         let load = node.assigned.count + node.dying.count + node.dropping.count + node.probing
-        let room = node.holdsPrefetched && node.state == .ready && node.connected && node.holdUntilMs == 0
+        let room = node.holdsPrefetched && !node.prefetchPaused && node.state == .ready && node.connected && node.holdUntilMs == 0
             && node.freeSlots == 0 && load < node.slots + settings.prefetch
         if room { prefetchRoom.insert(name) } else if !prefetchRoom.isEmpty { prefetchRoom.remove(name) }
     }

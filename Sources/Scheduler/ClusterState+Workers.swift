@@ -34,6 +34,7 @@ extension ClusterState {
         node.leaving = false
         node.state = node.drained ? .draining : .ready
         node.holdsPrefetched = prefetch
+        node.prefetchPaused = false
         let reported = Set(running).union(finished)
         var withdrawn: [String] = []
         for (id, attempt) in node.assigned.sorted(by: { $0.key < $1.key }) where !reported.contains(RunRef(id: id, attempt: attempt)) {
@@ -161,6 +162,8 @@ extension ClusterState {
         let result = result.withValidNumbers(at: at)
         var directives: [SchedulerDirective] = [.ackResult(node: name, run: RunRef(id: result.id, attempt: result.attempt))]
         guard var node = nodes[name] else { return directives }
+        // One of its slots turned over: it may be sent runs ahead again.
+        node.prefetchPaused = false
         if node.dying[result.id] == result.attempt || node.stale[result.id] == result.attempt
             || node.dropping[result.id] == result.attempt {
             node.dying[result.id] = nil
@@ -220,17 +223,28 @@ extension ClusterState {
     }
 
     /// A worker refused a run; the task goes back to the queue without using an attempt, and
-    /// the worker gets no new placement for a second (so a refusal cannot become a hot loop).
+    /// the worker gets no new placement for a second (so a refusal cannot become a hot loop),
+    /// or, for a prefetched run (handed back), none sent ahead until one of its runs ends.
     /// A `permanent` refusal (the worker could not read the assignment) ends the task `failed`
     /// with that reason instead: it would fail the same way anywhere, and the worker is fine.
     /// The hold counts from `nowMs` (monotonic); `at` (wall) dates what ends.
     @discardableResult
     public mutating func taskRejected(node name: String, run: RunRef, nowMs: Int64, at: Int64,
                                       permanent reason: String? = nil) -> [SchedulerDirective] {
+        // A prefetched run cancelled while the worker handed it back: the refusal is its end
+        // there (no result follows), so its slot is free.
+        if nodes[name]?.dropping[run.id] == run.attempt {
+            nodes[name]?.dropping[run.id] = nil
+            reindex(name)
+            return []
+        }
         guard nodes[name]?.assigned[run.id] == run.attempt, var record = tasks[run.id] else { return [] }
         nodes[name]?.assigned[run.id] = nil
-        nodes[name]?.prefetched.remove(run.id)
-        if reason == nil { nodes[name]?.holdUntilMs = nowMs + 1_000 }
+        // A prefetched run handed back (held too long, or the worker stops): nothing more is
+        // sent ahead to it until one of its runs ends; its free slots, once it has some, are
+        // used at once (no hold: a refusal of a placement on a free slot sets that).
+        let handedBack = nodes[name]?.prefetched.remove(run.id) != nil
+        if reason == nil { if handedBack { nodes[name]?.prefetchPaused = true } else { nodes[name]?.holdUntilMs = nowMs + 1_000 } }
         released(run.id)
         reindex(name)
         if let reason {

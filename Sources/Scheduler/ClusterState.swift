@@ -154,6 +154,11 @@ public struct ClusterState: Sendable {
         var probing = 0
         /// The worker holds prefetched assignments until a slot frees (`Register.prefetch`).
         var holdsPrefetched = false
+        /// The worker handed back (refused) a prefetched run, one held too long without a free
+        /// slot: no more are sent ahead to it until one of its runs ends (a result from it), so
+        /// a worker whose slots stay busy for minutes does not take and return the queue's head
+        /// every hold period. In memory: a registration clears it.
+        var prefetchPaused = false
         /// Runs of `assigned` sent ahead (prefetched) whose start the worker has not reported:
         /// their tasks show `queued`. They count in `assigned` (so in the slot arithmetic) but
         /// not as running.

@@ -30,6 +30,8 @@ struct WorkerCommand: ParsableCommand {
     var retentionHours: Double?
     @Option(parsing: .unconditional, help: ArgumentHelp("GiB the kept finished tasks' files may take in all; past it the oldest go first (default 10).", valueName: "GIB"))
     var retentionGib: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds an assignment sent ahead (scheduler.prefetch) waits here for a free slot before it is handed back to go to a slot free elsewhere, 0.001 to 86400, decimals allowed (default 1).", valueName: "SECONDS"))
+    var prefetchHold: Double?
     @Option(help: ArgumentHelp("Serve this worker's /metrics (Prometheus) over HTTP on HOST:PORT; port 0 picks a free one. Loopback only without a cluster token; with one, requests need 'Authorization: Bearer TOKEN'. HTTPS off loopback (default: off).", valueName: "HOST:PORT"))
     var httpListen: String?
     @Flag(help: "Run only the config's runtimes, no plain commands.")
@@ -66,6 +68,14 @@ struct WorkerCommand: ParsableCommand {
 
         if let httpListen, parseHostPort(httpListen) == nil {
             throw usageError("--http-listen wants HOST:PORT, got '\(httpListen)'")
+        }
+        var prefetchHoldMs: Int64?
+        if let seconds = prefetchHold {
+            let ms = (seconds * 1_000).rounded()
+            guard ms.isFinite, ms >= 1, ms <= Double(WorkerConfig.maxPrefetchHoldMs) else {
+                throw usageError("--prefetch-hold must be 0.001 to \(WorkerConfig.maxPrefetchHoldMs / 1_000) seconds, got \(seconds)")
+            }
+            prefetchHoldMs = Int64(ms)
         }
         let logger = try log.bootstrap(default: .info)
         var settings = WorkerConfig(name: workerName, slots: slots, dataDir: dataDir ?? entry?.dataDir ?? ".swarm/worker-\(workerName)")
@@ -106,6 +116,7 @@ struct WorkerCommand: ParsableCommand {
                 maxAgeHours: retentionHours ?? Double(settings.retention.maxAgeMs) / 3_600_000,
                 maxGiB: retentionGib ?? Double(settings.retention.maxBytes) / 1_073_741_824)
         }
+        if let prefetchHoldMs { settings.prefetchHoldMs = prefetchHoldMs }
         let code: Int32
         do {
             settings.token = try loadClusterToken(file: tokenFile ?? entry?.tokenFile ?? file?.scheduler.workerTokenFile ?? file?.scheduler.tokenFile)

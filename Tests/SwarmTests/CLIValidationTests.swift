@@ -52,6 +52,11 @@ import SwarmProtocol
                 Self.expectUsageError(r, "\(verb[0]) \(flag)=\(value)")
             }
         }
+        // The worker's prefetch hold (seconds, 0.001 to 86400): zero, negative, NaN, huge.
+        for value in ["0", "-1", "0.0004", "nan", "86401", "1e300"] {
+            let r = try harness.run(["worker", "--scheduler", "127.0.0.1:1", "--slots", "1", "--prefetch-hold=\(value)"], timeout: 20)
+            Self.expectUsageError(r, "worker --prefetch-hold=\(value)", containing: "--prefetch-hold")
+        }
         // wait's timeout: zero, negative, NaN, huge.
         for value in ["0", "-1", "nan", "1e300"] {
             Self.expectUsageError(try harness.run(["wait", "--timeout=\(value)", "x"]), "wait --timeout=\(value)")

@@ -6,7 +6,8 @@ import Glibc
 
 /// Assignment prefetch (issue 17) on real `swarm` processes: a task sent ahead to a busy
 /// worker never makes it run more than its slots, shows `queued` until it starts, runs once,
-/// can be cancelled while held, and goes elsewhere, uncharged, when its worker dies.
+/// can be cancelled while held, goes elsewhere, uncharged, when its worker dies, and is handed
+/// back to run on a slot free elsewhere when its worker's slot stays busy.
 @Suite(.serialized) struct PrefetchEndToEndTests {
     typealias E2E = EndToEndTests
 
@@ -93,7 +94,9 @@ import Glibc
         let harness = try ProcessHarness()
         defer { harness.cleanup() }
         let address = try E2E.startScheduler(harness)
-        try harness.start("w", ["worker", "--scheduler", address, "--slots", "1", "--name", "w", "--data-dir", "\(harness.dir)/w"])
+        // Held until a slot frees (not handed back after the default 1 s): the test cancels it held.
+        try harness.start("w", ["worker", "--scheduler", address, "--slots", "1", "--name", "w", "--data-dir", "\(harness.dir)/w",
+                                "--prefetch-hold", "600"])
         _ = try E2E.waitForNodes(harness, address, count: 1)
         let mark = "\(harness.dir)/held-ran"
         #expect(try harness.run(["submit", "--scheduler", address, "--id", "busy", "--", "sh", "-c", "sleep 60", harness.marker]).status == 0)
@@ -117,7 +120,7 @@ import Glibc
         defer { harness.cleanup() }
         let address = try E2E.startScheduler(harness, extra: ["--lost-after", "1", "--heartbeat", "0.2"])
         let a = try harness.start("worker-a", ["worker", "--scheduler", address, "--slots", "1", "--name", "a",
-                                               "--data-dir", "\(harness.dir)/a"])
+                                               "--data-dir", "\(harness.dir)/a", "--prefetch-hold", "600"])
         _ = try E2E.waitForNodes(harness, address, count: 1)
         #expect(try harness.run(["submit", "--scheduler", address, "--id", "first", "--", "sh", "-c",
                                  "if [ $SWARM_ATTEMPT = 1 ]; then sleep 60; fi", harness.marker]).status == 0)
@@ -137,5 +140,39 @@ import Glibc
         // It never ran on a: its attempt was given back, and it ran once, on b.
         #expect(second["attempts"] as? Int == 1 && second["node"] as? String == "b")
         #expect((second["output"] as? String)?.contains("ran on b attempt 1") == true)
+    }
+
+    /// The defect the hold limit fixes: a task held behind a slot busy for minutes while
+    /// another worker's slot is free. Held on w1 (name order picks it), it is handed back after
+    /// 1 s and runs on w2 once w2's short task ends: seconds, not the 120 s of w1's task.
+    @Test func aTaskHeldBehindALongRunMovesToAFreeSlotElsewhere() throws {
+        let harness = try ProcessHarness()
+        defer { harness.cleanup() }
+        let address = try E2E.startScheduler(harness)
+        for (name, kind) in [("w1", "long"), ("w2", "short")] {
+            try harness.start(name, ["worker", "--scheduler", address, "--slots", "1", "--name", name, "--label", "kind=\(kind)",
+                                     "--data-dir", "\(harness.dir)/\(name)"])
+        }
+        _ = try E2E.waitForNodes(harness, address, count: 2)
+        #expect(try harness.run(["submit", "--scheduler", address, "--id", "long", "--constraint", "kind=long", "--",
+                                 "sh", "-c", "sleep 120", harness.marker]).status == 0)
+        try E2E.waitStarted(harness, address, "long")
+        #expect(try harness.run(["submit", "--scheduler", address, "--id", "short", "--constraint", "kind=short", "--",
+                                 "sh", "-c", "sleep 2", harness.marker]).status == 0)
+        try E2E.waitStarted(harness, address, "short")
+        let submitted = Date()
+        #expect(try harness.run(["submit", "--scheduler", address, "--id", "moved", "--",
+                                 "sh", "-c", "echo ran on $SWARM_NODE", harness.marker]).status == 0)
+        // Bounds a hang only: without the limit it waits on w1 until its 120 s task ends.
+        let wait = try harness.run(["wait", "--scheduler", address, "--json", "--timeout", "60", "moved"], timeout: 90)
+        #expect(wait.status == 0, "wait: \(wait.stdout) \(wait.stderr)")
+        let info = try #require(Self.list(wait.stdout).first)
+        #expect(info["state"] as? String == "succeeded" && info["node"] as? String == "w2")
+        #expect(info["attempts"] as? Int == 1)
+        #expect((info["output"] as? String)?.contains("ran on w2") == true)
+        #expect(Date().timeIntervalSince(submitted) < 60)
+        #expect(try Self.status(harness, address, "long")["state"] as? String == "running")
+        #expect(try harness.run(["cancel", "--scheduler", address, "long"]).status == 0)
+        _ = try harness.run(["wait", "--scheduler", address, "--timeout", "30", "long"])
     }
 }

@@ -223,10 +223,10 @@ import Testing
 
     @Test func holdStartsInOrderOnlyIntoAFreeSlotWhileRegistered() {
         var hold = PrefetchHold()
-        #expect(hold.hold(Self.assignment("a")) == nil)
-        #expect(hold.hold(Self.assignment("b")) == nil)
-        #expect(hold.hold(Self.assignment("a")) != nil)
-        #expect(hold.hold(Self.assignment("b", attempt: 2)) != nil)
+        #expect(hold.hold(Self.assignment("a"), nowMs: 0) == nil)
+        #expect(hold.hold(Self.assignment("b"), nowMs: 0) == nil)
+        #expect(hold.hold(Self.assignment("a"), nowMs: 0) != nil)
+        #expect(hold.hold(Self.assignment("b", attempt: 2), nowMs: 0) != nil)
         #expect(hold.count == 2)
         #expect(hold.next(busy: 2, slots: 2, registered: true) == nil)
         #expect(hold.next(busy: 1, slots: 2, registered: false) == nil)
@@ -238,8 +238,8 @@ import Testing
 
     @Test func holdDropsKilledRunsAndIsBounded() {
         var hold = PrefetchHold()
-        for i in 0..<PrefetchHold.maxHeld { #expect(hold.hold(Self.assignment("t\(i)")) == nil) }
-        #expect(hold.hold(Self.assignment("over")) != nil)
+        for i in 0..<PrefetchHold.maxHeld { #expect(hold.hold(Self.assignment("t\(i)"), nowMs: 0) == nil) }
+        #expect(hold.hold(Self.assignment("over"), nowMs: 0) != nil)
         #expect(hold.remove(RunRef(id: "t5", attempt: 2)) == nil)
         #expect(hold.remove(RunRef(id: "t5", attempt: 1))?.id == "t5")
         #expect(hold.run(of: "t5") == nil)
@@ -248,5 +248,78 @@ import Testing
         #expect(started.first == "t0" && !started.contains("t5") && started.count == 100)
         #expect(hold.removeAll().count == PrefetchHold.maxHeld - 101)
         #expect(hold.isEmpty)
+    }
+
+    @Test func holdHandsBackWhatWaitedItsLimitOldestFirst() {
+        var hold = PrefetchHold(maxHoldMs: 1_000)
+        #expect(hold.nextExpiryMs == nil)
+        #expect(hold.hold(Self.assignment("a"), nowMs: 5_000) == nil)
+        #expect(hold.hold(Self.assignment("b"), nowMs: 5_400) == nil)
+        #expect(hold.nextExpiryMs == 6_000)
+        // 999 ms: kept; 1,000 ms: handed back. b, held later, is kept.
+        #expect(hold.expired(nowMs: 5_999).isEmpty)
+        #expect(hold.expired(nowMs: 6_000).map(\.id) == ["a"])
+        #expect(hold.count == 1 && hold.nextExpiryMs == 6_400)
+        // A clock read earlier than the last hold's does not put an entry before it.
+        #expect(hold.hold(Self.assignment("c"), nowMs: 5_100) == nil)
+        #expect(hold.expired(nowMs: 6_399).isEmpty)
+        #expect(hold.expired(nowMs: 7_000).map(\.id) == ["b", "c"])
+        #expect(hold.isEmpty && hold.nextExpiryMs == nil)
+        // What started or was killed before its limit is not handed back.
+        #expect(hold.hold(Self.assignment("d"), nowMs: 8_000) == nil)
+        #expect(hold.next(busy: 0, slots: 1, registered: true)?.id == "d")
+        #expect(hold.expired(nowMs: 20_000).isEmpty)
+    }
+
+    /// A worker whose slot stays busy hands its held run back: it goes to a free slot elsewhere,
+    /// uncharged; nothing more is sent ahead to that worker until one of its runs ends.
+    @Test func aHandedBackRunGoesToAFreeSlotAndPausesPrefetchToItsWorker() throws {
+        var state = ClusterState(settings: Self.settings())
+        _ = try Self.node(&state, "a", slots: 1)
+        _ = try Self.node(&state, "b", slots: 1)
+        try S.submit(&state, ["long", "short", "t3", "t4"])
+        #expect(Self.round(&state) == ["a:long", "b:short", "a:t3+", "b:t4+"])
+        // b's short run ends; t4 starts there (held), b is busy again; t3 waits on a.
+        _ = state.taskFinished(node: "b", result: S.result("short", at: Self.t0 + 1), at: Self.t0 + 1)
+        state.taskStarted(node: "b", run: RunRef(id: "t4", attempt: 1), startedAt: Self.t0 + 1)
+        #expect(try state.task("t4").state == .running)
+        // a hands t3 back: queued again, attempt given back, nothing charged; a gets nothing
+        // ahead (it is the only node with room), not even after the old one-second hold.
+        let handed = state.taskRejected(node: "a", run: RunRef(id: "t3", attempt: 1), nowMs: Self.t0 + 1_000, at: Self.t0 + 1_000)
+        #expect(handed.isEmpty)
+        #expect(try state.task("t3").state == .queued && state.task("t3").attempts == 0)
+        #expect(state.tasks["t3"]?.retry.losses == 0)
+        try S.submit(&state, ["t5"], at: Self.t0 + 1_000)
+        #expect(Self.round(&state, at: Self.t0 + 1_001) == ["b:t3+"])
+        #expect(Self.round(&state, at: Self.t0 + 5_000) == [])
+        Self.check(state)
+        // b hands t3 back too: both paused, t3 and t5 queued.
+        _ = state.taskRejected(node: "b", run: RunRef(id: "t3", attempt: 1), nowMs: Self.t0 + 5_001, at: Self.t0 + 5_001)
+        #expect(Self.round(&state, at: Self.t0 + 5_002) == [])
+        // b's run ends: its free slot takes t3 at once (no hold), then t5 goes ahead to b again.
+        _ = state.taskFinished(node: "b", result: S.result("t4", at: Self.t0 + 5_003), at: Self.t0 + 5_003)
+        #expect(Self.round(&state, at: Self.t0 + 5_003) == ["b:t3", "b:t5+"])
+        #expect(try state.task("t3").attempts == 1)
+        Self.check(state)
+        // a stays paused until its own run ends.
+        _ = state.taskFinished(node: "a", result: S.result("long", at: Self.t0 + 6_000), at: Self.t0 + 6_000)
+        try S.submit(&state, ["t6", "t7"], at: Self.t0 + 6_000)
+        #expect(Self.round(&state, at: Self.t0 + 6_000) == ["a:t6", "a:t7+"])
+        Self.check(state)
+    }
+
+    /// A cancel crossing the worker's hand-back: the refusal ends the dropped run there.
+    @Test func aCancelledRunHandedBackFreesItsSlot() throws {
+        var state = ClusterState(settings: Self.settings())
+        _ = try Self.node(&state, "a", slots: 1)
+        try S.submit(&state, ["t1", "t2"])
+        #expect(Self.round(&state) == ["a:t1", "a:t2+"])
+        _ = try state.cancel("t2", at: Self.t0 + 1)
+        #expect(try state.task("t2").state == .cancelled)
+        _ = state.taskRejected(node: "a", run: RunRef(id: "t2", attempt: 1), nowMs: Self.t0 + 2, at: Self.t0 + 2)
+        _ = state.taskFinished(node: "a", result: S.result("t1", at: Self.t0 + 3), at: Self.t0 + 3)
+        try S.submit(&state, ["t3"], at: Self.t0 + 3)
+        #expect(Self.round(&state, at: Self.t0 + 3) == ["a:t3"])
+        Self.check(state)
     }
 }
