@@ -119,21 +119,17 @@ extension SchedulerServer {
     }
 
     /// Starts a checkpoint of the WAL on another thread when one is due and none runs
-    /// (TaskStore+Sync.swift: commits do not checkpoint). Here without such a thread, or when
-    /// the WAL is past `TaskStore.inlineCheckpointFrames`: a background checkpoint copies only
-    /// the frames written before it started, and the WAL starts over only after one that
-    /// copied them all, which a loop writing all along may keep from happening; one here (no
-    /// writer beside it) always does. A failed checkpoint loses nothing (the WAL keeps every
-    /// frame): logged, tried again at a later save.
+    /// (TaskStore+Sync.swift: commits do not checkpoint). Here only without such a thread. A
+    /// failed checkpoint loses nothing (the WAL keeps every frame): logged, tried again at a
+    /// later save.
     private func checkpointIfDue(_ store: TaskStore) {
         guard store.checkpointDue, !checkpointRunning else { return }
-        guard let jobs = blobState.jobs, store.walFrames < TaskStore.inlineCheckpointFrames else {
-            GapTrace.mark("s_ckpt_here", "\(store.walFrames)")
+        guard let jobs = blobState.jobs else {
             do { try store.checkpointHere() } catch { logger.warning("checkpoint of \(store.path) failed (retried later): \(error)") }
             return
         }
         checkpointRunning = true
-        GapTrace.mark("s_ckpt_start", "\(store.walFrames)")
+        GapTrace.mark("s_ckpt_start")
         jobs.run(store.checkpointJob()) { [weak self] failure in
             GapTrace.mark("s_ckpt_end")
             guard let self else { return }

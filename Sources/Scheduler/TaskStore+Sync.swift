@@ -31,15 +31,8 @@ extension TaskStore {
     /// WAL frames (pages) after which a checkpoint is due: SQLite's own default.
     public static let checkpointFrames = 1000
 
-    /// Past this many WAL frames (64 MiB) the owner checkpoints on its own thread
-    /// (`checkpointHere`), which always lets the next commit start the WAL over.
-    public static let inlineCheckpointFrames = 16 * checkpointFrames
-
     /// Whether the WAL is long enough for a checkpoint (`checkpointJob`).
     public var checkpointDue: Bool { !syncOnCommit && database.walFrames >= Self.checkpointFrames }
-
-    /// Frames in the WAL after the last commit.
-    public var walFrames: Int { database.walFrames }
 
     /// A checkpoint here, on the loop's connection: for an owner without another thread.
     public func checkpointHere() throws(TaskStoreError) {

@@ -204,27 +204,6 @@ import SwarmUV
         #expect(try reopened.loadTasks().map(\.info.id).sorted() == (ids + ["after"]).sorted())
     }
 
-    /// The owner's fallback (a WAL past `inlineCheckpointFrames`, or no background thread): a
-    /// checkpoint on the store's own connection copies every frame, so the next commit starts
-    /// the WAL over.
-    @Test func aCheckpointHereLetsTheNextCommitStartTheWALOver() throws {
-        let dir = TaskStoreTests.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var state = ClusterState()
-        let store = try TaskStore(directory: dir, syncOnCommit: false)
-        let padding = String(repeating: "x", count: 4_000)
-        for batch in 0..<60 where !store.checkpointDue {
-            for n in 0..<20 { _ = try state.submit(TaskSpec(id: "t\(batch)-\(n)", command: ["echo", padding]), at: Self.t0) }
-            try store.save(state.takeChanges(), at: Self.t0)
-        }
-        #expect(store.walFrames >= TaskStore.checkpointFrames)
-        try store.checkpointHere()
-        try S.submit(&state, ["after"])
-        try store.save(state.takeChanges(), at: Self.t0)
-        #expect(store.walFrames < 100)
-        #expect(TaskStore.inlineCheckpointFrames > TaskStore.checkpointFrames)
-    }
-
     /// A sync job whose WAL is gone (the store closed and SQLite folded it back) syncs the
     /// database file instead and does not fail; one whose directory is gone fails, naming it.
     @Test func aSyncJobWithoutItsWALSyncsTheDatabaseAndAMissingDirectoryIsAnError() throws {
