@@ -97,7 +97,6 @@ extension SchedulerServer {
                 unsyncedWriteTime += ContinuousClock.now - started
             }
             if !dropped.isEmpty { logger.warning("\(StateSaveFailure.droppedLogsLine(dropped, directory: store.directory))") }
-            checkpointIfDue(store)
             return true
         } catch {
             stateLost(error)
@@ -116,26 +115,6 @@ extension SchedulerServer {
         self.store = nil
         stop()
         onFatal?(line)
-    }
-
-    /// Starts a checkpoint of the WAL on another thread when one is due and none runs
-    /// (TaskStore+Sync.swift: commits do not checkpoint). Here only without such a thread. A
-    /// failed checkpoint loses nothing (the WAL keeps every frame): logged, tried again at a
-    /// later save.
-    private func checkpointIfDue(_ store: TaskStore) {
-        guard store.checkpointDue, !checkpointRunning else { return }
-        guard let jobs = blobState.jobs else {
-            do { try store.checkpointHere() } catch { logger.warning("checkpoint of \(store.path) failed (retried later): \(error)") }
-            return
-        }
-        checkpointRunning = true
-        GapTrace.mark("s_ckpt_start")
-        jobs.run(store.checkpointJob()) { [weak self] failure in
-            GapTrace.mark("s_ckpt_end")
-            guard let self else { return }
-            self.checkpointRunning = false
-            if let failure { self.logger.warning("checkpoint of \(store.path) failed (retried later): \(failure)") }
-        }
     }
 
     // MARK: Group commit
@@ -183,20 +162,12 @@ extension SchedulerServer {
     /// releases the turns it covers, then starts the next one for what was written meanwhile.
     private func startSync() {
         guard let store, !store.syncOnCommit, let count = commits.startSync(written: store.changeCount) else { return }
-        let plainJob = store.syncJob()
-        GapTrace.mark("s_sync_start", "\(count)")
-        let job: @Sendable () -> TaskStoreError? = {
-            GapTrace.mark("s_fsync_begin", "\(count)")
-            let result = plainJob()
-            GapTrace.mark("s_fsync_end", "\(count)")
-            return result
-        }
+        let job = store.syncJob()
         let writes = unsyncedWriteTime
         unsyncedWriteTime = .zero
         let started = ContinuousClock.now
         let finish: (TaskStoreError?) -> Void = { [weak self] failure in
             guard let self, self.store === store else { return }
-            GapTrace.mark("s_sync_seen", "\(count)")
             if let failure { return self.stateLost(failure) }
             self.metrics.commit(writes + (ContinuousClock.now - started))
             // The first sync also made the WAL's name durable (`syncJob`): only from then on may

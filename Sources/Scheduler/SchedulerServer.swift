@@ -49,8 +49,6 @@ public final class SchedulerServer {
     var commits = GroupCommit<HeldTurn>(durable: 0)
     /// Time spent writing changes not yet covered by a sync (for `swarm_state_commit_seconds`).
     var unsyncedWriteTime: Duration = .zero
-    /// A checkpoint of the store's WAL runs on another thread (`checkpointIfDue`).
-    var checkpointRunning = false
     var sessions: [ObjectIdentifier: PeerSession] = [:]
     /// The same sessions by their connection (what `outgoing` names).
     var sessionsByConnection: [ObjectIdentifier: PeerSession] = [:]

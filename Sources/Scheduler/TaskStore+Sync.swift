@@ -17,49 +17,7 @@ import Glibc
 /// directory (SQLite does that at the first sync of a new WAL). Nothing here locks: SQLite
 /// takes its locks on the database and `-shm` files, never on the WAL, so opening and closing
 /// the WAL here releases none of them.
-///
-/// Checkpoints leave the loop thread too: with `syncOnCommit` off, no commit checkpoints
-/// (SQLite's automatic checkpoint after a commit syncs the WAL, copies it into the database
-/// and syncs that, on the committing thread: under `swarm bench dag` that was about 3 times
-/// per layer of 100 tasks, each holding the loop thread 0.5-250 ms on a busy disk). The owner
-/// runs `checkpointJob` on another thread once `checkpointDue`: a passive checkpoint on a
-/// connection of its own, syncing as SQLite's would (the WAL before the copy, the database
-/// after it), so frames that a restarted WAL overwrites are durable in the database first,
-/// as before. The loop's writes go on meanwhile (a passive checkpoint takes no lock a
-/// writer waits for); the next commit after a whole copy starts the WAL over.
 extension TaskStore {
-    /// WAL frames (pages) after which a checkpoint is due: SQLite's own default.
-    public static let checkpointFrames = 1000
-
-    /// Whether the WAL is long enough for a checkpoint (`checkpointJob`).
-    public var checkpointDue: Bool { !syncOnCommit && database.walFrames >= Self.checkpointFrames }
-
-    /// A checkpoint here, on the loop's connection: for an owner without another thread.
-    public func checkpointHere() throws(TaskStoreError) {
-        do { try database.checkpoint() } catch { throw Self.classify(error, path: path, directory: directory) }
-    }
-
-    /// Work for another thread: a passive checkpoint of the WAL into the database, on a
-    /// connection of its own (opened and closed there; the store's connection stays open
-    /// meanwhile, so this close neither checkpoints again nor removes the WAL). Returns nil
-    /// once done, or what failed: nothing is lost then (the WAL still holds every frame), and
-    /// a later checkpoint tries again.
-    public func checkpointJob() -> @Sendable () -> TaskStoreError? {
-        let path = self.path, directory = self.directory
-        return {
-            do throws(SQLiteError) {
-                let database = try SQLiteDatabase(path: path)
-                defer { database.close() }
-                // The syncs of a checkpoint: the WAL before the copy, the database after.
-                try database.execute("PRAGMA synchronous = FULL")
-                try database.checkpoint()
-                return nil
-            } catch {
-                return Self.classify(error, path: path, directory: directory)
-            }
-        }
-    }
-
     /// The store's write position: compare it before and after a sync job (`GroupCommit`).
     public var changeCount: Int64 { database.totalChanges }
 

@@ -131,11 +131,7 @@ public final class TaskStore {
             database = try SQLiteDatabase(path: path)
             try Self.prepareSchema(database, path: path, directory: directory)
             // Migrations and the schema are on disk by now (each committed with FULL).
-            if !syncOnCommit {
-                try database.execute("PRAGMA synchronous = NORMAL")
-                // Checkpoints off the loop thread too (`checkpointJob`, TaskStore+Sync.swift).
-                database.countWALFrames()
-            }
+            if !syncOnCommit { try database.execute("PRAGMA synchronous = NORMAL") }
             updateTask = try database.prepare("""
                 UPDATE tasks SET state = ?2, node = ?3, attempts = ?4, finished_at = ?5, info = ?6, retry = ?7 WHERE id = ?1
                 """)

@@ -160,50 +160,6 @@ import SwarmUV
         #expect(try reopened.loadTasks().map(\.info.id) == ["t", "u"])
     }
 
-    /// With `syncOnCommit` off no commit checkpoints (SQLite's automatic checkpoint syncs on
-    /// the committing thread, the scheduler's loop): the WAL grows past `checkpointFrames`
-    /// with the database file untouched, `checkpointDue` says so, and a checkpoint job on
-    /// another thread (its own connection) copies it into the database; the next commit starts
-    /// the WAL over, and everything comes back after a reopen.
-    @Test func commitsDoNotCheckpointAndACheckpointJobFromAnotherThreadDoes() throws {
-        let dir = TaskStoreTests.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var state = ClusterState()
-        var store: TaskStore? = try TaskStore(directory: dir, syncOnCommit: false)
-        func databaseBytes() -> Int {
-            ((try? FileManager.default.attributesOfItem(atPath: dir + "/swarm.db"))?[.size] as? Int) ?? -1
-        }
-        let emptySize = databaseBytes()
-        var ids: [String] = []
-        // Each task's row with a ~4 KiB spec: at least one WAL frame per task.
-        let padding = String(repeating: "x", count: 4_000)
-        for batch in 0..<60 where !store!.checkpointDue {
-            let names = (0..<20).map { "t\(batch)-\($0)" }
-            for id in names { _ = try state.submit(TaskSpec(id: id, command: ["echo", padding]), at: Self.t0) }
-            try store!.save(state.takeChanges(), at: Self.t0)
-            ids += names
-        }
-        #expect(store!.checkpointDue)
-        #expect(store!.database.walFrames >= TaskStore.checkpointFrames)
-        #expect(databaseBytes() == emptySize)  // nothing copied into the database by a commit
-        let job = store!.checkpointJob()
-        let failure = Locked<TaskStoreError?>(nil)
-        let thread = Thread { failure.withLock { $0 = job() } }
-        thread.start()
-        for _ in 0..<3_000 where thread.isExecuting || !thread.isFinished { usleep(10_000) }
-        #expect(thread.isFinished)
-        #expect(failure.withLock { $0 } == nil)
-        #expect(databaseBytes() > emptySize + 1_000_000)  // the tasks' rows, copied in
-        try S.submit(&state, ["after"])
-        try store!.save(state.takeChanges(), at: Self.t0)
-        #expect(store!.database.walFrames < 100)  // started over
-        #expect(!store!.checkpointDue)
-        store = nil
-
-        let reopened = try TaskStore(directory: dir)
-        #expect(try reopened.loadTasks().map(\.info.id).sorted() == (ids + ["after"]).sorted())
-    }
-
     /// A sync job whose WAL is gone (the store closed and SQLite folded it back) syncs the
     /// database file instead and does not fail; one whose directory is gone fails, naming it.
     @Test func aSyncJobWithoutItsWALSyncsTheDatabaseAndAMissingDirectoryIsAnError() throws {
