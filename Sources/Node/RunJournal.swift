@@ -218,13 +218,7 @@ public final class RunJournal {
     /// applies the record to the live runs held in memory once it is written.
     private func append(_ bytes: [UInt8], keep: (inout [String: KeptRun]) -> Void) throws(FileError) {
         if file.kept == nil { file.kept = loadKept() }
-        if file.fd < 0 {
-            let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw FileError(path: logPath, errno: errno) }
-            var info = stat()
-            file.size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
-            file.fd = fd
-        }
+        if file.fd < 0 { try openFile() }
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { write(file.fd, $0.baseAddress! + offset, bytes.count - offset) }
@@ -277,8 +271,20 @@ public final class RunJournal {
         }
         file.rewriteDue = false
         compactedBytes = bytes.count
-        // The open descriptor is the replaced file's.
+        // The open descriptor is the replaced file's: the new file's is opened now, so the
+        // worker's descriptors stay the same across a compaction (the soak counts them); if
+        // that open fails, the next append tries again.
         file.reopen()
+        try? openFile()
+    }
+
+    /// Opens the journal for appending and counts its size.
+    private func openFile() throws(FileError) {
+        let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(path: logPath, errno: errno) }
+        var info = stat()
+        file.size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
+        file.fd = fd
     }
 }
 
