@@ -127,10 +127,11 @@ public enum Output {
     /// `swarm nodes`: RUNTIMES lists each runtime with its health (`claude:ok`, `codex:FAIL`);
     /// COMMANDS says whether plain commands may run there.
     public static func nodeTable(_ nodes: [NodeInfo]) -> String {
-        var rows = [["NAME", "STATE", "SLOTS", "FREE", "RUNNING", "DONE", "CONNECTED", "LAST SEEN", "RUNTIMES", "COMMANDS", "LABELS"]]
+        var rows = [["NAME", "STATE", "SLOTS", "FREE", "RUNNING", "HELD", "DONE", "CONNECTED", "LAST SEEN", "RUNTIMES", "COMMANDS", "LABELS"]]
         for n in nodes {
             let runtimes = n.runtimes.isEmpty ? "-" : n.runtimes.map { "\($0.name):\($0.healthy ? "ok" : "FAIL")" }.joined(separator: ",")
-            rows.append([n.name, n.state.rawValue, String(n.slots), String(n.freeSlots), String(n.running), String(n.completed),
+            rows.append([n.name, n.state.rawValue, String(n.slots), String(n.freeSlots), String(n.running),
+                         n.prefetched.map(String.init) ?? "-", String(n.completed),
                          n.connected ? "yes" : "no", ms(n.lastSeenMsAgo) + " ago", runtimes, n.allowsCommands ? "yes" : "no",
                          pairs(n.labels)])
         }

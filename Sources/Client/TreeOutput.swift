@@ -79,6 +79,7 @@ public enum TreeOutput {
         var line = "\(reply.id): cancelled \(stopped) task\(stopped == 1 ? "" : "s") of its tree of \(reply.total)"
         line += " (\(reply.cancelled) queued, now cancelled; \(reply.killing) running, being killed)"
         if reply.alreadyEnded > 0 { line += "; \(reply.alreadyEnded) had already ended" }
+        if let busy = reply.alreadyCancelling, busy > 0 { line += "; \(busy) already being cancelled" }
         return line
     }
 }

@@ -91,6 +91,8 @@ public struct ClusterFile: Sendable, Equatable {
         /// `retention.maxAgeHours` and `retention.maxGiB` (`--retention-hours`, `--retention-gib`).
         public var retentionMaxAgeHours: Double?
         public var retentionMaxGiB: Double?
+        /// `prefetchHold` (seconds, `--prefetch-hold`), kept in milliseconds.
+        public var prefetchHoldMs: Int64?
     }
 
     public var scheduler = SchedulerSection()
@@ -202,7 +204,7 @@ public struct ClusterFile: Sendable, Equatable {
                 guard let v = value as? [String: Any] else { throw ConfigError("\(at) must be an object") }
                 try checkKeys(v, allowed: ["slots", "labels", "dataDir", "workDir", "tokenFile", "runtimes", "allowCommands",
                                            "workRoot", "blobCacheMB", "checkoutSlots", "maxArtifactBytesPerTask", "retention", "httpListen", "comment",
-                                           "tlsCert", "tlsKey", "tlsCa", "httpTlsCert", "httpTlsKey"], at: at)
+                                           "prefetchHold", "tlsCert", "tlsKey", "tlsCa", "httpTlsCert", "httpTlsKey"], at: at)
                 var section = WorkerSection()
                 if let slots = try number(v, "slots", at) {
                     guard slots == slots.rounded(), slots >= 1, slots <= 100_000 else {
@@ -248,6 +250,13 @@ public struct ClusterFile: Sendable, Equatable {
                         throw ConfigError("\(at).maxArtifactBytesPerTask must be a whole number of bytes from 0 to \(Bounds.bytes.upperBound)")
                     }
                     section.maxArtifactBytesPerTask = Int64(bytes)
+                }
+                if let seconds = try number(v, "prefetchHold", at) {
+                    let ms = (seconds * 1_000).rounded()
+                    guard ms.isFinite, ms >= 1, ms <= Double(WorkerConfig.maxPrefetchHoldMs) else {
+                        throw ConfigError("\(at).prefetchHold must be 0.001 to \(WorkerConfig.maxPrefetchHoldMs / 1_000) seconds")
+                    }
+                    section.prefetchHoldMs = Int64(ms)
                 }
                 try retention(v, into: &section, at: at)
                 if let names = v["runtimes"] {
@@ -432,6 +441,7 @@ extension WorkerConfig {
         if let mb = entry?.blobCacheMB { blobCacheBytes = Int64(mb) << 20 }
         checkoutSlots = entry?.checkoutSlots ?? checkoutSlots
         maxArtifactBytesPerTask = entry?.maxArtifactBytesPerTask ?? maxArtifactBytesPerTask
+        prefetchHoldMs = entry?.prefetchHoldMs ?? prefetchHoldMs
         if entry?.retentionMaxAgeHours != nil || entry?.retentionMaxGiB != nil {
             retention = WorkerRetention.Limits(maxAgeHours: entry?.retentionMaxAgeHours ?? Double(retention.maxAgeMs) / 3_600_000,
                                                maxGiB: entry?.retentionMaxGiB ?? Double(retention.maxBytes) / 1_073_741_824)

@@ -73,9 +73,14 @@ extension Message {
         public var killing: Int
         /// Those that had ended before (left as they are).
         public var alreadyEnded: Int
-        public init(requestId: Int, id: String, total: Int, cancelled: Int, killing: Int, alreadyEnded: Int) {
+        /// Those an earlier cancel was already ending (an overlapping tree cancel, or a plain
+        /// cancel of a running one): not counted again. Absent (nil) from older schedulers.
+        public var alreadyCancelling: Int?
+        public init(requestId: Int, id: String, total: Int, cancelled: Int, killing: Int, alreadyEnded: Int,
+                    alreadyCancelling: Int? = nil) {
             self.requestId = requestId; self.id = id; self.total = total
             self.cancelled = cancelled; self.killing = killing; self.alreadyEnded = alreadyEnded
+            self.alreadyCancelling = alreadyCancelling
         }
     }
 }

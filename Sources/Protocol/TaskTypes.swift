@@ -103,10 +103,15 @@ public struct NodeInfo: Codable, Sendable, Equatable {
     /// Runtimes the worker runs, with their health.
     public var runtimes: [RuntimeStatus]
     public var allowsCommands: Bool
+    /// Tasks sent ahead to this worker that it holds until a slot frees (prefetch); they are
+    /// `queued`, not in `running`. Absent (nil) from schedulers before it.
+    public var prefetched: Int?
 
     public init(name: String, slots: Int, freeSlots: Int, running: Int, state: NodeState,
                 labels: [String: String], address: String?, connected: Bool,
-                lastSeenMsAgo: Int64, completed: Int, runtimes: [RuntimeStatus] = [], allowsCommands: Bool = true) {
+                lastSeenMsAgo: Int64, completed: Int, runtimes: [RuntimeStatus] = [], allowsCommands: Bool = true,
+                prefetched: Int? = nil) {
+        self.prefetched = prefetched
         self.runtimes = runtimes
         self.allowsCommands = allowsCommands
         self.name = name
@@ -123,6 +128,7 @@ public struct NodeInfo: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, slots, freeSlots, running, state, labels, address, connected, lastSeenMsAgo, completed, runtimes, allowsCommands
+        case prefetched
     }
 
     /// Every key, `null` when unknown.
@@ -140,5 +146,6 @@ public struct NodeInfo: Codable, Sendable, Equatable {
         try c.encode(completed, forKey: .completed)
         try c.encode(runtimes, forKey: .runtimes)
         try c.encode(allowsCommands, forKey: .allowsCommands)
+        try c.encode(prefetched, forKey: .prefetched)
     }
 }

@@ -17,7 +17,7 @@ extension ClientRequests {
         directives += state.continueTreeCancel(&job, at: context.at, budget: context.treeCancelSlice)
         var outcome = ClientOutcome(directives: directives)
         if job.cancelled > 0 || !directives.isEmpty {
-            outcome.log = [.notice("tree of task \(PeerText.safe(ref.id)) cancelled by a client: \(job.cancelled) queued cancelled, \(job.killing) being killed, \(job.alreadyEnded) had ended")]
+            outcome.log = [.notice("tree of task \(PeerText.safe(ref.id)) cancelled by a client: \(job.cancelled) queued cancelled, \(job.killing) being killed, \(job.alreadyEnded) had ended, \(job.alreadyCancelling) already being cancelled")]
         }
         if job.isDone {
             outcome.replies = [treeCancelled(ref.requestId, job)]
@@ -30,7 +30,8 @@ extension ClientRequests {
     /// The answer to a tree cancel once its last slice is done.
     static func treeCancelled(_ requestId: Int, _ job: TreeCancelJob) -> Message {
         .treeCancelled(.init(requestId: requestId, id: job.root, total: job.total, cancelled: job.cancelled,
-                             killing: job.killing, alreadyEnded: job.alreadyEnded))
+                             killing: job.killing, alreadyEnded: job.alreadyEnded,
+                             alreadyCancelling: job.alreadyCancelling > 0 ? job.alreadyCancelling : nil))
     }
 
     /// One page of a tree (`ClusterState.treePage`). The first page of a tree named by id also

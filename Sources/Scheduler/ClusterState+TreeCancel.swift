@@ -11,6 +11,9 @@ public struct TreeCancelJob: Equatable, Sendable {
     public let cancelled: Int
     public let killing: Int
     public let alreadyEnded: Int
+    /// Those another tree cancel (an overlapping tree, or the same one asked twice) or a
+    /// plain cancel was already ending: counted once, by the request that began it.
+    public let alreadyCancelling: Int
     /// The tasks that were queued, to end in order; `next` is the first not ended yet.
     let queued: [String]
     var next = 0
@@ -30,7 +33,11 @@ extension ClusterState {
     /// Its root is saved (`treeCancelRoots`) until its last slice: a restart resumes it.
     mutating func beginTreeCancel(_ ids: [String], at: Int64, stopRunning: Bool = true) -> (job: TreeCancelJob, directives: [SchedulerDirective]) {
         let before = ids.map { tasks[$0]?.info.state }
-        let queued = zip(ids, before).filter { $0.1 == .queued }.map(\.0)
+        let cancelling = zip(ids, before).map { id, state in
+            state?.isTerminal == false && (treeCancelPending.contains(id) || tasks[id]?.cancelRequested == true)
+        }
+        let fresh = zip(ids.indices, ids).filter { !cancelling[$0.0] }
+        let queued = fresh.filter { before[$0.0] == .queued }.map(\.1)
         queue.remove(ids: Set(queued), requests: queued.compactMap { tasks[$0]?.request })
         treeCancelPending.formUnion(queued)
         if !queued.isEmpty, let root = ids.first {
@@ -42,12 +49,14 @@ extension ClusterState {
         // slice it would start there as soon as the tree's killed runs free a slot, and a
         // withdrawal (its worker lost or restarted) would queue it again.
         for id in queued where isPrefetched(id) { directives += (try? cancel(id, at: at)) ?? [] }
-        for (id, state) in zip(ids, before) where stopRunning && state != nil && state != .queued && state?.isTerminal == false {
+        for (i, id) in fresh where stopRunning && before[i] != nil && before[i] != .queued && before[i]?.isTerminal == false {
             directives += (try? cancel(id, at: at)) ?? []
         }
-        let killing = before.filter { $0 == .running }.count
+        let killing = fresh.filter { before[$0.0] == .running }.count
+        let alreadyCancelling = cancelling.filter { $0 }.count
         let job = TreeCancelJob(root: ids.first ?? "", total: ids.count, cancelled: queued.count, killing: killing,
-                                alreadyEnded: ids.count - queued.count - killing, queued: queued)
+                                alreadyEnded: ids.count - queued.count - killing - alreadyCancelling,
+                                alreadyCancelling: alreadyCancelling, queued: queued)
         return (job, directives)
     }
 
@@ -56,6 +65,9 @@ extension ClusterState {
     mutating func continueTreeCancel(_ job: inout TreeCancelJob, at: Int64,
                                      budget: Int = ClusterState.treeCancelSlice) -> [SchedulerDirective] {
         var directives: [SchedulerDirective] = []
+        // Only the call that ends its last queued task takes its saved root out: a job that
+        // had none queued saved none, and another job may hold an equal root.
+        let wasDone = job.isDone
         let end = min(job.queued.count, job.next + max(1, budget))
         for id in job.queued[job.next..<end] {
             // Still pending while it ends: what its end releases must not place the others.
@@ -65,7 +77,7 @@ extension ClusterState {
             treeCancelPending.remove(id)
         }
         job.next = end
-        if job.isDone, let i = treeCancelRoots.firstIndex(of: job.root) {
+        if !wasDone, job.isDone, let i = treeCancelRoots.firstIndex(of: job.root) {
             treeCancelRoots.remove(at: i)
             treeCancelsChanged = true
         }

@@ -362,7 +362,8 @@ public struct ClusterState: Sendable {
                      running: node.running, state: node.state, labels: node.labels,
                      address: node.address, connected: node.connected,
                      lastSeenMsAgo: max(0, nowMs - node.lastSeenMs), completed: node.completed,
-                     runtimes: node.runtimeStatus, allowsCommands: node.allowsCommands)
+                     runtimes: node.runtimeStatus, allowsCommands: node.allowsCommands,
+                     prefetched: node.prefetched.count)
         }
     }
 

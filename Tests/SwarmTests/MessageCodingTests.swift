@@ -114,7 +114,7 @@ import Testing
         let nodes = try json(.nodeList(.init(requestId: 1, nodes: [Self.node])))
         let first = try #require((nodes["nodes"] as? [[String: Any]])?.first)
         #expect(Set(first.keys) == ["name", "slots", "freeSlots", "running", "state", "labels", "address",
-                                    "connected", "lastSeenMsAgo", "completed", "runtimes", "allowsCommands"])
+                                    "connected", "lastSeenMsAgo", "completed", "runtimes", "allowsCommands", "prefetched"])
         let hb = try json(.heartbeat(.init(freeSlots: 1, running: [])))
         #expect(Set(hb.keys) == ["type", "freeSlots", "running"])
         let text = String(decoding: MessageCodec.encode(.registered(.init(heartbeatMs: 7))), as: UTF8.self)

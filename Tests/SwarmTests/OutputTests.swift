@@ -53,7 +53,7 @@ import SwarmProtocol
         #expect(lines[2].hasSuffix("unplaceable: constraint gpu=1"))
     }
 
-    @Test func nodeTableShowsRuntimeHealthAndWhetherCommandsMayRun() {
+    @Test func nodeTableShowsRuntimeHealthAndWhetherCommandsMayRun() throws {
         let node = NodeInfo(name: "w1", slots: 4, freeSlots: 4, running: 0, state: .ready, labels: ["gpu": "1"], address: nil,
                             connected: true, lastSeenMsAgo: 10, completed: 0,
                             runtimes: [RuntimeStatus(name: "claude", healthy: true), RuntimeStatus(name: "codex", healthy: false)],
@@ -61,6 +61,12 @@ import SwarmProtocol
         let row = Output.nodeTable([node]).split(separator: "\n")[1]
         #expect(row.contains("claude:ok,codex:FAIL  no"))
         #expect(row.hasSuffix("gpu=1"))
+        var busy = node
+        (busy.freeSlots, busy.running, busy.prefetched) = (0, 4, 2)
+        let lines = Output.nodeTable([busy]).split(separator: "\n")
+        let header = lines[0].split(separator: " "), cells = lines[1].split(separator: " ")
+        let held = try #require(header.firstIndex(of: "HELD"))
+        #expect(header[held - 1] == "RUNNING" && cells[held - 1] == "4" && cells[held] == "2", "\(lines)")
     }
 
     @Test func statsHaveATaskTableAndAHealthTable() {

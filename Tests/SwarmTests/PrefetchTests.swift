@@ -53,6 +53,7 @@ import Testing
         #expect(state.waitReason(for: "t3")?.reason.contains("prefetched to worker a") == true)
         #expect(state.waitReason(for: "t5")?.reason == "all slots are busy")
         #expect(Self.running(state, "a") == 1 && Self.running(state, "b") == 1)
+        #expect(state.listNodes(nowMs: Self.t0).map(\.prefetched) == [1, 1], "`swarm nodes` shows what each holds")
         Self.check(state)
         // A worker that joins with free slots takes the next one directly.
         _ = try Self.node(&state, "c", slots: 1)
@@ -72,6 +73,7 @@ import Testing
         state.taskStarted(node: "a", run: RunRef(id: "t3", attempt: 1), startedAt: Self.t0 + 11)
         #expect(try state.task("t3").state == .running)
         #expect(Self.running(state, "a") == 2)
+        #expect(state.listNodes(nowMs: Self.t0).first?.prefetched == 0, "started: no longer held")
         Self.check(state)
         // No free slot (t2, t3 run): the next goes ahead again.
         #expect(Self.round(&state, at: Self.t0 + 12) == ["a:t4+"])

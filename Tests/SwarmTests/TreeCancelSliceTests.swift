@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SwarmClient
 @testable import SwarmProtocol
 @testable import SwarmScheduler
 
@@ -75,5 +76,49 @@ import Testing
         #expect(outcome.flow.isEmpty)
         #expect(outcome.replies == [.treeCancelled(.init(requestId: 1, id: "r", total: 4, cancelled: 4, killing: 0, alreadyEnded: 0))])
         #expect(state.treeCancelPending.isEmpty && state.queuedCount == 0)
+    }
+
+    /// Two cancels of overlapping trees at once (the second while the first is between
+    /// slices): each task is counted by the cancel that began ending it, once; the second
+    /// neither ends nor counts again what the first is ending.
+    @Test func overlappingTreeCancelsCountEachTaskOnce() throws {
+        var state = ClusterState()
+        _ = try state.register(node: "w1", slots: 1, labels: [:], running: [], finished: [], address: nil, nowMs: 1, at: Self.t0)
+        _ = try state.submit(Self.spec("r"), at: Self.t0)
+        _ = state.schedule(nowMs: 2, at: Self.t0)  // r runs on w1's one slot
+        _ = try state.submit(Self.spec("m", parent: "r"), at: Self.t0)
+        for i in 0..<5 {
+            _ = try state.submit(Self.spec("m\(i)", parent: "m"), at: Self.t0)
+            _ = try state.submit(Self.spec("c\(i)", parent: "r"), at: Self.t0)
+        }
+        var context = ClientRequestContext(nowMs: 10, at: Self.t0 + 1)
+        context.treeCancelSlice = 3
+        let first = ClientRequests.handle(.cancelTree(.init(requestId: 1, id: "r")), identity: .cluster, state: &state, context: context)
+        guard case .continueTreeCancel(1, var job)? = first.flow.first else {
+            Issue.record("no continuation: \(first.flow)")
+            return
+        }
+        // The same tree again and a subtree of it, while 8 of its 11 queued tasks wait.
+        let again = ClientRequests.handle(.cancelTree(.init(requestId: 2, id: "r")), identity: .cluster, state: &state, context: context)
+        #expect(again.flow.isEmpty && again.directives.isEmpty)
+        #expect(again.replies == [.treeCancelled(.init(requestId: 2, id: "r", total: 12, cancelled: 0, killing: 0,
+                                                       alreadyEnded: 3, alreadyCancelling: 9))])
+        let sub = ClientRequests.handle(.cancelTree(.init(requestId: 3, id: "m")), identity: .cluster, state: &state, context: context)
+        guard case .treeCancelled(let part)? = sub.replies.first else {
+            Issue.record("no answer: \(sub)")
+            return
+        }
+        #expect(part.cancelled == 0 && part.killing == 0 && part.total == 6)
+        #expect(part.alreadyEnded + (part.alreadyCancelling ?? 0) == 6)
+        #expect(TreeOutput.cancelled(part).contains("already being cancelled"))
+        var slices = 1
+        while !job.isDone && slices < 20 {
+            _ = state.continueTreeCancel(&job, at: Self.t0 + 2, budget: 3)
+            slices += 1
+        }
+        #expect(ClientRequests.treeCancelled(1, job)
+            == .treeCancelled(.init(requestId: 1, id: "r", total: 12, cancelled: 11, killing: 1, alreadyEnded: 0)))
+        #expect(state.listTasks().filter { $0.state != .cancelled }.map(\.id) == ["r"], "r ends when w1 reports its kill")
+        #expect(state.treeCancelPending.isEmpty && state.treeCancelRoots.isEmpty)
     }
 }

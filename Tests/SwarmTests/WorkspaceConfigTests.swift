@@ -9,7 +9,7 @@ import SwarmProtocol
 /// naming the task's directory.
 @Suite struct WorkspaceConfigTests {
     @Test func workerEntriesSetTheBlobCacheAndTheArtifactLimit() throws {
-        let json = #"{"workers": {"w1": {"slots": 2, "blobCacheMB": 512, "checkoutSlots": 3, "maxArtifactBytesPerTask": 1048576}, "w2": {"slots": 1}},"#
+        let json = #"{"workers": {"w1": {"slots": 2, "blobCacheMB": 512, "checkoutSlots": 3, "maxArtifactBytesPerTask": 1048576, "prefetchHold": 2.5}, "w2": {"slots": 1}},"#
             + #" "runtimes": {"agent": {"command": ["agent", "--in", "{workDir}"], "artifacts": ["notes/*.md", "**/*.patch"]}}}"#
         let file = try ClusterFile.parse(Data(json.utf8))
         var w1 = WorkerConfig(name: "w1", slots: 2, dataDir: "/tmp/w1")
@@ -17,11 +17,13 @@ import SwarmProtocol
         #expect(w1.blobCacheBytes == 512 << 20)
         #expect(w1.maxArtifactBytesPerTask == 1 << 20)
         #expect(w1.checkoutSlots == 3)
+        #expect(w1.prefetchHoldMs == 2_500)
         var w2 = WorkerConfig(name: "w2", slots: 1, dataDir: "/tmp/w2")
         w2.apply(file, worker: "w2")
         #expect(w2.blobCacheBytes == 2 << 30, "default: 2 GiB")
         #expect(w2.maxArtifactBytesPerTask == BlobLimits.defaultArtifactBytesPerTask)
         #expect(w2.checkoutSlots == nil, "default: one per core, decided by the worker")
+        #expect(w2.prefetchHoldMs == 1_000, "default: 1 s")
         #expect(GitWorkspace.defaultCheckoutSlots == max(1, ProcessInfo.processInfo.activeProcessorCount))
         #expect(file.runtimes["agent"]?.artifacts == ["notes/*.md", "**/*.patch"])
     }
@@ -34,6 +36,9 @@ import SwarmProtocol
             (#"{"workers": {"a": {"checkoutSlots": 0}}}"#, "checkoutSlots"),
             (#"{"workers": {"a": {"checkoutSlots": 1025}}}"#, "checkoutSlots"),
             (#"{"workers": {"a": {"checkoutSlots": 2.5}}}"#, "checkoutSlots"),
+            (#"{"workers": {"a": {"prefetchHold": 0}}}"#, "prefetchHold"),
+            (#"{"workers": {"a": {"prefetchHold": 86401}}}"#, "prefetchHold"),
+            (#"{"workers": {"a": {"prefetchHold": "1"}}}"#, "prefetchHold"),
             (#"{"runtimes": {"c": {"command": ["c"], "artifacts": "*.md"}}}"#, "artifacts"),
             (#"{"runtimes": {"c": {"command": ["c"], "artifacts": ["../up"]}}}"#, ".."),
             (#"{"runtimes": {"c": {"command": ["c"], "artifacts": ["/abs"]}}}"#, "absolute"),
