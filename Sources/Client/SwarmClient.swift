@@ -291,10 +291,14 @@ public final class SwarmClient {
     /// `onChunk` as it arrives (`LogView` renders them). Without `follow`, or for an ended
     /// task: the whole log (relayed from the worker's log file, or the scheduler's copy with a
     /// notice). With `follow`: then chunks until the task ends, however long it stays silent
-    /// (no timeout; a lost connection is an error). Returns the task's state from the last
-    /// chunk (`done`).
+    /// (no timeout; a lost connection is an error, and so is a path to the scheduler that went
+    /// dead: `followKeepAlive`). Returns the task's state from the last chunk (`done`).
     public func logChunks(_ id: String, follow: Bool, onChunk: (Message.LogChunk) -> Void) throws(ClientError) -> TaskState? {
         try ensureConnected()
+        if follow {
+            let alive = Self.followKeepAlive
+            connection?.tcp.setKeepAlive(idleSeconds: alive.idleSeconds, intervalSeconds: alive.intervalSeconds, probes: alive.probes)
+        }
         let requestId = nextRequestId
         nextRequestId += 1
         streams[requestId] = []
@@ -319,6 +323,13 @@ public final class SwarmClient {
             }
         }
     }
+
+    /// A follow waits as long as its task stays silent, so it asks the kernel to check the
+    /// path (TCP keepalive): a scheduler host that is gone, or a path cut without a word, ends
+    /// the follow with an error after 15 s of silence plus 3 probes 5 s apart (about 30 s),
+    /// where it used to wait forever. A scheduler that is alive answers the probes, stopped
+    /// or busy as it may be, and costs a probe every 15 s of silence.
+    public static let followKeepAlive: (idleSeconds: Int32, intervalSeconds: Int32, probes: Int32) = (15, 5, 3)
 
     // MARK: Machinery
 

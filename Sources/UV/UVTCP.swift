@@ -103,6 +103,38 @@ public final class UVTCP: UVStreamOwner {
         return getsockopt(fd, Int32(IPPROTO_TCP), Self.tcpUserTimeout, &value, &length) == 0 ? value : nil
     }
 
+    /// TCP keepalive: once the connection has carried nothing for `idleSeconds`, the kernel
+    /// probes the peer every `intervalSeconds` and ends the connection (reads fail with
+    /// `ETIMEDOUT`) after `probes` probes go unanswered. A peer whose process is stopped or
+    /// busy still answers (its kernel does); a host that is gone, or a path cut silently, does
+    /// not. For a socket that exists; returns whether every option was set.
+    @discardableResult
+    public func setKeepAlive(idleSeconds: Int32, intervalSeconds: Int32, probes: Int32) -> Bool {
+        var fd: uv_os_fd_t = -1
+        guard uv_fileno(core.handle, &fd) == 0 else { return false }
+        let tcp = Int32(IPPROTO_TCP)
+        return [(SOL_SOCKET, SO_KEEPALIVE, 1), (tcp, Self.tcpKeepIdle, idleSeconds),
+                (tcp, Self.tcpKeepInterval, intervalSeconds), (tcp, Self.tcpKeepCount, probes)].allSatisfy { level, name, value in
+            var value = value
+            return setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0
+        }
+    }
+
+    /// The keepalive in force (`setKeepAlive`): nil when off or there is no socket.
+    public var keepAlive: (idleSeconds: Int32, intervalSeconds: Int32, probes: Int32)? {
+        var fd: uv_os_fd_t = -1
+        guard uv_fileno(core.handle, &fd) == 0 else { return nil }
+        func get(_ level: Int32, _ name: Int32) -> Int32? {
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            return getsockopt(fd, level, name, &value, &length) == 0 ? value : nil
+        }
+        let tcp = Int32(IPPROTO_TCP)
+        guard get(SOL_SOCKET, SO_KEEPALIVE) == 1, let idle = get(tcp, Self.tcpKeepIdle),
+              let interval = get(tcp, Self.tcpKeepInterval), let probes = get(tcp, Self.tcpKeepCount) else { return nil }
+        return (idle, interval, probes)
+    }
+
     /// Sets `SO_SNDBUF` / `SO_RCVBUF` (the kernel doubles the value). Tests use a small send
     /// buffer to make the kernel take a write in parts.
     func setBufferSizes(send: Int32?, receive: Int32?) throws(UVError) {
@@ -112,6 +144,7 @@ public final class UVTCP: UVStreamOwner {
 
     /// From <linux/tcp.h> (Swift's Glibc module does not carry it).
     private static let tcpUserTimeout: Int32 = 18
+    private static let tcpKeepIdle: Int32 = 4, tcpKeepInterval: Int32 = 5, tcpKeepCount: Int32 = 6
 
     public func localAddress() throws(UVError) -> SocketAddress { try address(uv_tcp_getsockname) }
 

@@ -179,15 +179,23 @@ import Testing
         for i in 1...3 {
             #expect(try harness.run(["submit", "--scheduler", address, "--id", "b-sleep\(i)", "--", "sleep", "30"]).status == 0)
         }
-        #expect(try harness.run(["submit", "--scheduler", address, "--id", "b-log", "--",
-                                 "sh", "-c", "sleep 3; echo \"MARK $(date +%s%3N)\"; sleep 30"]).status == 0)
+        // The task prints MARK only once the page is following its log live (the test makes
+        // the go-file once the page shows FIRST). Before, MARK came after a fixed 3 s, and a
+        // loaded machine could take longer to start chromium: the page then loaded MARK with
+        // the log so far, and the figure measured chromium's start (CI: 3,052 ms).
+        let go = "\(harness.dir)/go-mark"
+        #expect(try harness.run(["submit", "--scheduler", address, "--id", "b-log", "--", "sh", "-c",
+                                 "echo FIRST; i=0; while [ ! -e \(go) ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; "
+                                 + "echo \"MARK $(date +%s%3N)\"; sleep 30"]).status == 0)
         try Self.waitRunning(harness, address, "b-log")
 
         let browser = try HeadlessBrowser(url: "http://\(http)/#/task/b-log", profileDir: "\(harness.dir)/chromium")
         defer { browser.quit() }
         // The log line: stamped by the task when printed, and by the page when it arrived.
         let spans = "Array.from(document.querySelectorAll('#log span')).map(s => s.dataset.at + ' ' + s.textContent).join('\\n')"
-        let seen = try browser.waitFor(spans, timeout: 10) { ($0 as? String)?.contains("MARK ") == true } as? String ?? ""
+        _ = try browser.waitFor(spans, timeout: 30) { ($0 as? String)?.contains("FIRST") == true }
+        FileManager.default.createFile(atPath: go, contents: nil)
+        let seen = try browser.waitFor(spans, timeout: 30) { ($0 as? String)?.contains("MARK ") == true } as? String ?? ""
         let line = try #require(seen.split(separator: "\n").first { $0.contains("MARK ") })
         let arrived = Int64(line.split(separator: " ").first ?? "") ?? 0
         let printed = Int64(line.split(separator: " ").last ?? "") ?? 0

@@ -217,6 +217,33 @@ import Testing
         }
     }
 
+    /// `swarm logs -f` of a task that prints a line and then stays silent, from a client host
+    /// whose path to the scheduler is then cut without a word: the follower ends with an error
+    /// line and a non-zero exit (TCP keepalive: 15 s of silence and 3 probes 5 s apart), where
+    /// it used to wait forever (nothing is sent on a silent follow, so nothing could fail).
+    @Test(.enabled(if: NetnsHarness.available, "needs `ip netns` (root)"))
+    func aFollowerCutOffFromItsSchedulerEndsWithAnError() throws {
+        let cluster = try NetnsCluster(hosts: 3)
+        defer { cluster.cleanup() }
+        try cluster.startScheduler(lostAfter: 5, heartbeat: 0.5)
+        try cluster.startWorker("w1", on: cluster.net.hosts[1], slots: 1)
+        cluster.waitUntil("w1 is ready", timeout: 30) { try cluster.ready(["w1"]) }
+        try cluster.submit([("quiet", ["sh", "-c", "echo ready; sleep 600", cluster.processes.marker])])
+        let follower = try cluster.net.start("follower", on: cluster.clientHost, ["logs", "-f", "quiet", "--scheduler", cluster.address,
+                                                                                 "--token-file", cluster.tokenFile])
+        #expect(follower.waitForLine(containing: "ready", timeout: 60) != nil, "the follower never showed the first line")
+        try cluster.net.setPath(cluster.clientHost, connected: false)
+        let cutAt = Date()
+        // About 30 s by the settings; generous for a loaded machine, bounding only a hang.
+        let status = follower.waitForExit(timeout: 150)
+        let after = Date().timeIntervalSince(cutAt)
+        print("a follower cut off from its scheduler ended \(String(format: "%.1f", after)) s after the cut")
+        #expect(status != nil && status != 0, "the follower ended with \(status.map(String.init) ?? "nothing in 150 s")")
+        #expect(cluster.log("follower").contains("ETIMEDOUT") || cluster.log("follower").lowercased().contains("timed out"),
+                "follower's stderr: \(cluster.log("follower").suffix(1_000))")
+        #expect(after >= 10, "ended \(after) s after the cut: before any keepalive could have failed")
+    }
+
     /// Every task succeeded on its second run, on one of `nodes`, and that run is its only
     /// outcome: the first is recorded `lost`, and its output is the second run's.
     static func expectSecondRunsOnly(_ cluster: NetnsCluster, _ ids: [String], on nodes: [String]) throws {

@@ -118,7 +118,7 @@ import Testing
         try closeLoopCheckingLeaks(loop)
     }
 
-    @Test func aConnectedSocketTakesAUserTimeout() throws {
+    @Test func aConnectedSocketTakesAUserTimeoutAndAKeepAlive() throws {
         let loop = EventLoop()
         let server = try UVTCP(loop: loop)
         try server.bind(SocketAddress(host: "127.0.0.1", port: 0))
@@ -133,6 +133,10 @@ import Testing
         #expect(client.userTimeoutMs == 0)  // the kernel's default
         #expect(client.setUserTimeout(ms: 2_500))
         #expect(client.userTimeoutMs == 2_500)
+        // Keepalive (what `swarm logs -f` sets): off by default, then as asked.
+        #expect(client.keepAlive == nil)
+        #expect(client.setKeepAlive(idleSeconds: 15, intervalSeconds: 5, probes: 3))
+        #expect(client.keepAlive.map { [$0.idleSeconds, $0.intervalSeconds, $0.probes] } == [15, 5, 3])
         client.close()
         accepted?.close()
         server.close()
