@@ -162,12 +162,20 @@ extension SchedulerServer {
     /// releases the turns it covers, then starts the next one for what was written meanwhile.
     private func startSync() {
         guard let store, !store.syncOnCommit, let count = commits.startSync(written: store.changeCount) else { return }
-        let job = store.syncJob()
+        let plainJob = store.syncJob()
+        GapTrace.mark("s_sync_start", "\(count)")
+        let job: @Sendable () -> TaskStoreError? = {
+            GapTrace.mark("s_fsync_begin", "\(count)")
+            let result = plainJob()
+            GapTrace.mark("s_fsync_end", "\(count)")
+            return result
+        }
         let writes = unsyncedWriteTime
         unsyncedWriteTime = .zero
         let started = ContinuousClock.now
         let finish: (TaskStoreError?) -> Void = { [weak self] failure in
             guard let self, self.store === store else { return }
+            GapTrace.mark("s_sync_seen", "\(count)")
             if let failure { return self.stateLost(failure) }
             self.metrics.commit(writes + (ContinuousClock.now - started))
             // The first sync also made the WAL's name durable (`syncJob`): only from then on may
