@@ -107,6 +107,13 @@ for k in sorted(layers):
     add('E handling the last result (release)', t(sched, sr), t(sched, sh), cpu(sched, sh) - cpu(sched, sr))
     add('F -> first placement', t(sched, sh), t(sched, sp), cpu(sched, sp) - cpu(sched, sh))
     add('G -> turn saved', t(sched, sp), t(sched, ss), cpu(sched, ss) - cpu(sched, sp))
+    stk = next_tag(sched, sp, 's_taken')
+    scm = next_tag(sched, sp, 's_commit')
+    swn = next_tag(sched, sp, 's_written')
+    if stk is not None and scm is not None and swn is not None and stk < scm < swn < ss:
+        add('  G1 placements sent to the turn, changes taken', t(sched, sp), t(sched, stk), cpu(sched, stk) - cpu(sched, sp))
+        add('  G2 rows written (to COMMIT)', t(sched, stk), t(sched, scm), cpu(sched, scm) - cpu(sched, stk))
+        add('  G3 COMMIT', t(sched, scm), t(sched, swn), cpu(sched, swn) - cpu(sched, scm))
     add('H -> its sync started', t(sched, ss), t(sched, sst), cpu(sched, sst) - cpu(sched, ss))
     add('I -> sync thread runs', t(sched, sst), t(sched, sfb))
     add('J fdatasync', t(sched, sfb), t(sched, sfe), cpu(sched, sfe) - cpu(sched, sfb))

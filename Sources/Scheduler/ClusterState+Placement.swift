@@ -251,7 +251,7 @@ extension ClusterState {
         let model = record.request.model
         let submittedAt = record.info.submittedAt
         // Changed in place through the table's modify accessor (which records the new run).
-        Self.markPlaced(&tasks[id]!, on: nodeName, attempt: attempt, at: at)
+        tasks.place(id) { Self.markPlaced(&$0, on: nodeName, attempt: attempt, at: at) }
         if !avoiding.isEmpty { avoiding[id] = nil }
         nodes[nodeName]?.assigned[id] = attempt
         if let model { modelRunning[model, default: 0] += 1 }
@@ -282,7 +282,9 @@ extension ClusterState {
         markPlaced(&record.info, on: node, attempt: attempt, at: at)
     }
 
-    private static func markPlaced(_ info: inout TaskInfo, on node: String, attempt: Int, at: Int64) {
+    /// What a placement changes in a task's info; also how a restart brings an info written
+    /// before its task's last placement up to date (`TaskStore.snapshot`).
+    static func markPlaced(_ info: inout TaskInfo, on node: String?, attempt: Int, at: Int64?) {
         info.state = .running
         info.node = node
         info.attempts = attempt

@@ -48,6 +48,14 @@ public final class SQLiteDatabase {
     public let path: String
     /// The statements prepared on this connection, finalized by `close`.
     private var statements: [WeakStatement] = []
+    /// `BEGIN IMMEDIATE` and `COMMIT`, prepared once (`transaction`): `sqlite3_exec` parsed
+    /// them at every transaction. Raw handles, finalized by `close` (a `SQLiteStatement`
+    /// would keep this connection alive from inside it).
+    private var begin: OpaquePointer?
+    private var commit: OpaquePointer?
+    /// The WAL's frames after the last commit, once `countWALFrames` replaced SQLite's
+    /// automatic checkpoint (written by SQLite's WAL hook, on this connection's thread).
+    private let frames = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
 
     /// Opens (creating unless `readOnly`) the database at `path`; ":memory:" for a private
     /// in-memory one.
@@ -64,9 +72,39 @@ public final class SQLiteDatabase {
         }
         sqlite3_extended_result_codes(db, 1)
         handle = db
+        frames.initialize(to: 0)
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        frames.deallocate()
+    }
+
+    /// From now on no commit checkpoints the WAL (SQLite's automatic checkpoint, which syncs
+    /// the WAL and the database on the committing thread, is replaced); `walFrames` says how
+    /// long the WAL is, and the owner checkpoints (`checkpoint`, here or on another
+    /// connection).
+    public func countWALFrames() {
+        guard let handle else { return }
+        swarm_sqlite_count_wal(handle, frames)
+    }
+
+    /// Frames in the WAL after the last commit (0 before `countWALFrames`); a checkpoint that
+    /// copied them all lets the next commit start the WAL over, from frame 1.
+    public var walFrames: Int { Int(frames.pointee) }
+
+    /// A passive checkpoint (it never waits for a lock, and a writer on another connection
+    /// goes on meanwhile): copies the WAL's frames that no reader needs into the database,
+    /// syncing the WAL before and the database after (synchronous NORMAL or FULL). Returns the
+    /// WAL's frames and how many are in the database now.
+    @discardableResult
+    public func checkpoint() throws(SQLiteError) -> (frames: Int, copied: Int) {
+        let db = try open("checkpoint")
+        var log: Int32 = 0, copied: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
+        guard rc == SQLITE_OK else { throw error("PRAGMA wal_checkpoint(PASSIVE)", rc) }
+        return (Int(log), Int(copied))
+    }
 
     /// Idempotent. Finalizes every statement still alive first, so the connection really
     /// closes now: SQLite checkpoints the WAL and removes `-wal` and `-shm` only then (with
@@ -76,6 +114,10 @@ public final class SQLiteDatabase {
         guard let handle else { return }
         for box in statements { box.statement?.finalize() }
         statements = []
+        sqlite3_finalize(begin)
+        sqlite3_finalize(commit)
+        begin = nil
+        commit = nil
         sqlite3_close_v2(handle)
         self.handle = nil
     }
@@ -111,15 +153,29 @@ public final class SQLiteDatabase {
 
     /// Runs `body` in `BEGIN IMMEDIATE ... COMMIT`; rolls back if it throws.
     public func transaction<T>(_ body: () throws(SQLiteError) -> T) throws(SQLiteError) -> T {
-        try execute("BEGIN IMMEDIATE")
+        try run(&begin, "BEGIN IMMEDIATE")
         do {
             let value = try body()
-            try execute("COMMIT")
+            try run(&commit, "COMMIT")
             return value
         } catch {
             try? execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Runs `sql` (no parameters, no rows) through the statement kept in `cached`, preparing
+    /// it the first time.
+    private func run(_ cached: inout OpaquePointer?, _ sql: String) throws(SQLiteError) {
+        let db = try open(sql)
+        if cached == nil {
+            let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &cached, nil)
+            guard rc == SQLITE_OK, cached != nil else { throw error(sql, rc) }
+        }
+        let rc = sqlite3_step(cached)
+        let failure = rc == SQLITE_DONE ? nil : error(sql, rc)
+        sqlite3_reset(cached)
+        if let failure { throw failure }
     }
 
     /// Rows changed by the last INSERT, UPDATE or DELETE.

@@ -1,3 +1,4 @@
+import Dispatch
 import SwarmProtocol
 import SwarmTransport
 
@@ -86,6 +87,7 @@ extension SchedulerServer {
     /// whether the changes are saved.
     func persist() -> Bool {
         var changes = state.takeChanges()
+        GapTrace.mark("s_taken", "\(changes.tasks.count)")
         changes.logs = pendingLogs
         pendingLogs = [:]
         if !changes.runs.isEmpty { metrics.runs(changes.runs) { state.tasks[$0] } }
@@ -93,10 +95,12 @@ extension SchedulerServer {
         do {
             let started = ContinuousClock.now
             let dropped = try store.save(changes, at: clocks.wall())
+            GapTrace.mark("s_written")
             if store.syncOnCommit { metrics.commit(ContinuousClock.now - started) } else {
                 unsyncedWriteTime += ContinuousClock.now - started
             }
             if !dropped.isEmpty { logger.warning("\(StateSaveFailure.droppedLogsLine(dropped, directory: store.directory))") }
+            checkpointIfDue(store)
             return true
         } catch {
             stateLost(error)
@@ -115,6 +119,44 @@ extension SchedulerServer {
         self.store = nil
         stop()
         onFatal?(line)
+    }
+
+    /// Checkpoints the WAL when one is due (TaskStore+Sync.swift: commits do not): on another
+    /// thread when none runs there; here, on the loop, once the WAL is past
+    /// `TaskStore.inlineCheckpointFrames` (background checkpoints copy only what was written
+    /// before they started, and the WAL starts over only after one that copied all: a loop
+    /// writing all along could keep that from ever happening), or without such a thread. Past
+    /// that cap with a background checkpoint still running, the loop waits for it first (two
+    /// cannot run at once: the second would fail, busy), so the WAL never grows much past the
+    /// cap: with 2,000 frames and no wait, the soak's database bound failed (the WAL grew by
+    /// the frames written while a slow background checkpoint ran). A failed checkpoint loses
+    /// nothing (the WAL keeps every frame): logged, tried again later.
+    func checkpointIfDue(_ store: TaskStore) {
+        guard store.checkpointDue else { return }
+        if let running = checkpointDone {
+            guard store.inlineCheckpointDue else { return }
+            GapTrace.mark("s_ckpt_wait", "\(store.walFrames)")
+            running.wait()
+            checkpointDone = nil
+        }
+        guard let jobs = blobState.jobs, !store.inlineCheckpointDue else {
+            GapTrace.mark("s_ckpt_here", "\(store.walFrames)")
+            do { try store.checkpointHere() } catch { logger.warning("checkpoint of \(store.path) failed (retried later): \(error)") }
+            return
+        }
+        let done = DispatchSemaphore(value: 0)
+        checkpointDone = done
+        GapTrace.mark("s_ckpt_start", "\(store.walFrames)")
+        let job = store.checkpointJob()
+        jobs.run({ () -> TaskStoreError? in
+            defer { done.signal() }
+            return job()
+        }, then: { [weak self] failure in
+            GapTrace.mark("s_ckpt_end")
+            guard let self else { return }
+            if self.checkpointDone === done { self.checkpointDone = nil }
+            if let failure { self.logger.warning("checkpoint of \(store.path) failed (retried later): \(failure)") }
+        })
     }
 
     // MARK: Group commit
@@ -162,12 +204,20 @@ extension SchedulerServer {
     /// releases the turns it covers, then starts the next one for what was written meanwhile.
     private func startSync() {
         guard let store, !store.syncOnCommit, let count = commits.startSync(written: store.changeCount) else { return }
-        let job = store.syncJob()
+        let plainJob = store.syncJob()
+        GapTrace.mark("s_sync_start", "\(count)")
+        let job: @Sendable () -> TaskStoreError? = {
+            GapTrace.mark("s_fsync_begin", "\(count)")
+            let result = plainJob()
+            GapTrace.mark("s_fsync_end", "\(count)")
+            return result
+        }
         let writes = unsyncedWriteTime
         unsyncedWriteTime = .zero
         let started = ContinuousClock.now
         let finish: (TaskStoreError?) -> Void = { [weak self] failure in
             guard let self, self.store === store else { return }
+            GapTrace.mark("s_sync_seen", "\(count)")
             if let failure { return self.stateLost(failure) }
             self.metrics.commit(writes + (ContinuousClock.now - started))
             // The first sync also made the WAL's name durable (`syncJob`): only from then on may

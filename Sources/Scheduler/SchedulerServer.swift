@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import SwarmDashboard
 import SwarmHTTP
@@ -49,6 +50,9 @@ public final class SchedulerServer {
     var commits = GroupCommit<HeldTurn>(durable: 0)
     /// Time spent writing changes not yet covered by a sync (for `swarm_state_commit_seconds`).
     var unsyncedWriteTime: Duration = .zero
+    /// Signalled when the checkpoint of the store's WAL running on another thread ends; nil
+    /// when none runs (`checkpointIfDue`).
+    var checkpointDone: DispatchSemaphore?
     var sessions: [ObjectIdentifier: PeerSession] = [:]
     /// The same sessions by their connection (what `outgoing` names).
     var sessionsByConnection: [ObjectIdentifier: PeerSession] = [:]

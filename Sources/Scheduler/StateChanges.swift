@@ -54,6 +54,10 @@ public struct StateChanges: Sendable, Equatable {
     /// inserts their rows straight away. A task not named here may be new too (its row is
     /// then inserted after an update that finds none).
     public var inserted: Set<String> = []
+    /// Ids among `tasks` whose only change is a placement (`TaskTable.place`): the store
+    /// writes their state, node and attempts columns (the new run is among `runs`), not their
+    /// info; a restart redoes the placement on the info it reads (`TaskStore.snapshot`).
+    public var placedOnly: Set<String> = []
 
     public init(tasks: [TaskSnapshot] = [], runs: [RunChange] = [], logs: [String: String] = [:],
                 drainedNodes: [String]? = nil, inserted: Set<String> = []) {

@@ -37,9 +37,9 @@ extension TaskStore {
 
     /// What a restart reads: the tasks in flight, then the `?1` that finished last.
     static let restartQueries = [
-        "SELECT id, sequence, spec, info, retry FROM tasks WHERE state IN (\(openStates))",
+        "SELECT \(rowColumns) FROM tasks WHERE state IN (\(openStates))",
         """
-        SELECT id, sequence, spec, info, retry FROM tasks
+        SELECT \(rowColumns) FROM tasks
         WHERE finished_at IS NOT NULL AND +state IN (\(endedStates))
         ORDER BY finished_at DESC, sequence DESC LIMIT ?1
         """,
@@ -58,7 +58,7 @@ extension TaskStore {
     public var archive: TaskArchive {
         TaskArchive(
             task: { [unowned self] id in
-                guard var task = try? rows("SELECT id, sequence, spec, info, retry FROM tasks WHERE id = ?1", [.text(id)]).first else { return nil }
+                guard var task = try? rows("SELECT \(Self.rowColumns) FROM tasks WHERE id = ?1", [.text(id)]).first else { return nil }
                 task.runs = (try? runs(of: id)) ?? []
                 return task
             },
@@ -70,7 +70,7 @@ extension TaskStore {
             page: { [unowned self] after, limit in
                 // Listings show no output: it is left out before decoding.
                 (try? rows("""
-                    SELECT id, sequence, spec, json_remove(info, '$.output'), retry FROM tasks
+                    SELECT id, sequence, spec, json_remove(info, '$.output'), retry, attempts, node FROM tasks
                     WHERE sequence > ?1 ORDER BY sequence LIMIT ?2
                     """, [.integer(Int64(clamping: after)), .int(limit)])) ?? []
             },

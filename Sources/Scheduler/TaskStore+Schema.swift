@@ -110,6 +110,7 @@ extension TaskStore {
             if version < 3 { try migrate(db, from: version) }
             if version < 4 { try migrateToV4(db) }
             if version < 5 { try migrateToV5(db) }
+            if version < 6 { try db.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'") }
             // The whole-file check reads every page: done while the file is small, skipped past
             // `quickCheckMaxPages` so a restart does not grow with history (damage in a large
             // file is found when its pages are read, and is the same error then).

@@ -50,8 +50,10 @@ public final class TaskStore {
     /// 2 (issue 13): runs keep their exit code and signal, tasks their retry state. 3 (issue
     /// 13): the `dependencies` table. 4 (issue 14): `tasks_by_finished`, `blob_refs`,
     /// incremental auto-vacuum. Older databases are migrated in place when opened (`migrate`,
-    /// `migrateToV4`), additively.
-    public static let schemaVersion = 5
+    /// `migrateToV4`), additively. 6: a placement alone writes the row's state, node and
+    /// attempts, not its info (`writePlacement`), which a swarm before it would read as still
+    /// queued: so it refuses the file (nothing else changed: opening raises the version).
+    public static let schemaVersion = 6
     public static let databaseName = "swarm.db"
     public static let lockName = "swarm.lock"
 
@@ -65,6 +67,7 @@ public final class TaskStore {
     var archiveStatements: [String: SQLiteStatement] = [:]
     let decoder = JSONDecoder()
     private let updateTask: SQLiteStatement
+    private let placeTask: SQLiteStatement
     private let insertTask: SQLiteStatement
     private let upsertTask: SQLiteStatement
     private let placeRun: SQLiteStatement
@@ -131,10 +134,18 @@ public final class TaskStore {
             database = try SQLiteDatabase(path: path)
             try Self.prepareSchema(database, path: path, directory: directory)
             // Migrations and the schema are on disk by now (each committed with FULL).
-            if !syncOnCommit { try database.execute("PRAGMA synchronous = NORMAL") }
+            if !syncOnCommit {
+                try database.execute("PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = \(Self.walSizeLimit)")
+                // Checkpoints mostly off the loop thread (`checkpointJob`, TaskStore+Sync.swift).
+                database.countWALFrames()
+            }
             updateTask = try database.prepare("""
                 UPDATE tasks SET state = ?2, node = ?3, attempts = ?4, finished_at = ?5, info = ?6, retry = ?7 WHERE id = ?1
                 """)
+            // `writePlacement`: the row's info keeps the task as it was before. `finished_at`
+            // stays too (a retried task's last end): whatever reads it also asks for an ended
+            // `state` (retention, a restart's recent finished tasks).
+            placeTask = try database.prepare("UPDATE tasks SET state = ?2, node = ?3, attempts = ?4 WHERE id = ?1")
             insertTask = try database.prepare("""
                 INSERT INTO tasks (id, state, node, attempts, finished_at, info, retry, sequence, submitted_at, spec, priority)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, coalesce(CAST(json_extract(?10, '$.priority') AS INTEGER), 0))
@@ -204,7 +215,7 @@ public final class TaskStore {
         var tasks: [TaskSnapshot] = []
         do {
             var runs = try loadRuns()
-            let rows = try database.prepare("SELECT id, sequence, spec, info, retry FROM tasks ORDER BY sequence")
+            let rows = try database.prepare("SELECT \(Self.rowColumns) FROM tasks ORDER BY sequence")
             while try rows.step() {
                 var task = try snapshot(rows)
                 task.runs = runs.removeValue(forKey: task.info.id) ?? []
@@ -220,7 +231,12 @@ public final class TaskStore {
         return tasks
     }
 
-    /// The task of a row of columns `id, sequence, spec, info, retry`, without its runs.
+    /// The columns `snapshot` reads, in its order.
+    static let rowColumns = "id, sequence, spec, info, retry, attempts, node"
+
+    /// The task of a row of columns `rowColumns`, without its runs. A row placed since its
+    /// info was written (its `attempts` column ahead of the info's: `writePlacement`) gets the
+    /// placement redone on that info, as `ClusterState.markPlaced` made it in memory.
     func snapshot(_ rows: SQLiteStatement) throws(TaskStoreError) -> TaskSnapshot {
         let id = rows.string(0) ?? "?"
         guard let sequence = rows.int64(1), sequence > 0,
@@ -241,7 +257,19 @@ public final class TaskStore {
             }
             retry = saved
         }
+        if let attempts = rows.int64(5), attempts != info.attempts {
+            ClusterState.markPlaced(&info, on: rows.string(6), attempt: Int(attempts), at: placedAt(id: id, attempt: attempts))
+            retry.avoidNode = nil
+        }
         return TaskSnapshot(spec: spec, info: info, sequence: UInt64(sequence), retry: retry)
+    }
+
+    /// When run `attempt` of task `id` was placed (nil: not found, or unreadable).
+    private func placedAt(id: String, attempt: Int64) -> Int64? {
+        guard let query = try? statement("SELECT placed_at FROM runs WHERE task_id = ?1 AND attempt = ?2") else { return nil }
+        defer { query.reset() }
+        guard (try? query.bindAll([.text(id), .integer(attempt)])) != nil, (try? query.step()) == true else { return nil }
+        return query.int64(0)
     }
 
     /// Every task's runs (its last `TaskRun.maxKept`), oldest first. A run in a state this swarm
@@ -294,13 +322,20 @@ public final class TaskStore {
     private func write(_ changes: StateChanges, at: Int64) throws(SQLiteError) {
         guard !changes.isEmpty else { return }
         try database.transaction { () throws(SQLiteError) in
-            for task in changes.tasks { try write(task, isNew: changes.inserted.contains(task.info.id)) }
+            for task in changes.tasks {
+                if !changes.placedOnly.isEmpty, changes.placedOnly.contains(task.info.id) {
+                    try writePlacement(task)
+                } else {
+                    try write(task, isNew: changes.inserted.contains(task.info.id))
+                }
+            }
             for change in changes.runs { try write(change, at: at) }
             for (id, text) in changes.logs.sorted(by: { $0.key < $1.key }) {
                 try saveLog.run([.text(id), .text(text)])
             }
             if let drained = changes.drainedNodes { try saveDrained(drained) }
             if let roots = changes.treeCancelRoots { try saveTreeCancels(roots) }
+            GapTrace.mark("s_commit")
         }
     }
 
@@ -369,6 +404,17 @@ public final class TaskStore {
         for sha in (task.spec.inputBlobs ?? []).map(\.sha256) + (info.artifacts ?? []).map(\.sha256) {
             try addBlobRef.run([.text(sha), .text(info.id)])
         }
+    }
+
+    /// A task whose only change is a placement (`StateChanges.placedOnly`): its state, node
+    /// and attempts columns; its info and retry state stay as they were, and `snapshot` redoes
+    /// the placement on them when it reads the row (the run, with its date, is written from
+    /// `StateChanges.runs`). A task without a row (never: a new task is not placed alone) gets
+    /// its whole row.
+    private func writePlacement(_ task: TaskSnapshot) throws(SQLiteError) {
+        let info = task.info
+        try placeTask.run([.text(info.id), .text(info.state.rawValue), .string(info.node), .int(info.attempts)])
+        if database.changes == 0 { try write(task, isNew: false) }
     }
 
     private func write(_ change: RunChange, at: Int64) throws(SQLiteError) {

@@ -160,6 +160,77 @@ import SwarmUV
         #expect(try reopened.loadTasks().map(\.info.id) == ["t", "u"])
     }
 
+    /// Writes 20 tasks of ~4 KiB each per save (a WAL frame or more each) until `until` holds.
+    static func fill(_ store: TaskStore, _ state: inout ClusterState, _ ids: inout [String], until: (TaskStore) -> Bool) throws {
+        let padding = String(repeating: "x", count: 4_000)
+        for batch in 0..<400 where !until(store) {
+            let names = (0..<20).map { "t\(ids.count)-\(batch)-\($0)" }
+            for id in names { _ = try state.submit(TaskSpec(id: id, command: ["echo", padding]), at: Self.t0) }
+            try store.save(state.takeChanges(), at: Self.t0)
+            ids += names
+        }
+    }
+
+    /// With `syncOnCommit` off no commit checkpoints (SQLite's automatic checkpoint syncs on
+    /// the committing thread, the scheduler's loop): the WAL grows past `checkpointFrames`
+    /// with the database file untouched, `checkpointDue` says so, and a checkpoint job on
+    /// another thread (its own connection) copies it into the database; the next commit starts
+    /// the WAL over, and everything comes back after a reopen.
+    @Test func commitsDoNotCheckpointAndACheckpointJobFromAnotherThreadDoes() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        var store: TaskStore? = try TaskStore(directory: dir, syncOnCommit: false)
+        func databaseBytes() -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: dir + "/swarm.db"))?[.size] as? Int) ?? -1
+        }
+        let emptySize = databaseBytes()
+        var ids: [String] = []
+        try Self.fill(store!, &state, &ids) { $0.checkpointDue }
+        #expect(store!.checkpointDue && !store!.inlineCheckpointDue)
+        #expect(store!.walFrames >= TaskStore.checkpointFrames)
+        #expect(databaseBytes() == emptySize)  // nothing copied into the database by a commit
+        let job = store!.checkpointJob()
+        let failure = Locked<TaskStoreError?>(nil)
+        let thread = Thread { failure.withLock { $0 = job() } }
+        thread.start()
+        for _ in 0..<3_000 where thread.isExecuting || !thread.isFinished { usleep(10_000) }
+        #expect(thread.isFinished)
+        #expect(failure.withLock { $0 } == nil)
+        #expect(databaseBytes() > emptySize + 1_000_000)  // the tasks' rows, copied in
+        try S.submit(&state, ["after"])
+        try store!.save(state.takeChanges(), at: Self.t0)
+        #expect(store!.walFrames < 100)  // started over
+        #expect(!store!.checkpointDue)
+        store = nil
+
+        let reopened = try TaskStore(directory: dir)
+        #expect(try reopened.loadTasks().map(\.info.id).sorted() == (ids + ["after"]).sorted())
+    }
+
+    /// The owner's fallback, past `inlineCheckpointFrames`: a checkpoint on the store's own
+    /// connection copies every frame, so the next commit starts the WAL over; and the WAL file,
+    /// grown past `walSizeLimit` by then, is cut back to it (`journal_size_limit`).
+    @Test func pastTheCapACheckpointHereStartsTheWALOverAndTheFileIsCutBack() throws {
+        let dir = TaskStoreTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        let store = try TaskStore(directory: dir, syncOnCommit: false)
+        func walBytes() -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: dir + "/swarm.db-wal"))?[.size] as? Int) ?? -1
+        }
+        var ids: [String] = []
+        try Self.fill(store, &state, &ids) { $0.walFrames > TaskStore.inlineCheckpointFrames + 200 }
+        #expect(store.inlineCheckpointDue)
+        #expect(walBytes() > TaskStore.walSizeLimit)
+        try store.checkpointHere()
+        try S.submit(&state, ["after"])
+        try store.save(state.takeChanges(), at: Self.t0)
+        #expect(store.walFrames < 100)
+        #expect(walBytes() <= TaskStore.walSizeLimit)
+        #expect(TaskStore.inlineCheckpointFrames > TaskStore.checkpointFrames)
+    }
+
     /// A sync job whose WAL is gone (the store closed and SQLite folded it back) syncs the
     /// database file instead and does not fail; one whose directory is gone fails, naming it.
     @Test func aSyncJobWithoutItsWALSyncsTheDatabaseAndAMissingDirectoryIsAnError() throws {

@@ -195,6 +195,43 @@ import Testing
         #expect(try Self.runs(dir, "a") == ["1:w:succeeded:-:1"])
     }
 
+    /// A placement alone writes the task's columns, not its info (`StateChanges.placedOnly`):
+    /// the row's info still says queued, and what a reopened store reads back (the restart's
+    /// query and `loadTasks`) is the task as placed in memory: state, node, attempts, placedAt.
+    /// A placement in the same batch as another change of the task writes the whole row.
+    @Test func aPlacementAloneWritesTheColumnsAndReadsBackAsPlaced() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = ClusterState()
+        var store: TaskStore? = try TaskStore(directory: dir)
+        try S.submit(&state, ["a", "b"])
+        try store!.save(state.takeChanges(), at: Self.t0)
+        _ = try S.register(&state, "w", slots: 1)
+        _ = state.schedule(nowMs: Self.t0 + 5, at: Self.t0 + 5)
+        let placed = state.takeChanges()
+        #expect(placed.placedOnly == ["a"] && placed.tasks.map(\.info.id) == ["a"])
+        try store!.save(placed, at: Self.t0 + 5)
+        let inMemory = try state.task("a")
+        #expect(inMemory.state == .running && inMemory.node == "w" && inMemory.attempts == 1 && inMemory.placedAt == Self.t0 + 5)
+        let db = try SQLiteDatabase(path: dir + "/swarm.db", readOnly: true)
+        #expect(try db.scalar("SELECT state || ':' || node || ':' || attempts FROM tasks WHERE id = 'a'") == "running:w:1")
+        #expect(try db.scalar("SELECT json_extract(info, '$.state') FROM tasks WHERE id = 'a'") == "queued")
+        store = nil
+        let reopened = try TaskStore(directory: dir)
+        let restart = try reopened.loadRestart(recentFinished: 10).tasks
+        let a = try #require(restart.first { $0.info.id == "a" })
+        #expect(a.info.state == .running && a.info.node == "w" && a.info.attempts == 1 && a.info.placedAt == Self.t0 + 5)
+        #expect(a.runs.map(\.attempt) == [1] && a.runs.first?.node == "w")
+        #expect(try reopened.loadTasks().first { $0.info.id == "a" }?.info.state == .running)
+        // Submitted and placed in one batch: the whole row.
+        var later = ClusterState()
+        try S.submit(&later, ["c"])
+        _ = try S.register(&later, "v", slots: 1)
+        _ = later.schedule(nowMs: Self.t0, at: Self.t0)
+        let submittedAndPlaced = later.takeChanges()
+        #expect(submittedAndPlaced.placedOnly.isEmpty && submittedAndPlaced.inserted == ["c"])
+    }
+
     /// A task named in `inserted` whose row exists already (an id used again) updates that
     /// row, as a write without the hint does: no error, no second row.
     @Test func aNewTaskWhoseRowExistsUpdatesIt() throws {
