@@ -67,12 +67,16 @@ public struct TLSWorkload: Workload {
         let connections = o.quick ? 20 : 100
         let plainConnect = try connectTimes(plain.address, token: nil, count: connections, context.progress)
         let tlsConnect = try connectTimes(secure.address, token: token, count: connections, context.progress)
-        report.tables.append(table(spawn: spawn, wide: wide, plain: plainConnect, tls: tlsConnect, connections: connections))
-        let off = median(spawn["plaintext"]?.map(\.throughput) ?? [])
-        let on = median(spawn["TLS"]?.map(\.throughput) ?? [])
-        if off > 0 {
-            let cost = (off - on) / off * 100
-            report.notes.append(String(format: "TLS costs %.1f%% of spawn throughput (%.0f/s plaintext, %.0f/s TLS; issue 16's bound: at most 10%%).", cost, off, on))
+        let figures = TLSCostTable(spawn: spawn, wide: wide, plainConnect: plainConnect.total, tlsConnect: tlsConnect.total,
+                                   tlsHandshake: tlsConnect.tls, connections: connections)
+        report.tables.append(figures.table)
+        let cost = figures.throughputCost
+        if let median = cost.ofMedians {
+            let off = Spread(spawn["plaintext"]?.map(\.throughput) ?? [])?.median ?? 0
+            let on = Spread(spawn["TLS"]?.map(\.throughput) ?? [])?.median ?? 0
+            let pairs = cost.pairs.map { String(format: "; pair by pair %.1f%% to %.1f%%", $0.min, $0.max) } ?? ""
+            report.notes.append(String(format: "TLS costs %.1f%% of spawn throughput (%.0f/s plaintext, %.0f/s TLS", median, off, on)
+                + pairs + "; issue 16's bound: at most 10%).")
         }
         report.summary = BatchMeasure.summary(spawn["TLS"] ?? [])
         report.notes.append("On a shared machine the throughput of single runs swings by tens of percent; the CPU per task "
@@ -109,35 +113,5 @@ public struct TLSWorkload: Workload {
         return (total, tls)
     }
 
-    private func table(spawn: [String: [RunFigures]], wide: [String: [RunFigures]], plain: (total: [Double], tls: [Double]),
-                       tls: (total: [Double], tls: [Double]), connections: Int) -> ReportTable {
-        func f(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
-        func cost(_ off: Double, _ on: Double, higherIsBetter: Bool) -> String {
-            guard off > 0 else { return "-" }
-            let pct = higherIsBetter ? (off - on) / off * 100 : (on - off) / off * 100
-            return String(format: "%+.1f%%", pct)
-        }
-        let sOff = median(spawn["plaintext"]?.map(\.throughput) ?? []), sOn = median(spawn["TLS"]?.map(\.throughput) ?? [])
-        let cpuOff = median(spawn["plaintext"]?.compactMap(\.overheadCpuUsPerTask) ?? [])
-        let cpuOn = median(spawn["TLS"]?.compactMap(\.overheadCpuUsPerTask) ?? [])
-        let wOff = median(wide["plaintext"]?.map(\.wallSeconds) ?? []), wOn = median(wide["TLS"]?.map(\.wallSeconds) ?? [])
-        let cOff = median(plain.total), cOn = median(tls.total)
-        return ReportTable(title: "TLS on and off (medians)", columns: ["figure", "plaintext", "TLS", "TLS cost"], rows: [
-            ["spawn throughput (tasks/s)", f(sOff), f(sOn), cost(sOff, sOn, higherIsBetter: true)],
-            ["spawn: scheduler + worker CPU per task (µs)", f(cpuOff), f(cpuOn), cost(cpuOff, cpuOn, higherIsBetter: false)],
-            ["parallel-wide wall time (s)", f(wOff, 2), f(wOn, 2), cost(wOff, wOn, higherIsBetter: false)],
-            ["connection: connect + handshakes + 1 request (ms, \(connections) connections)", f(cOff, 2), f(cOn, 2),
-             cost(cOff, cOn, higherIsBetter: false)],
-            ["TLS handshake alone (ms, client side, p50 / p90)", "-",
-             "\(f(median(tls.tls), 2)) / \(f(percentile(tls.tls, 0.9), 2))", "-"],
-        ])
-    }
-
-    private func median(_ values: [Double]) -> Double { percentile(values, 0.5) }
-
-    private func percentile(_ values: [Double], _ p: Double) -> Double {
-        guard !values.isEmpty else { return 0 }
-        let sorted = values.sorted()
-        return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
-    }
+    private func median(_ values: [Double]) -> Double { Spread(values)?.median ?? 0 }
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <errno.h>
 #include <string.h>
+#include <stdlib.h>
 
 // A TLS 1.3-only context; no session tickets (every connection does a full handshake, so
 // nothing resumable is left behind), no renegotiation exists in 1.3.
@@ -37,19 +38,116 @@ static inline SSL_CTX *swarm_tls_ctx_new(int server) {
 static inline int swarm_tls_ctx_set_data(SSL_CTX *ctx, void *data) { return SSL_CTX_set_app_data(ctx, data); }
 static inline void *swarm_tls_ctx_data(const SSL_CTX *ctx) { return SSL_CTX_get_app_data(ctx); }
 
-// One connection's TLS state over two memory BIOs: bytes read from the socket go into the
-// read BIO, bytes to send come out of the write BIO. An empty read BIO reads as "retry".
-static inline SSL *swarm_tls_new(SSL_CTX *ctx, int server) {
+// What OpenSSL writes (records to send) collects in one growable buffer, drained after each
+// call: a BIO of our own instead of a memory BIO, which zeroes the room for every write
+// (BUF_MEM_grow_clean) and copies, then cleanses, the whole buffer on each growth
+// (OPENSSL_clear_realloc): on a scheduler, 6,600 instructions a record of ciphertext that is
+// public anyway. Past `SWARM_TLS_SINK_KEEP` bytes the buffer is freed once drained, so a bulk
+// transfer does not leave a connection holding megabytes.
+typedef struct swarm_tls_sink {
+    unsigned char *data;
+    size_t len, cap;
+} swarm_tls_sink;
+
+#define SWARM_TLS_SINK_KEEP (256 * 1024)
+
+static inline int swarm_tls_sink_write(BIO *b, const char *in, size_t inl, size_t *written) {
+    swarm_tls_sink *s = (swarm_tls_sink *)BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *written = 0;
+    if (!s || inl > ((size_t)1 << 30) - s->len) return 0;
+    if (s->len + inl > s->cap) {
+        size_t cap = s->cap ? s->cap : 16 * 1024 + 512;
+        while (cap < s->len + inl) cap *= 2;
+        unsigned char *grown = (unsigned char *)realloc(s->data, cap);
+        if (!grown) return 0;
+        s->data = grown;
+        s->cap = cap;
+    }
+    memcpy(s->data + s->len, in, inl);
+    s->len += inl;
+    *written = inl;
+    return 1;
+}
+
+static inline long swarm_tls_sink_ctrl(BIO *b, int cmd, long num, void *ptr) {
+    (void)num; (void)ptr;
+    swarm_tls_sink *s = (swarm_tls_sink *)BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_PENDING: return s ? (long)s->len : 0;
+    default: return 0;  // no kTLS, no datagrams, nothing else to say
+    }
+}
+
+static inline int swarm_tls_sink_create(BIO *b) {
+    swarm_tls_sink *s = (swarm_tls_sink *)calloc(1, sizeof(swarm_tls_sink));
+    if (!s) return 0;
+    BIO_set_data(b, s);
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static inline int swarm_tls_sink_destroy(BIO *b) {
+    swarm_tls_sink *s = (swarm_tls_sink *)BIO_get_data(b);
+    if (s) { free(s->data); free(s); }
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+// The sink's method: one for the process (it must outlive every BIO made with it). NULL on
+// failure.
+static inline BIO_METHOD *swarm_tls_sink_method_new(void) {
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "swarm TLS output");
+    if (!m) return NULL;
+    if (BIO_meth_set_write_ex(m, swarm_tls_sink_write) != 1 || BIO_meth_set_ctrl(m, swarm_tls_sink_ctrl) != 1 ||
+        BIO_meth_set_create(m, swarm_tls_sink_create) != 1 || BIO_meth_set_destroy(m, swarm_tls_sink_destroy) != 1) {
+        BIO_meth_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static inline swarm_tls_sink *swarm_tls_sink_of(SSL *ssl) {
+    return (swarm_tls_sink *)BIO_get_data(SSL_get_wbio(ssl));
+}
+
+// Bytes waiting to be sent.
+static inline size_t swarm_tls_pending_out(SSL *ssl) {
+    swarm_tls_sink *s = swarm_tls_sink_of(ssl);
+    return s ? s->len : 0;
+}
+
+// Moves up to `cap` waiting bytes (all of them when `cap` is `swarm_tls_pending_out`) to `out`;
+// returns how many.
+static inline size_t swarm_tls_take_out(SSL *ssl, unsigned char *out, size_t cap) {
+    swarm_tls_sink *s = swarm_tls_sink_of(ssl);
+    if (!s || s->len == 0) return 0;
+    size_t n = s->len < cap ? s->len : cap;
+    memcpy(out, s->data, n);
+    if (n < s->len) memmove(s->data, s->data + n, s->len - n);
+    s->len -= n;
+    if (s->len == 0 && s->cap > SWARM_TLS_SINK_KEEP) {
+        free(s->data);
+        s->data = NULL;
+        s->cap = 0;
+    }
+    return n;
+}
+
+// One connection's TLS state: bytes read from the socket go into the read BIO (a memory BIO:
+// an empty one reads as "retry"), bytes to send come out of the sink above.
+static inline SSL *swarm_tls_new(SSL_CTX *ctx, int server, BIO_METHOD *sink) {
+    if (!sink) return NULL;
     SSL *ssl = SSL_new(ctx);
     if (!ssl) return NULL;
     BIO *rbio = BIO_new(BIO_s_mem());
-    BIO *wbio = BIO_new(BIO_s_mem());
+    BIO *wbio = BIO_new(sink);
     if (!rbio || !wbio) {
         BIO_free(rbio); BIO_free(wbio); SSL_free(ssl);
         return NULL;
     }
     BIO_set_mem_eof_return(rbio, -1);
-    BIO_set_mem_eof_return(wbio, -1);
     SSL_set_bio(ssl, rbio, wbio);
     if (server) SSL_set_accept_state(ssl); else SSL_set_connect_state(ssl);
     return ssl;
@@ -80,7 +178,6 @@ static inline int swarm_tls_request_key_update(SSL *ssl) {
     return SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) == 1 && SSL_do_handshake(ssl) == 1;
 }
 
-static inline size_t swarm_tls_pending_out(SSL *ssl) { return BIO_ctrl_pending(SSL_get_wbio(ssl)); }
 static inline size_t swarm_tls_pending_in(SSL *ssl) { return BIO_ctrl_pending(SSL_get_rbio(ssl)); }
 
 // An external PSK as the session TLS 1.3 resumes from: TLS_AES_128_GCM_SHA256 (its hash,

@@ -27,7 +27,7 @@ public struct BearerDigests: Sendable, Equatable {
 
     /// Hex of `digest(of:)`, for `welcome`.
     public static func hex(of token: ClusterToken) -> String {
-        digest(of: Array(token.text.utf8)).map { hexDigits[Int($0 >> 4)] + hexDigits[Int($0 & 15)] }.joined()
+        Hex.lower(digest(of: Array(token.text.utf8)))
     }
 
     /// Whether `bearer` is one of the tokens: its digest is compared with every digest, each
@@ -43,8 +43,6 @@ public struct BearerDigests: Sendable, Equatable {
         }
         return matched
     }
-
-    private static let hexDigits = (0..<16).map { String($0, radix: 16) }
 
     private static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)

@@ -26,7 +26,7 @@ extension ClusterToken {
     /// The identity under which this token's PSK is offered.
     public var pskFingerprint: String {
         let digest = SHA256.hash(data: Array("swarm-tls-psk-id|".utf8) + Array(text.utf8))
-        return "tok:" + digest.prefix(12).map { hex($0) }.joined()
+        return "tok:" + Hex.lower(digest.prefix(12))
     }
 
     /// What a peer of this role and name offers: its task's identity for `task:ID` clients
@@ -46,9 +46,4 @@ extension ClusterToken {
         }
         return identity == pskFingerprint ? tlsPSK : nil
     }
-}
-
-private func hex(_ byte: UInt8) -> String {
-    let digits = Array("0123456789abcdef")
-    return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
 }

@@ -10,14 +10,18 @@ public struct ClusterToken: Sendable, Equatable {
         self.secret = Array(secret.utf8)
     }
 
+    /// HMAC-SHA256 of `text` under the secret, in hex.
+    private func mac(_ text: String) -> String {
+        HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: SymmetricKey(data: secret))
+            .withUnsafeBytes { Hex.lower($0) }
+    }
+
     /// The token as the operator wrote it: what HTTP clients send as `Authorization: Bearer`.
     public var text: String { String(decoding: secret, as: UTF8.self) }
 
     /// Proof over a challenge; `purpose` keeps a peer's proof from being replayed as a server's.
     public func proof(purpose: String, nonce: String, role: PeerRole, name: String) -> String {
-        let text = "swarm-v\(protocolVersion)|\(purpose)|\(nonce)|\(role.rawValue)|\(name)"
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: SymmetricKey(data: secret))
-        return Data(mac).map { String(format: "%02x", $0) }.joined()
+        mac("swarm-v\(protocolVersion)|\(purpose)|\(nonce)|\(role.rawValue)|\(name)")
     }
 
     /// Constant-time comparison of a received proof.
@@ -30,7 +34,6 @@ public struct ClusterToken: Sendable, Equatable {
         return diff == 0
     }
 
-    /// 32 random bytes, hex.
     /// Client names that carry a task's credential: `task:ID`.
     public static let taskNamePrefix = "task:"
 
@@ -38,8 +41,7 @@ public struct ClusterToken: Sendable, Equatable {
     /// submit child tasks without holding the cluster token. It authenticates only a client
     /// named `task:ID`, and the scheduler limits what such a client may do.
     public func taskCredential(for id: String) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array("swarm-task|\(id)".utf8), using: SymmetricKey(data: secret))
-        return Data(mac).map { String(format: "%02x", $0) }.joined()
+        mac("swarm-task|\(id)")
     }
 
     /// The key a peer of this name and role proves: a task's credential for `task:ID`
@@ -49,9 +51,10 @@ public struct ClusterToken: Sendable, Equatable {
         return ClusterToken(taskCredential(for: String(name.dropFirst(Self.taskNamePrefix.count))))
     }
 
+    /// 32 random bytes, hex.
     public static func makeNonce() -> String {
         var rng = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        return Hex.lower((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
     }
 }
 

@@ -52,7 +52,7 @@ public final class TLSSession {
     public static func looksLikeTLS(_ first: UInt8) -> Bool { first == 0x16 || first == 0x15 }
 
     public init(context: TLSContext) throws(TLSError) {
-        guard let ssl = swarm_tls_new(context.ctx, context.isServer ? 1 : 0) else {
+        guard let ssl = swarm_tls_new(context.ctx, context.isServer ? 1 : 0, tlsSinkMethod) else {
             throw .setup("cannot start TLS: \(openSSLErrors())")
         }
         self.context = context
@@ -189,18 +189,24 @@ public final class TLSSession {
         return "OpenSSL error \(code)"
     }
 
+    /// The bytes OpenSSL wrote, moved out of its sink in one copy (no zeroing first).
     private func drainOutput() -> [UInt8] {
         let count = swarm_tls_pending_out(ssl)
         guard count > 0 else { return [] }
-        var out = [UInt8](repeating: 0, count: count)
-        let n = out.withUnsafeMutableBufferPointer { BIO_read(SSL_get_wbio(ssl), $0.baseAddress, Int32($0.count)) }
-        return n > 0 ? Array(out[0..<Int(n)]) : []
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = swarm_tls_take_out(ssl, buffer.baseAddress, count)
+        }
     }
 }
 
 /// Confined to its loop's thread.
 @available(*, unavailable)
 extension TLSSession: Sendable {}
+
+/// The BIO method of every session's output (`swarm_tls_sink`), made once for the process (a
+/// type index each, and BIOs must not outlive their method); nil when OpenSSL could not make it
+/// (then no session starts).
+nonisolated(unsafe) private let tlsSinkMethod: OpaquePointer? = swarm_tls_sink_method_new()
 
 func monotonicNanos() -> UInt64 {
     var ts = timespec()

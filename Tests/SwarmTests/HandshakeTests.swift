@@ -248,6 +248,29 @@ import Testing
         #expect(a != b)
         #expect(a.wholeMatch(of: try Regex("[0-9a-f]{64}")) != nil)
     }
+
+    /// Proofs, credentials and PSK identities are HMAC-SHA256 / SHA-256 in lowercase hex: the
+    /// same text as before `Hex` replaced `String(format: "%02x")` (values from Python's hmac and
+    /// hashlib), so peers of both versions still agree.
+    @Test func credentialsAndFingerprintsKeepTheirHex() {
+        let token = ClusterToken("correct horse battery staple")
+        #expect(token.taskCredential(for: "task-42") == "eb764b1ae1a01e3c6d2de563206470dd1dd5326712585aa48046d902fe5df0ca")
+        #expect(token.pskFingerprint == "tok:4833bf1467f39a4140199312")
+        #expect(token.proof(purpose: "peer", nonce: "n0", role: .worker, name: "w1")
+            == "1cc6212fecbbc11b1e56b4211186cf95581b6a33ebb13572606f2d3d030df06f")
+        // A key longer than SHA-256's block is hashed first (RFC 2104), as before.
+        #expect(ClusterToken(String(repeating: "k", count: 100)).taskCredential(for: "x")
+            == "9823072204f10c5deb09ed49a262a057382f868353b12108f760b4426a587ed7")
+        #expect(Hex.lower([0x00, 0x09, 0x0a, 0x7f, 0x80, 0xf0, 0xff]) == "00090a7f80f0ff")
+        #expect(Hex.lower([UInt8]()) == "")
+        for byte in UInt8.min...UInt8.max {
+            #expect(Hex.lower([byte]) == String(byte, radix: 16).leftPadded(to: 2))
+        }
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 @Suite struct HandshakePermanenceTests {
