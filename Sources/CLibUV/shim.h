@@ -105,6 +105,35 @@ static inline int swarm_pidfd_reap(int pidfd, long long *status, int *signal) {
     return 1;
 }
 
+// A private epoll set for pidfds (`PidfdWatch`): one `epoll_ctl` per child to watch it and
+// one to stop, where a `uv_poll_t` per child cost six (libuv checks, invalidates and
+// re-registers the descriptor around its init, start, stop and close). Level-triggered;
+// `token` comes back from `swarm_epoll_ready`. Each returns 0 / a count, or -errno.
+#include <sys/epoll.h>
+static inline int swarm_epoll_create(void) { int fd = epoll_create1(EPOLL_CLOEXEC); return fd < 0 ? -errno : fd; }
+static inline int swarm_epoll_add(int epfd, int fd, unsigned long long token) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = EPOLLIN;
+    event.data.u64 = token;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) == 0 ? 0 : -errno;
+}
+static inline int swarm_epoll_del(int epfd, int fd) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &event) == 0 ? 0 : -errno;
+}
+// The tokens of up to `max` (at most 64) ready descriptors, without waiting.
+static inline int swarm_epoll_ready(int epfd, unsigned long long *tokens, int max) {
+    struct epoll_event events[64];
+    if (max > 64) max = 64;
+    int n;
+    do { n = epoll_wait(epfd, events, max, 0); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
+    return n;
+}
+
 // Become a child subreaper so a task's orphaned grandchildren are re-parented to us (not PID 1).
 static inline int swarm_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 // Names the calling thread (visible in ps, top and crash reports); 15 characters at most.

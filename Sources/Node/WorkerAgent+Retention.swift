@@ -61,12 +61,14 @@ extension WorkerAgent {
 
     /// The files of task `id` as this worker holds them.
     func taskFiles(_ id: String) -> TaskFiles {
+        // `access`, not `FileManager.fileExists`: this runs on the loop for every acknowledged
+        // task, and Foundation's call cost ten times the `stat` (1.75% of a worker's CPU).
         let mark = "\(ownedDir)/\(id)"
-        var owned = FileManager.default.fileExists(atPath: mark)
+        var owned = access(mark, F_OK) == 0
         let dir = "\(config.workRoot)/\(id)"
         if !owned && config.workRootDir == nil && config.workDir == nil {
             // Made before marks existed, in the worker's own data dir; not a git worktree.
-            owned = !FileManager.default.fileExists(atPath: dir + "/.git")
+            owned = access(dir + "/.git", F_OK) != 0
         }
         return TaskFiles(id: id, log: TaskLog.path(logsDir: logsDir, id: id), result: "\(resultsDir)/\(id).json",
                          workDir: owned ? dir : nil, mark: mark)

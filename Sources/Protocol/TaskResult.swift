@@ -222,6 +222,13 @@ public struct TaskResult: Codable, Sendable, Equatable {
     }
 
     public func encode(to encoder: Encoder) throws {
+        // FastJSONEncoder (every `taskFinished` frame and journal record): without keyed containers.
+        if let sink = encoder as? JSONSinkEncoder { return try writeJSON(into: sink.sink, depth: sink.depth) }
+        try encodeKeyed(to: encoder)
+    }
+
+    /// Any other encoder; `writeJSON` writes the same keys in the same order.
+    func encodeKeyed(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)
         try c.encode(state, forKey: .state)

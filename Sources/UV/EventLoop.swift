@@ -20,7 +20,10 @@ public final class EventLoop: @unchecked Sendable {
     // keeps the loop from blocking in its poll meanwhile).
     private var nextTurn: UVIdle!
     private var runLocalJob: (() -> Void)!
-    /// Handles initialised and not yet closed (the loop's own two included: wake-up and `soon`).
+    /// The children's exit watch (`UVProcess`), made at the first spawn, closed with the loop.
+    var pidfdWatch: PidfdWatch?
+    /// Handles initialised and not yet closed (the loop's own two included: wake-up and `soon`;
+    /// and after the first spawn its children's exit watch, `PidfdWatch`).
     public private(set) var liveHandles = 0
     /// Timer callbacks running now (nested: a callback that runs the loop). `UVTimer.start`
     /// reads it: see there why.
@@ -178,7 +181,8 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Runs the queued work, closes the wake-up handle and the loop. Throws `UVError.busy` with
-    /// the names of leaked handles when any handle besides the wake-up one is still open.
+    /// the names of leaked handles when any handle besides the wake-up one is still open, or a
+    /// `UVProcess` was never closed ("process"; the loop is closed all the same then).
     /// Call on the loop thread after `run()` returned.
     public func close() throws(LoopCloseError) {
         preconditionInLoop()
@@ -186,18 +190,26 @@ public final class EventLoop: @unchecked Sendable {
         for _ in 0..<100 where !local.isEmpty { runLocal() }
         drain()
         pending.withLock { $0.finished = true }
-        var ownClosed = 0
+        let leakedProcesses = pidfdWatch?.openProcesses ?? 0
+        var ownClosed = 0, own = 2
         wakeup.close { ownClosed += 1 }
         nextTurn.close { ownClosed += 1 }
+        if let pidfdWatch {
+            own += 1
+            pidfdWatch.close { ownClosed += 1 }
+        }
         // Close callbacks run within one iteration; never spin on other live handles (a
         // leaked timer would keep NOWAIT runs returning "alive" until it fires).
-        for _ in 0..<100 where ownClosed < 2 { uv_run(raw, UV_RUN_NOWAIT) }
+        for _ in 0..<100 where ownClosed < own { uv_run(raw, UV_RUN_NOWAIT) }
         let rc = uv_loop_close(raw)
         if rc != 0 {
             throw LoopCloseError(error: UVError(rc), openHandles: openHandleDescriptions())
         }
         raw.deinitialize(count: 1)
         raw.deallocate()
+        if leakedProcesses > 0 {
+            throw LoopCloseError(error: .busy, openHandles: Array(repeating: "process", count: leakedProcesses))
+        }
     }
 }
 

@@ -36,24 +36,29 @@ public struct SpawnOptions {
     }
 }
 
-/// A child process, spawned with `posix_spawn` and watched through a pidfd (`uv_poll_t` on
-/// `pidfd_open(pid)`; reaped with `waitid(P_PIDFD)`), so neither the spawn cost nor the exit
-/// notification grows with our size or with the number of live children (libuv's `uv_spawn`
-/// forks, and scans every child with `waitpid` on each SIGCHLD).
+/// A child process, spawned with `posix_spawn` and watched through a pidfd (`pidfd_open(pid)`
+/// in the loop's `PidfdWatch`; reaped with `waitid(P_PIDFD)`), so neither the spawn cost nor
+/// the exit notification grows with our size or with the number of live children (libuv's
+/// `uv_spawn` forks, and scans every child with `waitpid` on each SIGCHLD).
 ///
 /// `onExit` fires once with the exit status and the signal that ended it (0 if none), as
 /// libuv's exit callback does. Loop thread only; `close` after the exit (or to abandon it:
-/// an abandoned child is neither signalled nor reaped by us).
-public final class UVProcess: UVHandleOwner {
-    private let core: HandleCore<uv_poll_t>
+/// an abandoned child is neither signalled nor reaped by us). While it is watched (spawned,
+/// neither exited nor closed) the loop's `run()` does not return, as for a libuv handle.
+public final class UVProcess {
+    private unowned let loop: EventLoop
+    private let watch: PidfdWatch
+    private var token: UInt64 = 0
     private var onExit: ((Int64, Int32) -> Void)?
     public let pid: Int32
-    /// Owned by the handle: closed in its close callback, never before.
+    /// Ours until `close`.
     private let pidfd: Int32
+    private var closed = false
     public private(set) var exited = false
 
-    private init(loop: EventLoop, pid: Int32, pidfd: Int32) {
-        core = HandleCore(loop: loop, zero: uv_poll_t())
+    private init(loop: EventLoop, watch: PidfdWatch, pid: Int32, pidfd: Int32) {
+        self.loop = loop
+        self.watch = watch
         self.pid = pid
         self.pidfd = pidfd
     }
@@ -64,14 +69,51 @@ public final class UVProcess: UVHandleOwner {
     public static func spawn(loop: EventLoop, _ options: SpawnOptions,
                              onExit: @escaping (Int64, Int32) -> Void) throws(UVError) -> UVProcess {
         loop.preconditionInLoop()
-        let path = try resolveExecutable(options.executable, environment: options.environment,
-                                         workingDirectory: options.workingDirectory)
-
+        let watch = try PidfdWatch.of(loop)
+        let found = try ExecutableLookup.resolve(options.executable, environment: options.environment,
+                                                 workingDirectory: options.workingDirectory, nowMs: loop.nowMs)
         // Our ends of pipes are opened in their UVPipes first (close-on-exec, so no child
         // inherits them); the child's ends are closed here once the spawn is over.
-        var childFds: [Int32] = [-1, -1, -1]
         var childEnds: [Int32] = []
         defer { for fd in childEnds { Glibc.close(fd) } }
+        let childFds = try openStdio(options, childEnds: &childEnds)
+        var rc = posixSpawn(options, path: found.path, childFds: childFds)
+        if found.cached, rc.error == ENOENT || rc.error == EACCES, let key = found.key {
+            // The program cached for this name is gone or no longer runs: search again.
+            ExecutableLookup.cache.withLock { $0.forget(key) }
+            let path = try ExecutableLookup.search(options.executable, in: key.searchPath,
+                                                   workingDirectory: options.workingDirectory)
+            rc = posixSpawn(options, path: path, childFds: childFds)
+            if rc.error == 0 { ExecutableLookup.cache.withLock { $0.store(key, path: path, nowMs: loop.nowMs) } }
+        }
+        if rc.error != 0 { throw UVError(-rc.error) }
+        let pid = rc.pid
+
+        // The child runs. Should watching it fail, it must not be left behind unwatched.
+        func abandon(_ code: Int32) -> UVError {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return UVError(code)
+        }
+        let pidfd = swarm_pidfd_open(pid)
+        if pidfd < 0 { throw abandon(pidfd) }
+        let process = UVProcess(loop: loop, watch: watch, pid: pid, pidfd: pidfd)
+        do {
+            process.token = try watch.watch(process, pidfd: pidfd)
+        } catch {
+            Glibc.close(pidfd)
+            throw abandon(error.code)
+        }
+        watch.openProcesses += 1
+        process.onExit = onExit
+        return process
+    }
+
+    /// Opens the pipes of `options` (our ends in their `UVPipe`s); the child's descriptors
+    /// 0-2 (-1: /dev/null). The child's ends of pipes are added to `childEnds`.
+    private static func openStdio(_ options: SpawnOptions, childEnds: inout [Int32]) throws(UVError) -> [Int32] {
+        var childFds: [Int32] = [-1, -1, -1]
         for (index, spec) in [options.stdin, options.stdout, options.stderr].enumerated() {
             switch spec {
             case .ignore:
@@ -94,7 +136,11 @@ public final class UVProcess: UVHandleOwner {
                 childFds[index] = theirs
             }
         }
+        return childFds
+    }
 
+    /// `swarm_spawn` with argv and environment as C strings: the pid, or the errno value.
+    private static func posixSpawn(_ options: SpawnOptions, path: String, childFds: [Int32]) -> (pid: pid_t, error: Int32) {
         var cStrings: [UnsafeMutablePointer<CChar>?] = []
         defer { for p in cStrings { free(p) } }
         func cArray(_ list: [String]) -> [UnsafeMutablePointer<CChar>?] {
@@ -119,39 +165,12 @@ public final class UVProcess: UVHandleOwner {
                 return go(nil)
             }
         }
-        if rc != 0 { throw UVError(-rc) }
-
-        // The child runs. Should watching it fail, it must not be left behind unwatched.
-        func abandon(_ code: Int32) -> UVError {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            return UVError(code)
-        }
-        let pidfd = swarm_pidfd_open(pid)
-        if pidfd < 0 { throw abandon(pidfd) }
-        let process = UVProcess(loop: loop, pid: pid, pidfd: pidfd)
-        let initRC = uv_poll_init(loop.raw, process.core.raw, pidfd)
-        if initRC != 0 {
-            process.core.discardUninitialized()
-            Glibc.close(pidfd)
-            throw abandon(initRC)
-        }
-        process.core.attach(process)
-        process.onExit = onExit
-        let startRC = uv_poll_start(process.core.raw, Int32(UV_READABLE.rawValue)) { handle, _, _ in
-            HandleCore<uv_poll_t>.owner(of: handle, as: UVProcess.self).pidfdReadable()
-        }
-        if startRC != 0 {
-            process.close()
-            throw abandon(startRC)
-        }
-        return process
+        return (pid, rc)
     }
 
-    /// The pidfd turned readable: the child exited (or the poll failed). Reap it.
-    private func pidfdReadable() {
-        guard !exited else { return }
+    /// The pidfd turned readable (`PidfdWatch`): the child exited. Reap it.
+    func pidfdReadable() {
+        guard !exited, !closed else { return }
         var status: Int64 = 0
         var signal: Int32 = 0
         let rc = swarm_pidfd_reap(pidfd, &status, &signal)
@@ -161,7 +180,7 @@ public final class UVProcess: UVHandleOwner {
             status = -1
             signal = 0
         }
-        uv_poll_stop(core.raw)
+        watch.unwatch(token, pidfd: pidfd)
         exited = true
         let callback = onExit
         onExit = nil
@@ -170,7 +189,7 @@ public final class UVProcess: UVHandleOwner {
 
     /// Signals the child alone.
     public func signal(_ signum: Int32) throws(UVError) {
-        guard core.isOpen, !exited else { throw UVError(-ESRCH) }
+        guard !closed, !exited else { throw UVError(-ESRCH) }
         // Not yet reaped by us, so the pid cannot have been reused.
         if kill(pid, signum) != 0 { throw UVError(-errno) }
     }
@@ -182,43 +201,26 @@ public final class UVProcess: UVHandleOwner {
         try UVError.check(uv_kill(-pid, signum))
     }
 
-    /// Idempotent. The exit callback will not fire after this.
+    /// Idempotent. The exit callback will not fire after this; `onClose` runs before it returns.
     public func close(_ onClose: (() -> Void)? = nil) {
+        loop.preconditionInLoop()
         onExit = nil
-        core.close(onClose)
+        if !closed {
+            closed = true
+            watch.unwatch(token, pidfd: pidfd)
+            watch.openProcesses -= 1
+            Glibc.close(pidfd)
+        }
+        onClose?()
     }
 
-    func handleDidClose() {
-        Glibc.close(pidfd)
-        core.finishClose()
-    }
-
-    /// `execvp`'s lookup, done here because `posix_spawnp` would search *our* PATH: a name
-    /// without a slash is searched in the child's PATH when an environment is given (ours
-    /// otherwise; glibc's default `/bin:/usr/bin` when there is none), as `uv_spawn` did.
-    /// Relative entries count from the child's working directory, where it will run.
+    /// `execvp`'s lookup (see `ExecutableLookup`), uncached.
     static func resolveExecutable(_ file: String, environment: [String]?,
                                   workingDirectory: String?) throws(UVError) -> String {
         guard !file.isEmpty else { throw UVError(-ENOENT) }
         if file.contains("/") { return file }
-        let searchPath: String
-        if let environment {
-            searchPath = environment.last(where: { $0.hasPrefix("PATH=") }).map { String($0.dropFirst(5)) } ?? "/bin:/usr/bin"
-        } else {
-            searchPath = getenv("PATH").map { String(cString: $0) } ?? "/bin:/usr/bin"
-        }
-        var sawDenied = false
-        for entry in searchPath.split(separator: ":", omittingEmptySubsequences: false) {
-            let dir = entry.isEmpty ? "." : String(entry)
-            let candidate = dir.hasSuffix("/") ? dir + file : dir + "/" + file
-            let probe = candidate.hasPrefix("/") || workingDirectory == nil
-                ? candidate : workingDirectory! + "/" + candidate
-            var info = stat()
-            guard stat(probe, &info) == 0, info.st_mode & S_IFMT != S_IFDIR else { continue }
-            if access(probe, X_OK) == 0 { return candidate }
-            sawDenied = true
-        }
-        throw UVError(sawDenied ? -EACCES : -ENOENT)
+        return try ExecutableLookup.search(file, in: ExecutableLookup.searchPath(environment: environment),
+                                           workingDirectory: workingDirectory)
     }
 }
 

@@ -83,4 +83,45 @@ import Testing
         #expect(String(decoding: listBytes, as: UTF8.self)
                 == String(decoding: try FastJSONEncoder().encode(list.map { Keyed(info: $0) }), as: UTF8.self))
     }
+
+    /// `TaskResult`'s fast path (every `taskFinished` frame and journal record of a worker).
+    struct KeyedResult: Encodable {
+        let result: TaskResult
+        func encode(to encoder: Encoder) throws { try result.encodeKeyed(to: encoder) }
+    }
+
+    static var minimalResult: TaskResult {
+        TaskResult(id: "t-1", state: .succeeded, exitCode: nil, signal: nil, reason: nil, output: "", pid: nil,
+                   attempt: 1, startedAt: nil, finishedAt: 0)
+    }
+
+    static var fullResult: TaskResult {
+        let tricky = FastJSONEncoderTests.tricky
+        var result = TaskResult(id: "t.2_x", state: .failed, exitCode: -1, signal: 9, reason: tricky, output: tricky,
+                                pid: 4_194_304, attempt: 3, startedAt: Int64.min, finishedAt: Int64.max)
+        result.submittedAt = 1
+        result.placedAt = 2
+        result.artifacts = full.artifacts
+        result.skippedArtifacts = full.skippedArtifacts
+        result.git = full.git
+        result.metrics = full.metrics
+        return result
+    }
+
+    @Test(arguments: [minimalResult, fullResult])
+    func resultSameBytesAsTheKeyedPathAndReadsBack(_ result: TaskResult) throws {
+        let fast = try FastJSONEncoder().encode(result)
+        let keyed = try FastJSONEncoder().encode(KeyedResult(result: result))
+        #expect(String(decoding: fast, as: UTF8.self) == String(decoding: keyed, as: UTF8.self))
+        #expect(try FastJSONDecoder().decode(TaskResult.self, from: fast) == result)
+        #expect(try JSONDecoder().decode(TaskResult.self, from: Data(fast)) == result)
+        #expect(try JSONDecoder().decode(TaskResult.self, from: JSONEncoder().encode(result)) == result)
+        // In its frame, next to the message's type.
+        let frame = MessageCodec.encode(.taskFinished(.init(result: result)))
+        guard case .taskFinished(let back) = try MessageCodec.decode(frame) else {
+            Issue.record("not a taskFinished")
+            return
+        }
+        #expect(back.result == result)
+    }
 }
