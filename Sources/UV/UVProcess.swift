@@ -77,14 +77,23 @@ public final class UVProcess {
         var childEnds: [Int32] = []
         defer { for fd in childEnds { Glibc.close(fd) } }
         let childFds = try openStdio(options, childEnds: &childEnds)
-        var rc = posixSpawn(options, path: found.path, childFds: childFds)
+        var path = found.path
+        var rc = posixSpawn(options, path: path, childFds: childFds)
         if found.cached, rc.error == ENOENT || rc.error == EACCES, let key = found.key {
             // The program cached for this name is gone or no longer runs: search again.
             ExecutableLookup.cache.withLock { $0.forget(key) }
-            let path = try ExecutableLookup.search(options.executable, in: key.searchPath,
-                                                   workingDirectory: options.workingDirectory)
+            path = try ExecutableLookup.search(options.executable, in: key.searchPath,
+                                               workingDirectory: options.workingDirectory)
             rc = posixSpawn(options, path: path, childFds: childFds)
-            if rc.error == 0 { ExecutableLookup.cache.withLock { $0.store(key, path: path, nowMs: loop.nowMs) } }
+            if rc.error == 0 || rc.error == ENOEXEC {
+                ExecutableLookup.cache.withLock { $0.store(key, path: path, nowMs: loop.nowMs) }
+            }
+        }
+        if rc.error == ENOEXEC {
+            // No `#!` line: execvp (and `uv_spawn` before `posix_spawn`, which since glibc 2.27
+            // fails with ENOEXEC instead) runs such a file with /bin/sh; do the same.
+            rc = posixSpawn(options, path: "/bin/sh", childFds: childFds,
+                            argv: ["/bin/sh", path] + options.arguments)
         }
         if rc.error != 0 { throw UVError(-rc.error) }
         let pid = rc.pid
@@ -140,7 +149,9 @@ public final class UVProcess {
     }
 
     /// `swarm_spawn` with argv and environment as C strings: the pid, or the errno value.
-    private static func posixSpawn(_ options: SpawnOptions, path: String, childFds: [Int32]) -> (pid: pid_t, error: Int32) {
+    /// `argv` defaults to the executable's name and the arguments.
+    private static func posixSpawn(_ options: SpawnOptions, path: String, childFds: [Int32],
+                                   argv arguments: [String]? = nil) -> (pid: pid_t, error: Int32) {
         var cStrings: [UnsafeMutablePointer<CChar>?] = []
         defer { for p in cStrings { free(p) } }
         func cArray(_ list: [String]) -> [UnsafeMutablePointer<CChar>?] {
@@ -148,7 +159,7 @@ public final class UVProcess {
             cStrings.append(contentsOf: ptrs)
             return ptrs + [nil]
         }
-        let argv = cArray([options.executable] + options.arguments)
+        let argv = cArray(arguments ?? [options.executable] + options.arguments)
         let envp = options.environment.map { cArray($0) }
         var pid: pid_t = 0
         let rc: Int32 = argv.withUnsafeBufferPointer { argvBuf in
