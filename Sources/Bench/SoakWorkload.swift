@@ -43,14 +43,18 @@ public struct SoakWorkload: Workload {
         let prefix = "soak-\(UInt32.random(in: 0...UInt32.max))"
         context.progress.begin("soak: \(figures.tasks) tasks", total: figures.tasks)
         var done = 0
+        let db = local.schedulerStateDirectory + "/swarm.db"
         for batch in 0..<figures.batches {
             let count = figures.tasks * (batch + 1) / figures.batches - done
+            let poller = PeakPoller(intervalMs: Self.pollMs) { Self.dbBytes(db) }
             let run = try Self.runBatch(context, ids: (done..<done + count).map { "\(prefix)-\($0)" }, label: "batch \(batch + 1)")
+            let peak = poller.stop()
             report.runs.append(run)
             done += count
             context.progress.update(done: done)
             var sample = Self.sample(local, client: context.client, done: done)
             sample.tasksPerSecond = run.throughput
+            sample.dbPeakBytes = max(peak, sample.dbBytes)
             figures.samples.append(sample)
         }
         context.progress.end("soak: \(done) tasks; restarting the scheduler")
@@ -82,6 +86,14 @@ public struct SoakWorkload: Workload {
                                     submitUs: submitUs, wallSeconds: wall, sleepSeconds: nil)
     }
 
+    /// How often the DB's size is polled while a batch runs (`SoakSample.dbPeakBytes`).
+    static let pollMs = 50
+
+    /// `swarm.db` with its `-wal` and `-shm` files: their allocated bytes.
+    static func dbBytes(_ db: String) -> Int64 {
+        [db, db + "-wal", db + "-shm"].reduce(0) { $0 + DiskUsage.fileBytes($1) }
+    }
+
     /// One sample of every figure, now.
     static func sample(_ cluster: LocalProcessCluster, client: SwarmClient, done: Int) -> SoakSample {
         let pids = cluster.processIDs
@@ -90,10 +102,9 @@ public struct SoakWorkload: Workload {
         let started = monotonicMicros()
         let listed = (try? client.listTasks())?.count ?? -1
         let listSeconds = Double(monotonicMicros() - started) / 1_000_000
-        let db = cluster.schedulerStateDirectory + "/swarm.db"
         return SoakSample(done: done, schedulerRssKiB: ProcSampler.rssKiB(pid: scheduler), schedulerFds: ProcSampler.openFiles(pid: scheduler),
                           workerRssKiB: workers.map { ProcSampler.rssKiB(pid: $0) }, workerFds: workers.map { ProcSampler.openFiles(pid: $0) },
-                          dbBytes: [db, db + "-wal", db + "-shm"].reduce(0) { $0 + DiskUsage.fileBytes($1) },
+                          dbBytes: dbBytes(cluster.schedulerStateDirectory + "/swarm.db"),
                           workerDiskBytes: cluster.workerDataDirectories.map { DiskUsage.allocatedBytes(under: $0.path) },
                           listSeconds: listSeconds, listedTasks: listed)
     }
@@ -104,12 +115,12 @@ public struct SoakWorkload: Workload {
         report.soak = figures
         let mib = { (bytes: Int64) in String(format: "%.1f", Double(bytes) / 1_048_576) }
         report.tables = [ReportTable(title: "Samples after each batch", columns: [
-            "tasks done", "scheduler RSS MiB", "workers RSS MiB", "scheduler fds", "workers fds", "swarm.db MiB",
+            "tasks done", "scheduler RSS MiB", "workers RSS MiB", "scheduler fds", "workers fds", "swarm.db MiB", "swarm.db peak MiB",
             "workers' data MiB", "listing s", "tasks listed",
         ], rows: figures.samples.map { s in
             [String(s.done), String(format: "%.1f", Double(s.schedulerRssKiB) / 1024),
              s.workerRssKiB.map { String(format: "%.1f", Double($0) / 1024) }.joined(separator: " / "),
-             String(s.schedulerFds), s.workerFds.map(String.init).joined(separator: " / "), mib(s.dbBytes),
+             String(s.schedulerFds), s.workerFds.map(String.init).joined(separator: " / "), mib(s.dbBytes), mib(s.dbPeakBytes ?? s.dbBytes),
              s.workerDiskBytes.map(mib).joined(separator: " / "), String(format: "%.3f", s.listSeconds), String(s.listedTasks)]
         })]
         report.notes.append(String(format: "Restart (SIGTERM, start, listening) with %d tasks kept: %.2f s; it then listed %d tasks.",
@@ -141,4 +152,42 @@ enum DiskUsage {
         }
         return total
     }
+}
+
+/// Polls a value on a thread of its own until stopped, keeping the largest seen: the soak's
+/// DB size while a batch runs (the batch's own thread blocks in `wait`).
+final class PeakPoller: @unchecked Sendable {
+    private let lock = NSLock()
+    private var peak: Int64 = 0
+    private var running = true
+    private let thread: Thread
+
+    init(intervalMs: Int, _ read: @escaping @Sendable () -> Int64) {
+        let box = Box()
+        thread = Thread {
+            guard let poller = box.poller else { return }
+            while poller.record(read()) { usleep(useconds_t(intervalMs * 1_000)) }
+        }
+        box.poller = self
+        thread.start()
+    }
+
+    /// Adds one reading; false once stopped.
+    private func record(_ value: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        peak = max(peak, value)
+        return running
+    }
+
+    /// Ends the polling (the thread ends within one interval) and returns the largest value.
+    func stop() -> Int64 {
+        lock.lock()
+        defer { lock.unlock() }
+        running = false
+        return peak
+    }
+
+    /// Hands the thread its poller once `init` has one to give.
+    private final class Box: @unchecked Sendable { var poller: PeakPoller? }
 }
