@@ -226,6 +226,19 @@ public enum ProcSampler {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
     }
 
+    /// The fewest open descriptors of `reads` reads `apartMs` apart: a descriptor a thread
+    /// holds for a moment (the scheduler's background WAL checkpoint opens its own connection,
+    /// 3 descriptors, for a few milliseconds; a sync job opens the WAL) is not in every read,
+    /// a leaked one is. 0 when unknown.
+    public static func steadyOpenFiles(pid: Int32, reads: Int = 5, apartMs: Int = 20) -> Int {
+        var fewest = openFiles(pid: pid)
+        for _ in 1..<max(1, reads) {
+            usleep(useconds_t(apartMs * 1_000))
+            fewest = min(fewest, openFiles(pid: pid))
+        }
+        return fewest
+    }
+
     /// Nanoseconds on a CPU of its live threads so far (the first field of each
     /// /proc/PID/task/TID/schedstat): finer than `figures`' 10 ms ticks, for short batches.
     public static func cpuNs(pid: Int32) -> Int64 {

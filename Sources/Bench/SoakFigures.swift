@@ -46,7 +46,8 @@ public struct SoakSample: Codable, Sendable, Equatable {
 /// - **RSS varies by at most 20%**: over the settled samples, (max - min) / min of the
 ///   scheduler's RSS is at most `maxRssSpread` (0.20). Exactly 20% is within it.
 /// - **descriptors not at all**: the scheduler's open descriptors are the same number in every
-///   settled sample (each worker's too).
+///   settled sample (each worker's too), each the fewest of 5 reads 20 ms apart (a background
+///   checkpoint's connection holds 3 for a few milliseconds: held, not leaked).
 /// - **DB within the retention limits**: every sample lists at most `maxFinishedTasks` + 500
 ///   + the tasks of `retentionLagSeconds` (11 s) at that batch's rate: retention runs every
 ///   10 s, deleting 500 a step, so what finished since its last run may not be deleted yet;

@@ -102,8 +102,8 @@ public struct SoakWorkload: Workload {
         let started = monotonicMicros()
         let listed = (try? client.listTasks())?.count ?? -1
         let listSeconds = Double(monotonicMicros() - started) / 1_000_000
-        return SoakSample(done: done, schedulerRssKiB: ProcSampler.rssKiB(pid: scheduler), schedulerFds: ProcSampler.openFiles(pid: scheduler),
-                          workerRssKiB: workers.map { ProcSampler.rssKiB(pid: $0) }, workerFds: workers.map { ProcSampler.openFiles(pid: $0) },
+        return SoakSample(done: done, schedulerRssKiB: ProcSampler.rssKiB(pid: scheduler), schedulerFds: ProcSampler.steadyOpenFiles(pid: scheduler),
+                          workerRssKiB: workers.map { ProcSampler.rssKiB(pid: $0) }, workerFds: workers.map { ProcSampler.steadyOpenFiles(pid: $0) },
                           dbBytes: dbBytes(cluster.schedulerStateDirectory + "/swarm.db"),
                           workerDiskBytes: cluster.workerDataDirectories.map { DiskUsage.allocatedBytes(under: $0.path) },
                           listSeconds: listSeconds, listedTasks: listed)
