@@ -80,7 +80,7 @@ public enum SyntheticAgent {
     """#
 
     /// Writes the script to `directory/swarm-synthetic-agent.sh` (creating the directory),
-    /// mode 0755, and returns its absolute path.
+    /// mode 0755 (whatever the umask), and returns its absolute path.
     public static func write(to directory: String) throws -> String {
         var dir = directory
         if !dir.hasPrefix("/") {
@@ -89,8 +89,9 @@ public enum SyntheticAgent {
         dir = (dir as NSString).standardizingPath
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/" + fileName
-        try Data((script + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        // Not Foundation's writer: its descriptor is inherited by children spawned meanwhile,
+        // and one still open for writing makes exec-ing the script fail ETXTBSY.
+        try Files.writeAtomically(Array((script + "\n").utf8), to: path, mode: 0o755)
         return path
     }
 

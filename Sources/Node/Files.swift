@@ -20,11 +20,22 @@ public enum Files {
     }
 
     /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: readers
-    /// see the old file or the whole new one, never a part.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FileError) {
+    /// see the old file or the whole new one, never a part. `mode` (e.g. 0o755 for a script
+    /// to execute) is set whatever the umask; without it the file is 0644 less the umask.
+    ///
+    /// The descriptor is close-on-exec (Foundation's writers are not): a child spawned by
+    /// another thread while the file is open must not keep it open for writing, or exec-ing
+    /// the file fails ETXTBSY for as long as that child lives.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t? = nil) throws(FileError) {
         let temp = "\(path).tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError(path: temp, errno: errno) }
+        if let mode, fchmod(fd, mode) != 0 {
+            let e = errno
+            close(fd)
+            unlink(temp)
+            throw FileError(path: temp, errno: e)
+        }
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }

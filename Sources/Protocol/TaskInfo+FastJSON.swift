@@ -6,45 +6,31 @@
 /// through `Encodable`.
 extension TaskInfo {
     func writeJSON(into sink: JSONSink, depth: Int) throws {
-        sink.open(object: true, depth: depth)
-        func key(_ name: String) { sink.beginElement(depth, key: name) }
-        func text(_ name: String, _ value: String?) { sink.field(depth, name, value) }
-        func number(_ name: String, _ value: Int64?) { sink.field(depth, name, value) }
-        func value<T: Encodable>(_ name: String, _ value: T?) throws {
-            key(name)
-            if let value { try sink.encodeValue(value, depth: depth + 1) } else { sink.writeNull() }
-        }
-        text("id", id)
-        text("state", state.rawValue)
-        key("command")
-        sink.open(object: false, depth: depth + 1)
-        for word in command {
-            sink.beginElement(depth + 1, key: nil)
-            sink.writeString(word)
-        }
-        sink.close(above: depth + 1)
-        number("exitCode", exitCode.map(Int64.init))
-        number("signal", signal.map(Int64.init))
-        text("reason", reason)
-        number("attempts", Int64(attempts))
-        number("submittedAt", submittedAt)
-        number("placedAt", placedAt)
-        number("startedAt", startedAt)
-        number("finishedAt", finishedAt)
-        text("output", output)
-        text("parent", parent)
-        number("priority", Int64(priority))
-        try value("labels", labels)
-        try value("secretEnv", secretEnv)
-        try value("after", after)
-        try value("afterAny", afterAny)
-        text("waitReason", waitReason)
-        key("unplaceable")
-        sink.writeBool(unplaceable)
-        try value("artifacts", artifacts)
-        try value("skippedArtifacts", skippedArtifacts)
-        try value("git", git)
-        try value("runs", runs)
+        let object = JSONObjectWriter.open(sink, depth: depth)
+        object.text("id", id)
+        object.text("state", state.rawValue)
+        object.strings("command", command)
+        object.number("exitCode", exitCode.map(Int64.init))
+        object.number("signal", signal.map(Int64.init))
+        object.text("reason", reason)
+        object.number("attempts", Int64(attempts))
+        object.number("submittedAt", submittedAt)
+        object.number("placedAt", placedAt)
+        object.number("startedAt", startedAt)
+        object.number("finishedAt", finishedAt)
+        object.text("output", output)
+        object.text("parent", parent)
+        object.number("priority", Int64(priority))
+        try object.value("labels", labels)
+        try object.value("secretEnv", secretEnv)
+        try object.value("after", after)
+        try object.value("afterAny", afterAny)
+        object.text("waitReason", waitReason)
+        object.bool("unplaceable", unplaceable)
+        try object.value("artifacts", artifacts)
+        try object.value("skippedArtifacts", skippedArtifacts)
+        try object.value("git", git)
+        try object.value("runs", runs)
         metrics.writeJSON(into: sink, depth: depth)
     }
 }
@@ -55,30 +41,23 @@ extension TaskResult {
     /// containers under `swarm bench spawn`); the rarely present artifacts and git outcome
     /// still go through `Encodable`.
     func writeJSON(into sink: JSONSink, depth: Int) throws {
-        sink.open(object: true, depth: depth)
-        func key(_ name: String) { sink.beginElement(depth, key: name) }
-        func text(_ name: String, _ value: String?) { sink.field(depth, name, value) }
-        func number(_ name: String, _ value: Int64?) { sink.field(depth, name, value) }
-        func value<T: Encodable>(_ name: String, _ value: T?) throws {
-            key(name)
-            if let value { try sink.encodeValue(value, depth: depth + 1) } else { sink.writeNull() }
-        }
-        text("id", id)
-        text("state", state.rawValue)
-        number("exitCode", exitCode.map(Int64.init))
-        number("signal", signal.map(Int64.init))
-        text("reason", reason)
-        text("output", output)
-        number("pid", pid.map(Int64.init))
-        number("attempt", Int64(attempt))
-        number("attempts", Int64(attempt))
-        number("submittedAt", submittedAt)
-        number("placedAt", placedAt)
-        number("startedAt", startedAt)
-        number("finishedAt", finishedAt)
-        try value("artifacts", artifacts)
-        try value("skippedArtifacts", skippedArtifacts)
-        try value("git", git)
+        let object = JSONObjectWriter.open(sink, depth: depth)
+        object.text("id", id)
+        object.text("state", state.rawValue)
+        object.number("exitCode", exitCode.map(Int64.init))
+        object.number("signal", signal.map(Int64.init))
+        object.text("reason", reason)
+        object.text("output", output)
+        object.number("pid", pid.map(Int64.init))
+        object.number("attempt", Int64(attempt))
+        object.number("attempts", Int64(attempt))
+        object.number("submittedAt", submittedAt)
+        object.number("placedAt", placedAt)
+        object.number("startedAt", startedAt)
+        object.number("finishedAt", finishedAt)
+        try object.value("artifacts", artifacts)
+        try object.value("skippedArtifacts", skippedArtifacts)
+        try object.value("git", git)
         metrics.writeJSON(into: sink, depth: depth)
     }
 }
@@ -86,35 +65,32 @@ extension TaskResult {
 extension RunMetrics {
     /// Its keys into the object open at `depth` (a task info's or a result's), as `encode(to:)`.
     func writeJSON(into sink: JSONSink, depth: Int) {
-        func key(_ name: String) { sink.beginElement(depth, key: name) }
-        func text(_ name: String, _ value: String?) { sink.field(depth, name, value) }
-        func number(_ name: String, _ value: Int64?) { sink.field(depth, name, value) }
-        text("node", node)
-        text("runtime", runtime)
-        text("model", model)
-        text("complexity", complexity)
-        number("complexityScore", complexityScore.map(Int64.init))
-        number("initialTimeoutMs", initialTimeoutMs)
-        number("finalTimeoutMs", finalTimeoutMs)
-        number("extensions", Int64(extensions))
-        number("silenceWarnings", Int64(silenceWarnings))
-        number("outputBytes", Int64(outputBytes))
-        number("outputBursts", Int64(outputBursts))
-        number("timeToFirstOutputMs", timeToFirstOutputMs)
-        number("firstOutputAt", firstOutputAt)
-        text("contextMode", contextMode)
-        text("contextFile", contextFile)
-        text("workDir", workDir)
-        text("logFile", logFile)
-        number("startedAtUs", startedAtUs)
-        number("firstOutputAtUs", firstOutputAtUs)
-        number("exitedAtUs", exitedAtUs)
-        number("runMs", runMs)
-        number("prepareMs", prepareMs)
-        number("inputBytesFetched", inputBytesFetched)
-        number("collectMs", collectMs)
-        number("worktreeMs", worktreeMs)
-        key("worktreeReused")
-        if let worktreeReused { sink.writeBool(worktreeReused) } else { sink.writeNull() }
+        let object = JSONObjectWriter(sink, depth: depth)
+        object.text("node", node)
+        object.text("runtime", runtime)
+        object.text("model", model)
+        object.text("complexity", complexity)
+        object.number("complexityScore", complexityScore.map(Int64.init))
+        object.number("initialTimeoutMs", initialTimeoutMs)
+        object.number("finalTimeoutMs", finalTimeoutMs)
+        object.number("extensions", Int64(extensions))
+        object.number("silenceWarnings", Int64(silenceWarnings))
+        object.number("outputBytes", Int64(outputBytes))
+        object.number("outputBursts", Int64(outputBursts))
+        object.number("timeToFirstOutputMs", timeToFirstOutputMs)
+        object.number("firstOutputAt", firstOutputAt)
+        object.text("contextMode", contextMode)
+        object.text("contextFile", contextFile)
+        object.text("workDir", workDir)
+        object.text("logFile", logFile)
+        object.number("startedAtUs", startedAtUs)
+        object.number("firstOutputAtUs", firstOutputAtUs)
+        object.number("exitedAtUs", exitedAtUs)
+        object.number("runMs", runMs)
+        object.number("prepareMs", prepareMs)
+        object.number("inputBytesFetched", inputBytesFetched)
+        object.number("collectMs", collectMs)
+        object.number("worktreeMs", worktreeMs)
+        object.bool("worktreeReused", worktreeReused)
     }
 }

@@ -88,8 +88,7 @@ import SwarmProtocol
         try WorkerPipelineTests.withWorker { loop, worker, scheduler, _, dir in
             // A slow git: the kill arrives while the worktree is being made.
             let slow = fixture.root + "/slow-git"
-            FileManager.default.createFile(atPath: slow, contents: Data("#!/bin/sh\nsleep 0.1\nexec git \"$@\"\n".utf8),
-                                           attributes: [.posixPermissions: 0o755])
+            try writeExecutable("#!/bin/sh\nsleep 0.1\nexec git \"$@\"\n", to: slow)
             let git = try #require(worker.workspace.git)
             git.gitPath = slow
             var spec = TaskSpec(command: ["sh", "-c", "touch \(dir)/spawned"])
